@@ -1,0 +1,73 @@
+"""Job and frame control: pause, resume, kill, retry, eat, priority."""
+
+from __future__ import annotations
+
+import click
+
+from cuefarm.cli.options import JOB, Settings, pass_settings, plural
+
+
+def _frame_ids(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[int]:
+    ids = []
+    for part in (p for v in value for p in v.split(",")):
+        text = part.strip()
+        if not (text.isascii() and text.isdigit() and len(text) < 19 and int(text) > 0):
+            raise click.BadParameter(f"{part!r} is not a frame id (see `cuefarm frames JOB`)")
+        ids.append(int(text))
+    return ids
+
+
+def _job_action(name: str, verb: str, noun: str, help_text: str,
+                frame_action: str | None = None, short_help: str | None = None) -> click.Command:
+    """A command acting on whole jobs (and, with `frame_action`, on chosen frames)."""
+
+    @click.argument("job_ids", metavar="JOB...", nargs=-1, required=True, type=JOB)
+    @pass_settings
+    def command(settings: Settings, job_ids: tuple[int, ...],
+                frame_ids: list[int] | None = None) -> None:
+        client = settings.client()
+        if frame_ids:
+            if len(job_ids) != 1:
+                raise click.UsageError("--frame needs exactly one JOB")
+            count = client.frame_control(frame_action, job_ids[0], frame_ids)
+            noun_ = "frame"
+        else:
+            count = getattr(client, name)(list(job_ids))
+            noun_ = noun
+        click.echo(f"{verb} {plural(count, noun_)}")
+
+    if frame_action:
+        command = click.option(
+            "--frame", "frame_ids", multiple=True, callback=_frame_ids, metavar="ID",
+            help="Only these frames of JOB (ids from `cuefarm frames`; repeat or use commas)."
+        )(command)
+    return click.command(name, help=help_text, short_help=short_help)(command)
+
+
+# Counts are what the supervisor reports: jobs for pause/resume, frames for the others.
+pause = _job_action("pause", "paused", "job",
+                    "Pause jobs: running frames finish, no new ones start.")
+resume = _job_action("resume", "resumed", "job", "Resume paused jobs.")
+kill = _job_action("kill", "killed", "frame",
+                   "Kill jobs (running frames stop, the rest are eaten), or with --frame stop "
+                   "frames and requeue them.", frame_action="kill",
+                   short_help="Kill jobs or frames.")
+retry = _job_action("retry", "requeued", "frame",
+                    "Retry the dead frames of jobs, or with --frame run chosen frames again.",
+                    frame_action="retry", short_help="Retry dead frames, or chosen frames.")
+eat = _job_action("eat", "ate", "frame",
+                  "Give up on the dead frames of jobs, or with --frame on chosen frames.",
+                  frame_action="eat", short_help="Give up on dead frames, or chosen frames.")
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("job_id", metavar="JOB", type=JOB)
+@click.argument("value", metavar="N", type=int)
+@pass_settings
+def priority(settings: Settings, job_id: int, value: int) -> None:
+    """Set the priority of a job (higher runs first)."""
+    count = settings.client().set_priority(job_id, value)
+    click.echo(f"priority {value} set on {plural(count, 'job')}")
+
+
+COMMANDS = [pause, resume, kill, retry, eat, priority]

@@ -1,0 +1,115 @@
+"""`cuefarm submit`: read job files (JSON or YAML), check them, send them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cuefarm import spec
+from cuefarm.cli.options import Settings, json_option, pass_settings
+from cuefarm.cli.output import print_json
+from cuefarm.client import CueFarmError
+
+FRAME_TOKENS = ("#FRAME#", "#FRAME_START#", "#FRAME_END#", "#ZFRAME#")
+LOCAL_MAX_FRAMES = 50_000_000
+
+
+def load_jobs(path: str) -> list[Any]:
+    """Read one job dict, or a list of them, from a JSON or YAML file ('-' is stdin)."""
+    name = "<stdin>" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CueFarmError(f"{name}: cannot read: {exc}") from None
+    if path.lower().endswith(".json"):
+        try:
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        except (json.JSONDecodeError, DuplicateKey) as exc:
+            raise CueFarmError(f"{name}: not valid JSON: {exc}") from None
+    else:
+        import yaml  # only submit needs it; YAML is a superset of JSON
+
+        try:
+            data = yaml.load(text, Loader=_yaml_loader())
+        except yaml.YAMLError as exc:
+            raise CueFarmError(f"{name}: not valid YAML: {exc}") from None
+        # In YAML " #" starts a comment, so `command: render -f #FRAME#` silently loses its token.
+        dumped = json.dumps(data, default=str)
+        if any(text.count(token) > dumped.count(token) for token in FRAME_TOKENS):
+            click.echo(f"warning: {name}: YAML read some frame tokens as comments (' #' starts a "
+                       "comment); quote commands that use them", err=True)
+    return data if isinstance(data, list) else [data]
+
+
+class DuplicateKey(ValueError):
+    """A key given twice in one mapping: the parsers would silently keep the last."""
+
+
+def _unique_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _yaml_loader() -> type:
+    """yaml.SafeLoader, refusing duplicate keys."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            # Only the keys written in this mapping: a merge (<<: *base) may be overridden.
+            seen = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"found duplicate key {key_node.value!r}", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
+
+
+@click.command(short_help="Submit jobs from JSON or YAML files.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--check", is_flag=True, help="Validate and describe the jobs; submit nothing.")
+@json_option
+@pass_settings
+def submit(settings: Settings, files: tuple[str, ...], check: bool, as_json: bool) -> None:
+    """Submit the jobs in FILES (JSON or YAML; one job or a list each); print their ids."""
+    jobs: list[Any] = []
+    # Checked here before anything is sent; the frame limit is the supervisor's to enforce (it
+    # may be configured above the default), so locally only absurd sizes are refused.
+    max_frames = spec.DEFAULT_MAX_FRAMES if check else LOCAL_MAX_FRAMES
+    for path in files:
+        data = load_jobs(path)
+        try:
+            specs = spec.validate_submission(data, max_frames)
+        except spec.SpecError as exc:
+            where = "<stdin>" if path == "-" else path
+            raise spec.SpecError(f"{where}: {exc.field}", exc.message) from None
+        jobs.extend(data)
+        if check:
+            for js in specs:
+                frames = sum(len(layer.frames) for layer in js.layers)
+                dispatches = sum(len(layer.chunks()) for layer in js.layers)
+                click.echo(f"{js.name}: project {js.project}, priority {js.priority}, "
+                           f"{len(js.layers)} layer(s), {frames} frame(s) in {dispatches} task(s)")
+    if check:
+        return
+    ids = settings.client().submit(jobs)
+    if as_json:
+        print_json(ids)
+    else:
+        for job_id in ids:
+            click.echo(job_id)

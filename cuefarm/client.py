@@ -1,0 +1,392 @@
+"""Python client API: submit jobs, query, control, and follow change events.
+
+    from cuefarm import Client
+    client = Client()                      # CUEFARM_SUPERVISOR=host:port, default 127.0.0.1:9770
+    [job_id] = client.submit([job_dict])
+    client.wait(job_id, timeout=600)
+
+Every query returns plain dicts.  Errors from the supervisor raise `CueFarmError` with the field
+at fault, when there is one.
+"""
+
+from __future__ import annotations
+
+import getpass
+import itertools
+import os
+import time
+from typing import Any, Callable
+
+import zmq
+
+from cuefarm import protocol as p
+from cuefarm.config import DEFAULT_ADDRESS, ConfigError, parse_address
+
+
+class CueFarmError(Exception):
+    """The supervisor refused a request, or could not be reached."""
+
+    def __init__(self, message: str, code: str = "error", field: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
+class Unreachable(CueFarmError):
+    def __init__(self, message: str):
+        super().__init__(message, code="unreachable")
+
+
+def default_address() -> str:
+    return os.environ.get("CUEFARM_SUPERVISOR") or DEFAULT_ADDRESS
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+class Client:
+    """A connection to one supervisor's client API.  Not thread-safe: one per thread."""
+
+    def __init__(self, address: str | None = None, timeout: float = 30.0,
+                 user: str | None = None, context: zmq.Context | None = None):
+        self.address = address or default_address()
+        try:
+            self.host, self.port = parse_address(self.address)
+        except ConfigError as exc:
+            raise CueFarmError(str(exc), "invalid", "address") from None
+        self.timeout = timeout
+        self.user = user or current_user()
+        self._ctx = context or zmq.Context.instance()
+        self._ids = itertools.count(1)
+        self._sock: zmq.Socket | None = None
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def _socket(self) -> zmq.Socket:
+        if self._sock is None:
+            s = self._ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.MAXMSGSIZE, p.MAX_CLIENT_MESSAGE)
+            s.connect(f"tcp://{self.host}:{self.port}")
+            self._sock = s
+        return self._sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def request(self, body: p.Body, timeout: float | None = None,
+                type_name: str | None = None) -> p.Body:
+        """Send one request and wait for its reply; raise CueFarmError on an error reply.
+
+        `type_name` names the request when its body type serves several (JobRef).
+        """
+        sock = self._socket()
+        rid = next(self._ids)
+        sock.send(p.encode(body, rid, self.user, type_name=type_name))
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sock.poll(int(left * 1000) + 1):
+                # The socket may hold a late reply; start afresh so it cannot be misread.
+                self.close()
+                raise Unreachable(f"no reply from the supervisor at {self.address} "
+                                  f"within {self.timeout if timeout is None else timeout:g} s")
+            try:
+                env, reply = p.decode(sock.recv())
+            except p.ProtocolError as exc:
+                raise CueFarmError(f"unreadable reply from {self.address}: {exc.message}",
+                                   exc.code) from None
+            if env.id != rid:
+                continue  # a stale reply to an abandoned request
+            if isinstance(reply, p.Error):
+                raise CueFarmError(reply.message, reply.code, reply.field)
+            return reply
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    def ping(self, timeout: float | None = None) -> dict[str, Any]:
+        return p.to_builtins(self.request(p.Ping(), timeout))
+
+    def submit(self, jobs: list[dict[str, Any]] | dict[str, Any]) -> list[int]:
+        """Submit a list of job dicts; return their new ids in the same order."""
+        if isinstance(jobs, dict):
+            jobs = [jobs]
+        return list(self.request(p.Submit(jobs=list(jobs))).job_ids)
+
+    def jobs(self, project: str | None = None, user: str | None = None,
+             include_finished: bool = True) -> list[dict[str, Any]]:
+        return self.request(p.ListJobs(project, user, include_finished)).rows
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self.request(p.JobRef(job_id)).row
+
+    def layers(self, job_id: int) -> list[dict[str, Any]]:
+        return self.request(p.JobRef(job_id), type_name="list_layers").rows
+
+    def frames(self, job_id: int, layer: str | None = None,
+               states: list[str] | None = None) -> list[dict[str, Any]]:
+        return self.request(p.ListFrames(job_id, layer, states)).rows
+
+    def hosts(self) -> list[dict[str, Any]]:
+        return self.request(p.ListHosts()).rows
+
+    def log(self, job_id: int, layer: str, frame: int, attempt: int | None = None,
+            offset: int = 0, limit: int = 1024 * 1024) -> dict[str, Any]:
+        """A piece of a frame attempt's log: {'data' (bytes), 'text' (decoded), 'offset' (of
+        data in the file), 'size' (of the file), 'host', 'attempt_id'}."""
+        chunk = self.request(p.GetLog(job_id, layer, frame, attempt, offset, limit))
+        return {"attempt_id": chunk.attempt_id, "host": chunk.host, "offset": chunk.offset,
+                "size": chunk.size, "data": chunk.data,
+                "text": chunk.data.decode("utf-8", errors="replace")}
+
+    # -- control ----------------------------------------------------------------------------------
+
+    def _job_control(self, action: str, job_ids: int | list[int], value: int | None = None) -> int:
+        ids = [job_ids] if isinstance(job_ids, int) else list(job_ids)
+        return self.request(p.JobControl(action, ids, value)).count
+
+    def pause(self, job_id: int | list[int]) -> int:
+        return self._job_control("pause", job_id)
+
+    def resume(self, job_id: int | list[int]) -> int:
+        return self._job_control("resume", job_id)
+
+    def kill(self, job_id: int | list[int]) -> int:
+        return self._job_control("kill", job_id)
+
+    def retry(self, job_id: int | list[int]) -> int:
+        """Retry the dead frames of a job; returns how many frames were requeued."""
+        return self._job_control("retry", job_id)
+
+    def eat(self, job_id: int | list[int]) -> int:
+        """Give up on the dead frames of a job."""
+        return self._job_control("eat", job_id)
+
+    def set_priority(self, job_id: int | list[int], priority: int) -> int:
+        return self._job_control("priority", job_id, priority)
+
+    def frame_control(self, action: str, job_id: int, frame_ids: list[int]) -> int:
+        """retry | kill | eat the given frames (ids from frames())."""
+        return self.request(p.FrameControl(action, job_id, list(frame_ids))).count
+
+    def lock(self, hosts: str | list[str], purge: bool = False, slots: int | None = None) -> int:
+        """Lock hosts (names, patterns like "render-*", or "tag:NAME"): running frames finish
+        (purge: they are killed and requeued) and nothing new starts; `slots` leaves that many
+        (a partial lock).  Returns how many hosts."""
+        names = [hosts] if isinstance(hosts, str) else list(hosts)
+        return self.request(p.HostControl("lock", names, purge, slots)).count
+
+    def unlock(self, hosts: str | list[str]) -> int:
+        names = [hosts] if isinstance(hosts, str) else list(hosts)
+        return self.request(p.HostControl("unlock", names)).count
+
+    # -- scheduling: wranglers and admins ---------------------------------------------------------
+
+    def set_job(self, job_id: int, **values: Any) -> None:
+        """Change priority, min_slots, max_slots or project of a submitted job."""
+        self.request(p.SetJob(job_id, values))
+
+    def set_layer(self, job_id: int, layer: str, **values: Any) -> None:
+        """Change a layer's tags, os, hosts, omit_hosts, requirements, limits, slots, memory,
+        gpus, timeout, timeout_no_output or max_retries; matching is re-evaluated at once."""
+        self.request(p.SetLayer(job_id, layer, values))
+
+    def set_project(self, name: str, guaranteed: int | None = None,
+                    max_slots: int | None = None, unlimited: bool = False) -> None:
+        """Fair share: slots a project is guaranteed, and the most it may use."""
+        self.request(p.SetProject(name, guaranteed, max_slots, unlimited))
+
+    def projects(self) -> list[dict[str, Any]]:
+        return self.request(p.ListProjects()).rows
+
+    def set_limit(self, name: str, count: int, per_host: bool | None = None) -> None:
+        """Create or change a limit (e.g. licences): at most `count` running frames need it
+        (hosts, when `per_host`: node-locked licences)."""
+        self.request(p.SetLimit(name, count, per_host))
+
+    def delete_limit(self, name: str) -> None:
+        self.request(p.DeleteLimit(name))
+
+    def limits(self) -> list[dict[str, Any]]:
+        return self.request(p.ListLimits()).rows
+
+    def dependencies(self, job_id: int) -> list[dict[str, Any]]:
+        return self.request(p.JobRef(job_id), type_name="list_dependencies").rows
+
+    def satisfy_dependency(self, job_id: int, dependency_id: int) -> None:
+        """Let the dependent run as if what it waits for were done."""
+        self.request(p.DependencyControl("satisfy", job_id, dependency_id))
+
+    def drop_dependency(self, job_id: int, dependency_id: int) -> None:
+        """Remove a dependency (what waited on it runs if nothing else holds it)."""
+        self.request(p.DependencyControl("drop", job_id, dependency_id))
+
+    def why(self, job_id: int, layer: str | None = None, frame: int | None = None
+            ) -> dict[str, Any]:
+        """Why these frames are not running: {'job_id', 'job', 'status', 'reasons': [str]}."""
+        return self.request(p.Why(job_id, layer, frame)).row
+
+    def next_for_host(self, host: str, limit: int = 10) -> list[dict[str, Any]]:
+        """What `host` would run next, in order."""
+        return self.request(p.NextForHost(host, limit)).rows
+
+    # -- host management (admins) ------------------------------------------------------------------
+
+    def set_host_slots(self, host: str, slots: int | None) -> None:
+        """Slots a host offers (None: back to what its worker offers)."""
+        self.request(p.HostSlots(host, slots))
+
+    def host_tags(self, host: str, add: list[str] = (), remove: list[str] = ()) -> None:
+        self.request(p.HostTags(host, list(add), list(remove)))
+
+    def drain(self, hosts: str | list[str], then: str = "stay", cancel: bool = False) -> int:
+        """Finish current frames, start nothing new, then "exit", "reboot" or "stay"."""
+        names = [hosts] if isinstance(hosts, str) else list(hosts)
+        return self.request(p.HostDrain(names, then, cancel)).count
+
+    def admit(self, names: str | list[str]) -> None:
+        self.request(p.AdmissionControl("admit", [names] if isinstance(names, str) else names))
+
+    def ban(self, names: str | list[str], reason: str = "") -> None:
+        self.request(p.AdmissionControl("ban", [names] if isinstance(names, str) else names,
+                                        reason))
+
+    def forget_admission(self, names: str | list[str]) -> None:
+        self.request(p.AdmissionControl("forget",
+                                        [names] if isinstance(names, str) else names))
+
+    def admission(self) -> list[dict[str, Any]]:
+        """Hosts pending admission, admitted and banned."""
+        return self.request(p.ListAdmission()).rows
+
+    def set_admission(self, mode: str | None = None, networks: list[str] | None = None,
+                      patterns: list[str] | None = None) -> dict[str, Any]:
+        """Admission policy: mode any | ranges (CIDR networks and/or name patterns) | named."""
+        return self.request(p.SetAdmission(mode, networks, patterns)).row
+
+    def add_schedule(self, target: str, days: list[int], start: str, end: str,
+                     purge: bool = False) -> int:
+        """A weekly lock window for hosts matching `target` (pattern or tag:NAME); days 0-6
+        from Monday; times HH:MM in the site's timezone.  Returns its id."""
+        return self.request(p.SetSchedule(target, list(days), start, end, purge)).count
+
+    def schedules(self) -> list[dict[str, Any]]:
+        return self.request(p.ListSchedules()).rows
+
+    def delete_schedule(self, schedule_id: int) -> None:
+        self.request(p.DeleteSchedule(schedule_id))
+
+    def add_path_map(self, os: str, source: str, target: str, tag: str | None = None,
+                     position: int | None = None) -> int:
+        """A central path translation rule for workers of `os` (and `tag`); returns its id."""
+        return self.request(p.AddPathMap(os, source, target, tag, position)).count
+
+    def path_maps(self) -> list[dict[str, Any]]:
+        return self.request(p.ListPathMaps()).rows
+
+    def delete_path_map(self, rule_id: int) -> None:
+        self.request(p.DeletePathMap(rule_id))
+
+    def check_path(self, host: str, path: str) -> dict[str, Any]:
+        """How `path` reads on `host` after its path maps: {'result', 'rule', ...}."""
+        return self.request(p.CheckPath(host, path)).row
+
+    # -- waiting ----------------------------------------------------------------------------------
+
+    def wait(self, job_id: int, timeout: float | None = None,
+             poll: float = 0.25) -> dict[str, Any]:
+        """Block until the job has nothing left to run; return it.  TimeoutError after `timeout`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = min(poll, 0.05)
+        while True:
+            job = self.job(job_id)
+            if job["state"] == "FINISHED" or job.get("stalled"):
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
+            time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))
+            delay = min(delay * 2, poll)
+
+    # -- licences, usage and metrics --------------------------------------------------------------
+
+    def licences(self) -> dict[str, Any]:
+        """Worker licences: installed, in_use, overage_now, metered, revoked, sink, rate, and
+        the month's overage (month_minutes, month_cost), pending_reports."""
+        return self.request(p.GetLicences()).row
+
+    def set_licences(self, count: int | None = None, unlimited: bool = False,
+                     metered: bool | None = None, sink: str | None = None,
+                     rate: float | None = None) -> dict[str, Any]:
+        """Change the licence terms (only what is given); returns the new status."""
+        return self.request(p.SetLicences(count, unlimited, metered, sink, rate)).row
+
+    def licence_reports(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Overage reports sent (or waiting to be sent) to the metering sink, newest first."""
+        return self.request(p.ListLicenceReports(limit)).rows
+
+    def usage(self, start: Any, end: Any, by: str = "project") -> list[dict[str, Any]]:
+        """Usage per project, user or day from day `start` to day `end` (dates or
+        "YYYY-MM-DD", UTC, inclusive): slot_hours, worker_minutes, succeeded, failed."""
+        return self.request(p.GetUsage(str(start), str(end), by)).rows
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The supervisor's latest metric sample: name, value, unit, help, prometheus, t."""
+        return self.request(p.GetMetrics()).rows
+
+    def metric_history(self, series: str, start: float, end: float,
+                       resolution: float = 0.0) -> list[tuple[float, float]]:
+        """(t, value) points of one metric between two epoch times, for charts; averaged into
+        `resolution`-second buckets when given."""
+        reply = self.request(p.MetricHistory(series, float(start), float(end),
+                                             float(resolution)))
+        return [(t, v) for t, v in reply.points]
+
+class Events:
+    """Subscribe to the supervisor's change events.  Detects gaps by sequence number.
+
+    `on_gap` is called when batches were missed (or on the first batch); the caller resyncs by
+    querying the client API.
+    """
+
+    def __init__(self, address: str | None = None, events_port: int | None = None,
+                 context: zmq.Context | None = None):
+        host, port = parse_address(address or default_address())
+        self._ctx = context or zmq.Context.instance()
+        self.sock = self._ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_CLIENT_MESSAGE)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.connect(f"tcp://{host}:{events_port or port + 2}")
+        self.last_seq: int | None = None
+        self.supervisor_id: str | None = None
+
+    def receive(self, timeout: float, on_gap: Callable[[], None] | None = None
+                ) -> p.EventBatch | None:
+        """Return the next batch, or None after `timeout` seconds without one."""
+        if not self.sock.poll(int(timeout * 1000)):
+            return None
+        try:
+            _, batch = p.decode(self.sock.recv(), allowed=frozenset({"events"}))
+        except p.ProtocolError:
+            return None
+        gap = (self.last_seq is None or batch.supervisor_id != self.supervisor_id
+               or batch.seq != self.last_seq + 1)
+        self.last_seq, self.supervisor_id = batch.seq, batch.supervisor_id
+        if gap and on_gap is not None:
+            on_gap()
+        return batch
+
+    def close(self) -> None:
+        self.sock.close(0)

@@ -1,0 +1,542 @@
+"""The wire protocol: one versioned envelope, typed bodies, one encode/decode pair.
+
+Every ZeroMQ message payload is a msgpack-encoded `Envelope`.  Its `body` is kept raw until the
+`type` is known, then decoded against that type's struct, so a malformed body for a known type is
+reported precisely and an unknown type never reaches a handler.  Nothing here trusts its input:
+every failure is a `ProtocolError` with a code the receiver counts and echoes in an error reply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+# Client requests may carry a large submission; worker traffic is small.
+MAX_CLIENT_MESSAGE = 64 * 1024 * 1024
+MAX_WORKER_MESSAGE = 8 * 1024 * 1024
+
+
+class ProtocolError(Exception):
+    """Input that cannot be accepted; `code` is stable and counted, `message` is for people."""
+
+    def __init__(self, code: str, message: str, request_id: int = 0):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+class Envelope(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    v: int
+    type: str
+    id: int = 0
+    user: str = ""                      # identity slot: OS user now, authenticated key later
+    body: msgspec.Raw = msgspec.Raw(b"\xc0")
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Base of every message body."""
+
+
+# --- generic replies -------------------------------------------------------------------------
+
+class Error(Body):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class Done(Body):
+    count: int = 0
+    message: str = ""
+
+
+class Rows(Body):
+    rows: list[dict[str, Any]]
+
+
+class Row(Body):
+    row: dict[str, Any]
+
+
+# --- client API (client -> supervisor) ----------------------------------------------------------
+
+class Ping(Body):
+    pass
+
+
+class Pong(Body):
+    version: str
+    supervisor_id: str
+    event_seq: int
+    events_port: int
+    max_frames_per_job: int = 1_000_000
+
+
+class Submit(Body):
+    jobs: list[dict[str, Any]]
+
+
+class JobIds(Body):
+    job_ids: list[int]
+
+
+class ListJobs(Body):
+    project: str | None = None
+    user: str | None = None
+    include_finished: bool = True
+
+
+class JobRef(Body):
+    job_id: int
+
+
+class ListFrames(Body):
+    job_id: int
+    layer: str | None = None
+    states: list[str] | None = None
+
+
+class ListHosts(Body):
+    pass
+
+
+class JobControl(Body):
+    action: str                     # pause | resume | kill | retry | eat | priority
+    job_ids: list[int]
+    value: int | None = None        # the new priority for "priority"
+
+
+class FrameControl(Body):
+    action: str                     # retry | kill | eat
+    job_id: int
+    frame_ids: list[int]
+
+
+class HostControl(Body):
+    """Lock or unlock hosts: names, glob patterns ("render-*") or "tag:NAME"."""
+
+    action: str                     # lock | unlock
+    hosts: list[str]
+    purge: bool = False
+    slots: int | None = None        # lock: leave this many slots (a partial lock)
+
+
+class HostSlots(Body):
+    host: str
+    slots: int | None               # None: back to what the worker offers
+
+
+class HostTags(Body):
+    host: str
+    add: list[str] = []
+    remove: list[str] = []
+
+
+class HostDrain(Body):
+    hosts: list[str]
+    then: str = "stay"              # exit | reboot | stay
+    cancel: bool = False
+
+
+class AdmissionControl(Body):
+    action: str                     # admit | ban | forget
+    names: list[str]
+    reason: str = ""
+
+
+class ListAdmission(Body):
+    pass
+
+
+class SetAdmission(Body):
+    mode: str | None = None         # any | ranges | named
+    networks: list[str] | None = None
+    patterns: list[str] | None = None
+
+
+class SetSchedule(Body):
+    target: str                     # host name pattern, or tag:NAME
+    days: list[int]                 # 0 = Monday .. 6 = Sunday
+    start: str                      # "09:00"
+    end: str                        # "19:00"
+    purge: bool = False
+
+
+class ListSchedules(Body):
+    pass
+
+
+class DeleteSchedule(Body):
+    id: int
+
+
+class AddPathMap(Body):
+    os: str
+    source: str
+    target: str
+    tag: str | None = None
+    position: int | None = None
+
+
+class ListPathMaps(Body):
+    pass
+
+
+class DeletePathMap(Body):
+    id: int
+
+
+class CheckPath(Body):
+    host: str
+    path: str
+
+
+class GetLog(Body):
+    job_id: int
+    layer: str
+    frame: int
+    attempt: int | None = None      # attempt number of that frame; the latest when omitted
+    offset: int = 0                 # negative: that many bytes from the end
+    limit: int = 1024 * 1024
+
+
+class LogChunk(Body):
+    attempt_id: str
+    host: str
+    offset: int                     # byte offset of `data` in the log file
+    size: int                       # the file's size when read
+    data: bytes
+
+
+class SetJob(Body):
+    """Change a job after submission: priority, min_slots, max_slots, project."""
+
+    job_id: int
+    values: dict[str, Any]
+
+
+class SetLayer(Body):
+    """Change a layer after submission: its requirements, reservations, limits, timeouts."""
+
+    job_id: int
+    layer: str
+    values: dict[str, Any]
+
+
+class SetProject(Body):
+    name: str
+    guaranteed: int | None = None
+    max_slots: int | None = None
+    unlimited: bool = False         # clear the maximum
+
+
+class ListProjects(Body):
+    pass
+
+
+class SetLimit(Body):
+    name: str
+    max: int
+    per_host: bool | None = None
+
+
+class DeleteLimit(Body):
+    name: str
+
+
+class ListLimits(Body):
+    pass
+
+
+class DependencyControl(Body):
+    action: str                     # satisfy | drop
+    job_id: int
+    dependency_id: int
+
+
+class Why(Body):
+    job_id: int
+    layer: str | None = None
+    frame: int | None = None
+
+
+class NextForHost(Body):
+    host: str
+    limit: int = 10
+
+
+# --- worker link (rqd <-> supervisor) ---------------------------------------------------------
+
+class RunningAttempt(Body):
+    attempt_id: str
+    pid: int = 0
+    rss: int = 0                    # bytes, the whole process tree
+    peak_rss: int = 0
+    cpu_time: float = 0.0           # seconds, user + system, the whole tree
+    started: float = 0.0            # wall-clock epoch seconds
+
+
+class Completion(Body):
+    attempt_id: str
+    exit_status: int                # 0 is success; -N killed by signal N
+    started: float
+    stopped: float
+    peak_rss: int = 0
+    cpu_time: float = 0.0
+    reason: str = ""                # "killed", "launch failed: ...", ... when not a plain exit
+
+
+class PathRule(Body):
+    """Rewrite paths starting with `source` to start with `target` (first match wins)."""
+
+    source: str
+    target: str
+
+
+class Register(Body):
+    name: str
+    hostname: str
+    os: str
+    cores: int
+    memory_mb: int
+    slots: int
+    version: str
+    running: list[RunningAttempt] = []
+    completions: list[Completion] = []
+    tags: list[str] = []            # from rqd's config plus hardware tags (os, gpu)
+    gpus: int = 0
+    disk_free_mb: int = 0
+    nimby: bool = False             # locked locally because someone is using the machine
+    path_maps: list[PathRule] = []  # the worker's own rules (override the supervisor's)
+
+
+class Registered(Body):
+    host_id: int
+    heartbeat_interval: float
+
+
+class Refused(Body):
+    reason: str
+    retry_after: float = 30.0
+
+
+class Heartbeat(Body):
+    running: list[RunningAttempt] = []
+    load: float = 0.0
+    cpu_percent: float = 0.0
+    memory_free_mb: int = 0
+    disk_free_mb: int = 0
+    gpus: int = 0
+    nimby: bool = False
+    draining: bool = False
+
+
+class Ack(Body):
+    pass
+
+
+class Reregister(Body):
+    reason: str
+
+
+class Launch(Body):
+    attempt_id: str
+    job_id: int
+    job: str
+    project: str
+    user: str
+    layer: str
+    frame_id: int
+    frames: str                     # label of the chunk, e.g. "1-9x2"
+    frame_start: int
+    frame_end: int
+    command: list[str] | str
+    env: dict[str, str] = {}
+    slots: int = 1
+    memory_mb: int = 0
+    cwd: str | None = None
+    path_maps: list[PathRule] = []  # the supervisor's rules for this host, applied by rqd
+    run_as: str | None = None       # when rqd runs as root: the job's user
+    timeout: int = 0                # kill after this many seconds of runtime (0: never)
+    timeout_no_output: int = 0      # kill after this many seconds without log output (0: never)
+
+
+class Drain(Body):
+    """Finish current frames, accept nothing new, then `then`: "exit", "reboot" or "stay".
+    `cancel` undoes a drain that has not finished."""
+
+    then: str = "stay"
+    cancel: bool = False
+
+
+class Refuse(Body):
+    attempt_id: str
+    reason: str
+
+
+class Kill(Body):
+    attempt_ids: list[str]
+    reason: str = ""
+
+
+class Complete(Body):
+    completions: list[Completion]
+
+
+class CompleteAck(Body):
+    attempt_ids: list[str]
+
+
+class LogRequest(Body):
+    token: int
+    attempt_id: str
+    offset: int = 0
+    limit: int = 1024 * 1024
+
+
+class LogReply(Body):
+    token: int
+    attempt_id: str
+    offset: int = 0
+    size: int = 0
+    data: bytes = b""
+    error: str = ""
+
+
+# --- events (supervisor PUB -> clients) --------------------------------------------------------
+
+class EventBatch(Body):
+    """Rows that changed since the previous batch; `seq` increases by one per batch."""
+
+    seq: int
+    supervisor_id: str
+    jobs: list[dict[str, Any]] = []
+    layers: list[dict[str, Any]] = []
+    frames: list[dict[str, Any]] = []
+    hosts: list[dict[str, Any]] = []
+    deleted_jobs: list[int] = []
+
+
+# --- licences, usage and metrics (client -> supervisor) ----------------------------------------
+
+class GetLicences(Body):
+    pass
+
+
+class SetLicences(Body):
+    """Change the worker licence terms; only what is given changes."""
+
+    count: int | None = None        # prepaid worker licences
+    unlimited: bool = False         # no licence cap at all
+    metered: bool | None = None     # let the farm go past the count, billed per minute
+    sink: str | None = None         # where overage reports go: http(s) URL or a directory
+    rate: float | None = None       # $ per overage worker-hour
+
+
+class ListLicenceReports(Body):
+    limit: int = 100
+
+
+class GetUsage(Body):
+    start: str                      # first day, YYYY-MM-DD (UTC)
+    end: str                        # last day, included
+    by: str = "project"             # project | user | day
+
+
+class GetMetrics(Body):
+    pass
+
+
+class MetricHistory(Body):
+    series: str                     # e.g. "host.cpu" (see `cuefarm metrics`)
+    start: float                    # epoch seconds
+    end: float
+    resolution: float = 0.0         # seconds per point; 0: as stored
+
+
+class MetricPoints(Body):
+    series: str
+    resolution: float               # seconds per point; 0: as stored
+    points: list[tuple[float, float]]
+
+
+MESSAGE_TYPES: dict[str, type[Body]] = {
+    "error": Error, "done": Done, "rows": Rows, "row": Row,
+    "ping": Ping, "pong": Pong, "submit": Submit, "job_ids": JobIds,
+    "list_jobs": ListJobs, "get_job": JobRef, "list_layers": JobRef, "list_frames": ListFrames,
+    "list_hosts": ListHosts, "job_control": JobControl, "frame_control": FrameControl,
+    "host_control": HostControl, "get_log": GetLog, "log_chunk": LogChunk,
+    "register": Register, "registered": Registered, "refused": Refused, "heartbeat": Heartbeat,
+    "ack": Ack, "reregister": Reregister, "launch": Launch, "refuse": Refuse, "kill": Kill,
+    "complete": Complete, "complete_ack": CompleteAck, "log_request": LogRequest,
+    "log_reply": LogReply, "events": EventBatch, "drain": Drain, "path_rule": PathRule,
+    "set_job": SetJob, "set_layer": SetLayer, "set_project": SetProject,
+    "list_projects": ListProjects, "set_limit": SetLimit, "delete_limit": DeleteLimit,
+    "list_limits": ListLimits, "list_dependencies": JobRef,
+    "dependency_control": DependencyControl, "why": Why, "next_for_host": NextForHost,
+    "host_slots": HostSlots, "host_tags": HostTags, "host_drain": HostDrain,
+    "admission_control": AdmissionControl, "list_admission": ListAdmission,
+    "set_admission": SetAdmission, "set_schedule": SetSchedule, "list_schedules": ListSchedules,
+    "delete_schedule": DeleteSchedule, "add_path_map": AddPathMap,
+    "list_path_maps": ListPathMaps, "delete_path_map": DeletePathMap, "check_path": CheckPath,
+    "licences": GetLicences, "set_licences": SetLicences, "licence_reports": ListLicenceReports,
+    "usage": GetUsage, "metrics": GetMetrics, "metric_history": MetricHistory,
+    "metric_points": MetricPoints,
+}
+TYPE_NAMES: dict[type[Body], str] = {}
+for _name, _cls in MESSAGE_TYPES.items():
+    TYPE_NAMES.setdefault(_cls, _name)
+
+CLIENT_REQUESTS = frozenset({
+    "ping", "submit", "list_jobs", "get_job", "list_layers", "list_frames", "list_hosts",
+    "job_control", "frame_control", "host_control", "get_log", "set_job", "set_layer",
+    "set_project", "list_projects", "set_limit", "delete_limit", "list_limits",
+    "list_dependencies", "dependency_control", "why", "next_for_host", "host_slots",
+    "host_tags", "host_drain", "admission_control", "list_admission", "set_admission",
+    "set_schedule", "list_schedules", "delete_schedule", "add_path_map", "list_path_maps",
+    "delete_path_map", "check_path",
+    "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history"})
+WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
+
+_encoder = msgspec.msgpack.Encoder()
+_envelope_decoder = msgspec.msgpack.Decoder(Envelope)
+_body_decoders = {name: msgspec.msgpack.Decoder(cls) for name, cls in MESSAGE_TYPES.items()}
+
+
+def encode(body: Body, request_id: int = 0, user: str = "", type_name: str | None = None) -> bytes:
+    """Encode one message; the type name is derived from the body's class unless given."""
+    name = type_name or TYPE_NAMES[type(body)]
+    raw = msgspec.Raw(_encoder.encode(body))
+    return _encoder.encode(Envelope(PROTOCOL_VERSION, name, request_id, user, raw))
+
+
+def decode(data: bytes, max_size: int = MAX_CLIENT_MESSAGE,
+           allowed: frozenset[str] | None = None) -> tuple[Envelope, Body]:
+    """Decode one message; raise ProtocolError for anything oversized, malformed or unknown."""
+    if len(data) > max_size:
+        raise ProtocolError("oversized", f"message of {len(data)} bytes exceeds {max_size}")
+    try:
+        env = _envelope_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError,
+            RecursionError) as exc:
+        raise ProtocolError("malformed", f"cannot decode envelope: {exc}") from None
+    if env.v != PROTOCOL_VERSION:
+        raise ProtocolError("version", f"protocol version {env.v} is not {PROTOCOL_VERSION}",
+                            env.id)
+    decoder = _body_decoders.get(env.type)
+    if decoder is None or (allowed is not None and env.type not in allowed):
+        raise ProtocolError("unknown_type", f"unknown message type {env.type!r}", env.id)
+    try:
+        body = decoder.decode(env.body)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError,
+            RecursionError) as exc:
+        raise ProtocolError("malformed", f"bad {env.type} body: {exc}", env.id) from None
+    return env, body
+
+
+def to_builtins(obj: Any) -> Any:
+    """Plain dicts/lists of a struct, for JSON output."""
+    return msgspec.to_builtins(obj)

@@ -1,0 +1,451 @@
+"""Job specs: validate a submitted job dict and normalise it.
+
+A job is a plain dict (from Python, JSON or YAML).  Validation names the exact field at fault
+(`jobs[0].layers[1].range`) and accepts nothing it does not understand, so a typo never silently
+becomes a default.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from cuefarm import frames as franges
+from cuefarm import requirements as reqs
+
+# Used with fullmatch(): "$" would also accept a trailing newline.  INT_RE bounds the digits so
+# int() never sees a huge string (it raises a plain ValueError past 4300 digits).
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}", re.ASCII)
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+INT_RE = re.compile(r"-?[0-9]{1,18}", re.ASCII)
+
+TAG_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}", re.ASCII)
+PATTERN_RE = re.compile(r"[A-Za-z0-9_.\-*?\[\]!]{1,256}", re.ASCII)
+OS_NAMES = ("linux", "windows", "darwin")
+JOB_KEYS = {"name", "project", "priority", "layers", "min_slots", "max_slots"}
+LAYER_KEYS = {"name", "command", "range", "chunk", "slots", "memory", "max_retries", "env",
+              "depends_on", "cwd", "gpus", "reservations", "tags", "os", "hosts", "omit_hosts",
+              "requirements", "limits", "timeout", "timeout_no_output"}
+SLOTS_RE = re.compile(r"([0-9]{1,4})(\+?)", re.ASCII)
+DEFAULT_MAX_FRAMES = 1_000_000
+
+
+class SpecError(ValueError):
+    """A job spec field that cannot be accepted."""
+
+    def __init__(self, field_path: str, message: str):
+        super().__init__(f"{field_path}: {message}")
+        self.field = field_path
+        self.message = message
+
+
+@dataclass
+class Dependency:
+    """What a layer waits for: a layer of this job (whole, or frame by frame), another job, or
+    a layer of another job."""
+
+    kind: str                      # "layer" | "frame" | "job"
+    layer: str | None = None
+    job: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.job is not None:
+            d["job"] = self.job
+        if self.layer is not None:
+            d["layer"] = self.layer
+        if self.kind == "frame":
+            d["per_frame"] = True
+        return d
+
+
+@dataclass
+class LayerSpec:
+    name: str
+    command: list[str] | str
+    range: str
+    frames: list[int]
+    chunk: int = 1
+    slots: int = 1                 # at least this many
+    slots_mode: str = "fixed"      # fixed: exactly `slots`; plus: all free, at least `slots`;
+                                   # all: the whole (idle) host
+    memory: int = 0
+    gpus: int = 0
+    max_retries: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    depends_on: list[Dependency] = field(default_factory=list)
+    cwd: str | None = None
+    tags: list[str] = field(default_factory=list)
+    os: str | None = None
+    hosts: list[str] = field(default_factory=list)
+    omit_hosts: list[str] = field(default_factory=list)
+    requirements: str | None = None
+    limits: list[str] = field(default_factory=list)
+    timeout: int = 0               # seconds of runtime before the frame is killed (0: none)
+    timeout_no_output: int = 0     # seconds without log output before it is killed (0: none)
+
+    def chunks(self) -> list[franges.Chunk]:
+        return franges.chunks(self.frames, self.chunk)
+
+    @property
+    def slots_text(self) -> str:
+        return {"fixed": str(self.slots), "plus": f"{self.slots}+", "all": "all"}[self.slots_mode]
+
+
+@dataclass
+class JobSpec:
+    name: str
+    project: str
+    priority: int
+    layers: list[LayerSpec]
+    min_slots: int = 0
+    max_slots: int | None = None
+
+
+def _int(value: Any, path: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool):
+        raise SpecError(path, f"expected a whole number, got {value!r}")
+    if isinstance(value, str) and INT_RE.fullmatch(value.strip()):
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise SpecError(path, f"expected a whole number, got {value!r}")
+    if not lo <= value <= hi:
+        raise SpecError(path, f"{value} is out of range {lo}..{hi}")
+    return value
+
+
+def _name(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+        raise SpecError(path, f"{value!r} is not a valid name (letters, digits, '_', '.', '-'; "
+                              "starts with a letter or digit; at most 128 characters)")
+    return value
+
+
+def _unknown(d: dict, allowed: set[str], path: str) -> None:
+    extra = sorted(set(d) - allowed, key=str)
+    if extra:
+        raise SpecError(f"{path}.{extra[0]}", f"unknown key {extra[0]!r} (allowed: "
+                                              f"{', '.join(sorted(allowed))})")
+
+
+def _command(value: Any, path: str) -> list[str] | str:
+    if isinstance(value, str):
+        if not value.strip():
+            raise SpecError(path, "the command is empty")
+        if "\0" in value:
+            raise SpecError(path, "the command contains a NUL character")
+        return value
+    if isinstance(value, list):
+        if not value:
+            raise SpecError(path, "the command is empty")
+        for i, word in enumerate(value):
+            if not isinstance(word, str):
+                raise SpecError(f"{path}[{i}]", f"command words are strings, got {word!r}")
+            if "\0" in word:
+                raise SpecError(f"{path}[{i}]", "a command word contains a NUL character")
+        if not value[0].strip():
+            raise SpecError(f"{path}[0]", "the program name is empty")
+        return list(value)
+    raise SpecError(path, "a command is a string (run by the shell) or a list of words")
+
+
+def _env(value: Any, path: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise SpecError(path, "env is a mapping of variable names to strings")
+    out = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not ENV_NAME_RE.fullmatch(k):
+            raise SpecError(f"{path}.{k}", f"{k!r} is not a valid environment variable name")
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise SpecError(f"{path}.{k}", f"environment values are strings, got {v!r}")
+        # A process environment cannot hold NUL; the worker would fail every launch.
+        if "\0" in str(v):
+            raise SpecError(f"{path}.{k}", "the value contains a NUL character")
+        out[k] = str(v)
+    return out
+
+
+def _depends(value: Any, path: str) -> list[Dependency]:
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if not isinstance(value, list):
+        raise SpecError(path, "depends_on is a list of layer names or dependency mappings")
+    out = []
+    for i, d in enumerate(value):
+        p = f"{path}[{i}]"
+        if isinstance(d, str):
+            out.append(Dependency("layer", layer=d))
+            continue
+        if not isinstance(d, dict):
+            raise SpecError(p, f"expected a layer name or a mapping, got {d!r}")
+        _unknown(d, {"layer", "job", "per_frame"}, p)
+        layer, job, per_frame = d.get("layer"), d.get("job"), d.get("per_frame", False)
+        if not isinstance(per_frame, bool):
+            raise SpecError(f"{p}.per_frame", "per_frame is true or false")
+        if layer is not None and not isinstance(layer, str):
+            raise SpecError(f"{p}.layer", f"expected a layer name, got {layer!r}")
+        if job is not None:
+            job = _int(job, f"{p}.job", 1, 1 << 62)
+            if per_frame:
+                raise SpecError(f"{p}.per_frame", "per-frame dependencies are within one job")
+            out.append(Dependency("job", layer=layer, job=job))
+        elif layer is None:
+            raise SpecError(p, "a dependency names a layer, a job, or both")
+        else:
+            out.append(Dependency("frame" if per_frame else "layer", layer=layer))
+    return out
+
+
+def _names(value: Any, path: str, regex: re.Pattern, what: str) -> list[str]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list):
+        raise SpecError(path, f"expected a list of {what}s")
+    for i, v in enumerate(value):
+        if not isinstance(v, str) or not regex.fullmatch(v):
+            raise SpecError(f"{path}[{i}]", f"{v!r} is not a valid {what}")
+    return list(dict.fromkeys(value))
+
+
+def _slots(value: Any, path: str) -> tuple[int, str]:
+    """`4` (exactly 4), `"4+"` (at least 4, all free), `"all"` (the whole idle host)."""
+    if value == "all":
+        return 1, "all"
+    if isinstance(value, str):
+        m = SLOTS_RE.fullmatch(value.strip())
+        if not m:
+            raise SpecError(path, f"{value!r}: slots are a number, 'N+' or 'all'")
+        n = int(m.group(1))
+        if not 1 <= n <= 4096:
+            raise SpecError(path, f"{n} is out of range 1..4096")
+        return n, "plus" if m.group(2) else "fixed"
+    return _int(value, path, 1, 4096), "fixed"
+
+
+def _reservations(value: Any, path: str) -> dict[str, Any]:
+    """The Qube! form: "host.processors=4+,host.memory=8000,host.gpus=1"."""
+    if not isinstance(value, str):
+        raise SpecError(path, "reservations are a string like 'host.processors=4+,host.memory=8000'")
+    out: dict[str, Any] = {}
+    for part in (x.strip() for x in value.split(",") if x.strip()):
+        key, sep, val = part.partition("=")
+        key, val = key.strip(), val.strip()
+        if not sep:
+            raise SpecError(path, f"{part!r}: expected KEY=VALUE")
+        if key == "host.processors":
+            out["slots"] = val
+        elif key == "host.memory":
+            out["memory"] = val
+        elif key == "host.gpus":
+            out["gpus"] = val
+        else:
+            raise SpecError(path, f"unknown reservation {key!r} "
+                                  "(host.processors, host.memory, host.gpus)")
+    return out
+
+
+def _layer(d: Any, path: str) -> tuple[LayerSpec, int]:
+    if not isinstance(d, dict):
+        raise SpecError(path, "a layer is a mapping")
+    _unknown(d, LAYER_KEYS, path)
+    for key in ("name", "command", "range"):
+        if key not in d:
+            raise SpecError(f"{path}.{key}", "is required")
+    name = _name(d["name"], f"{path}.name")
+    command = _command(d["command"], f"{path}.command")
+    rng = d["range"]
+    if isinstance(rng, int) and not isinstance(rng, bool):
+        rng = str(rng)
+    try:
+        count = franges.count_frames(rng)
+    except franges.RangeError as exc:
+        raise SpecError(f"{path}.range", str(exc)) from None
+    cwd = d.get("cwd")
+    if cwd is not None and (not isinstance(cwd, str) or not cwd):
+        raise SpecError(f"{path}.cwd", "cwd is a directory path")
+    res = _reservations(d["reservations"], f"{path}.reservations") if "reservations" in d else {}
+    for key in res:
+        if key in d:
+            raise SpecError(f"{path}.{key}", f"given both as {key!r} and in reservations")
+    slots, mode = _slots(d.get("slots", res.get("slots", 1)),
+                         f"{path}.{'slots' if 'slots' in d or not res else 'reservations'}")
+    requirements = d.get("requirements")
+    if requirements is not None:
+        try:
+            reqs.parse(requirements)
+        except reqs.RequirementError as exc:
+            raise SpecError(f"{path}.requirements", str(exc)) from None
+    os_name = d.get("os")
+    if os_name is not None and os_name not in OS_NAMES:
+        raise SpecError(f"{path}.os", f"{os_name!r} is not one of {', '.join(OS_NAMES)}")
+    layer = LayerSpec(
+        name=name, command=command, range=rng, frames=[],
+        chunk=_int(d.get("chunk", 1), f"{path}.chunk", 1, 1_000_000),
+        slots=slots, slots_mode=mode,
+        memory=_int(d.get("memory", res.get("memory", 0)), f"{path}.memory", 0, 1 << 30),
+        gpus=_int(d.get("gpus", res.get("gpus", 0)), f"{path}.gpus", 0, 64),
+        max_retries=_int(d.get("max_retries", 1), f"{path}.max_retries", 0, 100),
+        env=_env(d.get("env", {}), f"{path}.env"),
+        depends_on=_depends(d.get("depends_on", []), f"{path}.depends_on"),
+        cwd=cwd,
+        tags=_names(d.get("tags", []), f"{path}.tags", TAG_RE, "tag"),
+        os=os_name,
+        hosts=_names(d.get("hosts", []), f"{path}.hosts", PATTERN_RE, "host name pattern"),
+        omit_hosts=_names(d.get("omit_hosts", []), f"{path}.omit_hosts", PATTERN_RE,
+                          "host name pattern"),
+        requirements=requirements,
+        limits=_names(d.get("limits", []), f"{path}.limits", TAG_RE, "limit name"),
+        timeout=_int(d.get("timeout", 0), f"{path}.timeout", 0, 365 * 86400),
+        timeout_no_output=_int(d.get("timeout_no_output", 0), f"{path}.timeout_no_output", 0,
+                               365 * 86400))
+    return layer, count
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """Return one dependency cycle as a list of names (first repeated at the end), or None."""
+    # Iterative depth-first search: a long chain of layers must not hit the recursion limit.
+    state: dict[str, int] = {}          # 1: on the current path, 2: done
+    for root in graph:
+        if root in state:
+            continue
+        state[root] = 1
+        path = [root]
+        todo = [iter(graph.get(root, []))]
+        while todo:
+            for m in todo[-1]:
+                if state.get(m) == 1:
+                    return path[path.index(m):] + [m]
+                if m not in state:
+                    state[m] = 1
+                    path.append(m)
+                    todo.append(iter(graph.get(m, [])))
+                    break
+            else:
+                state[path.pop()] = 2
+                todo.pop()
+    return None
+
+
+def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES) -> JobSpec:
+    """Validate one job dict; raise SpecError naming the field, or return the normalised spec."""
+    if not isinstance(d, dict):
+        raise SpecError(path, "a job is a mapping")
+    _unknown(d, JOB_KEYS, path)
+    if "name" not in d:
+        raise SpecError(f"{path}.name", "is required")
+    name = _name(d["name"], f"{path}.name")
+    project = _name(d.get("project", "default"), f"{path}.project")
+    priority = _int(d.get("priority", 50), f"{path}.priority", -1_000_000, 1_000_000)
+    min_slots = _int(d.get("min_slots", 0), f"{path}.min_slots", 0, 1 << 30)
+    max_slots = d.get("max_slots")
+    if max_slots is not None:
+        max_slots = _int(max_slots, f"{path}.max_slots", 1, 1 << 30)
+        if max_slots < min_slots:
+            raise SpecError(f"{path}.max_slots", f"{max_slots} is below min_slots {min_slots}")
+    raw_layers = d.get("layers")
+    if not isinstance(raw_layers, list) or not raw_layers:
+        raise SpecError(f"{path}.layers", "a job needs a list of at least one layer")
+    layers, total = [], 0
+    for i, ld in enumerate(raw_layers):
+        layer, count = _layer(ld, f"{path}.layers[{i}]")
+        total += count
+        if total > max_frames:
+            raise SpecError(f"{path}.layers[{i}].range",
+                            f"the job would have more than the maximum of {max_frames} frames")
+        layers.append(layer)
+    seen: set[str] = set()
+    for i, layer in enumerate(layers):
+        # Name the second use: that is the line to fix.  (A set, not list.count: O(n) layers.)
+        if layer.name in seen:
+            raise SpecError(f"{path}.layers[{i}].name", f"duplicate layer name {layer.name!r}")
+        seen.add(layer.name)
+    names = seen
+    for i, layer in enumerate(layers):
+        for j, dep in enumerate(layer.depends_on):
+            if dep.job is not None:
+                continue    # another job's layer: checked against the database at submit
+            if dep.layer not in names:
+                raise SpecError(f"{path}.layers[{i}].depends_on[{j}]",
+                                f"no layer named {dep.layer!r} in this job")
+            if dep.layer == layer.name:
+                raise SpecError(f"{path}.layers[{i}].depends_on[{j}]",
+                                "a layer cannot depend on itself")
+    cycle = _find_cycle({layer.name: [d.layer for d in layer.depends_on if d.job is None]
+                         for layer in layers})
+    if cycle:
+        raise SpecError(f"{path}.layers", "dependency cycle: " + " -> ".join(cycle))
+    for i, layer in enumerate(layers):
+        try:
+            layer.frames = franges.expand(layer.range, max_frames)
+        except franges.RangeError as exc:
+            raise SpecError(f"{path}.layers[{i}].range", str(exc)) from None
+    return JobSpec(name=name, project=project, priority=priority, layers=layers,
+                   min_slots=min_slots, max_slots=max_slots)
+
+
+def validate_submission(jobs: Any, max_frames: int = DEFAULT_MAX_FRAMES) -> list[JobSpec]:
+    """Validate a submission (a list of job dicts); all or nothing."""
+    if isinstance(jobs, dict):
+        jobs = [jobs]
+    if not isinstance(jobs, list) or not jobs:
+        raise SpecError("jobs", "a submission is a list of at least one job")
+    return [validate_job(j, f"jobs[{i}]", max_frames) for i, j in enumerate(jobs)]
+
+
+JOB_EDITABLE = {"priority", "min_slots", "max_slots", "project"}
+LAYER_EDITABLE = {"tags", "os", "hosts", "omit_hosts", "requirements", "limits", "slots",
+                  "memory", "gpus", "timeout", "timeout_no_output", "max_retries"}
+
+
+def validate_job_changes(values: Any, path: str = "values") -> dict[str, Any]:
+    """Validate changes to a submitted job; return column values."""
+    if not isinstance(values, dict) or not values:
+        raise SpecError(path, "give at least one of " + ", ".join(sorted(JOB_EDITABLE)))
+    _unknown(values, JOB_EDITABLE, path)
+    out: dict[str, Any] = {}
+    for key, v in values.items():
+        p = f"{path}.{key}"
+        if key == "priority":
+            out[key] = _int(v, p, -1_000_000, 1_000_000)
+        elif key == "min_slots":
+            out[key] = _int(v, p, 0, 1 << 30)
+        elif key == "max_slots":
+            out[key] = None if v is None else _int(v, p, 1, 1 << 30)
+        else:
+            out[key] = _name(v, p)
+    return out
+
+
+def validate_layer_changes(values: Any, path: str = "values") -> dict[str, Any]:
+    """Validate changes to a submitted layer; return column values."""
+    if not isinstance(values, dict) or not values:
+        raise SpecError(path, "give at least one of " + ", ".join(sorted(LAYER_EDITABLE)))
+    _unknown(values, LAYER_EDITABLE, path)
+    out: dict[str, Any] = {}
+    for key, v in values.items():
+        p = f"{path}.{key}"
+        if key == "slots":
+            out["slots"], out["slots_mode"] = _slots(v, p)
+        elif key in ("memory", "timeout", "timeout_no_output"):
+            out[key] = _int(v, p, 0, 1 << 30)
+        elif key == "gpus":
+            out[key] = _int(v, p, 0, 64)
+        elif key == "max_retries":
+            out[key] = _int(v, p, 0, 100)
+        elif key in ("tags", "limits"):
+            out[key] = _names(v, p, TAG_RE, "tag" if key == "tags" else "limit name")
+        elif key in ("hosts", "omit_hosts"):
+            out[key] = _names(v, p, PATTERN_RE, "host name pattern")
+        elif key == "os":
+            if v is not None and v not in OS_NAMES:
+                raise SpecError(p, f"{v!r} is not one of {', '.join(OS_NAMES)}")
+            out[key] = v
+        else:  # requirements
+            if v is not None:
+                try:
+                    reqs.parse(v)
+                except reqs.RequirementError as exc:
+                    raise SpecError(p, str(exc)) from None
+            out[key] = v or None
+    return out
