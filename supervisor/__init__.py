@@ -1,0 +1,1 @@
+"""The CueFarm supervisor: accepts jobs, stores them, matches frames to worker slots."""

@@ -1,0 +1,3 @@
+from supervisor.main import main
+
+main()

@@ -1,0 +1,219 @@
+"""Wiring of licences, metering, usage accounting and metrics into the supervisor.
+
+`attach(sv)` is called once the schema is migrated: it checks the settings, loads the licence
+terms, gives the dispatcher its licence cap and registers the periodic tasks (all off the
+dispatch path, in the supervisor's own loop; only sink delivery and the Prometheus endpoint
+run in threads, neither touches the database).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from cuefarm.config import ConfigError
+from supervisor import metering, metrics, usage
+from supervisor.licensing import Licensing
+from supervisor.store.work import busy_workers
+
+if TYPE_CHECKING:
+    from supervisor.server import Supervisor
+
+log = logging.getLogger(__name__)
+DOWNSAMPLE_EVERY = 600.0     # monotonic seconds between retention passes
+TEST_CLOCK_ENV = "CUEFARM_TEST_CLOCK"
+
+
+def clock_from_env(environ: dict[str, str] | None = None) -> Callable[[], float]:
+    """The supervisor's wall clock: time.time, unless CUEFARM_TEST_CLOCK="FACTOR" or
+    "FACTOR@ORIGIN" (tests only) makes it run FACTOR times faster from ORIGIN (epoch seconds;
+    default now).  A function of the real wall clock, so a restarted supervisor given the same
+    setting carries on at the same simulated time.  Monotonic timers are untouched."""
+    env = os.environ if environ is None else environ
+    spec = env.get(TEST_CLOCK_ENV, "").strip()
+    if not spec:
+        return time.time
+    factor_text, _, origin_text = spec.partition("@")
+    try:
+        factor = float(factor_text)
+        origin = float(origin_text) if origin_text else time.time()
+    except ValueError:
+        raise ConfigError(f"{TEST_CLOCK_ENV}={spec!r}: expected FACTOR or FACTOR@ORIGIN") \
+            from None
+    if not 0 < factor <= 1e6:
+        raise ConfigError(f"{TEST_CLOCK_ENV}: factor {factor} out of range")
+    log.warning("test clock: wall time runs %g times faster from %s", factor, origin)
+
+    def clock() -> float:
+        return origin + (time.time() - origin) * factor
+    return clock
+
+
+def month_bounds(now: float) -> tuple[float, float, str]:
+    """Start and end (epoch) of the UTC calendar month holding `now`, and its name."""
+    d = datetime.fromtimestamp(now, timezone.utc)
+    start = d.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = start.replace(year=start.year + 1, month=1) if start.month == 12 \
+        else start.replace(month=start.month + 1)
+    return start.timestamp(), end.timestamp(), start.strftime("%Y-%m")
+
+
+class Billing:
+    """Licences, metering, usage and metrics of one supervisor."""
+
+    def __init__(self, sv: "Supervisor"):
+        cfg = sv.cfg
+        for name in ("metering_sample", "metering_retry", "usage_interval", "metrics_interval"):
+            value = getattr(cfg, name)
+            if not value > 0 or value > 86400:
+                raise ConfigError(f"supervisor configuration: {name} = {value} must be more "
+                                  f"than 0 and at most a day (seconds)")
+        if cfg.metrics_port < -1 or cfg.metrics_port > 65535:
+            raise ConfigError(f"supervisor configuration: metrics_port = {cfg.metrics_port} "
+                              f"(a port, 0 = off, -1 = the supervisor port + 3)")
+        self.sv = sv
+        self.licensing = Licensing(cfg)
+        self.meter = metering.MinuteMeter()
+        self.unrecorded: list[tuple[int, int, bool]] = []    # closed minutes not yet written
+        self.reporter: metering.Reporter | None = None
+        self.next_delivery = 0.0          # monotonic: when a failing sink is tried again
+        self.retry_delay = 0.0
+        self.busy_now = 0
+        self.site = cfg.metering_site or socket.gethostname()
+        self.sampler = metrics.Sampler(sv)
+        self.prom_server = None
+        self.metrics_port = (cfg.port + 3 if cfg.metrics_port == -1 else cfg.metrics_port)
+
+    # -- metering ---------------------------------------------------------------------------------
+
+    def tick(self, sv: "Supervisor") -> None:
+        """Count workers holding a licence, close minutes, make and deliver reports."""
+        now, mono = sv.clock(), sv.mono()
+        results = self.reporter.results() if self.reporter is not None else []
+        before = self.licensing.cap()
+        handoff = None
+        try:
+            with sv.engine.begin() as conn:
+                terms = self.licensing.load(conn)
+                busy = busy_workers(conn) if terms.installed is not None else 0
+                # Minutes closed by a pass whose transaction failed are written by this one.
+                self.unrecorded = (self.unrecorded
+                                   + self.meter.sample(now, busy, terms.metering_active))[-1440:]
+                metering.record_minutes(conn, self.unrecorded, terms.installed, terms.rate)
+                revoked = metering.apply_results(conn, results, now)
+                if revoked is not None and terms.metered and not terms.revoked:
+                    terms = self.licensing.revoke(conn, now, revoked.error)
+                self._note_results(results, mono)
+                if terms.sink:
+                    metering.make_batches(conn, now, self.site, sv.id)
+                    if (self.reporter is None or not self.reporter.busy) \
+                            and mono >= self.next_delivery:
+                        batches = metering.pending_batches(conn)
+                        if batches:
+                            handoff = (terms.sink, batches)
+        except SQLAlchemyError:
+            # The deliveries' results are lost with the transaction: those batches stay
+            # pending and go again with the same id, which the sink drops as duplicates.
+            log.exception("metering pass failed")
+            return
+        self.busy_now, self.unrecorded = busy, []
+        if handoff is not None:
+            if self.reporter is None:
+                self.reporter = metering.Reporter()
+            self.reporter.hand_off(*handoff)
+        if self.licensing.cap() != before:
+            sv.dispatch_needed = True     # more (or fewer) workers may take a licence now
+
+    def _note_results(self, results: list[metering.Delivery], mono: float) -> None:
+        failed = [d for d in results if not d.accepted]
+        if failed:
+            cap = self.sv.cfg.metering_retry
+            self.retry_delay = min(cap, max(self.retry_delay * 2, min(1.0, cap)))
+            self.next_delivery = mono + self.retry_delay
+            log.warning("overage report %s not delivered (retry in %.1f s): %s",
+                        failed[0].batch_id, self.retry_delay, failed[0].error)
+        elif results:
+            self.retry_delay = 0.0
+
+    def status(self, conn) -> dict[str, Any]:
+        """What `cuefarm licences` shows."""
+        now = self.sv.clock()
+        terms = self.licensing.load(conn)
+        in_use = busy_workers(conn)
+        start, end, month = month_bounds(now)
+        minutes, cost = metering.month_totals(conn, start, end)
+        pending, unbatched = metering.backlog(conn)
+        return {"installed": terms.installed, "in_use": in_use,
+                "overage_now": max(0, in_use - terms.installed)
+                if terms.installed is not None else 0,
+                "metered": terms.metered, "metering_active": terms.metering_active,
+                "revoked": terms.revoked, "revoked_at": terms.revoked_at,
+                "revoked_reason": terms.revoked_reason, "sink": terms.sink, "rate": terms.rate,
+                "cap": terms.cap(), "month": month, "month_minutes": minutes,
+                "month_cost": cost, "pending_reports": pending,
+                "unreported_minutes": unbatched, "now": now}
+
+    # -- usage and metrics ------------------------------------------------------------------------
+
+    def account_usage(self, sv: "Supervisor") -> None:
+        usage.run(sv.engine, sv.clock())
+
+    def sample_metrics(self, sv: "Supervisor") -> None:
+        values = self.sampler.sample()
+        with sv.engine.begin() as conn:
+            metrics.store(conn, sv.clock(), values)
+
+    def retention(self, sv: "Supervisor") -> None:
+        with sv.engine.begin() as conn:
+            done = metrics.downsample(conn, sv.clock())
+        if any(done.values()):
+            log.info("metrics retention: %s", done)
+
+    def prom_extra(self) -> dict[str, float | None]:
+        terms = self.licensing.terms
+        return {"cuefarm_worker_licences_installed": terms.installed,
+                "cuefarm_worker_licence_overage":
+                    max(0, self.busy_now - terms.installed) if terms.installed is not None
+                    else 0.0,
+                "cuefarm_worker_licence_metering_active": float(terms.metering_active)}
+
+    def serve_metrics(self) -> None:
+        if self.metrics_port == 0:
+            return
+        addr = "0.0.0.0" if self.sv.cfg.bind in ("*", "") else self.sv.cfg.bind
+        collector = metrics.PromCollector(lambda: self.sampler.latest,
+                                          lambda: dict(self.sv.counters), self.prom_extra)
+        try:
+            self.prom_server, _ = metrics.serve(self.metrics_port, addr, collector)
+        except OSError as exc:   # the port is taken: metrics are not worth stopping the farm
+            log.warning("cannot serve Prometheus metrics on %s:%d: %s", addr, self.metrics_port,
+                        exc)
+            return
+        log.info("Prometheus metrics on http://%s:%d/metrics", addr, self.metrics_port)
+
+
+def attach(sv: "Supervisor") -> Billing:
+    """Build the parts, load the terms, hook them into the supervisor; ConfigError for bad
+    settings."""
+    b = Billing(sv)
+    with sv.engine.begin() as conn:
+        b.licensing.load(conn)
+    sv.licence_cap = b.licensing.cap
+    sv.billing = b
+    cfg = sv.cfg
+    sv.add_periodic(cfg.metering_sample, b.tick)
+    sv.add_periodic(cfg.usage_interval, b.account_usage)
+    sv.add_periodic(cfg.metrics_interval, b.sample_metrics)
+    sv.add_periodic(DOWNSAMPLE_EVERY, b.retention)
+    b.serve_metrics()
+    terms = b.licensing.terms
+    if terms.installed is not None:
+        log.info("worker licences: %d%s", terms.installed,
+                 " (metered beyond)" if terms.metering_active else "")
+    return b

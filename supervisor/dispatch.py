@@ -1,0 +1,261 @@
+"""A dispatch pass: match waiting frames to free slots, claim them, then launch.
+
+Order of service:
+  1. jobs below their `min_slots`, then layers of projects below their guaranteed slots;
+  2. everything else;
+  within each, higher job priority first, then earlier submission, then layer and frame order.
+Never past a project's or job's maximum, a limit's count, a host's free slots, memory or GPUs,
+nor onto a host on the job's bad-host list.  Frames spread round-robin over the hosts that fit.
+The claim commits before any launch is sent; a launch that cannot be delivered is treated as a
+refusal (requeued without spending a retry).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from supervisor.registry import Worker
+from supervisor.store import hostadmin, work
+from supervisor.store.counters import Deltas
+
+if TYPE_CHECKING:
+    from supervisor.server import Supervisor
+
+log = logging.getLogger(__name__)
+LAYERS_PER_PASS = 2000
+
+
+@dataclass
+class Room:
+    """Capacity of one worker as the pass sees it (tentative until commit)."""
+
+    worker: Worker
+    slots: int
+    memory: int
+    gpus: int
+    idle: bool
+    needs_licence: bool = False      # idle now: its first frame takes a worker licence
+
+    def grant(self, layer: dict[str, Any]) -> int:
+        """Slots this room would give one frame of `layer` now (0: it does not fit)."""
+        if layer["memory"] > self.memory or layer["gpus"] > self.gpus:
+            return 0
+        mode, need = layer["slots_mode"], layer["slots"]
+        if mode == "all":
+            return self.slots if self.idle and self.slots > 0 else 0
+        if self.slots < need:
+            return 0
+        return self.slots if mode == "plus" else need
+
+    def take(self, layer: dict[str, Any], slots: int) -> None:
+        self.slots -= slots
+        self.memory -= layer["memory"]
+        self.gpus -= layer["gpus"]
+        self.idle = False
+
+    def give_back(self, layer: dict[str, Any], slots: int) -> None:
+        self.slots += slots
+        self.memory += layer["memory"]
+        self.gpus += layer["gpus"]
+
+
+@dataclass
+class Budget:
+    """Shared caps of one pass: project and job slots, limits."""
+
+    job_used: dict[int, int]
+    project_used: dict[int, int]
+    limits: dict[str, dict[str, Any]]
+    banned: dict[int, set[int]] = field(default_factory=dict)
+    new_workers: float = float("inf")   # idle workers that may still take a worker licence
+
+    def job_shortfall(self, layer: dict[str, Any]) -> int:
+        """Slots the job lacks to reach its min_slots."""
+        return (layer["min_slots"] or 0) - self.job_used.get(layer["job_id"], 0)
+
+    def project_shortfall(self, layer: dict[str, Any]) -> int:
+        """Slots the project lacks to reach its guarantee."""
+        return (layer["guaranteed"] or 0) - self.project_used.get(layer["project_id"], 0)
+
+    def slots_left(self, layer: dict[str, Any]) -> float:
+        left = float("inf")
+        if layer["job_max_slots"] is not None:
+            left = layer["job_max_slots"] - self.job_used.get(layer["job_id"], 0)
+        if layer["project_max_slots"] is not None:
+            left = min(left, layer["project_max_slots"]
+                       - self.project_used.get(layer["project_id"], 0))
+        return left
+
+    def limit_allows(self, layer: dict[str, Any], host_id: int) -> bool:
+        for name in layer["limits"] or ():
+            lim = self.limits.get(name)
+            if lim is None:
+                return False   # deleted after submission: hold the layer
+            if lim["per_host"] and host_id in lim["hosts"]:
+                continue
+            if lim["used"] >= lim["max"]:
+                return False
+        return True
+
+    def spend(self, layer: dict[str, Any], host_id: int, slots: int) -> None:
+        self.job_used[layer["job_id"]] = self.job_used.get(layer["job_id"], 0) + slots
+        self.project_used[layer["project_id"]] = (
+            self.project_used.get(layer["project_id"], 0) + slots)
+        for name in layer["limits"] or ():
+            lim = self.limits[name]
+            if lim["per_host"]:
+                if host_id not in lim["hosts"]:
+                    lim["hosts"].add(host_id)
+                    lim["used"] += 1
+            else:
+                lim["used"] += 1
+
+    def refund(self, layer: dict[str, Any], host_id: int, slots: int) -> None:
+        self.job_used[layer["job_id"]] -= slots
+        self.project_used[layer["project_id"]] -= slots
+        for name in layer["limits"] or ():
+            self.limits[name]["used"] -= 1   # per-host: conservative, may stay marked held
+
+
+def steps(layers: list[dict[str, Any]], budget: Budget):
+    """The order of service: (layer, shortfall) where shortfall() caps the slots the step may
+    take (None: uncapped).  Jobs below min_slots and projects below their guarantee are served
+    first, each only up to what it lacks; then everyone, in priority order."""
+    ordered = sorted(layers, key=lambda lay: (-lay["priority"], lay["job_id"], lay["idx"]))
+    for lay in ordered:
+        if budget.job_shortfall(lay) > 0:
+            yield lay, (lambda lay=lay: budget.job_shortfall(lay))
+    for lay in ordered:
+        if budget.project_shortfall(lay) > 0:
+            yield lay, (lambda lay=lay: budget.project_shortfall(lay))
+    for lay in ordered:
+        yield lay, None
+
+
+def order(layers: list[dict[str, Any]], budget: Budget) -> list[dict[str, Any]]:
+    """Layers in the order of service, each once."""
+    seen, out = set(), []
+    for lay, _ in steps(layers, budget):
+        if lay["id"] not in seen:
+            seen.add(lay["id"])
+            out.append(lay)
+    return out
+
+
+def plan(layer: dict[str, Any], rooms: list[Room], budget: Budget, cap: int, fits,
+         shortfall=None) -> list[tuple[Room, int]]:
+    """Choose rooms for up to `cap` frames of `layer`, one per room per round, while
+    `shortfall()` (if given) says the step still lacks slots."""
+    want = min(layer["waiting"], cap)
+    banned = budget.banned.get(layer["job_id"], ())
+    candidates = [r for r in rooms if r.worker.host_id not in banned and fits(layer, r.worker)]
+    picks: list[tuple[Room, int]] = []
+    while len(picks) < want and candidates:
+        placed = False
+        for room in candidates:
+            if shortfall is not None and shortfall() <= 0:
+                return picks
+            slots = room.grant(layer)
+            if not slots or budget.slots_left(layer) < slots:
+                continue
+            if not budget.limit_allows(layer, room.worker.host_id):
+                continue
+            licence = room.needs_licence
+            if licence and budget.new_workers <= 0:
+                continue
+            if licence:
+                budget.new_workers -= 1
+                room.needs_licence = False
+            room.take(layer, slots)
+            budget.spend(layer, room.worker.host_id, slots)
+            picks.append((room, slots))
+            placed = True
+            if len(picks) == want:
+                break
+        if not placed:
+            break
+        candidates = [r for r in candidates if r.slots > 0]
+    return picks
+
+
+def with_static(sv: "Supervisor", conn, layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Complete candidate rows with the layers' static fields, from the cache when there."""
+    cache = sv.layer_cache
+    missing = [lay["id"] for lay in layers if lay["id"] not in cache]
+    if missing:
+        if len(cache) + len(missing) > 50_000:
+            cache.clear()
+            missing = [lay["id"] for lay in layers]
+        cache.update(work.layer_static(conn, missing))
+    return [{**cache[lay["id"]], **lay} for lay in layers if lay["id"] in cache]
+
+
+def run_pass(sv: "Supervisor") -> int:
+    """One pass; returns how many frames were launched."""
+    workers = sv.registry.dispatchable(sv.mono())
+    if not workers:
+        return 0
+    rooms = [Room(w, w.free, w.memory_free, w.gpus_free, w.used == 0, w.used == 0)
+             for w in workers]
+    cap = min(sv.cfg.dispatch_batch, sum(r.slots for r in rooms))
+    now = sv.clock()
+    version = sv.registry.version
+
+    def fits(layer, w):
+        return sv.matcher.matches(layer, w, version)
+
+    deltas, touched = Deltas(), work.Touched()
+    claimed: list[tuple[work.Claimed, Room]] = []
+    try:
+        with sv.engine.begin() as conn:
+            layers = with_static(sv, conn, work.candidate_layers(conn, LAYERS_PER_PASS))
+            if layers:
+                job_used, project_used = work.slots_in_use(conn)
+                names = {n for lay in layers for n in (lay["limits"] or ())}
+                budget = Budget(job_used, project_used,
+                                work.limit_usage(conn, names, lock=bool(names)),
+                                work.banned_hosts(conn, list({lay["job_id"] for lay in layers}),
+                                                  now))
+                cap_workers = sv.licence_cap()
+                if cap_workers is not None:
+                    budget.new_workers = max(0, cap_workers - work.busy_workers(conn))
+                for layer, shortfall in steps(layers, budget):
+                    if cap <= 0 or not rooms:
+                        break
+                    if layer["waiting"] <= 0:
+                        continue
+                    picks = plan(layer, rooms, budget, cap, fits, shortfall)
+                    if not picks:
+                        continue
+                    got = work.claim(conn, layer, [(r.worker.host_id, r.worker.name, n)
+                                                   for r, n in picks], now, deltas, touched)
+                    claimed.extend((c, room) for c, (room, _) in zip(got, picks))
+                    for room, slots in picks[len(got):]:   # another supervisor took those
+                        room.give_back(layer, slots)
+                        budget.refund(layer, room.worker.host_id, slots)
+                    cap -= len(got)
+                    layer["waiting"] -= len(got)
+                    rooms = [r for r in rooms if r.slots > 0]
+            work.settle(conn, deltas, touched, now)
+    except SQLAlchemyError:
+        log.exception("dispatch pass failed; nothing was claimed")
+        sv.dispatch_needed = True
+        return 0
+    for c, room in claimed:
+        w = room.worker
+        w.add(c.attempt_id, c.slots, c.layer["memory"], c.layer["gpus"])
+        touched.hosts.add(w.host_id)
+        launch = c.launch()
+        launch.path_maps = hostadmin.central_rules(sv.path_map_rows, w.os, w.tags)
+        launch.run_as = c.layer["user"]   # from the submitter's identity, never the job spec
+        if w.identity is None or not sv.send_worker(w.identity, launch):
+            sv.refusals.append((w.identity or b"", c.attempt_id, "launch could not be delivered"))
+    sv.counters["dispatched"] += len(claimed)
+    sv.note(touched)
+    if claimed and cap <= 0:
+        sv.dispatch_needed = True   # more may fit: go again next turn, after reading the sockets
+    return len(claimed)

@@ -1,0 +1,87 @@
+"""Change events: rows that changed, published in numbered batches on an XPUB socket.
+
+Batches are coalesced (at most one per `interval`) and built only while someone subscribes:
+the XPUB socket tells us about subscriptions, so a farm with no GUI open does no event work.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import zmq
+from sqlalchemy import Engine
+
+from cuefarm import protocol as p
+from supervisor.store import jobs as rows
+from supervisor.store.work import Touched
+
+log = logging.getLogger(__name__)
+CHUNK = 2000
+
+
+class Publisher:
+    def __init__(self, sock: zmq.Socket, supervisor_id: str, interval: float = 0.1):
+        self.sock = sock
+        self.supervisor_id = supervisor_id
+        self.interval = interval
+        self.seq = 0
+        self.subscribers = 0
+        self.pending = Touched()
+        self.next_due = 0.0
+        self.greet = False        # a new subscriber: publish at once so it can sync
+
+    def on_subscription(self) -> None:
+        """Drain (un)subscription notices from the XPUB socket."""
+        while True:
+            try:
+                msg = self.sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if msg[:1] == b"\x01":
+                self.subscribers += 1
+                self.greet = True
+            elif msg[:1] == b"\x00":
+                self.subscribers = max(0, self.subscribers - 1)
+
+    def note(self, touched: Touched) -> None:
+        if self.subscribers:
+            self.pending.merge(touched)
+
+    def due_in(self, now: float) -> float | None:
+        t = self.pending
+        if self.greet:
+            return 0.0
+        if not (t.jobs or t.layers or t.frames or t.hosts):
+            return None
+        return max(0.0, self.next_due - now)
+
+    def flush(self, engine: Engine, now: float) -> None:
+        """Publish one batch with the current rows of everything touched since the last."""
+        t = self.pending
+        empty = not (t.jobs or t.layers or t.frames or t.hosts)
+        if (empty and not self.greet) or (now < self.next_due and not self.greet):
+            return
+        self.greet = False
+        self.pending = Touched()
+        self.next_due = now + self.interval
+        if not self.subscribers:
+            return
+        with engine.connect() as conn:
+            batch = p.EventBatch(
+                seq=self.seq + 1, supervisor_id=self.supervisor_id,
+                jobs=rows.job_rows(conn, sorted(t.jobs)) if t.jobs else [],
+                layers=rows.layer_rows(conn, layer_ids=sorted(t.layers)) if t.layers else [],
+                frames=[r for ids in _chunks(sorted(t.frames))
+                        for r in rows.frame_rows(conn, frame_ids=ids)],
+                hosts=rows.host_rows(conn, sorted(t.hosts)) if t.hosts else [])
+            conn.rollback()
+        self.seq += 1
+        try:
+            self.sock.send(p.encode(batch), zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("event batch %d dropped: subscribers are not keeping up", self.seq)
+
+
+def _chunks(ids: list[int]):
+    for o in range(0, len(ids), CHUNK):
+        yield ids[o:o + CHUNK]

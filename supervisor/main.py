@@ -1,0 +1,75 @@
+"""`cuefarm supervisor` / `python -m supervisor`: configuration is built here, once."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import click
+
+from cuefarm.config import ConfigError, SupervisorConfig, data_dir, load
+from supervisor.server import Stop, Supervisor
+from supervisor.store.engine import make_engine
+
+log = logging.getLogger("supervisor")
+
+
+def default_db() -> str:
+    return f"sqlite:///{data_dir() / 'cuefarm.db'}"
+
+
+def _stop(signum, frame):
+    raise Stop()
+
+
+@click.command("supervisor")
+@click.option("--port", type=int, default=None, help="client API port P (P+1 workers, P+2 events)")
+@click.option("--bind", default=None, help="interface to listen on (default 127.0.0.1; * for all)")
+@click.option("--db", default=None, help="database URL (default: SQLite in the user data dir)")
+@click.option("--host-expiry", type=float, default=None, help="seconds of silence before DOWN")
+@click.option("--release-after", type=float, default=None,
+              help="seconds a DOWN host's frames wait before they run elsewhere")
+@click.option("--heartbeat", "heartbeat_interval", type=float, default=None,
+              help="heartbeat interval workers are told to use")
+@click.option("--log-level", default=None)
+def command(**flags) -> None:
+    """Run the supervisor."""
+    try:
+        cfg = load(SupervisorConfig, "supervisor", flags)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    if cfg.port < 1 or cfg.port > 65533:
+        raise click.UsageError(f"--port {cfg.port} is out of range (it uses P, P+1 and P+2)")
+    logging.basicConfig(level=cfg.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    db = cfg.db or default_db()
+    try:
+        engine = make_engine(db)
+    except Exception as exc:  # bad URL, missing driver
+        raise click.UsageError(f"--db {db!r}: {exc}") from None
+    from supervisor.billing import clock_from_env
+    sv = Supervisor(cfg, engine, clock=clock_from_env())   # time.time unless CUEFARM_TEST_CLOCK
+    try:
+        sv.start()
+    except ConfigError as exc:      # settings checked once the parts are built (sink, ports)
+        raise click.UsageError(str(exc)) from None
+    except Exception as exc:
+        log.error("cannot open the database %s: %s", engine.url.render_as_string(), exc)
+        sys.exit(3)
+    try:
+        sv.bind()
+    except Exception as exc:
+        log.error("cannot listen on %s:%d-%d: %s", cfg.bind, cfg.port, cfg.port + 2, exc)
+        sys.exit(4)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        sv.run()
+    finally:
+        sv.close()
+        engine.dispose()
+
+
+def main() -> None:
+    command(prog_name="cuefarm-supervisor")

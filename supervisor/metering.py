@@ -1,0 +1,334 @@
+"""Metered overage: per-minute counts, 15-minute batch reports, delivery to the sink.
+
+Every few seconds the supervisor counts the workers holding a licence (farm-wide, from the
+database).  Each wall-clock minute keeps the highest count seen in it (the count carried in
+from the previous minute included); a minute in which metering was on and that count passed
+the installed licences is written to `overage_minute`, once (the minute is the key, so
+supervisors sharing a database cannot write it twice).
+
+Every 15 minutes the closed minutes not yet reported become one batch per quarter hour, with
+a fresh id, in the same transaction that marks the minutes: a minute belongs to exactly one
+batch.  Batches are delivered oldest first by a thread (the supervisor loop never waits on the
+network) and marked accepted only when the sink says so; until then they are retried with
+backoff, across restarts, with the same id and payload, so the sink can drop duplicates.
+
+The sink is either
+- an http(s) URL: each batch is POSTed as JSON (header `Idempotency-Key: <batch id>`).
+  2xx (or 409, "already have it") accepts it.  403 refuses it and says metering is no longer
+  authorized; so does a 2xx answer whose JSON body has `"authorized": false` (the batch is
+  then accepted).  Anything else, or no answer, is retried.
+- a directory: each batch is written as `cuefarm-overage-<id>.json` (written to a temporary
+  name, synced, renamed).  A file named `REVOKED` there withdraws the authorization.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import queue
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+import cuefarm
+from supervisor.store.billing_models import OverageBatch, OverageMinute
+
+log = logging.getLogger(__name__)
+MINUTE = 60
+QUARTER = 900
+MAX_GAP = 24 * 60              # minutes filled in after a stall; past that the clock jumped
+BATCHES_PER_HANDOFF = 50
+
+
+# --- per-minute counts --------------------------------------------------------------------------
+
+class MinuteMeter:
+    """Highest number of workers holding a licence in each wall-clock minute, from samples.
+
+    Between two samples the count is taken to stay what was last seen, so a minute the samples
+    skipped (a stall) gets that count, and each minute starts with the count carried in.
+    """
+
+    def __init__(self) -> None:
+        self.minute: int | None = None      # the open minute
+        self.peak = 0
+        self.metered = False                # metering was on at some sample in the minute
+        self.last = 0
+        self.last_metered = False
+
+    def sample(self, now: float, busy: int, metered: bool) -> list[tuple[int, int, bool]]:
+        """Record a sample; return the minutes it closed as (minute start, peak, metered)."""
+        m = int(now // MINUTE) * MINUTE
+        closed: list[tuple[int, int, bool]] = []
+        if self.minute is None:
+            self.minute, self.peak, self.metered = m, busy, metered
+        elif m == self.minute:
+            self.peak = max(self.peak, busy)
+            self.metered = self.metered or metered
+        elif m > self.minute:
+            closed.append((self.minute, self.peak, self.metered))
+            gap = (m - self.minute) // MINUTE - 1
+            if gap <= MAX_GAP:
+                closed.extend((self.minute + MINUTE * (i + 1), self.last, self.last_metered)
+                              for i in range(gap))
+            self.minute = m
+            self.peak = max(self.last, busy)
+            self.metered = self.last_metered or metered
+        # else: the wall clock stepped back; keep the open minute, ignore the sample's time
+        else:
+            self.peak = max(self.peak, busy)
+        self.last, self.last_metered = busy, metered
+        return closed
+
+
+def _insert_ignore(conn: Connection, table, rows: list[dict[str, Any]]):
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
+    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    conn.execute(ins.on_conflict_do_nothing(), rows)
+
+
+def record_minutes(conn: Connection, closed: list[tuple[int, int, bool]],
+                   installed: int | None, rate: float) -> int:
+    """Write the closed minutes that had overage while metering was on; returns how many."""
+    if installed is None:
+        return 0
+    rows = [{"minute": m, "workers": peak - installed, "busy": peak, "installed": installed,
+             "rate": rate, "batch_id": None}
+            for m, peak, metered in closed if metered and peak > installed]
+    if rows:
+        _insert_ignore(conn, OverageMinute.__table__, rows)
+    return len(rows)
+
+
+def minute_cost(workers: int, rate: float) -> float:
+    """Cost of `workers` overage workers for one minute at `rate` dollars per worker-hour."""
+    return workers * rate / 60.0
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+def make_batches(conn: Connection, now: float, site: str, supervisor_id: str,
+                 grace: float = MINUTE) -> list[str]:
+    """Gather unreported minutes of quarter hours that ended (at least `grace` ago) into one
+    batch per quarter; returns the new batch ids."""
+    boundary = int((now - grace) // QUARTER) * QUARTER
+    rows = conn.execute(select(OverageMinute).where(OverageMinute.batch_id.is_(None),
+                                                    OverageMinute.minute < boundary)
+                        .order_by(OverageMinute.minute).with_for_update()).all()
+    quarters: dict[int, list[Any]] = {}
+    for r in rows:
+        quarters.setdefault(r.minute // QUARTER * QUARTER, []).append(r)
+    ids = []
+    for q, minutes in sorted(quarters.items()):
+        bid = uuid.uuid4().hex
+        worker_minutes = sum(r.workers for r in minutes)
+        cost = round(sum(minute_cost(r.workers, r.rate) for r in minutes), 6)
+        rates = {r.rate for r in minutes}
+        payload = {
+            "batch_id": bid, "site": site, "supervisor_id": supervisor_id,
+            "period_start": q, "period_end": q + QUARTER, "created_at": now,
+            "unit": "worker-minute", "worker_minutes": worker_minutes,
+            "rate_per_worker_hour": rates.pop() if len(rates) == 1 else None,
+            "cost": cost, "currency": "USD",
+            "minutes": [{"minute": r.minute, "workers": r.workers, "busy": r.busy,
+                         "installed": r.installed, "rate": r.rate} for r in minutes],
+            "cuefarm": cuefarm.__version__,
+        }
+        conn.execute(OverageBatch.__table__.insert().values(
+            id=bid, created_at=now, period_start=q, period_end=q + QUARTER,
+            worker_minutes=worker_minutes, cost=cost, payload=payload, state="pending",
+            tries=0, last_error="", accepted_at=None))
+        conn.execute(update(OverageMinute)
+                     .where(OverageMinute.minute.in_([r.minute for r in minutes]),
+                            OverageMinute.batch_id.is_(None))
+                     .values(batch_id=bid))
+        ids.append(bid)
+        log.info("overage report %s: %d worker-minutes from %s, $%.4f", bid, worker_minutes,
+                 q, cost)
+    return ids
+
+
+def pending_batches(conn: Connection, limit: int = BATCHES_PER_HANDOFF) -> list[tuple[str, Any]]:
+    return [(r.id, r.payload) for r in conn.execute(
+        select(OverageBatch.id, OverageBatch.payload).where(OverageBatch.state == "pending")
+        .order_by(OverageBatch.created_at, OverageBatch.period_start).limit(limit))]
+
+
+# --- delivery -----------------------------------------------------------------------------------
+
+@dataclass
+class Delivery:
+    """What the sink said about one batch."""
+
+    batch_id: str
+    accepted: bool
+    revoked: bool = False
+    error: str = ""
+
+
+def _answer(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body.decode("utf-8")) if body.strip() else {}
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def post(url: str, batch_id: str, payload: Any, timeout: float = 15.0) -> Delivery:
+    """POST one batch to an HTTP sink."""
+    data = json.dumps(payload, sort_keys=True).encode()
+    req = urllib.request.Request(url, data=data, method="POST", headers={
+        "Content-Type": "application/json", "Idempotency-Key": batch_id,
+        "User-Agent": f"cuefarm-supervisor/{cuefarm.__version__}"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, body = resp.status, resp.read(65536)
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read(65536) if exc.fp else b""
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+        return Delivery(batch_id, False, error=f"cannot reach {url}: {exc}"[:1000])
+    answer = _answer(body)
+    reason = str(answer.get("reason") or answer.get("message") or "")[:400]
+    if status == 403:
+        return Delivery(batch_id, False, True, f"HTTP 403: metering not authorized {reason}"
+                        .strip())
+    if 200 <= status < 300 or status == 409:
+        revoked = answer.get("authorized") is False
+        return Delivery(batch_id, True, revoked,
+                        f"metering not authorized {reason}".strip() if revoked else "")
+    return Delivery(batch_id, False, error=f"HTTP {status} from {url} {reason}".strip()[:1000])
+
+
+def write_file(directory: str, batch_id: str, payload: Any) -> Delivery:
+    """Write one batch into a directory sink (atomically; an existing file is the same batch)."""
+    d = Path(directory)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        final = d / f"cuefarm-overage-{batch_id}.json"
+        if not final.exists():
+            tmp = d / f".cuefarm-overage-{batch_id}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(json.dumps(payload, sort_keys=True, indent=1).encode())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+            fd = os.open(d, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        revoked_file = d / "REVOKED"
+        if revoked_file.exists():
+            reason = revoked_file.read_text(errors="replace").strip()[:400]
+            return Delivery(batch_id, True, True,
+                            f"metering not authorized (REVOKED in {d}) {reason}".strip())
+    except OSError as exc:
+        return Delivery(batch_id, False, error=f"cannot write to {d}: {exc}"[:1000])
+    return Delivery(batch_id, True)
+
+
+def deliver(sink: str, batch_id: str, payload: Any) -> Delivery:
+    if sink.startswith(("http://", "https://")):
+        return post(sink, batch_id, payload)
+    return write_file(sink, batch_id, payload)
+
+
+class Reporter:
+    """A thread that delivers handed-off batches in order, stopping at the first failure.
+    The supervisor loop hands work over and collects results; the thread never touches the
+    database."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue = queue.Queue()
+        self._results: queue.Queue = queue.Queue()
+        self.busy = False
+        self._thread = threading.Thread(target=self._run, name="metering-reporter", daemon=True)
+        self._thread.start()
+
+    def hand_off(self, sink: str, batches: list[tuple[str, Any]]) -> None:
+        self.busy = True
+        self._jobs.put((sink, batches))
+
+    def results(self) -> list[Delivery]:
+        """Deliveries finished since the last call."""
+        out = []
+        while True:
+            try:
+                item = self._results.get_nowait()
+            except queue.Empty:
+                return out
+            if item is None:
+                self.busy = False
+            else:
+                out.append(item)
+
+    def _run(self) -> None:
+        while True:
+            sink, batches = self._jobs.get()
+            try:
+                for bid, payload in batches:
+                    try:
+                        d = deliver(sink, bid, payload)
+                    except Exception as exc:   # a bug must not kill the thread
+                        log.exception("delivering overage report %s failed", bid)
+                        d = Delivery(bid, False, error=f"internal error: {exc}"[:1000])
+                    self._results.put(d)
+                    if not d.accepted or d.revoked:
+                        break
+            finally:
+                self._results.put(None)
+
+
+def apply_results(conn: Connection, results: list[Delivery], now: float) -> Delivery | None:
+    """Record deliveries; returns the first that revoked metering, if any."""
+    revoked = None
+    for d in results:
+        if d.accepted:
+            conn.execute(update(OverageBatch).where(OverageBatch.id == d.batch_id,
+                                                    OverageBatch.state == "pending")
+                         .values(state="accepted", accepted_at=now, tries=OverageBatch.tries + 1,
+                                 last_error=d.error[:1000]))
+        else:
+            conn.execute(update(OverageBatch).where(OverageBatch.id == d.batch_id)
+                         .values(tries=OverageBatch.tries + 1, last_error=d.error[:1000]))
+        if d.revoked and revoked is None:
+            revoked = d
+    return revoked
+
+
+def month_totals(conn: Connection, start: float, end: float) -> tuple[int, float]:
+    """Overage worker-minutes and their cost for minutes in [start, end)."""
+    minutes, cost = conn.execute(
+        select(func.coalesce(func.sum(OverageMinute.workers), 0),
+               func.coalesce(func.sum(OverageMinute.workers * OverageMinute.rate), 0.0))
+        .where(OverageMinute.minute >= int(start), OverageMinute.minute < int(end))).one()
+    return int(minutes), round(float(cost) / 60.0, 6)
+
+
+def batch_rows(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """Reports, newest first."""
+    return [dict(r._mapping) for r in conn.execute(
+        select(OverageBatch.id, OverageBatch.period_start, OverageBatch.period_end,
+               OverageBatch.worker_minutes, OverageBatch.cost, OverageBatch.state,
+               OverageBatch.tries, OverageBatch.last_error, OverageBatch.created_at,
+               OverageBatch.accepted_at)
+        .order_by(OverageBatch.created_at.desc(), OverageBatch.period_start.desc())
+        .limit(limit))]
+
+
+def backlog(conn: Connection) -> tuple[int, int]:
+    """(pending reports, minutes not yet in a report)."""
+    pending = conn.execute(select(func.count()).select_from(OverageBatch)
+                           .where(OverageBatch.state == "pending")).scalar() or 0
+    unbatched = conn.execute(select(func.count()).select_from(OverageMinute)
+                             .where(OverageMinute.batch_id.is_(None))).scalar() or 0
+    return int(pending), int(unbatched)

@@ -1,0 +1,134 @@
+"""Worker registration, in batches: admission, host rows, and adopting what workers run.
+
+Registrations arriving in one turn share one transaction, so a farm of thousands of workers
+reconnecting after a supervisor restart costs a few set-based statements per batch rather than
+a few round trips per worker.  For each worker: completions it kept are accepted (once); what
+the database believes it runs but it does not report is requeued (the process is known gone);
+what it runs that the database gave elsewhere is killed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from cuefarm import protocol as p
+from supervisor.store import hostadmin
+from supervisor.store import hosts as host_store
+from supervisor.store import work
+from supervisor.store.counters import Deltas
+from supervisor.store.models import parse_attempt_id
+
+if TYPE_CHECKING:
+    from supervisor.server import Supervisor
+
+log = logging.getLogger(__name__)
+BATCH = 1000
+
+
+def _precheck(sv: "Supervisor", identity: bytes, reg: p.Register, mono: float) -> str | None:
+    existing = sv.registry.by_name.get(reg.name)
+    if (existing is not None and existing.identity not in (None, identity)
+            and mono - existing.last_seen < sv.cfg.host_expiry):
+        return f"a worker named {reg.name!r} is already connected; give this one another --name"
+    if reg.slots < 0 or reg.cores < 0 or reg.memory_mb < 0 or not reg.name.strip():
+        return "registration with a negative count or empty name"
+    return None
+
+
+def flush(sv: "Supervisor") -> None:
+    """Register the workers that asked this turn (up to BATCH; the rest next turn)."""
+    if not sv.registrations:
+        return
+    items, sv.registrations = sv.registrations[:BATCH], sv.registrations[BATCH:]
+    mono = sv.mono()
+    batch: dict[str, tuple[bytes, p.Register, str]] = {}
+    for identity, reg, address in items:
+        why = _precheck(sv, identity, reg, mono)
+        if why:
+            sv.send_worker(identity, p.Refused(why, retry_after=sv.cfg.host_expiry))
+        else:
+            batch[reg.name] = (identity, reg, address)    # the latest wins
+    if batch:
+        try:
+            _register(sv, batch)
+        except SQLAlchemyError:
+            # They are not registered: they will ask again (heartbeats get Reregister).
+            log.exception("could not register %d workers", len(batch))
+
+
+def _register(sv: "Supervisor", batch: dict[str, tuple[bytes, p.Register, str]]) -> None:
+    now, mono = sv.clock(), sv.mono()
+    deltas, touched = Deltas(), work.Touched()
+    completions: dict[tuple[int, int], p.Completion] = {}
+    reported: dict[str, dict[tuple[int, int], p.RunningAttempt]] = {}
+    for name, (_, reg, _) in batch.items():
+        for c in reg.completions:
+            key = parse_attempt_id(c.attempt_id)
+            if key:
+                completions[key] = c
+        reported[name] = {k: r for r in reg.running if (k := parse_attempt_id(r.attempt_id))}
+    with sv.engine.begin() as conn:
+        refused = hostadmin.admit_many(conn, sv.admission,
+                                       [(n, addr) for n, (_, _, addr) in batch.items()], now)
+        accepted = {n: v for n, v in batch.items() if n not in refused}
+        hosts = host_store.upsert_hosts(conn, [(reg, addr) for _, reg, addr in accepted.values()],
+                                        sv.id, now) if accepted else {}
+        work.end_attempts(conn, completions, now, deltas, touched, sv.failure_policy)
+        ids = [h.id for h in hosts.values()]
+        believed = work.running_on_hosts(conn, ids)
+        gone = {}
+        for name, h in hosts.items():
+            for a in believed.get(h.id, []):
+                key = (a.frame_id, a.number)
+                if key not in reported[name] and key not in completions:
+                    gone[key] = f"lost: {name} re-registered without it"
+        work.end_attempts(conn, gone, now, deltas, touched)
+        work.settle(conn, deltas, touched, now)
+        kept = work.running_on_hosts(conn, ids)
+    for name, why in refused.items():
+        identity = batch[name][0]
+        log.warning("refused worker %s from %s: %s", name, batch[name][2] or "?", why)
+        sv.send_worker(identity, p.Refused(
+            f"{why}; an admin can admit it with: cuefarm hosts admit {name}",
+            retry_after=sv.cfg.admission_retry))
+    for name, (identity, reg, _) in accepted.items():
+        _connect(sv, identity, reg, hosts[name], kept.get(hosts[name].id, []),
+                 reported[name], mono)
+        touched.hosts.add(hosts[name].id)
+    if accepted:
+        log.info("registered %d worker(s)%s", len(accepted),
+                 f"; {len(gone)} frame(s) they no longer run were requeued" if gone else "")
+    sv.note(touched)
+    sv.dispatch_needed = True
+
+
+def _connect(sv: "Supervisor", identity: bytes, reg: p.Register, host: Any, kept: list[Any],
+             reported: dict[tuple[int, int], p.RunningAttempt], mono: float) -> None:
+    """Bring the live view of one worker in line with what was committed; answer it."""
+    w = sv.registry.get_or_add(host.id, reg.name)
+    w.offered = reg.slots
+    w.slots = reg.slots if host.slots_override is None else host.slots_override
+    w.locked, w.lock_slots = host.lock == "LOCKED", host.lock_slots
+    w.memory_mb, w.os, w.cores, w.gpus = reg.memory_mb, reg.os, reg.cores, reg.gpus
+    w.tags = frozenset(hostadmin.effective_tags(host))
+    w.nimby, w.draining, w.own_rules = reg.nimby, host.drain is not None, list(reg.path_maps)
+    w.banned = False
+    sv.registry.version += 1
+    w.clear()
+    for a in kept:
+        w.add(f"{a.frame_id}.{a.number}", a.slots, a.memory, a.gpus)
+    sv.registry.connect(w, identity, mono)
+    sv.send_worker(identity, p.Registered(host.id, sv.cfg.heartbeat_interval))
+    if host.drain:
+        # rqd does not remember a drain across its own restart: say it again.
+        sv.send_worker(identity, p.Drain(then=host.drain))
+    if reg.completions:
+        sv.send_worker(identity, p.CompleteAck([c.attempt_id for c in reg.completions]))
+    kept_keys = {(a.frame_id, a.number) for a in kept}
+    strays = [r.attempt_id for key, r in reported.items() if key not in kept_keys]
+    if strays:
+        # It runs something the database gave to another host or stopped wanting: stop it.
+        sv.send_worker(identity, p.Kill(strays, "not assigned to this host"))

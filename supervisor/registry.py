@@ -1,0 +1,120 @@
+"""The supervisor's live view of its workers: connection, free slots, running attempts.
+
+The database is the record; this is the working copy the dispatcher consults so a pass never
+reads host rows.  Every change here follows a committed transaction, never precedes one.
+Times are monotonic seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Worker:
+    host_id: int
+    name: str
+    identity: bytes | None = None        # ZeroMQ routing id while connected
+    slots: int = 0                       # total: an admin's setting, else what the worker offers
+    offered: int = 0                     # what the worker offers
+    locked: bool = False
+    lock_slots: int | None = None        # a partial lock leaves this many
+    nimby: bool = False                  # someone is using the machine (the worker says)
+    draining: bool = False               # told to drain: nothing new starts
+    banned: bool = False                 # an admin banned it while it was connected
+    own_rules: list = field(default_factory=list)   # the worker's own path rules
+    memory_mb: int = 0
+    os: str = ""
+    cores: int = 0
+    gpus: int = 0
+    tags: frozenset[str] = frozenset()
+    load: float = 0.0
+    used: int = 0
+    memory_used: int = 0
+    gpus_used: int = 0
+    # attempt id -> (slots, MB, GPUs) it holds
+    running: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    last_seen: float = 0.0
+    down_since: float | None = None      # set while DOWN
+    released: bool = False               # its frames were requeued while it was DOWN
+    refuse_until: float = 0.0            # after a refusal, leave the host alone briefly
+    figures: dict | None = None          # latest heartbeat figures not yet written
+
+    @property
+    def total(self) -> int:
+        if self.nimby or self.draining or self.banned:
+            return 0
+        if self.locked:
+            return min(self.lock_slots or 0, self.slots)
+        return self.slots
+
+    @property
+    def free(self) -> int:
+        return max(0, self.total - self.used)
+
+    @property
+    def memory_free(self) -> int:
+        return (self.memory_mb - self.memory_used) if self.memory_mb else 1 << 40
+
+    @property
+    def gpus_free(self) -> int:
+        return self.gpus - self.gpus_used
+
+    def attributes(self) -> dict:
+        """What requirement expressions see as host.<name>."""
+        return {"name": self.name, "os": self.os, "memory": self.memory_mb,
+                "memory_free": self.memory_free, "cores": self.cores, "slots": self.slots,
+                "gpus": self.gpus, "tags": sorted(self.tags), "load": self.load}
+
+    def add(self, attempt_id: str, slots: int, memory: int = 0, gpus: int = 0) -> None:
+        if attempt_id not in self.running:
+            self.running[attempt_id] = (slots, memory, gpus)
+            self.used += slots
+            self.memory_used += memory
+            self.gpus_used += gpus
+
+    def remove(self, attempt_id: str) -> None:
+        slots, memory, gpus = self.running.pop(attempt_id, (0, 0, 0))
+        self.used -= slots
+        self.memory_used -= memory
+        self.gpus_used -= gpus
+
+    def clear(self) -> None:
+        self.running.clear()
+        self.used = self.memory_used = self.gpus_used = 0
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.version = 0          # bumped when host attributes change (invalidates match caches)
+        self.by_id: dict[int, Worker] = {}
+        self.by_name: dict[str, Worker] = {}
+        self.by_identity: dict[bytes, Worker] = {}
+
+    def get_or_add(self, host_id: int, name: str) -> Worker:
+        w = self.by_id.get(host_id)
+        if w is None:
+            w = Worker(host_id, name)
+            self.by_id[host_id] = w
+            self.by_name[name] = w
+        return w
+
+    def connect(self, w: Worker, identity: bytes, now: float) -> None:
+        if w.identity is not None and w.identity != identity:
+            self.by_identity.pop(w.identity, None)
+        w.identity = identity
+        w.last_seen = now
+        w.down_since = None
+        w.released = False
+        self.by_identity[identity] = w
+
+    def disconnect(self, w: Worker, now: float) -> None:
+        if w.identity is not None:
+            self.by_identity.pop(w.identity, None)
+        w.identity = None
+        if w.down_since is None:
+            w.down_since = now
+
+    def dispatchable(self, now: float) -> list[Worker]:
+        return [w for w in self.by_id.values()
+                if w.identity is not None and w.free > 0 and w.refuse_until <= now]

@@ -1,0 +1,143 @@
+"""Weekly lock windows for workstations, evaluated in the site's timezone.
+
+A window (days, start, end) is active from `start` to `end` on each listed day; an end at or
+before the start runs past midnight into the next day.  A manual lock or unlock overrides the
+schedule until the host's next window edge.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, tzinfo
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+
+from supervisor.store import hostadmin
+from supervisor.store.control import Outcome, kill_running_on_hosts
+from supervisor.store.models import Host
+from supervisor.store.work import settle
+
+if TYPE_CHECKING:
+    from supervisor.server import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+def site_timezone(name: str) -> tzinfo:
+    """The named IANA zone, or this machine's local zone when empty."""
+    if name:
+        return ZoneInfo(name)
+    return datetime.now().astimezone().tzinfo
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def active(window: dict[str, Any], when: datetime) -> bool:
+    start, end = _minutes(window["start"]), _minutes(window["end"])
+    now = when.hour * 60 + when.minute
+    today, yesterday = when.weekday(), (when.weekday() - 1) % 7
+    if start < end:
+        return today in window["days"] and start <= now < end
+    return ((today in window["days"] and now >= start)
+            or (yesterday in window["days"] and now < end))
+
+
+def next_edge(windows: list[dict[str, Any]], when: datetime) -> datetime | None:
+    """The first window start or end strictly after `when` (None without windows)."""
+    best = None
+    midnight = when.replace(hour=0, minute=0, second=0, microsecond=0)
+    for day in range(-1, 9):
+        date = midnight + timedelta(days=day)
+        for w in windows:
+            if date.weekday() not in w["days"]:
+                continue
+            start, end = _minutes(w["start"]), _minutes(w["end"])
+            edges = [date + timedelta(minutes=start),
+                     date + timedelta(minutes=end + (0 if end > start else 24 * 60))]
+            for edge in edges:
+                if edge > when and (best is None or edge < best):
+                    best = edge
+    return best
+
+
+def applies(window: dict[str, Any], name: str, tags: list[str]) -> bool:
+    target = window["target"]
+    if target.startswith("tag:"):
+        return target[4:] in tags
+    return fnmatchcase(name, target)
+
+
+def override_until(sv: "Supervisor", conn, host_ids: list[int]) -> dict[int, float]:
+    """For a manual lock or unlock: until when it beats the schedules (epoch; 0 = none)."""
+    windows = hostadmin.schedule_rows(conn)
+    if not windows:
+        return {}
+    tz = site_timezone(sv.cfg.timezone)
+    when = datetime.fromtimestamp(sv.clock(), tz)
+    out = {}
+    for r in conn.execute(select(Host.id, Host.name, Host.tags, Host.tags_added,
+                                 Host.tags_removed).where(Host.id.in_(host_ids))):
+        mine = [w for w in windows if applies(w, r.name, hostadmin.effective_tags(r))]
+        edge = next_edge(mine, when)
+        if edge is not None:
+            out[r.id] = edge.timestamp()
+    return out
+
+
+def apply(sv: "Supervisor") -> None:
+    """Lock or unlock hosts whose window state differs from their lock (periodic)."""
+    now = sv.clock()
+    out = Outcome()
+    changed: dict[int, bool] = {}
+    with sv.engine.begin() as conn:
+        windows = hostadmin.schedule_rows(conn)
+        # Most farms have few schedules: without any, only hosts a schedule locked (or a
+        # manual override) need a look, not thousands of rows every few seconds.
+        q = select(Host.id, Host.name, Host.tags, Host.tags_added, Host.tags_removed, Host.lock,
+                   Host.lock_kind, Host.lock_override_until)
+        if not windows:
+            q = q.where((Host.lock_kind == "schedule") | (Host.lock_override_until > 0))
+        hosts = conn.execute(q).all()
+        if not hosts:
+            return
+        when = datetime.fromtimestamp(now, site_timezone(sv.cfg.timezone))
+        purge_ids = []
+        for h in hosts:
+            if h.lock_override_until and h.lock_override_until > now:
+                continue
+            mine = [w for w in windows if applies(w, h.name, hostadmin.effective_tags(h))]
+            live = [w for w in mine if active(w, when)]
+            if live and h.lock == "OPEN":
+                conn.execute(update(Host).where(Host.id == h.id)
+                             .values(lock="LOCKED", lock_kind="schedule", lock_slots=None,
+                                     lock_override_until=0.0))
+                changed[h.id] = True
+                if any(w["purge"] for w in live):
+                    purge_ids.append(h.id)
+            elif not live and h.lock == "LOCKED" and h.lock_kind == "schedule":
+                conn.execute(update(Host).where(Host.id == h.id)
+                             .values(lock="OPEN", lock_kind="", lock_override_until=0.0))
+                changed[h.id] = False
+            elif h.lock_override_until:
+                conn.execute(update(Host).where(Host.id == h.id).values(lock_override_until=0.0))
+        if purge_ids:
+            kill_running_on_hosts(conn, purge_ids, out)
+        settle(conn, out.deltas, out.touched, now)
+    if not changed:
+        return
+    for host_id, locked in changed.items():
+        w = sv.registry.by_id.get(host_id)
+        if w is not None:
+            w.locked, w.lock_slots = locked, None
+        out.touched.hosts.add(host_id)
+        log.info("schedule %s %s", "locked" if locked else "unlocked",
+                 w.name if w else host_id)
+    sv.send_kills(out.kills)
+    sv.note(out.touched)
+    sv.dispatch_needed = True

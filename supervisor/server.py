@@ -1,0 +1,263 @@
+"""The supervisor process: three sockets, one loop, batched work per turn.
+
+Each turn drains what arrived on the worker link and the client API, applies the completions
+and refusals of the whole turn in one transaction, runs a dispatch pass when something freed
+capacity or added work, then publishes events.  Nothing runs on a fixed interval on that path;
+timers only cover liveness (host expiry, releasing frames of lost hosts) and writing heartbeat
+figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from typing import Callable
+
+import zmq
+from sqlalchemy import Engine, select
+
+import cuefarm
+from cuefarm import protocol as p
+from cuefarm.config import SupervisorConfig
+from supervisor import clientapi, dispatch, registration, schedules, workerlink
+from supervisor.events import Publisher
+from supervisor.figures import FigureWriter
+from supervisor.matching import Matcher
+from supervisor.registry import Registry
+from supervisor.store import hostadmin
+from supervisor.store import hosts as host_store
+from supervisor.store.engine import migrate
+from supervisor.store.models import Attempt
+from supervisor.store.work import FailurePolicy, Touched
+
+log = logging.getLogger(__name__)
+DRAIN = 5000          # messages taken from one socket per turn at most
+
+
+SLOW_TASK = 0.1       # seconds; a periodic task holding the loop longer is logged
+
+
+def _name(fn) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+class Stop(Exception):
+    """Raised by a signal handler to leave the loop."""
+
+
+class Supervisor:
+    def __init__(self, cfg: SupervisorConfig, engine: Engine,
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.cfg = cfg
+        self.engine = engine
+        self.clock = clock
+        self.mono = monotonic
+        self.id = uuid.uuid4().hex[:12]
+        self.registry = Registry()
+        self.matcher = Matcher()
+        self.layer_cache: dict[int, dict] = {}      # static layer fields, by layer id
+        self.failure_policy = FailurePolicy(cfg.bad_host_failures, cfg.bad_host_period)
+        self.errors: Counter[str] = Counter()
+        self.dispatch_needed = True
+        self.completions: list[tuple[bytes, p.Completion]] = []
+        self.registrations: list[tuple[bytes, p.Register, str]] = []   # identity, body, address
+        self.refusals: list[tuple[bytes, str, str]] = []       # identity, attempt id, reason
+        self.pending_logs: dict[int, tuple[list[bytes], int, float]] = {}
+        self.log_tokens = 0
+        self.next_liveness = 0.0
+        self.next_figures = 0.0
+        self.periodic: list[list] = []     # [next due (monotonic), interval, fn(sv)]
+        # Event counts since start (dispatched, completions, reports, ...), for metrics.
+        self.counters: Counter[str] = Counter()
+        # How many workers may hold a worker licence at once (None: no cap); see licensing.
+        self.licence_cap: Callable[[], int | None] = lambda: None
+        self.path_map_rows: list[dict] = []       # central path rules, cached
+        self.admission: dict = {}
+        self.ctx = zmq.Context.instance()
+        self.client_sock = self.worker_sock = None
+        self.publisher: Publisher | None = None
+        self.figure_writer: FigureWriter | None = None
+
+    # -- set-up -----------------------------------------------------------------------------------
+
+    def bind(self) -> None:
+        host = self.cfg.bind
+        self.client_sock = self._router(p.MAX_CLIENT_MESSAGE, f"tcp://{host}:{self.cfg.port}")
+        self.worker_sock = self._router(p.MAX_WORKER_MESSAGE, f"tcp://{host}:{self.cfg.port + 1}")
+        pub = self.ctx.socket(zmq.XPUB)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.setsockopt(zmq.SNDHWM, 10_000)
+        pub.setsockopt(zmq.XPUB_VERBOSER, 1)   # count every subscriber, not distinct topics
+        pub.bind(f"tcp://{host}:{self.cfg.port + 2}")
+        self.publisher = Publisher(pub, self.id)
+
+    def _router(self, max_size: int, endpoint: str) -> zmq.Socket:
+        s = self.ctx.socket(zmq.ROUTER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.ROUTER_MANDATORY, 1)   # an unroutable send raises instead of vanishing
+        # ZeroMQ drops the connection of a peer past MAXMSGSIZE; below that, decode() answers
+        # an oversized message with an error reply, so the limit there is twice ours.
+        s.setsockopt(zmq.MAXMSGSIZE, 2 * max_size)
+        s.setsockopt(zmq.SNDHWM, 100_000)
+        s.setsockopt(zmq.RCVHWM, 100_000)
+        s.bind(endpoint)
+        return s
+
+    def start(self) -> None:
+        """Migrate the schema and rebuild the live view from the database."""
+        migrate(self.engine)
+        now = self.mono()
+        with self.engine.begin() as conn:
+            for h in host_store.up_hosts(conn):
+                # They were UP when the last supervisor stopped: give them until expiry to
+                # come back and say what they run.
+                w = self.registry.get_or_add(h["id"], h["name"])
+                w.slots, w.locked, w.last_seen = h["slots_configured"], h["lock"] == "LOCKED", now
+                w.down_since = None
+            lost = conn.execute(select(Attempt.host_id).where(Attempt.state == "RUNNING")
+                                .distinct()).scalars().all()
+            for hid in lost:
+                if hid not in self.registry.by_id:
+                    row = conn.execute(select(host_store.Host.name)
+                                       .where(host_store.Host.id == hid)).scalar()
+                    w = self.registry.get_or_add(hid, row or f"host-{hid}")
+                    w.down_since = now     # release timer starts now: we cannot know more
+        self.next_liveness = now + self.cfg.host_expiry
+        self.figure_writer = FigureWriter(self.engine)
+        with self.engine.connect() as conn:
+            self.path_map_rows = hostadmin.path_map_rows(conn)
+            self.admission = hostadmin.admission_policy(conn, self.default_admission())
+            conn.rollback()
+        self.add_periodic(20.0, schedules.apply)
+        from supervisor import billing    # licences, metering, usage, metrics
+        billing.attach(self)
+
+    def default_admission(self) -> dict:
+        return {"mode": self.cfg.admission_mode, "networks": list(self.cfg.admission_networks),
+                "patterns": list(self.cfg.admission_patterns)}
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    def send_worker(self, identity: bytes, body: p.Body) -> bool:
+        try:
+            self.worker_sock.send_multipart([identity, p.encode(body)], zmq.NOBLOCK)
+            return True
+        except zmq.ZMQError as exc:   # EHOSTUNREACH (gone) or EAGAIN (not reading)
+            log.warning("cannot send %s to a worker: %s", type(body).__name__, exc)
+            return False
+
+    def reply(self, route: list[bytes], request_id: int, body: p.Body) -> None:
+        try:
+            self.client_sock.send_multipart([*route, p.encode(body, request_id)], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            log.info("client went away before its reply: %s", exc)
+
+    def send_kills(self, kills: list[tuple[str, int]], reason: str = "requested") -> None:
+        """Ask workers to kill attempts: [(attempt id, host id)], one message per host."""
+        by_host: dict[int, list[str]] = {}
+        for aid, hid in kills:
+            by_host.setdefault(hid, []).append(aid)
+        for hid, ids in by_host.items():
+            w = self.registry.by_id.get(hid)
+            if w is not None and w.identity is not None:
+                self.send_worker(w.identity, p.Kill(ids, reason))
+
+    def note(self, touched: Touched) -> None:
+        self.publisher.note(touched)
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.client_sock, zmq.POLLIN)
+        poller.register(self.worker_sock, zmq.POLLIN)
+        poller.register(self.publisher.sock, zmq.POLLIN)
+        log.info("supervisor %s (cuefarm %s) listening on %s:%d-%d", self.id, cuefarm.__version__,
+                 self.cfg.bind, self.cfg.port, self.cfg.port + 2)
+        try:
+            while True:
+                ready = dict(poller.poll(self._timeout_ms()))
+                if self.worker_sock in ready:
+                    self._drain(self.worker_sock, workerlink.handle, copy=False)
+                if self.client_sock in ready:
+                    self._drain(self.client_sock, clientapi.handle, limit=200)
+                if self.publisher.sock in ready:
+                    self.publisher.on_subscription()
+                self.turn()
+        except Stop:
+            log.info("supervisor stopping")
+
+    def add_periodic(self, interval: float, fn: Callable[["Supervisor"], None]) -> None:
+        """Run fn(self) every `interval` monotonic seconds, off the dispatch path (liveness-style
+        housekeeping: metering, metrics sampling, schedules)."""
+        self.periodic.append([self.mono() + interval, interval, fn])
+
+    def _run_periodic(self, now: float) -> None:
+        for task in self.periodic:
+            if now >= task[0]:
+                task[0] = now + task[1]
+                started = self.mono()
+                try:
+                    task[2](self)
+                except Stop:
+                    raise
+                except Exception:   # housekeeping must not stop dispatch
+                    self.errors["internal"] += 1
+                    log.exception("periodic task %s failed", _name(task[2]))
+                took = self.mono() - started
+                if took > SLOW_TASK:
+                    log.warning("periodic task %s held the loop for %.0f ms", _name(task[2]),
+                                1000 * took)
+
+    def turn(self) -> None:
+        """Everything after reading: batched writes, dispatch, timers, events."""
+        registration.flush(self)
+        workerlink.flush(self)
+        if self.dispatch_needed:
+            self.dispatch_needed = False
+            dispatch.run_pass(self)
+        now = self.mono()
+        if now >= self.next_liveness:
+            self.next_liveness = now + 1.0
+            workerlink.check_liveness(self, now)
+            clientapi.expire_log_requests(self, now)
+        if now >= self.next_figures:
+            self.next_figures = now + self.cfg.figures_interval
+            workerlink.write_figures(self)
+        self._run_periodic(now)
+        self.publisher.flush(self.engine, now)
+
+    def _drain(self, sock: zmq.Socket, handler, limit: int = DRAIN, copy: bool = True) -> None:
+        for _ in range(limit):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=copy)
+            except zmq.Again:
+                return
+            try:
+                handler(self, frames)
+            except Stop:
+                raise
+            except Exception:   # a bug handling one message must not take the farm down
+                self.errors["internal"] += 1
+                log.exception("error handling a message")
+
+    def _timeout_ms(self) -> int:
+        if self.dispatch_needed or self.completions or self.refusals or self.registrations:
+            return 0
+        now = self.mono()
+        due = [self.next_liveness - now, self.next_figures - now,
+               *(task[0] - now for task in self.periodic)]
+        ev = self.publisher.due_in(now)
+        if ev is not None:
+            due.append(ev)
+        return max(0, int(min(due) * 1000) + 1)
+
+    def close(self) -> None:
+        if self.figure_writer is not None:
+            self.figure_writer.close()
+        for s in (self.client_sock, self.worker_sock, self.publisher and self.publisher.sock):
+            if s is not None:
+                s.close(0)

@@ -1,0 +1,1 @@
+"""The supervisor's database: one interface over SQLite (embedded) and PostgreSQL (production)."""

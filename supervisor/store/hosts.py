@@ -1,0 +1,87 @@
+"""Hosts in the database: registration, liveness, periodic figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, text, update
+
+from cuefarm import protocol as p
+from cuefarm.states import HostState
+from supervisor.store.models import Host
+
+
+def upsert_hosts(conn: Connection, regs: list[tuple[p.Register, str]], supervisor_id: str,
+                 now: float) -> dict[str, Any]:
+    """Create or refresh hosts from their registrations (with peer addresses), set-based;
+    return their rows (admin settings too) by name."""
+    names = [reg.name for reg, _ in regs]
+    existing = set(conn.execute(select(Host.name).where(Host.name.in_(names))
+                                .with_for_update()).scalars())
+    rows = []
+    for reg, address in regs:
+        rows.append(dict(
+            n=reg.name, hostname=reg.hostname[:256], os=reg.os[:32], cores=reg.cores,
+            memory_mb=reg.memory_mb, slots_configured=reg.slots, state=HostState.UP.value,
+            last_seen=now, supervisor_id=supervisor_id, version=reg.version[:32],
+            gpus=reg.gpus, tags=sorted(set(reg.tags))[:64], address=address[:64],
+            disk_free_mb=reg.disk_free_mb, nimby=reg.nimby, draining=False, registered_at=now))
+    new = [r for r in rows if r["n"] not in existing]
+    if new:
+        conn.execute(insert(Host), [
+            {**{k: v for k, v in r.items() if k != "n"}, "name": r["n"], "lock": "OPEN",
+             "lock_kind": "", "memory_free_mb": r["memory_mb"], "load": 0.0,
+             "cpu_percent": 0.0, "tags_added": [], "tags_removed": [],
+             "lock_override_until": 0.0} for r in new])
+    old = [r for r in rows if r["n"] in existing]
+    if old:
+        conn.execute(update(Host).where(Host.name == bindparam("n"))
+                     .values(**{k: bindparam(k) for k in old[0] if k != "n"})
+                     .execution_options(synchronize_session=False), old)
+    return {r.name: r for r in conn.execute(
+        select(Host.id, Host.name, Host.lock, Host.lock_slots, Host.slots_override, Host.tags,
+               Host.tags_added, Host.tags_removed, Host.drain).where(Host.name.in_(names)))}
+
+
+def mark_down(conn: Connection, host_ids: list[int]) -> None:
+    if host_ids:
+        conn.execute(update(Host).where(Host.id.in_(host_ids))
+                     .values(state=HostState.DOWN.value))
+
+
+def write_figures(conn: Connection, figures: list[dict[str, Any]]) -> None:
+    """Batch of heartbeat figures: dicts with hid, seen, load, cpu, free, disk, nimby,
+    draining.  PostgreSQL gets one statement over unnested arrays (thousands of hosts)."""
+    if not figures:
+        return
+    if conn.dialect.name == "postgresql":
+        cols = {k: [f[k] for f in figures] for k in figures[0]}
+        conn.execute(text(
+            "UPDATE host SET last_seen = t.seen, load = t.load, cpu_percent = t.cpu,"
+            " memory_free_mb = t.free, disk_free_mb = t.disk, nimby = t.nimby,"
+            " draining = t.draining FROM unnest(CAST(:hid AS bigint[]),"
+            " CAST(:seen AS float8[]), CAST(:load AS float8[]), CAST(:cpu AS float8[]),"
+            " CAST(:free AS integer[]), CAST(:disk AS integer[]), CAST(:nimby AS boolean[]),"
+            " CAST(:draining AS boolean[])) AS t(hid, seen, load, cpu, free, disk, nimby,"
+            " draining) WHERE host.id = t.hid"), cols)
+        return
+    conn.execute(update(Host).where(Host.id == bindparam("hid"))
+                 .values(last_seen=bindparam("seen"), load=bindparam("load"),
+                         cpu_percent=bindparam("cpu"), memory_free_mb=bindparam("free"),
+                         disk_free_mb=bindparam("disk"), nimby=bindparam("nimby"),
+                         draining=bindparam("draining"))
+                 .execution_options(synchronize_session=False), figures)
+
+
+def up_hosts(conn: Connection) -> list[dict[str, Any]]:
+    """Hosts the database believes UP (after a restart: the ones that should come back)."""
+    return [dict(r._mapping) for r in conn.execute(
+        select(Host.id, Host.name, Host.lock, Host.slots_configured, Host.last_seen)
+        .where(Host.state == HostState.UP.value))]
+
+
+def stale_hosts(conn: Connection, before: float) -> list[dict[str, Any]]:
+    """Hosts marked UP whose last report is older than `before` (wall clock, any supervisor)."""
+    return [dict(r._mapping) for r in conn.execute(
+        select(Host.id, Host.name).where(Host.state == HostState.UP.value,
+                                         Host.last_seen < before))]

@@ -1,0 +1,147 @@
+"""Reading jobs, layers, frames and hosts as plain dicts (rows for the API and events)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from sqlalchemy import Connection, and_, func, select
+
+from cuefarm.states import JobState
+from supervisor.store.counters import COUNTER_NAMES
+from supervisor.store.models import Attempt, Frame, Host, Job, Layer, Project, attempt_id
+
+# --- reading ---------------------------------------------------------------------------------
+
+def _job_columns():
+    sums = [func.coalesce(func.sum(getattr(Layer, c)), 0).label(c) for c in COUNTER_NAMES]
+    return [Job.id, Job.name, Project.name.label("project"), Job.user, Job.priority, Job.state,
+            Job.killed, Job.submitted_at, Job.started_at, Job.finished_at,
+            func.coalesce(func.sum(Layer.frames_total), 0).label("frames_total"),
+            Job.min_slots, Job.max_slots, Job.flagged,
+            func.coalesce(func.sum(Layer.slots_running), 0).label("slots_used"), *sums]
+
+
+def job_status(r: dict[str, Any]) -> str:
+    """One word for people: running, waiting, paused, failing, dependency, finished, killed."""
+    if r["state"] == JobState.FINISHED.value:
+        return "killed" if r["killed"] else "finished"
+    if r["dead"]:
+        return "failing"
+    if r["state"] == JobState.PAUSED.value:
+        return "paused"
+    if r["running"]:
+        return "running"
+    if r["waiting"]:
+        return "waiting"
+    return "dependency" if r["depend"] else "waiting"
+
+
+def _job_dict(row: Any) -> dict[str, Any]:
+    r = dict(row._mapping)
+    r["killed"] = bool(r["killed"])
+    r["stalled"] = r["state"] != JobState.FINISHED.value and not r["waiting"] and not r["running"]
+    r["status"] = job_status(r)
+    return r
+
+
+def job_rows(conn: Connection, job_ids: Iterable[int] | None = None, project: str | None = None,
+             user: str | None = None, include_finished: bool = True) -> list[dict[str, Any]]:
+    q = (select(*_job_columns()).select_from(Job).join(Project, Project.id == Job.project_id)
+         .outerjoin(Layer, Layer.job_id == Job.id).group_by(Job.id, Project.name).order_by(Job.id))
+    if job_ids is not None:
+        q = q.where(Job.id.in_(list(job_ids)))
+    if project:
+        q = q.where(Project.name == project)
+    if user:
+        q = q.where(Job.user == user)
+    if not include_finished:
+        q = q.where(Job.state != JobState.FINISHED.value)
+    return [_job_dict(r) for r in conn.execute(q)]
+
+
+def layer_rows(conn: Connection, job_id: int | None = None,
+               layer_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    q = select(Layer.id, Layer.job_id, Layer.name, Layer.command, Layer.range, Layer.chunk,
+               Layer.slots, Layer.slots_mode, Layer.memory, Layer.gpus, Layer.max_retries,
+               Layer.depends_on, Layer.tags, Layer.os, Layer.hosts, Layer.omit_hosts,
+               Layer.requirements, Layer.limits, Layer.timeout, Layer.timeout_no_output,
+               Layer.frames_total, Layer.slots_running,
+               *[getattr(Layer, c) for c in COUNTER_NAMES]).order_by(Layer.job_id, Layer.idx)
+    if job_id is not None:
+        q = q.where(Layer.job_id == job_id)
+    if layer_ids is not None:
+        q = q.where(Layer.id.in_(list(layer_ids)))
+    out = []
+    for r in conn.execute(q):
+        d = dict(r._mapping)
+        d["slots"] = {"fixed": d["slots"], "plus": f"{d['slots']}+", "all": "all"}[d["slots_mode"]]
+        out.append(d)
+    return out
+
+
+def frame_rows(conn: Connection, job_id: int | None = None, frame_ids: Iterable[int] | None = None,
+               layer: str | None = None, states: list[str] | None = None) -> list[dict[str, Any]]:
+    q = (select(Frame.id, Frame.job_id, Frame.layer_id, Layer.name.label("layer"), Frame.number,
+                Frame.label.label("frames"), Frame.frame_end, Frame.state, Frame.attempt,
+                Frame.retries, Attempt.host_name.label("host"), Attempt.started_at,
+                Attempt.stopped_at, Attempt.peak_rss, Attempt.cpu_time, Attempt.exit_status,
+                Attempt.state.label("attempt_state"))
+         .select_from(Frame).join(Layer, Layer.id == Frame.layer_id)
+         .outerjoin(Attempt, and_(Attempt.frame_id == Frame.id, Attempt.number == Frame.attempt))
+         .order_by(Layer.idx, Frame.idx))
+    if job_id is not None:
+        q = q.where(Layer.job_id == job_id)
+    if frame_ids is not None:
+        q = q.where(Frame.id.in_(list(frame_ids)))
+    if layer is not None:
+        q = q.where(Layer.name == layer)
+    if states:
+        q = q.where(Frame.state.in_(states))
+    out = []
+    for row in conn.execute(q):
+        r = dict(row._mapping)
+        r["frame_start"] = r["number"]
+        r["attempt_id"] = attempt_id(r["id"], r["attempt"]) if r["attempt"] else None
+        r["peak_rss"] = r["peak_rss"] or 0
+        r["cpu_time"] = r["cpu_time"] or 0.0
+        start, stop = r["started_at"], r["stopped_at"]
+        r["runtime"] = (stop - start) if start is not None and stop is not None else None
+        out.append(r)
+    return out
+
+
+HOST_COLUMNS = (Host.id, Host.name, Host.hostname, Host.os, Host.cores, Host.memory_mb,
+                Host.memory_free_mb, Host.gpus, Host.tags, Host.tags_added, Host.tags_removed,
+                Host.state, Host.lock, Host.lock_kind, Host.lock_slots, Host.slots_configured,
+                Host.slots_override, Host.load, Host.cpu_percent, Host.last_seen, Host.address,
+                Host.disk_free_mb, Host.nimby, Host.draining, Host.drain)
+
+
+def host_rows(conn: Connection, host_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    # Slots in use come from the running attempts themselves, so every supervisor sharing the
+    # database reports the same figure the moment a claim commits.
+    running = (select(Attempt.host_id, func.count().label("n"), func.sum(Attempt.slots).label("s"))
+               .where(Attempt.state == "RUNNING").group_by(Attempt.host_id).subquery())
+    q = (select(*HOST_COLUMNS, func.coalesce(running.c.n, 0).label("running"),
+                func.coalesce(running.c.s, 0).label("slots_used"))
+         .outerjoin(running, running.c.host_id == Host.id).order_by(Host.name))
+    if host_ids is not None:
+        q = q.where(Host.id.in_(list(host_ids)))
+    out = []
+    for row in conn.execute(q):
+        r = dict(row._mapping)
+        added, removed = r.pop("tags_added") or [], r.pop("tags_removed") or []
+        r["tags"] = sorted((set(r["tags"] or []) | set(added)) - set(removed))
+        slots = r["slots_configured"] if r["slots_override"] is None else r["slots_override"]
+        r["slots"] = slots                      # unlocked total
+        if r["nimby"] or r["drain"]:
+            r["slots_total"] = 0
+        elif r["lock"] == "LOCKED":
+            r["slots_total"] = min(r["lock_slots"] or 0, slots)
+        else:
+            r["slots_total"] = slots
+        # The kind of lock people see: an admin's, a schedule's, or the machine's user (nimby).
+        r["lock_kind"] = "nimby" if r["nimby"] else (r["lock_kind"] or "")
+        r["nimby"], r["draining"] = bool(r["nimby"]), bool(r["draining"])
+        out.append(r)
+    return out

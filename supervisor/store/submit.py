@@ -1,0 +1,194 @@
+"""Storing submitted jobs: layers, frames, dependencies and limits, all or nothing."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import Connection, insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from cuefarm import frames as franges
+from cuefarm.spec import JobSpec, LayerSpec
+from cuefarm.states import COMPLETE_STATES, FrameState, JobState
+from supervisor.store.counters import COUNTER_NAMES
+from supervisor.store.models import (Dependency, Frame, FrameDep, Job, Layer, LayerLimit, Limit,
+                                     Project)
+
+FRAME_INSERT_BATCH = 10_000
+COMPLETE = tuple(s.value for s in COMPLETE_STATES)
+
+
+class SubmitError(ValueError):
+    """A job that validated alone but does not fit the farm (missing job, layer or limit)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+def ensure_project(conn: Connection, name: str) -> int:
+    pid = conn.execute(select(Project.id).where(Project.name == name)).scalar()
+    if pid is not None:
+        return pid
+    try:
+        with conn.begin_nested():
+            return conn.execute(insert(Project).values(name=name, guaranteed=0)
+                                .returning(Project.id)).scalar_one()
+    except IntegrityError:  # another supervisor created it first
+        return conn.execute(select(Project.id).where(Project.name == name)).scalar_one()
+
+
+def _limit_ids(conn: Connection, spec: JobSpec, path: str) -> dict[str, int]:
+    names = {n for layer in spec.layers for n in layer.limits}
+    if not names:
+        return {}
+    found = dict(conn.execute(select(Limit.name, Limit.id).where(Limit.name.in_(names))).all())
+    for i, layer in enumerate(spec.layers):
+        for j, n in enumerate(layer.limits):
+            if n not in found:
+                raise SubmitError(f"{path}.layers[{i}].limits[{j}]",
+                                  f"no limit named {n!r} (an admin creates it: "
+                                  f"cuefarm limits set {n} COUNT)")
+    return found
+
+
+def _external_targets(conn: Connection, spec: JobSpec, path: str) -> dict[tuple, tuple]:
+    """(job id, layer name or None) -> (target layer id or None, complete already?)."""
+    out: dict[tuple, tuple] = {}
+    for i, layer in enumerate(spec.layers):
+        for j, dep in enumerate(layer.depends_on):
+            if dep.job is None or (dep.job, dep.layer) in out:
+                continue
+            field = f"{path}.layers[{i}].depends_on[{j}]"
+            job = conn.execute(select(Job.id, Job.state, Job.killed)
+                               .where(Job.id == dep.job)).first()
+            if job is None:
+                raise SubmitError(field, f"no job with id {dep.job}")
+            if dep.layer is None:
+                done = job.state == JobState.FINISHED.value
+                out[(dep.job, None)] = (None, done)
+                continue
+            target = conn.execute(select(Layer.id, Layer.waiting, Layer.running, Layer.depend,
+                                         Layer.dead)
+                                  .where(Layer.job_id == dep.job, Layer.name == dep.layer)).first()
+            if target is None:
+                raise SubmitError(field, f"job {dep.job} has no layer {dep.layer!r}")
+            done = not (target.waiting or target.running or target.depend or target.dead)
+            out[(dep.job, dep.layer)] = (target.id, done)
+    return out
+
+
+def _frame_targets(layer: LayerSpec, target: LayerSpec) -> list[list[int]]:
+    """For each chunk of `layer`, the chunk indexes of `target` holding any of its frames."""
+    where: dict[int, int] = {}
+    for c in target.chunks():
+        for n in c.numbers:
+            where[n] = c.index
+    return [sorted({where[n] for n in c.numbers if n in where}) for c in layer.chunks()]
+
+
+def submit(conn: Connection, specs: list[JobSpec], user: str, now: float) -> list[int]:
+    """Store validated jobs with all their frames; return the new job ids."""
+    return [_submit_one(conn, spec, f"jobs[{k}]", user, now) for k, spec in enumerate(specs)]
+
+
+def _submit_one(conn: Connection, spec: JobSpec, path: str, user: str, now: float) -> int:
+    limit_ids = _limit_ids(conn, spec, path)
+    external = _external_targets(conn, spec, path)
+    project_id = ensure_project(conn, spec.project)
+    job_id = conn.execute(insert(Job).values(
+        name=spec.name, project_id=project_id, user=user, priority=spec.priority,
+        state=JobState.ACTIVE.value, killed=False, submitted_at=now, min_slots=spec.min_slots,
+        max_slots=spec.max_slots, flagged="").returning(Job.id)).scalar_one()
+    by_name = {layer.name: layer for layer in spec.layers}
+    layer_ids: dict[str, int] = {}
+    frame_deps: dict[str, list[tuple[str, list[list[int]]]]] = defaultdict(list)
+    for i, layer in enumerate(spec.layers):
+        layer_deps = 0
+        for dep in layer.depends_on:
+            if dep.kind == "frame":
+                frame_deps[layer.name].append((dep.layer, _frame_targets(layer, by_name[dep.layer])))
+            elif dep.kind == "layer" or not external[(dep.job, dep.layer)][1]:
+                layer_deps += 1
+        # Frames wait while the layer has unmet whole-layer dependencies or the frame has
+        # upstream frames (per-frame dependencies) not done yet.
+        starts, ends, labels = franges.chunk_columns(layer.frames, layer.chunk)
+        per_frame = [0] * len(starts)
+        for _, targets in frame_deps[layer.name]:
+            for k, t in enumerate(targets):
+                per_frame[k] += len(t)
+        states = [FrameState.DEPEND.value if layer_deps or n else FrameState.WAITING.value
+                  for n in per_frame]
+        counters = dict.fromkeys(COUNTER_NAMES, 0)
+        counters["depend"] = states.count(FrameState.DEPEND.value)
+        counters["waiting"] = len(states) - counters["depend"]
+        lid = conn.execute(insert(Layer).values(
+            job_id=job_id, name=layer.name, idx=i, command=layer.command, range=layer.range,
+            chunk=layer.chunk, slots=layer.slots, slots_mode=layer.slots_mode,
+            memory=layer.memory, gpus=layer.gpus, max_retries=layer.max_retries, env=layer.env,
+            cwd=layer.cwd, depends_on=[d.to_dict() for d in layer.depends_on], tags=layer.tags,
+            os=layer.os, hosts=layer.hosts, omit_hosts=layer.omit_hosts,
+            requirements=layer.requirements, limits=layer.limits, timeout=layer.timeout,
+            timeout_no_output=layer.timeout_no_output, deps_left=layer_deps, slots_running=0,
+            frames_total=len(starts), **counters).returning(Layer.id)).scalar_one()
+        layer_ids[layer.name] = lid
+        _insert_frames(conn, job_id, lid, starts, ends, labels, states, per_frame, now)
+        if layer.limits:
+            conn.execute(insert(LayerLimit), [{"layer_id": lid, "limit_id": limit_ids[n]}
+                                              for n in layer.limits])
+    deps = []
+    for layer in spec.layers:
+        for dep in layer.depends_on:
+            row = {"kind": dep.kind, "job_id": job_id, "layer_id": layer_ids[layer.name],
+                   "target_job_id": job_id, "target_layer_id": None, "satisfied": False}
+            if dep.job is None:
+                row["target_layer_id"] = layer_ids[dep.layer]
+            else:
+                row["target_job_id"] = dep.job
+                row["target_layer_id"], row["satisfied"] = external[(dep.job, dep.layer)]
+            deps.append(row)
+    if deps:
+        conn.execute(insert(Dependency), deps)
+    _insert_frame_deps(conn, layer_ids, frame_deps)
+    return job_id
+
+
+def _frame_ids(conn: Connection, layer_id: int) -> list[int]:
+    return list(conn.execute(select(Frame.id).where(Frame.layer_id == layer_id)
+                             .order_by(Frame.idx)).scalars())
+
+
+def _insert_frame_deps(conn: Connection, layer_ids: dict[str, int],
+                       frame_deps: dict[str, list[tuple[str, list[list[int]]]]]) -> None:
+    rows = []
+    for name, edges in frame_deps.items():
+        mine = _frame_ids(conn, layer_ids[name])
+        for target_name, targets in edges:
+            theirs = _frame_ids(conn, layer_ids[target_name])
+            rows.extend({"frame_id": mine[k], "target_frame_id": theirs[t]}
+                        for k, ts in enumerate(targets) for t in ts)
+    for o in range(0, len(rows), FRAME_INSERT_BATCH):
+        conn.execute(insert(FrameDep), rows[o:o + FRAME_INSERT_BATCH])
+
+
+def _insert_frames(conn: Connection, job_id: int, layer_id: int, starts: list[int],
+                   ends: list[int], labels: list[str], states: list[str], deps_left: list[int],
+                   now: float) -> None:
+    """Insert a layer's frames.  PostgreSQL gets the columns as arrays and unnests them
+    server-side: one statement instead of a million bound parameters for 100,000 frames."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(
+            "INSERT INTO frame (job_id, layer_id, idx, number, frame_end, label, state, retries,"
+            " attempt, deps_left, updated_at) SELECT :job, :layer, t.i - 1, t.n, t.e, t.l, t.s,"
+            " 0, 0, t.d, :now FROM unnest(CAST(:num AS integer[]), CAST(:fend AS integer[]),"
+            " CAST(:lab AS text[]), CAST(:st AS text[]), CAST(:dl AS integer[]))"
+            " WITH ORDINALITY AS t(n, e, l, s, d, i)"),
+            {"job": job_id, "layer": layer_id, "now": now, "num": starts, "fend": ends,
+             "lab": labels, "st": states, "dl": deps_left})
+        return
+    rows = [{"job_id": job_id, "layer_id": layer_id, "idx": i, "number": n, "frame_end": e,
+             "label": lab, "state": st, "retries": 0, "attempt": 0, "deps_left": d,
+             "updated_at": now}
+            for i, (n, e, lab, st, d) in enumerate(zip(starts, ends, labels, states, deps_left))]
+    for o in range(0, len(rows), FRAME_INSERT_BATCH):
+        conn.execute(insert(Frame), rows[o:o + FRAME_INSERT_BATCH])

@@ -1,0 +1,454 @@
+"""Frame life cycle in the database: claims, completions, requeues, dependencies, job ends.
+
+Every function takes an open transaction and works set-based: one SELECT (locking the rows it
+will change on PostgreSQL) and a few executemany writes, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from collections import defaultdict
+
+from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
+
+from cuefarm import protocol as p
+from cuefarm.states import AttemptState, Event, FrameState, JobState, next_state
+from supervisor.store.counters import Deltas, FrameMove, apply_moves
+from supervisor.store.models import (Attempt, Dependency, Frame, FrameDep, Host, Job, JobHost,
+                                     Layer, LayerLimit, Limit, Project)
+
+A, F = AttemptState, FrameState
+
+
+@dataclass
+class Touched:
+    """What a transaction changed, for events and follow-up work."""
+
+    jobs: set[int] = field(default_factory=set)
+    layers: set[int] = field(default_factory=set)
+    frames: set[int] = field(default_factory=set)
+    hosts: set[int] = field(default_factory=set)
+
+    def add_moves(self, moves: list[FrameMove]) -> None:
+        for m in moves:
+            self.jobs.add(m.job_id)
+            self.layers.add(m.layer_id)
+            self.frames.add(m.frame_id)
+
+    def merge(self, other: "Touched") -> None:
+        self.jobs |= other.jobs
+        self.layers |= other.layers
+        self.frames |= other.frames
+        self.hosts |= other.hosts
+
+
+# --- candidates and claims -------------------------------------------------------------------
+
+STATIC_FIELDS = (Layer.id, Layer.name, Layer.slots, Layer.slots_mode, Layer.memory, Layer.gpus,
+                 Layer.command, Layer.env, Layer.cwd, Layer.tags, Layer.os, Layer.hosts,
+                 Layer.omit_hosts, Layer.requirements, Layer.limits, Layer.timeout,
+                 Layer.timeout_no_output)
+
+
+def candidate_layers(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """Layers with waiting frames of active jobs: the changing part only (what the scheduler
+    orders by), highest priority first.  The rest comes from `layer_static`, cached."""
+    q = (select(Layer.id, Layer.job_id, Layer.idx, Layer.waiting, Job.name.label("job"),
+                Job.user, Job.priority, Job.min_slots, Job.max_slots.label("job_max_slots"),
+                Job.project_id, Project.name.label("project"), Project.guaranteed,
+                Project.max_slots.label("project_max_slots"))
+         .join(Job, Job.id == Layer.job_id).join(Project, Project.id == Job.project_id)
+         .where(Layer.waiting > 0, Job.state == JobState.ACTIVE.value)
+         .order_by(Job.priority.desc(), Job.id, Layer.idx).limit(limit))
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def layer_static(conn: Connection, layer_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What does not change while a layer waits (until someone edits the layer)."""
+    out = {}
+    for o in range(0, len(layer_ids), 5000):
+        for r in conn.execute(select(*STATIC_FIELDS)
+                              .where(Layer.id.in_(layer_ids[o:o + 5000]))):
+            d = dict(r._mapping)
+            d["limits"] = d["limits"] or []
+            out[d["id"]] = d
+    return out
+
+
+def slots_in_use(conn: Connection) -> tuple[dict[int, int], dict[int, int]]:
+    """Slots running per job and per project (from the per-layer counters)."""
+    per_job: dict[int, int] = {}
+    per_project: dict[int, int] = defaultdict(int)
+    for job_id, project_id, n in conn.execute(
+            select(Layer.job_id, Job.project_id, func.sum(Layer.slots_running))
+            .join(Job, Job.id == Layer.job_id).where(Layer.slots_running > 0)
+            .group_by(Layer.job_id, Job.project_id)):
+        per_job[job_id] = int(n)
+        per_project[project_id] += int(n)
+    return per_job, dict(per_project)
+
+
+def limit_usage(conn: Connection, names: set[str], lock: bool) -> dict[str, dict[str, Any]]:
+    """For each named limit: max, per_host, frames/hosts in use and the hosts holding it."""
+    if not names:
+        return {}
+    q = select(Limit.id, Limit.name, Limit.max, Limit.per_host).where(Limit.name.in_(names))
+    if lock:   # several supervisors: one pass at a time spends a limit
+        q = q.with_for_update()
+    out = {r.name: {"id": r.id, "max": r.max, "per_host": r.per_host, "used": 0,
+                    "hosts": set()} for r in conn.execute(q)}
+    by_id = {v["id"]: v for v in out.values()}
+    for limit_id, host_id in conn.execute(
+            select(LayerLimit.limit_id, Attempt.host_id)
+            .join(Attempt, Attempt.layer_id == LayerLimit.layer_id)
+            .where(Attempt.state == A.RUNNING.value, LayerLimit.limit_id.in_(list(by_id)))):
+        entry = by_id[limit_id]
+        entry["used"] += 1
+        entry["hosts"].add(host_id)
+    for entry in out.values():
+        if entry["per_host"]:
+            entry["used"] = len(entry["hosts"])
+    return out
+
+
+def banned_hosts(conn: Connection, job_ids: list[int], now: float) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = defaultdict(set)
+    if job_ids:
+        for job_id, host_id in conn.execute(select(JobHost.job_id, JobHost.host_id)
+                                            .where(JobHost.job_id.in_(job_ids),
+                                                   JobHost.banned_until > now)):
+            out[job_id].add(host_id)
+    return out
+
+
+@dataclass
+class Claimed:
+    frame_id: int
+    number: int          # attempt number
+    frame_start: int
+    frame_end: int
+    label: str
+    host_id: int
+    host_name: str
+    slots: int           # granted
+    layer: dict[str, Any]
+
+    @property
+    def attempt_id(self) -> str:
+        return f"{self.frame_id}.{self.number}"
+
+    def launch(self) -> p.Launch:
+        lay = self.layer
+        return p.Launch(attempt_id=self.attempt_id, job_id=lay["job_id"], job=lay["job"],
+                        project=lay["project"], user=lay["user"], layer=lay["name"],
+                        frame_id=self.frame_id, frames=self.label, frame_start=self.frame_start,
+                        frame_end=self.frame_end, command=lay["command"], env=lay["env"] or {},
+                        slots=self.slots, memory_mb=lay["memory"], cwd=lay["cwd"],
+                        timeout=lay["timeout"], timeout_no_output=lay["timeout_no_output"])
+
+
+def claim(conn: Connection, layer: dict[str, Any], hosts: list[tuple[int, str, int]], now: float,
+          deltas: Deltas, touched: Touched) -> list[Claimed]:
+    """Claim up to len(hosts) waiting frames of `layer`, the i-th for hosts[i] =
+    (host id, host name, slots granted).
+
+    Compare-and-set: rows are locked (SKIP LOCKED, so supervisors sharing the database take
+    different frames) and updated only while still WAITING.  Fewer frames than hosts may come
+    back when another supervisor got there first.
+    """
+    rows = conn.execute(
+        select(Frame.id, Frame.attempt, Frame.number, Frame.frame_end, Frame.label, Frame.retries)
+        .where(Frame.layer_id == layer["id"], Frame.state == F.WAITING.value)
+        .order_by(Frame.idx).limit(len(hosts)).with_for_update(skip_locked=True)).all()
+    if not rows:
+        return []
+    claimed = [Claimed(r.id, r.attempt + 1, r.number, r.frame_end, r.label, h[0], h[1], h[2],
+                       layer) for r, h in zip(rows, hosts)]
+    moves = [FrameMove(c.frame_id, layer["id"], layer["job_id"], F.WAITING,
+                       next_state(F.WAITING, Event.DISPATCH), r.retries, c.number, c.host_id)
+             for c, r in zip(claimed, rows)]
+    apply_moves(conn, moves, now, deltas)
+    conn.execute(insert(Attempt), [
+        {"frame_id": c.frame_id, "number": c.number, "job_id": layer["job_id"],
+         "layer_id": layer["id"], "host_id": c.host_id, "host_name": c.host_name,
+         "state": A.RUNNING.value, "slots": c.slots, "memory": layer["memory"],
+         "gpus": layer["gpus"], "started_at": now, "reason": "", "rss": 0, "peak_rss": 0,
+         "cpu_time": 0.0} for c in claimed])
+    deltas.slots(layer["id"], sum(c.slots for c in claimed))
+    conn.execute(update(Job).where(Job.id == layer["job_id"], Job.started_at.is_(None))
+                 .values(started_at=now))
+    touched.add_moves(moves)
+    return claimed
+
+
+# --- ending attempts -------------------------------------------------------------------------
+
+@dataclass
+class Ended:
+    """An attempt that ended, as accepted (exactly once) by end_attempts()."""
+
+    attempt_id: str
+    host_id: int
+    slots: int
+    frame_state: FrameState
+    memory: int = 0
+    gpus: int = 0
+    job_id: int = 0
+
+
+def _lock_running(conn: Connection, keys: list[tuple[int, int]]):
+    return conn.execute(
+        select(Attempt.frame_id, Attempt.number, Attempt.host_id, Attempt.slots, Attempt.memory,
+               Attempt.gpus,
+               Frame.state.label("frame_state"), Frame.attempt.label("current"), Frame.retries,
+               Frame.kill_pending, Frame.layer_id, Frame.job_id, Layer.max_retries)
+        .join(Frame, Frame.id == Attempt.frame_id).join(Layer, Layer.id == Frame.layer_id)
+        .where(tuple_(Attempt.frame_id, Attempt.number).in_(keys),
+               Attempt.state == A.RUNNING.value)
+        .with_for_update(of=[Attempt, Frame])).all()
+
+
+def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion | str], now: float,
+                 deltas: Deltas, touched: Touched, policy: "FailurePolicy | None" = None
+                 ) -> list[Ended]:
+    """End attempts that are still RUNNING; ignore any already ended (duplicates).
+
+    `results` maps (frame_id, number) to the worker's Completion, or to a reason string when the
+    attempt ended without one (host lost, launch refused): such ends never spend a retry.
+    """
+    if not results:
+        return []
+    ended, moves, attempt_rows = [], [], []
+    failures: dict[tuple[int, int], int] = defaultdict(int)
+    for r in _lock_running(conn, list(results)):
+        res = results[(r.frame_id, r.number)]
+        comp = res if isinstance(res, p.Completion) else None
+        reason = comp.reason if comp else res
+        if r.kill_pending == "eat":
+            astate, event = A.KILLED, Event.KILL_EAT
+        elif r.kill_pending == "requeue" or comp is None or reason.startswith("lost"):
+            astate, event = (A.KILLED if r.kill_pending else A.LOST), Event.REQUEUE
+        elif comp.exit_status == 0:
+            astate, event = A.SUCCEEDED, Event.SUCCEED
+        else:
+            astate = A.FAILED
+            event = Event.FAIL_RETRY if r.retries + 1 <= r.max_retries else Event.FAIL_FINAL
+            failures[(r.job_id, r.host_id)] += 1
+        attempt_rows.append({
+            "f": r.frame_id, "n": r.number, "s": astate.value,
+            "stop": comp.stopped if comp else now,
+            "x": comp.exit_status if comp else None,
+            "pk": comp.peak_rss if comp else 0, "cpu": comp.cpu_time if comp else 0.0,
+            "why": (reason or "")[:1024]})
+        frame_state = FrameState(r.frame_state)
+        if r.current == r.number and frame_state == F.RUNNING:
+            new = next_state(frame_state, event)
+            retries = r.retries + (1 if astate == A.FAILED else 0)
+            moves.append(FrameMove(r.frame_id, r.layer_id, r.job_id, frame_state, new, retries,
+                                   r.number, None, None))
+        else:
+            new = frame_state
+        ended.append(Ended(f"{r.frame_id}.{r.number}", r.host_id, r.slots, new, r.memory, r.gpus,
+                           r.job_id))
+        deltas.slots(r.layer_id, -r.slots)
+        touched.hosts.add(r.host_id)
+    if attempt_rows:
+        conn.execute(update(Attempt)
+                     .where(Attempt.frame_id == bindparam("f"), Attempt.number == bindparam("n"))
+                     .values(state=bindparam("s"), stopped_at=bindparam("stop"),
+                             exit_status=bindparam("x"),
+                             peak_rss=bindparam("pk"), cpu_time=bindparam("cpu"),
+                             reason=bindparam("why"))
+                     .execution_options(synchronize_session=False), attempt_rows)
+    apply_moves(conn, moves, now, deltas)
+    touched.add_moves(moves)
+    if failures and policy is not None:
+        policy.record(conn, failures, now, touched)
+    return ended
+
+
+@dataclass
+class FailurePolicy:
+    """Keep a host off a job after `threshold` failures there, for `period` seconds; pause and
+    flag a job that every UP host has failed."""
+
+    threshold: int = 3
+    period: float = 600.0
+
+    def ban(self, conn: Connection, pairs: set[tuple[int, int]], now: float,
+            touched: Touched) -> None:
+        """Keep hosts off jobs at once (a host that cannot run the job at all, e.g. the job's
+        user does not exist there): (job id, host id) pairs."""
+        self.record(conn, {pair: self.threshold for pair in pairs}, now, touched)
+
+    def record(self, conn: Connection, failures: dict[tuple[int, int], int], now: float,
+               touched: Touched) -> None:
+        banned_jobs = set()
+        for (job_id, host_id), n in failures.items():
+            row = conn.execute(select(JobHost.failures).where(JobHost.job_id == job_id,
+                                                               JobHost.host_id == host_id)
+                               .with_for_update()).first()
+            total = (row.failures if row else 0) + n
+            until = now + self.period if total >= self.threshold else 0.0
+            values = {"failures": total, "banned_until": until}
+            if row is None:
+                conn.execute(insert(JobHost).values(job_id=job_id, host_id=host_id, **values))
+            else:
+                conn.execute(update(JobHost).where(JobHost.job_id == job_id,
+                                                   JobHost.host_id == host_id).values(**values))
+            if until:
+                banned_jobs.add(job_id)
+        for job_id in banned_jobs:
+            up = set(conn.execute(select(Host.id).where(Host.state == "UP")).scalars())
+            banned = set(conn.execute(select(JobHost.host_id).where(
+                JobHost.job_id == job_id, JobHost.banned_until > now)).scalars())
+            if up and up <= banned:
+                names = conn.execute(select(Host.name).where(Host.id.in_(banned))
+                                     .order_by(Host.name)).scalars().all()
+                conn.execute(update(Job).where(Job.id == job_id,
+                                               Job.state == JobState.ACTIVE.value)
+                             .values(state=JobState.PAUSED.value,
+                                     flagged=("paused: every UP host failed this job (bad hosts: "
+                                              + ", ".join(names))[:500] + ")"))
+                touched.jobs.add(job_id)
+
+
+def busy_workers(conn: Connection) -> int:
+    """Hosts running at least one frame (each holds one worker licence), farm-wide."""
+    return conn.execute(select(func.count(func.distinct(Attempt.host_id)))
+                        .where(Attempt.state == A.RUNNING.value)).scalar() or 0
+
+
+def running_on_hosts(conn: Connection, host_ids: list[int]) -> dict[int, list[Any]]:
+    """Attempts the database believes run on each of these hosts."""
+    out: dict[int, list[Any]] = defaultdict(list)
+    for o in range(0, len(host_ids), 5000):
+        for a in conn.execute(
+                select(Attempt.host_id, Attempt.frame_id, Attempt.number, Attempt.slots,
+                       Attempt.memory, Attempt.gpus)
+                .where(Attempt.host_id.in_(host_ids[o:o + 5000]),
+                       Attempt.state == A.RUNNING.value)):
+            out[a.host_id].append(a)
+    return out
+
+
+def running_on_host(conn: Connection, host_id: int) -> list[Any]:
+    """Attempts the database believes run on a host (frame_id, number, slots, memory, gpus)."""
+    return conn.execute(
+        select(Attempt.frame_id, Attempt.number, Attempt.slots, Attempt.memory, Attempt.gpus)
+        .where(Attempt.host_id == host_id, Attempt.state == A.RUNNING.value)).all()
+
+
+def update_running_stats(conn: Connection, stats: list[dict[str, Any]]) -> None:
+    """Live RSS / peak / CPU of running attempts, from heartbeats (dicts with f, n, rss, pk, cpu)."""
+    if stats:
+        conn.execute(update(Attempt)
+                     .where(Attempt.frame_id == bindparam("f"), Attempt.number == bindparam("n"),
+                            Attempt.state == A.RUNNING.value)
+                     .values(rss=bindparam("rss"), peak_rss=bindparam("pk"),
+                             cpu_time=bindparam("cpu"))
+                     .execution_options(synchronize_session=False), stats)
+
+
+# --- dependencies and job ends ---------------------------------------------------------------
+
+def settle(conn: Connection, deltas: Deltas, touched: Touched, now: float) -> None:
+    """Write counter deltas, then let dependents of what completed run, and end finished jobs."""
+    deltas.write(conn)
+    if deltas.completed:
+        release_frame_dependents(conn, deltas.completed, now, touched)
+    if touched.layers:
+        layers = conn.execute(select(Layer.id, Layer.waiting, Layer.running, Layer.depend,
+                                     Layer.dead).where(Layer.id.in_(touched.layers))).all()
+        complete = [r.id for r in layers if not (r.waiting or r.running or r.depend or r.dead)]
+        if complete:
+            satisfy(conn, Dependency.target_layer_id.in_(complete)
+                    & Dependency.kind.in_(("layer", "job")), now, touched)
+    finished = finish_jobs(conn, touched.jobs, now)
+    if finished:
+        satisfy(conn, Dependency.target_job_id.in_(finished) & (Dependency.kind == "job")
+                & Dependency.target_layer_id.is_(None), now, touched)
+
+
+def satisfy(conn: Connection, where, now: float, touched: Touched) -> int:
+    """Mark whole-layer dependencies satisfied; release layers with none left."""
+    deps = conn.execute(select(Dependency.id, Dependency.layer_id)
+                        .where(where, Dependency.satisfied.is_(False))).all()
+    if not deps:
+        return 0
+    conn.execute(update(Dependency).where(Dependency.id.in_([d.id for d in deps]))
+                 .values(satisfied=True))
+    per_layer: dict[int, int] = defaultdict(int)
+    for d in deps:
+        per_layer[d.layer_id] += 1
+    conn.execute(update(Layer).where(Layer.id == bindparam("lid"))
+                 .values(deps_left=Layer.deps_left - bindparam("n"))
+                 .execution_options(synchronize_session=False),
+                 [{"lid": lid, "n": n} for lid, n in per_layer.items()])
+    ready = list(conn.execute(select(Layer.id).where(Layer.id.in_(list(per_layer)),
+                                                      Layer.deps_left <= 0)).scalars())
+    release_frames(conn, Frame.layer_id.in_(ready), now, touched)
+    return len(deps)
+
+
+def release_frames(conn: Connection, where, now: float, touched: Touched) -> None:
+    """DEPEND -> WAITING for frames matching `where` with nothing left to wait for."""
+    waiting_layers = select(Layer.id).where(Layer.deps_left <= 0)
+    rows = conn.execute(select(Frame.id, Frame.layer_id, Frame.job_id)
+                        .where(where, Frame.state == F.DEPEND.value, Frame.deps_left <= 0,
+                               Frame.layer_id.in_(waiting_layers))
+                        .with_for_update()).all()
+    if not rows:
+        return
+    new = next_state(F.DEPEND, Event.DEPS_MET).value
+    deltas = Deltas()
+    for o in range(0, len(rows), 5000):
+        ids = [r.id for r in rows[o:o + 5000]]
+        conn.execute(update(Frame).where(Frame.id.in_(ids)).values(state=new, updated_at=now))
+    for r in rows:
+        deltas.move(r.layer_id, F.DEPEND, F.WAITING)
+        touched.frames.add(r.id)
+        touched.jobs.add(r.job_id)
+        touched.layers.add(r.layer_id)
+    deltas.write(conn)
+
+
+def release_frame_dependents(conn: Connection, completed: list[int], now: float,
+                             touched: Touched) -> None:
+    """Frames waiting frame-by-frame on `completed` frames have one thing less to wait for."""
+    counts: dict[int, int] = defaultdict(int)
+    for o in range(0, len(completed), 5000):
+        for frame_id, n in conn.execute(
+                select(FrameDep.frame_id, func.count())
+                .where(FrameDep.target_frame_id.in_(completed[o:o + 5000]))
+                .group_by(FrameDep.frame_id)):
+            counts[frame_id] += n
+    if not counts:
+        return
+    conn.execute(update(Frame).where(Frame.id == bindparam("fid"))
+                 .values(deps_left=Frame.deps_left - bindparam("n"))
+                 .execution_options(synchronize_session=False),
+                 [{"fid": f, "n": n} for f, n in counts.items()])
+    ids = list(counts)
+    for o in range(0, len(ids), 5000):
+        release_frames(conn, Frame.id.in_(ids[o:o + 5000]), now, touched)
+
+
+def finish_jobs(conn: Connection, job_ids: set[int], now: float) -> list[int]:
+    """Mark FINISHED the jobs whose every frame succeeded or was eaten; return them."""
+    if not job_ids:
+        return []
+    busy = func.sum(Layer.waiting + Layer.running + Layer.depend + Layer.dead)
+    done = conn.execute(select(Layer.job_id).where(Layer.job_id.in_(job_ids))
+                        .group_by(Layer.job_id).having(busy == 0)).scalars().all()
+    if not done:
+        return []
+    newly = list(conn.execute(select(Job.id).where(Job.id.in_(done),
+                                                    Job.state != JobState.FINISHED.value))
+                 .scalars())
+    if newly:
+        conn.execute(update(Job).where(Job.id.in_(newly))
+                     .values(state=JobState.FINISHED.value, finished_at=now))
+    return newly

@@ -1,0 +1,228 @@
+"""Answers in plain words: why frames are not running, and what a host would run next."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import fileseq
+from sqlalchemy import Connection, select
+
+from supervisor import dispatch
+from supervisor.matching import mismatch
+from supervisor.registry import Worker
+from supervisor.store import work
+from supervisor.store import jobs as rows
+from supervisor.store.errors import ControlError
+from supervisor.store.models import Dependency, Frame, FrameDep, Job, Layer, Project
+
+if TYPE_CHECKING:
+    from supervisor.server import Supervisor
+
+SHOWN = 5
+
+
+def _names(workers: list[Worker]) -> str:
+    names = sorted(w.name for w in workers)
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    return ", ".join(names[:SHOWN]) + more
+
+
+def _frame_row(conn: Connection, job_id: int, layer: str | None, number: int) -> dict[str, Any]:
+    for f in rows.frame_rows(conn, job_id, layer=layer):
+        if f["number"] == number or number in fileseq.FrameSet(f["frames"]):
+            return f
+    where = f"layer {layer!r}" if layer else f"job {job_id}"
+    raise ControlError(f"{where} has no frame {number}", "frame")
+
+
+def _dependency_reasons(conn: Connection, layer: dict[str, Any], frame_id: int | None) -> list[str]:
+    out = []
+    for d in conn.execute(select(Dependency.id, Dependency.kind, Dependency.target_job_id,
+                                 Dependency.target_layer_id, Dependency.satisfied)
+                          .where(Dependency.layer_id == layer["id"]).order_by(Dependency.id)):
+        target = None
+        if d.target_layer_id is not None:
+            target = conn.execute(select(Layer.name, Layer.job_id, Layer.frames_total,
+                                         Layer.succeeded, Layer.eaten, Layer.dead, Layer.running)
+                                  .where(Layer.id == d.target_layer_id)).first()
+        if d.kind == "frame":
+            q = (select(Frame.label, Frame.state).join(FrameDep, FrameDep.target_frame_id == Frame.id)
+                 .where(Frame.state.not_in(("SUCCEEDED", "EATEN"))))
+            q = q.where(FrameDep.frame_id == frame_id) if frame_id else q.where(
+                FrameDep.frame_id.in_(select(Frame.id).where(Frame.layer_id == layer["id"])))
+            pending = conn.execute(q.limit(200)).all()
+            if not pending:
+                continue
+            dead = [p.label for p in pending if p.state == "DEAD"]
+            text = (f"waiting frame by frame on layer {target.name!r} "
+                    f"({len(pending)}{'+' if len(pending) == 200 else ''} upstream frames not done")
+            text += f"; DEAD there: {', '.join(dead[:SHOWN])} - retry or eat them)" if dead else ")"
+            out.append(text)
+            continue
+        if d.satisfied:
+            continue
+        if d.kind == "job" and d.target_layer_id is None:
+            job = rows.job_rows(conn, [d.target_job_id])
+            status = job[0]["status"] if job else "gone"
+            text = f"waiting for job {d.target_job_id} to finish (it is {status}"
+            text += "; its DEAD frames must be retried or eaten first)" if job and job[0][
+                "dead"] else ")"
+            out.append(text + f" [dependency #{d.id}]")
+            continue
+        where = f"layer {target.name!r}" + (f" of job {target.job_id}"
+                                            if target.job_id != layer["job_id"] else "")
+        done = target.succeeded + target.eaten
+        text = f"waiting for {where} ({done}/{target.frames_total} frames done"
+        if target.dead:
+            text += (f", {target.dead} DEAD: it will not finish until they are retried or eaten"
+                     f", or a wrangler satisfies dependency #{d.id}")
+        out.append(text + ")")
+    return out or ["waiting on dependencies that are being released"]
+
+
+def _host_reasons(sv: "Supervisor", conn: Connection, layer: dict[str, Any],
+                  budget: dispatch.Budget) -> list[str]:
+    up = [w for w in sv.registry.by_id.values() if w.identity is not None]
+    if not up:
+        return ["no worker is UP"]
+    parsed = sv.matcher.expression(layer)
+    misses = {w.host_id: mismatch(layer, w, parsed) for w in up}
+    matching = [w for w in up if misses[w.host_id] is None]
+    if not matching:
+        counts = Counter(reason for reason in misses.values())
+        common, n = counts.most_common(1)[0]
+        if n == len(up):
+            return [f"no UP host fits: every one {common}"]
+        samples = "; ".join(f"{w.name} {misses[w.host_id]}" for w in up[:SHOWN])
+        return [f"no UP host fits this layer ({len(up)} UP: {samples})"]
+    reasons = []
+    banned = budget.banned.get(layer["job_id"], set())
+    allowed = [w for w in matching if w.host_id not in banned]
+    if not allowed:
+        return [f"the bad-host list of this job excludes the only matching hosts: "
+                f"{_names(matching)}"]
+    locked = [w for w in allowed if w.locked]
+    full = [w for w in allowed if not w.locked
+            and not dispatch.Room(w, w.free, w.memory_free, w.gpus_free, w.used == 0).grant(layer)]
+    if len(locked) + len(full) == len(allowed):
+        parts = []
+        if locked:
+            parts.append(f"locked ({_names(locked)})")
+        if full:
+            parts.append(f"full ({_names(full)})")
+        reasons.append(f"all {len(allowed)} matching hosts are " + " or ".join(parts))
+    for name in layer.get("limits") or ():
+        lim = budget.limits.get(name)
+        if lim is None:
+            reasons.append(f"limit {name!r} no longer exists")
+        elif lim["used"] >= lim["max"]:
+            reasons.append(f"limit {name} {lim['used']}/{lim['max']} in use")
+    if budget.slots_left(layer) < max(layer["slots"], 1):
+        used = budget.project_used.get(layer["project_id"], 0)
+        if layer["project_max_slots"] is not None and used >= layer["project_max_slots"]:
+            reasons.append(f"project {layer['project']} is at its maximum "
+                           f"({used}/{layer['project_max_slots']} slots)")
+        else:
+            reasons.append(f"the job is at its max_slots ({budget.job_used.get(layer['job_id'], 0)}"
+                           f"/{layer['job_max_slots']})")
+    return reasons or [f"ready: {layer['waiting']} frame(s) start as soon as slots free up on "
+                       f"{len(allowed)} matching host(s); higher-priority work goes first"]
+
+
+def _budget(sv: "Supervisor", conn: Connection, layers: list[dict[str, Any]]) -> dispatch.Budget:
+    job_used, project_used = work.slots_in_use(conn)
+    names = {n for lay in layers for n in (lay.get("limits") or ())}
+    return dispatch.Budget(job_used, project_used, work.limit_usage(conn, names, lock=False),
+                           work.banned_hosts(conn, list({lay["job_id"] for lay in layers}),
+                                             sv.clock()))
+
+
+def _layers_of(sv: "Supervisor", conn: Connection, job_id: int) -> list[dict[str, Any]]:
+    """The job's layers with the scheduler's view of them (static fields, job, project)."""
+    q = (select(Layer.id, Layer.job_id, Layer.idx, Layer.waiting, Layer.depend,
+                Job.name.label("job"), Job.user, Job.priority, Job.min_slots,
+                Job.max_slots.label("job_max_slots"), Job.project_id,
+                Project.name.label("project"), Project.guaranteed,
+                Project.max_slots.label("project_max_slots"))
+         .join(Job, Job.id == Layer.job_id).join(Project, Project.id == Job.project_id)
+         .where(Layer.job_id == job_id).order_by(Layer.idx))
+    return dispatch.with_static(sv, conn, [dict(r._mapping) for r in conn.execute(q)])
+
+
+def explain(sv: "Supervisor", conn: Connection, job_id: int, layer: str | None,
+            frame: int | None) -> dict[str, Any]:
+    found = rows.job_rows(conn, [job_id])
+    if not found:
+        raise ControlError(f"no job with id {job_id}", "job_id")
+    job = found[0]
+    out = {"job_id": job_id, "job": job["name"], "status": job["status"], "reasons": []}
+    reasons = out["reasons"]
+    layers = _layers_of(sv, conn, job_id)
+    if layer is not None:
+        layers = [lay for lay in layers if lay["name"] == layer]
+        if not layers:
+            raise ControlError(f"job {job_id} has no layer {layer!r}", "layer")
+    if job["state"] == "FINISHED":
+        reasons.append("the job was killed" if job["killed"] else "the job is finished")
+        return out
+    if job["state"] == "PAUSED":
+        reasons.append(job["flagged"] or "the job is paused")
+    frame_id = None
+    if frame is not None:
+        f = _frame_row(conn, job_id, layer, frame)
+        layers = [lay for lay in layers if lay["id"] == f["layer_id"]]
+        frame_id = f["id"]
+        state = f["state"]
+        if state == "RUNNING":
+            reasons.append(f"frame {f['frames']} is running on {f['host']} "
+                           f"(attempt {f['attempt']})")
+            return out
+        if state in ("SUCCEEDED", "EATEN"):
+            reasons.append(f"frame {f['frames']} is {state}")
+            return out
+        if state == "DEAD":
+            reasons.append(f"frame {f['frames']} is DEAD after {f['retries']} failures: "
+                           "retry it to run it again")
+            return out
+        if state == "DEPEND":
+            reasons.extend(_dependency_reasons(conn, layers[0], frame_id))
+            return out
+    budget = _budget(sv, conn, layers)
+    for lay in layers:
+        prefix = f"layer {lay['name']}: " if len(layers) > 1 else ""
+        if lay["depend"] and frame is None:
+            reasons.extend(prefix + r for r in _dependency_reasons(conn, lay, None))
+        if lay["waiting"] and job["state"] == "ACTIVE":
+            reasons.extend(prefix + r for r in _host_reasons(sv, conn, lay, budget))
+    if not reasons:
+        reasons.append("nothing is waiting: every frame is running or done")
+    return out
+
+
+def next_for_host(sv: "Supervisor", conn: Connection, host: str, limit: int) -> list[dict]:
+    """What `host` would run next, in dispatch order (ignoring how busy it is now)."""
+    w = sv.registry.by_name.get(host)
+    if w is None:
+        raise ControlError(f"no host named {host!r} is known to this supervisor", "host")
+    limit = max(1, min(limit, 1000))
+    layers = dispatch.with_static(sv, conn, work.candidate_layers(conn, dispatch.LAYERS_PER_PASS))
+    budget = _budget(sv, conn, layers)
+    out: list[dict] = []
+    for lay in dispatch.order(layers, budget):
+        if len(out) >= limit:
+            break
+        if (w.host_id in budget.banned.get(lay["job_id"], ())
+                or not sv.matcher.matches(lay, w, sv.registry.version)
+                or not budget.limit_allows(lay, w.host_id)
+                or budget.slots_left(lay) < lay["slots"]):
+            continue
+        for label, number in conn.execute(
+                select(Frame.label, Frame.number)
+                .where(Frame.layer_id == lay["id"], Frame.state == "WAITING")
+                .order_by(Frame.idx).limit(limit - len(out))):
+            out.append({"job_id": lay["job_id"], "job": lay["job"], "layer": lay["name"],
+                        "frame": label, "number": number, "priority": lay["priority"],
+                        "project": lay["project"], "host_locked": w.locked})
+    return out
+

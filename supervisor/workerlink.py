@@ -1,0 +1,179 @@
+"""The worker link: registration, heartbeats, completions, refusals, liveness."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import zmq
+from sqlalchemy.exc import SQLAlchemyError
+
+from cuefarm import protocol as p
+from supervisor import clientapi
+from supervisor.store import hosts as host_store
+from supervisor.store import work
+from supervisor.store.counters import Deltas
+from supervisor.store.models import parse_attempt_id
+
+if TYPE_CHECKING:
+    from supervisor.server import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+def handle(sv: "Supervisor", frames: list) -> None:
+    """One message from a worker: frames are zmq.Frame (received without copying, so the
+    peer's address is known for admission)."""
+    if len(frames) != 2:
+        sv.errors["malformed"] += 1
+        return
+    identity, data = frames[0].bytes, frames[1].bytes
+    try:
+        env, body = p.decode(data, p.MAX_WORKER_MESSAGE, p.WORKER_MESSAGES)
+    except p.ProtocolError as exc:
+        sv.errors[exc.code] += 1
+        log.warning("bad message on the worker link: %s", exc.message)
+        sv.send_worker(identity, p.Error(exc.code, exc.message))
+        return
+    worker = sv.registry.by_identity.get(identity)
+    if isinstance(body, p.Register):
+        try:
+            address = frames[1].get("Peer-Address") or ""
+        except (zmq.ZMQError, UnicodeDecodeError):
+            address = ""
+        sv.registrations.append((identity, body, address))
+    elif worker is None:
+        # A worker we do not know (we restarted, or it was marked DOWN): it must say what it runs.
+        if isinstance(body, p.Complete):
+            sv.completions.extend((identity, c) for c in body.completions)
+        sv.send_worker(identity, p.Reregister("unknown worker; register again"))
+    elif isinstance(body, p.Heartbeat):
+        sv.counters["reports"] += 1
+        worker.last_seen = sv.mono()
+        worker.load = body.load
+        worker.figures = {"load": body.load, "cpu": body.cpu_percent,
+                          "free": body.memory_free_mb, "running": body.running,
+                          "disk": body.disk_free_mb, "nimby": body.nimby,
+                          "draining": body.draining}
+        if body.nimby != worker.nimby:
+            worker.nimby = body.nimby
+            sv.dispatch_needed = True
+            sv.note(work.Touched(hosts={worker.host_id}))
+        sv.send_worker(identity, p.Ack())
+    elif isinstance(body, p.Complete):
+        worker.last_seen = sv.mono()
+        sv.completions.extend((identity, c) for c in body.completions)
+    elif isinstance(body, p.Refuse):
+        worker.last_seen = sv.mono()
+        sv.refusals.append((identity, body.attempt_id, body.reason))
+    elif isinstance(body, p.LogReply):
+        clientapi.answer_log(sv, body)
+
+
+def flush(sv: "Supervisor") -> None:
+    """Apply the turn's completions and refusals in one transaction, then acknowledge."""
+    if not sv.completions and not sv.refusals:
+        return
+    completions, refusals = sv.completions, sv.refusals
+    sv.completions, sv.refusals = [], []
+    results: dict = {}
+    acks: dict[bytes, dict[str, None]] = {}    # ordered sets: duplicates are acked once
+    for identity, c in completions:
+        acks.setdefault(identity, {})[c.attempt_id] = None
+        key = parse_attempt_id(c.attempt_id)
+        if key:
+            results[key] = c
+    mono = sv.mono()
+    cannot = set()     # refusals that will not change by retrying the same host
+    for identity, aid, reason in refusals:
+        key = parse_attempt_id(aid)
+        if key:
+            results[key] = f"lost: refused by the worker: {reason}"[:1000]
+            if reason.startswith("user "):
+                cannot.add(aid)
+        w = sv.registry.by_identity.get(identity)
+        if w is not None:
+            w.refuse_until = mono + 2.0
+    now = sv.clock()
+    deltas, touched = Deltas(), work.Touched()
+    try:
+        with sv.engine.begin() as conn:
+            ended = work.end_attempts(conn, results, now, deltas, touched, sv.failure_policy)
+            bans = {(e.job_id, e.host_id) for e in ended if e.attempt_id in cannot}
+            if bans:
+                sv.failure_policy.ban(conn, bans, now, touched)
+            work.settle(conn, deltas, touched, now)
+    except SQLAlchemyError:
+        # Not acknowledged: the workers send them again.  Refusals are retried by expiry.
+        log.exception("could not record %d completions", len(results))
+        sv.refusals.extend(refusals)
+        return
+    sv.counters["completions"] += len(ended)
+    for e in ended:
+        w = sv.registry.by_id.get(e.host_id)
+        if w is not None:
+            w.remove(e.attempt_id)
+    for identity, ids in acks.items():
+        sv.send_worker(identity, p.CompleteAck(list(ids)))
+    sv.note(touched)
+    sv.dispatch_needed = True
+
+
+def check_liveness(sv: "Supervisor", mono: float) -> None:
+    """Mark silent workers DOWN; requeue their frames once the old processes cannot run."""
+    down, release = [], []
+    for w in sv.registry.by_id.values():
+        if w.down_since is None and mono - w.last_seen > sv.cfg.host_expiry:
+            sv.registry.disconnect(w, mono)
+            down.append(w)
+        elif (w.down_since is not None and not w.released
+              and mono - w.down_since > sv.cfg.release_after):
+            release.append(w)
+    if not down and not release:
+        return
+    now = sv.clock()
+    deltas, touched = Deltas(), work.Touched()
+    with sv.engine.begin() as conn:
+        host_store.mark_down(conn, [w.host_id for w in down])
+        results = {}
+        for w in release:
+            for a in work.running_on_host(conn, w.host_id):
+                results[(a.frame_id, a.number)] = (f"lost: {w.name} down for more than "
+                                                   f"{sv.cfg.release_after:g} s")
+        work.end_attempts(conn, results, now, deltas, touched)
+        work.settle(conn, deltas, touched, now)
+    for w in down:
+        log.warning("worker %s is DOWN (silent for %.1f s)", w.name, mono - w.last_seen)
+        touched.hosts.add(w.host_id)
+    for w in release:
+        if w.running or results:
+            log.warning("released the frames of %s", w.name)
+        w.clear()
+        w.released = True
+    sv.note(touched)
+    if results:
+        sv.dispatch_needed = True
+
+
+def write_figures(sv: "Supervisor") -> None:
+    """Write the latest heartbeat figures of every worker that reported since last time."""
+    now = sv.clock()
+    figures, stats, touched = [], [], work.Touched()
+    for w in sv.registry.by_id.values():
+        if w.figures is None:
+            continue
+        f, w.figures = w.figures, None
+        figures.append({"hid": w.host_id, "seen": now, "load": f["load"], "cpu": f["cpu"],
+                        "free": f["free"], "disk": f["disk"], "nimby": f["nimby"],
+                        "draining": f["draining"]})
+        touched.hosts.add(w.host_id)
+        for r in f["running"]:
+            key = parse_attempt_id(r.attempt_id)
+            if key:
+                stats.append({"f": key[0], "n": key[1], "rss": r.rss, "pk": r.peak_rss,
+                              "cpu": r.cpu_time})
+                touched.frames.add(key[0])
+    for done in sv.figure_writer.written():
+        sv.note(done)
+    if figures:
+        sv.figure_writer.submit(figures, stats, touched)
