@@ -1,0 +1,63 @@
+"""Running a frame as the job's user when rqd runs as root.
+
+rqd never creates accounts: the user must exist on this host (local files, LDAP, ... whatever
+the name service knows) with a uid of at least `min_uid`, so that system accounts (root, daemon,
+...) can never be borrowed by a job.  When rqd is not root, frames run as rqd's own user.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+class RunAsError(Exception):
+    """The job's user cannot be used on this host; the message is the refusal reason."""
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """Who a frame runs as."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+    groups: list[int] = field(default_factory=list)
+
+    def popen_kwargs(self) -> dict:
+        """What `subprocess.Popen` needs to drop to this user."""
+        return {"user": self.uid, "group": self.gid, "extra_groups": list(self.groups)}
+
+    def env(self) -> dict[str, str]:
+        """The variables a login as this user would have."""
+        return {"HOME": self.home, "USER": self.name, "LOGNAME": self.name}
+
+
+def can_switch_user() -> bool:
+    """True when rqd may run frames as other users: it runs as root on a POSIX system."""
+    geteuid = getattr(os, "geteuid", None)
+    return geteuid is not None and geteuid() == 0
+
+
+def resolve(name: str, min_uid: int) -> RunAs:
+    """The account `name` on this host; raise RunAsError when it is missing or too privileged."""
+    try:
+        import pwd
+    except ImportError:             # Windows: no switching users here
+        raise RunAsError("running as another user is not supported on this host") from None
+    if not name or len(name) > 256:
+        raise RunAsError(f"user {name[:40]!r} is not a valid user name")
+    try:
+        pw = pwd.getpwnam(name)
+    except (KeyError, ValueError):
+        raise RunAsError(f"user {name!r} does not exist on this host") from None
+    if pw.pw_uid < min_uid:
+        raise RunAsError(f"user {name!r} has uid {pw.pw_uid}, below the minimum uid {min_uid} "
+                         "for running frames")
+    try:
+        groups = os.getgrouplist(name, pw.pw_gid)
+    except OSError:
+        groups = [pw.pw_gid]
+    return RunAs(name=name, uid=pw.pw_uid, gid=pw.pw_gid, home=pw.pw_dir or "/",
+                 groups=sorted(set(groups) | {pw.pw_gid}))

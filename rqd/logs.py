@@ -1,0 +1,114 @@
+"""Frame log files: one per attempt, a header before the output and a footer after it."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import signal
+from pathlib import Path
+from typing import Mapping
+
+# Attempt ids come from the network and become file names: allow only plain names.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+# A log reply must fit in one worker message (MAX_WORKER_MESSAGE, 8 MiB) with room to spare.
+MAX_READ = 4 * 1024 * 1024
+RULE = "=" * 78
+
+
+def safe_attempt_id(attempt_id: str) -> bool:
+    """True when `attempt_id` can be used as a file name without escaping the directory."""
+    return bool(_SAFE_ID.match(attempt_id)) and ".." not in attempt_id
+
+
+def log_path(log_dir: str | Path, attempt_id: str) -> Path:
+    return Path(log_dir) / f"{attempt_id}.log"
+
+
+def _when(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+
+
+def header(*, attempt_id: str, command: list[str] | str, cwd: str | None,
+           env: Mapping[str, str], host: str, hostname: str, started: float,
+           job: str = "", layer: str = "", frames: str = "",
+           submitted: list[str] | str | None = None, user: str | None = None) -> bytes:
+    """The text written before the frame's own output.
+
+    `command` is what runs (paths translated for this host); `submitted`, when given, is the
+    command as the job has it, before translation.  `user` is who the frame runs as when rqd
+    switched to the job's user.
+    """
+    lines = [
+        RULE,
+        f"CueFarm attempt {attempt_id}",
+        f"job:       {job}",
+        f"layer:     {layer}",
+        f"frames:    {frames}",
+        f"host:      {host} ({hostname})",
+        *([f"submitted: {_command_text(submitted)}"] if submitted is not None else []),
+        f"command:   {_command_text(command)}",
+        *([f"user:      {user}"] if user else []),
+        f"cwd:       {cwd or os.getcwd()}",
+        f"started:   {_when(started)}",
+        "environment:",
+        *(f"  {k}={v}" for k, v in sorted(env.items())),
+        RULE,
+        "",
+    ]
+    return "\n".join(lines).encode("utf-8", "replace")
+
+
+def _command_text(command: list[str] | str) -> str:
+    return command if isinstance(command, str) else " ".join(_quote(w) for w in command)
+
+
+def _quote(word: str) -> str:
+    return word if word and not any(c.isspace() or c in "\"'" for c in word) else repr(word)
+
+
+def describe_status(exit_status: int) -> str:
+    if exit_status < 0:
+        try:
+            return f"{exit_status} (signal {signal.Signals(-exit_status).name})"
+        except ValueError:
+            return f"{exit_status} (signal {-exit_status})"
+    return str(exit_status)
+
+
+def footer(*, exit_status: int, started: float, stopped: float, peak_rss: int,
+           cpu_time: float, reason: str = "") -> bytes:
+    """The text appended once the frame's process has ended."""
+    lines = [
+        "",
+        RULE,
+        f"exit status: {describe_status(exit_status)}",
+        *([f"reason:      {reason}"] if reason else []),
+        f"runtime:     {max(0.0, stopped - started):.2f} s",
+        f"peak rss:    {peak_rss / (1024 * 1024):.1f} MiB",
+        f"cpu time:    {cpu_time:.2f} s",
+        f"stopped:     {_when(stopped)}",
+        RULE,
+        "",
+    ]
+    return "\n".join(lines).encode("utf-8", "replace")
+
+
+def append(path: Path, data: bytes) -> None:
+    """Append `data` to a log; a log that cannot be written must not stop the worker."""
+    with open(path, "ab", buffering=0) as f:
+        f.write(data)
+
+
+def read_range(path: Path, offset: int, limit: int) -> tuple[int, int, bytes]:
+    """Read up to `limit` bytes from `offset` (negative: from the end); return (offset, size, data).
+
+    Raises OSError (FileNotFoundError when there is no such log).
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        start = max(0, size + offset) if offset < 0 else min(offset, size)
+        limit = max(0, min(limit, MAX_READ))
+        f.seek(start)
+        data = f.read(limit) if limit else b""
+    return start, size, data

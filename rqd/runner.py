@@ -1,0 +1,352 @@
+"""Running frames: launch a process in its own group, watch it, measure it, kill its tree.
+
+Each frame runs in its own session (POSIX) so that its whole tree can be signalled as one process
+group, and no signal aimed at rqd (a Ctrl-C in a terminal) reaches it.  A watcher thread per
+process waits for it and puts an `Exit` on `Runner.exits`, then calls `wake()` so the daemon's
+event loop handles it; everything else happens on the daemon's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+from cuefarm import protocol as p
+from cuefarm.frames import expand_command
+from rqd import logs, machine
+from rqd.accounts import RunAs
+from rqd.state import RunningRecord
+from rqd.timeouts import FrameTimeouts
+
+log = logging.getLogger(__name__)
+
+SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)
+
+
+class LaunchError(Exception):
+    """The frame's process could not be started."""
+
+
+@dataclass
+class Exit:
+    """What the watcher thread learned when a frame's process ended."""
+
+    attempt_id: str
+    exit_status: int
+    stopped: float              # epoch
+    cpu_time: float = 0.0       # from the kernel's rusage of the process and its reaped children
+    max_rss: int = 0            # bytes, largest single process
+
+
+@dataclass
+class Attempt:
+    """A frame process this rqd is running."""
+
+    launch: p.Launch
+    pid: int
+    pgid: int
+    create_time: float
+    started: float                      # epoch
+    log_path: Path
+    proc: psutil.Process | None
+    rss: int = 0
+    peak_rss: int = 0
+    cpu_time: float = 0.0
+    descendants: list[psutil.Process] = field(default_factory=list)
+    kill_reason: str | None = None      # set once a kill was asked for
+    kill_due: float | None = None       # monotonic time of the SIGKILL after the grace period
+    lost: str = ""                      # why it was killed when not the frame's fault
+    timeouts: FrameTimeouts | None = None   # None: no runtime or output limit
+    timed_out: str = ""                 # the timeout reason, once a limit killed it
+
+    @property
+    def attempt_id(self) -> str:
+        return self.launch.attempt_id
+
+    @property
+    def slots(self) -> int:
+        return self.launch.slots
+
+    def timeout_due(self) -> float | None:
+        """The monotonic time its timeouts next need a look; None when there is nothing to
+        watch (no limits, or it is being killed already)."""
+        if self.timeouts is None or self.kill_reason is not None:
+            return None
+        return self.timeouts.due()
+
+    def record(self) -> RunningRecord:
+        return RunningRecord(self.attempt_id, self.pid, self.create_time, self.pgid,
+                             self.started, str(self.log_path), self.slots)
+
+
+def frame_env(launch: p.Launch, worker_name: str, log_path: Path,
+              run_as: RunAs | None = None) -> dict[str, str]:
+    """The frame's environment: rqd's, then the job's, then the user's (HOME, USER, LOGNAME)
+    when it runs as the job's user, then the CUE_* variables."""
+    env = dict(os.environ)
+    env.update(launch.env)
+    if run_as is not None:
+        env.update(run_as.env())
+    env.update({
+        "CUE_JOB": launch.job,
+        "CUE_JOB_ID": str(launch.job_id),
+        "CUE_LAYER": launch.layer,
+        "CUE_FRAME": str(launch.frame_start),
+        "CUE_FRAME_START": str(launch.frame_start),
+        "CUE_FRAME_END": str(launch.frame_end),
+        "CUE_FRAMES": launch.frames,
+        "CUE_ATTEMPT": launch.attempt_id,
+        "CUE_HOST": worker_name,
+        "CUE_THREADS": str(launch.slots),
+        "CUE_PROJECT": launch.project,
+        "CUE_USER": launch.user,
+        "CUE_LOG": str(log_path),
+    })
+    return env
+
+
+class Runner:
+    """Starts and tracks frame processes for one rqd."""
+
+    def __init__(self, worker_name: str, log_dir: str | Path,
+                 wake: Callable[[], None] = lambda: None):
+        self.worker_name = worker_name
+        self.hostname = machine.hostname()
+        self.log_dir = Path(log_dir)
+        self.wake = wake
+        self.exits: queue.Queue[Exit] = queue.Queue()
+
+    def launch(self, launch: p.Launch, run_as: RunAs | None = None,
+               submitted_command: list[str] | str | None = None) -> Attempt:
+        """Start the frame's process; raise LaunchError when it cannot start.
+
+        `launch` is already translated for this host; `submitted_command` (the command before
+        translation) only goes into the log header.  With `run_as` the process runs as that
+        user; the log is created by rqd first, then handed to the user so the frame can write
+        to it and rqd can still read it.
+        """
+        path = logs.log_path(self.log_dir, launch.attempt_id)
+        command = expand_command(launch.command, launch.frame_start, launch.frame_end)
+        if submitted_command is not None:
+            submitted_command = expand_command(submitted_command, launch.frame_start,
+                                               launch.frame_end)
+        env = frame_env(launch, self.worker_name, path, run_as)
+        started = time.time()
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            logfile = open(path, "ab", buffering=0)
+        except OSError as exc:
+            raise LaunchError(f"cannot open log {path}: {exc}") from None
+        try:
+            logfile.write(logs.header(
+                attempt_id=launch.attempt_id, command=command, cwd=launch.cwd, env=env,
+                host=self.worker_name, hostname=self.hostname, started=started,
+                job=launch.job, layer=launch.layer, frames=launch.frames,
+                submitted=submitted_command, user=run_as.name if run_as else None))
+            kwargs: dict = {}
+            if run_as is not None:
+                os.chown(path, run_as.uid, run_as.gid)
+                kwargs.update(run_as.popen_kwargs())
+            if sys.platform.startswith("win"):
+                kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+            else:
+                kwargs["start_new_session"] = True
+            # Output is measured from here: the header is not the frame's.
+            log_size = os.fstat(logfile.fileno()).st_size
+            started_mono = time.monotonic()
+            # The child writes straight to the log's file descriptor: no pipe, no buffering here.
+            popen = subprocess.Popen(
+                command, shell=isinstance(command, str), cwd=launch.cwd or None, env=env,
+                stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
+                close_fds=True, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any failure to start is the frame's result
+            try:
+                logfile.write(f"\nlaunch failed: {exc}\n".encode("utf-8", "replace"))
+            except OSError:
+                pass
+            raise LaunchError(str(exc)) from None
+        finally:
+            logfile.close()
+        try:
+            proc = psutil.Process(popen.pid)
+            create_time = proc.create_time()
+        except psutil.Error:
+            proc, create_time = None, 0.0     # already gone; the watcher reports its exit
+        timeouts = FrameTimeouts(path, launch.timeout, launch.timeout_no_output, started_mono,
+                                 log_size)
+        attempt = Attempt(launch=launch, pid=popen.pid, pgid=popen.pid, create_time=create_time,
+                          started=started, log_path=path, proc=proc,
+                          timeouts=timeouts if timeouts.active else None)
+        threading.Thread(target=self._watch, args=(attempt.attempt_id, popen),
+                         name=f"watch-{attempt.attempt_id}", daemon=True).start()
+        log.info("launched %s (pid %d%s): %s", attempt.attempt_id, popen.pid,
+                 f", as {run_as.name}" if run_as else "", command)
+        return attempt
+
+    def _watch(self, attempt_id: str, popen: subprocess.Popen) -> None:
+        cpu, max_rss = 0.0, 0
+        try:
+            if hasattr(os, "wait4"):
+                # wait4 also gives the kernel's account of CPU and peak memory for the process
+                # and its reaped children, which no later sample can see.
+                while True:
+                    try:
+                        _, status, usage = os.wait4(popen.pid, 0)
+                        break
+                    except InterruptedError:
+                        continue
+                code = os.waitstatus_to_exitcode(status)
+                popen.returncode = code      # reaped here: keep Popen from waiting again
+                cpu = usage.ru_utime + usage.ru_stime
+                max_rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+            else:
+                code = popen.wait()
+        except ChildProcessError:
+            code = popen.returncode if popen.returncode is not None else -1
+        except Exception:  # a watcher must always report, whatever happened
+            log.exception("watching %s failed", attempt_id)
+            code = -1
+        self.exits.put(Exit(attempt_id, code, time.time(), cpu, max_rss))
+        self.wake()
+
+    def sample(self, attempt: Attempt) -> p.RunningAttempt:
+        """Measure the attempt's process tree now and return it as the protocol reports it."""
+        if attempt.proc is not None:
+            s = machine.sample_tree(attempt.proc)
+            if s is not None:
+                attempt.rss = s.rss
+                attempt.peak_rss = max(attempt.peak_rss, s.rss)
+                attempt.cpu_time = max(attempt.cpu_time, s.cpu_time)
+                attempt.descendants = s.descendants
+        return p.RunningAttempt(attempt.attempt_id, attempt.pid, attempt.rss, attempt.peak_rss,
+                                round(attempt.cpu_time, 3), attempt.started)
+
+    def terminate(self, attempt: Attempt, reason: str, grace: float) -> None:
+        """Ask the attempt's tree to stop (SIGTERM); `kill_due` says when to SIGKILL it."""
+        if attempt.kill_reason is None:
+            attempt.kill_reason = reason
+        if attempt.proc is not None:
+            try:
+                attempt.descendants = attempt.proc.children(recursive=True)
+            except psutil.Error:
+                pass
+        machine.signal_group(attempt.pgid, signal.SIGTERM)
+        if attempt.kill_due is None:
+            attempt.kill_due = time.monotonic() + grace
+        log.info("terminating %s (pid %d): %s", attempt.attempt_id, attempt.pid, reason)
+
+    def enforce_timeouts(self, attempt: Attempt, now: float, grace: float) -> bool:
+        """Terminate the attempt (as a Kill does) when it exceeded a timeout at monotonic
+        `now`; return True when it did."""
+        due = attempt.timeout_due()
+        if due is None or now < due:
+            return False
+        reason = attempt.timeouts.check(now) if attempt.timeouts is not None else ""
+        if not reason:
+            return False
+        attempt.timed_out = reason
+        log.warning("%s: %s", attempt.attempt_id, reason)
+        self.terminate(attempt, reason, grace)
+        return True
+
+    def kill_tree(self, attempt: Attempt) -> None:
+        """SIGKILL the attempt's process group and every descendant seen alive in it."""
+        machine.signal_group(attempt.pgid, SIGKILL)
+        for proc in attempt.descendants:
+            try:
+                proc.kill()       # psutil checks the pid was not reused since the snapshot
+            except psutil.Error:
+                pass
+        attempt.kill_due = None
+
+    def finish(self, attempt: Attempt, ex: Exit) -> p.Completion:
+        """Clean up after the process ended: kill leftovers, write the footer, build the result."""
+        # Whatever the frame left running in its group is part of the frame: it must not
+        # outlive it and overlap a rerun.
+        self.kill_tree(attempt)
+        peak = max(attempt.peak_rss, ex.max_rss)
+        cpu = round(max(attempt.cpu_time, ex.cpu_time), 3)
+        exit_status = ex.exit_status
+        # A timeout is only set on an attempt nobody was killing yet, so it names the first
+        # cause even when a stop or purge came during the grace period.
+        if attempt.timed_out:
+            reason = attempt.timed_out
+            # A frame may catch SIGTERM and exit 0; a timed-out frame still did not succeed.
+            exit_status = exit_status or 1
+        elif attempt.lost:
+            reason = f"lost: {attempt.lost}"
+        elif attempt.kill_reason is not None:
+            reason = f"killed: {attempt.kill_reason}" if attempt.kill_reason else "killed"
+        else:
+            reason = ""
+        completion = p.Completion(attempt.attempt_id, exit_status, attempt.started,
+                                  max(ex.stopped, attempt.started), peak, cpu, reason)
+        self.write_footer(attempt.log_path, completion)
+        log.info("%s ended: exit status %s%s", attempt.attempt_id,
+                 logs.describe_status(exit_status), f" ({reason})" if reason else "")
+        return completion
+
+    def failed_launch(self, launch: p.Launch, error: str) -> p.Completion:
+        """The completion (and log footer) of an attempt whose process never started."""
+        now = time.time()
+        completion = p.Completion(launch.attempt_id, 127, now, now, 0, 0.0,
+                                  f"launch failed: {error}")
+        self.write_footer(logs.log_path(self.log_dir, launch.attempt_id), completion)
+        log.warning("%s: launch failed: %s", launch.attempt_id, error)
+        return completion
+
+    def write_footer(self, path: Path, c: p.Completion) -> None:
+        try:
+            logs.append(path, logs.footer(exit_status=c.exit_status, started=c.started,
+                                          stopped=c.stopped, peak_rss=c.peak_rss,
+                                          cpu_time=c.cpu_time, reason=c.reason))
+        except OSError as exc:
+            log.warning("cannot write the footer of %s: %s", path, exc)
+
+
+def kill_orphan(record: RunningRecord, wait: float = 5.0) -> int:
+    """Kill the process group of an attempt left running by a previous rqd; return how many died.
+
+    The leader is killed only if its pid still names the process recorded (same create_time).
+    When the leader is gone, the group's remaining members are found by process group: a group
+    id cannot be reused while members of the group live.
+    """
+    victims: list[psutil.Process] = []
+    leader = machine.same_process(record.pid, record.create_time)
+    if leader is not None:
+        try:
+            victims = [leader, *leader.children(recursive=True)]
+        except psutil.Error:
+            victims = [leader]
+        machine.signal_group(record.pgid, SIGKILL)
+    else:
+        try:
+            reused = psutil.Process(record.pgid)
+            if abs(reused.create_time() - record.create_time) > 0.05:
+                # The group leader's pid belongs to another process now, so our group is gone.
+                return 0
+        except psutil.Error:
+            pass
+        victims = machine.members_of_group(record.pgid)
+        if victims:
+            machine.signal_group(record.pgid, SIGKILL)
+    for proc in victims:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and any(machine.alive(v) for v in victims):
+        time.sleep(0.05)
+    return len(victims)

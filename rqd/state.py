@@ -1,0 +1,144 @@
+"""What must survive an rqd crash: running attempts and completions not yet acknowledged.
+
+Layout of the state directory (one per rqd; several rqds on a machine each have their own):
+
+    rqd.lock                    held (flock) while an rqd uses this directory
+    running/<attempt_id>.json   a frame process this rqd started (pid, create_time, pgid)
+    completions/<attempt_id>.json
+                                a finished attempt the supervisor has not acknowledged yet
+
+Each file is written to a temporary name, fsynced and renamed, so a crash leaves either the old
+or the new content, never half of one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import msgspec
+
+from cuefarm import protocol as p
+from rqd.logs import safe_attempt_id
+
+log = logging.getLogger(__name__)
+
+
+class RunningRecord(msgspec.Struct, forbid_unknown_fields=False):
+    """A frame process started by this rqd; enough to find and kill it after a crash."""
+
+    attempt_id: str
+    pid: int
+    create_time: float
+    pgid: int
+    started: float
+    log_path: str = ""
+    slots: int = 1
+
+
+class StateLocked(Exception):
+    """Another rqd already uses this state directory."""
+
+
+class StateDir:
+    """The persisted state of one rqd."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.running_dir = self.root / "running"
+        self.completions_dir = self.root / "completions"
+        self._lock_file = None
+
+    def open(self) -> None:
+        """Create the directories and take the lock; raise StateLocked if another rqd holds it."""
+        self.running_dir.mkdir(parents=True, exist_ok=True)
+        self.completions_dir.mkdir(parents=True, exist_ok=True)
+        f = open(self.root / "rqd.lock", "a+")
+        try:
+            import fcntl
+        except ImportError:       # Windows: no advisory lock; one rqd per state dir by convention
+            self._lock_file = f
+            return
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise StateLocked(f"state directory {self.root} is in use by another rqd") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._lock_file = f
+
+    def close(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()        # closing releases the flock
+            self._lock_file = None
+
+    # -- running attempts ---------------------------------------------------------------------
+
+    def save_running(self, record: RunningRecord) -> None:
+        _write(self.running_dir / f"{record.attempt_id}.json", msgspec.json.encode(record))
+
+    def remove_running(self, attempt_id: str) -> None:
+        _remove(self.running_dir / f"{attempt_id}.json")
+
+    def load_running(self) -> list[RunningRecord]:
+        return _load_all(self.running_dir, RunningRecord)
+
+    # -- completions --------------------------------------------------------------------------
+
+    def save_completion(self, completion: p.Completion) -> None:
+        _write(self.completions_dir / f"{completion.attempt_id}.json",
+               msgspec.json.encode(completion))
+
+    def remove_completion(self, attempt_id: str) -> bool:
+        """Forget an acknowledged completion; False when there was none (or a bad id)."""
+        if not safe_attempt_id(attempt_id):
+            return False
+        return _remove(self.completions_dir / f"{attempt_id}.json")
+
+    def has_completion(self, attempt_id: str) -> bool:
+        return (safe_attempt_id(attempt_id)
+                and (self.completions_dir / f"{attempt_id}.json").is_file())
+
+    def load_completions(self) -> list[p.Completion]:
+        return _load_all(self.completions_dir, p.Completion)
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _remove(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _load_all(directory: Path, cls: type) -> list:
+    items = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            item = msgspec.json.decode(path.read_bytes(), type=cls)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            # Keep the evidence but never trip over it again.
+            log.error("unreadable state file %s (%s); moved aside", path, exc)
+            try:
+                os.replace(path, path.with_name(path.name + ".bad"))
+            except OSError:
+                pass
+            continue
+        if item.attempt_id != path.stem or not safe_attempt_id(item.attempt_id):
+            log.error("state file %s names attempt %r; ignored", path, item.attempt_id)
+            continue
+        items.append(item)
+    return items
