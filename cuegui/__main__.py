@@ -1,0 +1,5 @@
+"""`python -m cuegui`."""
+
+from cuegui.main import main
+
+main()

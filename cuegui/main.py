@@ -1,0 +1,93 @@
+"""Entry points: the `cuegui` console script and the `cuefarm gui` subcommand."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from cuefarm.config import DEFAULT_ADDRESS, ConfigError, parse_address
+
+log = logging.getLogger("cuegui")
+
+
+def run(address: str, screenshots: Path | None = None, timeout: float = 60.0,
+        mode: str | None = None, theme_name: str | None = None) -> int:
+    """Open the window on `address` and run the Qt event loop; return the exit code."""
+    if screenshots is not None and not os.environ.get("QT_QPA_PLATFORM") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) \
+            and sys.platform.startswith("linux"):
+        # A screenshot run needs no screen; without one, render offscreen.
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    # qtpy would take another binding if one happened to be installed; cuegui is built on
+    # PySide6.  Qt is imported here, not at module import, so `cuefarm --help` stays light.
+    os.environ.setdefault("QT_API", "pyside6")
+    from qtpy.QtWidgets import QApplication
+
+    from cuegui import settings as stored
+    from cuegui import theme
+    from cuegui.connection import Connection
+    from cuegui.window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "cuegui"])
+    app.setApplicationName("cuegui")
+    app.setOrganizationName("CueFarm")
+    # A screenshot run neither reads nor changes the user's remembered layout.
+    prefs = None if screenshots is not None else stored.default_settings()
+    theme.apply(app, theme_name or (stored.theme_name(prefs) if prefs is not None else "dark"))
+    connection = Connection(address)
+    window = MainWindow(connection, settings=prefs, mode=mode)
+    tour = None
+    if screenshots is not None:
+        from cuegui.screenshots import ScreenshotTour
+        tour = ScreenshotTour(window, screenshots, timeout)
+    window.show()
+    connection.start()
+    code = app.exec()
+    connection.stop()
+    if tour is not None:
+        for path in tour.saved:
+            click.echo(str(path))
+    window.deleteLater()
+    return code
+
+
+@click.command("gui", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--supervisor", "address", envvar="CUEFARM_SUPERVISOR", default=DEFAULT_ADDRESS,
+              show_default=True, metavar="HOST:PORT",
+              help="The supervisor's client API address (env CUEFARM_SUPERVISOR).")
+@click.option("--screenshots", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="Open each view against live data, save one PNG per view "
+                                  "(jobs, job, log, hosts, charts, submit, why, window) into "
+                                  "DIR, then exit.")
+@click.option("--timeout", type=float, default=60.0, show_default=True,
+              help="With --screenshots: how long to wait for live data.")
+@click.option("--mode", type=click.Choice(["artist", "wrangler", "admin"]), default=None,
+              help="What you act on: your jobs (artist), every job (wrangler), hosts too "
+                   "(admin).  Default: as last time, else artist.")
+@click.option("--theme", "theme_name", type=click.Choice(["dark", "light"]), default=None,
+              help="Look (default: as last time, else dark).")
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def command(address: str, screenshots: Path | None, timeout: float, mode: str | None,
+            theme_name: str | None, log_level: str) -> None:
+    """The CueFarm desktop client: jobs, frames, hosts, logs and charts, updated live."""
+    try:
+        host, port = parse_address(address)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--supervisor") from None
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.exit(run(f"{host}:{port}", screenshots, timeout, mode, theme_name))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `cuegui` console script."""
+    command.main(args=argv, prog_name="cuegui")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The frames table of one job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cuegui import format as fmt
+from cuegui.models.table import RIGHT, Column, RowTableModel, field
+
+
+def runtime(frame: dict) -> float | None:
+    """The attempt's run time: the recorded one, or the time so far while running."""
+    if frame.get("state") == "RUNNING" and frame.get("started_at") is not None:
+        return fmt.span(frame["started_at"], None)
+    return frame.get("runtime")
+
+
+def label(frame: dict) -> str:
+    return str(frame.get("frames") or frame.get("number", ""))
+
+
+def _blank0(frame: dict, key: str) -> str:
+    value = frame.get(key)
+    return "" if not value else str(value)
+
+
+def _exit(frame: dict) -> str:
+    status = frame.get("exit_status")
+    return "" if status is None else str(status)
+
+
+class FramesModel(RowTableModel):
+    """The frames of the job in `job_id`; rows of other jobs are ignored."""
+
+    columns = [
+        Column("frame", "Frame", lambda r: r.get("number"), text=label, width=80, align=RIGHT,
+               filterable=True, tooltip=lambda r: f"frame id {r.get('id')}"),
+        field("layer", "Layer", width=120, filterable=True),
+        field("state", "State", width=92, filterable=True),
+        field("host", "Host", width=110, filterable=True),
+        field("attempt", "Try", width=40, align=RIGHT, text=lambda r: _blank0(r, "attempt"),
+              header_tip="Attempt number"),
+        field("started_at", "Start", width=84, align=RIGHT,
+              text=lambda r: fmt.clock(r.get("started_at")),
+              tooltip=lambda r: fmt.full_time(r.get("started_at"))),
+        Column("runtime", "Runtime", runtime, width=72, align=RIGHT,
+               text=lambda r: fmt.duration(runtime(r))),
+        field("peak_rss", "Peak MB", width=70, align=RIGHT,
+              text=lambda r: fmt.megabytes(r.get("peak_rss")),
+              header_tip="Peak memory of the attempt's process tree"),
+        field("cpu_time", "CPU", width=64, align=RIGHT,
+              text=lambda r: fmt.duration(r.get("cpu_time")) if r.get("cpu_time") else "",
+              header_tip="CPU time of the attempt's processes"),
+        field("exit_status", "Exit", width=44, align=RIGHT, text=_exit),
+        field("retries", "Retries", width=56, align=RIGHT, text=lambda r: _blank0(r, "retries"),
+              header_tip="Failed attempts spent"),
+    ]
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.job_id: Any = None
+
+    def show_job(self, job_id: Any, frames: list[dict]) -> None:
+        """Switch to another job's frames (a model reset), or resync the same job in place."""
+        if job_id == self.job_id:
+            self.replace_all(frames)
+        else:
+            self.job_id = job_id
+            self.reset(frames)
+
+    def apply_job(self, job_id: Any, frames: list[dict]) -> None:
+        """Apply changed frames if they belong to the job shown."""
+        if job_id == self.job_id and job_id is not None:
+            self.apply([f for f in frames if f.get("job_id", job_id) == job_id])
+
+
+class HostFramesModel(RowTableModel):
+    """The frames running on one host, from any job; `job_name(job_id)` names their jobs."""
+
+    columns = [
+        Column("job", "Job", lambda r: r.get("job_name") or r.get("job_id"), width=180,
+               filterable=True, tooltip=lambda r: f"job {r.get('job_id')}"),
+        field("layer", "Layer", width=110, filterable=True),
+        Column("frame", "Frame", lambda r: r.get("number"), text=label, width=70, align=RIGHT),
+        field("attempt", "Try", width=40, align=RIGHT, text=lambda r: _blank0(r, "attempt")),
+        field("started_at", "Start", width=84, align=RIGHT,
+              text=lambda r: fmt.clock(r.get("started_at")),
+              tooltip=lambda r: fmt.full_time(r.get("started_at"))),
+        Column("runtime", "Runtime", runtime, width=72, align=RIGHT,
+               text=lambda r: fmt.duration(runtime(r))),
+        field("peak_rss", "Peak MB", width=70, align=RIGHT,
+              text=lambda r: fmt.megabytes(r.get("peak_rss"))),
+        field("cpu_time", "CPU", width=64, align=RIGHT,
+              text=lambda r: fmt.duration(r.get("cpu_time")) if r.get("cpu_time") else ""),
+    ]
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.host: str | None = None
+
+    def show_host(self, host: str | None, frames: list[dict]) -> None:
+        """Switch to another host's frames, or resync the same host in place."""
+        frames = [f for f in frames if f.get("host") == host and f.get("state") == "RUNNING"]
+        if host == self.host:
+            self.replace_all(frames)
+        else:
+            self.host = host
+            self.reset(frames)
+
+    def apply_host(self, host: str | None, frames: list[dict]) -> None:
+        """Frames that started on the host stay; those that ended or moved away leave."""
+        if host != self.host or host is None:
+            return
+        keep = [f for f in frames if f.get("host") == host and f.get("state") == "RUNNING"]
+        gone = [f["id"] for f in frames if f.get("host") != host or f.get("state") != "RUNNING"]
+        self.apply(keep, gone)

@@ -1,0 +1,175 @@
+"""`--screenshots DIR`: open each view against live data, save one PNG per view, exit.
+
+The tour is driven by the connection's signals (snapshot, job loaded, log piece, answers), not
+by sleeps: it selects the job that shows the most, opens the log of one of its frames, asks
+Why about it, selects the busiest host, lets the charts gather a few samples, opens the submit
+dialog, then grabs each dock and the whole window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from qtpy.QtCore import QObject, QTimer
+from qtpy.QtWidgets import QApplication
+
+from cuegui.connection import JobData, Snapshot
+from cuegui.logfollow import LogPiece
+
+log = logging.getLogger(__name__)
+
+SETTLE_MS = 400        # let the views lay out and paint before grabbing
+CHART_SECONDS = 8.0    # live samples the charts gather before they are grabbed
+VIEWS = ("jobs", "job", "log", "hosts", "charts", "why", "submit", "window")
+
+
+def pick_job(jobs: list[dict]) -> dict | None:
+    """The job that shows the most: one with frames both running and done, then the most
+    frames done, then the most frames."""
+    if not jobs:
+        return None
+
+    def score(j: dict) -> tuple:
+        done = (j.get("succeeded") or 0) + (j.get("dead") or 0)
+        return (bool(j.get("running")) and done > 0, done, j.get("frames_total") or 0, j["id"])
+    return max(jobs, key=score)
+
+
+def pick_frame(frames: list[dict]) -> dict | None:
+    """A frame whose log has something in it: dead (its error is worth a look), else running,
+    else succeeded, else any that ran."""
+    for state in ("DEAD", "RUNNING", "SUCCEEDED"):
+        for frame in frames:
+            if frame.get("state") == state and frame.get("attempt"):
+                return frame
+    return next((f for f in frames if f.get("attempt")), None)
+
+
+class ScreenshotTour(QObject):
+    """Walks the window through its views and saves one PNG per view into `directory`; exits
+    the app with 0, or 1 on timeout (saving what is shown)."""
+
+    def __init__(self, window, directory: Path, timeout: float = 60.0):
+        super().__init__(window)
+        self.window = window
+        self.directory = Path(directory)
+        self.job_id = None
+        self.frame_id = None
+        self.saved: list[Path] = []
+        self._done = False
+        self._log_seen = False
+        self._started = time.monotonic()
+        conn = window.connection
+        conn.snapshot.connect(self._on_snapshot)
+        conn.job_loaded.connect(self._on_job_loaded)
+        conn.log_piece.connect(self._on_log_piece)
+        self._poll = QTimer(self, interval=250)
+        self._poll.timeout.connect(self._maybe_finish)
+        self._poll.start()
+        QTimer.singleShot(int(timeout * 1000), self._timed_out)
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        if self.job_id is not None or self._done:
+            return
+        w = self.window
+        if not any(j.get("user") == w.user for j in snap.jobs):
+            w.jobs_panel.mine.setChecked(False)      # show the farm, not an empty list
+        busiest = max(snap.hosts, key=lambda h: (h.get("running") or 0, h.get("name") or ""),
+                      default=None)
+        if busiest is not None:
+            w.hosts_view.select_id(busiest["id"])
+        job = pick_job(snap.jobs)
+        if job is None:
+            self._log_seen = True
+            return
+        self.job_id = job["id"]
+        # Selecting the row makes the window ask for the job's layers and frames.
+        if not w.jobs_view.select_id(job["id"]):
+            w.select_job(job["id"])
+
+    def _on_job_loaded(self, data: JobData) -> None:
+        if data.job_id != self.job_id or self.frame_id is not None or self._done:
+            return
+        w = self.window
+        w.show_why(data.job_id)
+        frame = pick_frame(data.frames)
+        if frame is None:
+            self._log_seen = True
+            return
+        self.frame_id = frame["id"]
+        w.frames_view.select_id(frame["id"])
+        w.open_log(frame)
+
+    def _on_log_piece(self, piece: LogPiece) -> None:
+        if piece.frame_id != self.frame_id or self._log_seen:
+            return
+        self._log_seen = True
+        frame = self.window.frames_model.get(self.frame_id) or {}
+        if frame.get("state") == "DEAD":
+            QTimer.singleShot(0, self.window.log_panel.first_error)
+
+    def _maybe_finish(self) -> None:
+        self._ticks = getattr(self, "_ticks", 0) + 1
+        if self._ticks % 4 == 0:
+            self.window.charts_panel.sample()      # a sample a second for the picture
+        charts_ready = time.monotonic() - self._started >= CHART_SECONDS
+        if self._log_seen and charts_ready and not self.window.log_panel.busy:
+            self._poll.stop()
+            QTimer.singleShot(SETTLE_MS, lambda: self._finish(0))
+
+    def _timed_out(self) -> None:
+        if not self._done:
+            log.warning("screenshots: timed out waiting for live data; saving what is shown")
+            self._finish(1)
+
+    def _finish(self, code: int) -> None:
+        if self._done:
+            return
+        self._done = True
+        self.save_all()
+        QApplication.instance().exit(code)
+
+    def save_all(self) -> list[Path]:
+        """Grab each dock (raising tabbed ones first), the submit dialog and the window."""
+        w = self.window
+        self.directory.mkdir(parents=True, exist_ok=True)
+        w.charts_panel.sample()
+        shots = [("jobs", w.jobs_dock), ("job", w.job_dock), ("log", w.log_dock),
+                 ("hosts", w.hosts_dock), ("charts", w.charts_dock), ("why", w.why_dock)]
+        for name, dock in shots:
+            dock.show()
+            dock.raise_()
+            QApplication.processEvents()
+            if name == "charts":
+                # The charts share the top of the window with the jobs; give them a window
+                # of their own for the picture, as someone studying them would.
+                dock.setFloating(True)
+                dock.resize(w.width(), w.height() * 2 // 3)
+                QApplication.processEvents()
+                w.charts_panel.redraw()
+                QApplication.processEvents()
+                self._save(dock.grab(), name)
+                dock.setFloating(False)
+                continue
+            self._save(dock.grab(), name)
+        dialog = w.open_submit()
+        dialog.set_values(name="shot010_lighting_v3", command="render -s #FRAME# scene.ma",
+                          range="1-100", chunk=5, slots="2", memory=4096, tags="linux")
+        QApplication.processEvents()
+        self._save(dialog.grab(), "submit")
+        dialog.close()
+        w.jobs_dock.raise_()
+        w.log_dock.raise_()
+        QApplication.processEvents()
+        self._save(w.grab(), "window")
+        return self.saved
+
+    def _save(self, pixmap, name: str) -> None:
+        path = self.directory / f"{name}.png"
+        if pixmap.save(str(path)):
+            self.saved.append(path)
+            log.info("saved %s", path)
+        else:
+            log.error("could not save %s", path)

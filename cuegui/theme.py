@@ -1,0 +1,232 @@
+"""Look: dark (default) and light Fusion palettes, state colours, SVG icons, the stylesheet,
+and sizes derived from the font so the GUI reads the same on an HD and a 4K screen.
+
+State colours follow the ones OpenCue users already read at a glance (waiting light blue,
+running yellow, succeeded green, dead red, eaten dark red, depend purple), toned for a dark
+background.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import importlib.resources
+import os
+from pathlib import Path
+
+from qtpy.QtGui import QColor, QIcon, QPalette
+from qtpy.QtWidgets import QApplication
+
+log = logging.getLogger(__name__)
+
+FRAME_COLORS = {
+    "WAITING": "#5fa8e0",
+    "DEPEND": "#a57de0",
+    "RUNNING": "#e8c547",
+    "SUCCEEDED": "#4cb860",
+    "DEAD": "#e5534b",
+    "EATEN": "#8e4a4a",
+}
+JOB_COLORS = {
+    "running": "#e8c547",
+    "waiting": "#5fa8e0",
+    "paused": "#8b95a1",
+    "failing": "#e5534b",
+    "dependency": "#a57de0",
+    "finished": "#4cb860",
+    "killed": "#8e4a4a",
+}
+HOST_COLORS = {"UP": "#4cb860", "DOWN": "#e5534b"}
+LOCK_COLORS = {"OPEN": "#8b95a1", "LOCKED": "#e89a3c"}
+CONNECTION_COLORS = {"connected": "#4cb860", "connecting": "#8b95a1",
+                     "reconnecting": "#e8c547", "unreachable": "#e5534b"}
+
+# Segments of the job progress bar, in drawing order.
+PROGRESS_COLORS = {
+    "succeeded": FRAME_COLORS["SUCCEEDED"],
+    "eaten": FRAME_COLORS["EATEN"],
+    "dead": FRAME_COLORS["DEAD"],
+    "running": FRAME_COLORS["RUNNING"],
+}
+PROGRESS_TROUGH = "#2b3038"
+
+# Colours of the chrome that the palette does not cover, per theme; the stylesheet's @NAME@
+# placeholders are filled from these.
+CHROME = {
+    "dark": {"DOCK_TITLE": "#2b2f35", "CAPTION": "#9aa4b1", "HEADER_BG": "#2a2e34",
+             "HEADER_FG": "#c4cad3", "BORDER": "#1d2024", "LOG_BG": "#15171a",
+             "LOG_FG": "#cfd6de", "SELECTION": "#2f5f8f", "TROUGH": "#2b3038",
+             "ERROR_FIELD": "#ff7b72", "MATCH": "#6b5a1e", "CURRENT_MATCH": "#b8862b",
+             "PLOT_BG": "#1b1d21", "PLOT_FG": "#aab2bd", "GRAPH_EDGE": "#8b95a1"},
+    "light": {"DOCK_TITLE": "#dde1e6", "CAPTION": "#4b5563", "HEADER_BG": "#e6e9ed",
+              "HEADER_FG": "#2d333b", "BORDER": "#c3c8cf", "LOG_BG": "#fbfbfc",
+              "LOG_FG": "#1f2328", "SELECTION": "#9cc3ea", "TROUGH": "#d5d9df",
+              "ERROR_FIELD": "#c62828", "MATCH": "#ffe58f", "CURRENT_MATCH": "#ffb347",
+              "PLOT_BG": "#ffffff", "PLOT_FG": "#3d4450", "GRAPH_EDGE": "#57606a"},
+}
+LIGHT = {
+    QPalette.ColorRole.Window: "#eef0f3",
+    QPalette.ColorRole.WindowText: "#1f2328",
+    QPalette.ColorRole.Base: "#ffffff",
+    QPalette.ColorRole.AlternateBase: "#f4f6f8",
+    QPalette.ColorRole.ToolTipBase: "#ffffe8",
+    QPalette.ColorRole.ToolTipText: "#1f2328",
+    QPalette.ColorRole.PlaceholderText: "#8c959f",
+    QPalette.ColorRole.Text: "#1f2328",
+    QPalette.ColorRole.Button: "#e4e7eb",
+    QPalette.ColorRole.ButtonText: "#1f2328",
+    QPalette.ColorRole.BrightText: "#c62828",
+    QPalette.ColorRole.Light: "#ffffff",
+    QPalette.ColorRole.Midlight: "#f0f2f4",
+    QPalette.ColorRole.Mid: "#c3c8cf",
+    QPalette.ColorRole.Dark: "#9aa2ad",
+    QPalette.ColorRole.Shadow: "#6e7681",
+    QPalette.ColorRole.Highlight: "#3b82c4",
+    QPalette.ColorRole.HighlightedText: "#ffffff",
+    QPalette.ColorRole.Link: "#0969da",
+    QPalette.ColorRole.LinkVisited: "#8250df",
+}
+LIGHT_DISABLED = {
+    QPalette.ColorRole.WindowText: "#9aa2ad",
+    QPalette.ColorRole.Text: "#9aa2ad",
+    QPalette.ColorRole.ButtonText: "#9aa2ad",
+    QPalette.ColorRole.Highlight: "#d0d5db",
+    QPalette.ColorRole.HighlightedText: "#57606a",
+}
+THEMES = ("dark", "light")
+current = "dark"
+
+DARK = {
+    QPalette.ColorRole.Window: "#24272c",
+    QPalette.ColorRole.WindowText: "#d8dce2",
+    QPalette.ColorRole.Base: "#1b1d21",
+    QPalette.ColorRole.AlternateBase: "#212429",
+    QPalette.ColorRole.ToolTipBase: "#30343b",
+    QPalette.ColorRole.ToolTipText: "#e6e9ed",
+    QPalette.ColorRole.PlaceholderText: "#6e7681",
+    QPalette.ColorRole.Text: "#d8dce2",
+    QPalette.ColorRole.Button: "#2e3238",
+    QPalette.ColorRole.ButtonText: "#d8dce2",
+    QPalette.ColorRole.BrightText: "#ff6b6b",
+    QPalette.ColorRole.Light: "#3a3f46",
+    QPalette.ColorRole.Midlight: "#33373e",
+    QPalette.ColorRole.Mid: "#2a2d33",
+    QPalette.ColorRole.Dark: "#16181b",
+    QPalette.ColorRole.Shadow: "#0d0e10",
+    QPalette.ColorRole.Highlight: "#2f5f8f",
+    QPalette.ColorRole.HighlightedText: "#ffffff",
+    QPalette.ColorRole.Link: "#6cb2ff",
+    QPalette.ColorRole.LinkVisited: "#b08cff",
+}
+DISABLED = {
+    QPalette.ColorRole.WindowText: "#6e7681",
+    QPalette.ColorRole.Text: "#6e7681",
+    QPalette.ColorRole.ButtonText: "#6e7681",
+    QPalette.ColorRole.Highlight: "#3a3f46",
+    QPalette.ColorRole.HighlightedText: "#9aa2ad",
+}
+
+
+def resources_dir() -> Path:
+    """Where icons and the stylesheet live: CUEGUI_RESOURCES, else the installed
+    cuegui.resources package (resources/ of the source tree, shipped in the wheel)."""
+    env = os.environ.get("CUEGUI_RESOURCES")
+    if env:
+        return Path(env)
+    try:
+        installed = Path(str(importlib.resources.files("cuegui.resources")))
+        if (installed / "icons").is_dir():
+            return installed
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parent.parent / "resources"
+
+
+def color(table: dict[str, str], state: str | None, fallback: str = "#8b95a1") -> QColor:
+    """The QColor for a state from one of the tables above."""
+    return QColor(table.get(state or "", fallback))
+
+
+def text_on(fill: QColor) -> QColor:
+    """Black or white text, whichever reads better on `fill`."""
+    luma = 0.299 * fill.redF() + 0.587 * fill.greenF() + 0.114 * fill.blueF()
+    return QColor("#15171a") if luma > 0.5 else QColor("#f2f4f7")
+
+
+# The neutral stroke of the icons is drawn for a dark background; the light theme gets a
+# darker copy so the icons keep their contrast.
+ICON_NEUTRAL = "#c9d1d9"
+ICON_NEUTRAL_LIGHT = "#3d4450"
+
+
+def _light_icon_dir() -> Path:
+    import tempfile
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"cuegui-icons-light-{uid}"
+
+
+@functools.lru_cache(maxsize=None)
+def _icon(name: str, theme_name: str) -> QIcon:
+    path = resources_dir() / "icons" / f"{name}.svg"
+    if not path.is_file():
+        log.debug("icon %s not found at %s", name, path)
+        return QIcon()
+    if theme_name == "light":
+        text = path.read_text()
+        if ICON_NEUTRAL in text:
+            target = _light_icon_dir() / path.name
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text.replace(ICON_NEUTRAL, ICON_NEUTRAL_LIGHT))
+                path = target
+            except OSError:
+                pass          # the dark one will do
+    return QIcon(str(path))
+
+
+def icon(name: str) -> QIcon:
+    """The SVG icon `name` from resources/icons for the current theme (empty when missing)."""
+    return _icon(name, current)
+
+
+def chrome(name: str) -> str:
+    """A chrome colour of the current theme (see CHROME)."""
+    return CHROME[current][name]
+
+
+def apply(app: QApplication, name: str = "dark") -> None:
+    """Fusion style with the `name` palette ("dark" or "light") and resources/cuegui.qss."""
+    global current
+    current = name if name in THEMES else "dark"
+    app.setStyle("Fusion")
+    normal, disabled = (DARK, DISABLED) if current == "dark" else (LIGHT, LIGHT_DISABLED)
+    pal = QPalette()
+    for role, value in normal.items():
+        pal.setColor(QPalette.ColorGroup.All, role, QColor(value))
+    for role, value in disabled.items():
+        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor(value))
+    app.setPalette(pal)
+    qss = resources_dir() / "cuegui.qss"
+    if qss.is_file():
+        text = qss.read_text().replace("@ICONS@", (resources_dir() / "icons").as_posix())
+        for key, value in CHROME[current].items():
+            text = text.replace(f"@{key}@", value)
+        app.setStyleSheet(text)
+    app.setWindowIcon(icon("cuegui"))
+
+
+def apply_dark(app: QApplication) -> None:
+    """The default look."""
+    apply(app, "dark")
+
+
+def line_height(widget=None) -> int:
+    """The height of a line of text in `widget`'s font (the application font by default)."""
+    from qtpy.QtGui import QFontMetrics
+    font = widget.font() if widget is not None else QApplication.font()
+    return QFontMetrics(font).height()
+
+
+def scaled(pixels: float, widget=None) -> int:
+    """`pixels` at a 16-pixel line height, scaled to the font actually in use."""
+    return max(1, round(pixels * line_height(widget) / 16.0))

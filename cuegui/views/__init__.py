@@ -1,0 +1,1 @@
+"""Widgets showing the models: one panel per table, the log panel, item delegates."""

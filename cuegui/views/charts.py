@@ -1,0 +1,287 @@
+"""Charts (pyqtgraph): farm slots, frames running and waiting, slots per project, and the
+selected job's frame runtimes and peak memory.
+
+Time charts follow pyqtgraph's scrollingPlots example: data in ring buffers, peak
+downsampling, clipping to the visible range, a date axis; drag to pan, wheel to zoom,
+right-click for pyqtgraph's menu.  Redrawing happens only while the charts are visible.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtCore import QTimer, Signal
+from qtpy.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from cuegui import theme
+from cuegui.background import Stepper
+from cuegui.models.frames import runtime
+from cuegui.models.series import ProjectStack, Series, farm_sample, farm_sample_steps
+
+SAMPLE_MS = 2000
+PROJECT_COLOURS = ["#5fa8e0", "#e8c547", "#4cb860", "#e5534b", "#a57de0", "#e89a3c",
+                   "#4fc1c9", "#d36fb0", "#9cb84c", "#c9925f"]
+# Supervisor metric series that can stand in for the start of a chart.
+HISTORY = {"slots_used": "slots.used", "slots_total": "slots.total",
+           "running": "frames.running", "waiting": "frames.waiting"}
+HISTORY_SPAN = 6 * 3600.0
+MIN_SPAN = 60.0            # a time chart shows at least a minute
+
+
+def _plot(title: str, date_axis: bool = True) -> pg.PlotWidget:
+    axes = {"bottom": pg.DateAxisItem(orientation="bottom")} if date_axis else {}
+    w = pg.PlotWidget(axisItems=axes)
+    w.setTitle(title)
+    item = w.getPlotItem()
+    item.setClipToView(True)
+    item.setDownsampling(auto=True, mode="peak")
+    item.showGrid(x=True, y=True, alpha=0.15)
+    item.setMenuEnabled(True)
+    w.setMouseEnabled(x=True, y=False)
+    item.enableAutoRange(y=True)
+    item.setAutoVisible(y=True)
+    w.setMinimumHeight(theme.scaled(70))
+    w.addLegend(offset=(10, 2), colCount=6)
+    return w
+
+
+class ChartsPanel(QWidget):
+    """Samples `jobs_model` and `hosts_model` every SAMPLE_MS; `history_wanted` asks the
+    window for metric history once (answer with `set_history`)."""
+
+    history_wanted = Signal(dict)       # key -> supervisor series name
+
+    def __init__(self, jobs_model, hosts_model, frames_model, parent=None):
+        super().__init__(parent)
+        self.jobs_model, self.hosts_model, self.frames_model = jobs_model, hosts_model, frames_model
+        self.series = {k: Series(k) for k in HISTORY}
+        self.projects = ProjectStack()
+        self.slots = _plot("Farm slots: in use and offered")
+        self.frames = _plot("Frames running and waiting")
+        self.stack = _plot("Slots in use per project")
+        self.runtimes = _plot("Selected job: frame runtime (s)", date_axis=False)
+        self.memory = _plot("Selected job: peak memory (MB)", date_axis=False)
+        for w in (self.runtimes, self.memory):
+            w.setLabel("bottom", "frame")
+            w.setMouseEnabled(x=True, y=True)
+        self.memory.setXLink(self.runtimes)
+        self.frames.setXLink(self.slots)
+        self.stack.setXLink(self.slots)
+        self.curves: dict[str, Any] = {}
+        self._layer_curves: dict[str, tuple] = {}
+        self._job_work = Stepper(self._draw_job, self)
+        self._job_dirty = True
+        self.history_keys: list[str] = []
+        self._legend = self.stack.getPlotItem().legend
+        self._stack_curves: list = []
+        self.note = QLabel()
+        self.note.setObjectName("panelCaption")
+        self.follow = QCheckBox("Follow time")
+        self.follow.setChecked(True)
+        self.follow.setToolTip("Keep the latest samples in view; panning or zooming stops it")
+        self.follow.toggled.connect(lambda on: on and self.redraw())
+        self.slots.getPlotItem().getViewBox().sigRangeChangedManually.connect(
+            lambda *_: self.follow.setChecked(False))
+        grid = QGridLayout()
+        grid.addWidget(self.slots, 0, 0)
+        grid.addWidget(self.frames, 0, 1)
+        grid.addWidget(self.stack, 1, 0)
+        jobs = QWidget()
+        jl = QVBoxLayout(jobs)
+        jl.setContentsMargins(0, 0, 0, 0)
+        jl.addWidget(self.runtimes)
+        jl.addWidget(self.memory)
+        grid.addWidget(jobs, 1, 1)
+        grid.setRowStretch(0, 1)
+        grid.setRowStretch(1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        head = QHBoxLayout()
+        head.addWidget(self.note, 1)
+        head.addWidget(self.follow)
+        layout.addLayout(head)
+        layout.addLayout(grid, 1)
+        self.apply_theme()
+        self._history_asked = False
+        self._sampler = Stepper(lambda figures: None, self)
+        self._timer = QTimer(self, interval=SAMPLE_MS)
+        self._timer.timeout.connect(self._sample_soon)
+        self._timer.start()
+        self._job_timer = QTimer(self, singleShot=True, interval=1000)
+        self._job_timer.timeout.connect(self.redraw_job)
+        m = frames_model
+        for signal in (m.modelReset, m.dataChanged, m.rowsInserted, m.rowsRemoved,
+                       m.layoutChanged):
+            signal.connect(self._frames_changed)
+        self._update_note()
+
+    # -- theme --------------------------------------------------------------------------------
+
+    def apply_theme(self) -> None:
+        bg, fg = theme.chrome("PLOT_BG"), theme.chrome("PLOT_FG")
+        for w in (self.slots, self.frames, self.stack, self.runtimes, self.memory):
+            w.setBackground(bg)
+            item = w.getPlotItem()
+            for name in ("left", "bottom"):
+                axis = item.getAxis(name)
+                axis.setPen(pg.mkPen(fg))
+                axis.setTextPen(pg.mkPen(fg))
+            item.titleLabel.setText(item.titleLabel.text, color=fg)
+        self._build_curves()
+
+    def _build_curves(self) -> None:
+        for w in (self.slots, self.frames, self.runtimes, self.memory):
+            w.clear()
+        c = theme.FRAME_COLORS
+        total = pg.mkPen(theme.chrome("PLOT_FG"), width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine)
+        self.curves = {
+            "slots_total": self.slots.plot(pen=total, name="offered"),
+            "slots_used": self.slots.plot(pen=pg.mkPen(c["RUNNING"], width=2), name="in use",
+                                          fillLevel=0, brush=(232, 197, 71, 60)),
+            "running": self.frames.plot(pen=pg.mkPen(c["RUNNING"], width=2), name="running",
+                                        fillLevel=0, brush=(232, 197, 71, 30)),
+            "waiting": self.frames.plot(pen=pg.mkPen(c["WAITING"], width=2), name="waiting",
+                                        fillLevel=0, brush=(95, 168, 224, 30)),
+        }
+        self._layer_curves = {}
+        self._stack_curves = []
+        if self._legend is not None:
+            self._legend.clear()
+        self.stack.clear()
+        self.redraw()
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def sample(self, now: float | None = None) -> None:
+        """Take one sample of the farm from the models now, and redraw if shown."""
+        self._store(time.time() if now is None else now,
+                    farm_sample(self.jobs_model.all_rows(), self.hosts_model.all_rows()))
+
+    def _sample_soon(self) -> None:
+        """The timer's sample, gathered a slice at a time."""
+        now = time.time()
+        steps = farm_sample_steps(list(self.jobs_model.all_rows()),
+                                  list(self.hosts_model.all_rows()))
+        self._sampler.on_result = lambda figures: self._store(now, figures)
+        self._sampler.start(steps)
+
+    def _store(self, now: float, figures: dict) -> None:
+        for key, series in self.series.items():
+            series.add(now, figures[key])
+        self.projects.add(now, figures["projects"])
+        if self.shown():
+            self.redraw()
+
+    def shown(self) -> bool:
+        """On screen: visible and not hidden behind another dock's tab."""
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
+    def want_history(self) -> None:
+        """Ask once for the supervisor's metric history (the window answers)."""
+        if not self._history_asked:
+            self._history_asked = True
+            self.history_wanted.emit(dict(HISTORY))
+
+    def set_history(self, history: dict[str, list[tuple[float, float]]]) -> None:
+        """Metric history by chart key; series without history keep live samples only."""
+        for key, points in history.items():
+            if key in self.series and points:
+                self.series[key].set_history(points)
+        self.history_keys = sorted(k for k, v in history.items() if v)
+        self._update_note()
+        self.redraw()
+
+    def _update_note(self) -> None:
+        keys = self.history_keys
+        if keys:
+            self.note.setText("History from the supervisor for " + ", ".join(keys)
+                              + "; the rest since this window opened.")
+        else:
+            self.note.setText("Sampled every 2 s since this window opened.")
+
+    def redraw(self) -> None:
+        for key, series in self.series.items():
+            t, v = series.arrays()
+            if key in self.curves:
+                self.curves[key].setData(t, v)
+        t, cum = self.projects.stacked()
+        while len(self._stack_curves) < cum.shape[1]:
+            k = len(self._stack_curves)
+            colour = PROJECT_COLOURS[k % len(PROJECT_COLOURS)]
+            qc = pg.mkColor(colour)
+            qc.setAlpha(150)
+            curve = self.stack.plot(pen=pg.mkPen(colour, width=1), fillLevel=0, brush=qc,
+                                    name=self.projects.names[k])
+            self._stack_curves.append(curve)
+        n = len(self._stack_curves)
+        for k, curve in enumerate(self._stack_curves):
+            curve.setData(t, cum[:, k])
+            curve.setZValue(n - k)      # bands drawn widest first, each on the one below
+        if self.follow.isChecked():
+            self._follow_time()
+        if self._job_dirty:
+            self.redraw_job()
+
+    def _follow_time(self) -> None:
+        """Show the latest MIN_SPAN seconds, or everything when the data spans more."""
+        ends = [s.arrays()[0] for s in self.series.values()]
+        times = [t for t in ends if len(t)]
+        if not times:
+            return
+        last = max(float(t[-1]) for t in times)
+        first = min(float(t[0]) for t in times)
+        start = min(first, last - MIN_SPAN)
+        self.slots.getPlotItem().getViewBox().setXRange(start, last + 5, padding=0)
+
+    def _frames_changed(self, *_args: Any) -> None:
+        self._job_dirty = True
+        if self.shown() and not self._job_timer.isActive():
+            self._job_timer.start()
+
+    def redraw_job(self, wait: bool = False) -> None:
+        """Runtimes and peak memory of the selected job's frames that ran, by frame number,
+        one curve per layer.  The points are gathered a slice at a time (a job may have
+        100,000 frames); `wait` gathers them all at once."""
+        self._job_dirty = False
+        self._job_work.start(job_points(list(self.frames_model.all_rows())))
+        if wait:
+            self._job_work.finish()
+
+    def _draw_job(self, by_layer: dict[str, np.ndarray]) -> None:
+        for name in list(self._layer_curves):
+            if name not in by_layer:
+                for curve, plot in zip(self._layer_curves.pop(name),
+                                       (self.runtimes, self.memory)):
+                    plot.removeItem(curve)
+        for k, name in enumerate(sorted(by_layer)):
+            arr = by_layer[name]
+            if name not in self._layer_curves:
+                colour = PROJECT_COLOURS[(k + 2) % len(PROJECT_COLOURS)]
+                self._layer_curves[name] = tuple(
+                    plot.plot(pen=pg.mkPen(colour, width=1.5), name=name, symbolBrush=colour,
+                              symbolPen=None)
+                    for plot in (self.runtimes, self.memory))
+            symbol = "o" if len(arr) < 2000 else None
+            for curve, col in zip(self._layer_curves[name], (1, 2)):
+                curve.setData(arr[:, 0], arr[:, col], symbol=symbol, symbolSize=5)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.redraw()
+
+
+def job_points(frames: list[dict]):
+    """Steps returning (frame, runtime s, peak MB) rows per layer, for the frames that ran."""
+    by_layer: dict[str, list] = {}
+    for i, f in enumerate(frames):
+        if i % 2000 == 1999:
+            yield
+        rt = runtime(f)
+        if rt is not None:
+            by_layer.setdefault(str(f.get("layer")), []).append(
+                (f.get("frame_start") or f.get("number") or 0, rt,
+                 (f.get("peak_rss") or 0) / (1024 * 1024)))
+    return {name: np.asarray(sorted(points), dtype=float) for name, points in by_layer.items()}

@@ -1,0 +1,344 @@
+"""The dependency picture of a job: its layers as boxes, what they wait for as arrows.
+
+Layers are placed in columns by depth (a layer sits right of everything it waits for); other
+jobs' layers a layer waits for get dashed boxes on the left.  An arrow runs from what is waited
+for to the layer that waits: solid while it holds, dashed once satisfied.  Arrows are
+selectable, for the satisfy and drop actions.  Boxes show the layer's progress and take the
+colour of its most telling state (dead, running, waiting on a dependency, done).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from qtpy.QtCore import QPointF, QRectF, Qt, Signal
+from qtpy.QtGui import QBrush, QColor, QFontMetrics, QPainter, QPainterPath, QPen, QPolygonF
+from qtpy.QtWidgets import (QGraphicsItem, QGraphicsPathItem, QGraphicsScene, QGraphicsView,
+                            QMenu)
+
+from cuegui import theme
+
+MIN_SCALE = 0.8
+
+
+def layer_colour(layer: dict) -> str:
+    """The state that best sums a layer up, as a frame state colour."""
+    total = layer.get("frames_total") or 0
+    if layer.get("dead"):
+        return theme.FRAME_COLORS["DEAD"]
+    if layer.get("running"):
+        return theme.FRAME_COLORS["RUNNING"]
+    if total and (layer.get("succeeded") or 0) + (layer.get("eaten") or 0) >= total:
+        return theme.FRAME_COLORS["SUCCEEDED"]
+    if layer.get("depend"):
+        return theme.FRAME_COLORS["DEPEND"]
+    return theme.FRAME_COLORS["WAITING"]
+
+
+def edges_of(layers: list[dict], deps: list[dict]) -> list[dict]:
+    """Edges as dependency rows: the supervisor's when given, else from the layers' specs."""
+    if deps:
+        return deps
+    out = []
+    for layer in layers:
+        for d in layer.get("depends_on") or []:
+            if isinstance(d, str):
+                d = {"layer": d}
+            if not isinstance(d, dict):
+                continue
+            out.append({"id": None, "layer": layer.get("name"), "satisfied": False,
+                        "kind": "frame" if d.get("per_frame") else
+                        ("job" if d.get("job") is not None else "layer"),
+                        "target_job_id": d.get("job"), "target_layer": d.get("layer")})
+    return out
+
+
+def node_key(dep: dict, job_id: Any) -> str:
+    """The box an edge starts from: a layer of this job, or another job (and layer)."""
+    other = dep.get("target_job_id")
+    if other is not None and other != job_id:
+        return f"job:{other}:{dep.get('target_layer') or ''}"
+    return f"layer:{dep.get('target_layer')}"
+
+
+def depths(layers: list[dict], edges: list[dict], job_id: Any) -> dict[str, int]:
+    """Column of every box: other jobs at 0, a layer one right of what it waits for."""
+    waits: dict[str, list[str]] = {f"layer:{l.get('name')}": [] for l in layers}
+    for e in edges:
+        waits.setdefault(f"layer:{e.get('layer')}", []).append(node_key(e, job_id))
+    out: dict[str, int] = {}
+
+    def depth(key: str, seen: frozenset = frozenset()) -> int:
+        if key in out:
+            return out[key]
+        if key.startswith("job:"):
+            out[key] = 0
+            return 0
+        if key in seen:          # a cycle cannot be submitted, but never loop on one
+            return 1
+        d = 1 + max((depth(t, seen | {key}) for t in waits.get(key, [])), default=0)
+        out[key] = d
+        return d
+    for key in list(waits):
+        depth(key)
+    for e in edges:
+        depth(node_key(e, job_id))
+    return out
+
+
+class Edge(QGraphicsPathItem):
+    def __init__(self, dep: dict):
+        super().__init__()
+        self.dep = dep
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable, dep.get("id") is not None)
+        self.setZValue(-1)
+        tip = f"{dep.get('layer')} waits for " + _target_text(dep)
+        tip += " (satisfied)" if dep.get("satisfied") else ""
+        self.setToolTip(tip)
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        colour = QColor(theme.chrome("GRAPH_EDGE"))
+        if not self.dep.get("satisfied"):
+            colour = QColor(theme.FRAME_COLORS["DEPEND"])
+        pen = QPen(colour, 3 if self.isSelected() else 1.6)
+        if self.dep.get("satisfied"):
+            pen.setStyle(Qt.PenStyle.DashLine)
+        elif self.dep.get("kind") == "frame":
+            pen.setStyle(Qt.PenStyle.DotLine)
+        if self.isSelected():
+            pen.setColor(QColor(theme.chrome("SELECTION")).lighter(150))
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawPath(self.path())
+        # The arrow head at the waiting end.
+        path = self.path()
+        end = path.pointAtPercent(1.0)
+        before = path.pointAtPercent(0.96)
+        angle = math.atan2(end.y() - before.y(), end.x() - before.x())
+        size = 9.0
+        head = QPolygonF([end, end - QPointF(math.cos(angle - 0.45) * size,
+                                             math.sin(angle - 0.45) * size),
+                          end - QPointF(math.cos(angle + 0.45) * size,
+                                        math.sin(angle + 0.45) * size)])
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(pen.color())
+        painter.drawPolygon(head)
+
+    def shape(self) -> QPainterPath:
+        # A wider outline than the line itself, so the arrow is easy to click.
+        from qtpy.QtGui import QPainterPathStroker
+        stroker = QPainterPathStroker()
+        stroker.setWidth(10)
+        return stroker.createStroke(self.path())
+
+
+def _target_text(dep: dict) -> str:
+    job, layer = dep.get("target_job_id"), dep.get("target_layer")
+    if job is not None:
+        return f"job {job}" + (f" / {layer}" if layer else "")
+    return f"layer {layer}" + (" frame by frame" if dep.get("kind") == "frame" else "")
+
+
+class DependencyGraph(QGraphicsView):
+    """Shows one job's layers and dependencies; `show_job` rebuilds, `update_layers` recolours."""
+
+    selection_changed = Signal()
+    layer_activated = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.setMinimumHeight(theme.scaled(90, self))
+        self.job_id: Any = None
+        self.jobs: dict[Any, dict] = {}            # other jobs by id, for their names
+        self.layers: list[dict] = []
+        self.deps: list[dict] = []
+        self._structure: tuple = ()
+        self.context_actions: list = []
+        self.scene().selectionChanged.connect(self.selection_changed)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._menu)
+        self.empty_text = "No job selected"
+
+    # -- data -------------------------------------------------------------------------------------
+
+    def show_job(self, job_id: Any, layers: list[dict], deps: list[dict]) -> None:
+        self.job_id, self.layers, self.deps = job_id, list(layers), list(deps)
+        self._rebuild()
+
+    def update_layers(self, layers: list[dict]) -> None:
+        """New figures for the layers: redraw, rebuilding only if the shape changed."""
+        self.layers = list(layers)
+        self._rebuild()
+
+    def set_dependencies(self, deps: list[dict]) -> None:
+        self.deps = list(deps)
+        self._rebuild()
+
+    def selected_dependency(self) -> dict | None:
+        for item in self.scene().selectedItems():
+            if isinstance(item, Edge):
+                return item.dep
+        return None
+
+    def select_dependency(self, dep_id: Any) -> bool:
+        """Select the arrow of one dependency (only it); False when there is none."""
+        self.scene().clearSelection()
+        for edge in self.edges():
+            if edge.dep.get("id") == dep_id:
+                edge.setSelected(True)
+                return True
+        return False
+
+    def edges(self) -> list[Edge]:
+        return [i for i in self.scene().items() if isinstance(i, Edge)]
+
+    # -- drawing ----------------------------------------------------------------------------------
+
+    def _rebuild(self) -> None:
+        edges = edges_of(self.layers, self.deps)
+        structure = (self.job_id, tuple(l.get("name") for l in self.layers),
+                     tuple((e.get("id"), e.get("layer"), node_key(e, self.job_id),
+                            bool(e.get("satisfied"))) for e in edges),
+                     theme.current)
+        figures = tuple((l.get("succeeded"), l.get("running"), l.get("dead"), l.get("depend"),
+                         l.get("frames_total")) for l in self.layers)
+        if structure == self._structure and figures == getattr(self, "_figures", None):
+            return
+        selected = self.selected_dependency()
+        self._structure, self._figures = structure, figures
+        scene = self.scene()
+        scene.clear()
+        if not self.layers:
+            return
+        fm = QFontMetrics(self.font())
+        line = fm.height()
+        width = max([fm.horizontalAdvance(str(l.get("name"))) for l in self.layers]
+                    + [fm.horizontalAdvance("000000 / 000000")]) + line * 1.5
+        height = line * 2.9
+        gap_x, gap_y = line * 3.5, line * 1.2
+        column = depths(self.layers, edges, self.job_id)
+        boxes: dict[str, QRectF] = {}
+        per_column: dict[int, int] = {}
+        keys = [f"layer:{l.get('name')}" for l in self.layers]
+        keys += sorted({node_key(e, self.job_id) for e in edges} - set(keys))
+        for key in keys:
+            c = column.get(key, 1)
+            r = per_column.get(c, 0)
+            per_column[c] = r + 1
+            boxes[key] = QRectF(c * (width + gap_x), r * (height + gap_y), width, height)
+        by_name = {f"layer:{l.get('name')}": l for l in self.layers}
+        for key, rect in boxes.items():
+            self._box(key, rect, by_name.get(key), line)
+        for e in edges:
+            a, b = boxes.get(node_key(e, self.job_id)), boxes.get(f"layer:{e.get('layer')}")
+            if a is None or b is None:
+                continue
+            start, end = QPointF(a.right(), a.center().y()), QPointF(b.left(), b.center().y())
+            path = QPainterPath(start)
+            dx = max(30.0, (end.x() - start.x()) / 2)
+            path.cubicTo(start + QPointF(dx, 0), end - QPointF(dx, 0), end)
+            edge = Edge(e)
+            edge.setPath(path)
+            scene.addItem(edge)
+            if selected is not None and e.get("id") == selected.get("id"):
+                edge.setSelected(True)
+        scene.setSceneRect(scene.itemsBoundingRect().adjusted(-line, -line, line, line))
+        self._fit()
+
+    def _box(self, key: str, rect: QRectF, layer: dict | None, line: float) -> None:
+        scene = self.scene()
+        text_colour = self.palette().text().color()
+        if layer is None:       # another job's layer
+            _, job, name = key.split(":", 2)
+            other = self.jobs.get(int(job)) if job.isdigit() else None
+            pen = QPen(QColor(theme.chrome("GRAPH_EDGE")), 1.2, Qt.PenStyle.DashLine)
+            item = scene.addRect(rect, pen, QBrush(Qt.BrushStyle.NoBrush))
+            label = other.get("name") if other else f"job {job}"
+            title = scene.addSimpleText(f"{label}")
+            title.setBrush(text_colour)
+            title.setPos(rect.left() + line * 0.5, rect.top() + line * 0.3)
+            sub = scene.addSimpleText(name or "whole job")
+            sub.setBrush(QColor(theme.chrome("CAPTION")))
+            sub.setPos(rect.left() + line * 0.5, rect.top() + line * 1.4)
+            item.setToolTip(f"job {job}: {label}" + (f" / {name}" if name else ""))
+            return
+        colour = QColor(layer_colour(layer))
+        item = scene.addRect(rect, QPen(colour, 2), QBrush(self.palette().base().color()))
+        item.setToolTip(f"{layer.get('name')}: {layer.get('succeeded') or 0} of "
+                        f"{layer.get('frames_total') or 0} done, {layer.get('running') or 0} "
+                        f"running, {layer.get('dead') or 0} dead")
+        item.setData(0, layer.get("name"))
+        title = scene.addSimpleText(str(layer.get("name")))
+        title.setBrush(text_colour)
+        title.setPos(rect.left() + line * 0.5, rect.top() + line * 0.25)
+        total = layer.get("frames_total") or 0
+        done = (layer.get("succeeded") or 0) + (layer.get("eaten") or 0)
+        bar = QRectF(rect.left() + line * 0.5, rect.top() + line * 1.45,
+                     rect.width() - line, line * 0.4)
+        scene.addRect(bar, QPen(Qt.PenStyle.NoPen), QBrush(QColor(theme.chrome("TROUGH"))))
+        if total:
+            x = bar.left()
+            for count, state in ((done, "SUCCEEDED"), (layer.get("dead") or 0, "DEAD"),
+                                 (layer.get("running") or 0, "RUNNING")):
+                w = bar.width() * min(count, total) / total
+                if w > 0:
+                    scene.addRect(QRectF(x, bar.top(), w, bar.height()), QPen(Qt.PenStyle.NoPen),
+                                  QBrush(QColor(theme.FRAME_COLORS[state])))
+                    x += w
+        counts = scene.addSimpleText(f"{done} / {total}")
+        counts.setBrush(QColor(theme.chrome("CAPTION")))
+        counts.setPos(rect.left() + line * 0.5, rect.top() + line * 1.85)
+
+    def _fit(self) -> None:
+        rect = self.scene().sceneRect()
+        if rect.isEmpty():
+            return
+        self.resetTransform()
+        view = self.viewport().rect()
+        # Fit, but never so small that the names cannot be read: scroll (drag) instead.
+        scale = max(MIN_SCALE, min(view.width() / rect.width(), view.height() / rect.height(),
+                                   1.0))
+        self.scale(scale, scale)
+        # What does not fit scrolls; start from the top left, where the chain begins.
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().minimum())
+        self.verticalScrollBar().setValue(self.verticalScrollBar().minimum())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        if not self.layers:
+            painter.save()
+            painter.resetTransform()
+            painter.setPen(QColor(theme.chrome("CAPTION")))
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
+                             self.empty_text)
+            painter.restore()
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        """Double-clicking a layer's box (anywhere on it) activates that layer."""
+        for item in self.items(event.position().toPoint()):
+            if item.data(0):
+                self.layer_activated.emit(str(item.data(0)))
+                break
+        super().mouseDoubleClickEvent(event)
+
+    def _menu(self, pos) -> None:
+        item = self.itemAt(pos)
+        if isinstance(item, Edge) and item.flags() & QGraphicsItem.GraphicsItemFlag.ItemIsSelectable:
+            self.scene().clearSelection()
+            item.setSelected(True)
+        if not self.context_actions:
+            return
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
+        for action in self.context_actions:
+            menu.addAction(action)
+        menu.exec(self.viewport().mapToGlobal(pos))
