@@ -1,0 +1,117 @@
+"""Metered overage against a real supervisor whose wall clock runs 600 times faster (an hour
+passes in six seconds), simulated workers, and a metering sink over real HTTP."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from supervisor.billing import month_bounds
+from tests.billing.helpers import FastClock, FleetThread, configure, peak_busy_workers
+from tests.farm import wait_until
+from tests.scheduling.sim import wait_finished
+
+RATE = 0.10
+
+
+def job(name, frames):
+    return {"name": name, "project": "p", "layers": [
+        {"name": "r", "command": ["true"], "range": f"1-{frames}", "max_retries": 0}]}
+
+
+def metered_farm(new_farm, sink, clock, licences=1):
+    farm = configure(new_farm(), clock, worker_licences=licences, metering="true",
+                     metering_sink=sink.url, metering_sample=0.05, metering_retry=0.3)
+    farm.start_supervisor()
+    return farm
+
+
+def drained(c, clock, after):
+    """Every overage minute up to `after` (simulated) is closed, batched and delivered: the
+    last minute closes within a minute, its quarter hour is batched a minute after it ends."""
+    def check():
+        s = c.licences()
+        return (clock() > after + 17 * 60 and s["pending_reports"] == 0
+                and s["unreported_minutes"] == 0)
+    return check
+
+
+def test_overage_is_billed_per_minute_and_reported_once(new_farm, sink):
+    clock = FastClock()
+    farm = metered_farm(new_farm, sink, clock)
+    c = farm.client()
+    sink.fail_next = 2           # the sink is down at first...
+    sink.lose_answers = 1        # ...then records a batch but its answer is lost
+    names = [f"w{i}" for i in range(3)]
+    fleet = FleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=1.0,
+                        clock=clock)
+    farm.wait_hosts_up(names)
+    t0 = clock()
+    [jid] = c.submit(job("long", 36))     # three workers busy for about two simulated hours
+    wait_until(lambda: c.licences()["overage_now"] == 2, 30, message="overage of 2 workers")
+    wait_until(lambda: any(r["state"] == "accepted" for r in c.licence_reports()), 60,
+               message="a report accepted")
+
+    # The sink goes away; reports pile up; the supervisor is killed and comes back.
+    sink.down = True
+    wait_until(lambda: any(r["state"] == "pending" and r["tries"] > 0
+                           for r in c.licence_reports()), 60, message="a report waiting")
+    waiting = {r["id"] for r in c.licence_reports() if r["state"] == "pending"}
+    farm.kill_supervisor(signal.SIGKILL)
+    farm.start_supervisor()
+    c = farm.client()
+    sink.down = False
+    wait_finished(c, [jid], 120)
+    t_done = clock()
+    wait_until(drained(c, clock, t_done), 90, message="all overage reported")
+    fleet.close()
+
+    reports = c.licence_reports(1000)
+    assert reports and all(r["state"] == "accepted" for r in reports)
+    assert {r["id"] for r in reports} == set(sink.batches)          # nothing lost...
+    assert waiting <= set(sink.batches)                             # ...across the restart
+    assert sink.duplicates >= 1 and sink.mismatched == []           # re-sent, same batch
+    minutes = sink.minutes()
+    assert len(minutes) == len(set(minutes))                        # no minute twice
+    assert all(m % 60 == 0 for m in minutes)
+    for b in sink.batches.values():
+        assert {m["minute"] // 900 * 900 for m in b["minutes"]} == {b["period_start"]}
+        assert all(1 <= m["workers"] <= 2 and m["workers"] == m["busy"] - 1
+                   for m in b["minutes"])
+        assert b["worker_minutes"] == sum(m["workers"] for m in b["minutes"])
+        assert b["cost"] == pytest.approx(b["worker_minutes"] * RATE / 60, abs=1e-6)
+    total = sink.worker_minutes()
+    elapsed = (t_done - t0) / 60
+    assert 0 < total <= 2 * (elapsed + 2)
+    assert sum(r["worker_minutes"] for r in reports) == total
+    status = c.licences()
+    if status["month"] == month_bounds(t0)[2]:       # the simulated hours stayed in one month
+        assert status["month_minutes"] == total
+        assert status["month_cost"] == pytest.approx(total * RATE / 60, abs=1e-4)
+    assert status["overage_now"] == 0 and status["metering_active"]
+
+
+def test_revocation_returns_to_the_prepaid_count(new_farm, sink):
+    clock = FastClock()
+    farm = metered_farm(new_farm, sink, clock)
+    c = farm.client()
+    sink.revoke = True                    # the next report is answered: no longer authorized
+    names = [f"w{i}" for i in range(3)]
+    fleet = FleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
+                        clock=clock)
+    farm.wait_hosts_up(names)
+    [a] = c.submit(job("before", 15))
+    wait_until(lambda: c.licences()["revoked"], 60, message="metering revoked")
+    status = c.licences()
+    assert (status["metered"], status["metering_active"], status["cap"]) == (True, False, 1)
+    assert "contract ended" in status["revoked_reason"]
+    wait_finished(c, [a], 120)
+    [b] = c.submit(job("after", 6))
+    wait_finished(c, [b], 120)
+    events = fleet.close()
+    assert peak_busy_workers(events, "before") == 3     # metered: past the one licence
+    assert peak_busy_workers(events, "after") == 1      # revoked: the prepaid count holds
+    # An admin switching metering on again re-authorizes it.
+    status = c.set_licences(metered=True)
+    assert (status["revoked"], status["metering_active"], status["cap"]) == (False, True, None)

@@ -1,0 +1,361 @@
+"""The `cuefarm` command line against a real supervisor and real workers, and `cuefarm up`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+from click.testing import CliRunner
+
+from cuefarm import Client, CueFarmError
+from cuefarm.cli import cli
+from tests.farm import free_port_block, wait_until
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX signals")
+
+
+def invoke(farm, *args: str, **kwargs):
+    result = CliRunner().invoke(cli, ["--supervisor", farm.address, "--timeout", "15", *args],
+                                **kwargs)
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def submit(farm, tmp_path: Path, text: str) -> int:
+    path = tmp_path / "job.yaml"
+    path.write_text(textwrap.dedent(text))
+    result = invoke(farm, "submit", str(path))
+    assert result.exit_code == 0, result.output + farm.supervisor_log()
+    return int(result.stdout.strip())
+
+
+@pytest.fixture
+def worker_farm(sqlite_farm):
+    sqlite_farm.start_rqd("w1", 2)
+    sqlite_farm.wait_hosts_up(["w1"])
+    return sqlite_farm
+
+
+def test_submit_query_and_control(worker_farm, tmp_path):
+    farm = worker_farm
+    job_id = submit(farm, tmp_path, """\
+        name: mixed
+        project: demo
+        layers:
+          - name: say
+            command: ["sh", "-c", "echo frame #FRAME#"]
+            range: 1-4
+          - name: fail
+            command: ["sh", "-c", "echo failing >&2; exit 3"]
+            range: "1"
+            max_retries: 0
+        """)
+    result = invoke(farm, "wait", str(job_id), "--timeout", "120")
+    assert result.exit_code == 1, result.output      # one dead frame
+    assert "1 dead" in result.stdout
+
+    [job] = json.loads(invoke(farm, "jobs", "--project", "demo", "--json").stdout)
+    assert (job["id"], job["name"], job["succeeded"], job["dead"]) == (job_id, "mixed", 4, 1)
+    table = invoke(farm, "jobs").stdout
+    assert "mixed" in table and "4/5" in table
+
+    assert json.loads(invoke(farm, "job", str(job_id), "--json").stdout)["id"] == job_id
+    layers = json.loads(invoke(farm, "layers", str(job_id), "--json").stdout)
+    assert [la["name"] for la in layers] == ["say", "fail"]
+
+    [dead] = json.loads(invoke(farm, "frames", str(job_id), "--state", "dead", "--json").stdout)
+    assert (dead["layer"], dead["exit_status"], dead["host"]) == ("fail", 3, "w1")
+    frames_table = invoke(farm, "frames", str(job_id), "--layer", "say").stdout
+    assert frames_table.count("SUCCEEDED") == 4
+
+    log = invoke(farm, "log", str(job_id), "--layer", "say", "--frame", "3")
+    assert log.exit_code == 0 and "frame 3" in log.stdout
+    log = invoke(farm, "log", str(job_id), "--layer", "fail", "--frame", "1", "--tail", "400")
+    assert "failing" in log.stdout and len(log.stdout.encode()) <= 400
+
+    result = invoke(farm, "retry", str(job_id), "--frame", str(dead["id"]))
+    assert result.exit_code == 0 and "requeued 1 frame" in result.stdout
+    result = invoke(farm, "wait", str(job_id), "--timeout", "120")
+    assert result.exit_code == 1, result.output      # it fails again
+    [again] = json.loads(invoke(farm, "frames", str(job_id), "--state", "DEAD", "--json").stdout)
+    assert again["attempt"] == 2
+
+    result = invoke(farm, "eat", str(job_id))
+    assert result.exit_code == 0 and "ate 1 frame" in result.stdout
+    result = invoke(farm, "wait", str(job_id), "--timeout", "60")
+    assert result.exit_code == 0, result.output
+
+    result = invoke(farm, "job", "999999")
+    assert result.exit_code == 1 and result.stderr.startswith("error: ")
+
+
+def test_pause_priority_kill(worker_farm, tmp_path):
+    farm = worker_farm
+    job_id = submit(farm, tmp_path, """\
+        name: slow
+        layers: [{name: nap, command: [sleep, "30"], range: 1-4}]
+        """)
+    assert invoke(farm, "pause", str(job_id)).exit_code == 0
+    assert json.loads(invoke(farm, "job", str(job_id), "--json").stdout)["state"] == "PAUSED"
+    assert invoke(farm, "resume", str(job_id)).exit_code == 0
+    assert invoke(farm, "priority", str(job_id), "-5").exit_code == 0
+    row = json.loads(invoke(farm, "job", str(job_id), "--json").stdout)
+    assert (row["state"], row["priority"]) == ("ACTIVE", -5)
+    result = invoke(farm, "kill", str(job_id))
+    assert result.exit_code == 0 and "killed 4 frames" in result.stdout
+    result = invoke(farm, "wait", str(job_id), "--timeout", "60")
+    assert result.exit_code == 1 and "killed" in result.stdout
+
+
+def test_lock_and_unlock_hosts(worker_farm):
+    farm = worker_farm
+    assert "locked 1 host" in invoke(farm, "lock", "w1").stdout
+    [host] = json.loads(invoke(farm, "hosts", "--json").stdout)
+    assert (host["name"], host["lock"]) == ("w1", "LOCKED")
+    assert "w1" in invoke(farm, "hosts").stdout
+    assert "unlocked 1 host" in invoke(farm, "unlock", "w1").stdout
+    [host] = json.loads(invoke(farm, "hosts", "--json").stdout)
+    assert host["lock"] == "OPEN"
+
+
+def test_log_follow(worker_farm, tmp_path):
+    farm = worker_farm
+    job_id = submit(farm, tmp_path, """\
+        name: ticker
+        layers:
+          - name: tick
+            command: ["sh", "-c", "for i in 1 2 3 4 5; do echo tick $i; sleep 0.4; done"]
+            range: "1"
+        """)
+    client = farm.client()
+
+    def running():
+        frames = client.frames(job_id, states=["RUNNING", "SUCCEEDED"])
+        if not frames:
+            return False
+        try:
+            client.log(job_id, "tick", 1, limit=1)
+            return True
+        except CueFarmError:
+            return False
+
+    wait_until(running, 60, message="the frame to start")
+    result = invoke(farm, "log", str(job_id), "--layer", "tick", "--frame", "1", "--follow")
+    assert result.exit_code == 0, result.output
+    assert all(f"tick {i}" in result.stdout for i in range(1, 6))
+    assert "exit status: 0" in result.stdout
+
+
+# --- scheduling commands -------------------------------------------------------------------------
+
+def test_limits_and_projects(sqlite_farm):
+    farm = sqlite_farm
+    result = invoke(farm, "limits", "set", "arnold", "2")
+    assert result.exit_code == 0, result.output + farm.supervisor_log()
+    assert json.loads(invoke(farm, "limits", "--json").stdout) == [
+        {"name": "arnold", "max": 2, "per_host": False, "in_use": 0}]
+    assert invoke(farm, "limits", "set", "arnold", "3", "--per-host").exit_code == 0
+    assert "arnold" in invoke(farm, "limits").stdout
+    [arnold] = json.loads(invoke(farm, "limits", "--json").stdout)
+    assert (arnold["max"], arnold["per_host"]) == (3, True)
+    assert invoke(farm, "limits", "delete", "arnold").exit_code == 0
+    assert json.loads(invoke(farm, "limits", "--json").stdout) == []
+    result = invoke(farm, "limits", "delete", "arnold")
+    assert result.exit_code == 1 and result.stderr.startswith("error: name: ")
+
+    result = invoke(farm, "projects", "set", "demo", "--guaranteed", "2", "--max", "4")
+    assert result.exit_code == 0, result.output
+    demo = {r["name"]: r for r in json.loads(invoke(farm, "projects", "--json").stdout)}["demo"]
+    assert (demo["guaranteed"], demo["max_slots"], demo["slots_used"]) == (2, 4, 0)
+    assert invoke(farm, "projects", "set", "demo", "--unlimited").exit_code == 0
+    demo = {r["name"]: r for r in json.loads(invoke(farm, "projects", "--json").stdout)}["demo"]
+    assert (demo["guaranteed"], demo["max_slots"]) == (2, None)
+    result = invoke(farm, "projects", "set", "demo", "--guaranteed", "5", "--max", "4")
+    assert result.exit_code == 1 and result.stderr.startswith("error: guaranteed: ")
+
+
+def test_why_job_set_and_layer_set(sqlite_farm, tmp_path):
+    farm = sqlite_farm
+    job_id = submit(farm, tmp_path, """\
+        name: nowhere
+        layers: [{name: render, command: [echo, "#FRAME#"], range: 1-3}]
+        """)
+    result = invoke(farm, "why", str(job_id))
+    assert result.exit_code == 0, result.output
+    assert "no worker is UP" in result.stdout
+    answer = json.loads(invoke(farm, "why", str(job_id), "--layer", "render", "--frame", "2",
+                               "--json").stdout)
+    assert answer["job_id"] == job_id and any("no worker is UP" in r for r in answer["reasons"])
+    result = invoke(farm, "why", str(job_id), "--layer", "nope")
+    assert result.exit_code == 1 and result.stderr.startswith("error: layer: ")
+
+    result = invoke(farm, "job", "set", str(job_id), "--priority", "80", "--max-slots", "3",
+                    "--project", "fx")
+    assert result.exit_code == 0, result.output + farm.supervisor_log()
+    row = json.loads(invoke(farm, "job", str(job_id), "--json").stdout)
+    assert (row["priority"], row["project"]) == (80, "fx")
+    result = invoke(farm, "job", "set", str(job_id), "--min-slots", "4")
+    assert result.exit_code == 1 and "max_slots" in result.stderr
+
+    result = invoke(farm, "layer", "set", str(job_id), "render", "--requirements", "mem > 4")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: values.requirements: "), result.stderr
+    result = invoke(farm, "layer", "set", str(job_id), "render", "--tags", "gpu",
+                    "--requirements", "host.memory >= 1", "--slots", "2+", "--memory", "100")
+    assert result.exit_code == 0, result.output + farm.supervisor_log()
+    result = invoke(farm, "layer", "set", str(job_id), "render", "--limits", "no-such-limit")
+    assert result.exit_code == 1 and result.stderr.startswith("error: limits: ")
+
+
+def test_deps_of_a_two_layer_job(sqlite_farm, tmp_path):
+    farm = sqlite_farm
+    job_id = submit(farm, tmp_path, """\
+        name: two
+        layers:
+          - {name: render, command: [echo, "#FRAME#"], range: 1-3}
+          - {name: comp, command: [echo, "#FRAME#"], range: 1-3, depends_on: [render]}
+        """)
+    [dep] = json.loads(invoke(farm, "deps", str(job_id), "--json").stdout)
+    assert (dep["layer"], dep["target_job_id"], dep["target_layer"], dep["satisfied"]) == \
+        ("comp", job_id, "render", False)
+    header, row = invoke(farm, "deps", str(job_id)).stdout.splitlines()
+    assert header.split()[:3] == ["ID", "KIND", "LAYER"]
+    assert row.split()[:3] == [str(dep["id"]), dep["kind"], "comp"]
+    assert "waiting for layer 'render'" in invoke(farm, "why", str(job_id), "--layer",
+                                                   "comp").stdout
+
+    result = invoke(farm, "deps", "satisfy", str(job_id), str(dep["id"]))
+    assert result.exit_code == 0, result.output + farm.supervisor_log()
+    [dep] = json.loads(invoke(farm, "deps", "list", str(job_id), "--json").stdout)
+    assert dep["satisfied"] is True
+    assert invoke(farm, "deps", "drop", str(job_id), str(dep["id"])).exit_code == 0
+    assert json.loads(invoke(farm, "deps", str(job_id), "--json").stdout) == []
+    result = invoke(farm, "deps", "drop", str(job_id), str(dep["id"]))
+    assert result.exit_code == 1 and result.stderr.startswith("error: dependency_id: ")
+
+
+def test_hosts_next(worker_farm, tmp_path):
+    farm = worker_farm
+    assert invoke(farm, "lock", "w1").exit_code == 0
+    job_id = submit(farm, tmp_path, """\
+        name: queued
+        layers: [{name: render, command: [echo, "#FRAME#"], range: 1-5}]
+        """)
+    rows = json.loads(invoke(farm, "hosts", "next", "w1", "--limit", "3", "--json").stdout)
+    assert [(r["job_id"], r["layer"], r["frame"]) for r in rows] == [
+        (job_id, "render", "1"), (job_id, "render", "2"), (job_id, "render", "3")]
+    result = invoke(farm, "hosts", "next", "w1")
+    assert result.exit_code == 0 and "queued" in result.stdout and "locked" in result.stderr
+    result = invoke(farm, "hosts", "next", "nobody")
+    assert result.exit_code == 1 and result.stderr.startswith("error: host: ")
+    assert [h["name"] for h in json.loads(invoke(farm, "hosts", "--json").stdout)] == ["w1"]
+    assert invoke(farm, "unlock", "w1").exit_code == 0
+    assert invoke(farm, "wait", str(job_id), "--timeout", "120").exit_code == 0
+
+
+# --- cuefarm up ----------------------------------------------------------------------------------
+
+def start_up(tmp_path: Path, *extra: str, display: bool = False
+             ) -> tuple[subprocess.Popen, str]:
+    port = free_port_block()
+    env = {**os.environ, "CUEFARM_CONFIG": str(tmp_path / "none.toml"), "PYTHONUNBUFFERED": "1"}
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    if display:
+        # `up` decides from DISPLAY; the client itself then runs on Qt's offscreen platform.
+        env.update(DISPLAY=":0", QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cuefarm.cli", "up", "--port", str(port), "--workers", "1",
+         "--slots", "1", "--data-dir", str(tmp_path / "farm"), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    return proc, f"127.0.0.1:{port}"
+
+
+def hosts_up(address: str) -> list[dict]:
+    try:
+        with Client(address, timeout=1) as client:
+            return [h for h in client.hosts() if h["state"] == "UP"]
+    except CueFarmError:
+        return []
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()
+        proc.kill()
+    proc.communicate(timeout=30)
+
+
+def test_up_runs_a_farm_and_stops_in_order_on_sigterm(tmp_path):
+    proc, address = start_up(tmp_path)
+    try:
+        wait_until(lambda: hosts_up(address), 60, message="a worker of `cuefarm up`")
+        children = psutil.Process(proc.pid).children()
+        assert len(children) == 2    # the supervisor and one worker (no display, no GUI)
+        with Client(address, timeout=15) as client:
+            [job_id] = client.submit({"name": "hi", "layers": [
+                {"name": "say", "command": ["echo", "#FRAME#"], "range": "1-3"}]})
+            assert client.wait(job_id, timeout=120)["succeeded"] == 3
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, out
+    assert f"CueFarm is running at {address}" in out
+    assert str(tmp_path / "farm" / "cuefarm.db") in out
+    assert out.index("stopping worker") < out.index("stopping supervisor")
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive
+    assert (tmp_path / "farm" / "logs" / "supervisor.log").exists()
+
+
+def test_up_exits_when_the_supervisor_dies(tmp_path):
+    proc, address = start_up(tmp_path)
+    try:
+        wait_until(lambda: hosts_up(address), 60, message="a worker of `cuefarm up`")
+        children = psutil.Process(proc.pid).children()
+        [sup] = [c for c in children if "supervisor" in c.cmdline()]
+        sup.kill()
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 1, out
+    assert "the supervisor exited" in out
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive
+
+
+def test_up_refuses_a_port_already_served(sqlite_farm, tmp_path):
+    port = sqlite_farm.port
+    result = subprocess.run(
+        [sys.executable, "-m", "cuefarm.cli", "up", "--port", str(port), "--no-gui",
+         "--data-dir", str(tmp_path / "farm")],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"already answers at 127.0.0.1:{port}" in result.stderr
+
+
+def test_up_opens_the_desktop_client_when_there_is_a_display(tmp_path):
+    proc, address = start_up(tmp_path, display=True)
+    try:
+        wait_until(lambda: hosts_up(address), 60, message="a worker of `cuefarm up`")
+        children = psutil.Process(proc.pid).children()
+        gui = [c for c in children if "cuegui" in c.cmdline()]
+        assert len(gui) == 1 and gui[0].cmdline()[-2:] == ["--supervisor", address]
+        proc.send_signal(signal.SIGINT)   # what Ctrl-C sends
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, out
+    assert out.index("stopping worker") < out.index("stopping gui") < \
+        out.index("stopping supervisor")
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive

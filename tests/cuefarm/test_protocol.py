@@ -1,0 +1,244 @@
+"""The wire protocol: every message type round-trips; bad input is a ProtocolError with a code."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cuefarm import protocol as p
+
+RUNNING = p.RunningAttempt("7.1", pid=123, rss=10 << 20, peak_rss=12 << 20, cpu_time=1.5,
+                           started=1.7e9)
+DONE = p.Completion("7.1", exit_status=0, started=1.7e9, stopped=1.7e9 + 5, peak_rss=1 << 20,
+                    cpu_time=4.0, reason="")
+
+RULE = p.PathRule(source="/mnt/show", target="S:/show")
+
+SAMPLES: dict[str, p.Body] = {
+    "error": p.Error("bad_spec", "range is malformed", field="jobs[0].layers[0].range"),
+    "done": p.Done(count=3, message="ok"),
+    "rows": p.Rows(rows=[{"id": 1, "name": "a", "stalled": False}, {"id": 2, "x": None}]),
+    "row": p.Row(row={"id": 1, "state": "ACTIVE", "started_at": 1.7e9}),
+    "ping": p.Ping(),
+    "pong": p.Pong(version="0.1.0", supervisor_id="sup-1", event_seq=42, events_port=9772),
+    "submit": p.Submit(jobs=[{"name": "j", "layers": [{"name": "l", "command": ["echo"],
+                                                       "range": "1-10"}]}]),
+    "job_ids": p.JobIds(job_ids=[1, 2, 3]),
+    "list_jobs": p.ListJobs(project="demo", user="ann", include_finished=False),
+    "get_job": p.JobRef(job_id=5),
+    "list_layers": p.JobRef(job_id=6),
+    "list_frames": p.ListFrames(job_id=5, layer="render", states=["DEAD", "RUNNING"]),
+    "list_hosts": p.ListHosts(),
+    "job_control": p.JobControl(action="priority", job_ids=[1, 2], value=90),
+    "frame_control": p.FrameControl(action="retry", job_id=1, frame_ids=[10, 11]),
+    "host_control": p.HostControl(action="lock", hosts=["node1", "node2"], purge=True),
+    "get_log": p.GetLog(job_id=1, layer="render", frame=7, attempt=2, offset=-100, limit=4096),
+    "log_chunk": p.LogChunk(attempt_id="7.2", host="node1", offset=0, size=5, data=b"hello"),
+    "register": p.Register(name="node1", hostname="node1.example", os="Linux", cores=8,
+                           memory_mb=32000, slots=8, version="0.1.0", running=[RUNNING],
+                           completions=[DONE], tags=["linux", "gpu"], gpus=1,
+                           disk_free_mb=5000, nimby=True, path_maps=[RULE]),
+    "registered": p.Registered(host_id=3, heartbeat_interval=2.0),
+    "refused": p.Refused(reason="unknown key", retry_after=5.0),
+    "heartbeat": p.Heartbeat(running=[RUNNING], load=1.25, cpu_percent=50.0,
+                             memory_free_mb=1000, disk_free_mb=200, gpus=1, nimby=False,
+                             draining=True),
+    "ack": p.Ack(),
+    "reregister": p.Reregister(reason="supervisor restarted"),
+    "launch": p.Launch(attempt_id="7.1", job_id=1, job="j", project="demo", user="ann",
+                       layer="render", frame_id=7, frames="1-9x2", frame_start=1, frame_end=9,
+                       command=["render", "1"], env={"A": "b"}, slots=2, memory_mb=100,
+                       cwd="/tmp", path_maps=[RULE], run_as="ann"),
+    "refuse": p.Refuse(attempt_id="7.1", reason="no room"),
+    "kill": p.Kill(attempt_ids=["7.1", "8.1"], reason="job killed"),
+    "complete": p.Complete(completions=[DONE]),
+    "complete_ack": p.CompleteAck(attempt_ids=["7.1"]),
+    "log_request": p.LogRequest(token=9, attempt_id="7.1", offset=10, limit=100),
+    "log_reply": p.LogReply(token=9, attempt_id="7.1", offset=10, size=20,
+                            data=b"\x00\xffbytes", error=""),
+    "drain": p.Drain(then="exit", cancel=True),
+    "set_job": p.SetJob(job_id=3, values={"priority": 90, "max_slots": None}),
+    "set_layer": p.SetLayer(job_id=3, layer="render", values={"tags": ["gpu"], "slots": "4+"}),
+    "set_project": p.SetProject(name="demo", guaranteed=10, max_slots=40),
+    "list_projects": p.ListProjects(),
+    "set_limit": p.SetLimit(name="arnold", max=40, per_host=False),
+    "delete_limit": p.DeleteLimit(name="arnold"),
+    "list_limits": p.ListLimits(),
+    "list_dependencies": p.JobRef(job_id=4),
+    "dependency_control": p.DependencyControl(action="satisfy", job_id=4, dependency_id=2),
+    "why": p.Why(job_id=4, layer="comp", frame=7),
+    "next_for_host": p.NextForHost(host="node1", limit=5),
+    "path_rule": RULE,
+    "events": p.EventBatch(seq=5, supervisor_id="sup-1", jobs=[{"id": 1}], layers=[{"id": 2}],
+                           frames=[{"id": 3}], hosts=[{"id": 4}], deleted_jobs=[9]),
+    "host_slots": p.HostSlots(host="node1", slots=4),
+    "host_tags": p.HostTags(host="node1", add=["gpu"], remove=["desktop"]),
+    "host_drain": p.HostDrain(hosts=["node1"], then="exit"),
+    "admission_control": p.AdmissionControl(action="admit", names=["node9"], reason="new"),
+    "list_admission": p.ListAdmission(),
+    "set_admission": p.SetAdmission(mode="ranges", networks=["10.0.0.0/8"], patterns=["rn*"]),
+    "set_schedule": p.SetSchedule(target="tag:desktop", days=[0, 1, 2, 3, 4], start="09:00",
+                                  end="19:00", purge=True),
+    "list_schedules": p.ListSchedules(),
+    "delete_schedule": p.DeleteSchedule(id=3),
+    "add_path_map": p.AddPathMap(os="windows", source="/mnt/proj", target="P:/proj", tag="win"),
+    "list_path_maps": p.ListPathMaps(),
+    "delete_path_map": p.DeletePathMap(id=2),
+    "check_path": p.CheckPath(host="node1", path="/mnt/proj/a.exr"),
+    "licences": p.GetLicences(),
+    "set_licences": p.SetLicences(count=10, metered=True, sink="https://b.example/x", rate=0.2),
+    "licence_reports": p.ListLicenceReports(limit=5),
+    "usage": p.GetUsage(start="2024-01-01", end="2024-01-31", by="user"),
+    "metrics": p.GetMetrics(),
+    "metric_history": p.MetricHistory(series="host.cpu", start=1.7e9, end=1.7e9 + 3600,
+                                      resolution=60.0),
+    "metric_points": p.MetricPoints(series="host.cpu", resolution=60.0,
+                                    points=[(1.7e9, 12.5), (1.7e9 + 60, 13.0)]),
+}
+
+
+def raw_envelope(v=p.PROTOCOL_VERSION, type_name="ping", rid=7, user="ann", body=None) -> bytes:
+    """An envelope built by hand, so its parts can be wrong."""
+    return msgspec.msgpack.encode([v, type_name, rid, user,
+                                   msgspec.Raw(msgspec.msgpack.encode(body if body is not None
+                                                                      else {}))])
+
+
+def test_every_type_has_a_sample():
+    assert set(SAMPLES) == set(p.MESSAGE_TYPES)
+    for name, body in SAMPLES.items():
+        assert type(body) is p.MESSAGE_TYPES[name]
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_round_trip(name):
+    body = SAMPLES[name]
+    data = p.encode(body, request_id=77, user="ann", type_name=name)
+    env, decoded = p.decode(data)
+    assert (env.v, env.type, env.id, env.user) == (p.PROTOCOL_VERSION, name, 77, "ann")
+    assert decoded == body
+    assert type(decoded) is type(body)
+
+
+def test_type_name_defaults_to_the_first_name_of_the_body_class():
+    env, _ = p.decode(p.encode(p.JobRef(job_id=1)))
+    assert env.type == "get_job"
+    env, _ = p.decode(p.encode(p.Ping()))
+    assert env.type == "ping" and env.id == 0
+
+
+def test_worker_and_client_sets_name_real_types():
+    assert p.CLIENT_REQUESTS <= set(p.MESSAGE_TYPES)
+    assert p.WORKER_MESSAGES <= set(p.MESSAGE_TYPES)
+
+
+def test_to_builtins_gives_plain_data():
+    assert p.to_builtins(SAMPLES["pong"]) == {
+        "version": "0.1.0", "supervisor_id": "sup-1", "event_seq": 42, "events_port": 9772}
+
+
+def assert_rejected(data: bytes, code: str, **kwargs) -> p.ProtocolError:
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode(data, **kwargs)
+    assert info.value.code == code, info.value.message
+    assert info.value.message
+    return info.value
+
+
+def test_oversized():
+    data = p.encode(p.Submit(jobs=[{"name": "x" * 2000}]))
+    err = assert_rejected(data, "oversized", max_size=1000)
+    assert "exceeds 1000" in err.message
+    p.decode(data, max_size=len(data))  # exactly the limit is fine
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\x00", b"\xff\xfe\xfd garbage", b"GET / HTTP/1.1\r\n\r\n",
+    msgspec.msgpack.encode({"v": 1, "type": "ping"}),        # a map, not the envelope array
+    msgspec.msgpack.encode([1, "ping", 1, "", {}, "extra"]),  # too many envelope fields
+    msgspec.msgpack.encode(["1", "ping", 1, "", {}]),         # version is not an int
+    msgspec.msgpack.encode([1, 5, 1, "", {}]),                 # type is not a str
+    msgspec.msgpack.encode([1, "ping", 1, "", {}])[:-1],     # truncated
+], ids=["empty", "nul", "garbage", "http", "map", "extra-field", "str-version", "int-type",
+        "truncated"])
+def test_garbage_is_malformed(data):
+    assert_rejected(data, "malformed")
+
+
+def test_wrong_version():
+    err = assert_rejected(raw_envelope(v=p.PROTOCOL_VERSION + 1, rid=12), "version")
+    assert err.request_id == 12
+
+
+def test_unknown_type():
+    err = assert_rejected(raw_envelope(type_name="format_disk", rid=13), "unknown_type")
+    assert err.request_id == 13 and "format_disk" in err.message
+
+
+@pytest.mark.parametrize("type_name,body", [
+    ("submit", {"jobs": "not a list"}),
+    ("submit", {}),                                              # missing field
+    ("get_job", {"job_id": "5"}),                               # str for int
+    ("get_job", {"job_id": True}),                              # bool for int
+    ("list_frames", {"job_id": 1, "states": "DEAD"}),
+    ("job_control", {"action": "pause", "job_ids": [1, "x"]}),
+    ("heartbeat", {"running": [{"pid": 1}]}),                    # nested struct missing a field
+    ("ping", [1, 2, 3]),                                         # an array, not a map
+], ids=["jobs-str", "jobs-missing", "id-str", "id-bool", "states-str", "ids-mixed",
+        "nested-missing", "array-body"])
+def test_wrong_shape_body_is_malformed(type_name, body):
+    err = assert_rejected(raw_envelope(type_name=type_name, rid=14, body=body), "malformed")
+    assert err.request_id == 14 and type_name in err.message
+
+
+@pytest.mark.parametrize("type_name,body", [
+    ("get_job", {"job_id": 1, "delete_everything": True}),
+    ("ping", {"x": 1}),
+    ("heartbeat", {"running": [{"attempt_id": "1.1", "owner": "me"}]}),
+])
+def test_unknown_fields_are_malformed(type_name, body):
+    assert_rejected(raw_envelope(type_name=type_name, body=body), "malformed")
+
+
+def test_type_not_allowed_on_this_socket():
+    # A worker message on the client socket, and a client request on the worker socket.
+    assert_rejected(p.encode(SAMPLES["register"], type_name="register"), "unknown_type",
+                    allowed=p.CLIENT_REQUESTS)
+    assert_rejected(p.encode(p.Submit(jobs=[])), "unknown_type", allowed=p.WORKER_MESSAGES)
+    env, _ = p.decode(p.encode(p.Ping()), allowed=p.CLIENT_REQUESTS)
+    assert env.type == "ping"
+
+
+def test_invalid_utf8_is_malformed():
+    data = msgspec.msgpack.encode([1, "ping", 3, "", {}])
+    bad = data.replace(b"\xa4ping", b"\xa4\x80ing")
+    assert_rejected(bad, "malformed")
+
+
+def test_deep_nesting_is_malformed():
+    body = msgspec.Raw(b"\x81\xa4rows" + b"\x91" * 200_000 + b"\xc0")
+    assert_rejected(msgspec.msgpack.encode([1, "rows", 1, "", body]), "malformed")
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300))
+def test_random_bytes_only_raise_protocol_errors(data):
+    try:
+        p.decode(data)
+    except p.ProtocolError as exc:
+        assert exc.code in {"malformed", "version", "unknown_type", "oversized"}
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(sorted(SAMPLES)), st.data())
+def test_mangled_messages_only_raise_protocol_errors(name, data):
+    encoded = bytearray(p.encode(SAMPLES[name], type_name=name))
+    i = data.draw(st.integers(0, len(encoded) - 1))
+    encoded[i] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(1, len(encoded)))
+    try:
+        p.decode(bytes(encoded[:cut]))
+    except p.ProtocolError:
+        pass

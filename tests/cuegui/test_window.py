@@ -1,0 +1,341 @@
+"""The main window against a simulated supervisor: applying data, filters, sorting, actions and
+their rules, status, settings, theme, font scaling, painting."""
+
+from __future__ import annotations
+
+import pytest
+from qtpy.QtCore import QSettings, Qt
+from qtpy.QtGui import QFont
+from qtpy.QtWidgets import QApplication, QMessageBox
+
+from cuegui import theme
+from cuegui.connection import Connection
+from cuegui.window import MainWindow
+from tests.cuegui import rows
+from tests.cuegui.simsupervisor import SimSupervisor
+
+WAIT = 10_000
+
+
+def wait(qtbot, predicate, timeout: int = WAIT) -> None:
+    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
+
+
+@pytest.fixture
+def sim():
+    s = SimSupervisor()
+    states = ["WAITING", "DEPEND", "RUNNING", "SUCCEEDED", "DEAD", "EATEN"]
+    statuses = ["running", "waiting", "paused", "failing", "dependency", "finished", "killed"]
+    s.jobs = {i: rows.job(i, status=statuses[i % 7], frames_total=12, succeeded=i % 5,
+                          dead=i % 3, running=1, eaten=1, user="ann" if i % 2 else "bob",
+                          project="feature" if i < 5 else "promo", priority=100 - i * 7,
+                          state={"paused": "PAUSED", "finished": "FINISHED",
+                                 "killed": "FINISHED"}.get(statuses[i % 7], "ACTIVE"))
+              for i in range(1, 8)}
+    s.hosts = {1: rows.host(1), 2: rows.host(2, lock="LOCKED", slots_total=0, slots_used=16),
+               3: rows.host(3, state="DOWN", load=None, memory_free_mb=None)}
+    s.layers = {1: rows.layer(1, job_id=1, name="render",
+                              command=["render", "-s", "#FRAME_START#", "-e", "#FRAME_END#",
+                                       "out.#ZFRAME#.exr"]),
+                2: rows.layer(2, job_id=1, name="comp", depends_on=["render"])}
+    s.dependencies = {1: [{"id": 9, "kind": "layer", "layer": "comp", "target_job_id": 1,
+                           "target_layer": "render", "satisfied": False, "target_dead": 0}]}
+    s.frames = {i: rows.frame(i, job_id=1, state=states[i % 6], frame_start=i, frame_end=i + 1,
+                              frames=f"{i}-{i + 1}", peak_rss=i * 2**20,
+                              host="render01" if states[i % 6] == "RUNNING" else None)
+                for i in range(1, 13)}
+    s.start()
+    yield s
+    s.stop()
+
+
+def make_window(qtbot, sim, **kw) -> MainWindow:
+    conn = Connection(sim.address, idle_ping=0.5, request_timeout=2.0, ping_timeout=0.5)
+    kw.setdefault("mode", "wrangler")
+    w = MainWindow(conn, **kw)
+    qtbot.addWidget(w)
+    w.show()
+    conn.start()
+    wait(qtbot, lambda: w.jobs_model.total == 7 and w.hosts_model.total == 3)
+    return w
+
+
+@pytest.fixture
+def win(qtbot, sim):
+    w = make_window(qtbot, sim)
+    yield w
+    w.close()
+
+
+def test_window_shows_the_supervisors_rows(win):
+    assert win.conn_label.text() == "Connected"
+    assert win.counts_label.text() == "7 jobs · 3 hosts"
+    assert win.jobs_model.ids() == [7, 6, 5, 4, 3, 2, 1]          # newest first
+    assert [h["name"] for h in win.hosts_model.rows()] == ["render01", "render02", "render03"]
+    assert win.mode_label.text() == "Wrangler mode"
+
+
+def test_artist_mode_shows_my_jobs_by_default(qtbot, sim):
+    w = make_window(qtbot, sim, mode="artist", user="ann")
+    try:
+        assert w.jobs_panel.mine.isChecked()
+        assert w.jobs_model.ids() == [7, 5, 3, 1]
+        w.jobs_panel.mine.setChecked(False)
+        assert w.jobs_model.rowCount() == 7
+    finally:
+        w.close()
+
+
+def test_filters_by_status_user_project_and_text(qtbot, win):
+    panel, model = win.jobs_panel, win.jobs_model
+    panel.update_choices()
+    for status, action in panel.status_actions.items():
+        action.setChecked(status in ("failing", "paused"))
+    assert sorted(model.ids()) == [2, 3]
+    assert panel.status_button.text() == "Status: 2 of 7"
+    for action in panel.status_actions.values():
+        action.setChecked(True)
+    panel.user_box.setCurrentIndex(panel.user_box.findData("bob"))
+    assert sorted(model.ids()) == [2, 4, 6]
+    panel.project_box.setCurrentIndex(panel.project_box.findData("promo"))
+    assert model.ids() == [6]
+    panel.user_box.setCurrentIndex(0)
+    panel.filter.setText("job_005")
+    wait(qtbot, lambda: model.ids() == [5])
+    panel.filter.clear()
+    panel.project_box.setCurrentIndex(0)
+    wait(qtbot, lambda: model.rowCount() == 7)
+
+
+def test_sorting_by_header_uses_raw_values(qtbot, win):
+    view, model = win.jobs_view, win.jobs_model
+    view.sortByColumn(model.column_index("priority"), Qt.SortOrder.AscendingOrder)
+    assert [r["priority"] for r in model.rows()] == [51, 58, 65, 72, 79, 86, 93]
+    view.sortByColumn(model.column_index("dead"), Qt.SortOrder.DescendingOrder)
+    assert [r["dead"] for r in model.rows()] == [2, 2, 1, 1, 1, 0, 0]
+
+
+def test_frame_state_filter_and_counts(qtbot, win):
+    win.jobs_view.select_id(1)
+    wait(qtbot, lambda: win.frames_model.rowCount() == 12)
+    buttons = win.frames_panel.state_buttons
+    assert buttons["DEAD"].text() == "Dead 1"
+    buttons["RUNNING"].setChecked(True)
+    buttons["DEAD"].setChecked(True)
+    assert sorted(f["state"] for f in win.frames_model.rows()) == ["DEAD"] * 2 + ["RUNNING"] * 2
+    buttons["RUNNING"].setChecked(False)
+    buttons["DEAD"].setChecked(False)
+    assert win.frames_model.rowCount() == 12
+
+
+def test_job_detail_shows_layers_and_the_dependency_picture(qtbot, win):
+    win.jobs_view.select_id(1)
+    wait(qtbot, lambda: win.layers_model.total == 2 and win.job_panel.graph.edges())
+    [edge] = win.job_panel.graph.edges()
+    assert edge.dep["id"] == 9
+    assert "job_001" in win.job_panel.caption.text()
+    deps = win.action_set.deps
+    assert not deps["satisfy"].isEnabled()
+    edge.setSelected(True)
+    assert deps["satisfy"].isEnabled() and deps["drop"].isEnabled()
+    win.set_mode("artist")
+    assert not deps["satisfy"].isEnabled()
+    assert "for wranglers" in deps["satisfy"].toolTip()
+
+
+def test_actions_follow_the_selection_and_say_why_not(qtbot, win):
+    a = win.action_set
+    assert not a.jobs["pause"].isEnabled() and not a.hosts["lock"].isEnabled()
+    assert "select one or more jobs" in a.jobs["pause"].toolTip()
+    win.jobs_view.select_id(2)            # paused
+    assert a.jobs["resume"].isEnabled() and not a.jobs["pause"].isEnabled()
+    assert "none of the selected jobs is active" in a.jobs["pause"].statusTip()
+    win.hosts_view.select_id(1)
+    assert not a.hosts["lock"].isEnabled() and "for admins" in a.hosts["lock"].toolTip()
+    win.set_mode("admin")
+    assert a.hosts["lock"].isEnabled() and not a.hosts["unlock"].isEnabled()
+    win.jobs_view.clearSelection()
+    assert not a.jobs["kill"].isEnabled()
+
+
+def test_an_artist_cannot_act_on_others_jobs(qtbot, sim):
+    w = make_window(qtbot, sim, mode="artist", user="ann")
+    try:
+        w.jobs_panel.mine.setChecked(False)
+        w.jobs_view.select_id(4)                     # bob's
+        reason = w.action_set.jobs.reason("pause")
+        assert "artists act on their own jobs" in reason and "bob" in reason
+        w.jobs_view.select_id(1)                     # ann's
+        assert w.action_set.jobs.reason("pause") is None
+        w.action_set.jobs["pause"].trigger()
+        wait(qtbot, lambda: ("pause", [1]) in sim.controls)
+    finally:
+        w.close()
+
+
+def test_wrangler_actions_ask_and_call(qtbot, sim):
+    class Answers:
+        def integer(self, *args):
+            return 77
+
+        def slots(self, job):
+            return 2, 8
+
+        def project(self, current, choices):
+            assert "promo" in choices
+            return "promo"
+    asked = []
+    w = make_window(qtbot, sim, prompts=Answers(),
+                    confirm=lambda parent, q: asked.append(q) or True)
+    try:
+        w.jobs_view.select_id(3)
+        w.action_set.jobs["priority"].trigger()
+        wait(qtbot, lambda: ("priority", [3]) in sim.controls)
+        w.action_set.jobs["kill"].trigger()
+        wait(qtbot, lambda: ("kill", [3]) in sim.controls)
+        assert asked and "Kill" in asked[0]
+    finally:
+        w.close()
+
+
+def test_copy_command_fills_in_the_frame(qtbot, win):
+    win.jobs_view.select_id(1)
+    wait(qtbot, lambda: win.frames_model.rowCount() == 12 and win.layers_model.total == 2)
+    win.frames_view.select_id(4)
+    win.action_set.frames["copy"].trigger()
+    assert QApplication.clipboard().text() == "render -s 4 -e 5 out.0004.exr"
+
+
+def test_a_failed_action_shows_in_the_status_bar_and_a_box(qtbot, win, sim):
+    with sim.lock:
+        del sim.jobs[5]                  # gone on the supervisor, still shown here
+    win.jobs_view.select_id(5)
+    win.action_set.jobs["retry"].trigger()
+    wait(qtbot, lambda: "failed" in win.statusBar().currentMessage())
+    assert "no job 5" in win.statusBar().currentMessage()
+    boxes = [w for w in QApplication.topLevelWidgets()
+             if isinstance(w, QMessageBox) and w.isVisible()]
+    assert boxes and "no job 5" in boxes[0].text()
+    for box in boxes:
+        box.close()
+
+
+def test_connection_states_read_in_the_status_bar(win):
+    win.on_state("reconnecting", "no reply")
+    assert win.conn_label.text() == "Reconnecting"
+    win.on_state("unreachable", "no reply from the supervisor")
+    assert win.conn_label.text() == "Supervisor unreachable"
+    assert "unreachable" in win.statusBar().currentMessage()
+
+
+def test_double_click_opens_the_log(qtbot, win, sim):
+    with sim.lock:
+        sim.frames[2].update(attempt=1, attempt_id="2.1", host="render01")
+        sim.logs[(2, 1)] = b"frame two says hi\n"
+    win.jobs_view.select_id(1)
+    wait(qtbot, lambda: win.frames_model.get(2) and win.frames_model.get(2)["attempt"] == 1)
+    view = win.frames_view
+    rect = view.visualRect(view.model().index(win.frames_model.position(2), 1))
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    wait(qtbot, lambda: "frame two says hi" in win.log_panel.contents())
+    assert "job_001" in win.log_panel.caption.text()
+
+
+def test_a_hosts_running_frames(qtbot, win, sim):
+    win.hosts_view.select_id(1)
+    wait(qtbot, lambda: win.host_frames_model.rowCount() == 2)
+    assert {r["job_name"] for r in win.host_frames_model.rows()} == {"job_001"}
+    sim.publish(frames=[{**sim.frames[2], "state": "SUCCEEDED"}])
+    wait(qtbot, lambda: win.host_frames_model.rowCount() == 1)
+    assert "1 frame" in win.hosts_panel.frames_caption.text()
+
+
+def test_why_asks_the_supervisor(qtbot, win):
+    win.jobs_view.select_id(4)
+    win.action_set.jobs["why"].trigger()
+    wait(qtbot, lambda: "simulated reason" in win.why_panel.text())
+    assert win.why_dock.isVisible() and "job_004" in win.why_panel.caption.text()
+
+
+def test_charts_sample_the_farm_and_take_history(qtbot, win, sim):
+    charts = win.charts_panel
+    charts.sample(now=1000.0)
+    charts.sample(now=1002.0)
+    t, v = charts.series["slots_total"].arrays()
+    assert list(t[-2:]) == [1000.0, 1002.0] and v[-1] == 16       # render01 only: UP, open
+    t, v = charts.series["running"].arrays()
+    assert v[-1] == 5                  # one running frame in each unfinished job
+    assert charts.projects.names == []
+    charts.set_history({"running": [(900.0, 3.0), (950.0, 4.0)]})
+    t, v = charts.series["running"].arrays()
+    assert list(t[:2]) == [900.0, 950.0] and list(v[:2]) == [3.0, 4.0]
+    assert "running" in charts.note.text()
+
+
+def test_settings_remember_layout_columns_sort_filters_theme_and_mode(qtbot, sim, tmp_path):
+    store = QSettings(str(tmp_path / "cuegui.ini"), QSettings.Format.IniFormat)
+    w = make_window(qtbot, sim, settings=store)
+    w.jobs_view.sortByColumn(w.jobs_model.column_index("priority"), Qt.SortOrder.AscendingOrder)
+    w.jobs_view.setColumnHidden(w.jobs_model.column_index("user"), True)
+    w.jobs_panel.status_actions["finished"].setChecked(False)
+    w.frames_panel.state_buttons["DEAD"].setChecked(True)
+    w.set_mode("admin")
+    w.light_action.setChecked(True)
+    w.hosts_dock.raise_()
+    w.close()
+    theme.apply_dark(QApplication.instance())
+    w2 = make_window(qtbot, sim, settings=store, mode=None)
+    try:
+        m = w2.jobs_model
+        assert m.sort_column == m.column_index("priority")
+        assert w2.jobs_view.isColumnHidden(m.column_index("user"))
+        assert not w2.jobs_panel.status_actions["finished"].isChecked()
+        assert w2.frames_panel.checked_states() == {"DEAD"}
+        assert w2.mode == "admin"
+        assert store.value("theme") == "light"
+        assert [r["priority"] for r in m.rows()] == sorted(r["priority"] for r in m.rows())
+    finally:
+        w2.close()
+
+
+def test_light_theme_toggle(qtbot, win):
+    dark = QApplication.palette().window().color().lightness()
+    win.light_action.setChecked(True)
+    assert theme.current == "light"
+    assert QApplication.palette().window().color().lightness() > dark
+    win.light_action.setChecked(False)
+    assert theme.current == "dark"
+
+
+def test_readable_with_a_large_font(qtbot, sim):
+    """Sizes come from font metrics: a doubled font gives taller rows and wider columns."""
+    app = QApplication.instance()
+    before = app.font()
+    small = make_window(qtbot, sim)
+    row, col = small.jobs_view.row_height(), small.jobs_view.columnWidth(1)
+    small.close()
+    big = QFont(before)
+    big.setPointSizeF(before.pointSizeF() * 2)
+    app.setFont(big)
+    try:
+        large = make_window(qtbot, sim)
+        assert large.jobs_view.row_height() >= row * 1.7
+        assert large.jobs_view.verticalHeader().defaultSectionSize() >= row * 1.7
+        assert large.jobs_view.columnWidth(1) >= col * 1.7
+        assert large.jobs_panel.toolbar.iconSize().height() >= 30
+        image = large.grab().toImage()
+        assert image.width() > 100
+        large.close()
+    finally:
+        app.setFont(before)
+
+
+def test_every_panel_paints(qtbot, win, tmp_path):
+    win.jobs_view.select_id(1)
+    wait(qtbot, lambda: win.frames_model.rowCount() == 12)
+    for dock in win.docks():
+        dock.raise_()
+        image = dock.grab().toImage()
+        assert image.width() > 100 and image.height() > 100
+        assert image.save(str(tmp_path / f"{dock.objectName()}.png"))

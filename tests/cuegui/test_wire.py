@@ -1,0 +1,69 @@
+"""Large replies and batches decoded in slices read exactly like a one-shot decode."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cuefarm import protocol as p
+from cuegui import wire
+from cuegui.connection import Connection
+from tests.cuegui import rows
+from tests.cuegui.simsupervisor import SimSupervisor
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, wire.SLICE, wire.SLICE + 1, 70_000])
+def test_decode_rows_in_slices(n):
+    frames = [rows.frame(i, host=f"h{i % 7}", peak_rss=i * 1000) for i in range(n)]
+    env = wire._envelope.decode(p.encode(p.Rows(frames)))
+    pauses = []
+    out = wire.decode_rows(wire._lazy_rows.decode(env.body).rows, lambda: pauses.append(1))
+    assert out == frames
+    assert len(pauses) == max(0, (n - 1) // wire.SLICE)
+
+
+@pytest.fixture
+def sim():
+    s = SimSupervisor()
+    s.jobs = {1: rows.job(1, frames_total=30_000)}
+    s.frames = {i: rows.frame(i, job_id=1) for i in range(1, 30_001)}
+    s.start()
+    yield s
+    s.stop()
+
+
+def test_a_large_reply_and_a_large_batch(sim):
+    client = wire.GuiClient(sim.address, timeout=10)
+    events = wire.GuiEvents(sim.address)
+    try:
+        got = client.frames(1)
+        assert got == list(sim.frames.values())
+        assert client.jobs() == [sim.jobs[1]]
+        with pytest.raises(wire.CueFarmError, match="no job 9"):
+            client.frames(9)
+        deadline = time.monotonic() + 10
+        while sim.subscribers == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        changed = [{**f, "state": "RUNNING"} for f in list(sim.frames.values())[:20_000]]
+        sim.publish(frames=changed, jobs=[sim.jobs[1]])
+        gaps = []
+        batch = events.receive(10, on_gap=lambda: gaps.append(1))
+        assert batch is not None and batch.frames == changed and batch.jobs == [sim.jobs[1]]
+        assert gaps == [1]               # the first batch always counts as a gap
+    finally:
+        client.close()
+        events.close()
+
+
+def test_the_connection_loads_a_large_job(qtbot, sim):
+    conn = Connection(sim.address, idle_ping=0.5, request_timeout=10.0)
+    loaded = []
+    conn.job_loaded.connect(loaded.append)
+    conn.start()
+    try:
+        conn.select_job(1)
+        qtbot.waitUntil(lambda: bool(loaded), timeout=20_000)
+        assert len(loaded[0].frames) == 30_000
+    finally:
+        conn.stop()

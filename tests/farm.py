@@ -1,0 +1,177 @@
+"""Real farms for tests: a supervisor process, rqd processes, databases on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from cuefarm import Client, CueFarmError
+
+PYTHON = sys.executable
+PG_ADMIN = os.environ.get("CUEFARM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def free_port_block(n: int = 4) -> int:
+    """A port P with P..P+n-1 all free right now."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + n >= 65535:
+            continue
+        ok = True
+        for port in range(base, base + n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free block of ports")
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.05,
+               message: str = "condition") -> object:
+    """Poll `predicate` until it returns something true; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+class PostgresDatabase:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+
+    def __init__(self) -> None:
+        import psycopg2
+        self.name = f"cuefarm_t_{uuid.uuid4().hex[:10]}"
+        self._admin = psycopg2.connect(PG_ADMIN, connect_timeout=3)
+        self._admin.autocommit = True
+        with self._admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{self.name}"')
+        base = PG_ADMIN.rsplit("/", 1)[0]
+        self.url = f"{base}/{self.name}"
+
+    def drop(self) -> None:
+        with self._admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        self._admin.close()
+
+
+def postgres_available() -> str | None:
+    """None when reachable, else the reason."""
+    try:
+        import psycopg2
+        psycopg2.connect(PG_ADMIN, connect_timeout=3).close()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means unusable here
+        return f"PostgreSQL at {PG_ADMIN} unreachable: {exc}"
+
+
+class Farm:
+    """A supervisor and workers as real processes on free ports."""
+
+    def __init__(self, db_url: str, workdir: Path, host_expiry: float = 3.0,
+                 release_after: float = 3.0, heartbeat: float = 0.5):
+        self.db_url = db_url
+        self.workdir = Path(workdir)
+        self.port = free_port_block()
+        self.address = f"127.0.0.1:{self.port}"
+        self.host_expiry, self.release_after, self.heartbeat = host_expiry, release_after, heartbeat
+        self.supervisor: subprocess.Popen | None = None
+        self.workers: dict[str, subprocess.Popen] = {}
+        self._clients: list[Client] = []
+        self.env = {**os.environ, "CUEFARM_DATA_DIR": str(self.workdir / "data"),
+                    "CUEFARM_CONFIG": str(self.workdir / "none.toml"), "PYTHONUNBUFFERED": "1"}
+
+    # -- processes ------------------------------------------------------------------------------
+
+    def start_supervisor(self, *extra: str) -> subprocess.Popen:
+        log = open(self.workdir / "supervisor.log", "ab")
+        self.supervisor = subprocess.Popen(
+            [PYTHON, "-m", "supervisor", "--port", str(self.port), "--db", self.db_url,
+             "--host-expiry", str(self.host_expiry), "--release-after", str(self.release_after),
+             "--heartbeat", str(self.heartbeat), *extra],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        log.close()
+        wait_until(self._answers, 30, message="the supervisor to answer")
+        return self.supervisor
+
+    def _answers(self) -> bool:
+        if self.supervisor is not None and self.supervisor.poll() is not None:
+            raise AssertionError("supervisor exited:\n" + self.supervisor_log())
+        try:
+            Client(self.address, timeout=0.5).ping()
+            return True
+        except CueFarmError:
+            return False
+
+    def start_rqd(self, name: str, slots: int = 2, *extra: str) -> subprocess.Popen:
+        state = self.workdir / "rqd" / name
+        log = open(self.workdir / f"rqd-{name}.log", "ab")
+        proc = subprocess.Popen(
+            [PYTHON, "-m", "rqd", "--supervisor", self.address, "--name", name,
+             "--slots", str(slots), "--state-dir", str(state), "--min-uid", "0", *extra],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        log.close()
+        self.workers[name] = proc
+        return proc
+
+    def wait_hosts_up(self, names: list[str], timeout: float = 30.0) -> None:
+        def up():
+            hosts = {h["name"]: h for h in self.client().hosts()}
+            return all(n in hosts and hosts[n]["state"] == "UP" for n in names)
+        wait_until(up, timeout, message=f"hosts {names} UP")
+
+    def kill_supervisor(self, sig: int = signal.SIGKILL) -> None:
+        if self.supervisor is not None and self.supervisor.poll() is None:
+            self.supervisor.send_signal(sig)
+            self.supervisor.wait(30)
+
+    def kill_rqd(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.workers[name]
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            proc.wait(30)
+
+    def client(self, timeout: float = 15.0) -> Client:
+        c = Client(self.address, timeout=timeout)
+        self._clients.append(c)
+        return c
+
+    def supervisor_log(self) -> str:
+        path = self.workdir / "supervisor.log"
+        return path.read_text(errors="replace")[-8000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        for c in self._clients:
+            c.close()
+        for name, proc in self.workers.items():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.workers.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if self.supervisor is not None and self.supervisor.poll() is None:
+            self.supervisor.terminate()
+            try:
+                self.supervisor.wait(15)
+            except subprocess.TimeoutExpired:
+                self.supervisor.kill()
+                self.supervisor.wait(5)

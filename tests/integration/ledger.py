@@ -1,0 +1,54 @@
+"""Frames that keep a ledger: each run appends its start and end, so tests can prove that no two
+runs of one frame overlapped in time, whatever crashed in between."""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+SCRIPT = r'''
+import os, sys, time
+path, duration = sys.argv[1], float(sys.argv[2])
+def note(kind):
+    line = "%s %s %s %s %.6f\n" % (kind, os.environ["CUE_LAYER"], os.environ["CUE_FRAME"],
+                                   os.environ["CUE_ATTEMPT"], time.time())
+    with open(path, "a") as f:
+        f.write(line)
+note("start")
+print("frame", os.environ["CUE_FRAME"], "on", os.environ["CUE_HOST"], flush=True)
+time.sleep(duration)
+note("end")
+'''
+
+
+def command(tmp_path: Path, duration: float) -> tuple[list[str], Path]:
+    script = tmp_path / "ledger_frame.py"
+    script.write_text(SCRIPT)
+    ledger = tmp_path / "ledger.txt"
+    return [sys.executable, str(script), str(ledger), str(duration)], ledger
+
+
+def runs(ledger: Path) -> dict[tuple[str, int], list[tuple[float, float]]]:
+    """(layer, frame) -> [(start, end)] per attempt; end is infinity when it never ended."""
+    starts: dict[str, tuple[str, int, float]] = {}
+    ends: dict[str, float] = {}
+    for line in ledger.read_text().splitlines():
+        kind, layer, frame, attempt, t = line.split()
+        if kind == "start":
+            starts[attempt] = (layer, int(frame), float(t))
+        else:
+            ends[attempt] = float(t)
+    out: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
+    for attempt, (layer, frame, t0) in starts.items():
+        out[(layer, frame)].append((t0, ends.get(attempt, float("inf"))))
+    return out
+
+
+def assert_no_overlap(ledger: Path) -> dict[tuple[str, int], list[tuple[float, float]]]:
+    by_frame = runs(ledger)
+    for key, intervals in by_frame.items():
+        intervals.sort()
+        for (s1, e1), (s2, e2) in zip(intervals, intervals[1:]):
+            assert e1 <= s2, f"two runs of {key} overlapped: {s1}-{e1} and {s2}-{e2}"
+    return by_frame

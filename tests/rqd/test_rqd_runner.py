@@ -1,0 +1,198 @@
+"""The frame runner with real processes: logs, tokens, environment, killing trees, orphans."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from rqd import runner as rn
+from rqd.state import RunningRecord, StateDir
+
+PY = sys.executable
+
+
+@pytest.fixture
+def runner(tmp_path):
+    return rn.Runner("w1", tmp_path / "logs")
+
+
+def wait_exit(runner: rn.Runner, attempt: rn.Attempt, timeout: float = 60.0) -> rn.Exit:
+    """What the daemon loop does for one attempt: escalate a kill when due, take the exit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if attempt.kill_due is not None and time.monotonic() >= attempt.kill_due:
+            runner.kill_tree(attempt)
+        try:
+            return runner.exits.get(timeout=0.05)
+        except Exception:
+            runner.sample(attempt)
+    raise AssertionError(f"{attempt.attempt_id} did not exit")
+
+
+def run(runner: rn.Runner, launch) -> tuple[rn.Attempt, rn.Exit, str]:
+    attempt = runner.launch(launch)
+    ex = wait_exit(runner, attempt)
+    completion = runner.finish(attempt, ex)
+    return attempt, completion, attempt.log_path.read_text()
+
+
+def test_log_has_header_output_and_footer(runner, helpers):
+    code = "import sys; print('hello out', flush=True); sys.stderr.write('hello err\\n'); sys.exit(3)"
+    attempt, completion, text = run(runner, helpers.launch("10.1", [PY, "-c", code]))
+    assert completion.exit_status == 3
+    assert completion.reason == ""
+    assert completion.stopped >= completion.started
+    assert attempt.log_path.name == "10.1.log"
+    head, rest = text.split("\nhello out\n", 1)      # the command in the header quotes it too
+    assert "CueFarm attempt 10.1" in head and "command:" in head and "environment:" in head
+    assert "CUE_ATTEMPT=10.1" in head and "started:" in head and "host:      w1" in head
+    assert "hello err" in rest
+    footer = rest.split("hello err\n", 1)[1]
+    assert "exit status: 3" in footer and "runtime:" in footer and "peak rss:" in footer
+    assert "cpu time:" in footer
+
+
+def test_tokens_and_cue_env_reach_a_shell_command(runner, helpers, tmp_path):
+    cmd = ("echo start=#FRAME_START# end=#FRAME_END# frame=#FRAME# z=#ZFRAME#; "
+           "echo job=$CUE_JOB id=$CUE_JOB_ID layer=$CUE_LAYER f=$CUE_FRAME "
+           "fs=$CUE_FRAME_START fe=$CUE_FRAME_END att=$CUE_ATTEMPT host=$CUE_HOST "
+           "threads=$CUE_THREADS proj=$CUE_PROJECT user=$CUE_USER log=$CUE_LOG own=$MY_VAR; "
+           "pwd")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    launch = helpers.launch("20.2", cmd, job_id=20, job="shot010", layer="comp",
+                            frames="7-9", frame_start=7, frame_end=9, slots=2,
+                            env={"MY_VAR": "mine"}, cwd=str(workdir))
+    attempt, completion, text = run(runner, launch)
+    assert completion.exit_status == 0
+    assert "start=7 end=9 frame=7 z=0007" in text
+    assert (f"job=shot010 id=20 layer=comp f=7 fs=7 fe=9 att=20.2 host=w1 threads=2 proj=proj "
+            f"user=artist log={attempt.log_path} own=mine") in text
+    assert str(workdir) in text.split("environment:")[-1]
+
+
+def test_tokens_in_an_argv_command(runner, helpers):
+    code = "import os, sys; print('args', sys.argv[1:], os.environ['CUE_FRAME_END'])"
+    _, completion, text = run(runner, helpers.launch(
+        "21.1", [PY, "-c", code, "#FRAME#", "#ZFRAME#"], frame_start=12, frame_end=14))
+    assert completion.exit_status == 0
+    assert "args ['12', '0012'] 14" in text
+
+
+@pytest.mark.parametrize("kw", [dict(command=["/no/such/program-x"]),
+                                dict(command=[PY, "-c", "pass"], cwd="/no/such/dir")])
+def test_launch_failure_is_a_completion_with_127(runner, helpers, kw):
+    launch = helpers.launch("30.1", **kw)
+    with pytest.raises(rn.LaunchError) as info:
+        runner.launch(launch)
+    completion = runner.failed_launch(launch, str(info.value))
+    assert completion.exit_status == 127
+    assert completion.reason.startswith("launch failed: ")
+    assert "launch failed" in (runner.log_dir / "30.1.log").read_text()
+
+
+def _tree_pids(attempt: rn.Attempt, want: int) -> list[int]:
+    """Wait until the attempt's tree has at least `want` descendants; return all its pids."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        kids = attempt.proc.children(recursive=True)
+        if len(kids) >= want:
+            return [attempt.pid, *(k.pid for k in kids)]
+        time.sleep(0.05)
+    raise AssertionError("the frame's tree did not appear")
+
+
+@pytest.mark.parametrize("ignore_term", [False, True])
+def test_kill_leaves_no_process_behind(runner, helpers, ignore_term):
+    # A shell with a sleeping grandchild in its group, and one that left the group (setsid):
+    # both must go.  With SIGTERM ignored (inherited by the children) only SIGKILL works.
+    escaped = f"{PY} -c 'import os, time; os.setsid(); time.sleep(300)'"
+    cmd = ("trap '' TERM; " if ignore_term else "") + f"sleep 300 & {escaped} & wait"
+    attempt = runner.launch(helpers.launch("40.1", cmd))
+    pids = _tree_pids(attempt, 2)
+    runner.terminate(attempt, "by test", grace=0.5)
+    ex = wait_exit(runner, attempt)
+    completion = runner.finish(attempt, ex)
+    assert completion.reason == "killed: by test"
+    assert completion.exit_status == (-signal.SIGKILL if ignore_term else -signal.SIGTERM)
+    helpers.wait_until(lambda: helpers.gone(pids), what="the killed tree to vanish")
+    assert "reason:      killed: by test" in attempt.log_path.read_text()
+
+
+def test_leftovers_of_a_finished_frame_are_killed(runner, helpers, tmp_path):
+    pidfile = tmp_path / "bg.pid"
+    cmd = f"sleep 300 & echo $! > {pidfile}; exit 0"
+    attempt = runner.launch(helpers.launch("41.1", cmd))
+    ex = wait_exit(runner, attempt)
+    completion = runner.finish(attempt, ex)
+    assert completion.exit_status == 0
+    bg = int(pidfile.read_text())
+    helpers.wait_until(lambda: helpers.gone([bg]), what="the background process to die")
+
+
+def test_sample_measures_the_tree(runner, helpers):
+    code = "import time; x = bytearray(30 * 1024 * 1024); time.sleep(300)"
+    attempt = runner.launch(helpers.launch("42.1", [PY, "-c", code]))
+    try:
+        helpers.wait_until(lambda: runner.sample(attempt).rss > 30 * 1024 * 1024,
+                           what="rss to reach 30 MiB")
+        ra = runner.sample(attempt)
+        assert ra.attempt_id == "42.1" and ra.pid == attempt.pid and ra.started > 0
+        assert ra.peak_rss >= ra.rss
+    finally:
+        runner.terminate(attempt, "done", grace=0.5)
+        completion = runner.finish(attempt, wait_exit(runner, attempt))
+    assert completion.peak_rss > 30 * 1024 * 1024
+
+
+def _orphan_group(cmd: str) -> tuple[subprocess.Popen, RunningRecord, list[int]]:
+    proc = subprocess.Popen(["sh", "-c", cmd], start_new_session=True)
+    leader = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    while not leader.children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kids = [k.pid for k in leader.children(recursive=True)]
+    assert kids
+    record = RunningRecord("50.1", proc.pid, leader.create_time(), os.getpgid(proc.pid),
+                           time.time())
+    return proc, record, [proc.pid, *kids]
+
+
+def test_orphan_group_is_killed(helpers, tmp_path):
+    proc, record, pids = _orphan_group("sleep 300 & sleep 300 & wait")
+    state = StateDir(tmp_path / "state")
+    state.open()
+    state.save_running(record)
+    [loaded] = state.load_running()
+    assert rn.kill_orphan(loaded) >= 3
+    proc.wait(60)
+    helpers.wait_until(lambda: helpers.gone(pids), what="the orphan group to die")
+    state.close()
+
+
+def test_orphan_group_without_its_leader_is_killed(helpers):
+    proc, record, pids = _orphan_group("sleep 300 & wait")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(60)               # the leader is gone; its sleeping child keeps the group alive
+    assert not helpers.gone(pids[1:])
+    assert rn.kill_orphan(record) == 1
+    helpers.wait_until(lambda: helpers.gone(pids), what="the leaderless group to die")
+
+
+def test_a_reused_pid_is_not_killed(helpers):
+    # The record names a live pid, but with another start time: it is someone else now.
+    proc, record, pids = _orphan_group("sleep 300 & wait")
+    try:
+        record.create_time -= 1000.0
+        assert rn.kill_orphan(record) == 0
+        time.sleep(0.2)
+        assert not helpers.gone(pids)
+    finally:
+        os.killpg(record.pgid, signal.SIGKILL)
+        proc.wait(60)

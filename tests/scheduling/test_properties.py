@@ -1,0 +1,162 @@
+"""Property-based: random hosts, jobs, limits and events against the real supervisor and store
+(both databases) never oversubscribe a host's slots or memory, nor a limit, and dependencies
+always run in order."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.farm import Farm, PostgresDatabase
+from tests.scheduling.sim import FleetThread, Ledger, wait_finished
+
+host_st = st.tuples(st.integers(1, 6), st.sampled_from([2000, 4000, 8000]), st.booleans())
+layer_st = st.fixed_dictionaries({
+    "frames": st.integers(1, 5),
+    "slots": st.sampled_from([1, 2, "2+", "all"]),
+    "memory": st.sampled_from([0, 1000, 3000]),
+    "limit": st.sampled_from([None, "lic", "node"]),
+    "dep": st.sampled_from([None, "layer", "per_frame"]),
+    "gpu": st.booleans(),
+})
+scenario_st = st.fixed_dictionaries({
+    "hosts": st.lists(host_st, min_size=1, max_size=4),
+    "jobs": st.lists(st.tuples(st.lists(layer_st, min_size=1, max_size=3), st.integers(0, 100)),
+                     min_size=1, max_size=3),
+    "lic": st.integers(1, 3),
+    "node": st.integers(1, 2),
+    "events": st.lists(st.sampled_from(["lock", "unlock", "limit", "priority"]), max_size=3),
+    "seed": st.integers(0, 1000),
+})
+
+
+def build(scenario):
+    hosts = [{"name": f"h{i}", "slots": slots, "memory_mb": mem, "tags": ["gpu"] if gpu else []}
+             for i, (slots, mem, gpu) in enumerate(scenario["hosts"])]
+    jobs = []
+    for j, (layers, priority) in enumerate(scenario["jobs"]):
+        specs = []
+        for k, lay in enumerate(layers):
+            fitting = [h for h in hosts if (not lay["gpu"] or "gpu" in h["tags"])]
+            if not fitting:
+                fitting = hosts
+                lay = {**lay, "gpu": False}
+            top_slots = max(h["slots"] for h in fitting)
+            top_mem = max(h["memory_mb"] for h in fitting)
+            slots = lay["slots"]
+            if slots == 2 and top_slots < 2:
+                slots = 1
+            if slots == "2+" and top_slots < 2:
+                slots = "1+"
+            spec = {"name": f"l{k}", "command": ["true"], "range": f"1-{lay['frames']}",
+                    "slots": slots, "memory": min(lay["memory"], top_mem), "max_retries": 0}
+            if lay["gpu"]:
+                spec["tags"] = ["gpu"]
+            if lay["limit"]:
+                spec["limits"] = [lay["limit"]]
+            if lay["dep"] and k > 0:
+                spec["depends_on"] = ([f"l{k - 1}"] if lay["dep"] == "layer"
+                                      else [{"layer": f"l{k - 1}", "per_frame": True}])
+            specs.append(spec)
+        jobs.append({"name": f"j{j}", "project": "prop", "priority": priority, "layers": specs})
+    return hosts, jobs
+
+
+def check(ledger: Ledger, hosts, jobs, job_ids, lic_max, node_max):
+    spec_of = {(jid, lay["name"]): lay for jid, job in zip(job_ids, jobs) for lay in job["layers"]}
+    cap = {h["name"]: h for h in hosts}
+    for host, peak in ledger.peak(lambda r: r.worker, lambda r: r.launch.slots).items():
+        assert peak <= cap[host]["slots"], f"{host} ran {peak} slots of {cap[host]['slots']}"
+    for host, peak in ledger.peak(lambda r: r.worker, lambda r: r.launch.memory_mb).items():
+        assert peak <= cap[host]["memory_mb"], f"{host} reserved {peak} MB"
+    lic = ledger.peak(lambda r: "lic" if "lic" in spec_of[(r.launch.job_id, r.launch.layer)]
+                      .get("limits", []) else None, lambda r: 1)
+    assert lic.get("lic", 0) <= lic_max
+    # node-locked: distinct hosts holding the limit at once
+    events = []
+    for r in ledger.runs:
+        if "node" in spec_of[(r.launch.job_id, r.launch.layer)].get("limits", []):
+            events += [(r.start, 1, r.worker), (r.end, 0, r.worker)]
+    holding: dict[str, int] = defaultdict(int)
+    for _, is_start, w in sorted(events):
+        holding[w] += 1 if is_start else -1
+        assert len([h for h, n in holding.items() if n > 0]) <= node_max
+    # dependencies in order
+    runs_of = defaultdict(list)
+    for r in ledger.runs:
+        runs_of[(r.launch.job_id, r.launch.layer)].append(r)
+    for (jid, name), lay in spec_of.items():
+        for dep in lay.get("depends_on", []):
+            target = dep if isinstance(dep, str) else dep["layer"]
+            ups = runs_of[(jid, target)]
+            for r in runs_of[(jid, name)]:
+                if isinstance(dep, str):
+                    assert all(r.start >= u.end for u in ups), f"{name} before {target} ended"
+                else:
+                    same = [u for u in ups if u.launch.frame_start == r.launch.frame_start]
+                    assert all(r.start >= u.end for u in same), \
+                        f"{name} frame {r.launch.frame_start} before its upstream frame ended"
+
+
+def run_scenario(db_url, tmp_path, scenario):
+    hosts, jobs = build(scenario)
+    rng = random.Random(scenario["seed"])
+    farm = Farm(db_url, tmp_path)
+    farm.start_supervisor()
+    fleet = None
+    try:
+        c = farm.client()
+        c.set_limit("lic", scenario["lic"])
+        c.set_limit("node", scenario["node"], per_host=True)
+        lic_max = scenario["lic"]
+        fleet = FleetThread(farm.address, hosts, runtime=0.05)
+        farm.wait_hosts_up([h["name"] for h in hosts])
+        job_ids = c.submit(jobs)
+        for event in scenario["events"]:
+            time.sleep(0.05)
+            host = rng.choice(hosts)["name"]
+            if event == "lock":
+                c.lock(host)
+            elif event == "unlock":
+                c.unlock(host)
+            elif event == "limit":
+                lic_max = max(lic_max, rng.randint(1, 4))
+                c.set_limit("lic", rng.randint(1, lic_max))
+            else:
+                c.set_priority(rng.choice(job_ids), rng.randint(0, 100))
+        c.unlock([h["name"] for h in hosts])
+        c.set_limit("lic", scenario["lic"])
+        finished = wait_finished(c, job_ids, timeout=120)
+        ledger = Ledger.of(fleet.close())
+        fleet = None
+        assert all(j["state"] == "FINISHED" and j["succeeded"] == j["frames_total"]
+                   for j in finished), finished
+        check(ledger, hosts, jobs, job_ids, lic_max, scenario["node"])
+    finally:
+        if fleet is not None:
+            fleet.close()
+        farm.stop()
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(scenario=scenario_st)
+def test_random_farms_never_oversubscribe_sqlite(tmp_path_factory, scenario):
+    tmp = tmp_path_factory.mktemp("prop")
+    run_scenario(f"sqlite:///{tmp / 'cuefarm.db'}", tmp, scenario)
+
+
+@pytest.mark.postgres
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(scenario=scenario_st)
+def test_random_farms_never_oversubscribe_postgres(require_postgres, tmp_path_factory, scenario):
+    tmp = tmp_path_factory.mktemp("prop")
+    db = PostgresDatabase()
+    try:
+        run_scenario(db.url, tmp, scenario)
+    finally:
+        db.drop()

@@ -1,0 +1,153 @@
+"""The supervisor's sockets against real peers speaking (and breaking) the real protocol."""
+
+from __future__ import annotations
+
+import msgspec
+import zmq
+
+import cuefarm
+from cuefarm import protocol as p
+from tests.farm import wait_until
+
+
+class Peer:
+    """A DEALER connected to one of the supervisor's ports."""
+
+    def __init__(self, port: int):
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(f"tcp://127.0.0.1:{port}")
+
+    def send(self, body: p.Body, **kw) -> None:
+        self.sock.send(p.encode(body, **kw))
+
+    def recv(self, timeout: float = 10.0) -> p.Body:
+        assert self.sock.poll(int(timeout * 1000)), "no reply from the supervisor"
+        return p.decode(self.sock.recv())[1]
+
+    def recv_type(self, cls, timeout: float = 10.0):
+        """Skip anything else (acks, heartbeats) until a message of type `cls` arrives."""
+        def got():
+            while self.sock.poll(50):
+                body = p.decode(self.sock.recv())[1]
+                if isinstance(body, cls):
+                    return body
+            return None
+        return wait_until(got, timeout, message=cls.__name__)
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+
+def register(peer: Peer, name: str, slots: int = 1, **kw) -> p.Registered:
+    peer.send(p.Register(name=name, hostname=name, os="linux", cores=slots, memory_mb=4096,
+                         slots=slots, version=cuefarm.__version__, **kw))
+    return peer.recv_type(p.Registered)
+
+
+def test_malformed_unknown_and_oversized_input_get_error_replies(sqlite_farm):
+    client = Peer(sqlite_farm.port)
+    worker = Peer(sqlite_farm.port + 1)
+    cases = [
+        (client, b"\x00garbage", "malformed"),
+        (client, msgspec.msgpack.encode([1, "launch", 7, "me", None]), "unknown_type"),
+        (client, msgspec.msgpack.encode([99, "ping", 8, "me", None]), "version"),
+        (client, msgspec.msgpack.encode([1, "no_such_type", 9, "", None]), "unknown_type"),
+        (client, p.encode(p.Ping(), type_name="submit"), "malformed"),
+        (worker, b"\x93\x01", "malformed"),
+        (worker, b"x" * (p.MAX_WORKER_MESSAGE + 10), "oversized"),
+    ]
+    for peer, data, code in cases:
+        peer.sock.send(data)
+        reply = peer.recv()
+        assert isinstance(reply, p.Error) and reply.code == code, (data[:20], reply)
+    # Still serving.
+    assert sqlite_farm.client().ping()["version"] == cuefarm.__version__
+    client.close()
+    worker.close()
+
+
+def test_unknown_worker_is_told_to_register(sqlite_farm):
+    w = Peer(sqlite_farm.port + 1)
+    w.send(p.Heartbeat())
+    assert isinstance(w.recv_type(p.Reregister), p.Reregister)
+    w.close()
+
+
+def test_a_second_worker_with_a_taken_name_is_refused(sqlite_farm):
+    a, b = Peer(sqlite_farm.port + 1), Peer(sqlite_farm.port + 1)
+    register(a, "same")
+    b.send(p.Register(name="same", hostname="x", os="linux", cores=1, memory_mb=1, slots=1,
+                      version="0"))
+    refused = b.recv_type(p.Refused)
+    assert "already connected" in refused.reason
+    a.close()
+    b.close()
+
+
+def test_each_completion_is_accepted_once(farm):
+    w = Peer(farm.port + 1)
+    register(w, "sim", slots=1)
+    c = farm.client()
+    [job_id] = c.submit([{"name": "once", "layers": [
+        {"name": "r", "command": "x", "range": "1", "max_retries": 2}]}])
+    launch = w.recv_type(p.Launch)
+    fail = p.Completion(launch.attempt_id, 1, 1.0, 2.0)
+    for _ in range(3):   # resent, as a worker does until acknowledged
+        w.send(p.Complete([fail]))
+    ack = w.recv_type(p.CompleteAck)
+    assert ack.attempt_ids == [launch.attempt_id]
+    second = w.recv_type(p.Launch)
+    assert second.attempt_id != launch.attempt_id and second.frame_id == launch.frame_id
+    w.send(p.Complete([fail]))          # a late duplicate of the first attempt
+    w.send(p.Complete([p.Completion(second.attempt_id, 0, 3.0, 4.0)]))
+    job = c.wait(job_id, timeout=30)
+    [frame] = c.frames(job_id)
+    assert job["succeeded"] == 1 and frame["retries"] == 1 and frame["attempt"] == 2
+    w.close()
+
+
+def test_refused_launch_goes_elsewhere_without_spending_a_retry(farm):
+    a = Peer(farm.port + 1)
+    register(a, "refuser", slots=1)
+    c = farm.client()
+    [job_id] = c.submit([{"name": "refuse", "layers": [
+        {"name": "r", "command": "x", "range": "1", "max_retries": 0}]}])
+    launch = a.recv_type(p.Launch)
+    b = Peer(farm.port + 1)
+    register(b, "taker", slots=1)
+    a.send(p.Refuse(launch.attempt_id, "not enough disk for the log"))
+    again = b.recv_type(p.Launch)
+    assert again.frame_id == launch.frame_id
+    b.send(p.Complete([p.Completion(again.attempt_id, 0, 1.0, 2.0)]))
+    c.wait(job_id, timeout=30)
+    [frame] = c.frames(job_id)
+    assert frame["state"] == "SUCCEEDED" and frame["retries"] == 0 and frame["host"] == "taker"
+    a.close()
+    b.close()
+
+
+def test_restarted_supervisor_adopts_running_attempts(farm):
+    w = Peer(farm.port + 1)
+    register(w, "sim", slots=2)
+    c = farm.client()
+    [job_id] = c.submit([{"name": "adopt", "layers": [
+        {"name": "r", "command": "x", "range": "1-2", "max_retries": 0}]}])
+    l1, l2 = w.recv_type(p.Launch), w.recv_type(p.Launch)
+    farm.kill_supervisor()
+    farm.start_supervisor()
+    # It reports one still running and one finished while the supervisor was away.
+    done = p.Completion(l2.attempt_id, 0, 1.0, 2.0)
+    w.send(p.Heartbeat())
+    w.recv_type(p.Reregister)
+    w.send(p.Register(name="sim", hostname="sim", os="linux", cores=2, memory_mb=4096, slots=2,
+                      version=cuefarm.__version__,
+                      running=[p.RunningAttempt(l1.attempt_id, pid=1)], completions=[done]))
+    w.recv_type(p.Registered)
+    c = farm.client()
+    frames = {f["attempt_id"]: f for f in c.frames(job_id)}
+    assert frames[l1.attempt_id]["state"] == "RUNNING"
+    assert frames[l2.attempt_id]["state"] == "SUCCEEDED"
+    w.send(p.Complete([p.Completion(l1.attempt_id, 0, 1.0, 3.0)]))
+    assert c.wait(job_id, timeout=30)["succeeded"] == 2
+    w.close()
