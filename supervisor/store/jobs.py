@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, String, and_, case, cast, func, select
 
-from cuefarm.states import JobState
+from cuefarm.states import AttemptState, JobState
 from supervisor.store.counters import COUNTER_NAMES
-from supervisor.store.models import Attempt, Frame, Host, Job, Layer, Project, attempt_id
+from supervisor.store.models import Attempt, Frame, Host, Job, Layer, Project
 
 # --- reading ---------------------------------------------------------------------------------
 
@@ -79,35 +79,92 @@ def layer_rows(conn: Connection, job_id: int | None = None,
     return out
 
 
+# Everything a frame row carries is computed by the database (runtime, attempt id, zeros for
+# frames that never ran), so building a row is one dict(zip()) and no per-row Python.
+_PAGE_FIELDS = ("id", "job_id", "layer_id", "idx", "number", "label", "frame_end", "state",
+                "attempt", "retries")
+
+
+def _frame_columns(f: Any, layer_name: Any) -> tuple:
+    """The columns of a frame row; `f` is the frame table or a page of it."""
+    attempt = case((f.attempt > 0, cast(f.id, String) + "." + cast(f.attempt, String)),
+                   else_=None)
+    return (f.id, f.job_id, f.layer_id, layer_name.label("layer"), f.number,
+            f.number.label("frame_start"), f.label.label("frames"), f.frame_end, f.state,
+            f.attempt, f.retries, Attempt.host_name.label("host"), Attempt.started_at,
+            Attempt.stopped_at, func.coalesce(Attempt.peak_rss, 0).label("peak_rss"),
+            func.coalesce(Attempt.cpu_time, 0.0).label("cpu_time"), Attempt.exit_status,
+            Attempt.state.label("attempt_state"),
+            (Attempt.stopped_at - Attempt.started_at).label("runtime"),
+            attempt.label("attempt_id"))
+
+
+def _latest_attempt(f: Any) -> Any:
+    return and_(Attempt.frame_id == f.id, Attempt.number == f.attempt)
+
+
+def _dicts(result: Any) -> list[dict[str, Any]]:
+    keys = tuple(result.keys())
+    return [dict(zip(keys, row)) for row in result]
+
+
+def _page(q: Any, offset: int, limit: int | None) -> Any:
+    if offset:
+        q = q.offset(offset)
+    return q if limit is None else q.limit(limit)
+
+
 def frame_rows(conn: Connection, job_id: int | None = None, frame_ids: Iterable[int] | None = None,
-               layer: str | None = None, states: list[str] | None = None) -> list[dict[str, Any]]:
-    q = (select(Frame.id, Frame.job_id, Frame.layer_id, Layer.name.label("layer"), Frame.number,
-                Frame.label.label("frames"), Frame.frame_end, Frame.state, Frame.attempt,
-                Frame.retries, Attempt.host_name.label("host"), Attempt.started_at,
-                Attempt.stopped_at, Attempt.peak_rss, Attempt.cpu_time, Attempt.exit_status,
-                Attempt.state.label("attempt_state"))
-         .select_from(Frame).join(Layer, Layer.id == Frame.layer_id)
-         .outerjoin(Attempt, and_(Attempt.frame_id == Frame.id, Attempt.number == Frame.attempt))
-         .order_by(Layer.idx, Frame.idx))
-    if job_id is not None:
-        q = q.where(Layer.job_id == job_id)
-    if frame_ids is not None:
-        q = q.where(Frame.id.in_(list(frame_ids)))
+               layer: str | None = None, states: list[str] | None = None, offset: int = 0,
+               limit: int | None = None) -> list[dict[str, Any]]:
+    """Frames by job (optionally one layer, some states) or by id, in layer order then dispatch
+    order; `offset` and `limit` take one page of that order."""
+    if job_id is None:
+        q = (select(*_frame_columns(Frame, Layer.name)).select_from(Frame)
+             .join(Layer, Layer.id == Frame.layer_id).outerjoin(Attempt, _latest_attempt(Frame))
+             .order_by(Frame.layer_id, Frame.idx))
+        if frame_ids is not None:
+            q = q.where(Frame.id.in_(list(frame_ids)))
+        if layer is not None:
+            q = q.where(Layer.name == layer)
+        if states:
+            q = q.where(Frame.state.in_(states))
+        return _dicts(conn.execute(_page(q, offset, limit)))
+    # The job's layers first (a handful of rows); then the page of frames comes straight off
+    # the (layer_id, idx) index in order, before any join, so skipping to a page and sorting
+    # touch only narrow frame rows.  Layer ids grow with the layer's position in the job
+    # (submit inserts them in order), so (layer_id, idx) is layer order, then dispatch order.
+    lq = select(Layer.id, Layer.name).where(Layer.job_id == job_id).order_by(Layer.id)
     if layer is not None:
-        q = q.where(Layer.name == layer)
+        lq = lq.where(Layer.name == layer)
+    names = dict(conn.execute(lq).all())
+    if not names:
+        return []
+    page = (select(*(getattr(Frame, c) for c in _PAGE_FIELDS))
+            .where(Frame.layer_id.in_(list(names))).order_by(Frame.layer_id, Frame.idx))
+    if frame_ids is not None:
+        page = page.where(Frame.id.in_(list(frame_ids)))
     if states:
-        q = q.where(Frame.state.in_(states))
-    out = []
-    for row in conn.execute(q):
-        r = dict(row._mapping)
-        r["frame_start"] = r["number"]
-        r["attempt_id"] = attempt_id(r["id"], r["attempt"]) if r["attempt"] else None
-        r["peak_rss"] = r["peak_rss"] or 0
-        r["cpu_time"] = r["cpu_time"] or 0.0
-        start, stop = r["started_at"], r["stopped_at"]
-        r["runtime"] = (stop - start) if start is not None and stop is not None else None
-        out.append(r)
-    return out
+        page = page.where(Frame.state.in_(states))
+    sub = _page(page, offset, limit).subquery("f")
+    f = sub.c
+    q = (select(*_frame_columns(f, case(names, value=f.layer_id))).select_from(sub)
+         .outerjoin(Attempt, _latest_attempt(f)).order_by(f.layer_id, f.idx))
+    return _dicts(conn.execute(q))
+
+
+def running_frame_rows(conn: Connection, host_id: int, offset: int = 0,
+                       limit: int | None = None) -> list[dict[str, Any]]:
+    """The frames running on one host, from every job, oldest start first; each row also has
+    `job_name` and the `slots` its attempt holds."""
+    q = (select(*_frame_columns(Frame, Layer.name), Job.name.label("job_name"),
+                Attempt.slots)
+         .select_from(Attempt)
+         .join(Frame, and_(Frame.id == Attempt.frame_id, Frame.attempt == Attempt.number))
+         .join(Layer, Layer.id == Frame.layer_id).join(Job, Job.id == Frame.job_id)
+         .where(Attempt.host_id == host_id, Attempt.state == AttemptState.RUNNING.value)
+         .order_by(Attempt.started_at, Attempt.frame_id))
+    return _dicts(conn.execute(_page(q, offset, limit)))
 
 
 HOST_COLUMNS = (Host.id, Host.name, Host.hostname, Host.os, Host.cores, Host.memory_mb,
