@@ -135,9 +135,13 @@ class Client:
     def layers(self, job_id: int) -> list[dict[str, Any]]:
         return self.request(p.JobRef(job_id), type_name="list_layers").rows
 
-    def frames(self, job_id: int, layer: str | None = None,
-               states: list[str] | None = None) -> list[dict[str, Any]]:
-        return self.request(p.ListFrames(job_id, layer, states)).rows
+    def frames(self, job_id: int | None = None, layer: str | None = None,
+               states: list[str] | None = None, offset: int = 0, limit: int | None = None,
+               host: str | None = None) -> list[dict[str, Any]]:
+        """A job's frames in layer order, then dispatch order: all of them, or `limit` (at
+        most protocol.MAX_FRAMES_PAGE) from `offset`.  With `host` instead of a job: the frames
+        running on that host, from every job (with `job_name` and `slots`)."""
+        return self.request(p.ListFrames(job_id, layer, states, offset, limit, host)).rows
 
     def hosts(self) -> list[dict[str, Any]]:
         return self.request(p.ListHosts()).rows

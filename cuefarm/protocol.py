@@ -16,6 +16,7 @@ PROTOCOL_VERSION = 1
 # Client requests may carry a large submission; worker traffic is small.
 MAX_CLIENT_MESSAGE = 64 * 1024 * 1024
 MAX_WORKER_MESSAGE = 8 * 1024 * 1024
+MAX_FRAMES_PAGE = 50_000            # the largest `limit` of a list_frames request
 
 
 class ProtocolError(Exception):
@@ -94,9 +95,14 @@ class JobRef(Body):
 
 
 class ListFrames(Body):
-    job_id: int
+    """A job's frames (a page of them: `offset`, `limit`), or the frames running on `host`."""
+
+    job_id: int | None = None
     layer: str | None = None
     states: list[str] | None = None
+    offset: int = 0                 # rows to skip, in the supervisor's order
+    limit: int | None = None        # at most this many (1..MAX_FRAMES_PAGE); None: all
+    host: str | None = None         # instead of job_id: what runs on this host, every job
 
 
 class ListHosts(Body):

@@ -112,10 +112,39 @@ def _list_layers(sv, body: p.JobRef, user, route, rid):
     return p.Rows(_read(sv, lambda c: rows.layer_rows(c, body.job_id)))
 
 
+def _check_page(body: p.ListFrames) -> None:
+    if body.offset < 0:
+        raise RequestError("invalid", f"offset must be 0 or more, not {body.offset}", "offset")
+    if body.limit is not None and not 1 <= body.limit <= p.MAX_FRAMES_PAGE:
+        raise RequestError("invalid", f"limit must be from 1 to {p.MAX_FRAMES_PAGE} "
+                                      f"(or left out for all frames), not {body.limit}", "limit")
+
+
 def _list_frames(sv, body: p.ListFrames, user, route, rid):
+    _check_page(body)
+    if body.host is not None:
+        return p.Rows(_host_frames(sv, body))
+    if body.job_id is None:
+        raise RequestError("invalid", "list_frames needs a job_id, or a host for the frames "
+                                      "running there", "job_id")
     _get_job(sv, p.JobRef(body.job_id), user, route, rid)
     return p.Rows(_read(sv, lambda c: rows.frame_rows(c, body.job_id, None, body.layer,
-                                                      body.states)))
+                                                      body.states, body.offset, body.limit)))
+
+
+def _host_frames(sv, body: p.ListFrames) -> list[dict]:
+    """The frames running on one host: job, layer and states do not apply."""
+    for name in ("job_id", "layer", "states"):
+        if getattr(body, name) is not None:
+            raise RequestError("invalid", f"{name} cannot be combined with host (a host's "
+                                          "frames are those running there, from every job)", name)
+
+    def read(conn):
+        host_id = conn.execute(select(Host.id).where(Host.name == body.host)).scalar()
+        if host_id is None:
+            raise RequestError("not_found", f"no host named {body.host!r}", "host")
+        return rows.running_frame_rows(conn, host_id, body.offset, body.limit)
+    return _read(sv, read)
 
 
 def _list_hosts(sv, body, user, route, rid):

@@ -29,7 +29,8 @@ SAMPLES: dict[str, p.Body] = {
     "list_jobs": p.ListJobs(project="demo", user="ann", include_finished=False),
     "get_job": p.JobRef(job_id=5),
     "list_layers": p.JobRef(job_id=6),
-    "list_frames": p.ListFrames(job_id=5, layer="render", states=["DEAD", "RUNNING"]),
+    "list_frames": p.ListFrames(job_id=5, layer="render", states=["DEAD", "RUNNING"],
+                                offset=2000, limit=1000),
     "list_hosts": p.ListHosts(),
     "job_control": p.JobControl(action="priority", job_ids=[1, 2], value=90),
     "frame_control": p.FrameControl(action="retry", job_id=1, frame_ids=[10, 11]),
@@ -122,6 +123,15 @@ def test_round_trip(name):
     assert type(decoded) is type(body)
 
 
+def test_list_frames_by_host_and_as_older_clients_send_it():
+    env, body = p.decode(p.encode(p.ListFrames(host="node1", limit=50)))
+    assert env.type == "list_frames"
+    assert (body.host, body.job_id, body.offset, body.limit) == ("node1", None, 0, 50)
+    # A request without the paging fields (as clients sent before them) means every frame.
+    _, body = p.decode(raw_envelope(type_name="list_frames", body={"job_id": 5}))
+    assert (body.job_id, body.offset, body.limit, body.host) == (5, 0, None, None)
+
+
 def test_type_name_defaults_to_the_first_name_of_the_body_class():
     env, _ = p.decode(p.encode(p.JobRef(job_id=1)))
     assert env.type == "get_job"
@@ -183,11 +193,13 @@ def test_unknown_type():
     ("get_job", {"job_id": "5"}),                               # str for int
     ("get_job", {"job_id": True}),                              # bool for int
     ("list_frames", {"job_id": 1, "states": "DEAD"}),
+    ("list_frames", {"job_id": 1, "offset": "10"}),              # str for int
+    ("list_frames", {"host": ["node1"]}),                        # list for str
     ("job_control", {"action": "pause", "job_ids": [1, "x"]}),
     ("heartbeat", {"running": [{"pid": 1}]}),                    # nested struct missing a field
     ("ping", [1, 2, 3]),                                         # an array, not a map
-], ids=["jobs-str", "jobs-missing", "id-str", "id-bool", "states-str", "ids-mixed",
-        "nested-missing", "array-body"])
+], ids=["jobs-str", "jobs-missing", "id-str", "id-bool", "states-str", "offset-str",
+        "host-list", "ids-mixed", "nested-missing", "array-body"])
 def test_wrong_shape_body_is_malformed(type_name, body):
     err = assert_rejected(raw_envelope(type_name=type_name, rid=14, body=body), "malformed")
     assert err.request_id == 14 and type_name in err.message
