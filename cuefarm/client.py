@@ -92,27 +92,44 @@ class Client:
 
         `type_name` names the request when its body type serves several (JobRef).
         """
+        return self.decode_reply(self.request_raw(body, timeout, type_name))
+
+    def request_raw(self, body: p.Body, timeout: float | None = None,
+                    type_name: str | None = None) -> p.Envelope:
+        """Like `request`, but return the reply's envelope with its body undecoded (a
+        `msgspec.Raw`), for callers that decode large replies their own way; `decode_reply`
+        decodes it as `request` would.  An error reply still raises CueFarmError."""
         sock = self._socket()
         rid = next(self._ids)
         sock.send(p.encode(body, rid, self.user, type_name=type_name))
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not sock.poll(int(left * 1000) + 1):
                 # The socket may hold a late reply; start afresh so it cannot be misread.
                 self.close()
                 raise Unreachable(f"no reply from the supervisor at {self.address} "
-                                  f"within {self.timeout if timeout is None else timeout:g} s")
+                                  f"within {limit:g} s")
             try:
-                env, reply = p.decode(sock.recv())
+                env = p.decode_envelope(sock.recv())
             except p.ProtocolError as exc:
                 raise CueFarmError(f"unreadable reply from {self.address}: {exc.message}",
                                    exc.code) from None
             if env.id != rid:
                 continue  # a stale reply to an abandoned request
-            if isinstance(reply, p.Error):
-                raise CueFarmError(reply.message, reply.code, reply.field)
-            return reply
+            if env.type == "error":
+                error = self.decode_reply(env)
+                raise CueFarmError(error.message, error.code, error.field)
+            return env
+
+    def decode_reply(self, env: p.Envelope) -> p.Body:
+        """The body of a reply from `request_raw`, decoded against its type."""
+        try:
+            return p.decode_body(env)
+        except p.ProtocolError as exc:
+            raise CueFarmError(f"unreadable reply from {self.address}: {exc.message}",
+                               exc.code) from None
 
     # -- queries ----------------------------------------------------------------------------------
 
@@ -357,6 +374,10 @@ class Client:
                                              float(resolution)))
         return [(t, v) for t, v in reply.points]
 
+
+EVENT_TYPES = frozenset({"events"})
+
+
 class Events:
     """Subscribe to the supervisor's change events.  Detects gaps by sequence number.
 
@@ -382,7 +403,7 @@ class Events:
         if not self.sock.poll(int(timeout * 1000)):
             return None
         try:
-            _, batch = p.decode(self.sock.recv(), allowed=frozenset({"events"}))
+            batch = self.decode_batch(p.decode_envelope(self.sock.recv()))
         except p.ProtocolError:
             return None
         gap = (self.last_seq is None or batch.supervisor_id != self.supervisor_id
@@ -391,6 +412,10 @@ class Events:
         if gap and on_gap is not None:
             on_gap()
         return batch
+
+    def decode_batch(self, env: p.Envelope) -> p.EventBatch:
+        """The batch in an envelope; ProtocolError when it is not a well-formed batch."""
+        return p.decode_body(env, allowed=EVENT_TYPES)
 
     def close(self) -> None:
         self.sock.close(0)

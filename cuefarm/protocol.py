@@ -519,9 +519,9 @@ def encode(body: Body, request_id: int = 0, user: str = "", type_name: str | Non
     return _encoder.encode(Envelope(PROTOCOL_VERSION, name, request_id, user, raw))
 
 
-def decode(data: bytes, max_size: int = MAX_CLIENT_MESSAGE,
-           allowed: frozenset[str] | None = None) -> tuple[Envelope, Body]:
-    """Decode one message; raise ProtocolError for anything oversized, malformed or unknown."""
+def decode_envelope(data: bytes, max_size: int = MAX_CLIENT_MESSAGE) -> Envelope:
+    """Decode a message's envelope only, its body left raw; raise ProtocolError for anything
+    oversized, malformed or of another protocol version."""
     if len(data) > max_size:
         raise ProtocolError("oversized", f"message of {len(data)} bytes exceeds {max_size}")
     try:
@@ -532,15 +532,27 @@ def decode(data: bytes, max_size: int = MAX_CLIENT_MESSAGE,
     if env.v != PROTOCOL_VERSION:
         raise ProtocolError("version", f"protocol version {env.v} is not {PROTOCOL_VERSION}",
                             env.id)
+    return env
+
+
+def decode_body(env: Envelope, allowed: frozenset[str] | None = None) -> Body:
+    """Decode an envelope's body against its type; raise ProtocolError for an unknown (or not
+    `allowed`) type or a body that does not fit it."""
     decoder = _body_decoders.get(env.type)
     if decoder is None or (allowed is not None and env.type not in allowed):
         raise ProtocolError("unknown_type", f"unknown message type {env.type!r}", env.id)
     try:
-        body = decoder.decode(env.body)
+        return decoder.decode(env.body)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError,
             RecursionError) as exc:
         raise ProtocolError("malformed", f"bad {env.type} body: {exc}", env.id) from None
-    return env, body
+
+
+def decode(data: bytes, max_size: int = MAX_CLIENT_MESSAGE,
+           allowed: frozenset[str] | None = None) -> tuple[Envelope, Body]:
+    """Decode one message; raise ProtocolError for anything oversized, malformed or unknown."""
+    env = decode_envelope(data, max_size)
+    return env, decode_body(env, allowed)
 
 
 def to_builtins(obj: Any) -> Any:

@@ -4,7 +4,8 @@ slices.
 Decoding 100,000 frame rows is one C call of a fifth of a second, and it holds the GIL the whole
 time, so the UI thread would freeze for as long.  Here a reply's rows are first split into raw
 pieces (cheap), then decoded a few thousand at a time; between slices the interpreter may hand
-the GIL to the UI thread.  Everything else is `cuefarm.Client` and `cuefarm.Events` as they are.
+the GIL to the UI thread.  Sending, waiting and matching replies is `cuefarm.Client`'s
+(`request_raw` hands over the undecoded reply); gap detection is `cuefarm.Events`'.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from typing import Any, Callable
 
 import msgspec
 
-from cuefarm import Client, CueFarmError, Events, Unreachable
+from cuefarm import Client, CueFarmError, Events
 from cuefarm import protocol as p
 
 SLICE = 4000          # rows decoded per slice
 LAZY_FROM = 8000      # replies with fewer rows are decoded at once
 
-_envelope = msgspec.msgpack.Decoder(p.Envelope)
 _rows_decoder = msgspec.msgpack.Decoder(list[dict[str, Any]])
 
 
@@ -64,72 +64,37 @@ def decode_rows(raws: list[msgspec.Raw], pause: Callable[[], None] = lambda: tim
 
 
 class GuiClient(Client):
-    """`cuefarm.Client` whose `rows` replies are decoded in slices."""
+    """`cuefarm.Client` whose large `rows` replies are decoded in slices."""
 
     def request(self, body: p.Body, timeout: float | None = None,
                 type_name: str | None = None) -> p.Body:
-        sock = self._socket()
-        rid = next(self._ids)
-        sock.send(p.encode(body, rid, self.user, type_name=type_name))
-        limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not sock.poll(int(left * 1000) + 1):
-                self.close()      # a late reply must not be read as the next one's
-                raise Unreachable(f"no reply from the supervisor at {self.address} "
-                                  f"within {limit:g} s")
-            data = sock.recv()
+        env = self.request_raw(body, timeout, type_name)
+        if env.type == "rows":
             try:
-                env = _envelope.decode(data)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise CueFarmError(f"unreadable reply from {self.address}: {exc}",
-                                   "malformed") from None
-            if env.id != rid:
-                continue
-            if env.type == "rows" and env.v == p.PROTOCOL_VERSION:
+                lazy = _lazy_rows.decode(env.body)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                lazy = None       # decode_reply reports it
+            if lazy is not None and len(lazy.rows) >= LAZY_FROM:
                 try:
-                    lazy = _lazy_rows.decode(env.body)
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    lazy = None
-                if lazy is not None and len(lazy.rows) >= LAZY_FROM:
                     return p.Rows(decode_rows(lazy.rows))
-            try:
-                _, reply = p.decode(data)
-            except p.ProtocolError as exc:
-                raise CueFarmError(f"unreadable reply from {self.address}: {exc.message}",
-                                   exc.code) from None
-            if isinstance(reply, p.Error):
-                raise CueFarmError(reply.message, reply.code, reply.field)
-            return reply
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    raise CueFarmError(f"unreadable reply from {self.address}: {exc}",
+                                       "malformed") from None
+        return self.decode_reply(env)
 
 
 class GuiEvents(Events):
     """`cuefarm.Events` whose large batches are decoded in slices."""
 
-    def receive(self, timeout: float, on_gap: Callable[[], None] | None = None
-                ) -> p.EventBatch | None:
-        if not self.sock.poll(int(timeout * 1000)):
-            return None
-        data = self.sock.recv()
+    def decode_batch(self, env: p.Envelope) -> p.EventBatch:
+        if env.type != "events":
+            raise p.ProtocolError("unknown_type", f"{env.type!r} is not an event batch")
         try:
-            env = _envelope.decode(data)
-            if env.type != "events" or env.v != p.PROTOCOL_VERSION:
-                return None
             lazy = _lazy_batch.decode(env.body)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return None
-        try:
-            batch = p.EventBatch(
+            return p.EventBatch(
                 seq=lazy.seq, supervisor_id=lazy.supervisor_id,
                 jobs=decode_rows(lazy.jobs), layers=decode_rows(lazy.layers),
                 frames=decode_rows(lazy.frames), hosts=decode_rows(lazy.hosts),
                 deleted_jobs=lazy.deleted_jobs)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return None
-        gap = (self.last_seq is None or batch.supervisor_id != self.supervisor_id
-               or batch.seq != self.last_seq + 1)
-        self.last_seq, self.supervisor_id = batch.seq, batch.supervisor_id
-        if gap and on_gap is not None:
-            on_gap()
-        return batch
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise p.ProtocolError("malformed", f"bad event batch: {exc}") from None

@@ -132,6 +132,16 @@ def test_list_frames_by_host_and_as_older_clients_send_it():
     assert (body.job_id, body.offset, body.limit, body.host) == (5, 0, None, None)
 
 
+def test_envelope_and_body_decode_separately():
+    data = p.encode(SAMPLES["list_frames"], request_id=9)
+    env = p.decode_envelope(data)
+    assert isinstance(env.body, msgspec.Raw) and env.id == 9
+    assert p.decode_body(env) == SAMPLES["list_frames"]
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode_body(env, allowed=p.WORKER_MESSAGES)
+    assert info.value.code == "unknown_type"
+
+
 def test_type_name_defaults_to_the_first_name_of_the_body_class():
     env, _ = p.decode(p.encode(p.JobRef(job_id=1)))
     assert env.type == "get_job"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import pytest
 
 from cuefarm import protocol as p
@@ -16,7 +17,7 @@ from tests.cuegui.simsupervisor import SimSupervisor
 @pytest.mark.parametrize("n", [0, 1, 15, 16, wire.SLICE, wire.SLICE + 1, 70_000])
 def test_decode_rows_in_slices(n):
     frames = [rows.frame(i, host=f"h{i % 7}", peak_rss=i * 1000) for i in range(n)]
-    env = wire._envelope.decode(p.encode(p.Rows(frames)))
+    env = p.decode_envelope(p.encode(p.Rows(frames)))
     pauses = []
     out = wire.decode_rows(wire._lazy_rows.decode(env.body).rows, lambda: pauses.append(1))
     assert out == frames
@@ -67,3 +68,24 @@ def test_the_connection_loads_a_large_job(qtbot, sim):
         assert len(loaded[0].frames) == 30_000
     finally:
         conn.stop()
+
+
+def test_the_gui_client_reads_a_real_supervisor_like_the_client(sqlite_farm):
+    plain = sqlite_farm.client()
+    [job_id] = plain.submit({"name": "big", "layers": [
+        {"name": "render", "command": "x", "range": f"1-{wire.LAZY_FROM + 500}"}]})
+    env = plain.request_raw(p.ListFrames(job_id))
+    assert env.type == "rows" and isinstance(env.body, msgspec.Raw)
+    expected = plain.decode_reply(env).rows
+    assert len(expected) == wire.LAZY_FROM + 500
+    gui = wire.GuiClient(sqlite_farm.address, timeout=15)
+    try:
+        assert gui.frames(job_id) == expected                   # decoded in slices
+        assert gui.frames(job_id, limit=10) == expected[:10]    # decoded at once
+        assert gui.job(job_id)["frames_total"] == len(expected)
+        for client in (plain, gui):
+            with pytest.raises(wire.CueFarmError) as info:
+                client.request_raw(p.ListFrames(999_999))
+            assert (info.value.code, info.value.field) == ("not_found", "job_id")
+    finally:
+        gui.close()
