@@ -2,7 +2,9 @@
 
 The worker owns a `cuefarm.Client` (requests) and a `cuefarm.Events` (the supervisor's change
 events) and turns them into Qt signals carrying plain Python data; the UI thread only applies
-them to models.  There is no polling of data: the supervisor publishes a batch whenever rows
+them to models.  A big job's frames come in pages: the first is shown at once, the rest are
+fetched one page per turn of the worker's loop, so commands and events are served between
+pages.  There is no polling of data: the supervisor publishes a batch whenever rows
 change.  The worker resyncs (jobs, hosts, and the selected job's layers and frames) when it
 starts, when a sequence gap shows batches were missed, when the supervisor changed, and when
 the supervisor comes back after being unreachable.  A watchdog pings only when no batch has
@@ -25,10 +27,10 @@ from qtpy.QtCore import QThread, Signal
 
 from cuefarm import Client, CueFarmError, Unreachable
 from cuegui.logfollow import LogFollower
-from cuegui.messages import Changes, HostData, JobData, Snapshot, merge_rows
+from cuegui.messages import Changes, FramesPage, HostData, JobData, Snapshot, merge_rows
 from cuegui.wire import GuiClient, GuiEvents
 
-__all__ = ["Changes", "Connection", "HostData", "JobData", "Snapshot"]
+__all__ = ["Changes", "Connection", "FramesPage", "HostData", "JobData", "Snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,17 @@ REQUEST_TIMEOUT = 15.0
 UNREACHABLE_AFTER = 3  # failed pings before "reconnecting" becomes "unreachable"
 MAX_BACKOFF = 5.0
 MAX_DRAIN = 500        # batches merged into one emission at most
+FIRST_PAGE = 1000      # frames shown at once when a job is selected
+PAGE_SIZE = 10_000     # frames per request after the first page
+
+
+class _Paging:
+    """The selected job's frames still to fetch: from `offset`; `loaded` holds the ids so far."""
+
+    def __init__(self, job_id: Any, frames: list[dict]):
+        self.job_id = job_id
+        self.offset = len(frames)
+        self.loaded = {f["id"] for f in frames}
 
 
 class Connection(QThread):
@@ -46,6 +59,7 @@ class Connection(QThread):
     snapshot = Signal(object)          # Snapshot
     changes = Signal(object)           # Changes
     job_loaded = Signal(object)        # JobData
+    frames_page = Signal(object)       # FramesPage
     host_loaded = Signal(object)       # HostData
     log_piece = Signal(object)         # logfollow.LogPiece
     state_changed = Signal(str, str)   # connecting|connected|reconnecting|unreachable, detail
@@ -55,9 +69,12 @@ class Connection(QThread):
     query_failed = Signal(str, str)    # key, message
 
     def __init__(self, address: str, parent=None, idle_ping: float = IDLE_PING,
-                 request_timeout: float = REQUEST_TIMEOUT, ping_timeout: float = PING_TIMEOUT):
+                 request_timeout: float = REQUEST_TIMEOUT, ping_timeout: float = PING_TIMEOUT,
+                 first_page: int = FIRST_PAGE, page_size: int = PAGE_SIZE):
         super().__init__(parent)
         self.address = address
+        self.first_page = first_page
+        self.page_size = page_size
         self.idle_ping = idle_ping
         self.ping_timeout = ping_timeout
         self.request_timeout = request_timeout
@@ -71,8 +88,8 @@ class Connection(QThread):
         self._client: Client | None = None
         self._events: GuiEvents | None = None
         self._selected: Any = None
+        self._paging: _Paging | None = None   # the selected job's frames still to fetch
         self._host: str | None = None
-        self._host_jobs: list = []            # jobs that may run frames on the host
         self._host_frames: set = set()        # ids of the frames running there
         self._follow: LogFollower | None = None
         self._sid: str | None = None
@@ -98,10 +115,9 @@ class Connection(QThread):
         """Load the layers, frames and dependencies of `job_id` (None: none) and follow them."""
         self._send("select", job_id)
 
-    def select_host(self, name: str | None, job_ids: list | None = None) -> None:
-        """Load the frames running on host `name` (looking in `job_ids`, the jobs with frames
-        running) and follow them; None: none."""
-        self._send("host", name, list(job_ids or []))
+    def select_host(self, name: str | None) -> None:
+        """Load the frames running on host `name` and follow them; None: none."""
+        self._send("host", name)
 
     def run_action(self, label: str, call: Callable[[Client], Any]) -> None:
         """Run `call(client)` on the worker; report with action_done or action_failed."""
@@ -158,6 +174,8 @@ class Connection(QThread):
                 if self._events.sock in ready:
                     self._drain_events()
                 self._watchdog()
+                if self._paging is not None and not self._need_resync:
+                    self._next_page()
         except Exception:  # noqa: BLE001 - the thread must report, not vanish
             log.exception("connection worker failed")
             self._emit_state("unreachable", "internal error; see the log")
@@ -174,6 +192,8 @@ class Connection(QThread):
         now = time.monotonic()
         if self._need_resync:
             return max(0.0, self._retry_at - now)
+        if self._paging is not None:
+            return 0.0          # more frames to fetch: only look for commands and events
         return max(0.0, self._last_heard + self.idle_ping - now)
 
     def _interrupted(self) -> bool:
@@ -205,7 +225,7 @@ class Connection(QThread):
             if kind == "select" and i == last["select"]:
                 self._select(command[1])
             elif kind == "host" and i == last["host"]:
-                self._select_host(command[1], command[2])
+                self._select_host(command[1])
             elif kind in ("action", "query"):
                 self._call(kind, command[1], command[2])
             elif kind == "log":
@@ -221,18 +241,27 @@ class Connection(QThread):
                 self._resync()
 
     def _job_data(self, job_id: Any) -> JobData:
+        """Layers, dependencies and the first page of frames; the other pages are fetched
+        by `_next_page` afterwards."""
         client = self._client
-        layers, frames = client.layers(job_id), client.frames(job_id)
+        self._paging = None
+        layers = client.layers(job_id)
+        frames = client.frames(job_id, offset=0, limit=self.first_page)
         try:
             deps = client.dependencies(job_id)
         except Unreachable:
             raise
         except CueFarmError:
             deps = []        # a supervisor without dependency listing
-        return JobData(job_id, layers, frames, deps)
+        # More rows than asked for: a supervisor that does not page sent them all.
+        complete = len(frames) != self.first_page
+        if not complete:
+            self._paging = _Paging(job_id, frames)
+        return JobData(job_id, layers, frames, deps, complete)
 
     def _select(self, job_id: Any) -> None:
         self._selected = job_id
+        self._paging = None
         if job_id is None:
             self.job_loaded.emit(JobData(None, [], []))
             return
@@ -246,27 +275,38 @@ class Connection(QThread):
             data = JobData(job_id, [], [])
         self.job_loaded.emit(data)
 
-    def _running_on(self, host: str, job_ids: list) -> list[dict]:
-        out = []
-        for jid in job_ids:
-            try:
-                frames = self._client.frames(jid, states=["RUNNING"])
-            except Unreachable:
-                raise
-            except CueFarmError:
-                continue      # the job went away meanwhile
-            out.extend(f for f in frames if f.get("host") == host)
-        return out
+    def _next_page(self) -> None:
+        """Fetch and emit the next page of the selected job's frames."""
+        paging = self._paging
+        try:
+            frames = self._client.frames(paging.job_id, offset=paging.offset,
+                                         limit=self.page_size)
+        except Unreachable as exc:
+            self._lost(str(exc))          # the resync starts the frames again
+            return
+        except CueFarmError as exc:       # the job went away meanwhile
+            self._paging = None
+            self.action_failed.emit("Load frames", str(exc))
+            self.frames_page.emit(FramesPage(paging.job_id, [], True))
+            return
+        done = len(frames) != self.page_size
+        paging.offset += len(frames)
+        paging.loaded.update(f["id"] for f in frames)
+        if done:
+            self._paging = None
+        self.frames_page.emit(FramesPage(paging.job_id, frames, done))
 
-    def _select_host(self, name: str | None, job_ids: list) -> None:
-        self._host, self._host_jobs = name, job_ids
+    def _select_host(self, name: str | None) -> None:
+        self._host = name
         frames: list[dict] = []
         if name is not None:
             try:
-                frames = self._running_on(name, job_ids)
+                frames = self._client.frames(host=name)
             except Unreachable as exc:
                 self._lost(str(exc))
                 return
+            except CueFarmError as exc:       # the host was removed meanwhile
+                self.action_failed.emit("Load host frames", str(exc))
         self._host_frames = {f["id"] for f in frames}
         self.host_loaded.emit(HostData(name, frames))
 
@@ -311,17 +351,16 @@ class Connection(QThread):
         self._last_heard = time.monotonic()
         self.supervisor = pong
         self.snapshot.emit(Snapshot(pong, jobs, hosts, self._selected, data.layers, data.frames,
-                                    data.dependencies))
+                                    data.dependencies, data.complete))
         self._emit_state("connected", f"{self.address} - supervisor {pong.get('version', '')}")
         if self._host is not None:
-            # After the snapshot: it takes a request per job with frames running (there is
-            # no query for a host's frames), which the rest of the view need not wait for.
-            self._select_host(self._host, [j["id"] for j in jobs if j.get("running")])
+            self._select_host(self._host)
         if self._follow is not None:
             self._follow.fetch(self._client)
 
     def _lost(self, detail: str) -> None:
         self._fresh = True        # the events socket will subscribe again
+        self._paging = None       # the resync fetches the frames from the start
         self._failures += 1
         self._need_resync = True
         self._retry_at = time.monotonic() + min(MAX_BACKOFF, 0.5 * 2 ** self._failures)
@@ -387,7 +426,7 @@ class Connection(QThread):
             sel = self._selected
             if sel is not None:
                 merge_rows(pending.layers, [r for r in batch.layers if r.get("job_id") == sel])
-                merge_rows(pending.frames, [r for r in batch.frames if r.get("job_id") == sel])
+                merge_rows(pending.frames, self._selected_frames(batch.frames))
             if self._host is not None:
                 self._note_host_frames(pending, batch.frames)
             if self._follow is not None and self._follow.update(batch.frames):
@@ -396,6 +435,16 @@ class Connection(QThread):
             self.changes.emit(pending)
         if follow_hit and self._follow is not None:
             self._follow.fetch(self._client)
+
+    def _selected_frames(self, frames: list[dict]) -> list[dict]:
+        """The selected job's frames among changed ones.  While its pages are still coming,
+        only those of pages already sent: a page fetched later is newer than this batch, and
+        a row sent ahead of its page would take the wrong place in the supervisor's order."""
+        sel, paging = self._selected, self._paging
+        mine = [r for r in frames if r.get("job_id") == sel]
+        if paging is not None and paging.job_id == sel:
+            mine = [r for r in mine if r.get("id") in paging.loaded]
+        return mine
 
     def _note_host_frames(self, pending: Changes, frames: list[dict]) -> None:
         """Frames that started on the selected host, or were running there and changed."""

@@ -17,6 +17,7 @@ class Snapshot:
     layers: list[dict]
     frames: list[dict]
     dependencies: list[dict] = field(default_factory=list)
+    frames_complete: bool = True        # False: the rest of the frames follow in FramesPages
 
 
 @dataclass
@@ -40,12 +41,23 @@ class Changes:
 
 @dataclass
 class JobData:
-    """The layers, frames and dependencies of a newly selected job (None: nothing selected)."""
+    """The layers, frames and dependencies of a newly selected job (None: nothing selected).
+    A big job's `frames` are its first page; the rest follow in FramesPages."""
 
     job_id: Any
     layers: list[dict]
     frames: list[dict]
     dependencies: list[dict] = field(default_factory=list)
+    complete: bool = True               # False: more frames follow
+
+
+@dataclass
+class FramesPage:
+    """The next page of the selected job's frames; `done` on the last one."""
+
+    job_id: Any
+    frames: list[dict]
+    done: bool
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 
 from qtpy.QtCore import QObject, Qt
 
-from cuegui.messages import Changes, HostData, JobData, Snapshot
+from cuegui.messages import Changes, FramesPage, HostData, JobData, Snapshot
 from cuegui.views.submit import SubmitDialog, submit_call
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class Updates(QObject):
         w.jobs_model.replace_all(snap.jobs)
         w.hosts_model.replace_all(snap.hosts)
         if snap.job_id == w.selected_job:
-            w.frames_model.show_job(snap.job_id, snap.frames)
+            w.frames_model.show_job(snap.job_id, snap.frames, snap.frames_complete)
             self._load_job(snap.job_id, snap.layers, snap.dependencies)
         w.update_job_caption()
         w.update_counts()
@@ -68,8 +68,15 @@ class Updates(QObject):
         w = self.w
         if data.job_id != w.selected_job:
             return   # the user moved on before this arrived
-        w.frames_model.show_job(data.job_id, data.frames)
+        w.frames_model.show_job(data.job_id, data.frames, data.complete)
         self._load_job(data.job_id, data.layers, data.dependencies)
+        w.update_job_caption()
+
+    def on_frames_page(self, page: FramesPage) -> None:
+        w = self.w
+        if page.job_id != w.selected_job:
+            return
+        w.frames_model.add_page(page.job_id, page.frames, page.done)
         w.update_job_caption()
 
     def on_host_loaded(self, data: HostData) -> None:
@@ -85,9 +92,14 @@ class Updates(QObject):
         w.job_panel.load(job_id, layers, deps)
 
     def _named(self, frames: list[dict]) -> list[dict]:
-        """Frames with their job's name, for the host's running frames."""
+        """Frames with their job's name, for the host's running frames (rows from events have
+        none; a job the jobs list does not know yet keeps the name the supervisor sent)."""
         jobs = self.w.jobs_model
-        return [{**f, "job_name": (jobs.get(f.get("job_id")) or {}).get("name")} for f in frames]
+        out = []
+        for f in frames:
+            name = (jobs.get(f.get("job_id")) or {}).get("name")
+            out.append({**f, "job_name": name} if name else f)
+        return out
 
     def _select_pending(self) -> None:
         if self.pending_select is not None and self.w.jobs_view.select_id(self.pending_select):

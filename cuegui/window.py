@@ -190,6 +190,7 @@ class MainWindow(QMainWindow):
         conn.snapshot.connect(u.on_snapshot)
         conn.changes.connect(u.on_changes)
         conn.job_loaded.connect(u.on_job_loaded)
+        conn.frames_page.connect(u.on_frames_page)
         conn.host_loaded.connect(u.on_host_loaded)
         conn.log_piece.connect(self.log_panel.show_piece)
         conn.state_changed.connect(self.on_state)
@@ -261,8 +262,7 @@ class MainWindow(QMainWindow):
         if name == self.selected_host:
             return
         self.selected_host = name
-        running = [j["id"] for j in self.jobs_model.all_rows() if j.get("running")]
-        self.connection.select_host(name, running)
+        self.connection.select_host(name)
 
     def open_log(self, frame: dict | None, attempt: int | None = None) -> None:
         """Show (and follow) the log of a frame's latest attempt, or of `attempt`."""

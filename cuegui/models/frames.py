@@ -59,14 +59,40 @@ class FramesModel(RowTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.job_id: Any = None
+        self.paging = False                  # more of the job's frames are on their way
+        self._seen: set | None = None        # ids seen while paging through a resync
 
-    def show_job(self, job_id: Any, frames: list[dict]) -> None:
-        """Switch to another job's frames (a model reset), or resync the same job in place."""
-        if job_id == self.job_id:
+    def show_job(self, job_id: Any, frames: list[dict], complete: bool = True) -> None:
+        """Switch to another job's frames (a model reset), or resync the same job in place.
+        Unless `complete`, `frames` is the first page and `add_page` brings the rest."""
+        self.paging = not complete
+        if job_id != self.job_id:
+            self.job_id = job_id
+            self._seen = None
+            self.reset(frames)
+        elif complete:
+            self._seen = None
             self.replace_all(frames)
         else:
-            self.job_id = job_id
-            self.reset(frames)
+            # A resync of the job shown, page by page: update in place, and once the last
+            # page is in, drop what no page had.
+            self._seen = {f["id"] for f in frames}
+            self.apply(frames)
+
+    def add_page(self, job_id: Any, frames: list[dict], done: bool) -> None:
+        """The next page of the job's frames, after `show_job`; `done` on the last one."""
+        if job_id != self.job_id or job_id is None or not self.paging:
+            return
+        self.apply(frames)
+        if self._seen is not None:
+            self._seen.update(f["id"] for f in frames)
+        if done:
+            self.paging = False
+            seen, self._seen = self._seen, None
+            if seen is not None:
+                gone = [rid for rid in list(self._all) if rid not in seen]
+                if gone:
+                    self.apply([], gone)
 
     def apply_job(self, job_id: Any, frames: list[dict]) -> None:
         """Apply changed frames if they belong to the job shown."""

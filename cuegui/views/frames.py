@@ -60,7 +60,11 @@ class FramesPanel(TablePanel):
         if job is None:
             self.caption.setText("No job selected")
         else:
-            self.caption.setText(f"{job.get('name')}  ·  {job.get('frames_total', 0)} frames")
+            text = f"{job.get('name')}  ·  {job.get('frames_total', 0)} frames"
+            model = self.view.table_model()
+            if model.paging:
+                text += f"  ·  loading, {model.total:,} so far"
+            self.caption.setText(text)
         for state, button in self.state_buttons.items():
             count = (job or {}).get(COUNTERS[state]) or 0
             button.setText(f"{state.title()} {count}")

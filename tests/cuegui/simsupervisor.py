@@ -120,11 +120,18 @@ class SimSupervisor:
                 return p.Rows(list(self.jobs.values()))
             if kind == "list_hosts":
                 return p.Rows(list(self.hosts.values()))
+            if kind == "list_frames" and body.host is not None:
+                return p.Rows([r for r in self.frames.values() if r.get("host") == body.host
+                               and r.get("state") == "RUNNING"])
             if kind in ("list_layers", "list_frames"):
                 if body.job_id not in self.jobs:
                     return p.Error("not_found", f"no job {body.job_id}", "job_id")
                 table = self.layers if kind == "list_layers" else self.frames
-                return p.Rows([r for r in table.values() if r["job_id"] == body.job_id])
+                found = [r for r in table.values() if r["job_id"] == body.job_id]
+                if kind == "list_frames":
+                    end = None if body.limit is None else body.offset + body.limit
+                    found = found[body.offset:end]
+                return p.Rows(found)
             if kind == "job_control":
                 self.controls.append((body.action, list(body.job_ids)))
                 missing = [j for j in body.job_ids if j not in self.jobs]

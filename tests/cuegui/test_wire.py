@@ -57,15 +57,21 @@ def test_a_large_reply_and_a_large_batch(sim):
         events.close()
 
 
-def test_the_connection_loads_a_large_job(qtbot, sim):
+def test_the_connection_loads_a_large_job_in_pages(qtbot, sim):
     conn = Connection(sim.address, idle_ping=0.5, request_timeout=10.0)
-    loaded = []
+    loaded, pages = [], []
     conn.job_loaded.connect(loaded.append)
+    conn.frames_page.connect(pages.append)
     conn.start()
     try:
         conn.select_job(1)
-        qtbot.waitUntil(lambda: bool(loaded), timeout=20_000)
-        assert len(loaded[0].frames) == 30_000
+        qtbot.waitUntil(lambda: bool(pages) and pages[-1].done, timeout=20_000)
+        assert len(loaded[0].frames) == conn.first_page and not loaded[0].complete
+        # Pages of 10,000 rows are decoded in slices; together they are the job, in order.
+        assert [len(pg.frames) for pg in pages] == [10_000, 10_000, 9_000]
+        got = loaded[0].frames + [f for pg in pages for f in pg.frames]
+        assert got == list(sim.frames.values())
+        assert sim.requests["list_frames"] == 4
     finally:
         conn.stop()
 
