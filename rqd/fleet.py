@@ -42,15 +42,19 @@ class SimWorker:
     running: dict[str, float] = field(default_factory=dict)     # attempt id -> started
     unacked: dict[str, p.Completion] = field(default_factory=dict)
     launches: int = 0
+    freed: list[float] = field(default_factory=list)   # monotonic times of slots freed
 
 
 class Fleet:
     def __init__(self, address: str, workers: int | list[dict], slots: int = 1,
                  runtime: float = 0.0, fail_rate: float = 0.0, prefix: str | None = None,
-                 heartbeat: float = 2.0, memory_mb: int = 65536, record: bool = False):
+                 heartbeat: float = 2.0, memory_mb: int = 65536, record: bool = False,
+                 refills: bool = False):
         """`workers` is a count (all alike) or a list of dicts with name, slots and optionally
         memory_mb, tags, gpus, os.  With `record`, every launch and end is kept in `ledger`
-        as (event, monotonic time, worker name, Launch or attempt id)."""
+        as (event, monotonic time, worker name, Launch or attempt id).  With `refills`, each
+        launch onto a slot an earlier frame freed appends (monotonic time, seconds the slot
+        stood free) to `refill_times`."""
         host, port = parse_address(address)
         self.endpoint = f"tcp://{host}:{port + 1}"
         self.ctx = zmq.Context.instance()
@@ -62,7 +66,8 @@ class Fleet:
             workers = [{"name": f"{prefix}-{i:05d}", "slots": slots} for i in range(workers)]
         self.workers = [SimWorker(sock=self._socket(), **{"memory_mb": memory_mb, **spec})
                         for spec in workers]
-        self.record = record
+        self.record, self.refills = record, refills
+        self.refill_times: list[tuple[float, float]] = []
         self.ledger: list[tuple[str, float, str, object]] = []
         self.by_sock = {w.sock: w for w in self.workers}
         self.timers: list[tuple[float, str, str]] = []   # (due, worker name, attempt id)
@@ -88,6 +93,8 @@ class Fleet:
         started = w.running.pop(aid, time.time())
         if self.record:
             self.ledger.append(("end", time.monotonic(), w.name, aid))
+        if self.refills:
+            w.freed.append(time.monotonic())
         c = p.Completion(aid, status, started, time.time(), reason=reason)
         w.unacked[aid] = c
         self.completed += 1
@@ -110,6 +117,9 @@ class Fleet:
             self.launched += 1
             if self.record:
                 self.ledger.append(("launch", time.monotonic(), w.name, body))
+            if w.freed:
+                now = time.monotonic()
+                self.refill_times.append((now, now - w.freed.pop(0)))
             w.running[body.attempt_id] = time.time()
             if self.runtime <= 0:
                 status = self._status(w)
