@@ -157,8 +157,17 @@ class Client:
                host: str | None = None) -> list[dict[str, Any]]:
         """A job's frames in layer order, then dispatch order: all of them, or `limit` (at
         most protocol.MAX_FRAMES_PAGE) from `offset`.  With `host` instead of a job: the frames
-        running on that host, from every job (with `job_name` and `slots`)."""
-        return self.request(p.ListFrames(job_id, layer, states, offset, limit, host)).rows
+        running on that host, from every job (with `job_name` and `slots`).  Without `limit`
+        a job's frames come in pages of MAX_FRAMES_PAGE, so no reply outgrows the socket."""
+        if limit is not None or host is not None:
+            return self.request(p.ListFrames(job_id, layer, states, offset, limit, host)).rows
+        out: list[dict[str, Any]] = []
+        while True:
+            page = self.request(p.ListFrames(job_id, layer, states, offset + len(out),
+                                             p.MAX_FRAMES_PAGE)).rows
+            out += page
+            if len(page) < p.MAX_FRAMES_PAGE:
+                return out
 
     def hosts(self) -> list[dict[str, Any]]:
         return self.request(p.ListHosts()).rows
@@ -407,7 +416,7 @@ class Events:
         except p.ProtocolError:
             return None
         gap = (self.last_seq is None or batch.supervisor_id != self.supervisor_id
-               or batch.seq != self.last_seq + 1)
+               or batch.seq != self.last_seq + 1 or batch.resync)
         self.last_seq, self.supervisor_id = batch.seq, batch.supervisor_id
         if gap and on_gap is not None:
             on_gap()

@@ -424,6 +424,9 @@ class EventBatch(Body):
     frames: list[dict[str, Any]] = []
     hosts: list[dict[str, Any]] = []
     deleted_jobs: list[int] = []
+    # Too many rows changed to list (a kill or retry of a huge job): the rows above are partial,
+    # and a subscriber re-reads what it shows, as after a sequence gap.
+    resync: bool = False
 
 
 # --- licences, usage and metrics (client -> supervisor) ----------------------------------------

@@ -327,8 +327,11 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
-def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES) -> JobSpec:
-    """Validate one job dict; raise SpecError naming the field, or return the normalised spec."""
+def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES,
+                 expand: bool = True) -> JobSpec:
+    """Validate one job dict; raise SpecError naming the field, or return the normalised spec.
+    With `expand` false the layers' frame lists stay empty: the ranges are checked and counted
+    only (a client checking a job before sending it has no use for the numbers)."""
     if not isinstance(d, dict):
         raise SpecError(path, "a job is a mapping")
     _unknown(d, JOB_KEYS, path)
@@ -375,7 +378,7 @@ def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES
                          for layer in layers})
     if cycle:
         raise SpecError(f"{path}.layers", "dependency cycle: " + " -> ".join(cycle))
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(layers if expand else ()):
         try:
             layer.frames = franges.expand(layer.range, max_frames)
         except franges.RangeError as exc:
@@ -384,13 +387,14 @@ def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES
                    min_slots=min_slots, max_slots=max_slots)
 
 
-def validate_submission(jobs: Any, max_frames: int = DEFAULT_MAX_FRAMES) -> list[JobSpec]:
+def validate_submission(jobs: Any, max_frames: int = DEFAULT_MAX_FRAMES,
+                        expand: bool = True) -> list[JobSpec]:
     """Validate a submission (a list of job dicts); all or nothing."""
     if isinstance(jobs, dict):
         jobs = [jobs]
     if not isinstance(jobs, list) or not jobs:
         raise SpecError("jobs", "a submission is a list of at least one job")
-    return [validate_job(j, f"jobs[{i}]", max_frames) for i, j in enumerate(jobs)]
+    return [validate_job(j, f"jobs[{i}]", max_frames, expand) for i, j in enumerate(jobs)]
 
 
 JOB_EDITABLE = {"priority", "min_slots", "max_slots", "project"}

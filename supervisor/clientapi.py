@@ -128,8 +128,15 @@ def _list_frames(sv, body: p.ListFrames, user, route, rid):
         raise RequestError("invalid", "list_frames needs a job_id, or a host for the frames "
                                       "running there", "job_id")
     _get_job(sv, p.JobRef(body.job_id), user, route, rid)
-    return p.Rows(_read(sv, lambda c: rows.frame_rows(c, body.job_id, None, body.layer,
-                                                      body.states, body.offset, body.limit)))
+    # Unpaged asks are answered only while the answer fits in one page: a reply must never
+    # outgrow the client's MAXMSGSIZE (ZeroMQ would drop the connection without a word).
+    limit = p.MAX_FRAMES_PAGE + 1 if body.limit is None else body.limit
+    found = _read(sv, lambda c: rows.frame_rows(c, body.job_id, None, body.layer,
+                                                body.states, body.offset, limit))
+    if body.limit is None and len(found) > p.MAX_FRAMES_PAGE:
+        raise RequestError("too_large", f"job {body.job_id} has more than {p.MAX_FRAMES_PAGE} "
+                                        "such frames: ask in pages (offset, limit)", "limit")
+    return p.Rows(found)
 
 
 def _host_frames(sv, body: p.ListFrames) -> list[dict]:

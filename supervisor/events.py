@@ -17,11 +17,17 @@ from supervisor.store.work import Touched
 
 log = logging.getLogger(__name__)
 CHUNK = 2000
+# Above this many changed frames a batch carries no frame rows and asks subscribers to re-read
+# what they show: killing or retrying a million-frame job must not build a 240 MB message
+# (over every client's MAXMSGSIZE) nor stall the loop reading a million rows.
+MAX_BATCH_FRAMES = 20_000
 
 
 class Publisher:
-    def __init__(self, sock: zmq.Socket, supervisor_id: str, interval: float = 0.1):
+    def __init__(self, sock: zmq.Socket, supervisor_id: str, interval: float = 0.1,
+                 max_frames: int = MAX_BATCH_FRAMES):
         self.sock = sock
+        self.max_frames = max_frames
         self.supervisor_id = supervisor_id
         self.interval = interval
         self.seq = 0
@@ -66,14 +72,16 @@ class Publisher:
         self.next_due = now + self.interval
         if not self.subscribers:
             return
+        resync = len(t.frames) > self.max_frames
         with engine.connect() as conn:
             batch = p.EventBatch(
                 seq=self.seq + 1, supervisor_id=self.supervisor_id,
                 jobs=rows.job_rows(conn, sorted(t.jobs)) if t.jobs else [],
                 layers=rows.layer_rows(conn, layer_ids=sorted(t.layers)) if t.layers else [],
-                frames=[r for ids in _chunks(sorted(t.frames))
-                        for r in rows.frame_rows(conn, frame_ids=ids)],
-                hosts=rows.host_rows(conn, sorted(t.hosts)) if t.hosts else [])
+                frames=[] if resync else [r for ids in _chunks(sorted(t.frames))
+                                          for r in rows.frame_rows(conn, frame_ids=ids)],
+                hosts=rows.host_rows(conn, sorted(t.hosts)) if t.hosts else [],
+                resync=resync)
             conn.rollback()
         self.seq += 1
         try:

@@ -89,12 +89,13 @@ def submit(settings: Settings, files: tuple[str, ...], check: bool, as_json: boo
     """Submit the jobs in FILES (JSON or YAML; one job or a list each); print their ids."""
     jobs: list[Any] = []
     # Checked here before anything is sent; the frame limit is the supervisor's to enforce (it
-    # may be configured above the default), so locally only absurd sizes are refused.
+    # may be configured above the default), so locally only absurd sizes are refused, and the
+    # ranges are counted, not expanded, unless --check describes the tasks.
     max_frames = spec.DEFAULT_MAX_FRAMES if check else LOCAL_MAX_FRAMES
     for path in files:
         data = load_jobs(path)
         try:
-            specs = spec.validate_submission(data, max_frames)
+            specs = spec.validate_submission(data, max_frames, expand=check)
         except spec.SpecError as exc:
             where = "<stdin>" if path == "-" else path
             raise spec.SpecError(f"{where}: {exc.field}", exc.message) from None
