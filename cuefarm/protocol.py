@@ -338,6 +338,7 @@ class Heartbeat(Body):
     gpus: int = 0
     nimby: bool = False
     draining: bool = False
+    kept: list[str] = []            # attempt ids of completions kept, not yet acknowledged
 
 
 class Ack(Body):

@@ -256,7 +256,8 @@ class Daemon:
         self.link.send(p.Heartbeat(
             running, round(machine.load_1min(), 2), round(machine.cpu_percent(), 1),
             machine.memory_free_mb(), disk_free_mb=machine.disk_free_mb(self.cfg.log_dir),
-            gpus=len(self.gpus), nimby=self.nimby_locked, draining=self.drain.active))
+            gpus=len(self.gpus), nimby=self.nimby_locked, draining=self.drain.active,
+            kept=list(self.unacked)))
         stale = [c for aid, c in self.unacked.items()
                  if now - self.sent_at.get(aid, -math.inf) >= self.interval * 0.9]
         if stale:
@@ -382,10 +383,17 @@ class Daemon:
     def _on_kill(self, msg: p.Kill, now: float) -> None:
         for aid in msg.attempt_ids:
             attempt = self.running.get(aid)
-            if attempt is None:
-                log.debug("kill of %r: not running here", aid)
-                continue
-            self.runner.terminate(attempt, msg.reason, self.grace)
+            if attempt is not None:
+                self.runner.terminate(attempt, msg.reason, self.grace)
+            elif aid in self.unacked:       # it ended already: say so again
+                self._send_completions([self.unacked[aid]], now)
+            elif logs.safe_attempt_id(aid):
+                # Never launched here (the Launch went astray) or long finished and acked:
+                # either way nothing runs, and the supervisor must hear that to close it.
+                log.info("kill of %s: not running here; reporting it lost", aid)
+                t = time.time()
+                self._complete(p.Completion(aid, -1, t, t, reason=f"lost: not running on "
+                                            f"{self.name}"), now)
 
     def _on_complete_ack(self, msg: p.CompleteAck, now: float) -> None:
         for aid in msg.attempt_ids:

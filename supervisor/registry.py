@@ -39,6 +39,8 @@ class Worker:
     released: bool = False               # its frames were requeued while it was DOWN
     refuse_until: float = 0.0            # after a refusal, leave the host alone briefly
     figures: dict | None = None          # latest heartbeat figures not yet written
+    # attempt id -> when (monotonic) a heartbeat first left out an attempt we believe runs here
+    missing: dict[str, float] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -75,12 +77,14 @@ class Worker:
 
     def remove(self, attempt_id: str) -> None:
         slots, memory, gpus = self.running.pop(attempt_id, (0, 0, 0))
+        self.missing.pop(attempt_id, None)
         self.used -= slots
         self.memory_used -= memory
         self.gpus_used -= gpus
 
     def clear(self) -> None:
         self.running.clear()
+        self.missing.clear()
         self.used = self.memory_used = self.gpus_used = 0
 
 

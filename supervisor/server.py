@@ -65,6 +65,8 @@ class Supervisor:
         self.completions: list[tuple[bytes, p.Completion]] = []
         self.registrations: list[tuple[bytes, p.Register, str]] = []   # identity, body, address
         self.refusals: list[tuple[bytes, str, str]] = []       # identity, attempt id, reason
+        self.lost: list[tuple[int, tuple[int, int], str]] = []  # host, (frame, number), why
+        self.lost_pending: set[str] = set()                     # attempt ids in `lost`
         self.pending_logs: dict[int, tuple[list[bytes], int, float]] = {}
         self.log_tokens = 0
         self.next_liveness = 0.0
@@ -245,7 +247,8 @@ class Supervisor:
                 log.exception("error handling a message")
 
     def _timeout_ms(self) -> int:
-        if self.dispatch_needed or self.completions or self.refusals or self.registrations:
+        if (self.dispatch_needed or self.completions or self.refusals or self.registrations
+                or self.lost):
             return 0
         now = self.mono()
         due = [self.next_liveness - now, self.next_figures - now,

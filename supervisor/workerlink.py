@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from supervisor.server import Supervisor
 
 log = logging.getLogger(__name__)
+LOST_AFTER_HEARTBEATS = 2.5     # intervals an attempt may be missing from heartbeats
 
 
 def handle(sv: "Supervisor", frames: list) -> None:
@@ -59,6 +60,7 @@ def handle(sv: "Supervisor", frames: list) -> None:
             worker.nimby = body.nimby
             sv.dispatch_needed = True
             sv.note(work.Touched(hosts={worker.host_id}))
+        _compare_running(sv, worker, body)
         sv.send_worker(identity, p.Ack())
     elif isinstance(body, p.Complete):
         worker.last_seen = sv.mono()
@@ -70,13 +72,43 @@ def handle(sv: "Supervisor", frames: list) -> None:
         clientapi.answer_log(sv, body)
 
 
-def flush(sv: "Supervisor") -> None:
-    """Apply the turn's completions and refusals in one transaction, then acknowledge."""
-    if not sv.completions and not sv.refusals:
+def _compare_running(sv: "Supervisor", worker, body: p.Heartbeat) -> None:
+    """Attempts we believe run on this worker but that it neither runs nor keeps a completion
+    for were lost on the way (a Launch or Kill that never arrived): once a few heartbeats in a
+    row leave one out, end it as lost so the frame runs again.  The grace covers a Launch sent
+    after the heartbeat left the worker."""
+    if not worker.running and not worker.missing:
         return
-    completions, refusals = sv.completions, sv.refusals
-    sv.completions, sv.refusals = [], []
+    seen = {r.attempt_id for r in body.running}
+    seen.update(body.kept)
+    seen.update(c.attempt_id for _, c in sv.completions)
+    mono = sv.mono()
+    grace = LOST_AFTER_HEARTBEATS * sv.cfg.heartbeat_interval
+    for aid in worker.running:
+        if aid in seen:
+            worker.missing.pop(aid, None)
+            continue
+        since = worker.missing.setdefault(aid, mono)
+        if mono - since > grace and aid not in sv.lost_pending:
+            key = parse_attempt_id(aid)
+            if key:
+                log.warning("%s does not run %s (left out of its heartbeats for %.1f s): lost",
+                            worker.name, aid, mono - since)
+                why = f"lost: {worker.name} does not run it (a launch or kill went astray)"
+                sv.lost.append((worker.host_id, key, why))
+                sv.lost_pending.add(aid)
+
+
+def flush(sv: "Supervisor") -> None:
+    """Apply the turn's completions, refusals and lost attempts in one transaction, then
+    acknowledge."""
+    if not sv.completions and not sv.refusals and not sv.lost:
+        return
+    completions, refusals, lost = sv.completions, sv.refusals, sv.lost
+    sv.completions, sv.refusals, sv.lost = [], [], []
     results: dict = {}
+    for _, key, why in lost:
+        results[key] = why
     acks: dict[bytes, dict[str, None]] = {}    # ordered sets: duplicates are acked once
     for identity, c in completions:
         acks.setdefault(identity, {})[c.attempt_id] = None
@@ -107,7 +139,14 @@ def flush(sv: "Supervisor") -> None:
         # Not acknowledged: the workers send them again.  Refusals are retried by expiry.
         log.exception("could not record %d completions", len(results))
         sv.refusals.extend(refusals)
+        sv.lost_pending.difference_update(f"{k[0]}.{k[1]}" for _, k, _ in lost)
         return
+    for hid, k, _ in lost:
+        aid = f"{k[0]}.{k[1]}"
+        sv.lost_pending.discard(aid)
+        w = sv.registry.by_id.get(hid)
+        if w is not None:
+            w.remove(aid)      # ended now, or already ended: either way not running there
     sv.counters["completions"] += len(ended)
     for e in ended:
         w = sv.registry.by_id.get(e.host_id)

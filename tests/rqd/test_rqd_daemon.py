@@ -258,3 +258,16 @@ def test_a_state_dir_in_use_is_refused(supervisor, start_rqd, helpers):
     second = start_rqd(supervisor, name="w2", state_dir=rqd.state_dir)
     assert second.wait(helpers.WAIT) == 1
     assert rqd.poll() is None
+
+
+def test_a_kill_for_an_attempt_it_does_not_have_is_answered_lost(supervisor, start_rqd):
+    start_rqd(supervisor)
+    supervisor.register()
+    supervisor.expect("heartbeat")
+    supervisor.send(p.Kill(["41.1"], "requested"))
+    c = the(supervisor.expect("complete", completion_of("41.1")), "41.1")
+    assert c.reason.startswith("lost") and "not running" in c.reason
+    hb = supervisor.expect("heartbeat", lambda b: "41.1" in b.kept)
+    assert running_ids(hb) == []
+    supervisor.send(p.CompleteAck(["41.1"]))
+    supervisor.expect("heartbeat", lambda b: b.kept == [])
