@@ -274,6 +274,11 @@ class NextForHost(Body):
     limit: int = 10
 
 
+class ClearBadHosts(Body):
+    job_id: int
+    host: str | None = None         # None: every host on the job's bad-host list
+
+
 # --- worker link (rqd <-> supervisor) ---------------------------------------------------------
 
 class RunningAttempt(Body):
@@ -487,6 +492,7 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "list_projects": ListProjects, "set_limit": SetLimit, "delete_limit": DeleteLimit,
     "list_limits": ListLimits, "list_dependencies": JobRef,
     "dependency_control": DependencyControl, "why": Why, "next_for_host": NextForHost,
+    "bad_hosts": JobRef, "clear_bad_hosts": ClearBadHosts,
     "host_slots": HostSlots, "host_tags": HostTags, "host_drain": HostDrain,
     "admission_control": AdmissionControl, "list_admission": ListAdmission,
     "set_admission": SetAdmission, "set_schedule": SetSchedule, "list_schedules": ListSchedules,
@@ -508,6 +514,7 @@ CLIENT_REQUESTS = frozenset({
     "host_tags", "host_drain", "admission_control", "list_admission", "set_admission",
     "set_schedule", "list_schedules", "delete_schedule", "add_path_map", "list_path_maps",
     "delete_path_map", "check_path",
+    "bad_hosts", "clear_bad_hosts",
     "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 

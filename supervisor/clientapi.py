@@ -471,6 +471,19 @@ def _next_for_host(sv, body: p.NextForHost, user, route, rid):
                                                       body.limit)))
 
 
+def _bad_hosts(sv, body: p.JobRef, user, route, rid):
+    now = sv.clock()
+    return p.Rows(_read(sv, lambda c: _control_errors(admin.bad_hosts, c, body.job_id, now)))
+
+
+def _clear_bad_hosts(sv, body: p.ClearBadHosts, user, route, rid):
+    counts: list[int] = []
+    _apply(sv, lambda c, o: counts.append(admin.clear_bad_hosts(c, body.job_id, body.host,
+                                                                o.touched)))
+    log.info("%s: cleared bad host %s of job %d", user, body.host or "(all)", body.job_id)
+    return p.Done(counts[0])
+
+
 def _control_errors(fn, *args):
     try:
         return fn(*args)
@@ -485,7 +498,9 @@ HANDLERS = {"ping": _ping, "submit": _submit, "list_jobs": _list_jobs, "get_job"
             "set_layer": _set_layer, "set_project": _set_project, "list_projects": _list_projects,
             "set_limit": _set_limit, "delete_limit": _delete_limit, "list_limits": _list_limits,
             "list_dependencies": _list_dependencies, "dependency_control": _dependency_control,
-            "why": _why, "next_for_host": _next_for_host, "host_slots": _host_slots,
+            "why": _why, "next_for_host": _next_for_host,
+            "bad_hosts": _bad_hosts, "clear_bad_hosts": _clear_bad_hosts,
+            "host_slots": _host_slots,
             "host_tags": _host_tags, "host_drain": _host_drain,
             "admission_control": _admission_control, "list_admission": _list_admission,
             "set_admission": _set_admission, "set_schedule": _set_schedule,

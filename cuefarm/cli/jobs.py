@@ -94,6 +94,34 @@ def set_job(settings: Settings, job_id: int, priority: int | None, min_slots: in
     click.echo(f"job {job_id}: " + _describe(values))
 
 
+@job.command("badhosts", short_help="Hosts kept off a job after failing it; lift a ban.")
+@click.argument("job_id", metavar="JOB", type=JOB)
+@click.option("--clear", "clear_host", metavar="HOST",
+              help="Let HOST run the job again (its failures there are forgotten).")
+@click.option("--all", "clear_all", is_flag=True, help="Clear every host on the list.")
+@json_option
+@pass_settings
+def bad_hosts(settings: Settings, job_id: int, clear_host: str | None, clear_all: bool,
+              as_json: bool) -> None:
+    """List the hosts that failed frames of JOB and whether each is kept off it (the bad-host
+    list), or clear one host (--clear HOST) or all of them (--all)."""
+    client = settings.client()
+    if clear_host is not None and clear_all:
+        raise click.UsageError("give --clear HOST or --all, not both")
+    if clear_host is not None or clear_all:
+        count = client.clear_bad_host(job_id, None if clear_all else clear_host)
+        if as_json:
+            return print_json({"job_id": job_id, "cleared": count})
+        click.echo(f"job {job_id}: cleared {count} bad host{'' if count == 1 else 's'}")
+        return
+    rows = client.bad_hosts(job_id)
+    if as_json:
+        return print_json(rows)
+    print_table(["HOST", "FAILURES", "BANNED UNTIL"],
+                [[r["host"], r["failures"], fmt_time(r["banned_until"]) if r["banned"] else "-"]
+                 for r in rows])
+
+
 def _describe(values: dict[str, Any]) -> str:
     def text(v: Any) -> str:
         if v is None:

@@ -188,9 +188,33 @@ def dependency_control(conn: Connection, action: str, job_id: int, dep_id: int, 
 
 
 def bad_hosts(conn: Connection, job_id: int, now: float) -> list[dict[str, Any]]:
-    return [{"host": r.name, "failures": r.failures, "banned_until": r.banned_until}
+    """Hosts that failed frames of a job: failures counted, and until when each is kept off the
+    job (`banned_until` 0 and `banned` false for a host below the threshold or whose ban
+    ran out)."""
+    _job(conn, job_id)
+    return [{"host": r.name, "failures": int(r.failures),
+             "banned_until": r.banned_until if r.banned_until > now else 0.0,
+             "banned": r.banned_until > now}
             for r in conn.execute(select(Host.name, JobHost.failures, JobHost.banned_until)
                                   .join(Host, Host.id == JobHost.host_id)
-                                  .where(JobHost.job_id == job_id, JobHost.banned_until > now)
+                                  .where(JobHost.job_id == job_id)
+                                  .where((JobHost.failures > 0) | (JobHost.banned_until > now))
                                   .order_by(Host.name))]
 
+
+def clear_bad_hosts(conn: Connection, job_id: int, host: str | None,
+                    touched: work.Touched) -> int:
+    """Forget a job's failures on one host (`host`), or on every host (None): the host may run
+    the job again at once.  Return how many hosts were cleared."""
+    _job(conn, job_id)
+    where = JobHost.job_id == job_id
+    if host is not None:
+        host_id = conn.execute(select(Host.id).where(Host.name == host)).scalar()
+        if host_id is None:
+            raise ControlError(f"no host named {host!r}", "host")
+        where = where & (JobHost.host_id == host_id)
+    count = conn.execute(delete(JobHost).where(where)).rowcount
+    if host is not None and not count:
+        raise ControlError(f"host {host!r} is not on job {job_id}'s bad-host list", "host")
+    touched.jobs.add(job_id)
+    return count

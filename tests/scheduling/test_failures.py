@@ -1,0 +1,65 @@
+"""Failure rules against the real supervisor (both databases): the bad-host list shown and
+cleared, launch failures, every matching host failing a job."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cuefarm import CueFarmError
+from cuefarm.cli import cli
+from tests.farm import wait_until
+from tests.scheduling.sim import FleetThread
+from tests.scheduling.test_rules import job, layer
+
+
+@pytest.fixture
+def fleet_factory(farm):
+    fleets = []
+
+    def start(hosts, runtime=0.05):
+        f = FleetThread(farm.address, hosts, runtime)
+        fleets.append(f)
+        farm.wait_hosts_up([h["name"] for h in hosts])
+        return f
+    yield start
+    for f in fleets:
+        if not f.stop.is_set():
+            f.close()
+
+
+def cli_run(farm, *args):
+    return CliRunner().invoke(cli, ["--supervisor", farm.address, "--timeout", "10", *args])
+
+
+def test_bad_host_list_shown_and_cleared_from_the_cli(farm, fleet_factory):
+    c = farm.client()
+    fleet_factory([{"name": "bad", "slots": 1, "fail": True}, {"name": "good", "slots": 1}])
+    c.lock("good")
+    [jid] = c.submit([job("bh", [layer("r", 40, max_retries=30)])])
+    wait_until(lambda: any(r["banned"] for r in c.bad_hosts(jid)), 30, message="a ban")
+    result = cli_run(farm, "job", "badhosts", str(jid), "--json")
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+    assert row["host"] == "bad" and row["failures"] >= 3 and row["banned"]
+    table = cli_run(farm, "job", "badhosts", str(jid))
+    assert table.exit_code == 0 and "bad" in table.output and "good" not in table.output
+
+    # Unknown hosts and hosts not on the list are refused by name; nothing changes.
+    for name in ("nosuch", "good"):
+        refused = cli_run(farm, "job", "badhosts", str(jid), "--clear", name)
+        assert refused.exit_code != 0 and name in refused.output
+    assert c.bad_hosts(jid)[0]["banned"]
+    with pytest.raises(CueFarmError) as info:
+        c.clear_bad_host(424242)
+    assert info.value.field == "job_id"
+
+    cleared = cli_run(farm, "job", "badhosts", str(jid), "--clear", "bad")
+    assert cleared.exit_code == 0 and "cleared 1 bad host" in cleared.output, cleared.output
+    # Cleared: the host runs the job again at once, so it fails there again and is listed anew.
+    wait_until(lambda: c.bad_hosts(jid), 30, message="the host to run the job again")
+    wait_until(lambda: any(r["banned"] for r in c.bad_hosts(jid)), 30, message="a new ban")
+    assert c.clear_bad_host(jid) == 1
+    c.kill(jid)
