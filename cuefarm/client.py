@@ -268,6 +268,16 @@ class Client:
         """Why these frames are not running: {'job_id', 'job', 'status', 'reasons': [str]}."""
         return self.request(p.Why(job_id, layer, frame)).row
 
+    def bad_hosts(self, job_id: int) -> list[dict[str, Any]]:
+        """Hosts that failed the job's frames: [{'host', 'failures', 'banned_until',
+        'banned'}]; a banned host is kept off the job until `banned_until` (epoch seconds)."""
+        return self.request(p.JobRef(job_id), type_name="bad_hosts").rows
+
+    def clear_bad_host(self, job_id: int, host: str | None = None) -> int:
+        """Let `host` (None: every host) run the job again, its failures forgotten; return how
+        many hosts were cleared."""
+        return self.request(p.ClearBadHosts(job_id, host)).count
+
     def next_for_host(self, host: str, limit: int = 10) -> list[dict[str, Any]]:
         """What `host` would run next, in order."""
         return self.request(p.NextForHost(host, limit)).rows
@@ -279,16 +289,6 @@ class Client:
         self.request(p.HostSlots(host, slots))
 
     def host_tags(self, host: str, add: list[str] = (), remove: list[str] = ()) -> None:
-    def bad_hosts(self, job_id: int) -> list[dict[str, Any]]:
-        """Hosts that failed the job's frames: [{'host', 'failures', 'banned_until',
-        'banned'}]; a banned host is kept off the job until `banned_until` (epoch seconds)."""
-        return self.request(p.JobRef(job_id), type_name="bad_hosts").rows
-
-    def clear_bad_host(self, job_id: int, host: str | None = None) -> int:
-        """Let `host` (None: every host) run the job again, its failures forgotten; return how
-        many hosts were cleared."""
-        return self.request(p.ClearBadHosts(job_id, host)).count
-
         self.request(p.HostTags(host, list(add), list(remove)))
 
     def drain(self, hosts: str | list[str], then: str = "stay", cancel: bool = False) -> int:
