@@ -478,6 +478,20 @@ class MetricPoints(Body):
     points: list[tuple[float, float]]
 
 
+# --- access (client -> supervisor) --------------------------------------------------------------
+
+class WhoAmI(Body):
+    """Answered with a Row: {user, role, open}: who the supervisor takes the sender for."""
+
+
+class SetProjectMembers(Body):
+    """Restrict a project to these users (artists who are not members do not see its jobs);
+    an empty list opens it to everyone again."""
+
+    name: str
+    members: list[str] = []
+
+
 MESSAGE_TYPES: dict[str, type[Body]] = {
     "error": Error, "done": Done, "rows": Rows, "row": Row,
     "ping": Ping, "pong": Pong, "submit": Submit, "job_ids": JobIds,
@@ -501,6 +515,7 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "licences": GetLicences, "set_licences": SetLicences, "licence_reports": ListLicenceReports,
     "usage": GetUsage, "metrics": GetMetrics, "metric_history": MetricHistory,
     "metric_points": MetricPoints,
+    "whoami": WhoAmI, "set_project_members": SetProjectMembers,
 }
 TYPE_NAMES: dict[type[Body], str] = {}
 for _name, _cls in MESSAGE_TYPES.items():
@@ -515,7 +530,8 @@ CLIENT_REQUESTS = frozenset({
     "set_schedule", "list_schedules", "delete_schedule", "add_path_map", "list_path_maps",
     "delete_path_map", "check_path",
     "bad_hosts", "clear_bad_hosts",
-    "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history"})
+    "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history",
+    "whoami", "set_project_members"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 
 _encoder = msgspec.msgpack.Encoder()

@@ -52,18 +52,24 @@ def _limit_ids(conn: Connection, spec: JobSpec, path: str) -> dict[str, int]:
     return found
 
 
-def _external_targets(conn: Connection, spec: JobSpec, path: str) -> dict[tuple, tuple]:
-    """(job id, layer name or None) -> (target layer id or None, complete already?)."""
+def _external_targets(conn: Connection, spec: JobSpec, path: str,
+                      hidden: frozenset[str] = frozenset()) -> dict[tuple, tuple]:
+    """(job id, layer name or None) -> (target layer id or None, complete already?).
+
+    A job of a project in `hidden` (restricted, and the submitter not a member) is reported
+    like a missing one, so its existence is not given away."""
     out: dict[tuple, tuple] = {}
     for i, layer in enumerate(spec.layers):
         for j, dep in enumerate(layer.depends_on):
             if dep.job is None or (dep.job, dep.layer) in out:
                 continue
             field = f"{path}.layers[{i}].depends_on[{j}]"
-            job = conn.execute(select(Job.id, Job.state, Job.killed)
+            job = conn.execute(select(Job.id, Job.state, Job.killed, Project.name)
+                               .join(Project, Project.id == Job.project_id)
                                .where(Job.id == dep.job)).first()
-            if job is None:
-                raise SubmitError(field, f"no job with id {dep.job}")
+            if job is None or job.name in hidden:
+                raise SubmitError(field, f"no job with id {dep.job} (not found, or not "
+                                         "visible to you)")
             if dep.layer is None:
                 done = job.state == JobState.FINISHED.value
                 out[(dep.job, None)] = (None, done)
@@ -87,14 +93,23 @@ def _frame_targets(layer: LayerSpec, target: LayerSpec) -> list[list[int]]:
     return [sorted({where[n] for n in c.numbers if n in where}) for c in layer.chunks()]
 
 
-def submit(conn: Connection, specs: list[JobSpec], user: str, now: float) -> list[int]:
-    """Store validated jobs with all their frames; return the new job ids."""
-    return [_submit_one(conn, spec, f"jobs[{k}]", user, now) for k, spec in enumerate(specs)]
+def submit(conn: Connection, specs: list[JobSpec], user: str, now: float,
+           hidden: frozenset[str] = frozenset()) -> list[int]:
+    """Store validated jobs with all their frames; return the new job ids.
+
+    `hidden` names the projects `user` may neither submit to nor depend on (restricted
+    projects they are not a member of); any such job refuses the whole submission."""
+    return [_submit_one(conn, spec, f"jobs[{k}]", user, now, hidden)
+            for k, spec in enumerate(specs)]
 
 
-def _submit_one(conn: Connection, spec: JobSpec, path: str, user: str, now: float) -> int:
+def _submit_one(conn: Connection, spec: JobSpec, path: str, user: str, now: float,
+                hidden: frozenset[str] = frozenset()) -> int:
+    if spec.project in hidden:
+        raise SubmitError(f"{path}.project", f"project {spec.project!r} is restricted to its "
+                                             "members (you are not one)")
     limit_ids = _limit_ids(conn, spec, path)
-    external = _external_targets(conn, spec, path)
+    external = _external_targets(conn, spec, path, hidden)
     project_id = ensure_project(conn, spec.project)
     job_id = conn.execute(insert(Job).values(
         name=spec.name, project_id=project_id, user=user, priority=spec.priority,
