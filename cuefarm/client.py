@@ -239,7 +239,18 @@ class Client:
         self.request(p.SetProject(name, guaranteed, max_slots, unlimited))
 
     def projects(self) -> list[dict[str, Any]]:
+        """Projects with their fair share and `members` (empty: open to everyone)."""
         return self.request(p.ListProjects()).rows
+
+    def set_project_members(self, name: str, members: list[str]) -> int:
+        """Restrict a project to `members` (artists who are not members do not see its jobs,
+        nor submit to it); an empty list opens it again.  Return how many members it has."""
+        return self.request(p.SetProjectMembers(name, list(members))).count
+
+    def whoami(self) -> dict[str, Any]:
+        """Who the supervisor takes this client for: {'user', 'role', 'open'}; role is admin,
+        wrangler or artist; open means no roles are configured (everyone is an admin)."""
+        return self.request(p.WhoAmI()).row
 
     def set_limit(self, name: str, count: int, per_host: bool | None = None) -> None:
         """Create or change a limit (e.g. licences): at most `count` running frames need it

@@ -78,6 +78,10 @@ class SupervisorConfig:
     admission_patterns: list[str] = field(default_factory=list)   # host name patterns
     admission_retry: float = 60.0     # a refused worker asks again after this many seconds
     figures_interval: float = 5.0     # how often hosts' load/memory/disk figures are written
+    # Roles (supervisor.access): the OS user running the supervisor is always an admin; with
+    # neither list set the farm is open (everyone an admin).  Others are artists.
+    admins: list[str] = field(default_factory=list)
+    wranglers: list[str] = field(default_factory=list)
     log_level: str = "INFO"
 
 

@@ -14,7 +14,7 @@ from cuefarm import protocol as p
 from cuefarm.spec import (SpecError, validate_job_changes, validate_layer_changes,
                           validate_submission)
 from cuefarm import pathmap
-from supervisor import schedules, why
+from supervisor import access, schedules, why
 from supervisor.store import admin, control, hostadmin
 from supervisor.store.errors import ControlError
 from supervisor.store import jobs as rows
@@ -48,8 +48,13 @@ def handle(sv: "Supervisor", frames: list[bytes]) -> None:
         sv.reply(route, exc.request_id, p.Error(exc.code, exc.message))
         return
     handler = HANDLERS[env.type]
+    user = env.user or "unknown"
     try:
-        reply = handler(sv, body, env.user or "unknown", route, env.id)
+        # Who may do what (supervisor.access): a refusal is the reply, the handler never runs.
+        reply = access.check(sv, env.type, body, user)
+        if reply is None:
+            reply = access.filter_reply(sv, env.type, body, user,
+                                        handler(sv, body, user, route, env.id))
     except RequestError as exc:
         sv.errors[exc.code] += 1
         reply = p.Error(exc.code, exc.message, exc.field)
@@ -78,7 +83,8 @@ def _submit(sv, body: p.Submit, user, route, rid):
     now = sv.clock()
     try:
         with sv.engine.begin() as conn:
-            ids = submit_store.submit(conn, specs, user, now)
+            ids = submit_store.submit(conn, specs, user, now,
+                                      access.hidden_projects(sv, conn, user))
     except submit_store.SubmitError as exc:
         raise RequestError("invalid", str(exc), exc.field) from None
     log.info("%s submitted jobs %s", user, ids)
@@ -510,3 +516,4 @@ HANDLERS = {"ping": _ping, "submit": _submit, "list_jobs": _list_jobs, "get_job"
 
 from supervisor import billing_api  # noqa: E402  (licences, usage, metrics)
 HANDLERS.update(billing_api.HANDLERS)
+HANDLERS.update(access.HANDLERS)   # whoami, project members

@@ -1,0 +1,206 @@
+"""Who may do what, enforced by a real supervisor over real sockets, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from cuefarm import Client, CueFarmError
+from cuefarm import protocol as p
+from cuefarm.client import current_user
+from cuefarm.config import SupervisorConfig, load
+from cuegui import permissions as gui
+from supervisor import access, clientapi
+from tests.farm import Farm
+
+
+def job(name: str, project: str = "demo", **layer) -> dict:
+    return {"name": name, "project": project,
+            "layers": [{"name": "render", "command": ["true"], "range": "1-3", **layer}]}
+
+
+@pytest.fixture
+def roles_farm(db_url, tmp_path):
+    """A supervisor with roles: boss is an admin, wendy a wrangler, everyone else an artist."""
+    f = Farm(db_url, tmp_path)
+    f.env["CUEFARM_SUPERVISOR_ADMINS"] = "boss"
+    f.env["CUEFARM_SUPERVISOR_WRANGLERS"] = "wendy, walt"
+    f.start_supervisor()
+    clients: list[Client] = []
+
+    def as_user(user: str) -> Client:
+        c = Client(f.address, timeout=15, user=user)
+        clients.append(c)
+        return c
+    f.as_user = as_user
+    try:
+        yield f
+    finally:
+        for c in clients:
+            c.close()
+        f.stop()
+
+
+def _refused(call, code: str = "forbidden") -> CueFarmError:
+    with pytest.raises(CueFarmError) as info:
+        call()
+    assert info.value.code == code, info.value
+    return info.value
+
+
+def test_roles_and_ownership(roles_farm):
+    alice, bob = roles_farm.as_user("alice"), roles_farm.as_user("bob")
+    wendy, boss = roles_farm.as_user("wendy"), roles_farm.as_user("boss")
+    assert alice.whoami() == {"user": "alice", "role": "artist", "open": False}
+    assert wendy.whoami()["role"] == "wrangler"
+    assert boss.whoami()["role"] == "admin"
+    assert roles_farm.client().whoami()["role"] == "admin"   # the supervisor's own OS user
+
+    [mine] = alice.submit(job("a"))
+    [theirs] = bob.submit(job("b"))
+    before = bob.job(theirs)
+
+    err = _refused(lambda: alice.kill(theirs))
+    assert "job %d is bob's" % theirs in str(err) and "you are alice (artist)" in str(err)
+    err = _refused(lambda: alice.kill([mine, theirs]))      # one not theirs: nothing changes
+    assert "bob" in str(err)
+    assert alice.job(mine)["killed"] is False
+    _refused(lambda: alice.frame_control("eat", theirs, [f["id"] for f in bob.frames(theirs)]))
+    after = bob.job(theirs)
+    assert after["killed"] is False and after["waiting"] == before["waiting"] == 3
+
+    err = _refused(lambda: alice.set_priority(mine, 90))    # priority: wranglers, even own
+    assert str(err) == "Changing priority is for wranglers; you are alice (artist)"
+    _refused(lambda: alice.set_project("demo", guaranteed=1))
+    _refused(lambda: alice.set_job(mine, max_slots=2))
+    _refused(lambda: alice.set_limit("arnold", 4))
+    assert alice.job(mine)["priority"] == 50
+
+    assert alice.why(theirs)["job_id"] == theirs            # reading is for everyone
+    assert {j["id"] for j in alice.jobs()} == {mine, theirs}
+
+    assert alice.pause(mine) == 1                           # own jobs: fine
+    assert alice.kill(mine) >= 1
+    assert alice.job(mine)["killed"] is True
+
+    assert wendy.set_priority(theirs, 90) == 1              # wranglers: any job
+    assert bob.job(theirs)["priority"] == 90
+    assert wendy.pause(theirs) == 1
+    _refused(lambda: wendy.set_admission(mode="any"))       # hosts: admins only
+    assert boss.set_admission(mode="any")["mode"] == "any"
+
+
+def test_hosts_are_for_admins(roles_farm):
+    roles_farm.start_rqd("w1", 1)
+    roles_farm.wait_hosts_up(["w1"])
+    alice, wendy = roles_farm.as_user("alice"), roles_farm.as_user("wendy")
+    boss = roles_farm.as_user("boss")
+    err = _refused(lambda: alice.lock("w1"))
+    assert str(err) == "Locking and unlocking hosts is for admins; you are alice (artist)"
+    _refused(lambda: wendy.lock("w1"))
+    _refused(lambda: alice.drain("w1"))
+    _refused(lambda: alice.set_host_slots("w1", 4))
+    [host] = alice.hosts()
+    assert host["lock"] == "OPEN"
+    assert boss.lock("w1") == 1
+    assert alice.hosts()[0]["lock"] == "LOCKED"
+    assert boss.unlock("w1") == 1
+
+
+def test_open_farm_lets_everyone_do_everything(farm):
+    zed, yan = Client(farm.address, timeout=15, user="zed"), Client(farm.address, user="yan")
+    try:
+        assert zed.whoami() == {"user": "zed", "role": "admin", "open": True}
+        [theirs] = yan.submit(job("y"))
+        assert zed.set_priority(theirs, 70) == 1
+        assert zed.kill(theirs) >= 1
+        assert yan.job(theirs)["killed"] is True
+        assert zed.set_admission(mode="any")["mode"] == "any"
+    finally:
+        zed.close()
+        yan.close()
+
+
+def test_restricted_project(roles_farm):
+    alice, carol = roles_farm.as_user("alice"), roles_farm.as_user("carol")
+    wendy, boss = roles_farm.as_user("wendy"), roles_farm.as_user("boss")
+    [secret] = boss.submit(job("s", "secret"))
+    [public] = alice.submit(job("p"))
+    _refused(lambda: alice.set_project_members("secret", ["alice"]))
+    assert wendy.set_project_members("secret", ["carol", "boss"]) == 2
+    assert {r["name"]: r["members"] for r in alice.projects()}["secret"] == ["boss", "carol"]
+
+    # Not a member: the project's jobs do not exist as far as alice can tell.
+    assert [j["id"] for j in alice.jobs()] == [public]
+    assert alice.jobs(project="secret") == []
+    for call in (lambda: alice.job(secret), lambda: alice.frames(secret),
+                 lambda: alice.layers(secret), lambda: alice.why(secret),
+                 lambda: alice.dependencies(secret)):
+        assert str(_refused(call, "not_found")) == f"no job with id {secret}"
+    _refused(lambda: alice.kill(secret), "not_found")
+    assert boss.job(secret)["killed"] is False
+
+    # Submitting to it, or depending on its jobs, is refused and stores nothing.
+    count = len(boss.jobs())
+    err = _refused(lambda: alice.submit(job("x", "secret")), "invalid")
+    assert err.field == "jobs[0].project" and "restricted to its members" in str(err)
+    err = _refused(lambda: alice.submit([job("ok"), job("y", depends_on=[{"job": secret}])]),
+                   "invalid")
+    assert err.field == "jobs[1].layers[0].depends_on[0]"
+    assert f"no job with id {secret}" in str(err) and "not visible" in str(err)
+    _refused(lambda: alice.submit(job("z", depends_on=[{"job": secret, "layer": "render"}])),
+             "invalid")
+    assert len(boss.jobs()) == count
+
+    # Members, wranglers and admins see it and may depend on it.
+    assert secret in {j["id"] for j in carol.jobs()}
+    assert secret in {j["id"] for j in wendy.jobs()}
+    [dependent] = carol.submit(job("c", depends_on=[{"job": secret}]))
+    assert carol.job(dependent)["id"] == dependent
+
+    # Opened again: visible to everyone.
+    assert wendy.set_project_members("secret", []) == 0
+    assert alice.job(secret)["id"] == secret
+
+
+def test_every_request_type_has_a_rule():
+    requests = set(p.CLIENT_REQUESTS)
+    missing = requests - set(access.RULES)
+    assert not missing, f"give {sorted(missing)} a rule in supervisor.access.RULES"
+    assert requests == set(clientapi.HANDLERS)
+    assert access.RULES["whoami"].least == access.ARTIST
+    for name, rule in access.RULES.items():
+        assert rule.least in access.RANK, name
+        for least, _ in rule.actions.values():
+            assert least in access.RANK, name
+
+
+@pytest.mark.parametrize("request_type, action, least", [
+    ("job_control", "kill", gui.ARTIST), ("job_control", "priority", gui.WRANGLER),
+    ("frame_control", "retry", gui.ARTIST), ("set_job", None, gui.WRANGLER),
+    ("dependency_control", "satisfy", gui.WRANGLER), ("set_project", None, gui.WRANGLER),
+    ("host_control", "lock", gui.ADMIN), ("host_drain", None, gui.ADMIN),
+    ("set_schedule", None, gui.ADMIN), ("set_licences", None, gui.ADMIN),
+    ("get_log", None, gui.ARTIST), ("list_hosts", None, gui.ARTIST),
+])
+def test_rules_mirror_the_gui(request_type, action, least):
+    rule = access.RULES[request_type]
+    assert rule.actions.get(action, (rule.least, ""))[0] == least
+
+
+def test_roles_from_config(caplog):
+    env = {"CUEFARM_SUPERVISOR_ADMINS": "ann, ben", "CUEFARM_SUPERVISOR_WRANGLERS": "wu"}
+    cfg = load(SupervisorConfig, "supervisor", files=[], environ=env)
+    assert cfg.admins == ["ann", "ben"] and cfg.wranglers == ["wu"]
+    pol = access.policy_from_config(cfg, owner="svc")
+    assert not pol.open
+    assert [pol.role(u) for u in ("ann", "wu", "svc", "zed")] == ["admin", "wrangler", "admin",
+                                                                  "artist"]
+    with caplog.at_level(logging.WARNING, logger="supervisor.access"):
+        quiet = access.policy_from_config(SupervisorConfig(bind="127.0.0.1"))
+        assert quiet.open and quiet.role("anyone") == "admin" and not caplog.records
+        access.policy_from_config(SupervisorConfig(bind="*"))
+    assert "everyone who can reach this supervisor is an admin" in caplog.text
+    assert access.policy(SimpleNamespace(cfg=SupervisorConfig())).owner == current_user()
