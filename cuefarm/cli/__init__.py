@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from cuefarm import config, spec
-from cuefarm.cli import admin, billing, control, hosts, jobs, logs, submit, up
+from cuefarm.cli import access, admin, billing, control, hosts, jobs, logs, submit, up
 from cuefarm.cli.options import JOB, JobId, Settings, json_option, pass_settings
 from cuefarm.client import CueFarmError, Unreachable
 from cuefarm.protocol import ProtocolError
@@ -154,8 +154,10 @@ for _command in [
     admin.why, admin.projects, admin.limits, admin.deps,
     up.up,
     *billing.COMMANDS,
+    access.whoami,
 ]:
     cli.add_command(_command)
+admin.projects.add_command(access.members)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from types import SimpleNamespace
 
@@ -204,3 +205,32 @@ def test_roles_from_config(caplog):
         access.policy_from_config(SupervisorConfig(bind="*"))
     assert "everyone who can reach this supervisor is an admin" in caplog.text
     assert access.policy(SimpleNamespace(cfg=SupervisorConfig())).owner == current_user()
+
+
+def _cli(farm, user: str, *args: str):
+    from click.testing import CliRunner
+    from cuefarm.cli import cli
+    # The client claims the user getpass finds: LOGNAME comes first.
+    result = CliRunner().invoke(cli, ["--supervisor", farm.address, "--timeout", "15", *args],
+                                env={"LOGNAME": user, "USER": user})
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def test_cli_whoami_and_members(roles_farm):
+    out = _cli(roles_farm, "alice", "whoami")
+    assert out.exit_code == 0 and out.output.strip() == "alice: artist"
+    out = _cli(roles_farm, "alice", "projects", "members", "secret", "carol")
+    assert out.exit_code == 1
+    assert "Restricting a project to members is for wranglers; you are alice" in out.output
+    out = _cli(roles_farm, "alice", "lock", "w1")
+    assert out.exit_code == 1 and "is for admins; you are alice (artist)" in out.output
+    out = _cli(roles_farm, "wendy", "projects", "members", "secret", "carol", "dan")
+    assert out.exit_code == 0 and "members carol, dan" in out.output
+    out = _cli(roles_farm, "wendy", "projects", "--json")
+    assert {r["name"]: r["members"] for r in json.loads(out.output)}["secret"] == ["carol", "dan"]
+    assert _cli(roles_farm, "wendy", "projects", "members", "secret").exit_code == 2
+    out = _cli(roles_farm, "wendy", "projects", "members", "secret", "--open")
+    assert out.exit_code == 0 and "open to everyone" in out.output
+    assert json.loads(_cli(roles_farm, "bob", "whoami", "--json").output) == {
+        "user": "bob", "role": "artist", "open": False}
