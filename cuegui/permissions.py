@@ -8,6 +8,9 @@ would refuse, and explain.  The GUI runs in one of three modes (View > Mode):
   projects and satisfies or drops dependencies;
 - admin: all of that, plus host management.
 
+The supervisor gives each user a role (`whoami`); the GUI may be put in that mode or a lower
+one, never a higher one (`clamp`, `mode_ceiling`).
+
 Every rule is a function returning None (allowed) or the reason, so tests read as a table.
 """
 
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from cuefarm import Client
+from cuefarm import Client, CueFarmError
 
 ARTIST, WRANGLER, ADMIN = "artist", "wrangler", "admin"
 MODES = (ARTIST, WRANGLER, ADMIN)
@@ -27,6 +30,45 @@ def needs(mode: str, least: str, what: str) -> str | None:
     if RANK.get(mode, 0) >= RANK[least]:
         return None
     return f"{what} is for {least}s (you are in {mode} mode; see View > Mode)"
+
+
+def mode_ceiling(role: str | None) -> str:
+    """The highest mode the GUI may be put in for the role the supervisor gives this user
+    (Client.whoami()["role"]).  None, from a supervisor that does not say (one older than
+    roles), keeps every mode open, as it enforces nothing; a role this GUI does not know
+    allows only artist mode."""
+    if role is None:
+        return ADMIN
+    return role if role in RANK else ARTIST
+
+
+def clamp(mode: str, role: str | None) -> str:
+    """`mode` if the role allows it, else the highest mode it does allow: the GUI may be put in
+    a lower mode than the user's role, never a higher one."""
+    ceiling = mode_ceiling(role)
+    if mode not in RANK:
+        return ARTIST
+    return mode if RANK[mode] <= RANK[ceiling] else ceiling
+
+
+def mode_allowed(mode: str, role: str | None) -> str | None:
+    """None when the GUI may switch to `mode`; else why not (for the View > Mode menu)."""
+    if clamp(mode, role) == mode:
+        return None
+    return (f"{mode.title()} mode needs the {mode} role on the supervisor; it says you are "
+            f"{'an' if role in (ADMIN, ARTIST) else 'a'} {role}")
+
+
+def supervisor_role(client: Client) -> str | None:
+    """The role the supervisor gives this client's user, or None when it does not say (a
+    supervisor older than roles answers whoami as an unknown request).  Other errors, such as
+    an unreachable supervisor, are raised."""
+    try:
+        return client.whoami()["role"]
+    except CueFarmError as exc:
+        if exc.code == "unknown_type":
+            return None
+        raise
 
 
 def own_jobs(mode: str, user: str, jobs: Iterable[dict]) -> str | None:

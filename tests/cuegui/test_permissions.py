@@ -106,3 +106,31 @@ def test_a_missing_client_method_disables_with_the_reason():
     assert perm.supported("lock", "Locking") is None
     reason = perm.supported("teleport_host", "Teleporting")
     assert "Client.teleport_host is missing" in reason
+
+
+@pytest.mark.parametrize("mode, role, expected", [
+    ("admin", "admin", "admin"), ("wrangler", "admin", "wrangler"),
+    ("artist", "admin", "artist"),
+    ("admin", "wrangler", "wrangler"), ("wrangler", "wrangler", "wrangler"),
+    ("artist", "wrangler", "artist"),
+    ("admin", "artist", "artist"), ("wrangler", "artist", "artist"),
+    ("admin", None, "admin"),                 # a supervisor without roles enforces nothing
+    ("admin", "superuser", "artist"),         # a role this GUI does not know: the least
+    ("nonsense", "admin", "artist"),
+])
+def test_mode_is_clamped_to_the_role(mode, role, expected):
+    assert perm.clamp(mode, role) == expected
+    assert (perm.mode_allowed(mode, role) is None) == (expected == mode)
+
+
+def test_mode_ceiling_and_reason():
+    assert [perm.mode_ceiling(r) for r in ("artist", "wrangler", "admin", None)] == [
+        "artist", "wrangler", "admin", "admin"]
+    assert perm.mode_allowed("admin", "wrangler") == (
+        "Admin mode needs the admin role on the supervisor; it says you are a wrangler")
+
+
+def test_supervisor_role_from_a_live_supervisor(sqlite_farm):
+    from cuefarm import Client
+    with Client(sqlite_farm.address, timeout=15, user="someone") as client:
+        assert perm.supervisor_role(client) == "admin"    # an open farm: everyone is an admin
