@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.orm import aliased
 
 from cuefarm.states import COMPLETE_STATES
 from supervisor.store import work
@@ -173,8 +174,14 @@ def dependency_control(conn: Connection, action: str, job_id: int, dep_id: int, 
         theirs = select(Frame.id).where(Frame.layer_id == dep.target_layer_id)
         conn.execute(delete(FrameDep).where(FrameDep.frame_id.in_(mine),
                                             FrameDep.target_frame_id.in_(theirs)))
+        # What is left to wait for: edges to targets not yet done (an edge to a frame that
+        # already succeeded was counted off when it did).
+        target = aliased(Frame)
         remaining = (select(func.count()).select_from(FrameDep)
-                     .where(FrameDep.frame_id == Frame.id).scalar_subquery())
+                     .join(target, target.id == FrameDep.target_frame_id)
+                     .where(FrameDep.frame_id == Frame.id,
+                            target.state.not_in([s.value for s in COMPLETE_STATES]))
+                     .scalar_subquery())
         conn.execute(update(Frame).where(Frame.layer_id == dep.layer_id)
                      .values(deps_left=remaining))
         conn.execute(update(Dependency).where(Dependency.id == dep_id).values(satisfied=True))

@@ -11,23 +11,7 @@ from click.testing import CliRunner
 from cuefarm import CueFarmError
 from cuefarm.cli import cli
 from tests.farm import wait_until
-from tests.scheduling.sim import FleetThread
 from tests.scheduling.test_rules import job, layer
-
-
-@pytest.fixture
-def fleet_factory(farm):
-    fleets = []
-
-    def start(hosts, runtime=0.05):
-        f = FleetThread(farm.address, hosts, runtime)
-        fleets.append(f)
-        farm.wait_hosts_up([h["name"] for h in hosts])
-        return f
-    yield start
-    for f in fleets:
-        if not f.stop.is_set():
-            f.close()
 
 
 def cli_run(farm, *args):
