@@ -327,6 +327,9 @@ class Register(Body):
 class Registered(Body):
     host_id: int
     heartbeat_interval: float
+    # Seconds of silence after which the supervisor may run this worker's frames elsewhere
+    # (its host expiry plus release time); the worker kills its frames before then.  0: unknown.
+    release_after: float = 0.0
 
 
 class Refused(Body):

@@ -106,6 +106,8 @@ class Daemon:
         self.stop_deadline = 0.0
         self.ack_deadline: float | None = None
         self.bad_messages = 0
+        self.release_after = 0.0     # silence after which the supervisor may rerun our frames
+        self.last_heard = 0.0        # monotonic time of the last message from any supervisor
         self._ids = itertools.count(1)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -220,6 +222,7 @@ class Daemon:
             link.drop(now, f"no word for {link.timeout:g} s")
         if now >= self.next_tick:
             self._tick(now)
+        self._check_release(now)
         for a in list(self.running.values()):
             if a.kill_due is not None and now >= a.kill_due:
                 log.info("%s still alive after %g s: SIGKILL", a.attempt_id, self.grace)
@@ -236,6 +239,8 @@ class Daemon:
         else:
             due.append(self.link.expiry())
         due.extend(a.kill_due for a in self.running.values() if a.kill_due is not None)
+        if self.running and self.release_after:
+            due.append(self._release_due())
         # Frame timeouts are deadlines like any other: no polling between them.
         due.extend(d for a in self.running.values() if (d := a.timeout_due()) is not None)
         if self.stopping:
@@ -263,6 +268,29 @@ class Daemon:
         if stale:
             self._send_completions(stale, now)
 
+    def _release_due(self) -> float:
+        """When to stop our frames for want of a supervisor: before it may rerun them elsewhere
+        (`release_after` of silence), leaving the kill grace if there is room for it."""
+        return self.last_heard + max(0.8 * self.release_after - self.grace,
+                                     0.5 * self.release_after)
+
+    def _check_release(self, now: float) -> None:
+        """After a long silence the supervisor treats this host as lost and reruns its frames
+        elsewhere: make sure ours are dead by then, so one frame never runs twice at once."""
+        if not self.running or not self.release_after or now < self._release_due():
+            return
+        why = f"no word from a supervisor for {now - self.last_heard:.0f} s"
+        kill_by = self.last_heard + 0.8 * self.release_after
+        for a in self.running.values():
+            if a.lost:
+                continue
+            log.warning("%s: %s; stopping it before the supervisor releases it",
+                        a.attempt_id, why)
+            a.lost = why
+            self.runner.terminate(a, why, self.grace)
+            if a.kill_due is not None:
+                a.kill_due = max(now, min(a.kill_due, kill_by))
+
     def _drain_wake(self) -> None:
         try:
             while self._wake_r.recv(4096):
@@ -276,6 +304,7 @@ class Daemon:
         for data in self.link.receive():
             now = time.monotonic()
             self.link.heard(now)         # anything at all proves the supervisor alive
+            self.last_heard = now
             try:
                 env, body = p.decode(data, max_size=p.MAX_WORKER_MESSAGE,
                                      allowed=SUPERVISOR_MESSAGES)
@@ -298,6 +327,9 @@ class Daemon:
         self.interval = _interval(msg.heartbeat_interval, self.interval)
         # Acks only answer heartbeats: a timeout shorter than a few intervals would flap.
         self.link.timeout = max(self.timeout, 3 * self.interval)
+        ra = msg.release_after
+        self.release_after = (min(float(ra), 1e6) if isinstance(ra, (int, float))
+                              and math.isfinite(ra) and ra > 0 else 0.0)
         self.next_tick = min(self.next_tick, now + self.interval)
         self.link.connected()
         log.info("registered with %s as host %d (heartbeat every %g s)",

@@ -121,7 +121,8 @@ def _connect(sv: "Supervisor", identity: bytes, reg: p.Register, host: Any, kept
     for a in kept:
         w.add(f"{a.frame_id}.{a.number}", a.slots, a.memory, a.gpus)
     sv.registry.connect(w, identity, mono)
-    sv.send_worker(identity, p.Registered(host.id, sv.cfg.heartbeat_interval))
+    sv.send_worker(identity, p.Registered(host.id, sv.cfg.heartbeat_interval,
+                                          sv.cfg.host_expiry + sv.cfg.release_after))
     if host.drain:
         # rqd does not remember a drain across its own restart: say it again.
         sv.send_worker(identity, p.Drain(then=host.drain))

@@ -8,13 +8,17 @@ from collections import defaultdict
 from pathlib import Path
 
 SCRIPT = r'''
-import os, sys, time
+import os, signal, sys, time
 path, duration = sys.argv[1], float(sys.argv[2])
 def note(kind):
     line = "%s %s %s %s %.6f\n" % (kind, os.environ["CUE_LAYER"], os.environ["CUE_FRAME"],
                                    os.environ["CUE_ATTEMPT"], time.time())
     with open(path, "a") as f:
         f.write(line)
+def killed(signum, frame):
+    note("killed")      # the run ends here: a rerun may start after this
+    os._exit(143)
+signal.signal(signal.SIGTERM, killed)
 note("start")
 print("frame", os.environ["CUE_FRAME"], "on", os.environ["CUE_HOST"], flush=True)
 time.sleep(duration)
@@ -42,6 +46,20 @@ def runs(ledger: Path) -> dict[tuple[str, int], list[tuple[float, float]]]:
     out: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
     for attempt, (layer, frame, t0) in starts.items():
         out[(layer, frame)].append((t0, ends.get(attempt, float("inf"))))
+    return out
+
+
+def attempts(ledger: Path) -> dict[str, dict]:
+    """attempt id -> {layer, frame, start, end, how}; how is "end", "killed" or None (no end
+    written: still running, or killed without a chance to say so)."""
+    out: dict[str, dict] = {}
+    for line in ledger.read_text().splitlines():
+        kind, layer, frame, attempt, t = line.split()
+        if kind == "start":
+            out[attempt] = {"layer": layer, "frame": int(frame), "start": float(t),
+                            "end": float("inf"), "how": None}
+        elif attempt in out:
+            out[attempt].update(end=float(t), how=kind)
     return out
 
 

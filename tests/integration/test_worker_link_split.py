@@ -1,0 +1,50 @@
+"""A worker cut off from its supervisor for longer than the release time stops its own frames
+before the supervisor runs them elsewhere: never two runs of one frame at once."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from tests.farm import Farm, free_port_block, wait_until
+from tests.integration import ledger
+
+
+@pytest.fixture
+def split_farm(db_url, tmp_path):
+    f = Farm(db_url, tmp_path, host_expiry=2.0, release_after=3.0)
+    f.start_supervisor()
+    try:
+        yield f
+    finally:
+        f.stop()
+
+
+def test_a_split_longer_than_the_release_time_never_runs_a_frame_twice(split_farm, tmp_path):
+    farm = split_farm
+    cmd, book = ledger.command(tmp_path, 12.0)
+    farm.start_rqd("cut", 1)
+    farm.wait_hosts_up(["cut"])
+    c = farm.client()
+    [job_id] = c.submit([{"name": "split", "project": "test", "layers": [
+        {"name": "r", "command": cmd, "range": "1", "max_retries": 0}]}])
+    wait_until(lambda: book.exists() and ledger.attempts(book), 60, message="the frame to start")
+    [first] = ledger.attempts(book)
+    # The old supervisor dies; a new one on the same database but another address takes
+    # over.  "cut" only knows the old address: for the new supervisor it went silent, and
+    # after expiry plus release time it reruns the frame on "other".
+    farm.kill_supervisor(signal.SIGKILL)
+    farm.port = free_port_block()
+    farm.address = f"127.0.0.1:{farm.port}"
+    farm.start_supervisor()
+    farm.start_rqd("other", 1)
+    c = farm.client()
+    job = c.wait(job_id, timeout=120)
+    assert job["succeeded"] == 1, job
+    runs = ledger.attempts(book)
+    assert len(runs) == 2, runs
+    assert runs[first]["how"] == "killed", "the cut-off worker did not stop its own frame"
+    ledger.assert_no_overlap(book)
+    [frame] = c.frames(job_id)
+    assert frame["host"] == "other" and frame["attempt"] == 2 and frame["retries"] == 0
