@@ -20,6 +20,7 @@ from supervisor.store.models import (Attempt, Dependency, Frame, FrameDep, Host,
                                      Layer, LayerLimit, Limit, Project)
 
 A, F = AttemptState, FrameState
+LAUNCH_FAILED = "launch failed"     # rqd's completion reason when the process never started
 
 
 @dataclass
@@ -230,6 +231,11 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
             astate, event = A.KILLED, Event.KILL_EAT
         elif r.kill_pending == "requeue" or comp is None or reason.startswith("lost"):
             astate, event = (A.KILLED if r.kill_pending else A.LOST), Event.REQUEUE
+        elif reason.startswith(LAUNCH_FAILED):
+            # The process never started: the host's fault, not the frame's.  No retry is
+            # spent, but the host is counted towards the job's bad-host list.
+            astate, event = A.LOST, Event.REQUEUE
+            failures[(r.job_id, r.host_id)] += 1
         elif comp.exit_status == 0:
             astate, event = A.SUCCEEDED, Event.SUCCEED
         else:

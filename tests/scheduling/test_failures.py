@@ -47,3 +47,20 @@ def test_bad_host_list_shown_and_cleared_from_the_cli(farm, fleet_factory):
     wait_until(lambda: any(r["banned"] for r in c.bad_hosts(jid)), 30, message="a new ban")
     assert c.clear_bad_host(jid) == 1
     c.kill(jid)
+
+
+def test_launch_failure_spends_no_retry_but_counts_towards_the_bad_host_list(farm):
+    c = farm.client()
+    farm.start_rqd("w1", 1)
+    farm.wait_hosts_up(["w1"])
+    # A real rqd cannot start this program: it reports "launch failed: ..." with exit 127.
+    [jid] = c.submit([job("lf", [layer("r", 1, command=["/nonexistent/cuefarm-no-such-program"],
+                                       max_retries=0)])])
+    wait_until(lambda: c.job(jid)["state"] == "PAUSED", 60,
+               message="the job paused once its only host is banned")
+    [frame] = c.frames(jid)
+    assert frame["state"] == "WAITING" and frame["retries"] == 0   # never DEAD
+    [bad] = c.bad_hosts(jid)
+    assert bad["host"] == "w1" and bad["failures"] >= 3 and bad["banned"]
+    assert "every" in c.job(jid)["flagged"] and "w1" in c.job(jid)["flagged"]
+    c.kill(jid)
