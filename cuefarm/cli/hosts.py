@@ -97,7 +97,9 @@ def slots_cmd(settings: Settings, host: str, slots: str) -> None:
     click.echo(f"{host}: slots {'as its worker offers' if value is None else value}")
 
 
-@hosts.command("tags", short_help="Add (+TAG) or remove (-TAG) a host's tags.")
+# ignore_unknown_options: "-desktop" is a tag to remove, not an option (as `priority -5`).
+@hosts.command("tags", short_help="Add (+TAG) or remove (-TAG) a host's tags.",
+               context_settings={"ignore_unknown_options": True})
 @click.argument("host")
 @click.argument("changes", metavar="+TAG|-TAG...", nargs=-1, required=True)
 @pass_settings
@@ -105,7 +107,8 @@ def tags_cmd(settings: Settings, host: str, changes: tuple[str, ...]) -> None:
     """Add or remove tags on HOST: cuefarm hosts tags HOST +gpu -desktop."""
     add = [c[1:] for c in changes if c.startswith("+")]
     remove = [c[1:] for c in changes if c.startswith("-")]
-    bad = [c for c in changes if c[:1] not in "+-" or len(c) < 2]
+    # "--json" and the like are options this command does not have, not tags to remove.
+    bad = [c for c in changes if c[:1] not in "+-" or len(c) < 2 or c.startswith("--")]
     if bad:
         raise click.BadParameter(f"{bad[0]!r}: write +TAG to add or -TAG to remove",
                                  param_hint="+TAG|-TAG")

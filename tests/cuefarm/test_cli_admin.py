@@ -272,3 +272,27 @@ def test_deps_error_names_the_field(runner, fake_supervisor):
     result = run(runner, fake_supervisor.address, "deps", "drop", "12", "99")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: dependency_id: job 12 has no dependency 99")
+
+
+# --- hosts tags ---------------------------------------------------------------------------------
+
+def test_hosts_tags_takes_minus_tags_as_tags_not_options(runner, done):
+    result = run(runner, done.address, "hosts", "tags", "ws01", "+gpu", "-desktop", "-old")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "ws01: tags updated"
+    assert done.requests == [("host_tags", p.HostTags("ws01", ["gpu"], ["desktop", "old"]))]
+
+
+@pytest.mark.parametrize("args", [["--json"], ["+gpu", "--json"], ["gpu"], ["-"], ["+"]])
+def test_hosts_tags_refuses_options_it_lacks_and_bare_words(runner, done, args):
+    result = run(runner, done.address, "hosts", "tags", "ws01", *args)
+    assert result.exit_code == 2, result.output
+    assert "+TAG|-TAG" in result.stderr
+    assert done.requests == []
+
+
+def test_hosts_tags_help_still_works(runner, done):
+    result = run(runner, done.address, "hosts", "tags", "--help")
+    assert result.exit_code == 0
+    assert "+gpu -desktop" in result.stdout
+    assert done.requests == []
