@@ -45,7 +45,10 @@ def pause(conn: Connection, job_ids: list[int], now: float, out: Outcome) -> Non
 
 
 def resume(conn: Connection, job_ids: list[int], now: float, out: Outcome) -> None:
+    """Let paused jobs run again; the reason an automatic pause gave is cleared with it."""
     _set_job_state(conn, job_ids, JobState.PAUSED, JobState.ACTIVE, out)
+    conn.execute(update(Job).where(Job.id.in_(job_ids), Job.state == JobState.ACTIVE.value,
+                                   Job.flagged != "").values(flagged=""))
 
 
 def set_priority(conn: Connection, job_ids: list[int], priority: int, out: Outcome) -> None:

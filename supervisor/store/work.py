@@ -278,7 +278,7 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
 @dataclass
 class FailurePolicy:
     """Keep a host off a job after `threshold` failures there, for `period` seconds; pause and
-    flag a job that every UP host has failed."""
+    flag a job that every UP host able to run it has failed."""
 
     threshold: int = 3
     period: float = 600.0
@@ -306,18 +306,21 @@ class FailurePolicy:
                                                    JobHost.host_id == host_id).values(**values))
             if until:
                 banned_jobs.add(job_id)
+        from supervisor.matching import capable_hosts   # matching needs no store: no cycle
         for job_id in banned_jobs:
-            up = set(conn.execute(select(Host.id).where(Host.state == "UP")).scalars())
+            # Only hosts that could run the job count: a tagged job whose tagged hosts all
+            # failed it is at fault, whatever the untagged hosts could do.
+            capable = capable_hosts(conn, job_id)
             banned = set(conn.execute(select(JobHost.host_id).where(
                 JobHost.job_id == job_id, JobHost.banned_until > now)).scalars())
-            if up and up <= banned:
+            if capable and capable <= banned:
                 names = conn.execute(select(Host.name).where(Host.id.in_(banned))
                                      .order_by(Host.name)).scalars().all()
+                flag = ("paused: every UP host that can run this job failed it (bad hosts: "
+                        + ", ".join(names))[:500] + ")"
                 conn.execute(update(Job).where(Job.id == job_id,
                                                Job.state == JobState.ACTIVE.value)
-                             .values(state=JobState.PAUSED.value,
-                                     flagged=("paused: every UP host failed this job (bad hosts: "
-                                              + ", ".join(names))[:500] + ")"))
+                             .values(state=JobState.PAUSED.value, flagged=flag))
                 touched.jobs.add(job_id)
 
 

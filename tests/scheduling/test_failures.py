@@ -64,3 +64,34 @@ def test_launch_failure_spends_no_retry_but_counts_towards_the_bad_host_list(far
     assert bad["host"] == "w1" and bad["failures"] >= 3 and bad["banned"]
     assert "every" in c.job(jid)["flagged"] and "w1" in c.job(jid)["flagged"]
     c.kill(jid)
+
+
+def test_job_paused_when_every_matching_host_failed_it_and_resume_clears_the_flag(
+        farm, fleet_factory):
+    c = farm.client()
+    # Two tagged hosts that fail everything; two untagged hosts that could run anything else.
+    fleet_factory([{"name": "gpu-a", "slots": 1, "tags": ["gpu"], "fail": True},
+                   {"name": "gpu-b", "slots": 1, "tags": ["gpu"], "fail": True},
+                   {"name": "cpu-a", "slots": 1}, {"name": "cpu-b", "slots": 1}])
+    [jid] = c.submit([job("tg", [layer("r", 20, tags=["gpu"], max_retries=50)])])
+    wait_until(lambda: c.job(jid)["state"] == "PAUSED", 60,
+               message="the job paused once both gpu hosts are banned")
+    flagged = c.job(jid)["flagged"]
+    assert "gpu-a" in flagged and "gpu-b" in flagged and "cpu" not in flagged
+    assert {r["host"] for r in c.bad_hosts(jid) if r["banned"]} == {"gpu-a", "gpu-b"}
+    assert c.job(jid)["succeeded"] == 0
+    c.clear_bad_host(jid)
+    c.resume(jid)
+    assert c.job(jid)["flagged"] == ""
+    c.kill(jid)
+
+
+def test_job_on_a_partly_failing_farm_is_not_paused(farm, fleet_factory):
+    c = farm.client()
+    fleet_factory([{"name": "gpu-a", "slots": 1, "tags": ["gpu"], "fail": True},
+                   {"name": "gpu-b", "slots": 1, "tags": ["gpu"]},
+                   {"name": "cpu-a", "slots": 1}])
+    [jid] = c.submit([job("tg2", [layer("r", 12, tags=["gpu"], max_retries=20)])])
+    wait_until(lambda: c.job(jid)["state"] == "FINISHED", 60)
+    assert c.job(jid)["flagged"] == "" and c.job(jid)["succeeded"] == 12
+    assert [r["host"] for r in c.bad_hosts(jid) if r["banned"]] == ["gpu-a"]
