@@ -19,6 +19,29 @@ def default_db() -> str:
     return f"sqlite:///{data_dir() / 'cuefarm.db'}"
 
 
+def check_settings(cfg: SupervisorConfig) -> None:
+    """Settings the supervisor would otherwise trip over later (at the first registration or
+    schedule pass): refuse them now, naming the setting."""
+    from supervisor.schedules import site_timezone
+    from supervisor.store.errors import ControlError
+    from supervisor.store.hostadmin import check_policy
+    for setting, args in (("admission_mode", (cfg.admission_mode, None, None)),
+                          ("admission_networks", (None, cfg.admission_networks, None)),
+                          ("admission_patterns", (None, None, cfg.admission_patterns))):
+        try:
+            check_policy(*args)
+        except ControlError as exc:
+            raise click.UsageError(f"[supervisor] {setting}: {exc}") from None
+    if cfg.admission_retry <= 0:
+        raise click.UsageError(f"[supervisor] admission_retry: {cfg.admission_retry} "
+                               "is not a positive number of seconds")
+    try:
+        site_timezone(cfg.timezone)
+    except Exception as exc:  # ZoneInfoNotFoundError, or ValueError for a malformed key
+        raise click.UsageError(f"[supervisor] timezone: {cfg.timezone!r} is not an IANA time "
+                               f"zone such as Europe/London ({exc.__class__.__name__})") from None
+
+
 def _stop(signum, frame):
     raise Stop()
 
@@ -41,6 +64,7 @@ def command(**flags) -> None:
         raise click.UsageError(str(exc)) from None
     if cfg.port < 1 or cfg.port > 65533:
         raise click.UsageError(f"--port {cfg.port} is out of range (it uses P, P+1 and P+2)")
+    check_settings(cfg)
     logging.basicConfig(level=cfg.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     db = cfg.db or default_db()

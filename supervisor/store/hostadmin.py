@@ -155,20 +155,37 @@ def admit_many(conn: Connection, policy: dict[str, Any], workers: list[tuple[str
     return refused
 
 
+def _networks(policy: dict[str, Any]) -> list[Any]:
+    """The policy's address ranges, leaving out any that do not parse (never raising at a
+    registration: the rest of the policy still applies)."""
+    nets = []
+    for text in policy.get("networks", []):
+        try:
+            nets.append(ipaddress.ip_network(text, strict=False))
+        except (TypeError, ValueError):
+            continue
+    return nets
+
+
 def _refusal(policy: dict[str, Any], entry: str | None, name: str, address: str) -> str | None:
     if entry == "banned":
         return f"{name} is banned from this farm"
-    if entry == "admitted" or policy.get("mode", "any") == "any":
+    mode = policy.get("mode", "any")
+    if entry == "admitted" or mode == "any":
         return None
-    if policy["mode"] == "ranges":
+    if mode not in ADMISSION_MODES:
+        # main() refuses such a setting; a policy stored by an older build must still not
+        # pass silently as "named": say what is wrong.
+        return f"{name} refused: this farm's admission mode {mode!r} is not one of " \
+               f"{', '.join(ADMISSION_MODES)} (an admin should run cuefarm admission --mode)"
+    if mode == "ranges":
         if any(fnmatchcase(name, pat) for pat in policy.get("patterns", [])):
             return None
         try:
             ip = ipaddress.ip_address(address) if address else None
         except ValueError:
             ip = None
-        if ip is not None and any(ip in ipaddress.ip_network(n, strict=False)
-                                  for n in policy.get("networks", [])):
+        if ip is not None and any(ip in net for net in _networks(policy)):
             return None
         return f"{name} ({address or 'unknown address'}) is outside the admitted ranges and names"
     return f"{name} is not on this farm's list of admitted hosts"
