@@ -21,6 +21,8 @@ _TOKEN = re.compile(r"""\s*(?:
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)
 )""", re.VERBOSE | re.ASCII)
 MAX_LENGTH = 2000
+MAX_TOKENS = 300     # also bounds how deep and/or chains nest when evaluated
+MAX_DEPTH = 32       # parentheses and `not`s inside one another
 
 
 class RequirementError(ValueError):
@@ -57,12 +59,23 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
             out.append(("attr", attr))
         else:
             raise RequirementError(f"unknown word {value!r} (attributes are written host.NAME)")
+        if len(out) > MAX_TOKENS:
+            raise RequirementError(f"expression of more than {MAX_TOKENS} words and symbols")
     return out
 
 
 class _Parser:
     def __init__(self, tokens: list[tuple[str, Any]]):
         self.t, self.i = tokens, 0
+        self.depth = 0
+
+    def enter(self) -> None:
+        """One level deeper (a parenthesis or a `not`); refuse past MAX_DEPTH rather than
+        recurse without bound."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise RequirementError(f"expression nested more than {MAX_DEPTH} deep "
+                                   "(parentheses or 'not')")
 
     def peek(self) -> tuple[str, Any] | None:
         return self.t[self.i] if self.i < len(self.t) else None
@@ -99,7 +112,10 @@ class _Parser:
     def not_(self) -> tuple:
         if self.peek() == ("op", "not"):
             self.take()
-            return ("not", self.not_())
+            self.enter()
+            node = ("not", self.not_())
+            self.depth -= 1
+            return node
         return self.cmp()
 
     def cmp(self) -> tuple:
@@ -113,8 +129,10 @@ class _Parser:
     def atom(self) -> tuple:
         tok = self.take()
         if tok == ("op", "("):
+            self.enter()
             node = self.or_()
             self.take(")")
+            self.depth -= 1
             return node
         if tok[0] in ("lit", "attr"):
             return tok

@@ -279,3 +279,27 @@ def test_long_dependency_chain_validates():
     with pytest.raises(SpecError) as info:
         validate_job({"name": "chain", "layers": layers})
     assert info.value.message.endswith("l2999 -> l0")
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("(" * 400 + "host.cores > 1" + ")" * 400, "more than 300 words"),
+    ("(" * 40 + "host.cores > 1" + ")" * 40, "nested more than 32 deep"),
+    ("not " * 400 + "host.cores > 1", "more than 300 words"),
+    ("not " * 40 + "host.cores > 1", "nested more than 32 deep"),
+    ("true and " * 200 + "true", "more than 300 words"),
+    ("host.cores > 1 " + "x" * 3000, "longer than 2000 characters"),
+])
+def test_overdeep_or_overlong_requirements_are_refused_by_name(text, fragment):
+    with pytest.raises(SpecError) as info:
+        validate_job(with_layer(0, requirements=text))
+    assert info.value.field == "job.layers[0].requirements"
+    assert fragment in info.value.message
+
+
+def test_requirements_nested_within_the_cap_still_parse_and_evaluate():
+    from cuefarm import requirements as reqs
+    tree = reqs.parse("(" * 30 + "host.cores >= 8" + ")" * 30)
+    assert reqs.evaluate(tree, {"cores": 16}) is True
+    assert reqs.evaluate(reqs.parse("not " * 31 + "host.cores >= 8"), {"cores": 16}) is False
+    with pytest.raises(reqs.RequirementError):
+        reqs.parse("(" * 33 + "true" + ")" * 33)
