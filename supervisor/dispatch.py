@@ -72,6 +72,9 @@ class Budget:
     limits: dict[str, dict[str, Any]]
     banned: dict[int, set[int]] = field(default_factory=dict)
     new_workers: float = float("inf")   # idle workers that may still take a worker licence
+    # (limit name, host id) -> frames of this pass holding a per-host limit that host did not
+    # hold before the pass
+    held: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def job_shortfall(self, layer: dict[str, Any]) -> int:
         """Slots the job lacks to reach its min_slots."""
@@ -108,17 +111,34 @@ class Budget:
         for name in layer["limits"] or ():
             lim = self.limits[name]
             if lim["per_host"]:
+                key = (name, host_id)
                 if host_id not in lim["hosts"]:
                     lim["hosts"].add(host_id)
                     lim["used"] += 1
+                    self.held[key] = 1
+                elif key in self.held:    # taken earlier in this pass: one more frame holds it
+                    self.held[key] += 1
             else:
                 lim["used"] += 1
 
     def refund(self, layer: dict[str, Any], host_id: int, slots: int) -> None:
+        """Undo one spend() that came to nothing (another supervisor claimed the frame)."""
         self.job_used[layer["job_id"]] -= slots
         self.project_used[layer["project_id"]] -= slots
         for name in layer["limits"] or ():
-            self.limits[name]["used"] -= 1   # per-host: conservative, may stay marked held
+            lim = self.limits[name]
+            if not lim["per_host"]:
+                lim["used"] -= 1
+                continue
+            # A per-host limit is given back only by the last of this pass's frames that took
+            # it; a host that held it before the pass keeps holding it.
+            key = (name, host_id)
+            if key in self.held:
+                self.held[key] -= 1
+                if not self.held[key]:
+                    del self.held[key]
+                    lim["hosts"].discard(host_id)
+                    lim["used"] -= 1
 
 
 def steps(layers: list[dict[str, Any]], budget: Budget):
