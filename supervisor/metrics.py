@@ -81,6 +81,10 @@ SERIES = (
            "cuefarm_worker_licences_in_use"),
     Series("events.backlog", "rows", "changed rows waiting to be published as events",
            "cuefarm_event_backlog_rows"),
+    Series("slots.used", "slots", "slots in use on connected workers (this supervisor's)",
+           "cuefarm_slots_used"),
+    Series("slots.total", "slots", "slots open for work on connected workers (this "
+           "supervisor's; 0 on a locked, draining or busy-by-user host)", "cuefarm_slots_total"),
 )
 BY_NAME = {s.name: s for s in SERIES}
 FAMILY_HELP = {"cuefarm_frames": "Frames waiting or running", "cuefarm_hosts": "Hosts up or down"}
@@ -140,8 +144,21 @@ class Sampler:
         values["events.backlog"] = float(
             len(pending.jobs) + len(pending.layers) + len(pending.frames) + len(pending.hosts)
             if pending is not None else 0)
+        values.update(farm_slots(sv.registry))
         self.latest, self.latest_t = values, sv.clock()
         return values
+
+
+def farm_slots(registry) -> dict[str, float]:
+    """Slots used and open on the workers connected to this supervisor, from its live registry
+    (a locked host finishing a frame counts its used slots against a total of 0, as the GUI
+    shows it)."""
+    used = total = 0
+    for w in registry.by_id.values():
+        if w.identity is not None:
+            used += w.used
+            total += w.total
+    return {"slots.used": float(used), "slots.total": float(total)}
 
 
 def series_order(names) -> tuple[str, ...]:

@@ -40,17 +40,22 @@ def test_prometheus_endpoint_and_metrics_api(new_farm):
     farm.start_supervisor()
     c = farm.client()
     fleet = FleetThread(farm.address, [{"name": "m0", "slots": 2}, {"name": "m1", "slots": 2}],
-                        runtime=0.05, clock=FastClock(1.0))
+                        runtime=0.3, clock=FastClock(1.0))
     farm.wait_hosts_up(["m0", "m1"])
     [jid] = c.submit({"name": "j", "project": "p", "layers": [
         {"name": "r", "command": ["true"], "range": "1-20"}]})
+    # Farm slots from the live registry: 4 open, and some in use while the job runs.
+    busy = wait_until(lambda: (lambda r: r if r["slots.used"]["value"] else None)(
+        {r["name"]: r for r in c.metrics()}), 30, 0.1, message="slots in use sampled")
+    assert busy["slots.total"]["value"] == 4 and 1 <= busy["slots.used"]["value"] <= 4
     wait_finished(c, [jid])
 
     def settled():
         fams = scrape(port)
         return fams if (value(fams, "cuefarm_hosts", state="up") == 2
                         and value(fams, "cuefarm_frames", state="waiting") == 0
-                        and value(fams, "cuefarm_frames_dispatched") >= 20) else None
+                        and value(fams, "cuefarm_frames_dispatched") >= 20
+                        and value(fams, "cuefarm_slots_used") == 0) else None
     fams = wait_until(settled, 30, 0.2, message="a sample taken after the job ended")
     fleet.close()
     assert fams["cuefarm_frames_dispatched"].type == "counter"
@@ -63,6 +68,7 @@ def test_prometheus_endpoint_and_metrics_api(new_farm):
     assert value(fams, "cuefarm_supervisor_process_resident_memory_bytes") > 1 << 20
     assert value(fams, "process_resident_memory_bytes") > 1 << 20     # the standard ones too
     assert value(fams, "cuefarm_database_roundtrip_seconds") > 0
+    assert value(fams, "cuefarm_slots_total") == 4
     for name in ("cuefarm_supervisor_host_load1", "cuefarm_dispatch_rate_per_second",
                  "cuefarm_report_rate_per_second", "cuefarm_hosts_locked",
                  "cuefarm_worker_licences_in_use", "cuefarm_event_backlog_rows",
@@ -75,6 +81,11 @@ def test_prometheus_endpoint_and_metrics_api(new_farm):
     now = rows["hosts.up"]["t"]
     points = c.metric_history("hosts.up", now - 3600, now + 1)
     assert points and points[-1][1] == 2 and all(now - 3600 <= t <= now + 1 for t, _ in points)
+    # The series the GUI's slot chart asks for.
+    used = c.metric_history("slots.used", now - 3600, now + 1)
+    total = c.metric_history("slots.total", now - 3600, now + 1)
+    assert max(v for _, v in used) >= 1 and used[-1][1] == 0
+    assert total and all(v == 4 for _, v in total[-3:])
     coarse = c.metric_history("hosts.up", now - 3600, now + 1, resolution=600)
     assert 1 <= len(coarse) <= 7
     with pytest.raises(CueFarmError) as info:
