@@ -262,12 +262,33 @@ def _host_drain(sv, body: p.HostDrain, user, route, rid):
 
 def _admission_control(sv, body: p.AdmissionControl, user, route, rid):
     now = sv.clock()
-    _apply(sv, lambda c, o: hostadmin.admission_control(c, body.action, body.names,
-                                                        body.reason, now))
+    ban = body.action == "ban"
+
+    def change(conn, out):
+        ids = hostadmin.admission_control(conn, body.action, body.names, body.reason, now)
+        if ban and ids:
+            # A ban takes effect now: its frames are requeued (no retry spent).
+            control.kill_running_on_hosts(conn, ids, out)
+        out.touched.hosts.update(ids)
+    _apply(sv, change)          # sends the purge's kills while the worker is still connected
     for name in body.names:
         w = sv.registry.by_name.get(name)
         if w is not None:
-            w.banned = body.action == "ban"
+            w.banned = ban
+            w.locked, w.lock_slots = ban, (0 if ban else None)
+            sv.registry.version += 1
+            if ban and w.identity is not None:
+                # rqd stops; each retry is refused while banned.  The first retry comes soon
+                # because it brings the completions of the purged frames (rqd keeps them until
+                # acknowledged), which puts those frames back in the queue; later retries wait
+                # the usual admission_retry.
+                sv.send_worker(w.identity, p.Refused(
+                    f"{name} is banned from this farm"
+                    + (f" ({body.reason})" if body.reason else ""),
+                    retry_after=min(sv.cfg.admission_retry, 2.0) if w.running
+                    else sv.cfg.admission_retry))
+                sv.registry.disconnect(w, sv.mono())
+                w.clear()
     log.info("%s: %s %s", user, body.action, body.names)
     return p.Done(len(body.names))
 

@@ -192,7 +192,10 @@ def _refusal(policy: dict[str, Any], entry: str | None, name: str, address: str)
 
 
 def admission_control(conn: Connection, action: str, names: list[str], reason: str,
-                      now: float) -> None:
+                      now: float) -> list[int]:
+    """Admit, ban or forget workers by name.  A ban also takes the named hosts off the farm at
+    once: locked to 0 slots (lock kind "banned") and DOWN; admitting or forgetting lifts that
+    lock.  Returns the ids of the host rows changed (the caller purges a ban's frames)."""
     if action not in ("admit", "ban", "forget"):
         raise ControlError(f"unknown admission action {action!r} (admit, ban, forget)", "action")
     if not names:
@@ -210,6 +213,25 @@ def admission_control(conn: Connection, action: str, names: list[str], reason: s
         else:
             conn.execute(insert(Admission).values(name=name, state=state, reason=reason,
                                                   first_seen=now, last_seen=now))
+    return _ban_hosts(conn, names) if action == "ban" else _unban_hosts(conn, names)
+
+
+def _ban_hosts(conn: Connection, names: list[str]) -> list[int]:
+    ids = list(conn.execute(select(Host.id).where(Host.name.in_(names))).scalars())
+    if ids:
+        conn.execute(update(Host).where(Host.id.in_(ids))
+                     .values(lock="LOCKED", lock_kind="banned", lock_slots=0,
+                             lock_override_until=0.0, state="DOWN"))
+    return ids
+
+
+def _unban_hosts(conn: Connection, names: list[str]) -> list[int]:
+    ids = list(conn.execute(select(Host.id).where(Host.name.in_(names),
+                                                  Host.lock_kind == "banned")).scalars())
+    if ids:
+        conn.execute(update(Host).where(Host.id.in_(ids))
+                     .values(lock="OPEN", lock_kind="", lock_slots=None))
+    return ids
 
 
 def admission_rows(conn: Connection) -> list[dict[str, Any]]:
