@@ -140,7 +140,7 @@ def _budget(sv: "Supervisor", conn: Connection, layers: list[dict[str, Any]]) ->
 
 def _layers_of(sv: "Supervisor", conn: Connection, job_id: int) -> list[dict[str, Any]]:
     """The job's layers with the scheduler's view of them (static fields, job, project)."""
-    q = (select(Layer.id, Layer.job_id, Layer.idx, Layer.waiting, Layer.depend,
+    q = (select(Layer.id, Layer.job_id, Layer.idx, Layer.waiting, Layer.depend, Layer.dead,
                 Job.name.label("job"), Job.user, Job.priority, Job.min_slots,
                 Job.max_slots.label("job_max_slots"), Job.project_id,
                 Project.name.label("project"), Project.guaranteed,
@@ -156,7 +156,8 @@ def explain(sv: "Supervisor", conn: Connection, job_id: int, layer: str | None,
     if not found:
         raise ControlError(f"no job with id {job_id}", "job_id")
     job = found[0]
-    out = {"job_id": job_id, "job": job["name"], "status": job["status"], "reasons": []}
+    out = {"job_id": job_id, "job": job["name"], "status": job["status"],
+           "flagged": job["flagged"] or "", "reasons": []}
     reasons = out["reasons"]
     layers = _layers_of(sv, conn, job_id)
     if layer is not None:
@@ -167,7 +168,9 @@ def explain(sv: "Supervisor", conn: Connection, job_id: int, layer: str | None,
         reasons.append("the job was killed" if job["killed"] else "the job is finished")
         return out
     if job["state"] == "PAUSED":
-        reasons.append(job["flagged"] or "the job is paused")
+        # An automatic pause says why (every host able to run the job failed it).
+        reasons.append(f"{job['flagged']}: clear its bad hosts (cuefarm job badhosts {job_id} "
+                       f"--all) and resume it" if job["flagged"] else "the job is paused")
     frame_id = None
     if frame is not None:
         f = _frame_row(conn, job_id, layer, frame)
@@ -195,6 +198,10 @@ def explain(sv: "Supervisor", conn: Connection, job_id: int, layer: str | None,
             reasons.extend(prefix + r for r in _dependency_reasons(conn, lay, None))
         if lay["waiting"] and job["state"] == "ACTIVE":
             reasons.extend(prefix + r for r in _host_reasons(sv, conn, lay, budget))
+    dead = sum(lay["dead"] for lay in layers)
+    if dead:
+        reasons.append(f"{dead} frame{'s are' if dead > 1 else ' is'} DEAD: retry or eat "
+                       f"{'them' if dead > 1 else 'it'}")
     if not reasons:
         reasons.append("nothing is waiting: every frame is running or done")
     return out

@@ -80,9 +80,12 @@ def test_job_paused_when_every_matching_host_failed_it_and_resume_clears_the_fla
     assert "gpu-a" in flagged and "gpu-b" in flagged and "cpu" not in flagged
     assert {r["host"] for r in c.bad_hosts(jid) if r["banned"]} == {"gpu-a", "gpu-b"}
     assert c.job(jid)["succeeded"] == 0
+    answer = c.why(jid)
+    assert answer["flagged"] == flagged
+    assert answer["reasons"][0].startswith(flagged) and "resume" in answer["reasons"][0]
     c.clear_bad_host(jid)
     c.resume(jid)
-    assert c.job(jid)["flagged"] == ""
+    assert c.job(jid)["flagged"] == "" and c.why(jid)["flagged"] == ""
     c.kill(jid)
 
 
@@ -95,3 +98,15 @@ def test_job_on_a_partly_failing_farm_is_not_paused(farm, fleet_factory):
     wait_until(lambda: c.job(jid)["state"] == "FINISHED", 60)
     assert c.job(jid)["flagged"] == "" and c.job(jid)["succeeded"] == 12
     assert [r["host"] for r in c.bad_hosts(jid) if r["banned"]] == ["gpu-a"]
+
+
+def test_why_names_dead_frames_when_nothing_waits(farm, fleet_factory):
+    c = farm.client()
+    fleet_factory([{"name": "bad", "slots": 2, "fail": True}])
+    [jid] = c.submit([job("dead", [layer("r", 2), layer("ok", 1, tags=["none"])])])
+    wait_until(lambda: c.job(jid)["dead"] == 2, 30)
+    assert c.why(jid, layer="r")["reasons"] == ["2 frames are DEAD: retry or eat them"]
+    assert "2 frames are DEAD: retry or eat them" in c.why(jid)["reasons"]
+    c.frame_control("eat", jid, [c.frames(jid, layer="r")[0]["id"]])
+    assert c.why(jid, layer="r")["reasons"] == ["1 frame is DEAD: retry or eat it"]
+    c.kill(jid)
