@@ -22,15 +22,22 @@ signal.signal(signal.SIGTERM, killed)
 note("start")
 print("frame", os.environ["CUE_FRAME"], "on", os.environ["CUE_HOST"], flush=True)
 time.sleep(duration)
+gate = sys.argv[3] if len(sys.argv) > 3 else ""
+while gate and not os.path.exists(gate):     # held until the test opens the gate
+    time.sleep(0.05)
 note("end")
 '''
 
 
-def command(tmp_path: Path, duration: float) -> tuple[list[str], Path]:
+def command(tmp_path: Path, duration: float, gate: Path | None = None
+            ) -> tuple[list[str], Path]:
+    """A frame command that runs `duration` seconds (and, given a `gate`, until that file
+    exists), and the ledger it writes."""
     script = tmp_path / "ledger_frame.py"
     script.write_text(SCRIPT)
     ledger = tmp_path / "ledger.txt"
-    return [sys.executable, str(script), str(ledger), str(duration)], ledger
+    return ([sys.executable, str(script), str(ledger), str(duration),
+             *([str(gate)] if gate else [])], ledger)
 
 
 def runs(ledger: Path) -> dict[tuple[str, int], list[tuple[float, float]]]:

@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from tests.farm import wait_until
+from tests.farm import Farm, wait_until
 from tests.integration import ledger
 
 
@@ -139,8 +139,21 @@ def test_worker_killed_with_sigkill_frames_rerun_elsewhere(farm, tmp_path):
     ledger.assert_no_overlap(book)
 
 
-def test_supervisor_killed_mid_run_recovers(farm, tmp_path):
-    cmd, book = ledger.command(tmp_path, 1.0)
+def test_supervisor_killed_mid_run_adopts_and_runs_each_frame_once(db_url, tmp_path):
+    # A release time well past the outage: the workers keep their frames running meanwhile.
+    farm = Farm(db_url, tmp_path, host_expiry=5.0, release_after=20.0)
+    farm.start_supervisor()
+    try:
+        _supervisor_crash(farm, tmp_path)
+    finally:
+        farm.stop()
+
+
+def _supervisor_crash(farm, tmp_path):
+    # Frames take 4 s and the first ones are held until the new supervisor answers, so some
+    # certainly run across the outage however slow the restart.
+    gate = tmp_path / "gate"
+    cmd, book = ledger.command(tmp_path, 4.0, gate)
     farm.start_rqd("w1", 3)
     farm.start_rqd("w2", 3)
     c = farm.client()
@@ -149,14 +162,31 @@ def test_supervisor_killed_mid_run_recovers(farm, tmp_path):
         {"name": "encode", "command": cmd, "range": "1", "depends_on": ["render"]}])])
     wait_until(lambda: c.job(job_id)["running"] >= 4, 60, message="frames running")
     farm.kill_supervisor(signal.SIGKILL)
-    time.sleep(1.5)       # frames keep running and finishing while nobody listens
+    crashed = time.time()
+    time.sleep(0.5)       # frames keep running while nobody listens
     farm.start_supervisor()
+    restarted = time.time()
+    gate.touch()
     c = farm.client()
     job = c.wait(job_id, timeout=180)
     assert job["state"] == "FINISHED" and job["succeeded"] == 13, job
-    by_frame = ledger.assert_no_overlap(book)
-    assert set(by_frame) == {("render", n) for n in range(1, 13)} | {("encode", 1)}
-    assert all(f["retries"] == 0 for f in c.frames(job_id))
+    runs = ledger.attempts(book)
+    # Exactly once: one run per frame, each ending on its own.
+    per_frame = {}
+    for aid, r in runs.items():
+        per_frame.setdefault((r["layer"], r["frame"]), []).append(aid)
+    assert per_frame.keys() == {("render", n) for n in range(1, 13)} | {("encode", 1)}
+    assert all(len(aids) == 1 for aids in per_frame.values()), per_frame
+    assert all(r["how"] == "end" for r in runs.values()), runs
+    ledger.assert_no_overlap(book)
+    # Some frames ran across the whole outage: the new supervisor adopted them, so they kept
+    # their first attempt (nothing was rerun, no retry spent).
+    across = [aid for aid, r in runs.items() if r["start"] < crashed and r["end"] > restarted]
+    assert across, "no frame was running when the supervisor came back"
+    frames = {f["attempt_id"]: f for f in c.frames(job_id)}
+    for aid in across:
+        assert frames[aid]["attempt"] == 1 and frames[aid]["state"] == "SUCCEEDED"
+    assert all(f["retries"] == 0 and f["attempt"] == 1 for f in frames.values())
 
 
 def test_pause_and_resume(farm, tmp_path):
