@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 SETTLE_MS = 400        # let the views lay out and paint before grabbing
 CHART_SECONDS = 8.0    # live samples the charts gather before they are grabbed
-VIEWS = ("jobs", "job", "log", "hosts", "charts", "why", "submit", "window")
+VIEWS = ("jobs", "job", "log", "hosts", "charts", "charts_supervisor", "why", "submit",
+         "window")
 
 
 def pick_job(jobs: list[dict]) -> dict | None:
@@ -112,9 +113,13 @@ class ScreenshotTour(QObject):
 
     def _maybe_finish(self) -> None:
         self._ticks = getattr(self, "_ticks", 0) + 1
+        charts = self.window.charts_panel
         if self._ticks % 4 == 0:
-            self.window.charts_panel.sample()      # a sample a second for the picture
-        charts_ready = time.monotonic() - self._started >= CHART_SECONDS
+            charts.sample()      # a sample a second for the picture
+            charts.refresh_metrics()
+        points = charts.points()
+        charts_ready = (time.monotonic() - self._started >= CHART_SECONDS
+                        and (points["cpu"] > 0 or charts.supervisor.errors))
         if self._log_seen and charts_ready and not self.window.log_panel.busy:
             self._poll.stop()
             QTimer.singleShot(SETTLE_MS, lambda: self._finish(0))
@@ -151,6 +156,11 @@ class ScreenshotTour(QObject):
                 w.charts_panel.redraw()
                 QApplication.processEvents()
                 self._save(dock.grab(), name)
+                tabs = w.charts_panel.tabs
+                tabs.setCurrentWidget(w.charts_panel.supervisor)
+                QApplication.processEvents()
+                self._save(dock.grab(), "charts_supervisor")
+                tabs.setCurrentIndex(0)
                 dock.setFloating(False)
                 continue
             self._save(dock.grab(), name)

@@ -49,6 +49,9 @@ PROGRESS_COLORS = {
     "running": FRAME_COLORS["RUNNING"],
 }
 PROGRESS_TROUGH = "#2b3038"
+# One colour per project in the stacked charts.
+PROJECT_COLOURS = ["#5fa8e0", "#e8c547", "#4cb860", "#e5534b", "#a57de0", "#e89a3c",
+                   "#4fc1c9", "#d36fb0", "#9cb84c", "#c9925f"]
 
 # Colours of the chrome that the palette does not cover, per theme; the stylesheet's @NAME@
 # placeholders are filled from these.

@@ -11,6 +11,7 @@ from typing import Any
 from qtpy.QtCore import QObject, Qt
 
 from cuegui.messages import Changes, FramesPage, HostData, JobData, Snapshot
+from cuegui.models.metrics import fetch_metrics, history_names
 from cuegui.views.submit import SubmitDialog, submit_call
 
 log = logging.getLogger(__name__)
@@ -119,19 +120,25 @@ class Updates(QObject):
         """Metric history for the charts, where the supervisor keeps it."""
         def call(client) -> dict:
             if not callable(getattr(client, "metric_history", None)):
-                return {}
+                return {"errors": ["this supervisor keeps no metric history"]}
             end = time.time()
             start = end - 6 * 3600
-            out = {}
-            for key, name in series.items():
+            have, errors = history_names(client, series)
+            out: dict = {"errors": errors}
+            for key, name in have.items():
                 try:
-                    out[key] = client.metric_history(name, start, end, 60.0)
-                except Exception as exc:  # noqa: BLE001 - a series it does not keep
+                    out[key] = client.metric_history(name, start, end, 0.0)
+                except Exception as exc:  # noqa: BLE001 - shown in the chart's note
                     if type(exc).__name__ == "Unreachable":
                         raise
-                    log.debug("no history for %s: %s", name, exc)
+                    log.warning("charts: no history for %s: %s", name, exc)
+                    errors.append(f"{name}: {exc}")
             return out
         self.w.connection.run_query("history", call)
+
+    def fetch_metrics(self, since: dict, usage: bool) -> None:
+        """The supervisor's health, licence and usage figures for the charts."""
+        self.w.connection.run_query("metrics", lambda c: fetch_metrics(c, since, usage))
 
     def open_submit(self) -> SubmitDialog:
         w = self.w
@@ -161,6 +168,8 @@ class Updates(QObject):
                 w.why_panel.show_answer(self._why[1], result)
         elif key == "history":
             w.charts_panel.set_history(result or {})
+        elif key == "metrics":
+            w.charts_panel.set_metrics(result)
         elif key.startswith("submit:"):
             dialog = self._submits.pop(key, None)
             if result[0] == "ok":
@@ -186,5 +195,11 @@ class Updates(QObject):
                     dialog.failed(message, None)
             except RuntimeError:
                 pass
+        elif key == "history":
+            log.warning("charts: metric history failed: %s", message)
+            w.charts_panel.history_failed(message)
+        elif key == "metrics":
+            log.warning("charts: supervisor figures failed: %s", message)
+            w.charts_panel.metrics_failed(message)
         else:
             log.info("query %s failed: %s", key, message)

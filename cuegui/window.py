@@ -208,6 +208,7 @@ class MainWindow(QMainWindow):
         self.job_panel.want_dependencies.connect(u.fetch_dependencies)
         self.why_panel.why_wanted.connect(u.fetch_why)
         self.charts_panel.history_wanted.connect(u.fetch_history)
+        self.charts_panel.metrics_wanted.connect(u.fetch_metrics)
         # Rules depend on the rows' state as well as the selection; recheck after changes.
         self._rules = QTimer(self, singleShot=True, interval=150)
         self._rules.timeout.connect(self.update_actions)

@@ -1,9 +1,12 @@
-"""Charts (pyqtgraph): farm slots, frames running and waiting, slots per project, and the
-selected job's frame runtimes and peak memory.
+"""Charts (pyqtgraph), in two tabs.  Farm: slots, frames running and waiting, slots per
+project, and the selected job's frame runtimes and peak memory.  Supervisor: its health,
+worker licences and usage per project (cuegui.views.supcharts).
 
 Time charts follow pyqtgraph's scrollingPlots example: data in ring buffers, peak
 downsampling, clipping to the visible range, a date axis; drag to pan, wheel to zoom,
 right-click for pyqtgraph's menu.  Redrawing happens only while the charts are visible.
+The farm charts are not linked in time: the ones with supervisor history reach back hours,
+the ones sampled by this window start when it opened, and one axis would leave them blank.
 """
 
 from __future__ import annotations
@@ -14,21 +17,24 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtCore import QTimer, Signal
-from qtpy.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QLabel, QTabWidget,
+                            QVBoxLayout, QWidget)
 
 from cuegui import theme
 from cuegui.background import Stepper
 from cuegui.models.frames import runtime
 from cuegui.models.series import ProjectStack, Series, farm_sample, farm_sample_steps
+from cuegui.views.supcharts import SupervisorCharts, style_plot
 
 SAMPLE_MS = 2000
-PROJECT_COLOURS = ["#5fa8e0", "#e8c547", "#4cb860", "#e5534b", "#a57de0", "#e89a3c",
-                   "#4fc1c9", "#d36fb0", "#9cb84c", "#c9925f"]
+METRICS_MS = 5000          # the supervisor's figures, asked for while the charts are shown
+USAGE_EVERY = 12           # usage (per day) with every 12th metrics refresh
+PROJECT_COLOURS = theme.PROJECT_COLOURS
 # Supervisor metric series that can stand in for the start of a chart.
 HISTORY = {"slots_used": "slots.used", "slots_total": "slots.total",
            "running": "frames.running", "waiting": "frames.waiting"}
 HISTORY_SPAN = 6 * 3600.0
-MIN_SPAN = 60.0            # a time chart shows at least a minute
+MIN_SPAN = 10.0            # a time chart shows at least this many seconds
 
 
 def _plot(title: str, date_axis: bool = True) -> pg.PlotWidget:
@@ -53,6 +59,7 @@ class ChartsPanel(QWidget):
     window for metric history once (answer with `set_history`)."""
 
     history_wanted = Signal(dict)       # key -> supervisor series name
+    metrics_wanted = Signal(dict, bool)  # last point held per series key, with usage
 
     def __init__(self, jobs_model, hosts_model, frames_model, parent=None):
         super().__init__(parent)
@@ -68,8 +75,10 @@ class ChartsPanel(QWidget):
             w.setLabel("bottom", "frame")
             w.setMouseEnabled(x=True, y=True)
         self.memory.setXLink(self.runtimes)
-        self.frames.setXLink(self.slots)
-        self.stack.setXLink(self.slots)
+        self.supervisor = SupervisorCharts()
+        self.history_errors: list[str] = []
+        self._metrics_pending = False
+        self._metrics_count = 0
         self.curves: dict[str, Any] = {}
         self._layer_curves: dict[str, tuple] = {}
         self._job_work = Stepper(self._draw_job, self)
@@ -83,8 +92,9 @@ class ChartsPanel(QWidget):
         self.follow.setChecked(True)
         self.follow.setToolTip("Keep the latest samples in view; panning or zooming stops it")
         self.follow.toggled.connect(lambda on: on and self.redraw())
-        self.slots.getPlotItem().getViewBox().sigRangeChangedManually.connect(
-            lambda *_: self.follow.setChecked(False))
+        for w in (self.slots, self.frames, self.stack):
+            w.getPlotItem().getViewBox().sigRangeChangedManually.connect(
+                lambda *_: self.follow.setChecked(False))
         grid = QGridLayout()
         grid.addWidget(self.slots, 0, 0)
         grid.addWidget(self.frames, 0, 1)
@@ -103,13 +113,24 @@ class ChartsPanel(QWidget):
         head.addWidget(self.note, 1)
         head.addWidget(self.follow)
         layout.addLayout(head)
-        layout.addLayout(grid, 1)
+        farm = QWidget()
+        farm.setLayout(grid)
+        grid.setContentsMargins(0, 0, 0, 0)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(farm, "Farm")
+        self.tabs.addTab(self.supervisor, "Supervisor, licences, usage")
+        self.tabs.currentChanged.connect(lambda _i: self.refresh_metrics())
+        layout.addWidget(self.tabs, 1)
         self.apply_theme()
         self._history_asked = False
         self._sampler = Stepper(lambda figures: None, self)
         self._timer = QTimer(self, interval=SAMPLE_MS)
         self._timer.timeout.connect(self._sample_soon)
         self._timer.start()
+        self._metrics_timer = QTimer(self, interval=METRICS_MS)
+        self._metrics_timer.timeout.connect(lambda: self.shown() and self.refresh_metrics())
+        self._metrics_timer.start()
         self._job_timer = QTimer(self, singleShot=True, interval=1000)
         self._job_timer.timeout.connect(self.redraw_job)
         m = frames_model
@@ -121,16 +142,10 @@ class ChartsPanel(QWidget):
     # -- theme --------------------------------------------------------------------------------
 
     def apply_theme(self) -> None:
-        bg, fg = theme.chrome("PLOT_BG"), theme.chrome("PLOT_FG")
-        for w in (self.slots, self.frames, self.stack, self.runtimes, self.memory):
-            w.setBackground(bg)
-            item = w.getPlotItem()
-            for name in ("left", "bottom"):
-                axis = item.getAxis(name)
-                axis.setPen(pg.mkPen(fg))
-                axis.setTextPen(pg.mkPen(fg))
-            item.titleLabel.setText(item.titleLabel.text, color=fg)
         self._build_curves()
+        for w in (self.slots, self.frames, self.stack, self.runtimes, self.memory):
+            style_plot(w)
+        self.supervisor.apply_theme()
 
     def _build_curves(self) -> None:
         for w in (self.slots, self.frames, self.runtimes, self.memory):
@@ -185,8 +200,12 @@ class ChartsPanel(QWidget):
             self._history_asked = True
             self.history_wanted.emit(dict(HISTORY))
 
-    def set_history(self, history: dict[str, list[tuple[float, float]]]) -> None:
-        """Metric history by chart key; series without history keep live samples only."""
+    def set_history(self, history: dict[str, Any]) -> None:
+        """Metric history by chart key; series without history keep live samples only.
+        An "errors" entry (a list of texts: series the supervisor does not record, calls
+        that failed) is shown in the note."""
+        history = dict(history)
+        self.history_errors = list(history.pop("errors", None) or [])
         for key, points in history.items():
             if key in self.series and points:
                 self.series[key].set_history(points)
@@ -194,13 +213,42 @@ class ChartsPanel(QWidget):
         self._update_note()
         self.redraw()
 
+    def history_failed(self, message: str) -> None:
+        """The history query failed as a whole: say so (live samples go on)."""
+        self.history_errors = [f"history: {message}"]
+        self._update_note()
+
+    def refresh_metrics(self) -> None:
+        """Ask for the supervisor's figures since the last point held (one query at a time)."""
+        if self._metrics_pending:
+            return
+        self._metrics_pending = True
+        since = {k: t for k in self.supervisor.series
+                 if (t := self.supervisor.last_time(k)) is not None}
+        usage = self._metrics_count % USAGE_EVERY == 0
+        self._metrics_count += 1
+        self.metrics_wanted.emit(since, usage)
+
+    def set_metrics(self, answer: dict) -> None:
+        """The answer to metrics_wanted (see cuegui.models.metrics.fetch_metrics)."""
+        self._metrics_pending = False
+        self.supervisor.apply(answer or {})
+
+    def metrics_failed(self, message: str) -> None:
+        self._metrics_pending = False
+        self.supervisor.apply({"errors": [message]})
+
     def _update_note(self) -> None:
         keys = self.history_keys
         if keys:
-            self.note.setText("History from the supervisor for " + ", ".join(keys)
-                              + "; the rest since this window opened.")
+            text = ("History from the supervisor for " + ", ".join(keys)
+                    + "; the rest since this window opened.")
         else:
-            self.note.setText("Sampled every 2 s since this window opened.")
+            text = "Sampled every 2 s since this window opened."
+        if self.history_errors:
+            text += " No history: " + "; ".join(self.history_errors) + "."
+        self.note.setText(text)
+        self.note.setToolTip("\n".join(self.history_errors))
 
     def redraw(self) -> None:
         for key, series in self.series.items():
@@ -216,6 +264,7 @@ class ChartsPanel(QWidget):
             curve = self.stack.plot(pen=pg.mkPen(colour, width=1), fillLevel=0, brush=qc,
                                     name=self.projects.names[k])
             self._stack_curves.append(curve)
+            style_plot(self.stack)
         n = len(self._stack_curves)
         for k, curve in enumerate(self._stack_curves):
             curve.setData(t, cum[:, k])
@@ -226,15 +275,25 @@ class ChartsPanel(QWidget):
             self.redraw_job()
 
     def _follow_time(self) -> None:
-        """Show the latest MIN_SPAN seconds, or everything when the data spans more."""
-        ends = [s.arrays()[0] for s in self.series.values()]
-        times = [t for t in ends if len(t)]
-        if not times:
-            return
-        last = max(float(t[-1]) for t in times)
-        first = min(float(t[0]) for t in times)
-        start = min(first, last - MIN_SPAN)
-        self.slots.getPlotItem().getViewBox().setXRange(start, last + 5, padding=0)
+        """Each time chart shows all of its own data (at least the latest MIN_SPAN seconds)."""
+        spans = {self.slots: [self.series["slots_used"], self.series["slots_total"]],
+                 self.frames: [self.series["running"], self.series["waiting"]]}
+        for plot, series in spans.items():
+            times = [t for t in (s.arrays()[0] for s in series) if len(t)]
+            if times:
+                _show_span(plot, min(float(t[0]) for t in times),
+                           max(float(t[-1]) for t in times))
+        t, _ = self.projects.stacked()
+        if len(t):
+            _show_span(self.stack, float(t[0]), float(t[-1]))
+
+    def points(self) -> dict[str, int]:
+        """Data points per chart (for tests and the screenshot tour)."""
+        out = {"slots": len(self.series["slots_used"].arrays()[0]),
+               "frames": sum(len(self.series[k].arrays()[0]) for k in ("running", "waiting")),
+               "projects": len(self.projects.buffer)}
+        out.update(self.supervisor.points())
+        return out
 
     def _frames_changed(self, *_args: Any) -> None:
         self._job_dirty = True
@@ -256,6 +315,7 @@ class ChartsPanel(QWidget):
                 for curve, plot in zip(self._layer_curves.pop(name),
                                        (self.runtimes, self.memory)):
                     plot.removeItem(curve)
+        fresh = False
         for k, name in enumerate(sorted(by_layer)):
             arr = by_layer[name]
             if name not in self._layer_curves:
@@ -264,13 +324,22 @@ class ChartsPanel(QWidget):
                     plot.plot(pen=pg.mkPen(colour, width=1.5), name=name, symbolBrush=colour,
                               symbolPen=None)
                     for plot in (self.runtimes, self.memory))
+                fresh = True
             symbol = "o" if len(arr) < 2000 else None
             for curve, col in zip(self._layer_curves[name], (1, 2)):
                 curve.setData(arr[:, 0], arr[:, col], symbol=symbol, symbolSize=5)
+        if fresh:
+            style_plot(self.runtimes)
+            style_plot(self.memory)
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
         self.redraw()
+        self.refresh_metrics()
+
+
+def _show_span(plot: pg.PlotWidget, first: float, last: float) -> None:
+    plot.getPlotItem().getViewBox().setXRange(min(first, last - MIN_SPAN), last + 5, padding=0)
 
 
 def job_points(frames: list[dict]):

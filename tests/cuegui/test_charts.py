@@ -1,0 +1,107 @@
+"""The charts against a real supervisor and real rqd workers: every chart gets data points
+from the supervisor (metric history, licences, usage), and what it does not record is said."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from cuegui.connection import Connection
+from cuegui.models.metrics import SUPERVISOR_SERIES, fetch_metrics
+from cuegui.window import MainWindow
+from tests.farm import Farm
+
+PY = sys.executable
+WAIT = 60_000
+
+
+@pytest.fixture
+def farm(sqlite_url, tmp_path):
+    """A supervisor sampling its metrics twice a second and accounting usage every second,
+    with one worker licence and two workers."""
+    f = Farm(sqlite_url, tmp_path)
+    f.env.update({"CUEFARM_SUPERVISOR_METRICS_INTERVAL": "0.5",
+                  "CUEFARM_SUPERVISOR_USAGE_INTERVAL": "1"})
+    f.start_supervisor()
+    try:
+        f.client().set_licences(1)
+        f.start_rqd("render01", 2)
+        f.start_rqd("render02", 2)
+        f.wait_hosts_up(["render01", "render02"])
+        yield f
+    finally:
+        f.stop()
+
+
+def run_a_job(farm) -> int:
+    client = farm.client()
+    [job_id] = client.submit({"name": "charted", "project": "charts", "layers": [
+        {"name": "render", "command": [PY, "-c", "import time; time.sleep(0.5)"],
+         "range": "1-6"}]})
+    client.wait(job_id, timeout=60)
+    return job_id
+
+
+def test_fetch_metrics_reads_every_series_licences_and_usage(farm, qtbot):
+    run_a_job(farm)
+    client = farm.client()
+    qtbot.waitUntil(lambda: any(r["slot_hours"] > 0 for r in client.usage(
+        "2020-01-01", "2030-12-31", by="project")), timeout=WAIT)
+    answer = fetch_metrics(client, {}, usage=True)
+    assert answer["errors"] == []
+    for key in SUPERVISOR_SERIES:
+        assert answer["points"][key], key
+    assert answer["licences"]["installed"] == 1
+    today = answer["usage"][-1][1]
+    assert today["charts"] > 0
+    # Asked again from the last point held: only newer points come back.
+    last = {k: v[-1][0] for k, v in answer["points"].items()}
+    again = fetch_metrics(client, last, usage=False)
+    assert all(t > last[k] for k, pts in again["points"].items() for t, _ in pts)
+    assert again["usage"] is None
+
+
+def test_every_chart_shows_points_from_the_supervisor(farm, qtbot):
+    run_a_job(farm)
+    client = farm.client()
+    qtbot.waitUntil(lambda: any(r["slot_hours"] > 0 for r in client.usage(
+        "2020-01-01", "2030-12-31", by="project")), timeout=WAIT)
+    conn = Connection(farm.address, idle_ping=1.0)
+    win = MainWindow(conn, mode="admin")
+    qtbot.addWidget(win)
+    win.show()
+    conn.start()
+    try:
+        charts = win.charts_panel
+        win.charts_dock.raise_()
+        charts.tabs.setCurrentWidget(charts.supervisor)
+        qtbot.waitUntil(lambda: charts.shown(), timeout=WAIT)
+
+        def all_drawn():
+            charts.refresh_metrics()
+            points = charts.points()
+            return all(points[k] > 0 for k in ("cpu", "rss", "db", "rates", "backlog",
+                                               "licences", "usage"))
+        qtbot.waitUntil(all_drawn, timeout=WAIT)
+        # History of the frame counts reaches back before the window opened.
+        qtbot.waitUntil(lambda: bool(charts.history_keys), timeout=WAIT)
+        assert {"running", "waiting"} <= set(charts.history_keys)
+        # The curves hold what the series hold (the supervisor's points, drawn).
+        sup = charts.supervisor
+        xs, ys = sup.curves["db_latency"].getData()
+        assert len(xs) == charts.points()["db"] and (ys >= 0).all()
+        xs, ys = sup.curves["installed"].getData()
+        assert len(xs) and set(ys) == {1.0}
+        assert "Licences:" in sup.note.text() and "installed" in sup.note.text()
+        # What the supervisor does not record is said in the note, never silently dropped.
+        known = {m["name"] for m in client.metrics()}
+        missing = [n for n in ("slots.used", "slots.total") if n not in known]
+        for name in missing:
+            assert name in charts.note.text()
+        if not missing:
+            assert "slots_used" in charts.history_keys
+    finally:
+        conn.stop()
+        win.close()
+
