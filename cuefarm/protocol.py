@@ -322,6 +322,9 @@ class Register(Body):
     disk_free_mb: int = 0
     nimby: bool = False             # locked locally because someone is using the machine
     path_maps: list[PathRule] = []  # the worker's own rules (override the supervisor's)
+    # Attempt ids of further kept completions that did not fit in `completions`: they follow
+    # in Complete messages, and the supervisor must not take those attempts for lost.
+    kept: list[str] = []
 
 
 class Registered(Body):
@@ -451,7 +454,7 @@ class SetLicences(Body):
     unlimited: bool = False         # no licence cap at all
     metered: bool | None = None     # let the farm go past the count, billed per minute
     sink: str | None = None         # where overage reports go: http(s) URL or a directory
-    rate: float | None = None       # $ per overage worker-hour
+    rate: float | str | None = None  # $ per overage worker-hour; a decimal string is exact
 
 
 class ListLicenceReports(Body):

@@ -334,6 +334,10 @@ class Daemon:
         self.link.connected()
         log.info("registered with %s as host %d (heartbeat every %g s)",
                  self.link.endpoint, msg.host_id, self.interval)
+        rest = [c for aid, c in self.unacked.items()
+                if now - self.sent_at.get(aid, -math.inf) >= self.interval * 0.9]
+        if rest:
+            self._send_completions(rest, now)
 
     def _on_refused(self, msg: p.Refused, now: float) -> None:
         self.registered = False
@@ -455,7 +459,11 @@ class Daemon:
     def _send_register(self, now: float) -> None:
         self.register_due = None
         self.link.heard(now)      # the supervisor has a full timeout to answer
-        completions = list(self.unacked.values())[:MAX_COMPLETIONS_PER_MESSAGE]
+        kept = list(self.unacked.values())
+        completions = kept[:MAX_COMPLETIONS_PER_MESSAGE]
+        # The rest follow in Complete messages once registered; their ids tell the supervisor
+        # not to take those attempts for lost meanwhile.
+        more = [c.attempt_id for c in kept[MAX_COMPLETIONS_PER_MESSAGE:]]
         body = p.Register(
             name=self.name, hostname=machine.hostname(), os=self.os,
             cores=self.cores, memory_mb=machine.memory_mb(), slots=self.slots,
@@ -463,7 +471,7 @@ class Daemon:
             running=[self.runner.sample(a) for a in self.running.values()],
             completions=completions, tags=list(self.tags), gpus=len(self.gpus),
             disk_free_mb=machine.disk_free_mb(self.cfg.log_dir), nimby=self.nimby_locked,
-            path_maps=list(self.own_rules))
+            path_maps=list(self.own_rules), kept=more)
         if self.link.send(body, next(self._ids)):
             for c in completions:
                 self.sent_at[c.attempt_id] = now

@@ -64,12 +64,14 @@ def _register(sv: "Supervisor", batch: dict[str, tuple[bytes, p.Register, str]])
     deltas, touched = Deltas(), work.Touched()
     completions: dict[tuple[int, int], p.Completion] = {}
     reported: dict[str, dict[tuple[int, int], p.RunningAttempt]] = {}
+    coming: dict[str, set[tuple[int, int]]] = {}     # kept completions still to be sent
     for name, (_, reg, _) in batch.items():
         for c in reg.completions:
             key = parse_attempt_id(c.attempt_id)
             if key:
                 completions[key] = c
         reported[name] = {k: r for r in reg.running if (k := parse_attempt_id(r.attempt_id))}
+        coming[name] = {k for aid in reg.kept if (k := parse_attempt_id(aid))}
     with sv.engine.begin() as conn:
         refused = hostadmin.admit_many(conn, sv.admission,
                                        [(n, addr) for n, (_, _, addr) in batch.items()], now)
@@ -83,7 +85,8 @@ def _register(sv: "Supervisor", batch: dict[str, tuple[bytes, p.Register, str]])
         for name, h in hosts.items():
             for a in believed.get(h.id, []):
                 key = (a.frame_id, a.number)
-                if key not in reported[name] and key not in completions:
+                if (key not in reported[name] and key not in completions
+                        and key not in coming[name]):
                     gone[key] = f"lost: {name} re-registered without it"
         work.end_attempts(conn, gone, now, deltas, touched)
         work.settle(conn, deltas, touched, now)

@@ -271,3 +271,24 @@ def test_a_kill_for_an_attempt_it_does_not_have_is_answered_lost(supervisor, sta
     assert running_ids(hb) == []
     supervisor.send(p.CompleteAck(["41.1"]))
     supervisor.expect("heartbeat", lambda b: b.kept == [])
+
+
+def test_every_kept_completion_is_delivered_after_registering(supervisor, start_rqd, tmp_path):
+    state = StateDir(tmp_path / "state-w1")
+    state.open()
+    ids = [f"{i}.1" for i in range(1, 651)]
+    for aid in ids:
+        state.save_completion(p.Completion(aid, 0, 1.0, 2.0))
+    state.close()
+    start_rqd(supervisor, state_dir=tmp_path / "state-w1")
+    reg = supervisor.expect("register")
+    in_register = {c.attempt_id for c in reg.completions}
+    assert len(in_register) == 500 and set(reg.kept) == set(ids) - in_register
+    supervisor.send(p.Registered(host_id=1, heartbeat_interval=0.2))
+    supervisor.send(p.CompleteAck(sorted(in_register)))
+    delivered: set[str] = set()
+    while not set(reg.kept) <= delivered:
+        body = supervisor.expect("complete")
+        delivered.update(c.attempt_id for c in body.completions)
+    supervisor.send(p.CompleteAck(reg.kept))
+    supervisor.expect("heartbeat", lambda b: b.kept == [])

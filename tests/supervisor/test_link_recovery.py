@@ -62,3 +62,42 @@ def test_an_attempt_the_worker_runs_or_keeps_is_not_released(farm):
     assert c.wait(job_id, timeout=30)["succeeded"] == 2
     assert {f["attempt"] for f in c.frames(job_id)} == {1}
     w.close()
+
+
+def test_kept_completions_past_one_message_are_all_accepted(farm):
+    n = 620       # more than a Register carries (500)
+    w = Peer(farm.port + 1)
+    register(w, "many", slots=n)
+    c = farm.client()
+    [job_id] = c.submit([{"name": "many", "layers": [
+        {"name": "r", "command": "x", "range": f"1-{n}", "max_retries": 0}]}])
+    launches = [w.recv_type(p.Launch) for _ in range(n)]
+    farm.kill_supervisor()
+    w.close()
+    farm.start_supervisor()
+    # Every frame finished while the supervisor was away; the worker comes back with the
+    # first 500 completions in its Register and the ids of the rest.
+    done = [p.Completion(la.attempt_id, 0, 1.0, 2.0) for la in launches]
+    w = Peer(farm.port + 1)
+    w.send(p.Register(name="many", hostname="many", os="linux", cores=n, memory_mb=4096,
+                      slots=n, version="0", completions=done[:500],
+                      kept=[d.attempt_id for d in done[500:]]))
+    w.recv_type(p.Registered)
+    c = farm.client()
+    frames = c.frames(job_id)
+    assert sum(f["state"] == "SUCCEEDED" for f in frames) == 500
+    assert sum(f["state"] == "RUNNING" for f in frames) == n - 500   # not taken for lost
+    # The rest arrive later, after a few heartbeats naming them as kept.
+    for _ in range(3):
+        w.send(p.Heartbeat(kept=[d.attempt_id for d in done[500:]]))
+        time.sleep(0.5)
+    w.send(p.Complete(done[500:]))
+    ack = w.recv_type(p.CompleteAck)
+    if done[0].attempt_id in ack.attempt_ids:       # the Register's own, first
+        assert len(ack.attempt_ids) == 500
+        ack = w.recv_type(p.CompleteAck)
+    assert sorted(ack.attempt_ids) == sorted(d.attempt_id for d in done[500:])
+    job = c.wait(job_id, timeout=60)
+    assert job["succeeded"] == n
+    assert {f["attempt"] for f in c.frames(job_id)} == {1}
+    w.close()
