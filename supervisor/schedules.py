@@ -2,7 +2,9 @@
 
 A window (days, start, end) is active from `start` to `end` on each listed day; an end at or
 before the start runs past midnight into the next day.  A manual lock or unlock overrides the
-schedule until the host's next window edge.
+schedule until the host's next window edge; after that edge the schedule applies again (it may
+unlock a manual lock or lock a manual unlock).  A manual lock on a host no schedule covers stays
+until an admin unlocks it.
 """
 
 from __future__ import annotations
@@ -111,16 +113,24 @@ def apply(sv: "Supervisor") -> None:
         for h in hosts:
             if h.lock_override_until and h.lock_override_until > now:
                 continue
+            if h.lock_kind == "banned":     # an admission ban, not a lock schedules undo
+                continue
             mine = [w for w in windows if applies(w, h.name, hostadmin.effective_tags(h))]
             live = [w for w in mine if active(w, when)]
-            if live and h.lock == "OPEN":
+            # A manual lock or unlock made while a schedule applied to the host overrode it
+            # until the next edge; once that edge has passed, the schedule applies again,
+            # whichever way the admin had set the host.  A manual lock on a host no schedule
+            # covered (no override time) is left alone.
+            expired = bool(h.lock_override_until) and bool(mine)
+            manual_locked = h.lock == "LOCKED" and h.lock_kind != "schedule"
+            if live and (h.lock == "OPEN" or (expired and manual_locked)):
                 conn.execute(update(Host).where(Host.id == h.id)
                              .values(lock="LOCKED", lock_kind="schedule", lock_slots=None,
                                      lock_override_until=0.0))
                 changed[h.id] = True
                 if any(w["purge"] for w in live):
                     purge_ids.append(h.id)
-            elif not live and h.lock == "LOCKED" and h.lock_kind == "schedule":
+            elif not live and h.lock == "LOCKED" and (h.lock_kind == "schedule" or expired):
                 conn.execute(update(Host).where(Host.id == h.id)
                              .values(lock="OPEN", lock_kind="", lock_override_until=0.0))
                 changed[h.id] = False

@@ -119,3 +119,64 @@ def test_malformed_schedules_are_refused(sv, bad, field):
     assert info.value.field == field
     with sv.engine.connect() as conn:
         assert hostadmin.schedule_rows(conn) == []
+
+
+def manual(sv, names, lock, slots=None):
+    with sv.engine.begin() as conn:
+        control.lock_hosts(conn, names, lock, False, slots,
+                           lambda ids: schedules.override_until(sv, conn, ids), control.Outcome())
+
+
+def test_manual_lock_in_a_window_holds_until_its_end_then_the_schedule_applies(sv):
+    with sv.engine.begin() as conn:
+        hostadmin.add_schedule(conn, p.SetSchedule("ws-*", [0], "09:00", "19:00"))
+    sv.clock.t = at("2026-11-23T10:00")
+    schedules.apply(sv)
+    manual(sv, ["ws-01"], True, slots=2)           # an admin's partial lock mid-window
+    sv.clock.t = at("2026-11-23T18:59")
+    schedules.apply(sv)
+    assert locks(sv)["ws-01"] == ("LOCKED", "manual")
+    sv.clock.t = at("2026-11-23T19:00")            # the next edge: the schedule says open
+    schedules.apply(sv)
+    assert locks(sv)["ws-01"] == ("OPEN", "")
+    assert locks(sv)["ws-02"] == ("OPEN", "")
+    sv.clock.t = at("2026-11-30T09:00")            # and governs the following window as usual
+    schedules.apply(sv)
+    assert locks(sv)["ws-01"] == ("LOCKED", "schedule")
+
+
+def test_manual_lock_before_a_window_becomes_the_schedules_at_its_start(sv):
+    with sv.engine.begin() as conn:
+        hostadmin.add_schedule(conn, p.SetSchedule("ws-*", [0], "09:00", "19:00"))
+    sv.clock.t = at("2026-11-23T07:00")
+    manual(sv, ["ws-01"], True)
+    sv.clock.t = at("2026-11-23T08:59")
+    schedules.apply(sv)
+    assert locks(sv)["ws-01"] == ("LOCKED", "manual")
+    sv.clock.t = at("2026-11-23T09:01")
+    schedules.apply(sv)
+    assert locks(sv)["ws-01"] == ("LOCKED", "schedule")
+    sv.clock.t = at("2026-11-23T19:01")
+    schedules.apply(sv)
+    assert locks(sv)["ws-01"] == ("OPEN", "")
+
+
+def test_manual_lock_of_a_host_no_schedule_covers_stays(sv):
+    with sv.engine.begin() as conn:
+        hostadmin.add_schedule(conn, p.SetSchedule("ws-*", [0], "09:00", "19:00"))
+    sv.clock.t = at("2026-11-23T10:00")
+    manual(sv, ["node-01"], True)
+    for t in ("2026-11-23T19:00", "2026-11-30T09:00", "2026-11-30T19:30"):
+        sv.clock.t = at(t)
+        schedules.apply(sv)
+        assert locks(sv)["node-01"] == ("LOCKED", "manual"), t
+
+
+def test_a_ban_is_not_a_lock_schedules_undo(sv):
+    with sv.engine.begin() as conn:
+        hostadmin.add_schedule(conn, p.SetSchedule("ws-*", [0], "09:00", "19:00"))
+        hostadmin.admission_control(conn, "ban", ["ws-02"], "", sv.clock())
+    for t in ("2026-11-23T10:00", "2026-11-23T19:30"):
+        sv.clock.t = at(t)
+        schedules.apply(sv)
+        assert locks(sv)["ws-02"] == ("LOCKED", "banned"), t
