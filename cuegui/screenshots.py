@@ -1,13 +1,16 @@
 """`--screenshots DIR`: open each view against live data, save one PNG per view, exit.
 
 The tour is driven by the connection's signals (snapshot, job loaded, log piece, answers), not
-by sleeps: it selects the job that shows the most, opens the log of one of its frames, asks
-Why about it, selects the busiest host, lets the charts gather a few samples, opens the submit
-dialog, then grabs each dock and the whole window.
+by sleeps: it shows every user's jobs (Mine off), selects an unfinished job with frames running
+or dead, opens the log of one of its frames, asks Why about a job that is waiting, selects the
+busiest host, lets the charts gather their points, opens the submit dialog, then grabs each
+dock and the whole window.  `tour.json` beside the pictures says what they show (the job, the
+jobs listed, the log's length, the charts' points), so a test can check the pictures' content.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -26,16 +29,32 @@ VIEWS = ("jobs", "job", "log", "hosts", "charts", "charts_supervisor", "why", "s
          "window")
 
 
+def unfinished(job: dict) -> bool:
+    return job.get("state") != "FINISHED" and job.get("status") not in ("finished", "killed")
+
+
 def pick_job(jobs: list[dict]) -> dict | None:
-    """The job that shows the most: one with frames both running and done, then the most
-    frames done, then the most frames."""
+    """The job that shows the most: unfinished, with frames running or dead, then with
+    frames both running and done, then the most frames done, then the most frames."""
     if not jobs:
         return None
 
     def score(j: dict) -> tuple:
         done = (j.get("succeeded") or 0) + (j.get("dead") or 0)
-        return (bool(j.get("running")) and done > 0, done, j.get("frames_total") or 0, j["id"])
+        live = unfinished(j) and bool(j.get("running") or j.get("dead"))
+        return (live, unfinished(j), bool(j.get("running")) and done > 0, done,
+                j.get("frames_total") or 0, j["id"])
     return max(jobs, key=score)
+
+
+def pick_waiting(jobs: list[dict], shown: dict | None = None) -> dict | None:
+    """A job worth asking Why about: unfinished with frames waiting and none running (paused,
+    held by a dependency, or out of slots), else any unfinished one with frames waiting, else
+    `shown`."""
+    def score(j: dict) -> tuple:
+        return (not j.get("running"), j.get("waiting") or 0, j["id"])
+    waiting = [j for j in jobs if unfinished(j) and (j.get("waiting") or j.get("depend"))]
+    return max(waiting, key=score) if waiting else shown
 
 
 def pick_frame(frames: list[dict]) -> dict | None:
@@ -57,6 +76,7 @@ class ScreenshotTour(QObject):
         self.window = window
         self.directory = Path(directory)
         self.job_id = None
+        self.why_id = None
         self.frame_id = None
         self.saved: list[Path] = []
         self._done = False
@@ -75,17 +95,20 @@ class ScreenshotTour(QObject):
         if self.job_id is not None or self._done:
             return
         w = self.window
-        if not any(j.get("user") == w.user for j in snap.jobs):
-            w.jobs_panel.mine.setChecked(False)      # show the farm, not an empty list
+        # The tour shows the farm: every user's jobs, so the job it picks is in the list.
+        w.jobs_panel.mine.setChecked(False)
         busiest = max(snap.hosts, key=lambda h: (h.get("running") or 0, h.get("name") or ""),
                       default=None)
         if busiest is not None:
             w.hosts_view.select_id(busiest["id"])
-        job = pick_job(snap.jobs)
+        listed = {r["id"] for r in w.jobs_model.rows()}
+        job = pick_job([j for j in snap.jobs if j["id"] in listed] or snap.jobs)
         if job is None:
             self._log_seen = True
             return
         self.job_id = job["id"]
+        why = pick_waiting(snap.jobs, job)
+        self.why_id = why["id"] if why else None
         # Selecting the row makes the window ask for the job's layers and frames.
         if not w.jobs_view.select_id(job["id"]):
             w.select_job(job["id"])
@@ -94,7 +117,7 @@ class ScreenshotTour(QObject):
         if data.job_id != self.job_id or self.frame_id is not None or self._done:
             return
         w = self.window
-        w.show_why(data.job_id)
+        w.show_why(self.why_id if self.why_id is not None else data.job_id)
         frame = pick_frame(data.frames)
         if frame is None:
             self._log_seen = True
@@ -174,7 +197,21 @@ class ScreenshotTour(QObject):
         w.log_dock.raise_()
         QApplication.processEvents()
         self._save(w.grab(), "window")
+        self._write_manifest()
         return self.saved
+
+    def _write_manifest(self) -> None:
+        w = self.window
+        manifest = {
+            "job": self.job_id, "why_job": self.why_id,
+            "jobs_listed": [r["id"] for r in w.jobs_model.rows()],
+            "job_caption": w.job_panel.caption.text() if hasattr(w.job_panel, "caption")
+            else "", "frames": w.frames_model.rowCount(), "layers": w.layers_model.rowCount(),
+            "log_frame": self.frame_id, "log_chars": len(w.log_panel.contents()),
+            "why": w.why_panel.text(), "why_caption": w.why_panel.caption.text(),
+            "hosts": w.hosts_model.rowCount(), "charts": w.charts_panel.points(),
+            "files": [p.name for p in self.saved]}
+        (self.directory / "tour.json").write_text(json.dumps(manifest, indent=1, default=str))
 
     def _save(self, pixmap, name: str) -> None:
         path = self.directory / f"{name}.png"

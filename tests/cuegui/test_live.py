@@ -3,6 +3,7 @@ real data, every action changes the supervisor's state and the view follows by e
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -374,13 +375,36 @@ def test_reconnects_after_a_supervisor_restart(qtbot, live):
 def test_screenshots_command_saves_one_png_per_view(live, tmp_path):
     farm, win = live
     client = farm.client()
-    [job_id] = client.submit(job_spec("shots", QUICK, "1-3"))
-    client.wait(job_id, timeout=60)
+    [done_id] = client.submit(job_spec("shots", QUICK, "1-3"))
+    client.wait(done_id, timeout=60)
+    [busy_id] = client.submit(job_spec("busy", SLOW, "1-6"))
+    [held_id] = client.submit(job_spec("held", SLOW, "1-2"))
+    client.pause([held_id])
+    _poll(lambda: (client.job(busy_id).get("running") or 0) > 0)
     out = tmp_path / "shots"
     proc = subprocess.run([PY, "-m", "cuegui", "--supervisor", farm.address,
                            "--screenshots", str(out), "--timeout", "60"],
                           capture_output=True, text=True, timeout=120,
                           env={**farm.env, "QT_QPA_PLATFORM": "offscreen"})
     assert proc.returncode == 0, proc.stderr
-    for name in ("jobs", "job", "log", "hosts", "charts", "why", "submit", "window"):
+    for name in ("jobs", "job", "log", "hosts", "charts", "charts_supervisor", "why", "submit",
+                 "window"):
         assert (out / f"{name}.png").stat().st_size > 1000
+    tour = json.loads((out / "tour.json").read_text())
+    # The job pane shows an unfinished job with frames running, and it is in the jobs list.
+    assert tour["job"] == busy_id and busy_id in tour["jobs_listed"]
+    assert done_id in tour["jobs_listed"] and held_id in tour["jobs_listed"]   # Mine is off
+    assert "busy" in tour["job_caption"] and tour["frames"] == 6 and tour["layers"] == 1
+    assert tour["log_frame"] is not None and tour["log_chars"] > 0
+    # Why is asked about the job that waits, and says why it waits (not "finished").
+    assert tour["why_job"] == held_id and "held" in tour["why_caption"]
+    assert "paused" in tour["why"].lower() and "finished" not in tour["why"].lower()
+    assert tour["hosts"] == 2
+    charts = tour["charts"]
+    assert charts["slots"] > 0 and charts["frames"] > 0
+    assert all(charts[k] > 0 for k in ("cpu", "rss", "db", "rates", "backlog")), charts
+
+
+def _poll(predicate, timeout: float = 60.0) -> None:
+    from tests.farm import wait_until
+    wait_until(predicate, timeout, message="the farm to get there")

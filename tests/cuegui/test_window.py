@@ -331,11 +331,29 @@ def test_readable_with_a_large_font(qtbot, sim):
         app.setFont(before)
 
 
+def colours(image, step: int = 3) -> int:
+    """Distinct colours among a grid of the image's pixels (a blank panel has a handful)."""
+    return len({image.pixel(x, y) for x in range(0, image.width(), step)
+                for y in range(0, image.height(), step)})
+
+
 def test_every_panel_paints(qtbot, win, tmp_path):
     win.jobs_view.select_id(1)
     wait(qtbot, lambda: win.frames_model.rowCount() == 12)
+    win.charts_panel.sample(now=1000.0)
+    win.charts_panel.sample(now=1002.0)
+    win.show_why(1)
+    wait(qtbot, lambda: "simulated reason" in win.why_panel.text())
+    # Real content behind each picture, not just the panels' chrome.
+    assert win.jobs_model.rowCount() > 0 and win.hosts_model.rowCount() > 0
+    assert win.layers_model.rowCount() > 0 and win.frames_model.rowCount() == 12
+    assert win.charts_panel.points()["slots"] == 2
+    # An empty dock (title, toolbar, header) has a few dozen colours; a filled one hundreds.
+    floor = 120
     for dock in win.docks():
         dock.raise_()
+        QApplication.processEvents()
         image = dock.grab().toImage()
         assert image.width() > 100 and image.height() > 100
+        assert colours(image) > floor, dock.objectName()      # text, bars, curves: detail
         assert image.save(str(tmp_path / f"{dock.objectName()}.png"))
