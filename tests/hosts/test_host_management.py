@@ -187,9 +187,20 @@ def test_idle_lock_shows_and_stops_dispatch(farm, tmp_path):
     idle = tmp_path / "idle"
     idle.write_text("0")      # someone is at the machine
     farm.env["CUEFARM_TEST_IDLE_FILE"] = str(idle)
+    farm.env["CUEFARM_RQD_NIMBY_IDLE"] = "2"      # unlock after 2 s without input
     farm.start_rqd("ws", 2, "--nimby")
     farm.wait_hosts_up(["ws"])
     c = farm.client()
     wait_until(lambda: host(c, "ws")["lock_kind"] == "nimby", 30, message="idle lock")
     assert used_total(c, "ws") == "0/0"
-    idle.write_text("100000")  # they left long ago
+    [jid] = c.submit([{"name": "idle", "layers": [
+        {"name": "r", "command": "true", "range": "1", "max_retries": 0}]}])
+    assert any("ws" in r for r in c.why(jid)["reasons"])    # held back by the idle lock
+    assert c.job(jid)["succeeded"] == 0 and host(c, "ws")["lock_kind"] == "nimby"
+    # The user logs out: the probe no longer answers, so the lock holds until nimby_idle
+    # seconds after the last activity it saw, then lifts and the frame runs there.
+    idle.write_text("none")
+    wait_until(lambda: host(c, "ws")["lock_kind"] == "", 30, message="the idle lock to clear")
+    assert c.wait(jid, timeout=60)["succeeded"] == 1
+    assert [f["host"] for f in c.frames(jid)] == ["ws"]
+    assert used_total(c, "ws") == "0/2"
