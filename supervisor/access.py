@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, insert, select, update
 
 from cuefarm import protocol as p
+from supervisor.store.errors import ControlError
 from supervisor.store.models import Job, Project, Setting
 from supervisor.store.submit import ensure_project
 
@@ -177,7 +178,7 @@ def policy(sv: "Supervisor") -> Policy:
     return pol
 
 
-# --- project members -------------------------------------------------------------------------------
+# --- project members ------------------------------------------------------------------------------
 
 def members(conn: Connection) -> dict[str, list[str]]:
     """Restricted projects and their members (projects not listed are open to everyone)."""
@@ -195,7 +196,6 @@ def hidden_projects(sv: "Supervisor", conn: Connection, user: str) -> frozenset[
 
 def set_members(conn: Connection, project: str, users: list[str]) -> list[str]:
     """Restrict `project` to `users` (an empty list opens it to everyone); return the members."""
-    from supervisor.store.errors import ControlError
     if not project or len(project) > MAX_NAME:
         raise ControlError(f"{project!r} is not a project name", "name")
     clean = sorted(set(users))
@@ -219,7 +219,7 @@ def set_members(conn: Connection, project: str, users: list[str]) -> list[str]:
     return clean
 
 
-# --- the check before every request ------------------------------------------------------------------
+# --- the check before every request ---------------------------------------------------------------
 
 def _job_ids(body: Any, name: str | None) -> list[int]:
     if name is None:
@@ -316,7 +316,7 @@ def filter_reply(sv: "Supervisor", type_name: str, body: Any, user: str,
     return reply
 
 
-# --- handlers (merged into clientapi.HANDLERS) ------------------------------------------------------
+# --- handlers (merged into clientapi.HANDLERS) ----------------------------------------------------
 
 def _whoami(sv, body, user, route, rid):
     pol = policy(sv)
@@ -324,8 +324,7 @@ def _whoami(sv, body, user, route, rid):
 
 
 def _set_project_members(sv, body: p.SetProjectMembers, user, route, rid):
-    from supervisor.clientapi import RequestError
-    from supervisor.store.errors import ControlError
+    from supervisor.clientapi import RequestError   # here: clientapi imports this module
     try:
         with sv.engine.begin() as conn:
             who = set_members(conn, body.name, body.members)
