@@ -1,4 +1,6 @@
-"""Actions on hosts (admins): lock, lock and purge, unlock, slots, tags, drain."""
+"""Actions on hosts (admins): lock, partial lock, lock and purge, unlock, slots, tags, drain
+(then stay, exit or reboot) and cancel drain, and the farm-wide host lists: admission,
+lock schedules, path maps."""
 
 from __future__ import annotations
 
@@ -30,6 +32,22 @@ def _open(r: dict) -> bool:
     return r.get("lock") != "LOCKED"
 
 
+def _not_draining(r: dict) -> bool:
+    return not r.get("draining") and not r.get("drain")
+
+
+def _farm(what: str):
+    """An admin action on the farm's host settings, whatever is selected."""
+    return lambda c: perm.needs(c.mode, perm.ADMIN, what)
+
+
+def _drain(then: str, text: str, tip: str, question: str) -> Spec:
+    return Spec("drain" if then == "stay" else f"drain_{then}", text, "drain", tip,
+                confirm=question,
+                rule=_admin("Draining hosts", "drain", test=_not_draining,
+                            message="the selected hosts are draining already"))
+
+
 HOST_ACTIONS = [
     Spec("lock", "Lock", "lock", "Stop new frames from starting on the selected hosts; running "
          "frames finish", rule=_admin("Locking hosts", test=_open,
@@ -44,11 +62,31 @@ HOST_ACTIONS = [
          rule=_admin("Setting host slots", "set_host_slots", single=True)),
     Spec("tags", "Set tags...", "tags", "Add or remove tags of the selected host",
          rule=_admin("Setting host tags", "host_tags", single=True)),
-    Spec("drain", "Drain", "drain", "Let the selected hosts finish their frames and take no more",
-         confirm="Drain {what}? They finish what runs and take nothing new until unlocked.",
-         rule=_admin("Draining hosts", "drain",
-                     test=lambda r: not r.get("draining") and not r.get("drain"),
-                     message="the selected hosts are draining already")),
+    Spec("partial", "Lock to slots...", "lock", "Leave only some slots of the selected hosts "
+         "open; running frames finish", rule=_admin("Locking hosts")),
+    _drain("stay", "Drain", "Let the selected hosts finish their frames and take no more",
+           "Drain {what}? They finish what runs and take nothing new until the drain is "
+           "cancelled."),
+    _drain("exit", "Drain, then stop worker", "Let the selected hosts finish their frames, "
+           "then their rqd exits",
+           "Drain {what}? They finish what runs, take nothing new, then their worker "
+           "(rqd) exits and must be started again."),
+    _drain("reboot", "Drain, then reboot", "Let the selected hosts finish their frames, then "
+           "reboot (where the worker allows it)",
+           "Drain {what} and reboot them? They finish what runs, take nothing new, then the "
+           "machines reboot (only where rqd is configured to allow it)."),
+    Spec("undrain", "Cancel drain", "unlock", "Let the selected draining hosts take frames "
+         "again", rule=_admin("Cancelling a drain", "drain",
+                              test=lambda r: not _not_draining(r),
+                              message="none of the selected hosts is draining")),
+    Spec("checkpath", "Check path...", "why", "How a path reads on the selected host after "
+         "its path maps", rule=_admin("Checking paths", "check_path", single=True)),
+    Spec("admission", "Host admission...", "host", "Hosts waiting to join the farm: admit "
+         "or ban them", rule=_farm("Host admission")),
+    Spec("schedules", "Lock schedules...", "lock", "Weekly windows in which hosts are locked",
+         rule=_farm("Lock schedules")),
+    Spec("pathmaps", "Path maps...", "copy", "Path translation rules for workers of each OS",
+         rule=_farm("Path maps")),
 ]
 
 
@@ -58,14 +96,39 @@ class HostActions:
     def __init__(self, window):
         self.window = window
         self.hosts = ActionGroup(window, HOST_ACTIONS, self._ctx, self._action)
+        self.dialogs: dict[str, object] = {}      # the farm-wide lists, one of each
+
+    def open_dialog(self, key: str, make):
+        """Show the farm-wide list `key` (made by `make()` the first time), asking again."""
+        d = self.dialogs.get(key)
+        if d is None:
+            d = self.dialogs[key] = make()
+        else:
+            d.refresh()
+        d.show()
+        d.raise_()
+        return d
 
     def _ctx(self) -> HostCtx:
         return HostCtx(self.window.hosts_view.selected_rows(), self.window.mode)
 
     def _action(self, key: str) -> None:
         w = self.window
+        if key in ("admission", "schedules", "pathmaps"):
+            from cuegui.views import hostadmin
+            make = {"admission": lambda: hostadmin.AdmissionDialog(w),
+                    "schedules": lambda: hostadmin.SchedulesDialog(w),
+                    "pathmaps": lambda: hostadmin.PathMapsDialog(w)}[key]
+            self.open_dialog(key, make)
+            return
         rows = w.hosts_view.selected_rows()
         if not rows:
+            return
+        if key == "checkpath":
+            from cuegui.views.hostadmin import CheckPathDialog
+            d = CheckPathDialog(w, rows[0]["name"])
+            self.dialogs["checkpath"] = d
+            d.show()
             return
         names = [r["name"] for r in rows]
         what = describe("host", rows)
@@ -79,8 +142,17 @@ class HostActions:
             call = lambda c: c.lock(names, purge=True)           # noqa: E731
         elif key == "unlock":
             call = lambda c: c.unlock(names)                     # noqa: E731
-        elif key == "drain":
-            call = lambda c: c.drain(names)                      # noqa: E731
+        elif key in ("drain", "drain_exit", "drain_reboot"):
+            then = key.partition("_")[2] or "stay"
+            call = lambda c: c.drain(names, then=then)           # noqa: E731
+        elif key == "undrain":
+            call = lambda c: c.drain(names, cancel=True)         # noqa: E731
+        elif key == "partial":
+            most = max(int(r.get("slots_configured") or r.get("slots") or 1) for r in rows)
+            value = w.prompts.integer("Lock to slots", f"Slots left open on {what} (running "
+                                      "frames finish):", max(1, most // 2), 1, 4096)
+            if value is not None:
+                call = lambda c: c.lock(names, slots=value)      # noqa: E731
         elif key == "slots":
             host = rows[0]
             value = w.prompts.host_slots(host)

@@ -11,8 +11,11 @@ JOB_MENU = ["pause", "resume", None, "retry", "eat", None, "kill", None, "priori
             "project", None, "why"]
 FRAME_TOOLBAR = ["log", "copy", None, "retry", "eat", "kill", None, "why"]
 FRAME_MENU = ["log", "copy", None, "retry", "eat", None, "kill", None, "why"]
-HOST_TOOLBAR = ["lock", "unlock", "purge", None, "slots", "tags", "drain"]
-HOST_MENU = ["lock", "unlock", None, "purge", None, "slots", "tags", None, "drain"]
+HOST_TOOLBAR = ["lock", "unlock", "purge", None, "slots", "tags", "drain", None, "admission"]
+HOST_MENU = ["lock", "partial", "unlock", None, "purge", None, "slots", "tags", None, "drain",
+             "drain_exit", "drain_reboot", "undrain", None, "checkpath"]
+# The farm-wide lists: in the Hosts menu, not in a host's context menu.
+HOST_FARM_MENU = ["admission", "schedules", "pathmaps"]
 
 
 def _fill(target, actions) -> None:
@@ -53,7 +56,7 @@ def build_menus(w) -> None:
     for title, actions in (("&Jobs", ja.jobs.menu(JOB_MENU)),
                            ("F&rames", ja.frames.menu(FRAME_MENU)),
                            ("&Dependencies", ja.deps.menu(["satisfy", "drop"])),
-                           ("&Hosts", ha.hosts.menu(HOST_MENU))):
+                           ("&Hosts", ha.hosts.menu(HOST_MENU + [None] + HOST_FARM_MENU))):
         menu = bar.addMenu(title)
         menu.setToolTipsVisible(True)
         _fill(menu, actions)

@@ -6,8 +6,12 @@ by giving the window another object with the same methods.
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFormLayout,
-                            QInputDialog, QLineEdit, QSpinBox, QWidget)
+from qtpy.QtCore import QTime
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
+                            QHBoxLayout, QInputDialog, QLineEdit, QSpinBox, QTimeEdit, QWidget)
+
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+TARGET_OS = ("linux", "windows", "darwin")
 
 BIG = 1 << 30
 
@@ -89,6 +93,60 @@ class Prompts:
         if d.exec() != QDialog.DialogCode.Accepted:
             return None
         return tag_changes(current, edit.text())
+
+    def text(self, title: str, label: str, value: str = "") -> str | None:
+        """A line of text (may be empty); None when cancelled."""
+        answer, ok = QInputDialog.getText(self.parent, title, label, QLineEdit.EchoMode.Normal,
+                                          value)
+        return answer.strip() if ok else None
+
+    def schedule(self, target: str = "") -> dict | None:
+        """A weekly lock window: {'target', 'days', 'start', 'end', 'purge'}."""
+        d, form = _dialog(self.parent, "Add lock schedule")
+        edit = QLineEdit(target)
+        edit.setPlaceholderText("ws-*, a host name, or tag:desktop")
+        days = []
+        row = QHBoxLayout()
+        for i, name in enumerate(DAY_NAMES):
+            box = QCheckBox(name)
+            box.setChecked(i < 5)
+            days.append(box)
+            row.addWidget(box)
+        start, end = QTimeEdit(QTime(9, 0)), QTimeEdit(QTime(19, 0))
+        for t in (start, end):
+            t.setDisplayFormat("HH:mm")
+        purge = QCheckBox("Kill running frames at lock time")
+        form.addRow("Hosts", edit)
+        form.addRow("Days", row)
+        form.addRow("Locked from", start)
+        form.addRow("until", end)
+        form.addRow("", purge)
+        _buttons(d, form)
+        if d.exec() != QDialog.DialogCode.Accepted:
+            return None
+        return {"target": edit.text().strip(), "days": [i for i, b in enumerate(days)
+                                                         if b.isChecked()],
+                "start": start.time().toString("HH:mm"), "end": end.time().toString("HH:mm"),
+                "purge": purge.isChecked()}
+
+    def path_map(self) -> dict | None:
+        """A path rule: {'os', 'source', 'target', 'tag'}."""
+        d, form = _dialog(self.parent, "Add path map")
+        os_box = QComboBox()
+        os_box.addItems(TARGET_OS)
+        source, target, tag = QLineEdit(), QLineEdit(), QLineEdit()
+        source.setPlaceholderText("/mnt/proj")
+        target.setPlaceholderText("P:\\proj")
+        tag.setPlaceholderText("every host of that OS")
+        form.addRow("Workers of OS", os_box)
+        form.addRow("Paths starting with", source)
+        form.addRow("read as", target)
+        form.addRow("Only hosts tagged", tag)
+        _buttons(d, form)
+        if d.exec() != QDialog.DialogCode.Accepted:
+            return None
+        return {"os": os_box.currentText(), "source": source.text().strip(),
+                "target": target.text().strip(), "tag": tag.text().strip() or None}
 
 
 def tag_changes(current: list[str], text: str) -> tuple[list[str], list[str]]:
