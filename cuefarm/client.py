@@ -379,8 +379,12 @@ class Client:
 
     def set_licences(self, count: int | None = None, unlimited: bool = False,
                      metered: bool | None = None, sink: str | None = None,
-                     rate: float | None = None) -> dict[str, Any]:
-        """Change the licence terms (only what is given); returns the new status."""
+                     rate: Any = None) -> dict[str, Any]:
+        """Change the licence terms (only what is given); returns the new status.  `rate`
+        (dollars per worker-hour) may be a number, a Decimal or a decimal string; amounts in
+        the status (rate, month_cost) are decimal strings."""
+        if rate is not None and not isinstance(rate, (int, float, str)):
+            rate = str(rate)     # a Decimal travels as its exact text
         return self.request(p.SetLicences(count, unlimited, metered, sink, rate)).row
 
     def licence_reports(self, limit: int = 100) -> list[dict[str, Any]]:

@@ -154,9 +154,10 @@ class Billing:
                 if terms.installed is not None else 0,
                 "metered": terms.metered, "metering_active": terms.metering_active,
                 "revoked": terms.revoked, "revoked_at": terms.revoked_at,
-                "revoked_reason": terms.revoked_reason, "sink": terms.sink, "rate": terms.rate,
+                "revoked_reason": terms.revoked_reason, "sink": terms.sink,
+                "rate": metering.money_text(terms.rate),
                 "cap": terms.cap(), "month": month, "month_minutes": minutes,
-                "month_cost": cost, "pending_reports": pending,
+                "month_cost": metering.money_text(cost), "pending_reports": pending,
                 "unreported_minutes": unbatched, "now": now}
 
     # -- usage and metrics ------------------------------------------------------------------------

@@ -17,17 +17,19 @@ import os
 import re
 import urllib.parse
 from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from cuefarm.config import ConfigError, SupervisorConfig
+from supervisor.metering import MICRO, dollars, money_text, to_micros
 from supervisor.store.billing_models import LicenceTerms
 
 log = logging.getLogger(__name__)
 MAX_LICENCES = 1_000_000
-MAX_RATE = 1_000_000.0
+MAX_RATE = Decimal(1_000_000)
 _WHOLE = re.compile(r"-?[0-9]{1,12}", re.ASCII)
 
 
@@ -60,12 +62,24 @@ def parse_count(text: Any, what: str = "worker licences") -> int | None:
     return value
 
 
-def check_rate(rate: float) -> float:
-    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate != rate \
-            or rate < 0 or rate > MAX_RATE:
-        raise TermsError(f"metering rate {rate!r} must be a number of dollars per worker-hour "
-                         f"from 0 to {MAX_RATE:g}", "rate")
-    return float(rate)
+def check_rate(rate: Any) -> Decimal:
+    """A metering rate (dollars per worker-hour) from a number or a decimal string, as an exact
+    Decimal with six places; TermsError when it is not a number from 0 to MAX_RATE or is finer
+    than a micro-dollar.  A float is read as the decimal it prints as (0.1 is 0.1)."""
+    bad = TermsError(f"metering rate {rate!r} must be a number of dollars per worker-hour "
+                     f"from 0 to {MAX_RATE}", "rate")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, str, Decimal)):
+        raise bad
+    try:
+        value = rate if isinstance(rate, Decimal) else Decimal(str(rate).strip())
+    except InvalidOperation:
+        raise bad from None
+    if not value.is_finite() or value < 0 or value > MAX_RATE:
+        raise bad
+    if value != value.quantize(MICRO):
+        raise TermsError(f"metering rate {rate!r} has more than six decimal places (rates "
+                         f"are kept to the micro-dollar)", "rate")
+    return value.quantize(MICRO)
 
 
 def check_sink(text: str) -> str:
@@ -115,7 +129,7 @@ class Terms:
     metered: bool = False            # metering switched on (by config or an admin)
     revoked: bool = False            # the sink withdrew its authorization
     sink: str = ""
-    rate: float = 0.10               # $ per worker-hour
+    rate: Decimal = Decimal("0.100000")   # $ per worker-hour
     revoked_at: float | None = None
     revoked_reason: str = ""
 
@@ -159,8 +173,8 @@ class Licensing:
             t.metered = row.metered
         if row.sink is not None:
             t.sink = row.sink
-        if row.rate is not None:
-            t.rate = row.rate
+        if row.rate_micros is not None:
+            t.rate = dollars(row.rate_micros)
         t.revoked, t.revoked_at, t.revoked_reason = row.revoked, row.revoked_at, \
             row.revoked_reason or ""
         return t
@@ -177,7 +191,7 @@ class Licensing:
                              .with_for_update()).first()
         if found is None:
             base = dict(id=1, installed_set=False, installed=None, metered=None, sink=None,
-                        rate=None, revoked=False, revoked_at=None, revoked_reason="",
+                        rate_micros=None, revoked=False, revoked_at=None, revoked_reason="",
                         updated_at=now)
             conn.execute(insert(LicenceTerms).values(**{**base, **values, "updated_at": now}))
         else:
@@ -186,7 +200,7 @@ class Licensing:
 
     def change(self, conn: Connection, now: float, count: Any = None, unlimited: bool = False,
                metered: bool | None = None, sink: str | None = None,
-               rate: float | None = None) -> Terms:
+               rate: Any = None) -> Terms:
         """Apply an admin's change (only what is given); TermsError for bad values."""
         values: dict[str, Any] = {}
         if unlimited and count is not None:
@@ -198,7 +212,7 @@ class Licensing:
         if sink is not None:
             values["sink"] = check_sink(sink)
         if rate is not None:
-            values["rate"] = check_rate(rate)
+            values["rate_micros"] = to_micros(check_rate(rate))
         current = self.load(conn)
         if metered is not None:
             values["metered"] = metered
@@ -222,4 +236,5 @@ class Licensing:
 
     def describe(self) -> dict[str, Any]:
         t = self.terms
-        return {**asdict(t), "metering_active": t.metering_active, "cap": t.cap()}
+        return {**asdict(t), "rate": money_text(t.rate), "metering_active": t.metering_active,
+                "cap": t.cap()}

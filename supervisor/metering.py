@@ -19,6 +19,11 @@ The sink is either
   then accepted).  Anything else, or no answer, is retried.
 - a directory: each batch is written as `cuefarm-overage-<id>.json` (written to a temporary
   name, synced, renamed).  A file named `REVOKED` there withdraws the authorization.
+
+Money is decimal, never float: rates and costs are `Decimal` dollars with six decimal places
+(micro-dollars, how they are stored), a batch's cost is worked out once from its
+worker-minutes, `Decimal(worker_minutes) * rate / 60`, rounded half-up to the micro-dollar,
+and amounts travel as strings ("0.016667").
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +53,27 @@ MINUTE = 60
 QUARTER = 900
 MAX_GAP = 24 * 60              # minutes filled in after a stall; past that the clock jumped
 BATCHES_PER_HANDOFF = 50
+MICRO = Decimal("0.000001")       # the precision of every rate and cost: one micro-dollar
+MICROS_PER_DOLLAR = 1_000_000
+
+
+# --- money --------------------------------------------------------------------------------------
+
+def dollars(micros: int | None) -> Decimal | None:
+    """Stored micro-dollars as a Decimal amount of dollars (six places)."""
+    return None if micros is None else (Decimal(int(micros)) * MICRO).quantize(MICRO)
+
+
+def to_micros(amount: Decimal | None) -> int | None:
+    """A Decimal amount of dollars as whole micro-dollars (rounded half-up)."""
+    if amount is None:
+        return None
+    return int((Decimal(amount) * MICROS_PER_DOLLAR).to_integral_value(ROUND_HALF_UP))
+
+
+def money_text(amount: Decimal | None) -> str | None:
+    """An amount as it travels (JSON, the client API): a string with six decimal places."""
+    return None if amount is None else str(Decimal(amount).quantize(MICRO, ROUND_HALF_UP))
 
 
 # --- per-minute counts --------------------------------------------------------------------------
@@ -97,21 +124,34 @@ def _insert_ignore(conn: Connection, table, rows: list[dict[str, Any]]):
 
 
 def record_minutes(conn: Connection, closed: list[tuple[int, int, bool]],
-                   installed: int | None, rate: float) -> int:
-    """Write the closed minutes that had overage while metering was on; returns how many."""
+                   installed: int | None, rate: Decimal) -> int:
+    """Write the closed minutes that had overage while metering was on (`rate`: dollars per
+    worker-hour); returns how many."""
     if installed is None:
         return 0
+    rate_micros = to_micros(rate)
     rows = [{"minute": m, "workers": peak - installed, "busy": peak, "installed": installed,
-             "rate": rate, "batch_id": None}
+             "rate_micros": rate_micros, "batch_id": None}
             for m, peak, metered in closed if metered and peak > installed]
     if rows:
         _insert_ignore(conn, OverageMinute.__table__, rows)
     return len(rows)
 
 
-def minute_cost(workers: int, rate: float) -> float:
-    """Cost of `workers` overage workers for one minute at `rate` dollars per worker-hour."""
-    return workers * rate / 60.0
+def minute_cost(worker_minutes: int, rate: Decimal) -> Decimal:
+    """Cost of `worker_minutes` at `rate` dollars per worker-hour, billed per minute, rounded
+    half-up to the micro-dollar."""
+    return (Decimal(worker_minutes) * Decimal(rate) / 60).quantize(MICRO, ROUND_HALF_UP)
+
+
+def cost_of(minutes: list[tuple[int, Decimal]]) -> Decimal:
+    """Cost of (worker-minutes, rate) pairs, rounded once: the worker-minutes at each rate times
+    it, summed exactly, then divided by 60 and rounded half-up to the micro-dollar."""
+    per_rate: dict[Decimal, int] = {}
+    for workers, rate in minutes:
+        per_rate[rate] = per_rate.get(rate, 0) + workers
+    exact = sum((Decimal(w) * r for r, w in per_rate.items()), Decimal(0))
+    return (exact / 60).quantize(MICRO, ROUND_HALF_UP)
 
 
 # --- batches ------------------------------------------------------------------------------------
@@ -131,29 +171,32 @@ def make_batches(conn: Connection, now: float, site: str, supervisor_id: str,
     for q, minutes in sorted(quarters.items()):
         bid = uuid.uuid4().hex
         worker_minutes = sum(r.workers for r in minutes)
-        cost = round(sum(minute_cost(r.workers, r.rate) for r in minutes), 6)
-        rates = {r.rate for r in minutes}
+        cost = cost_of([(r.workers, dollars(r.rate_micros)) for r in minutes])
+        rates = {r.rate_micros for r in minutes}
         payload = {
             "batch_id": bid, "site": site, "supervisor_id": supervisor_id,
             "period_start": q, "period_end": q + QUARTER, "created_at": now,
             "unit": "worker-minute", "worker_minutes": worker_minutes,
-            "rate_per_worker_hour": rates.pop() if len(rates) == 1 else None,
-            "cost": cost, "currency": "USD",
+            "rate_per_worker_hour": money_text(dollars(rates.pop())) if len(rates) == 1
+            else None,
+            # Exact decimal amounts as strings, rounded half-up to six places (micro-dollars).
+            "cost": money_text(cost), "currency": "USD", "cost_decimals": 6,
             "minutes": [{"minute": r.minute, "workers": r.workers, "busy": r.busy,
-                         "installed": r.installed, "rate": r.rate} for r in minutes],
+                         "installed": r.installed,
+                         "rate": money_text(dollars(r.rate_micros))} for r in minutes],
             "cuefarm": cuefarm.__version__,
         }
         conn.execute(OverageBatch.__table__.insert().values(
             id=bid, created_at=now, period_start=q, period_end=q + QUARTER,
-            worker_minutes=worker_minutes, cost=cost, payload=payload, state="pending",
-            tries=0, last_error="", accepted_at=None))
+            worker_minutes=worker_minutes, cost_micros=to_micros(cost), payload=payload,
+            state="pending", tries=0, last_error="", accepted_at=None))
         conn.execute(update(OverageMinute)
                      .where(OverageMinute.minute.in_([r.minute for r in minutes]),
                             OverageMinute.batch_id.is_(None))
                      .values(batch_id=bid))
         ids.append(bid)
-        log.info("overage report %s: %d worker-minutes from %s, $%.4f", bid, worker_minutes,
-                 q, cost)
+        log.info("overage report %s: %d worker-minutes from %s, $%s", bid, worker_minutes,
+                 q, money_text(cost))
     return ids
 
 
@@ -305,24 +348,32 @@ def apply_results(conn: Connection, results: list[Delivery], now: float) -> Deli
     return revoked
 
 
-def month_totals(conn: Connection, start: float, end: float) -> tuple[int, float]:
-    """Overage worker-minutes and their cost for minutes in [start, end)."""
-    minutes, cost = conn.execute(
+def month_totals(conn: Connection, start: float, end: float) -> tuple[int, Decimal]:
+    """Overage worker-minutes and their cost (Decimal dollars, rounded half-up to the
+    micro-dollar once, from an exact integer sum) for minutes in [start, end)."""
+    minutes, micro_minutes = conn.execute(
         select(func.coalesce(func.sum(OverageMinute.workers), 0),
-               func.coalesce(func.sum(OverageMinute.workers * OverageMinute.rate), 0.0))
+               func.coalesce(func.sum(OverageMinute.workers * OverageMinute.rate_micros), 0))
         .where(OverageMinute.minute >= int(start), OverageMinute.minute < int(end))).one()
-    return int(minutes), round(float(cost) / 60.0, 6)
+    # workers * micro-dollars per hour, summed: / 60 for minutes, / 10^6 for dollars.
+    cost = (Decimal(int(micro_minutes)) / 60 * MICRO).quantize(MICRO, ROUND_HALF_UP)
+    return int(minutes), cost
 
 
 def batch_rows(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
-    """Reports, newest first."""
-    return [dict(r._mapping) for r in conn.execute(
-        select(OverageBatch.id, OverageBatch.period_start, OverageBatch.period_end,
-               OverageBatch.worker_minutes, OverageBatch.cost, OverageBatch.state,
-               OverageBatch.tries, OverageBatch.last_error, OverageBatch.created_at,
-               OverageBatch.accepted_at)
-        .order_by(OverageBatch.created_at.desc(), OverageBatch.period_start.desc())
-        .limit(limit))]
+    """Reports, newest first (cost as a decimal string of dollars)."""
+    out = []
+    for r in conn.execute(
+            select(OverageBatch.id, OverageBatch.period_start, OverageBatch.period_end,
+                   OverageBatch.worker_minutes, OverageBatch.cost_micros, OverageBatch.state,
+                   OverageBatch.tries, OverageBatch.last_error, OverageBatch.created_at,
+                   OverageBatch.accepted_at)
+            .order_by(OverageBatch.created_at.desc(), OverageBatch.period_start.desc())
+            .limit(limit)):
+        row = dict(r._mapping)
+        row["cost"] = money_text(dollars(row.pop("cost_micros")))
+        out.append(row)
+    return out
 
 
 def backlog(conn: Connection) -> tuple[int, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import sys
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 
 import click
 
@@ -12,8 +13,19 @@ from cuefarm.cli.options import Settings, json_option, pass_settings
 from cuefarm.cli.output import cell, fmt_time, print_json, print_table
 
 
-def _money(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.2f}"
+def _money(value: str | None) -> str:
+    """An exact amount (a decimal string from the supervisor): cents when it is whole cents,
+    else every digit down to the micro-dollar, never rounded for display."""
+    if value is None:
+        return "-"
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    cents = d.quantize(Decimal("0.01"))
+    if cents == d:
+        return f"${cents:,.2f}"
+    return f"${d.normalize():,f}"
 
 
 def _mode(s: dict) -> str:
@@ -65,11 +77,11 @@ def licences(ctx: click.Context, as_json: bool) -> None:
               help="Let the farm go past N, overage billed per worker-minute (or not).")
 @click.option("--sink", metavar="URL|DIR",
               help="Where overage reports go: an http(s) URL, or a directory.")
-@click.option("--rate", type=float, metavar="DOLLARS",
+@click.option("--rate", metavar="DOLLARS",
               help="Price of one overage worker-hour (billed per minute).")
 @pass_settings
 def set_licences(settings: Settings, count: str | None, metered: bool | None, sink: str | None,
-                 rate: float | None) -> None:
+                 rate: str | None) -> None:
     """Set the number of worker licences N (or `unlimited`) and how overage is handled; only
     what is given changes."""
     n, unlimited = None, False

@@ -1,7 +1,9 @@
 """Tables for worker licences, metered overage, usage accounting and supervisor metrics.
 
 They live on the same declarative `Base` as the rest of the schema; migration 0002 creates
-them.  Nothing here is written on the dispatch path: licence terms change on request, overage
+them.  Money is stored as whole micro-dollars (BigInteger), never as a float: a rate of
+$0.10 per worker-hour is 100000, and sums in SQL stay exact (migration 0003 converted the
+float columns of 0002).  Nothing here is written on the dispatch path: licence terms change on request, overage
 minutes and usage are written by periodic tasks, metric points by the sampler.
 """
 
@@ -32,7 +34,8 @@ class LicenceTerms(Base):
     installed: Mapped[int | None] = mapped_column(Integer, nullable=True)   # NULL: no cap
     metered: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     sink: Mapped[str | None] = mapped_column(String(2048), nullable=True)
-    rate: Mapped[float | None] = mapped_column(Float, nullable=True)        # $ per worker-hour
+    # micro-dollars per worker-hour
+    rate_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked_reason: Mapped[str] = mapped_column(String(512), default="")
@@ -47,7 +50,7 @@ class OverageMinute(Base):
     workers: Mapped[int] = mapped_column(Integer)        # overage: busy beyond installed
     busy: Mapped[int] = mapped_column(Integer)           # peak workers holding a licence
     installed: Mapped[int] = mapped_column(Integer)
-    rate: Mapped[float] = mapped_column(Float)           # $ per worker-hour at the time
+    rate_micros: Mapped[int] = mapped_column(BigInteger)     # micro-$ per worker-hour then
     batch_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
     __table_args__ = (Index("ix_overage_minute_unbatched", "minute",
@@ -65,7 +68,7 @@ class OverageBatch(Base):
     period_start: Mapped[int] = mapped_column(BigInteger)
     period_end: Mapped[int] = mapped_column(BigInteger)
     worker_minutes: Mapped[int] = mapped_column(Integer)
-    cost: Mapped[float] = mapped_column(Float)
+    cost_micros: Mapped[int] = mapped_column(BigInteger)     # the batch's cost in micro-$
     payload: Mapped[Any] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16), default="pending")   # pending | accepted
     tries: Mapped[int] = mapped_column(Integer, default=0)

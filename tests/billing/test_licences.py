@@ -72,6 +72,13 @@ def test_bad_licence_input_gets_a_clear_error(new_farm):
     assert got.exit_code == 0 and "installed" in got.output and "5" in got.output
     got = runner.invoke(cli, [*base, "licences", "--json"])
     assert got.exit_code == 0 and '"installed": 5' in got.output
+    # Amounts are exact: a rate given to the micro-dollar is kept and printed as given.
+    got = runner.invoke(cli, [*base, "licences", "set", "--rate", "0.125"])
+    assert got.exit_code == 0 and "$0.125 per overage worker-hour" in got.output, got.output
+    assert c.licences()["rate"] == "0.125000"
+    got = runner.invoke(cli, [*base, "licences", "set", "--rate", "0.1234567"])
+    assert got.exit_code == 1 and "six decimal places" in got.output
+    assert c.set_licences(rate=0.1)["rate"] == "0.100000"
 
 
 @pytest.mark.parametrize("setting, words", [

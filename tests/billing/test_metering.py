@@ -4,6 +4,7 @@ passes in six seconds), simulated workers, and a metering sink over real HTTP.""
 from __future__ import annotations
 
 import signal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
@@ -12,7 +13,6 @@ from tests.billing.helpers import FastClock, FleetThread, configure, peak_busy_w
 from tests.farm import wait_until
 from tests.scheduling.sim import wait_finished
 
-RATE = 0.10
 
 
 def job(name, frames):
@@ -80,7 +80,8 @@ def test_overage_is_billed_per_minute_and_reported_once(new_farm, sink):
         assert all(1 <= m["workers"] <= 2 and m["workers"] == m["busy"] - 1
                    for m in b["minutes"])
         assert b["worker_minutes"] == sum(m["workers"] for m in b["minutes"])
-        assert b["cost"] == pytest.approx(b["worker_minutes"] * RATE / 60, abs=1e-6)
+        assert b["cost"] == str((Decimal(b["worker_minutes"]) * Decimal("0.1") / 60)
+                                .quantize(Decimal("0.000001"), ROUND_HALF_UP))
     total = sink.worker_minutes()
     elapsed = (t_done - t0) / 60
     assert 0 < total <= 2 * (elapsed + 2)
@@ -88,7 +89,8 @@ def test_overage_is_billed_per_minute_and_reported_once(new_farm, sink):
     status = c.licences()
     if status["month"] == month_bounds(t0)[2]:       # the simulated hours stayed in one month
         assert status["month_minutes"] == total
-        assert status["month_cost"] == pytest.approx(total * RATE / 60, abs=1e-4)
+        assert Decimal(status["month_cost"]) == (Decimal(total) * Decimal("0.1") / 60).quantize(
+            Decimal("0.000001"), ROUND_HALF_UP)
     assert status["overage_now"] == 0 and status["metering_active"]
 
 

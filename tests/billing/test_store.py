@@ -3,6 +3,8 @@ metric retention and downsampling, history for charts, usage accounting, overage
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from sqlalchemy import delete, func, insert, select
 
@@ -198,9 +200,9 @@ def test_overage_minutes_batch_once_per_quarter_hour(engine):
     q = int(NOW // 900) * 900
     closed = [(q - 900 + i * 60, 5, True) for i in range(15)] + [(q, 3, True), (q + 60, 2, False)]
     with engine.begin() as conn:
-        assert metering.record_minutes(conn, closed, installed=2, rate=0.10) == 16
+        assert metering.record_minutes(conn, closed, installed=2, rate=Decimal("0.10")) == 16
         # A second supervisor closing the same minutes writes nothing more.
-        metering.record_minutes(conn, closed[:3], installed=2, rate=0.10)
+        metering.record_minutes(conn, closed[:3], installed=2, rate=Decimal("0.10"))
         assert metering.make_batches(conn, q + 30, "site", "sv") == []     # within the grace
         [bid] = metering.make_batches(conn, q + 90, "site", "sv")
         assert metering.make_batches(conn, q + 90, "site", "sv") == []
@@ -208,16 +210,39 @@ def test_overage_minutes_batch_once_per_quarter_hour(engine):
         left = conn.execute(select(func.count()).select_from(OverageMinute)
                             .where(OverageMinute.batch_id.is_(None))).scalar()
     assert batch.id == bid and batch.worker_minutes == 45 and left == 1
-    assert batch.cost == pytest.approx(45 * 0.10 / 60)
+    assert batch.cost_micros == 75_000                        # 45 minutes at $0.10/h: $0.075
+    assert batch.payload["cost"] == "0.075000" and batch.payload["rate_per_worker_hour"] == \
+        "0.100000"
     assert batch.payload["period_start"] == q - 900 and len(batch.payload["minutes"]) == 15
     with engine.begin() as conn:
         assert metering.pending_batches(conn) == [(bid, batch.payload)]
         metering.apply_results(conn, [metering.Delivery(bid, False, error="503")], NOW)
         metering.apply_results(conn, [metering.Delivery(bid, True)], NOW)
         assert metering.pending_batches(conn) == []
-        assert metering.month_totals(conn, q - 900, q + 900) == (46, round(46 * 0.1 / 60, 6))
+        assert metering.month_totals(conn, q - 900, q + 900) == (46, Decimal("0.076667"))
         [row] = metering.batch_rows(conn)
-    assert (row["state"], row["tries"]) == ("accepted", 2)
+    assert (row["state"], row["tries"], row["cost"]) == ("accepted", 2, "0.075000")
+
+
+def test_money_is_exact_600_minutes_at_ten_cents_an_hour_is_one_dollar(engine):
+    # As floats these summed to 1.0000000000000095; in micro-dollars they are exactly $1.
+    q = int(NOW // 900) * 900 - 40 * 900
+    closed = [(q + 60 * i, 2, True) for i in range(600)]
+    with engine.begin() as conn:
+        assert metering.record_minutes(conn, closed, installed=1, rate=Decimal("0.1")) == 600
+        ids = metering.make_batches(conn, q + 600 * 60 + 900, "site", "sv")
+        costs = [Decimal(r["cost"]) for r in metering.batch_rows(conn, 1000)]
+        total = metering.month_totals(conn, q, q + 600 * 60)
+    assert len(ids) == 40 and all(c == Decimal("0.025") for c in costs)
+    assert sum(costs) == Decimal("1") and total == (600, Decimal("1.000000"))
+    # A third of a cent a minute does not divide evenly: the batch is rounded once, half up.
+    with engine.begin() as conn:
+        m = q + 700 * 60
+        metering.record_minutes(conn, [(m, 2, True)], installed=1, rate=Decimal("0.2"))
+        [bid] = metering.make_batches(conn, m + 2000, "site", "sv")
+        payload = conn.execute(select(OverageBatch.payload)
+                               .where(OverageBatch.id == bid)).scalar_one()
+    assert payload["cost"] == "0.003333" and payload["minutes"][0]["rate"] == "0.200000"
 
 
 def test_directory_sink(tmp_path):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from cuefarm.config import ConfigError, SupervisorConfig
 from supervisor.billing import clock_from_env, month_bounds
 from supervisor.licensing import Licensing, Terms, TermsError, check_rate, check_sink, parse_count
-from supervisor.metering import MinuteMeter, minute_cost
+from supervisor.metering import MinuteMeter, cost_of, minute_cost
 from supervisor.usage import split_days
 
 T0 = 1_700_000_000 // 60 * 60 + 60 * 60 * 24     # a minute boundary
@@ -43,8 +45,18 @@ def test_minute_meter_ignores_a_clock_jump_of_days():
 
 
 def test_minute_cost_is_per_worker_hour_billed_per_minute():
-    assert minute_cost(60, 0.10) == pytest.approx(0.10)
-    assert minute_cost(1, 0.10) == pytest.approx(0.10 / 60)
+    assert minute_cost(60, Decimal("0.10")) == Decimal("0.100000")
+    assert minute_cost(1, Decimal("0.10")) == Decimal("0.001667")        # rounded half up
+    assert minute_cost(600, Decimal("0.10")) == Decimal("1")
+    # Rounded once per batch, not per minute: 3 minutes are $0.005, not 3 x $0.001667.
+    assert cost_of([(1, Decimal("0.1"))] * 3) == Decimal("0.005000")
+    assert cost_of([(2, Decimal("0.1")), (1, Decimal("0.25"))]) == Decimal("0.007500")
+
+
+@pytest.mark.parametrize("given, rate", [(0.1, "0.1"), ("0.10", "0.1"), (3, "3"),
+                                          (Decimal("0.000001"), "0.000001"), (" 2.5 ", "2.5")])
+def test_rates_are_exact_decimals(given, rate):
+    assert check_rate(given) == Decimal(rate) and check_rate(given).as_tuple().exponent == -6
 
 
 @pytest.mark.parametrize("text, value", [("", None), ("  ", None), (None, None), ("0", 0),
@@ -84,10 +96,14 @@ def test_bad_sinks_are_refused_clearly(text, words):
     assert words in str(info.value) and info.value.field == "sink"
 
 
-@pytest.mark.parametrize("rate", [-0.1, float("nan"), float("inf"), True])
-def test_bad_rates(rate):
-    with pytest.raises(TermsError):
+@pytest.mark.parametrize("rate, words", [
+    (-0.1, "from 0 to"), (float("nan"), "from 0 to"), (float("inf"), "from 0 to"),
+    (True, "from 0 to"), ("ten", "from 0 to"), ("0.0000001", "six decimal places"),
+    ("1e9", "from 0 to")])
+def test_bad_rates(rate, words):
+    with pytest.raises(TermsError) as info:
         check_rate(rate)
+    assert words in str(info.value) and info.value.field == "rate"
 
 
 def test_bad_configuration_is_a_config_error():
