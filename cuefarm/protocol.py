@@ -325,6 +325,9 @@ class Register(Body):
     # Attempt ids of further kept completions that did not fit in `completions`: they follow
     # in Complete messages, and the supervisor must not take those attempts for lost.
     kept: list[str] = []
+    # The previous run of this rqd ended a drain this way ("exit" or "reboot"): the drain is
+    # done and must not be asked again.  "" for none.
+    drained: str = ""
 
 
 class Registered(Body):

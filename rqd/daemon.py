@@ -106,6 +106,7 @@ class Daemon:
         self.stop_deadline = 0.0
         self.ack_deadline: float | None = None
         self.bad_messages = 0
+        self.drained = ""            # the previous run ended a drain: say so until registered
         self.release_after = 0.0     # silence after which the supervisor may rerun our frames
         self.last_heard = 0.0        # monotonic time of the last message from any supervisor
         self._ids = itertools.count(1)
@@ -174,6 +175,7 @@ class Daemon:
             self.state.remove_running(rec.attempt_id)
         for c in self.state.load_completions():
             self.unacked[c.attempt_id] = c
+        self.drained = self.state.load_drained()
         if self.unacked:
             log.info("%d completion(s) still to report", len(self.unacked))
 
@@ -325,6 +327,12 @@ class Daemon:
         self.register_due = None
         self.host_id = msg.host_id
         self.interval = _interval(msg.heartbeat_interval, self.interval)
+        if self.drained:
+            self.drained = ""      # the supervisor knows now
+            try:
+                self.state.clear_drained()
+            except OSError as exc:
+                log.error("cannot clear the drain marker: %s", exc)
         # Acks only answer heartbeats: a timeout shorter than a few intervals would flap.
         self.link.timeout = max(self.timeout, 3 * self.interval)
         ra = msg.release_after
@@ -471,7 +479,7 @@ class Daemon:
             running=[self.runner.sample(a) for a in self.running.values()],
             completions=completions, tags=list(self.tags), gpus=len(self.gpus),
             disk_free_mb=machine.disk_free_mb(self.cfg.log_dir), nimby=self.nimby_locked,
-            path_maps=list(self.own_rules), kept=more)
+            path_maps=list(self.own_rules), kept=more, drained=self.drained)
         if self.link.send(body, next(self._ids)):
             for c in completions:
                 self.sent_at[c.attempt_id] = now
@@ -550,6 +558,10 @@ class Daemon:
         self.stopping = True
         self.stop_deadline = now
         self.ack_deadline = now + ACK_WAIT_ON_DRAIN
+        try:
+            self.state.save_drained(action)
+        except OSError as exc:
+            log.error("cannot record the finished drain in %s: %s", self.cfg.state_dir, exc)
 
     def _begin_stop(self, now: float) -> None:
         self.stopping = True

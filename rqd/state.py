@@ -6,6 +6,7 @@ Layout of the state directory (one per rqd; several rqds on a machine each have 
     running/<attempt_id>.json   a frame process this rqd started (pid, create_time, pgid)
     completions/<attempt_id>.json
                                 a finished attempt the supervisor has not acknowledged yet
+    drained                     the previous run exited at the end of a drain ("exit"/"reboot")
 
 Each file is written to a temporary name, fsynced and renamed, so a crash leaves either the old
 or the new content, never half of one.
@@ -105,6 +106,24 @@ class StateDir:
 
     def load_completions(self) -> list[p.Completion]:
         return _load_all(self.completions_dir, p.Completion)
+
+    # -- a finished drain ---------------------------------------------------------------------
+
+    def save_drained(self, action: str) -> None:
+        """Remember that this rqd exits (or reboots) because a drain asked it to, so the next
+        run can tell the supervisor the drain is done."""
+        _write(self.root / "drained", action.encode())
+
+    def load_drained(self) -> str:
+        """The action a drain ended the previous run with ("exit", "reboot"), or ""."""
+        try:
+            action = (self.root / "drained").read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            return ""
+        return action if action in ("exit", "reboot") else ""
+
+    def clear_drained(self) -> None:
+        _remove(self.root / "drained")
 
 
 def _write(path: Path, data: bytes) -> None:

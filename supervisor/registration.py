@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
 from cuefarm import protocol as p
@@ -19,7 +20,7 @@ from supervisor.store import hostadmin
 from supervisor.store import hosts as host_store
 from supervisor.store import work
 from supervisor.store.counters import Deltas
-from supervisor.store.models import parse_attempt_id
+from supervisor.store.models import Host, parse_attempt_id
 
 if TYPE_CHECKING:
     from supervisor.server import Supervisor
@@ -78,6 +79,13 @@ def _register(sv: "Supervisor", batch: dict[str, tuple[bytes, p.Register, str]])
         accepted = {n: v for n, v in batch.items() if n not in refused}
         hosts = host_store.upsert_hosts(conn, [(reg, addr) for _, reg, addr in accepted.values()],
                                         sv.id, now) if accepted else {}
+        # A new run of an rqd that a drain made exit (or reboot): that drain is done.  Asking
+        # it again would make the worker exit again at once, for ever.
+        drained = {n for n, h in hosts.items()
+                   if h.drain in ("exit", "reboot") and accepted[n][1].drained}
+        if drained:
+            conn.execute(update(Host).where(Host.id.in_([hosts[n].id for n in drained]))
+                         .values(drain=None))
         work.end_attempts(conn, completions, now, deltas, touched, sv.failure_policy)
         ids = [h.id for h in hosts.values()]
         believed = work.running_on_hosts(conn, ids)
@@ -99,7 +107,7 @@ def _register(sv: "Supervisor", batch: dict[str, tuple[bytes, p.Register, str]])
             retry_after=sv.cfg.admission_retry))
     for name, (identity, reg, _) in accepted.items():
         _connect(sv, identity, reg, hosts[name], kept.get(hosts[name].id, []),
-                 reported[name], mono)
+                 reported[name], mono, name in drained)
         touched.hosts.add(hosts[name].id)
     if accepted:
         log.info("registered %d worker(s)%s", len(accepted),
@@ -109,15 +117,17 @@ def _register(sv: "Supervisor", batch: dict[str, tuple[bytes, p.Register, str]])
 
 
 def _connect(sv: "Supervisor", identity: bytes, reg: p.Register, host: Any, kept: list[Any],
-             reported: dict[tuple[int, int], p.RunningAttempt], mono: float) -> None:
+             reported: dict[tuple[int, int], p.RunningAttempt], mono: float,
+             drain_done: bool = False) -> None:
     """Bring the live view of one worker in line with what was committed; answer it."""
+    drain = None if drain_done else host.drain
     w = sv.registry.get_or_add(host.id, reg.name)
     w.offered = reg.slots
     w.slots = reg.slots if host.slots_override is None else host.slots_override
     w.locked, w.lock_slots = host.lock == "LOCKED", host.lock_slots
     w.memory_mb, w.os, w.cores, w.gpus = reg.memory_mb, reg.os, reg.cores, reg.gpus
     w.tags = frozenset(hostadmin.effective_tags(host))
-    w.nimby, w.draining, w.own_rules = reg.nimby, host.drain is not None, list(reg.path_maps)
+    w.nimby, w.draining, w.own_rules = reg.nimby, drain is not None, list(reg.path_maps)
     w.banned = False
     sv.registry.version += 1
     w.clear()
@@ -126,9 +136,10 @@ def _connect(sv: "Supervisor", identity: bytes, reg: p.Register, host: Any, kept
     sv.registry.connect(w, identity, mono)
     sv.send_worker(identity, p.Registered(host.id, sv.cfg.heartbeat_interval,
                                           sv.cfg.host_expiry + sv.cfg.release_after))
-    if host.drain:
-        # rqd does not remember a drain across its own restart: say it again.
-        sv.send_worker(identity, p.Drain(then=host.drain))
+    if drain:
+        # rqd does not remember a drain it has not finished across its own restart (nor did
+        # it get one sent while it was away): say it again.
+        sv.send_worker(identity, p.Drain(then=drain))
     if reg.completions:
         sv.send_worker(identity, p.CompleteAck([c.attempt_id for c in reg.completions]))
     kept_keys = {(a.frame_id, a.number) for a in kept}
