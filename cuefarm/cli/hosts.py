@@ -80,7 +80,9 @@ def unlock(settings: Settings, names: tuple[str, ...]) -> None:
     click.echo(f"unlocked {plural(count, 'host')}")
 
 
-@hosts.command("slots", short_help="Set the slots a host offers.")
+# ignore_unknown_options: "-1" reaches the check below (a clear message), not "no such option".
+@hosts.command("slots", short_help="Set the slots a host offers.",
+               context_settings={"ignore_unknown_options": True})
 @click.argument("host")
 @click.argument("slots", metavar="N|default")
 @pass_settings
