@@ -27,6 +27,9 @@ def handle(sv: "Supervisor", frames: list) -> None:
     peer's address is known for admission)."""
     if len(frames) != 2:
         sv.errors["malformed"] += 1
+        if frames:      # the first part is the peer's route: answer it
+            sv.send_worker(frames[0].bytes, p.Error(
+                "malformed", f"a worker message is one part, not {len(frames) - 1}"))
         return
     identity, data = frames[0].bytes, frames[1].bytes
     try:

@@ -101,3 +101,12 @@ def test_kept_completions_past_one_message_are_all_accepted(farm):
     assert job["succeeded"] == n
     assert {f["attempt"] for f in c.frames(job_id)} == {1}
     w.close()
+
+
+def test_a_message_of_several_parts_gets_an_error_reply(sqlite_farm):
+    w = Peer(sqlite_farm.port + 1)
+    w.sock.send_multipart([p.encode(p.Heartbeat()), b"extra"])
+    reply = w.recv()
+    assert isinstance(reply, p.Error) and reply.code == "malformed" and "2" in reply.message
+    register(w, "after", slots=1)        # and the link still works
+    w.close()
