@@ -63,6 +63,45 @@ def lock_tip(host: dict) -> str:
     return ", ".join(parts)
 
 
+# The supervisor's lock kinds, as people say them.
+LOCK_KINDS = {"manual": "manual", "schedule": "scheduled", "nimby": "idle", "banned": "banned"}
+
+
+def lock_kind(host: dict) -> str:
+    """Why the host takes no (or fewer) frames: manual, scheduled, idle (NIMBY: a local user
+    is active), drain, or '' for an open host."""
+    if host.get("draining") or host.get("drain"):
+        return "drain"
+    kind = host.get("lock_kind") or ""
+    if host.get("lock") == "LOCKED" or kind == "nimby":
+        return LOCK_KINDS.get(kind, kind or "manual")
+    return ""
+
+
+def drain_text(host: dict) -> str:
+    then = host.get("drain")
+    if not then and not host.get("draining"):
+        return ""
+    return "draining" if then in (None, "", "stay") else f"draining, then {then}"
+
+
+def gpu_count(host: dict) -> int | None:
+    gpus = host.get("gpus")
+    if gpus is None:
+        return None
+    return len(gpus) if isinstance(gpus, (list, tuple)) else int(gpus)
+
+
+def _cpu(host: dict) -> str:
+    cpu = host.get("cpu_percent")
+    return "" if cpu is None else f"{cpu:.0f}%"
+
+
+def _disk(host: dict) -> str:
+    free = host.get("disk_free_mb")
+    return "" if free is None else f"{fmt.gigabytes(free)} GB"
+
+
 DIM = QColor("#7d8590")
 
 
@@ -84,6 +123,16 @@ class HostsModel(RowTableModel):
         Column("memory", "Memory", memory_used_mb, text=memory_text, width=120, align=RIGHT,
                header_tip="Memory used / installed"),
         field("load", "Load", width=56, align=RIGHT, text=_load),
+        Column("lock_kind", "Lock kind", lock_kind, width=76, filterable=True,
+               header_tip="manual, scheduled, idle (a local user is active) or drain"),
+        Column("drain", "Drain", drain_text, width=120, filterable=True,
+               header_tip="Draining: finishing its frames, taking none; then what"),
+        field("cpu_percent", "CPU", width=52, align=RIGHT, text=_cpu,
+              header_tip="CPU in use on the host, all processes"),
+        field("disk_free_mb", "Disk free", width=76, align=RIGHT, text=_disk,
+              header_tip="Free disk where the worker writes logs"),
+        Column("gpus", "GPUs", gpu_count, width=48, align=RIGHT,
+               text=lambda r: "" if gpu_count(r) is None else str(gpu_count(r))),
         field("os", "OS", width=80, filterable=True),
         Column("tags", "Tags", lambda r: ", ".join(r.get("tags") or []), width=120,
                filterable=True),

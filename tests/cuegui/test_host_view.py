@@ -208,3 +208,58 @@ def test_path_maps_and_check_path_on_a_host(qtbot, hostwin):
     assert "/mnt/proj" in win.asked[-1]
     wait(qtbot, lambda: dialog.table.rowCount() == 0)
     assert client.path_maps() == []
+
+
+def test_hosts_table_shows_cpu_disk_gpus_lock_kind_and_drain(qtbot, qtmodeltester, hostwin):
+    from qtpy.QtCore import Qt
+
+    from cuegui.models import SortRole
+    farm, win = hostwin
+    model = win.hosts_model
+    client = farm.client()
+    client.lock("render01")
+    client.drain("render02", then="reboot")
+    wait(qtbot, lambda: host(win, "render01")["lock"] == "LOCKED"
+         and host(win, "render02")["drain"] == "reboot")
+    qtmodeltester.check(model, force_py=True)
+    reported = {h["name"]: h for h in client.hosts()}
+
+    def cell(name, key, role=Qt.ItemDataRole.DisplayRole):
+        return model.index(model.position(host(win, name)["id"]),
+                           model.column_index(key)).data(role)
+
+    for name in ("render01", "render02"):
+        h = reported[name]
+        assert cell(name, "disk_free_mb", SortRole) == h["disk_free_mb"] > 0
+        assert cell(name, "disk_free_mb").endswith(" GB")
+        assert cell(name, "cpu_percent", SortRole) is not None
+        assert cell(name, "cpu_percent").endswith("%")
+        assert cell(name, "gpus", SortRole) == h["gpus"]
+    assert cell("render01", "lock_kind") == "manual" and cell("render01", "drain") == ""
+    assert cell("render02", "lock_kind") == "drain"
+    assert cell("render02", "drain") == "draining, then reboot"
+    # Sorting on the raw values, in the model.
+    col = model.column_index("lock_kind")
+    model.sort(col, Qt.SortOrder.AscendingOrder)
+    assert [model.index(r, col).data() for r in range(2)] == ["drain", "manual"]
+    col = model.column_index("disk_free_mb")
+    model.sort(col, Qt.SortOrder.DescendingOrder)
+    values = [model.index(r, col).data(SortRole) for r in range(2)]
+    assert values == sorted(values, reverse=True)
+    qtmodeltester.check(model, force_py=True)
+    client.unlock("render01")
+    wait(qtbot, lambda: cell("render01", "lock_kind") == "")
+
+
+@pytest.mark.parametrize("row, kind, drain", [
+    ({"lock": "OPEN", "lock_kind": ""}, "", ""),
+    ({"lock": "LOCKED", "lock_kind": "manual", "lock_slots": 2}, "manual", ""),
+    ({"lock": "LOCKED", "lock_kind": "schedule"}, "scheduled", ""),
+    ({"lock": "LOCKED", "lock_kind": "nimby"}, "idle", ""),
+    ({"lock": "OPEN", "lock_kind": "nimby"}, "idle", ""),
+    ({"lock": "OPEN", "lock_kind": "", "drain": "stay"}, "drain", "draining"),
+    ({"lock": "OPEN", "lock_kind": "", "drain": "exit"}, "drain", "draining, then exit"),
+])
+def test_lock_kind_and_drain_words(row, kind, drain):
+    from cuegui.models.hosts import drain_text, lock_kind
+    assert lock_kind(row) == kind and drain_text(row) == drain
