@@ -14,7 +14,7 @@ from cuefarm.client import current_user
 from cuefarm.config import SupervisorConfig, load
 from cuegui import permissions as gui
 from supervisor import access, clientapi
-from tests.farm import Farm
+from tests.farm import Farm, wait_until
 
 
 def job(name: str, project: str = "demo", **layer) -> dict:
@@ -234,3 +234,19 @@ def test_cli_whoami_and_members(roles_farm):
     assert out.exit_code == 0 and "open to everyone" in out.output
     assert json.loads(_cli(roles_farm, "bob", "whoami", "--json").output) == {
         "user": "bob", "role": "artist", "open": False}
+
+
+def test_hidden_running_frames_are_left_out(roles_farm):
+    roles_farm.start_rqd("w1", 2)
+    roles_farm.wait_hosts_up(["w1"])
+    alice = roles_farm.as_user("alice")
+    boss = roles_farm.client()     # the OS user: rqd runs frames as a job's user, a real one
+    boss.set_project_members("secret", ["boss"])
+    [secret] = boss.submit(job("s", "secret", command=["sleep", "60"], range="1"))
+    [public] = boss.submit(job("p", command=["sleep", "60"], range="1"))
+    wait_until(lambda: len(boss.frames(host="w1")) == 2, message="both frames running on w1")
+    assert [f["job_id"] for f in alice.frames(host="w1")] == [public]
+    assert {f["job_id"] for f in boss.frames(host="w1")} == {secret, public}
+    assert str(_refused(lambda: alice.log(secret, "render", 1), "not_found")) == (
+        f"no job with id {secret}")
+    boss.kill([secret, public])
