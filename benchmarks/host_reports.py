@@ -3,7 +3,8 @@
 Starts a real supervisor (PostgreSQL by default) and simulated workers in separate processes
 (real protocol, one DEALER socket per worker, heartbeats spread evenly over each second), runs
 for a while and prints heartbeat acknowledgement latency (p50/p99/max as the workers saw it),
-reports/s handled, supervisor CPU, and how many hosts the supervisor marked DOWN (should be 0).
+reports/s handled, supervisor CPU, acks that never came, re-registrations, and how many hosts
+the supervisor marked DOWN at any time during the run (should all be 0).
 
     python benchmarks/host_reports.py [--hosts 5000] [--seconds 30] [--db postgres|sqlite]
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import resource
 import sys
+import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import click
@@ -25,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import cuefarm  # noqa: E402
 from benchmarks.benchfarm import supervisor  # noqa: E402
+from cuefarm import Client, Events  # noqa: E402
 from cuefarm import protocol as p  # noqa: E402
 
 
@@ -34,8 +38,20 @@ def raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def simulate(port: int, names: list[str], seconds: float, out: mp.Queue, go) -> None:
-    """One process of simulated workers: register, then heartbeat each once per second."""
+def _register(s: zmq.Socket, name: str) -> None:
+    s.send(p.encode(p.Register(name=name, hostname=name, os="linux", cores=8, memory_mb=32000,
+                               slots=8, version=cuefarm.__version__)))
+
+
+def simulate(port: int, names: list[str], seconds: float, grace: float, out: mp.Queue,
+             go) -> None:
+    """One process of simulated workers: register, then heartbeat each once per second.
+
+    The supervisor answers every heartbeat with exactly one message (Ack, or Reregister when
+    it no longer knows the worker) and a DEALER socket keeps order, so each answer belongs to
+    the oldest unanswered heartbeat of that worker: latencies are timed from the heartbeat
+    they answer, never from a newer one.  After `seconds`, answers are awaited for `grace`
+    seconds more; heartbeats still unanswered then are counted as missing acks."""
     raise_fd_limit()
     ctx = zmq.Context()
     ctx.set(zmq.MAX_SOCKETS, len(names) + 100)
@@ -44,15 +60,16 @@ def simulate(port: int, names: list[str], seconds: float, out: mp.Queue, go) -> 
         s = ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
         s.connect(f"tcp://127.0.0.1:{port + 1}")
-        s.send(p.encode(p.Register(name=name, hostname=name, os="linux", cores=8,
-                                   memory_mb=32000, slots=8, version=cuefarm.__version__)))
+        _register(s, name)
         socks.append(s)
     poller = zmq.Poller()
     for s in socks:
         poller.register(s, zmq.POLLIN)
     index = {s: i for i, s in enumerate(socks)}
-    sent_at = [0.0] * len(socks)
+    # Per worker: the send times of its unanswered heartbeats, oldest first (by sequence).
+    pending: list[deque[float]] = [deque() for _ in socks]
     latencies: list[float] = []
+    counts = {"sent": 0, "acked": 0, "reregister": 0, "registered_again": 0, "errors": 0}
     n = len(socks)
     while not go.is_set():                   # registration: answer it, nothing else yet
         for s, _ in poller.poll(100):
@@ -64,23 +81,26 @@ def simulate(port: int, names: list[str], seconds: float, out: mp.Queue, go) -> 
     start = time.monotonic()
     end = start + seconds
     next_i, next_t = 0, start
-    # Poll only the sockets awaiting an ack: polling all of thousands each turn would make the
-    # simulator, not the supervisor, the bottleneck.
-    waiting: dict[zmq.Socket, int] = {}
+    # Poll only the sockets awaiting an answer: polling all of thousands each turn would make
+    # the simulator, not the supervisor, the bottleneck.
+    waiting: set[zmq.Socket] = set()
     while True:
         now = time.monotonic()
-        if now >= end:
+        sending = now < end
+        if not sending and (now >= end + grace or not waiting):
             break
-        while now >= next_t:                 # spread: worker i beats at start + i/n + k
+        while sending and now >= next_t:     # spread: worker i beats at start + i/n + k
             s = socks[next_i]
-            sent_at[next_i] = time.monotonic()
+            pending[next_i].append(time.monotonic())
             s.send(p.encode(p.Heartbeat(load=0.5, memory_free_mb=16000)))
-            waiting[s] = next_i
+            counts["sent"] += 1
+            waiting.add(s)
             next_i += 1
             if next_i == n:
                 next_i = 0
             next_t += 1.0 / n
-        timeout = max(0, int((next_t - time.monotonic()) * 1000))
+        until = next_t if sending else end + grace
+        timeout = max(0, int((until - time.monotonic()) * 1000))
         if not waiting:
             time.sleep(timeout / 1000)
             continue
@@ -92,20 +112,62 @@ def simulate(port: int, names: list[str], seconds: float, out: mp.Queue, go) -> 
                     break
                 _, body = p.decode(data)
                 i = index[s]
+                if isinstance(body, p.Registered):
+                    counts["registered_again"] += 1
+                    continue
+                if not isinstance(body, (p.Ack, p.Reregister, p.Error)):
+                    continue                 # not an answer to a heartbeat
+                if not pending[i]:
+                    continue
+                sent = pending[i].popleft()
                 if isinstance(body, p.Ack):
-                    if sent_at[i]:
-                        latencies.append(time.monotonic() - sent_at[i])
-                        sent_at[i] = 0.0
-                        waiting.pop(s, None)
+                    counts["acked"] += 1
+                    latencies.append(time.monotonic() - sent)
                 elif isinstance(body, p.Reregister):
-                    name = names[i]
-                    s.send(p.encode(p.Register(name=name, hostname=name, os="linux", cores=8,
-                                               memory_mb=32000, slots=8,
-                                               version=cuefarm.__version__)))
-    out.put(latencies)
+                    counts["reregister"] += 1
+                    _register(s, names[i])
+                else:
+                    counts["errors"] += 1
+                if not pending[i]:
+                    waiting.discard(s)
+    counts["missing"] = sum(len(q) for q in pending)
+    out.put((latencies, counts))
     for s in socks:
         s.close(0)
     ctx.term()
+
+
+def watch_down(address: str, stop: threading.Event, seen: dict[str, int]) -> None:
+    """Count, from the supervisor's change events, each host that turned DOWN during the run
+    (a host that went DOWN and registered again is counted even though it ends UP).  After a
+    sequence gap the host list is read once so a transition is not lost.  A host that went DOWN
+    and came back within one event batch shows only its last state: the count is a floor, and
+    the simulators' re-registration count catches those."""
+    events = Events(address)
+    client = Client(address, timeout=60)
+    state: dict[str, str] = {}
+
+    def note(rows) -> None:
+        for h in rows:
+            old, state[h["name"]] = state.get(h["name"]), h["state"]
+            if h["state"] == "DOWN" and old != "DOWN":
+                seen[h["name"]] = seen.get(h["name"], 0) + 1
+
+    note(client.hosts())
+    try:
+        while not stop.is_set():
+            batch = events.receive(0.2, on_gap=lambda: gaps.append(1))
+            if batch is not None:
+                note(batch.hosts)
+                if gaps:
+                    gaps.clear()
+                    note(client.hosts())
+    finally:
+        events.close()
+        client.close()
+
+
+gaps: list[int] = []
 
 
 @click.command()
@@ -113,13 +175,20 @@ def simulate(port: int, names: list[str], seconds: float, out: mp.Queue, go) -> 
 @click.option("--seconds", type=float, default=30.0)
 @click.option("--procs", type=int, default=2, help="simulator processes")
 @click.option("--db", type=click.Choice(["postgres", "sqlite"]), default="postgres")
-def main(hosts: int, seconds: float, procs: int, db: str) -> None:
+@click.option("--grace", type=float, default=2.0, show_default=True,
+              help="seconds to wait for the last acks before counting them missing")
+@click.option("--host-expiry", type=float, default=5.0, show_default=True,
+              help="the supervisor's host expiry (below 1 s, to see the DOWN counting work)")
+def main(hosts: int, seconds: float, procs: int, db: str, grace: float,
+         host_expiry: float) -> None:
     raise_fd_limit()
-    with supervisor(db, "--heartbeat", "1", "--host-expiry", "5") as (sv, client, port):
+    with supervisor(db, "--heartbeat", "1", "--host-expiry", str(host_expiry)) as (sv, client,
+                                                                                   port):
         names = [f"bench-{i:05d}" for i in range(hosts)]
         q: mp.Queue = mp.Queue()
         go = mp.Event()
-        workers = [mp.Process(target=simulate, args=(port, names[k::procs], seconds, q, go))
+        workers = [mp.Process(target=simulate,
+                              args=(port, names[k::procs], seconds, grace, q, go))
                    for k in range(procs)]
         proc = psutil.Process(sv.pid)
         t_reg = time.monotonic()
@@ -128,24 +197,45 @@ def main(hosts: int, seconds: float, procs: int, db: str) -> None:
         while len([h for h in client.hosts() if h["state"] == "UP"]) < hosts:
             time.sleep(0.5)
         registration = time.monotonic() - t_reg
+        went_down: dict[str, int] = {}
+        stop = threading.Event()
+        watcher = threading.Thread(target=watch_down,
+                                   args=(f"127.0.0.1:{port}", stop, went_down), daemon=True)
+        watcher.start()
         go.set()
         cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
-        latencies = [x for _ in workers for x in q.get()]
+        results = [q.get() for _ in workers]
         cpu = sum(proc.cpu_times()[:2]) - cpu0
         wall = time.monotonic() - t0
         for w in workers:
             w.join()
         rows = client.hosts()
-        down = [h["name"] for h in rows if h["state"] == "DOWN"]
-        latencies.sort()
+        stop.set()
+        watcher.join(10)
+        latencies = sorted(x for lat, _ in results for x in lat)
+        counts = {k: sum(c[k] for _, c in results) for k in results[0][1]}
+        down_now = [h["name"] for h in rows if h["state"] == "DOWN"]
+        for name in down_now:                # also DOWN at the end, even if no event said so
+            went_down.setdefault(name, 1)
 
         def pct(q_: float) -> float:
+            if not latencies:
+                return float("nan")
             return 1000 * latencies[min(len(latencies) - 1, int(q_ * len(latencies)))]
-        print(f"{db}: {hosts} hosts x 1 report/s for {seconds:g} s: {len(latencies)} acks, "
-              f"{len(latencies) / seconds:.0f} reports/s; ack latency p50 {pct(0.5):.1f} ms, "
-              f"p99 {pct(0.99):.1f} ms, max {1000 * latencies[-1]:.1f} ms; supervisor CPU "
-              f"{100 * cpu / wall:.0f}% of a core; hosts registered {len(rows)}, falsely DOWN "
-              f"{len(down)}; registering all took {registration:.1f} s")
+        print(f"{db}: {hosts} hosts x 1 report/s for {seconds:g} s: {counts['sent']} sent, "
+              f"{counts['acked']} acked, {counts['missing']} acks missing, "
+              f"{counts['reregister']} told to re-register ({counts['registered_again']} "
+              f"re-registrations), {counts['errors']} errors; "
+              f"{counts['acked'] / seconds:.0f} reports/s; ack latency p50 {pct(0.5):.1f} ms, "
+              f"p99 {pct(0.99):.1f} ms, max {1000 * (latencies[-1] if latencies else 0):.1f} ms;"
+              f" supervisor CPU {100 * cpu / wall:.0f}% of a core; hosts registered {len(rows)};"
+              f" DOWN transitions seen during the run {sum(went_down.values())} "
+              f"({len(went_down)} hosts), DOWN at the end {len(down_now)}; "
+              f"registering all took {registration:.1f} s")
+        ok = (not counts["missing"] and not went_down and not counts["reregister"]
+              and not counts["errors"])
+        print("PASS: every heartbeat acknowledged, no host went DOWN" if ok else
+              "FAIL: see the missing acks, re-registrations and DOWN transitions above")
 
 
 if __name__ == "__main__":
