@@ -97,6 +97,8 @@ SAMPLES: dict[str, p.Body] = {
                                       resolution=60.0),
     "metric_points": p.MetricPoints(series="host.cpu", resolution=60.0,
                                     points=[(1.7e9, 12.5), (1.7e9 + 60, 13.0)]),
+    "whoami": p.WhoAmI(),
+    "set_project_members": p.SetProjectMembers(name="secret", members=["ann", "bob"]),
 }
 
 
