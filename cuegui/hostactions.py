@@ -50,12 +50,14 @@ def _drain(then: str, text: str, tip: str, question: str) -> Spec:
 
 HOST_ACTIONS = [
     Spec("lock", "Lock", "lock", "Stop new frames from starting on the selected hosts; running "
-         "frames finish", rule=_admin("Locking hosts", test=_open,
-                                      message="the selected hosts are locked already")),
+         "frames finish", shortcut="Ctrl+Shift+L",
+         rule=_admin("Locking hosts", test=_open,
+                     message="the selected hosts are locked already")),
     Spec("purge", "Lock and purge", "purge", "Lock the selected hosts and kill their frames",
          confirm="Lock {what} and kill every frame running there? The frames go back to "
                  "waiting.", rule=_admin("Purging hosts")),
     Spec("unlock", "Unlock", "unlock", "Let the selected hosts take frames again",
+         shortcut="Ctrl+Shift+U",
          rule=_admin("Unlocking hosts", test=lambda r: r.get("lock") == "LOCKED",
                      message="none of the selected hosts is locked")),
     Spec("slots", "Set slots...", "slots", "Change how many slots the selected host offers",

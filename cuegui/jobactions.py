@@ -76,7 +76,7 @@ JOB_ACTIONS = [
          confirm="Eat the dead frames of {what}? They will not run again unless retried.",
          rule=_job_rule(_dead)),
     Spec("why", "Why not running?", "why", "Show why the selected job's frames are not "
-         "running", shortcut="Ctrl+W", rule=_why_job),
+         "running", shortcut="Ctrl+Shift+Y", rule=_why_job),
     Spec("priority", "Set priority...", "priority", "Change the priority of the selected jobs",
          rule=_wrangle("Changing priority")),
     Spec("slots", "Set min/max slots...", "slots", "Change the slots the selected jobs are "
@@ -110,17 +110,19 @@ FRAME_ACTIONS = [
     Spec("copy", "Copy command", "copy", "Copy the command line the frame runs",
          shortcut="Ctrl+Shift+C", rule=lambda c: perm.selection(c.rows, "frame")),
     Spec("retry", "Retry", "retry", "Run the selected frames again (running ones restart)",
+         shortcut="Ctrl+Alt+R",
          rule=_frame_rule(RETRYABLE, "only dead, eaten, succeeded or running frames can be "
                                      "retried")),
     Spec("kill", "Kill", "kill", "Stop the selected running frames; they wait to run again",
          confirm="Kill {what}? Their processes are stopped and the frames wait to run again.",
+         shortcut="Ctrl+Alt+K",
          rule=_frame_rule({"RUNNING"}, "none of the selected frames is running")),
     Spec("eat", "Eat", "eat", "Give up on the selected frames",
          confirm="Eat {what}? They will not run again unless retried.",
+         shortcut="Ctrl+Alt+E",
          rule=_frame_rule(EATABLE, "the selected frames have already finished")),
     Spec("why", "Why not running?", "why", "Show why the selected frame is not running",
-         shortcut="Ctrl+Shift+W",
-         rule=_why_frame),
+         shortcut="Ctrl+Alt+Y", rule=_why_frame),
 ]
 
 
@@ -240,6 +242,10 @@ class JobActions:
         spec = self.frames.specs[key]
         if spec.confirm and not w.confirm(w, spec.confirm.format(what=what)):
             return
+        # Retrying a running frame kills its process: ask first, naming how many.
+        running = any(r.get("state") == "RUNNING" for r in rows)
+        if key == "retry" and running and not w.confirm(w, retry_question(rows)):
+            return
         w.connection.run_action(f"{spec.text}: {what}",
                                 lambda c: c.frame_control(key, job_id, ids))
 
@@ -267,6 +273,20 @@ class JobActions:
             else (lambda c: c.drop_dependency(job_id, dep_id))
         w.connection.run_action(f"{spec.text}: {what}", call)
         w.job_panel.refresh_dependencies_soon()
+
+
+def retry_question(rows: list[dict]) -> str:
+    """The question before retrying frames of which some are running: they restart."""
+    running = sum(1 for r in rows if r.get("state") == "RUNNING")
+    lost = "work done so far is lost"
+    if running == 1 and len(rows) == 1:
+        return f"Retry the running frame? Its process is killed and it starts again; {lost}."
+    if running == len(rows):
+        return (f"Retry all {running} running frames? Their processes are killed and they "
+                f"start again; {lost}.")
+    verb = "is" if running == 1 else "are"
+    return (f"Retry {len(rows)} frames? {running} of them {verb} running and will be killed "
+            f"and started again; {lost}.")
 
 
 def each(items: list, call) -> Any:
