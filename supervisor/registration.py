@@ -78,7 +78,7 @@ def _register(sv: "Supervisor", batch: dict[str, tuple[bytes, p.Register, str]])
                                        [(n, addr) for n, (_, _, addr) in batch.items()], now)
         accepted = {n: v for n, v in batch.items() if n not in refused}
         hosts = host_store.upsert_hosts(conn, [(reg, addr) for _, reg, addr in accepted.values()],
-                                        sv.id, now) if accepted else {}
+                                        sv.owner, now) if accepted else {}
         # A new run of an rqd that a drain made exit (or reboot): that drain is done.  Asking
         # it again would make the worker exit again at once, for ever.
         drained = {n for n, h in hosts.items()

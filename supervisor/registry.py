@@ -119,6 +119,14 @@ class Registry:
         if w.down_since is None:
             w.down_since = now
 
+    def forget(self, w: Worker) -> None:
+        """Drop a worker from the live view (another supervisor serves it now)."""
+        self.disconnect(w, 0.0)
+        self.by_id.pop(w.host_id, None)
+        if self.by_name.get(w.name) is w:
+            self.by_name.pop(w.name, None)
+        self.version += 1
+
     def dispatchable(self, now: float) -> list[Worker]:
         return [w for w in self.by_id.values()
                 if w.identity is not None and w.free > 0 and w.refuse_until <= now]

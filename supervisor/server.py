@@ -10,6 +10,7 @@ figures.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import uuid
 from collections import Counter
@@ -27,9 +28,8 @@ from supervisor.figures import FigureWriter
 from supervisor.matching import Matcher
 from supervisor.registry import Registry
 from supervisor.store import hostadmin
-from supervisor.store import hosts as host_store
 from supervisor.store.engine import migrate
-from supervisor.store.models import Attempt
+from supervisor.store.models import Attempt, Host
 from supervisor.store.work import FailurePolicy, Touched
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,11 @@ class Supervisor:
         self.clock = clock
         self.mono = monotonic
         self.id = uuid.uuid4().hex[:12]
+        # Who owns the hosts it serves, in the database: stable across restarts (this machine
+        # and port), unlike `id`, which names one run (clients resync when it changes).
+        self.owner = f"{socket.gethostname()}:{cfg.port}"[:64]
+        # A host UP in the database but not reported on for this long has lost its supervisor.
+        self.stale_after = cfg.host_expiry + 2 * cfg.figures_interval
         self.registry = Registry()
         self.matcher = Matcher()
         self.layer_cache: dict[int, dict] = {}      # static layer fields, by layer id
@@ -112,21 +117,30 @@ class Supervisor:
         """Migrate the schema and rebuild the live view from the database."""
         migrate(self.engine)
         now = self.mono()
+        fresh = self.clock() - self.stale_after
         with self.engine.begin() as conn:
-            for h in host_store.up_hosts(conn):
+            for h in conn.execute(select(Host.id, Host.name, Host.lock, Host.slots_configured,
+                                         Host.supervisor_id, Host.last_seen)
+                                  .where(Host.state == "UP")):
+                if (h.supervisor_id not in ("", None, self.owner)
+                        and (h.last_seen or 0) >= fresh):
+                    continue        # another live supervisor serves it: leave it alone
                 # They were UP when the last supervisor stopped: give them until expiry to
                 # come back and say what they run.
-                w = self.registry.get_or_add(h["id"], h["name"])
-                w.slots, w.locked, w.last_seen = h["slots_configured"], h["lock"] == "LOCKED", now
+                w = self.registry.get_or_add(h.id, h.name)
+                w.slots, w.locked, w.last_seen = h.slots_configured, h.lock == "LOCKED", now
                 w.down_since = None
             lost = conn.execute(select(Attempt.host_id).where(Attempt.state == "RUNNING")
                                 .distinct()).scalars().all()
-            for hid in lost:
-                if hid not in self.registry.by_id:
-                    row = conn.execute(select(host_store.Host.name)
-                                       .where(host_store.Host.id == hid)).scalar()
+            others = [hid for hid in lost if hid not in self.registry.by_id]
+            # Frames on DOWN hosts (or hosts gone stale): the release timer starts now, as we
+            # cannot know more.  Not those of hosts another supervisor serves.
+            taken = workerlink.foreign_hosts(self, conn, others)
+            for hid in others:
+                if hid not in taken:
+                    row = conn.execute(select(Host.name).where(Host.id == hid)).scalar()
                     w = self.registry.get_or_add(hid, row or f"host-{hid}")
-                    w.down_since = now     # release timer starts now: we cannot know more
+                    w.down_since = now
         self.next_liveness = now + self.cfg.host_expiry
         self.figure_writer = FigureWriter(self.engine)
         with self.engine.connect() as conn:
@@ -134,6 +148,7 @@ class Supervisor:
             self.admission = hostadmin.admission_policy(conn, self.default_admission())
             conn.rollback()
         self.add_periodic(20.0, schedules.apply)
+        self.add_periodic(max(1.0, self.cfg.host_expiry), workerlink.adopt_stale)
         from supervisor import billing    # licences, metering, usage, metrics
         billing.attach(self)
 

@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 import zmq
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from cuefarm import protocol as p
@@ -13,7 +14,7 @@ from supervisor import clientapi
 from supervisor.store import hosts as host_store
 from supervisor.store import work
 from supervisor.store.counters import Deltas
-from supervisor.store.models import parse_attempt_id
+from supervisor.store.models import Host, parse_attempt_id
 
 if TYPE_CHECKING:
     from supervisor.server import Supervisor
@@ -176,6 +177,16 @@ def check_liveness(sv: "Supervisor", mono: float) -> None:
     now = sv.clock()
     deltas, touched = Deltas(), work.Touched()
     with sv.engine.begin() as conn:
+        # Silent here, but maybe connected to another supervisor sharing the database: that
+        # one owns it now, and its frames are not ours to release.
+        taken = foreign_hosts(sv, conn, [w.host_id for w in down + release])
+        if taken:
+            for w in down + release:
+                if w.host_id in taken:
+                    log.info("worker %s is now served by another supervisor", w.name)
+                    sv.registry.forget(w)
+            down = [w for w in down if w.host_id not in taken]
+            release = [w for w in release if w.host_id not in taken]
         host_store.mark_down(conn, [w.host_id for w in down])
         results = {}
         for w in release:
@@ -195,6 +206,32 @@ def check_liveness(sv: "Supervisor", mono: float) -> None:
     sv.note(touched)
     if results:
         sv.dispatch_needed = True
+
+
+def foreign_hosts(sv: "Supervisor", conn, host_ids: list[int]) -> set[int]:
+    """Those of `host_ids` that another live supervisor serves: UP under another owner, and
+    reported recently (a dead supervisor's hosts go stale and may be taken over)."""
+    if not host_ids:
+        return set()
+    fresh = sv.clock() - sv.stale_after
+    rows = conn.execute(select(Host.id, Host.supervisor_id, Host.state, Host.last_seen)
+                        .where(Host.id.in_(host_ids))).all()
+    return {r.id for r in rows if r.state == "UP" and r.supervisor_id not in ("", None, sv.owner)
+            and (r.last_seen or 0) >= fresh}
+
+
+def adopt_stale(sv: "Supervisor") -> None:
+    """Take over hosts UP in the database that nobody reports on any more (their supervisor
+    died): they go DOWN here and their frames are released by the usual rule."""
+    with sv.engine.connect() as conn:
+        stale = host_store.stale_hosts(conn, sv.clock() - sv.stale_after)
+        conn.rollback()
+    mono = sv.mono()
+    for h in stale:
+        if h["id"] not in sv.registry.by_id:
+            log.info("taking over %s: UP but not heard of for a while", h["name"])
+            w = sv.registry.get_or_add(h["id"], h["name"])
+            w.last_seen = mono - sv.cfg.host_expiry       # DOWN at the next liveness check
 
 
 def write_figures(sv: "Supervisor") -> None:
