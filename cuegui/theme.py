@@ -25,7 +25,7 @@ FRAME_COLORS = {
     "RUNNING": "#e8c547",
     "SUCCEEDED": "#4cb860",
     "DEAD": "#e5534b",
-    "EATEN": "#8e4a4a",
+    "EATEN": "#a65252",
 }
 JOB_COLORS = {
     "running": "#e8c547",
@@ -58,14 +58,16 @@ PROJECT_COLOURS = ["#5fa8e0", "#e8c547", "#4cb860", "#e5534b", "#a57de0", "#e89a
 CHROME = {
     "dark": {"DOCK_TITLE": "#2b2f35", "CAPTION": "#9aa4b1", "HEADER_BG": "#2a2e34",
              "HEADER_FG": "#c4cad3", "BORDER": "#1d2024", "LOG_BG": "#15171a",
-             "LOG_FG": "#cfd6de", "SELECTION": "#2f5f8f", "TROUGH": "#2b3038",
+             "LOG_FG": "#cfd6de", "SELECTION": "#22446a", "TROUGH": "#2b3038",
              "ERROR_FIELD": "#ff7b72", "MATCH": "#6b5a1e", "CURRENT_MATCH": "#b8862b",
-             "PLOT_BG": "#1b1d21", "PLOT_FG": "#aab2bd", "GRAPH_EDGE": "#8b95a1"},
+             "PLOT_BG": "#1b1d21", "PLOT_FG": "#aab2bd", "GRAPH_EDGE": "#8b95a1",
+             "DIM": "#9aa3ad"},
     "light": {"DOCK_TITLE": "#dde1e6", "CAPTION": "#4b5563", "HEADER_BG": "#e6e9ed",
               "HEADER_FG": "#2d333b", "BORDER": "#c3c8cf", "LOG_BG": "#fbfbfc",
-              "LOG_FG": "#1f2328", "SELECTION": "#9cc3ea", "TROUGH": "#d5d9df",
+              "LOG_FG": "#1f2328", "SELECTION": "#b3d3f2", "TROUGH": "#d5d9df",
               "ERROR_FIELD": "#c62828", "MATCH": "#ffe58f", "CURRENT_MATCH": "#ffb347",
-              "PLOT_BG": "#ffffff", "PLOT_FG": "#3d4450", "GRAPH_EDGE": "#57606a"},
+              "PLOT_BG": "#ffffff", "PLOT_FG": "#3d4450", "GRAPH_EDGE": "#57606a",
+              "DIM": "#4f5761"},
 }
 LIGHT = {
     QPalette.ColorRole.Window: "#eef0f3",
@@ -84,8 +86,8 @@ LIGHT = {
     QPalette.ColorRole.Mid: "#c3c8cf",
     QPalette.ColorRole.Dark: "#9aa2ad",
     QPalette.ColorRole.Shadow: "#6e7681",
-    QPalette.ColorRole.Highlight: "#3b82c4",
-    QPalette.ColorRole.HighlightedText: "#ffffff",
+    QPalette.ColorRole.Highlight: "#b3d3f2",      # = CHROME SELECTION, under dark text
+    QPalette.ColorRole.HighlightedText: "#1f2328",
     QPalette.ColorRole.Link: "#0969da",
     QPalette.ColorRole.LinkVisited: "#8250df",
 }
@@ -116,7 +118,7 @@ DARK = {
     QPalette.ColorRole.Mid: "#2a2d33",
     QPalette.ColorRole.Dark: "#16181b",
     QPalette.ColorRole.Shadow: "#0d0e10",
-    QPalette.ColorRole.Highlight: "#2f5f8f",
+    QPalette.ColorRole.Highlight: "#22446a",      # = CHROME SELECTION
     QPalette.ColorRole.HighlightedText: "#ffffff",
     QPalette.ColorRole.Link: "#6cb2ff",
     QPalette.ColorRole.LinkVisited: "#b08cff",
@@ -150,10 +152,80 @@ def color(table: dict[str, str], state: str | None, fallback: str = "#8b95a1") -
     return QColor(table.get(state or "", fallback))
 
 
-def text_on(fill: QColor) -> QColor:
-    """Black or white text, whichever reads better on `fill`."""
-    luma = 0.299 * fill.redF() + 0.587 * fill.greenF() + 0.114 * fill.blueF()
-    return QColor("#15171a") if luma > 0.5 else QColor("#f2f4f7")
+TEXT_DARK, TEXT_LIGHT = "#15171a", "#f2f4f7"
+MIN_CONTRAST = 4.5          # WCAG AA for normal text
+
+
+def luminance(c: QColor | str) -> float:
+    """WCAG relative luminance of a colour."""
+    c = QColor(c)
+
+    def lin(v: float) -> float:
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+    return 0.2126 * lin(c.redF()) + 0.7152 * lin(c.greenF()) + 0.0722 * lin(c.blueF())
+
+
+def contrast(a: QColor | str, b: QColor | str) -> float:
+    """WCAG contrast ratio of two colours (1 to 21)."""
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def text_on(fill: QColor | str) -> QColor:
+    """Near-black or near-white text, whichever has the higher contrast on `fill`."""
+    dark, light = QColor(TEXT_DARK), QColor(TEXT_LIGHT)
+    return dark if contrast(dark, fill) >= contrast(light, fill) else light
+
+
+@functools.lru_cache(maxsize=None)
+def _readable(colour: str, background: str, ratio: float) -> str:
+    c, bg = QColor(colour), QColor(background)
+    lighten = luminance(bg) < 0.18          # on a dark background go lighter, else darker
+    h, s, v, a = c.getHsvF()
+    for _ in range(60):
+        if contrast(c, bg) >= ratio:
+            break
+        if lighten:
+            s, v = max(0.0, s - 0.02), min(1.0, v + 0.03)
+        else:
+            v = max(0.0, v - 0.03)
+        c = QColor.fromHsvF(h if h >= 0 else 0.0, s, v, a)
+    return c.name()
+
+
+def readable(colour: str, background: str | None = None, ratio: float = MIN_CONTRAST) -> QColor:
+    """`colour`, lightened (on a dark background) or darkened (on a light one) until it reads
+    as text on `background` (the theme's window colour by default) with WCAG contrast
+    `ratio`: the hue stays, so a state keeps its colour in text."""
+    if background is None:
+        background = window_colour()
+    return QColor(_readable(QColor(colour).name(), QColor(background).name(), ratio))
+
+
+def state_text(table: dict[str, str], state: str | None, background: str | None = None) -> QColor:
+    """A state's colour for text (not fills) in the current theme."""
+    return readable(table.get(state or "", "#8b95a1"), background)
+
+
+def window_colour() -> str:
+    return (DARK if current == "dark" else LIGHT)[QPalette.ColorRole.Window]
+
+
+def base_colour() -> str:
+    return (DARK if current == "dark" else LIGHT)[QPalette.ColorRole.Base]
+
+
+def dim_text() -> QColor:
+    """Text of rows that matter less (finished jobs, down hosts): quieter than the normal
+    text, still readable on the row and on the selection."""
+    return QColor(CHROME[current]["DIM"])
+
+
+def dead_text() -> QColor:
+    """A count of dead frames in a table cell."""
+    pal = DARK if current == "dark" else LIGHT
+    once = state_text(FRAME_COLORS, "DEAD", base_colour())
+    return readable(once.name(), pal[QPalette.ColorRole.AlternateBase])   # striped rows too
 
 
 # The neutral stroke of the icons is drawn for a dark background; the light theme gets a

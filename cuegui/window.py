@@ -308,6 +308,9 @@ class MainWindow(QMainWindow):
             for key, action in group.actions.items():
                 action.setIcon(theme.icon(group.specs[key].icon))
         self.charts_panel.apply_theme()
+        self.frames_panel.apply_theme()
+        for view in (self.jobs_view, self.frames_view, self.layers_view):
+            view.viewport().update()
         self.job_panel.graph.update_layers(self.layers_model.rows())
         self.on_state(self.connection_state, self.conn_label.toolTip())
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from qtpy.QtGui import QColor
 
 from cuegui import format as fmt
+from cuegui import theme
 from cuegui.models.table import CENTER, RIGHT, Column, RowTableModel, field
 
-DEAD_TEXT = QColor("#ff7b72")
-DIM = QColor("#7d8590")
 
 
 def done_fraction(job: dict) -> float:
@@ -66,7 +65,7 @@ class JobsModel(RowTableModel):
     """
 
     def row_foreground(self, row: dict) -> QColor | None:
-        return DIM if row.get("state") == "FINISHED" else None
+        return theme.dim_text() if row.get("state") == "FINISHED" else None
 
     columns = [
         field("id", "ID", width=62, align=RIGHT),
@@ -82,7 +81,7 @@ class JobsModel(RowTableModel):
         field("waiting", "Wait", width=52, align=RIGHT, text=_count("waiting"),
               header_tip="Frames waiting for a slot"),
         field("dead", "Dead", width=50, align=RIGHT, text=_count("dead"),
-              color=lambda r: DEAD_TEXT if r.get("dead") else None,
+              color=lambda r: theme.dead_text() if r.get("dead") else None,
               header_tip="Frames that failed and have no retries left"),
         field("slots_used", "Slots", width=52, align=RIGHT, text=_count("slots_used"),
               header_tip="Slots in use by running frames"),

@@ -80,9 +80,10 @@ class ProgressDelegate(_Painted):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(theme.chrome("TROUGH")))
         painter.drawRoundedRect(rect, 3, 3)
+        # Segments left to right, then the trough: (left, right, colour).
+        segments = []
+        x = rect.left()
         if total:
-            painter.setClipRect(rect)
-            x = rect.left()
             done = 0
             for key, colour in theme.PROGRESS_COLORS.items():
                 count = job.get(key) or 0
@@ -91,9 +92,13 @@ class ProgressDelegate(_Painted):
                 done += count
                 # Cumulative edges, so rounding never leaves a gap or an overlap.
                 right = rect.left() + rect.width() * min(done, total) / total
-                painter.setBrush(QColor(colour))
-                painter.drawRect(QRectF(x, rect.top(), right - x, rect.height()))
+                segments.append((x, right, colour))
                 x = right
+        segments.append((x, rect.right(), theme.chrome("TROUGH")))
+        painter.setClipRect(rect)
+        for left, right, colour in segments[:-1]:
+            painter.setBrush(QColor(colour))
+            painter.drawRect(QRectF(left, rect.top(), right - left, rect.height()))
         painter.setClipping(False)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.setPen(QPen(QColor(0, 0, 0, 90), 1))
@@ -104,8 +109,12 @@ class ProgressDelegate(_Painted):
             font.setPointSizeF(max(7.0, font.pointSizeF() - 1))
             font.setBold(True)
             painter.setFont(font)
-            painter.setPen(QColor(0, 0, 0, 170))
-            painter.drawText(rect.translated(1, 1), Qt.AlignmentFlag.AlignCenter, text)
-            painter.setPen(QColor("#ffffff"))
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+            # Each part of the text in the colour that reads on the segment under it.
+            for left, right, colour in segments:
+                if right <= left:
+                    continue
+                painter.setClipRect(QRectF(left, rect.top(), right - left, rect.height()))
+                painter.setPen(theme.text_on(QColor(colour)))
+                painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+            painter.setClipping(False)
         painter.restore()

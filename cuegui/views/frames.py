@@ -47,13 +47,18 @@ class FramesPanel(TablePanel):
             button.setAutoRaise(True)
             button.setToolTip(f"Show only {state.lower()} frames (several may be on)")
             button.toggled.connect(self._states_changed)
-            colour = theme.FRAME_COLORS[state]
-            button.setStyleSheet(f"QToolButton {{ color: {colour}; }} "
-                                 f"QToolButton:checked {{ border: 1px solid {colour}; }}")
             row.addWidget(button)
             self.state_buttons[state] = button
         row.addStretch(1)
+        self.apply_theme()
         self.show_job(None)
+
+    def apply_theme(self) -> None:
+        """State-coloured toggle text, made readable on the current theme's background."""
+        for state, button in self.state_buttons.items():
+            colour = theme.state_text(theme.FRAME_COLORS, state).name()
+            button.setStyleSheet(f"QToolButton {{ color: {colour}; }} "
+                                 f"QToolButton:checked {{ border: 1px solid {colour}; }}")
 
     def show_job(self, job: dict | None) -> None:
         """Name the job whose frames are shown, and show its count of frames in each state."""
