@@ -3,6 +3,10 @@
 Validation is `cuefarm.spec.validate_job`, the very function the supervisor applies, so what
 the dialog accepts the supervisor accepts; an error is shown under the field it names.  Errors
 only the supervisor can find (a job to wait for that does not exist) come back the same way.
+
+A field is checked once it has been edited (a fresh form shows no errors), every field on
+Submit; every wrong field shows its own error, not only the first one found.  Placement
+(GPUs, OS, hosts, requirements, limits) and timeouts are in a collapsible Advanced section.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from qtpy.QtCore import QTimer, Signal
-from qtpy.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
-                            QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout,
+                            QLabel, QLineEdit, QPushButton, QSpinBox, QToolButton, QVBoxLayout,
+                            QWidget)
 
 from cuefarm import CueFarmError, Unreachable
-from cuefarm.spec import SpecError, validate_job
+from cuefarm.spec import OS_NAMES, SpecError, validate_job
 from cuegui import theme
 
 # Which field a spec error names -> the key of the widget that shows it.
@@ -25,8 +30,51 @@ FIELD_KEYS = [("job.name", "name"), ("job.project", "project"), ("job.priority",
               ("job.layers[0].chunk", "chunk"), ("job.layers[0].slots", "slots"),
               ("job.layers[0].memory", "memory"), ("job.layers[0].tags", "tags"),
               ("job.layers[0].max_retries", "max_retries"),
-              ("job.layers[0].depends_on", "depends_on"), ("job.layers", "range"),
+              ("job.layers[0].depends_on", "depends_on"), ("job.layers[0].gpus", "gpus"),
+              ("job.layers[0].os", "os"), ("job.layers[0].hosts", "hosts"),
+              ("job.layers[0].omit_hosts", "omit_hosts"),
+              ("job.layers[0].requirements", "requirements"),
+              ("job.layers[0].limits", "limits"), ("job.layers[0].timeout_no_output",
+                                                   "timeout_no_output"),
+              ("job.layers[0].timeout", "timeout"), ("job.layers", "range"),
               ("jobs[0]", "name")]
+ADVANCED = ("gpus", "os", "hosts", "omit_hosts", "requirements", "limits", "timeout",
+            "timeout_no_output")
+# What stands in for a wrong field while looking for the next error: a value validate_job
+# accepts (None: leave the key out).
+STAND_INS: dict[str, Any] = {"name": "x", "project": "default", "priority": 0,
+                             "min_slots": None, "max_slots": None, "command": "true",
+                             "range": "1", "chunk": 1, "slots": 1, "memory": 0, "tags": None,
+                             "max_retries": 1, "depends_on": None,
+                             **{k: None for k in ADVANCED}}
+JOB_LEVEL = {"name", "project", "priority", "min_slots", "max_slots"}
+
+
+def words(text: str) -> list[str]:
+    """"a, b c" -> ["a", "b", "c"]."""
+    return [w for w in re.split(r"[,\s]+", text) if w]
+
+
+def all_errors(job: dict[str, Any], limit: int = 40) -> dict[str, str]:
+    """Every form field `job` is wrong in, with its message: validate, put a good value in
+    the field named, validate again, until the job passes."""
+    job = {**job, "layers": [dict(job["layers"][0])]}
+    found: dict[str, str] = {}
+    for _ in range(limit):
+        try:
+            validate_job(job)
+            break
+        except SpecError as exc:
+            key = widget_key(exc.field)
+            if key in found:           # no stand-in helped: stop rather than loop
+                break
+            found[key] = exc.message
+            target = job if key in JOB_LEVEL else job["layers"][0]
+            if STAND_INS.get(key) is None:
+                target.pop(key, None)
+            else:
+                target[key] = STAND_INS[key]
+    return found
 
 
 def widget_key(field_path: str | None) -> str:
@@ -95,6 +143,38 @@ class SubmitDialog(QDialog):
         self._row(form, "min_slots", "Min slots", self._spin(0, 1 << 30, 0))
         self._row(form, "max_slots", "Max slots", self._spin(0, 1 << 30, 0))
         self.fields["max_slots"].setSpecialValueText("no limit")
+        self.advanced_button = QToolButton()
+        self.advanced_button.setObjectName("advancedToggle")
+        self.advanced_button.setText("Advanced: placement and timeouts")
+        self.advanced_button.setCheckable(True)
+        self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_button.setAutoRaise(True)
+        self.advanced = QWidget()
+        self.advanced.setObjectName("advancedSection")
+        adv = QFormLayout(self.advanced)
+        adv.setContentsMargins(0, 0, 0, 0)
+        adv.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self._row(adv, "gpus", "GPUs", self._spin(0, 64, 0))
+        os_box = QComboBox()
+        os_box.setEditable(True)
+        os_box.addItems(["", *OS_NAMES])
+        os_box.lineEdit().setPlaceholderText("any")
+        self._row(adv, "os", "OS", os_box)
+        self._row(adv, "hosts", "Only hosts", QLineEdit(), "render-*, ws-0[1-4] (name patterns)")
+        self._row(adv, "omit_hosts", "Never hosts", QLineEdit(), "render-07, old-*")
+        self._row(adv, "requirements", "Requirements", QLineEdit(),
+                  "host.memory >= 32000 and \"gpu\" in host.tags")
+        self._row(adv, "limits", "Limits", QLineEdit(), "nuke_licence, arnold")
+        self._row(adv, "timeout", "Timeout (s)", self._spin(0, 365 * 86400, 0))
+        self.fields["timeout"].setSpecialValueText("none")
+        self.fields["timeout"].setToolTip("Kill a frame that runs longer than this")
+        self._row(adv, "timeout_no_output", "Silent for (s)", self._spin(0, 365 * 86400, 0))
+        self.fields["timeout_no_output"].setSpecialValueText("none")
+        self.fields["timeout_no_output"].setToolTip(
+            "Kill a frame whose log shows nothing new for this long")
+        self.advanced.hide()
+        self.advanced_button.toggled.connect(self.show_advanced)
         self.status = QLabel()
         self.status.setObjectName("fieldError")
         self.status.setWordWrap(True)
@@ -105,11 +185,13 @@ class SubmitDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.advanced_button)
+        layout.addWidget(self.advanced)
         layout.addWidget(self.status)
         layout.addWidget(self.buttons)
+        self.touched: set[str] = set()      # fields edited since the form opened
         self._timer = QTimer(self, singleShot=True, interval=150)
         self._timer.timeout.connect(self.validate)
-        self.validate()
 
     # -- building -------------------------------------------------------------------------------
 
@@ -122,13 +204,14 @@ class SubmitDialog(QDialog):
 
     def _row(self, form: QFormLayout, key: str, label: str, widget: QWidget,
              placeholder: str = "", extra: QWidget | None = None) -> None:
+        changed = lambda *_a, k=key: self._changed(k)      # noqa: E731
         if isinstance(widget, QLineEdit):
             widget.setPlaceholderText(placeholder)
-            widget.textChanged.connect(self._changed)
+            widget.textEdited.connect(changed)
         elif isinstance(widget, QSpinBox):
-            widget.valueChanged.connect(self._changed)
+            widget.valueChanged.connect(changed)
         elif isinstance(widget, QComboBox):
-            widget.currentTextChanged.connect(self._changed)
+            widget.currentTextChanged.connect(changed)
         widget.setObjectName(f"field_{key}")
         error = QLabel()
         error.setObjectName("fieldError")
@@ -139,7 +222,6 @@ class SubmitDialog(QDialog):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(1)
         if extra is not None:
-            from qtpy.QtWidgets import QHBoxLayout
             line = QHBoxLayout()
             line.addWidget(widget, 1)
             line.addWidget(extra)
@@ -172,6 +254,15 @@ class SubmitDialog(QDialog):
         deps = parse_depends(self._text("depends_on"))
         if deps:
             layer["depends_on"] = deps
+        for key in ("gpus", "timeout", "timeout_no_output"):
+            if f[key].value():
+                layer[key] = f[key].value()
+        for key in ("os", "requirements"):
+            if self._text(key):
+                layer[key] = self._text(key)
+        for key in ("hosts", "omit_hosts", "limits"):
+            if words(self._text(key)):
+                layer[key] = words(self._text(key))
         job: dict[str, Any] = {"name": self._text("name"), "project": self._text("project"),
                                "priority": f["priority"].value(), "layers": [layer]}
         if f["min_slots"].value():
@@ -190,38 +281,58 @@ class SubmitDialog(QDialog):
                 w.setEditText(str(value))
             else:
                 w.setText(str(value))
+        self.touched.update(values)
         self.validate()
 
     # -- validation -------------------------------------------------------------------------------
 
-    def _changed(self, *_args: Any) -> None:
+    def _changed(self, key: str) -> None:
+        self.touched.add(key)
         self._timer.start()
 
-    def validate(self) -> bool:
-        """Check the form with the supervisor's own rules; show the error at its field."""
+    def validate(self, every_field: bool = False) -> bool:
+        """Check the form with the supervisor's own rules and show each error at its field:
+        the fields edited so far, or `every_field` (on Submit).  True when the whole form is
+        valid."""
         self._timer.stop()
-        try:
-            validate_job(self.job())
-        except SpecError as exc:
-            self.show_error(exc.message, exc.field)
-            return False
-        self.show_error("", None)
-        return True
+        if every_field:
+            self.touched.update(self.fields)
+        errors = all_errors(self.job())
+        if "name" in errors and not self._text("name"):
+            errors["name"] = "the job needs a name (letters, digits, _ . -)"
+        self.show_errors({k: m for k, m in errors.items() if k in self.touched})
+        return not errors
 
-    def show_error(self, message: str, field_path: str | None) -> None:
-        """Show `message` at the field `field_path` names ("" clears every field)."""
-        key = widget_key(field_path) if message else None
+    def show_errors(self, errors: dict[str, str]) -> None:
+        """Show each message at its field ({} clears every field)."""
         for k, label in self.errors.items():
-            on = k == key
-            label.setText(message if on else "")
+            message = errors.get(k, "")
+            on = bool(message)
+            label.setText(message)
             label.setVisible(on)
             w = self.fields[k]
+            # A wrapped label's height-for-width does not reach the dialog's minimum size:
+            # give it the height its lines need at the field's width.
+            width = max(w.width(), theme.scaled(300, self))
+            label.setMinimumHeight(label.heightForWidth(width) if on else 0)
             if w.property("invalid") != on:
                 w.setProperty("invalid", on)
                 w.style().unpolish(w)
                 w.style().polish(w)
-        self.submit_button.setEnabled(not message)
+        if any(k in ADVANCED for k in errors):
+            self.advanced_button.setChecked(True)
+        self.submit_button.setEnabled(not errors)
         self.status.setText("")
+
+    def show_error(self, message: str, field_path: str | None) -> None:
+        """Show `message` at the field `field_path` names ("" clears every field)."""
+        self.show_errors({widget_key(field_path): message} if message else {})
+
+    def show_advanced(self, on: bool) -> None:
+        self.advanced_button.setChecked(on)
+        self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if on
+                                          else Qt.ArrowType.RightArrow)
+        self.advanced.setVisible(on)
 
     def error_at(self, key: str) -> str:
         """The error shown at a field ("" for none)."""
@@ -232,9 +343,10 @@ class SubmitDialog(QDialog):
         ids = [str(j["id"]) for j in self.selected_jobs()]
         if ids:
             self.fields["depends_on"].setText(", ".join(ids))
+            self._changed("depends_on")
 
     def _submit(self) -> None:
-        if not self.validate():
+        if not self.validate(every_field=True):
             return
         self.submit_button.setEnabled(False)
         self.status.setText("Submitting...")

@@ -120,3 +120,20 @@ def test_no_two_actions_share_a_shortcut(idle_window):
 def test_frame_and_host_actions_have_shortcuts(idle_window, group, key, sequence):
     action = getattr(idle_window.action_set, group)[key]
     assert action.shortcut().toString(QKeySequence.SequenceFormat.PortableText) == sequence
+
+
+def test_submit_with_advanced_fields_reaches_the_supervisor(qtbot, answering):
+    farm, win = answering
+    dialog = win.open_submit()
+    assert not any(dialog.error_at(k) for k in dialog.errors)      # fresh: no red
+    dialog.set_values(name="advanced", command="echo #FRAME#", range="1-2", os="linux",
+                      hosts="render*", omit_hosts="old-*", gpus=0, timeout=3600,
+                      timeout_no_output=600, requirements="host.cores >= 1")
+    dialog.submit_button.click()
+    wait(qtbot, lambda: any(j["name"] == "advanced" for j in win.jobs_model.all_rows()))
+    job = next(j for j in win.jobs_model.all_rows() if j["name"] == "advanced")
+    [layer] = farm.client().layers(job["id"])
+    assert layer["os"] == "linux" and layer["hosts"] == ["render*"]
+    assert layer["omit_hosts"] == ["old-*"] and layer["requirements"] == "host.cores >= 1"
+    assert layer["timeout"] == 3600 and layer["timeout_no_output"] == 600
+    wait(qtbot, lambda: win.jobs_model.get(job["id"])["status"] == "finished")
