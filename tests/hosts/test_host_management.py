@@ -180,7 +180,13 @@ def test_drain_then_exit(farm):
     assert proc.wait(60) == 0
     job = c.job(jid)
     assert job["succeeded"] == 1 and job["waiting"] == 2   # nothing new started while draining
-    assert host(c, "d1")["drain"] == "exit"
+    assert host(c, "d1")["drain"] == "exit"               # until the worker runs again
+    # rqd started again after its drain-and-exit: that drain is over, and the rest runs there.
+    farm.start_rqd("d1", 1)
+    wait_until(lambda: host(c, "d1")["drain"] is None and host(c, "d1")["state"] == "UP", 30,
+               message="the finished drain to clear when d1 registers again")
+    assert c.wait(jid, timeout=60)["succeeded"] == 3
+    assert farm.workers["d1"].poll() is None               # not told to drain and exit again
 
 
 def test_idle_lock_shows_and_stops_dispatch(farm, tmp_path):
