@@ -9,6 +9,7 @@ figures.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import socket
 import time
@@ -72,6 +73,7 @@ class Supervisor:
         self.refusals: list[tuple[bytes, str, str]] = []       # identity, attempt id, reason
         self.lost: list[tuple[int, tuple[int, int], str]] = []  # host, (frame, number), why
         self.lost_pending: set[str] = set()                     # attempt ids in `lost`
+        self.wakeups: list[float] = []     # heap of monotonic times to run a dispatch pass
         self.pending_logs: dict[int, tuple[list[bytes], int, float]] = {}
         self.log_tokens = 0
         self.next_liveness = 0.0
@@ -147,6 +149,9 @@ class Supervisor:
             self.path_map_rows = hostadmin.path_map_rows(conn)
             self.admission = hostadmin.admission_policy(conn, self.default_admission())
             conn.rollback()
+        with self.engine.connect() as conn:
+            workerlink.note_ban_expiry(self, conn, self.clock())
+            conn.rollback()
         self.add_periodic(20.0, schedules.apply)
         self.add_periodic(max(1.0, self.cfg.host_expiry), workerlink.adopt_stale)
         from supervisor import billing    # licences, metering, usage, metrics
@@ -181,6 +186,11 @@ class Supervisor:
             w = self.registry.by_id.get(hid)
             if w is not None and w.identity is not None:
                 self.send_worker(w.identity, p.Kill(ids, reason))
+
+    def wake_at(self, when: float) -> None:
+        """Run a dispatch pass at monotonic time `when` (a backoff or ban ends then)."""
+        if len(self.wakeups) < 10_000:
+            heapq.heappush(self.wakeups, when)
 
     def note(self, touched: Touched) -> None:
         self.publisher.note(touched)
@@ -233,6 +243,10 @@ class Supervisor:
         """Everything after reading: batched writes, dispatch, timers, events."""
         registration.flush(self)
         workerlink.flush(self)
+        if self.wakeups and self.wakeups[0] <= self.mono():
+            while self.wakeups and self.wakeups[0] <= self.mono():
+                heapq.heappop(self.wakeups)
+            self.dispatch_needed = True
         if self.dispatch_needed:
             self.dispatch_needed = False
             dispatch.run_pass(self)
@@ -268,6 +282,8 @@ class Supervisor:
         now = self.mono()
         due = [self.next_liveness - now, self.next_figures - now,
                *(task[0] - now for task in self.periodic)]
+        if self.wakeups:
+            due.append(self.wakeups[0] - now)
         ev = self.publisher.due_in(now)
         if ev is not None:
             due.append(ev)

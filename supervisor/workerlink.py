@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 import zmq
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from cuefarm import protocol as p
@@ -14,13 +14,14 @@ from supervisor import clientapi
 from supervisor.store import hosts as host_store
 from supervisor.store import work
 from supervisor.store.counters import Deltas
-from supervisor.store.models import Host, parse_attempt_id
+from supervisor.store.models import Host, JobHost, parse_attempt_id
 
 if TYPE_CHECKING:
     from supervisor.server import Supervisor
 
 log = logging.getLogger(__name__)
 LOST_AFTER_HEARTBEATS = 2.5     # intervals an attempt may be missing from heartbeats
+REFUSAL_BACKOFF = 2.0           # seconds a host that refused a launch is left alone
 
 
 def handle(sv: "Supervisor", frames: list) -> None:
@@ -129,7 +130,8 @@ def flush(sv: "Supervisor") -> None:
                 cannot.add(aid)
         w = sv.registry.by_identity.get(identity)
         if w is not None:
-            w.refuse_until = mono + 2.0
+            w.refuse_until = mono + REFUSAL_BACKOFF
+            sv.wake_at(w.refuse_until)      # the host may take the frame then: look again
     now = sv.clock()
     deltas, touched = Deltas(), work.Touched()
     try:
@@ -139,6 +141,10 @@ def flush(sv: "Supervisor") -> None:
             if bans:
                 sv.failure_policy.ban(conn, bans, now, touched)
             work.settle(conn, deltas, touched, now)
+            failed = bans or any(isinstance(r, p.Completion) and r.exit_status != 0
+                                 for r in results.values())
+            if failed:          # failures may have kept a host off a job for a while
+                note_ban_expiry(sv, conn, now)
     except SQLAlchemyError:
         # Not acknowledged: the workers send them again.  Refusals are retried by expiry.
         log.exception("could not record %d completions", len(results))
@@ -206,6 +212,15 @@ def check_liveness(sv: "Supervisor", mono: float) -> None:
     sv.note(touched)
     if results:
         sv.dispatch_needed = True
+
+
+def note_ban_expiry(sv: "Supervisor", conn, now: float) -> None:
+    """Wake the dispatcher when the earliest bad-host ban still in force ends: a frame that
+    only fits on that host would otherwise wait for an unrelated event."""
+    until = conn.execute(select(func.min(JobHost.banned_until))
+                         .where(JobHost.banned_until > now)).scalar()
+    if until:
+        sv.wake_at(sv.mono() + (until - now) + 0.01)
 
 
 def foreign_hosts(sv: "Supervisor", conn, host_ids: list[int]) -> set[int]:

@@ -1,0 +1,75 @@
+"""A frame that only fits on a host kept off for a while (a refusal's backoff, a bad-host ban)
+is dispatched when that time is up, with no other event to trigger a pass."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cuefarm import protocol as p
+from tests.farm import Farm
+from tests.supervisor.test_wire import Peer, register
+
+
+def launch_while_heartbeating(peers: list[Peer], timeout: float = 15.0) -> p.Launch:
+    """Heartbeat from every peer (as workers do, which triggers no pass) until one of them
+    gets a Launch; return it.  Shorter than any periodic housekeeping that might dispatch."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for peer in peers:
+            peer.send(p.Heartbeat(running=[p.RunningAttempt(a) for a in peer.runs]))
+        time.sleep(0.2)
+        for peer in peers:
+            while peer.sock.poll(0):
+                body = p.decode(peer.sock.recv())[1]
+                if isinstance(body, p.Launch):
+                    return body
+    raise AssertionError(f"no Launch within {timeout} s")
+
+
+def test_a_host_that_refused_gets_the_frame_after_its_backoff(sqlite_farm):
+    w = Peer(sqlite_farm.port + 1)
+    w.runs = []
+    register(w, "only", slots=1)
+    c = sqlite_farm.client()
+    [job_id] = c.submit([{"name": "backoff", "layers": [
+        {"name": "r", "command": "x", "range": "1", "max_retries": 0}]}])
+    first = w.recv_type(p.Launch)
+    w.send(p.Refuse(first.attempt_id, "busy for a moment"))
+    again = launch_while_heartbeating([w])
+    assert again.frame_id == first.frame_id and again.attempt_id != first.attempt_id
+    w.close()
+
+
+@pytest.fixture
+def ban_farm(db_url, tmp_path):
+    f = Farm(db_url, tmp_path)
+    f.env["CUEFARM_SUPERVISOR_BAD_HOST_PERIOD"] = "4"
+    f.start_supervisor()
+    try:
+        yield f
+    finally:
+        f.stop()
+
+
+def test_a_banned_host_gets_the_frame_when_its_ban_ends(ban_farm):
+    farm = ban_farm
+    busy = Peer(farm.port + 1)
+    register(busy, "busy", slots=1)
+    c = farm.client()
+    c.submit([{"name": "hog", "layers": [{"name": "r", "command": "x", "range": "1"}]}])
+    busy.runs = [busy.recv_type(p.Launch).attempt_id]      # runs on, keeping "busy" full
+    bad = Peer(farm.port + 1)
+    bad.runs = []
+    register(bad, "bad", slots=1)
+    [job_id] = c.submit([{"name": "banned", "layers": [
+        {"name": "r", "command": "x", "range": "1", "max_retries": 0}]}])
+    first = bad.recv_type(p.Launch)
+    # A refusal that retrying the same host cannot fix keeps "bad" off the job (4 s here).
+    bad.send(p.Refuse(first.attempt_id, "user artist does not exist here"))
+    again = launch_while_heartbeating([busy, bad])
+    assert again.frame_id == first.frame_id and again.job_id == job_id
+    assert again.attempt_id != first.attempt_id
+    busy.close()
+    bad.close()
