@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self.log_dock = self._dock("Log", self.log_panel)
         self.why_dock = self._dock("Why", self.why_panel)
         self.frames_dock = self.job_dock         # the frames live in the job dock
+        self._stretch_tables()
         self._default_layout()
 
         self.job_actions = JobActions(self)
@@ -149,12 +150,21 @@ class MainWindow(QMainWindow):
         self._size_docks()
 
     def _size_docks(self) -> None:
-        """Share the window: the job detail gets the most room, then the jobs list."""
+        """Share the window: the job detail gets the most room, then the jobs list (which
+        shares its place with the hosts, whose running frames need rows of their own)."""
         w, h = max(self.width(), 800), max(self.height(), 600)
-        self.resizeDocks([self.jobs_dock, self.job_dock], [h * 35 // 100, h * 65 // 100],
+        self.resizeDocks([self.jobs_dock, self.job_dock], [h * 40 // 100, h * 60 // 100],
                          Qt.Orientation.Vertical)
         self.resizeDocks([self.job_dock, self.log_dock], [w * 62 // 100, w * 38 // 100],
                          Qt.Orientation.Horizontal)
+        # Hosts above, the selected host's running frames below: room for several of each.
+        self.hosts_panel.splitter.setSizes([h * 22 // 100, h * 18 // 100])
+
+    def _stretch_tables(self) -> None:
+        """The last column of each table takes the spare width, so none ends in a blank."""
+        for view in (self.hosts_view, self.host_frames_view, self.frames_view,
+                     self.layers_view):
+            view.horizontalHeader().setStretchLastSection(True)
 
     def reset_layout(self) -> None:
         """Put every dock back where it starts."""

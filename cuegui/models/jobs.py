@@ -93,7 +93,7 @@ class JobsModel(RowTableModel):
                text=lambda r: fmt.duration(elapsed(r)),
                tooltip=lambda r: "started " + fmt.full_time(r.get("started_at"))
                if r.get("started_at") else "not started"),
-        Column("left", "Left", time_left, width=70, align=RIGHT,
+        Column("left", "Left", time_left, width=104, align=RIGHT,
                text=lambda r: "~" + fmt.duration(time_left(r)) if time_left(r) is not None
                else "", tooltip=_left_tip, header_tip="Estimated time left at the pace so far"),
         field("min_slots", "Min", width=44, align=RIGHT, hidden=True,

@@ -60,9 +60,11 @@ class JobDetailPanel(QWidget):
         top.setObjectName("jobTopSplitter")
         top.addWidget(self.layers_view)
         top.addWidget(self.graph)
+        # The layers' columns (progress, range, chunk, slots, memory, ...) need the width
+        # more than the graph, which scrolls and reads at a glance.
         top.setStretchFactor(0, 3)
-        top.setStretchFactor(1, 2)
-        top.setSizes([600, 400])
+        top.setStretchFactor(1, 1)
+        top.setSizes([750, 250])
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("jobSplitter")
         self.splitter.addWidget(top)

@@ -124,15 +124,22 @@ class LogPanel(QWidget):
         self.text.verticalScrollBar().valueChanged.connect(self._scrolled)
         self.where = QLabel()
         self.where.setObjectName("panelCaption")
-        # Long captions may be cut rather than widen the dock.
-        for label in (self.caption, self.where):
-            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # The caption (job / layer / frame, attempt, host) has a row of its own and wraps
+        # rather than lose its end; the rest may be cut rather than widen the dock.
+        self.caption.setWordWrap(True)
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        self.where.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.where.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        head = QVBoxLayout()
+        head.setContentsMargins(6, 4, 6, 4)
+        head.setSpacing(2)
+        head.addWidget(self.caption)
         top = QHBoxLayout()
-        top.setContentsMargins(6, 4, 6, 4)
-        top.addWidget(self.caption, 1)
+        top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.attempts)
         top.addWidget(self.follow)
+        top.addStretch(1)
+        head.addLayout(top)
         bar = QHBoxLayout()
         bar.setContentsMargins(6, 0, 6, 2)
         for w in (self.search, self.prev_button, self.next_button, self.error_button):
@@ -143,7 +150,7 @@ class LogPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addLayout(top)
+        layout.addLayout(head)
         layout.addLayout(bar)
         layout.addWidget(self.text)
         self._feeder = QTimer(self, interval=0)
@@ -161,17 +168,28 @@ class LogPanel(QWidget):
         self.text.clear()
         self.start = self.end = self.size = 0
 
+    def _title(self, piece: LogPiece) -> str:
+        """Frame, host and attempt first (what tells one log from another), then the job
+        and layer: a narrow dock cuts the end, not the part that matters."""
+        f = self.frame or {}
+        label = f.get("frames") or f.get("number")
+        head = [f"Frame {label}" if label is not None else piece.title]
+        if piece.host:
+            head.append(str(piece.host))
+        if piece.attempt:
+            head.append(f"attempt {piece.attempt}")
+        where = " / ".join(str(x) for x in (f.get("job"), f.get("layer")) if x)
+        return "  ·  ".join(head) + (f"  —  {where}" if where and label is not None else "")
+
     def show_piece(self, piece: LogPiece) -> None:
         """Apply a piece: replace, append or prepend text; errors show in the caption."""
         if piece.frame_id != self.frame_id:
             return
-        where = f"attempt {piece.attempt}" if piece.attempt else ""
-        if piece.host:
-            where += f" on {piece.host}"
-        self.caption.setText(f"{piece.title}  ·  {where}".rstrip(" ·"))
+        self.caption.setText(self._title(piece))
+        self.caption.setToolTip(piece.title)
         self._set_attempts(piece.attempt, piece.latest)
         if piece.error:
-            self.caption.setText(f"{piece.title}  ·  {piece.error}")
+            self.caption.setText(f"{self._title(piece)}  ·  {piece.error}")
             if piece.reset:
                 self._queue.clear()
                 self.text.clear()

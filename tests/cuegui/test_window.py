@@ -239,7 +239,33 @@ def test_double_click_opens_the_log(qtbot, win, sim):
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     wait(qtbot, lambda: "frame two says hi" in win.log_panel.contents())
-    assert "job_001" in win.log_panel.caption.text()
+    caption = win.log_panel.caption.text()
+    assert "job_001" in caption
+    # Frame and attempt lead the caption, so a narrow dock cuts the job name, not them.
+    assert caption.startswith("Frame ") and caption.index("attempt") < caption.index("job_001")
+
+
+def test_default_layout_gives_each_table_room(qtbot, win):
+    win.resize(1440, 900)
+    win.reset_layout()
+    QApplication.processEvents()
+    jobs = win.jobs_model
+    longest = win.jobs_view.fontMetrics().horizontalAdvance("~12:59:59")
+    assert win.jobs_view.columnWidth(jobs.column_index("left")) >= longest + 12
+    # The layers table shows its columns through Memory without scrolling.
+    layers = win.layers_view
+    memory = win.layers_model.column_index("memory")
+    right = layers.horizontalHeader().sectionViewportPosition(memory) + \
+        layers.columnWidth(memory)
+    assert right <= layers.viewport().width()
+    # No table ends in a blank strip: the last column takes the spare width.
+    for view in (win.hosts_view, win.host_frames_view, win.frames_view, win.layers_view):
+        assert view.horizontalHeader().stretchLastSection()
+    # The hosts' running frames get several rows.
+    win.hosts_dock.raise_()
+    QApplication.processEvents()
+    rows = win.host_frames_view.viewport().height() / win.host_frames_view.row_height()
+    assert rows >= 4
 
 
 def test_a_hosts_running_frames(qtbot, win, sim):
