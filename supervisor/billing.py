@@ -204,6 +204,7 @@ def attach(sv: "Supervisor") -> Billing:
     settings."""
     b = Billing(sv)
     with sv.engine.begin() as conn:
+        b.licensing.ensure_row(conn, sv.clock())
         b.licensing.load(conn)
     sv.licence_cap = b.licensing.cap
     sv.billing = b

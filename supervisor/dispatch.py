@@ -242,7 +242,14 @@ def run_pass(sv: "Supervisor") -> int:
                                                   now))
                 cap_workers = sv.licence_cap()
                 if cap_workers is not None:
-                    budget.new_workers = max(0, cap_workers - work.busy_workers(conn))
+                    # A cap is only ever set with billing attached.  Locks the licence terms
+                    # row (PostgreSQL) so supervisors sharing the database count in turn; past
+                    # the cap (revoked, or fewer licences), the workers that took a licence
+                    # last get nothing new and drain down to it.
+                    budget.new_workers, over_cap = sv.billing.licensing.budget(conn,
+                                                                               cap_workers)
+                    if over_cap:
+                        rooms = [r for r in rooms if r.worker.host_id not in over_cap]
                 for layer, shortfall in steps(layers, budget):
                     if cap <= 0 or not rooms:
                         break

@@ -1,10 +1,17 @@
 """Worker licences: how many workers may run frames at once, and metered mode.
 
 A worker holds one licence while it runs at least one frame.  The dispatcher asks
-`Licensing.cap()` on every pass (from memory: it never touches the database there); the cap is
-the installed count while the farm is prepaid, and None (no cap) in metered mode, where the
-workers beyond the count are billed as overage (see metering).  A sink that answers that
-metering is no longer authorized revokes it: the cap applies again.
+`Licensing.cap()` on every pass (from memory); the cap is the installed count while the farm
+is prepaid, and None (no cap) in metered mode, where the workers beyond the count are billed
+as overage (see metering).  A sink that answers that metering is no longer authorized revokes
+it: the cap applies again.
+
+When a cap applies, the pass calls `Licensing.budget()` inside its transaction: that locks the
+`licence_terms` row (FOR UPDATE on PostgreSQL; SQLite transactions are already serialized) and
+counts the workers running frames farm-wide, so supervisors sharing a database take licences
+in turn and never together pass the cap.  When more workers are busy than the cap allows
+(metering revoked, or the count lowered), the ones that took their licence last get no new
+frames until the busy count has drained down to the cap.
 
 Terms come from the configuration unless changed at run time (`cuefarm licences set`), which
 stores them in the `licence_terms` row so every supervisor sharing the database sees them.
@@ -21,11 +28,14 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cuefarm.config import ConfigError, SupervisorConfig
+from cuefarm.states import AttemptState
 from supervisor.metering import MICRO, dollars, money_text, to_micros
 from supervisor.store.billing_models import LicenceTerms
+from supervisor.store.models import Attempt
 
 log = logging.getLogger(__name__)
 MAX_LICENCES = 1_000_000
@@ -157,10 +167,43 @@ class Licensing:
             raise ConfigError("supervisor configuration: metering = true needs a metering_sink "
                               "(an http(s) URL or a directory) to report overage to")
         self.terms = self._merge(None)
+        # host id -> when it took its licence (the start of its current busy span, as first
+        # seen): who is "last" past the cap.  Kept while the host stays busy, so the order does
+        # not shift as frames end and start on the hosts that keep theirs.
+        self.holders: dict[int, float] = {}
 
     def cap(self) -> int | None:
         """Workers that may hold a licence at once (None: no cap).  Memory only."""
         return self.terms.cap()
+
+    def ensure_row(self, conn: Connection, now: float) -> None:
+        """Create the licence_terms row (every column "as configured") if it is missing, so a
+        dispatch pass always has a row to lock."""
+        ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
+            LicenceTerms)
+        # Two supervisors starting at once both try; the second one's insert does nothing.
+        conn.execute(ins.values(id=1, installed_set=False, installed=None, metered=None,
+                                sink=None, rate_micros=None, revoked=False, revoked_at=None,
+                                revoked_reason="", updated_at=now).on_conflict_do_nothing())
+
+    def budget(self, conn: Connection, cap: int) -> tuple[int, set[int]]:
+        """In a dispatch pass's transaction, under a cap: (idle workers that may still take a
+        licence, busy hosts past the cap that must start nothing new).  Locks the terms row
+        on PostgreSQL until the pass commits."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(LicenceTerms.id).where(LicenceTerms.id == 1).with_for_update())
+        busy = dict(conn.execute(select(Attempt.host_id, func.min(Attempt.started_at))
+                                 .where(Attempt.state == AttemptState.RUNNING.value,
+                                        Attempt.host_id.is_not(None))
+                                 .group_by(Attempt.host_id)).all())
+        for host in [h for h in self.holders if h not in busy]:
+            del self.holders[host]
+        for host, started in busy.items():
+            self.holders.setdefault(host, started if started is not None else 0.0)
+        if len(busy) <= cap:
+            return cap - len(busy), set()
+        ranked = sorted(busy, key=lambda h: (self.holders[h], h))
+        return 0, set(ranked[cap:])
 
     def _merge(self, row: Any) -> Terms:
         t = Terms(self.default_installed, self.default_metered, False, self.default_sink,
@@ -187,6 +230,7 @@ class Licensing:
         return self.terms
 
     def _write(self, conn: Connection, now: float, **values: Any) -> None:
+        # Locked in the same order as a dispatch pass (limits, then this row): no deadlock.
         found = conn.execute(select(LicenceTerms.id).where(LicenceTerms.id == 1)
                              .with_for_update()).first()
         if found is None:

@@ -4,12 +4,14 @@ passes in six seconds), simulated workers, and a metering sink over real HTTP.""
 from __future__ import annotations
 
 import signal
+import time
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
 from supervisor.billing import month_bounds
-from tests.billing.helpers import FastClock, FleetThread, configure, peak_busy_workers
+from tests.billing.helpers import FastClock, FleetThread, configure, peak_busy_workers, \
+    peak_frames_on_one_worker
 from tests.farm import wait_until
 from tests.scheduling.sim import wait_finished
 
@@ -117,3 +119,35 @@ def test_revocation_returns_to_the_prepaid_count(new_farm, sink):
     # An admin switching metering on again re-authorizes it.
     status = c.set_licences(metered=True)
     assert (status["revoked"], status["metering_active"], status["cap"]) == (False, True, None)
+
+
+def test_after_revocation_busy_workers_drain_down_to_the_prepaid_count(new_farm, sink):
+    clock = FastClock()
+    farm = metered_farm(new_farm, sink, clock)
+    c = farm.client()
+    names = [f"w{i}" for i in range(3)]
+    fleet = FleetThread(farm.address, [{"name": n, "slots": 2} for n in names], runtime=0.6,
+                        clock=clock)
+    farm.wait_hosts_up(names)
+    # One frame on each worker, then more work than the test lets finish half a run later:
+    # each worker's two slots end at different times, so none ever goes idle by itself.
+    [first] = c.submit(job("first", 3))
+    wait_until(lambda: c.licences()["in_use"] == 3, 30, message="metered: three workers busy")
+    time.sleep(0.3)
+    [jid] = c.submit(job("continuous", 2000))
+    wait_until(lambda: c.job(jid)["running"] == 3, 30, message="every slot busy")
+    sink.revoke = True
+    wait_until(lambda: c.licences()["revoked"], 60, message="metering revoked")
+    # The workers past the one licence start nothing new and drain; the work goes on.
+    wait_until(lambda: c.licences()["in_use"] == 1, 30, message="busy workers down to 1")
+    drained_at = time.monotonic()
+    done = c.job(jid)["succeeded"]
+    wait_until(lambda: c.job(jid)["succeeded"] >= done + 12, 60, message="work continues")
+    assert c.licences()["in_use"] == 1 and c.job(jid)["waiting"] > 0
+    c.kill([first, jid])
+    events = fleet.close()
+    later = {obj.attempt_id for kind, t, _, obj in events if kind == "launch" and t > drained_at}
+    after = [e for e in events if (e[3].attempt_id if e[0] == "launch" else e[3]) in later]
+    assert peak_busy_workers(events) == 3                  # metered: past the licence
+    assert len(later) >= 12 and peak_busy_workers(after) == 1
+    assert peak_frames_on_one_worker(after) == 2           # the holder keeps both slots busy
