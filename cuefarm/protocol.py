@@ -356,7 +356,7 @@ class Heartbeat(Body):
 
 
 class Ack(Body):
-    pass
+    slots: int | None = None        # the host's slot total now (0: locked); None: not said
 
 
 class Reregister(Body):

@@ -44,6 +44,7 @@ MAX_COMPLETIONS_PER_MESSAGE = 500
 ACK_WAIT_ON_STOP = 2.0      # how long a stopping rqd waits for its last completions' acks
 ACK_WAIT_ON_DRAIN = 30.0    # the same after a drain: the supervisor asked for this exit
 PURGE_REASON = "purged by idle lock"
+LOCKED = "locked"               # refusal: an admin locked this host
 
 
 def _interval(value: float, default: float) -> float:
@@ -106,6 +107,7 @@ class Daemon:
         self.stop_deadline = 0.0
         self.ack_deadline: float | None = None
         self.bad_messages = 0
+        self.granted: int | None = None   # slot total the supervisor gives us (0: locked)
         self.drained = ""            # the previous run ended a drain: say so until registered
         self.release_after = 0.0     # silence after which the supervisor may rerun our frames
         self.last_heard = 0.0        # monotonic time of the last message from any supervisor
@@ -326,6 +328,7 @@ class Daemon:
         self.registered = True
         self.register_due = None
         self.host_id = msg.host_id
+        self.granted = None         # this supervisor says its own right after
         self.interval = _interval(msg.heartbeat_interval, self.interval)
         if self.drained:
             self.drained = ""      # the supervisor knows now
@@ -356,7 +359,10 @@ class Daemon:
                     msg.reason, retry)
 
     def _on_ack(self, msg: p.Ack, now: float) -> None:
-        pass
+        if msg.slots is not None and msg.slots != self.granted:
+            log.info("the supervisor gives this host %d slot(s)%s", msg.slots,
+                     " (locked)" if msg.slots == 0 else "")
+            self.granted = msg.slots
 
     def _on_error(self, msg: p.Error, now: float) -> None:
         log.warning("the supervisor reported an error: %s: %s", msg.code, msg.message)
@@ -411,6 +417,8 @@ class Daemon:
             return admission.DRAINING
         if self.nimby_locked:
             return admission.IDLE_LOCKED
+        if self.granted == 0:
+            return LOCKED
         if msg.slots < 0:
             return f"bad slot count {msg.slots}"
         used = sum(a.slots for a in self.running.values())

@@ -41,6 +41,7 @@ class Worker:
     figures: dict | None = None          # latest heartbeat figures not yet written
     # attempt id -> when (monotonic) a heartbeat first left out an attempt we believe runs here
     missing: dict[str, float] = field(default_factory=dict)
+    told_total: int | None = None        # the slot total the worker was last told
 
     @property
     def total(self) -> int:
@@ -108,6 +109,7 @@ class Registry:
             self.by_identity.pop(w.identity, None)
         w.identity = identity
         w.last_seen = now
+        w.told_total = None                  # a new connection: tell it again
         w.down_since = None
         w.released = False
         self.by_identity[identity] = w

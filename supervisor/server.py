@@ -73,6 +73,7 @@ class Supervisor:
         self.refusals: list[tuple[bytes, str, str]] = []       # identity, attempt id, reason
         self.lost: list[tuple[int, tuple[int, int], str]] = []  # host, (frame, number), why
         self.lost_pending: set[str] = set()                     # attempt ids in `lost`
+        self.hosts_changed: set[int] = set()   # hosts whose slot total may have changed
         self.wakeups: list[float] = []     # heap of monotonic times to run a dispatch pass
         self.pending_logs: dict[int, tuple[list[bytes], int, float]] = {}
         self.log_tokens = 0
@@ -194,6 +195,7 @@ class Supervisor:
 
     def note(self, touched: Touched) -> None:
         self.publisher.note(touched)
+        self.hosts_changed.update(touched.hosts)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -247,6 +249,9 @@ class Supervisor:
             while self.wakeups and self.wakeups[0] <= self.mono():
                 heapq.heappop(self.wakeups)
             self.dispatch_needed = True
+        if self.hosts_changed:
+            changed, self.hosts_changed = self.hosts_changed, set()
+            workerlink.tell_totals(self, changed)
         if self.dispatch_needed:
             self.dispatch_needed = False
             dispatch.run_pass(self)

@@ -66,7 +66,8 @@ def handle(sv: "Supervisor", frames: list) -> None:
             sv.dispatch_needed = True
             sv.note(work.Touched(hosts={worker.host_id}))
         _compare_running(sv, worker, body)
-        sv.send_worker(identity, p.Ack())
+        worker.told_total = worker.total
+        sv.send_worker(identity, p.Ack(slots=worker.total))
     elif isinstance(body, p.Complete):
         worker.last_seen = sv.mono()
         sv.completions.extend((identity, c) for c in body.completions)
@@ -212,6 +213,16 @@ def check_liveness(sv: "Supervisor", mono: float) -> None:
     sv.note(touched)
     if results:
         sv.dispatch_needed = True
+
+
+def tell_totals(sv: "Supervisor", host_ids: set[int]) -> None:
+    """Tell connected workers among `host_ids` their slot total when it changed (a lock,
+    unlock, ban, slot setting or drain), so rqd itself refuses launches while locked."""
+    for hid in host_ids:
+        w = sv.registry.by_id.get(hid)
+        if w is not None and w.identity is not None and w.told_total != w.total:
+            w.told_total = w.total
+            sv.send_worker(w.identity, p.Ack(slots=w.total))
 
 
 def note_ban_expiry(sv: "Supervisor", conn, now: float) -> None:

@@ -292,3 +292,17 @@ def test_every_kept_completion_is_delivered_after_registering(supervisor, start_
         delivered.update(c.attempt_id for c in body.completions)
     supervisor.send(p.CompleteAck(reg.kept))
     supervisor.expect("heartbeat", lambda b: b.kept == [])
+
+
+def test_a_launch_on_a_host_the_supervisor_locked_is_refused(supervisor, start_rqd, helpers):
+    start_rqd(supervisor, slots=2)
+    supervisor.register()
+    supervisor.send(p.Ack(slots=0))           # an admin locked the host
+    supervisor.send(helpers.launch("51.1", SLEEP))
+    refused = supervisor.expect("refuse", lambda b: b.attempt_id == "51.1")
+    assert refused.reason == "locked"
+    supervisor.send(p.Ack(slots=2))           # unlocked
+    supervisor.send(helpers.launch("52.1", SLEEP))
+    supervisor.expect("heartbeat", lambda b: running_ids(b) == ["52.1"])
+    supervisor.send(p.Kill(["52.1"]))
+    supervisor.expect("complete", completion_of("52.1"))

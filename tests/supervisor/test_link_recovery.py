@@ -110,3 +110,26 @@ def test_a_message_of_several_parts_gets_an_error_reply(sqlite_farm):
     assert isinstance(reply, p.Error) and reply.code == "malformed" and "2" in reply.message
     register(w, "after", slots=1)        # and the link still works
     w.close()
+
+
+def test_a_worker_is_told_its_slot_total_when_locked_and_unlocked(sqlite_farm):
+    w = Peer(sqlite_farm.port + 1)
+    register(w, "lockme", slots=3)
+    c = sqlite_farm.client()
+    assert c.lock("lockme") == 1
+    told = wait_until(lambda: _slots_told(w) == 0, 15, message="slots 0 to be told")
+    assert told
+    assert c.unlock("lockme") == 1
+    wait_until(lambda: _slots_told(w) == 3, 15, message="slots 3 to be told")
+    w.close()
+
+
+def _slots_told(peer: Peer):
+    """The slot total of the latest Ack that carried one, heartbeating meanwhile."""
+    peer.send(p.Heartbeat())
+    slots = None
+    while peer.sock.poll(200):
+        body = p.decode(peer.sock.recv())[1]
+        if isinstance(body, p.Ack) and body.slots is not None:
+            slots = body.slots
+    return slots
