@@ -35,7 +35,10 @@ JOB_COLORS = {
     "dependency": "#a57de0",
     "finished": "#4cb860",
     "killed": "#8e4a4a",
+    "flagged": "#e8743c",     # paused by the supervisor itself (Job.flagged says why)
 }
+# States whose pill carries an icon before the text.
+JOB_ICONS = {"flagged": "flag"}
 HOST_COLORS = {"UP": "#4cb860", "DOWN": "#e5534b"}
 LOCK_COLORS = {"OPEN": "#8b95a1", "LOCKED": "#e89a3c"}
 CONNECTION_COLORS = {"connected": "#4cb860", "connecting": "#8b95a1",

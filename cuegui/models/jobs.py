@@ -54,6 +54,20 @@ def _left_tip(job: dict) -> str:
             f"{fmt.duration(elapsed(job))}, at that pace")
 
 
+def shown_status(job: dict) -> str | None:
+    """The status pill: "flagged" for a job the supervisor paused itself (its `flagged` says
+    why, e.g. every UP host failed it), else the supervisor's status."""
+    return "flagged" if job.get("flagged") else job.get("status")
+
+
+def status_tip(job: dict) -> str:
+    tip = f"{job.get('state')}" + (" - stalled" if job.get("stalled") else "")
+    if job.get("flagged"):
+        tip += (f"\nPaused by the supervisor: {job['flagged']}\n"
+                "Clear its bad hosts and resume it when the cause is fixed.")
+    return tip
+
+
 def _count(key: str):
     return lambda r: str(r.get(key) or 0)
 
@@ -72,8 +86,8 @@ class JobsModel(RowTableModel):
         field("name", "Name", width=260, filterable=True),
         field("project", "Project", width=100, filterable=True),
         field("user", "User", width=90, filterable=True),
-        field("status", "Status", width=92, filterable=True,
-              tooltip=lambda r: f"{r.get('state')}" + (" - stalled" if r.get("stalled") else "")),
+        Column("status", "Status", shown_status, width=92, filterable=True,
+               tooltip=status_tip),
         Column("progress", "Progress", done_fraction, width=150, align=CENTER,
                text=lambda r: fmt.percent(done_fraction(r), 1.0), tooltip=progress_tip),
         field("running", "Run", width=48, align=RIGHT, text=_count("running"),

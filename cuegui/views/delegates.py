@@ -34,10 +34,12 @@ class StateDelegate(_Painted):
     instead, so that on a farm of thousands of rows the exceptions are what stands out.
     """
 
-    def __init__(self, colors: dict[str, str], parent=None, quiet: frozenset[str] = frozenset()):
+    def __init__(self, colors: dict[str, str], parent=None, quiet: frozenset[str] = frozenset(),
+                 icons: dict[str, str] | None = None):
         super().__init__(parent)
         self.colors = colors
         self.quiet = quiet
+        self.icons = icons or {}        # state -> icon drawn before the text in its pill
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
         state = index.data(SortRole)
@@ -48,7 +50,7 @@ class StateDelegate(_Painted):
         rect = QRectF(option.rect).adjusted(3, 3, -3, -3)
         painter.save()
         if state in self.quiet:
-            painter.setPen(fill)
+            painter.setPen(theme.readable(fill.name(), theme.base_colour()))
             painter.drawText(rect.adjusted(3, 0, 0, 0),
                              Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                              str(index.data()))
@@ -63,7 +65,15 @@ class StateDelegate(_Painted):
         font = option.font
         font.setPointSizeF(max(7.0, font.pointSizeF() - 1))
         painter.setFont(font)
-        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, str(index.data()))
+        text_rect = rect
+        name = self.icons.get(str(state))
+        if name:
+            side = rect.height() - 4
+            width = painter.fontMetrics().horizontalAdvance(str(index.data()))
+            left = rect.center().x() - (width + side + 3) / 2
+            theme.icon(name).paint(painter, QRectF(left, rect.top() + 2, side, side).toRect())
+            text_rect = rect.adjusted(side + 3, 0, 0, 0)
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignCenter, str(index.data()))
         painter.restore()
 
 

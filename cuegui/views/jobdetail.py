@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from cuegui import format as fmt
+from cuegui import theme
 from cuegui.models.layers import LayersModel
 from cuegui.views.delegates import ProgressDelegate
 from cuegui.views.depgraph import DependencyGraph
@@ -37,6 +39,10 @@ def summary(job: dict | None) -> str:
         parts.append("elapsed " + fmt.duration(fmt.span(job["started_at"], job.get("finished_at"))))
     if job.get("slots_used"):
         parts.append(f"{job['slots_used']} slots")
+    if job.get("flagged"):
+        colour = theme.state_text(theme.JOB_COLORS, "flagged").name()
+        parts.append(f"<span style='color:{colour}'><b>&#9873; paused by the supervisor: "
+                     f"{html.escape(str(job['flagged']))}</b></span>")
     return "  ·  ".join(p for p in parts if p)
 
 

@@ -22,7 +22,7 @@ class JobsView(TableView):
     def __init__(self, model: JobsModel | None = None, parent=None):
         super().__init__(model or JobsModel(), parent)
         m = self.table_model()
-        self._status = StateDelegate(theme.JOB_COLORS, self)
+        self._status = StateDelegate(theme.JOB_COLORS, self, icons=theme.JOB_ICONS)
         self._progress = ProgressDelegate(self)
         self.setItemDelegateForColumn(m.column_index("status"), self._status)
         self.setItemDelegateForColumn(m.column_index("progress"), self._progress)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QApplication, QMessageBox
 
 from cuegui.connection import Connection
@@ -408,3 +408,16 @@ def test_screenshots_command_saves_one_png_per_view(live, tmp_path):
 def _poll(predicate, timeout: float = 60.0) -> None:
     from tests.farm import wait_until
     wait_until(predicate, timeout, message="the farm to get there")
+
+
+def test_a_job_the_supervisor_pauses_shows_its_flag(qtbot, live):
+    """Every host fails the job until the supervisor pauses it; the window says why."""
+    farm, win = live
+    [job_id] = farm.client().submit(job_spec("always_fails", FAIL, "1-2", max_retries=20))
+    wait(qtbot, lambda: (win.jobs_model.get(job_id) or {}).get("flagged"))
+    flag = farm.client().job(job_id)["flagged"]
+    m = win.jobs_model
+    index = m.index(m.position(job_id), m.column_index("status"))
+    assert index.data() == "flagged" and flag in index.data(Qt.ItemDataRole.ToolTipRole)
+    select_job(qtbot, win, job_id)
+    wait(qtbot, lambda: flag in win.job_panel.caption.text())

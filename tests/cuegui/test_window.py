@@ -10,6 +10,7 @@ from qtpy.QtWidgets import QApplication, QMessageBox
 
 from cuegui import theme
 from cuegui.connection import Connection
+from cuegui.models import SortRole
 from cuegui.window import MainWindow
 from tests.cuegui import rows
 from tests.cuegui.simsupervisor import SimSupervisor
@@ -275,6 +276,29 @@ def test_a_hosts_running_frames(qtbot, win, sim):
     sim.publish(frames=[{**sim.frames[2], "state": "SUCCEEDED"}])
     wait(qtbot, lambda: win.host_frames_model.rowCount() == 1)
     assert "1 frame" in win.hosts_panel.frames_caption.text()
+
+
+def test_a_flagged_job_shows_why_the_supervisor_paused_it(qtbot, win, sim):
+    reason = "paused: every UP host failed this job"
+    sim.publish(jobs=[{**sim.jobs[3], "state": "PAUSED", "status": "paused",
+                       "flagged": reason}])
+    m = win.jobs_model
+    col = m.column_index("status")
+    wait(qtbot, lambda: (m.get(3) or {}).get("flagged") == reason)
+    index = m.index(m.position(3), col)
+    assert index.data() == "flagged" and index.data(SortRole) == "flagged"
+    assert reason in index.data(Qt.ItemDataRole.ToolTipRole)
+    win.jobs_view.select_id(3)
+    wait(qtbot, lambda: reason in win.job_panel.caption.text())
+    assert "paused by the supervisor" in win.job_panel.caption.text()
+    # The status filter still files it under paused.
+    win.jobs_panel.status_actions["paused"].setChecked(False)
+    assert m.position(3) is None
+    win.jobs_panel.status_actions["paused"].setChecked(True)
+    # Resumed, the flag is gone and the pill says what the supervisor says.
+    sim.publish(jobs=[{**sim.jobs[3], "state": "ACTIVE", "status": "running", "flagged": ""}])
+    wait(qtbot, lambda: m.index(m.position(3), col).data() == "running")
+    assert "paused by the supervisor" not in win.job_panel.caption.text()
 
 
 def test_why_asks_the_supervisor(qtbot, win):
