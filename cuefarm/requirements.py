@@ -14,6 +14,9 @@ import re
 from typing import Any
 
 ATTRIBUTES = {"name", "os", "memory", "memory_free", "cores", "slots", "gpus", "tags", "load"}
+# Attributes that change while a host runs (heartbeats, frames starting and ending): an
+# expression over them cannot be answered once and kept.
+CHANGING = frozenset({"memory_free", "load"})
 _TOKEN = re.compile(r"""\s*(?:
     (?P<num>-?[0-9]+(?:\.[0-9]+)?)
   | (?P<str>"[^"\\]*"|'[^'\\]*')
@@ -144,6 +147,21 @@ def parse(text: str) -> tuple:
     if not isinstance(text, str) or not text.strip():
         raise RequirementError("the expression is empty")
     return _Parser(_tokens(text)).parse()
+
+
+def attributes_used(node: tuple) -> set[str]:
+    """The host attributes a parsed expression reads."""
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n[0] == "attr":
+            out.add(n[1])
+        elif n[0] in ("not", "and", "or"):
+            stack.extend(n[1:])
+        elif n[0] == "cmp":
+            stack.extend(n[2:])
+    return out
 
 
 def evaluate(node: tuple, host: dict[str, Any]) -> Any:

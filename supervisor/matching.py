@@ -71,12 +71,15 @@ def capable_hosts(conn: Connection, job_id: int) -> set[int]:
 
 
 class Matcher:
-    """Caches static matches per registry version."""
+    """Caches static matches per registry version.  A requirement expression over attributes
+    that change without a new registry version (host.memory_free, host.load) is evaluated
+    afresh on every call; only the rest of the match is cached for such layers."""
 
     def __init__(self) -> None:
         self.version = -1
         self.cache: dict[tuple[int, int], bool] = {}
         self.parsed: dict[int, tuple | None] = {}
+        self.changing: dict[int, bool] = {}     # layer id -> its expression reads CHANGING
 
     def expression(self, layer: dict[str, Any]) -> tuple | None:
         lid = layer["id"]
@@ -86,19 +89,27 @@ class Matcher:
                 self.parsed[lid] = reqs.parse(text) if text else None
             except reqs.RequirementError:
                 self.parsed[lid] = ("lit", False)   # validated at submit; never match garbage
+            tree = self.parsed[lid]
+            self.changing[lid] = tree is not None and bool(reqs.attributes_used(tree)
+                                                           & reqs.CHANGING)
         return self.parsed[lid]
 
     def matches(self, layer: dict[str, Any], w: Worker, version: int) -> bool:
         if version != self.version:
             self.cache.clear()
             self.version = version
+        parsed = self.expression(layer)
+        changing = self.changing[layer["id"]]
         key = (layer["id"], w.host_id)
         hit = self.cache.get(key)
         if hit is None:
-            hit = self.cache[key] = mismatch(layer, w, self.expression(layer)) is None
+            hit = self.cache[key] = mismatch(layer, w, None if changing else parsed) is None
+        if hit and changing:
+            return bool(reqs.evaluate(parsed, w.attributes()))
         return hit
 
     def forget_layer(self, layer_id: int) -> None:
         """A layer's requirements changed."""
         self.parsed.pop(layer_id, None)
+        self.changing.pop(layer_id, None)
         self.cache = {k: v for k, v in self.cache.items() if k[0] != layer_id}
