@@ -83,6 +83,10 @@ JOB_ACTIONS = [
          "guaranteed and may use", rule=_wrangle("Changing job slots")),
     Spec("project", "Move to project...", "project", "Move the selected jobs to another project",
          rule=_wrangle("Moving jobs between projects")),
+    Spec("badhosts", "Bad hosts...", "host", "Hosts that failed the selected job's frames, "
+         "and how long they are kept off it",
+         rule=lambda c: perm.first(perm.one(c.rows, "job"),
+                                   perm.supported("bad_hosts", "Listing bad hosts"))),
     Spec("submit", "Submit job...", "submit", "Submit a new job", shortcut="Ctrl+N"),
 ]
 
@@ -188,6 +192,9 @@ class JobActions:
         if key == "why":
             w.show_why(rows[0]["id"])
             return
+        if key == "badhosts":
+            self.open_bad_hosts(rows[0])
+            return
         call = self._job_call(key, rows)
         if call is not None:
             w.connection.run_action(f"{spec.text.rstrip('.')}: {what}", call)
@@ -248,6 +255,16 @@ class JobActions:
             return
         w.connection.run_action(f"{spec.text}: {what}",
                                 lambda c: c.frame_control(key, job_id, ids))
+
+    def open_bad_hosts(self, job: dict):
+        """The bad-host list of `job`; clearing it is for wranglers."""
+        from cuegui.views.hostadmin import BadHostsDialog
+        w = self.window
+        reason = perm.first(perm.needs(w.mode, perm.WRANGLER, "Clearing bad hosts"),
+                            perm.supported("clear_bad_host", "Clearing bad hosts"))
+        self.bad_hosts_dialog = BadHostsDialog(w, job, reason)
+        self.bad_hosts_dialog.show()
+        return self.bad_hosts_dialog
 
     def copy_command(self, frame: dict) -> None:
         w = self.window

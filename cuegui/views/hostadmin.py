@@ -328,3 +328,53 @@ class CheckPathDialog(QDialog):
         if key == self.key:
             self.result.setText("")
             self.rule.setText(message)
+
+
+def banned_text(row: dict) -> str:
+    """When a banned host may run the job again ('' for a host only counted so far)."""
+    if not row.get("banned"):
+        return "not banned"
+    return fmt.full_time(row.get("banned_until"))
+
+
+class BadHostsDialog(ListDialog):
+    """The hosts that failed a job's frames: failures, banned until; wranglers clear them."""
+
+    def __init__(self, window, job: dict, clear_reason: str | None = None, parent=None):
+        job_id = job["id"]
+        super().__init__(window, f"Bad hosts of {job.get('name') or job_id}", [
+            ("host", "Host", lambda r: r.get("host") or ""),
+            ("failures", "Failures", lambda r: str(r.get("failures") or 0)),
+            ("banned_until", "Banned until", banned_text),
+        ], lambda c: c.bad_hosts(job_id), parent)
+        self.setObjectName("BadHostsDialog")
+        self.job_id = job_id
+        self.clear_button = self.add_button("Clear", self.clear,
+                                            tip="Let the selected hosts run this job again")
+        self.clear_all_button = self.add_button("Clear all", self.clear_all,
+                                                needs_selection=False,
+                                                tip="Forget every failure of this job")
+        self.clear_reason = clear_reason
+        if clear_reason:
+            # Not for this user: shown, disabled, saying why.
+            self.selection_buttons.remove(self.clear_button)
+            for b in (self.clear_button, self.clear_all_button):
+                b.setEnabled(False)
+                b.setToolTip(f"{b.toolTip()}.\nNot now: {clear_reason}.")
+        self.finish_buttons()
+        self.refresh()
+
+    def clear(self) -> None:
+        hosts = [r["host"] for r in self.selected()]
+        if hosts:
+            job_id = self.job_id
+            self.act(f"Clear bad hosts {', '.join(hosts)} of job {job_id}",
+                     lambda c: sum(c.clear_bad_host(job_id, h) for h in hosts))
+
+    def clear_all(self) -> None:
+        if not self.rows or not self.window.confirm(
+                self, f"Clear all {len(self.rows)} bad hosts of this job? Its frames may run "
+                      "on them again."):
+            return
+        job_id = self.job_id
+        self.act(f"Clear all bad hosts of job {job_id}", lambda c: c.clear_bad_host(job_id))

@@ -137,3 +137,34 @@ def test_submit_with_advanced_fields_reaches_the_supervisor(qtbot, answering):
     assert layer["omit_hosts"] == ["old-*"] and layer["requirements"] == "host.cores >= 1"
     assert layer["timeout"] == 3600 and layer["timeout_no_output"] == 600
     wait(qtbot, lambda: win.jobs_model.get(job["id"])["status"] == "finished")
+
+
+def test_bad_hosts_of_a_job_and_clearing_them(qtbot, answering):
+    from qtpy.QtWidgets import QPushButton
+    farm, win = answering
+    client = farm.client()
+    fail = [SLOW[0], "-c", "import sys; sys.exit(5)"]
+    [job_id] = client.submit(job_spec("badhost", fail, "1-4", max_retries=0))
+    wait(qtbot, lambda: any(r["banned"] for r in client.bad_hosts(job_id)))
+    wait(qtbot, lambda: win.jobs_model.get(job_id) is not None)
+    assert win.jobs_view.select_id(job_id)
+    # A wrangler-only clear: in artist mode the list shows, its clear buttons say why not.
+    win.set_mode("artist")
+    win.user = win.jobs_model.get(job_id)["user"]
+    trigger(qtbot, win.action_set.jobs["badhosts"])
+    d = win.job_actions.bad_hosts_dialog
+    wait(qtbot, lambda: d.table.rowCount() == 1)
+    assert d.text_at(0, 0) == "render01" and int(d.text_at(0, 1)) >= 3
+    assert d.text_at(0, 2) not in ("", "not banned")
+    d.table.selectRow(0)
+    assert not d.clear_button.isEnabled() and "for wranglers" in d.clear_button.toolTip()
+    d.close()
+    win.set_mode("wrangler")
+    trigger(qtbot, win.action_set.jobs["badhosts"])
+    d = win.job_actions.bad_hosts_dialog
+    wait(qtbot, lambda: d.table.rowCount() == 1)
+    d.table.selectRow(0)
+    assert d.clear_button.isEnabled()
+    d.findChild(QPushButton, "clear").click()
+    wait(qtbot, lambda: d.table.rowCount() == 0)
+    assert client.bad_hosts(job_id) == []
