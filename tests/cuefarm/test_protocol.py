@@ -71,6 +71,8 @@ SAMPLES: dict[str, p.Body] = {
     "dependency_control": p.DependencyControl(action="satisfy", job_id=4, dependency_id=2),
     "why": p.Why(job_id=4, layer="comp", frame=7),
     "next_for_host": p.NextForHost(host="node1", limit=5),
+    "bad_hosts": p.JobRef(4),
+    "clear_bad_hosts": p.ClearBadHosts(job_id=4, host="node1"),
     "path_rule": RULE,
     "events": p.EventBatch(seq=5, supervisor_id="sup-1", jobs=[{"id": 1}], layers=[{"id": 2}],
                            frames=[{"id": 3}], hosts=[{"id": 4}], deleted_jobs=[9]),
