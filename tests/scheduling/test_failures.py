@@ -45,7 +45,11 @@ def test_bad_host_list_shown_and_cleared_from_the_cli(farm, fleet_factory):
     # Cleared: the host runs the job again at once, so it fails there again and is listed anew.
     wait_until(lambda: c.bad_hosts(jid), 30, message="the host to run the job again")
     wait_until(lambda: any(r["banned"] for r in c.bad_hosts(jid)), 30, message="a new ban")
-    assert c.clear_bad_host(jid) == 1
+    cleared_all = cli_run(farm, "job", "badhosts", str(jid), "--all", "--json")
+    assert cleared_all.exit_code == 0, cleared_all.output
+    assert json.loads(cleared_all.output) == {"job_id": jid, "cleared": 1}
+    both = cli_run(farm, "job", "badhosts", str(jid), "--all", "--clear", "bad")
+    assert both.exit_code == 2 and "not both" in both.output
     c.kill(jid)
 
 
