@@ -127,8 +127,14 @@ class Billing:
             if self.reporter is None:
                 self.reporter = metering.Reporter()
             self.reporter.hand_off(*handoff)
-        if self.licensing.cap() != before:
+        cap = self.licensing.cap()
+        if cap != before:
             sv.dispatch_needed = True     # more (or fewer) workers may take a licence now
+        elif cap is not None and busy < cap and any(
+                w.used == 0 for w in sv.registry.dispatchable(mono)):
+            # Licences are free farm-wide, perhaps released by another supervisor sharing the
+            # database (its completions are no event here): idle workers may take them.
+            sv.dispatch_needed = True
 
     def _note_results(self, results: list[metering.Delivery], mono: float) -> None:
         failed = [d for d in results if not d.accepted]

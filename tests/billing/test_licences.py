@@ -95,3 +95,33 @@ def test_bad_settings_stop_the_supervisor_with_a_clear_message(tmp_path, setting
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert words in proc.stderr
+
+
+def test_two_supervisors_sharing_a_database_keep_to_the_licence_count(db_url, tmp_path):
+    farms = []
+    try:
+        fleets = []
+        for side in ("a", "b"):
+            (tmp_path / side).mkdir()
+            farm = configure(Farm(db_url, tmp_path / side), worker_licences=2,
+                             metering_sample=0.1)
+            farm.start_supervisor()
+            farms.append(farm)
+            names = [f"{side}{i}" for i in range(3)]
+            fleets.append(FleetThread(farm.address, [{"name": n, "slots": 1} for n in names],
+                                      runtime=0.1, clock=FastClock(1.0)))
+            farm.wait_hosts_up(names)
+        c = farms[0].client()
+        # A job for each supervisor's workers, submitted to it: they contend for the same two
+        # licences.  A licence the other supervisor releases is taken up within a count.
+        jobs = [f.client().submit(job(side, 40, hosts=[f"{side}{i}" for i in range(3)]))[0]
+                for f, side in zip(farms, ("a", "b"))]
+        wait_finished(c, jobs, 120)
+        events = [e for f in fleets for e in f.close()]
+        launched_by = {w[0] for kind, _, w, _ in events if kind == "launch"}
+        assert launched_by == {"a", "b"}                 # both supervisors dispatched
+        assert peak_busy_workers(events) == 2            # together never past the two licences
+        assert [c.job(j)["succeeded"] for j in jobs] == [40, 40]
+    finally:
+        for f in farms:
+            f.stop()
