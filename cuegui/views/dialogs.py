@@ -132,6 +132,7 @@ class Prompts:
     def path_map(self) -> dict | None:
         """A path rule: {'os', 'source', 'target', 'tag'}."""
         d, form = _dialog(self.parent, "Add path map")
+        d.setMinimumWidth(460)
         os_box = QComboBox()
         os_box.addItems(TARGET_OS)
         source, target, tag = QLineEdit(), QLineEdit(), QLineEdit()
