@@ -353,6 +353,9 @@ class Heartbeat(Body):
     nimby: bool = False
     draining: bool = False
     kept: list[str] = []            # attempt ids of completions kept, not yet acknowledged
+    # The highest Launch.seq received since the worker last registered: a launch at or below
+    # it that the worker neither runs nor keeps was received and lost, or never arrived.
+    launch_seq: int = 0
 
 
 class Ack(Body):
@@ -383,6 +386,7 @@ class Launch(Body):
     run_as: str | None = None       # when rqd runs as root: the job's user
     timeout: int = 0                # kill after this many seconds of runtime (0: never)
     timeout_no_output: int = 0      # kill after this many seconds without log output (0: never)
+    seq: int = 0                    # increases with every launch a supervisor sends
 
 
 class Drain(Body):

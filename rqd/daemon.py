@@ -97,6 +97,7 @@ class Daemon:
         self.runner = Runner(self.name, config.log_dir, wake=self._wake)
         self.running: dict[str, Attempt] = {}
         self.unacked: dict[str, p.Completion] = {}
+        self.launch_seq = 0         # the highest Launch.seq received since registering
         self.sent_at: dict[str, float] = {}
         self.registered = False
         self.host_id: int | None = None
@@ -266,7 +267,7 @@ class Daemon:
             running, round(machine.load_1min(), 2), round(machine.cpu_percent(), 1),
             machine.memory_free_mb(), disk_free_mb=machine.disk_free_mb(self.cfg.log_dir),
             gpus=len(self.gpus), nimby=self.nimby_locked, draining=self.drain.active,
-            kept=list(self.unacked)))
+            kept=list(self.unacked), launch_seq=self.launch_seq))
         stale = [c for aid, c in self.unacked.items()
                  if now - self.sent_at.get(aid, -math.inf) >= self.interval * 0.9]
         if stale:
@@ -328,6 +329,7 @@ class Daemon:
         self.registered = True
         self.register_due = None
         self.host_id = msg.host_id
+        self.launch_seq = 0         # this supervisor numbers its own launches
         self.granted = None         # this supervisor says its own right after
         self.interval = _interval(msg.heartbeat_interval, self.interval)
         if self.drained:
@@ -379,6 +381,7 @@ class Daemon:
 
     def _on_launch(self, msg: p.Launch, now: float) -> None:
         aid = msg.attempt_id
+        self.launch_seq = max(self.launch_seq, msg.seq)
         if not logs.safe_attempt_id(aid):
             self.link.send(p.Refuse(aid[:200], "attempt id is not a plain name"))
             return

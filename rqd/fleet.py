@@ -42,6 +42,7 @@ class SimWorker:
     running: dict[str, float] = field(default_factory=dict)     # attempt id -> started
     unacked: dict[str, p.Completion] = field(default_factory=dict)
     launches: int = 0
+    launch_seq: int = 0             # the highest Launch.seq received since registering
     freed: list[float] = field(default_factory=list)   # monotonic times of slots freed
 
 
@@ -108,12 +109,14 @@ class Fleet:
     def handle(self, w: SimWorker, body: p.Body, batch: dict[str, list]) -> None:
         if isinstance(body, p.Registered):
             w.registered = True
+            w.launch_seq = 0
         elif isinstance(body, p.Reregister):
             self.register(w)
         elif isinstance(body, p.Refused):
             log.warning("%s refused: %s", w.name, body.reason)
         elif isinstance(body, p.Launch):
             w.launches += 1
+            w.launch_seq = max(w.launch_seq, body.seq)
             self.launched += 1
             if self.record:
                 self.ledger.append(("launch", time.monotonic(), w.name, body))
@@ -186,7 +189,8 @@ class Fleet:
                 for w in self.workers:
                     w.sock.send(p.encode(p.Heartbeat(
                         running=[p.RunningAttempt(a, started=t) for a, t in w.running.items()],
-                        memory_free_mb=w.memory_mb)))
+                        memory_free_mb=w.memory_mb, kept=list(w.unacked),
+                        launch_seq=w.launch_seq)))
                     if w.unacked:
                         w.sock.send(p.encode(p.Complete(list(w.unacked.values()))))
 

@@ -279,6 +279,7 @@ def run_pass(sv: "Supervisor") -> int:
         launch = c.launch()
         launch.path_maps = hostadmin.central_rules(sv.path_map_rows, w.os, w.tags)
         launch.run_as = c.layer["user"]   # from the submitter's identity, never the job spec
+        launch.seq = w.launched[c.attempt_id] = sv.next_launch_seq()
         if w.identity is None or not sv.send_worker(w.identity, launch):
             sv.refusals.append((w.identity or b"", c.attempt_id, "launch could not be delivered"))
     sv.counters["dispatched"] += len(claimed)

@@ -41,6 +41,8 @@ class Worker:
     figures: dict | None = None          # latest heartbeat figures not yet written
     # attempt id -> when (monotonic) a heartbeat first left out an attempt we believe runs here
     missing: dict[str, float] = field(default_factory=dict)
+    # attempt id -> the seq of its Launch (adopted attempts have none: the worker named them)
+    launched: dict[str, int] = field(default_factory=dict)
     told_total: int | None = None        # the slot total the worker was last told
 
     @property
@@ -79,6 +81,7 @@ class Worker:
     def remove(self, attempt_id: str) -> None:
         slots, memory, gpus = self.running.pop(attempt_id, (0, 0, 0))
         self.missing.pop(attempt_id, None)
+        self.launched.pop(attempt_id, None)
         self.used -= slots
         self.memory_used -= memory
         self.gpus_used -= gpus
@@ -86,6 +89,7 @@ class Worker:
     def clear(self) -> None:
         self.running.clear()
         self.missing.clear()
+        self.launched.clear()
         self.used = self.memory_used = self.gpus_used = 0
 
 

@@ -63,6 +63,9 @@ class Supervisor:
         # A host UP in the database but not reported on for this long has lost its supervisor.
         self.stale_after = cfg.host_expiry + 2 * cfg.figures_interval
         self.registry = Registry()
+        # Launch sequence numbers start from the wall clock in microseconds, so a restarted
+        # supervisor's launches are numbered above anything a worker saw from the last run.
+        self._launch_seq = time.time_ns() // 1000
         self.matcher = Matcher()
         self.layer_cache: dict[int, dict] = {}      # static layer fields, by layer id
         self.failure_policy = FailurePolicy(cfg.bad_host_failures, cfg.bad_host_period)
@@ -163,6 +166,10 @@ class Supervisor:
                 "patterns": list(self.cfg.admission_patterns)}
 
     # -- sending ----------------------------------------------------------------------------------
+
+    def next_launch_seq(self) -> int:
+        self._launch_seq += 1
+        return self._launch_seq
 
     def send_worker(self, identity: bytes, body: p.Body) -> bool:
         try:

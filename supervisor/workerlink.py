@@ -81,8 +81,12 @@ def handle(sv: "Supervisor", frames: list) -> None:
 def _compare_running(sv: "Supervisor", worker, body: p.Heartbeat) -> None:
     """Attempts we believe run on this worker but that it neither runs nor keeps a completion
     for were lost on the way (a Launch or Kill that never arrived): once a few heartbeats in a
-    row leave one out, end it as lost so the frame runs again.  The grace covers a Launch sent
-    after the heartbeat left the worker."""
+    row leave one out, end it as lost so the frame runs again.
+
+    A heartbeat proves an absence only for launches the worker had received when it sent it
+    (Launch.seq at or below its launch_seq; ZeroMQ keeps one connection's messages in order):
+    a busy worker that has not read its socket yet must not have its frames run twice.  A
+    launch no later one ever proves lost is ended after the release window instead."""
     if not worker.running and not worker.missing:
         return
     seen = {r.attempt_id for r in body.running}
@@ -90,12 +94,14 @@ def _compare_running(sv: "Supervisor", worker, body: p.Heartbeat) -> None:
     seen.update(c.attempt_id for _, c in sv.completions)
     mono = sv.mono()
     grace = LOST_AFTER_HEARTBEATS * sv.cfg.heartbeat_interval
+    unproven = max(grace, sv.cfg.host_expiry + sv.cfg.release_after)
     for aid in worker.running:
         if aid in seen:
             worker.missing.pop(aid, None)
             continue
         since = worker.missing.setdefault(aid, mono)
-        if mono - since > grace and aid not in sv.lost_pending:
+        wait = grace if worker.launched.get(aid, 0) <= body.launch_seq else unproven
+        if mono - since > wait and aid not in sv.lost_pending:
             key = parse_attempt_id(aid)
             if key:
                 log.warning("%s does not run %s (left out of its heartbeats for %.1f s): lost",

@@ -10,11 +10,13 @@ from tests.farm import wait_until
 from tests.supervisor.test_wire import Peer, register
 
 
-def heartbeat_until(peer: Peer, cls, running=(), kept=(), timeout: float = 30.0):
+def heartbeat_until(peer: Peer, cls, running=(), kept=(), timeout: float = 30.0,
+                    launch_seq: int = 0):
     """Heartbeat like a worker (every 0.2 s) until a message of type `cls` arrives."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        peer.send(p.Heartbeat(running=[p.RunningAttempt(a) for a in running], kept=list(kept)))
+        peer.send(p.Heartbeat(running=[p.RunningAttempt(a) for a in running], kept=list(kept),
+                              launch_seq=launch_seq))
         while peer.sock.poll(200):
             body = p.decode(peer.sock.recv())[1]
             if isinstance(body, cls):
@@ -35,6 +37,63 @@ def test_a_launch_that_never_arrived_is_ended_as_lost_and_rerun(farm):
     [frame] = c.frames(job_id)
     assert frame["state"] == "RUNNING" and frame["attempt"] == 2 and frame["retries"] == 0
     w.send(p.Complete([p.Completion(again.attempt_id, 0, 1.0, 2.0)]))
+    assert c.wait(job_id, timeout=30)["succeeded"] == 1
+    w.close()
+
+
+def test_a_launch_a_later_one_overtook_is_ended_as_lost_at_once(farm):
+    """The worker received a later launch, so an earlier one it does not run never will be
+    (one connection keeps its order): it is ended as lost after a few heartbeats, well before
+    the release window (host expiry + release, 6 s here) an unproven absence waits for."""
+    w = Peer(farm.port + 1)
+    register(w, "gappy", slots=2)
+    c = farm.client()
+    [job_id] = c.submit([{"name": "overtaken", "layers": [
+        {"name": "r", "command": "x", "range": "1-2", "max_retries": 0}]}])
+    a, b = w.recv_type(p.Launch), w.recv_type(p.Launch)
+    assert 0 < a.seq < b.seq
+    started = time.monotonic()
+    again = heartbeat_until(w, p.Launch, running=[b.attempt_id], launch_seq=b.seq)
+    assert again.frame_id == a.frame_id and again.seq > b.seq
+    assert time.monotonic() - started < farm.host_expiry + farm.release_after
+    frames = {f["id"]: f for f in c.frames(job_id)}
+    assert frames[a.frame_id]["attempt"] == 2 and frames[a.frame_id]["retries"] == 0
+    assert frames[b.frame_id]["attempt_id"] == b.attempt_id      # the one it runs stays
+    w.send(p.Complete([p.Completion(again.attempt_id, 0, 1.0, 2.0),
+                       p.Completion(b.attempt_id, 0, 1.0, 2.0)]))
+    assert c.wait(job_id, timeout=30)["succeeded"] == 2
+    w.close()
+
+
+def test_a_busy_worker_that_has_not_read_its_launch_keeps_it(farm):
+    """Heartbeats sent before the worker read a launch (its launch_seq is below the launch's)
+    prove nothing: for longer than the lost grace the frame is left alone, and once the worker
+    reads the launch and runs it, it is never launched again."""
+    w = Peer(farm.port + 1)
+    register(w, "slow", slots=1)
+    c = farm.client()
+    [job_id] = c.submit([{"name": "unread", "layers": [
+        {"name": "r", "command": "x", "range": "1", "max_retries": 0}]}])
+    # Heartbeat for 4 s (past the 2.5-heartbeat grace, inside the 6 s window) without reading.
+    deadline = time.monotonic() + 4.0
+    while time.monotonic() < deadline:
+        w.send(p.Heartbeat(launch_seq=0))
+        time.sleep(0.2)
+    launches = []
+    while w.sock.poll(200):
+        body = p.decode(w.sock.recv())[1]
+        if isinstance(body, p.Launch):
+            launches.append(body)
+    assert len(launches) == 1, "the frame was launched again while the worker was busy"
+    [la] = launches
+    deadline = time.monotonic() + 4.0
+    while time.monotonic() < deadline:
+        w.send(p.Heartbeat(running=[p.RunningAttempt(la.attempt_id)], launch_seq=la.seq))
+        while w.sock.poll(200):
+            assert not isinstance(p.decode(w.sock.recv())[1], p.Launch)
+    [frame] = c.frames(job_id)
+    assert frame["attempt_id"] == la.attempt_id and frame["attempt"] == 1
+    w.send(p.Complete([p.Completion(la.attempt_id, 0, 1.0, 2.0)]))
     assert c.wait(job_id, timeout=30)["succeeded"] == 1
     w.close()
 
