@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 import psutil
+import zmq
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,6 +38,7 @@ PROJECTS = {"show_a": (0.4, 0.8), "show_b": (0.3, 0.7), "show_c": (0.0, 1.0)}  #
 def run_fleet(port: int, specs: list[dict], runtime: float, stop, out: mp.Queue) -> None:
     """One process of simulated workers: serves until `stop`, then returns its refill times."""
     raise_fd_limit()
+    zmq.Context.instance().set(zmq.MAX_SOCKETS, len(specs) + 100)   # default 1023
     fleet = Fleet(f"127.0.0.1:{port}", specs, runtime=runtime, refills=True)
     try:
         fleet.run(until=stop.is_set)
