@@ -26,6 +26,7 @@ import zmq
 from qtpy.QtCore import QThread, Signal
 
 from cuefarm import Client, CueFarmError, Unreachable
+from cuegui import permissions
 from cuegui.logfollow import LogFollower
 from cuegui.messages import Changes, FramesPage, HostData, JobData, Snapshot, merge_rows
 from cuegui.wire import GuiClient, GuiEvents
@@ -331,6 +332,8 @@ class Connection(QThread):
         client = self._client
         try:
             pong = client.ping(timeout=self.ping_timeout)
+            # The supervisor's word on what this user may do caps the GUI's mode.
+            pong = {**pong, "role": permissions.supervisor_role(client)}
             jobs, hosts = client.jobs(), client.hosts()
             data = JobData(self._selected, [], [])
             if self._selected is not None:

@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
             or permissions.ARTIST
         if self.mode not in permissions.MODES:
             self.mode = permissions.ARTIST
+        self.role: str | None = None      # the supervisor's word, once connected
         self.theme_name = theme.current
         self.confirm = confirm
         self.prompts = prompts or Prompts(self)
@@ -198,6 +199,7 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         conn, u = self.connection, self.updates
         conn.snapshot.connect(u.on_snapshot)
+        conn.snapshot.connect(lambda snap: self.set_role(snap.supervisor.get("role")))
         conn.changes.connect(u.on_changes)
         conn.job_loaded.connect(u.on_job_loaded)
         conn.frames_page.connect(u.on_frames_page)
@@ -304,10 +306,23 @@ class MainWindow(QMainWindow):
         return self.updates.open_submit()
 
     def set_mode(self, mode: str) -> None:
+        """Switch mode, never above what the supervisor's role for this user allows."""
         if mode in permissions.MODES:
-            self.mode = mode
-            self.mode_label.setText(f"{mode.title()} mode")
+            self.mode = permissions.clamp(mode, self.role)
+            self.mode_label.setText(f"{self.mode.title()} mode")
+            for m, action in getattr(self, "mode_actions", {}).items():
+                action.setChecked(m == self.mode)
             self.update_actions()
+
+    def set_role(self, role: str | None) -> None:
+        """The supervisor said which role this user has (None: it does not say): modes above
+        it are disabled with the reason, and the current mode comes down to it if need be."""
+        self.role = role
+        for m, action in getattr(self, "mode_actions", {}).items():
+            reason = permissions.mode_allowed(m, role)
+            action.setEnabled(reason is None)
+            action.setToolTip(reason or "")
+        self.set_mode(self.mode)
 
     def set_theme(self, name: str) -> None:
         """Switch between the dark and light look."""
