@@ -37,6 +37,7 @@ class _LazyBatch(msgspec.Struct):
     frames: list[msgspec.Raw] = []
     hosts: list[msgspec.Raw] = []
     deleted_jobs: list[int] = []
+    resync: bool = False
 
 
 _lazy_rows = msgspec.msgpack.Decoder(_LazyRows)
@@ -95,6 +96,6 @@ class GuiEvents(Events):
                 seq=lazy.seq, supervisor_id=lazy.supervisor_id,
                 jobs=decode_rows(lazy.jobs), layers=decode_rows(lazy.layers),
                 frames=decode_rows(lazy.frames), hosts=decode_rows(lazy.hosts),
-                deleted_jobs=lazy.deleted_jobs)
+                deleted_jobs=lazy.deleted_jobs, resync=lazy.resync)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise p.ProtocolError("malformed", f"bad event batch: {exc}") from None

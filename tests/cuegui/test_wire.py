@@ -95,3 +95,32 @@ def test_the_gui_client_reads_a_real_supervisor_like_the_client(sqlite_farm):
             assert (info.value.code, info.value.field) == ("not_found", "job_id")
     finally:
         gui.close()
+
+
+def test_a_batch_too_big_to_list_makes_the_gui_resync(qtbot, sqlite_farm):
+    """Killing a job of more frames than a batch carries publishes a batch asking for a resync
+    (no frame rows); the GUI's slice decoder keeps that flag and its connection re-reads."""
+    from supervisor.events import MAX_BATCH_FRAMES
+
+    client = sqlite_farm.client(timeout=60)
+    conn = Connection(sqlite_farm.address, idle_ping=1.0)
+    snapshots, changes = [], []
+    conn.snapshot.connect(snapshots.append)
+    conn.changes.connect(changes.append)
+    conn.start()
+    try:
+        # The first batch after subscribing brings the second resync; then events flow.
+        [small] = client.submit({"name": "small", "layers": [
+            {"name": "r", "command": "x", "range": "1-2"}]})
+        qtbot.waitUntil(lambda: len(snapshots) >= 2, timeout=60_000)
+        client.kill(small)
+        qtbot.waitUntil(lambda: any(small in c.jobs for c in changes), timeout=60_000)
+        before = len(snapshots)
+        [big] = client.submit({"name": "big", "layers": [
+            {"name": "r", "command": "x", "range": f"1-{MAX_BATCH_FRAMES + 5}"}]})
+        client.kill(big)
+        qtbot.waitUntil(lambda: len(snapshots) > before and any(
+            j["id"] == big and j["state"] == "FINISHED" for j in snapshots[-1].jobs),
+            timeout=60_000)
+    finally:
+        conn.stop()
