@@ -85,6 +85,13 @@ class Billing:
         self.next_delivery = 0.0          # monotonic: when a failing sink is tried again
         self.retry_delay = 0.0
         self.busy_now = 0
+        # Restart: the minutes from the stored watermark to this meter's first one are rebuilt
+        # from attempt times, once the workers had time to re-register and hand in what ended
+        # while no supervisor ran (host_expiry).
+        self.watermark_at_start: int | None = None
+        self.first_minute: int | None = None
+        self.rebuild_after = sv.mono() + cfg.host_expiry
+        self.rebuilt = False
         self.site = cfg.metering_site or socket.gethostname()
         self.sampler = metrics.Sampler(sv)
         self.prom_server = None
@@ -102,10 +109,15 @@ class Billing:
             with sv.engine.begin() as conn:
                 terms = self.licensing.load(conn)
                 busy = busy_workers(conn) if terms.installed is not None else 0
+                if self.first_minute is None:     # before this meter moves it
+                    self.watermark_at_start = metering.meter_watermark(conn)
                 # Minutes closed by a pass whose transaction failed are written by this one.
                 self.unrecorded = (self.unrecorded
                                    + self.meter.sample(now, busy, terms.metering_active))[-1440:]
+                first_minute = self.first_minute or self.meter.minute
                 metering.record_minutes(conn, self.unrecorded, terms.installed, terms.rate)
+                metering.advance_watermark(conn, self.unrecorded)
+                rebuilt = self.rebuilt or self._rebuild(conn, mono, first_minute, terms)
                 revoked = metering.apply_results(conn, results, now)
                 if revoked is not None and terms.metered and not terms.revoked:
                     terms = self.licensing.revoke(conn, now, revoked.error)
@@ -123,6 +135,7 @@ class Billing:
             log.exception("metering pass failed")
             return
         self.busy_now, self.unrecorded = busy, []
+        self.first_minute, self.rebuilt = first_minute, rebuilt
         if handoff is not None:
             if self.reporter is None:
                 self.reporter = metering.Reporter()
@@ -135,6 +148,24 @@ class Billing:
             # Licences are free farm-wide, perhaps released by another supervisor sharing the
             # database (its completions are no event here): idle workers may take them.
             sv.dispatch_needed = True
+
+    def _rebuild(self, conn, mono: float, first_minute: int | None, terms) -> bool:
+        """Write the overage minutes no meter counted (from the watermark found at start to
+        this meter's first minute, at most MAX_GAP of them) from attempt times; True once
+        done.  Metering is taken to have been as it is now; minutes already written (by
+        another supervisor) are kept (the minute is the key)."""
+        if mono < self.rebuild_after or first_minute is None:
+            return False
+        start = self.watermark_at_start
+        if start is None or start >= first_minute:
+            return True
+        start = max(start, first_minute - metering.MAX_GAP * metering.MINUTE)
+        closed = [(m, n, terms.metering_active)
+                  for m, n in metering.rebuild_minutes(conn, start, first_minute)]
+        written = metering.record_minutes(conn, closed, terms.installed, terms.rate)
+        log.info("metering: rebuilt %d minutes from attempt times while no meter ran "
+                 "(%d with overage)", len(closed), written)
+        return True
 
     def _note_results(self, results: list[metering.Delivery], mono: float) -> None:
         failed = [d for d in results if not d.accepted]

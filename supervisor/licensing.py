@@ -184,7 +184,8 @@ class Licensing:
         # Two supervisors starting at once both try; the second one's insert does nothing.
         conn.execute(ins.values(id=1, installed_set=False, installed=None, metered=None,
                                 sink=None, rate_micros=None, revoked=False, revoked_at=None,
-                                revoked_reason="", updated_at=now).on_conflict_do_nothing())
+                                revoked_reason="", updated_at=now,
+                                metered_through=None).on_conflict_do_nothing())
 
     def budget(self, conn: Connection, cap: int) -> tuple[int, set[int]]:
         """In a dispatch pass's transaction, under a cap: (idle workers that may still take a
@@ -236,7 +237,7 @@ class Licensing:
         if found is None:
             base = dict(id=1, installed_set=False, installed=None, metered=None, sink=None,
                         rate_micros=None, revoked=False, revoked_at=None, revoked_reason="",
-                        updated_at=now)
+                        updated_at=now, metered_through=None)
             conn.execute(insert(LicenceTerms).values(**{**base, **values, "updated_at": now}))
         else:
             conn.execute(update(LicenceTerms).where(LicenceTerms.id == 1)

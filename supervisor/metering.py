@@ -42,11 +42,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 import cuefarm
-from supervisor.store.billing_models import OverageBatch, OverageMinute
+from supervisor.store.billing_models import LicenceTerms, OverageBatch, OverageMinute
+from supervisor.store.models import Attempt
 
 log = logging.getLogger(__name__)
 MINUTE = 60
@@ -136,6 +137,60 @@ def record_minutes(conn: Connection, closed: list[tuple[int, int, bool]],
     if rows:
         _insert_ignore(conn, OverageMinute.__table__, rows)
     return len(rows)
+
+
+def meter_watermark(conn: Connection) -> int | None:
+    """The minute start up to which a running meter (of any supervisor) counted."""
+    return conn.execute(select(LicenceTerms.metered_through)
+                        .where(LicenceTerms.id == 1)).scalar()
+
+
+def advance_watermark(conn: Connection, closed: list[tuple[int, int, bool]]) -> None:
+    """Record that the meter counted up to the end of the newest closed minute."""
+    if not closed:
+        return
+    through = max(m for m, _, _ in closed) + MINUTE
+    conn.execute(update(LicenceTerms).where(LicenceTerms.id == 1, or_(
+        LicenceTerms.metered_through.is_(None), LicenceTerms.metered_through < through))
+        .values(metered_through=through))
+
+
+def rebuild_minutes(conn: Connection, start: int, end: int) -> list[tuple[int, int]]:
+    """(minute start, workers busy in it) for every minute in [start, end), from the attempts'
+    start and stop times: what a meter would have counted while no supervisor was sampling.
+    A worker counts in a minute when one of its attempts overlaps it; an attempt without a
+    stop time runs on to `end`."""
+    start, end = int(start) // MINUTE * MINUTE, int(end) // MINUTE * MINUTE
+    if end <= start:
+        return []
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for host, began, stopped in conn.execute(
+            select(Attempt.host_id, Attempt.started_at, Attempt.stopped_at)
+            .where(Attempt.host_id.is_not(None), Attempt.started_at < end,
+                   or_(Attempt.stopped_at.is_(None), Attempt.stopped_at > start))):
+        a = max(float(began), start)
+        b = min(float(stopped) if stopped is not None else end, end)
+        if b <= a:
+            continue
+        # The minutes [first, last] this attempt touches.
+        spans.setdefault(host, []).append((int(a // MINUTE), int((b - 1e-6) // MINUTE)))
+    count = [0] * ((end - start) // MINUTE + 1)
+    base = start // MINUTE
+    for items in spans.values():
+        merged: list[list[int]] = []
+        for first, last in sorted(items):
+            if merged and first <= merged[-1][1]:      # one worker counts once per minute
+                merged[-1][1] = max(merged[-1][1], last)
+            else:
+                merged.append([first, last])
+        for first, last in merged:
+            count[first - base] += 1
+            count[last - base + 1] -= 1
+    out, level = [], 0
+    for i in range((end - start) // MINUTE):
+        level += count[i]
+        out.append((start + i * MINUTE, level))
+    return out
 
 
 def minute_cost(worker_minutes: int, rate: Decimal) -> Decimal:

@@ -40,6 +40,9 @@ class LicenceTerms(Base):
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked_reason: Mapped[str] = mapped_column(String(512), default="")
     updated_at: Mapped[float] = mapped_column(Float, default=0.0)
+    # Minute start (epoch s) up to which a running meter counted overage: a supervisor that
+    # restarts rebuilds the minutes from there to its own first one from attempt times.
+    metered_through: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class OverageMinute(Base):

@@ -116,6 +116,39 @@ def busy_intervals(events: list[tuple], job: str | None = None) -> dict[str, lis
     return merged
 
 
+def to_wall(clock: "FastClock"):
+    """Maps the fleet's monotonic ledger times to the supervisor's (fast) wall clock."""
+    offset = time.time() - time.monotonic()
+    return lambda mono: clock(mono + offset)
+
+
+def expected_overage(events: list[tuple], installed: int, to_sim, start: float,
+                     end: float) -> tuple[int, int]:
+    """From the fleet's own record: (overage worker-minutes, busy spans) over the minutes in
+    [start, end) of simulated time.  A worker counts in a minute when it ran a frame at some
+    moment of it (what the meter counts: the most workers busy in the minute, the count carried
+    in included); the overage of a minute is the workers past `installed`.  A busy span is a
+    stretch of one worker's work with no idle minute in it: each may be off by one minute at
+    either edge, where the meter's samples fall."""
+    first, last = int(start // 60), int(end // 60)
+    per_minute: dict[int, int] = {}
+    spans = 0
+    for items in busy_intervals(events).values():
+        minutes: set[int] = set()
+        prev_end = None
+        for s, e in items:
+            s_sim = to_sim(s)
+            e_sim = to_sim(e) if e != float("inf") else end
+            if prev_end is None or s_sim - prev_end >= 60:
+                spans += 1
+            prev_end = e_sim
+            minutes.update(range(max(first, int(s_sim // 60)),
+                                 min(last, int((e_sim - 1e-6) // 60)) + 1))
+        for m in minutes:
+            per_minute[m] = per_minute.get(m, 0) + 1
+    return sum(max(0, n - installed) for n in per_minute.values()), spans
+
+
 def peak_busy_workers(events: list[tuple], job: str | None = None) -> int:
     """Most workers running frames at the same moment (ends before starts at equal times)."""
     points = []

@@ -257,3 +257,21 @@ def test_directory_sink(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("")
     assert not metering.write_file(str(blocked), "b3", payload).accepted
+
+
+def test_minutes_missed_by_the_meter_are_rebuilt_from_attempt_times(engine):
+    m0 = int(NOW // 60) * 60
+    with engine.begin() as conn:
+        j = _job(conn)
+        h1, h2 = _host(conn, "r1", 2), _host(conn, "r2", 1)
+        _attempt(conn, 1, j, h1, m0 + 10, m0 + 130)                 # minutes 0, 1, 2
+        _attempt(conn, 2, j, h1, m0 + 20, m0 + 50)                  # the same worker: once
+        _attempt(conn, 3, j, h2, m0 + 170, None, state="RUNNING")   # minute 2 on, still running
+        _attempt(conn, 4, j, h2, m0 - 600, m0 - 500)                # before the window
+        got = metering.rebuild_minutes(conn, m0, m0 + 300)
+        assert got == [(m0, 1), (m0 + 60, 1), (m0 + 120, 2), (m0 + 180, 1), (m0 + 240, 1)]
+        # Written as overage past one licence, keyed by minute: never twice.
+        closed = [(m, n, True) for m, n in got]
+        assert metering.record_minutes(conn, closed, 1, Decimal("0.1")) == 1
+        metering.record_minutes(conn, closed, 1, Decimal("0.1"))
+        assert conn.execute(select(func.count()).select_from(OverageMinute)).scalar() == 1

@@ -1,4 +1,4 @@
-"""money as whole micro-dollars instead of floats
+"""money as whole micro-dollars instead of floats; the meter's watermark
 
 licence_terms.rate, overage_minute.rate (dollars per worker-hour) and overage_batch.cost
 (dollars) were Float columns: sums drifted (600 minutes at $0.10/h came to 1.0000000000000095).
@@ -6,6 +6,9 @@ They become BigInteger columns of micro-dollars (rate_micros, cost_micros), fill
 values rounded to the micro-dollar, which every stored value was meant to be (rates were given
 to at most six places, costs rounded to six).  Batch payloads already sent keep their content:
 a retry must send exactly what the sink may already hold.
+
+licence_terms.metered_through records how far a running meter counted overage minutes, so a
+restarted supervisor rebuilds the minutes it missed.
 
 Revision ID: 0003
 Revises: 0002
@@ -50,8 +53,11 @@ def _convert(old: str, new: str, to_micros: bool, nullable: bool, table: str) ->
 def upgrade() -> None:
     for table, old, new, nullable in COLUMNS:
         _convert(old, new, True, nullable, table)
+    op.add_column("licence_terms", sa.Column("metered_through", sa.BigInteger(),
+                                             nullable=True))
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE licence_terms DROP COLUMN metered_through")
     for table, old, new, nullable in COLUMNS:
         _convert(new, old, False, nullable, table)
