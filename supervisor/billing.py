@@ -187,8 +187,10 @@ class Billing:
         minutes, cost = metering.month_totals(conn, start, end)
         pending, unbatched = metering.backlog(conn)
         return {"installed": terms.installed, "in_use": in_use,
+                # Workers past the count are overage only while metering lets them run; when
+                # it is off or revoked, the count is enforced and any past it are draining.
                 "overage_now": max(0, in_use - terms.installed)
-                if terms.installed is not None else 0,
+                if terms.metering_active else 0,
                 "metered": terms.metered, "metering_active": terms.metering_active,
                 "revoked": terms.revoked, "revoked_at": terms.revoked_at,
                 "revoked_reason": terms.revoked_reason, "sink": terms.sink,
@@ -216,9 +218,8 @@ class Billing:
     def prom_extra(self) -> dict[str, float | None]:
         terms = self.licensing.terms
         return {"cuefarm_worker_licences_installed": terms.installed,
-                "cuefarm_worker_licence_overage":
-                    max(0, self.busy_now - terms.installed) if terms.installed is not None
-                    else 0.0,
+                "cuefarm_worker_licences_overage":
+                    max(0, self.busy_now - terms.installed) if terms.metering_active else 0.0,
                 "cuefarm_worker_licence_metering_active": float(terms.metering_active)}
 
     def serve_metrics(self) -> None:

@@ -81,7 +81,7 @@ def _metrics(sv, body: p.GetMetrics, user, route, rid):
     values = b.sampler.latest or b.sampler.sample()
     at = b.sampler.latest_t
     return p.Rows([{"name": s.name, "value": values.get(s.name), "unit": s.unit,
-                    "help": s.help, "prometheus": s.prom, "t": at} for s in metrics.SERIES])
+                    "help": s.help, "prometheus": s.prom or None, "t": at} for s in metrics.SERIES])
 
 
 def _metric_history(sv, body: p.MetricHistory, user, route, rid):

@@ -11,7 +11,8 @@ history is about 70,000 rows.
 
 A Prometheus endpoint serves the latest sample from a dedicated registry, with conventional
 names and base units (ratios, bytes, seconds), plus the event counters and the standard
-process_* metrics.
+process_* metrics.  The per-second rates are not exported as gauges: Prometheus derives them
+from the `_total` counters (rate(cuefarm_frames_dispatched_total[1m])).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Series:
     name: str
     unit: str
     help: str
-    prom: str              # Prometheus name
+    prom: str              # Prometheus name ("": stored and charted, not exported)
     scale: float = 1.0     # stored value * scale = Prometheus value (base units)
     labels: tuple = ()
 
@@ -66,10 +67,10 @@ SERIES = (
            "cuefarm_supervisor_process_resident_memory_bytes"),
     Series("db.latency", "s", "database round trip (SELECT 1)",
            "cuefarm_database_roundtrip_seconds"),
-    Series("dispatch.rate", "/s", "frames dispatched per second",
-           "cuefarm_dispatch_rate_per_second"),
-    Series("report.rate", "/s", "worker reports (heartbeats) received per second",
-           "cuefarm_report_rate_per_second"),
+    # Rates are charted from history; Prometheus gets the counters (cuefarm_frames_dispatched_
+    # total, cuefarm_worker_reports_total) and computes rates itself with rate().
+    Series("dispatch.rate", "/s", "frames dispatched per second", ""),
+    Series("report.rate", "/s", "worker reports (heartbeats) received per second", ""),
     Series("frames.waiting", "frames", "frames waiting to run", "cuefarm_frames",
            labels=(("state", "waiting"),)),
     Series("frames.running", "frames", "frames running", "cuefarm_frames",
@@ -368,7 +369,7 @@ class PromCollector:
         values = self.latest()
         families: dict[str, Any] = {}
         for s in SERIES:
-            if s.name not in values:
+            if s.name not in values or not s.prom:
                 continue
             fam = families.get(s.prom)
             if fam is None:

@@ -44,7 +44,8 @@ def print_status(s: dict) -> None:
     rows = [
         ("installed", "unlimited" if s["installed"] is None else s["installed"]),
         ("in use", s["in_use"]),
-        ("overage now", s["overage_now"]),
+        ("overage now", s["overage_now"] if s["metering_active"]
+         else "0 (enforcing the installed count)" if s["installed"] is not None else 0),
         ("mode", _mode(s)),
         ("rate", f"{_money(s['rate'])} per overage worker-hour, billed per minute"),
         (f"month {s['month']}", f"{s['month_minutes']} overage worker-minutes, "

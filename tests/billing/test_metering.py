@@ -8,10 +8,12 @@ import time
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from click.testing import CliRunner
 
+from cuefarm.cli import cli
 from supervisor.billing import month_bounds
-from tests.billing.helpers import FastClock, FleetThread, configure, peak_busy_workers, \
-    peak_frames_on_one_worker
+from tests.billing.helpers import FastClock, FleetThread, configure, expected_overage, \
+    peak_busy_workers, peak_frames_on_one_worker, to_wall
 from tests.farm import wait_until
 from tests.scheduling.sim import wait_finished
 
@@ -61,13 +63,14 @@ def test_overage_is_billed_per_minute_and_reported_once(new_farm, sink):
                            for r in c.licence_reports()), 60, message="a report waiting")
     waiting = {r["id"] for r in c.licence_reports() if r["state"] == "pending"}
     farm.kill_supervisor(signal.SIGKILL)
+    time.sleep(1.0)      # ten simulated minutes with no supervisor: the workers run on
     farm.start_supervisor()
     c = farm.client()
     sink.down = False
     wait_finished(c, [jid], 120)
     t_done = clock()
     wait_until(drained(c, clock, t_done), 90, message="all overage reported")
-    fleet.close()
+    events = fleet.close()
 
     reports = c.licence_reports(1000)
     assert reports and all(r["state"] == "accepted" for r in reports)
@@ -84,9 +87,13 @@ def test_overage_is_billed_per_minute_and_reported_once(new_farm, sink):
         assert b["worker_minutes"] == sum(m["workers"] for m in b["minutes"])
         assert b["cost"] == str((Decimal(b["worker_minutes"]) * Decimal("0.1") / 60)
                                 .quantize(Decimal("0.000001"), ROUND_HALF_UP))
+    # Against the workers' own record: every minute with more than one worker busy, the
+    # minutes of the outage included, billed within a minute per busy span.
     total = sink.worker_minutes()
-    elapsed = (t_done - t0) / 60
-    assert 0 < total <= 2 * (elapsed + 2)
+    expected, spans = expected_overage(events, 1, to_wall(clock), t0 - 60, t_done + 60)
+    assert expected > 0 and abs(total - expected) <= spans, (total, expected, spans)
+    cost = sum(Decimal(b["cost"]) for b in sink.batches.values())
+    assert abs(cost - Decimal(expected) * Decimal("0.1") / 60) <= spans * Decimal("0.1") / 60
     assert sum(r["worker_minutes"] for r in reports) == total
     status = c.licences()
     if status["month"] == month_bounds(t0)[2]:       # the simulated hours stayed in one month
@@ -138,6 +145,10 @@ def test_after_revocation_busy_workers_drain_down_to_the_prepaid_count(new_farm,
     wait_until(lambda: c.job(jid)["running"] == 3, 30, message="every slot busy")
     sink.revoke = True
     wait_until(lambda: c.licences()["revoked"], 60, message="metering revoked")
+    # Revoked: no overage, whatever is still running past the count.
+    assert c.licences()["overage_now"] == 0
+    got = CliRunner().invoke(cli, ["--supervisor", farm.address, "licences"])
+    assert got.exit_code == 0 and "0 (enforcing the installed count)" in got.output, got.output
     # The workers past the one licence start nothing new and drain; the work goes on.
     wait_until(lambda: c.licences()["in_use"] == 1, 30, message="busy workers down to 1")
     drained_at = time.monotonic()

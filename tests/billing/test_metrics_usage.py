@@ -69,8 +69,13 @@ def test_prometheus_endpoint_and_metrics_api(new_farm):
     assert value(fams, "process_resident_memory_bytes") > 1 << 20     # the standard ones too
     assert value(fams, "cuefarm_database_roundtrip_seconds") > 0
     assert value(fams, "cuefarm_slots_total") == 4
-    for name in ("cuefarm_supervisor_host_load1", "cuefarm_dispatch_rate_per_second",
-                 "cuefarm_report_rate_per_second", "cuefarm_hosts_locked",
+    # Rates come from the counters in Prometheus, not as precomputed gauges.
+    assert "cuefarm_dispatch_rate_per_second" not in fams
+    assert "cuefarm_report_rate_per_second" not in fams
+    assert fams["cuefarm_worker_reports"].type == "counter"
+    assert value(fams, "cuefarm_worker_licences_overage") == 0     # prepaid: never overage
+    assert "cuefarm_worker_licence_overage" not in fams
+    for name in ("cuefarm_supervisor_host_load1", "cuefarm_hosts_locked",
                  "cuefarm_worker_licences_in_use", "cuefarm_event_backlog_rows",
                  "cuefarm_worker_reports", "cuefarm_frame_completions"):
         assert name in fams, name
@@ -78,6 +83,7 @@ def test_prometheus_endpoint_and_metrics_api(new_farm):
     rows = {r["name"]: r for r in c.metrics()}
     assert rows["hosts.up"]["value"] == 2 and rows["db.latency"]["unit"] == "s"
     assert rows["frames.waiting"]["prometheus"] == "cuefarm_frames"
+    assert rows["dispatch.rate"]["prometheus"] is None and rows["dispatch.rate"]["value"] >= 0
     now = rows["hosts.up"]["t"]
     points = c.metric_history("hosts.up", now - 3600, now + 1)
     assert points and points[-1][1] == 2 and all(now - 3600 <= t <= now + 1 for t, _ in points)
