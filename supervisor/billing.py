@@ -185,7 +185,7 @@ class Billing:
         in_use = busy_workers(conn)
         start, end, month = month_bounds(now)
         minutes, cost = metering.month_totals(conn, start, end)
-        pending, unbatched = metering.backlog(conn)
+        pending, refused, unbatched = metering.backlog(conn)
         return {"installed": terms.installed, "in_use": in_use,
                 # Workers past the count are overage only while metering lets them run; when
                 # it is off or revoked, the count is enforced and any past it are draining.
@@ -197,6 +197,7 @@ class Billing:
                 "rate": metering.money_text(terms.rate),
                 "cap": terms.cap(), "month": month, "month_minutes": minutes,
                 "month_cost": metering.money_text(cost), "pending_reports": pending,
+                "refused_reports": refused,
                 "unreported_minutes": unbatched, "now": now}
 
     # -- usage and metrics ------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cuefarm.config import ConfigError, SupervisorConfig
 from cuefarm.states import AttemptState
-from supervisor.metering import MICRO, dollars, money_text, to_micros
+from supervisor.metering import MICRO, dollars, money_text, resend_refused, to_micros
 from supervisor.store.billing_models import LicenceTerms
 from supervisor.store.models import Attempt
 
@@ -262,8 +262,10 @@ class Licensing:
         if metered is not None:
             values["metered"] = metered
             if metered:
-                # Switching metering on is the admin re-authorizing it.
+                # Switching metering on is the admin re-authorizing it: the reports the sink
+                # refused as unauthorized go again.
                 values.update(revoked=False, revoked_at=None, revoked_reason="")
+                resend_refused(conn)
         if metered or (metered is None and current.metered and "sink" in values):
             if not values.get("sink", current.sink):
                 raise TermsError("metered mode needs a sink to report overage to (an http(s) "

@@ -15,8 +15,10 @@ backoff, across restarts, with the same id and payload, so the sink can drop dup
 The sink is either
 - an http(s) URL: each batch is POSTed as JSON (header `Idempotency-Key: <batch id>`).
   2xx (or 409, "already have it") accepts it.  403 refuses it and says metering is no longer
-  authorized; so does a 2xx answer whose JSON body has `"authorized": false` (the batch is
-  then accepted).  Anything else, or no answer, is retried.
+  authorized: the batch is parked as `refused` (not retried) until an admin re-authorizes
+  metering, which puts refused batches back in line to be sent again.  A 2xx answer whose
+  JSON body has `"authorized": false` also revokes (the batch is then accepted).  Anything
+  else, or no answer, is retried.
 - a directory: each batch is written as `cuefarm-overage-<id>.json` (written to a temporary
   name, synced, renamed).  A file named `REVOKED` there withdraws the authorization.
 
@@ -395,6 +397,12 @@ def apply_results(conn: Connection, results: list[Delivery], now: float) -> Deli
                                                     OverageBatch.state == "pending")
                          .values(state="accepted", accepted_at=now, tries=OverageBatch.tries + 1,
                                  last_error=d.error[:1000]))
+        elif d.revoked:
+            # Refused as unauthorized: retrying cannot help until metering is re-authorized.
+            conn.execute(update(OverageBatch).where(OverageBatch.id == d.batch_id,
+                                                    OverageBatch.state == "pending")
+                         .values(state="refused", tries=OverageBatch.tries + 1,
+                                 last_error=d.error[:1000]))
         else:
             conn.execute(update(OverageBatch).where(OverageBatch.id == d.batch_id)
                          .values(tries=OverageBatch.tries + 1, last_error=d.error[:1000]))
@@ -431,10 +439,18 @@ def batch_rows(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
     return out
 
 
-def backlog(conn: Connection) -> tuple[int, int]:
-    """(pending reports, minutes not yet in a report)."""
-    pending = conn.execute(select(func.count()).select_from(OverageBatch)
-                           .where(OverageBatch.state == "pending")).scalar() or 0
+def backlog(conn: Connection) -> tuple[int, int, int]:
+    """(pending reports, refused reports, minutes not yet in a report)."""
+    states = dict(conn.execute(select(OverageBatch.state, func.count())
+                               .where(OverageBatch.state.in_(("pending", "refused")))
+                               .group_by(OverageBatch.state)).all())
     unbatched = conn.execute(select(func.count()).select_from(OverageMinute)
                              .where(OverageMinute.batch_id.is_(None))).scalar() or 0
-    return int(pending), int(unbatched)
+    return int(states.get("pending", 0)), int(states.get("refused", 0)), int(unbatched)
+
+
+def resend_refused(conn: Connection) -> int:
+    """Put the reports a sink refused back in line (metering was re-authorized); returns how
+    many.  They go again with the same id and payload."""
+    return conn.execute(update(OverageBatch).where(OverageBatch.state == "refused")
+                        .values(state="pending")).rowcount or 0

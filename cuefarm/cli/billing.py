@@ -51,7 +51,9 @@ def print_status(s: dict) -> None:
         (f"month {s['month']}", f"{s['month_minutes']} overage worker-minutes, "
                                 f"{_money(s['month_cost'])}"),
         ("reports", f"{s['pending_reports']} waiting to be delivered, "
-                    f"{s['unreported_minutes']} minutes not yet in a report"),
+                    + (f"{s['refused_reports']} refused by the sink (sent again when metering "
+                       f"is switched back on), " if s.get("refused_reports") else "")
+                    + f"{s['unreported_minutes']} minutes not yet in a report"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -73,7 +73,8 @@ class OverageBatch(Base):
     worker_minutes: Mapped[int] = mapped_column(Integer)
     cost_micros: Mapped[int] = mapped_column(BigInteger)     # the batch's cost in micro-$
     payload: Mapped[Any] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(16), default="pending")   # pending | accepted
+    # pending | accepted | refused (403: parked until metering is re-authorized)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
     tries: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(String(1024), default="")
     accepted_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -190,10 +190,12 @@ class Sink:
         self.duplicates = 0
         self.mismatched: list[str] = []
         self.requests = 0
+        self.forbidden = 0
         self.fail_next = 0             # answer 503 to this many requests (nothing recorded)
         self.lose_answers = 0          # record, then answer 500 as if the reply was lost
         self.down = False              # answer 503 until set back
         self.revoke = False            # accept, answering {"authorized": false}
+        self.forbid = False            # answer 403 Forbidden (nothing recorded)
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -221,6 +223,9 @@ class Sink:
             if self.down or self.fail_next > 0:
                 self.fail_next = max(0, self.fail_next - 1)
                 return 503, {"message": "try later"}
+            if self.forbid:
+                self.forbidden += 1
+                return 403, {"message": "metering not allowed for this site"}
             batch = json.loads(body)
             bid = batch["batch_id"]
             if key != bid:

@@ -3,6 +3,7 @@ passes in six seconds), simulated workers, and a metering sink over real HTTP.""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from decimal import ROUND_HALF_UP, Decimal
@@ -162,3 +163,72 @@ def test_after_revocation_busy_workers_drain_down_to_the_prepaid_count(new_farm,
     assert peak_busy_workers(events) == 3                  # metered: past the licence
     assert len(later) >= 12 and peak_busy_workers(after) == 1
     assert peak_frames_on_one_worker(after) == 2           # the holder keeps both slots busy
+
+
+def test_a_403_parks_reports_until_metering_is_switched_back_on(new_farm, sink):
+    clock = FastClock()
+    farm = metered_farm(new_farm, sink, clock)
+    c = farm.client()
+    sink.forbid = True                          # the sink answers 403 over real HTTP
+    names = [f"w{i}" for i in range(3)]
+    fleet = FleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
+                        clock=clock)
+    farm.wait_hosts_up(names)
+    [jid] = c.submit(job("j", 15))
+    wait_until(lambda: c.licences()["revoked"], 60, message="metering revoked by the 403")
+    status = c.licences()
+    assert "HTTP 403" in status["revoked_reason"] and status["cap"] == 1
+    wait_finished(c, [jid], 120)
+    wait_until(drained(c, clock, clock()), 60, message="every minute in a report")
+    fleet.close()
+    reports = c.licence_reports(1000)
+    refused = {r["id"] for r in reports if r["state"] == "refused"}
+    # Parked, not retried: each was tried once (a retried batch would be tried every 0.3 s).
+    assert refused and all(r["tries"] == 1 and "HTTP 403" in r["last_error"]
+                           for r in reports if r["id"] in refused)
+    assert sink.forbidden == len(refused) and sink.batches == {}
+    assert c.licences()["refused_reports"] == len(refused)
+    got = CliRunner().invoke(cli, ["--supervisor", farm.address, "licences"])
+    assert f"{len(refused)} refused by the sink" in got.output
+    # The sink allows it again and an admin re-authorizes: the refused reports go, once each.
+    sink.forbid = False
+    c.set_licences(metered=True)
+    wait_until(lambda: all(r["state"] == "accepted" for r in c.licence_reports(1000)), 60,
+               message="the refused reports delivered")
+    assert refused <= set(sink.batches) and sink.mismatched == []
+    assert c.licences()["refused_reports"] == 0
+
+
+def test_directory_sink_and_its_revoked_file(new_farm, tmp_path):
+    clock = FastClock()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    farm = configure(new_farm(), clock, worker_licences=1, metering="true",
+                     metering_sink=str(spool), metering_sample=0.05, metering_retry=0.3)
+    farm.start_supervisor()
+    c = farm.client()
+    names = [f"w{i}" for i in range(2)]
+    fleet = FleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
+                        clock=clock)
+    farm.wait_hosts_up(names)
+    [jid] = c.submit(job("j", 12))
+    wait_until(lambda: any(r["state"] == "accepted" for r in c.licence_reports()), 60,
+               message="a report written")
+    (spool / "REVOKED").write_text("contract ended\n")
+    wait_until(lambda: c.licences()["revoked"], 60, message="REVOKED read")
+    status = c.licences()
+    assert "contract ended" in status["revoked_reason"] and status["cap"] == 1
+    wait_finished(c, [jid], 120)
+    wait_until(drained(c, clock, clock()), 60, message="every report written")
+    fleet.close()
+    reports = c.licence_reports(1000)
+    files = {p.name: json.loads(p.read_text()) for p in spool.glob("cuefarm-overage-*.json")}
+    assert reports and all(r["state"] == "accepted" for r in reports)
+    assert set(files) == {f"cuefarm-overage-{r['id']}.json" for r in reports}
+    for r in reports:
+        body = files[f"cuefarm-overage-{r['id']}.json"]
+        assert body["batch_id"] == r["id"] and body["cost"] == r["cost"]
+        assert body["worker_minutes"] == r["worker_minutes"] > 0
+    assert not list(spool.glob(".*.tmp"))                  # written whole, then renamed
+    (spool / "REVOKED").unlink()
+    assert c.set_licences(metered=True)["metering_active"]
