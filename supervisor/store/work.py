@@ -208,6 +208,9 @@ def _lock_running(conn: Connection, keys: list[tuple[int, int]]):
         .join(Frame, Frame.id == Attempt.frame_id).join(Layer, Layer.id == Frame.layer_id)
         .where(tuple_(Attempt.frame_id, Attempt.number).in_(keys),
                Attempt.state == A.RUNNING.value)
+        # Locked in key order, as the figure writer updates them: two writers that take the
+        # same rows in one order cannot deadlock.
+        .order_by(Attempt.frame_id, Attempt.number)
         .with_for_update(of=[Attempt, Frame])).all()
 
 
@@ -353,6 +356,7 @@ def running_on_host(conn: Connection, host_id: int) -> list[Any]:
 def update_running_stats(conn: Connection, stats: list[dict[str, Any]]) -> None:
     """Live RSS / peak / CPU of running attempts, from heartbeats (dicts with f, n, rss, pk, cpu)."""
     if stats:
+        stats = sorted(stats, key=lambda s: (s["f"], s["n"]))   # lock order: see _lock_running
         conn.execute(update(Attempt)
                      .where(Attempt.frame_id == bindparam("f"), Attempt.number == bindparam("n"),
                             Attempt.state == A.RUNNING.value)
