@@ -8,6 +8,7 @@ Prints, for each case:
 - throughput: frames/s end to end (submit -> every frame succeeded), frames complete at once;
 - refill: how long a freed slot stands empty until its next frame arrives (p50/p99/max, as the
   workers saw it; process start not counted) with ~10,000 frames queued, then with 1,000,000;
+  runtimes spread by --jitter (with 0 every slot frees at the same instant: a burst);
 - submit: seconds to submit one 100,000-frame job.
 
     python benchmarks/scheduling.py [--workers 4000] [--slots 1] [--db postgres|sqlite]
@@ -35,11 +36,12 @@ from rqd.fleet import Fleet  # noqa: E402
 PROJECTS = {"show_a": (0.4, 0.8), "show_b": (0.3, 0.7), "show_c": (0.0, 1.0)}  # share of slots
 
 
-def run_fleet(port: int, specs: list[dict], runtime: float, stop, out: mp.Queue) -> None:
+def run_fleet(port: int, specs: list[dict], runtime: float, jitter: float, stop,
+              out: mp.Queue) -> None:
     """One process of simulated workers: serves until `stop`, then returns its refill times."""
     raise_fd_limit()
     zmq.Context.instance().set(zmq.MAX_SOCKETS, len(specs) + 100)   # default 1023
-    fleet = Fleet(f"127.0.0.1:{port}", specs, runtime=runtime, refills=True)
+    fleet = Fleet(f"127.0.0.1:{port}", specs, runtime=runtime, refills=True, jitter=jitter)
     try:
         fleet.run(until=stop.is_set)
     finally:
@@ -50,9 +52,10 @@ def run_fleet(port: int, specs: list[dict], runtime: float, stop, out: mp.Queue)
 class Farm:
     """Supervisor + fleet processes for one case."""
 
-    def __init__(self, db: str, workers: int, slots: int, procs: int, runtime: float):
+    def __init__(self, db: str, workers: int, slots: int, procs: int, runtime: float,
+                 jitter: float = 0.0):
         self.db, self.workers, self.slots, self.procs = db, workers, slots, procs
-        self.runtime = runtime
+        self.runtime, self.jitter = runtime, jitter
 
     def __enter__(self):
         raise_fd_limit()
@@ -71,7 +74,8 @@ class Farm:
         self.out: mp.Queue = mp.Queue()
         self.stop = mp.Event()
         self.fleets = [mp.Process(target=run_fleet, args=(port, specs[k::self.procs],
-                                                          self.runtime, self.stop,
+                                                          self.runtime, self.jitter,
+                                                          self.stop,
                                                           self.out))
                        for k in range(self.procs)]
         for f in self.fleets:
@@ -156,14 +160,14 @@ def throughput(db: str, workers: int, slots: int, procs: int, frames: int) -> No
 
 
 def refill(db: str, workers: int, slots: int, procs: int, queued: int, window: float,
-           runtime: float) -> list[float]:
+           runtime: float, jitter: float) -> list[float]:
     """Freed-slot refill times with about `queued` frames waiting behind a full farm."""
     per_job = (queued + workers * slots) // 100 + 1
-    with Farm(db, workers, slots, procs, runtime=runtime) as farm:
+    with Farm(db, workers, slots, procs, runtime=runtime, jitter=jitter) as farm:
         c = farm.client
         ids, took = submit(c, jobs(100, per_job))
         waiting = sum(j["waiting"] for j in c.jobs())
-        time.sleep(runtime + 5)               # the first wave ends; refills reach steady state
+        time.sleep(runtime * (1 + jitter) + 5)   # the first wave ends; refills reach steady state
         lo = time.monotonic()
         cpu0 = farm.cpu()
         time.sleep(window)
@@ -176,7 +180,8 @@ def refill(db: str, workers: int, slots: int, procs: int, queued: int, window: f
         _, refills = farm.results()
     times = sorted(dt for t, dt in refills if lo <= t <= hi)
     print(f"{db} refill: {workers} workers x {slots} slots, {len(ids)} jobs, {waiting} frames "
-          f"waiting after submit ({took:.1f} s to submit): {len(times)} refills in "
+          f"waiting after submit ({took:.1f} s to submit), runtimes {runtime:g} s "
+          f"+-{100 * jitter:.0f}%: {len(times)} refills in "
           f"{window:g} s ({len(times) / window:.0f}/s), slot free for p50 "
           f"{pct(times, 0.5):.1f} ms, p99 {pct(times, 0.99):.1f} ms, max "
           f"{pct(times, 1.0):.1f} ms; supervisor CPU {100 * cpu / (hi - lo):.0f}% of a core"
@@ -192,15 +197,17 @@ def refill(db: str, workers: int, slots: int, procs: int, queued: int, window: f
 @click.option("--frames", type=int, default=60000, help="frames in the throughput case")
 @click.option("--runtime", type=float, default=20.0, help="frame runtime in the refill cases")
 @click.option("--window", type=float, default=20.0, help="seconds measured in the refill cases")
+@click.option("--jitter", type=float, default=0.5,
+              help="frame runtimes spread over runtime * (1 +- jitter); 0: every slot frees at once")
 @click.option("--db", type=click.Choice(["postgres", "sqlite"]), default="postgres")
 @click.option("--cases", default="throughput,refill,million")
-def main(workers, slots, procs, frames, runtime, window, db, cases):
+def main(workers, slots, procs, frames, runtime, window, jitter, db, cases):
     wanted = set(cases.split(","))
     if "throughput" in wanted:
         throughput(db, workers, slots, procs, frames)
-    small = refill(db, workers, slots, procs, 10_000, window, runtime) \
+    small = refill(db, workers, slots, procs, 10_000, window, runtime, jitter) \
         if "refill" in wanted else None
-    large = refill(db, workers, slots, procs, 1_000_000, window, runtime) \
+    large = refill(db, workers, slots, procs, 1_000_000, window, runtime, jitter) \
         if "million" in wanted else None
     if small and large:
         print(f"refill p99 with 1,000,000 queued is {pct(large, 0.99) / pct(small, 0.99):.2f}x "

@@ -50,7 +50,7 @@ class Fleet:
     def __init__(self, address: str, workers: int | list[dict], slots: int = 1,
                  runtime: float = 0.0, fail_rate: float = 0.0, prefix: str | None = None,
                  heartbeat: float = 2.0, memory_mb: int = 65536, record: bool = False,
-                 refills: bool = False):
+                 refills: bool = False, jitter: float = 0.0):
         """`workers` is a count (all alike) or a list of dicts with name, slots and optionally
         memory_mb, tags, gpus, os.  With `record`, every launch and end is kept in `ledger`
         as (event, monotonic time, worker name, Launch or attempt id).  With `refills`, each
@@ -60,6 +60,7 @@ class Fleet:
         self.endpoint = f"tcp://{host}:{port + 1}"
         self.ctx = zmq.Context.instance()
         self.runtime, self.fail_rate = runtime, fail_rate
+        self.jitter = min(max(jitter, 0.0), 1.0)   # runtimes spread over runtime * (1 +- jitter)
         self.heartbeat = heartbeat
         self.memory_mb = memory_mb
         prefix = prefix or f"sim-{socket.gethostname()}"
@@ -128,7 +129,8 @@ class Fleet:
                 status = self._status(w)
                 batch.setdefault(w.name, []).append(self._complete(w, body.attempt_id, status))
             else:
-                heapq.heappush(self.timers, (time.monotonic() + self.runtime, w.name,
+                took = self.runtime * random.uniform(1 - self.jitter, 1 + self.jitter)
+                heapq.heappush(self.timers, (time.monotonic() + took, w.name,
                                              body.attempt_id))
         elif isinstance(body, p.Kill):
             for aid in body.attempt_ids:
