@@ -71,6 +71,7 @@ class SupervisorConfig:
     metering_retry: float = 60.0      # longest wait between deliveries to a failing sink
     usage_interval: float = 60.0      # seconds between usage accounting passes
     metrics_interval: float = 5.0     # seconds between samples of supervisor metrics
+    metrics_retention: float = 600.0  # seconds between metric roll-ups and retention passes
     metrics_port: int = -1            # Prometheus endpoint: -1 = port + 3, 0 = off
     timezone: str = ""                # IANA zone lock schedules run in; empty: this machine's
     admission_mode: str = "any"       # any | ranges | named (until an admin changes it)

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from supervisor.server import Supervisor
 
 log = logging.getLogger(__name__)
-DOWNSAMPLE_EVERY = 600.0     # monotonic seconds between retention passes
 TEST_CLOCK_ENV = "CUEFARM_TEST_CLOCK"
 
 
@@ -69,7 +68,8 @@ class Billing:
 
     def __init__(self, sv: "Supervisor"):
         cfg = sv.cfg
-        for name in ("metering_sample", "metering_retry", "usage_interval", "metrics_interval"):
+        for name in ("metering_sample", "metering_retry", "usage_interval", "metrics_interval",
+                     "metrics_retention"):
             value = getattr(cfg, name)
             if not value > 0 or value > 86400:
                 raise ConfigError(f"supervisor configuration: {name} = {value} must be more "
@@ -251,7 +251,7 @@ def attach(sv: "Supervisor") -> Billing:
     sv.add_periodic(cfg.metering_sample, b.tick)
     sv.add_periodic(cfg.usage_interval, b.account_usage)
     sv.add_periodic(cfg.metrics_interval, b.sample_metrics)
-    sv.add_periodic(DOWNSAMPLE_EVERY, b.retention)
+    sv.add_periodic(cfg.metrics_retention, b.retention)
     b.serve_metrics()
     terms = b.licensing.terms
     if terms.installed is not None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
+import signal
 import urllib.request
 
 import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
 
 from cuefarm import Client, CueFarmError
 from cuefarm.cli import cli
+from supervisor.store.billing_models import MetricSample
+from supervisor.store.engine import make_engine
 from supervisor.usage import day_of
 from tests.billing.helpers import FastClock, FleetThread, configure
 from tests.farm import free_port_block, wait_until
@@ -156,3 +160,44 @@ def test_usage_per_project_user_and_day(new_farm):
     assert info.value.field == "by"
     ann.close()
     bob.close()
+
+
+def test_retention_and_downsampling_in_a_running_supervisor(new_farm, db_url):
+    # A simulated day passes in ten seconds; samples every 0.05 s (7.2 simulated minutes),
+    # roll-ups and retention every 0.5 s (72 simulated minutes).
+    clock = FastClock(8640.0)
+    farm = configure(new_farm(), clock, metrics_interval=0.05, metrics_retention=0.5)
+    farm.start_supervisor()
+    c = farm.client()
+    engine = make_engine(db_url)
+    try:
+        def tiers():
+            with engine.connect() as conn:
+                return {res: (n, lo, hi) for res, n, lo, hi in conn.execute(
+                    select(MetricSample.res, func.count(), func.min(MetricSample.at),
+                           func.max(MetricSample.at)).group_by(MetricSample.res))}
+
+        first = wait_until(lambda: tiers().get(0), 30, 0.1, message="a first sample")[1]
+        started = first
+
+        def aged():
+            t = tiers()
+            return t if (0 in t and t[0][1] > started + 3600 and 60 in t and 3600 in t
+                         and clock() > started + 1.3 * 86400) else None
+        t = wait_until(aged, 120, 0.2, message="a simulated day and more of samples")
+        # History over the whole run reads the tiers together, from the start.
+        points = c.metric_history("hosts.up", started - 60, clock())
+        now = clock()
+        t = tiers()
+        farm.kill_supervisor(signal.SIGTERM)
+    finally:
+        engine.dispose()
+    raw, minute, hour = t[0], t[60], t[3600]
+    # Raw: nothing older than a day (give or take a few retention intervals, which the loop
+    # may run late on a busy machine), the first samples gone.
+    assert raw[1] >= now - 86400 - 4 * 0.5 * clock.factor and raw[1] > started + 3600
+    # Minutes and hours: from the first samples on, each tier its own buckets.
+    assert minute[1] == first // 60 * 60 and minute[0] >= 100
+    assert hour[1] == first // 3600 * 3600 and hour[0] >= 24
+    assert hour[2] >= now - 3 * 3600
+    assert points and points[0][0] <= started and points[-1][0] >= now - 3 * 3600
