@@ -276,20 +276,24 @@ def apply(app: QApplication, name: str = "dark") -> None:
     """Fusion style with the `name` palette ("dark" or "light") and resources/cuegui.qss."""
     global current
     current = name if name in THEMES else "dark"
-    app.setStyle("Fusion")
+    # Each of these re-polishes every widget alive, so only what changed is set again.
+    if app.style().name().lower() != "fusion":
+        app.setStyle("Fusion")
     normal, disabled = (DARK, DISABLED) if current == "dark" else (LIGHT, LIGHT_DISABLED)
     pal = QPalette()
     for role, value in normal.items():
         pal.setColor(QPalette.ColorGroup.All, role, QColor(value))
     for role, value in disabled.items():
         pal.setColor(QPalette.ColorGroup.Disabled, role, QColor(value))
-    app.setPalette(pal)
+    if app.palette() != pal:
+        app.setPalette(pal)
     qss = resources_dir() / "cuegui.qss"
     if qss.is_file():
         text = qss.read_text().replace("@ICONS@", (resources_dir() / "icons").as_posix())
         for key, value in CHROME[current].items():
             text = text.replace(f"@{key}@", value)
-        app.setStyleSheet(text)
+        if app.styleSheet() != text:
+            app.setStyleSheet(text)
     app.setWindowIcon(icon("cuegui"))
 
 
