@@ -8,7 +8,7 @@ import pytest
 
 from cuefarm import CueFarmError
 from tests.farm import wait_until
-from tests.scheduling.sim import FleetThread, Ledger, wait_finished
+from tests.scheduling.sim import Ledger, wait_finished
 
 
 def job(name, layers, **kw):
@@ -17,21 +17,6 @@ def job(name, layers, **kw):
 
 def layer(name="r", frames=4, **kw):
     return {"name": name, "command": ["true"], "range": f"1-{frames}", "max_retries": 0, **kw}
-
-
-@pytest.fixture
-def fleet_factory(farm):
-    fleets = []
-
-    def start(hosts, runtime=0.05):
-        f = FleetThread(farm.address, hosts, runtime)
-        fleets.append(f)
-        farm.wait_hosts_up([h["name"] for h in hosts])
-        return f
-    yield start
-    for f in fleets:
-        if not f.stop.is_set():
-            f.close()
 
 
 def average_slots(ledger: Ledger, key, t0: float, t1: float) -> dict:
