@@ -7,9 +7,7 @@ from __future__ import annotations
 import pytest
 from pytestqt.qt_compat import qt_api
 
-from cuegui.connection import Connection
-from cuegui.window import MainWindow
-from tests.cuegui.test_live import Prompts, trigger, wait
+from tests.cuegui.test_live import Prompts, open_window, trigger, wait
 
 
 class HostPrompts(Prompts):
@@ -37,17 +35,10 @@ class HostPrompts(Prompts):
 @pytest.fixture
 def hostwin(qtbot, sqlite_farm):
     farm = sqlite_farm
-    farm.start_rqd("render01", 2)
-    farm.start_rqd("render02", 2)
-    farm.wait_hosts_up(["render01", "render02"])
-    conn = Connection(farm.address, idle_ping=1.0)
-    asked: list[str] = []
-    win = MainWindow(conn, mode="admin", prompts=HostPrompts(),
-                     confirm=lambda parent, q: asked.append(q) or True)
-    win.asked = asked
+    win = open_window(farm, HostPrompts())
     qtbot.addWidget(win)
     win.show()
-    conn.start()
+    win.connection.start()
     wait(qtbot, lambda: win.connection_state == "connected"
          and win.hosts_model.rowCount() == 2)
     yield farm, win

@@ -59,18 +59,26 @@ class Prompts:
         return ["gpu"], []
 
 
-@pytest.fixture
-def live(qtbot, sqlite_farm):
-    """Two workers with two slots each, and a window (admin mode) on their supervisor."""
-    farm = sqlite_farm
+def open_window(farm, prompts) -> MainWindow:
+    """Two workers with two slots each, and a window (admin mode, every question answered
+    yes and kept in `asked`) on their supervisor; its connection is not started yet."""
     farm.start_rqd("render01", 2)
     farm.start_rqd("render02", 2)
     farm.wait_hosts_up(["render01", "render02"])
     conn = Connection(farm.address, idle_ping=1.0)
     asked: list[str] = []
-    win = MainWindow(conn, mode="admin", prompts=Prompts(),
+    win = MainWindow(conn, mode="admin", prompts=prompts,
                      confirm=lambda parent, q: asked.append(q) or True)
     win.asked = asked
+    return win
+
+
+@pytest.fixture
+def live(qtbot, sqlite_farm):
+    """Two workers with two slots each, and a window (admin mode) on their supervisor."""
+    farm = sqlite_farm
+    win = open_window(farm, Prompts())
+    conn = win.connection
     win.snapshots = []
     conn.snapshot.connect(win.snapshots.append)
     qtbot.addWidget(win)
