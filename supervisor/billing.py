@@ -99,9 +99,13 @@ class Billing:
 
     # -- metering ---------------------------------------------------------------------------------
 
-    def tick(self, sv: "Supervisor") -> None:
-        """Count workers holding a licence, close minutes, make and deliver reports."""
+    def tick(self, sv: "Supervisor"):
+        """Count workers holding a licence, close minutes, make and deliver reports (on the
+        housekeeping thread); then, on the loop, ask for a dispatch pass if licences freed."""
         now, mono = sv.clock(), sv.mono()
+        return lambda: self._tick(sv, now, mono)
+
+    def _tick(self, sv: "Supervisor", now: float, mono: float):
         results = self.reporter.results() if self.reporter is not None else []
         before = self.licensing.cap()
         handoff = None
@@ -133,7 +137,7 @@ class Billing:
             # The deliveries' results are lost with the transaction: those batches stay
             # pending and go again with the same id, which the sink drops as duplicates.
             log.exception("metering pass failed")
-            return
+            return None
         self.busy_now, self.unrecorded = busy, []
         self.first_minute, self.rebuilt = first_minute, rebuilt
         if handoff is not None:
@@ -141,13 +145,16 @@ class Billing:
                 self.reporter = metering.Reporter()
             self.reporter.hand_off(*handoff)
         cap = self.licensing.cap()
-        if cap != before:
-            sv.dispatch_needed = True     # more (or fewer) workers may take a licence now
-        elif cap is not None and busy < cap and any(
-                w.used == 0 for w in sv.registry.dispatchable(mono)):
-            # Licences are free farm-wide, perhaps released by another supervisor sharing the
-            # database (its completions are no event here): idle workers may take them.
-            sv.dispatch_needed = True
+
+        def on_loop(sv: "Supervisor") -> None:
+            if cap != before:
+                sv.dispatch_needed = True     # more (or fewer) workers may take a licence now
+            elif cap is not None and busy < cap and any(
+                    w.used == 0 for w in sv.registry.dispatchable(sv.mono())):
+                # Licences are free farm-wide, perhaps released by another supervisor sharing
+                # the database (its completions are no event here): idle workers may take them.
+                sv.dispatch_needed = True
+        return on_loop
 
     def _rebuild(self, conn, mono: float, first_minute: int | None, terms) -> bool:
         """Write the overage minutes no meter counted (from the watermark found at start to
@@ -202,19 +209,28 @@ class Billing:
 
     # -- usage and metrics ------------------------------------------------------------------------
 
-    def account_usage(self, sv: "Supervisor") -> None:
-        usage.run(sv.engine, sv.clock())
+    def account_usage(self, sv: "Supervisor"):
+        now = sv.clock()
+        return lambda: usage.run(sv.engine, now)
 
-    def sample_metrics(self, sv: "Supervisor") -> None:
-        values = self.sampler.sample()
-        with sv.engine.begin() as conn:
-            metrics.store(conn, sv.clock(), values)
+    def sample_metrics(self, sv: "Supervisor"):
+        live, now = self.sampler.sample_live(), sv.clock()
 
-    def retention(self, sv: "Supervisor") -> None:
-        with sv.engine.begin() as conn:
-            done = metrics.downsample(conn, sv.clock())
-        if any(done.values()):
-            log.info("metrics retention: %s", done)
+        def work() -> None:
+            values = self.sampler.sample_db(live)
+            with sv.engine.begin() as conn:
+                metrics.store(conn, now, values)
+        return work
+
+    def retention(self, sv: "Supervisor"):
+        now = sv.clock()
+
+        def work() -> None:
+            with sv.engine.begin() as conn:
+                done = metrics.downsample(conn, now)
+            if any(done.values()):
+                log.info("metrics retention: %s", done)
+        return work
 
     def prom_extra(self) -> dict[str, float | None]:
         terms = self.licensing.terms
@@ -248,10 +264,10 @@ def attach(sv: "Supervisor") -> Billing:
     sv.licence_cap = b.licensing.cap
     sv.billing = b
     cfg = sv.cfg
-    sv.add_periodic(cfg.metering_sample, b.tick)
-    sv.add_periodic(cfg.usage_interval, b.account_usage)
-    sv.add_periodic(cfg.metrics_interval, b.sample_metrics)
-    sv.add_periodic(cfg.metrics_retention, b.retention)
+    sv.add_background(cfg.metering_sample, b.tick)
+    sv.add_background(cfg.usage_interval, b.account_usage)
+    sv.add_background(cfg.metrics_interval, b.sample_metrics)
+    sv.add_background(cfg.metrics_retention, b.retention)
     b.serve_metrics()
     terms = b.licensing.terms
     if terms.installed is not None:

@@ -47,6 +47,19 @@ def handle(sv: "Supervisor", frames: list[bytes]) -> None:
         log.info("bad client request: %s", exc.message)
         sv.reply(route, exc.request_id, p.Error(exc.code, exc.message))
         return
+    if env.type in READS and sv.reader is not None:
+        # Reading 5,000 hosts or a page of 50,000 frames takes a while: on the reader thread,
+        # so heartbeats and freed slots are not kept waiting.  The loop sends the reply.
+        sv.reader_seq += 1
+        sv.reader.submit(sv.reader_seq, lambda: (route, env.id, serve(sv, env, body, route)))
+        return
+    reply = serve(sv, env, body, route)
+    if reply is not None:
+        sv.reply(route, env.id, reply)
+
+
+def serve(sv: "Supervisor", env: p.Envelope, body: p.Body, route: list[bytes]) -> p.Body | None:
+    """The reply to one decoded request (an Error for a refusal or a failure)."""
     handler = HANDLERS[env.type]
     user = env.user or "unknown"
     try:
@@ -66,8 +79,7 @@ def handle(sv: "Supervisor", frames: list[bytes]) -> None:
         sv.errors["internal"] += 1
         log.exception("internal error serving %s", env.type)
         reply = p.Error("internal", f"internal error serving {env.type}; see the supervisor log")
-    if reply is not None:
-        sv.reply(route, env.id, reply)
+    return reply
 
 
 def _ping(sv, body, user, route, rid):
@@ -538,3 +550,9 @@ HANDLERS = {"ping": _ping, "submit": _submit, "list_jobs": _list_jobs, "get_job"
 from supervisor import billing_api  # noqa: E402  (licences, usage, metrics)
 HANDLERS.update(billing_api.HANDLERS)
 HANDLERS.update(access.HANDLERS)   # whoami, project members
+# Requests that only read the database (not the loop's live state): served on the reader
+# thread.  `why` and `next_for_host` read the live registry and stay on the loop.
+READS = frozenset({"list_jobs", "get_job", "list_layers", "list_frames", "list_hosts",
+                   "list_projects", "list_limits", "list_dependencies", "bad_hosts",
+                   "list_schedules", "list_path_maps", "list_admission", "usage",
+                   "metric_history", "licence_reports"})

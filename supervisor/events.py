@@ -2,11 +2,14 @@
 
 Batches are coalesced (at most one per `interval`) and built only while someone subscribes:
 the XPUB socket tells us about subscriptions, so a farm with no GUI open does no event work.
+Reading the rows of a batch (5,000 hosts after a round of heartbeat figures) is done by a
+`Background` thread, one batch at a time; changes noted meanwhile go into the next batch.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import zmq
 from sqlalchemy import Engine
@@ -14,6 +17,9 @@ from sqlalchemy import Engine
 from cuefarm import protocol as p
 from supervisor.store import jobs as rows
 from supervisor.store.work import Touched
+
+if TYPE_CHECKING:
+    from supervisor.background import Background
 
 log = logging.getLogger(__name__)
 CHUNK = 2000
@@ -25,8 +31,9 @@ MAX_BATCH_FRAMES = 20_000
 
 class Publisher:
     def __init__(self, sock: zmq.Socket, supervisor_id: str, interval: float = 0.1,
-                 max_frames: int = MAX_BATCH_FRAMES):
+                 max_frames: int = MAX_BATCH_FRAMES, builder: "Background | None" = None):
         self.sock = sock
+        self.builder = builder    # None: batches are read on the caller's thread
         self.max_frames = max_frames
         self.supervisor_id = supervisor_id
         self.interval = interval
@@ -55,6 +62,8 @@ class Publisher:
 
     def due_in(self, now: float) -> float | None:
         t = self.pending
+        if self.builder is not None and self.builder.busy("batch"):
+            return None           # the builder wakes the loop when it is done
         if self.greet:
             return 0.0
         if not (t.jobs or t.layers or t.frames or t.hosts):
@@ -67,27 +76,56 @@ class Publisher:
         empty = not (t.jobs or t.layers or t.frames or t.hosts)
         if (empty and not self.greet) or (now < self.next_due and not self.greet):
             return
+        if self.builder is not None and self.builder.busy("batch"):
+            return                # the one being read goes first; this waits its turn
         self.greet = False
         self.pending = Touched()
         self.next_due = now + self.interval
         if not self.subscribers:
             return
-        resync = len(t.frames) > self.max_frames
-        with engine.connect() as conn:
-            batch = p.EventBatch(
-                seq=self.seq + 1, supervisor_id=self.supervisor_id,
-                jobs=rows.job_rows(conn, sorted(t.jobs)) if t.jobs else [],
-                layers=rows.layer_rows(conn, layer_ids=sorted(t.layers)) if t.layers else [],
-                frames=[] if resync else [r for ids in _chunks(sorted(t.frames))
-                                          for r in rows.frame_rows(conn, frame_ids=ids)],
-                hosts=rows.host_rows(conn, sorted(t.hosts)) if t.hosts else [],
-                resync=resync)
-            conn.rollback()
         self.seq += 1
+        seq, sid, max_frames = self.seq, self.supervisor_id, self.max_frames
+
+        def build() -> bytes:
+            return p.encode(read_batch(engine, t, seq, sid, max_frames))
+        if self.builder is None:
+            self._send(seq, build())
+        else:
+            self.builder.submit("batch", lambda: (seq, build()))
+
+    def send_built(self) -> None:
+        """On the loop: publish the batches the builder finished.  One it could not read is
+        not sent: subscribers see a gap in the numbers and read everything again."""
+        if self.builder is None:
+            return
+        for _, result, error in self.builder.collect():
+            if error is not None:
+                log.error("could not read event batch rows", exc_info=error)
+                continue
+            self._send(*result)
+
+    def _send(self, seq: int, data: bytes) -> None:
         try:
-            self.sock.send(p.encode(batch), zmq.NOBLOCK)
+            self.sock.send(data, zmq.NOBLOCK)
         except zmq.Again:
-            log.warning("event batch %d dropped: subscribers are not keeping up", self.seq)
+            log.warning("event batch %d dropped: subscribers are not keeping up", seq)
+
+
+def read_batch(engine: Engine, t: Touched, seq: int, supervisor_id: str,
+               max_frames: int) -> p.EventBatch:
+    """The current rows of everything in `t`, as event batch `seq`."""
+    resync = len(t.frames) > max_frames
+    with engine.connect() as conn:
+        batch = p.EventBatch(
+            seq=seq, supervisor_id=supervisor_id,
+            jobs=rows.job_rows(conn, sorted(t.jobs)) if t.jobs else [],
+            layers=rows.layer_rows(conn, layer_ids=sorted(t.layers)) if t.layers else [],
+            frames=[] if resync else [r for ids in _chunks(sorted(t.frames))
+                                      for r in rows.frame_rows(conn, frame_ids=ids)],
+            hosts=rows.host_rows(conn, sorted(t.hosts)) if t.hosts else [],
+            resync=resync)
+        conn.rollback()
+    return batch
 
 
 def _chunks(ids: list[int]):

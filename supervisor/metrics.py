@@ -67,6 +67,8 @@ SERIES = (
            "cuefarm_supervisor_process_resident_memory_bytes"),
     Series("db.latency", "s", "database round trip (SELECT 1)",
            "cuefarm_database_roundtrip_seconds"),
+    Series("loop.turn_max", "s", "longest turn of the supervisor's loop since the last sample "
+           "(how long a heartbeat or request could wait)", "cuefarm_supervisor_loop_turn_max_seconds"),
     # Rates are charted from history; Prometheus gets the counters (cuefarm_frames_dispatched_
     # total, cuefarm_worker_reports_total) and computes rates itself with rate().
     Series("dispatch.rate", "/s", "frames dispatched per second", ""),
@@ -120,6 +122,22 @@ class Sampler:
                 "licences.in_use": float(busy_workers(conn))}
 
     def sample(self) -> dict[str, float]:
+        return self.sample_db(self.sample_live())
+
+    def sample_db(self, live: dict[str, float]) -> dict[str, float]:
+        """The database figures (any thread), added to what sample_live() took."""
+        values = dict(live)
+        with self.sv.engine.connect() as conn:
+            t0 = time.perf_counter()
+            conn.execute(text("SELECT 1"))
+            values["db.latency"] = time.perf_counter() - t0
+            values.update(self._farm(conn))
+            conn.rollback()
+        self.latest, self.latest_t = values, self.sv.clock()
+        return values
+
+    def sample_live(self) -> dict[str, float]:
+        """On the loop: the figures of this process and its live state (no database)."""
         sv = self.sv
         mono = sv.mono()
         mem = psutil.virtual_memory()
@@ -127,12 +145,6 @@ class Sampler:
                   "host.load": os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0,
                   "process.cpu": self.proc.cpu_percent(None),
                   "process.rss": float(self.proc.memory_info().rss)}
-        with sv.engine.connect() as conn:
-            t0 = time.perf_counter()
-            conn.execute(text("SELECT 1"))
-            values["db.latency"] = time.perf_counter() - t0
-            values.update(self._farm(conn))
-            conn.rollback()
         dispatched, reports = sv.counters["dispatched"], sv.counters["reports"]
         if self.prev is not None and mono > self.prev[0]:
             dt = mono - self.prev[0]
@@ -146,7 +158,7 @@ class Sampler:
             len(pending.jobs) + len(pending.layers) + len(pending.frames) + len(pending.hosts)
             if pending is not None else 0)
         values.update(farm_slots(sv.registry))
-        self.latest, self.latest_t = values, sv.clock()
+        values["loop.turn_max"] = sv.stopwatch.take_longest()
         return values
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import heapq
 import logging
 import socket
+import sys
 import time
 import uuid
 from collections import Counter
-from typing import Callable
+from typing import Any, Callable
 
 import zmq
 from sqlalchemy import Engine, select
@@ -24,6 +25,7 @@ import cuefarm
 from cuefarm import protocol as p
 from cuefarm.config import SupervisorConfig
 from supervisor import clientapi, dispatch, registration, schedules, workerlink
+from supervisor.background import Background
 from supervisor.events import Publisher
 from supervisor.figures import FigureWriter
 from supervisor.matching import Matcher
@@ -38,6 +40,43 @@ DRAIN = 5000          # messages taken from one socket per turn at most
 
 
 SLOW_TASK = 0.1       # seconds; a periodic task holding the loop longer is logged
+_NOBLOCK, _NOBLOCK_MORE = int(zmq.NOBLOCK), int(zmq.NOBLOCK | zmq.SNDMORE)
+FIGURE_SLICE = 1.0    # seconds between writes of one slice of the hosts' heartbeat figures
+SWITCH_INTERVAL = 0.0005   # seconds; see run()
+SLOW_TURN = 0.1       # seconds; a whole loop turn taking longer is logged with its slow steps
+
+
+class Stopwatch:
+    """Times each step of a loop turn: the longest turn since the last look is a metric
+    (`loop.stall_max`), and a turn longer than SLOW_TURN is logged with its slowest step, so
+    whoever sees late acknowledgements knows which part of the loop held them."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self.clock = clock
+        self.t0 = self.last = clock()
+        self.steps: list[tuple[str, float]] = []
+        self.longest = 0.0         # seconds, since take_longest()
+
+    def start_turn(self) -> None:
+        self.t0 = self.last = self.clock()
+        self.steps.clear()
+
+    def lap(self, step: str) -> None:
+        now = self.clock()
+        self.steps.append((step, now - self.last))
+        self.last = now
+
+    def end_turn(self) -> None:
+        took = self.last - self.t0
+        self.longest = max(self.longest, took)
+        if took > SLOW_TURN:
+            worst = sorted(self.steps, key=lambda s: -s[1])[:3]
+            log.warning("a loop turn took %.0f ms (%s)", 1000 * took,
+                        ", ".join(f"{name} {1000 * t:.0f} ms" for name, t in worst))
+
+    def take_longest(self) -> float:
+        out, self.longest = self.longest, 0.0
+        return out
 
 
 def _name(fn) -> str:
@@ -82,7 +121,12 @@ class Supervisor:
         self.log_tokens = 0
         self.next_liveness = 0.0
         self.next_figures = 0.0
-        self.periodic: list[list] = []     # [next due (monotonic), interval, fn(sv)]
+        self.figure_slice = 0
+        # [next due (monotonic), interval, fn(sv), runs in the background]
+        self.periodic: list[list] = []
+        self.housekeeping: Background | None = None   # periodic database work, off the loop
+        self.reader: Background | None = None         # client requests that only read
+        self.reader_seq = 0
         # Event counts since start (dispatched, completions, reports, ...), for metrics.
         self.counters: Counter[str] = Counter()
         # How many workers may hold a worker licence at once (None: no cap); see licensing.
@@ -93,6 +137,7 @@ class Supervisor:
         self.client_sock = self.worker_sock = None
         self.publisher: Publisher | None = None
         self.figure_writer: FigureWriter | None = None
+        self.stopwatch = Stopwatch()
 
     # -- set-up -----------------------------------------------------------------------------------
 
@@ -105,7 +150,9 @@ class Supervisor:
         pub.setsockopt(zmq.SNDHWM, 10_000)
         pub.setsockopt(zmq.XPUB_VERBOSER, 1)   # count every subscriber, not distinct topics
         pub.bind(f"tcp://{host}:{self.cfg.port + 2}")
-        self.publisher = Publisher(pub, self.id)
+        self.housekeeping = Background(self.ctx, "housekeeping")
+        self.reader = Background(self.ctx, "reader")
+        self.publisher = Publisher(pub, self.id, builder=Background(self.ctx, "events"))
 
     def _router(self, max_size: int, endpoint: str) -> zmq.Socket:
         s = self.ctx.socket(zmq.ROUTER)
@@ -157,7 +204,7 @@ class Supervisor:
             workerlink.note_ban_expiry(self, conn, self.clock())
             conn.rollback()
         self.add_periodic(20.0, schedules.apply)
-        self.add_periodic(max(1.0, self.cfg.host_expiry), workerlink.adopt_stale)
+        self.add_background(max(1.0, self.cfg.host_expiry), workerlink.adopt_stale)
         from supervisor import billing    # licences, metering, usage, metrics
         billing.attach(self)
 
@@ -173,7 +220,10 @@ class Supervisor:
 
     def send_worker(self, identity: bytes, body: p.Body) -> bool:
         try:
-            self.worker_sock.send_multipart([identity, p.encode(body)], zmq.NOBLOCK)
+            # Two plain sends with int flags: send_multipart's enum arithmetic costs more
+            # than the sends themselves at thousands of heartbeats a second.
+            self.worker_sock.send(identity, _NOBLOCK_MORE)
+            self.worker_sock.send(p.encode(body), _NOBLOCK)
             return True
         except zmq.ZMQError as exc:   # EHOSTUNREACH (gone) or EAGAIN (not reading)
             log.warning("cannot send %s to a worker: %s", type(body).__name__, exc)
@@ -207,19 +257,29 @@ class Supervisor:
     # -- the loop ---------------------------------------------------------------------------------
 
     def run(self) -> None:
+        # Every socket call releases the GIL; with the default 5 ms switch interval, a busy
+        # background thread (event rows, metrics) would make each reacquisition wait that long
+        # and heartbeats queue up behind it.  A shorter interval keeps the loop responsive.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         poller = zmq.Poller()
         poller.register(self.client_sock, zmq.POLLIN)
         poller.register(self.worker_sock, zmq.POLLIN)
         poller.register(self.publisher.sock, zmq.POLLIN)
+        poller.register(self.housekeeping.wake, zmq.POLLIN)
+        poller.register(self.reader.wake, zmq.POLLIN)
+        poller.register(self.publisher.builder.wake, zmq.POLLIN)
         log.info("supervisor %s (cuefarm %s) listening on %s:%d-%d", self.id, cuefarm.__version__,
                  self.cfg.bind, self.cfg.port, self.cfg.port + 2)
         try:
             while True:
                 ready = dict(poller.poll(self._timeout_ms()))
+                self.stopwatch.start_turn()
                 if self.worker_sock in ready:
                     self._drain(self.worker_sock, workerlink.handle, copy=False)
+                    self.stopwatch.lap("worker messages")
                 if self.client_sock in ready:
                     self._drain(self.client_sock, clientapi.handle, limit=200)
+                    self.stopwatch.lap("client requests")
                 if self.publisher.sock in ready:
                     self.publisher.on_subscription()
                 self.turn()
@@ -227,31 +287,74 @@ class Supervisor:
             log.info("supervisor stopping")
 
     def add_periodic(self, interval: float, fn: Callable[["Supervisor"], None]) -> None:
-        """Run fn(self) every `interval` monotonic seconds, off the dispatch path (liveness-style
-        housekeeping: metering, metrics sampling, schedules)."""
-        self.periodic.append([self.mono() + interval, interval, fn])
+        """Run fn(self) on the loop every `interval` monotonic seconds, off the dispatch path
+        (housekeeping that acts on the loop's state: lock schedules)."""
+        self.periodic.append([self.mono() + interval, interval, fn, False])
+
+    def add_background(self, interval: float,
+                       fn: Callable[["Supervisor"], Callable[[], Any] | None]) -> None:
+        """Every `interval` seconds, fn(self) runs on the loop and returns the database work to
+        do (or None): that runs on the housekeeping thread and may return a callable, run on
+        the loop with the supervisor when it is done.  A pass still running when the next is
+        due makes that one skip."""
+        self.periodic.append([self.mono() + interval, interval, fn, True])
 
     def _run_periodic(self, now: float) -> None:
         for task in self.periodic:
             if now >= task[0]:
                 task[0] = now + task[1]
+                fn, background = task[2], task[3]
+                if background and self.housekeeping is not None \
+                        and self.housekeeping.busy(fn):
+                    continue
                 started = self.mono()
                 try:
-                    task[2](self)
+                    out = fn(self)
+                    if background and out is not None:
+                        if self.housekeeping is not None:
+                            self.housekeeping.submit(fn, out)
+                        else:            # not bound (an embedded supervisor): in line
+                            self._apply_background(fn, out(), None)
                 except Stop:
                     raise
                 except Exception:   # housekeeping must not stop dispatch
                     self.errors["internal"] += 1
-                    log.exception("periodic task %s failed", _name(task[2]))
+                    log.exception("periodic task %s failed", _name(fn))
                 took = self.mono() - started
                 if took > SLOW_TASK:
-                    log.warning("periodic task %s held the loop for %.0f ms", _name(task[2]),
+                    log.warning("periodic task %s held the loop for %.0f ms", _name(fn),
                                 1000 * took)
+
+    def _apply_background(self, fn, result, error: BaseException | None) -> None:
+        if error is not None:
+            self.errors["internal"] += 1
+            log.error("periodic task %s failed", _name(fn), exc_info=error)
+        elif callable(result):
+            try:
+                result(self)
+            except Stop:
+                raise
+            except Exception:
+                self.errors["internal"] += 1
+                log.exception("periodic task %s failed", _name(fn))
 
     def turn(self) -> None:
         """Everything after reading: batched writes, dispatch, timers, events."""
+        lap = self.stopwatch.lap
+        if self.housekeeping is not None:
+            for fn, result, error in self.housekeeping.collect():
+                self._apply_background(fn, result, error)
+            for _, result, error in self.reader.collect():
+                if error is not None:     # serve() answers errors itself: this is a bug
+                    self.errors["internal"] += 1
+                    log.error("reader thread failed", exc_info=error)
+                elif result[2] is not None:
+                    self.reply(*result)
+            lap("background results")
         registration.flush(self)
+        lap("registrations")
         workerlink.flush(self)
+        lap("completions")
         if self.wakeups and self.wakeups[0] <= self.mono():
             while self.wakeups and self.wakeups[0] <= self.mono():
                 heapq.heappop(self.wakeups)
@@ -262,21 +365,38 @@ class Supervisor:
         if self.dispatch_needed:
             self.dispatch_needed = False
             dispatch.run_pass(self)
+        lap("dispatch")
         now = self.mono()
         if now >= self.next_liveness:
             self.next_liveness = now + 1.0
             workerlink.check_liveness(self, now)
             clientapi.expire_log_requests(self, now)
         if now >= self.next_figures:
-            self.next_figures = now + self.cfg.figures_interval
-            workerlink.write_figures(self)
+            # One slice of the hosts at a time, each written once per figures_interval: a
+            # thousand rows a second rather than five thousand at once every five seconds.
+            slices = max(1, round(self.cfg.figures_interval / FIGURE_SLICE))
+            self.next_figures = now + self.cfg.figures_interval / slices
+            self.figure_slice = (self.figure_slice + 1) % slices
+            workerlink.write_figures(self, self.figure_slice, slices)
+        lap("timers")
         self._run_periodic(now)
+        lap("housekeeping")
+        self.publisher.send_built()
         self.publisher.flush(self.engine, now)
+        lap("events")
+        self.stopwatch.end_turn()
 
     def _drain(self, sock: zmq.Socket, handler, limit: int = DRAIN, copy: bool = True) -> None:
         for _ in range(limit):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=copy)
+                if copy:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                else:               # Frames: the parts of one message, read by `more`
+                    frame = sock.recv(_NOBLOCK, copy=False)
+                    frames = [frame]
+                    while frame.more:
+                        frame = sock.recv(_NOBLOCK, copy=False)
+                        frames.append(frame)
             except zmq.Again:
                 return
             try:
@@ -304,6 +424,9 @@ class Supervisor:
     def close(self) -> None:
         if self.figure_writer is not None:
             self.figure_writer.close()
+        for bg in (self.housekeeping, self.reader, self.publisher and self.publisher.builder):
+            if bg is not None:
+                bg.close()
         for s in (self.client_sock, self.worker_sock, self.publisher and self.publisher.sock):
             if s is not None:
                 s.close(0)

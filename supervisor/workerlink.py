@@ -252,12 +252,21 @@ def foreign_hosts(sv: "Supervisor", conn, host_ids: list[int]) -> set[int]:
             and (r.last_seen or 0) >= fresh}
 
 
-def adopt_stale(sv: "Supervisor") -> None:
+def adopt_stale(sv: "Supervisor"):
     """Take over hosts UP in the database that nobody reports on any more (their supervisor
-    died): they go DOWN here and their frames are released by the usual rule."""
-    with sv.engine.connect() as conn:
-        stale = host_store.stale_hosts(conn, sv.clock() - sv.stale_after)
-        conn.rollback()
+    died): they go DOWN here and their frames are released by the usual rule.  The query runs
+    on the housekeeping thread; the take-over on the loop."""
+    before, engine = sv.clock() - sv.stale_after, sv.engine
+
+    def work():
+        with engine.connect() as conn:
+            stale = host_store.stale_hosts(conn, before)
+            conn.rollback()
+        return lambda sv: _adopt(sv, stale) if stale else None
+    return work
+
+
+def _adopt(sv: "Supervisor", stale: list[dict]) -> None:
     mono = sv.mono()
     for h in stale:
         if h["id"] not in sv.registry.by_id:
@@ -266,12 +275,13 @@ def adopt_stale(sv: "Supervisor") -> None:
             w.last_seen = mono - sv.cfg.host_expiry       # DOWN at the next liveness check
 
 
-def write_figures(sv: "Supervisor") -> None:
-    """Write the latest heartbeat figures of every worker that reported since last time."""
+def write_figures(sv: "Supervisor", part: int = 0, parts: int = 1) -> None:
+    """Write the latest heartbeat figures of the workers that reported since last time, of
+    those in slice `part` of `parts` (by host id)."""
     now = sv.clock()
     figures, stats, touched = [], [], work.Touched()
     for w in sv.registry.by_id.values():
-        if w.figures is None:
+        if w.figures is None or w.host_id % parts != part:
             continue
         f, w.figures = w.figures, None
         figures.append({"hid": w.host_id, "seen": now, "load": f["load"], "cpu": f["cpu"],

@@ -36,8 +36,7 @@ def job_status(r: dict[str, Any]) -> str:
     return "dependency" if r["depend"] else "waiting"
 
 
-def _job_dict(row: Any) -> dict[str, Any]:
-    r = dict(row._mapping)
+def _job_dict(r: dict[str, Any]) -> dict[str, Any]:
     r["killed"] = bool(r["killed"])
     r["stalled"] = r["state"] != JobState.FINISHED.value and not r["waiting"] and not r["running"]
     r["status"] = job_status(r)
@@ -56,7 +55,7 @@ def job_rows(conn: Connection, job_ids: Iterable[int] | None = None, project: st
         q = q.where(Job.user == user)
     if not include_finished:
         q = q.where(Job.state != JobState.FINISHED.value)
-    return [_job_dict(r) for r in conn.execute(q)]
+    return [_job_dict(r) for r in _dicts(conn.execute(q))]
 
 
 def layer_rows(conn: Connection, job_id: int | None = None,
@@ -72,8 +71,7 @@ def layer_rows(conn: Connection, job_id: int | None = None,
     if layer_ids is not None:
         q = q.where(Layer.id.in_(list(layer_ids)))
     out = []
-    for r in conn.execute(q):
-        d = dict(r._mapping)
+    for d in _dicts(conn.execute(q)):
         d["slots"] = {"fixed": d["slots"], "plus": f"{d['slots']}+", "all": "all"}[d["slots_mode"]]
         out.append(d)
     return out
@@ -185,8 +183,7 @@ def host_rows(conn: Connection, host_ids: Iterable[int] | None = None) -> list[d
     if host_ids is not None:
         q = q.where(Host.id.in_(list(host_ids)))
     out = []
-    for row in conn.execute(q):
-        r = dict(row._mapping)
+    for r in _dicts(conn.execute(q)):
         added, removed = r.pop("tags_added") or [], r.pop("tags_removed") or []
         r["tags"] = sorted((set(r["tags"] or []) | set(added)) - set(removed))
         slots = r["slots_configured"] if r["slots_override"] is None else r["slots_override"]

@@ -1,0 +1,80 @@
+"""The supervisor's background threads and loop stopwatch (real ZeroMQ inproc sockets)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import zmq
+
+from supervisor.background import Background
+from supervisor.server import SLOW_TURN, Stopwatch
+
+
+def _wait_results(bg: Background, count: int, timeout_ms: int = 5000) -> list:
+    """Poll the wake socket as the loop does until `count` results are in."""
+    poller = zmq.Poller()
+    poller.register(bg.wake, zmq.POLLIN)
+    out: list = []
+    while len(out) < count:
+        assert poller.poll(timeout_ms), f"woken for {len(out)} of {count} results only"
+        out += bg.collect()
+    return out
+
+
+def test_results_come_back_in_order_on_the_loop_thread_with_a_wake_up():
+    bg = Background(zmq.Context.instance(), "test-order")
+    try:
+        ran_on: list[str] = []
+
+        def work(n):
+            ran_on.append(threading.current_thread().name)
+            return n * n
+        for n in range(5):
+            assert bg.submit(("square", n), lambda n=n: work(n))
+        results = _wait_results(bg, 5)
+        assert [(key, result, error) for key, result, error in results] == \
+            [(("square", n), n * n, None) for n in range(5)]
+        assert set(ran_on) == {"background-test-order"}
+        assert not any(bg.busy(("square", n)) for n in range(5))
+    finally:
+        bg.close()
+
+
+def test_a_key_in_flight_is_not_queued_twice_and_errors_are_handed_back():
+    bg = Background(zmq.Context.instance(), "test-busy")
+    release = threading.Event()
+    try:
+        assert bg.submit("pass", lambda: release.wait(5) and "done")
+        assert bg.busy("pass")
+        assert not bg.submit("pass", lambda: "second")      # still running: skipped
+        assert bg.submit("broken", lambda: 1 / 0)
+        release.set()
+        results = _wait_results(bg, 2)
+        assert results[0] == ("pass", "done", None)
+        key, result, error = results[1]
+        assert key == "broken" and result is None and isinstance(error, ZeroDivisionError)
+        assert bg.submit("pass", lambda: "again")           # finished: may run again
+        assert _wait_results(bg, 1) == [("pass", "again", None)]
+    finally:
+        bg.close()
+
+
+def test_stopwatch_names_the_slow_step_and_keeps_the_longest_turn(caplog):
+    now = [0.0]
+    sw = Stopwatch(clock=lambda: now[0])
+    sw.start_turn()
+    now[0] += 0.002
+    sw.lap("worker messages")
+    now[0] += SLOW_TURN + 0.05
+    sw.lap("dispatch")
+    with caplog.at_level(logging.WARNING, logger="supervisor.server"):
+        sw.end_turn()
+    assert "dispatch 150 ms" in caplog.text and "worker messages 2 ms" in caplog.text
+    sw.start_turn()
+    now[0] += 0.001
+    sw.lap("events")
+    sw.end_turn()                       # a fast turn: not logged, not the longest
+    assert caplog.text.count("a loop turn took") == 1
+    assert abs(sw.take_longest() - (SLOW_TURN + 0.052)) < 1e-9
+    assert sw.take_longest() == 0.0     # taken: starts again
