@@ -93,6 +93,15 @@ class Budget:
                        - self.project_used.get(layer["project_id"], 0))
         return left
 
+    def limits_exhausted(self, layer: dict[str, Any]) -> bool:
+        """True when a limit the layer needs is gone or fully used, whatever the host (a
+        per-host limit still lets in hosts that already hold it)."""
+        for name in layer["limits"] or ():
+            lim = self.limits.get(name)
+            if lim is None or (lim["used"] >= lim["max"] and not lim["per_host"]):
+                return True
+        return False
+
     def limit_allows(self, layer: dict[str, Any], host_id: int) -> bool:
         for name in layer["limits"] or ():
             lim = self.limits.get(name)
@@ -171,34 +180,50 @@ def plan(layer: dict[str, Any], rooms: list[Room], budget: Budget, cap: int, fit
     """Choose rooms for up to `cap` frames of `layer`, one per room per round, while
     `shortfall()` (if given) says the step still lacks slots."""
     want = min(layer["waiting"], cap)
+    if want <= 0 or budget.slots_left(layer) <= 0 or budget.limits_exhausted(layer):
+        return []
     banned = budget.banned.get(layer["job_id"], ())
-    candidates = [r for r in rooms if r.worker.host_id not in banned and fits(layer, r.worker)]
     picks: list[tuple[Room, int]] = []
-    while len(picks) < want and candidates:
+
+    def place(room: Room) -> bool:
+        slots = room.grant(layer)
+        if not slots or budget.slots_left(layer) < slots:
+            return False
+        if not budget.limit_allows(layer, room.worker.host_id):
+            return False
+        licence = room.needs_licence
+        if licence and budget.new_workers <= 0:
+            return False
+        if licence:
+            budget.new_workers -= 1
+            room.needs_licence = False
+        room.take(layer, slots)
+        budget.spend(layer, room.worker.host_id, slots)
+        picks.append((room, slots))
+        return True
+
+    # The first round finds the rooms that fit as it goes, so a layer that wants a few frames
+    # looks at a few rooms, not every free one on the farm.
+    candidates: list[Room] = []
+    placed = False
+    for room in rooms:
+        if shortfall is not None and shortfall() <= 0:
+            return picks
+        if room.worker.host_id in banned or not fits(layer, room.worker):
+            continue
+        candidates.append(room)
+        placed = place(room) or placed
+        if len(picks) == want:
+            return picks
+    while placed and len(picks) < want:
+        candidates = [r for r in candidates if r.slots > 0]
         placed = False
         for room in candidates:
             if shortfall is not None and shortfall() <= 0:
                 return picks
-            slots = room.grant(layer)
-            if not slots or budget.slots_left(layer) < slots:
-                continue
-            if not budget.limit_allows(layer, room.worker.host_id):
-                continue
-            licence = room.needs_licence
-            if licence and budget.new_workers <= 0:
-                continue
-            if licence:
-                budget.new_workers -= 1
-                room.needs_licence = False
-            room.take(layer, slots)
-            budget.spend(layer, room.worker.host_id, slots)
-            picks.append((room, slots))
-            placed = True
+            placed = place(room) or placed
             if len(picks) == want:
-                break
-        if not placed:
-            break
-        candidates = [r for r in candidates if r.slots > 0]
+                return picks
     return picks
 
 

@@ -134,5 +134,14 @@ class Registry:
         self.version += 1
 
     def dispatchable(self, now: float) -> list[Worker]:
-        return [w for w in self.by_id.values()
-                if w.identity is not None and w.free > 0 and w.refuse_until <= now]
+        """Connected workers with a free slot, not backing off a refusal (every pass asks:
+        the test is Worker.total spelled out, without the property calls)."""
+        out = []
+        for w in self.by_id.values():
+            if (w.identity is None or w.refuse_until > now or w.nimby or w.draining
+                    or w.banned):
+                continue
+            total = min(w.lock_slots or 0, w.slots) if w.locked else w.slots
+            if total > w.used:
+                out.append(w)
+        return out
