@@ -11,6 +11,7 @@ the supervisor marked DOWN at any time during the run (should all be 0).
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import resource
 import sys
@@ -66,24 +67,39 @@ def simulate(port: int, names: list[str], seconds: float, grace: float, out: mp.
     for s in socks:
         poller.register(s, zmq.POLLIN)
     index = {s: i for i, s in enumerate(socks)}
-    # Per worker: the send times of its unanswered heartbeats, oldest first (by sequence).
-    pending: list[deque[float]] = [deque() for _ in socks]
+    # Per worker: the send times of its unanswered heartbeats, oldest first (by sequence);
+    # None for a keep-alive sent while the others registered.
+    pending: list[deque[float | None]] = [deque() for _ in socks]
     latencies: list[float] = []
     counts = {"sent": 0, "acked": 0, "reregister": 0, "registered_again": 0, "errors": 0}
     n = len(socks)
-    while not go.is_set():                   # registration: answer it, nothing else yet
+    beat = p.encode(p.Heartbeat(load=0.5, memory_free_mb=16000))
+    # Until every worker is registered: read what comes back and keep each worker alive with
+    # a heartbeat a second (not timed), so the first to register do not expire meanwhile.
+    keepalive = time.monotonic() + 1.0
+    while not go.is_set():
         for s, _ in poller.poll(100):
             while True:
                 try:
-                    s.recv(zmq.NOBLOCK)
+                    data = s.recv(zmq.NOBLOCK)
                 except zmq.Again:
                     break
+                i, body = index[s], p.decode(data)[1]
+                if pending[i] and isinstance(body, (p.Ack, p.Reregister, p.Error)):
+                    pending[i].popleft()
+                if isinstance(body, p.Reregister):
+                    _register(s, names[i])
+        if time.monotonic() >= keepalive:
+            keepalive += 1.0
+            for i, s in enumerate(socks):
+                s.send(p.encode(p.Heartbeat(load=0.5, memory_free_mb=16000)))
+                pending[i].append(None)      # its answer is read below but not timed
+    waiting: set[zmq.Socket] = {s for i, s in enumerate(socks) if pending[i]}
     start = time.monotonic()
     end = start + seconds
     next_i, next_t = 0, start
     # Poll only the sockets awaiting an answer: polling all of thousands each turn would make
     # the simulator, not the supervisor, the bottleneck.
-    waiting: set[zmq.Socket] = set()
     while True:
         now = time.monotonic()
         sending = now < end
@@ -92,7 +108,7 @@ def simulate(port: int, names: list[str], seconds: float, grace: float, out: mp.
         while sending and now >= next_t:     # spread: worker i beats at start + i/n + k
             s = socks[next_i]
             pending[next_i].append(time.monotonic())
-            s.send(p.encode(p.Heartbeat(load=0.5, memory_free_mb=16000)))
+            s.send(beat)
             counts["sent"] += 1
             waiting.add(s)
             next_i += 1
@@ -100,7 +116,9 @@ def simulate(port: int, names: list[str], seconds: float, grace: float, out: mp.
                 next_i = 0
             next_t += 1.0 / n
         until = next_t if sending else end + grace
-        timeout = max(0, int((until - time.monotonic()) * 1000))
+        # Whole milliseconds, at least one: heartbeats due within the next are sent together
+        # (a zero timeout would spin, and a simulator burning the CPU starves the supervisor).
+        timeout = max(1, math.ceil((until - time.monotonic()) * 1000))
         if not waiting:
             time.sleep(timeout / 1000)
             continue
@@ -120,7 +138,9 @@ def simulate(port: int, names: list[str], seconds: float, grace: float, out: mp.
                 if not pending[i]:
                     continue
                 sent = pending[i].popleft()
-                if isinstance(body, p.Ack):
+                if sent is None:             # a keep-alive from before the timed run
+                    pass
+                elif isinstance(body, p.Ack):
                     counts["acked"] += 1
                     latencies.append(time.monotonic() - sent)
                 elif isinstance(body, p.Reregister):
@@ -130,7 +150,7 @@ def simulate(port: int, names: list[str], seconds: float, grace: float, out: mp.
                     counts["errors"] += 1
                 if not pending[i]:
                     waiting.discard(s)
-    counts["missing"] = sum(len(q) for q in pending)
+    counts["missing"] = sum(1 for q in pending for t in q if t is not None)
     out.put((latencies, counts))
     for s in socks:
         s.close(0)

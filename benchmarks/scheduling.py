@@ -161,18 +161,23 @@ def throughput(db: str, workers: int, slots: int, procs: int, frames: int) -> No
 
 def refill(db: str, workers: int, slots: int, procs: int, queued: int, window: float,
            runtime: float, jitter: float) -> list[float]:
-    """Freed-slot refill times with about `queued` frames waiting behind a full farm."""
-    per_job = (queued + workers * slots) // 100 + 1
+    """Freed-slot refill times with about `queued` frames waiting behind a full farm: the jobs
+    also hold what the farm runs before and during the measured window, so the queue is still
+    `queued` deep at its end (a queue running dry would measure slots waiting for work)."""
+    settle = runtime * (1 + jitter) + 5
+    consumed = workers * slots * (1 + (settle + window) / max(runtime, 0.1))
+    per_job = int(queued + consumed) // 100 + 1
     with Farm(db, workers, slots, procs, runtime=runtime, jitter=jitter) as farm:
         c = farm.client
         ids, took = submit(c, jobs(100, per_job))
         waiting = sum(j["waiting"] for j in c.jobs())
-        time.sleep(runtime * (1 + jitter) + 5)   # the first wave ends; refills reach steady state
+        time.sleep(settle)   # the first wave ends; refills reach steady state
         lo = time.monotonic()
         cpu0 = farm.cpu()
         time.sleep(window)
         hi = time.monotonic()
         cpu = farm.cpu() - cpu0
+        left = sum(j["waiting"] for j in c.jobs())
         big = None
         if queued >= 1_000_000:
             _, big = submit(c, [{"name": "big", "project": "show_c", "layers": [
@@ -182,7 +187,7 @@ def refill(db: str, workers: int, slots: int, procs: int, queued: int, window: f
     print(f"{db} refill: {workers} workers x {slots} slots, {len(ids)} jobs, {waiting} frames "
           f"waiting after submit ({took:.1f} s to submit), runtimes {runtime:g} s "
           f"+-{100 * jitter:.0f}%: {len(times)} refills in "
-          f"{window:g} s ({len(times) / window:.0f}/s), slot free for p50 "
+          f"{window:g} s ({len(times) / window:.0f}/s), {left} still waiting; slot free for p50 "
           f"{pct(times, 0.5):.1f} ms, p99 {pct(times, 0.99):.1f} ms, max "
           f"{pct(times, 1.0):.1f} ms; supervisor CPU {100 * cpu / (hi - lo):.0f}% of a core"
           + (f"; a 100,000-frame job submitted in {big:.2f} s" if big is not None else ""),

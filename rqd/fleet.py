@@ -24,6 +24,7 @@ from cuefarm import protocol as p
 from cuefarm.config import parse_address
 
 log = logging.getLogger(__name__)
+BEAT_TICK = 0.02      # seconds: heartbeats due within this are sent together
 WORKER_TYPES = frozenset({"registered", "refused", "ack", "reregister", "launch", "kill",
                           "complete_ack", "log_request", "error", "drain"})
 
@@ -152,12 +153,17 @@ class Fleet:
         for w in self.workers:
             poller.register(w.sock, zmq.POLLIN)
         end = None if duration is None else time.monotonic() + duration
-        next_beat = time.monotonic() + self.heartbeat
+        # Heartbeats spread evenly over the interval, as real workers' are (they start at
+        # different times): all at once would be a burst no farm sends.
+        step = self.heartbeat / max(1, len(self.workers))
+        next_beat, beat_i = time.monotonic() + step, 0
         while True:
             now = time.monotonic()
             if (end is not None and now >= end) or (until is not None and until()):
                 return
-            waits = [next_beat - now]
+            # Beats due within BEAT_TICK go together: waking for every one of thousands would
+            # spend the simulator's CPU polling all its sockets.
+            waits = [max(next_beat - now, BEAT_TICK)]
             if self.timers:
                 waits.append(self.timers[0][0] - now)
             if end is not None:
@@ -186,15 +192,18 @@ class Fleet:
                     batch.setdefault(name, []).append(self._complete(w, aid, status))
             for name, comps in batch.items():
                 self.by_name[name].sock.send(p.encode(p.Complete(comps)))
-            if now >= next_beat:
-                next_beat = now + self.heartbeat
-                for w in self.workers:
-                    w.sock.send(p.encode(p.Heartbeat(
-                        running=[p.RunningAttempt(a, started=t) for a, t in w.running.items()],
-                        memory_free_mb=w.memory_mb, kept=list(w.unacked),
-                        launch_seq=w.launch_seq)))
-                    if w.unacked:
-                        w.sock.send(p.encode(p.Complete(list(w.unacked.values()))))
+            while self.workers and now >= next_beat:
+                w = self.workers[beat_i]
+                beat_i = (beat_i + 1) % len(self.workers)
+                next_beat += step
+                w.sock.send(p.encode(p.Heartbeat(
+                    running=[p.RunningAttempt(a, started=t) for a, t in w.running.items()],
+                    memory_free_mb=w.memory_mb, kept=list(w.unacked),
+                    launch_seq=w.launch_seq)))
+                if w.unacked:
+                    w.sock.send(p.encode(p.Complete(list(w.unacked.values()))))
+            if now - next_beat > self.heartbeat:     # far behind (a stall): skip, not burst
+                next_beat = now + step
 
     def close(self) -> None:
         for w in self.workers:
