@@ -5,6 +5,7 @@ from __future__ import annotations
 from qtpy.QtGui import QColor
 
 from cuegui import format as fmt
+from cuegui import theme
 from cuegui.models.table import CENTER, RIGHT, Column, RowTableModel, field
 
 
@@ -102,14 +103,11 @@ def _disk(host: dict) -> str:
     return "" if free is None else f"{fmt.gigabytes(free)} GB"
 
 
-DIM = QColor("#7d8590")
-
-
 class HostsModel(RowTableModel):
     """Hosts by id; a DOWN host's figures are its last report, so the row is dimmed."""
 
     def row_foreground(self, row: dict) -> QColor | None:
-        return DIM if row.get("state") == "DOWN" else None
+        return theme.dim_text() if row.get("state") == "DOWN" else None
 
     columns = [
         field("name", "Name", width=150, filterable=True,

@@ -20,7 +20,7 @@ SUPERVISOR_SERIES = {
     "process_cpu": "process.cpu", "host_cpu": "host.cpu", "host_memory": "host.memory",
     "process_rss": "process.rss", "db_latency": "db.latency", "dispatch_rate": "dispatch.rate",
     "report_rate": "report.rate", "events_backlog": "events.backlog",
-    "licences_in_use": "licences.in_use",
+    "licences_in_use": "licences.in_use", "loop_turn_max": "loop.turn_max",
 }
 HISTORY_SPAN = 6 * 3600.0
 USAGE_DAYS = 7

@@ -27,7 +27,9 @@ HEALTH = {
              ("host_cpu", "machine CPU", "#5fa8e0", 1.0),
              ("host_memory", "machine memory", "#a57de0", 1.0)]),
     "rss": ("Supervisor memory (MB)", [("process_rss", "resident", "#4cb860", 1.0 / MB)]),
-    "db": ("Database round trip (ms)", [("db_latency", "SELECT 1", "#e89a3c", 1000.0)]),
+    "db": ("Database round trip and longest loop turn (ms)",
+           [("db_latency", "SELECT 1", "#e89a3c", 1000.0),
+            ("loop_turn_max", "loop turn", "#5fa8e0", 1000.0)]),
     "rates": ("Dispatches and reports per second",
               [("dispatch_rate", "dispatches/s", "#4cb860", 1.0),
                ("report_rate", "reports/s", "#5fa8e0", 1.0)]),
@@ -185,6 +187,9 @@ class SupervisorCharts(QWidget):
     def _draw_licences(self) -> None:
         t, used = self.series["licences_in_use"].arrays()
         self.curves["licences_in_use"].setData(t, used)
+        if not len(t):       # nothing yet: the last minute, not pyqtgraph's default range
+            now = dt.datetime.now().timestamp()
+            self.licences.getPlotItem().setXRange(now - 60, now, padding=0)
         if self.installed is None or not len(t):
             self.curves["installed"].setData([], [])
             self._over_top.setData([], [])

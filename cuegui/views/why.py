@@ -22,7 +22,7 @@ class WhyPanel(QWidget):
         super().__init__(parent)
         self.subject: tuple | None = None       # (job_id, layer, frame)
         self.answer: dict | None = None
-        self.caption = QLabel("Select a job or frame and choose Why not running? (Ctrl+W)")
+        self.caption = QLabel("Select a job or frame and choose Why not running? (Ctrl+Shift+Y)")
         self.caption.setObjectName("panelCaption")
         self.caption.setWordWrap(True)
         self.refresh = QToolButton()

@@ -90,7 +90,9 @@ def test_every_chart_shows_points_from_the_supervisor(farm, qtbot):
         # The curves hold what the series hold (the supervisor's points, drawn).
         sup = charts.supervisor
         xs, ys = sup.curves["db_latency"].getData()
-        assert len(xs) == charts.points()["db"] and (ys >= 0).all()
+        assert len(xs) == len(sup.series["db_latency"].arrays()[0]) and (ys >= 0).all()
+        xs, ys = sup.curves["loop_turn_max"].getData()
+        assert len(xs) and (ys >= 0).all()        # the supervisor's longest loop turns
         xs, ys = sup.curves["installed"].getData()
         assert len(xs) and set(ys) == {1.0}
         assert "Licences:" in sup.note.text() and "installed" in sup.note.text()
