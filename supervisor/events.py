@@ -31,9 +31,9 @@ MAX_BATCH_FRAMES = 20_000
 
 class Publisher:
     def __init__(self, sock: zmq.Socket, supervisor_id: str, interval: float = 0.1,
-                 max_frames: int = MAX_BATCH_FRAMES, builder: "Background | None" = None):
+                 max_frames: int = MAX_BATCH_FRAMES, *, builder: "Background"):
         self.sock = sock
-        self.builder = builder    # None: batches are read on the caller's thread
+        self.builder = builder    # reads each batch's rows off the loop
         self.max_frames = max_frames
         self.supervisor_id = supervisor_id
         self.interval = interval
@@ -62,7 +62,7 @@ class Publisher:
 
     def due_in(self, now: float) -> float | None:
         t = self.pending
-        if self.builder is not None and self.builder.busy("batch"):
+        if self.builder.busy("batch"):
             return None           # the builder wakes the loop when it is done
         if self.greet:
             return 0.0
@@ -76,7 +76,7 @@ class Publisher:
         empty = not (t.jobs or t.layers or t.frames or t.hosts)
         if (empty and not self.greet) or (now < self.next_due and not self.greet):
             return
-        if self.builder is not None and self.builder.busy("batch"):
+        if self.builder.busy("batch"):
             return                # the one being read goes first; this waits its turn
         self.greet = False
         self.pending = Touched()
@@ -86,18 +86,12 @@ class Publisher:
         self.seq += 1
         seq, sid, max_frames = self.seq, self.supervisor_id, self.max_frames
 
-        def build() -> bytes:
-            return p.encode(read_batch(engine, t, seq, sid, max_frames))
-        if self.builder is None:
-            self._send(seq, build())
-        else:
-            self.builder.submit("batch", lambda: (seq, build()))
+        self.builder.submit("batch", lambda: (
+            seq, p.encode(read_batch(engine, t, seq, sid, max_frames))))
 
     def send_built(self) -> None:
         """On the loop: publish the batches the builder finished.  One it could not read is
         not sent: subscribers see a gap in the numbers and read everything again."""
-        if self.builder is None:
-            return
         for _, result, error in self.builder.collect():
             if error is not None:
                 log.error("could not read event batch rows", exc_info=error)

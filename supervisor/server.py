@@ -4,7 +4,9 @@ Each turn drains what arrived on the worker link and the client API, applies the
 and refusals of the whole turn in one transaction, runs a dispatch pass when something freed
 capacity or added work, then publishes events.  Nothing runs on a fixed interval on that path;
 timers only cover liveness (host expiry, releasing frames of lost hosts) and writing heartbeat
-figures.
+figures.  Database work off that path (event rows, read-only requests, heartbeat figures,
+metrics and metering) runs on `Background` threads; the loop keeps every socket and the live
+state, and applies what they hand back.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from cuefarm.config import SupervisorConfig
 from supervisor import clientapi, dispatch, registration, schedules, workerlink
 from supervisor.background import Background
 from supervisor.events import Publisher
-from supervisor.figures import FigureWriter
 from supervisor.matching import Matcher
 from supervisor.registry import Registry
 from supervisor.store import hostadmin
@@ -48,7 +49,7 @@ SLOW_TURN = 0.1       # seconds; a whole loop turn taking longer is logged with 
 
 class Stopwatch:
     """Times each step of a loop turn: the longest turn since the last look is a metric
-    (`loop.stall_max`), and a turn longer than SLOW_TURN is logged with its slowest step, so
+    (`loop.turn_max`), and a turn longer than SLOW_TURN is logged with its slowest step, so
     whoever sees late acknowledgements knows which part of the loop held them."""
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter):
@@ -136,7 +137,7 @@ class Supervisor:
         self.ctx = zmq.Context.instance()
         self.client_sock = self.worker_sock = None
         self.publisher: Publisher | None = None
-        self.figure_writer: FigureWriter | None = None
+        self.figures: Background | None = None        # heartbeat figures, written off the loop
         self.stopwatch = Stopwatch()
 
     # -- set-up -----------------------------------------------------------------------------------
@@ -151,6 +152,7 @@ class Supervisor:
         pub.setsockopt(zmq.XPUB_VERBOSER, 1)   # count every subscriber, not distinct topics
         pub.bind(f"tcp://{host}:{self.cfg.port + 2}")
         self.housekeeping = Background(self.ctx, "housekeeping")
+        self.figures = Background(self.ctx, "figures")
         self.reader = Background(self.ctx, "reader")
         self.publisher = Publisher(pub, self.id, builder=Background(self.ctx, "events"))
 
@@ -195,7 +197,6 @@ class Supervisor:
                     w = self.registry.get_or_add(hid, row or f"host-{hid}")
                     w.down_since = now
         self.next_liveness = now + self.cfg.host_expiry
-        self.figure_writer = FigureWriter(self.engine)
         with self.engine.connect() as conn:
             self.path_map_rows = hostadmin.path_map_rows(conn)
             self.admission = hostadmin.admission_policy(conn, self.default_admission())
@@ -266,6 +267,7 @@ class Supervisor:
         poller.register(self.worker_sock, zmq.POLLIN)
         poller.register(self.publisher.sock, zmq.POLLIN)
         poller.register(self.housekeeping.wake, zmq.POLLIN)
+        poller.register(self.figures.wake, zmq.POLLIN)
         poller.register(self.reader.wake, zmq.POLLIN)
         poller.register(self.publisher.builder.wake, zmq.POLLIN)
         log.info("supervisor %s (cuefarm %s) listening on %s:%d-%d", self.id, cuefarm.__version__,
@@ -304,17 +306,13 @@ class Supervisor:
             if now >= task[0]:
                 task[0] = now + task[1]
                 fn, background = task[2], task[3]
-                if background and self.housekeeping is not None \
-                        and self.housekeeping.busy(fn):
+                if background and self.housekeeping.busy(fn):
                     continue
                 started = self.mono()
                 try:
                     out = fn(self)
                     if background and out is not None:
-                        if self.housekeeping is not None:
-                            self.housekeeping.submit(fn, out)
-                        else:            # not bound (an embedded supervisor): in line
-                            self._apply_background(fn, out(), None)
+                        self.housekeeping.submit(fn, out)
                 except Stop:
                     raise
                 except Exception:   # housekeeping must not stop dispatch
@@ -341,16 +339,16 @@ class Supervisor:
     def turn(self) -> None:
         """Everything after reading: batched writes, dispatch, timers, events."""
         lap = self.stopwatch.lap
-        if self.housekeeping is not None:
-            for fn, result, error in self.housekeeping.collect():
+        for bg in (self.housekeeping, self.figures):
+            for fn, result, error in bg.collect():
                 self._apply_background(fn, result, error)
-            for _, result, error in self.reader.collect():
-                if error is not None:     # serve() answers errors itself: this is a bug
-                    self.errors["internal"] += 1
-                    log.error("reader thread failed", exc_info=error)
-                elif result[2] is not None:
-                    self.reply(*result)
-            lap("background results")
+        for _, result, error in self.reader.collect():
+            if error is not None:     # serve() answers errors itself: this is a bug
+                self.errors["internal"] += 1
+                log.error("reader thread failed", exc_info=error)
+            elif result[2] is not None:
+                self.reply(*result)
+        lap("background results")
         registration.flush(self)
         lap("registrations")
         workerlink.flush(self)
@@ -422,9 +420,8 @@ class Supervisor:
         return max(0, int(min(due) * 1000) + 1)
 
     def close(self) -> None:
-        if self.figure_writer is not None:
-            self.figure_writer.close()
-        for bg in (self.housekeeping, self.reader, self.publisher and self.publisher.builder):
+        for bg in (self.housekeeping, self.figures, self.reader,
+                   self.publisher and self.publisher.builder):
             if bg is not None:
                 bg.close()
         for s in (self.client_sock, self.worker_sock, self.publisher and self.publisher.sock):

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LOST_AFTER_HEARTBEATS = 2.5     # intervals an attempt may be missing from heartbeats
+FIGURES = "heartbeat figures"   # the key of their writes on the figures thread
 REFUSAL_BACKOFF = 2.0           # seconds a host that refused a launch is left alone
 
 
@@ -278,6 +279,8 @@ def _adopt(sv: "Supervisor", stale: list[dict]) -> None:
 def write_figures(sv: "Supervisor", part: int = 0, parts: int = 1) -> None:
     """Write the latest heartbeat figures of the workers that reported since last time, of
     those in slice `part` of `parts` (by host id)."""
+    if sv.figures.busy(FIGURES):
+        return    # still writing the last slice: these workers' figures wait for their next
     now = sv.clock()
     figures, stats, touched = [], [], work.Touched()
     for w in sv.registry.by_id.values():
@@ -294,7 +297,13 @@ def write_figures(sv: "Supervisor", part: int = 0, parts: int = 1) -> None:
                 stats.append({"f": key[0], "n": key[1], "rss": r.rss, "pk": r.peak_rss,
                               "cpu": r.cpu_time})
                 touched.frames.add(key[0])
-    for done in sv.figure_writer.written():
-        sv.note(done)
-    if figures:
-        sv.figure_writer.submit(figures, stats, touched)
+    if not figures:
+        return
+    engine = sv.engine
+
+    def write():
+        with engine.begin() as conn:
+            host_store.write_figures(conn, figures)
+            work.update_running_stats(conn, stats)
+        return lambda sv: sv.note(touched)
+    sv.figures.submit(FIGURES, write)
