@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import logging
 import random
+import selectors
 import socket
 import time
 from dataclasses import dataclass, field
@@ -77,6 +78,15 @@ class Fleet:
         self.by_name = {w.name: w for w in self.workers}
         self.completed = 0
         self.launched = 0
+        # Sockets that may hold unread messages although their FD did not signal: sending on
+        # a ZeroMQ socket can consume the signal of a message that arrived meanwhile.
+        self.unread: set[int] = set()
+        self.by_index = {i: w for i, w in enumerate(self.workers)}
+        self.index = {w.name: i for i, w in enumerate(self.workers)}
+
+    def _send(self, w: SimWorker, body: p.Body) -> None:
+        w.sock.send(p.encode(body))
+        self.unread.add(self.index[w.name])
 
     def _socket(self) -> zmq.Socket:
         s = self.ctx.socket(zmq.DEALER)
@@ -86,11 +96,11 @@ class Fleet:
         return s
 
     def register(self, w: SimWorker) -> None:
-        w.sock.send(p.encode(p.Register(
+        self._send(w, p.Register(
             name=w.name, hostname=w.name, os=w.os, cores=w.slots, memory_mb=w.memory_mb,
             slots=w.slots, version=cuefarm.__version__, tags=w.tags, gpus=w.gpus,
             running=[p.RunningAttempt(a, started=t) for a, t in w.running.items()],
-            completions=list(w.unacked.values()))))
+            completions=list(w.unacked.values())))
 
     def _complete(self, w: SimWorker, aid: str, status: int, reason: str = "") -> p.Completion:
         started = w.running.pop(aid, time.time())
@@ -143,67 +153,86 @@ class Fleet:
                 w.unacked.pop(aid, None)
         elif isinstance(body, p.LogRequest):
             data = f"simulated log of {body.attempt_id}\n".encode()
-            w.sock.send(p.encode(p.LogReply(body.token, body.attempt_id, 0, len(data), data)))
+            self._send(w, p.LogReply(body.token, body.attempt_id, 0, len(data), data))
 
     def run(self, duration: float | None = None, until=None) -> None:
         """Serve until `duration` passes or `until()` returns true."""
         for w in self.workers:
             self.register(w)
-        poller = zmq.Poller()
-        for w in self.workers:
-            poller.register(w.sock, zmq.POLLIN)
+        # Woken through each socket's FD by epoll: only the sockets with something to read
+        # cost anything, where a zmq.Poller would look at all of them on every wake-up.
+        selector = selectors.DefaultSelector()
+        for i, w in enumerate(self.workers):
+            selector.register(w.sock.getsockopt(zmq.FD), selectors.EVENT_READ, i)
         end = None if duration is None else time.monotonic() + duration
         # Heartbeats spread evenly over the interval, as real workers' are (they start at
         # different times): all at once would be a burst no farm sends.
         step = self.heartbeat / max(1, len(self.workers))
         next_beat, beat_i = time.monotonic() + step, 0
+        try:
+            while True:
+                now = time.monotonic()
+                if (end is not None and now >= end) or (until is not None and until()):
+                    return
+                # Beats due within BEAT_TICK go together: waking for every one of thousands
+                # would spend the simulator's CPU on wake-ups.
+                waits = [max(next_beat - now, BEAT_TICK)]
+                if self.timers:
+                    waits.append(self.timers[0][0] - now)
+                if end is not None:
+                    waits.append(end - now)
+                timeout = 0 if self.unread else max(0.0, min(waits)) + 0.001
+                for key, _ in selector.select(timeout):
+                    self.unread.add(key.data)
+                batch: dict[str, list] = {}
+                check, self.unread = self.unread, set()
+                for i in check:
+                    self._read(self.by_index[i], batch)
+                self._tick(batch)
+                if now - next_beat > self.heartbeat:   # far behind (a stall): skip, not burst
+                    next_beat = now + step
+                while self.workers and time.monotonic() >= next_beat:
+                    w = self.workers[beat_i]
+                    beat_i = (beat_i + 1) % len(self.workers)
+                    next_beat += step
+                    self._beat(w)
+        finally:
+            selector.close()
+
+    def _read(self, w: SimWorker, batch: dict[str, list]) -> None:
+        """Every message waiting on one worker's socket (reading also re-arms its FD)."""
+        if not w.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            return
         while True:
-            now = time.monotonic()
-            if (end is not None and now >= end) or (until is not None and until()):
+            try:
+                data = w.sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
                 return
-            # Beats due within BEAT_TICK go together: waking for every one of thousands would
-            # spend the simulator's CPU polling all its sockets.
-            waits = [max(next_beat - now, BEAT_TICK)]
-            if self.timers:
-                waits.append(self.timers[0][0] - now)
-            if end is not None:
-                waits.append(end - now)
-            timeout = max(0, int(min(waits) * 1000) + 1)
-            batch: dict[str, list] = {}
-            for sock, _ in poller.poll(timeout):
-                w = self.by_sock[sock]
-                while True:
-                    try:
-                        data = sock.recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    try:
-                        _, body = p.decode(data, p.MAX_WORKER_MESSAGE, WORKER_TYPES)
-                    except p.ProtocolError as exc:
-                        log.warning("%s: %s", w.name, exc.message)
-                        continue
-                    self.handle(w, body, batch)
-            now = time.monotonic()
-            while self.timers and self.timers[0][0] <= now:
-                _, name, aid = heapq.heappop(self.timers)
-                w = self.by_name[name]
-                if aid in w.running:
-                    status = self._status(w)
-                    batch.setdefault(name, []).append(self._complete(w, aid, status))
-            for name, comps in batch.items():
-                self.by_name[name].sock.send(p.encode(p.Complete(comps)))
-            while self.workers and now >= next_beat:
-                w = self.workers[beat_i]
-                beat_i = (beat_i + 1) % len(self.workers)
-                next_beat += step
-                w.sock.send(p.encode(p.Heartbeat(
-                    running=[p.RunningAttempt(a, started=t) for a, t in w.running.items()],
-                    memory_free_mb=w.memory_mb, kept=list(w.unacked),
-                    launch_seq=w.launch_seq)))
-                if w.unacked:
-                    w.sock.send(p.encode(p.Complete(list(w.unacked.values()))))
-            if now - next_beat > self.heartbeat:     # far behind (a stall): skip, not burst
-                next_beat = now + step
+            try:
+                _, body = p.decode(data, p.MAX_WORKER_MESSAGE, WORKER_TYPES)
+            except p.ProtocolError as exc:
+                log.warning("%s: %s", w.name, exc.message)
+                continue
+            self.handle(w, body, batch)
+
+    def _tick(self, batch: dict[str, list]) -> None:
+        """End the frames whose runtime is over; send the completions of this wake-up."""
+        now = time.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            _, name, aid = heapq.heappop(self.timers)
+            w = self.by_name[name]
+            if aid in w.running:
+                status = self._status(w)
+                batch.setdefault(name, []).append(self._complete(w, aid, status))
+        for name, comps in batch.items():
+            self._send(self.by_name[name], p.Complete(comps))
+
+    def _beat(self, w: SimWorker) -> None:
+        self._send(w, p.Heartbeat(
+            running=[p.RunningAttempt(a, started=t) for a, t in w.running.items()],
+            memory_free_mb=w.memory_mb, kept=list(w.unacked), launch_seq=w.launch_seq))
+        if w.unacked:
+            self._send(w, p.Complete(list(w.unacked.values())))
 
     def close(self) -> None:
         for w in self.workers:
