@@ -255,6 +255,7 @@ def run_pass(sv: "Supervisor") -> int:
 
     deltas, touched = Deltas(), work.Touched()
     claimed: list[tuple[work.Claimed, Room]] = []
+    again = False
     try:
         with sv.engine.begin() as conn:
             layers = with_static(sv, conn, work.candidate_layers(conn, LAYERS_PER_PASS))
@@ -262,7 +263,8 @@ def run_pass(sv: "Supervisor") -> int:
                 job_used, project_used = work.slots_in_use(conn)
                 names = {n for lay in layers for n in (lay["limits"] or ())}
                 budget = Budget(job_used, project_used,
-                                work.limit_usage(conn, names, lock=bool(names)),
+                                work.limit_usage(conn, names, lock=bool(names),
+                                                 hosts=[r.worker.host_id for r in rooms]),
                                 work.banned_hosts(conn, list({lay["job_id"] for lay in layers}),
                                                   now))
                 cap_workers = sv.licence_cap()
@@ -275,6 +277,9 @@ def run_pass(sv: "Supervisor") -> int:
                                                                                cap_workers)
                     if over_cap:
                         rooms = [r for r in rooms if r.worker.host_id not in over_cap]
+                # Plan the whole pass, then claim it: one locking read and one write of each
+                # kind for all the layers the pass serves.
+                wants: dict[int, tuple[dict[str, Any], list[tuple[Room, int]]]] = {}
                 for layer, shortfall in steps(layers, budget):
                     if cap <= 0 or not rooms:
                         break
@@ -283,15 +288,20 @@ def run_pass(sv: "Supervisor") -> int:
                     picks = plan(layer, rooms, budget, cap, fits, shortfall)
                     if not picks:
                         continue
-                    got = work.claim(conn, layer, [(r.worker.host_id, r.worker.name, n)
-                                                   for r, n in picks], now, deltas, touched)
-                    claimed.extend((c, room) for c, (room, _) in zip(got, picks))
-                    for room, slots in picks[len(got):]:   # another supervisor took those
+                    wants.setdefault(layer["id"], (layer, []))[1].extend(picks)
+                    cap -= len(picks)
+                    layer["waiting"] -= len(picks)
+                    rooms = [r for r in rooms if r.slots > 0]
+                asked = list(wants.values())
+                got = work.claim(conn, [(lay, [(r.worker.host_id, r.worker.name, n)
+                                               for r, n in picks]) for lay, picks in asked],
+                                 now, deltas, touched) if asked else []
+                for (layer, picks), claims in zip(asked, got):
+                    claimed.extend((c, room) for c, (room, _) in zip(claims, picks))
+                    for room, slots in picks[len(claims):]:   # another supervisor took those
                         room.give_back(layer, slots)
                         budget.refund(layer, room.worker.host_id, slots)
-                    cap -= len(got)
-                    layer["waiting"] -= len(got)
-                    rooms = [r for r in rooms if r.slots > 0]
+                        again = True      # those rooms are free again: look next turn
             work.settle(conn, deltas, touched, now)
     except SQLAlchemyError:
         log.exception("dispatch pass failed; nothing was claimed")
@@ -309,6 +319,6 @@ def run_pass(sv: "Supervisor") -> int:
             sv.refusals.append((w.identity or b"", c.attempt_id, "launch could not be delivered"))
     sv.counters["dispatched"] += len(claimed)
     sv.note(touched)
-    if claimed and cap <= 0:
+    if again or (claimed and cap <= 0):
         sv.dispatch_needed = True   # more may fit: go again next turn, after reading the sockets
     return len(claimed)

@@ -304,6 +304,6 @@ def write_figures(sv: "Supervisor", part: int = 0, parts: int = 1) -> None:
     def write():
         with engine.begin() as conn:
             host_store.write_figures(conn, figures)
-            work.update_running_stats(conn, stats)
+        work.update_running_stats(engine, stats)
         return lambda sv: sv.note(touched)
     sv.figures.submit(FIGURES, write)

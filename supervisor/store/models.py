@@ -197,7 +197,11 @@ class Attempt(Base):
 
     __table_args__ = (Index("ix_attempt_running_host", "host_id",
                             postgresql_where=text("state = 'RUNNING'"),
-                            sqlite_where=text("state = 'RUNNING'")),)
+                            sqlite_where=text("state = 'RUNNING'")),
+                      # limit counts: the running attempts of the layers needing a limit
+                      Index("ix_attempt_running_layer", "layer_id", "host_id",
+                            postgresql_where=text("state = 'RUNNING'"),
+                            sqlite_where=text("state = 'RUNNING'")))
 
 
 class Host(Base):

@@ -11,7 +11,7 @@ from typing import Any
 
 from collections import defaultdict
 
-from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, tuple_, update
 
 from cuefarm import protocol as p
 from cuefarm.states import AttemptState, Event, FrameState, JobState, next_state
@@ -91,8 +91,11 @@ def slots_in_use(conn: Connection) -> tuple[dict[int, int], dict[int, int]]:
     return per_job, dict(per_project)
 
 
-def limit_usage(conn: Connection, names: set[str], lock: bool) -> dict[str, dict[str, Any]]:
-    """For each named limit: max, per_host, frames/hosts in use and the hosts holding it."""
+def limit_usage(conn: Connection, names: set[str], lock: bool,
+                hosts: list[int] | None = None) -> dict[str, dict[str, Any]]:
+    """For each named limit: max, per_host, frames (or, per host, hosts) in use, and which
+    hosts hold it: all of them, or only those among `hosts` (a dispatch pass asks about the
+    hosts it can place frames on, not every host on the farm)."""
     if not names:
         return {}
     q = select(Limit.id, Limit.name, Limit.max, Limit.per_host).where(Limit.name.in_(names))
@@ -101,16 +104,28 @@ def limit_usage(conn: Connection, names: set[str], lock: bool) -> dict[str, dict
     out = {r.name: {"id": r.id, "max": r.max, "per_host": r.per_host, "used": 0,
                     "hosts": set()} for r in conn.execute(q)}
     by_id = {v["id"]: v for v in out.values()}
-    for limit_id, host_id in conn.execute(
-            select(LayerLimit.limit_id, Attempt.host_id)
+    if not by_id:
+        return out
+    running = (select(LayerLimit.limit_id, Attempt.host_id)
+               .join(Attempt, Attempt.layer_id == LayerLimit.layer_id)
+               .where(Attempt.state == A.RUNNING.value))
+    # Counted in the database, over the running attempts only (a partial index).
+    for limit_id, frames, held in conn.execute(
+            select(LayerLimit.limit_id, func.count(), func.count(func.distinct(Attempt.host_id)))
             .join(Attempt, Attempt.layer_id == LayerLimit.layer_id)
-            .where(Attempt.state == A.RUNNING.value, LayerLimit.limit_id.in_(list(by_id)))):
+            .where(Attempt.state == A.RUNNING.value, LayerLimit.limit_id.in_(list(by_id)))
+            .group_by(LayerLimit.limit_id)):
         entry = by_id[limit_id]
-        entry["used"] += 1
-        entry["hosts"].add(host_id)
-    for entry in out.values():
-        if entry["per_host"]:
-            entry["used"] = len(entry["hosts"])
+        entry["used"] = held if entry["per_host"] else frames
+    per_host = [i for i, v in by_id.items() if v["per_host"]]
+    if not per_host or hosts is not None and not hosts:
+        return out
+    wheres = [[]] if hosts is None else [
+        [Attempt.host_id.in_(hosts[o:o + 5000])] for o in range(0, len(hosts), 5000)]
+    for where in wheres:
+        for limit_id, host_id in conn.execute(
+                running.where(LayerLimit.limit_id.in_(per_host), *where).distinct()):
+            by_id[limit_id]["hosts"].add(host_id)
     return out
 
 
@@ -150,38 +165,66 @@ class Claimed:
                         timeout=lay["timeout"], timeout_no_output=lay["timeout_no_output"])
 
 
-def claim(conn: Connection, layer: dict[str, Any], hosts: list[tuple[int, str, int]], now: float,
-          deltas: Deltas, touched: Touched) -> list[Claimed]:
-    """Claim up to len(hosts) waiting frames of `layer`, the i-th for hosts[i] =
-    (host id, host name, slots granted).
+def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, str, int]]]],
+          now: float, deltas: Deltas, touched: Touched) -> list[list[Claimed]]:
+    """Claim waiting frames for several layers at once: for each (layer, hosts), up to
+    len(hosts) frames of that layer, the i-th for hosts[i] = (host id, host name, slots
+    granted).  Returns the claims of each layer, in the order asked.  Each layer is asked
+    for once per call.
 
     Compare-and-set: rows are locked (SKIP LOCKED, so supervisors sharing the database take
     different frames) and updated only while still WAITING.  Fewer frames than hosts may come
-    back when another supervisor got there first.
+    back when another supervisor got there first.  One locking read for all layers on
+    PostgreSQL, and one write of each kind whatever the number of layers.
     """
-    rows = conn.execute(
-        select(Frame.id, Frame.attempt, Frame.number, Frame.frame_end, Frame.label, Frame.retries)
-        .where(Frame.layer_id == layer["id"], Frame.state == F.WAITING.value)
-        .order_by(Frame.idx).limit(len(hosts)).with_for_update(skip_locked=True)).all()
-    if not rows:
-        return []
-    claimed = [Claimed(r.id, r.attempt + 1, r.number, r.frame_end, r.label, h[0], h[1], h[2],
-                       layer) for r, h in zip(rows, hosts)]
-    moves = [FrameMove(c.frame_id, layer["id"], layer["job_id"], F.WAITING,
-                       next_state(F.WAITING, Event.DISPATCH), r.retries, c.number, c.host_id)
-             for c, r in zip(claimed, rows)]
+    found: dict[int, list[Any]] = defaultdict(list)
+    cols = (Frame.id, Frame.layer_id, Frame.attempt, Frame.number, Frame.frame_end, Frame.label,
+            Frame.retries)
+    if conn.dialect.name == "postgresql" and len(wants) > 1:
+        for r in conn.execute(text(
+                "SELECT f.id, w.lid AS layer_id, f.attempt, f.number, f.frame_end, f.label,"
+                " f.retries FROM unnest(CAST(:lids AS bigint[]), CAST(:ns AS integer[]))"
+                " WITH ORDINALITY AS w(lid, n, ord) CROSS JOIN LATERAL ("
+                " SELECT frame.id, frame.idx, frame.attempt, frame.number, frame.frame_end,"
+                " frame.label, frame.retries FROM frame WHERE frame.layer_id = w.lid"
+                " AND frame.state = :waiting ORDER BY frame.idx LIMIT w.n"
+                " FOR UPDATE SKIP LOCKED) AS f ORDER BY w.ord, f.idx"),
+                {"lids": [lay["id"] for lay, _ in wants], "ns": [len(h) for _, h in wants],
+                 "waiting": F.WAITING.value}):
+            found[r.layer_id].append(r)
+    else:
+        for lay, hosts in wants:
+            found[lay["id"]] = conn.execute(
+                select(*cols).where(Frame.layer_id == lay["id"], Frame.state == F.WAITING.value)
+                .order_by(Frame.idx).limit(len(hosts)).with_for_update(skip_locked=True)).all()
+    out: list[list[Claimed]] = []
+    moves: list[FrameMove] = []
+    attempts: list[dict[str, Any]] = []
+    for lay, hosts in wants:
+        rows = found.get(lay["id"], ())
+        claimed = [Claimed(r.id, r.attempt + 1, r.number, r.frame_end, r.label, h[0], h[1], h[2],
+                           lay) for r, h in zip(rows, hosts)]
+        out.append(claimed)
+        if not claimed:
+            continue
+        moves += [FrameMove(c.frame_id, lay["id"], lay["job_id"], F.WAITING,
+                            next_state(F.WAITING, Event.DISPATCH), r.retries, c.number, c.host_id)
+                  for c, r in zip(claimed, rows)]
+        attempts += [
+            {"frame_id": c.frame_id, "number": c.number, "job_id": lay["job_id"],
+             "layer_id": lay["id"], "host_id": c.host_id, "host_name": c.host_name,
+             "state": A.RUNNING.value, "slots": c.slots, "memory": lay["memory"],
+             "gpus": lay["gpus"], "started_at": now, "reason": "", "rss": 0, "peak_rss": 0,
+             "cpu_time": 0.0} for c in claimed]
+        deltas.slots(lay["id"], sum(c.slots for c in claimed))
+    if not moves:
+        return out
     apply_moves(conn, moves, now, deltas)
-    conn.execute(insert(Attempt), [
-        {"frame_id": c.frame_id, "number": c.number, "job_id": layer["job_id"],
-         "layer_id": layer["id"], "host_id": c.host_id, "host_name": c.host_name,
-         "state": A.RUNNING.value, "slots": c.slots, "memory": layer["memory"],
-         "gpus": layer["gpus"], "started_at": now, "reason": "", "rss": 0, "peak_rss": 0,
-         "cpu_time": 0.0} for c in claimed])
-    deltas.slots(layer["id"], sum(c.slots for c in claimed))
-    conn.execute(update(Job).where(Job.id == layer["job_id"], Job.started_at.is_(None))
-                 .values(started_at=now))
+    conn.execute(insert(Attempt), attempts)
+    conn.execute(update(Job).where(Job.id.in_(sorted({m.job_id for m in moves})),
+                                   Job.started_at.is_(None)).values(started_at=now))
     touched.add_moves(moves)
-    return claimed
+    return out
 
 
 # --- ending attempts -------------------------------------------------------------------------
@@ -353,16 +396,35 @@ def running_on_host(conn: Connection, host_id: int) -> list[Any]:
         .where(Attempt.host_id == host_id, Attempt.state == A.RUNNING.value)).all()
 
 
-def update_running_stats(conn: Connection, stats: list[dict[str, Any]]) -> None:
-    """Live RSS / peak / CPU of running attempts, from heartbeats (dicts with f, n, rss, pk, cpu)."""
-    if stats:
-        stats = sorted(stats, key=lambda s: (s["f"], s["n"]))   # lock order: see _lock_running
-        conn.execute(update(Attempt)
-                     .where(Attempt.frame_id == bindparam("f"), Attempt.number == bindparam("n"),
-                            Attempt.state == A.RUNNING.value)
-                     .values(rss=bindparam("rss"), peak_rss=bindparam("pk"),
-                             cpu_time=bindparam("cpu"))
-                     .execution_options(synchronize_session=False), stats)
+STATS_CHUNK = 250     # running-attempt figures per transaction; see update_running_stats
+
+
+def update_running_stats(engine, stats: list[dict[str, Any]]) -> None:
+    """Live RSS / peak / CPU of running attempts, from heartbeats (dicts with f, n, rss, pk,
+    cpu).  Each chunk of rows is its own short transaction: ending an attempt locks its row,
+    and a completion must not wait for thousands of figures to be written first.  PostgreSQL
+    gets one statement per chunk over unnested arrays."""
+    stats = sorted(stats, key=lambda s: (s["f"], s["n"]))   # lock order: see _lock_running
+    for o in range(0, len(stats), STATS_CHUNK):
+        chunk = stats[o:o + STATS_CHUNK]
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text(
+                    "UPDATE attempt SET rss = t.rss, peak_rss = t.pk, cpu_time = t.cpu"
+                    " FROM unnest(CAST(:f AS bigint[]), CAST(:n AS integer[]),"
+                    " CAST(:rss AS bigint[]), CAST(:pk AS bigint[]), CAST(:cpu AS float8[]))"
+                    " AS t(f, n, rss, pk, cpu) WHERE attempt.frame_id = t.f"
+                    " AND attempt.number = t.n AND attempt.state = :running"),
+                    {**{k: [s[k] for s in chunk] for k in ("f", "n", "rss", "pk", "cpu")},
+                     "running": A.RUNNING.value})
+                continue
+            conn.execute(update(Attempt)
+                         .where(Attempt.frame_id == bindparam("f"),
+                                Attempt.number == bindparam("n"),
+                                Attempt.state == A.RUNNING.value)
+                         .values(rss=bindparam("rss"), peak_rss=bindparam("pk"),
+                                 cpu_time=bindparam("cpu"))
+                         .execution_options(synchronize_session=False), chunk)
 
 
 # --- dependencies and job ends ---------------------------------------------------------------

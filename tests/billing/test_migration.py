@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 
 from supervisor import metering
@@ -16,6 +17,12 @@ from supervisor.store.engine import MIGRATIONS, make_engine, migrate
 from cuefarm.config import SupervisorConfig
 
 Q = 1_750_000_000 // 900 * 900
+
+
+def head_revision() -> str:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
 
 
 def upgrade_to(engine, revision: str) -> None:
@@ -59,7 +66,7 @@ def test_0003_converts_float_money_without_losing_values(db_url):
             new = conn.execute(select(OverageBatch).where(
                 OverageBatch.period_start == Q + 600 * 60)).one()
             cols = {c for c in conn.execute(select(OverageMinute).limit(1)).keys()}
-        assert version == "0003"
+        assert version == head_revision()
         assert terms.rate_micros == 350_000 and loaded.rate == Decimal("0.35")
         assert (loaded.installed, loaded.metered) == (3, True)
         assert rates == {100_000}

@@ -1,0 +1,29 @@
+"""The migrated schema on SQLite and PostgreSQL: the indexes the hot path relies on."""
+
+from __future__ import annotations
+
+from sqlalchemy import inspect, text
+
+from supervisor.store.engine import make_engine, migrate
+
+
+def test_running_attempts_are_indexed_by_host_and_by_layer(db_url):
+    engine = make_engine(db_url)
+    try:
+        migrate(engine)
+        indexes = {ix["name"]: ix for ix in inspect(engine).get_indexes("attempt")}
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                defs = dict(conn.execute(text(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'attempt'")).all())
+            else:
+                defs = dict(conn.execute(text(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+                    " AND tbl_name = 'attempt' AND sql IS NOT NULL")).all())
+    finally:
+        engine.dispose()
+    assert indexes["ix_attempt_running_layer"]["column_names"] == ["layer_id", "host_id"]
+    assert indexes["ix_attempt_running_host"]["column_names"] == ["host_id"]
+    # Partial: over the attempts running now, not the years of finished ones.
+    for name in ("ix_attempt_running_layer", "ix_attempt_running_host"):
+        assert "WHERE" in defs[name].upper() and "RUNNING" in defs[name], defs[name]
