@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from cuefarm import frames as franges
@@ -129,7 +130,7 @@ def _submit_one(conn: Connection, spec: JobSpec, path: str, user: str, now: floa
         # upstream frames (per-frame dependencies) not done yet.
         starts, ends, labels = franges.chunk_columns(layer.frames, layer.chunk)
         per_frame = [0] * len(starts)
-        for _, targets in frame_deps[layer.name]:
+        for _, targets in frame_deps.get(layer.name, ()):
             for k, t in enumerate(targets):
                 per_frame[k] += len(t)
         states = [FrameState.DEPEND.value if layer_deps or n else FrameState.WAITING.value
@@ -189,17 +190,11 @@ def _insert_frame_deps(conn: Connection, layer_ids: dict[str, int],
 def _insert_frames(conn: Connection, job_id: int, layer_id: int, starts: list[int],
                    ends: list[int], labels: list[str], states: list[str], deps_left: list[int],
                    now: float) -> None:
-    """Insert a layer's frames.  PostgreSQL gets the columns as arrays and unnests them
-    server-side: one statement instead of a million bound parameters for 100,000 frames."""
+    """Insert a layer's frames.  PostgreSQL gets them by COPY, in the same transaction: a
+    third of the time of one INSERT over unnested arrays for 100,000 frames, a fraction of
+    that of a million bound parameters."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text(
-            "INSERT INTO frame (job_id, layer_id, idx, number, frame_end, label, state, retries,"
-            " attempt, deps_left, updated_at) SELECT :job, :layer, t.i - 1, t.n, t.e, t.l, t.s,"
-            " 0, 0, t.d, :now FROM unnest(CAST(:num AS integer[]), CAST(:fend AS integer[]),"
-            " CAST(:lab AS text[]), CAST(:st AS text[]), CAST(:dl AS integer[]))"
-            " WITH ORDINALITY AS t(n, e, l, s, d, i)"),
-            {"job": job_id, "layer": layer_id, "now": now, "num": starts, "fend": ends,
-             "lab": labels, "st": states, "dl": deps_left})
+        _copy_frames(conn, job_id, layer_id, starts, ends, labels, states, deps_left, now)
         return
     rows = [{"job_id": job_id, "layer_id": layer_id, "idx": i, "number": n, "frame_end": e,
              "label": lab, "state": st, "retries": 0, "attempt": 0, "deps_left": d,
@@ -207,3 +202,24 @@ def _insert_frames(conn: Connection, job_id: int, layer_id: int, starts: list[in
             for i, (n, e, lab, st, d) in enumerate(zip(starts, ends, labels, states, deps_left))]
     for o in range(0, len(rows), FRAME_INSERT_BATCH):
         conn.execute(insert(Frame), rows[o:o + FRAME_INSERT_BATCH])
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_frames(conn: Connection, job_id: int, layer_id: int, starts: list[int],
+                 ends: list[int], labels: list[str], states: list[str], deps_left: list[int],
+                 now: float) -> None:
+    """COPY the frames in PostgreSQL's text format (labels escaped: a tab or backslash in
+    one must not shift the columns)."""
+    head, at = f"{job_id}\t{layer_id}\t", repr(float(now))
+    data = "".join(
+        f"{head}{i}\t{n}\t{e}\t{lab.translate(_COPY_ESCAPES)}\t{st}\t0\t0\t{d}\t{at}\n"
+        for i, (n, e, lab, st, d) in enumerate(zip(starts, ends, labels, states, deps_left)))
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert("COPY frame (job_id, layer_id, idx, number, frame_end, label, state,"
+                           " retries, attempt, deps_left, updated_at) FROM STDIN",
+                           io.StringIO(data))
+    finally:
+        cursor.close()

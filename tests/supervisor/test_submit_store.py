@@ -1,0 +1,44 @@
+"""Storing a submission on SQLite and PostgreSQL (which loads frames by COPY)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from cuefarm.spec import validate_submission
+from supervisor.store import submit as submit_store
+from supervisor.store.engine import make_engine, migrate
+from supervisor.store.models import Frame, Layer
+
+
+def test_frames_are_stored_in_order_with_their_labels_and_states(db_url):
+    engine = make_engine(db_url)
+    try:
+        migrate(engine)
+        specs = validate_submission([{"name": "shot", "project": "p", "layers": [
+            {"name": "render", "command": ["true"], "range": "1-10x3,20-23", "chunk": 2},
+            {"name": "comp", "command": ["true"], "range": "1-3", "depends_on": ["render"]}]}])
+        with engine.begin() as conn:
+            [job_id] = submit_store.submit(conn, specs, "ann", 100.5)
+            layers = dict(conn.execute(select(Layer.name, Layer.id)
+                                       .where(Layer.job_id == job_id)).all())
+            # Labels are made by us, but one with a tab, backslash or newline must still land
+            # in its own column (COPY's text format would otherwise shift them).
+            submit_store._insert_frames(conn, job_id, layers["comp"], [7, 8, 9], [7, 8, 9],
+                                        ["a\tb", "c\\d", "e\nf"], ["WAITING"] * 3, [0, 0, 0],
+                                        100.5)
+            render = conn.execute(select(Frame.idx, Frame.number, Frame.frame_end, Frame.label,
+                                         Frame.state, Frame.deps_left, Frame.updated_at)
+                                  .where(Frame.layer_id == layers["render"])
+                                  .order_by(Frame.idx)).all()
+            comp = conn.execute(select(Frame.number, Frame.label, Frame.state)
+                                .where(Frame.layer_id == layers["comp"])
+                                .order_by(Frame.number)).all()
+    finally:
+        engine.dispose()
+    # 1-10x3 is 1,4,7,10; with 20-23 and chunks of 2: 1,4 | 7,10 | 20,21 | 22,23
+    assert [tuple(r) for r in render] == [
+        (0, 1, 4, "1,4", "WAITING", 0, 100.5), (1, 7, 10, "7,10", "WAITING", 0, 100.5),
+        (2, 20, 21, "20-21", "WAITING", 0, 100.5), (3, 22, 23, "22-23", "WAITING", 0, 100.5)]
+    assert [tuple(r) for r in comp] == [
+        (1, "1", "DEPEND"), (2, "2", "DEPEND"), (3, "3", "DEPEND"),
+        (7, "a\tb", "WAITING"), (8, "c\\d", "WAITING"), (9, "e\nf", "WAITING")]
