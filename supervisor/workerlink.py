@@ -148,7 +148,11 @@ def flush(sv: "Supervisor") -> None:
             bans = {(e.job_id, e.host_id) for e in ended if e.attempt_id in cannot}
             if bans:
                 sv.failure_policy.ban(conn, bans, now, touched)
-            work.settle(conn, deltas, touched, now)
+            # Frames of layers nobody waits on frame by frame need no dependents looked up.
+            cache = sv.layer_cache
+            targets = {lid for lid in set(deltas.completed_layers)
+                       if lid not in cache or cache[lid]["frame_dependents"]}
+            work.settle(conn, deltas, touched, now, targets)
             failed = bans or any(isinstance(r, p.Completion) and r.exit_status != 0
                                  for r in results.values())
             if failed:          # failures may have kept a host off a job for a while

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from cuefarm.states import COMPLETE_STATES, FrameState
 from supervisor.store.models import Frame, Layer
@@ -15,6 +16,25 @@ COUNTER = {FrameState.WAITING: "waiting", FrameState.DEPEND: "depend",
            FrameState.DEAD: "dead", FrameState.EATEN: "eaten"}
 COUNTER_NAMES = tuple(COUNTER.values())
 DELTA_COLUMNS = COUNTER_NAMES + ("slots_running",)
+
+
+def update_from_arrays(conn: Connection, table: str, key: tuple[str, str, str],
+                       columns: dict[str, tuple[str, str]], rows: list[dict[str, Any]],
+                       also: str = "", params: dict[str, Any] | None = None) -> None:
+    """PostgreSQL: one UPDATE over unnested arrays, whatever the number of rows, where an
+    executemany has the server run one statement per row.
+
+    `key` is (field of `rows`, its SQL type, the table's key column); `columns` maps each
+    other field to (SQL type, SET expression using t.<field>); `also` adds SET expressions
+    with bound `params`.  Each key must appear once in `rows`."""
+    field, typ, col = key
+    names = [field, *columns]
+    types = [typ, *(t for t, _ in columns.values())]
+    unnest = ", ".join(f"CAST(:{f} AS {t}[])" for f, t in zip(names, types))
+    sets = ", ".join([*(expr for _, expr in columns.values()), *([also] if also else [])])
+    conn.execute(text(f"UPDATE {table} SET {sets} FROM unnest({unnest})"
+                      f" AS t({', '.join(names)}) WHERE {table}.{col} = t.{field}"),
+                 {**{f: [r[f] for r in rows] for f in names}, **(params or {})})
 
 
 @dataclass
@@ -40,6 +60,7 @@ class Deltas:
         self.by_layer: dict[int, dict[str, int]] = defaultdict(
             lambda: dict.fromkeys(DELTA_COLUMNS, 0))
         self.completed: list[int] = []
+        self.completed_layers: list[int] = []   # the layer of each frame in `completed`
 
     def slots(self, layer_id: int, n: int) -> None:
         self.by_layer[layer_id]["slots_running"] += n
@@ -56,6 +77,11 @@ class Deltas:
                 for lid, d in self.by_layer.items() if any(d.values())]
         if not rows:
             return
+        if conn.dialect.name == "postgresql":
+            update_from_arrays(conn, "layer", ("lid", "bigint", "id"),
+                               {f"d_{k}": ("integer", f"{k} = layer.{k} + t.d_{k}")
+                                for k in DELTA_COLUMNS}, rows)
+            return
         values = {k: getattr(Layer, k) + bindparam(f"d_{k}") for k in DELTA_COLUMNS}
         conn.execute(update(Layer).where(Layer.id == bindparam("lid")).values(**values)
                      .execution_options(synchronize_session=False), rows)
@@ -67,16 +93,25 @@ def apply_moves(conn: Connection, moves: list[FrameMove], now: float,
     deltas = deltas if deltas is not None else Deltas()
     if not moves:
         return deltas
-    stmt = (update(Frame).where(Frame.id == bindparam("fid"))
-            .values(state=bindparam("s"), retries=bindparam("r"), attempt=bindparam("a"),
-                    host_id=bindparam("h"), kill_pending=bindparam("k"), updated_at=now)
-            .execution_options(synchronize_session=False))
-    conn.execute(stmt, [{"fid": m.frame_id, "s": m.new.value, "r": m.retries, "a": m.attempt,
-                         "h": m.host_id, "k": m.kill_pending} for m in moves])
+    rows = [{"fid": m.frame_id, "s": m.new.value, "r": m.retries, "a": m.attempt,
+             "h": m.host_id, "k": m.kill_pending} for m in moves]
+    if conn.dialect.name == "postgresql" and len({m.frame_id for m in moves}) == len(moves):
+        update_from_arrays(conn, "frame", ("fid", "bigint", "id"),
+                           {"s": ("text", "state = t.s"), "r": ("integer", "retries = t.r"),
+                            "a": ("integer", "attempt = t.a"), "h": ("bigint", "host_id = t.h"),
+                            "k": ("text", "kill_pending = t.k")}, rows,
+                           "updated_at = :now", {"now": now})
+    else:
+        conn.execute(update(Frame).where(Frame.id == bindparam("fid"))
+                     .values(state=bindparam("s"), retries=bindparam("r"),
+                             attempt=bindparam("a"), host_id=bindparam("h"),
+                             kill_pending=bindparam("k"), updated_at=now)
+                     .execution_options(synchronize_session=False), rows)
     for m in moves:
         deltas.move(m.layer_id, m.old, m.new)
         if m.new in COMPLETE_STATES:
             deltas.completed.append(m.frame_id)
+            deltas.completed_layers.append(m.layer_id)
     return deltas
 
 

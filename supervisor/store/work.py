@@ -67,14 +67,19 @@ def candidate_layers(conn: Connection, limit: int) -> list[dict[str, Any]]:
 
 
 def layer_static(conn: Connection, layer_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """What does not change while a layer waits (until someone edits the layer)."""
+    """What does not change while a layer waits (until someone edits the layer), and whether
+    other layers wait on its frames one by one (set at submit; dropping a dependency by hand
+    leaves it true, which only costs a look-up)."""
     out = {}
     for o in range(0, len(layer_ids), 5000):
         for r in conn.execute(select(*STATIC_FIELDS)
                               .where(Layer.id.in_(layer_ids[o:o + 5000]))):
             d = dict(r._mapping)
             d["limits"] = d["limits"] or []
+            d["frame_dependents"] = False
             out[d["id"]] = d
+    for lid in frame_dependency_targets(conn, list(out)):
+        out[lid]["frame_dependents"] = True
     return out
 
 
@@ -105,6 +110,22 @@ def limit_usage(conn: Connection, names: set[str], lock: bool,
                     "hosts": set()} for r in conn.execute(q)}
     by_id = {v["id"]: v for v in out.values()}
     if not by_id:
+        return out
+    if conn.dialect.name == "postgresql":
+        # One scan: counts, and the holders of per-host limits among `hosts`.
+        among = "" if hosts is None else " FILTER (WHERE attempt.host_id = ANY(:hosts))"
+        for r in conn.execute(text(
+                "SELECT layer_limit.limit_id, count(*) AS frames,"
+                " count(DISTINCT attempt.host_id) AS held,"
+                f" array_agg(DISTINCT attempt.host_id){among} AS holders"
+                " FROM layer_limit JOIN attempt ON attempt.layer_id = layer_limit.layer_id"
+                " WHERE attempt.state = :running AND layer_limit.limit_id = ANY(:ids)"
+                " GROUP BY layer_limit.limit_id"),
+                {"running": A.RUNNING.value, "ids": list(by_id), "hosts": hosts or []}):
+            entry = by_id[r.limit_id]
+            entry["used"] = r.held if entry["per_host"] else r.frames
+            if entry["per_host"]:
+                entry["hosts"].update(h for h in r.holders or () if h is not None)
         return out
     running = (select(LayerLimit.limit_id, Attempt.host_id)
                .join(Attempt, Attempt.layer_id == LayerLimit.layer_id)
@@ -242,7 +263,26 @@ class Ended:
     job_id: int = 0
 
 
+# A look-up by primary key per attempt, whatever the planner's statistics say (a young
+# table's make it scan every running attempt otherwise); keys come sorted, so rows are locked
+# in key order, as the figure writer takes them: two writers cannot deadlock.
+_LOCK_RUNNING_PG = text(
+    "SELECT r.* FROM unnest(CAST(:f AS bigint[]), CAST(:n AS integer[])) AS k(f, n)"
+    " CROSS JOIN LATERAL (SELECT attempt.frame_id, attempt.number, attempt.host_id,"
+    " attempt.slots, attempt.memory, attempt.gpus, frame.state AS frame_state,"
+    " frame.attempt AS current, frame.retries, frame.kill_pending, frame.layer_id,"
+    " frame.job_id, layer.max_retries FROM attempt JOIN frame ON frame.id = attempt.frame_id"
+    " JOIN layer ON layer.id = frame.layer_id WHERE attempt.frame_id = k.f"
+    " AND attempt.number = k.n AND attempt.state = :running LIMIT 1"
+    " FOR UPDATE OF attempt, frame) AS r")
+
+
 def _lock_running(conn: Connection, keys: list[tuple[int, int]]):
+    if conn.dialect.name == "postgresql":    # one plan whatever the number of keys
+        keys = sorted(keys)
+        return conn.execute(_LOCK_RUNNING_PG, {"f": [k[0] for k in keys],
+                                               "n": [k[1] for k in keys],
+                                               "running": A.RUNNING.value}).all()
     return conn.execute(
         select(Attempt.frame_id, Attempt.number, Attempt.host_id, Attempt.slots, Attempt.memory,
                Attempt.gpus,
@@ -306,7 +346,18 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
                            r.job_id))
         deltas.slots(r.layer_id, -r.slots)
         touched.hosts.add(r.host_id)
-    if attempt_rows:
+    if attempt_rows and conn.dialect.name == "postgresql":
+        conn.execute(text(
+            "UPDATE attempt SET state = t.s, stopped_at = t.stop, exit_status = t.x,"
+            " peak_rss = t.pk, cpu_time = t.cpu, reason = t.why FROM unnest("
+            "CAST(:f AS bigint[]), CAST(:n AS integer[]), CAST(:s AS text[]),"
+            " CAST(:stop AS float8[]), CAST(:x AS integer[]), CAST(:pk AS bigint[]),"
+            " CAST(:cpu AS float8[]), CAST(:why AS text[]))"
+            " AS t(f, n, s, stop, x, pk, cpu, why)"
+            " WHERE attempt.frame_id = t.f AND attempt.number = t.n"),
+            {k: [r[k] for r in attempt_rows]
+             for k in ("f", "n", "s", "stop", "x", "pk", "cpu", "why")})
+    elif attempt_rows:
         conn.execute(update(Attempt)
                      .where(Attempt.frame_id == bindparam("f"), Attempt.number == bindparam("n"))
                      .values(state=bindparam("s"), stopped_at=bindparam("stop"),
@@ -429,22 +480,42 @@ def update_running_stats(engine, stats: list[dict[str, Any]]) -> None:
 
 # --- dependencies and job ends ---------------------------------------------------------------
 
-def settle(conn: Connection, deltas: Deltas, touched: Touched, now: float) -> None:
-    """Write counter deltas, then let dependents of what completed run, and end finished jobs."""
+def settle(conn: Connection, deltas: Deltas, touched: Touched, now: float,
+           frame_targets: set[int] | None = None) -> None:
+    """Write counter deltas, then let dependents of what completed run, and end finished jobs.
+
+    `frame_targets`, when known, are the layers among those whose frames completed that have
+    frame-by-frame dependents: only their frames are looked up (None: look them all up)."""
     deltas.write(conn)
-    if deltas.completed:
-        release_frame_dependents(conn, deltas.completed, now, touched)
+    completed = deltas.completed if frame_targets is None else [
+        f for f, lid in zip(deltas.completed, deltas.completed_layers) if lid in frame_targets]
+    if completed:
+        release_frame_dependents(conn, completed, now, touched)
+    jobs = set(touched.jobs)
     if touched.layers:
-        layers = conn.execute(select(Layer.id, Layer.waiting, Layer.running, Layer.depend,
-                                     Layer.dead).where(Layer.id.in_(touched.layers))).all()
+        layers = conn.execute(select(Layer.id, Layer.job_id, Layer.waiting, Layer.running,
+                                     Layer.depend, Layer.dead)
+                              .where(Layer.id.in_(touched.layers))).all()
         complete = [r.id for r in layers if not (r.waiting or r.running or r.depend or r.dead)]
+        # A job with a layer still busy has not finished: most settles need not ask.
+        jobs -= {r.job_id for r in layers if r.waiting or r.running or r.depend or r.dead}
         if complete:
             satisfy(conn, Dependency.target_layer_id.in_(complete)
                     & Dependency.kind.in_(("layer", "job")), now, touched)
-    finished = finish_jobs(conn, touched.jobs, now)
+    finished = finish_jobs(conn, jobs, now)
     if finished:
         satisfy(conn, Dependency.target_job_id.in_(finished) & (Dependency.kind == "job")
                 & Dependency.target_layer_id.is_(None), now, touched)
+
+
+def frame_dependency_targets(conn: Connection, layer_ids: list[int]) -> set[int]:
+    """Those of `layer_ids` that some layer depends on frame by frame."""
+    out: set[int] = set()
+    for o in range(0, len(layer_ids), 5000):
+        out.update(conn.execute(select(Dependency.target_layer_id).where(
+            Dependency.kind == "frame",
+            Dependency.target_layer_id.in_(layer_ids[o:o + 5000])).distinct()).scalars())
+    return out
 
 
 def satisfy(conn: Connection, where, now: float, touched: Touched) -> int:
