@@ -519,6 +519,7 @@ def _clear_bad_hosts(sv, body: p.ClearBadHosts, user, route, rid):
     counts: list[int] = []
     _apply(sv, lambda c, o: counts.append(admin.clear_bad_hosts(c, body.job_id, body.host,
                                                                 o.touched)))
+    sv.bans.invalidate()
     log.info("%s: cleared bad host %s of job %d", user, body.host or "(all)", body.job_id)
     return p.Done(counts[0])
 

@@ -29,6 +29,36 @@ log = logging.getLogger(__name__)
 LAYERS_PER_PASS = 2000
 
 
+BAN_REFRESH = 1.0     # seconds a pass reuses the bad-host bans read last
+
+
+class Bans:
+    """The bad-host bans in force, read at most once per BAN_REFRESH seconds: almost always
+    there are none, and asking every pass cost a round trip.  This supervisor's own new bans
+    and cleared lists invalidate it at once; another supervisor's show within BAN_REFRESH."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, int, float]] = []
+        self.fresh_until = float("-inf")
+        self.writes = 0       # FailurePolicy.writes when read
+
+    def invalidate(self) -> None:
+        self.fresh_until = float("-inf")
+
+    def of_jobs(self, conn, job_ids: set[int], now: float, mono: float,
+                writes: int) -> dict[int, set[int]]:
+        """Bans of these jobs: {job id: host ids}; `writes` is FailurePolicy.writes (failures
+        recorded here since the last read make it read again)."""
+        if mono >= self.fresh_until or writes != self.writes:
+            self.rows = work.active_bans(conn, now)
+            self.fresh_until, self.writes = mono + BAN_REFRESH, writes
+        out: dict[int, set[int]] = {}
+        for job_id, host_id, until in self.rows:
+            if until > now and job_id in job_ids:
+                out.setdefault(job_id, set()).add(host_id)
+        return out
+
+
 @dataclass
 class Room:
     """Capacity of one worker as the pass sees it (tentative until commit)."""
@@ -265,8 +295,8 @@ def run_pass(sv: "Supervisor") -> int:
                 budget = Budget(job_used, project_used,
                                 work.limit_usage(conn, names, lock=bool(names),
                                                  hosts=[r.worker.host_id for r in rooms]),
-                                work.banned_hosts(conn, list({lay["job_id"] for lay in layers}),
-                                                  now))
+                                sv.bans.of_jobs(conn, {lay["job_id"] for lay in layers}, now,
+                                                sv.mono(), sv.failure_policy.writes))
                 cap_workers = sv.licence_cap()
                 if cap_workers is not None:
                     # A cap is only ever set with billing attached.  Locks the licence terms

@@ -131,6 +131,7 @@ class Supervisor:
         self.matcher = Matcher()
         self.layer_cache: dict[int, dict] = {}      # static layer fields, by layer id
         self.failure_policy = FailurePolicy(cfg.bad_host_failures, cfg.bad_host_period)
+        self.bans = dispatch.Bans()                 # bad-host bans in force, cached
         self.errors: Counter[str] = Counter()
         self.dispatch_needed = True
         self.completions: list[tuple[bytes, p.Completion]] = []

@@ -160,6 +160,13 @@ def banned_hosts(conn: Connection, job_ids: list[int], now: float) -> dict[int, 
     return out
 
 
+def active_bans(conn: Connection, now: float) -> list[tuple[int, int, float]]:
+    """Every bad-host ban in force, farm-wide: (job id, host id, until)."""
+    return [tuple(r) for r in conn.execute(
+        select(JobHost.job_id, JobHost.host_id, JobHost.banned_until)
+        .where(JobHost.banned_until > now))]
+
+
 @dataclass
 class Claimed:
     frame_id: int
@@ -379,6 +386,7 @@ class FailurePolicy:
 
     threshold: int = 3
     period: float = 600.0
+    writes: int = 0     # counts record() calls: cached bans (dispatch.Bans) are stale after one
 
     def ban(self, conn: Connection, pairs: set[tuple[int, int]], now: float,
             touched: Touched) -> None:
@@ -388,6 +396,7 @@ class FailurePolicy:
 
     def record(self, conn: Connection, failures: dict[tuple[int, int], int], now: float,
                touched: Touched) -> None:
+        self.writes += 1
         banned_jobs = set()
         for (job_id, host_id), n in failures.items():
             row = conn.execute(select(JobHost.failures).where(JobHost.job_id == job_id,
