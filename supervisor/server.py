@@ -135,6 +135,7 @@ class Supervisor:
         self.errors: Counter[str] = Counter()
         self.dispatch_needed = True
         self.completions: list[tuple[bytes, p.Completion]] = []
+        self.completing: set[str] = set()       # attempt ids in `completions`
         self.registrations: list[tuple[bytes, p.Register, str]] = []   # identity, body, address
         self.refusals: list[tuple[bytes, str, str]] = []       # identity, attempt id, reason
         self.lost: list[tuple[int, tuple[int, int], str]] = []  # host, (frame, number), why

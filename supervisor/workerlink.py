@@ -52,7 +52,7 @@ def handle(sv: "Supervisor", frames: list) -> None:
     elif worker is None:
         # A worker we do not know (we restarted, or it was marked DOWN): it must say what it runs.
         if isinstance(body, p.Complete):
-            sv.completions.extend((identity, c) for c in body.completions)
+            _take_completions(sv, identity, body)
         sv.send_worker(identity, p.Reregister("unknown worker; register again"))
     elif isinstance(body, p.Heartbeat):
         sv.counters["reports"] += 1
@@ -71,12 +71,19 @@ def handle(sv: "Supervisor", frames: list) -> None:
         sv.send_worker(identity, p.Ack(slots=worker.total))
     elif isinstance(body, p.Complete):
         worker.last_seen = sv.mono()
-        sv.completions.extend((identity, c) for c in body.completions)
+        _take_completions(sv, identity, body)
     elif isinstance(body, p.Refuse):
         worker.last_seen = sv.mono()
         sv.refusals.append((identity, body.attempt_id, body.reason))
     elif isinstance(body, p.LogReply):
         clientapi.answer_log(sv, body)
+
+
+def _take_completions(sv: "Supervisor", identity: bytes, body: p.Complete) -> None:
+    """Queue completions for the turn's transaction (and note their ids: a heartbeat sent
+    before them must not make their attempts look lost)."""
+    sv.completions.extend((identity, c) for c in body.completions)
+    sv.completing.update(c.attempt_id for c in body.completions)
 
 
 def _compare_running(sv: "Supervisor", worker, body: p.Heartbeat) -> None:
@@ -92,12 +99,12 @@ def _compare_running(sv: "Supervisor", worker, body: p.Heartbeat) -> None:
         return
     seen = {r.attempt_id for r in body.running}
     seen.update(body.kept)
-    seen.update(c.attempt_id for _, c in sv.completions)
+    completing = sv.completing     # this turn's, not yet recorded (one set, not a scan)
     mono = sv.mono()
     grace = LOST_AFTER_HEARTBEATS * sv.cfg.heartbeat_interval
     unproven = max(grace, sv.cfg.host_expiry + sv.cfg.release_after)
     for aid in worker.running:
-        if aid in seen:
+        if aid in seen or aid in completing:
             worker.missing.pop(aid, None)
             continue
         since = worker.missing.setdefault(aid, mono)
@@ -119,6 +126,7 @@ def flush(sv: "Supervisor") -> None:
         return
     completions, refusals, lost = sv.completions, sv.refusals, sv.lost
     sv.completions, sv.refusals, sv.lost = [], [], []
+    sv.completing = set()
     results: dict = {}
     for _, key, why in lost:
         results[key] = why
