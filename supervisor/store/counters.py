@@ -20,21 +20,24 @@ DELTA_COLUMNS = COUNTER_NAMES + ("slots_running",)
 
 def update_from_arrays(conn: Connection, table: str, key: tuple[str, str, str],
                        columns: dict[str, tuple[str, str]], rows: list[dict[str, Any]],
-                       also: str = "", params: dict[str, Any] | None = None) -> None:
+                       also: str = "", params: dict[str, Any] | None = None,
+                       returning: str = ""):
     """PostgreSQL: one UPDATE over unnested arrays, whatever the number of rows, where an
     executemany has the server run one statement per row.
 
     `key` is (field of `rows`, its SQL type, the table's key column); `columns` maps each
     other field to (SQL type, SET expression using t.<field>); `also` adds SET expressions
-    with bound `params`.  Each key must appear once in `rows`."""
+    with bound `params`; `returning`, columns of the updated rows to return.  Each key must
+    appear once in `rows`."""
     field, typ, col = key
     names = [field, *columns]
     types = [typ, *(t for t, _ in columns.values())]
     unnest = ", ".join(f"CAST(:{f} AS {t}[])" for f, t in zip(names, types))
     sets = ", ".join([*(expr for _, expr in columns.values()), *([also] if also else [])])
-    conn.execute(text(f"UPDATE {table} SET {sets} FROM unnest({unnest})"
-                      f" AS t({', '.join(names)}) WHERE {table}.{col} = t.{field}"),
-                 {**{f: [r[f] for r in rows] for f in names}, **(params or {})})
+    return conn.execute(text(f"UPDATE {table} SET {sets} FROM unnest({unnest})"
+                             f" AS t({', '.join(names)}) WHERE {table}.{col} = t.{field}"
+                             + (f" RETURNING {returning}" if returning else "")),
+                        {**{f: [r[f] for r in rows] for f in names}, **(params or {})})
 
 
 @dataclass
@@ -72,19 +75,23 @@ class Deltas:
         if new is not None:
             d[COUNTER[FrameState(new)]] += n
 
-    def write(self, conn: Connection) -> None:
+    def write(self, conn: Connection) -> list[Any] | None:
+        """Write the deltas.  PostgreSQL returns each updated layer's counters afterwards
+        (id, job_id, waiting, running, depend, dead), in the same statement; SQLite None."""
         rows = [{"lid": lid, **{f"d_{k}": v for k, v in d.items()}}
                 for lid, d in self.by_layer.items() if any(d.values())]
         if not rows:
-            return
+            return [] if conn.dialect.name == "postgresql" else None
         if conn.dialect.name == "postgresql":
-            update_from_arrays(conn, "layer", ("lid", "bigint", "id"),
-                               {f"d_{k}": ("integer", f"{k} = layer.{k} + t.d_{k}")
-                                for k in DELTA_COLUMNS}, rows)
-            return
+            return update_from_arrays(conn, "layer", ("lid", "bigint", "id"),
+                                      {f"d_{k}": ("integer", f"{k} = layer.{k} + t.d_{k}")
+                                       for k in DELTA_COLUMNS}, rows,
+                                      returning="layer.id, layer.job_id, layer.waiting,"
+                                      " layer.running, layer.depend, layer.dead").all()
         values = {k: getattr(Layer, k) + bindparam(f"d_{k}") for k in DELTA_COLUMNS}
         conn.execute(update(Layer).where(Layer.id == bindparam("lid")).values(**values)
                      .execution_options(synchronize_session=False), rows)
+        return None
 
 
 def apply_moves(conn: Connection, moves: list[FrameMove], now: float,

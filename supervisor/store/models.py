@@ -85,7 +85,10 @@ class Layer(Base):
 
     __table_args__ = (Index("ux_layer_job_name", "job_id", "name", unique=True),
                       Index("ix_layer_waiting", "job_id", postgresql_where=text("waiting > 0"),
-                            sqlite_where=text("waiting > 0")))
+                            sqlite_where=text("waiting > 0")),
+                      # slot and limit counts: the layers with frames running
+                      Index("ix_layer_busy", "job_id", postgresql_where=text("running > 0"),
+                            sqlite_where=text("running > 0")))
 
 
 class Dependency(Base):

@@ -11,7 +11,8 @@ from typing import Any
 
 from collections import defaultdict
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy import (Connection, bindparam, func, insert, literal_column, select, text, tuple_,
+                        update)
 
 from cuefarm import protocol as p
 from cuefarm.states import AttemptState, Event, FrameState, JobState, next_state
@@ -53,17 +54,22 @@ STATIC_FIELDS = (Layer.id, Layer.name, Layer.slots, Layer.slots_mode, Layer.memo
                  Layer.timeout_no_output)
 
 
+# Built once: the hot path's statements cost their construction and cache key only here.
+_CANDIDATES = (
+    select(Layer.id, Layer.job_id, Layer.idx, Layer.waiting, Job.name.label("job"), Job.user,
+           Job.priority, Job.min_slots, Job.max_slots.label("job_max_slots"), Job.project_id,
+           Project.name.label("project"), Project.guaranteed,
+           Project.max_slots.label("project_max_slots"),
+           Job.started_at.is_not(None).label("job_started"))
+    .join(Job, Job.id == Layer.job_id).join(Project, Project.id == Job.project_id)
+    .where(Layer.waiting > 0, Job.state == JobState.ACTIVE.value)
+    .order_by(Job.priority.desc(), Job.id, Layer.idx).limit(bindparam("n")))
+
+
 def candidate_layers(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """Layers with waiting frames of active jobs: the changing part only (what the scheduler
     orders by), highest priority first.  The rest comes from `layer_static`, cached."""
-    q = (select(Layer.id, Layer.job_id, Layer.idx, Layer.waiting, Job.name.label("job"),
-                Job.user, Job.priority, Job.min_slots, Job.max_slots.label("job_max_slots"),
-                Job.project_id, Project.name.label("project"), Project.guaranteed,
-                Project.max_slots.label("project_max_slots"))
-         .join(Job, Job.id == Layer.job_id).join(Project, Project.id == Job.project_id)
-         .where(Layer.waiting > 0, Job.state == JobState.ACTIVE.value)
-         .order_by(Job.priority.desc(), Job.id, Layer.idx).limit(limit))
-    return [dict(r._mapping) for r in conn.execute(q)]
+    return [dict(r._mapping) for r in conn.execute(_CANDIDATES, {"n": limit})]
 
 
 def layer_static(conn: Connection, layer_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -83,70 +89,95 @@ def layer_static(conn: Connection, layer_ids: list[int]) -> dict[int, dict[str, 
     return out
 
 
+# The layers with frames running: a partial index holds them (literal 0, so both databases
+# see the index's own predicate).
+BUSY = Layer.running > literal_column("0")
+
+
+_SLOTS_IN_USE = (select(Layer.job_id, Job.project_id, func.sum(Layer.slots_running))
+                 .join(Job, Job.id == Layer.job_id).where(BUSY)
+                 .group_by(Layer.job_id, Job.project_id))
+
+
 def slots_in_use(conn: Connection) -> tuple[dict[int, int], dict[int, int]]:
     """Slots running per job and per project (from the per-layer counters)."""
     per_job: dict[int, int] = {}
     per_project: dict[int, int] = defaultdict(int)
-    for job_id, project_id, n in conn.execute(
-            select(Layer.job_id, Job.project_id, func.sum(Layer.slots_running))
-            .join(Job, Job.id == Layer.job_id).where(Layer.slots_running > 0)
-            .group_by(Layer.job_id, Job.project_id)):
+    for job_id, project_id, n in conn.execute(_SLOTS_IN_USE):
         per_job[job_id] = int(n)
         per_project[project_id] += int(n)
     return per_job, dict(per_project)
+
+
+# Frames holding each limit from the counters of the busy layers needing it; for node-locked
+# limits, the hosts running frames of those layers, each layer's found through the partial
+# index of running attempts (whatever the planner thinks of a young table's statistics).
+_LIMIT_USAGE_PG = """
+WITH busy AS (SELECT layer_limit.limit_id, layer.id AS layer_id, layer.running
+              FROM layer_limit JOIN layer ON layer.id = layer_limit.layer_id
+              WHERE layer.running > 0 AND layer_limit.limit_id = ANY(:ids)),
+     held AS (SELECT DISTINCT busy.limit_id, a.host_id FROM busy CROSS JOIN LATERAL (
+                  SELECT attempt.host_id FROM attempt WHERE attempt.layer_id = busy.layer_id
+                  AND attempt.state = :running) AS a
+              WHERE busy.limit_id = ANY(:per_host))
+SELECT busy.limit_id, sum(busy.running) AS frames,
+       (SELECT count(*) FROM held WHERE held.limit_id = busy.limit_id) AS held,
+       (SELECT array_agg(held.host_id) FROM held WHERE held.limit_id = busy.limit_id
+        {among}) AS holders
+FROM busy GROUP BY busy.limit_id"""
+
+
+_LIMITS = (select(Limit.id, Limit.name, Limit.max, Limit.per_host)
+           .where(Limit.name.in_(bindparam("names", expanding=True))))
+_LIMITS_LOCKED = _LIMITS.with_for_update()
 
 
 def limit_usage(conn: Connection, names: set[str], lock: bool,
                 hosts: list[int] | None = None) -> dict[str, dict[str, Any]]:
     """For each named limit: max, per_host, frames (or, per host, hosts) in use, and which
     hosts hold it: all of them, or only those among `hosts` (a dispatch pass asks about the
-    hosts it can place frames on, not every host on the farm)."""
+    hosts it can place frames on, not every host on the farm).  A frame holds the limits its
+    layer lists now: a limit added to a running layer counts its running frames at once."""
     if not names:
         return {}
-    q = select(Limit.id, Limit.name, Limit.max, Limit.per_host).where(Limit.name.in_(names))
-    if lock:   # several supervisors: one pass at a time spends a limit
-        q = q.with_for_update()
+    # several supervisors: one pass at a time spends a limit (counted after this)
+    q = _LIMITS_LOCKED if lock else _LIMITS
     out = {r.name: {"id": r.id, "max": r.max, "per_host": r.per_host, "used": 0,
-                    "hosts": set()} for r in conn.execute(q)}
+                    "hosts": set()} for r in conn.execute(q, {"names": sorted(names)})}
     by_id = {v["id"]: v for v in out.values()}
     if not by_id:
         return out
-    if conn.dialect.name == "postgresql":
-        # One scan: counts, and the holders of per-host limits among `hosts`.
-        among = "" if hosts is None else " FILTER (WHERE attempt.host_id = ANY(:hosts))"
-        for r in conn.execute(text(
-                "SELECT layer_limit.limit_id, count(*) AS frames,"
-                " count(DISTINCT attempt.host_id) AS held,"
-                f" array_agg(DISTINCT attempt.host_id){among} AS holders"
-                " FROM layer_limit JOIN attempt ON attempt.layer_id = layer_limit.layer_id"
-                " WHERE attempt.state = :running AND layer_limit.limit_id = ANY(:ids)"
-                " GROUP BY layer_limit.limit_id"),
-                {"running": A.RUNNING.value, "ids": list(by_id), "hosts": hosts or []}):
-            entry = by_id[r.limit_id]
-            entry["used"] = r.held if entry["per_host"] else r.frames
-            if entry["per_host"]:
-                entry["hosts"].update(h for h in r.holders or () if h is not None)
-        return out
-    running = (select(LayerLimit.limit_id, Attempt.host_id)
-               .join(Attempt, Attempt.layer_id == LayerLimit.layer_id)
-               .where(Attempt.state == A.RUNNING.value))
-    # Counted in the database, over the running attempts only (a partial index).
-    for limit_id, frames, held in conn.execute(
-            select(LayerLimit.limit_id, func.count(), func.count(func.distinct(Attempt.host_id)))
-            .join(Attempt, Attempt.layer_id == LayerLimit.layer_id)
-            .where(Attempt.state == A.RUNNING.value, LayerLimit.limit_id.in_(list(by_id)))
-            .group_by(LayerLimit.limit_id)):
-        entry = by_id[limit_id]
-        entry["used"] = held if entry["per_host"] else frames
     per_host = [i for i, v in by_id.items() if v["per_host"]]
-    if not per_host or hosts is not None and not hosts:
+    if conn.dialect.name == "postgresql":
+        among = "" if hosts is None else "AND held.host_id = ANY(:hosts)"
+        for r in conn.execute(text(_LIMIT_USAGE_PG.format(among=among)),
+                              {"running": A.RUNNING.value, "ids": list(by_id),
+                               "per_host": per_host, "hosts": hosts or []}):
+            entry = by_id[r.limit_id]
+            entry["used"] = r.held if entry["per_host"] else int(r.frames)
+            entry["hosts"].update(r.holders or ())
         return out
-    wheres = [[]] if hosts is None else [
-        [Attempt.host_id.in_(hosts[o:o + 5000])] for o in range(0, len(hosts), 5000)]
-    for where in wheres:
-        for limit_id, host_id in conn.execute(
-                running.where(LayerLimit.limit_id.in_(per_host), *where).distinct()):
-            by_id[limit_id]["hosts"].add(host_id)
+    for limit_id, frames in conn.execute(
+            select(LayerLimit.limit_id, func.sum(Layer.running))
+            .join(Layer, Layer.id == LayerLimit.layer_id)
+            .where(BUSY, LayerLimit.limit_id.in_(list(by_id)))
+            .group_by(LayerLimit.limit_id)):
+        by_id[limit_id]["used"] = int(frames)
+    if not per_host:
+        return out
+    holders = (select(LayerLimit.limit_id, Attempt.host_id).distinct()
+               .join(Layer, Layer.id == LayerLimit.layer_id)
+               .join(Attempt, Attempt.layer_id == LayerLimit.layer_id)
+               .where(BUSY, Attempt.state == A.RUNNING.value,
+                      LayerLimit.limit_id.in_(per_host)))
+    wanted = None if hosts is None else set(hosts)
+    for limit_id in per_host:
+        by_id[limit_id]["used"] = 0
+    for limit_id, host_id in conn.execute(holders):
+        entry = by_id[limit_id]
+        entry["used"] += 1
+        if wanted is None or host_id in wanted:
+            entry["hosts"].add(host_id)
     return out
 
 
@@ -249,8 +280,11 @@ def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, st
         return out
     apply_moves(conn, moves, now, deltas)
     conn.execute(insert(Attempt), attempts)
-    conn.execute(update(Job).where(Job.id.in_(sorted({m.job_id for m in moves})),
-                                   Job.started_at.is_(None)).values(started_at=now))
+    starting = sorted({lay["job_id"] for lay, _ in wants if not lay.get("job_started")}
+                      & {m.job_id for m in moves})
+    if starting:     # the first frame of a job: it started now
+        conn.execute(update(Job).where(Job.id.in_(starting), Job.started_at.is_(None))
+                     .values(started_at=now))
     touched.add_moves(moves)
     return out
 
@@ -489,22 +523,27 @@ def update_running_stats(engine, stats: list[dict[str, Any]]) -> None:
 
 # --- dependencies and job ends ---------------------------------------------------------------
 
+_LAYER_COUNTS = (select(Layer.id, Layer.job_id, Layer.waiting, Layer.running, Layer.depend,
+                        Layer.dead).where(Layer.id.in_(bindparam("ids", expanding=True))))
+
+
 def settle(conn: Connection, deltas: Deltas, touched: Touched, now: float,
            frame_targets: set[int] | None = None) -> None:
     """Write counter deltas, then let dependents of what completed run, and end finished jobs.
 
     `frame_targets`, when known, are the layers among those whose frames completed that have
     frame-by-frame dependents: only their frames are looked up (None: look them all up)."""
-    deltas.write(conn)
+    counted = deltas.write(conn)
     completed = deltas.completed if frame_targets is None else [
         f for f, lid in zip(deltas.completed, deltas.completed_layers) if lid in frame_targets]
     if completed:
         release_frame_dependents(conn, completed, now, touched)
     jobs = set(touched.jobs)
     if touched.layers:
-        layers = conn.execute(select(Layer.id, Layer.job_id, Layer.waiting, Layer.running,
-                                     Layer.depend, Layer.dead)
-                              .where(Layer.id.in_(touched.layers))).all()
+        layers = counted or []       # PostgreSQL: the counters as the delta write left them
+        unread = touched.layers - {r.id for r in layers}
+        if unread:
+            layers = [*layers, *conn.execute(_LAYER_COUNTS, {"ids": list(unread)})]
         complete = [r.id for r in layers if not (r.waiting or r.running or r.depend or r.dead)]
         # A job with a layer still busy has not finished: most settles need not ask.
         jobs -= {r.job_id for r in layers if r.waiting or r.running or r.depend or r.dead}

@@ -179,6 +179,27 @@ def test_limits_counted_per_frame_and_per_host_and_changed_live(farm, fleet_fact
         c.set_limit("arnold", -1)
 
 
+def test_a_limit_added_to_a_running_layer_counts_its_running_frames_at_once(farm,
+                                                                            fleet_factory):
+    c = farm.client()
+    c.set_limit("floating", 10)
+    c.set_limit("nodelock", 10, per_host=True)
+    c.set_limit("spare", 2)
+    fleet_factory([{"name": "h0", "slots": 2}, {"name": "h1", "slots": 1}], runtime=30)
+    [jid] = c.submit([job("live", [layer("r", 5)])])
+    wait_until(lambda: c.job(jid)["running"] == 3, 30)
+    in_use = lambda: {x["name"]: x["in_use"] for x in c.limits()}   # noqa: E731
+    assert in_use() == {"floating": 0, "nodelock": 0, "spare": 0}
+    c.set_layer(jid, "r", limits=["floating", "nodelock"])
+    # Three frames on two hosts hold them now; the limit nobody needs stays free.
+    assert in_use() == {"floating": 3, "nodelock": 2, "spare": 0}
+    c.set_limit("floating", 3)
+    assert any("limit floating 3/3 in use" in r for r in c.why(jid)["reasons"])
+    c.set_layer(jid, "r", limits=[])
+    assert in_use() == {"floating": 0, "nodelock": 0, "spare": 0}
+    c.kill(jid)
+
+
 def test_bad_host_list_keeps_a_failing_host_off_the_job(farm, fleet_factory):
     c = farm.client()
     fleet = fleet_factory([{"name": "bad", "slots": 2, "fail": True},

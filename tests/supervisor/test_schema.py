@@ -27,3 +27,22 @@ def test_running_attempts_are_indexed_by_host_and_by_layer(db_url):
     # Partial: over the attempts running now, not the years of finished ones.
     for name in ("ix_attempt_running_layer", "ix_attempt_running_host"):
         assert "WHERE" in defs[name].upper() and "RUNNING" in defs[name], defs[name]
+
+
+def test_busy_layers_are_indexed(db_url):
+    """Slot and limit counts read the layers with frames running, not every layer ever run."""
+    engine = make_engine(db_url)
+    try:
+        migrate(engine)
+        indexes = {ix["name"]: ix for ix in inspect(engine).get_indexes("layer")}
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                sql = conn.execute(text("SELECT indexdef FROM pg_indexes"
+                                        " WHERE indexname = 'ix_layer_busy'")).scalar_one()
+            else:
+                sql = conn.execute(text("SELECT sql FROM sqlite_master"
+                                        " WHERE name = 'ix_layer_busy'")).scalar_one()
+    finally:
+        engine.dispose()
+    assert indexes["ix_layer_busy"]["column_names"] == ["job_id"]
+    assert "WHERE" in sql.upper() and "running > 0" in sql, sql
