@@ -34,10 +34,15 @@ def update_from_arrays(conn: Connection, table: str, key: tuple[str, str, str],
     types = [typ, *(t for t, _ in columns.values())]
     unnest = ", ".join(f"CAST(:{f} AS {t}[])" for f, t in zip(names, types))
     sets = ", ".join([*(expr for _, expr in columns.values()), *([also] if also else [])])
-    return conn.execute(text(f"UPDATE {table} SET {sets} FROM unnest({unnest})"
-                             f" AS t({', '.join(names)}) WHERE {table}.{col} = t.{field}"
-                             + (f" RETURNING {returning}" if returning else "")),
-                        {**{f: [r[f] for r in rows] for f in names}, **(params or {})})
+    sql = (f"UPDATE {table} SET {sets} FROM unnest({unnest}) AS t({', '.join(names)})"
+           f" WHERE {table}.{col} = t.{field}" + (f" RETURNING {returning}" if returning else ""))
+    stmt = _STATEMENTS.get(sql)
+    if stmt is None:        # a handful of shapes, each parsed once
+        stmt = _STATEMENTS[sql] = text(sql)
+    return conn.execute(stmt, {**{f: [r[f] for r in rows] for f in names}, **(params or {})})
+
+
+_STATEMENTS: dict[str, Any] = {}
 
 
 @dataclass

@@ -69,7 +69,9 @@ _CANDIDATES = (
 def candidate_layers(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """Layers with waiting frames of active jobs: the changing part only (what the scheduler
     orders by), highest priority first.  The rest comes from `layer_static`, cached."""
-    return [dict(r._mapping) for r in conn.execute(_CANDIDATES, {"n": limit})]
+    result = conn.execute(_CANDIDATES, {"n": limit})
+    keys = list(result.keys())
+    return [dict(zip(keys, row)) for row in result]
 
 
 def layer_static(conn: Connection, layer_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -125,6 +127,8 @@ SELECT busy.limit_id, sum(busy.running) AS frames,
        (SELECT array_agg(held.host_id) FROM held WHERE held.limit_id = busy.limit_id
         {among}) AS holders
 FROM busy GROUP BY busy.limit_id"""
+_LIMIT_USAGE_ALL = text(_LIMIT_USAGE_PG.format(among=""))
+_LIMIT_USAGE_AMONG = text(_LIMIT_USAGE_PG.format(among="AND held.host_id = ANY(:hosts)"))
 
 
 _LIMITS = (select(Limit.id, Limit.name, Limit.max, Limit.per_host)
@@ -149,8 +153,7 @@ def limit_usage(conn: Connection, names: set[str], lock: bool,
         return out
     per_host = [i for i, v in by_id.items() if v["per_host"]]
     if conn.dialect.name == "postgresql":
-        among = "" if hosts is None else "AND held.host_id = ANY(:hosts)"
-        for r in conn.execute(text(_LIMIT_USAGE_PG.format(among=among)),
+        for r in conn.execute(_LIMIT_USAGE_ALL if hosts is None else _LIMIT_USAGE_AMONG,
                               {"running": A.RUNNING.value, "ids": list(by_id),
                                "per_host": per_host, "hosts": hosts or []}):
             entry = by_id[r.limit_id]
@@ -224,6 +227,16 @@ class Claimed:
                         timeout=lay["timeout"], timeout_no_output=lay["timeout_no_output"])
 
 
+_CLAIM_PG = text(
+    "SELECT f.id, w.lid AS layer_id, f.attempt, f.number, f.frame_end, f.label, f.retries"
+    " FROM unnest(CAST(:lids AS bigint[]), CAST(:ns AS integer[])) WITH ORDINALITY"
+    " AS w(lid, n, ord) CROSS JOIN LATERAL (SELECT frame.id, frame.idx, frame.attempt,"
+    " frame.number, frame.frame_end, frame.label, frame.retries FROM frame"
+    " WHERE frame.layer_id = w.lid AND frame.state = :waiting ORDER BY frame.idx LIMIT w.n"
+    " FOR UPDATE SKIP LOCKED) AS f ORDER BY w.ord, f.idx")
+_INSERT_ATTEMPT = insert(Attempt)
+
+
 def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, str, int]]]],
           now: float, deltas: Deltas, touched: Touched) -> list[list[Claimed]]:
     """Claim waiting frames for several layers at once: for each (layer, hosts), up to
@@ -237,21 +250,14 @@ def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, st
     PostgreSQL, and one write of each kind whatever the number of layers.
     """
     found: dict[int, list[Any]] = defaultdict(list)
-    cols = (Frame.id, Frame.layer_id, Frame.attempt, Frame.number, Frame.frame_end, Frame.label,
-            Frame.retries)
-    if conn.dialect.name == "postgresql" and len(wants) > 1:
-        for r in conn.execute(text(
-                "SELECT f.id, w.lid AS layer_id, f.attempt, f.number, f.frame_end, f.label,"
-                " f.retries FROM unnest(CAST(:lids AS bigint[]), CAST(:ns AS integer[]))"
-                " WITH ORDINALITY AS w(lid, n, ord) CROSS JOIN LATERAL ("
-                " SELECT frame.id, frame.idx, frame.attempt, frame.number, frame.frame_end,"
-                " frame.label, frame.retries FROM frame WHERE frame.layer_id = w.lid"
-                " AND frame.state = :waiting ORDER BY frame.idx LIMIT w.n"
-                " FOR UPDATE SKIP LOCKED) AS f ORDER BY w.ord, f.idx"),
-                {"lids": [lay["id"] for lay, _ in wants], "ns": [len(h) for _, h in wants],
-                 "waiting": F.WAITING.value}):
+    if conn.dialect.name == "postgresql":
+        for r in conn.execute(_CLAIM_PG, {"lids": [lay["id"] for lay, _ in wants],
+                                          "ns": [len(h) for _, h in wants],
+                                          "waiting": F.WAITING.value}):
             found[r.layer_id].append(r)
     else:
+        cols = (Frame.id, Frame.layer_id, Frame.attempt, Frame.number, Frame.frame_end,
+                Frame.label, Frame.retries)
         for lay, hosts in wants:
             found[lay["id"]] = conn.execute(
                 select(*cols).where(Frame.layer_id == lay["id"], Frame.state == F.WAITING.value)
@@ -279,7 +285,7 @@ def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, st
     if not moves:
         return out
     apply_moves(conn, moves, now, deltas)
-    conn.execute(insert(Attempt), attempts)
+    conn.execute(_INSERT_ATTEMPT, attempts)
     starting = sorted({lay["job_id"] for lay, _ in wants if not lay.get("job_started")}
                       & {m.job_id for m in moves})
     if starting:     # the first frame of a job: it started now
