@@ -111,26 +111,25 @@ def slots_in_use(conn: Connection) -> tuple[dict[int, int], dict[int, int]]:
     return per_job, dict(per_project)
 
 
-# Frames holding each limit from the counters of the busy layers needing it; for node-locked
-# limits, the hosts running frames of those layers, each layer's found through the partial
-# index of running attempts (whatever the planner thinks of a young table's statistics).
-_LIMIT_USAGE_PG = """
-WITH busy AS (SELECT layer_limit.limit_id, layer.id AS layer_id, layer.running
-              FROM layer_limit JOIN layer ON layer.id = layer_limit.layer_id
-              WHERE layer.running > 0 AND layer_limit.limit_id = ANY(:ids)),
-     held AS (SELECT DISTINCT busy.limit_id, a.host_id FROM busy CROSS JOIN LATERAL (
-                  SELECT attempt.host_id FROM attempt WHERE attempt.layer_id = busy.layer_id
-                  AND attempt.state = :running) AS a
-              WHERE busy.limit_id = ANY(:per_host))
-SELECT busy.limit_id, sum(busy.running) AS frames,
-       (SELECT count(*) FROM held WHERE held.limit_id = busy.limit_id) AS held,
-       (SELECT array_agg(held.host_id) FROM held WHERE held.limit_id = busy.limit_id
-        {among}) AS holders
-FROM busy GROUP BY busy.limit_id"""
-_LIMIT_USAGE_ALL = text(_LIMIT_USAGE_PG.format(among=""))
-_LIMIT_USAGE_AMONG = text(_LIMIT_USAGE_PG.format(among="AND held.host_id = ANY(:hosts)"))
-
-
+# Frames holding each limit: the running counters of the busy layers that need it.
+_LIMIT_FRAMES = (select(LayerLimit.limit_id, func.sum(Layer.running))
+                 .join(Layer, Layer.id == LayerLimit.layer_id)
+                 .where(BUSY, LayerLimit.limit_id.in_(bindparam("ids", expanding=True)))
+                 .group_by(LayerLimit.limit_id))
+# Hosts holding node-locked limits: those running frames of the busy layers needing them, each
+# layer's found through the partial index of running attempts (whatever the planner thinks of
+# a young table's statistics).
+_LIMIT_HOLDERS_PG = text(
+    "SELECT DISTINCT layer_limit.limit_id, a.host_id"
+    " FROM layer_limit JOIN layer ON layer.id = layer_limit.layer_id CROSS JOIN LATERAL ("
+    " SELECT attempt.host_id FROM attempt WHERE attempt.layer_id = layer.id"
+    " AND attempt.state = 'RUNNING') AS a"
+    " WHERE layer.running > 0 AND layer_limit.limit_id = ANY(:ids)")
+_LIMIT_HOLDERS = (select(LayerLimit.limit_id, Attempt.host_id).distinct()
+                  .join(Layer, Layer.id == LayerLimit.layer_id)
+                  .join(Attempt, Attempt.layer_id == LayerLimit.layer_id)
+                  .where(BUSY, Attempt.state == A.RUNNING.value,
+                         LayerLimit.limit_id.in_(bindparam("ids", expanding=True))))
 _LIMITS = (select(Limit.id, Limit.name, Limit.max, Limit.per_host)
            .where(Limit.name.in_(bindparam("names", expanding=True))))
 _LIMITS_LOCKED = _LIMITS.with_for_update()
@@ -139,9 +138,14 @@ _LIMITS_LOCKED = _LIMITS.with_for_update()
 def limit_usage(conn: Connection, names: set[str], lock: bool,
                 hosts: list[int] | None = None) -> dict[str, dict[str, Any]]:
     """For each named limit: max, per_host, frames (or, per host, hosts) in use, and which
-    hosts hold it: all of them, or only those among `hosts` (a dispatch pass asks about the
-    hosts it can place frames on, not every host on the farm).  A frame holds the limits its
-    layer lists now: a limit added to a running layer counts its running frames at once."""
+    hosts hold it.  A frame holds the limits its layer lists now: a limit added to a running
+    layer counts its running frames at once.
+
+    Without `hosts`: exact counts, and every holder.  A dispatch pass gives the hosts it can
+    place frames on: holders are looked up among those only, and a node-locked limit whose
+    frames running plus those hosts stay within its maximum is not looked up at all (no more
+    hosts than frames hold it, so the pass cannot reach the maximum): its `used` is then that
+    bound, its holders unknown (empty)."""
     if not names:
         return {}
     # several supervisors: one pass at a time spends a limit (counted after this)
@@ -151,32 +155,18 @@ def limit_usage(conn: Connection, names: set[str], lock: bool,
     by_id = {v["id"]: v for v in out.values()}
     if not by_id:
         return out
-    per_host = [i for i, v in by_id.items() if v["per_host"]]
-    if conn.dialect.name == "postgresql":
-        for r in conn.execute(_LIMIT_USAGE_ALL if hosts is None else _LIMIT_USAGE_AMONG,
-                              {"running": A.RUNNING.value, "ids": list(by_id),
-                               "per_host": per_host, "hosts": hosts or []}):
-            entry = by_id[r.limit_id]
-            entry["used"] = r.held if entry["per_host"] else int(r.frames)
-            entry["hosts"].update(r.holders or ())
-        return out
-    for limit_id, frames in conn.execute(
-            select(LayerLimit.limit_id, func.sum(Layer.running))
-            .join(Layer, Layer.id == LayerLimit.layer_id)
-            .where(BUSY, LayerLimit.limit_id.in_(list(by_id)))
-            .group_by(LayerLimit.limit_id)):
+    for limit_id, frames in conn.execute(_LIMIT_FRAMES, {"ids": list(by_id)}):
         by_id[limit_id]["used"] = int(frames)
-    if not per_host:
+    exact = [i for i, v in by_id.items() if v["per_host"]
+             and (hosts is None or v["used"] + len(hosts) > v["max"])]
+    if not exact:
         return out
-    holders = (select(LayerLimit.limit_id, Attempt.host_id).distinct()
-               .join(Layer, Layer.id == LayerLimit.layer_id)
-               .join(Attempt, Attempt.layer_id == LayerLimit.layer_id)
-               .where(BUSY, Attempt.state == A.RUNNING.value,
-                      LayerLimit.limit_id.in_(per_host)))
-    wanted = None if hosts is None else set(hosts)
-    for limit_id in per_host:
+    for limit_id in exact:
         by_id[limit_id]["used"] = 0
-    for limit_id, host_id in conn.execute(holders):
+    wanted = None if hosts is None else set(hosts)
+    rows = conn.execute(_LIMIT_HOLDERS_PG if conn.dialect.name == "postgresql"
+                        else _LIMIT_HOLDERS, {"ids": exact})
+    for limit_id, host_id in rows:
         entry = by_id[limit_id]
         entry["used"] += 1
         if wanted is None or host_id in wanted:
