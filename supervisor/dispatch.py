@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from supervisor import workerlink
 from supervisor.registry import Worker
 from supervisor.store import hostadmin, work
 from supervisor.store.counters import Deltas
@@ -269,14 +270,11 @@ def with_static(sv: "Supervisor", conn, layers: list[dict[str, Any]]) -> list[di
     return [{**cache[lay["id"]], **lay} for lay in layers if lay["id"] in cache]
 
 
-def run_pass(sv: "Supervisor") -> int:
-    """One pass; returns how many frames were launched."""
-    workers = sv.registry.dispatchable(sv.mono())
-    if not workers:
+def run_pass(sv: "Supervisor", batch: workerlink.Batch | None = None) -> int:
+    """One pass; returns how many frames were launched.  With `batch`, the turn's completions
+    are recorded first in the same transaction, and the slots they free are filled in it."""
+    if batch is None and not sv.registry.dispatchable(sv.mono()):
         return 0
-    rooms = [Room(w, w.free, w.memory_free, w.gpus_free, w.used == 0, w.used == 0)
-             for w in workers]
-    cap = min(sv.cfg.dispatch_batch, sum(r.slots for r in rooms))
     now = sv.clock()
     version = sv.registry.version
 
@@ -286,9 +284,17 @@ def run_pass(sv: "Supervisor") -> int:
     deltas, touched = Deltas(), work.Touched()
     claimed: list[tuple[work.Claimed, Room]] = []
     again = False
+    released: list[tuple] = []
     try:
         with sv.engine.begin() as conn:
-            layers = with_static(sv, conn, work.candidate_layers(conn, LAYERS_PER_PASS))
+            if batch is not None:
+                workerlink.record(sv, conn, batch, now)
+                released = workerlink.release(sv, batch)    # undone if this fails
+            rooms = [Room(w, w.free, w.memory_free, w.gpus_free, w.used == 0, w.used == 0)
+                     for w in sv.registry.dispatchable(sv.mono())]
+            cap = min(sv.cfg.dispatch_batch, sum(r.slots for r in rooms))
+            layers = (with_static(sv, conn, work.candidate_layers(conn, LAYERS_PER_PASS))
+                      if rooms else [])
             if layers:
                 job_used, project_used = work.slots_in_use(conn)
                 names = {n for lay in layers for n in (lay["limits"] or ())}
@@ -333,10 +339,18 @@ def run_pass(sv: "Supervisor") -> int:
                         budget.refund(layer, room.worker.host_id, slots)
                         again = True      # those rooms are free again: look next turn
             work.settle(conn, deltas, touched, now)
-    except SQLAlchemyError:
-        log.exception("dispatch pass failed; nothing was claimed")
+    except Exception as exc:
+        if batch is not None:       # rolled back: the slots are not free after all
+            workerlink.restore(released)
+            workerlink.failed(sv, batch)
         sv.dispatch_needed = True
+        if not isinstance(exc, SQLAlchemyError):
+            raise
+        log.exception("dispatch pass failed; nothing was claimed")
         return 0
+    if batch is not None:     # first the slots the batch freed, then what the pass took
+        workerlink.committed(sv, batch)
+        sv.dispatch_needed = False
     for c, room in claimed:
         w = room.worker
         w.add(c.attempt_id, c.slots, c.layer["memory"], c.layer["gpus"])

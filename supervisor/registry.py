@@ -86,6 +86,26 @@ class Worker:
         self.memory_used -= memory
         self.gpus_used -= gpus
 
+    def take_out(self, attempt_id: str) -> tuple | None:
+        """remove(), keeping what put_back() needs to undo it (None: it was not here)."""
+        if attempt_id not in self.running:
+            return None
+        kept = (self.running[attempt_id], self.missing.get(attempt_id),
+                self.launched.get(attempt_id))
+        self.remove(attempt_id)
+        return kept
+
+    def put_back(self, attempt_id: str, kept: tuple) -> None:
+        (slots, memory, gpus), missing, launched = kept
+        self.running[attempt_id] = (slots, memory, gpus)
+        self.used += slots
+        self.memory_used += memory
+        self.gpus_used += gpus
+        if missing is not None:
+            self.missing[attempt_id] = missing
+        if launched is not None:
+            self.launched[attempt_id] = launched
+
     def clear(self) -> None:
         self.running.clear()
         self.missing.clear()

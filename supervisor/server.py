@@ -379,8 +379,6 @@ class Supervisor:
         lap("background results")
         registration.flush(self)
         lap("registrations")
-        workerlink.flush(self)
-        lap("completions")
         if self.wakeups and self.wakeups[0] <= self.mono():
             while self.wakeups and self.wakeups[0] <= self.mono():
                 heapq.heappop(self.wakeups)
@@ -388,10 +386,13 @@ class Supervisor:
         if self.hosts_changed:
             changed, self.hosts_changed = self.hosts_changed, set()
             workerlink.tell_totals(self, changed)
-        if self.dispatch_needed:
+        # The turn's completions and its dispatch pass share one transaction: the slots they
+        # free are filled in it.
+        batch = workerlink.take(self)
+        if batch is not None or self.dispatch_needed:
             self.dispatch_needed = False
-            dispatch.run_pass(self)
-        lap("dispatch")
+            dispatch.run_pass(self, batch)
+        lap("completions and dispatch")
         now = self.mono()
         if now >= self.next_liveness:
             self.next_liveness = now + 1.0

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import zmq
 from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from cuefarm import protocol as p
 from supervisor import clientapi
@@ -119,72 +118,111 @@ def _compare_running(sv: "Supervisor", worker, body: p.Heartbeat) -> None:
                 sv.lost_pending.add(aid)
 
 
-def flush(sv: "Supervisor") -> None:
-    """Apply the turn's completions, refusals and lost attempts in one transaction, then
-    acknowledge."""
+class Batch:
+    """A turn's completions, refusals and lost attempts, taken off the supervisor, recorded in
+    a transaction (alone, or with the turn's dispatch pass), then acknowledged."""
+
+    def __init__(self, completions, refusals, lost) -> None:
+        self.completions, self.refusals, self.lost = completions, refusals, lost
+        self.results: dict = {}
+        self.acks: dict[bytes, dict[str, None]] = {}   # ordered sets: duplicates acked once
+        self.cannot: set[str] = set()   # refusals that will not change by retrying the host
+        self.ended: list[work.Ended] = []
+        self.touched = work.Touched()
+
+
+def take(sv: "Supervisor") -> Batch | None:
+    """The turn's completions, refusals and lost attempts (None: there are none)."""
     if not sv.completions and not sv.refusals and not sv.lost:
-        return
-    completions, refusals, lost = sv.completions, sv.refusals, sv.lost
+        return None
+    b = Batch(sv.completions, sv.refusals, sv.lost)
     sv.completions, sv.refusals, sv.lost = [], [], []
     sv.completing = set()
-    results: dict = {}
-    for _, key, why in lost:
-        results[key] = why
-    acks: dict[bytes, dict[str, None]] = {}    # ordered sets: duplicates are acked once
-    for identity, c in completions:
-        acks.setdefault(identity, {})[c.attempt_id] = None
+    for _, key, why in b.lost:
+        b.results[key] = why
+    for identity, c in b.completions:
+        b.acks.setdefault(identity, {})[c.attempt_id] = None
         key = parse_attempt_id(c.attempt_id)
         if key:
-            results[key] = c
+            b.results[key] = c
     mono = sv.mono()
-    cannot = set()     # refusals that will not change by retrying the same host
-    for identity, aid, reason in refusals:
+    for identity, aid, reason in b.refusals:
         key = parse_attempt_id(aid)
         if key:
-            results[key] = f"lost: refused by the worker: {reason}"[:1000]
+            b.results[key] = f"lost: refused by the worker: {reason}"[:1000]
             if reason.startswith("user "):
-                cannot.add(aid)
+                b.cannot.add(aid)
         w = sv.registry.by_identity.get(identity)
         if w is not None:
             w.refuse_until = mono + REFUSAL_BACKOFF
             sv.wake_at(w.refuse_until)      # the host may take the frame then: look again
-    now = sv.clock()
-    deltas, touched = Deltas(), work.Touched()
-    try:
-        with sv.engine.begin() as conn:
-            ended = work.end_attempts(conn, results, now, deltas, touched, sv.failure_policy)
-            bans = {(e.job_id, e.host_id) for e in ended if e.attempt_id in cannot}
-            if bans:
-                sv.failure_policy.ban(conn, bans, now, touched)
-            # Frames of layers nobody waits on frame by frame need no dependents looked up.
-            cache = sv.layer_cache
-            targets = {lid for lid in set(deltas.completed_layers)
-                       if lid not in cache or cache[lid]["frame_dependents"]}
-            work.settle(conn, deltas, touched, now, targets)
-            failed = bans or any(isinstance(r, p.Completion) and r.exit_status != 0
-                                 for r in results.values())
-            if failed:          # failures may have kept a host off a job for a while
-                note_ban_expiry(sv, conn, now)
-    except SQLAlchemyError:
-        # Not acknowledged: the workers send them again.  Refusals are retried by expiry.
-        log.exception("could not record %d completions", len(results))
-        sv.refusals.extend(refusals)
-        sv.lost_pending.difference_update(f"{k[0]}.{k[1]}" for _, k, _ in lost)
-        return
-    for hid, k, _ in lost:
+    return b
+
+
+def record(sv: "Supervisor", conn, b: Batch, now: float) -> None:
+    """Write the batch in the caller's transaction."""
+    deltas, touched = Deltas(), b.touched
+    b.ended = work.end_attempts(conn, b.results, now, deltas, touched, sv.failure_policy)
+    bans = {(e.job_id, e.host_id) for e in b.ended if e.attempt_id in b.cannot}
+    if bans:
+        sv.failure_policy.ban(conn, bans, now, touched)
+    # Frames of layers nobody waits on frame by frame need no dependents looked up.
+    cache = sv.layer_cache
+    targets = {lid for lid in set(deltas.completed_layers)
+               if lid not in cache or cache[lid]["frame_dependents"]}
+    work.settle(conn, deltas, touched, now, targets)
+    failed = bans or any(isinstance(r, p.Completion) and r.exit_status != 0
+                         for r in b.results.values())
+    if failed:          # failures may have kept a host off a job for a while
+        note_ban_expiry(sv, conn, now)
+
+
+def release(sv: "Supervisor", b: Batch) -> list[tuple]:
+    """Free in the registry the slots of the attempts the recorded batch ends, before the
+    transaction commits (so the pass sharing it can fill them); returns what restore() needs
+    should the transaction fail."""
+    kept = []
+    ends = [(e.host_id, e.attempt_id) for e in b.ended]
+    ends += [(hid, f"{k[0]}.{k[1]}") for hid, k, _ in b.lost]
+    for hid, aid in ends:
+        w = sv.registry.by_id.get(hid)
+        if w is not None:
+            token = w.take_out(aid)
+            if token is not None:
+                kept.append((w, aid, token))
+    return kept
+
+
+def restore(kept: list[tuple]) -> None:
+    for w, aid, token in reversed(kept):
+        w.put_back(aid, token)
+
+
+def failed(sv: "Supervisor", b: Batch) -> None:
+    """The transaction failed: nothing is acknowledged, so the workers send their completions
+    again; refusals are retried by expiry."""
+    log.error("could not record %d completions; the workers will send them again",
+              len(b.results))
+    sv.refusals.extend(b.refusals)
+    sv.lost_pending.difference_update(f"{k[0]}.{k[1]}" for _, k, _ in b.lost)
+
+
+def committed(sv: "Supervisor", b: Batch) -> None:
+    """The batch is durable: free the slots, acknowledge, tell subscribers."""
+    for hid, k, _ in b.lost:
         aid = f"{k[0]}.{k[1]}"
         sv.lost_pending.discard(aid)
         w = sv.registry.by_id.get(hid)
         if w is not None:
             w.remove(aid)      # ended now, or already ended: either way not running there
-    sv.counters["completions"] += len(ended)
-    for e in ended:
+    sv.counters["completions"] += len(b.ended)
+    for e in b.ended:
         w = sv.registry.by_id.get(e.host_id)
         if w is not None:
             w.remove(e.attempt_id)
-    for identity, ids in acks.items():
+    for identity, ids in b.acks.items():
         sv.send_worker(identity, p.CompleteAck(list(ids)))
-    sv.note(touched)
+    sv.note(b.touched)
     sv.dispatch_needed = True
 
 
