@@ -1,0 +1,82 @@
+"""PostgreSQL connections from the pool: one that sat idle is pinged, one the server ended is
+replaced, one lost silently while in use fails one statement and the pool reconnects."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg2
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from supervisor.store import engine as engine_mod
+from supervisor.store.engine import make_engine
+from tests.farm import PG_ADMIN
+
+
+@pytest.fixture
+def pg_url(db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL connections only")
+    return db_url
+
+
+def end_sessions(url: str) -> int:
+    name = url.rsplit("/", 1)[1]
+    admin = psycopg2.connect(PG_ADMIN)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            return cur.fetchone()[0]
+    finally:
+        admin.close()
+
+
+def backend_pid(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def test_an_idle_connection_is_pinged_and_replaced_when_dead(pg_url, monkeypatch):
+    monkeypatch.setattr(engine_mod, "PING_IDLE", 0.2)
+    engine = make_engine(pg_url)
+    try:
+        first = backend_pid(engine)
+        assert end_sessions(pg_url) == 1
+        time.sleep(0.3)
+        assert backend_pid(engine) != first
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_in_steady_use_is_replaced_when_the_server_ended_it(pg_url, monkeypatch):
+    monkeypatch.setattr(engine_mod, "PING_IDLE", 3600.0)     # never idle long enough
+    engine = make_engine(pg_url)
+    try:
+        first = backend_pid(engine)
+        assert end_sessions(pg_url) == 1
+        time.sleep(0.2)                # the server's goodbye reaches the socket
+        assert backend_pid(engine) != first
+    finally:
+        engine.dispose()
+
+
+def test_a_session_ended_while_checked_out_fails_one_statement_then_reconnects(pg_url,
+                                                                            monkeypatch):
+    monkeypatch.setattr(engine_mod, "PING_IDLE", 3600.0)
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            first = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            conn.commit()
+            assert end_sessions(pg_url) == 1
+            time.sleep(0.2)
+            with pytest.raises(DBAPIError) as info:
+                conn.execute(text("SELECT 1"))
+            assert info.value.connection_invalidated
+        assert backend_pid(engine) != first
+    finally:
+        engine.dispose()
