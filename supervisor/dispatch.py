@@ -350,7 +350,6 @@ def run_pass(sv: "Supervisor", batch: workerlink.Batch | None = None) -> int:
         return 0
     if batch is not None:     # first the slots the batch freed, then what the pass took
         workerlink.committed(sv, batch)
-        sv.dispatch_needed = False
     for c, room in claimed:
         w = room.worker
         w.add(c.attempt_id, c.slots, c.layer["memory"], c.layer["gpus"])

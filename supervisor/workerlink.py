@@ -223,7 +223,6 @@ def committed(sv: "Supervisor", b: Batch) -> None:
     for identity, ids in b.acks.items():
         sv.send_worker(identity, p.CompleteAck(list(ids)))
     sv.note(b.touched)
-    sv.dispatch_needed = True
 
 
 def check_liveness(sv: "Supervisor", mono: float) -> None:

@@ -6,26 +6,12 @@ from __future__ import annotations
 
 import time
 
-import psycopg2
 import pytest
 from sqlalchemy import text
 
 from supervisor.store.engine import make_engine
-from tests.farm import PG_ADMIN, wait_until
+from tests.farm import end_sessions, wait_until
 from tests.scheduling.sim import Ledger, wait_finished
-
-def cut_connections(url: str) -> int:
-    """Terminate every server process connected to the database in `url`."""
-    name = url.rsplit("/", 1)[1]
-    admin = psycopg2.connect(PG_ADMIN)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                        " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-            return cur.fetchone()[0]
-    finally:
-        admin.close()
 
 
 def test_the_supervisor_dispatches_on_after_its_connections_are_cut(farm, fleet_factory):
@@ -36,7 +22,7 @@ def test_the_supervisor_dispatches_on_after_its_connections_are_cut(farm, fleet_
     [a] = c.submit([{"name": "before", "project": "p", "layers": [
         {"name": "r", "command": ["true"], "range": "1-4", "max_retries": 0}]}])
     assert wait_finished(c, [a])[0]["succeeded"] == 4
-    assert cut_connections(farm.db_url) >= 1
+    assert end_sessions(farm.db_url) >= 1
     [b] = c.submit([{"name": "after", "project": "p", "layers": [
         {"name": "r", "command": ["true"], "range": "1-4", "max_retries": 0}]}])
     assert wait_finished(c, [b])[0]["succeeded"] == 4
@@ -57,7 +43,7 @@ def test_cut_while_frames_end_and_start_loses_and_doubles_nothing(farm, fleet_fa
     cuts = 0
     for _ in range(8):
         time.sleep(0.15)
-        cuts += cut_connections(farm.db_url)
+        cuts += end_sessions(farm.db_url)
     assert cuts >= 1
     [done] = wait_finished(c, [jid], timeout=120)
     assert done["succeeded"] == 60 and done["dead"] == 0, done

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import time
 
-import psycopg2
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from supervisor.store import engine as engine_mod
 from supervisor.store.engine import make_engine
-from tests.farm import PG_ADMIN
+from tests.farm import end_sessions
 
 
 @pytest.fixture
@@ -20,19 +19,6 @@ def pg_url(db_url):
     if not db_url.startswith("postgresql"):
         pytest.skip("PostgreSQL connections only")
     return db_url
-
-
-def end_sessions(url: str) -> int:
-    name = url.rsplit("/", 1)[1]
-    admin = psycopg2.connect(PG_ADMIN)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                        " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-            return cur.fetchone()[0]
-    finally:
-        admin.close()
 
 
 def backend_pid(engine) -> int:
