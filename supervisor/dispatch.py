@@ -273,7 +273,9 @@ def with_static(sv: "Supervisor", conn, layers: list[dict[str, Any]]) -> list[di
 def run_pass(sv: "Supervisor", batch: workerlink.Batch | None = None) -> int:
     """One pass; returns how many frames were launched.  With `batch`, the turn's completions
     are recorded first in the same transaction, and the slots they free are filled in it."""
-    if batch is None and not sv.registry.dispatchable(sv.mono()):
+    # Without a batch nothing frees a slot before planning: the workers with room are these.
+    workers = None if batch is not None else sv.registry.dispatchable(sv.mono())
+    if workers is not None and not workers:
         return 0
     now = sv.clock()
     version = sv.registry.version
@@ -290,8 +292,9 @@ def run_pass(sv: "Supervisor", batch: workerlink.Batch | None = None) -> int:
             if batch is not None:
                 workerlink.record(sv, conn, batch, now)
                 released = workerlink.release(sv, batch)    # undone if this fails
+                workers = sv.registry.dispatchable(sv.mono())
             rooms = [Room(w, w.free, w.memory_free, w.gpus_free, w.used == 0, w.used == 0)
-                     for w in sv.registry.dispatchable(sv.mono())]
+                     for w in workers]
             cap = min(sv.cfg.dispatch_batch, sum(r.slots for r in rooms))
             layers = (with_static(sv, conn, work.candidate_layers(conn, LAYERS_PER_PASS))
                       if rooms else [])
