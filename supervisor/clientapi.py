@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Callable
 
 import fileseq
 from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 import cuefarm
 from cuefarm import protocol as p
@@ -62,12 +62,24 @@ def serve(sv: "Supervisor", env: p.Envelope, body: p.Body, route: list[bytes]) -
     """The reply to one decoded request (an Error for a refusal or a failure)."""
     handler = HANDLERS[env.type]
     user = env.user or "unknown"
-    try:
+
+    def answer():
         # Who may do what (supervisor.access): a refusal is the reply, the handler never runs.
         reply = access.check(sv, env.type, body, user)
         if reply is None:
             reply = access.filter_reply(sv, env.type, body, user,
                                         handler(sv, body, user, route, env.id))
+        return reply
+    try:
+        try:
+            reply = answer()
+        except DBAPIError as exc:
+            # A read on a connection the server ended (a restart, a failover) is asked again,
+            # once, on the fresh connection the pool now hands out.
+            if not (exc.connection_invalidated and env.type in READS):
+                raise
+            log.warning("database connection lost serving %s; asking again", env.type)
+            reply = answer()
     except RequestError as exc:
         sv.errors[exc.code] += 1
         reply = p.Error(exc.code, exc.message, exc.field)
