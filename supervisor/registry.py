@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# What decides whether a worker has a free slot to offer a pass (see Registry.dispatchable).
+ROOM_FIELDS = frozenset({"identity", "slots", "locked", "lock_slots", "nimby", "draining",
+                         "banned", "used"})
+
 
 @dataclass
 class Worker:
@@ -44,6 +48,13 @@ class Worker:
     # attempt id -> the seq of its Launch (adopted attempts have none: the worker named them)
     launched: dict[str, int] = field(default_factory=dict)
     told_total: int | None = None        # the slot total the worker was last told
+
+    def __setattr__(self, name: str, value) -> None:
+        object.__setattr__(self, name, value)
+        if name in ROOM_FIELDS:
+            changed = self.__dict__.get("_changed")
+            if changed is not None:       # a registry's worker: it looks again at this one
+                changed.add(self.host_id)
 
     @property
     def total(self) -> int:
@@ -119,11 +130,17 @@ class Registry:
         self.by_id: dict[int, Worker] = {}
         self.by_name: dict[str, Worker] = {}
         self.by_identity: dict[bytes, Worker] = {}
+        # Workers that may have a free slot, and those changed since dispatchable() last
+        # looked (Worker.__setattr__ notes them): a pass looks at a few, not the whole farm.
+        self.room: dict[int, Worker] = {}
+        self.changed: set[int] = set()
 
     def get_or_add(self, host_id: int, name: str) -> Worker:
         w = self.by_id.get(host_id)
         if w is None:
             w = Worker(host_id, name)
+            object.__setattr__(w, "_changed", self.changed)
+            self.changed.add(host_id)
             self.by_id[host_id] = w
             self.by_name[name] = w
         return w
@@ -149,19 +166,23 @@ class Registry:
         """Drop a worker from the live view (another supervisor serves it now)."""
         self.disconnect(w, 0.0)
         self.by_id.pop(w.host_id, None)
+        self.changed.add(w.host_id)
         if self.by_name.get(w.name) is w:
             self.by_name.pop(w.name, None)
         self.version += 1
 
     def dispatchable(self, now: float) -> list[Worker]:
-        """Connected workers with a free slot, not backing off a refusal (every pass asks:
-        the test is Worker.total spelled out, without the property calls)."""
-        out = []
-        for w in self.by_id.values():
-            if (w.identity is None or w.refuse_until > now or w.nimby or w.draining
-                    or w.banned):
-                continue
-            total = min(w.lock_slots or 0, w.slots) if w.locked else w.slots
-            if total > w.used:
-                out.append(w)
-        return out
+        """Connected workers with a free slot, not backing off a refusal, in host id order.
+        Only the workers changed since the last call are looked at again (the test is
+        Worker.total spelled out, without the property calls)."""
+        if self.changed:
+            room, by_id = self.room, self.by_id
+            for hid in self.changed:
+                w = by_id.get(hid)
+                if (w is None or w.identity is None or w.nimby or w.draining or w.banned
+                        or (min(w.lock_slots or 0, w.slots) if w.locked else w.slots) <= w.used):
+                    room.pop(hid, None)
+                else:
+                    room[hid] = w
+            self.changed.clear()
+        return [w for _, w in sorted(self.room.items()) if w.refuse_until <= now]

@@ -73,14 +73,15 @@ class PostgresDatabase:
 
 def end_sessions(url: str) -> int:
     """Terminate every PostgreSQL session on the database in `url` (a restart, as its clients
-    see it); returns how many there were."""
+    see it), waiting until each server process is gone, so its socket shows the session
+    ended; returns how many there were."""
     import psycopg2
     name = url.rsplit("/", 1)[1]
     admin = psycopg2.connect(PG_ADMIN)
     admin.autocommit = True
     try:
         with admin.cursor() as cur:
-            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            cur.execute("SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity"
                         " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
             return cur.fetchone()[0]
     finally:
