@@ -162,9 +162,11 @@ def take(sv: "Supervisor") -> Batch | None:
 def record(sv: "Supervisor", conn, b: Batch, now: float) -> None:
     """Write the batch in the caller's transaction."""
     deltas, touched = Deltas(), b.touched
-    b.ended = work.end_attempts(conn, b.results, now, deltas, touched, sv.failure_policy)
+    b.ended = work.end_attempts(conn, b.results, now, deltas, touched, sv.failure_policy,
+                                defer=True)
     bans = {(e.job_id, e.host_id) for e in b.ended if e.attempt_id in b.cannot}
     if bans:
+        deltas.flush(conn)
         sv.failure_policy.ban(conn, bans, now, touched)
     # Frames of layers nobody waits on frame by frame need no dependents looked up.
     cache = sv.layer_cache

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg2.extensions import encodings as PG_ENCODINGS
 from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from cuefarm.states import COMPLETE_STATES, FrameState
@@ -21,14 +22,17 @@ DELTA_COLUMNS = COUNTER_NAMES + ("slots_running",)
 def update_from_arrays(conn: Connection, table: str, key: tuple[str, str, str],
                        columns: dict[str, tuple[str, str]], rows: list[dict[str, Any]],
                        also: str = "", params: dict[str, Any] | None = None,
-                       returning: str = ""):
+                       returning: str = "", defer: "Deltas | None" = None,
+                       ahead: list[str] | None = None):
     """PostgreSQL: one UPDATE over unnested arrays, whatever the number of rows, where an
     executemany has the server run one statement per row.
 
     `key` is (field of `rows`, its SQL type, the table's key column); `columns` maps each
     other field to (SQL type, SET expression using t.<field>); `also` adds SET expressions
     with bound `params`; `returning`, columns of the updated rows to return.  Each key must
-    appear once in `rows`."""
+    appear once in `rows`.  With `defer`, the UPDATE is not sent now but ahead of that
+    Deltas' write (see Deltas.defer); `ahead` are statements to send before this one, in
+    the same round trip."""
     field, typ, col = key
     names = [field, *columns]
     types = [typ, *(t for t, _ in columns.values())]
@@ -39,9 +43,30 @@ def update_from_arrays(conn: Connection, table: str, key: tuple[str, str, str],
     stmt = _STATEMENTS.get(sql)
     if stmt is None:        # a handful of shapes, each parsed once
         stmt = _STATEMENTS[sql] = text(sql)
-    return conn.execute(stmt, {**{f: [r[f] for r in rows] for f in names}, **(params or {})})
+    values = {**{f: [r[f] for r in rows] for f in names}, **(params or {})}
+    if defer is not None:
+        defer.defer(conn, stmt, values)
+        return None
+    if ahead:
+        return conn.exec_driver_sql(_together(ahead, driver_sql(conn, stmt)), values)
+    return conn.execute(stmt, values)
 
 
+def driver_sql(conn: Connection, stmt) -> str:
+    """A text() statement as the driver takes it (parameters as %(name)s), compiled once."""
+    sql = _DRIVER_SQL.get(stmt)
+    if sql is None:
+        sql = _DRIVER_SQL[stmt] = str(stmt.compile(dialect=conn.dialect))
+    return sql
+
+
+def _together(ahead: list[str], last: str) -> str:
+    """Rendered statements, then `last` (the one whose parameters are still to be bound):
+    one query string, one round trip; the result is the last statement's."""
+    return "".join(f"{s};\n" for s in ahead).replace("%", "%%") + last
+
+
+_DRIVER_SQL: dict[Any, str] = {}
 _STATEMENTS: dict[str, Any] = {}
 
 
@@ -62,9 +87,15 @@ class FrameMove:
 
 class Deltas:
     """Counter changes per layer, written in one executemany; also notes the frames that
-    completed (SUCCEEDED or EATEN), whose dependents may now run."""
+    completed (SUCCEEDED or EATEN), whose dependents may now run.
+
+    PostgreSQL: writes whose results nobody reads (frame and attempt rows) may be deferred to
+    go ahead of the counter write, in the same round trip; they still run first, in order, in
+    the same transaction.  Whoever defers must see the deltas written (settle() does) or
+    flushed before anything reads what they change."""
 
     def __init__(self) -> None:
+        self.pending: list[str] = []
         self.by_layer: dict[int, dict[str, int]] = defaultdict(
             lambda: dict.fromkeys(DELTA_COLUMNS, 0))
         self.completed: list[int] = []
@@ -80,19 +111,42 @@ class Deltas:
         if new is not None:
             d[COUNTER[FrameState(new)]] += n
 
+    def defer(self, conn: Connection, stmt, params: dict[str, Any]) -> None:
+        """PostgreSQL: send `stmt` (a text() statement) ahead of the next write or flush,
+        rendered now exactly as the driver would send it (another driver: sent now)."""
+        if conn.dialect.driver != "psycopg2":
+            conn.execute(stmt, params)
+            return
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            self.pending.append(cursor.mogrify(driver_sql(conn, stmt), params)
+                                .decode(PG_ENCODINGS[conn.connection.dbapi_connection.encoding]))
+        finally:
+            cursor.close()
+
+    def flush(self, conn: Connection) -> None:
+        """Send the deferred statements now (before something reads what they change)."""
+        if self.pending:
+            ahead, self.pending = self.pending, []
+            conn.exec_driver_sql(";\n".join(ahead).replace("%", "%%"))
+
     def write(self, conn: Connection) -> list[Any] | None:
-        """Write the deltas.  PostgreSQL returns each updated layer's counters afterwards
-        (id, job_id, waiting, running, depend, dead), in the same statement; SQLite None."""
+        """Write the deferred statements and the deltas.  PostgreSQL returns each updated
+        layer's counters afterwards (id, job_id, waiting, running, depend, dead), in the same
+        statement; SQLite None."""
         rows = [{"lid": lid, **{f"d_{k}": v for k, v in d.items()}}
                 for lid, d in self.by_layer.items() if any(d.values())]
         if not rows:
+            self.flush(conn)
             return [] if conn.dialect.name == "postgresql" else None
         if conn.dialect.name == "postgresql":
+            ahead, self.pending = self.pending, []
             return update_from_arrays(conn, "layer", ("lid", "bigint", "id"),
                                       {f"d_{k}": ("integer", f"{k} = layer.{k} + t.d_{k}")
                                        for k in DELTA_COLUMNS}, rows,
                                       returning="layer.id, layer.job_id, layer.waiting,"
-                                      " layer.running, layer.depend, layer.dead").all()
+                                      " layer.running, layer.depend, layer.dead",
+                                      ahead=ahead).all()
         values = {k: getattr(Layer, k) + bindparam(f"d_{k}") for k in DELTA_COLUMNS}
         conn.execute(update(Layer).where(Layer.id == bindparam("lid")).values(**values)
                      .execution_options(synchronize_session=False), rows)
@@ -100,8 +154,9 @@ class Deltas:
 
 
 def apply_moves(conn: Connection, moves: list[FrameMove], now: float,
-                deltas: Deltas | None = None) -> Deltas:
-    """Write `moves` (frames already locked or known to be in `old`) and their counter deltas."""
+                deltas: Deltas | None = None, defer: bool = False) -> Deltas:
+    """Write `moves` (frames already locked or known to be in `old`) and their counter deltas
+    (with `defer`, PostgreSQL sends the frame write with the deltas': see Deltas)."""
     deltas = deltas if deltas is not None else Deltas()
     if not moves:
         return deltas
@@ -112,7 +167,7 @@ def apply_moves(conn: Connection, moves: list[FrameMove], now: float,
                            {"s": ("text", "state = t.s"), "r": ("integer", "retries = t.r"),
                             "a": ("integer", "attempt = t.a"), "h": ("bigint", "host_id = t.h"),
                             "k": ("text", "kill_pending = t.k")}, rows,
-                           "updated_at = :now", {"now": now})
+                           "updated_at = :now", {"now": now}, defer=deltas if defer else None)
     else:
         conn.execute(update(Frame).where(Frame.id == bindparam("fid"))
                      .values(state=bindparam("s"), retries=bindparam("r"),

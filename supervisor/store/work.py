@@ -227,6 +227,19 @@ _CLAIM_PG = text(
 _INSERT_ATTEMPT = insert(Attempt)
 
 
+_INSERT_ATTEMPTS_PG = text(
+    "INSERT INTO attempt (frame_id, number, job_id, layer_id, host_id, host_name, state, slots,"
+    " memory, gpus, started_at, reason, rss, peak_rss, cpu_time)"
+    " SELECT t.f, t.n, t.j, t.l, t.h, t.hn, :running, t.s, t.m, t.g, :now, '', 0, 0, 0"
+    " FROM unnest(CAST(:f AS bigint[]), CAST(:n AS integer[]), CAST(:j AS bigint[]),"
+    " CAST(:l AS bigint[]), CAST(:h AS bigint[]), CAST(:hn AS text[]), CAST(:s AS integer[]),"
+    " CAST(:m AS integer[]), CAST(:g AS integer[])) AS t(f, n, j, l, h, hn, s, m, g)")
+_JOBS_STARTED_PG = text("UPDATE job SET started_at = :now WHERE job.id = ANY(:ids)"
+                        " AND job.started_at IS NULL")
+_ATTEMPT_KEYS = {"f": "frame_id", "n": "number", "j": "job_id", "l": "layer_id", "h": "host_id",
+                 "hn": "host_name", "s": "slots", "m": "memory", "g": "gpus"}
+
+
 def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, str, int]]]],
           now: float, deltas: Deltas, touched: Touched) -> list[list[Claimed]]:
     """Claim waiting frames for several layers at once: for each (layer, hosts), up to
@@ -237,7 +250,8 @@ def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, st
     Compare-and-set: rows are locked (SKIP LOCKED, so supervisors sharing the database take
     different frames) and updated only while still WAITING.  Fewer frames than hosts may come
     back when another supervisor got there first.  One locking read for all layers on
-    PostgreSQL, and one write of each kind whatever the number of layers.
+    PostgreSQL, and one write of each kind whatever the number of layers; there, the writes
+    are deferred to go with the deltas' (the caller settles them).
     """
     found: dict[int, list[Any]] = defaultdict(list)
     if conn.dialect.name == "postgresql":
@@ -274,13 +288,21 @@ def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, st
         deltas.slots(lay["id"], sum(c.slots for c in claimed))
     if not moves:
         return out
-    apply_moves(conn, moves, now, deltas)
-    conn.execute(_INSERT_ATTEMPT, attempts)
     starting = sorted({lay["job_id"] for lay, _ in wants if not lay.get("job_started")}
                       & {m.job_id for m in moves})
-    if starting:     # the first frame of a job: it started now
-        conn.execute(update(Job).where(Job.id.in_(starting), Job.started_at.is_(None))
-                     .values(started_at=now))
+    if conn.dialect.name == "postgresql":
+        apply_moves(conn, moves, now, deltas, defer=True)
+        deltas.defer(conn, _INSERT_ATTEMPTS_PG, {
+            **{k: [a[col] for a in attempts] for k, col in _ATTEMPT_KEYS.items()},
+            "now": now, "running": A.RUNNING.value})
+        if starting:     # the first frame of a job: it started now
+            deltas.defer(conn, _JOBS_STARTED_PG, {"now": now, "ids": starting})
+    else:
+        apply_moves(conn, moves, now, deltas)
+        conn.execute(_INSERT_ATTEMPT, attempts)
+        if starting:
+            conn.execute(update(Job).where(Job.id.in_(starting), Job.started_at.is_(None))
+                         .values(started_at=now))
     touched.add_moves(moves)
     return out
 
@@ -334,13 +356,25 @@ def _lock_running(conn: Connection, keys: list[tuple[int, int]]):
         .with_for_update(of=[Attempt, Frame])).all()
 
 
+_END_ATTEMPTS_PG = text(
+    "UPDATE attempt SET state = t.s, stopped_at = t.stop, exit_status = t.x,"
+    " peak_rss = t.pk, cpu_time = t.cpu, reason = t.why FROM unnest("
+    "CAST(:f AS bigint[]), CAST(:n AS integer[]), CAST(:s AS text[]),"
+    " CAST(:stop AS float8[]), CAST(:x AS integer[]), CAST(:pk AS bigint[]),"
+    " CAST(:cpu AS float8[]), CAST(:why AS text[]))"
+    " AS t(f, n, s, stop, x, pk, cpu, why)"
+    " WHERE attempt.frame_id = t.f AND attempt.number = t.n")
+
+
 def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion | str], now: float,
-                 deltas: Deltas, touched: Touched, policy: "FailurePolicy | None" = None
-                 ) -> list[Ended]:
+                 deltas: Deltas, touched: Touched, policy: "FailurePolicy | None" = None,
+                 defer: bool = False) -> list[Ended]:
     """End attempts that are still RUNNING; ignore any already ended (duplicates).
 
     `results` maps (frame_id, number) to the worker's Completion, or to a reason string when the
     attempt ended without one (host lost, launch refused): such ends never spend a retry.
+    With `defer`, PostgreSQL sends the attempt and frame writes with the deltas' (see Deltas):
+    the caller settles them.
     """
     if not results:
         return []
@@ -383,17 +417,14 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
                            r.job_id))
         deltas.slots(r.layer_id, -r.slots)
         touched.hosts.add(r.host_id)
-    if attempt_rows and conn.dialect.name == "postgresql":
-        conn.execute(text(
-            "UPDATE attempt SET state = t.s, stopped_at = t.stop, exit_status = t.x,"
-            " peak_rss = t.pk, cpu_time = t.cpu, reason = t.why FROM unnest("
-            "CAST(:f AS bigint[]), CAST(:n AS integer[]), CAST(:s AS text[]),"
-            " CAST(:stop AS float8[]), CAST(:x AS integer[]), CAST(:pk AS bigint[]),"
-            " CAST(:cpu AS float8[]), CAST(:why AS text[]))"
-            " AS t(f, n, s, stop, x, pk, cpu, why)"
-            " WHERE attempt.frame_id = t.f AND attempt.number = t.n"),
-            {k: [r[k] for r in attempt_rows]
-             for k in ("f", "n", "s", "stop", "x", "pk", "cpu", "why")})
+    pg = conn.dialect.name == "postgresql"
+    if attempt_rows and pg:
+        values = {k: [r[k] for r in attempt_rows]
+                  for k in ("f", "n", "s", "stop", "x", "pk", "cpu", "why")}
+        if defer:
+            deltas.defer(conn, _END_ATTEMPTS_PG, values)
+        else:
+            conn.execute(_END_ATTEMPTS_PG, values)
     elif attempt_rows:
         conn.execute(update(Attempt)
                      .where(Attempt.frame_id == bindparam("f"), Attempt.number == bindparam("n"))
@@ -402,9 +433,10 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
                              peak_rss=bindparam("pk"), cpu_time=bindparam("cpu"),
                              reason=bindparam("why"))
                      .execution_options(synchronize_session=False), attempt_rows)
-    apply_moves(conn, moves, now, deltas)
+    apply_moves(conn, moves, now, deltas, defer=defer and pg)
     touched.add_moves(moves)
     if failures and policy is not None:
+        deltas.flush(conn)          # the policy reads what was just written
         policy.record(conn, failures, now, touched)
     return ended
 

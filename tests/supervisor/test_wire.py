@@ -7,6 +7,8 @@ import zmq
 
 import cuefarm
 from cuefarm import protocol as p
+from sqlalchemy import text
+from supervisor.store.engine import make_engine
 from tests.farm import wait_until
 
 
@@ -104,6 +106,48 @@ def test_each_completion_is_accepted_once(farm):
     job = c.wait(job_id, timeout=30)
     [frame] = c.frames(job_id)
     assert job["succeeded"] == 1 and frame["retries"] == 1 and frame["attempt"] == 2
+    w.close()
+
+
+def test_what_a_worker_reports_is_stored_as_sent(farm):
+    """Completions and the claims after them are written together (on PostgreSQL, rendered
+    into one query): quotes, percent signs and parameter-like text in a reason arrive intact,
+    and the layer's counters agree with its frames."""
+    w = Peer(farm.port + 1)
+    register(w, "sim", slots=1)
+    c = farm.client()
+    [job_id] = c.submit([{"name": "quoted", "layers": [
+        {"name": "r", "command": "x", "range": "1-2", "max_retries": 1}]}])
+    reason = "it's 100% 'broken': %(x)s %s ;\\ DROP TABLE frame; --"
+    first = w.recv_type(p.Launch)
+    w.send(p.Complete([p.Completion(first.attempt_id, 3, 1.5, 2.25, reason=reason,
+                                    peak_rss=123456, cpu_time=0.75)]))
+    for _ in range(2):          # the failed frame again, and the other
+        launch = w.recv_type(p.Launch)
+        w.send(p.Complete([p.Completion(launch.attempt_id, 0, 3.0, 4.0)]))
+    assert c.wait(job_id, timeout=30)["succeeded"] == 2
+    engine = make_engine(farm.db_url)
+    try:
+        with engine.connect() as conn:
+            frame_id, number = map(int, first.attempt_id.split("."))
+            row = conn.execute(text(
+                "SELECT state, exit_status, reason, stopped_at, peak_rss, cpu_time FROM attempt"
+                " WHERE frame_id = :f AND number = :n"), {"f": frame_id, "n": number}).one()
+            assert tuple(row) == ("FAILED", 3, reason, 2.25, 123456, 0.75)
+            states = conn.execute(text(
+                "SELECT state, count(*) FROM frame WHERE job_id = :j GROUP BY state"),
+                {"j": job_id}).all()
+            counters = conn.execute(text(
+                "SELECT waiting, running, succeeded, dead, slots_running FROM layer"
+                " WHERE job_id = :j"), {"j": job_id}).one()
+            attempts = conn.execute(text(
+                "SELECT count(*), count(*) FILTER (WHERE state = 'RUNNING') FROM attempt"
+                " WHERE job_id = :j"), {"j": job_id}).one()
+    finally:
+        engine.dispose()
+    assert dict(states) == {"SUCCEEDED": 2}
+    assert tuple(counters) == (0, 0, 2, 0, 0)
+    assert tuple(attempts) == (3, 0)
     w.close()
 
 
