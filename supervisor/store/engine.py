@@ -68,8 +68,12 @@ def _ping_when_needed(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _ping(dbapi_conn, record, _proxy):
         if time.monotonic() - record.info.get("used", 0.0) < PING_IDLE:
+            # poll(), not select(): a supervisor holding thousands of worker connections has
+            # its database sockets past select()'s 1,024 descriptors.
             try:
-                said, _, _ = select.select([dbapi_conn.fileno()], [], [], 0)
+                poller = select.poll()
+                poller.register(dbapi_conn.fileno(), select.POLLIN)
+                said = poller.poll(0)
             except (OSError, ValueError):    # closed already
                 said = [True]
             if not said:
