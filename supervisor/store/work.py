@@ -111,11 +111,6 @@ def slots_in_use(conn: Connection) -> tuple[dict[int, int], dict[int, int]]:
     return per_job, dict(per_project)
 
 
-# Frames holding each limit: the running counters of the busy layers that need it.
-_LIMIT_FRAMES = (select(LayerLimit.limit_id, func.sum(Layer.running))
-                 .join(Layer, Layer.id == LayerLimit.layer_id)
-                 .where(BUSY, LayerLimit.limit_id.in_(bindparam("ids", expanding=True)))
-                 .group_by(LayerLimit.limit_id))
 # Hosts holding node-locked limits: those running frames of the busy layers needing them, each
 # layer's found through the partial index of running attempts (whatever the planner thinks of
 # a young table's statistics).
@@ -130,9 +125,15 @@ _LIMIT_HOLDERS = (select(LayerLimit.limit_id, Attempt.host_id).distinct()
                   .join(Attempt, Attempt.layer_id == LayerLimit.layer_id)
                   .where(BUSY, Attempt.state == A.RUNNING.value,
                          LayerLimit.limit_id.in_(bindparam("ids", expanding=True))))
-_LIMITS = (select(Limit.id, Limit.name, Limit.max, Limit.per_host)
+# Each named limit with the frames holding it: the running counters of the busy layers that
+# need it (one statement; locked, only the limit rows are).
+_LIMITS = (select(Limit.id, Limit.name, Limit.max, Limit.per_host,
+                  select(func.coalesce(func.sum(Layer.running), 0))
+                  .select_from(LayerLimit).join(Layer, Layer.id == LayerLimit.layer_id)
+                  .where(BUSY, LayerLimit.limit_id == Limit.id)
+                  .scalar_subquery().label("frames"))
            .where(Limit.name.in_(bindparam("names", expanding=True))))
-_LIMITS_LOCKED = _LIMITS.with_for_update()
+_LIMITS_LOCKED = _LIMITS.with_for_update(of=Limit)
 
 
 def limit_usage(conn: Connection, names: set[str], lock: bool,
@@ -150,13 +151,9 @@ def limit_usage(conn: Connection, names: set[str], lock: bool,
         return {}
     # several supervisors: one pass at a time spends a limit (counted after this)
     q = _LIMITS_LOCKED if lock else _LIMITS
-    out = {r.name: {"id": r.id, "max": r.max, "per_host": r.per_host, "used": 0,
+    out = {r.name: {"id": r.id, "max": r.max, "per_host": r.per_host, "used": int(r.frames),
                     "hosts": set()} for r in conn.execute(q, {"names": sorted(names)})}
     by_id = {v["id"]: v for v in out.values()}
-    if not by_id:
-        return out
-    for limit_id, frames in conn.execute(_LIMIT_FRAMES, {"ids": list(by_id)}):
-        by_id[limit_id]["used"] = int(frames)
     exact = [i for i, v in by_id.items() if v["per_host"]
              and (hosts is None or v["used"] + len(hosts) > v["max"])]
     if not exact:
