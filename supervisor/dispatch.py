@@ -258,8 +258,9 @@ def plan(layer: dict[str, Any], rooms: list[Room], budget: Budget, cap: int, fit
     return picks
 
 
-def with_static(sv: "Supervisor", conn, layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Complete candidate rows with the layers' static fields, from the cache when there."""
+def static_of(sv: "Supervisor", conn, layers: list[dict[str, Any]]) -> dict[int, dict]:
+    """The static fields of these candidate layers (the cache, completed from the database);
+    a layer gone meanwhile is missing."""
     cache = sv.layer_cache
     missing = [lay["id"] for lay in layers if lay["id"] not in cache]
     if missing:
@@ -267,6 +268,12 @@ def with_static(sv: "Supervisor", conn, layers: list[dict[str, Any]]) -> list[di
             cache.clear()
             missing = [lay["id"] for lay in layers]
         cache.update(work.layer_static(conn, missing))
+    return cache
+
+
+def with_static(sv: "Supervisor", conn, layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Complete candidate rows with the layers' static fields, from the cache when there."""
+    cache = static_of(sv, conn, layers)
     return [{**cache[lay["id"]], **lay} for lay in layers if lay["id"] in cache]
 
 
@@ -296,11 +303,12 @@ def run_pass(sv: "Supervisor", batch: workerlink.Batch | None = None) -> int:
             rooms = [Room(w, w.free, w.memory_free, w.gpus_free, w.used == 0, w.used == 0)
                      for w in workers]
             cap = min(sv.cfg.dispatch_batch, sum(r.slots for r in rooms))
-            layers = (with_static(sv, conn, work.candidate_layers(conn, LAYERS_PER_PASS))
-                      if rooms else [])
+            layers = work.candidate_layers(conn, LAYERS_PER_PASS) if rooms else []
+            static = static_of(sv, conn, layers) if layers else {}
+            layers = [lay for lay in layers if lay["id"] in static]
             if layers:
                 job_used, project_used = work.slots_in_use(conn)
-                names = {n for lay in layers for n in (lay["limits"] or ())}
+                names = {n for lay in layers for n in static[lay["id"]]["limits"]}
                 budget = Budget(job_used, project_used,
                                 work.limit_usage(conn, names, lock=bool(names),
                                                  hosts=[r.worker.host_id for r in rooms]),
@@ -319,9 +327,13 @@ def run_pass(sv: "Supervisor", batch: workerlink.Batch | None = None) -> int:
                 # Plan the whole pass, then claim it: one locking read and one write of each
                 # kind for all the layers the pass serves.
                 wants: dict[int, tuple[dict[str, Any], list[tuple[Room, int]]]] = {}
-                for layer, shortfall in steps(layers, budget):
+                full: dict[int, dict[str, Any]] = {}   # with static fields, once a step reaches it
+                for lay, shortfall in steps(layers, budget):
                     if cap <= 0 or not rooms:
                         break
+                    layer = full.get(lay["id"])
+                    if layer is None:
+                        layer = full[lay["id"]] = {**static[lay["id"]], **lay}
                     if layer["waiting"] <= 0:
                         continue
                     picks = plan(layer, rooms, budget, cap, fits, shortfall)
