@@ -47,8 +47,8 @@ def update_from_arrays(conn: Connection, table: str, key: tuple[str, str, str],
     if defer is not None:
         defer.defer(conn, stmt, values)
         return None
-    if ahead:
-        return conn.exec_driver_sql(_together(ahead, driver_sql(conn, stmt)), values)
+    if ahead:       # one query string, one round trip: the result is the last statement's
+        return conn.exec_driver_sql(_rendered(ahead) + driver_sql(conn, stmt), values)
     return conn.execute(stmt, values)
 
 
@@ -60,10 +60,10 @@ def driver_sql(conn: Connection, stmt) -> str:
     return sql
 
 
-def _together(ahead: list[str], last: str) -> str:
-    """Rendered statements, then `last` (the one whose parameters are still to be bound):
-    one query string, one round trip; the result is the last statement's."""
-    return "".join(f"{s};\n" for s in ahead).replace("%", "%%") + last
+def _rendered(statements: list[str]) -> str:
+    """Statements rendered by the driver, to go ahead of others in one query string (their
+    percent signs escaped: the driver binds the string's parameters, if any, once more)."""
+    return "".join(f"{s};\n" for s in statements).replace("%", "%%")
 
 
 _DRIVER_SQL: dict[Any, str] = {}
@@ -128,7 +128,7 @@ class Deltas:
         """Send the deferred statements now (before something reads what they change)."""
         if self.pending:
             ahead, self.pending = self.pending, []
-            conn.exec_driver_sql(";\n".join(ahead).replace("%", "%%"))
+            conn.exec_driver_sql(_rendered(ahead))
 
     def write(self, conn: Connection) -> list[Any] | None:
         """Write the deferred statements and the deltas.  PostgreSQL returns each updated
