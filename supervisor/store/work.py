@@ -430,10 +430,10 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
                              peak_rss=bindparam("pk"), cpu_time=bindparam("cpu"),
                              reason=bindparam("why"))
                      .execution_options(synchronize_session=False), attempt_rows)
-    apply_moves(conn, moves, now, deltas, defer=defer and pg)
+    apply_moves(conn, moves, now, deltas, defer=defer)
     touched.add_moves(moves)
     if failures and policy is not None:
-        deltas.flush(conn)          # the policy reads what was just written
+        deltas.flush(conn)      # the policy's reads and writes come after the ends', as ever
         policy.record(conn, failures, now, touched)
     return ended
 

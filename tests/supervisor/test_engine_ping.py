@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from supervisor.store import engine as engine_mod
 from supervisor.store.engine import make_engine
-from tests.farm import end_sessions
+from tests.farm import PG_ADMIN, end_sessions
 
 
 @pytest.fixture
@@ -52,9 +52,9 @@ def test_a_connection_in_steady_use_is_replaced_when_the_server_ended_it(pg_url,
         engine.dispose()
 
 
-def last_query(url: str, pid: int) -> str:
+def last_query(pid: int) -> str:
+    """What the server process `pid` last ran (from another session)."""
     import psycopg2
-    from tests.farm import PG_ADMIN
     admin = psycopg2.connect(PG_ADMIN)
     try:
         with admin.cursor() as cur:
@@ -80,10 +80,10 @@ def test_a_connection_past_a_thousand_descriptors_is_not_pinged_in_steady_use(pg
         with engine.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
             assert conn.connection.dbapi_connection.fileno() >= 1024
-        before = last_query(pg_url, pid)
+        before = last_query(pid)
         with engine.connect() as conn:
             assert conn.connection.dbapi_connection.get_backend_pid() == pid
-            assert last_query(pg_url, pid) == before, "the checkout sent a ping"
+            assert last_query(pid) == before, "the checkout sent a ping"
         assert end_sessions(pg_url) == 1          # and one the server ended is replaced
         with engine.connect() as conn:
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
