@@ -9,6 +9,7 @@ from sqlalchemy import Connection, bindparam, insert, select, text, update
 from cuefarm import protocol as p
 from cuefarm.states import HostState
 from supervisor.store.models import Host
+from supervisor.store.telemetry import array_literal, relaxed_commit
 
 
 def upsert_hosts(conn: Connection, regs: list[tuple[p.Register, str]], supervisor_id: str,
@@ -55,7 +56,8 @@ def write_figures(conn: Connection, figures: list[dict[str, Any]]) -> None:
     if not figures:
         return
     if conn.dialect.name == "postgresql":
-        cols = {k: [f[k] for f in figures] for k in figures[0]}
+        cols = {k: array_literal([f[k] for f in figures]) for k in figures[0]}
+        relaxed_commit(conn)
         conn.execute(text(
             "UPDATE host SET last_seen = t.seen, load = t.load, cpu_percent = t.cpu,"
             " memory_free_mb = t.free, disk_free_mb = t.disk, nimby = t.nimby,"

@@ -19,6 +19,7 @@ from cuefarm.states import AttemptState, Event, FrameState, JobState, next_state
 from supervisor.store.counters import Deltas, FrameMove, apply_moves
 from supervisor.store.models import (Attempt, Dependency, Frame, FrameDep, Host, Job, JobHost,
                                      Layer, LayerLimit, Limit, Project)
+from supervisor.store.telemetry import array_literal, relaxed_commit
 
 A, F = AttemptState, FrameState
 LAUNCH_FAILED = "launch failed"     # rqd's completion reason when the process never started
@@ -528,13 +529,15 @@ def update_running_stats(engine, stats: list[dict[str, Any]]) -> None:
         chunk = stats[o:o + STATS_CHUNK]
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
+                relaxed_commit(conn)
                 conn.execute(text(
                     "UPDATE attempt SET rss = t.rss, peak_rss = t.pk, cpu_time = t.cpu"
                     " FROM unnest(CAST(:f AS bigint[]), CAST(:n AS integer[]),"
                     " CAST(:rss AS bigint[]), CAST(:pk AS bigint[]), CAST(:cpu AS float8[]))"
                     " AS t(f, n, rss, pk, cpu) WHERE attempt.frame_id = t.f"
                     " AND attempt.number = t.n AND attempt.state = :running"),
-                    {**{k: [s[k] for s in chunk] for k in ("f", "n", "rss", "pk", "cpu")},
+                    {**{k: array_literal([s[k] for s in chunk])
+                        for k in ("f", "n", "rss", "pk", "cpu")},
                      "running": A.RUNNING.value})
                 continue
             conn.execute(update(Attempt)

@@ -151,6 +151,44 @@ def test_what_a_worker_reports_is_stored_as_sent(farm):
     w.close()
 
 
+def test_heartbeat_figures_are_stored_as_sent(farm):
+    """A host's load, memory and disk figures and a running frame's memory and CPU reach the
+    database as the worker sent them (on PostgreSQL as array literals the server reads back)."""
+    w = Peer(farm.port + 1)
+    register(w, "sim", slots=1)
+    c = farm.client()
+    c.submit([{"name": "figures", "layers": [{"name": "r", "command": "x", "range": "1"}]}])
+    launch = w.recv_type(p.Launch)
+    big = 5 * 2**32 + 7                 # bytes: past 32 bits
+    beat = p.Heartbeat(running=[p.RunningAttempt(launch.attempt_id, rss=big, peak_rss=big + 1,
+                                                 cpu_time=1234.0625, started=1.0)],
+                       load=0.1 + 0.2, cpu_percent=37.5, memory_free_mb=3333,
+                       disk_free_mb=2**31 - 1, nimby=True, draining=False)
+    frame_id, number = map(int, launch.attempt_id.split("."))
+    engine = make_engine(farm.db_url)
+
+    def stored():
+        w.send(beat)
+        with engine.connect() as conn:
+            host = conn.execute(text(
+                "SELECT load, cpu_percent, memory_free_mb, disk_free_mb, nimby, draining"
+                " FROM host WHERE name = 'sim'")).one()
+            attempt = conn.execute(text(
+                "SELECT rss, peak_rss, cpu_time FROM attempt WHERE frame_id = :f"
+                " AND number = :n"), {"f": frame_id, "n": number}).one()
+        if host.memory_free_mb == 3333 and attempt.rss == big:
+            return tuple(host), tuple(attempt)
+        return None
+
+    try:
+        host, attempt = wait_until(stored, 30, message="the heartbeat figures to be written")
+    finally:
+        engine.dispose()
+    assert host == (0.1 + 0.2, 37.5, 3333, 2**31 - 1, True, False)
+    assert attempt == (big, big + 1, 1234.0625)
+    w.close()
+
+
 def test_refused_launch_goes_elsewhere_without_spending_a_retry(farm):
     a = Peer(farm.port + 1)
     register(a, "refuser", slots=1)
