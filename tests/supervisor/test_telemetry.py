@@ -9,15 +9,13 @@ from sqlalchemy import text
 
 from supervisor.store.engine import make_engine
 from supervisor.store.telemetry import array_literal, relaxed_commit
-from tests.conftest import _postgres_or_skip
 from tests.farm import PostgresDatabase
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def pg_engine():
-    _postgres_or_skip()
+def pg_engine(require_postgres):
     db = PostgresDatabase()
     engine = make_engine(db.url)
     try:
