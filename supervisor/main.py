@@ -9,7 +9,7 @@ import sys
 import click
 
 from cuefarm.config import ConfigError, SupervisorConfig, data_dir, load
-from supervisor.server import Stop, Supervisor
+from supervisor.server import Supervisor
 from supervisor.store.engine import make_engine
 
 log = logging.getLogger("supervisor")
@@ -40,10 +40,6 @@ def check_settings(cfg: SupervisorConfig) -> None:
     except Exception as exc:  # ZoneInfoNotFoundError, or ValueError for a malformed key
         raise click.UsageError(f"[supervisor] timezone: {cfg.timezone!r} is not an IANA time "
                                f"zone such as Europe/London ({exc.__class__.__name__})") from None
-
-
-def _stop(signum, frame):
-    raise Stop()
 
 
 @click.command("supervisor")
@@ -86,8 +82,8 @@ def command(**flags) -> None:
     except Exception as exc:
         log.error("cannot listen on %s:%d-%d: %s", cfg.bind, cfg.port, cfg.port + 2, exc)
         sys.exit(4)
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sv.request_stop())
     try:
         sv.run()
     finally:

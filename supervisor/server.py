@@ -109,10 +109,6 @@ def _name(fn) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-class Stop(Exception):
-    """Raised by a signal handler to leave the loop."""
-
-
 class Supervisor:
     def __init__(self, cfg: SupervisorConfig, engine: Engine,
                  clock: Callable[[], float] = time.time,
@@ -167,6 +163,11 @@ class Supervisor:
         self.figures: Background | None = None        # heartbeat figures, written off the loop
         self.stopwatch = Stopwatch()
         self.next_full_gc = monotonic() + GC_FULL
+        self.stopping = False
+        # A byte on this pair wakes the poller: request_stop() writes it from a signal handler.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
 
     # -- set-up -----------------------------------------------------------------------------------
 
@@ -303,21 +304,41 @@ class Supervisor:
         poller.register(self.publisher.builder.wake, zmq.POLLIN)
         log.info("supervisor %s (cuefarm %s) listening on %s:%d-%d", self.id, cuefarm.__version__,
                  self.cfg.bind, self.cfg.port, self.cfg.port + 2)
+        poller.register(self._wake_r, zmq.POLLIN)
+        while not self.stopping:
+            ready = dict(poller.poll(self._timeout_ms()))
+            if self._wake_r.fileno() in ready:
+                self._drain_wake()
+                if self.stopping:
+                    break     # what arrived is left unread: clients and workers ask again
+            self.stopwatch.start_turn()
+            if self.worker_sock in ready:
+                self._drain(self.worker_sock, workerlink.handle, copy=False)
+                self.stopwatch.lap("worker messages")
+            if self.client_sock in ready:
+                self._drain(self.client_sock, clientapi.handle, limit=200)
+                self.stopwatch.lap("client requests")
+            if self.publisher.sock in ready:
+                self.publisher.on_subscription()
+            self.turn()
+        log.info("supervisor stopping")
+
+    def request_stop(self) -> None:
+        """Leave the loop once the turn under way is done.  Safe from a signal handler or
+        another thread: it sets a flag and wakes the poller, it never raises into running code
+        (an exception raised there would be caught, and swallowed, by whatever it interrupted)."""
+        self.stopping = True
         try:
-            while True:
-                ready = dict(poller.poll(self._timeout_ms()))
-                self.stopwatch.start_turn()
-                if self.worker_sock in ready:
-                    self._drain(self.worker_sock, workerlink.handle, copy=False)
-                    self.stopwatch.lap("worker messages")
-                if self.client_sock in ready:
-                    self._drain(self.client_sock, clientapi.handle, limit=200)
-                    self.stopwatch.lap("client requests")
-                if self.publisher.sock in ready:
-                    self.publisher.on_subscription()
-                self.turn()
-        except Stop:
-            log.info("supervisor stopping")
+            self._wake_w.send(b"!")
+        except (BlockingIOError, OSError):
+            pass        # a byte already waits, or we are closing: the loop wakes either way
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(512):
+                pass
+        except (BlockingIOError, OSError):
+            pass
 
     def add_periodic(self, interval: float, fn: Callable[["Supervisor"], None]) -> None:
         """Run fn(self) on the loop every `interval` monotonic seconds, off the dispatch path
@@ -344,8 +365,6 @@ class Supervisor:
                     out = fn(self)
                     if background and out is not None:
                         self.housekeeping.submit(fn, out)
-                except Stop:
-                    raise
                 except Exception:   # housekeeping must not stop dispatch
                     self.errors["internal"] += 1
                     log.exception("periodic task %s failed", _name(fn))
@@ -361,8 +380,6 @@ class Supervisor:
         elif callable(result):
             try:
                 result(self)
-            except Stop:
-                raise
             except Exception:
                 self.errors["internal"] += 1
                 log.exception("periodic task %s failed", _name(fn))
@@ -431,8 +448,6 @@ class Supervisor:
                 return
             try:
                 handler(self, frames)
-            except Stop:
-                raise
             except Exception:   # a bug handling one message must not take the farm down
                 self.errors["internal"] += 1
                 log.exception("error handling a message")
@@ -451,11 +466,16 @@ class Supervisor:
             due.append(ev)
         return max(0, int(min(due) * 1000) + 1)
 
-    def close(self) -> None:
+    def close(self, grace: float = 2.0) -> None:
+        """Close the sockets; give the background threads `grace` seconds in all to finish
+        the piece they are on (each is one transaction: one cut short is rolled back)."""
+        deadline = time.monotonic() + grace
         for bg in (self.housekeeping, self.figures, self.reader,
                    self.publisher and self.publisher.builder):
             if bg is not None:
-                bg.close()
+                bg.close(max(0.0, deadline - time.monotonic()))
         for s in (self.client_sock, self.worker_sock, self.publisher and self.publisher.sock):
             if s is not None:
                 s.close(0)
+        self._wake_r.close()
+        self._wake_w.close()

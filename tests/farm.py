@@ -174,21 +174,34 @@ class Farm:
         return path.read_text(errors="replace")[-8000:] if path.exists() else ""
 
     def stop(self) -> None:
+        """SIGTERM every process (workers first) and fail the test if one has not exited
+        within STOP_WITHIN seconds: a farm that hangs on SIGTERM is a bug, not a slow test."""
         for c in self._clients:
             c.close()
-        for name, proc in self.workers.items():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.workers.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if self.supervisor is not None and self.supervisor.poll() is None:
-            self.supervisor.terminate()
-            try:
-                self.supervisor.wait(15)
-            except subprocess.TimeoutExpired:
-                self.supervisor.kill()
-                self.supervisor.wait(5)
+        slow = stop_processes(list(self.workers.items()))
+        if self.supervisor is not None:
+            slow += stop_processes([("supervisor", self.supervisor)])
+        if slow:
+            raise AssertionError(f"did not exit within {STOP_WITHIN} s of SIGTERM: "
+                                 f"{', '.join(slow)}")
+
+
+STOP_WITHIN = 5.0
+
+
+def stop_processes(procs: list[tuple[str, subprocess.Popen]]) -> list[str]:
+    """SIGTERM these processes together; kill those still running STOP_WITHIN seconds later
+    and return their names."""
+    for _, proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + STOP_WITHIN
+    slow = []
+    for name, proc in procs:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            slow.append(name)
+            proc.kill()
+            proc.wait(5)
+    return slow
