@@ -1,6 +1,6 @@
 """Wiring of licences, metering, usage accounting and metrics into the supervisor.
 
-`attach(sv)` is called once the schema is migrated: it checks the settings, loads the licence
+`attach(cx, timers, loop_figures)` is called once the schema is migrated: it checks the settings, loads the licence
 terms, gives the dispatcher its licence cap and registers the periodic tasks (all off the
 dispatch path, in the supervisor's own loop; only sink delivery and the Prometheus endpoint
 run in threads, neither touches the database).
@@ -9,51 +9,20 @@ run in threads, neither touches the database).
 from __future__ import annotations
 
 import logging
-import os
 import socket
-import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from cuefarm.config import ConfigError
 from supervisor import metering, metrics, usage
+from supervisor.context import Context, Timers
 from supervisor.licensing import Licensing
 from supervisor.store.work import busy_workers
 
-if TYPE_CHECKING:
-    from supervisor.server import Supervisor
 
 log = logging.getLogger(__name__)
-TEST_CLOCK_ENV = "CUEFARM_TEST_CLOCK"
-
-
-def clock_from_env(environ: dict[str, str] | None = None) -> Callable[[], float]:
-    """The supervisor's wall clock: time.time, unless CUEFARM_TEST_CLOCK="FACTOR" or
-    "FACTOR@ORIGIN" (tests only) makes it run FACTOR times faster from ORIGIN (epoch seconds;
-    default now).  A function of the real wall clock, so a restarted supervisor given the same
-    setting carries on at the same simulated time.  Monotonic timers are untouched."""
-    env = os.environ if environ is None else environ
-    spec = env.get(TEST_CLOCK_ENV, "").strip()
-    if not spec:
-        return time.time
-    factor_text, _, origin_text = spec.partition("@")
-    try:
-        factor = float(factor_text)
-        origin = float(origin_text) if origin_text else time.time()
-    except ValueError:
-        raise ConfigError(f"{TEST_CLOCK_ENV}={spec!r}: expected FACTOR or FACTOR@ORIGIN") \
-            from None
-    if not 0 < factor <= 1e6:
-        raise ConfigError(f"{TEST_CLOCK_ENV}: factor {factor} out of range")
-    log.warning("test clock: wall time runs %g times faster from %s", factor, origin)
-
-    def clock() -> float:
-        return origin + (time.time() - origin) * factor
-    return clock
-
-
 def month_bounds(now: float) -> tuple[float, float, str]:
     """Start and end (epoch) of the UTC calendar month holding `now`, and its name."""
     d = datetime.fromtimestamp(now, timezone.utc)
@@ -66,8 +35,8 @@ def month_bounds(now: float) -> tuple[float, float, str]:
 class Billing:
     """Licences, metering, usage and metrics of one supervisor."""
 
-    def __init__(self, sv: "Supervisor"):
-        cfg = sv.cfg
+    def __init__(self, cx: Context, loop_figures: Callable[[], dict[str, float]]):
+        cfg = cx.cfg
         for name in ("metering_sample", "metering_retry", "usage_interval", "metrics_interval",
                      "metrics_retention"):
             value = getattr(cfg, name)
@@ -77,7 +46,7 @@ class Billing:
         if cfg.metrics_port < -1 or cfg.metrics_port > 65535:
             raise ConfigError(f"supervisor configuration: metrics_port = {cfg.metrics_port} "
                               f"(a port, 0 = off, -1 = the supervisor port + 3)")
-        self.sv = sv
+        self.cx = cx
         self.licensing = Licensing(cfg)
         self.meter = metering.MinuteMeter()
         self.unrecorded: list[tuple[int, int, bool]] = []    # closed minutes not yet written
@@ -90,27 +59,27 @@ class Billing:
         # while no supervisor ran (host_expiry).
         self.watermark_at_start: int | None = None
         self.first_minute: int | None = None
-        self.rebuild_after = sv.mono() + cfg.host_expiry
+        self.rebuild_after = cx.mono() + cfg.host_expiry
         self.rebuilt = False
         self.site = cfg.metering_site or socket.gethostname()
-        self.sampler = metrics.Sampler(sv)
+        self.sampler = metrics.Sampler(cx, loop_figures)
         self.prom_server = None
         self.metrics_port = (cfg.port + 3 if cfg.metrics_port == -1 else cfg.metrics_port)
 
     # -- metering ---------------------------------------------------------------------------------
 
-    def tick(self, sv: "Supervisor"):
+    def tick(self, cx: Context):
         """Count workers holding a licence, close minutes, make and deliver reports (on the
         housekeeping thread); then, on the loop, ask for a dispatch pass if licences freed."""
-        now, mono = sv.clock(), sv.mono()
-        return lambda: self._tick(sv, now, mono)
+        now, mono = cx.clock(), cx.mono()
+        return lambda: self._tick(cx, now, mono)
 
-    def _tick(self, sv: "Supervisor", now: float, mono: float):
+    def _tick(self, cx: Context, now: float, mono: float):
         results = self.reporter.results() if self.reporter is not None else []
         before = self.licensing.cap()
         handoff = None
         try:
-            with sv.engine.begin() as conn:
+            with cx.engine.begin() as conn:
                 terms = self.licensing.load(conn)
                 busy = busy_workers(conn) if terms.installed is not None else 0
                 if self.first_minute is None:     # before this meter moves it
@@ -127,7 +96,7 @@ class Billing:
                     terms = self.licensing.revoke(conn, now, revoked.error)
                 self._note_results(results, mono)
                 if terms.sink:
-                    metering.make_batches(conn, now, self.site, sv.id)
+                    metering.make_batches(conn, now, self.site, cx.id)
                     if (self.reporter is None or not self.reporter.busy) \
                             and mono >= self.next_delivery:
                         batches = metering.pending_batches(conn)
@@ -146,14 +115,14 @@ class Billing:
             self.reporter.hand_off(*handoff)
         cap = self.licensing.cap()
 
-        def on_loop(sv: "Supervisor") -> None:
+        def on_loop(cx: Context) -> None:
             if cap != before:
-                sv.dispatch_needed = True     # more (or fewer) workers may take a licence now
+                cx.out.wake()     # more (or fewer) workers may take a licence now
             elif cap is not None and busy < cap and any(
-                    w.used == 0 for w in sv.registry.dispatchable(sv.mono())):
+                    w.used == 0 for w in cx.live.registry.dispatchable(cx.mono())):
                 # Licences are free farm-wide, perhaps released by another supervisor sharing
                 # the database (its completions are no event here): idle workers may take them.
-                sv.dispatch_needed = True
+                cx.out.wake()
         return on_loop
 
     def _rebuild(self, conn, mono: float, first_minute: int | None, terms) -> bool:
@@ -177,7 +146,7 @@ class Billing:
     def _note_results(self, results: list[metering.Delivery], mono: float) -> None:
         failed = [d for d in results if not d.accepted]
         if failed:
-            cap = self.sv.cfg.metering_retry
+            cap = self.cx.cfg.metering_retry
             self.retry_delay = min(cap, max(self.retry_delay * 2, min(1.0, cap)))
             self.next_delivery = mono + self.retry_delay
             log.warning("overage report %s not delivered (retry in %.1f s): %s",
@@ -187,7 +156,7 @@ class Billing:
 
     def status(self, conn) -> dict[str, Any]:
         """What `cuefarm licences` shows."""
-        now = self.sv.clock()
+        now = self.cx.clock()
         terms = self.licensing.load(conn)
         in_use = busy_workers(conn)
         start, end, month = month_bounds(now)
@@ -209,24 +178,24 @@ class Billing:
 
     # -- usage and metrics ------------------------------------------------------------------------
 
-    def account_usage(self, sv: "Supervisor"):
-        now = sv.clock()
-        return lambda: usage.run(sv.engine, now)
+    def account_usage(self, cx: Context):
+        now, engine = cx.clock(), cx.engine
+        return lambda: usage.run(engine, now)
 
-    def sample_metrics(self, sv: "Supervisor"):
-        live, now = self.sampler.sample_live(), sv.clock()
+    def sample_metrics(self, cx: Context):
+        live, now = self.sampler.sample_live(), cx.clock()
 
         def work() -> None:
             values = self.sampler.sample_db(live)
-            with sv.engine.begin() as conn:
+            with cx.engine.begin() as conn:
                 metrics.store(conn, now, values)
         return work
 
-    def retention(self, sv: "Supervisor"):
-        now = sv.clock()
+    def retention(self, cx: Context):
+        now = cx.clock()
 
         def work() -> None:
-            with sv.engine.begin() as conn:
+            with cx.engine.begin() as conn:
                 done = metrics.downsample(conn, now)
             if any(done.values()):
                 log.info("metrics retention: %s", done)
@@ -242,9 +211,9 @@ class Billing:
     def serve_metrics(self) -> None:
         if self.metrics_port == 0:
             return
-        addr = "0.0.0.0" if self.sv.cfg.bind in ("*", "") else self.sv.cfg.bind
+        addr = "0.0.0.0" if self.cx.cfg.bind in ("*", "") else self.cx.cfg.bind
         collector = metrics.PromCollector(lambda: self.sampler.latest,
-                                          lambda: dict(self.sv.counters), self.prom_extra)
+                                          lambda: dict(self.cx.live.counters), self.prom_extra)
         try:
             self.prom_server, _ = metrics.serve(self.metrics_port, addr, collector)
         except OSError as exc:   # the port is taken: metrics are not worth stopping the farm
@@ -254,20 +223,20 @@ class Billing:
         log.info("Prometheus metrics on http://%s:%d/metrics", addr, self.metrics_port)
 
 
-def attach(sv: "Supervisor") -> Billing:
-    """Build the parts, load the terms, hook them into the supervisor; ConfigError for bad
-    settings."""
-    b = Billing(sv)
-    with sv.engine.begin() as conn:
-        b.licensing.ensure_row(conn, sv.clock())
+def attach(cx: Context, timers: Timers,
+           loop_figures: Callable[[], dict[str, float]]) -> Billing:
+    """Build the parts, load the terms, give them to the context (`cx.billing`) and the loop
+    (periodic work); ConfigError for bad settings."""
+    b = Billing(cx, loop_figures)
+    with cx.engine.begin() as conn:
+        b.licensing.ensure_row(conn, cx.clock())
         b.licensing.load(conn)
-    sv.licence_cap = b.licensing.cap
-    sv.billing = b
-    cfg = sv.cfg
-    sv.add_background(cfg.metering_sample, b.tick)
-    sv.add_background(cfg.usage_interval, b.account_usage)
-    sv.add_background(cfg.metrics_interval, b.sample_metrics)
-    sv.add_background(cfg.metrics_retention, b.retention)
+    cx.billing = b
+    cfg = cx.cfg
+    timers.add_background(cfg.metering_sample, b.tick)
+    timers.add_background(cfg.usage_interval, b.account_usage)
+    timers.add_background(cfg.metrics_interval, b.sample_metrics)
+    timers.add_background(cfg.metrics_retention, b.retention)
     b.serve_metrics()
     terms = b.licensing.terms
     if terms.installed is not None:

@@ -1,91 +1,88 @@
-"""Client API requests for licences, overage reports, usage and metrics (merged into
-clientapi.HANDLERS)."""
+"""Client requests for licences, overage reports, usage and metrics (the parts of
+supervisor.billing a client may read or change)."""
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Callable
 
 from cuefarm import protocol as p
 from supervisor import metering, metrics, usage
+from supervisor.context import Context
 from supervisor.licensing import TermsError
-
-if TYPE_CHECKING:
-    from supervisor.billing import Billing
-    from supervisor.server import Supervisor
+from supervisor.requests import Request, RequestError, request
+from supervisor.roles import ADMIN, ARTIST
 
 log = logging.getLogger(__name__)
 
 
-def _invalid(message: str, field: str | None = None) -> Exception:
-    # Imported here: clientapi imports this module while it is itself being imported.
-    from supervisor.clientapi import RequestError
+def _invalid(message: str, field: str | None = None) -> RequestError:
     return RequestError("invalid", message, field)
 
 
-def _billing(sv: "Supervisor") -> "Billing":
-    b = getattr(sv, "billing", None)
-    if b is None:
-        from supervisor.clientapi import RequestError
+def _billing(cx: Context):
+    """The supervisor's billing (supervisor.billing.Billing), or the refusal without one."""
+    if cx.billing is None:
         raise RequestError("unavailable", "licences and metrics are not set up on this "
                                           "supervisor")
-    return b
+    return cx.billing
 
 
-def _read(sv: "Supervisor", fn: Callable):
-    with sv.engine.connect() as conn:
-        try:
-            return fn(conn)
-        finally:
-            conn.rollback()
+@request("licences", role=ARTIST, what="reading the licence terms")
+def _licences(cx: Context, req: Request) -> p.Body:
+    b = _billing(cx)
+    return p.Row(cx.read(b.status))
 
 
-def _licences(sv, body: p.GetLicences, user, route, rid):
-    b = _billing(sv)
-    return p.Row(_read(sv, b.status))
-
-
-def _set_licences(sv, body: p.SetLicences, user, route, rid):
-    b = _billing(sv)
+@request("set_licences", role=ADMIN, what="Changing worker licences")
+def _set_licences(cx: Context, req: Request) -> p.Body:
+    body: p.SetLicences = req.body
+    b = _billing(cx)
     try:
-        with sv.engine.begin() as conn:
-            b.licensing.change(conn, sv.clock(), body.count, body.unlimited, body.metered,
+        with cx.begin() as (conn, out):
+            b.licensing.change(conn, cx.clock(), body.count, body.unlimited, body.metered,
                                body.sink, body.rate)
+            out.wake()      # more (or fewer) workers may take frames now
     except TermsError as exc:
         raise _invalid(str(exc), exc.field) from None
     terms = b.licensing.terms
-    log.info("%s: worker licences %s, metered %s, sink %r, rate %s", user,
+    log.info("%s: worker licences %s, metered %s, sink %r, rate %s", req.user,
              "unlimited" if terms.installed is None else terms.installed, terms.metered,
              terms.sink, terms.rate)
-    sv.dispatch_needed = True
-    return p.Row(_read(sv, b.status))
+    return p.Row(cx.read(b.status))
 
 
-def _licence_reports(sv, body: p.ListLicenceReports, user, route, rid):
-    _billing(sv)
+@request("licence_reports", role=ARTIST, what="listing licence reports", read=True)
+def _licence_reports(cx: Context, req: Request) -> p.Body:
+    body: p.ListLicenceReports = req.body
+    _billing(cx)
     limit = max(1, min(body.limit, 10_000))
-    return p.Rows(_read(sv, lambda c: metering.batch_rows(c, limit)))
+    return p.Rows(cx.read(lambda c: metering.batch_rows(c, limit)))
 
 
-def _usage(sv, body: p.GetUsage, user, route, rid):
-    _billing(sv)
+@request("usage", role=ARTIST, what="reading usage", read=True)
+def _usage(cx: Context, req: Request) -> p.Body:
+    body: p.GetUsage = req.body
+    _billing(cx)
     try:
-        return p.Rows(_read(sv, lambda c: usage.report(c, body.start, body.end, body.by)))
+        return p.Rows(cx.read(lambda c: usage.report(c, body.start, body.end, body.by)))
     except usage.UsageError as exc:
         raise _invalid(str(exc), exc.field) from None
 
 
-def _metrics(sv, body: p.GetMetrics, user, route, rid):
-    b = _billing(sv)
+@request("metrics", role=ARTIST, what="reading metrics")
+def _metrics(cx: Context, req: Request) -> p.Body:
+    b = _billing(cx)
     values = b.sampler.latest or b.sampler.sample()
     at = b.sampler.latest_t
     return p.Rows([{"name": s.name, "value": values.get(s.name), "unit": s.unit,
                     "help": s.help, "prometheus": s.prom or None, "t": at} for s in metrics.SERIES])
 
 
-def _metric_history(sv, body: p.MetricHistory, user, route, rid):
-    _billing(sv)
+@request("metric_history", role=ARTIST, what="reading metric history", read=True)
+def _metric_history(cx: Context, req: Request) -> p.Body:
+    body: p.MetricHistory = req.body
+    _billing(cx)
     if body.series not in metrics.BY_NAME:
         raise _invalid(f"unknown metric {body.series!r} (one of: "
                        f"{', '.join(metrics.BY_NAME)})", "series")
@@ -96,11 +93,6 @@ def _metric_history(sv, body: p.MetricHistory, user, route, rid):
         raise _invalid("end must be after start", "end")
     if body.resolution < 0:
         raise _invalid("resolution cannot be negative", "resolution")
-    res, points = _read(sv, lambda c: metrics.history(c, body.series, body.start, body.end,
-                                                      body.resolution))
+    res, points = cx.read(lambda c: metrics.history(c, body.series, body.start, body.end,
+                                                    body.resolution))
     return p.MetricPoints(body.series, res, points)
-
-
-HANDLERS = {"licences": _licences, "set_licences": _set_licences,
-            "licence_reports": _licence_reports, "usage": _usage, "metrics": _metrics,
-            "metric_history": _metric_history}

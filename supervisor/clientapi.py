@@ -1,9 +1,15 @@
-"""Client API requests: submit, query, control, logs.  One handler per request type."""
+"""The client API: decoding a request, serving it, and the handlers of submit, queries,
+control, hosts, admission, schedules, path maps and logs.
+
+Each request type is declared once next to its handler (supervisor.requests).  Importing this
+module imports the other modules holding handlers (access, billing_api, why), so every type is
+registered once it is loaded.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import fileseq
 from sqlalchemy import and_, or_, select
@@ -14,7 +20,11 @@ from cuefarm import protocol as p
 from cuefarm.spec import (SpecError, validate_job_changes, validate_layer_changes,
                           validate_submission)
 from cuefarm import pathmap
-from supervisor import access, schedules, why
+from supervisor import access, billing_api, schedules, why
+from supervisor.context import Context
+from supervisor.live import default_admission
+from supervisor.requests import DECLARED, Request, RequestError, control_errors, request
+from supervisor.roles import ADMIN, ARTIST, WRANGLER
 from supervisor.store import admin, control, hostadmin
 from supervisor.store.errors import ControlError
 from supervisor.store import jobs as rows
@@ -22,53 +32,56 @@ from supervisor.store import submit as submit_store
 from supervisor.store import work
 from supervisor.store.models import Attempt, Frame, Host, Layer
 
-if TYPE_CHECKING:
-    from supervisor.server import Supervisor
-
 log = logging.getLogger(__name__)
-LOG_TIMEOUT = 10.0
+# The other modules declaring requests, imported here so that loading the client API
+# registers every request type.
+DECLARING = (access, billing_api, why)
 
 
-class RequestError(Exception):
-    def __init__(self, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.code, self.message, self.field = code, message, field
-
-
-def handle(sv: "Supervisor", frames: list[bytes]) -> None:
+def handle(cx: Context, frames: list[bytes],
+           off_loop: Callable[[Callable[[], tuple]], None]) -> None:
+    """Serve one client message (its route frames, then the message).  The reply goes to
+    cx.out; a request that only reads is handed to `off_loop`, whose callable returns
+    (route, request id, reply) for the loop to send."""
     if len(frames) < 2:
-        sv.errors["malformed"] += 1
+        cx.live.errors["malformed"] += 1
         return
     route, data = frames[:-1], frames[-1]
     try:
         env, body = p.decode(data, p.MAX_CLIENT_MESSAGE, p.CLIENT_REQUESTS)
     except p.ProtocolError as exc:
-        sv.errors[exc.code] += 1
+        cx.live.errors[exc.code] += 1
         log.info("bad client request: %s", exc.message)
-        sv.reply(route, exc.request_id, p.Error(exc.code, exc.message))
+        cx.out.reply(route, exc.request_id, p.Error(exc.code, exc.message))
         return
-    if env.type in READS and sv.reader is not None:
+    declared = DECLARED.get(env.type)
+    if declared is not None and declared.read:
         # Reading 5,000 hosts or a page of 50,000 frames takes a while: on the reader thread,
         # so heartbeats and freed slots are not kept waiting.  The loop sends the reply.
-        sv.reader_seq += 1
-        sv.reader.submit(sv.reader_seq, lambda: (route, env.id, serve(sv, env, body, route)))
+        off_loop(lambda: (route, env.id, serve(cx, env, body, route)))
         return
-    reply = serve(sv, env, body, route)
+    reply = serve(cx, env, body, route)
     if reply is not None:
-        sv.reply(route, env.id, reply)
+        cx.out.reply(route, env.id, reply)
 
 
-def serve(sv: "Supervisor", env: p.Envelope, body: p.Body, route: list[bytes]) -> p.Body | None:
-    """The reply to one decoded request (an Error for a refusal or a failure)."""
-    handler = HANDLERS[env.type]
-    user = env.user or "unknown"
+def serve(cx: Context, env: p.Envelope, body: p.Body, route: list[bytes]) -> p.Body | None:
+    """The reply to one decoded request (an Error for a refusal or a failure); None when the
+    reply comes later."""
+    declared = DECLARED.get(env.type)
+    if declared is None:
+        # The decoder knows the type but nothing declares it: answered as the decoder answers
+        # a type it does not know (a test keeps the two lists the same).
+        cx.live.errors["unknown_type"] += 1
+        return p.Error("unknown_type", f"unknown message type {env.type!r}")
+    req = Request(body, env.user or "unknown", route, env.id)
 
     def answer():
         # Who may do what (supervisor.access): a refusal is the reply, the handler never runs.
-        reply = access.check(sv, env.type, body, user)
+        reply = access.check(cx, env.type, body, req.user)
         if reply is None:
-            reply = access.filter_reply(sv, env.type, body, user,
-                                        handler(sv, body, user, route, env.id))
+            reply = access.filter_reply(cx, env.type, body, req.user,
+                                        declared.handler(cx, req))
         return reply
     try:
         try:
@@ -76,70 +89,93 @@ def serve(sv: "Supervisor", env: p.Envelope, body: p.Body, route: list[bytes]) -
         except DBAPIError as exc:
             # A read on a connection the server ended (a restart, a failover) is asked again,
             # once, on the fresh connection the pool now hands out.
-            if not (exc.connection_invalidated and env.type in READS):
+            if not (exc.connection_invalidated and declared.read):
                 raise
             log.warning("database connection lost serving %s; asking again", env.type)
             reply = answer()
     except RequestError as exc:
-        sv.errors[exc.code] += 1
+        cx.live.errors[exc.code] += 1
         reply = p.Error(exc.code, exc.message, exc.field)
     except SQLAlchemyError as exc:
-        sv.errors["database"] += 1
+        cx.live.errors["database"] += 1
         log.exception("database error serving %s", env.type)
         reply = p.Error("database", f"database error: {type(exc).__name__}")
     except Exception:   # a bug: the client still gets an answer, the log gets the trace
-        sv.errors["internal"] += 1
+        cx.live.errors["internal"] += 1
         log.exception("internal error serving %s", env.type)
         reply = p.Error("internal", f"internal error serving {env.type}; see the supervisor log")
     return reply
 
 
-def _ping(sv, body, user, route, rid):
-    return p.Pong(cuefarm.__version__, sv.id, sv.publisher.seq, sv.cfg.port + 2,
-                  sv.cfg.max_frames_per_job)
-
-
-def _submit(sv, body: p.Submit, user, route, rid):
+def _apply(cx: Context, fn: Callable[[object, control.Outcome], None]) -> control.Outcome:
+    """Run one control command in a transaction; its kills, changed rows and a dispatch pass
+    are effects staged with it."""
+    outcome = control.Outcome()
+    now = cx.clock()
     try:
-        specs = validate_submission(body.jobs, sv.cfg.max_frames_per_job)
+        with cx.begin() as (conn, out):
+            fn(conn, outcome)
+            work.settle(conn, outcome.deltas, outcome.touched, now)
+            cx.kill(out, outcome.kills)
+            out.note(outcome.touched)
+            out.wake()
+    except ControlError as exc:
+        raise RequestError("invalid", str(exc), exc.field) from None
+    return outcome
+
+
+# --- submitting and reading jobs ------------------------------------------------------------------
+
+@request("ping", role=ARTIST, what="asking the supervisor's version")
+def _ping(cx: Context, req: Request) -> p.Body:
+    return p.Pong(cuefarm.__version__, cx.id, cx.live.event_seq, cx.cfg.port + 2,
+                  cx.cfg.max_frames_per_job)
+
+
+@request("submit", role=ARTIST, what="submitting jobs")
+def _submit(cx: Context, req: Request) -> p.Body:
+    body: p.Submit = req.body
+    try:
+        specs = validate_submission(body.jobs, cx.cfg.max_frames_per_job)
     except SpecError as exc:
         raise RequestError("invalid", str(exc), exc.field) from None
-    now = sv.clock()
+    now = cx.clock()
     try:
-        with sv.engine.begin() as conn:
-            ids = submit_store.submit(conn, specs, user, now,
-                                      access.hidden_projects(sv, conn, user))
+        with cx.begin() as (conn, out):
+            ids = submit_store.submit(conn, specs, req.user, now,
+                                      access.hidden_projects(cx.policy, conn, req.user))
+            out.note(work.Touched(jobs=set(ids)))
+            out.wake()
     except submit_store.SubmitError as exc:
         raise RequestError("invalid", str(exc), exc.field) from None
-    log.info("%s submitted jobs %s", user, ids)
-    sv.note(work.Touched(jobs=set(ids)))
-    sv.dispatch_needed = True
+    log.info("%s submitted jobs %s", req.user, ids)
     return p.JobIds(ids)
 
 
-def _read(sv, fn: Callable):
-    with sv.engine.connect() as conn:
-        try:
-            return fn(conn)
-        finally:
-            conn.rollback()
+@request("list_jobs", role=ARTIST, what="listing jobs", read=True)
+def _list_jobs(cx: Context, req: Request) -> p.Body:
+    body: p.ListJobs = req.body
+    return p.Rows(cx.read(lambda c: rows.job_rows(c, None, body.project, body.user,
+                                                  body.include_finished)))
 
 
-def _list_jobs(sv, body: p.ListJobs, user, route, rid):
-    return p.Rows(_read(sv, lambda c: rows.job_rows(c, None, body.project, body.user,
-                                                    body.include_finished)))
-
-
-def _get_job(sv, body: p.JobRef, user, route, rid):
-    found = _read(sv, lambda c: rows.job_rows(c, [body.job_id]))
+def _job(cx: Context, job_id: int) -> dict:
+    found = cx.read(lambda c: rows.job_rows(c, [job_id]))
     if not found:
-        raise RequestError("not_found", f"no job with id {body.job_id}", "job_id")
-    return p.Row(found[0])
+        raise RequestError("not_found", f"no job with id {job_id}", "job_id")
+    return found[0]
 
 
-def _list_layers(sv, body: p.JobRef, user, route, rid):
-    _get_job(sv, body, user, route, rid)
-    return p.Rows(_read(sv, lambda c: rows.layer_rows(c, body.job_id)))
+@request("get_job", role=ARTIST, what="reading a job", jobs="job_id", read=True)
+def _get_job(cx: Context, req: Request) -> p.Body:
+    return p.Row(_job(cx, req.body.job_id))
+
+
+@request("list_layers", role=ARTIST, what="listing layers", jobs="job_id", read=True)
+def _list_layers(cx: Context, req: Request) -> p.Body:
+    body: p.JobRef = req.body
+    _job(cx, body.job_id)
+    return p.Rows(cx.read(lambda c: rows.layer_rows(c, body.job_id)))
 
 
 def _check_page(body: p.ListFrames) -> None:
@@ -150,26 +186,28 @@ def _check_page(body: p.ListFrames) -> None:
                                       f"(or left out for all frames), not {body.limit}", "limit")
 
 
-def _list_frames(sv, body: p.ListFrames, user, route, rid):
+@request("list_frames", role=ARTIST, what="listing frames", jobs="job_id", read=True)
+def _list_frames(cx: Context, req: Request) -> p.Body:
+    body: p.ListFrames = req.body
     _check_page(body)
     if body.host is not None:
-        return p.Rows(_host_frames(sv, body))
+        return p.Rows(_host_frames(cx, body))
     if body.job_id is None:
         raise RequestError("invalid", "list_frames needs a job_id, or a host for the frames "
                                       "running there", "job_id")
-    _get_job(sv, p.JobRef(body.job_id), user, route, rid)
+    _job(cx, body.job_id)
     # Unpaged asks are answered only while the answer fits in one page: a reply must never
     # outgrow the client's MAXMSGSIZE (ZeroMQ would drop the connection without a word).
     limit = p.MAX_FRAMES_PAGE + 1 if body.limit is None else body.limit
-    found = _read(sv, lambda c: rows.frame_rows(c, body.job_id, None, body.layer,
-                                                body.states, body.offset, limit))
+    found = cx.read(lambda c: rows.frame_rows(c, body.job_id, None, body.layer,
+                                              body.states, body.offset, limit))
     if body.limit is None and len(found) > p.MAX_FRAMES_PAGE:
         raise RequestError("too_large", f"job {body.job_id} has more than {p.MAX_FRAMES_PAGE} "
                                         "such frames: ask in pages (offset, limit)", "limit")
     return p.Rows(found)
 
 
-def _host_frames(sv, body: p.ListFrames) -> list[dict]:
+def _host_frames(cx: Context, body: p.ListFrames) -> list[dict]:
     """The frames running on one host: job, layer and states do not apply."""
     for name in ("job_id", "layer", "states"):
         if getattr(body, name) is not None:
@@ -181,197 +219,227 @@ def _host_frames(sv, body: p.ListFrames) -> list[dict]:
         if host_id is None:
             raise RequestError("not_found", f"no host named {body.host!r}", "host")
         return rows.running_frame_rows(conn, host_id, body.offset, body.limit)
-    return _read(sv, read)
+    return cx.read(read)
 
 
-def _list_hosts(sv, body, user, route, rid):
-    return p.Rows(_read(sv, rows.host_rows))
+@request("list_hosts", role=ARTIST, what="listing hosts", read=True)
+def _list_hosts(cx: Context, req: Request) -> p.Body:
+    return p.Rows(cx.read(rows.host_rows))
 
 
-def _apply(sv, fn: Callable[[object, control.Outcome], None]) -> control.Outcome:
-    """Run one control command in a transaction, then kill what it asked to kill."""
-    out = control.Outcome()
-    now = sv.clock()
+# --- controlling jobs and frames ------------------------------------------------------------------
+
+@request("job_control", role=ARTIST, what="controlling jobs", jobs="job_ids", own=True,
+         actions={"priority": (WRANGLER, "Changing priority")})
+def _job_control(cx: Context, req: Request) -> p.Body:
+    body: p.JobControl = req.body
+    now = cx.clock()
+    outcome = _apply(cx, lambda c, o: control.job_control(c, body.action, body.job_ids,
+                                                          body.value, now, o))
+    log.info("%s: %s jobs %s (%d)", req.user, body.action, body.job_ids, outcome.count)
+    return p.Done(outcome.count)
+
+
+@request("frame_control", role=ARTIST, what="controlling frames", jobs="job_id", own=True)
+def _frame_control(cx: Context, req: Request) -> p.Body:
+    body: p.FrameControl = req.body
+    now = cx.clock()
+    outcome = _apply(cx, lambda c, o: control.frame_control(c, body.action, body.job_id,
+                                                            body.frame_ids, now, o))
+    return p.Done(outcome.count)
+
+
+@request("set_job", role=WRANGLER, what="Changing a job (job set)", jobs="job_id")
+def _set_job(cx: Context, req: Request) -> p.Body:
+    body: p.SetJob = req.body
     try:
-        with sv.engine.begin() as conn:
-            fn(conn, out)
-            work.settle(conn, out.deltas, out.touched, now)
-    except ControlError as exc:
+        values = validate_job_changes(body.values)
+    except SpecError as exc:
         raise RequestError("invalid", str(exc), exc.field) from None
-    sv.send_kills(out.kills)
-    sv.note(out.touched)
-    sv.dispatch_needed = True
-    return out
+    _apply(cx, lambda c, o: (admin.set_job(c, body.job_id, values),
+                             o.touched.jobs.add(body.job_id)))
+    log.info("%s: job %d set %s", req.user, body.job_id, values)
+    return p.Done(1)
 
 
-def _job_control(sv, body: p.JobControl, user, route, rid):
-    now = sv.clock()
-    out = _apply(sv, lambda c, o: control.job_control(c, body.action, body.job_ids, body.value,
-                                                      now, o))
-    log.info("%s: %s jobs %s (%d)", user, body.action, body.job_ids, out.count)
-    return p.Done(out.count)
+@request("set_layer", role=WRANGLER, what="Changing a layer (layer set)", jobs="job_id")
+def _set_layer(cx: Context, req: Request) -> p.Body:
+    body: p.SetLayer = req.body
+    try:
+        values = validate_layer_changes(body.values)
+    except SpecError as exc:
+        raise RequestError("invalid", str(exc), exc.field) from None
+    ids: list[int] = []
+
+    def change(conn, outcome):
+        ids.append(admin.set_layer(conn, body.job_id, body.layer, values))
+        outcome.touched.layers.add(ids[0])
+        outcome.touched.jobs.add(body.job_id)
+    _apply(cx, change)
+    cx.live.forget_layer(ids[0])
+    log.info("%s: job %d layer %s set %s", req.user, body.job_id, body.layer, values)
+    return p.Done(1)
 
 
-def _frame_control(sv, body: p.FrameControl, user, route, rid):
-    now = sv.clock()
-    out = _apply(sv, lambda c, o: control.frame_control(c, body.action, body.job_id,
-                                                        body.frame_ids, now, o))
-    return p.Done(out.count)
+@request("list_dependencies", role=ARTIST, what="listing dependencies", jobs="job_id",
+         read=True)
+def _list_dependencies(cx: Context, req: Request) -> p.Body:
+    body: p.JobRef = req.body
+    return p.Rows(cx.read(lambda c: control_errors(admin.dependency_rows, c, body.job_id)))
 
 
-def _host_control(sv, body: p.HostControl, user, route, rid):
+@request("dependency_control", role=WRANGLER, what="Satisfying or dropping a dependency",
+         jobs="job_id")
+def _dependency_control(cx: Context, req: Request) -> p.Body:
+    body: p.DependencyControl = req.body
+    now = cx.clock()
+    _apply(cx, lambda c, o: admin.dependency_control(c, body.action, body.job_id,
+                                                     body.dependency_id, now, o.touched))
+    log.info("%s: %s dependency %d of job %d", req.user, body.action, body.dependency_id,
+             body.job_id)
+    return p.Done(1)
+
+
+@request("bad_hosts", role=ARTIST, what="listing a job's bad hosts", jobs="job_id", read=True)
+def _bad_hosts(cx: Context, req: Request) -> p.Body:
+    body: p.JobRef = req.body
+    now = cx.clock()
+    return p.Rows(cx.read(lambda c: control_errors(admin.bad_hosts, c, body.job_id, now)))
+
+
+@request("clear_bad_hosts", role=WRANGLER, what="Clearing a job's bad-host list", jobs="job_id")
+def _clear_bad_hosts(cx: Context, req: Request) -> p.Body:
+    body: p.ClearBadHosts = req.body
+    counts: list[int] = []
+    _apply(cx, lambda c, o: counts.append(admin.clear_bad_hosts(c, body.job_id, body.host,
+                                                                o.touched)))
+    cx.live.bans.invalidate()
+    log.info("%s: cleared bad host %s of job %d", req.user, body.host or "(all)", body.job_id)
+    return p.Done(counts[0])
+
+
+# --- projects and limits --------------------------------------------------------------------------
+
+@request("set_project", role=WRANGLER, what="Changing a project (projects set)")
+def _set_project(cx: Context, req: Request) -> p.Body:
+    body: p.SetProject = req.body
+    _apply(cx, lambda c, o: admin.set_project(c, body.name, body.guaranteed, body.max_slots,
+                                              body.unlimited))
+    log.info("%s: project %s guaranteed=%s max=%s", req.user, body.name, body.guaranteed,
+             "none" if body.unlimited else body.max_slots)
+    return p.Done(1)
+
+
+@request("list_projects", role=ARTIST, what="listing projects", read=True)
+def _list_projects(cx: Context, req: Request) -> p.Body:
+    return p.Rows(cx.read(admin.project_rows))
+
+
+@request("set_limit", role=WRANGLER, what="Setting a limit")
+def _set_limit(cx: Context, req: Request) -> p.Body:
+    body: p.SetLimit = req.body
+    _apply(cx, lambda c, o: admin.set_limit(c, body.name, body.max, body.per_host))
+    log.info("%s: limit %s = %d", req.user, body.name, body.max)
+    return p.Done(1)
+
+
+@request("delete_limit", role=WRANGLER, what="Deleting a limit")
+def _delete_limit(cx: Context, req: Request) -> p.Body:
+    _apply(cx, lambda c, o: admin.delete_limit(c, req.body.name))
+    return p.Done(1)
+
+
+@request("list_limits", role=ARTIST, what="listing limits", read=True)
+def _list_limits(cx: Context, req: Request) -> p.Body:
+    return p.Rows(cx.read(admin.limit_rows))
+
+
+# --- hosts ----------------------------------------------------------------------------------------
+
+@request("host_control", role=ADMIN, what="Locking and unlocking hosts")
+def _host_control(cx: Context, req: Request) -> p.Body:
+    body: p.HostControl = req.body
     if body.action not in ("lock", "unlock"):
         raise RequestError("invalid", f"unknown host action {body.action!r} (lock, unlock)",
                            "action")
     lock = body.action == "lock"
-    rows: list = []
+    changed: list = []
 
-    def change(conn, out):
-        rows.extend(control.lock_hosts(conn, body.hosts, lock, body.purge, body.slots,
-                                       lambda ids: schedules.override_until(sv, conn, ids), out))
-    out = _apply(sv, change)
-    for r in rows:
-        w = sv.registry.by_id.get(r.id)
+    def change(conn, outcome):
+        changed.extend(control.lock_hosts(conn, body.hosts, lock, body.purge, body.slots,
+                                          lambda ids: schedules.override_until(cx, conn, ids),
+                                          outcome))
+    outcome = _apply(cx, change)
+    for r in changed:
+        w = cx.live.registry.by_id.get(r.id)
         if w is not None:
             w.locked, w.lock_slots = lock, (body.slots if lock else None)
-    log.info("%s: %s %s%s", user, body.action, body.hosts, " (purge)" if body.purge else "")
-    return p.Done(out.count)
+    log.info("%s: %s %s%s", req.user, body.action, body.hosts, " (purge)" if body.purge else "")
+    return p.Done(outcome.count)
 
 
-def _refresh_worker(sv, host_id: int) -> None:
+def _refresh_worker(cx: Context, host_id: int) -> None:
     """Re-read a host's admin settings into the live view after a change."""
-    with sv.engine.connect() as conn:
-        row = conn.execute(select(Host.slots_override, Host.tags, Host.tags_added,
-                                  Host.tags_removed, Host.drain).where(Host.id == host_id)).one()
-        conn.rollback()
-    w = sv.registry.by_id.get(host_id)
+    row = cx.read(lambda c: c.execute(select(Host.slots_override, Host.tags, Host.tags_added,
+                                             Host.tags_removed, Host.drain)
+                                      .where(Host.id == host_id)).one())
+    registry = cx.live.registry
+    w = registry.by_id.get(host_id)
     if w is not None:
         w.slots = w.offered if row.slots_override is None else row.slots_override
         w.tags = frozenset(hostadmin.effective_tags(row))
         w.draining = row.drain is not None
-        sv.registry.version += 1
+        registry.version += 1
 
 
-def _host_slots(sv, body: p.HostSlots, user, route, rid):
+@request("host_slots", role=ADMIN, what="Setting a host's slots")
+def _host_slots(cx: Context, req: Request) -> p.Body:
+    body: p.HostSlots = req.body
     ids: list[int] = []
-    _apply(sv, lambda c, o: (ids.append(hostadmin.set_slots(c, body.host, body.slots)),
+    _apply(cx, lambda c, o: (ids.append(hostadmin.set_slots(c, body.host, body.slots)),
                              o.touched.hosts.update(ids)))
-    _refresh_worker(sv, ids[0])
-    log.info("%s: host %s slots %s", user, body.host, body.slots)
+    _refresh_worker(cx, ids[0])
+    log.info("%s: host %s slots %s", req.user, body.host, body.slots)
     return p.Done(1)
 
 
-def _host_tags(sv, body: p.HostTags, user, route, rid):
+@request("host_tags", role=ADMIN, what="Changing a host's tags")
+def _host_tags(cx: Context, req: Request) -> p.Body:
+    body: p.HostTags = req.body
     ids: list[int] = []
-    _apply(sv, lambda c, o: (ids.append(hostadmin.set_tags(c, body.host, body.add, body.remove)),
+    _apply(cx, lambda c, o: (ids.append(hostadmin.set_tags(c, body.host, body.add, body.remove)),
                              o.touched.hosts.update(ids)))
-    _refresh_worker(sv, ids[0])
+    _refresh_worker(cx, ids[0])
     return p.Done(1)
 
 
-def _host_drain(sv, body: p.HostDrain, user, route, rid):
-    rows: list = []
-    _apply(sv, lambda c, o: (rows.extend(hostadmin.set_drain(c, body.hosts, body.then,
-                                                             body.cancel)),
-                             o.touched.hosts.update(r.id for r in rows)))
-    for r in rows:
-        _refresh_worker(sv, r.id)
-        w = sv.registry.by_id.get(r.id)
+@request("host_drain", role=ADMIN, what="Draining hosts")
+def _host_drain(cx: Context, req: Request) -> p.Body:
+    body: p.HostDrain = req.body
+    drained: list = []
+    _apply(cx, lambda c, o: (drained.extend(hostadmin.set_drain(c, body.hosts, body.then,
+                                                                body.cancel)),
+                             o.touched.hosts.update(r.id for r in drained)))
+    for r in drained:
+        _refresh_worker(cx, r.id)
+        w = cx.live.registry.by_id.get(r.id)
         if w is not None and w.identity is not None:
-            sv.send_worker(w.identity, p.Drain(then=body.then, cancel=body.cancel))
-    log.info("%s: drain %s then %s%s", user, body.hosts, body.then,
+            cx.out.send(w.identity, p.Drain(then=body.then, cancel=body.cancel))
+    log.info("%s: drain %s then %s%s", req.user, body.hosts, body.then,
              " (cancelled)" if body.cancel else "")
-    return p.Done(len(rows))
+    return p.Done(len(drained))
 
 
-def _admission_control(sv, body: p.AdmissionControl, user, route, rid):
-    now = sv.clock()
-    ban = body.action == "ban"
-
-    def change(conn, out):
-        ids = hostadmin.admission_control(conn, body.action, body.names, body.reason, now)
-        if ban and ids:
-            # A ban takes effect now: its frames are requeued (no retry spent).
-            control.kill_running_on_hosts(conn, ids, out)
-        out.touched.hosts.update(ids)
-    _apply(sv, change)          # sends the purge's kills while the worker is still connected
-    for name in body.names:
-        w = sv.registry.by_name.get(name)
-        if w is not None:
-            w.banned = ban
-            w.locked, w.lock_slots = ban, (0 if ban else None)
-            sv.registry.version += 1
-            if ban and w.identity is not None:
-                # rqd stops; each retry is refused while banned.  The first retry comes soon
-                # because it brings the completions of the purged frames (rqd keeps them until
-                # acknowledged), which puts those frames back in the queue; later retries wait
-                # the usual admission_retry.
-                sv.send_worker(w.identity, p.Refused(
-                    f"{name} is banned from this farm"
-                    + (f" ({body.reason})" if body.reason else ""),
-                    retry_after=min(sv.cfg.admission_retry, 2.0) if w.running
-                    else sv.cfg.admission_retry))
-                sv.registry.disconnect(w, sv.mono())
-                w.clear()
-    log.info("%s: %s %s", user, body.action, body.names)
-    return p.Done(len(body.names))
-
-
-def _list_admission(sv, body, user, route, rid):
-    return p.Rows(_read(sv, hostadmin.admission_rows))
-
-
-def _set_admission(sv, body: p.SetAdmission, user, route, rid):
-    policy: list = []
-    _apply(sv, lambda c, o: policy.append(hostadmin.set_admission(
-        c, sv.default_admission(), body.mode, body.networks, body.patterns)))
-    sv.admission = policy[0]
-    log.info("%s: admission %s", user, sv.admission)
-    return p.Row(sv.admission)
-
-
-def _set_schedule(sv, body: p.SetSchedule, user, route, rid):
-    ids: list[int] = []
-    _apply(sv, lambda c, o: ids.append(hostadmin.add_schedule(c, body)))
-    schedules.apply(sv)
-    return p.Done(ids[0])
-
-
-def _list_schedules(sv, body, user, route, rid):
-    return p.Rows(_read(sv, hostadmin.schedule_rows))
-
-
-def _delete_schedule(sv, body: p.DeleteSchedule, user, route, rid):
-    _apply(sv, lambda c, o: hostadmin.delete_schedule(c, body.id))
-    schedules.apply(sv)
-    return p.Done(1)
-
-
-def _add_path_map(sv, body: p.AddPathMap, user, route, rid):
-    ids: list[int] = []
-    _apply(sv, lambda c, o: ids.append(hostadmin.add_path_map(c, body)))
-    sv.path_map_rows = _read(sv, hostadmin.path_map_rows)
-    return p.Done(ids[0])
-
-
-def _list_path_maps(sv, body, user, route, rid):
-    return p.Rows(_read(sv, hostadmin.path_map_rows))
-
-
-def _delete_path_map(sv, body: p.DeletePathMap, user, route, rid):
-    _apply(sv, lambda c, o: hostadmin.delete_path_map(c, body.id))
-    sv.path_map_rows = _read(sv, hostadmin.path_map_rows)
-    return p.Done(1)
-
-
-def _check_path(sv, body: p.CheckPath, user, route, rid):
-    row = _read(sv, lambda c: c.execute(select(Host.id, Host.os, Host.tags, Host.tags_added,
-                                               Host.tags_removed)
-                                        .where(Host.name == body.host)).first())
+@request("check_path", role=ARTIST, what="checking a path")
+def _check_path(cx: Context, req: Request) -> p.Body:
+    body: p.CheckPath = req.body
+    row = cx.read(lambda c: c.execute(select(Host.id, Host.os, Host.tags, Host.tags_added,
+                                             Host.tags_removed)
+                                      .where(Host.name == body.host)).first())
     if row is None:
         raise RequestError("invalid", f"no host named {body.host!r}", "host")
-    w = sv.registry.by_id.get(row.id)
-    central = hostadmin.central_rules(sv.path_map_rows, row.os,
+    w = cx.live.registry.by_id.get(row.id)
+    central = hostadmin.central_rules(cx.live.path_map_rows, row.os,
                                       set(hostadmin.effective_tags(row)))
     own = list(w.own_rules) if w is not None else []
     rules = pathmap.merge_rules(central, own)
@@ -385,6 +453,106 @@ def _check_path(sv, body: p.CheckPath, user, route, rid):
     return p.Row({"host": body.host, "os": row.os, "path": body.path, "result": result,
                   "rule": rule, "worker_rules_known": w is not None})
 
+
+# --- admission ------------------------------------------------------------------------------------
+
+@request("admission_control", role=ADMIN, what="Admitting or banning hosts")
+def _admission_control(cx: Context, req: Request) -> p.Body:
+    body: p.AdmissionControl = req.body
+    now = cx.clock()
+    ban = body.action == "ban"
+
+    def change(conn, outcome):
+        ids = hostadmin.admission_control(conn, body.action, body.names, body.reason, now)
+        if ban and ids:
+            # A ban takes effect now: its frames are requeued (no retry spent).
+            control.kill_running_on_hosts(conn, ids, outcome)
+        outcome.touched.hosts.update(ids)
+    # The purge's kills are addressed to the workers while they are still connected (below,
+    # a banned worker is disconnected before the loop sends anything), ahead of the refusal.
+    _apply(cx, change)
+    registry = cx.live.registry
+    for name in body.names:
+        w = registry.by_name.get(name)
+        if w is not None:
+            w.banned = ban
+            w.locked, w.lock_slots = ban, (0 if ban else None)
+            registry.version += 1
+            if ban and w.identity is not None:
+                # rqd stops; each retry is refused while banned.  The first retry comes soon
+                # because it brings the completions of the purged frames (rqd keeps them until
+                # acknowledged), which puts those frames back in the queue; later retries wait
+                # the usual admission_retry.
+                cx.out.send(w.identity, p.Refused(
+                    f"{name} is banned from this farm"
+                    + (f" ({body.reason})" if body.reason else ""),
+                    retry_after=min(cx.cfg.admission_retry, 2.0) if w.running
+                    else cx.cfg.admission_retry))
+                registry.disconnect(w, cx.mono())
+                w.clear()
+    log.info("%s: %s %s", req.user, body.action, body.names)
+    return p.Done(len(body.names))
+
+
+@request("list_admission", role=ARTIST, what="listing admission", read=True)
+def _list_admission(cx: Context, req: Request) -> p.Body:
+    return p.Rows(cx.read(hostadmin.admission_rows))
+
+
+@request("set_admission", role=ADMIN, what="Changing the admission policy")
+def _set_admission(cx: Context, req: Request) -> p.Body:
+    body: p.SetAdmission = req.body
+    policy: list = []
+    _apply(cx, lambda c, o: policy.append(hostadmin.set_admission(
+        c, default_admission(cx.cfg), body.mode, body.networks, body.patterns)))
+    cx.live.admission = policy[0]
+    log.info("%s: admission %s", req.user, cx.live.admission)
+    return p.Row(cx.live.admission)
+
+
+# --- lock schedules and path maps -----------------------------------------------------------------
+
+@request("set_schedule", role=ADMIN, what="Adding a lock schedule")
+def _set_schedule(cx: Context, req: Request) -> p.Body:
+    ids: list[int] = []
+    _apply(cx, lambda c, o: ids.append(hostadmin.add_schedule(c, req.body)))
+    schedules.apply(cx)
+    return p.Done(ids[0])
+
+
+@request("list_schedules", role=ARTIST, what="listing lock schedules", read=True)
+def _list_schedules(cx: Context, req: Request) -> p.Body:
+    return p.Rows(cx.read(hostadmin.schedule_rows))
+
+
+@request("delete_schedule", role=ADMIN, what="Deleting a lock schedule")
+def _delete_schedule(cx: Context, req: Request) -> p.Body:
+    _apply(cx, lambda c, o: hostadmin.delete_schedule(c, req.body.id))
+    schedules.apply(cx)
+    return p.Done(1)
+
+
+@request("add_path_map", role=ADMIN, what="Adding a path map")
+def _add_path_map(cx: Context, req: Request) -> p.Body:
+    ids: list[int] = []
+    _apply(cx, lambda c, o: ids.append(hostadmin.add_path_map(c, req.body)))
+    cx.live.path_map_rows = cx.read(hostadmin.path_map_rows)
+    return p.Done(ids[0])
+
+
+@request("list_path_maps", role=ARTIST, what="listing path maps", read=True)
+def _list_path_maps(cx: Context, req: Request) -> p.Body:
+    return p.Rows(cx.read(hostadmin.path_map_rows))
+
+
+@request("delete_path_map", role=ADMIN, what="Deleting a path map")
+def _delete_path_map(cx: Context, req: Request) -> p.Body:
+    _apply(cx, lambda c, o: hostadmin.delete_path_map(c, req.body.id))
+    cx.live.path_map_rows = cx.read(hostadmin.path_map_rows)
+    return p.Done(1)
+
+
+# --- logs -----------------------------------------------------------------------------------------
 
 def _find_attempt(conn, body: p.GetLog):
     layer_id = conn.execute(select(Layer.id).where(Layer.job_id == body.job_id,
@@ -411,161 +579,17 @@ def _find_attempt(conn, body: p.GetLog):
     return f"{frame.id}.{number}", att.host_id, att.host_name
 
 
-def _get_log(sv, body: p.GetLog, user, route, rid):
-    aid, host_id, host_name = _read(sv, lambda c: _find_attempt(c, body))
-    w = sv.registry.by_id.get(host_id)
+@request("get_log", role=ARTIST, what="reading logs", jobs="job_id")
+def _get_log(cx: Context, req: Request) -> None:
+    body: p.GetLog = req.body
+    aid, host_id, host_name = cx.read(lambda c: _find_attempt(c, body))
+    w = cx.live.registry.by_id.get(host_id)
     if w is None or w.identity is None:
         raise RequestError("unavailable", f"host {host_name} is not connected; the log of "
                                           f"attempt {aid} is on that host")
-    sv.log_tokens += 1
-    token = sv.log_tokens
     limit = max(1, min(body.limit, p.MAX_WORKER_MESSAGE // 2))
-    if not sv.send_worker(w.identity, p.LogRequest(token, aid, body.offset, limit)):
-        raise RequestError("unavailable", f"host {host_name} cannot be reached")
-    sv.pending_logs[token] = (route, rid, sv.mono() + LOG_TIMEOUT, host_name)
-    return None   # answered when the worker replies
-
-
-def answer_log(sv: "Supervisor", reply: p.LogReply) -> None:
-    pending = sv.pending_logs.pop(reply.token, None)
-    if pending is None:
-        return
-    route, rid, _, host = pending
-    if reply.error:
-        sv.reply(route, rid, p.Error("unavailable", f"{host}: {reply.error}"))
-        return
-    sv.reply(route, rid, p.LogChunk(reply.attempt_id, host, reply.offset, reply.size, reply.data))
-
-
-def expire_log_requests(sv: "Supervisor", mono: float) -> None:
-    for token, (route, rid, deadline, host) in list(sv.pending_logs.items()):
-        if mono > deadline:
-            del sv.pending_logs[token]
-            sv.reply(route, rid, p.Error("unavailable", f"host {host} did not send the log"))
-
-
-def _set_job(sv, body: p.SetJob, user, route, rid):
-    try:
-        values = validate_job_changes(body.values)
-    except SpecError as exc:
-        raise RequestError("invalid", str(exc), exc.field) from None
-    _apply(sv, lambda c, o: (admin.set_job(c, body.job_id, values), o.touched.jobs.add(body.job_id)))
-    log.info("%s: job %d set %s", user, body.job_id, values)
-    return p.Done(1)
-
-
-def _set_layer(sv, body: p.SetLayer, user, route, rid):
-    try:
-        values = validate_layer_changes(body.values)
-    except SpecError as exc:
-        raise RequestError("invalid", str(exc), exc.field) from None
-    ids: list[int] = []
-
-    def change(conn, out):
-        ids.append(admin.set_layer(conn, body.job_id, body.layer, values))
-        out.touched.layers.add(ids[0])
-        out.touched.jobs.add(body.job_id)
-    _apply(sv, change)
-    sv.layer_cache.pop(ids[0], None)
-    sv.matcher.forget_layer(ids[0])
-    log.info("%s: job %d layer %s set %s", user, body.job_id, body.layer, values)
-    return p.Done(1)
-
-
-def _set_project(sv, body: p.SetProject, user, route, rid):
-    _apply(sv, lambda c, o: admin.set_project(c, body.name, body.guaranteed, body.max_slots,
-                                              body.unlimited))
-    log.info("%s: project %s guaranteed=%s max=%s", user, body.name, body.guaranteed,
-             "none" if body.unlimited else body.max_slots)
-    return p.Done(1)
-
-
-def _list_projects(sv, body, user, route, rid):
-    return p.Rows(_read(sv, admin.project_rows))
-
-
-def _set_limit(sv, body: p.SetLimit, user, route, rid):
-    _apply(sv, lambda c, o: admin.set_limit(c, body.name, body.max, body.per_host))
-    log.info("%s: limit %s = %d", user, body.name, body.max)
-    return p.Done(1)
-
-
-def _delete_limit(sv, body: p.DeleteLimit, user, route, rid):
-    _apply(sv, lambda c, o: admin.delete_limit(c, body.name))
-    return p.Done(1)
-
-
-def _list_limits(sv, body, user, route, rid):
-    return p.Rows(_read(sv, admin.limit_rows))
-
-
-def _list_dependencies(sv, body: p.JobRef, user, route, rid):
-    return p.Rows(_read(sv, lambda c: _control_errors(admin.dependency_rows, c, body.job_id)))
-
-
-def _dependency_control(sv, body: p.DependencyControl, user, route, rid):
-    now = sv.clock()
-    _apply(sv, lambda c, o: admin.dependency_control(c, body.action, body.job_id,
-                                                     body.dependency_id, now, o.touched))
-    log.info("%s: %s dependency %d of job %d", user, body.action, body.dependency_id,
-             body.job_id)
-    return p.Done(1)
-
-
-def _why(sv, body: p.Why, user, route, rid):
-    return p.Row(_read(sv, lambda c: _control_errors(why.explain, sv, c, body.job_id,
-                                                     body.layer, body.frame)))
-
-
-def _next_for_host(sv, body: p.NextForHost, user, route, rid):
-    return p.Rows(_read(sv, lambda c: _control_errors(why.next_for_host, sv, c, body.host,
-                                                      body.limit)))
-
-
-def _bad_hosts(sv, body: p.JobRef, user, route, rid):
-    now = sv.clock()
-    return p.Rows(_read(sv, lambda c: _control_errors(admin.bad_hosts, c, body.job_id, now)))
-
-
-def _clear_bad_hosts(sv, body: p.ClearBadHosts, user, route, rid):
-    counts: list[int] = []
-    _apply(sv, lambda c, o: counts.append(admin.clear_bad_hosts(c, body.job_id, body.host,
-                                                                o.touched)))
-    sv.bans.invalidate()
-    log.info("%s: cleared bad host %s of job %d", user, body.host or "(all)", body.job_id)
-    return p.Done(counts[0])
-
-
-def _control_errors(fn, *args):
-    try:
-        return fn(*args)
-    except ControlError as exc:
-        raise RequestError("invalid", str(exc), exc.field) from None
-
-
-HANDLERS = {"ping": _ping, "submit": _submit, "list_jobs": _list_jobs, "get_job": _get_job,
-            "list_layers": _list_layers, "list_frames": _list_frames, "list_hosts": _list_hosts,
-            "job_control": _job_control, "frame_control": _frame_control,
-            "host_control": _host_control, "get_log": _get_log, "set_job": _set_job,
-            "set_layer": _set_layer, "set_project": _set_project, "list_projects": _list_projects,
-            "set_limit": _set_limit, "delete_limit": _delete_limit, "list_limits": _list_limits,
-            "list_dependencies": _list_dependencies, "dependency_control": _dependency_control,
-            "why": _why, "next_for_host": _next_for_host,
-            "bad_hosts": _bad_hosts, "clear_bad_hosts": _clear_bad_hosts,
-            "host_slots": _host_slots,
-            "host_tags": _host_tags, "host_drain": _host_drain,
-            "admission_control": _admission_control, "list_admission": _list_admission,
-            "set_admission": _set_admission, "set_schedule": _set_schedule,
-            "list_schedules": _list_schedules, "delete_schedule": _delete_schedule,
-            "add_path_map": _add_path_map, "list_path_maps": _list_path_maps,
-            "delete_path_map": _delete_path_map, "check_path": _check_path}
-
-from supervisor import billing_api  # noqa: E402  (licences, usage, metrics)
-HANDLERS.update(billing_api.HANDLERS)
-HANDLERS.update(access.HANDLERS)   # whoami, project members
-# Requests that only read the database (not the loop's live state): served on the reader
-# thread.  `why` and `next_for_host` read the live registry and stay on the loop.
-READS = frozenset({"list_jobs", "get_job", "list_layers", "list_frames", "list_hosts",
-                   "list_projects", "list_limits", "list_dependencies", "bad_hosts",
-                   "list_schedules", "list_path_maps", "list_admission", "usage",
-                   "metric_history", "licence_reports"})
+    token = cx.live.logs.ask(req.route, req.request_id, host_name, cx.mono())
+    cx.out.send(w.identity, p.LogRequest(token, aid, body.offset, limit))
+    # Answered when the worker replies (supervisor.logrelay), or by the loop when the request
+    # cannot be delivered or the worker does not answer in time.
+    return None

@@ -1,12 +1,11 @@
 """Does a host suit a layer?  Static requirements, answered once per (layer, host) and cached
-until host attributes change; and the plain-words reason when it does not."""
+until host attributes change; and the plain-words reason when it does not.  Plain functions of
+layer and worker fields: no database."""
 
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
 from typing import Any
-
-from sqlalchemy import Connection, select
 
 from cuefarm import requirements as reqs
 from supervisor.registry import Worker
@@ -34,40 +33,6 @@ def mismatch(layer: dict[str, Any], w: Worker, parsed: tuple | None) -> str | No
     if parsed is not None and not reqs.evaluate(parsed, w.attributes()):
         return f"does not meet {layer['requirements']!r}"
     return None
-
-
-def capable_hosts(conn: Connection, job_id: int) -> set[int]:
-    """UP hosts (as the database knows them, whichever supervisor holds them) that could run
-    at least one unfinished layer of the job: the hosts whose failures say the job, not the
-    farm, is at fault when every one of them has failed it."""
-    from supervisor.store.hostadmin import effective_tags
-    from supervisor.store.models import Host, Layer
-    layers = conn.execute(select(Layer.id, Layer.tags, Layer.os, Layer.hosts, Layer.omit_hosts,
-                                 Layer.memory, Layer.gpus, Layer.slots, Layer.slots_mode,
-                                 Layer.requirements)
-                          .where(Layer.job_id == job_id,
-                                 (Layer.waiting + Layer.running + Layer.depend + Layer.dead) > 0)
-                          ).all()
-    hosts = conn.execute(select(Host.id, Host.name, Host.os, Host.memory_mb, Host.memory_free_mb,
-                                Host.cores, Host.gpus, Host.tags, Host.tags_added,
-                                Host.tags_removed, Host.slots_override, Host.slots_configured,
-                                Host.load).where(Host.state == "UP")).all()
-    workers = []
-    for h in hosts:
-        slots = h.slots_configured if h.slots_override is None else h.slots_override
-        workers.append(Worker(h.id, h.name, slots=slots, memory_mb=h.memory_mb, os=h.os,
-                              cores=h.cores, gpus=h.gpus, tags=frozenset(effective_tags(h)),
-                              load=h.load))
-    out: set[int] = set()
-    for lay in layers:
-        layer = dict(lay._mapping)
-        try:
-            parsed = reqs.parse(layer["requirements"]) if layer["requirements"] else None
-        except reqs.RequirementError:
-            continue
-        out.update(w.host_id for w in workers
-                   if w.host_id not in out and mismatch(layer, w, parsed) is None)
-    return out
 
 
 class Matcher:

@@ -22,18 +22,17 @@ import os
 import struct
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import psutil
 from sqlalchemy import Connection, delete, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from supervisor.context import Context
 from supervisor.store.billing_models import MetricLayout, MetricSample
 from supervisor.store.models import Attempt, Host, Layer
 from supervisor.store.work import busy_workers
 
-if TYPE_CHECKING:
-    from supervisor.server import Supervisor
 
 log = logging.getLogger(__name__)
 RAW, MINUTE, HOUR = 0, 60, 3600
@@ -98,8 +97,10 @@ FAMILY_HELP = {"cuefarm_frames": "Frames waiting or running", "cuefarm_hosts": "
 class Sampler:
     """Takes one sample of every series; keeps the latest for the API and Prometheus."""
 
-    def __init__(self, sv: "Supervisor"):
-        self.sv = sv
+    def __init__(self, cx: Context, loop_figures: Callable[[], dict[str, float]]):
+        """`loop_figures()` gives the loop's own figures (events.backlog, loop.turn_max)."""
+        self.cx = cx
+        self.loop_figures = loop_figures
         self.proc = psutil.Process()
         psutil.cpu_percent(None)           # the first call only starts the measurement
         self.proc.cpu_percent(None)
@@ -127,25 +128,25 @@ class Sampler:
     def sample_db(self, live: dict[str, float]) -> dict[str, float]:
         """The database figures (any thread), added to what sample_live() took."""
         values = dict(live)
-        with self.sv.engine.connect() as conn:
+        with self.cx.engine.connect() as conn:
             t0 = time.perf_counter()
             conn.execute(text("SELECT 1"))
             values["db.latency"] = time.perf_counter() - t0
             values.update(self._farm(conn))
             conn.rollback()
-        self.latest, self.latest_t = values, self.sv.clock()
+        self.latest, self.latest_t = values, self.cx.clock()
         return values
 
     def sample_live(self) -> dict[str, float]:
         """On the loop: the figures of this process and its live state (no database)."""
-        sv = self.sv
-        mono = sv.mono()
+        cx = self.cx
+        mono = cx.mono()
         mem = psutil.virtual_memory()
         values = {"host.cpu": psutil.cpu_percent(None), "host.memory": mem.percent,
                   "host.load": os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0,
                   "process.cpu": self.proc.cpu_percent(None),
                   "process.rss": float(self.proc.memory_info().rss)}
-        dispatched, reports = sv.counters["dispatched"], sv.counters["reports"]
+        dispatched, reports = cx.live.counters["dispatched"], cx.live.counters["reports"]
         if self.prev is not None and mono > self.prev[0]:
             dt = mono - self.prev[0]
             values["dispatch.rate"] = (dispatched - self.prev[1]) / dt
@@ -153,12 +154,8 @@ class Sampler:
         else:
             values["dispatch.rate"] = values["report.rate"] = 0.0
         self.prev = (mono, dispatched, reports)
-        pending = sv.publisher.pending if sv.publisher is not None else None
-        values["events.backlog"] = float(
-            len(pending.jobs) + len(pending.layers) + len(pending.frames) + len(pending.hosts)
-            if pending is not None else 0)
-        values.update(farm_slots(sv.registry))
-        values["loop.turn_max"] = sv.stopwatch.take_longest()
+        values.update(self.loop_figures())
+        values.update(farm_slots(cx.live.registry))
         return values
 
 

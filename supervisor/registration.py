@@ -10,58 +10,56 @@ what it runs that the database gave elsewhere is killed.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
 from cuefarm import protocol as p
+from supervisor.context import Context
 from supervisor.store import hostadmin
 from supervisor.store import hosts as host_store
 from supervisor.store import work
 from supervisor.store.counters import Deltas
-from supervisor.store.models import Host, parse_attempt_id
-
-if TYPE_CHECKING:
-    from supervisor.server import Supervisor
+from supervisor.store.models import parse_attempt_id
 
 log = logging.getLogger(__name__)
 BATCH = 1000
 
 
-def _precheck(sv: "Supervisor", identity: bytes, reg: p.Register, mono: float) -> str | None:
-    existing = sv.registry.by_name.get(reg.name)
+def _precheck(cx: Context, identity: bytes, reg: p.Register, mono: float) -> str | None:
+    existing = cx.live.registry.by_name.get(reg.name)
     if (existing is not None and existing.identity not in (None, identity)
-            and mono - existing.last_seen < sv.cfg.host_expiry):
+            and mono - existing.last_seen < cx.cfg.host_expiry):
         return f"a worker named {reg.name!r} is already connected; give this one another --name"
     if reg.slots < 0 or reg.cores < 0 or reg.memory_mb < 0 or not reg.name.strip():
         return "registration with a negative count or empty name"
     return None
 
 
-def flush(sv: "Supervisor") -> None:
+def flush(cx: Context) -> None:
     """Register the workers that asked this turn (up to BATCH; the rest next turn)."""
-    if not sv.registrations:
+    if not cx.intake.registrations:
         return
-    items, sv.registrations = sv.registrations[:BATCH], sv.registrations[BATCH:]
-    mono = sv.mono()
+    items = cx.intake.take_registrations(BATCH)
+    mono = cx.mono()
     batch: dict[str, tuple[bytes, p.Register, str]] = {}
     for identity, reg, address in items:
-        why = _precheck(sv, identity, reg, mono)
+        why = _precheck(cx, identity, reg, mono)
         if why:
-            sv.send_worker(identity, p.Refused(why, retry_after=sv.cfg.host_expiry))
+            cx.out.send(identity, p.Refused(why, retry_after=cx.cfg.host_expiry))
         else:
             batch[reg.name] = (identity, reg, address)    # the latest wins
     if batch:
         try:
-            _register(sv, batch)
+            _register(cx, batch)
         except SQLAlchemyError:
             # They are not registered: they will ask again (heartbeats get Reregister).
             log.exception("could not register %d workers", len(batch))
 
 
-def _register(sv: "Supervisor", batch: dict[str, tuple[bytes, p.Register, str]]) -> None:
-    now, mono = sv.clock(), sv.mono()
+def _register(cx: Context, batch: dict[str, tuple[bytes, p.Register, str]]) -> None:
+    now, mono = cx.clock(), cx.mono()
+    live, cfg = cx.live, cx.cfg
     deltas, touched = Deltas(), work.Touched()
     completions: dict[tuple[int, int], p.Completion] = {}
     reported: dict[str, dict[tuple[int, int], p.RunningAttempt]] = {}
@@ -73,20 +71,19 @@ def _register(sv: "Supervisor", batch: dict[str, tuple[bytes, p.Register, str]])
                 completions[key] = c
         reported[name] = {k: r for r in reg.running if (k := parse_attempt_id(r.attempt_id))}
         coming[name] = {k for aid in reg.kept if (k := parse_attempt_id(aid))}
-    with sv.engine.begin() as conn:
-        refused = hostadmin.admit_many(conn, sv.admission,
+    with cx.begin() as (conn, out):
+        refused = hostadmin.admit_many(conn, live.admission,
                                        [(n, addr) for n, (_, _, addr) in batch.items()], now)
         accepted = {n: v for n, v in batch.items() if n not in refused}
         hosts = host_store.upsert_hosts(conn, [(reg, addr) for _, reg, addr in accepted.values()],
-                                        sv.owner, now) if accepted else {}
+                                        cx.owner, now) if accepted else {}
         # A new run of an rqd that a drain made exit (or reboot): that drain is done.  Asking
         # it again would make the worker exit again at once, for ever.
         drained = {n for n, h in hosts.items()
                    if h.drain in ("exit", "reboot") and accepted[n][1].drained}
         if drained:
-            conn.execute(update(Host).where(Host.id.in_([hosts[n].id for n in drained]))
-                         .values(drain=None))
-        work.end_attempts(conn, completions, now, deltas, touched, sv.failure_policy)
+            host_store.end_drain(conn, [hosts[n].id for n in drained])
+        work.end_attempts(conn, completions, now, deltas, touched, live.failure_policy)
         ids = [h.id for h in hosts.values()]
         believed = work.running_on_hosts(conn, ids)
         gone = {}
@@ -99,29 +96,30 @@ def _register(sv: "Supervisor", batch: dict[str, tuple[bytes, p.Register, str]])
         work.end_attempts(conn, gone, now, deltas, touched)
         work.settle(conn, deltas, touched, now)
         kept = work.running_on_hosts(conn, ids)
+        touched.hosts.update(h.id for h in hosts.values())
+        out.note(touched)
+        out.wake()
     for name, why in refused.items():
         identity = batch[name][0]
         log.warning("refused worker %s from %s: %s", name, batch[name][2] or "?", why)
-        sv.send_worker(identity, p.Refused(
+        cx.out.send(identity, p.Refused(
             f"{why}; an admin can admit it with: cuefarm hosts admit {name}",
-            retry_after=sv.cfg.admission_retry))
+            retry_after=cfg.admission_retry))
     for name, (identity, reg, _) in accepted.items():
-        _connect(sv, identity, reg, hosts[name], kept.get(hosts[name].id, []),
+        _connect(cx, identity, reg, hosts[name], kept.get(hosts[name].id, []),
                  reported[name], mono, name in drained)
-        touched.hosts.add(hosts[name].id)
     if accepted:
         log.info("registered %d worker(s)%s", len(accepted),
                  f"; {len(gone)} frame(s) they no longer run were requeued" if gone else "")
-    sv.note(touched)
-    sv.dispatch_needed = True
 
 
-def _connect(sv: "Supervisor", identity: bytes, reg: p.Register, host: Any, kept: list[Any],
+def _connect(cx: Context, identity: bytes, reg: p.Register, host: Any, kept: list[Any],
              reported: dict[tuple[int, int], p.RunningAttempt], mono: float,
              drain_done: bool = False) -> None:
     """Bring the live view of one worker in line with what was committed; answer it."""
     drain = None if drain_done else host.drain
-    w = sv.registry.get_or_add(host.id, reg.name)
+    registry, cfg, out = cx.live.registry, cx.cfg, cx.out
+    w = registry.get_or_add(host.id, reg.name)
     w.offered = reg.slots
     w.slots = reg.slots if host.slots_override is None else host.slots_override
     w.locked, w.lock_slots = host.lock == "LOCKED", host.lock_slots
@@ -129,21 +127,21 @@ def _connect(sv: "Supervisor", identity: bytes, reg: p.Register, host: Any, kept
     w.tags = frozenset(hostadmin.effective_tags(host))
     w.nimby, w.draining, w.own_rules = reg.nimby, drain is not None, list(reg.path_maps)
     w.banned = False
-    sv.registry.version += 1
+    registry.version += 1
     w.clear()
     for a in kept:
         w.add(f"{a.frame_id}.{a.number}", a.slots, a.memory, a.gpus)
-    sv.registry.connect(w, identity, mono)
-    sv.send_worker(identity, p.Registered(host.id, sv.cfg.heartbeat_interval,
-                                          sv.cfg.host_expiry + sv.cfg.release_after))
+    registry.connect(w, identity, mono)
+    out.send(identity, p.Registered(host.id, cfg.heartbeat_interval,
+                                    cfg.host_expiry + cfg.release_after))
     if drain:
         # rqd does not remember a drain it has not finished across its own restart (nor did
         # it get one sent while it was away): say it again.
-        sv.send_worker(identity, p.Drain(then=drain))
+        out.send(identity, p.Drain(then=drain))
     if reg.completions:
-        sv.send_worker(identity, p.CompleteAck([c.attempt_id for c in reg.completions]))
+        out.send(identity, p.CompleteAck([c.attempt_id for c in reg.completions]))
     kept_keys = {(a.frame_id, a.number) for a in kept}
     strays = [r.attempt_id for key, r in reported.items() if key not in kept_keys]
     if strays:
         # It runs something the database gave to another host or stopped wanting: stop it.
-        sv.send_worker(identity, p.Kill(strays, "not assigned to this host"))
+        out.send(identity, p.Kill(strays, "not assigned to this host"))

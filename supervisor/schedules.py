@@ -12,18 +12,17 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, tzinfo
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
+from supervisor.context import Context
 from supervisor.store import hostadmin
 from supervisor.store.control import Outcome, kill_running_on_hosts
 from supervisor.store.models import Host
 from supervisor.store.work import settle
 
-if TYPE_CHECKING:
-    from supervisor.server import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +74,13 @@ def applies(window: dict[str, Any], name: str, tags: list[str]) -> bool:
     return fnmatchcase(name, target)
 
 
-def override_until(sv: "Supervisor", conn, host_ids: list[int]) -> dict[int, float]:
+def override_until(cx: Context, conn, host_ids: list[int]) -> dict[int, float]:
     """For a manual lock or unlock: until when it beats the schedules (epoch; 0 = none)."""
     windows = hostadmin.schedule_rows(conn)
     if not windows:
         return {}
-    tz = site_timezone(sv.cfg.timezone)
-    when = datetime.fromtimestamp(sv.clock(), tz)
+    tz = site_timezone(cx.cfg.timezone)
+    when = datetime.fromtimestamp(cx.clock(), tz)
     out = {}
     for r in conn.execute(select(Host.id, Host.name, Host.tags, Host.tags_added,
                                  Host.tags_removed).where(Host.id.in_(host_ids))):
@@ -92,12 +91,12 @@ def override_until(sv: "Supervisor", conn, host_ids: list[int]) -> dict[int, flo
     return out
 
 
-def apply(sv: "Supervisor") -> None:
+def apply(cx: Context) -> None:
     """Lock or unlock hosts whose window state differs from their lock (periodic)."""
-    now = sv.clock()
+    now = cx.clock()
     out = Outcome()
     changed: dict[int, bool] = {}
-    with sv.engine.begin() as conn:
+    with cx.begin() as (conn, effects):
         windows = hostadmin.schedule_rows(conn)
         # Most farms have few schedules: without any, only hosts a schedule locked (or a
         # manual override) need a look, not thousands of rows every few seconds.
@@ -108,7 +107,7 @@ def apply(sv: "Supervisor") -> None:
         hosts = conn.execute(q).all()
         if not hosts:
             return
-        when = datetime.fromtimestamp(now, site_timezone(sv.cfg.timezone))
+        when = datetime.fromtimestamp(now, site_timezone(cx.cfg.timezone))
         purge_ids = []
         for h in hosts:
             if h.lock_override_until and h.lock_override_until > now:
@@ -139,15 +138,14 @@ def apply(sv: "Supervisor") -> None:
         if purge_ids:
             kill_running_on_hosts(conn, purge_ids, out)
         settle(conn, out.deltas, out.touched, now)
-    if not changed:
-        return
+        out.touched.hosts.update(changed)
+        cx.kill(effects, out.kills)
+        effects.note(out.touched)
+        if changed:
+            effects.wake()
     for host_id, locked in changed.items():
-        w = sv.registry.by_id.get(host_id)
+        w = cx.live.registry.by_id.get(host_id)
         if w is not None:
             w.locked, w.lock_slots = locked, None
-        out.touched.hosts.add(host_id)
         log.info("schedule %s %s", "locked" if locked else "unlocked",
                  w.name if w else host_id)
-    sv.send_kills(out.kills)
-    sv.note(out.touched)
-    sv.dispatch_needed = True

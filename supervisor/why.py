@@ -1,23 +1,26 @@
-"""Answers in plain words: why frames are not running, and what a host would run next."""
+"""The why and next_for_host requests: in plain words, why frames are not running, and what a
+host would run next.  Both read the live registry and matcher, so they are served on the loop."""
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import fileseq
 from sqlalchemy import Connection, select
 
+from cuefarm import protocol as p
 from supervisor import dispatch
+from supervisor.context import Context
 from supervisor.matching import mismatch
+from supervisor.planning import LAYERS_PER_PASS, Budget, Room, order
 from supervisor.registry import Worker
+from supervisor.requests import Request, control_errors, request
+from supervisor.roles import ARTIST
 from supervisor.store import work
 from supervisor.store import jobs as rows
 from supervisor.store.errors import ControlError
 from supervisor.store.models import Dependency, Frame, FrameDep, Job, Layer, Project
-
-if TYPE_CHECKING:
-    from supervisor.server import Supervisor
 
 SHOWN = 5
 
@@ -54,7 +57,7 @@ def _dependency_reasons(conn: Connection, layer: dict[str, Any], frame_id: int |
             pending = conn.execute(q.limit(200)).all()
             if not pending:
                 continue
-            dead = [p.label for p in pending if p.state == "DEAD"]
+            dead = [f.label for f in pending if f.state == "DEAD"]
             text = (f"waiting frame by frame on layer {target.name!r} "
                     f"({len(pending)}{'+' if len(pending) == 200 else ''} upstream frames not done")
             text += f"; DEAD there: {', '.join(dead[:SHOWN])} - retry or eat them)" if dead else ")"
@@ -81,12 +84,11 @@ def _dependency_reasons(conn: Connection, layer: dict[str, Any], frame_id: int |
     return out or ["waiting on dependencies that are being released"]
 
 
-def _host_reasons(sv: "Supervisor", conn: Connection, layer: dict[str, Any],
-                  budget: dispatch.Budget) -> list[str]:
-    up = [w for w in sv.registry.by_id.values() if w.identity is not None]
+def _host_reasons(cx: Context, layer: dict[str, Any], budget: Budget) -> list[str]:
+    up = [w for w in cx.live.registry.by_id.values() if w.identity is not None]
     if not up:
         return ["no worker is UP"]
-    parsed = sv.matcher.expression(layer)
+    parsed = cx.live.matcher.expression(layer)
     misses = {w.host_id: mismatch(layer, w, parsed) for w in up}
     matching = [w for w in up if misses[w.host_id] is None]
     if not matching:
@@ -104,7 +106,7 @@ def _host_reasons(sv: "Supervisor", conn: Connection, layer: dict[str, Any],
                 f"{_names(matching)}"]
     locked = [w for w in allowed if w.locked]
     full = [w for w in allowed if not w.locked
-            and not dispatch.Room(w, w.free, w.memory_free, w.gpus_free, w.used == 0).grant(layer)]
+            and not Room(w, w.free, w.memory_free, w.gpus_free, w.used == 0).grant(layer)]
     if len(locked) + len(full) == len(allowed):
         parts = []
         if locked:
@@ -130,15 +132,14 @@ def _host_reasons(sv: "Supervisor", conn: Connection, layer: dict[str, Any],
                        f"{len(allowed)} matching host(s); higher-priority work goes first"]
 
 
-def _budget(sv: "Supervisor", conn: Connection, layers: list[dict[str, Any]]) -> dispatch.Budget:
+def _budget(cx: Context, conn: Connection, layers: list[dict[str, Any]]) -> Budget:
     job_used, project_used = work.slots_in_use(conn)
     names = {n for lay in layers for n in (lay.get("limits") or ())}
-    return dispatch.Budget(job_used, project_used, work.limit_usage(conn, names, lock=False),
-                           work.banned_hosts(conn, list({lay["job_id"] for lay in layers}),
-                                             sv.clock()))
+    return Budget(job_used, project_used, work.limit_usage(conn, names, lock=False),
+                  work.banned_hosts(conn, list({lay["job_id"] for lay in layers}), cx.clock()))
 
 
-def _layers_of(sv: "Supervisor", conn: Connection, job_id: int) -> list[dict[str, Any]]:
+def _layers_of(cx: Context, conn: Connection, job_id: int) -> list[dict[str, Any]]:
     """The job's layers with the scheduler's view of them (static fields, job, project)."""
     q = (select(Layer.id, Layer.job_id, Layer.idx, Layer.waiting, Layer.depend, Layer.dead,
                 Job.name.label("job"), Job.user, Job.priority, Job.min_slots,
@@ -147,11 +148,13 @@ def _layers_of(sv: "Supervisor", conn: Connection, job_id: int) -> list[dict[str
                 Project.max_slots.label("project_max_slots"))
          .join(Job, Job.id == Layer.job_id).join(Project, Project.id == Job.project_id)
          .where(Layer.job_id == job_id).order_by(Layer.idx))
-    return dispatch.with_static(sv, conn, [dict(r._mapping) for r in conn.execute(q)])
+    return dispatch.with_static(cx.live, conn, [dict(r._mapping) for r in conn.execute(q)])
 
 
-def explain(sv: "Supervisor", conn: Connection, job_id: int, layer: str | None,
+def explain(cx: Context, conn: Connection, job_id: int, layer: str | None,
             frame: int | None) -> dict[str, Any]:
+    """Why the frames of a job (of one of its layers, or one frame) are not running: the
+    job's name and status with the reasons, in words."""
     found = rows.job_rows(conn, [job_id])
     if not found:
         raise ControlError(f"no job with id {job_id}", "job_id")
@@ -159,7 +162,7 @@ def explain(sv: "Supervisor", conn: Connection, job_id: int, layer: str | None,
     out = {"job_id": job_id, "job": job["name"], "status": job["status"],
            "flagged": job["flagged"] or "", "reasons": []}
     reasons = out["reasons"]
-    layers = _layers_of(sv, conn, job_id)
+    layers = _layers_of(cx, conn, job_id)
     if layer is not None:
         layers = [lay for lay in layers if lay["name"] == layer]
         if not layers:
@@ -191,13 +194,13 @@ def explain(sv: "Supervisor", conn: Connection, job_id: int, layer: str | None,
         if state == "DEPEND":
             reasons.extend(_dependency_reasons(conn, layers[0], frame_id))
             return out
-    budget = _budget(sv, conn, layers)
+    budget = _budget(cx, conn, layers)
     for lay in layers:
         prefix = f"layer {lay['name']}: " if len(layers) > 1 else ""
         if lay["depend"] and frame is None:
             reasons.extend(prefix + r for r in _dependency_reasons(conn, lay, None))
         if lay["waiting"] and job["state"] == "ACTIVE":
-            reasons.extend(prefix + r for r in _host_reasons(sv, conn, lay, budget))
+            reasons.extend(prefix + r for r in _host_reasons(cx, lay, budget))
     dead = sum(lay["dead"] for lay in layers)
     if dead:
         reasons.append(f"{dead} frame{'s are' if dead > 1 else ' is'} DEAD: retry or eat "
@@ -207,20 +210,20 @@ def explain(sv: "Supervisor", conn: Connection, job_id: int, layer: str | None,
     return out
 
 
-def next_for_host(sv: "Supervisor", conn: Connection, host: str, limit: int) -> list[dict]:
+def next_for_host(cx: Context, conn: Connection, host: str, limit: int) -> list[dict]:
     """What `host` would run next, in dispatch order (ignoring how busy it is now)."""
-    w = sv.registry.by_name.get(host)
+    w = cx.live.registry.by_name.get(host)
     if w is None:
         raise ControlError(f"no host named {host!r} is known to this supervisor", "host")
     limit = max(1, min(limit, 1000))
-    layers = dispatch.with_static(sv, conn, work.candidate_layers(conn, dispatch.LAYERS_PER_PASS))
-    budget = _budget(sv, conn, layers)
+    layers = dispatch.with_static(cx.live, conn, work.candidate_layers(conn, LAYERS_PER_PASS))
+    budget = _budget(cx, conn, layers)
     out: list[dict] = []
-    for lay in dispatch.order(layers, budget):
+    for lay in order(layers, budget):
         if len(out) >= limit:
             break
         if (w.host_id in budget.banned.get(lay["job_id"], ())
-                or not sv.matcher.matches(lay, w, sv.registry.version)
+                or not cx.live.matcher.matches(lay, w, cx.live.registry.version)
                 or not budget.limit_allows(lay, w.host_id)
                 or budget.slots_left(lay) < lay["slots"]):
             continue
@@ -233,3 +236,19 @@ def next_for_host(sv: "Supervisor", conn: Connection, host: str, limit: int) -> 
                         "project": lay["project"], "host_locked": w.locked})
     return out
 
+
+
+# --- requests -------------------------------------------------------------------------------------
+
+@request("why", role=ARTIST, what="asking why", jobs="job_id")
+def _why(cx: Context, req: Request) -> p.Body:
+    body: p.Why = req.body
+    return p.Row(cx.read(lambda c: control_errors(explain, cx, c, body.job_id, body.layer,
+                                                  body.frame)))
+
+
+@request("next_for_host", role=ARTIST, what="asking what a host runs next")
+def _next_for_host(cx: Context, req: Request) -> p.Body:
+    body: p.NextForHost = req.body
+    return p.Rows(cx.read(lambda c: control_errors(next_for_host, cx, c, body.host,
+                                                   body.limit)))

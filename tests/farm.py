@@ -109,6 +109,7 @@ class Farm:
         self.address = f"127.0.0.1:{self.port}"
         self.host_expiry, self.release_after, self.heartbeat = host_expiry, release_after, heartbeat
         self.supervisor: subprocess.Popen | None = None
+        self.launcher = ["-m", "supervisor"]     # how to start the supervisor with PYTHON
         self.workers: dict[str, subprocess.Popen] = {}
         self._clients: list[Client] = []
         self.env = {**os.environ, "CUEFARM_DATA_DIR": str(self.workdir / "data"),
@@ -119,7 +120,7 @@ class Farm:
     def start_supervisor(self, *extra: str) -> subprocess.Popen:
         log = open(self.workdir / "supervisor.log", "ab")
         self.supervisor = subprocess.Popen(
-            [PYTHON, "-m", "supervisor", "--port", str(self.port), "--db", self.db_url,
+            [PYTHON, *self.launcher, "--port", str(self.port), "--db", self.db_url,
              "--host-expiry", str(self.host_expiry), "--release-after", str(self.release_after),
              "--heartbeat", str(self.heartbeat), *extra],
             stdout=log, stderr=subprocess.STDOUT, env=self.env)

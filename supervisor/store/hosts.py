@@ -7,8 +7,12 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from cuefarm import protocol as p
+from cuefarm import requirements as reqs
 from cuefarm.states import HostState
-from supervisor.store.models import Host
+from supervisor.matching import mismatch
+from supervisor.registry import Worker
+from supervisor.store.hostadmin import effective_tags
+from supervisor.store.models import Host, Layer
 from supervisor.store.telemetry import array_literal, relaxed_commit
 
 
@@ -42,6 +46,11 @@ def upsert_hosts(conn: Connection, regs: list[tuple[p.Register, str]], superviso
     return {r.name: r for r in conn.execute(
         select(Host.id, Host.name, Host.lock, Host.lock_slots, Host.slots_override, Host.tags,
                Host.tags_added, Host.tags_removed, Host.drain).where(Host.name.in_(names)))}
+
+
+def end_drain(conn: Connection, host_ids: list[int]) -> None:
+    """The drain of these hosts is done (their rqd came back after exiting for it)."""
+    conn.execute(update(Host).where(Host.id.in_(host_ids)).values(drain=None))
 
 
 def mark_down(conn: Connection, host_ids: list[int]) -> None:
@@ -78,7 +87,8 @@ def write_figures(conn: Connection, figures: list[dict[str, Any]]) -> None:
 def up_hosts(conn: Connection) -> list[dict[str, Any]]:
     """Hosts the database believes UP (after a restart: the ones that should come back)."""
     return [dict(r._mapping) for r in conn.execute(
-        select(Host.id, Host.name, Host.lock, Host.slots_configured, Host.last_seen)
+        select(Host.id, Host.name, Host.lock, Host.slots_configured, Host.supervisor_id,
+               Host.last_seen)
         .where(Host.state == HostState.UP.value))]
 
 
@@ -87,3 +97,51 @@ def stale_hosts(conn: Connection, before: float) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(
         select(Host.id, Host.name).where(Host.state == HostState.UP.value,
                                          Host.last_seen < before))]
+
+
+def served_elsewhere(conn: Connection, host_ids: list[int], owner: str,
+                     fresh_since: float) -> set[int]:
+    """Those of `host_ids` UP under another owner than `owner` and reported on since
+    `fresh_since` (epoch): another live supervisor serves them."""
+    rows = conn.execute(select(Host.id, Host.supervisor_id, Host.state, Host.last_seen)
+                        .where(Host.id.in_(host_ids))).all()
+    return {r.id for r in rows if r.state == "UP" and r.supervisor_id not in ("", None, owner)
+            and (r.last_seen or 0) >= fresh_since}
+
+
+def host_names(conn: Connection, host_ids: list[int]) -> dict[int, str]:
+    if not host_ids:
+        return {}
+    return dict(conn.execute(select(Host.id, Host.name).where(Host.id.in_(host_ids))).all())
+
+
+def capable_hosts(conn: Connection, job_id: int) -> set[int]:
+    """UP hosts (as the database knows them, whichever supervisor holds them) that could run
+    at least one unfinished layer of the job: the hosts whose failures say the job, not the
+    farm, is at fault when every one of them has failed it."""
+    layers = conn.execute(select(Layer.id, Layer.tags, Layer.os, Layer.hosts, Layer.omit_hosts,
+                                 Layer.memory, Layer.gpus, Layer.slots, Layer.slots_mode,
+                                 Layer.requirements)
+                          .where(Layer.job_id == job_id,
+                                 (Layer.waiting + Layer.running + Layer.depend + Layer.dead) > 0)
+                          ).all()
+    hosts = conn.execute(select(Host.id, Host.name, Host.os, Host.memory_mb, Host.memory_free_mb,
+                                Host.cores, Host.gpus, Host.tags, Host.tags_added,
+                                Host.tags_removed, Host.slots_override, Host.slots_configured,
+                                Host.load).where(Host.state == "UP")).all()
+    workers = []
+    for h in hosts:
+        slots = h.slots_configured if h.slots_override is None else h.slots_override
+        workers.append(Worker(h.id, h.name, slots=slots, memory_mb=h.memory_mb, os=h.os,
+                              cores=h.cores, gpus=h.gpus, tags=frozenset(effective_tags(h)),
+                              load=h.load))
+    out: set[int] = set()
+    for lay in layers:
+        layer = dict(lay._mapping)
+        try:
+            parsed = reqs.parse(layer["requirements"]) if layer["requirements"] else None
+        except reqs.RequirementError:
+            continue
+        out.update(w.host_id for w in workers
+                   if w.host_id not in out and mismatch(layer, w, parsed) is None)
+    return out

@@ -17,6 +17,7 @@ from sqlalchemy import (Connection, bindparam, func, insert, literal_column, sel
 from cuefarm import protocol as p
 from cuefarm.states import AttemptState, Event, FrameState, JobState, next_state
 from supervisor.store.counters import Deltas, FrameMove, apply_moves
+from supervisor.store.hosts import capable_hosts
 from supervisor.store.models import (Attempt, Dependency, Frame, FrameDep, Host, Job, JobHost,
                                      Layer, LayerLimit, Limit, Project)
 from supervisor.store.telemetry import array_literal, relaxed_commit
@@ -187,6 +188,12 @@ def active_bans(conn: Connection, now: float) -> list[tuple[int, int, float]]:
     return [tuple(r) for r in conn.execute(
         select(JobHost.job_id, JobHost.host_id, JobHost.banned_until)
         .where(JobHost.banned_until > now))]
+
+
+def earliest_ban_end(conn: Connection, now: float) -> float | None:
+    """When the earliest bad-host ban still in force ends (None: there is none)."""
+    return conn.execute(select(func.min(JobHost.banned_until))
+                        .where(JobHost.banned_until > now)).scalar()
 
 
 @dataclass
@@ -472,7 +479,6 @@ class FailurePolicy:
                                                    JobHost.host_id == host_id).values(**values))
             if until:
                 banned_jobs.add(job_id)
-        from supervisor.matching import capable_hosts   # matching needs no store: no cycle
         for job_id in banned_jobs:
             # Only hosts that could run the job count: a tagged job whose tagged hosts all
             # failed it is at fault, whatever the untagged hosts could do.
@@ -507,6 +513,12 @@ def running_on_hosts(conn: Connection, host_ids: list[int]) -> dict[int, list[An
                        Attempt.state == A.RUNNING.value)):
             out[a.host_id].append(a)
     return out
+
+
+def hosts_with_running(conn: Connection) -> list[int]:
+    """Hosts the database believes run at least one attempt."""
+    return list(conn.execute(select(Attempt.host_id).where(Attempt.state == A.RUNNING.value)
+                             .distinct()).scalars())
 
 
 def running_on_host(conn: Connection, host_id: int) -> list[Any]:

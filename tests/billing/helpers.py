@@ -11,29 +11,13 @@ from typing import Any
 
 from rqd.fleet import Fleet
 from tests.farm import Farm
-
-FACTOR = 600.0        # one real second is ten simulated minutes
-
-
-class FastClock:
-    """The clock CUEFARM_TEST_CLOCK gives the supervisor: FACTOR times real time from ORIGIN."""
-
-    def __init__(self, factor: float = FACTOR, origin: float | None = None):
-        self.factor = factor
-        self.origin = time.time() if origin is None else origin
-
-    @property
-    def env(self) -> str:
-        return f"{self.factor}@{self.origin}"
-
-    def __call__(self, real: float | None = None) -> float:
-        return self.origin + ((time.time() if real is None else real) - self.origin) * self.factor
+from tests.fastclock import FastClock
 
 
 def configure(farm: Farm, clock: FastClock | None = None, **settings: Any) -> Farm:
     """Set supervisor settings (CUEFARM_SUPERVISOR_<KEY>) and the test clock before start."""
     if clock is not None:
-        farm.env["CUEFARM_TEST_CLOCK"] = clock.env
+        farm.launcher = ["-m", "tests.fastclock", clock.spec]
     settings.setdefault("metrics_port", 0)
     for key, value in settings.items():
         farm.env[f"CUEFARM_SUPERVISOR_{key.upper()}"] = str(value)

@@ -63,17 +63,17 @@ def test_window_locks_and_unlocks_at_its_edges(sv):
     with sv.engine.begin() as conn:
         hostadmin.add_schedule(conn, p.SetSchedule("tag:desktop", [0, 1, 2, 3, 4], "09:00",
                                                    "19:00"))
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     assert locks(sv)["ws-01"] == ("OPEN", "")
     sv.clock.t = at("2026-11-23T09:00")
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     assert locks(sv) == {"ws-01": ("LOCKED", "schedule"), "ws-02": ("LOCKED", "schedule"),
                          "node-01": ("OPEN", "")}
     sv.clock.t = at("2026-11-23T19:00")
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     assert locks(sv)["ws-01"] == ("OPEN", "")
     sv.clock.t = at("2026-11-28T10:00")            # Saturday: no window
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     assert locks(sv)["ws-02"] == ("OPEN", "")
 
 
@@ -81,16 +81,16 @@ def test_manual_unlock_overrides_until_the_next_edge(sv):
     with sv.engine.begin() as conn:
         hostadmin.add_schedule(conn, p.SetSchedule("ws-*", [0], "09:00", "19:00"))
     sv.clock.t = at("2026-11-23T10:00")
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     assert locks(sv)["ws-01"] == ("LOCKED", "schedule")
     with sv.engine.begin() as conn:
         control.lock_hosts(conn, ["ws-01"], False, False, None,
-                           lambda ids: schedules.override_until(sv, conn, ids), control.Outcome())
+                           lambda ids: schedules.override_until(sv.cx, conn, ids), control.Outcome())
     sv.clock.t = at("2026-11-23T12:00")
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     assert locks(sv)["ws-01"] == ("OPEN", "")       # the artist's manual unlock holds ...
     sv.clock.t = at("2026-11-30T09:30")              # ... past 19:00, until next Monday 09:00
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     assert locks(sv)["ws-01"] == ("LOCKED", "schedule")
 
 
@@ -124,24 +124,24 @@ def test_malformed_schedules_are_refused(sv, bad, field):
 def manual(sv, names, lock, slots=None):
     with sv.engine.begin() as conn:
         control.lock_hosts(conn, names, lock, False, slots,
-                           lambda ids: schedules.override_until(sv, conn, ids), control.Outcome())
+                           lambda ids: schedules.override_until(sv.cx, conn, ids), control.Outcome())
 
 
 def test_manual_lock_in_a_window_holds_until_its_end_then_the_schedule_applies(sv):
     with sv.engine.begin() as conn:
         hostadmin.add_schedule(conn, p.SetSchedule("ws-*", [0], "09:00", "19:00"))
     sv.clock.t = at("2026-11-23T10:00")
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     manual(sv, ["ws-01"], True, slots=2)           # an admin's partial lock mid-window
     sv.clock.t = at("2026-11-23T18:59")
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     assert locks(sv)["ws-01"] == ("LOCKED", "manual")
     sv.clock.t = at("2026-11-23T19:00")            # the next edge: the schedule says open
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     assert locks(sv)["ws-01"] == ("OPEN", "")
     assert locks(sv)["ws-02"] == ("OPEN", "")
     sv.clock.t = at("2026-11-30T09:00")            # and governs the following window as usual
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     assert locks(sv)["ws-01"] == ("LOCKED", "schedule")
 
 
@@ -151,13 +151,13 @@ def test_manual_lock_before_a_window_becomes_the_schedules_at_its_start(sv):
     sv.clock.t = at("2026-11-23T07:00")
     manual(sv, ["ws-01"], True)
     sv.clock.t = at("2026-11-23T08:59")
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     assert locks(sv)["ws-01"] == ("LOCKED", "manual")
     sv.clock.t = at("2026-11-23T09:01")
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     assert locks(sv)["ws-01"] == ("LOCKED", "schedule")
     sv.clock.t = at("2026-11-23T19:01")
-    schedules.apply(sv)
+    schedules.apply(sv.cx)
     assert locks(sv)["ws-01"] == ("OPEN", "")
 
 
@@ -168,7 +168,7 @@ def test_manual_lock_of_a_host_no_schedule_covers_stays(sv):
     manual(sv, ["node-01"], True)
     for t in ("2026-11-23T19:00", "2026-11-30T09:00", "2026-11-30T19:30"):
         sv.clock.t = at(t)
-        schedules.apply(sv)
+        schedules.apply(sv.cx)
         assert locks(sv)["node-01"] == ("LOCKED", "manual"), t
 
 
@@ -178,5 +178,5 @@ def test_a_ban_is_not_a_lock_schedules_undo(sv):
         hostadmin.admission_control(conn, "ban", ["ws-02"], "", sv.clock())
     for t in ("2026-11-23T10:00", "2026-11-23T19:30"):
         sv.clock.t = at(t)
-        schedules.apply(sv)
+        schedules.apply(sv.cx)
         assert locks(sv)["ws-02"] == ("LOCKED", "banned"), t

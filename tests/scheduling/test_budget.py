@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from supervisor.dispatch import Budget
+from supervisor.planning import Budget
 
 LAYER = {"job_id": 1, "project_id": 7, "limits": ["node", "floating"]}
 

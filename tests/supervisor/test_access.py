@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from types import SimpleNamespace
 
 import pytest
 
@@ -13,7 +12,8 @@ from cuefarm import protocol as p
 from cuefarm.client import current_user
 from cuefarm.config import SupervisorConfig, load
 from cuegui import permissions as gui
-from supervisor import access, clientapi
+from supervisor import clientapi, roles
+from supervisor.requests import DECLARED
 from tests.farm import Farm, wait_until
 
 
@@ -166,16 +166,18 @@ def test_restricted_project(roles_farm):
     assert alice.job(secret)["id"] == secret
 
 
-def test_every_request_type_has_a_rule():
+def test_every_request_type_is_declared():
+    assert clientapi.DECLARING      # loading the client API declares every request type
     requests = set(p.CLIENT_REQUESTS)
-    missing = requests - set(access.RULES)
-    assert not missing, f"give {sorted(missing)} a rule in supervisor.access.RULES"
-    assert requests == set(clientapi.HANDLERS)
-    assert access.RULES["whoami"].least == access.ARTIST
-    for name, rule in access.RULES.items():
-        assert rule.least in access.RANK, name
-        for least, _ in rule.actions.values():
-            assert least in access.RANK, name
+    missing = requests - set(DECLARED)
+    assert not missing, f"declare {sorted(missing)} with @supervisor.requests.request"
+    assert set(DECLARED) == requests, "declared, but the protocol does not decode them"
+    assert DECLARED["whoami"].rule.least == roles.ARTIST
+    for name, declared in DECLARED.items():
+        assert declared.name == name
+        assert declared.rule.least in roles.RANK, name
+        for least, _ in declared.rule.actions.values():
+            assert least in roles.RANK, name
 
 
 @pytest.mark.parametrize("request_type, action, least", [
@@ -187,7 +189,7 @@ def test_every_request_type_has_a_rule():
     ("get_log", None, gui.ARTIST), ("list_hosts", None, gui.ARTIST),
 ])
 def test_rules_mirror_the_gui(request_type, action, least):
-    rule = access.RULES[request_type]
+    rule = DECLARED[request_type].rule
     assert rule.actions.get(action, (rule.least, ""))[0] == least
 
 
@@ -195,16 +197,16 @@ def test_roles_from_config(caplog):
     env = {"CUEFARM_SUPERVISOR_ADMINS": "ann, ben", "CUEFARM_SUPERVISOR_WRANGLERS": "wu"}
     cfg = load(SupervisorConfig, "supervisor", files=[], environ=env)
     assert cfg.admins == ["ann", "ben"] and cfg.wranglers == ["wu"]
-    pol = access.policy_from_config(cfg, owner="svc")
+    pol = roles.policy_from_config(cfg, owner="svc")
     assert not pol.open
     assert [pol.role(u) for u in ("ann", "wu", "svc", "zed")] == ["admin", "wrangler", "admin",
                                                                   "artist"]
-    with caplog.at_level(logging.WARNING, logger="supervisor.access"):
-        quiet = access.policy_from_config(SupervisorConfig(bind="127.0.0.1"))
+    with caplog.at_level(logging.WARNING, logger="supervisor.roles"):
+        quiet = roles.policy_from_config(SupervisorConfig(bind="127.0.0.1"))
         assert quiet.open and quiet.role("anyone") == "admin" and not caplog.records
-        access.policy_from_config(SupervisorConfig(bind="*"))
+        roles.policy_from_config(SupervisorConfig(bind="*"))
     assert "everyone who can reach this supervisor is an admin" in caplog.text
-    assert access.policy(SimpleNamespace(cfg=SupervisorConfig())).owner == current_user()
+    assert roles.policy_from_config(SupervisorConfig()).owner == current_user()
 
 
 def _cli(farm, user: str, *args: str):

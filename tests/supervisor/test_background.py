@@ -8,7 +8,7 @@ import threading
 import zmq
 
 from supervisor.background import Background
-from supervisor.server import SLOW_TURN, Stopwatch
+from supervisor.loop import SLOW_TURN, Stopwatch
 
 
 def _wait_results(bg: Background, count: int, timeout_ms: int = 5000) -> list:

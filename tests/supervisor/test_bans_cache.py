@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import insert
 
 from cuefarm.spec import validate_submission
-from supervisor.dispatch import BAN_REFRESH, Bans
+from supervisor.live import BAN_REFRESH, Bans
 from supervisor.store import submit as submit_store
 from supervisor.store.engine import make_engine, migrate
 from supervisor.store.models import JobHost

@@ -6,7 +6,8 @@ import gc
 import weakref
 
 from cuefarm.config import SupervisorConfig
-from supervisor.server import GC_FULL, Supervisor, collect_garbage
+from supervisor.loop import GC_FULL
+from supervisor.server import Supervisor
 from supervisor.store.engine import make_engine
 
 
@@ -23,15 +24,15 @@ def test_survivors_are_frozen_and_the_hourly_collection_reclaims_frozen_cycles(t
     alive = weakref.ref(node)
     try:
         gc.unfreeze()
-        collect_garbage(sv)          # the full collection is not due yet: freeze only
+        sv.collect_garbage()          # the full collection is not due yet: freeze only
         assert gc.get_freeze_count() > 0
         del node
         gc.collect()
         assert alive() is not None   # frozen: ordinary collections leave it alone
         clock[0] += GC_FULL + 1
-        collect_garbage(sv)          # due: unfreeze, collect everything, freeze again
+        sv.collect_garbage()          # due: unfreeze, collect everything, freeze again
         assert alive() is None
-        assert sv.next_full_gc == clock[0] + GC_FULL
+        assert sv.collect_garbage.next_full == clock[0] + GC_FULL
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()

@@ -27,7 +27,7 @@ def _submitter(address: str, stop: threading.Event, done: list[int], n: int) -> 
                     "layers": [{"name": "a", "command": ["true"], "range": "1-2000"},
                                {"name": "b", "command": ["true"], "range": "1-10",
                                 "depends_on": ["a"]}]}]))
-            except CueFarmError as exc:
+            except CueFarmError:
                 return          # the supervisor went away under us: expected at the end
     finally:
         client.close()

@@ -1,0 +1,79 @@
+"""What a handler gets: the configuration, the database, the clocks, the live state, the intake
+and the outbox, and nothing of the loop (sockets, threads, timers)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Protocol
+
+from sqlalchemy import Connection, Engine
+
+from cuefarm import protocol as p
+from cuefarm.config import SupervisorConfig
+from supervisor.intake import Intake
+from supervisor.live import Live
+from supervisor.outbox import Outbox
+from supervisor.roles import Policy
+
+
+@dataclass
+class Context:
+    cfg: SupervisorConfig
+    engine: Engine
+    clock: Callable[[], float]      # wall clock (epoch seconds): what is stored
+    mono: Callable[[], float]       # monotonic clock: every timer
+    live: Live
+    intake: Intake
+    out: Outbox
+    id: str                         # this run of the supervisor (clients resync when it changes)
+    owner: str                      # who serves its hosts, stable across restarts
+    policy: Policy                  # who is an artist, a wrangler, an admin
+    billing: Any = None             # licences, metering, usage, metrics (supervisor.billing)
+
+    @property
+    def stale_after(self) -> float:
+        """A host UP in the database but not reported on for this long has lost its
+        supervisor."""
+        return self.cfg.host_expiry + 2 * self.cfg.figures_interval
+
+    @contextmanager
+    def begin(self) -> Iterator[tuple[Connection, Outbox]]:
+        """A transaction and the effects staged with it: they reach the loop's outbox only if
+        it commits."""
+        staged = Outbox()
+        with self.engine.begin() as conn:
+            yield conn, staged
+        self.out.merge(staged)
+
+    def kill(self, out: Outbox, kills: list[tuple[str, int]], reason: str = "requested") -> None:
+        """Record in `out` a Kill for each host connected here that runs some of `kills`
+        [(attempt id, host id)], addressed to its connection as it is now."""
+        by_host: dict[int, list[str]] = {}
+        for aid, hid in kills:
+            by_host.setdefault(hid, []).append(aid)
+        for hid, ids in by_host.items():
+            w = self.live.registry.by_id.get(hid)
+            if w is not None and w.identity is not None:
+                out.send(w.identity, p.Kill(ids, reason))
+
+    def read(self, fn: Callable[[Connection], object]):
+        """fn(conn) on a connection that writes nothing."""
+        with self.engine.connect() as conn:
+            try:
+                return fn(conn)
+            finally:
+                conn.rollback()
+
+
+class Timers(Protocol):
+    """How a part asks the loop for periodic work (the loop implements it)."""
+
+    def add_periodic(self, interval: float, fn: Callable[[Context], None]) -> None:
+        """fn(cx) on the loop every `interval` monotonic seconds."""
+
+    def add_background(self, interval: float,
+                       fn: Callable[[Context], Callable[[], Any] | None]) -> None:
+        """Every `interval` seconds fn(cx) runs on the loop and returns the database work to
+        do (or None); that runs on the housekeeping thread and may return a callable, run on
+        the loop with the context when it is done."""

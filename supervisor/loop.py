@@ -1,0 +1,439 @@
+"""The loop: sockets, poller, timers, background threads and the stop flag, and nothing else.
+
+Each turn drains what arrived on the worker link and the client API, registers the workers
+that asked, records the turn's completions in the dispatch pass's transaction, runs the
+timers, then carries out the effects the handlers left in the outbox and publishes events.
+Nothing runs on a fixed interval on the dispatch path; timers only cover liveness, heartbeat
+figures and housekeeping.  Database work off that path runs on `Background` threads, which
+hand back callables the loop applies.  A signal sets the stop flag and wakes the poller: the
+turn under way finishes, then the loop returns.
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import logging
+import socket
+import sys
+import time
+from typing import Any, Callable
+
+import zmq
+
+from cuefarm import protocol as p
+from supervisor import clientapi, dispatch, registration, workerlink
+from supervisor.background import Background
+from supervisor.context import Context
+from supervisor.events import Publisher
+
+log = logging.getLogger(__name__)
+DRAIN = 5000          # messages taken from one socket per turn at most
+CLIENT_DRAIN = 200    # requests taken per turn at most
+SLOW_TASK = 0.1       # seconds; a periodic task holding the loop longer is logged
+_NOBLOCK, _NOBLOCK_MORE = int(zmq.NOBLOCK), int(zmq.NOBLOCK | zmq.SNDMORE)
+# Seconds between writes of one slice of the hosts' heartbeat figures.  Small slices often: a
+# write overlapping a dispatch pass slows it (the database and the GIL are shared), and with
+# 4,000 hosts a slice a second (800 rows) put 10-20 ms on the passes it met.
+FIGURE_SLICE = 0.2
+FIGURES = "heartbeat figures"   # the key of their writes on the figures thread
+SWITCH_INTERVAL = 0.0005   # seconds; see run()
+SLOW_TURN = 0.1       # seconds; a whole loop turn taking longer is logged with its slow steps
+# Python's full garbage collection walks every live object: with thousands of workers in the
+# registry it held the loop for 100-150 ms several times a minute.  What has lived for a
+# while is frozen (left out of collections) every GC_FREEZE seconds, and a full collection
+# of everything, frozen too, runs once every GC_FULL seconds.
+GC_THRESHOLDS = (5_000, 20, 100)
+GC_FREEZE = 60.0
+GC_FULL = 3600.0
+
+
+class Stopwatch:
+    """Times each step of a loop turn: the longest turn since the last look is a metric
+    (`loop.turn_max`), and a turn longer than SLOW_TURN is logged with its slowest step, so
+    whoever sees late acknowledgements knows which part of the loop held them."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self.clock = clock
+        self.t0 = self.last = clock()
+        self.steps: list[tuple[str, float]] = []
+        self.longest = 0.0         # seconds, since take_longest()
+
+    def start_turn(self) -> None:
+        self.t0 = self.last = self.clock()
+        self.steps.clear()
+
+    def lap(self, step: str) -> None:
+        now = self.clock()
+        self.steps.append((step, now - self.last))
+        self.last = now
+
+    def end_turn(self) -> None:
+        took = self.last - self.t0
+        self.longest = max(self.longest, took)
+        if took > SLOW_TURN:
+            worst = sorted(self.steps, key=lambda s: -s[1])[:3]
+            log.warning("a loop turn took %.0f ms (%s)", 1000 * took,
+                        ", ".join(f"{name} {1000 * t:.0f} ms" for name, t in worst))
+
+    def take_longest(self) -> float:
+        out, self.longest = self.longest, 0.0
+        return out
+
+
+class GarbageCollector:
+    """Freezes what survived since the last time; once every GC_FULL seconds, first collects
+    everything (cycles among frozen objects included) and logs how long that held the loop."""
+
+    def __init__(self, mono: Callable[[], float]):
+        self.mono = mono
+        self.next_full = mono() + GC_FULL
+
+    def __call__(self, cx: Context | None = None) -> None:
+        now = self.mono()
+        if now >= self.next_full:
+            self.next_full = now + GC_FULL
+            gc.unfreeze()
+            t0 = time.perf_counter()
+            found = gc.collect()
+            log.info("full garbage collection: %d objects in %.0f ms", found,
+                     1000 * (time.perf_counter() - t0))
+        gc.freeze()
+
+
+def _name(fn) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+class Loop:
+    def __init__(self, cx: Context):
+        self.cx = cx
+        self.ctx = zmq.Context.instance()
+        self.client_sock = self.worker_sock = None
+        self.publisher: Publisher | None = None
+        self.housekeeping: Background | None = None   # periodic database work
+        self.figures: Background | None = None        # heartbeat figures
+        self.reader: Background | None = None         # client requests that only read
+        self.reader_seq = 0
+        self.dispatch_needed = True
+        self.hosts_changed: set[int] = set()   # hosts whose slot total may have changed
+        self.wakeups: list[float] = []     # heap of monotonic times to run a dispatch pass
+        self.next_liveness = 0.0
+        self.next_figures = 0.0
+        self.figure_slice = 0
+        # [next due (monotonic), interval, fn(cx), runs in the background]
+        self.periodic: list[list] = []
+        self.stopwatch = Stopwatch()
+        self.stopping = False
+        # A byte on this pair wakes the poller: request_stop() writes it from a signal handler.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+
+    # -- set-up -----------------------------------------------------------------------------------
+
+    def bind(self) -> None:
+        cfg = self.cx.cfg
+        host = cfg.bind
+        self.client_sock = self._router(p.MAX_CLIENT_MESSAGE, f"tcp://{host}:{cfg.port}")
+        self.worker_sock = self._router(p.MAX_WORKER_MESSAGE, f"tcp://{host}:{cfg.port + 1}")
+        pub = self.ctx.socket(zmq.XPUB)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.setsockopt(zmq.SNDHWM, 10_000)
+        pub.setsockopt(zmq.XPUB_VERBOSER, 1)   # count every subscriber, not distinct topics
+        pub.bind(f"tcp://{host}:{cfg.port + 2}")
+        self.housekeeping = Background(self.ctx, "housekeeping")
+        self.figures = Background(self.ctx, "figures")
+        self.reader = Background(self.ctx, "reader")
+        self.publisher = Publisher(pub, self.cx.id, builder=Background(self.ctx, "events"))
+
+    def _router(self, max_size: int, endpoint: str) -> zmq.Socket:
+        s = self.ctx.socket(zmq.ROUTER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.ROUTER_MANDATORY, 1)   # an unroutable send raises instead of vanishing
+        # ZeroMQ drops the connection of a peer past MAXMSGSIZE; below that, decode() answers
+        # an oversized message with an error reply, so the limit there is twice ours.
+        s.setsockopt(zmq.MAXMSGSIZE, 2 * max_size)
+        s.setsockopt(zmq.SNDHWM, 100_000)
+        s.setsockopt(zmq.RCVHWM, 100_000)
+        s.bind(endpoint)
+        return s
+
+    def add_periodic(self, interval: float, fn: Callable[[Context], None]) -> None:
+        """Run fn(cx) on the loop every `interval` monotonic seconds, off the dispatch path
+        (housekeeping that acts on the live state: lock schedules)."""
+        self.periodic.append([self.cx.mono() + interval, interval, fn, False])
+
+    def add_background(self, interval: float,
+                       fn: Callable[[Context], Callable[[], Any] | None]) -> None:
+        """Every `interval` seconds, fn(cx) runs on the loop and returns the database work to
+        do (or None): that runs on the housekeeping thread and may return a callable, run on
+        the loop with the context when it is done.  A pass still running when the next is
+        due makes that one skip."""
+        self.periodic.append([self.cx.mono() + interval, interval, fn, True])
+
+    def figures_of_the_loop(self) -> dict[str, float]:
+        """The loop's own figures for the metrics: events waiting to be published, the
+        longest turn since the last sample."""
+        pending = self.publisher.pending if self.publisher is not None else None
+        backlog = (len(pending.jobs) + len(pending.layers) + len(pending.frames)
+                   + len(pending.hosts)) if pending is not None else 0
+        return {"events.backlog": float(backlog), "loop.turn_max": self.stopwatch.take_longest()}
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        # Every socket call releases the GIL; with the default 5 ms switch interval, a busy
+        # background thread (event rows, metrics) would make each reacquisition wait that long
+        # and heartbeats queue up behind it.  A shorter interval keeps the loop responsive.
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        gc.set_threshold(*GC_THRESHOLDS)
+        gc.freeze()             # what start() loaded lives as long as the process
+        self.next_liveness = self.cx.mono() + self.cx.cfg.host_expiry
+        poller = zmq.Poller()
+        for s in (self.client_sock, self.worker_sock, self.publisher.sock, self.housekeeping.wake,
+                  self.figures.wake, self.reader.wake, self.publisher.builder.wake):
+            poller.register(s, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        while not self.stopping:
+            ready = dict(poller.poll(self._timeout_ms()))
+            if self._wake_r.fileno() in ready:
+                self._drain_wake()
+                if self.stopping:
+                    break     # what arrived is left unread: clients and workers ask again
+            self.stopwatch.start_turn()
+            if self.worker_sock in ready:
+                self._drain(self.worker_sock, workerlink.handle, copy=False)
+                self.stopwatch.lap("worker messages")
+            if self.client_sock in ready:
+                self._drain(self.client_sock, self._client_request, limit=CLIENT_DRAIN)
+                self.stopwatch.lap("client requests")
+            if self.publisher.sock in ready:
+                self.publisher.on_subscription()
+            self.turn()
+        log.info("supervisor stopping")
+
+    def request_stop(self) -> None:
+        """Leave the loop once the turn under way is done.  Safe from a signal handler or
+        another thread: it sets a flag and wakes the poller, it never raises into running code
+        (an exception raised there would be caught, and swallowed, by whatever it interrupted)."""
+        self.stopping = True
+        try:
+            self._wake_w.send(b"!")
+        except (BlockingIOError, OSError):
+            pass        # a byte already waits, or we are closing: the loop wakes either way
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(512):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def _client_request(self, cx: Context, frames: list[bytes]) -> None:
+        clientapi.handle(cx, frames, self._read_off_loop)
+
+    def _read_off_loop(self, work: Callable[[], tuple]) -> None:
+        """Serve a request that only reads on the reader thread: reading 5,000 hosts or a page
+        of 50,000 frames takes a while, and heartbeats and freed slots must not wait.  `work()`
+        returns (route, request id, reply); the loop sends the reply."""
+        self.reader_seq += 1
+        self.reader.submit(self.reader_seq, work)
+
+    def turn(self) -> None:
+        """Everything after reading: batched writes, dispatch, timers, effects, events."""
+        cx, lap = self.cx, self.stopwatch.lap
+        for bg in (self.housekeeping, self.figures):
+            for fn, result, error in bg.collect():
+                self._apply_background(fn, result, error)
+        for _, result, error in self.reader.collect():
+            if error is not None:     # serve() answers errors itself: this is a bug
+                cx.live.errors["internal"] += 1
+                log.error("reader thread failed", exc_info=error)
+            elif result[2] is not None:
+                cx.out.reply(*result)
+        lap("background results")
+        registration.flush(cx)
+        self.flush()
+        lap("registrations")
+        now = cx.mono()
+        if self.wakeups and self.wakeups[0] <= now:
+            while self.wakeups and self.wakeups[0] <= now:
+                heapq.heappop(self.wakeups)
+            self.dispatch_needed = True
+        if self.hosts_changed:
+            changed, self.hosts_changed = self.hosts_changed, set()
+            workerlink.tell_totals(cx, changed)
+        # The turn's completions and its dispatch pass share one transaction: the slots they
+        # free are filled in it.
+        batch = cx.intake.take(cx.live, cx.out, now)
+        if batch is not None or self.dispatch_needed:
+            self.dispatch_needed = False
+            dispatch.run_pass(cx, batch)
+        self.flush()
+        lap("completions and dispatch")
+        now = cx.mono()
+        if now >= self.next_liveness:
+            self.next_liveness = now + 1.0
+            workerlink.check_liveness(cx, now)
+            for reply in cx.live.logs.expire(now):
+                cx.out.reply(*reply)
+        if now >= self.next_figures:
+            # One slice of the hosts at a time, each written once per figures_interval: a
+            # thousand rows a second in small writes rather than five thousand at once.
+            slices = max(1, round(cx.cfg.figures_interval / FIGURE_SLICE))
+            self.next_figures = now + cx.cfg.figures_interval / slices
+            self.figure_slice = (self.figure_slice + 1) % slices
+            if not self.figures.busy(FIGURES):   # else these wait for their next slice
+                work = workerlink.figures_work(cx, self.figure_slice, slices)
+                if work is not None:
+                    self.figures.submit(FIGURES, work)
+        lap("timers")
+        self._run_periodic(now)
+        self.flush()
+        lap("housekeeping")
+        self.publisher.send_built()
+        self.publisher.flush(cx.engine, now)
+        cx.live.event_seq = self.publisher.seq
+        lap("events")
+        self.stopwatch.end_turn()
+
+    # -- effects ----------------------------------------------------------------------------------
+
+    def send_now(self) -> None:
+        """Send the messages and replies recorded so far (after each message handled:
+        a heartbeat's acknowledgement must not wait for the rest of the turn)."""
+        out = self.cx.out
+        if out.messages:
+            messages, out.messages = out.messages, []
+            for identity, body in messages:
+                if not self._send_worker(identity, body):
+                    self._undelivered(identity, body)
+        if out.replies:
+            replies, out.replies = out.replies, []
+            for route, rid, body in replies:
+                self._reply(route, rid, body)
+
+    def flush(self) -> None:
+        """Carry out every effect the handlers recorded (their transactions have committed)."""
+        self.send_now()
+        out = self.cx.out.take()
+        if not out:
+            return
+        t = out.touched
+        if t.jobs or t.layers or t.frames or t.hosts:
+            self.publisher.note(t)
+            self.hosts_changed.update(t.hosts)
+        if out.dispatch:
+            self.dispatch_needed = True
+        for when in out.wakeups:
+            if len(self.wakeups) < 10_000:
+                heapq.heappush(self.wakeups, when)
+
+    def _undelivered(self, identity: bytes, body: p.Body) -> None:
+        """A message the worker link could not deliver (the worker is gone or not reading)."""
+        cx = self.cx
+        if isinstance(body, p.Launch):
+            cx.intake.refuse(identity, body.attempt_id, "launch could not be delivered")
+        elif isinstance(body, p.LogRequest):
+            answer = cx.live.logs.unreachable(body.token)
+            if answer is not None:
+                self._reply(*answer)
+
+    def _send_worker(self, identity: bytes, body: p.Body) -> bool:
+        try:
+            # Two plain sends with int flags: send_multipart's enum arithmetic costs more
+            # than the sends themselves at thousands of heartbeats a second.
+            self.worker_sock.send(identity, _NOBLOCK_MORE)
+            self.worker_sock.send(p.encode(body), _NOBLOCK)
+            return True
+        except zmq.ZMQError as exc:   # EHOSTUNREACH (gone) or EAGAIN (not reading)
+            log.warning("cannot send %s to a worker: %s", type(body).__name__, exc)
+            return False
+
+    def _reply(self, route: list[bytes], request_id: int, body: p.Body) -> None:
+        try:
+            self.client_sock.send_multipart([*route, p.encode(body, request_id)], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            log.info("client went away before its reply: %s", exc)
+
+    # -- periodic and background work -------------------------------------------------------------
+
+    def _run_periodic(self, now: float) -> None:
+        for task in self.periodic:
+            if now >= task[0]:
+                task[0] = now + task[1]
+                fn, background = task[2], task[3]
+                if background and self.housekeeping.busy(fn):
+                    continue
+                started = self.cx.mono()
+                try:
+                    out = fn(self.cx)
+                    if background and out is not None:
+                        self.housekeeping.submit(fn, out)
+                except Exception:   # housekeeping must not stop dispatch
+                    self.cx.live.errors["internal"] += 1
+                    log.exception("periodic task %s failed", _name(fn))
+                took = self.cx.mono() - started
+                if took > SLOW_TASK:
+                    log.warning("periodic task %s held the loop for %.0f ms", _name(fn),
+                                1000 * took)
+
+    def _apply_background(self, fn, result, error: BaseException | None) -> None:
+        if error is not None:
+            self.cx.live.errors["internal"] += 1
+            log.error("periodic task %s failed", _name(fn), exc_info=error)
+        elif callable(result):
+            try:
+                result(self.cx)
+            except Exception:
+                self.cx.live.errors["internal"] += 1
+                log.exception("periodic task %s failed", _name(fn))
+
+    def _drain(self, sock: zmq.Socket, handler, limit: int = DRAIN, copy: bool = True) -> None:
+        cx = self.cx
+        for _ in range(limit):
+            try:
+                if copy:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                else:               # Frames: the parts of one message, read by `more`
+                    frame = sock.recv(_NOBLOCK, copy=False)
+                    frames = [frame]
+                    while frame.more:
+                        frame = sock.recv(_NOBLOCK, copy=False)
+                        frames.append(frame)
+            except zmq.Again:
+                return
+            try:
+                handler(cx, frames)
+            except Exception:   # a bug handling one message must not take the farm down
+                cx.live.errors["internal"] += 1
+                log.exception("error handling a message")
+            self.send_now()
+
+    def _timeout_ms(self) -> int:
+        if self.dispatch_needed or self.cx.intake or self.cx.out:
+            return 0
+        now = self.cx.mono()
+        due = [self.next_liveness - now, self.next_figures - now,
+               *(task[0] - now for task in self.periodic)]
+        if self.wakeups:
+            due.append(self.wakeups[0] - now)
+        ev = self.publisher.due_in(now)
+        if ev is not None:
+            due.append(ev)
+        return max(0, int(min(due) * 1000) + 1)
+
+    def close(self, grace: float = 2.0) -> None:
+        """Close the sockets; give the background threads `grace` seconds in all to finish
+        the piece they are on (each is one transaction: one cut short is rolled back)."""
+        deadline = time.monotonic() + grace
+        for bg in (self.housekeeping, self.figures, self.reader,
+                   self.publisher and self.publisher.builder):
+            if bg is not None:
+                bg.close(max(0.0, deadline - time.monotonic()))
+        for s in (self.client_sock, self.worker_sock, self.publisher and self.publisher.sock):
+            if s is not None:
+                s.close(0)
+        self._wake_r.close()
+        self._wake_w.close()
