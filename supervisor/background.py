@@ -25,7 +25,9 @@ _names = itertools.count(1)
 
 
 class Background:
-    def __init__(self, ctx: zmq.Context, name: str):
+    def __init__(self, ctx: zmq.Context, name: str, thread: bool = True):
+        """With `thread` False the work runs at once, on the caller's thread, in submit():
+        the same hand-over, deterministically (an in-process test farm steps its loop)."""
         self.name = name
         self.ctx = ctx
         self.address = f"inproc://cuefarm-background-{name}-{next(_names)}"
@@ -35,8 +37,11 @@ class Background:
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.results: deque[tuple[Hashable, Any, BaseException | None]] = deque()
         self.in_flight: set[Hashable] = set()
-        self.thread = threading.Thread(target=self._run, name=f"background-{name}", daemon=True)
-        self.thread.start()
+        self.thread: threading.Thread | None = None
+        if thread:
+            self.thread = threading.Thread(target=self._run, name=f"background-{name}",
+                                           daemon=True)
+            self.thread.start()
 
     def submit(self, key: Hashable, work: Callable[[], Any]) -> bool:
         """Queue `work()`; False (and nothing queued) while the last piece under `key` is
@@ -44,7 +49,10 @@ class Background:
         if key in self.in_flight:
             return False
         self.in_flight.add(key)
-        self.jobs.put((key, work))
+        if self.thread is None:
+            self.results.append(_outcome(key, work))
+        else:
+            self.jobs.put((key, work))
         return True
 
     def busy(self, key: Hashable) -> bool:
@@ -75,11 +83,7 @@ class Background:
                 item = self.jobs.get()
                 if item is None:
                     return
-                key, work = item
-                try:
-                    self.results.append((key, work(), None))
-                except Exception as exc:   # handed to the loop, which logs and counts it
-                    self.results.append((key, None, exc))
+                self.results.append(_outcome(*item))
                 try:
                     push.send(b"", zmq.NOBLOCK)
                 except zmq.ZMQError:       # the loop is behind on wake-ups: it finds it anyway
@@ -88,6 +92,14 @@ class Background:
             push.close(0)
 
     def close(self, timeout: float = 5.0) -> None:
-        self.jobs.put(None)
-        self.thread.join(timeout)
+        if self.thread is not None:
+            self.jobs.put(None)
+            self.thread.join(timeout)
         self.wake.close(0)
+
+
+def _outcome(key: Hashable, work: Callable[[], Any]) -> tuple[Hashable, Any, BaseException | None]:
+    try:
+        return key, work(), None
+    except Exception as exc:   # handed to the loop, which logs and counts it
+        return key, None, exc

@@ -106,8 +106,11 @@ def _name(fn) -> str:
 
 
 class Loop:
-    def __init__(self, cx: Context):
+    def __init__(self, cx: Context, threads: bool = True):
+        """With `threads` False, background work runs on the loop's own thread as it is
+        submitted (an in-process test farm that steps the loop by hand)."""
         self.cx = cx
+        self.threads = threads
         self.ctx = zmq.Context.instance()
         self.client_sock = self.worker_sock = None
         self.publisher: Publisher | None = None
@@ -125,6 +128,7 @@ class Loop:
         self.periodic: list[list] = []
         self.stopwatch = Stopwatch()
         self.stopping = False
+        self.poller: zmq.Poller | None = None    # made at the first step
         # A byte on this pair wakes the poller: request_stop() writes it from a signal handler.
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -132,20 +136,24 @@ class Loop:
 
     # -- set-up -----------------------------------------------------------------------------------
 
-    def bind(self) -> None:
+    def bind(self, endpoints: tuple[str, str, str] | None = None) -> None:
+        """Listen on the configured address (client API, worker link, events on ports P, P+1,
+        P+2), or on the three `endpoints` given."""
         cfg = self.cx.cfg
-        host = cfg.bind
-        self.client_sock = self._router(p.MAX_CLIENT_MESSAGE, f"tcp://{host}:{cfg.port}")
-        self.worker_sock = self._router(p.MAX_WORKER_MESSAGE, f"tcp://{host}:{cfg.port + 1}")
+        if endpoints is None:
+            endpoints = tuple(f"tcp://{cfg.bind}:{cfg.port + i}" for i in range(3))
+        self.client_sock = self._router(p.MAX_CLIENT_MESSAGE, endpoints[0])
+        self.worker_sock = self._router(p.MAX_WORKER_MESSAGE, endpoints[1])
         pub = self.ctx.socket(zmq.XPUB)
         pub.setsockopt(zmq.LINGER, 0)
         pub.setsockopt(zmq.SNDHWM, 10_000)
         pub.setsockopt(zmq.XPUB_VERBOSER, 1)   # count every subscriber, not distinct topics
-        pub.bind(f"tcp://{host}:{cfg.port + 2}")
-        self.housekeeping = Background(self.ctx, "housekeeping")
-        self.figures = Background(self.ctx, "figures")
-        self.reader = Background(self.ctx, "reader")
-        self.publisher = Publisher(pub, self.cx.id, builder=Background(self.ctx, "events"))
+        pub.bind(endpoints[2])
+        self.housekeeping = Background(self.ctx, "housekeeping", self.threads)
+        self.figures = Background(self.ctx, "figures", self.threads)
+        self.reader = Background(self.ctx, "reader", self.threads)
+        self.publisher = Publisher(pub, self.cx.id,
+                                   builder=Background(self.ctx, "events", self.threads))
 
     def _router(self, max_size: int, endpoint: str) -> zmq.Socket:
         s = self.ctx.socket(zmq.ROUTER)
@@ -189,29 +197,35 @@ class Loop:
         sys.setswitchinterval(SWITCH_INTERVAL)
         gc.set_threshold(*GC_THRESHOLDS)
         gc.freeze()             # what start() loaded lives as long as the process
-        self.next_liveness = self.cx.mono() + self.cx.cfg.host_expiry
-        poller = zmq.Poller()
-        for s in (self.client_sock, self.worker_sock, self.publisher.sock, self.housekeeping.wake,
-                  self.figures.wake, self.reader.wake, self.publisher.builder.wake):
-            poller.register(s, zmq.POLLIN)
-        poller.register(self._wake_r, zmq.POLLIN)
         while not self.stopping:
-            ready = dict(poller.poll(self._timeout_ms()))
-            if self._wake_r.fileno() in ready:
-                self._drain_wake()
-                if self.stopping:
-                    break     # what arrived is left unread: clients and workers ask again
-            self.stopwatch.start_turn()
-            if self.worker_sock in ready:
-                self._drain(self.worker_sock, workerlink.handle, copy=False)
-                self.stopwatch.lap("worker messages")
-            if self.client_sock in ready:
-                self._drain(self.client_sock, self._client_request, limit=CLIENT_DRAIN)
-                self.stopwatch.lap("client requests")
-            if self.publisher.sock in ready:
-                self.publisher.on_subscription()
-            self.turn()
+            self.step(self._timeout_ms())
         log.info("supervisor stopping")
+
+    def step(self, timeout_ms: int = 0) -> None:
+        """One turn: wait up to `timeout_ms` for something to do, then do it."""
+        if self.poller is None:
+            self.next_liveness = self.cx.mono() + self.cx.cfg.host_expiry
+            self.poller = zmq.Poller()
+            for s in (self.client_sock, self.worker_sock, self.publisher.sock,
+                      self.housekeeping.wake, self.figures.wake, self.reader.wake,
+                      self.publisher.builder.wake):
+                self.poller.register(s, zmq.POLLIN)
+            self.poller.register(self._wake_r, zmq.POLLIN)
+        ready = dict(self.poller.poll(timeout_ms))
+        if self._wake_r.fileno() in ready:
+            self._drain_wake()
+            if self.stopping:
+                return     # what arrived is left unread: clients and workers ask again
+        self.stopwatch.start_turn()
+        if self.worker_sock in ready:
+            self._drain(self.worker_sock, workerlink.handle, copy=False)
+            self.stopwatch.lap("worker messages")
+        if self.client_sock in ready:
+            self._drain(self.client_sock, self._client_request, limit=CLIENT_DRAIN)
+            self.stopwatch.lap("client requests")
+        if self.publisher.sock in ready:
+            self.publisher.on_subscription()
+        self.turn()
 
     def request_stop(self) -> None:
         """Leave the loop once the turn under way is done.  Safe from a signal handler or

@@ -9,9 +9,10 @@ import time
 import uuid
 from typing import Callable
 
+from sqlalchemy import Engine
+
 import cuefarm
 from cuefarm.config import SupervisorConfig
-from sqlalchemy import Engine
 from supervisor import billing, schedules, workerlink
 from supervisor.context import Context
 from supervisor.intake import Intake
@@ -31,7 +32,7 @@ SCHEDULES_EVERY = 20.0     # seconds between looks at the lock schedules
 class Supervisor:
     def __init__(self, cfg: SupervisorConfig, engine: Engine,
                  clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic, threads: bool = True):
         self.cfg, self.engine, self.clock = cfg, engine, clock
         live = Live(work.FailurePolicy(cfg.bad_host_failures, cfg.bad_host_period),
                     default_admission(cfg))
@@ -42,7 +43,7 @@ class Supervisor:
             # machine and port), unlike `id`, which names one run.
             owner=f"{socket.gethostname()}:{cfg.port}"[:64],
             policy=policy_from_config(cfg))
-        self.loop = Loop(self.cx)
+        self.loop = Loop(self.cx, threads)
         self.collect_garbage = GarbageCollector(monotonic)
 
     @property
@@ -55,16 +56,18 @@ class Supervisor:
         recover(self.cx)
         loop = self.loop
         loop.add_periodic(SCHEDULES_EVERY, schedules.apply)
-        loop.add_periodic(GC_FREEZE, self.collect_garbage)
         loop.add_background(max(1.0, self.cfg.host_expiry), workerlink.adopt_stale)
         billing.attach(self.cx, loop, loop.figures_of_the_loop)
 
-    def bind(self) -> None:
-        self.loop.bind()
+    def bind(self, endpoints: tuple[str, str, str] | None = None) -> None:
+        self.loop.bind(endpoints)
 
     def run(self) -> None:
         log.info("supervisor %s (cuefarm %s) listening on %s:%d-%d", self.cx.id,
                  cuefarm.__version__, self.cfg.bind, self.cfg.port, self.cfg.port + 2)
+        # The process's garbage collection is the supervisor's to tune only when it runs as
+        # the process (not when a test steps its loop).
+        self.loop.add_periodic(GC_FREEZE, self.collect_garbage)
         self.loop.run()
 
     def request_stop(self) -> None:

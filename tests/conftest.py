@@ -11,7 +11,8 @@ from tests.farm import Farm, PostgresDatabase, postgres_available
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def _postgres_or_skip() -> None:
+def postgres_or_skip() -> None:
+    """Skip the test (under CI=true: fail it) when PostgreSQL is unreachable."""
     reason = postgres_available()
     if reason:
         if IN_CI:
@@ -25,7 +26,7 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'cuefarm.db'}"
         return
-    _postgres_or_skip()
+    postgres_or_skip()
     db = PostgresDatabase()
     try:
         yield db.url
@@ -65,4 +66,4 @@ def sqlite_farm(sqlite_url, tmp_path):
 @pytest.fixture
 def require_postgres():
     """Skip (or, under CI, fail) when PostgreSQL is unreachable."""
-    _postgres_or_skip()
+    postgres_or_skip()

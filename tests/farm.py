@@ -55,13 +55,14 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
 class PostgresDatabase:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
 
-    def __init__(self) -> None:
+    def __init__(self, template: str | None = None) -> None:
         import psycopg2
         self.name = f"cuefarm_t_{uuid.uuid4().hex[:10]}"
         self._admin = psycopg2.connect(PG_ADMIN, connect_timeout=3)
         self._admin.autocommit = True
         with self._admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{self.name}"')
+            cur.execute(f'CREATE DATABASE "{self.name}"'
+                        + (f' TEMPLATE "{template}"' if template else ""))
         base = PG_ADMIN.rsplit("/", 1)[0]
         self.url = f"{base}/{self.name}"
 

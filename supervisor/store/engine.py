@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import select
 import time
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -88,13 +91,21 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+@functools.lru_cache(maxsize=1)
+def _head() -> str | None:
+    """The newest revision of the migrations shipped with this program."""
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision.  On PostgreSQL an advisory lock keeps several
     supervisors starting at once from migrating concurrently."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         if is_postgres(engine):
             conn.execute(text("SELECT pg_advisory_xact_lock(977001)"))
+        if MigrationContext.configure(conn).get_current_revision() == _head():
+            return      # the usual restart: nothing to run, no migration environment to load
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

@@ -1,7 +1,11 @@
 """Property-based: random hosts, jobs, limits and events against the real supervisor and store
 (both databases) never oversubscribe a host's slots or memory, nor a limit (as it stood when
 each frame started), dependencies always run in order, chunks included, and equals run in
-priority order."""
+priority order.
+
+Here with real processes and real time, a few examples each: the end-to-end check.  The same
+checks run over hundreds of examples on the in-process farm (tests/sim/test_sim_properties.py).
+"""
 
 from __future__ import annotations
 
@@ -219,7 +223,7 @@ def run_priorities(db_url, tmp_path, case):
         farm.stop()
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
 @given(case=priority_st)
 def test_priority_order_among_equals_sqlite(tmp_path_factory, case):
     tmp = tmp_path_factory.mktemp("prio")
@@ -227,7 +231,7 @@ def test_priority_order_among_equals_sqlite(tmp_path_factory, case):
 
 
 @pytest.mark.postgres
-@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
 @given(case=priority_st)
 def test_priority_order_among_equals_postgres(require_postgres, tmp_path_factory, case):
     tmp = tmp_path_factory.mktemp("prio")
@@ -238,7 +242,7 @@ def test_priority_order_among_equals_postgres(require_postgres, tmp_path_factory
         db.drop()
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
 @given(scenario=scenario_st)
 def test_random_farms_never_oversubscribe_sqlite(tmp_path_factory, scenario):
     tmp = tmp_path_factory.mktemp("prop")
@@ -246,7 +250,7 @@ def test_random_farms_never_oversubscribe_sqlite(tmp_path_factory, scenario):
 
 
 @pytest.mark.postgres
-@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
 @given(scenario=scenario_st)
 def test_random_farms_never_oversubscribe_postgres(require_postgres, tmp_path_factory, scenario):
     tmp = tmp_path_factory.mktemp("prop")
