@@ -21,20 +21,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from cuefarm import protocol as p
 from supervisor.context import Context
 from supervisor.requests import DECLARED, Request, RequestError, Rule, request
 from supervisor.roles import ADMIN, ARTIST, RANK, WRANGLER, Policy
+from supervisor.store import admin, jobs
 from supervisor.store.errors import ControlError
-from supervisor.store.models import Job, Project, Setting
-from supervisor.store.submit import ensure_project
 
 log = logging.getLogger(__name__)
 
-MEMBERS_KEY = "project_members"     # Setting row: {project name: [user, ...]}
-MAX_NAME = 128
 
 # A request type nobody declared is for admins (still everyone on an open farm).
 UNLISTED = Rule(ADMIN, "This request")
@@ -42,43 +39,12 @@ UNLISTED = Rule(ADMIN, "This request")
 
 # --- project members ------------------------------------------------------------------------------
 
-def members(conn: Connection) -> dict[str, list[str]]:
-    """Restricted projects and their members (projects not listed are open to everyone)."""
-    value = conn.execute(select(Setting.value).where(Setting.key == MEMBERS_KEY)).scalar()
-    return {k: list(v) for k, v in (value or {}).items() if v}
-
-
 def hidden_projects(policy: Policy, conn: Connection, user: str) -> frozenset[str]:
     """The projects whose jobs `user` may not see: restricted ones they are not a member of.
     Wranglers and admins see everything."""
     if RANK[policy.role(user)] >= RANK[WRANGLER]:
         return frozenset()
-    return frozenset(name for name, who in members(conn).items() if user not in who)
-
-
-def set_members(conn: Connection, project: str, users: list[str]) -> list[str]:
-    """Restrict `project` to `users` (an empty list opens it to everyone); return the members."""
-    if not project or len(project) > MAX_NAME:
-        raise ControlError(f"{project!r} is not a project name", "name")
-    clean = sorted(set(users))
-    for u in clean:
-        if not u or len(u) > MAX_NAME or any(c.isspace() or c == "," for c in u):
-            raise ControlError(f"{u!r} is not a user name", "members")
-    ensure_project(conn, project)
-    q = select(Setting.value).where(Setting.key == MEMBERS_KEY)
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update()     # several supervisors: no lost update of the one row
-    row = conn.execute(q).first()
-    current = dict(row.value or {}) if row is not None else {}
-    if clean:
-        current[project] = clean
-    else:
-        current.pop(project, None)
-    if row is None:
-        conn.execute(insert(Setting).values(key=MEMBERS_KEY, value=current))
-    else:
-        conn.execute(update(Setting).where(Setting.key == MEMBERS_KEY).values(value=current))
-    return clean
+    return frozenset(name for name, who in admin.members(conn).items() if user not in who)
 
 
 # --- the check before every request ---------------------------------------------------------------
@@ -115,17 +81,13 @@ def check(cx: Context, type_name: str, body: Any, user: str) -> p.Error | None:
         return None
 
     def look(conn):
-        return (hidden_projects(cx.policy, conn, user),
-                conn.execute(select(Job.id, Job.user, Project.name)
-                             .join(Project, Project.id == Job.project_id)
-                             .where(Job.id.in_(ids))).all())
-    hidden, found = cx.read(look)
-    by_id = {r.id: r for r in found}
+        return hidden_projects(cx.policy, conn, user), jobs.owners(conn, ids)
+    hidden, by_id = cx.read(look)
     for job_id in ids:
         r = by_id.get(job_id)
         if r is None:
             continue    # the handler says the job does not exist, in its own words
-        if r.name in hidden:
+        if r.project in hidden:
             cx.live.errors["not_found"] += 1
             return p.Error("not_found", f"no job with id {job_id}", rule.jobs)
     if rule.own:
@@ -149,9 +111,7 @@ def _drop_hidden(cx: Context, user: str, rows: list[dict]) -> list[dict]:
         if all("project" in r for r in rows):
             return [r for r in rows if r["project"] not in hidden]
         ids = {r["job_id"] for r in rows if "job_id" in r}
-        gone = set(conn.execute(select(Job.id).join(Project, Project.id == Job.project_id)
-                                .where(Job.id.in_(ids), Project.name.in_(hidden)))
-                   .scalars()) if ids else set()
+        gone = jobs.in_projects(conn, ids, hidden) if ids else set()
         return [r for r in rows if r.get("job_id") not in gone]
     return cx.read(read)
 
@@ -162,7 +122,7 @@ def filter_reply(cx: Context, type_name: str, body: Any, user: str,
     if not isinstance(reply, p.Rows):
         return reply
     if type_name == "list_projects":
-        restricted = cx.read(members)
+        restricted = cx.read(admin.members)
         for r in reply.rows:
             r["members"] = restricted.get(r.get("name"), [])
         return reply
@@ -185,8 +145,8 @@ def _set_project_members(cx: Context, req: Request) -> p.Body:
     body: p.SetProjectMembers = req.body
     try:
         with cx.begin() as (conn, _):
-            who = set_members(conn, body.name, body.members)
+            who = admin.set_members(conn, body.name, body.members)
     except ControlError as exc:
-        raise RequestError("invalid", str(exc), exc.field) from None
+        raise RequestError(exc.code, str(exc), exc.field) from None
     log.info("%s: project %s members %s", req.user, body.name, who or "(everyone)")
     return p.Done(len(who))

@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-import fileseq
-from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 import cuefarm
@@ -26,11 +24,11 @@ from supervisor.live import default_admission
 from supervisor.requests import DECLARED, Request, RequestError, control_errors, request
 from supervisor.roles import ADMIN, ARTIST, WRANGLER
 from supervisor.store import admin, control, hostadmin
-from supervisor.store.errors import ControlError
+from supervisor.store import hosts as host_store
 from supervisor.store import jobs as rows
 from supervisor.store import submit as submit_store
 from supervisor.store import work
-from supervisor.store.models import Attempt, Frame, Host, Layer
+from supervisor.store.errors import ControlError
 
 log = logging.getLogger(__name__)
 # The other modules declaring requests, imported here so that loading the client API
@@ -120,7 +118,7 @@ def _apply(cx: Context, fn: Callable[[object, control.Outcome], None]) -> contro
             out.note(outcome.touched)
             out.wake()
     except ControlError as exc:
-        raise RequestError("invalid", str(exc), exc.field) from None
+        raise RequestError(exc.code, str(exc), exc.field) from None
     return outcome
 
 
@@ -215,7 +213,7 @@ def _host_frames(cx: Context, body: p.ListFrames) -> list[dict]:
                                           "frames are those running there, from every job)", name)
 
     def read(conn):
-        host_id = conn.execute(select(Host.id).where(Host.name == body.host)).scalar()
+        host_id = host_store.host_id(conn, body.host)
         if host_id is None:
             raise RequestError("not_found", f"no host named {body.host!r}", "host")
         return rows.running_frame_rows(conn, host_id, body.offset, body.limit)
@@ -380,9 +378,7 @@ def _host_control(cx: Context, req: Request) -> p.Body:
 
 def _refresh_worker(cx: Context, host_id: int) -> None:
     """Re-read a host's admin settings into the live view after a change."""
-    row = cx.read(lambda c: c.execute(select(Host.slots_override, Host.tags, Host.tags_added,
-                                             Host.tags_removed, Host.drain)
-                                      .where(Host.id == host_id)).one())
+    row = cx.read(lambda c: host_store.admin_settings(c, host_id))
     registry = cx.live.registry
     w = registry.by_id.get(host_id)
     if w is not None:
@@ -433,9 +429,7 @@ def _host_drain(cx: Context, req: Request) -> p.Body:
 @request("check_path", role=ARTIST, what="checking a path")
 def _check_path(cx: Context, req: Request) -> p.Body:
     body: p.CheckPath = req.body
-    row = cx.read(lambda c: c.execute(select(Host.id, Host.os, Host.tags, Host.tags_added,
-                                             Host.tags_removed)
-                                      .where(Host.name == body.host)).first())
+    row = cx.read(lambda c: host_store.path_facts(c, body.host))
     if row is None:
         raise RequestError("invalid", f"no host named {body.host!r}", "host")
     w = cx.live.registry.by_id.get(row.id)
@@ -554,35 +548,11 @@ def _delete_path_map(cx: Context, req: Request) -> p.Body:
 
 # --- logs -----------------------------------------------------------------------------------------
 
-def _find_attempt(conn, body: p.GetLog):
-    layer_id = conn.execute(select(Layer.id).where(Layer.job_id == body.job_id,
-                                                   Layer.name == body.layer)).scalar()
-    if layer_id is None:
-        raise RequestError("not_found", f"job {body.job_id} has no layer {body.layer!r}", "layer")
-    lo, hi = Frame.number, Frame.frame_end
-    candidates = conn.execute(
-        select(Frame.id, Frame.attempt, Frame.label)
-        .where(Frame.layer_id == layer_id,
-               or_(and_(lo <= body.frame, hi >= body.frame), and_(lo >= body.frame,
-                                                                   hi <= body.frame)))).all()
-    frame = next((f for f in candidates if body.frame in fileseq.FrameSet(f.label)), None)
-    if frame is None:
-        raise RequestError("not_found", f"layer {body.layer!r} has no frame {body.frame}", "frame")
-    number = body.attempt if body.attempt is not None else frame.attempt
-    if number < 1:
-        raise RequestError("not_found", f"frame {body.frame} has not run yet", "attempt")
-    att = conn.execute(select(Attempt.host_id, Attempt.host_name)
-                       .where(Attempt.frame_id == frame.id, Attempt.number == number)).first()
-    if att is None:
-        raise RequestError("not_found", f"frame {body.frame} has no attempt {number} "
-                                        f"(latest is {frame.attempt})", "attempt")
-    return f"{frame.id}.{number}", att.host_id, att.host_name
-
-
 @request("get_log", role=ARTIST, what="reading logs", jobs="job_id")
 def _get_log(cx: Context, req: Request) -> None:
     body: p.GetLog = req.body
-    aid, host_id, host_name = cx.read(lambda c: _find_attempt(c, body))
+    aid, host_id, host_name = cx.read(lambda c: control_errors(
+        rows.find_attempt, c, body.job_id, body.layer, body.frame, body.attempt))
     w = cx.live.registry.by_id.get(host_id)
     if w is None or w.identity is None:
         raise RequestError("unavailable", f"host {host_name} is not connected; the log of "

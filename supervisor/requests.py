@@ -96,4 +96,4 @@ def control_errors(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except ControlError as exc:
-        raise RequestError("invalid", str(exc), exc.field) from None
+        raise RequestError(exc.code, str(exc), exc.field) from None

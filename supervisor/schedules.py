@@ -15,12 +15,9 @@ from fnmatch import fnmatchcase
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
-
 from supervisor.context import Context
 from supervisor.store import hostadmin
 from supervisor.store.control import Outcome, kill_running_on_hosts
-from supervisor.store.models import Host
 from supervisor.store.work import settle
 
 
@@ -82,8 +79,7 @@ def override_until(cx: Context, conn, host_ids: list[int]) -> dict[int, float]:
     tz = site_timezone(cx.cfg.timezone)
     when = datetime.fromtimestamp(cx.clock(), tz)
     out = {}
-    for r in conn.execute(select(Host.id, Host.name, Host.tags, Host.tags_added,
-                                 Host.tags_removed).where(Host.id.in_(host_ids))):
+    for r in hostadmin.schedule_targets(conn, host_ids):
         mine = [w for w in windows if applies(w, r.name, hostadmin.effective_tags(r))]
         edge = next_edge(mine, when)
         if edge is not None:
@@ -100,11 +96,7 @@ def apply(cx: Context) -> None:
         windows = hostadmin.schedule_rows(conn)
         # Most farms have few schedules: without any, only hosts a schedule locked (or a
         # manual override) need a look, not thousands of rows every few seconds.
-        q = select(Host.id, Host.name, Host.tags, Host.tags_added, Host.tags_removed, Host.lock,
-                   Host.lock_kind, Host.lock_override_until)
-        if not windows:
-            q = q.where((Host.lock_kind == "schedule") | (Host.lock_override_until > 0))
-        hosts = conn.execute(q).all()
+        hosts = hostadmin.schedule_targets(conn, None, scheduled_only=not windows)
         if not hosts:
             return
         when = datetime.fromtimestamp(now, site_timezone(cx.cfg.timezone))
@@ -123,18 +115,15 @@ def apply(cx: Context) -> None:
             expired = bool(h.lock_override_until) and bool(mine)
             manual_locked = h.lock == "LOCKED" and h.lock_kind != "schedule"
             if live and (h.lock == "OPEN" or (expired and manual_locked)):
-                conn.execute(update(Host).where(Host.id == h.id)
-                             .values(lock="LOCKED", lock_kind="schedule", lock_slots=None,
-                                     lock_override_until=0.0))
+                hostadmin.set_schedule_lock(conn, h.id, True)
                 changed[h.id] = True
                 if any(w["purge"] for w in live):
                     purge_ids.append(h.id)
             elif not live and h.lock == "LOCKED" and (h.lock_kind == "schedule" or expired):
-                conn.execute(update(Host).where(Host.id == h.id)
-                             .values(lock="OPEN", lock_kind="", lock_override_until=0.0))
+                hostadmin.set_schedule_lock(conn, h.id, False)
                 changed[h.id] = False
             elif h.lock_override_until:
-                conn.execute(update(Host).where(Host.id == h.id).values(lock_override_until=0.0))
+                hostadmin.set_schedule_lock(conn, h.id, None)
         if purge_ids:
             kill_running_on_hosts(conn, purge_ids, out)
         settle(conn, out.deltas, out.touched, now)

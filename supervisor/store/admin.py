@@ -12,7 +12,7 @@ from cuefarm.states import COMPLETE_STATES
 from supervisor.store import work
 from supervisor.store.errors import ControlError
 from supervisor.store.models import (Dependency, Frame, FrameDep, Host, Job, JobHost, Layer,
-                                     LayerLimit, Limit, Project)
+                                     LayerLimit, Limit, Project, Setting)
 from supervisor.store.submit import ensure_project
 
 MAX_COUNT = 1 << 30
@@ -225,3 +225,40 @@ def clear_bad_hosts(conn: Connection, job_id: int, host: str | None,
         raise ControlError(f"host {host!r} is not on job {job_id}'s bad-host list", "host")
     touched.jobs.add(job_id)
     return count
+
+
+# --- project members ------------------------------------------------------------------------------
+
+MEMBERS_KEY = "project_members"     # Setting row: {project name: [user, ...]}
+MAX_NAME = 128
+
+
+def members(conn: Connection) -> dict[str, list[str]]:
+    """Restricted projects and their members (projects not listed are open to everyone)."""
+    value = conn.execute(select(Setting.value).where(Setting.key == MEMBERS_KEY)).scalar()
+    return {k: list(v) for k, v in (value or {}).items() if v}
+
+
+def set_members(conn: Connection, project: str, users: list[str]) -> list[str]:
+    """Restrict `project` to `users` (an empty list opens it to everyone); return the members."""
+    if not project or len(project) > MAX_NAME:
+        raise ControlError(f"{project!r} is not a project name", "name")
+    clean = sorted(set(users))
+    for u in clean:
+        if not u or len(u) > MAX_NAME or any(c.isspace() or c == "," for c in u):
+            raise ControlError(f"{u!r} is not a user name", "members")
+    ensure_project(conn, project)
+    q = select(Setting.value).where(Setting.key == MEMBERS_KEY)
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()     # several supervisors: no lost update of the one row
+    row = conn.execute(q).first()
+    current = dict(row.value or {}) if row is not None else {}
+    if clean:
+        current[project] = clean
+    else:
+        current.pop(project, None)
+    if row is None:
+        conn.execute(insert(Setting).values(key=MEMBERS_KEY, value=current))
+    else:
+        conn.execute(update(Setting).where(Setting.key == MEMBERS_KEY).values(value=current))
+    return clean

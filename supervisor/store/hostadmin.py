@@ -308,3 +308,27 @@ def central_rules(rows: list[dict[str, Any]], os_name: str, tags: set[str]) -> l
     mine = [r for r in rows if r["os"] == os_name and (r["tag"] is None or r["tag"] in tags)]
     mine.sort(key=lambda r: (r["tag"] is None, r["position"], r["id"]))
     return [p.PathRule(r["source"], r["target"]) for r in mine]
+
+
+def schedule_targets(conn: Connection, host_ids: list[int] | None,
+                     scheduled_only: bool = False) -> list[Any]:
+    """Hosts as lock schedules see them (name, tags, lock, lock kind, override): these ids, or
+    all hosts; with `scheduled_only`, only those a schedule locked or an override covers."""
+    q = select(Host.id, Host.name, Host.tags, Host.tags_added, Host.tags_removed, Host.lock,
+               Host.lock_kind, Host.lock_override_until)
+    if host_ids is not None:
+        q = q.where(Host.id.in_(host_ids))
+    if scheduled_only:
+        q = q.where((Host.lock_kind == "schedule") | (Host.lock_override_until > 0))
+    return conn.execute(q).all()
+
+
+def set_schedule_lock(conn: Connection, host_id: int, locked: bool | None) -> None:
+    """A schedule locks (True) or opens (False) a host, ending any manual override; None only
+    ends the override."""
+    values: dict[str, Any] = {"lock_override_until": 0.0}
+    if locked is True:
+        values.update(lock="LOCKED", lock_kind="schedule", lock_slots=None)
+    elif locked is False:
+        values.update(lock="OPEN", lock_kind="")
+    conn.execute(update(Host).where(Host.id == host_id).values(**values))

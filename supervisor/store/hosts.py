@@ -145,3 +145,19 @@ def capable_hosts(conn: Connection, job_id: int) -> set[int]:
         out.update(w.host_id for w in workers
                    if w.host_id not in out and mismatch(layer, w, parsed) is None)
     return out
+
+
+def host_id(conn: Connection, name: str) -> int | None:
+    return conn.execute(select(Host.id).where(Host.name == name)).scalar()
+
+
+def admin_settings(conn: Connection, host_id: int) -> Any:
+    """What an admin sets on a host that the live view keeps: slots, tags, drain."""
+    return conn.execute(select(Host.slots_override, Host.tags, Host.tags_added,
+                               Host.tags_removed, Host.drain).where(Host.id == host_id)).one()
+
+
+def path_facts(conn: Connection, name: str) -> Any:
+    """What the path rules of a host depend on (id, os, tags); None for no such host."""
+    return conn.execute(select(Host.id, Host.os, Host.tags, Host.tags_added, Host.tags_removed)
+                        .where(Host.name == name)).first()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, String, and_, case, cast, func, select
+import fileseq
+from sqlalchemy import Connection, String, and_, case, cast, func, or_, select
 
 from cuefarm.states import AttemptState, JobState
 from supervisor.store.counters import COUNTER_NAMES
+from supervisor.store.errors import ControlError
 from supervisor.store.models import Attempt, Frame, Host, Job, Layer, Project
 
 # --- reading ---------------------------------------------------------------------------------
@@ -199,3 +201,45 @@ def host_rows(conn: Connection, host_ids: Iterable[int] | None = None) -> list[d
         r["nimby"], r["draining"] = bool(r["nimby"]), bool(r["draining"])
         out.append(r)
     return out
+
+
+def owners(conn: Connection, job_ids: list[int]) -> dict[int, Any]:
+    """Each existing job's user and project: {job id: row with .user, .project}."""
+    return {r.id: r for r in conn.execute(
+        select(Job.id, Job.user, Project.name.label("project"))
+        .join(Project, Project.id == Job.project_id).where(Job.id.in_(job_ids)))}
+
+
+def in_projects(conn: Connection, job_ids: set[int], projects: Iterable[str]) -> set[int]:
+    """Those of `job_ids` in one of `projects`."""
+    return set(conn.execute(select(Job.id).join(Project, Project.id == Job.project_id)
+                            .where(Job.id.in_(job_ids), Project.name.in_(list(projects))))
+               .scalars())
+
+
+def find_attempt(conn: Connection, job_id: int, layer: str, frame: int,
+                 attempt: int | None) -> tuple[str, int, str]:
+    """The attempt that ran frame number `frame` of a job's layer (its latest unless
+    `attempt`): (attempt id, host id, host name); ControlError "not_found" naming what is
+    missing."""
+    layer_id = conn.execute(select(Layer.id).where(Layer.job_id == job_id,
+                                                   Layer.name == layer)).scalar()
+    if layer_id is None:
+        raise ControlError(f"job {job_id} has no layer {layer!r}", "layer", "not_found")
+    lo, hi = Frame.number, Frame.frame_end
+    candidates = conn.execute(
+        select(Frame.id, Frame.attempt, Frame.label)
+        .where(Frame.layer_id == layer_id,
+               or_(and_(lo <= frame, hi >= frame), and_(lo >= frame, hi <= frame)))).all()
+    row = next((f for f in candidates if frame in fileseq.FrameSet(f.label)), None)
+    if row is None:
+        raise ControlError(f"layer {layer!r} has no frame {frame}", "frame", "not_found")
+    number = attempt if attempt is not None else row.attempt
+    if number < 1:
+        raise ControlError(f"frame {frame} has not run yet", "attempt", "not_found")
+    att = conn.execute(select(Attempt.host_id, Attempt.host_name)
+                       .where(Attempt.frame_id == row.id, Attempt.number == number)).first()
+    if att is None:
+        raise ControlError(f"frame {frame} has no attempt {number} (latest is {row.attempt})",
+                           "attempt", "not_found")
+    return f"{row.id}.{number}", att.host_id, att.host_name
