@@ -407,6 +407,8 @@ class Loop:
     def _drain(self, sock: zmq.Socket, handler, limit: int = DRAIN, copy: bool = True) -> None:
         cx = self.cx
         for _ in range(limit):
+            if self.stopping:
+                return      # stop taking work: what is left is asked again of the next run
             try:
                 if copy:
                     frames = sock.recv_multipart(zmq.NOBLOCK)

@@ -119,15 +119,26 @@ class Farm:
     # -- processes ------------------------------------------------------------------------------
 
     def start_supervisor(self, *extra: str) -> subprocess.Popen:
-        log = open(self.workdir / "supervisor.log", "ab")
-        self.supervisor = subprocess.Popen(
-            [PYTHON, *self.launcher, "--port", str(self.port), "--db", self.db_url,
-             "--host-expiry", str(self.host_expiry), "--release-after", str(self.release_after),
-             "--heartbeat", str(self.heartbeat), *extra],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        log.close()
-        wait_until(self._answers, 30, message="the supervisor to answer")
-        return self.supervisor
+        first = self.supervisor is None and not self.workers
+        for _ in range(3):
+            log = open(self.workdir / "supervisor.log", "ab")
+            self.supervisor = subprocess.Popen(
+                [PYTHON, *self.launcher, "--port", str(self.port), "--db", self.db_url,
+                 "--host-expiry", str(self.host_expiry), "--release-after",
+                 str(self.release_after), "--heartbeat", str(self.heartbeat), *extra],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env)
+            log.close()
+            try:
+                wait_until(self._answers, 30, message="the supervisor to answer")
+                return self.supervisor
+            except AssertionError:
+                # Another test (in a parallel run) took one of the ports between our look and
+                # the bind: on a first start nothing depends on the port yet, so take others.
+                if not (first and self.supervisor.returncode == 4):
+                    raise
+                self.port = free_port_block()
+                self.address = f"127.0.0.1:{self.port}"
+        raise AssertionError("no free ports for the supervisor:\n" + self.supervisor_log())
 
     def _answers(self) -> bool:
         if self.supervisor is not None and self.supervisor.poll() is not None:
