@@ -6,7 +6,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg2.extensions import encodings as PG_ENCODINGS
 from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from cuefarm.states import COMPLETE_STATES, FrameState
@@ -117,6 +116,8 @@ class Deltas:
         if conn.dialect.driver != "psycopg2":
             conn.execute(stmt, params)
             return
+        # Here, not at the top: a SQLite-only installation has no psycopg2.
+        from psycopg2.extensions import encodings as PG_ENCODINGS
         cursor = conn.connection.dbapi_connection.cursor()
         try:
             self.pending.append(cursor.mogrify(driver_sql(conn, stmt), params)

@@ -55,6 +55,12 @@ def make_engine(url: str) -> Engine:
     if u.get_backend_name() == "postgresql":
         if u.drivername == "postgresql":   # psycopg2 is the driver we ship and test
             u = u.set(drivername="postgresql+psycopg2")
+        if u.drivername == "postgresql+psycopg2":
+            try:
+                import psycopg2  # noqa: F401
+            except ImportError:
+                raise ValueError("PostgreSQL needs the psycopg2 driver, which this installation "
+                                 "lacks: pip install 'cuefarm[postgres]'") from None
         engine = create_engine(u, executemany_mode="values_plus_batch",
                                executemany_batch_page_size=500)
         _ping_when_needed(engine)
