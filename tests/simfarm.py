@@ -9,8 +9,10 @@ and clocks the test moves by hand.  No process, no thread, no sleep: a case take
     farm.ledger                       # what ran where and when (simulated monotonic seconds)
 
 Workers run each frame for `runtime` simulated seconds (or until the test ends it with
-`finish`), heartbeat every `heartbeat_interval`, and answer launches, kills, acks and
-re-registration as rqd does.
+`finish`), end it with the exit status (and reason) they were given, heartbeat every
+`heartbeat_interval`, resend completions not yet acknowledged, and answer launches, kills,
+acks and re-registration as rqd does.  `farm.client()` is the real client library on the
+farm's socket, and `farm.cli(...)` runs the command line against the farm.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import zmq
+from click.testing import CliRunner, Result
 from sqlalchemy import text
 
 import cuefarm
+import cuefarm.cli.options
 from cuefarm import protocol as p
+from cuefarm.cli import cli
+from cuefarm.client import Client, CueFarmError
 from cuefarm.config import SupervisorConfig
 from supervisor.server import Supervisor
 from supervisor.store.billing_models import Base   # with the billing tables registered
@@ -54,8 +60,11 @@ class SimWorker:
     """One simulated rqd on a DEALER socket."""
 
     def __init__(self, farm: "SimFarm", name: str, slots: int, runtime: float | None,
-                 **facts: Any):
+                 exit_status: int = 0, reason: str = "", **facts: Any):
         self.farm, self.name, self.slots, self.runtime = farm, name, slots, runtime
+        # how its frames end by themselves: 0 succeeds; 1 fails; 127 with "launch failed: ..."
+        # is rqd's report of a program it could not start
+        self.exit_status, self.reason = exit_status, reason
         self.facts = {"os": "linux", "cores": slots, "memory_mb": 65536, **facts}
         self.sock = farm.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -65,6 +74,7 @@ class SimWorker:
         self.running: dict[str, p.Launch] = {}
         self.due: dict[str, float] = {}       # attempt id -> when it ends by itself (mono)
         self.unacked: dict[str, p.Completion] = {}
+        self.sent_at: dict[str, float] = {}   # attempt id -> when its completion was last sent
         self.launch_seq = 0
         self.refused: str | None = None
         self.next_beat = farm.clock.mono()
@@ -84,9 +94,18 @@ class SimWorker:
         self.sock.send(p.encode(body), zmq.NOBLOCK)
 
     def heartbeat(self) -> None:
-        self.next_beat = self.farm.clock.mono() + self.farm.cfg.heartbeat_interval
+        """A heartbeat, then (as rqd does) the completions still unacknowledged a heartbeat
+        interval after they were last sent: a transaction that failed acknowledged none."""
+        now, interval = self.farm.clock.mono(), self.farm.cfg.heartbeat_interval
+        self.next_beat = now + interval
         self.send(p.Heartbeat(running=[p.RunningAttempt(aid) for aid in self.running],
                               kept=list(self.unacked), launch_seq=self.launch_seq))
+        stale = [c for aid, c in self.unacked.items()
+                 if now - self.sent_at.get(aid, now) >= 0.9 * interval]
+        if stale:
+            for c in stale:
+                self.sent_at[c.attempt_id] = now
+            self.send(p.Complete(stale))
 
     def finish(self, attempt_id: str, exit_status: int = 0, reason: str = "") -> None:
         """End a running attempt and report it."""
@@ -95,6 +114,7 @@ class SimWorker:
         now = self.farm.clock.wall()
         c = p.Completion(attempt_id, exit_status, now, now, reason=reason)
         self.unacked[attempt_id] = c
+        self.sent_at[attempt_id] = self.farm.clock.mono()
         self.farm.ledger.append(("end", self.farm.clock.mono(), self.name, attempt_id))
         self.send(p.Complete([c]))
 
@@ -135,6 +155,7 @@ class SimWorker:
         elif isinstance(body, p.CompleteAck):
             for aid in body.attempt_ids:
                 self.unacked.pop(aid, None)
+                self.sent_at.pop(aid, None)
 
     def close(self) -> None:
         self.sock.close(0)
@@ -162,9 +183,9 @@ class SimFarm:
         self.sv.bind(self.endpoints)
         self.loop = self.sv.loop
         self.ctx = self.loop.ctx
-        self.client = self.ctx.socket(zmq.DEALER)
-        self.client.setsockopt(zmq.LINGER, 0)
-        self.client.connect(self.endpoints[0])
+        self.client_sock = self.ctx.socket(zmq.DEALER)
+        self.client_sock.setsockopt(zmq.LINGER, 0)
+        self.client_sock.connect(self.endpoints[0])
         self.request_ids = itertools.count(1)
         self.workers: dict[str, SimWorker] = {}
         # ("launch", mono, worker, Launch) and ("end", mono, worker, attempt id), in order
@@ -208,12 +229,25 @@ class SimFarm:
                 if not w.alive:
                     continue
                 for aid in sorted(a for a, t in w.due.items() if t <= now):
-                    w.finish(aid)
+                    w.finish(aid, w.exit_status, w.reason)
                 if w.next_beat <= now:
                     w.heartbeat()
             self.settle()
             if now >= end:
                 return
+
+    def advance_until(self, predicate: Callable[[], Any], limit: float = 3600.0,
+                      step: float | None = None) -> Any:
+        """Advance simulated time `step` seconds at a time (a heartbeat interval unless
+        given) until predicate() is true; its value."""
+        end = self.clock.mono() + limit
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if self.clock.mono() >= end:
+                raise AssertionError(f"not so after {limit} simulated s: {predicate}")
+            self.advance(step or self.cfg.heartbeat_interval)
 
     def run_until_done(self, job_ids: list[int], limit: float = 3600.0) -> list[dict]:
         """Advance simulated time until the jobs are finished; their rows."""
@@ -229,35 +263,57 @@ class SimFarm:
     # -- workers and requests ---------------------------------------------------------------------
 
     def add_worker(self, name: str, slots: int = 1, runtime: float | None = 1.0,
-                   **facts: Any) -> SimWorker:
+                   exit_status: int = 0, reason: str = "", **facts: Any) -> SimWorker:
         """A registered worker (memory_mb, tags, gpus, os, cores in `facts`); its frames end
-        by themselves after `runtime` simulated seconds (None: when the test says)."""
-        w = self.workers[name] = SimWorker(self, name, slots, runtime, **facts)
+        by themselves after `runtime` simulated seconds (None: when the test says), with
+        `exit_status` and `reason`."""
+        w = self.workers[name] = SimWorker(self, name, slots, runtime, exit_status, reason,
+                                           **facts)
         w.register()
         self.settle()
         if w.host_id is None:
             raise AssertionError(f"{name} was not registered: {w.refused or w.received}")
         return w
 
-    def ask(self, body: p.Body, user: str = "alice") -> p.Body:
-        """One client request; the reply (an Error is returned, not raised)."""
+    def exchange(self, body: p.Body, user: str = "alice",
+                 type_name: str | None = None) -> p.Envelope:
+        """One client request (`type_name` names it when its body type serves several, as
+        JobRef does); the reply's envelope, its body not decoded."""
         rid = next(self.request_ids)
-        self.client.send(p.encode(body, rid, user), zmq.NOBLOCK)
+        self.client_sock.send(p.encode(body, rid, user, type_name), zmq.NOBLOCK)
         self.settle()
         try:
-            data = self.client.recv(zmq.NOBLOCK)
+            data = self.client_sock.recv(zmq.NOBLOCK)
         except zmq.Again:
-            raise AssertionError(f"no reply to {type(body).__name__}") from None
-        env, reply = p.decode(data, p.MAX_CLIENT_MESSAGE)
+            raise AssertionError(f"no reply to {type_name or type(body).__name__}") from None
+        env = p.decode_envelope(data, p.MAX_CLIENT_MESSAGE)
         assert env.id == rid
+        return env
+
+    def ask(self, body: p.Body, user: str = "alice", type_name: str | None = None) -> p.Body:
+        """One client request; the reply (an Error is returned, not raised)."""
+        return p.decode_body(self.exchange(body, user, type_name))
+
+    def do(self, body: p.Body, user: str = "alice", type_name: str | None = None) -> p.Body:
+        """A request that must succeed."""
+        reply = self.ask(body, user, type_name)
+        if isinstance(reply, p.Error):
+            raise AssertionError(f"{type_name or type(body).__name__} refused: {reply}")
         return reply
 
-    def do(self, body: p.Body, user: str = "alice") -> p.Body:
-        """A request that must succeed."""
-        reply = self.ask(body, user)
-        if isinstance(reply, p.Error):
-            raise AssertionError(f"{type(body).__name__} refused: {reply}")
-        return reply
+    def client(self, user: str = "alice") -> "SimClient":
+        """The real client library, its requests answered by this farm."""
+        return SimClient(self, user)
+
+    def cli(self, *args: str, user: str = "alice") -> Result:
+        """The `cuefarm` command line (its parsing, requests and output) run against this
+        farm: for the call, the client it builds is `client(user)`."""
+        made = cuefarm.cli.options.Client
+        cuefarm.cli.options.Client = lambda address, timeout: self.client(user)
+        try:
+            return CliRunner().invoke(cli, list(args))
+        finally:
+            cuefarm.cli.options.Client = made
 
     def submit(self, jobs: list[dict], user: str = "alice") -> list[int]:
         return self.do(p.Submit(jobs), user).job_ids
@@ -265,10 +321,28 @@ class SimFarm:
     def close(self) -> None:
         for w in self.workers.values():
             w.close()
-        self.client.close(0)
+        self.client_sock.close(0)
         self.sv.close()
         if self.own_engine:
             self.engine.dispose()
+
+
+class SimClient(Client):
+    """cuefarm.Client (what each call sends, how replies and errors come back) with its
+    transport swapped for the farm's in-process socket: a request steps the farm until it is
+    answered, so nothing waits in real time."""
+
+    def __init__(self, farm: SimFarm, user: str = "alice"):
+        super().__init__("127.0.0.1:9770", user=user, context=farm.ctx)
+        self.farm = farm
+
+    def request_raw(self, body: p.Body, timeout: float | None = None,
+                    type_name: str | None = None) -> p.Envelope:
+        env = self.farm.exchange(body, self.user, type_name)
+        if env.type == "error":
+            error = self.decode_reply(env)
+            raise CueFarmError(error.message, error.code, error.field)
+        return env
 
 
 def wipe(engine) -> None:

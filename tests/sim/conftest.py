@@ -10,7 +10,15 @@ import pytest
 from supervisor.store.engine import make_engine, migrate
 from tests.conftest import postgres_or_skip
 from tests.farm import PostgresDatabase
-from tests.simfarm import wipe
+from tests.simfarm import SimFarm, wipe
+
+
+@pytest.fixture
+def farm(db_url):
+    """An in-process farm (no workers yet) on a fresh database of each kind."""
+    f = SimFarm(db_url)
+    yield f
+    f.close()
 
 
 @pytest.fixture(scope="session")

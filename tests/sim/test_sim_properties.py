@@ -30,10 +30,14 @@ def run_scenario(engine, scenario) -> None:
         lic_changes: list[tuple[float, float, int]] = []
 
         def set_lic(value: int) -> None:
-            farm.do(p.SetLimit("lic", value))
-            # Deterministic: the change is in force from its reply on, with no message in
-            # flight (the real-process test allows IN_FLIGHT seconds after the reply).
+            # Launches of the same simulated instant, before the change, were made under the
+            # old value: the clocks move on a millisecond first, so the ledger tells them
+            # from those of the change's own turn and after.
+            farm.clock.advance(0.001)
             now = farm.clock.mono()
+            farm.do(p.SetLimit("lic", value))
+            # Deterministic: the change is in force from its request on, with no message in
+            # flight (the real-process test allows IN_FLIGHT seconds after the reply).
             lic_changes.append((now, now - IN_FLIGHT, value))
         set_lic(scenario["lic"])
         farm.do(p.SetLimit("node", scenario["node"], per_host=True))

@@ -3,17 +3,7 @@ and a case takes milliseconds, on both databases."""
 
 from __future__ import annotations
 
-import pytest
-
 from cuefarm import protocol as p
-from tests.simfarm import SimFarm
-
-
-@pytest.fixture
-def farm(db_url):
-    f = SimFarm(db_url)
-    yield f
-    f.close()
 
 
 def job(name="j", frames="1-6", **layer):

@@ -1,28 +1,28 @@
-"""Matching against host values that change while hosts run, on the real supervisor (both
-databases) and simulated workers."""
+"""Matching against host values that change while hosts run, on the in-process farm (both
+databases)."""
 
 from __future__ import annotations
 
 from cuefarm import requirements as reqs
-from tests.farm import wait_until
-from tests.scheduling.sim import Ledger, wait_finished
-from tests.scheduling.test_rules import job, layer
+from tests.scheduling.sim import Ledger
+from tests.sim.test_rules import job, layer
 
 
-def test_requirement_on_free_memory_is_evaluated_afresh(farm, fleet_factory):
+def test_requirement_on_free_memory_is_evaluated_afresh(farm):
     c = farm.client()
     c.set_limit("gate", 0)
-    fleet = fleet_factory([{"name": "h0", "slots": 8, "memory_mb": 4000}], runtime=1.5)
+    farm.add_worker("h0", slots=8, runtime=1.5, memory_mb=4000)
     # "late" is considered (and matched, while h0 is idle) but held back by the limit.
     [late] = c.submit([job("late", [layer("l", 2, limits=["gate"],
                                           requirements="host.memory_free >= 3000")],
                            priority=10)])
     assert any("limit gate 0/0" in r for r in c.why(late)["reasons"])
     [big] = c.submit([job("big", [layer("b", 1, memory=2000)], priority=90)])
-    wait_until(lambda: c.job(big)["running"] == 1, 30)
+    assert c.job(big)["running"] == 1
     c.set_limit("gate", 5)   # a pass runs now; h0 has 2000 MB free, "late" must not start
-    wait_finished(c, [big, late])
-    ledger = Ledger.of(fleet.close())
+    assert c.job(late)["running"] == 0
+    farm.run_until_done([big, late])
+    ledger = Ledger.of(farm.ledger)
     [b] = [r for r in ledger.runs if r.launch.job == "big"]
     lates = [r for r in ledger.runs if r.launch.job == "late"]
     assert len(lates) == 2 and all(r.start >= b.end for r in lates)

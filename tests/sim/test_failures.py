@@ -1,0 +1,110 @@
+"""Failure rules on the in-process farm (both databases): the bad-host list shown and cleared,
+launch failures, every matching host failing a job."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cuefarm import CueFarmError
+from tests.sim.test_rules import job, layer
+
+# rqd's report of a program it could not start (tests/rqd/test_rqd_daemon.py checks rqd's side)
+LAUNCH_FAILED = "launch failed: [Errno 2] No such file or directory: '/nonexistent/cuefarm'"
+
+
+def test_bad_host_list_shown_and_cleared_from_the_cli(farm):
+    c = farm.client()
+    farm.add_worker("bad", slots=1, runtime=0.05, exit_status=1)
+    farm.add_worker("good", slots=1, runtime=0.05)
+    c.lock("good")
+    [jid] = c.submit([job("bh", [layer("r", 40, max_retries=30)])])
+    farm.advance_until(lambda: any(r["banned"] for r in c.bad_hosts(jid)), 30, step=0.05)
+    result = farm.cli("job", "badhosts", str(jid), "--json")
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+    assert row["host"] == "bad" and row["failures"] == 3 and row["banned"]
+    table = farm.cli("job", "badhosts", str(jid))
+    assert table.exit_code == 0 and "bad" in table.output and "good" not in table.output
+
+    # Unknown hosts and hosts not on the list are refused by name; nothing changes.
+    for name in ("nosuch", "good"):
+        refused = farm.cli("job", "badhosts", str(jid), "--clear", name)
+        assert refused.exit_code != 0 and name in refused.output
+    assert c.bad_hosts(jid)[0]["banned"]
+    with pytest.raises(CueFarmError) as info:
+        c.clear_bad_host(424242)
+    assert info.value.field == "job_id"
+
+    cleared = farm.cli("job", "badhosts", str(jid), "--clear", "bad")
+    assert cleared.exit_code == 0 and "cleared 1 bad host" in cleared.output, cleared.output
+    # Cleared: the host runs the job again at once, so it fails there again and is listed anew.
+    assert c.bad_hosts(jid) == [] and c.job(jid)["running"] == 1
+    farm.advance_until(lambda: c.bad_hosts(jid), 30, step=0.05)
+    assert [(r["failures"], r["banned"]) for r in c.bad_hosts(jid)] == [(1, False)]
+    farm.advance_until(lambda: any(r["banned"] for r in c.bad_hosts(jid)), 30, step=0.05)
+    assert c.bad_hosts(jid)[0]["failures"] == 3
+    cleared_all = farm.cli("job", "badhosts", str(jid), "--all", "--json")
+    assert cleared_all.exit_code == 0, cleared_all.output
+    assert json.loads(cleared_all.output) == {"job_id": jid, "cleared": 1}
+    both = farm.cli("job", "badhosts", str(jid), "--all", "--clear", "bad")
+    assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_launch_failure_spends_no_retry_but_counts_towards_the_bad_host_list(farm):
+    c = farm.client()
+    farm.add_worker("w1", slots=1, runtime=0.05, exit_status=127, reason=LAUNCH_FAILED)
+    [jid] = c.submit([job("lf", [layer("r", 1, command=["/nonexistent/cuefarm"],
+                                       max_retries=0)])])
+    farm.advance_until(lambda: c.job(jid)["state"] == "PAUSED", 60, step=0.05)
+    [frame] = c.frames(jid)
+    assert frame["state"] == "WAITING" and frame["retries"] == 0   # never DEAD
+    [bad] = c.bad_hosts(jid)
+    assert bad["host"] == "w1" and bad["failures"] == 3 and bad["banned"]
+    assert "every" in c.job(jid)["flagged"] and "w1" in c.job(jid)["flagged"]
+    # Three launches, none spending a retry; the third failure banned the only host.
+    assert len([e for e in farm.ledger if e[0] == "launch"]) == 3
+
+
+def test_job_paused_when_every_matching_host_failed_it_and_resume_clears_the_flag(farm):
+    c = farm.client()
+    # Two tagged hosts that fail everything; two untagged hosts that could run anything else.
+    farm.add_worker("gpu-a", slots=1, runtime=0.05, tags=["gpu"], exit_status=1)
+    farm.add_worker("gpu-b", slots=1, runtime=0.05, tags=["gpu"], exit_status=1)
+    farm.add_worker("cpu-a", slots=1, runtime=0.05)
+    farm.add_worker("cpu-b", slots=1, runtime=0.05)
+    [jid] = c.submit([job("tg", [layer("r", 20, tags=["gpu"], max_retries=50)])])
+    farm.advance_until(lambda: c.job(jid)["state"] == "PAUSED", 60, step=0.05)
+    flagged = c.job(jid)["flagged"]
+    assert "gpu-a" in flagged and "gpu-b" in flagged and "cpu" not in flagged
+    assert {r["host"] for r in c.bad_hosts(jid) if r["banned"]} == {"gpu-a", "gpu-b"}
+    assert c.job(jid)["succeeded"] == 0
+    answer = c.why(jid)
+    assert answer["flagged"] == flagged
+    assert answer["reasons"][0].startswith(flagged) and "resume" in answer["reasons"][0]
+    c.clear_bad_host(jid)
+    c.resume(jid)
+    assert c.job(jid)["flagged"] == "" and c.why(jid)["flagged"] == ""
+
+
+def test_job_on_a_partly_failing_farm_is_not_paused(farm):
+    c = farm.client()
+    farm.add_worker("gpu-a", slots=1, runtime=0.05, tags=["gpu"], exit_status=1)
+    farm.add_worker("gpu-b", slots=1, runtime=0.05, tags=["gpu"])
+    farm.add_worker("cpu-a", slots=1, runtime=0.05)
+    [jid] = c.submit([job("tg2", [layer("r", 12, tags=["gpu"], max_retries=20)])])
+    farm.run_until_done([jid], 60)
+    assert c.job(jid)["flagged"] == "" and c.job(jid)["succeeded"] == 12
+    assert [r["host"] for r in c.bad_hosts(jid) if r["banned"]] == ["gpu-a"]
+
+
+def test_why_names_dead_frames_when_nothing_waits(farm):
+    c = farm.client()
+    farm.add_worker("bad", slots=2, runtime=0.05, exit_status=1)
+    [jid] = c.submit([job("dead", [layer("r", 2), layer("ok", 1, tags=["none"])])])
+    farm.advance_until(lambda: c.job(jid)["dead"] == 2, 30, step=0.05)
+    assert c.why(jid, layer="r")["reasons"] == ["2 frames are DEAD: retry or eat them"]
+    assert "2 frames are DEAD: retry or eat them" in c.why(jid)["reasons"]
+    c.frame_control("eat", jid, [c.frames(jid, layer="r")[0]["id"]])
+    assert c.why(jid, layer="r")["reasons"] == ["1 frame is DEAD: retry or eat it"]
