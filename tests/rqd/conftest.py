@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ import pytest
 import zmq
 
 from cuefarm import protocol as p
+from tests.farm import wait_until
 
 WAIT = 60.0         # generous: a loaded 2-core machine may be slow; a pass never waits this long
 
@@ -104,14 +106,6 @@ def gone(pids) -> bool:
     return True
 
 
-def wait_until(predicate, timeout: float = WAIT, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def zctx():
     ctx = zmq.Context()
@@ -171,5 +165,5 @@ def rqd_output(tmp_path: Path) -> str:
 @pytest.fixture
 def helpers():
     """The helpers above, for test modules (which do not import conftest)."""
-    return SimpleNamespace(launch=launch, gone=gone, wait_until=wait_until, WAIT=WAIT,
-                           rqd_output=rqd_output, FakeSupervisor=FakeSupervisor)
+    return SimpleNamespace(launch=launch, gone=gone, wait_until=partial(wait_until, timeout=WAIT),
+                           WAIT=WAIT, rqd_output=rqd_output, FakeSupervisor=FakeSupervisor)

@@ -50,7 +50,7 @@ def test_register_launch_complete_ack(supervisor, start_rqd, helpers):
     assert persisted.exists()                 # kept until acknowledged
     assert not (rqd.state_dir / "running" / "7.1.json").exists()
     supervisor.send(p.CompleteAck(["7.1"]))
-    helpers.wait_until(lambda: not persisted.exists(), what="the acked completion to go")
+    helpers.wait_until(lambda: not persisted.exists(), message="the acked completion to go")
     log_text = (rqd.state_dir / "logs" / "7.1.log").read_text()
     assert "frame 5" in log_text and "exit status: 4" in log_text
 
@@ -64,7 +64,7 @@ def test_a_completion_is_resent_until_acked(supervisor, start_rqd, helpers):
     assert again == first
     supervisor.send(p.CompleteAck(["8.1"]))
     helpers.wait_until(lambda: not (rqd.state_dir / "completions" / "8.1.json").exists(),
-                       what="the acked completion to go")
+                       message="the acked completion to go")
 
 
 def test_refuse_when_slots_are_exceeded_then_kill(supervisor, start_rqd, helpers):
@@ -80,7 +80,7 @@ def test_refuse_when_slots_are_exceeded_then_kill(supervisor, start_rqd, helpers
     supervisor.send(p.Kill(["9.1", "no-such-attempt"], reason="by wrangler"))
     c = the(supervisor.expect("complete", completion_of("9.1")), "9.1")
     assert c.reason == "killed: by wrangler" and c.exit_status == -signal.SIGTERM
-    helpers.wait_until(lambda: helpers.gone([ra.pid]), what="the killed frame to vanish")
+    helpers.wait_until(lambda: helpers.gone([ra.pid]), message="the killed frame to vanish")
     # The slots are free again.
     supervisor.send(helpers.launch("9.3", [PY, "-c", "pass"], slots=2))
     assert the(supervisor.expect("complete", completion_of("9.3")), "9.3").exit_status == 0
@@ -170,7 +170,7 @@ def test_survives_garbage(supervisor, start_rqd, helpers):
 def test_orphans_are_killed_at_startup(supervisor, start_rqd, helpers, tmp_path):
     leftover = subprocess.Popen(["sh", "-c", "sleep 300 & wait"], start_new_session=True)
     leader = psutil.Process(leftover.pid)
-    helpers.wait_until(lambda: leader.children(), what="the leftover frame's child")
+    helpers.wait_until(lambda: leader.children(), message="the leftover frame's child")
     pids = [leftover.pid, *(k.pid for k in leader.children(recursive=True))]
     state_dir = tmp_path / "state-crashed"
     state = StateDir(state_dir)
@@ -186,11 +186,11 @@ def test_orphans_are_killed_at_startup(supervisor, start_rqd, helpers, tmp_path)
     assert reg.running == []
     assert reg.completions == [unacked]
     leftover.wait(60)
-    helpers.wait_until(lambda: helpers.gone(pids), what="the leftover group to die")
+    helpers.wait_until(lambda: helpers.gone(pids), message="the leftover group to die")
     assert not (state_dir / "running" / "15.1.json").exists()
     supervisor.send(p.CompleteAck(["15.0"]))
     helpers.wait_until(lambda: not (state_dir / "completions" / "15.0.json").exists(),
-                       what="the acked completion to go")
+                       message="the acked completion to go")
 
 
 def test_sigterm_stops_gracefully(supervisor, start_rqd, helpers):
@@ -199,7 +199,7 @@ def test_sigterm_stops_gracefully(supervisor, start_rqd, helpers):
     supervisor.send(helpers.launch("16.1", ["sh", "-c", "sleep 300 & wait"]))
     hb = supervisor.expect("heartbeat", lambda b: "16.1" in running_ids(b))
     frame = psutil.Process(hb.running[0].pid)
-    helpers.wait_until(lambda: frame.children(), what="the frame's child")
+    helpers.wait_until(lambda: frame.children(), message="the frame's child")
     pids = [frame.pid, *(k.pid for k in frame.children(recursive=True))]
     rqd.send_signal(signal.SIGTERM)
     c = the(supervisor.expect("complete", completion_of("16.1")), "16.1")
@@ -223,7 +223,7 @@ def test_unacked_completion_survives_a_restart(supervisor, start_rqd, helpers):
     assert reg.completions[0].exit_status == 2
     supervisor.send(p.CompleteAck(["17.1"]))
     helpers.wait_until(lambda: not (again.state_dir / "completions" / "17.1.json").exists(),
-                       what="the acked completion to go")
+                       message="the acked completion to go")
 
 
 def test_silent_supervisor_means_reconnect_to_the_next(zctx, start_rqd, helpers):

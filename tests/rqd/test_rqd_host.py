@@ -172,7 +172,7 @@ def test_idle_lock_purges_running_frames(supervisor, start_rqd, helpers, tmp_pat
     idle.write_text("0")
     c = the(supervisor.expect("complete", completion_of("65.1")), "65.1")
     assert c.reason == "lost: purged by idle lock"
-    helpers.wait_until(lambda: helpers.gone([pid]), what="the purged frame to vanish")
+    helpers.wait_until(lambda: helpers.gone([pid]), message="the purged frame to vanish")
     supervisor.expect("heartbeat", lambda b: b.nimby and b.running == [])
 
 

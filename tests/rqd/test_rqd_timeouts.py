@@ -51,7 +51,7 @@ def test_runtime_timeout_kills_the_tree(supervisor, start_rqd, helpers):
     assert c.exit_status == -signal.SIGTERM
     assert "reason:      timeout: ran longer than 2 s" in text
     pids = tree_pids(text)
-    helpers.wait_until(lambda: helpers.gone(pids), what="the timed-out tree to vanish")
+    helpers.wait_until(lambda: helpers.gone(pids), message="the timed-out tree to vanish")
 
 
 def test_steady_output_never_hits_the_no_output_timeout(supervisor, start_rqd, helpers):
@@ -72,7 +72,7 @@ def test_silence_after_output_hits_the_no_output_timeout(supervisor, start_rqd, 
     assert c.exit_status != 0
     assert "started" in text and "reason:      timeout: no output for 1 s" in text
     pids = tree_pids(text)
-    helpers.wait_until(lambda: helpers.gone(pids), what="the silent tree to vanish")
+    helpers.wait_until(lambda: helpers.gone(pids), message="the silent tree to vanish")
 
 
 def test_runtime_timeout_applies_to_a_chatty_frame(supervisor, start_rqd, helpers):
@@ -86,7 +86,7 @@ def test_a_frame_that_exits_0_when_timed_out_still_fails(supervisor, start_rqd, 
     c, text = run_frame(supervisor, start_rqd, helpers, "34.1",
                         ["sh", "-c", "trap 'exit 0' TERM; " + TREE], timeout=1)
     assert c.reason == "timeout: ran longer than 1 s" and c.exit_status == 1
-    helpers.wait_until(lambda: helpers.gone(tree_pids(text)), what="the tree to vanish")
+    helpers.wait_until(lambda: helpers.gone(tree_pids(text)), message="the tree to vanish")
 
 
 def test_a_kill_before_the_timeout_stays_a_kill(supervisor, start_rqd, helpers):
