@@ -80,6 +80,13 @@ class FakeSupervisor:
         assert self.identity is not None, "rqd has not spoken yet"
         self.sock.send_multipart([self.identity, *frames])
 
+    def completion(self, attempt_id: str, timeout: float = WAIT) -> p.Completion:
+        """Wait for a Complete that carries `attempt_id`; return its one completion of it."""
+        body = self.expect("complete", lambda b: any(c.attempt_id == attempt_id
+                                                     for c in b.completions), timeout)
+        [c] = [c for c in body.completions if c.attempt_id == attempt_id]
+        return c
+
     def register(self, interval: float = 0.2, host_id: int = 1) -> p.Register:
         """Wait for rqd's Register and accept it."""
         reg = self.expect("register")
@@ -93,6 +100,11 @@ def launch(attempt_id: str, command, **kw) -> p.Launch:
                   frame_id=1, frames="1", frame_start=1, frame_end=1, slots=1)
     fields.update(kw)
     return p.Launch(attempt_id=attempt_id, command=command, **fields)
+
+
+def running_ids(body: p.Heartbeat | p.Register) -> list[str]:
+    """The attempt ids a Heartbeat or Register says are running."""
+    return [r.attempt_id for r in body.running]
 
 
 def gone(pids) -> bool:
@@ -165,5 +177,6 @@ def rqd_output(tmp_path: Path) -> str:
 @pytest.fixture
 def helpers():
     """The helpers above, for test modules (which do not import conftest)."""
-    return SimpleNamespace(launch=launch, gone=gone, wait_until=partial(wait_until, timeout=WAIT),
+    return SimpleNamespace(launch=launch, gone=gone, running_ids=running_ids,
+                           wait_until=partial(wait_until, timeout=WAIT),
                            WAIT=WAIT, rqd_output=rqd_output, FakeSupervisor=FakeSupervisor)
