@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 from qtpy.QtCore import Qt, QTimer
@@ -14,14 +15,12 @@ from qtpy.QtWidgets import QApplication, QMessageBox
 from cuegui.connection import Connection
 from cuegui.models import SortRole
 from cuegui.window import MainWindow
+from tests.cuegui import helpers
 from tests.farm import wait_until
 
 WAIT = 60_000
+wait = partial(helpers.wait, timeout=WAIT)
 PY = sys.executable
-
-
-def wait(qtbot, predicate, timeout: int = WAIT) -> None:
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
 
 
 def job_spec(name: str, command, frames: str = "1-4", **layer) -> dict:
@@ -106,7 +105,7 @@ def accept_next_question(button=QMessageBox.StandardButton.Yes) -> None:
 def trigger(qtbot, action) -> None:
     """Trigger an action once it is enabled: its rule follows the rows' states by event."""
     try:
-        wait(qtbot, action.isEnabled, 20_000)
+        wait(qtbot, action.isEnabled, timeout=20_000)
     except Exception:
         raise AssertionError(f"{action.text()} stays disabled: {action.toolTip()}")
     action.trigger()
