@@ -1,4 +1,5 @@
-"""Real farms for tests: a supervisor process, rqd processes, databases on SQLite or PostgreSQL."""
+"""Real farms for tests: a supervisor process, rqd processes, simulated workers in a thread,
+databases on SQLite or PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from cuefarm import Client, CueFarmError
+from rqd.fleet import Fleet
 
 PYTHON = sys.executable
 PG_ADMIN = os.environ.get("CUEFARM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -50,6 +53,45 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message}")
         time.sleep(interval)
+
+
+class FleetThread:
+    """Runs a Fleet of simulated workers in its own thread (its sockets live and die there);
+    close() returns its ledger."""
+
+    fleet_class: type[Fleet] = Fleet
+
+    def __init__(self, address: str, workers: list[dict], runtime: float, **kw: Any):
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.fleet: Fleet | None = None
+        self.error: BaseException | None = None
+
+        def run():
+            try:
+                self.fleet = self.fleet_class(address, workers, runtime=runtime, record=True,
+                                              heartbeat=0.5, **kw)
+                self.ready.set()
+                self.fleet.run(until=self.stop.is_set)
+            except BaseException as exc:  # surfaced in close()
+                self.error = exc
+                self.ready.set()
+            finally:
+                if self.fleet is not None:
+                    self.fleet.close()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        self.ready.wait(10)
+
+    def close(self) -> list[tuple]:
+        """Stop the workers (once) and return their ledger; raise what failed in the thread."""
+        if not self.stop.is_set():
+            self.stop.set()
+            self.thread.join(10)
+        if self.error:
+            raise self.error
+        return list(self.fleet.ledger)
 
 
 class PostgresDatabase:

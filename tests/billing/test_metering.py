@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from cuefarm.cli import cli
 from supervisor.billing import month_bounds
-from tests.billing.helpers import FastClock, FleetThread, configure, expected_overage, \
+from tests.billing.helpers import FastClock, FastFleetThread, configure, expected_overage, \
     peak_busy_workers, peak_frames_on_one_worker, to_wall
 from tests.farm import wait_until
 from tests.scheduling.sim import wait_finished
@@ -49,8 +49,8 @@ def test_overage_is_billed_per_minute_and_reported_once(new_farm, sink):
     sink.fail_next = 2           # the sink is down at first...
     sink.lose_answers = 1        # ...then records a batch but its answer is lost
     names = [f"w{i}" for i in range(3)]
-    fleet = FleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=1.0,
-                        clock=clock)
+    fleet = FastFleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=1.0,
+                            clock=clock)
     farm.wait_hosts_up(names)
     t0 = clock()
     [jid] = c.submit(job("long", 36))     # three workers busy for about two simulated hours
@@ -110,8 +110,8 @@ def test_revocation_returns_to_the_prepaid_count(new_farm, sink):
     c = farm.client()
     sink.revoke = True                    # the next report is answered: no longer authorized
     names = [f"w{i}" for i in range(3)]
-    fleet = FleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
-                        clock=clock)
+    fleet = FastFleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
+                            clock=clock)
     farm.wait_hosts_up(names)
     [a] = c.submit(job("before", 15))
     wait_until(lambda: c.licences()["revoked"], 60, message="metering revoked")
@@ -134,8 +134,8 @@ def test_after_revocation_busy_workers_drain_down_to_the_prepaid_count(new_farm,
     farm = metered_farm(new_farm, sink, clock)
     c = farm.client()
     names = [f"w{i}" for i in range(3)]
-    fleet = FleetThread(farm.address, [{"name": n, "slots": 2} for n in names], runtime=0.6,
-                        clock=clock)
+    fleet = FastFleetThread(farm.address, [{"name": n, "slots": 2} for n in names], runtime=0.6,
+                            clock=clock)
     farm.wait_hosts_up(names)
     # One frame on each worker, then more work than the test lets finish half a run later:
     # each worker's two slots end at different times, so none ever goes idle by itself.
@@ -171,8 +171,8 @@ def test_a_403_parks_reports_until_metering_is_switched_back_on(new_farm, sink):
     c = farm.client()
     sink.forbid = True                          # the sink answers 403 over real HTTP
     names = [f"w{i}" for i in range(3)]
-    fleet = FleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
-                        clock=clock)
+    fleet = FastFleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
+                            clock=clock)
     farm.wait_hosts_up(names)
     [jid] = c.submit(job("j", 15))
     wait_until(lambda: c.licences()["revoked"], 60, message="metering revoked by the 403")
@@ -208,8 +208,8 @@ def test_directory_sink_and_its_revoked_file(new_farm, tmp_path):
     farm.start_supervisor()
     c = farm.client()
     names = [f"w{i}" for i in range(2)]
-    fleet = FleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
-                        clock=clock)
+    fleet = FastFleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
+                            clock=clock)
     farm.wait_hosts_up(names)
     [jid] = c.submit(job("j", 12))
     wait_until(lambda: any(r["state"] == "accepted" for r in c.licence_reports()), 60,

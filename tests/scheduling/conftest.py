@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.scheduling.sim import FleetThread
+from tests.farm import FleetThread
 
 
 @pytest.fixture

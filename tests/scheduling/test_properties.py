@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.farm import Farm, PostgresDatabase
-from tests.scheduling.sim import FleetThread, Ledger, wait_finished
+from tests.farm import Farm, FleetThread, PostgresDatabase
+from tests.scheduling.sim import Ledger, wait_finished
 
 host_st = st.tuples(st.integers(1, 6), st.sampled_from([2000, 4000, 8000]), st.booleans())
 layer_st = st.fixed_dictionaries({
