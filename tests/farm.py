@@ -14,6 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+import psutil
+
 from cuefarm import Client, CueFarmError
 from rqd.fleet import Fleet
 
@@ -53,6 +55,28 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message}")
         time.sleep(interval)
+
+
+def hosts_by_name(client: Client) -> dict[str, dict]:
+    """The supervisor's hosts, by name."""
+    return {h["name"]: h for h in client.hosts()}
+
+
+def host(client: Client, name: str) -> dict:
+    """The supervisor's host called `name`."""
+    return hosts_by_name(client)[name]
+
+
+def used_total(client: Client, name: str) -> str:
+    """A host's slots as "used/total"."""
+    h = host(client, name)
+    return f"{h['slots_used']}/{h['slots_total']}"
+
+
+def marked_processes(marker: str) -> list[psutil.Process]:
+    """Live processes whose environment has MARKER=`marker` (a test's frames, so marked)."""
+    return [proc for proc in psutil.process_iter(["environ"])
+            if (proc.info.get("environ") or {}).get("MARKER") == marker]
 
 
 class FleetThread:

@@ -9,25 +9,7 @@ import psutil
 import pytest
 
 from cuefarm import CueFarmError
-from tests.farm import wait_until
-
-
-def host(c, name):
-    return {h["name"]: h for h in c.hosts()}[name]
-
-
-def used_total(c, name):
-    h = host(c, name)
-    return f"{h['slots_used']}/{h['slots_total']}"
-
-
-@pytest.fixture
-def quick_admission(farm):
-    """Refused workers ask again after a second (instead of a minute)."""
-    farm.kill_supervisor()
-    farm.env["CUEFARM_SUPERVISOR_ADMISSION_RETRY"] = "1"
-    farm.start_supervisor()
-    return farm
+from tests.farm import host, used_total, wait_until
 
 
 def test_admission_modes(quick_admission):

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from tests.farm import wait_until
-
-
-def _host(c, name):
-    return {h["name"]: h for h in c.hosts()}[name]
+from tests.farm import host, wait_until
 
 
 def test_a_worker_drained_with_exit_runs_again_when_restarted(farm):
@@ -24,7 +20,7 @@ def test_a_worker_drained_with_exit_runs_again_when_restarted(farm):
     job = c.wait(jid, timeout=60)
     assert job["succeeded"] == 3
     assert again.poll() is None, "the restarted worker exited again"
-    assert _host(c, "d1")["drain"] is None
+    assert host(c, "d1")["drain"] is None
     assert {f["host"] for f in c.frames(jid)} == {"d1"}
 
 
@@ -39,5 +35,5 @@ def test_a_stay_drain_is_asked_again_after_a_restart(farm):
     farm.kill_rqd("s1")
     proc = farm.start_rqd("s1", 1)
     wait_until(lambda: asked() == 2, 60, message="the restarted s1 to be asked to drain again")
-    assert _host(c, "s1")["drain"] == "stay"
+    assert host(c, "s1")["drain"] == "stay"
     assert proc.poll() is None
