@@ -11,8 +11,9 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import psutil
 
@@ -230,8 +231,9 @@ class Farm:
             proc.send_signal(sig)
             proc.wait(30)
 
-    def client(self, timeout: float = 15.0) -> Client:
-        c = Client(self.address, timeout=timeout)
+    def client(self, timeout: float = 15.0, user: str | None = None) -> Client:
+        """A client of this supervisor (as `user` if given), closed when the farm stops."""
+        c = Client(self.address, timeout=timeout, user=user)
         self._clients.append(c)
         return c
 
@@ -271,3 +273,19 @@ def stop_processes(procs: list[tuple[str, subprocess.Popen]]) -> list[str]:
             proc.kill()
             proc.wait(5)
     return slow
+
+
+@contextmanager
+def running_farm(db_url: str, workdir: Path, env: dict[str, str] | None = None,
+                 **kw: Any) -> Iterator[Farm]:
+    """A Farm(db_url, workdir, **kw) with its supervisor started, `env` added to its
+    environment first; stopped at the end."""
+    f = Farm(db_url, workdir, **kw)
+    f.env.update(env or {})
+    f.start_supervisor()
+    try:
+        yield f
+    finally:
+        f.stop()
+        if os.environ.get("CUEFARM_TEST_SHOW_LOGS"):
+            print(f.supervisor_log())

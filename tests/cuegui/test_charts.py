@@ -10,7 +10,7 @@ import pytest
 from cuegui.connection import Connection
 from cuegui.models.metrics import SUPERVISOR_SERIES, fetch_metrics
 from cuegui.window import MainWindow
-from tests.farm import Farm
+from tests.farm import running_farm
 
 PY = sys.executable
 WAIT = 60_000
@@ -20,18 +20,13 @@ WAIT = 60_000
 def farm(sqlite_url, tmp_path):
     """A supervisor sampling its metrics twice a second and accounting usage every second,
     with one worker licence and two workers."""
-    f = Farm(sqlite_url, tmp_path)
-    f.env.update({"CUEFARM_SUPERVISOR_METRICS_INTERVAL": "0.5",
-                  "CUEFARM_SUPERVISOR_USAGE_INTERVAL": "1"})
-    f.start_supervisor()
-    try:
+    with running_farm(sqlite_url, tmp_path, {"CUEFARM_SUPERVISOR_METRICS_INTERVAL": "0.5",
+                                             "CUEFARM_SUPERVISOR_USAGE_INTERVAL": "1"}) as f:
         f.client().set_licences(1)
         f.start_rqd("render01", 2)
         f.start_rqd("render02", 2)
         f.wait_hosts_up(["render01", "render02"])
         yield f
-    finally:
-        f.stop()
 
 
 def run_a_job(farm) -> int:

@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from tests.farm import Farm, wait_until
+from tests.farm import running_farm, wait_until
 from tests.integration import ledger
 
 
@@ -141,12 +141,8 @@ def test_worker_killed_with_sigkill_frames_rerun_elsewhere(farm, tmp_path):
 
 def test_supervisor_killed_mid_run_adopts_and_runs_each_frame_once(db_url, tmp_path):
     # A release time well past the outage: the workers keep their frames running meanwhile.
-    farm = Farm(db_url, tmp_path, host_expiry=5.0, release_after=20.0)
-    farm.start_supervisor()
-    try:
+    with running_farm(db_url, tmp_path, host_expiry=5.0, release_after=20.0) as farm:
         _supervisor_crash(farm, tmp_path)
-    finally:
-        farm.stop()
 
 
 def _supervisor_crash(farm, tmp_path):

@@ -14,34 +14,12 @@ from cuefarm.client import current_user
 from cuefarm.config import SupervisorConfig, load
 from cuegui import permissions as gui
 from supervisor import access, clientapi
-from tests.farm import Farm, wait_until
+from tests.farm import wait_until
 
 
 def job(name: str, project: str = "demo", **layer) -> dict:
     return {"name": name, "project": project,
             "layers": [{"name": "render", "command": ["true"], "range": "1-3", **layer}]}
-
-
-@pytest.fixture
-def roles_farm(db_url, tmp_path):
-    """A supervisor with roles: boss is an admin, wendy a wrangler, everyone else an artist."""
-    f = Farm(db_url, tmp_path)
-    f.env["CUEFARM_SUPERVISOR_ADMINS"] = "boss"
-    f.env["CUEFARM_SUPERVISOR_WRANGLERS"] = "wendy, walt"
-    f.start_supervisor()
-    clients: list[Client] = []
-
-    def as_user(user: str) -> Client:
-        c = Client(f.address, timeout=15, user=user)
-        clients.append(c)
-        return c
-    f.as_user = as_user
-    try:
-        yield f
-    finally:
-        for c in clients:
-            c.close()
-        f.stop()
 
 
 def _refused(call, code: str = "forbidden") -> CueFarmError:
@@ -52,8 +30,8 @@ def _refused(call, code: str = "forbidden") -> CueFarmError:
 
 
 def test_roles_and_ownership(roles_farm):
-    alice, bob = roles_farm.as_user("alice"), roles_farm.as_user("bob")
-    wendy, boss = roles_farm.as_user("wendy"), roles_farm.as_user("boss")
+    alice, bob = roles_farm.client(user="alice"), roles_farm.client(user="bob")
+    wendy, boss = roles_farm.client(user="wendy"), roles_farm.client(user="boss")
     assert alice.whoami() == {"user": "alice", "role": "artist", "open": False}
     assert wendy.whoami()["role"] == "wrangler"
     assert boss.whoami()["role"] == "admin"
@@ -96,8 +74,8 @@ def test_roles_and_ownership(roles_farm):
 def test_hosts_are_for_admins(roles_farm):
     roles_farm.start_rqd("w1", 1)
     roles_farm.wait_hosts_up(["w1"])
-    alice, wendy = roles_farm.as_user("alice"), roles_farm.as_user("wendy")
-    boss = roles_farm.as_user("boss")
+    alice, wendy = roles_farm.client(user="alice"), roles_farm.client(user="wendy")
+    boss = roles_farm.client(user="boss")
     err = _refused(lambda: alice.lock("w1"))
     assert str(err) == "Locking and unlocking hosts is for admins; you are alice (artist)"
     _refused(lambda: wendy.lock("w1"))
@@ -125,8 +103,8 @@ def test_open_farm_lets_everyone_do_everything(farm):
 
 
 def test_restricted_project(roles_farm):
-    alice, carol = roles_farm.as_user("alice"), roles_farm.as_user("carol")
-    wendy, boss = roles_farm.as_user("wendy"), roles_farm.as_user("boss")
+    alice, carol = roles_farm.client(user="alice"), roles_farm.client(user="carol")
+    wendy, boss = roles_farm.client(user="wendy"), roles_farm.client(user="boss")
     [secret] = boss.submit(job("s", "secret"))
     [public] = alice.submit(job("p"))
     _refused(lambda: alice.set_project_members("secret", ["alice"]))
@@ -239,7 +217,7 @@ def test_cli_whoami_and_members(roles_farm):
 def test_hidden_running_frames_are_left_out(roles_farm):
     roles_farm.start_rqd("w1", 2)
     roles_farm.wait_hosts_up(["w1"])
-    alice = roles_farm.as_user("alice")
+    alice = roles_farm.client(user="alice")
     boss = roles_farm.client()     # the OS user: rqd runs frames as a job's user, a real one
     boss.set_project_members("secret", ["boss"])
     [secret] = boss.submit(job("s", "secret", command=["sleep", "60"], range="1"))
