@@ -16,13 +16,9 @@ from supervisor.billing import month_bounds
 from tests.billing.helpers import FastClock, FastFleetThread, configure, expected_overage, \
     peak_busy_workers, peak_frames_on_one_worker, to_wall
 from tests.farm import wait_until
+from tests.jobs import job, layer
 from tests.scheduling.sim import wait_finished
 
-
-
-def job(name, frames):
-    return {"name": name, "project": "p", "layers": [
-        {"name": "r", "command": ["true"], "range": f"1-{frames}", "max_retries": 0}]}
 
 
 def metered_farm(new_farm, sink, clock, licences=1):
@@ -53,7 +49,8 @@ def test_overage_is_billed_per_minute_and_reported_once(new_farm, sink):
                             clock=clock)
     farm.wait_hosts_up(names)
     t0 = clock()
-    [jid] = c.submit(job("long", 36))     # three workers busy for about two simulated hours
+    # Three workers busy for about two simulated hours:
+    [jid] = c.submit(job("long", [layer(frames=36)]))
     wait_until(lambda: c.licences()["overage_now"] == 2, 30, message="overage of 2 workers")
     wait_until(lambda: any(r["state"] == "accepted" for r in c.licence_reports()), 60,
                message="a report accepted")
@@ -113,13 +110,13 @@ def test_revocation_returns_to_the_prepaid_count(new_farm, sink):
     fleet = FastFleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
                             clock=clock)
     farm.wait_hosts_up(names)
-    [a] = c.submit(job("before", 15))
+    [a] = c.submit(job("before", [layer(frames=15)]))
     wait_until(lambda: c.licences()["revoked"], 60, message="metering revoked")
     status = c.licences()
     assert (status["metered"], status["metering_active"], status["cap"]) == (True, False, 1)
     assert "contract ended" in status["revoked_reason"]
     wait_finished(c, [a], 120)
-    [b] = c.submit(job("after", 6))
+    [b] = c.submit(job("after", [layer(frames=6)]))
     wait_finished(c, [b], 120)
     events = fleet.close()
     assert peak_busy_workers(events, "before") == 3     # metered: past the one licence
@@ -139,10 +136,10 @@ def test_after_revocation_busy_workers_drain_down_to_the_prepaid_count(new_farm,
     farm.wait_hosts_up(names)
     # One frame on each worker, then more work than the test lets finish half a run later:
     # each worker's two slots end at different times, so none ever goes idle by itself.
-    [first] = c.submit(job("first", 3))
+    [first] = c.submit(job("first", [layer(frames=3)]))
     wait_until(lambda: c.licences()["in_use"] == 3, 30, message="metered: three workers busy")
     time.sleep(0.3)
-    [jid] = c.submit(job("continuous", 2000))
+    [jid] = c.submit(job("continuous", [layer(frames=2000)]))
     wait_until(lambda: c.job(jid)["running"] == 3, 30, message="every slot busy")
     sink.revoke = True
     wait_until(lambda: c.licences()["revoked"], 60, message="metering revoked")
@@ -174,7 +171,7 @@ def test_a_403_parks_reports_until_metering_is_switched_back_on(new_farm, sink):
     fleet = FastFleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
                             clock=clock)
     farm.wait_hosts_up(names)
-    [jid] = c.submit(job("j", 15))
+    [jid] = c.submit(job("j", [layer(frames=15)]))
     wait_until(lambda: c.licences()["revoked"], 60, message="metering revoked by the 403")
     status = c.licences()
     assert "HTTP 403" in status["revoked_reason"] and status["cap"] == 1
@@ -211,7 +208,7 @@ def test_directory_sink_and_its_revoked_file(new_farm, tmp_path):
     fleet = FastFleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
                             clock=clock)
     farm.wait_hosts_up(names)
-    [jid] = c.submit(job("j", 12))
+    [jid] = c.submit(job("j", [layer(frames=12)]))
     wait_until(lambda: any(r["state"] == "accepted" for r in c.licence_reports()), 60,
                message="a report written")
     (spool / "REVOKED").write_text("contract ended\n")

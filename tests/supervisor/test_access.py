@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -15,11 +16,11 @@ from cuefarm.config import SupervisorConfig, load
 from cuegui import permissions as gui
 from supervisor import access, clientapi
 from tests.farm import wait_until
+from tests.jobs import job, layer
 
 
-def job(name: str, project: str = "demo", **layer) -> dict:
-    return {"name": name, "project": project,
-            "layers": [{"name": "render", "command": ["true"], "range": "1-3", **layer}]}
+# The layer these jobs have: `true` on frames 1-3, with the supervisor's default of one retry.
+render = partial(layer, "render", 3, max_retries=1)
 
 
 def _refused(call, code: str = "forbidden") -> CueFarmError:
@@ -37,8 +38,8 @@ def test_roles_and_ownership(roles_farm):
     assert boss.whoami()["role"] == "admin"
     assert roles_farm.client().whoami()["role"] == "admin"   # the supervisor's own OS user
 
-    [mine] = alice.submit(job("a"))
-    [theirs] = bob.submit(job("b"))
+    [mine] = alice.submit(job("a", [render()], "demo"))
+    [theirs] = bob.submit(job("b", [render()], "demo"))
     before = bob.job(theirs)
 
     err = _refused(lambda: alice.kill(theirs))
@@ -92,7 +93,7 @@ def test_open_farm_lets_everyone_do_everything(farm):
     zed, yan = Client(farm.address, timeout=15, user="zed"), Client(farm.address, user="yan")
     try:
         assert zed.whoami() == {"user": "zed", "role": "admin", "open": True}
-        [theirs] = yan.submit(job("y"))
+        [theirs] = yan.submit(job("y", [render()], "demo"))
         assert zed.set_priority(theirs, 70) == 1
         assert zed.kill(theirs) >= 1
         assert yan.job(theirs)["killed"] is True
@@ -105,8 +106,8 @@ def test_open_farm_lets_everyone_do_everything(farm):
 def test_restricted_project(roles_farm):
     alice, carol = roles_farm.client(user="alice"), roles_farm.client(user="carol")
     wendy, boss = roles_farm.client(user="wendy"), roles_farm.client(user="boss")
-    [secret] = boss.submit(job("s", "secret"))
-    [public] = alice.submit(job("p"))
+    [secret] = boss.submit(job("s", [render()], "secret"))
+    [public] = alice.submit(job("p", [render()], "demo"))
     _refused(lambda: alice.set_project_members("secret", ["alice"]))
     assert wendy.set_project_members("secret", ["carol", "boss"]) == 2
     assert {r["name"]: r["members"] for r in alice.projects()}["secret"] == ["boss", "carol"]
@@ -123,20 +124,21 @@ def test_restricted_project(roles_farm):
 
     # Submitting to it, or depending on its jobs, is refused and stores nothing.
     count = len(boss.jobs())
-    err = _refused(lambda: alice.submit(job("x", "secret")), "invalid")
+    err = _refused(lambda: alice.submit(job("x", [render()], "secret")), "invalid")
     assert err.field == "jobs[0].project" and "restricted to its members" in str(err)
-    err = _refused(lambda: alice.submit([job("ok"), job("y", depends_on=[{"job": secret}])]),
-                   "invalid")
+    depends = [render(depends_on=[{"job": secret}])]
+    err = _refused(lambda: alice.submit([job("ok", [render()], "demo"),
+                                          job("y", depends, "demo")]), "invalid")
     assert err.field == "jobs[1].layers[0].depends_on[0]"
     assert f"no job with id {secret}" in str(err) and "not visible" in str(err)
-    _refused(lambda: alice.submit(job("z", depends_on=[{"job": secret, "layer": "render"}])),
-             "invalid")
+    depends = [render(depends_on=[{"job": secret, "layer": "render"}])]
+    _refused(lambda: alice.submit(job("z", depends, "demo")), "invalid")
     assert len(boss.jobs()) == count
 
     # Members, wranglers and admins see it and may depend on it.
     assert secret in {j["id"] for j in carol.jobs()}
     assert secret in {j["id"] for j in wendy.jobs()}
-    [dependent] = carol.submit(job("c", depends_on=[{"job": secret}]))
+    [dependent] = carol.submit(job("c", [render(depends_on=[{"job": secret}])], "demo"))
     assert carol.job(dependent)["id"] == dependent
 
     # Opened again: visible to everyone.
@@ -220,8 +222,8 @@ def test_hidden_running_frames_are_left_out(roles_farm):
     alice = roles_farm.client(user="alice")
     boss = roles_farm.client()     # the OS user: rqd runs frames as a job's user, a real one
     boss.set_project_members("secret", ["boss"])
-    [secret] = boss.submit(job("s", "secret", command=["sleep", "60"], range="1"))
-    [public] = boss.submit(job("p", command=["sleep", "60"], range="1"))
+    [secret] = boss.submit(job("s", [render(command=["sleep", "60"], range="1")], "secret"))
+    [public] = boss.submit(job("p", [render(command=["sleep", "60"], range="1")], "demo"))
     wait_until(lambda: len(boss.frames(host="w1")) == 2, message="both frames running on w1")
     assert [f["job_id"] for f in alice.frames(host="w1")] == [public]
     assert {f["job_id"] for f in boss.frames(host="w1")} == {secret, public}
