@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.farm import wait_until
-from tests.scheduling.test_rules import job, layer
+from tests.jobs import job, layer
 
 
 def per_frame(name):

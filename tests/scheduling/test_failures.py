@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from cuefarm import CueFarmError
 from cuefarm.cli import cli
 from tests.farm import wait_until
-from tests.scheduling.test_rules import job, layer
+from tests.jobs import job, layer
 
 
 def cli_run(farm, *args):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from cuefarm import requirements as reqs
 from tests.farm import wait_until
+from tests.jobs import job, layer
 from tests.scheduling.sim import Ledger, wait_finished
-from tests.scheduling.test_rules import job, layer
 
 
 def test_requirement_on_free_memory_is_evaluated_afresh(farm, fleet_factory):

@@ -5,8 +5,8 @@ work that ends DEAD, and the bad-host answer of why."""
 from __future__ import annotations
 
 from tests.farm import wait_until
+from tests.jobs import job, layer
 from tests.scheduling.sim import Ledger, wait_finished
-from tests.scheduling.test_rules import job, layer
 
 
 def test_gpu_reservations_never_oversubscribe_and_need_gpus(farm, fleet_factory):
