@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+import zmq
 
 from tests.farm import PostgresDatabase, postgres_available, running_farm
 
@@ -68,6 +69,14 @@ def sqlite_roles_farm(sqlite_url, tmp_path):
     """The roles_farm on SQLite only."""
     with running_farm(sqlite_url, tmp_path, ROLES) as f:
         yield f
+
+
+@pytest.fixture
+def zctx():
+    """A ZeroMQ context for a test's own sockets, destroyed afterwards."""
+    ctx = zmq.Context()
+    yield ctx
+    ctx.destroy(0)
 
 
 @pytest.fixture

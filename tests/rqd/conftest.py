@@ -119,13 +119,6 @@ def gone(pids) -> bool:
 
 
 @pytest.fixture
-def zctx():
-    ctx = zmq.Context()
-    yield ctx
-    ctx.destroy(0)
-
-
-@pytest.fixture
 def supervisor(zctx):
     sup = FakeSupervisor(zctx)
     yield sup
