@@ -74,6 +74,20 @@ def used_total(client: Client, name: str) -> str:
     return f"{h['slots_used']}/{h['slots_total']}"
 
 
+def drained_with_exit(farm: Farm, name: str) -> tuple[Client, int]:
+    """Start rqd `name` with one slot, submit three 1 s frames, drain it with exit while it runs
+    the first, and wait for it to exit cleanly; return a client and the job's id."""
+    proc = farm.start_rqd(name, 1)
+    farm.wait_hosts_up([name])
+    c = farm.client()
+    [jid] = c.submit([{"name": "drain", "layers": [
+        {"name": "r", "command": "sleep 1", "range": "1-3"}]}])
+    wait_until(lambda: c.job(jid)["running"] == 1, 30)
+    assert c.drain(name, then="exit") == 1
+    assert proc.wait(60) == 0
+    return c, jid
+
+
 def marked_processes(marker: str) -> list[psutil.Process]:
     """Live processes whose environment has MARKER=`marker` (a test's frames, so marked)."""
     return [proc for proc in psutil.process_iter(["environ"])

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from tests.farm import host, wait_until
+from tests.farm import drained_with_exit, host, wait_until
 
 
 def test_a_worker_drained_with_exit_runs_again_when_restarted(farm):
-    proc = farm.start_rqd("d1", 1)
-    farm.wait_hosts_up(["d1"])
-    c = farm.client()
-    [jid] = c.submit([{"name": "drain", "layers": [
-        {"name": "r", "command": "sleep 1", "range": "1-3"}]}])
-    wait_until(lambda: c.job(jid)["running"] == 1, 30)
-    assert c.drain("d1", then="exit") == 1
-    assert proc.wait(60) == 0
+    c, jid = drained_with_exit(farm, "d1")
     assert c.job(jid)["waiting"] == 2
     # Started again (as systemd would), it registers, the drain is over, and it gets work.
     again = farm.start_rqd("d1", 1)
