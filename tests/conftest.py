@@ -27,11 +27,8 @@ def db_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'cuefarm.db'}"
         return
     _postgres_or_skip()
-    db = PostgresDatabase()
-    try:
+    with PostgresDatabase() as db:
         yield db.url
-    finally:
-        db.drop()
 
 
 @pytest.fixture

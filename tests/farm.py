@@ -151,6 +151,12 @@ class PostgresDatabase:
             cur.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         self._admin.close()
 
+    def __enter__(self) -> PostgresDatabase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.drop()
+
 
 def end_sessions(url: str) -> int:
     """Terminate every PostgreSQL session on the database in `url` (a restart, as its clients

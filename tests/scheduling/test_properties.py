@@ -231,11 +231,8 @@ def test_priority_order_among_equals_sqlite(tmp_path_factory, case):
 @given(case=priority_st)
 def test_priority_order_among_equals_postgres(require_postgres, tmp_path_factory, case):
     tmp = tmp_path_factory.mktemp("prio")
-    db = PostgresDatabase()
-    try:
+    with PostgresDatabase() as db:
         run_priorities(db.url, tmp, case)
-    finally:
-        db.drop()
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
@@ -250,8 +247,5 @@ def test_random_farms_never_oversubscribe_sqlite(tmp_path_factory, scenario):
 @given(scenario=scenario_st)
 def test_random_farms_never_oversubscribe_postgres(require_postgres, tmp_path_factory, scenario):
     tmp = tmp_path_factory.mktemp("prop")
-    db = PostgresDatabase()
-    try:
+    with PostgresDatabase() as db:
         run_scenario(db.url, tmp, scenario)
-    finally:
-        db.drop()
