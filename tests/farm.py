@@ -1,5 +1,5 @@
 """Real farms for tests: a supervisor process, rqd processes, simulated workers in a thread,
-databases on SQLite or PostgreSQL."""
+databases on SQLite or PostgreSQL, and the `cuefarm` command run against them."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import psutil
+from click.testing import CliRunner, Result
 
 from cuefarm import Client, CueFarmError
+from cuefarm.cli import cli
 from rqd.fleet import Fleet
 
 PYTHON = sys.executable
@@ -92,6 +94,15 @@ def marked_processes(marker: str) -> list[psutil.Process]:
     """Live processes whose environment has MARKER=`marker` (a test's frames, so marked)."""
     return [proc for proc in psutil.process_iter(["environ"])
             if (proc.info.get("environ") or {}).get("MARKER") == marker]
+
+
+def run_cli(address: str, *args: str, timeout: str = "15", **kwargs: Any) -> Result:
+    """`cuefarm --supervisor ADDRESS --timeout TIMEOUT ARGS...` run in-process (kwargs go to
+    CliRunner.invoke); fails the test if it printed a traceback."""
+    result = CliRunner().invoke(cli, ["--supervisor", address, "--timeout", timeout, *args],
+                                **kwargs)
+    assert "Traceback" not in result.output, result.output
+    return result
 
 
 class FleetThread:
@@ -256,6 +267,10 @@ class Farm:
         c = Client(self.address, timeout=timeout, user=user)
         self._clients.append(c)
         return c
+
+    def cli(self, *args: str, **kwargs: Any) -> Result:
+        """The `cuefarm` command against this supervisor (see run_cli)."""
+        return run_cli(self.address, *args, **kwargs)
 
     def supervisor_log(self) -> str:
         path = self.workdir / "supervisor.log"

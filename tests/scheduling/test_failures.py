@@ -6,16 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from cuefarm import CueFarmError
-from cuefarm.cli import cli
 from tests.farm import wait_until
 from tests.jobs import job, layer
-
-
-def cli_run(farm, *args):
-    return CliRunner().invoke(cli, ["--supervisor", farm.address, "--timeout", "10", *args])
 
 
 def test_bad_host_list_shown_and_cleared_from_the_cli(farm, fleet_factory):
@@ -24,31 +18,31 @@ def test_bad_host_list_shown_and_cleared_from_the_cli(farm, fleet_factory):
     c.lock("good")
     [jid] = c.submit([job("bh", [layer("r", 40, max_retries=30)])])
     wait_until(lambda: any(r["banned"] for r in c.bad_hosts(jid)), 30, message="a ban")
-    result = cli_run(farm, "job", "badhosts", str(jid), "--json")
+    result = farm.cli("job", "badhosts", str(jid), "--json", timeout="10")
     assert result.exit_code == 0, result.output
     [row] = json.loads(result.output)
     assert row["host"] == "bad" and row["failures"] >= 3 and row["banned"]
-    table = cli_run(farm, "job", "badhosts", str(jid))
+    table = farm.cli("job", "badhosts", str(jid), timeout="10")
     assert table.exit_code == 0 and "bad" in table.output and "good" not in table.output
 
     # Unknown hosts and hosts not on the list are refused by name; nothing changes.
     for name in ("nosuch", "good"):
-        refused = cli_run(farm, "job", "badhosts", str(jid), "--clear", name)
+        refused = farm.cli("job", "badhosts", str(jid), "--clear", name, timeout="10")
         assert refused.exit_code != 0 and name in refused.output
     assert c.bad_hosts(jid)[0]["banned"]
     with pytest.raises(CueFarmError) as info:
         c.clear_bad_host(424242)
     assert info.value.field == "job_id"
 
-    cleared = cli_run(farm, "job", "badhosts", str(jid), "--clear", "bad")
+    cleared = farm.cli("job", "badhosts", str(jid), "--clear", "bad", timeout="10")
     assert cleared.exit_code == 0 and "cleared 1 bad host" in cleared.output, cleared.output
     # Cleared: the host runs the job again at once, so it fails there again and is listed anew.
     wait_until(lambda: c.bad_hosts(jid), 30, message="the host to run the job again")
     wait_until(lambda: any(r["banned"] for r in c.bad_hosts(jid)), 30, message="a new ban")
-    cleared_all = cli_run(farm, "job", "badhosts", str(jid), "--all", "--json")
+    cleared_all = farm.cli("job", "badhosts", str(jid), "--all", "--json", timeout="10")
     assert cleared_all.exit_code == 0, cleared_all.output
     assert json.loads(cleared_all.output) == {"job_id": jid, "cleared": 1}
-    both = cli_run(farm, "job", "badhosts", str(jid), "--all", "--clear", "bad")
+    both = farm.cli("job", "badhosts", str(jid), "--all", "--clear", "bad", timeout="10")
     assert both.exit_code == 2 and "not both" in both.output
     c.kill(jid)
 

@@ -188,13 +188,8 @@ def test_roles_from_config(caplog):
 
 
 def _cli(farm, user: str, *args: str):
-    from click.testing import CliRunner
-    from cuefarm.cli import cli
     # The client claims the user getpass finds: LOGNAME comes first.
-    result = CliRunner().invoke(cli, ["--supervisor", farm.address, "--timeout", "15", *args],
-                                env={"LOGNAME": user, "USER": user})
-    assert "Traceback" not in result.output, result.output
-    return result
+    return farm.cli(*args, env={"LOGNAME": user, "USER": user})
 
 
 def test_cli_whoami_and_members(roles_farm):
