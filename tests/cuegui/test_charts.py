@@ -29,20 +29,21 @@ def farm(sqlite_url, tmp_path):
         yield f
 
 
-def run_a_job(farm) -> int:
+def run_a_job(farm, qtbot) -> int:
+    """Run a job of six half-second frames to the end and wait until its usage is accounted."""
     client = farm.client()
     [job_id] = client.submit({"name": "charted", "project": "charts", "layers": [
         {"name": "render", "command": [PY, "-c", "import time; time.sleep(0.5)"],
          "range": "1-6"}]})
     client.wait(job_id, timeout=60)
+    qtbot.waitUntil(lambda: any(r["slot_hours"] > 0 for r in client.usage(
+        "2020-01-01", "2030-12-31", by="project")), timeout=WAIT)
     return job_id
 
 
 def test_fetch_metrics_reads_every_series_licences_and_usage(farm, qtbot):
-    run_a_job(farm)
+    run_a_job(farm, qtbot)
     client = farm.client()
-    qtbot.waitUntil(lambda: any(r["slot_hours"] > 0 for r in client.usage(
-        "2020-01-01", "2030-12-31", by="project")), timeout=WAIT)
     answer = fetch_metrics(client, {}, usage=True)
     assert answer["errors"] == []
     for key in SUPERVISOR_SERIES:
@@ -58,10 +59,8 @@ def test_fetch_metrics_reads_every_series_licences_and_usage(farm, qtbot):
 
 
 def test_every_chart_shows_points_from_the_supervisor(farm, qtbot):
-    run_a_job(farm)
+    run_a_job(farm, qtbot)
     client = farm.client()
-    qtbot.waitUntil(lambda: any(r["slot_hours"] > 0 for r in client.usage(
-        "2020-01-01", "2030-12-31", by="project")), timeout=WAIT)
     conn = Connection(farm.address, idle_ping=1.0)
     win = MainWindow(conn, mode="admin")
     qtbot.addWidget(win)
