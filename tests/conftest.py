@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
+import zmq
 
-from tests.farm import Farm, PostgresDatabase, postgres_available
+from tests.farm import PostgresDatabase, postgres_available, running_farm
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -27,11 +28,8 @@ def db_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'cuefarm.db'}"
         return
     postgres_or_skip()
-    db = PostgresDatabase()
-    try:
+    with PostgresDatabase() as db:
         yield db.url
-    finally:
-        db.drop()
 
 
 @pytest.fixture
@@ -42,25 +40,41 @@ def sqlite_url(tmp_path):
 @pytest.fixture
 def farm(db_url, tmp_path):
     """A running supervisor (no workers yet) on a fresh database of each kind."""
-    f = Farm(db_url, tmp_path)
-    f.start_supervisor()
-    try:
+    with running_farm(db_url, tmp_path) as f:
         yield f
-    finally:
-        f.stop()
-        if os.environ.get("CUEFARM_TEST_SHOW_LOGS"):
-            print(f.supervisor_log())
 
 
 @pytest.fixture
 def sqlite_farm(sqlite_url, tmp_path):
     """A running supervisor on SQLite only (for tests whose subject is not the database)."""
-    f = Farm(sqlite_url, tmp_path)
-    f.start_supervisor()
-    try:
+    with running_farm(sqlite_url, tmp_path) as f:
         yield f
-    finally:
-        f.stop()
+
+
+ROLES = {"CUEFARM_SUPERVISOR_ADMINS": "boss", "CUEFARM_SUPERVISOR_WRANGLERS": "wendy, walt"}
+
+
+@pytest.fixture
+def roles_farm(db_url, tmp_path):
+    """A supervisor with roles: boss is an admin, wendy and walt wranglers, everyone else an
+    artist (farm.client(user=...) speaks as one of them)."""
+    with running_farm(db_url, tmp_path, ROLES) as f:
+        yield f
+
+
+@pytest.fixture
+def sqlite_roles_farm(sqlite_url, tmp_path):
+    """The roles_farm on SQLite only."""
+    with running_farm(sqlite_url, tmp_path, ROLES) as f:
+        yield f
+
+
+@pytest.fixture
+def zctx():
+    """A ZeroMQ context for a test's own sockets, destroyed afterwards."""
+    ctx = zmq.Context()
+    yield ctx
+    ctx.destroy(0)
 
 
 @pytest.fixture

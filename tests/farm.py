@@ -1,4 +1,5 @@
-"""Real farms for tests: a supervisor process, rqd processes, databases on SQLite or PostgreSQL."""
+"""Real farms for tests: a supervisor process, rqd processes, simulated workers in a thread,
+databases on SQLite or PostgreSQL, and the `cuefarm` command run against them."""
 
 from __future__ import annotations
 
@@ -7,12 +8,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
+
+import psutil
+from click.testing import CliRunner, Result
 
 from cuefarm import Client, CueFarmError
+from cuefarm.cli import cli
+from rqd.fleet import Fleet
 
 PYTHON = sys.executable
 PG_ADMIN = os.environ.get("CUEFARM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -52,6 +60,90 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
         time.sleep(interval)
 
 
+def hosts_by_name(client: Client) -> dict[str, dict]:
+    """The supervisor's hosts, by name."""
+    return {h["name"]: h for h in client.hosts()}
+
+
+def host(client: Client, name: str) -> dict:
+    """The supervisor's host called `name`."""
+    return hosts_by_name(client)[name]
+
+
+def used_total(client: Client, name: str) -> str:
+    """A host's slots as "used/total"."""
+    h = host(client, name)
+    return f"{h['slots_used']}/{h['slots_total']}"
+
+
+def drained_with_exit(farm: Farm, name: str) -> tuple[Client, int]:
+    """Start rqd `name` with one slot, submit three 1 s frames, drain it with exit while it runs
+    the first, and wait for it to exit cleanly; return a client and the job's id."""
+    proc = farm.start_rqd(name, 1)
+    farm.wait_hosts_up([name])
+    c = farm.client()
+    [jid] = c.submit([{"name": "drain", "layers": [
+        {"name": "r", "command": "sleep 1", "range": "1-3"}]}])
+    wait_until(lambda: c.job(jid)["running"] == 1, 30)
+    assert c.drain(name, then="exit") == 1
+    assert proc.wait(60) == 0
+    return c, jid
+
+
+def marked_processes(marker: str) -> list[psutil.Process]:
+    """Live processes whose environment has MARKER=`marker` (a test's frames, so marked)."""
+    return [proc for proc in psutil.process_iter(["environ"])
+            if (proc.info.get("environ") or {}).get("MARKER") == marker]
+
+
+def run_cli(address: str, *args: str, timeout: str = "15", **kwargs: Any) -> Result:
+    """`cuefarm --supervisor ADDRESS --timeout TIMEOUT ARGS...` run in-process (kwargs go to
+    CliRunner.invoke); fails the test if it printed a traceback."""
+    result = CliRunner().invoke(cli, ["--supervisor", address, "--timeout", timeout, *args],
+                                **kwargs)
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+class FleetThread:
+    """Runs a Fleet of simulated workers in its own thread (its sockets live and die there);
+    close() returns its ledger."""
+
+    fleet_class: type[Fleet] = Fleet
+
+    def __init__(self, address: str, workers: list[dict], runtime: float, **kw: Any):
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.fleet: Fleet | None = None
+        self.error: BaseException | None = None
+
+        def run():
+            try:
+                self.fleet = self.fleet_class(address, workers, runtime=runtime, record=True,
+                                              heartbeat=0.5, **kw)
+                self.ready.set()
+                self.fleet.run(until=self.stop.is_set)
+            except BaseException as exc:  # surfaced in close()
+                self.error = exc
+                self.ready.set()
+            finally:
+                if self.fleet is not None:
+                    self.fleet.close()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        self.ready.wait(10)
+
+    def close(self) -> list[tuple]:
+        """Stop the workers (once) and return their ledger; raise what failed in the thread."""
+        if not self.stop.is_set():
+            self.stop.set()
+            self.thread.join(10)
+        if self.error:
+            raise self.error
+        return list(self.fleet.ledger)
+
+
 class PostgresDatabase:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
 
@@ -70,6 +162,12 @@ class PostgresDatabase:
         with self._admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         self._admin.close()
+
+    def __enter__(self) -> PostgresDatabase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.drop()
 
 
 def end_sessions(url: str) -> int:
@@ -177,10 +275,15 @@ class Farm:
             proc.send_signal(sig)
             proc.wait(30)
 
-    def client(self, timeout: float = 15.0) -> Client:
-        c = Client(self.address, timeout=timeout)
+    def client(self, timeout: float = 15.0, user: str | None = None) -> Client:
+        """A client of this supervisor (as `user` if given), closed when the farm stops."""
+        c = Client(self.address, timeout=timeout, user=user)
         self._clients.append(c)
         return c
+
+    def cli(self, *args: str, **kwargs: Any) -> Result:
+        """The `cuefarm` command against this supervisor (see run_cli)."""
+        return run_cli(self.address, *args, **kwargs)
 
     def supervisor_log(self) -> str:
         path = self.workdir / "supervisor.log"
@@ -218,3 +321,19 @@ def stop_processes(procs: list[tuple[str, subprocess.Popen]]) -> list[str]:
             proc.kill()
             proc.wait(5)
     return slow
+
+
+@contextmanager
+def running_farm(db_url: str, workdir: Path, env: dict[str, str] | None = None,
+                 **kw: Any) -> Iterator[Farm]:
+    """A Farm(db_url, workdir, **kw) with its supervisor started, `env` added to its
+    environment first; stopped at the end."""
+    f = Farm(db_url, workdir, **kw)
+    f.env.update(env or {})
+    f.start_supervisor()
+    try:
+        yield f
+    finally:
+        f.stop()
+        if os.environ.get("CUEFARM_TEST_SHOW_LOGS"):
+            print(f.supervisor_log())

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from rqd.fleet import Fleet
-from tests.farm import Farm
+from tests.farm import Farm, FleetThread
 from tests.fastclock import FastClock
 
 
@@ -40,39 +40,10 @@ class FastFleet(Fleet):
         return c
 
 
-class FleetThread:
-    """A FastFleet serving in its own thread; close() returns its ledger."""
+class FastFleetThread(FleetThread):
+    """A FleetThread of FastFleet workers (pass clock=)."""
 
-    def __init__(self, address: str, workers: list[dict], runtime: float, clock: FastClock):
-        self.stop = threading.Event()
-        ready = threading.Event()
-        self.fleet: FastFleet | None = None
-        self.error: BaseException | None = None
-
-        def run():
-            try:
-                self.fleet = FastFleet(address, workers, runtime=runtime, record=True,
-                                       heartbeat=0.5, clock=clock)
-                ready.set()
-                self.fleet.run(until=self.stop.is_set)
-            except BaseException as exc:   # surfaced in close()
-                self.error = exc
-                ready.set()
-            finally:
-                if self.fleet is not None:
-                    self.fleet.close()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        ready.wait(10)
-
-    def close(self) -> list[tuple]:
-        if not self.stop.is_set():
-            self.stop.set()
-            self.thread.join(10)
-        if self.error:
-            raise self.error
-        return list(self.fleet.ledger)
+    fleet_class = FastFleet
 
 
 def busy_intervals(events: list[tuple], job: str | None = None) -> dict[str, list[list[float]]]:

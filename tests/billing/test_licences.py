@@ -9,15 +9,11 @@ from click.testing import CliRunner
 
 from cuefarm import CueFarmError
 from cuefarm.cli import cli
-from tests.billing.helpers import FleetThread, configure, FastClock, peak_busy_workers, \
+from tests.billing.helpers import FastFleetThread, configure, FastClock, peak_busy_workers, \
     peak_frames_on_one_worker
 from tests.farm import PYTHON, Farm, free_port_block, wait_until
+from tests.jobs import job, layer
 from tests.scheduling.sim import wait_finished
-
-
-def job(name, frames, **layer):
-    return {"name": name, "project": "p", "layers": [
-        {"name": "r", "command": ["true"], "range": f"1-{frames}", "max_retries": 0, **layer}]}
 
 
 def test_licences_cap_the_workers_running_frames(new_farm):
@@ -26,17 +22,17 @@ def test_licences_cap_the_workers_running_frames(new_farm):
     c = farm.client()
     status = c.set_licences(2)
     assert (status["installed"], status["cap"], status["metered"]) == (2, 2, False)
-    fleet = FleetThread(farm.address, [{"name": f"w{i}", "slots": 2} for i in range(4)],
-                        runtime=0.2, clock=FastClock(1.0))
+    fleet = FastFleetThread(farm.address, [{"name": f"w{i}", "slots": 2} for i in range(4)],
+                            runtime=0.2, clock=FastClock(1.0))
     farm.wait_hosts_up([f"w{i}" for i in range(4)])
-    [a] = c.submit(job("a", 40))
+    [a] = c.submit(job("a", [layer(frames=40)]))
     wait_until(lambda: c.job(a)["running"] > 0, 30)
     seen = c.licences()
     assert seen["in_use"] <= 2 and seen["overage_now"] == 0
     wait_finished(c, [a])
     # Raised while nothing runs: the next job may spread wider.
     c.set_licences(3)
-    [b] = c.submit(job("b", 40))
+    [b] = c.submit(job("b", [layer(frames=40)]))
     wait_finished(c, [b])
     events = fleet.close()
     assert peak_busy_workers(events, "a") == 2      # never a third worker...
@@ -108,13 +104,14 @@ def test_two_supervisors_sharing_a_database_keep_to_the_licence_count(db_url, tm
             farm.start_supervisor()
             farms.append(farm)
             names = [f"{side}{i}" for i in range(3)]
-            fleets.append(FleetThread(farm.address, [{"name": n, "slots": 1} for n in names],
-                                      runtime=0.1, clock=FastClock(1.0)))
+            fleets.append(FastFleetThread(farm.address, [{"name": n, "slots": 1} for n in names],
+                                          runtime=0.1, clock=FastClock(1.0)))
             farm.wait_hosts_up(names)
         c = farms[0].client()
         # A job for each supervisor's workers, submitted to it: they contend for the same two
         # licences.  A licence the other supervisor releases is taken up within a count.
-        jobs = [f.client().submit(job(side, 40, hosts=[f"{side}{i}" for i in range(3)]))[0]
+        jobs = [f.client().submit(job(side, [layer(frames=40,
+                                                   hosts=[f"{side}{i}" for i in range(3)])]))[0]
                 for f, side in zip(farms, ("a", "b"))]
         wait_finished(c, jobs, 120)
         events = [e for f in fleets for e in f.close()]

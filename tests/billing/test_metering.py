@@ -8,21 +8,16 @@ import signal
 import time
 from decimal import ROUND_HALF_UP, Decimal
 
-import pytest
 from click.testing import CliRunner
 
 from cuefarm.cli import cli
 from supervisor.billing import month_bounds
-from tests.billing.helpers import FastClock, FleetThread, configure, expected_overage, \
+from tests.billing.helpers import FastClock, FastFleetThread, configure, expected_overage, \
     peak_busy_workers, peak_frames_on_one_worker, to_wall
 from tests.farm import wait_until
+from tests.jobs import job, layer
 from tests.scheduling.sim import wait_finished
 
-
-
-def job(name, frames):
-    return {"name": name, "project": "p", "layers": [
-        {"name": "r", "command": ["true"], "range": f"1-{frames}", "max_retries": 0}]}
 
 
 def metered_farm(new_farm, sink, clock, licences=1):
@@ -49,11 +44,12 @@ def test_overage_is_billed_per_minute_and_reported_once(new_farm, sink):
     sink.fail_next = 2           # the sink is down at first...
     sink.lose_answers = 1        # ...then records a batch but its answer is lost
     names = [f"w{i}" for i in range(3)]
-    fleet = FleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=1.0,
-                        clock=clock)
+    fleet = FastFleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=1.0,
+                            clock=clock)
     farm.wait_hosts_up(names)
     t0 = clock()
-    [jid] = c.submit(job("long", 36))     # three workers busy for about two simulated hours
+    # Three workers busy for about two simulated hours:
+    [jid] = c.submit(job("long", [layer(frames=36)]))
     wait_until(lambda: c.licences()["overage_now"] == 2, 30, message="overage of 2 workers")
     wait_until(lambda: any(r["state"] == "accepted" for r in c.licence_reports()), 60,
                message="a report accepted")
@@ -110,16 +106,16 @@ def test_revocation_returns_to_the_prepaid_count(new_farm, sink):
     c = farm.client()
     sink.revoke = True                    # the next report is answered: no longer authorized
     names = [f"w{i}" for i in range(3)]
-    fleet = FleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
-                        clock=clock)
+    fleet = FastFleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
+                            clock=clock)
     farm.wait_hosts_up(names)
-    [a] = c.submit(job("before", 15))
+    [a] = c.submit(job("before", [layer(frames=15)]))
     wait_until(lambda: c.licences()["revoked"], 60, message="metering revoked")
     status = c.licences()
     assert (status["metered"], status["metering_active"], status["cap"]) == (True, False, 1)
     assert "contract ended" in status["revoked_reason"]
     wait_finished(c, [a], 120)
-    [b] = c.submit(job("after", 6))
+    [b] = c.submit(job("after", [layer(frames=6)]))
     wait_finished(c, [b], 120)
     events = fleet.close()
     assert peak_busy_workers(events, "before") == 3     # metered: past the one licence
@@ -134,15 +130,15 @@ def test_after_revocation_busy_workers_drain_down_to_the_prepaid_count(new_farm,
     farm = metered_farm(new_farm, sink, clock)
     c = farm.client()
     names = [f"w{i}" for i in range(3)]
-    fleet = FleetThread(farm.address, [{"name": n, "slots": 2} for n in names], runtime=0.6,
-                        clock=clock)
+    fleet = FastFleetThread(farm.address, [{"name": n, "slots": 2} for n in names], runtime=0.6,
+                            clock=clock)
     farm.wait_hosts_up(names)
     # One frame on each worker, then more work than the test lets finish half a run later:
     # each worker's two slots end at different times, so none ever goes idle by itself.
-    [first] = c.submit(job("first", 3))
+    [first] = c.submit(job("first", [layer(frames=3)]))
     wait_until(lambda: c.licences()["in_use"] == 3, 30, message="metered: three workers busy")
     time.sleep(0.3)
-    [jid] = c.submit(job("continuous", 2000))
+    [jid] = c.submit(job("continuous", [layer(frames=2000)]))
     wait_until(lambda: c.job(jid)["running"] == 3, 30, message="every slot busy")
     sink.revoke = True
     wait_until(lambda: c.licences()["revoked"], 60, message="metering revoked")
@@ -171,10 +167,10 @@ def test_a_403_parks_reports_until_metering_is_switched_back_on(new_farm, sink):
     c = farm.client()
     sink.forbid = True                          # the sink answers 403 over real HTTP
     names = [f"w{i}" for i in range(3)]
-    fleet = FleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
-                        clock=clock)
+    fleet = FastFleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
+                            clock=clock)
     farm.wait_hosts_up(names)
-    [jid] = c.submit(job("j", 15))
+    [jid] = c.submit(job("j", [layer(frames=15)]))
     wait_until(lambda: c.licences()["revoked"], 60, message="metering revoked by the 403")
     status = c.licences()
     assert "HTTP 403" in status["revoked_reason"] and status["cap"] == 1
@@ -208,10 +204,10 @@ def test_directory_sink_and_its_revoked_file(new_farm, tmp_path):
     farm.start_supervisor()
     c = farm.client()
     names = [f"w{i}" for i in range(2)]
-    fleet = FleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
-                        clock=clock)
+    fleet = FastFleetThread(farm.address, [{"name": n, "slots": 1} for n in names], runtime=0.5,
+                            clock=clock)
     farm.wait_hosts_up(names)
-    [jid] = c.submit(job("j", 12))
+    [jid] = c.submit(job("j", [layer(frames=12)]))
     wait_until(lambda: any(r["state"] == "accepted" for r in c.licence_reports()), 60,
                message="a report written")
     (spool / "REVOKED").write_text("contract ended\n")

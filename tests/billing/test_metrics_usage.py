@@ -18,7 +18,7 @@ from cuefarm.cli import cli
 from supervisor.store.billing_models import MetricSample
 from supervisor.store.engine import make_engine
 from supervisor.usage import day_of
-from tests.billing.helpers import FastClock, FleetThread, configure
+from tests.billing.helpers import FastClock, FastFleetThread, configure
 from tests.farm import free_port_block, wait_until
 from tests.scheduling.sim import wait_finished
 
@@ -43,8 +43,8 @@ def test_prometheus_endpoint_and_metrics_api(new_farm):
     farm = configure(new_farm(), metrics_port=port, metrics_interval=0.2, worker_licences=5)
     farm.start_supervisor()
     c = farm.client()
-    fleet = FleetThread(farm.address, [{"name": "m0", "slots": 2}, {"name": "m1", "slots": 2}],
-                        runtime=0.3, clock=FastClock(1.0))
+    fleet = FastFleetThread(farm.address, [{"name": "m0", "slots": 2}, {"name": "m1", "slots": 2}],
+                            runtime=0.3, clock=FastClock(1.0))
     farm.wait_hosts_up(["m0", "m1"])
     [jid] = c.submit({"name": "j", "project": "p", "layers": [
         {"name": "r", "command": ["true"], "range": "1-20"}]})
@@ -112,9 +112,9 @@ def test_usage_per_project_user_and_day(new_farm):
     clock = FastClock()
     farm = configure(new_farm(), clock, usage_interval=0.2)
     farm.start_supervisor()
-    fleet = FleetThread(farm.address, [{"name": "good", "slots": 2},
-                                       {"name": "bad", "slots": 1, "fail": True}],
-                        runtime=0.3, clock=clock)
+    fleet = FastFleetThread(farm.address, [{"name": "good", "slots": 2},
+                                           {"name": "bad", "slots": 1, "fail": True}],
+                            runtime=0.3, clock=clock)
     farm.wait_hosts_up(["good", "bad"])
     ann, bob = Client(farm.address, user="ann"), Client(farm.address, user="bob")
     first_day = day_of(clock())

@@ -13,6 +13,7 @@ from typing import Callable
 
 import pytest
 import zmq
+from click.testing import CliRunner
 
 from cuefarm import protocol as p
 
@@ -77,3 +78,9 @@ def fake_supervisor():
 @pytest.fixture
 def unreachable_address() -> str:
     return f"127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    """A click runner for the `cuefarm` command."""
+    return CliRunner()

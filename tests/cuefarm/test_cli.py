@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+from functools import partial
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from cuefarm.cli import logs as cli_logs
 from cuefarm import protocol as p
 from cuefarm.cli import cli
+from tests.farm import run_cli
 
 JOB_ROW = {
     "id": 12, "name": "shot010_comp", "project": "demo", "user": "ann", "priority": 60,
@@ -48,13 +49,8 @@ GOOD_JOB = {"name": "hello", "layers": [{"name": "say", "command": ["echo", "#FR
                                           "range": "1-3"}]}
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-def run(runner: CliRunner, address: str, *args: str, timeout: str = "5", **kwargs):
-    return runner.invoke(cli, ["--supervisor", address, "--timeout", timeout, *args], **kwargs)
+# Against a simulated supervisor, a reply comes at once or not at all.
+run = partial(run_cli, timeout="5")
 
 
 # --- no peer at all ------------------------------------------------------------------------------
@@ -79,8 +75,7 @@ def write_file(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
-def test_submit_invalid_file_names_the_field_without_contacting(runner, tmp_path,
-                                                                fake_supervisor):
+def test_submit_invalid_file_names_the_field_without_contacting(tmp_path, fake_supervisor):
     path = write_file(tmp_path, "bad.yaml", """\
         name: bad
         layers:
@@ -88,7 +83,7 @@ def test_submit_invalid_file_names_the_field_without_contacting(runner, tmp_path
             command: [render, "#FRAME#"]
             range: 1-10x0
         """)
-    result = run(runner, fake_supervisor.address, "submit", path)
+    result = run(fake_supervisor.address, "submit", path)
     assert result.exit_code == 1
     assert f"{path}: jobs[0].layers[0].range" in result.stderr
     assert "step 0" in result.stderr
@@ -96,10 +91,10 @@ def test_submit_invalid_file_names_the_field_without_contacting(runner, tmp_path
     assert fake_supervisor.requests == []
 
 
-def test_submit_invalid_second_job_in_a_json_list(runner, tmp_path, unreachable_address):
+def test_submit_invalid_second_job_in_a_json_list(tmp_path, unreachable_address):
     bad = dict(GOOD_JOB, priority=True)
     path = write_file(tmp_path, "jobs.json", json.dumps([GOOD_JOB, bad]))
-    result = run(runner, unreachable_address, "submit", path, timeout="0.2")
+    result = run(unreachable_address, "submit", path, timeout="0.2")
     assert result.exit_code == 1
     assert "jobs[1].priority" in result.stderr and "whole number" in result.stderr
 
@@ -114,44 +109,44 @@ def test_submit_invalid_second_job_in_a_json_list(runner, tmp_path, unreachable_
      "duplicate key 'range'"),
     ("bytes.yaml", "\udcff", "cannot read"),
 ])
-def test_submit_unreadable_files(runner, tmp_path, unreachable_address, name, text, message):
+def test_submit_unreadable_files(tmp_path, unreachable_address, name, text, message):
     path = tmp_path / name
     path.write_bytes(text.encode("utf-8", "surrogateescape"))
     path = str(path)
-    result = run(runner, unreachable_address, "submit", path, timeout="0.2")
+    result = run(unreachable_address, "submit", path, timeout="0.2")
     assert result.exit_code == 1
     assert message in result.stderr and "Traceback" not in result.output
 
 
-def test_yaml_merge_keys_may_be_overridden(runner, tmp_path, unreachable_address):
+def test_yaml_merge_keys_may_be_overridden(tmp_path, unreachable_address):
     path = write_file(tmp_path, "merge.yaml", """\
         - &base {name: x, layers: [{name: l, command: c, range: "1"}]}
         - <<: *base
           name: y
         """)
-    result = run(runner, unreachable_address, "submit", "--check", path, timeout="0.2")
+    result = run(unreachable_address, "submit", "--check", path, timeout="0.2")
     assert result.exit_code == 0, result.output
     assert [line.split(":")[0] for line in result.stdout.splitlines()] == ["x", "y"]
 
 
-def test_submit_missing_file_is_a_usage_error(runner, tmp_path, unreachable_address):
-    result = run(runner, unreachable_address, "submit", str(tmp_path / "nope.yaml"))
+def test_submit_missing_file_is_a_usage_error(tmp_path, unreachable_address):
+    result = run(unreachable_address, "submit", str(tmp_path / "nope.yaml"))
     assert result.exit_code in (1, 2)
     assert "nope.yaml" in result.stderr
 
 
-def test_submit_check_validates_locally(runner, tmp_path, unreachable_address):
+def test_submit_check_validates_locally(tmp_path, unreachable_address):
     job = {"name": "big", "layers": [{"name": "a", "command": "x", "range": "1-100", "chunk": 10},
                                      {"name": "b", "command": "x", "range": "1-5"}]}
     path = write_file(tmp_path, "job.json", json.dumps(job))
-    result = run(runner, unreachable_address, "submit", "--check", path, timeout="0.2")
+    result = run(unreachable_address, "submit", "--check", path, timeout="0.2")
     assert result.exit_code == 0, result.output
     assert "big: project default, priority 50, 2 layer(s), 105 frame(s) in 15 task(s)" \
         in result.stdout
 
 
-def test_unreachable_supervisor_exits_2(runner, unreachable_address):
-    result = run(runner, unreachable_address, "jobs", timeout="0.3")
+def test_unreachable_supervisor_exits_2(unreachable_address):
+    result = run(unreachable_address, "jobs", timeout="0.3")
     assert result.exit_code == 2
     assert unreachable_address in result.stderr
     assert "no reply" in result.stderr and "cuefarm up" in result.stderr
@@ -174,8 +169,8 @@ def test_unreachable_via_environment(runner, unreachable_address):
     ["lock"], ["wait", "1", "--timeout", "-1"], ["up", "--workers", "-1"],
     ["up", "--port", "65534"],
 ])
-def test_bad_arguments_are_usage_errors(runner, unreachable_address, args):
-    result = run(runner, unreachable_address, *args, timeout="0.2")
+def test_bad_arguments_are_usage_errors(unreachable_address, args):
+    result = run(unreachable_address, *args, timeout="0.2")
     assert result.exit_code == 2, result.output
     assert "Usage:" in result.stderr and "Traceback" not in result.output
 
@@ -194,7 +189,7 @@ def test_bad_timeout_is_a_usage_error(runner):
 
 # --- against a simulated supervisor --------------------------------------------------------------
 
-def test_submit_sends_the_jobs_and_prints_ids(runner, tmp_path, fake_supervisor):
+def test_submit_sends_the_jobs_and_prints_ids(tmp_path, fake_supervisor):
     yaml_path = write_file(tmp_path, "two.yaml", """\
         - name: a
           layers: [{name: l, command: "echo #FRAME#", range: "1-2"}]
@@ -203,7 +198,7 @@ def test_submit_sends_the_jobs_and_prints_ids(runner, tmp_path, fake_supervisor)
         """)
     json_path = write_file(tmp_path, "one.json", json.dumps(GOOD_JOB))
     fake_supervisor.handler = lambda name, body: p.JobIds(job_ids=[7, 8, 9])
-    result = run(runner, fake_supervisor.address, "submit", yaml_path, json_path)
+    result = run(fake_supervisor.address, "submit", yaml_path, json_path)
     assert result.exit_code == 0, result.output
     assert result.stdout.split() == ["7", "8", "9"]
     [(name, body)] = fake_supervisor.requests
@@ -211,35 +206,35 @@ def test_submit_sends_the_jobs_and_prints_ids(runner, tmp_path, fake_supervisor)
     assert [j["name"] for j in body.jobs] == ["a", "b", "hello"]
     assert body.jobs[2] == GOOD_JOB
 
-    result = run(runner, fake_supervisor.address, "submit", "--json", json_path)
+    result = run(fake_supervisor.address, "submit", "--json", json_path)
     assert json.loads(result.stdout) == [7, 8, 9]
 
 
-def test_submit_from_stdin(runner, fake_supervisor):
+def test_submit_from_stdin(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.JobIds(job_ids=[3])
-    result = run(runner, fake_supervisor.address, "submit", "-", input=json.dumps(GOOD_JOB))
+    result = run(fake_supervisor.address, "submit", "-", input=json.dumps(GOOD_JOB))
     assert result.exit_code == 0 and result.stdout.strip() == "3"
 
 
-def test_supervisor_errors_name_the_field(runner, tmp_path, fake_supervisor):
+def test_supervisor_errors_name_the_field(tmp_path, fake_supervisor):
     path = write_file(tmp_path, "job.json", json.dumps(GOOD_JOB))
     fake_supervisor.handler = lambda name, body: p.Error(
         "bad_spec", "no such project", field="jobs[0].project")
-    result = run(runner, fake_supervisor.address, "submit", path)
+    result = run(fake_supervisor.address, "submit", path)
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: jobs[0].project: no such project"
 
 
-def test_error_without_field(runner, fake_supervisor):
+def test_error_without_field(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.Error("not_found", "no job 99")
-    result = run(runner, fake_supervisor.address, "job", "99")
+    result = run(fake_supervisor.address, "job", "99")
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: no job 99"
 
 
-def test_jobs_table_and_filters(runner, fake_supervisor):
+def test_jobs_table_and_filters(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.Rows(rows=[JOB_ROW])
-    result = run(runner, fake_supervisor.address, "jobs", "--project", "demo", "--user", "ann",
+    result = run(fake_supervisor.address, "jobs", "--project", "demo", "--user", "ann",
                  "--active")
     assert result.exit_code == 0, result.output
     header, row = result.stdout.splitlines()
@@ -254,35 +249,35 @@ def test_jobs_table_and_filters(runner, fake_supervisor):
     assert (body.project, body.user, body.include_finished) == ("demo", "ann", False)
 
 
-def test_jobs_json(runner, fake_supervisor):
+def test_jobs_json(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.Rows(rows=[JOB_ROW, JOB_ROW])
-    result = run(runner, fake_supervisor.address, "jobs", "--json")
+    result = run(fake_supervisor.address, "jobs", "--json")
     assert json.loads(result.stdout) == [JOB_ROW, JOB_ROW]
     assert fake_supervisor.requests[0][1].include_finished is True
 
 
-def test_job_shows_one_job(runner, fake_supervisor):
+def test_job_shows_one_job(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.Row(row=JOB_ROW)
-    result = run(runner, fake_supervisor.address, "job", "12")
+    result = run(fake_supervisor.address, "job", "12")
     assert result.exit_code == 0, result.output
     lines = dict(line.split(None, 1) for line in result.stdout.splitlines())
     assert lines["name"] == "shot010_comp" and lines["finished_at"] == "-"
     assert fake_supervisor.requests[0] == ("get_job", p.JobRef(12))
-    result = run(runner, fake_supervisor.address, "job", "12", "--json")
+    result = run(fake_supervisor.address, "job", "12", "--json")
     assert json.loads(result.stdout) == JOB_ROW
 
 
-def test_layers_table(runner, fake_supervisor):
+def test_layers_table(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.Rows(rows=[LAYER_ROW])
-    result = run(runner, fake_supervisor.address, "layers", "12")
+    result = run(fake_supervisor.address, "layers", "12")
     assert result.exit_code == 0, result.output
     assert "render -f #FRAME#" in result.stdout and "37/50" in result.stdout
     assert fake_supervisor.requests[0] == ("list_layers", p.JobRef(12))
 
 
-def test_frames_table_and_filters(runner, fake_supervisor):
+def test_frames_table_and_filters(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.Rows(rows=[FRAME_ROW])
-    result = run(runner, fake_supervisor.address, "frames", "12", "--layer", "render",
+    result = run(fake_supervisor.address, "frames", "12", "--layer", "render",
                  "--state", "dead,running", "--state", "Waiting")
     assert result.exit_code == 0, result.output
     header, row = result.stdout.splitlines()
@@ -296,23 +291,23 @@ def test_frames_table_and_filters(runner, fake_supervisor):
     assert (body.job_id, body.layer, body.states) == (12, "render", ["DEAD", "RUNNING", "WAITING"])
 
 
-def test_frames_json(runner, fake_supervisor):
+def test_frames_json(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.Rows(rows=[FRAME_ROW])
-    result = run(runner, fake_supervisor.address, "frames", "12", "--json")
+    result = run(fake_supervisor.address, "frames", "12", "--json")
     assert json.loads(result.stdout) == [FRAME_ROW]
     assert fake_supervisor.requests[0][1].states is None
 
 
-def test_hosts_table(runner, fake_supervisor):
+def test_hosts_table(fake_supervisor):
     locked = dict(HOST_ROW, name="node2", lock="LOCKED", slots_total=0, slots_used=16,
                   os="Windows")
     fake_supervisor.handler = lambda name, body: p.Rows(rows=[HOST_ROW, locked])
-    result = run(runner, fake_supervisor.address, "hosts")
+    result = run(fake_supervisor.address, "hosts")
     assert result.exit_code == 0, result.output
     _, first, second = result.stdout.splitlines()
     assert first.split() == ["node1", "UP", "OPEN", "3/8", "3", "8", "12.0/64.0", "2.50", "Linux"]
     assert second.split()[:4] == ["node2", "UP", "LOCKED", "16/0"]
-    result = run(runner, fake_supervisor.address, "hosts", "--json")
+    result = run(fake_supervisor.address, "hosts", "--json")
     assert json.loads(result.stdout) == [HOST_ROW, locked]
 
 
@@ -320,18 +315,18 @@ def test_hosts_table(runner, fake_supervisor):
     ("pause", "pause", "jobs"), ("resume", "resume", "jobs"), ("kill", "kill", "frames"),
     ("retry", "retry", "frames"), ("eat", "eat", "frames"),
 ])
-def test_job_controls(runner, fake_supervisor, command, action, noun):
+def test_job_controls(fake_supervisor, command, action, noun):
     fake_supervisor.handler = lambda name, body: p.Done(count=2)
-    result = run(runner, fake_supervisor.address, command, "3", "4")
+    result = run(fake_supervisor.address, command, "3", "4")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith(f"2 {noun}")
     assert fake_supervisor.requests == [("job_control", p.JobControl(action, [3, 4]))]
 
 
 @pytest.mark.parametrize("command", ["kill", "retry", "eat"])
-def test_frame_controls(runner, fake_supervisor, command):
+def test_frame_controls(fake_supervisor, command):
     fake_supervisor.handler = lambda name, body: p.Done(count=3)
-    result = run(runner, fake_supervisor.address, command, "12", "--frame", "7,8", "--frame", "9")
+    result = run(fake_supervisor.address, command, "12", "--frame", "7,8", "--frame", "9")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith("3 frames")
     assert fake_supervisor.requests == [("frame_control", p.FrameControl(command, 12, [7, 8, 9]))]
@@ -340,23 +335,23 @@ def test_frame_controls(runner, fake_supervisor, command):
 @pytest.mark.parametrize("args", [["retry", "1", "2", "--frame", "7"],
                                   ["eat", "1", "--frame", "x"], ["kill", "1", "--frame", "0"],
                                   ["pause", "1", "--frame", "7"]])
-def test_frame_control_usage_errors(runner, fake_supervisor, args):
-    result = run(runner, fake_supervisor.address, *args)
+def test_frame_control_usage_errors(fake_supervisor, args):
+    result = run(fake_supervisor.address, *args)
     assert result.exit_code == 2, result.output
     assert fake_supervisor.requests == []
 
 
-def test_priority_accepts_negative_values(runner, fake_supervisor):
+def test_priority_accepts_negative_values(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.Done(count=1)
-    result = run(runner, fake_supervisor.address, "priority", "3", "-10")
+    result = run(fake_supervisor.address, "priority", "3", "-10")
     assert result.exit_code == 0, result.output
     assert fake_supervisor.requests == [("job_control", p.JobControl("priority", [3], -10))]
 
 
-def test_lock_and_unlock(runner, fake_supervisor):
+def test_lock_and_unlock(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.Done(count=2)
-    assert run(runner, fake_supervisor.address, "lock", "n1", "n2", "--purge").exit_code == 0
-    assert run(runner, fake_supervisor.address, "unlock", "n1").exit_code == 0
+    assert run(fake_supervisor.address, "lock", "n1", "n2", "--purge").exit_code == 0
+    assert run(fake_supervisor.address, "unlock", "n1").exit_code == 0
     assert fake_supervisor.requests == [
         ("host_control", p.HostControl("lock", ["n1", "n2"], purge=True)),
         ("host_control", p.HostControl("unlock", ["n1"])),
@@ -382,11 +377,11 @@ def small_pages(monkeypatch):
     monkeypatch.setattr(cli_logs, "LOG_PAGE", 1000)
 
 
-def test_log_pages_through_the_whole_file(runner, fake_supervisor, small_pages):
+def test_log_pages_through_the_whole_file(fake_supervisor, small_pages):
     text = "".join(f"line {i}\n" for i in range(500))
     log = LogFile(text.encode())
     fake_supervisor.handler = lambda name, body: log.chunk(body)
-    result = run(runner, fake_supervisor.address, "log", "12", "--layer", "render", "--frame", "7")
+    result = run(fake_supervisor.address, "log", "12", "--layer", "render", "--frame", "7")
     assert result.exit_code == 0, result.output
     assert result.stdout == text
     offsets = [body.offset for _, body in fake_supervisor.requests]
@@ -396,12 +391,12 @@ def test_log_pages_through_the_whole_file(runner, fake_supervisor, small_pages):
     assert all(body.attempt == 2 for _, body in fake_supervisor.requests[1:])
 
 
-def test_log_pages_of_non_ascii_text_lose_no_bytes(runner, fake_supervisor, small_pages):
+def test_log_pages_of_non_ascii_text_lose_no_bytes(fake_supervisor, small_pages):
     # Pages split characters, but no byte is skipped or read twice.
     text = "".join(f"line {i} \u00e9t\u00e9\n" for i in range(500))
     log = LogFile(text.encode())
     fake_supervisor.handler = lambda name, body: log.chunk(body)
-    result = run(runner, fake_supervisor.address, "log", "12", "--layer", "render", "--frame", "7")
+    result = run(fake_supervisor.address, "log", "12", "--layer", "render", "--frame", "7")
     assert result.exit_code == 0, result.output
     offsets = [body.offset for _, body in fake_supervisor.requests]
     assert offsets == list(range(0, len(log.data), 1000))
@@ -409,18 +404,18 @@ def test_log_pages_of_non_ascii_text_lose_no_bytes(runner, fake_supervisor, smal
     assert [line.split()[1] for line in lines] == [str(i) for i in range(500)]
 
 
-def test_log_pages_of_non_ascii_text_are_exact(runner, fake_supervisor, small_pages):
+def test_log_pages_of_non_ascii_text_are_exact(fake_supervisor, small_pages):
     text = "".join(f"line {i} \u00e9t\u00e9\n" for i in range(500))
     log = LogFile(text.encode())
     fake_supervisor.handler = lambda name, body: log.chunk(body)
-    result = run(runner, fake_supervisor.address, "log", "12", "--layer", "render", "--frame", "7")
+    result = run(fake_supervisor.address, "log", "12", "--layer", "render", "--frame", "7")
     assert result.stdout == text
 
 
-def test_log_tail(runner, fake_supervisor):
+def test_log_tail(fake_supervisor):
     log = LogFile(b"0123456789" * 10)
     fake_supervisor.handler = lambda name, body: log.chunk(body)
-    result = run(runner, fake_supervisor.address, "log", "12", "--layer", "render", "--frame",
+    result = run(fake_supervisor.address, "log", "12", "--layer", "render", "--frame",
                  "7", "--attempt", "1", "--tail", "15")
     assert result.exit_code == 0, result.output
     assert result.stdout == "567890123456789"
@@ -428,7 +423,7 @@ def test_log_tail(runner, fake_supervisor):
     assert (first.offset, first.attempt, first.frame, first.layer) == (-15, 1, 7, "render")
 
 
-def test_log_follow_reads_until_the_frame_stops(runner, fake_supervisor, monkeypatch):
+def test_log_follow_reads_until_the_frame_stops(fake_supervisor, monkeypatch):
     monkeypatch.setattr(cli_logs, "FOLLOW_INTERVAL", 0.01)
     log = LogFile(b"start\n")
     polls = []
@@ -443,7 +438,7 @@ def test_log_follow_reads_until_the_frame_stops(runner, fake_supervisor, monkeyp
         return log.chunk(body)
 
     fake_supervisor.handler = handler
-    result = run(runner, fake_supervisor.address, "log", "12", "--layer", "render", "--frame",
+    result = run(fake_supervisor.address, "log", "12", "--layer", "render", "--frame",
                  "7", "--follow")
     assert result.exit_code == 0, result.output
     assert result.stdout == "start\ntick 1\ntick 2\ntick 3\ntick 4\n"
@@ -457,29 +452,29 @@ def test_log_follow_reads_until_the_frame_stops(runner, fake_supervisor, monkeyp
     (dict(JOB_ROW, state="ACTIVE", status="failing", stalled=True, dead=3), 1, "failing"),
     (dict(JOB_ROW, state="FINISHED", status="killed"), 1, "killed"),
 ])
-def test_wait_exit_status(runner, fake_supervisor, row, code, words):
+def test_wait_exit_status(fake_supervisor, row, code, words):
     fake_supervisor.handler = lambda name, body: p.Row(row=row)
-    result = run(runner, fake_supervisor.address, "wait", "12")
+    result = run(fake_supervisor.address, "wait", "12")
     assert result.exit_code == code, result.output
     assert words in result.stdout
 
 
-def test_wait_timeout_exits_3(runner, fake_supervisor):
+def test_wait_timeout_exits_3(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.Row(row=JOB_ROW)
-    result = run(runner, fake_supervisor.address, "wait", "12", "--timeout", "0.2")
+    result = run(fake_supervisor.address, "wait", "12", "--timeout", "0.2")
     assert result.exit_code == 3
     assert "did not finish" in result.stderr
 
 
-def test_unreadable_reply_is_reported(runner, fake_supervisor):
+def test_unreadable_reply_is_reported(fake_supervisor):
     # A reply of the wrong kind for the request (rows expected, done given).
     fake_supervisor.handler = lambda name, body: p.Done(count=1)
-    result = run(runner, fake_supervisor.address, "jobs")
+    result = run(fake_supervisor.address, "jobs")
     assert result.exit_code == 1
     assert "Traceback" not in result.output
 
 
-def test_yaml_comment_eating_a_token_is_warned_about(runner, tmp_path, unreachable_address):
+def test_yaml_comment_eating_a_token_is_warned_about(tmp_path, unreachable_address):
     path = write_file(tmp_path, "job.yaml", """\
         name: hello
         layers:
@@ -487,7 +482,7 @@ def test_yaml_comment_eating_a_token_is_warned_about(runner, tmp_path, unreachab
             command: echo frame #FRAME#
             range: 1-3
         """)
-    result = run(runner, unreachable_address, "submit", "--check", path, timeout="0.2")
+    result = run(unreachable_address, "submit", "--check", path, timeout="0.2")
     assert result.exit_code == 0
     assert "warning:" in result.stderr and "comment" in result.stderr
     quoted = write_file(tmp_path, "ok.yaml", """\
@@ -495,7 +490,7 @@ def test_yaml_comment_eating_a_token_is_warned_about(runner, tmp_path, unreachab
         layers:
           - {name: say, command: "echo frame #FRAME#", range: 1-3}
         """)
-    result = run(runner, unreachable_address, "submit", "--check", quoted, timeout="0.2")
+    result = run(unreachable_address, "submit", "--check", quoted, timeout="0.2")
     assert result.exit_code == 0 and "warning" not in result.stderr
 
 

@@ -12,26 +12,17 @@ from pathlib import Path
 
 import psutil
 import pytest
-from click.testing import CliRunner
 
 from cuefarm import Client, CueFarmError
-from cuefarm.cli import cli
 from tests.farm import free_port_block, wait_until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX signals")
 
 
-def invoke(farm, *args: str, **kwargs):
-    result = CliRunner().invoke(cli, ["--supervisor", farm.address, "--timeout", "15", *args],
-                                **kwargs)
-    assert "Traceback" not in result.output, result.output
-    return result
-
-
 def submit(farm, tmp_path: Path, text: str) -> int:
     path = tmp_path / "job.yaml"
     path.write_text(textwrap.dedent(text))
-    result = invoke(farm, "submit", str(path))
+    result = farm.cli("submit", str(path))
     assert result.exit_code == 0, result.output + farm.supervisor_log()
     return int(result.stdout.strip())
 
@@ -57,42 +48,42 @@ def test_submit_query_and_control(worker_farm, tmp_path):
             range: "1"
             max_retries: 0
         """)
-    result = invoke(farm, "wait", str(job_id), "--timeout", "120")
+    result = farm.cli("wait", str(job_id), "--timeout", "120")
     assert result.exit_code == 1, result.output      # one dead frame
     assert "1 dead" in result.stdout
 
-    [job] = json.loads(invoke(farm, "jobs", "--project", "demo", "--json").stdout)
+    [job] = json.loads(farm.cli("jobs", "--project", "demo", "--json").stdout)
     assert (job["id"], job["name"], job["succeeded"], job["dead"]) == (job_id, "mixed", 4, 1)
-    table = invoke(farm, "jobs").stdout
+    table = farm.cli("jobs").stdout
     assert "mixed" in table and "4/5" in table
 
-    assert json.loads(invoke(farm, "job", str(job_id), "--json").stdout)["id"] == job_id
-    layers = json.loads(invoke(farm, "layers", str(job_id), "--json").stdout)
+    assert json.loads(farm.cli("job", str(job_id), "--json").stdout)["id"] == job_id
+    layers = json.loads(farm.cli("layers", str(job_id), "--json").stdout)
     assert [la["name"] for la in layers] == ["say", "fail"]
 
-    [dead] = json.loads(invoke(farm, "frames", str(job_id), "--state", "dead", "--json").stdout)
+    [dead] = json.loads(farm.cli("frames", str(job_id), "--state", "dead", "--json").stdout)
     assert (dead["layer"], dead["exit_status"], dead["host"]) == ("fail", 3, "w1")
-    frames_table = invoke(farm, "frames", str(job_id), "--layer", "say").stdout
+    frames_table = farm.cli("frames", str(job_id), "--layer", "say").stdout
     assert frames_table.count("SUCCEEDED") == 4
 
-    log = invoke(farm, "log", str(job_id), "--layer", "say", "--frame", "3")
+    log = farm.cli("log", str(job_id), "--layer", "say", "--frame", "3")
     assert log.exit_code == 0 and "frame 3" in log.stdout
-    log = invoke(farm, "log", str(job_id), "--layer", "fail", "--frame", "1", "--tail", "400")
+    log = farm.cli("log", str(job_id), "--layer", "fail", "--frame", "1", "--tail", "400")
     assert "failing" in log.stdout and len(log.stdout.encode()) <= 400
 
-    result = invoke(farm, "retry", str(job_id), "--frame", str(dead["id"]))
+    result = farm.cli("retry", str(job_id), "--frame", str(dead["id"]))
     assert result.exit_code == 0 and "requeued 1 frame" in result.stdout
-    result = invoke(farm, "wait", str(job_id), "--timeout", "120")
+    result = farm.cli("wait", str(job_id), "--timeout", "120")
     assert result.exit_code == 1, result.output      # it fails again
-    [again] = json.loads(invoke(farm, "frames", str(job_id), "--state", "DEAD", "--json").stdout)
+    [again] = json.loads(farm.cli("frames", str(job_id), "--state", "DEAD", "--json").stdout)
     assert again["attempt"] == 2
 
-    result = invoke(farm, "eat", str(job_id))
+    result = farm.cli("eat", str(job_id))
     assert result.exit_code == 0 and "ate 1 frame" in result.stdout
-    result = invoke(farm, "wait", str(job_id), "--timeout", "60")
+    result = farm.cli("wait", str(job_id), "--timeout", "60")
     assert result.exit_code == 0, result.output
 
-    result = invoke(farm, "job", "999999")
+    result = farm.cli("job", "999999")
     assert result.exit_code == 1 and result.stderr.startswith("error: ")
 
 
@@ -102,26 +93,26 @@ def test_pause_priority_kill(worker_farm, tmp_path):
         name: slow
         layers: [{name: nap, command: [sleep, "30"], range: 1-4}]
         """)
-    assert invoke(farm, "pause", str(job_id)).exit_code == 0
-    assert json.loads(invoke(farm, "job", str(job_id), "--json").stdout)["state"] == "PAUSED"
-    assert invoke(farm, "resume", str(job_id)).exit_code == 0
-    assert invoke(farm, "priority", str(job_id), "-5").exit_code == 0
-    row = json.loads(invoke(farm, "job", str(job_id), "--json").stdout)
+    assert farm.cli("pause", str(job_id)).exit_code == 0
+    assert json.loads(farm.cli("job", str(job_id), "--json").stdout)["state"] == "PAUSED"
+    assert farm.cli("resume", str(job_id)).exit_code == 0
+    assert farm.cli("priority", str(job_id), "-5").exit_code == 0
+    row = json.loads(farm.cli("job", str(job_id), "--json").stdout)
     assert (row["state"], row["priority"]) == ("ACTIVE", -5)
-    result = invoke(farm, "kill", str(job_id))
+    result = farm.cli("kill", str(job_id))
     assert result.exit_code == 0 and "killed 4 frames" in result.stdout
-    result = invoke(farm, "wait", str(job_id), "--timeout", "60")
+    result = farm.cli("wait", str(job_id), "--timeout", "60")
     assert result.exit_code == 1 and "killed" in result.stdout
 
 
 def test_lock_and_unlock_hosts(worker_farm):
     farm = worker_farm
-    assert "locked 1 host" in invoke(farm, "lock", "w1").stdout
-    [host] = json.loads(invoke(farm, "hosts", "--json").stdout)
+    assert "locked 1 host" in farm.cli("lock", "w1").stdout
+    [host] = json.loads(farm.cli("hosts", "--json").stdout)
     assert (host["name"], host["lock"]) == ("w1", "LOCKED")
-    assert "w1" in invoke(farm, "hosts").stdout
-    assert "unlocked 1 host" in invoke(farm, "unlock", "w1").stdout
-    [host] = json.loads(invoke(farm, "hosts", "--json").stdout)
+    assert "w1" in farm.cli("hosts").stdout
+    assert "unlocked 1 host" in farm.cli("unlock", "w1").stdout
+    [host] = json.loads(farm.cli("hosts", "--json").stdout)
     assert host["lock"] == "OPEN"
 
 
@@ -147,7 +138,7 @@ def test_log_follow(worker_farm, tmp_path):
             return False
 
     wait_until(running, 60, message="the frame to start")
-    result = invoke(farm, "log", str(job_id), "--layer", "tick", "--frame", "1", "--follow")
+    result = farm.cli("log", str(job_id), "--layer", "tick", "--frame", "1", "--follow")
     assert result.exit_code == 0, result.output
     assert all(f"tick {i}" in result.stdout for i in range(1, 6))
     assert "exit status: 0" in result.stdout
@@ -157,27 +148,27 @@ def test_log_follow(worker_farm, tmp_path):
 
 def test_limits_and_projects(sqlite_farm):
     farm = sqlite_farm
-    result = invoke(farm, "limits", "set", "arnold", "2")
+    result = farm.cli("limits", "set", "arnold", "2")
     assert result.exit_code == 0, result.output + farm.supervisor_log()
-    assert json.loads(invoke(farm, "limits", "--json").stdout) == [
+    assert json.loads(farm.cli("limits", "--json").stdout) == [
         {"name": "arnold", "max": 2, "per_host": False, "in_use": 0}]
-    assert invoke(farm, "limits", "set", "arnold", "3", "--per-host").exit_code == 0
-    assert "arnold" in invoke(farm, "limits").stdout
-    [arnold] = json.loads(invoke(farm, "limits", "--json").stdout)
+    assert farm.cli("limits", "set", "arnold", "3", "--per-host").exit_code == 0
+    assert "arnold" in farm.cli("limits").stdout
+    [arnold] = json.loads(farm.cli("limits", "--json").stdout)
     assert (arnold["max"], arnold["per_host"]) == (3, True)
-    assert invoke(farm, "limits", "delete", "arnold").exit_code == 0
-    assert json.loads(invoke(farm, "limits", "--json").stdout) == []
-    result = invoke(farm, "limits", "delete", "arnold")
+    assert farm.cli("limits", "delete", "arnold").exit_code == 0
+    assert json.loads(farm.cli("limits", "--json").stdout) == []
+    result = farm.cli("limits", "delete", "arnold")
     assert result.exit_code == 1 and result.stderr.startswith("error: name: ")
 
-    result = invoke(farm, "projects", "set", "demo", "--guaranteed", "2", "--max", "4")
+    result = farm.cli("projects", "set", "demo", "--guaranteed", "2", "--max", "4")
     assert result.exit_code == 0, result.output
-    demo = {r["name"]: r for r in json.loads(invoke(farm, "projects", "--json").stdout)}["demo"]
+    demo = {r["name"]: r for r in json.loads(farm.cli("projects", "--json").stdout)}["demo"]
     assert (demo["guaranteed"], demo["max_slots"], demo["slots_used"]) == (2, 4, 0)
-    assert invoke(farm, "projects", "set", "demo", "--unlimited").exit_code == 0
-    demo = {r["name"]: r for r in json.loads(invoke(farm, "projects", "--json").stdout)}["demo"]
+    assert farm.cli("projects", "set", "demo", "--unlimited").exit_code == 0
+    demo = {r["name"]: r for r in json.loads(farm.cli("projects", "--json").stdout)}["demo"]
     assert (demo["guaranteed"], demo["max_slots"]) == (2, None)
-    result = invoke(farm, "projects", "set", "demo", "--guaranteed", "5", "--max", "4")
+    result = farm.cli("projects", "set", "demo", "--guaranteed", "5", "--max", "4")
     assert result.exit_code == 1 and result.stderr.startswith("error: guaranteed: ")
 
 
@@ -187,30 +178,30 @@ def test_why_job_set_and_layer_set(sqlite_farm, tmp_path):
         name: nowhere
         layers: [{name: render, command: [echo, "#FRAME#"], range: 1-3}]
         """)
-    result = invoke(farm, "why", str(job_id))
+    result = farm.cli("why", str(job_id))
     assert result.exit_code == 0, result.output
     assert "no worker is UP" in result.stdout
-    answer = json.loads(invoke(farm, "why", str(job_id), "--layer", "render", "--frame", "2",
-                               "--json").stdout)
+    answer = json.loads(farm.cli("why", str(job_id), "--layer", "render", "--frame", "2",
+                                 "--json").stdout)
     assert answer["job_id"] == job_id and any("no worker is UP" in r for r in answer["reasons"])
-    result = invoke(farm, "why", str(job_id), "--layer", "nope")
+    result = farm.cli("why", str(job_id), "--layer", "nope")
     assert result.exit_code == 1 and result.stderr.startswith("error: layer: ")
 
-    result = invoke(farm, "job", "set", str(job_id), "--priority", "80", "--max-slots", "3",
-                    "--project", "fx")
+    result = farm.cli("job", "set", str(job_id), "--priority", "80", "--max-slots", "3",
+                      "--project", "fx")
     assert result.exit_code == 0, result.output + farm.supervisor_log()
-    row = json.loads(invoke(farm, "job", str(job_id), "--json").stdout)
+    row = json.loads(farm.cli("job", str(job_id), "--json").stdout)
     assert (row["priority"], row["project"]) == (80, "fx")
-    result = invoke(farm, "job", "set", str(job_id), "--min-slots", "4")
+    result = farm.cli("job", "set", str(job_id), "--min-slots", "4")
     assert result.exit_code == 1 and "max_slots" in result.stderr
 
-    result = invoke(farm, "layer", "set", str(job_id), "render", "--requirements", "mem > 4")
+    result = farm.cli("layer", "set", str(job_id), "render", "--requirements", "mem > 4")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: values.requirements: "), result.stderr
-    result = invoke(farm, "layer", "set", str(job_id), "render", "--tags", "gpu",
-                    "--requirements", "host.memory >= 1", "--slots", "2+", "--memory", "100")
+    result = farm.cli("layer", "set", str(job_id), "render", "--tags", "gpu",
+                      "--requirements", "host.memory >= 1", "--slots", "2+", "--memory", "100")
     assert result.exit_code == 0, result.output + farm.supervisor_log()
-    result = invoke(farm, "layer", "set", str(job_id), "render", "--limits", "no-such-limit")
+    result = farm.cli("layer", "set", str(job_id), "render", "--limits", "no-such-limit")
     assert result.exit_code == 1 and result.stderr.startswith("error: limits: ")
 
 
@@ -222,42 +213,42 @@ def test_deps_of_a_two_layer_job(sqlite_farm, tmp_path):
           - {name: render, command: [echo, "#FRAME#"], range: 1-3}
           - {name: comp, command: [echo, "#FRAME#"], range: 1-3, depends_on: [render]}
         """)
-    [dep] = json.loads(invoke(farm, "deps", str(job_id), "--json").stdout)
+    [dep] = json.loads(farm.cli("deps", str(job_id), "--json").stdout)
     assert (dep["layer"], dep["target_job_id"], dep["target_layer"], dep["satisfied"]) == \
         ("comp", job_id, "render", False)
-    header, row = invoke(farm, "deps", str(job_id)).stdout.splitlines()
+    header, row = farm.cli("deps", str(job_id)).stdout.splitlines()
     assert header.split()[:3] == ["ID", "KIND", "LAYER"]
     assert row.split()[:3] == [str(dep["id"]), dep["kind"], "comp"]
-    assert "waiting for layer 'render'" in invoke(farm, "why", str(job_id), "--layer",
-                                                   "comp").stdout
+    assert "waiting for layer 'render'" in farm.cli("why", str(job_id), "--layer",
+                                                     "comp").stdout
 
-    result = invoke(farm, "deps", "satisfy", str(job_id), str(dep["id"]))
+    result = farm.cli("deps", "satisfy", str(job_id), str(dep["id"]))
     assert result.exit_code == 0, result.output + farm.supervisor_log()
-    [dep] = json.loads(invoke(farm, "deps", "list", str(job_id), "--json").stdout)
+    [dep] = json.loads(farm.cli("deps", "list", str(job_id), "--json").stdout)
     assert dep["satisfied"] is True
-    assert invoke(farm, "deps", "drop", str(job_id), str(dep["id"])).exit_code == 0
-    assert json.loads(invoke(farm, "deps", str(job_id), "--json").stdout) == []
-    result = invoke(farm, "deps", "drop", str(job_id), str(dep["id"]))
+    assert farm.cli("deps", "drop", str(job_id), str(dep["id"])).exit_code == 0
+    assert json.loads(farm.cli("deps", str(job_id), "--json").stdout) == []
+    result = farm.cli("deps", "drop", str(job_id), str(dep["id"]))
     assert result.exit_code == 1 and result.stderr.startswith("error: dependency_id: ")
 
 
 def test_hosts_next(worker_farm, tmp_path):
     farm = worker_farm
-    assert invoke(farm, "lock", "w1").exit_code == 0
+    assert farm.cli("lock", "w1").exit_code == 0
     job_id = submit(farm, tmp_path, """\
         name: queued
         layers: [{name: render, command: [echo, "#FRAME#"], range: 1-5}]
         """)
-    rows = json.loads(invoke(farm, "hosts", "next", "w1", "--limit", "3", "--json").stdout)
+    rows = json.loads(farm.cli("hosts", "next", "w1", "--limit", "3", "--json").stdout)
     assert [(r["job_id"], r["layer"], r["frame"]) for r in rows] == [
         (job_id, "render", "1"), (job_id, "render", "2"), (job_id, "render", "3")]
-    result = invoke(farm, "hosts", "next", "w1")
+    result = farm.cli("hosts", "next", "w1")
     assert result.exit_code == 0 and "queued" in result.stdout and "locked" in result.stderr
-    result = invoke(farm, "hosts", "next", "nobody")
+    result = farm.cli("hosts", "next", "nobody")
     assert result.exit_code == 1 and result.stderr.startswith("error: host: ")
-    assert [h["name"] for h in json.loads(invoke(farm, "hosts", "--json").stdout)] == ["w1"]
-    assert invoke(farm, "unlock", "w1").exit_code == 0
-    assert invoke(farm, "wait", str(job_id), "--timeout", "120").exit_code == 0
+    assert [h["name"] for h in json.loads(farm.cli("hosts", "--json").stdout)] == ["w1"]
+    assert farm.cli("unlock", "w1").exit_code == 0
+    assert farm.cli("wait", str(job_id), "--timeout", "120").exit_code == 0
 
 
 # --- cuefarm up ----------------------------------------------------------------------------------

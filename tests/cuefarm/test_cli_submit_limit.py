@@ -9,14 +9,12 @@ import textwrap
 from click.testing import CliRunner
 
 from cuefarm.cli import cli
-from tests.farm import Farm
+from tests.farm import running_farm
 
 
 def test_a_range_over_the_supervisors_limit_is_refused_without_expanding(sqlite_url, tmp_path):
-    farm = Farm(sqlite_url, tmp_path)
-    farm.env["CUEFARM_SUPERVISOR_MAX_FRAMES_PER_JOB"] = "1000"
-    farm.start_supervisor()
-    try:
+    limit = {"CUEFARM_SUPERVISOR_MAX_FRAMES_PER_JOB": "1000"}
+    with running_farm(sqlite_url, tmp_path, limit) as farm:
         job = tmp_path / "job.yaml"
         args = ["--supervisor", farm.address, "--timeout", "15", "submit", str(job)]
         # Forty million frames would take gigabytes to expand; counting them takes nothing.
@@ -42,5 +40,3 @@ def test_a_range_over_the_supervisors_limit_is_refused_without_expanding(sqlite_
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
         assert [j["name"] for j in farm.client().jobs()] == ["huge"]
-    finally:
-        farm.stop()

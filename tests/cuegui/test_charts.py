@@ -10,7 +10,7 @@ import pytest
 from cuegui.connection import Connection
 from cuegui.models.metrics import SUPERVISOR_SERIES, fetch_metrics
 from cuegui.window import MainWindow
-from tests.farm import Farm
+from tests.farm import running_farm
 
 PY = sys.executable
 WAIT = 60_000
@@ -20,34 +20,30 @@ WAIT = 60_000
 def farm(sqlite_url, tmp_path):
     """A supervisor sampling its metrics twice a second and accounting usage every second,
     with one worker licence and two workers."""
-    f = Farm(sqlite_url, tmp_path)
-    f.env.update({"CUEFARM_SUPERVISOR_METRICS_INTERVAL": "0.5",
-                  "CUEFARM_SUPERVISOR_USAGE_INTERVAL": "1"})
-    f.start_supervisor()
-    try:
+    with running_farm(sqlite_url, tmp_path, {"CUEFARM_SUPERVISOR_METRICS_INTERVAL": "0.5",
+                                             "CUEFARM_SUPERVISOR_USAGE_INTERVAL": "1"}) as f:
         f.client().set_licences(1)
         f.start_rqd("render01", 2)
         f.start_rqd("render02", 2)
         f.wait_hosts_up(["render01", "render02"])
         yield f
-    finally:
-        f.stop()
 
 
-def run_a_job(farm) -> int:
+def run_a_job(farm, qtbot) -> int:
+    """Run a job of six half-second frames to the end and wait until its usage is accounted."""
     client = farm.client()
     [job_id] = client.submit({"name": "charted", "project": "charts", "layers": [
         {"name": "render", "command": [PY, "-c", "import time; time.sleep(0.5)"],
          "range": "1-6"}]})
     client.wait(job_id, timeout=60)
+    qtbot.waitUntil(lambda: any(r["slot_hours"] > 0 for r in client.usage(
+        "2020-01-01", "2030-12-31", by="project")), timeout=WAIT)
     return job_id
 
 
 def test_fetch_metrics_reads_every_series_licences_and_usage(farm, qtbot):
-    run_a_job(farm)
+    run_a_job(farm, qtbot)
     client = farm.client()
-    qtbot.waitUntil(lambda: any(r["slot_hours"] > 0 for r in client.usage(
-        "2020-01-01", "2030-12-31", by="project")), timeout=WAIT)
     answer = fetch_metrics(client, {}, usage=True)
     assert answer["errors"] == []
     for key in SUPERVISOR_SERIES:
@@ -63,10 +59,8 @@ def test_fetch_metrics_reads_every_series_licences_and_usage(farm, qtbot):
 
 
 def test_every_chart_shows_points_from_the_supervisor(farm, qtbot):
-    run_a_job(farm)
+    run_a_job(farm, qtbot)
     client = farm.client()
-    qtbot.waitUntil(lambda: any(r["slot_hours"] > 0 for r in client.usage(
-        "2020-01-01", "2030-12-31", by="project")), timeout=WAIT)
     conn = Connection(farm.address, idle_ping=1.0)
     win = MainWindow(conn, mode="admin")
     qtbot.addWidget(win)

@@ -9,14 +9,8 @@ import pytest
 from cuegui.connection import Connection
 from cuegui.logfollow import next_offset
 from tests.cuegui import rows
+from tests.cuegui.helpers import WAIT, wait
 from tests.cuegui.simsupervisor import SimSupervisor
-
-WAIT = 10_000
-
-
-def wait(qtbot, predicate, timeout: int = WAIT) -> None:
-    """Process Qt events until `predicate()` is truthy."""
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
 
 
 class Recorder:

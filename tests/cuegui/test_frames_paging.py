@@ -3,6 +3,8 @@ come from one request.  Qt's model tester watches the frames model while the pag
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from qtpy.QtCore import QPersistentModelIndex
 
@@ -10,7 +12,7 @@ from cuefarm import protocol as p
 from cuegui.connection import Connection
 from cuegui.models import FramesModel, IdRole
 from cuegui.window import MainWindow
-from tests.cuegui import rows
+from tests.cuegui import helpers, rows
 from tests.cuegui.test_models import SignalLog
 from tests.supervisor.test_wire import Peer, register
 
@@ -20,14 +22,11 @@ pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
               pytest.mark.qt_log_ignore("propagateSizeHints")]
 
 WAIT = 60_000
+wait = partial(helpers.wait, timeout=WAIT)
 FIRST, PAGE = 100, 400
 JOB = {"name": "pages", "project": "gui", "layers": [
     {"name": "sim", "command": "x", "range": "1-1500"},
     {"name": "render", "command": "x", "range": "1-1100", "depends_on": ["sim"]}]}
-
-
-def wait(qtbot, predicate, timeout: int = WAIT) -> None:
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 from qtpy.QtCore import Qt, QTimer
@@ -14,13 +15,12 @@ from qtpy.QtWidgets import QApplication, QMessageBox
 from cuegui.connection import Connection
 from cuegui.models import SortRole
 from cuegui.window import MainWindow
+from tests.cuegui import helpers
+from tests.farm import wait_until
 
 WAIT = 60_000
+wait = partial(helpers.wait, timeout=WAIT)
 PY = sys.executable
-
-
-def wait(qtbot, predicate, timeout: int = WAIT) -> None:
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
 
 
 def job_spec(name: str, command, frames: str = "1-4", **layer) -> dict:
@@ -105,7 +105,7 @@ def accept_next_question(button=QMessageBox.StandardButton.Yes) -> None:
 def trigger(qtbot, action) -> None:
     """Trigger an action once it is enabled: its rule follows the rows' states by event."""
     try:
-        wait(qtbot, action.isEnabled, 20_000)
+        wait(qtbot, action.isEnabled, timeout=20_000)
     except Exception:
         raise AssertionError(f"{action.text()} stays disabled: {action.toolTip()}")
     action.trigger()
@@ -388,7 +388,8 @@ def test_screenshots_command_saves_one_png_per_view(live, tmp_path):
     [busy_id] = client.submit(job_spec("busy", SLOW, "1-6"))
     [held_id] = client.submit(job_spec("held", SLOW, "1-2"))
     client.pause([held_id])
-    _poll(lambda: (client.job(busy_id).get("running") or 0) > 0)
+    wait_until(lambda: (client.job(busy_id).get("running") or 0) > 0, 60.0,
+               message="the busy job to start")
     out = tmp_path / "shots"
     proc = subprocess.run([PY, "-m", "cuegui", "--supervisor", farm.address,
                            "--screenshots", str(out), "--timeout", "60"],
@@ -411,11 +412,6 @@ def test_screenshots_command_saves_one_png_per_view(live, tmp_path):
     charts = tour["charts"]
     assert charts["slots"] > 0 and charts["frames"] > 0
     assert all(charts[k] > 0 for k in ("cpu", "rss", "db", "rates", "backlog")), charts
-
-
-def _poll(predicate, timeout: float = 60.0) -> None:
-    from tests.farm import wait_until
-    wait_until(predicate, timeout, message="the farm to get there")
 
 
 def test_a_job_the_supervisor_pauses_shows_its_flag(qtbot, live):

@@ -3,22 +3,21 @@ pages on demand, the first error and a search found anywhere in the file, earlie
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from cuegui.connection import Connection
 from cuegui.logfollow import PAGE, trim_to_line
 from cuegui.window import MainWindow
-from tests.cuegui import rows
+from tests.cuegui import helpers, rows
 from tests.cuegui.simsupervisor import SimSupervisor
 
 WAIT = 30_000
+wait = partial(helpers.wait, timeout=WAIT)
 LINE = "render: tile {:09d} of frame 1 done in 0.23 s, 48 samples, no warnings\n"
 HEADER = ("=" * 78 + "\nCueFarm attempt 1.1\nenvironment:\n  ERROR_LOG=/tmp/x\n" + "=" * 78
           + "\n")
-
-
-def wait(qtbot, predicate, timeout: int = WAIT) -> None:
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
 
 
 def big_log(size: int) -> bytes:
@@ -103,7 +102,7 @@ def test_search_finds_a_line_outside_the_window(qtbot, win):
     open_log(qtbot, win)
     panel.search.setText("needle")
     assert not panel.find_next()
-    wait(qtbot, lambda: "needle" in panel.text.textCursor().selectedText(), 60_000)
+    wait(qtbot, lambda: "needle" in panel.text.textCursor().selectedText(), timeout=60_000)
     assert panel.highlighted() >= 1
     panel.search.setText("tile 0")
     assert panel.find_next()                      # in the loaded part: found at once

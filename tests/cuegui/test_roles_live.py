@@ -8,19 +8,6 @@ import pytest
 from cuegui import permissions
 from cuegui.connection import Connection
 from cuegui.window import MainWindow
-from tests.farm import Farm
-
-
-@pytest.fixture
-def roles_farm(sqlite_url, tmp_path):
-    f = Farm(sqlite_url, tmp_path)
-    f.env["CUEFARM_SUPERVISOR_ADMINS"] = "boss"
-    f.env["CUEFARM_SUPERVISOR_WRANGLERS"] = "wendy"
-    f.start_supervisor()
-    try:
-        yield f
-    finally:
-        f.stop()
 
 
 def window(qtbot, farm, mode: str) -> MainWindow:
@@ -37,11 +24,11 @@ def window(qtbot, farm, mode: str) -> MainWindow:
 @pytest.mark.parametrize("user,role,top", [("alice", "artist", "artist"),
                                            ("wendy", "wrangler", "wrangler"),
                                            ("boss", "admin", "admin")])
-def test_the_mode_is_capped_by_the_supervisors_role(qtbot, roles_farm, monkeypatch,
+def test_the_mode_is_capped_by_the_supervisors_role(qtbot, sqlite_roles_farm, monkeypatch,
                                                     user, role, top):
     for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):   # who the GUI's requests say
         monkeypatch.setenv(name, user)
-    win = window(qtbot, roles_farm, mode="admin")           # remembered from another login
+    win = window(qtbot, sqlite_roles_farm, mode="admin")    # remembered from another login
     try:
         assert win.role == role
         assert win.mode == top

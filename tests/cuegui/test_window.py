@@ -13,14 +13,8 @@ from cuegui.connection import Connection
 from cuegui.models import SortRole
 from cuegui.window import MainWindow
 from tests.cuegui import rows
+from tests.cuegui.helpers import wait
 from tests.cuegui.simsupervisor import SimSupervisor
-
-WAIT = 10_000
-
-
-def wait(qtbot, predicate, timeout: int = WAIT) -> None:
-    qtbot.waitUntil(lambda: bool(predicate()), timeout=timeout)
-
 
 @pytest.fixture
 def sim():

@@ -4,28 +4,7 @@ processes on SQLite and PostgreSQL: it shows as banned with no slots, its frames
 
 from __future__ import annotations
 
-import psutil
-import pytest
-
-from tests.farm import wait_until
-
-
-def host(c, name):
-    return {h["name"]: h for h in c.hosts()}[name]
-
-
-@pytest.fixture
-def quick_admission(farm):
-    """Refused workers ask again after a second (instead of a minute)."""
-    farm.kill_supervisor()
-    farm.env["CUEFARM_SUPERVISOR_ADMISSION_RETRY"] = "1"
-    farm.start_supervisor()
-    return farm
-
-
-def marked(marker: str) -> list:
-    return [proc for proc in psutil.process_iter(["environ"])
-            if (proc.info.get("environ") or {}).get("MARKER") == marker]
+from tests.farm import host, marked_processes, wait_until
 
 
 def test_ban_purges_refuses_and_keeps_the_host_off(quick_admission, tmp_path):
@@ -46,7 +25,7 @@ def test_ban_purges_refuses_and_keeps_the_host_off(quick_admission, tmp_path):
     # Requeued once rqd has said the processes ended (it asks again at once with them).
     wait_until(lambda: [(f["state"], f["retries"]) for f in c.frames(jid)] == [("WAITING", 0)] * 2,
                30, message="both frames requeued without spending a retry")
-    wait_until(lambda: not marked(marker), 30, message="no purged frame process left")
+    wait_until(lambda: not marked_processes(marker), 30, message="no purged frame process left")
     wait_until(lambda: "w1 is banned" in (farm.workdir / "rqd-w1.log").read_text(), 30,
                message="the refusal in rqd's log")
     assert farm.workers["w1"].poll() is None        # rqd keeps running and asks again slowly

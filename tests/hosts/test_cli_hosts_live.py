@@ -7,20 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from cuefarm.cli import cli
 from tests.farm import wait_until
 
 
-def invoke(farm, *args: str):
-    result = CliRunner().invoke(cli, ["--supervisor", farm.address, "--timeout", "15", *args])
-    assert "Traceback" not in result.output, result.output
-    return result
-
-
 def ok(farm, *args: str) -> str:
-    result = invoke(farm, *args)
+    result = farm.cli(*args)
     assert result.exit_code == 0, result.output + farm.supervisor_log()
     return result.stdout
 
@@ -136,7 +128,7 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(cli_farm):
     ok(farm, "schedules", "add", "nobody-*", "--days", "sat", "--from", "01:00", "--to", "02:00")
     before = state(farm)
     for args, words in BAD:
-        result = invoke(farm, *args)
+        result = farm.cli(*args)
         assert result.exit_code != 0, (args, result.output)
         for word in words:
             assert word in result.stderr, (args, result.stderr)

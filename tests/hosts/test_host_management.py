@@ -9,25 +9,7 @@ import psutil
 import pytest
 
 from cuefarm import CueFarmError
-from tests.farm import wait_until
-
-
-def host(c, name):
-    return {h["name"]: h for h in c.hosts()}[name]
-
-
-def used_total(c, name):
-    h = host(c, name)
-    return f"{h['slots_used']}/{h['slots_total']}"
-
-
-@pytest.fixture
-def quick_admission(farm):
-    """Refused workers ask again after a second (instead of a minute)."""
-    farm.kill_supervisor()
-    farm.env["CUEFARM_SUPERVISOR_ADMISSION_RETRY"] = "1"
-    farm.start_supervisor()
-    return farm
+from tests.farm import drained_with_exit, host, used_total, wait_until
 
 
 def test_admission_modes(quick_admission):
@@ -170,14 +152,7 @@ def test_refusal_by_rqd_sends_the_frame_elsewhere(farm):
 
 
 def test_drain_then_exit(farm):
-    proc = farm.start_rqd("d1", 1)
-    farm.wait_hosts_up(["d1"])
-    c = farm.client()
-    [jid] = c.submit([{"name": "drain", "layers": [
-        {"name": "r", "command": "sleep 1", "range": "1-3"}]}])
-    wait_until(lambda: c.job(jid)["running"] == 1, 30)
-    assert c.drain("d1", then="exit") == 1
-    assert proc.wait(60) == 0
+    c, jid = drained_with_exit(farm, "d1")
     job = c.job(jid)
     assert job["succeeded"] == 1 and job["waiting"] == 2   # nothing new started while draining
     assert host(c, "d1")["drain"] == "exit"               # until the worker runs again

@@ -27,19 +27,12 @@ def register(farm, ctx, name: str, os_name: str, tags: list[str] = (),
     return sock
 
 
-@pytest.fixture
-def ctx():
-    c = zmq.Context()
-    yield c
-    c.destroy(0)
-
-
-def test_each_os_gets_its_own_rules_per_tag_and_its_own_override(farm, ctx):
+def test_each_os_gets_its_own_rules_per_tag_and_its_own_override(farm, zctx):
     c = farm.client()
-    register(farm, ctx, "win-01", "windows")
-    register(farm, ctx, "win-gpu", "windows", tags=["gpu"])
-    register(farm, ctx, "mac-01", "darwin")
-    register(farm, ctx, "mac-own", "darwin",
+    register(farm, zctx, "win-01", "windows")
+    register(farm, zctx, "win-gpu", "windows", tags=["gpu"])
+    register(farm, zctx, "mac-01", "darwin")
+    register(farm, zctx, "mac-own", "darwin",
              own=[p.PathRule("/mnt/proj/shots", "/Users/artist/shots")])
     c.add_path_map("windows", "/mnt/proj", "P:\\proj")
     c.add_path_map("windows", "/mnt/proj", "G:\\proj", tag="gpu")

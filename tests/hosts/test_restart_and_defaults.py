@@ -8,11 +8,7 @@ import subprocess
 
 import psutil
 
-from tests.farm import PYTHON, wait_until
-
-
-def hosts(c) -> dict[str, dict]:
-    return {h["name"]: h for h in c.hosts()}
+from tests.farm import PYTHON, hosts_by_name, wait_until
 
 
 def start_rqd_without_slots(farm, name: str) -> subprocess.Popen:
@@ -28,7 +24,7 @@ def start_rqd_without_slots(farm, name: str) -> subprocess.Popen:
 
 
 def settings(c) -> dict:
-    hs = hosts(c)
+    hs = hosts_by_name(c)
     return {"hosts": {n: (h["lock"], h["lock_kind"], h["slots_total"], h["tags"])
                       for n, h in hs.items()},
             "admission": c.set_admission(),
@@ -68,9 +64,9 @@ def test_settings_survive_a_restart_and_named_admission(farm):
     start_rqd_without_slots(farm, "newbie")
     wait_until(lambda: any(r["name"] == "newbie" and r["state"] == "pending"
                            for r in c.admission()), 30, message="newbie pending")
-    assert "newbie" not in hosts(c)
+    assert "newbie" not in hosts_by_name(c)
     c.admit("newbie")
     farm.wait_hosts_up(["newbie"])
     # No --slots: one slot per core.
-    assert hosts(c)["newbie"]["slots_total"] == psutil.cpu_count()
-    assert hosts(c)["newbie"]["cores"] == psutil.cpu_count()
+    assert hosts_by_name(c)["newbie"]["slots_total"] == psutil.cpu_count()
+    assert hosts_by_name(c)["newbie"]["cores"] == psutil.cpu_count()

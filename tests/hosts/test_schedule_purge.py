@@ -6,14 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import psutil
-
-from tests.farm import wait_until
-
-
-def used_total(c, name):
-    h = {h["name"]: h for h in c.hosts()}[name]
-    return f"{h['slots_used']}/{h['slots_total']}"
+from tests.farm import marked_processes, used_total, wait_until
 
 
 def window_now() -> tuple[str, str]:
@@ -21,11 +14,6 @@ def window_now() -> tuple[str, str]:
     now = datetime.now(timezone.utc)
     return ((now - timedelta(hours=2)).strftime("%H:%M"),
             (now + timedelta(hours=2)).strftime("%H:%M"))
-
-
-def marked(marker: str) -> list:
-    return [proc for proc in psutil.process_iter(["environ"])
-            if (proc.info.get("environ") or {}).get("MARKER") == marker]
 
 
 def test_schedule_lock_with_and_without_purge(farm, tmp_path):
@@ -53,7 +41,7 @@ def test_schedule_lock_with_and_without_purge(farm, tmp_path):
     assert list(frames) == ["ws-b"]
     waiting = c.frames(jid, states=["WAITING"])
     assert [f["retries"] for f in waiting] == [0]
-    wait_until(lambda: not marked(f"{marker}-a"), 30, message="no purged frame process left")
-    assert marked(f"{marker}-b")
+    wait_until(lambda: not marked_processes(f"{marker}-a"), 30, message="no purged frame process left")
+    assert marked_processes(f"{marker}-b")
     assert used_total(c, "ws-b") == "1/0"
     c.kill(jid)

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from tests.farm import wait_until
-
-
-def _host(c, name):
-    return {h["name"]: h for h in c.hosts()}[name]
+from tests.farm import drained_with_exit, host, wait_until
 
 
 def test_a_worker_drained_with_exit_runs_again_when_restarted(farm):
-    proc = farm.start_rqd("d1", 1)
-    farm.wait_hosts_up(["d1"])
-    c = farm.client()
-    [jid] = c.submit([{"name": "drain", "layers": [
-        {"name": "r", "command": "sleep 1", "range": "1-3"}]}])
-    wait_until(lambda: c.job(jid)["running"] == 1, 30)
-    assert c.drain("d1", then="exit") == 1
-    assert proc.wait(60) == 0
+    c, jid = drained_with_exit(farm, "d1")
     assert c.job(jid)["waiting"] == 2
     # Started again (as systemd would), it registers, the drain is over, and it gets work.
     again = farm.start_rqd("d1", 1)
     job = c.wait(jid, timeout=60)
     assert job["succeeded"] == 3
     assert again.poll() is None, "the restarted worker exited again"
-    assert _host(c, "d1")["drain"] is None
+    assert host(c, "d1")["drain"] is None
     assert {f["host"] for f in c.frames(jid)} == {"d1"}
 
 
@@ -39,5 +28,5 @@ def test_a_stay_drain_is_asked_again_after_a_restart(farm):
     farm.kill_rqd("s1")
     proc = farm.start_rqd("s1", 1)
     wait_until(lambda: asked() == 2, 60, message="the restarted s1 to be asked to drain again")
-    assert _host(c, "s1")["drain"] == "stay"
+    assert host(c, "s1")["drain"] == "stay"
     assert proc.poll() is None

@@ -9,12 +9,9 @@ import time
 import psutil
 import pytest
 
-from tests.farm import Farm, wait_until
+from tests import jobs
+from tests.farm import running_farm, wait_until
 from tests.integration import ledger
-
-
-def _job(name, layers, **kw):
-    return {"name": name, "project": "test", "layers": layers, **kw}
 
 
 def test_multilayer_job_with_dependency_succeeds(farm, tmp_path):
@@ -22,9 +19,9 @@ def test_multilayer_job_with_dependency_succeeds(farm, tmp_path):
     farm.start_rqd("w1", 2)
     farm.start_rqd("w2", 2)
     c = farm.client()
-    [job_id] = c.submit([_job("deps", [
+    [job_id] = c.submit([jobs.job("deps", [
         {"name": "render", "command": cmd, "range": "1-6", "max_retries": 0},
-        {"name": "encode", "command": cmd, "range": "1", "depends_on": ["render"]}])])
+        {"name": "encode", "command": cmd, "range": "1", "depends_on": ["render"]}], "test")])
     job = c.wait(job_id, timeout=120)
     assert job["state"] == "FINISHED" and job["succeeded"] == 7 and job["status"] == "finished"
     by_frame = ledger.assert_no_overlap(book)
@@ -49,9 +46,10 @@ def test_tokens_and_environment_reach_the_frame(sqlite_farm, tmp_path):
               "' '.join(os.environ[k] for k in ('CUE_JOB','CUE_LAYER','CUE_FRAME',"
               "'CUE_FRAME_START','CUE_FRAME_END','CUE_HOST','CUE_THREADS','OCIO')) + ' ' + "
               "sys.argv[3])")
-    [job_id] = c.submit([_job("tok", [{
+    [job_id] = c.submit([jobs.job("tok", [{
         "name": "render", "range": "1-10x3", "chunk": 2, "slots": 2, "env": {"OCIO": "/x"},
-        "command": [sys.executable, "-c", script, str(out), "#FRAME#", "#ZFRAME#-#FRAME_END#"]}])])
+        "command": [sys.executable, "-c", script, str(out), "#FRAME#", "#ZFRAME#-#FRAME_END#"]}],
+        "test")])
     c.wait(job_id, timeout=60)
     assert sorted(p.name for p in out.iterdir()) == ["1", "7"]
     assert (out / "1").read_text() == "tok render 1 1 4 w1 2 /x 0001-4"
@@ -63,8 +61,8 @@ def test_tokens_and_environment_reach_the_frame(sqlite_farm, tmp_path):
 def test_failing_frame_retries_then_dead(farm):
     farm.start_rqd("w1", 2)
     c = farm.client()
-    [job_id] = c.submit([_job("fail", [{"name": "bad", "command": "echo failing; exit 3",
-                                        "range": "1", "max_retries": 2}])])
+    [job_id] = c.submit([jobs.job("fail", [{"name": "bad", "command": "echo failing; exit 3",
+                                            "range": "1", "max_retries": 2}], "test")])
     job = c.wait(job_id, timeout=60)
     assert job["stalled"] and job["dead"] == 1 and job["status"] == "failing"
     [frame] = c.frames(job_id)
@@ -97,8 +95,8 @@ def test_kill_mid_frame_leaves_no_process(farm, tmp_path):
     c = farm.client()
     # A shell that starts a grandchild: the kill must take the whole tree.
     cmd = f"sleep 300 & sleep 301; echo {marker}"
-    [job_id] = c.submit([_job("killme", [{"name": "hang", "command": cmd, "range": "1-2",
-                                          "env": {"MARKER": marker}}])])
+    [job_id] = c.submit([jobs.job("killme", [{"name": "hang", "command": cmd, "range": "1-2",
+                                              "env": {"MARKER": marker}}], "test")])
     wait_until(lambda: c.job(job_id)["running"] == 2, 60, message="both frames running")
     wait_until(lambda: len([p for p in psutil.process_iter(["cmdline"])
                             if (p.info["cmdline"] or [])[:2] == ["sleep", "300"]]) >= 2, 30)
@@ -123,8 +121,8 @@ def test_worker_killed_with_sigkill_frames_rerun_elsewhere(farm, tmp_path):
     farm.start_rqd("w1", 2)
     farm.wait_hosts_up(["w1"])
     c = farm.client()
-    [job_id] = c.submit([_job("lost", [{"name": "render", "command": cmd, "range": "1-4",
-                                        "max_retries": 0}])])
+    [job_id] = c.submit([jobs.job("lost", [{"name": "render", "command": cmd, "range": "1-4",
+                                            "max_retries": 0}], "test")])
     wait_until(lambda: c.job(job_id)["running"] == 2, 60, message="frames running on w1")
     farm.kill_rqd("w1", signal.SIGKILL)
     farm.start_rqd("w2", 2)
@@ -141,12 +139,8 @@ def test_worker_killed_with_sigkill_frames_rerun_elsewhere(farm, tmp_path):
 
 def test_supervisor_killed_mid_run_adopts_and_runs_each_frame_once(db_url, tmp_path):
     # A release time well past the outage: the workers keep their frames running meanwhile.
-    farm = Farm(db_url, tmp_path, host_expiry=5.0, release_after=20.0)
-    farm.start_supervisor()
-    try:
+    with running_farm(db_url, tmp_path, host_expiry=5.0, release_after=20.0) as farm:
         _supervisor_crash(farm, tmp_path)
-    finally:
-        farm.stop()
 
 
 def _supervisor_crash(farm, tmp_path):
@@ -157,9 +151,9 @@ def _supervisor_crash(farm, tmp_path):
     farm.start_rqd("w1", 3)
     farm.start_rqd("w2", 3)
     c = farm.client()
-    [job_id] = c.submit([_job("crash", [
+    [job_id] = c.submit([jobs.job("crash", [
         {"name": "render", "command": cmd, "range": "1-12", "max_retries": 0},
-        {"name": "encode", "command": cmd, "range": "1", "depends_on": ["render"]}])])
+        {"name": "encode", "command": cmd, "range": "1", "depends_on": ["render"]}], "test")])
     wait_until(lambda: c.job(job_id)["running"] >= 4, 60, message="frames running")
     # Launched before the crash (a frame process may not have written its start line yet on a
     # busy machine, so the ledger's start times alone cannot say which these are).
@@ -195,7 +189,8 @@ def _supervisor_crash(farm, tmp_path):
 def test_pause_and_resume(farm, tmp_path):
     farm.start_rqd("w1", 1)
     c = farm.client()
-    [job_id] = c.submit([_job("paused", [{"name": "r", "command": "sleep 0.3", "range": "1-3"}])])
+    [job_id] = c.submit([jobs.job("paused", [
+        {"name": "r", "command": "sleep 0.3", "range": "1-3"}], "test")])
     assert c.pause(job_id) == 1
     wait_until(lambda: c.job(job_id)["running"] == 0, 30)
     before = c.job(job_id)["succeeded"]
@@ -210,7 +205,8 @@ def test_lock_and_unlock_host(sqlite_farm, purge):
     sqlite_farm.start_rqd("w1", 2)
     sqlite_farm.wait_hosts_up(["w1"])
     c = sqlite_farm.client()
-    [job_id] = c.submit([_job("lock", [{"name": "r", "command": "sleep 1.5", "range": "1-3"}])])
+    [job_id] = c.submit([jobs.job("lock", [
+        {"name": "r", "command": "sleep 1.5", "range": "1-3"}], "test")])
     wait_until(lambda: c.job(job_id)["running"] == 2, 30)
     assert c.lock("w1", purge=purge) == 1
     host = c.hosts()[0]

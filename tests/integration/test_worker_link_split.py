@@ -7,18 +7,14 @@ import signal
 
 import pytest
 
-from tests.farm import Farm, free_port_block, wait_until
+from tests.farm import free_port_block, running_farm, wait_until
 from tests.integration import ledger
 
 
 @pytest.fixture
 def split_farm(db_url, tmp_path):
-    f = Farm(db_url, tmp_path, host_expiry=2.0, release_after=3.0)
-    f.start_supervisor()
-    try:
+    with running_farm(db_url, tmp_path, host_expiry=2.0, release_after=3.0) as f:
         yield f
-    finally:
-        f.stop()
 
 
 def test_a_split_longer_than_the_release_time_never_runs_a_frame_twice(split_farm, tmp_path):

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ import pytest
 import zmq
 
 from cuefarm import protocol as p
+from tests.farm import wait_until
 
 WAIT = 60.0         # generous: a loaded 2-core machine may be slow; a pass never waits this long
 
@@ -78,6 +80,13 @@ class FakeSupervisor:
         assert self.identity is not None, "rqd has not spoken yet"
         self.sock.send_multipart([self.identity, *frames])
 
+    def completion(self, attempt_id: str, timeout: float = WAIT) -> p.Completion:
+        """Wait for a Complete that carries `attempt_id`; return its one completion of it."""
+        body = self.expect("complete", lambda b: any(c.attempt_id == attempt_id
+                                                     for c in b.completions), timeout)
+        [c] = [c for c in body.completions if c.attempt_id == attempt_id]
+        return c
+
     def register(self, interval: float = 0.2, host_id: int = 1) -> p.Register:
         """Wait for rqd's Register and accept it."""
         reg = self.expect("register")
@@ -93,6 +102,11 @@ def launch(attempt_id: str, command, **kw) -> p.Launch:
     return p.Launch(attempt_id=attempt_id, command=command, **fields)
 
 
+def running_ids(body: p.Heartbeat | p.Register) -> list[str]:
+    """The attempt ids a Heartbeat or Register says are running."""
+    return [r.attempt_id for r in body.running]
+
+
 def gone(pids) -> bool:
     """True when none of `pids` is a live process (a zombie awaiting its reaper counts as dead)."""
     for pid in pids:
@@ -102,21 +116,6 @@ def gone(pids) -> bool:
         except psutil.NoSuchProcess:
             continue
     return True
-
-
-def wait_until(predicate, timeout: float = WAIT, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-@pytest.fixture
-def zctx():
-    ctx = zmq.Context()
-    yield ctx
-    ctx.destroy(0)
 
 
 @pytest.fixture
@@ -171,5 +170,6 @@ def rqd_output(tmp_path: Path) -> str:
 @pytest.fixture
 def helpers():
     """The helpers above, for test modules (which do not import conftest)."""
-    return SimpleNamespace(launch=launch, gone=gone, wait_until=wait_until, WAIT=WAIT,
-                           rqd_output=rqd_output, FakeSupervisor=FakeSupervisor)
+    return SimpleNamespace(launch=launch, gone=gone, running_ids=running_ids,
+                           wait_until=partial(wait_until, timeout=WAIT),
+                           WAIT=WAIT, rqd_output=rqd_output, FakeSupervisor=FakeSupervisor)

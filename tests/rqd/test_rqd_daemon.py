@@ -20,19 +20,6 @@ PY = sys.executable
 SLEEP = [PY, "-c", "import time; time.sleep(300)"]
 
 
-def completion_of(attempt_id: str):
-    return lambda body: any(c.attempt_id == attempt_id for c in body.completions)
-
-
-def the(body: p.Complete, attempt_id: str) -> p.Completion:
-    [c] = [c for c in body.completions if c.attempt_id == attempt_id]
-    return c
-
-
-def running_ids(body) -> list[str]:
-    return [r.attempt_id for r in body.running]
-
-
 def test_register_launch_complete_ack(supervisor, start_rqd, helpers):
     rqd = start_rqd(supervisor, slots=3)
     reg = supervisor.register()
@@ -44,13 +31,13 @@ def test_register_launch_complete_ack(supervisor, start_rqd, helpers):
 
     supervisor.send(helpers.launch(
         "7.1", [PY, "-c", "import sys; print('frame 5'); sys.exit(4)"], frame_start=5))
-    c = the(supervisor.expect("complete", completion_of("7.1")), "7.1")
+    c = supervisor.completion("7.1")
     assert c.exit_status == 4 and c.reason == "" and c.stopped >= c.started
     persisted = rqd.state_dir / "completions" / "7.1.json"
     assert persisted.exists()                 # kept until acknowledged
     assert not (rqd.state_dir / "running" / "7.1.json").exists()
     supervisor.send(p.CompleteAck(["7.1"]))
-    helpers.wait_until(lambda: not persisted.exists(), what="the acked completion to go")
+    helpers.wait_until(lambda: not persisted.exists(), message="the acked completion to go")
     log_text = (rqd.state_dir / "logs" / "7.1.log").read_text()
     assert "frame 5" in log_text and "exit status: 4" in log_text
 
@@ -59,12 +46,12 @@ def test_a_completion_is_resent_until_acked(supervisor, start_rqd, helpers):
     rqd = start_rqd(supervisor)
     supervisor.register()
     supervisor.send(helpers.launch("8.1", [PY, "-c", "pass"]))
-    first = the(supervisor.expect("complete", completion_of("8.1")), "8.1")
-    again = the(supervisor.expect("complete", completion_of("8.1")), "8.1")
+    first = supervisor.completion("8.1")
+    again = supervisor.completion("8.1")
     assert again == first
     supervisor.send(p.CompleteAck(["8.1"]))
     helpers.wait_until(lambda: not (rqd.state_dir / "completions" / "8.1.json").exists(),
-                       what="the acked completion to go")
+                       message="the acked completion to go")
 
 
 def test_refuse_when_slots_are_exceeded_then_kill(supervisor, start_rqd, helpers):
@@ -74,16 +61,16 @@ def test_refuse_when_slots_are_exceeded_then_kill(supervisor, start_rqd, helpers
     supervisor.send(helpers.launch("9.2", SLEEP, slots=1))
     refuse = supervisor.expect("refuse")
     assert refuse.attempt_id == "9.2" and "slots" in refuse.reason
-    hb = supervisor.expect("heartbeat", lambda b: "9.1" in running_ids(b))
+    hb = supervisor.expect("heartbeat", lambda b: "9.1" in helpers.running_ids(b))
     [ra] = hb.running
     assert ra.pid > 0 and ra.started > 0
     supervisor.send(p.Kill(["9.1", "no-such-attempt"], reason="by wrangler"))
-    c = the(supervisor.expect("complete", completion_of("9.1")), "9.1")
+    c = supervisor.completion("9.1")
     assert c.reason == "killed: by wrangler" and c.exit_status == -signal.SIGTERM
-    helpers.wait_until(lambda: helpers.gone([ra.pid]), what="the killed frame to vanish")
+    helpers.wait_until(lambda: helpers.gone([ra.pid]), message="the killed frame to vanish")
     # The slots are free again.
     supervisor.send(helpers.launch("9.3", [PY, "-c", "pass"], slots=2))
-    assert the(supervisor.expect("complete", completion_of("9.3")), "9.3").exit_status == 0
+    assert supervisor.completion("9.3").exit_status == 0
 
 
 def test_duplicate_launch_runs_once(supervisor, start_rqd, helpers):
@@ -91,19 +78,19 @@ def test_duplicate_launch_runs_once(supervisor, start_rqd, helpers):
     supervisor.register()
     supervisor.send(helpers.launch("10.1", SLEEP))
     supervisor.send(helpers.launch("10.1", SLEEP))
-    hb = supervisor.expect("heartbeat", lambda b: "10.1" in running_ids(b))
-    assert running_ids(hb) == ["10.1"]
+    hb = supervisor.expect("heartbeat", lambda b: "10.1" in helpers.running_ids(b))
+    assert helpers.running_ids(hb) == ["10.1"]
     assert len(psutil.Process(rqd.pid).children()) == 1
     assert not any(t == "refuse" for t, _ in supervisor.received)
     supervisor.send(p.Kill(["10.1"]))
-    assert the(supervisor.expect("complete", completion_of("10.1")), "10.1").reason == "killed"
+    assert supervisor.completion("10.1").reason == "killed"
 
 
 def test_launch_failure_completes_with_127(supervisor, start_rqd, helpers):
     start_rqd(supervisor)
     supervisor.register()
     supervisor.send(helpers.launch("11.1", ["/no/such/renderer", "-f", "#FRAME#"]))
-    c = the(supervisor.expect("complete", completion_of("11.1")), "11.1")
+    c = supervisor.completion("11.1")
     assert c.exit_status == 127 and c.reason.startswith("launch failed: ")
 
 
@@ -111,7 +98,7 @@ def test_log_request(supervisor, start_rqd, helpers):
     start_rqd(supervisor)
     supervisor.register()
     supervisor.send(helpers.launch("12.1", [PY, "-c", "print('x' * 50 + 'TAIL')"]))
-    supervisor.expect("complete", completion_of("12.1"))
+    supervisor.completion("12.1")
 
     supervisor.send(p.LogRequest(token=5, attempt_id="12.1"))
     whole = supervisor.expect("log_reply", lambda b: b.token == 5)
@@ -136,10 +123,10 @@ def test_reregister_lists_the_running_attempt(supervisor, start_rqd, helpers):
     supervisor.send(helpers.launch("13.1", SLEEP))
     supervisor.send(p.Reregister("supervisor restarted"))
     reg = supervisor.register(host_id=2)
-    assert running_ids(reg) == ["13.1"] and reg.running[0].pid > 0
-    supervisor.expect("heartbeat", lambda b: "13.1" in running_ids(b))
+    assert helpers.running_ids(reg) == ["13.1"] and reg.running[0].pid > 0
+    supervisor.expect("heartbeat", lambda b: "13.1" in helpers.running_ids(b))
     supervisor.send(p.Kill(["13.1"], "cleanup"))
-    supervisor.expect("complete", completion_of("13.1"))
+    supervisor.completion("13.1")
 
 
 def test_survives_garbage(supervisor, start_rqd, helpers):
@@ -163,14 +150,14 @@ def test_survives_garbage(supervisor, start_rqd, helpers):
         t == "register" for t, _ in supervisor.received[mark:-1]))
     assert rqd.poll() is None
     supervisor.send(helpers.launch("14.2", [PY, "-c", "pass"]))
-    assert the(supervisor.expect("complete", completion_of("14.2")), "14.2").exit_status == 0
+    assert supervisor.completion("14.2").exit_status == 0
     assert "bad message from the supervisor" in helpers.rqd_output(rqd.state_dir.parent)
 
 
 def test_orphans_are_killed_at_startup(supervisor, start_rqd, helpers, tmp_path):
     leftover = subprocess.Popen(["sh", "-c", "sleep 300 & wait"], start_new_session=True)
     leader = psutil.Process(leftover.pid)
-    helpers.wait_until(lambda: leader.children(), what="the leftover frame's child")
+    helpers.wait_until(lambda: leader.children(), message="the leftover frame's child")
     pids = [leftover.pid, *(k.pid for k in leader.children(recursive=True))]
     state_dir = tmp_path / "state-crashed"
     state = StateDir(state_dir)
@@ -186,23 +173,23 @@ def test_orphans_are_killed_at_startup(supervisor, start_rqd, helpers, tmp_path)
     assert reg.running == []
     assert reg.completions == [unacked]
     leftover.wait(60)
-    helpers.wait_until(lambda: helpers.gone(pids), what="the leftover group to die")
+    helpers.wait_until(lambda: helpers.gone(pids), message="the leftover group to die")
     assert not (state_dir / "running" / "15.1.json").exists()
     supervisor.send(p.CompleteAck(["15.0"]))
     helpers.wait_until(lambda: not (state_dir / "completions" / "15.0.json").exists(),
-                       what="the acked completion to go")
+                       message="the acked completion to go")
 
 
 def test_sigterm_stops_gracefully(supervisor, start_rqd, helpers):
     rqd = start_rqd(supervisor)
     supervisor.register()
     supervisor.send(helpers.launch("16.1", ["sh", "-c", "sleep 300 & wait"]))
-    hb = supervisor.expect("heartbeat", lambda b: "16.1" in running_ids(b))
+    hb = supervisor.expect("heartbeat", lambda b: "16.1" in helpers.running_ids(b))
     frame = psutil.Process(hb.running[0].pid)
-    helpers.wait_until(lambda: frame.children(), what="the frame's child")
+    helpers.wait_until(lambda: frame.children(), message="the frame's child")
     pids = [frame.pid, *(k.pid for k in frame.children(recursive=True))]
     rqd.send_signal(signal.SIGTERM)
-    c = the(supervisor.expect("complete", completion_of("16.1")), "16.1")
+    c = supervisor.completion("16.1")
     assert c.reason == "lost: rqd stopped"
     supervisor.send(p.CompleteAck(["16.1"]))
     assert rqd.wait(helpers.WAIT) == 0
@@ -214,7 +201,7 @@ def test_unacked_completion_survives_a_restart(supervisor, start_rqd, helpers):
     rqd = start_rqd(supervisor)
     supervisor.register()
     supervisor.send(helpers.launch("17.1", [PY, "-c", "raise SystemExit(2)"]))
-    supervisor.expect("complete", completion_of("17.1"))
+    supervisor.completion("17.1")
     rqd.send_signal(signal.SIGTERM)
     assert rqd.wait(helpers.WAIT) == 0
     again = start_rqd(supervisor, state_dir=rqd.state_dir)
@@ -223,7 +210,7 @@ def test_unacked_completion_survives_a_restart(supervisor, start_rqd, helpers):
     assert reg.completions[0].exit_status == 2
     supervisor.send(p.CompleteAck(["17.1"]))
     helpers.wait_until(lambda: not (again.state_dir / "completions" / "17.1.json").exists(),
-                       what="the acked completion to go")
+                       message="the acked completion to go")
 
 
 def test_silent_supervisor_means_reconnect_to_the_next(zctx, start_rqd, helpers):
@@ -232,13 +219,12 @@ def test_silent_supervisor_means_reconnect_to_the_next(zctx, start_rqd, helpers)
         start_rqd(first, second, extra=("--supervisor-timeout", "1"))
         first.register()
         first.send(helpers.launch("18.1", SLEEP))
-        first.expect("heartbeat", lambda b: "18.1" in running_ids(b))
+        first.expect("heartbeat", lambda b: "18.1" in helpers.running_ids(b))
         first.auto_ack = False                       # the supervisor hangs
         reg = second.register()
-        assert running_ids(reg) == ["18.1"]
+        assert helpers.running_ids(reg) == ["18.1"]
         second.send(p.Kill(["18.1"], "moved"))
-        assert the(second.expect("complete", completion_of("18.1")),
-                   "18.1").reason == "killed: moved"
+        assert second.completion("18.1").reason == "killed: moved"
     finally:
         first.close()
         second.close()
@@ -260,15 +246,16 @@ def test_a_state_dir_in_use_is_refused(supervisor, start_rqd, helpers):
     assert rqd.poll() is None
 
 
-def test_a_kill_for_an_attempt_it_does_not_have_is_answered_lost(supervisor, start_rqd):
+def test_a_kill_for_an_attempt_it_does_not_have_is_answered_lost(supervisor, start_rqd,
+                                                                 helpers):
     start_rqd(supervisor)
     supervisor.register()
     supervisor.expect("heartbeat")
     supervisor.send(p.Kill(["41.1"], "requested"))
-    c = the(supervisor.expect("complete", completion_of("41.1")), "41.1")
+    c = supervisor.completion("41.1")
     assert c.reason.startswith("lost") and "not running" in c.reason
     hb = supervisor.expect("heartbeat", lambda b: "41.1" in b.kept)
-    assert running_ids(hb) == []
+    assert helpers.running_ids(hb) == []
     supervisor.send(p.CompleteAck(["41.1"]))
     supervisor.expect("heartbeat", lambda b: b.kept == [])
 
@@ -303,6 +290,6 @@ def test_a_launch_on_a_host_the_supervisor_locked_is_refused(supervisor, start_r
     assert refused.reason == "locked"
     supervisor.send(p.Ack(slots=2))           # unlocked
     supervisor.send(helpers.launch("52.1", SLEEP))
-    supervisor.expect("heartbeat", lambda b: running_ids(b) == ["52.1"])
+    supervisor.expect("heartbeat", lambda b: helpers.running_ids(b) == ["52.1"])
     supervisor.send(p.Kill(["52.1"]))
-    supervisor.expect("complete", completion_of("52.1"))
+    supervisor.completion("52.1")

@@ -16,19 +16,6 @@ PY = sys.executable
 SLEEP = [PY, "-c", "import time; time.sleep(300)"]
 
 
-def completion_of(attempt_id: str):
-    return lambda body: any(c.attempt_id == attempt_id for c in body.completions)
-
-
-def the(body: p.Complete, attempt_id: str) -> p.Completion:
-    [c] = [c for c in body.completions if c.attempt_id == attempt_id]
-    return c
-
-
-def running_ids(body) -> list[str]:
-    return [r.attempt_id for r in body.running]
-
-
 def refusal_of(attempt_id: str):
     return lambda body: body.attempt_id == attempt_id
 
@@ -85,7 +72,7 @@ def test_launch_runs_the_translated_command(supervisor, start_rqd, helpers, tmp_
         path_maps=[p.PathRule("/fake/proj", str(real)), p.PathRule("/fake/own", "/wrong")],
         frame_start=3)
     supervisor.send(launch)
-    c = the(supervisor.expect("complete", completion_of("60.1")), "60.1")
+    c = supervisor.completion("60.1")
     assert c.exit_status == 0, c
     text = (rqd.state_dir / "logs" / "60.1.log").read_text()
     output = text.split("=" * 78)[2]
@@ -117,7 +104,7 @@ def test_refuse_what_memory_cannot_hold(supervisor, start_rqd, helpers):
     refuse = supervisor.expect("refuse", refusal_of("61.1"))
     assert refuse.reason.startswith("not enough free memory")
     supervisor.send(helpers.launch("61.2", [PY, "-c", "pass"], memory_mb=1))
-    assert the(supervisor.expect("complete", completion_of("61.2")), "61.2").exit_status == 0
+    assert supervisor.completion("61.2").exit_status == 0
 
 
 def test_refuse_when_the_log_disk_is_full(supervisor, start_rqd, helpers):
@@ -146,7 +133,7 @@ def test_idle_lock_follows_the_probe(supervisor, start_rqd, helpers, tmp_path):
     idle.write_text("301")                   # gone for longer than nimby_idle
     supervisor.expect("heartbeat", lambda b: not b.nimby)
     supervisor.send(helpers.launch("63.2", [PY, "-c", "pass"]))
-    assert the(supervisor.expect("complete", completion_of("63.2")), "63.2").exit_status == 0
+    assert supervisor.completion("63.2").exit_status == 0
     idle.write_text("3")                     # back at the keyboard
     supervisor.expect("heartbeat", lambda b: b.nimby)
 
@@ -157,7 +144,7 @@ def test_idle_lock_is_off_by_default(supervisor, start_rqd, helpers, tmp_path):
     start_rqd(supervisor, env={"CUEFARM_TEST_IDLE_FILE": str(idle)})
     assert supervisor.register().nimby is False
     supervisor.send(helpers.launch("64.1", [PY, "-c", "pass"]))
-    assert the(supervisor.expect("complete", completion_of("64.1")), "64.1").exit_status == 0
+    assert supervisor.completion("64.1").exit_status == 0
 
 
 def test_idle_lock_purges_running_frames(supervisor, start_rqd, helpers, tmp_path):
@@ -167,12 +154,12 @@ def test_idle_lock_purges_running_frames(supervisor, start_rqd, helpers, tmp_pat
               env={"CUEFARM_TEST_IDLE_FILE": str(idle)})
     assert supervisor.register().nimby is False
     supervisor.send(helpers.launch("65.1", ["sh", "-c", "sleep 300 & wait"]))
-    hb = supervisor.expect("heartbeat", lambda b: "65.1" in running_ids(b))
+    hb = supervisor.expect("heartbeat", lambda b: "65.1" in helpers.running_ids(b))
     pid = hb.running[0].pid
     idle.write_text("0")
-    c = the(supervisor.expect("complete", completion_of("65.1")), "65.1")
+    c = supervisor.completion("65.1")
     assert c.reason == "lost: purged by idle lock"
-    helpers.wait_until(lambda: helpers.gone([pid]), what="the purged frame to vanish")
+    helpers.wait_until(lambda: helpers.gone([pid]), message="the purged frame to vanish")
     supervisor.expect("heartbeat", lambda b: b.nimby and b.running == [])
 
 
@@ -185,14 +172,14 @@ def test_drain_then_exit_after_the_last_frame_is_acked(supervisor, start_rqd, he
     rqd = start_rqd(supervisor)
     supervisor.register()
     supervisor.send(helpers.launch("66.1", wait_for_go))
-    supervisor.expect("heartbeat", lambda b: "66.1" in running_ids(b))
+    supervisor.expect("heartbeat", lambda b: "66.1" in helpers.running_ids(b))
     supervisor.send(p.Drain(then="exit"))
-    supervisor.expect("heartbeat", lambda b: b.draining and "66.1" in running_ids(b))
+    supervisor.expect("heartbeat", lambda b: b.draining and "66.1" in helpers.running_ids(b))
     supervisor.send(helpers.launch("66.2", [PY, "-c", "pass"]))
     assert supervisor.expect("refuse", refusal_of("66.2")).reason == "draining"
     assert rqd.poll() is None                # the frame still runs: no exit yet
     go.write_text("")
-    c = the(supervisor.expect("complete", completion_of("66.1")), "66.1")
+    c = supervisor.completion("66.1")
     assert c.exit_status == 0 and c.reason == ""
     # Drained, but it waits for the acknowledgement before it exits (heartbeats go on).
     supervisor.expect("heartbeat", lambda b: b.draining and b.running == [])
@@ -214,7 +201,7 @@ def test_drain_stay_and_cancel(supervisor, start_rqd, helpers):
     supervisor.send(p.Drain(cancel=True))
     supervisor.expect("heartbeat", lambda b: not b.draining)
     supervisor.send(helpers.launch("67.2", [PY, "-c", "pass"]))
-    assert the(supervisor.expect("complete", completion_of("67.2")), "67.2").exit_status == 0
+    assert supervisor.completion("67.2").exit_status == 0
 
 
 @pytest.mark.parametrize("allowed", [True, False], ids=["allowed", "not-allowed"])
@@ -269,7 +256,7 @@ def test_run_as_runs_the_frame_as_that_user(supervisor, start_rqd, helpers):
     supervisor.send(helpers.launch("69.1", ["sh", "-c", 'echo "uid=$(id -u) home=$HOME '
                                                         'user=$USER logname=$LOGNAME"'],
                                    run_as=user.pw_name))
-    c = the(supervisor.expect("complete", completion_of("69.1")), "69.1")
+    c = supervisor.completion("69.1")
     assert c.exit_status == 0, c
     log = rqd.state_dir / "logs" / "69.1.log"
     text = log.read_text()

@@ -121,7 +121,7 @@ def test_kill_leaves_no_process_behind(runner, helpers, ignore_term):
     completion = runner.finish(attempt, ex)
     assert completion.reason == "killed: by test"
     assert completion.exit_status == (-signal.SIGKILL if ignore_term else -signal.SIGTERM)
-    helpers.wait_until(lambda: helpers.gone(pids), what="the killed tree to vanish")
+    helpers.wait_until(lambda: helpers.gone(pids), message="the killed tree to vanish")
     assert "reason:      killed: by test" in attempt.log_path.read_text()
 
 
@@ -133,7 +133,7 @@ def test_leftovers_of_a_finished_frame_are_killed(runner, helpers, tmp_path):
     completion = runner.finish(attempt, ex)
     assert completion.exit_status == 0
     bg = int(pidfile.read_text())
-    helpers.wait_until(lambda: helpers.gone([bg]), what="the background process to die")
+    helpers.wait_until(lambda: helpers.gone([bg]), message="the background process to die")
 
 
 def test_sample_measures_the_tree(runner, helpers):
@@ -141,7 +141,7 @@ def test_sample_measures_the_tree(runner, helpers):
     attempt = runner.launch(helpers.launch("42.1", [PY, "-c", code]))
     try:
         helpers.wait_until(lambda: runner.sample(attempt).rss > 30 * 1024 * 1024,
-                           what="rss to reach 30 MiB")
+                           message="rss to reach 30 MiB")
         ra = runner.sample(attempt)
         assert ra.attempt_id == "42.1" and ra.pid == attempt.pid and ra.started > 0
         assert ra.peak_rss >= ra.rss
@@ -172,7 +172,7 @@ def test_orphan_group_is_killed(helpers, tmp_path):
     [loaded] = state.load_running()
     assert rn.kill_orphan(loaded) >= 3
     proc.wait(60)
-    helpers.wait_until(lambda: helpers.gone(pids), what="the orphan group to die")
+    helpers.wait_until(lambda: helpers.gone(pids), message="the orphan group to die")
     state.close()
 
 
@@ -182,7 +182,7 @@ def test_orphan_group_without_its_leader_is_killed(helpers):
     proc.wait(60)               # the leader is gone; its sleeping child keeps the group alive
     assert not helpers.gone(pids[1:])
     assert rn.kill_orphan(record) == 1
-    helpers.wait_until(lambda: helpers.gone(pids), what="the leaderless group to die")
+    helpers.wait_until(lambda: helpers.gone(pids), message="the leaderless group to die")
 
 
 def test_a_reused_pid_is_not_killed(helpers):

@@ -18,15 +18,6 @@ PY = sys.executable
 TREE = "sleep 60 & echo pids $$ $!; wait"
 
 
-def completion_of(attempt_id: str):
-    return lambda body: any(c.attempt_id == attempt_id for c in body.completions)
-
-
-def the(body: p.Complete, attempt_id: str) -> p.Completion:
-    [c] = [c for c in body.completions if c.attempt_id == attempt_id]
-    return c
-
-
 def tree_pids(log_text: str) -> list[int]:
     match = re.search(r"^pids (\d+) (\d+)$", log_text, re.MULTILINE)
     assert match, "the frame did not print its pids"
@@ -38,7 +29,7 @@ def run_frame(supervisor, start_rqd, helpers, attempt_id: str, command, **limits
     rqd = start_rqd(supervisor)
     supervisor.register()
     supervisor.send(helpers.launch(attempt_id, command, **limits))
-    c = the(supervisor.expect("complete", completion_of(attempt_id)), attempt_id)
+    c = supervisor.completion(attempt_id)
     supervisor.send(p.CompleteAck([attempt_id]))
     return c, (rqd.state_dir / "logs" / f"{attempt_id}.log").read_text()
 
@@ -51,7 +42,7 @@ def test_runtime_timeout_kills_the_tree(supervisor, start_rqd, helpers):
     assert c.exit_status == -signal.SIGTERM
     assert "reason:      timeout: ran longer than 2 s" in text
     pids = tree_pids(text)
-    helpers.wait_until(lambda: helpers.gone(pids), what="the timed-out tree to vanish")
+    helpers.wait_until(lambda: helpers.gone(pids), message="the timed-out tree to vanish")
 
 
 def test_steady_output_never_hits_the_no_output_timeout(supervisor, start_rqd, helpers):
@@ -72,7 +63,7 @@ def test_silence_after_output_hits_the_no_output_timeout(supervisor, start_rqd, 
     assert c.exit_status != 0
     assert "started" in text and "reason:      timeout: no output for 1 s" in text
     pids = tree_pids(text)
-    helpers.wait_until(lambda: helpers.gone(pids), what="the silent tree to vanish")
+    helpers.wait_until(lambda: helpers.gone(pids), message="the silent tree to vanish")
 
 
 def test_runtime_timeout_applies_to_a_chatty_frame(supervisor, start_rqd, helpers):
@@ -86,7 +77,7 @@ def test_a_frame_that_exits_0_when_timed_out_still_fails(supervisor, start_rqd, 
     c, text = run_frame(supervisor, start_rqd, helpers, "34.1",
                         ["sh", "-c", "trap 'exit 0' TERM; " + TREE], timeout=1)
     assert c.reason == "timeout: ran longer than 1 s" and c.exit_status == 1
-    helpers.wait_until(lambda: helpers.gone(tree_pids(text)), what="the tree to vanish")
+    helpers.wait_until(lambda: helpers.gone(tree_pids(text)), message="the tree to vanish")
 
 
 def test_a_kill_before_the_timeout_stays_a_kill(supervisor, start_rqd, helpers):
@@ -97,7 +88,7 @@ def test_a_kill_before_the_timeout_stays_a_kill(supervisor, start_rqd, helpers):
     supervisor.send(helpers.launch("35.1", ["sh", "-c", "trap '' TERM; sleep 60"],
                                    timeout_no_output=2))
     supervisor.send(p.Kill(["35.1"], "by wrangler"))
-    c = the(supervisor.expect("complete", completion_of("35.1")), "35.1")
+    c = supervisor.completion("35.1")
     assert c.reason == "killed: by wrangler" and c.exit_status == -signal.SIGKILL
 
 

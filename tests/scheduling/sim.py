@@ -1,50 +1,14 @@
-"""A supervisor process with a fleet of simulated workers (real protocol) in a thread, and the
-ledger of what ran where and when, for checking scheduling invariants."""
+"""The ledger of what ran where and when on a fleet of simulated workers (see
+tests.farm.FleetThread), for checking scheduling invariants."""
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from cuefarm import protocol as p
-from rqd.fleet import Fleet
 from tests.farm import wait_until
-
-
-class FleetThread:
-    """Runs a Fleet in its own thread (its sockets live and die there)."""
-
-    def __init__(self, address: str, workers: list[dict], runtime: float, **kw: Any):
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-        self.fleet: Fleet | None = None
-        self.error: BaseException | None = None
-
-        def run():
-            try:
-                self.fleet = Fleet(address, workers, runtime=runtime, record=True,
-                                   heartbeat=0.5, **kw)
-                self.ready.set()
-                self.fleet.run(until=self.stop.is_set)
-            except BaseException as exc:  # surfaced in close()
-                self.error = exc
-                self.ready.set()
-            finally:
-                if self.fleet is not None:
-                    self.fleet.close()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        self.ready.wait(10)
-
-    def close(self) -> list[tuple]:
-        self.stop.set()
-        self.thread.join(10)
-        if self.error:
-            raise self.error
-        return list(self.fleet.ledger)
 
 
 @dataclass

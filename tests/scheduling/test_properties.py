@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.farm import Farm, PostgresDatabase
-from tests.scheduling.sim import FleetThread, Ledger, wait_finished
+from tests.farm import Farm, FleetThread, PostgresDatabase
+from tests.scheduling.sim import Ledger, wait_finished
 
 host_st = st.tuples(st.integers(1, 6), st.sampled_from([2000, 4000, 8000]), st.booleans())
 layer_st = st.fixed_dictionaries({
@@ -235,11 +235,8 @@ def test_priority_order_among_equals_sqlite(tmp_path_factory, case):
 @given(case=priority_st)
 def test_priority_order_among_equals_postgres(require_postgres, tmp_path_factory, case):
     tmp = tmp_path_factory.mktemp("prio")
-    db = PostgresDatabase()
-    try:
+    with PostgresDatabase() as db:
         run_priorities(db.url, tmp, case)
-    finally:
-        db.drop()
 
 
 @settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
@@ -254,8 +251,5 @@ def test_random_farms_never_oversubscribe_sqlite(tmp_path_factory, scenario):
 @given(scenario=scenario_st)
 def test_random_farms_never_oversubscribe_postgres(require_postgres, tmp_path_factory, scenario):
     tmp = tmp_path_factory.mktemp("prop")
-    db = PostgresDatabase()
-    try:
+    with PostgresDatabase() as db:
         run_scenario(db.url, tmp, scenario)
-    finally:
-        db.drop()

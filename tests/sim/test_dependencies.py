@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sim.test_rules import job, layer
+from tests.jobs import job, layer
 
 
 def per_frame(name):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from cuefarm import CueFarmError
-from tests.sim.test_rules import job, layer
+from tests.jobs import job, layer
 
 # rqd's report of a program it could not start (tests/rqd/test_rqd_daemon.py checks rqd's side)
 LAUNCH_FAILED = "launch failed: [Errno 2] No such file or directory: '/nonexistent/cuefarm'"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cuefarm import requirements as reqs
 from tests.scheduling.sim import Ledger
-from tests.sim.test_rules import job, layer
+from tests.jobs import job, layer
 
 
 def test_requirement_on_free_memory_is_evaluated_afresh(farm):

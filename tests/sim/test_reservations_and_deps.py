@@ -5,7 +5,7 @@ bad-host answer of why."""
 from __future__ import annotations
 
 from tests.scheduling.sim import Ledger
-from tests.sim.test_rules import job, layer
+from tests.jobs import job, layer
 
 
 def test_gpu_reservations_never_oversubscribe_and_need_gpus(farm):

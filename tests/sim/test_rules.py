@@ -8,15 +8,8 @@ from collections import defaultdict
 import pytest
 
 from cuefarm import CueFarmError
+from tests.jobs import job, layer
 from tests.scheduling.sim import Ledger
-
-
-def job(name, layers, **kw):
-    return {"name": name, "project": kw.pop("project", "p"), "layers": layers, **kw}
-
-
-def layer(name="r", frames=4, **kw):
-    return {"name": name, "command": ["true"], "range": f"1-{frames}", "max_retries": 0, **kw}
 
 
 def average_slots(ledger: Ledger, key, t0: float, t1: float) -> dict:

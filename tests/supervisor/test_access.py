@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 
 import pytest
 
@@ -14,34 +15,12 @@ from cuefarm.config import SupervisorConfig, load
 from cuegui import permissions as gui
 from supervisor import clientapi, roles
 from supervisor.requests import DECLARED
-from tests.farm import Farm, wait_until
+from tests.farm import wait_until
+from tests.jobs import job, layer
 
 
-def job(name: str, project: str = "demo", **layer) -> dict:
-    return {"name": name, "project": project,
-            "layers": [{"name": "render", "command": ["true"], "range": "1-3", **layer}]}
-
-
-@pytest.fixture
-def roles_farm(db_url, tmp_path):
-    """A supervisor with roles: boss is an admin, wendy a wrangler, everyone else an artist."""
-    f = Farm(db_url, tmp_path)
-    f.env["CUEFARM_SUPERVISOR_ADMINS"] = "boss"
-    f.env["CUEFARM_SUPERVISOR_WRANGLERS"] = "wendy, walt"
-    f.start_supervisor()
-    clients: list[Client] = []
-
-    def as_user(user: str) -> Client:
-        c = Client(f.address, timeout=15, user=user)
-        clients.append(c)
-        return c
-    f.as_user = as_user
-    try:
-        yield f
-    finally:
-        for c in clients:
-            c.close()
-        f.stop()
+# The layer these jobs have: `true` on frames 1-3, with the supervisor's default of one retry.
+render = partial(layer, "render", 3, max_retries=1)
 
 
 def _refused(call, code: str = "forbidden") -> CueFarmError:
@@ -52,15 +31,15 @@ def _refused(call, code: str = "forbidden") -> CueFarmError:
 
 
 def test_roles_and_ownership(roles_farm):
-    alice, bob = roles_farm.as_user("alice"), roles_farm.as_user("bob")
-    wendy, boss = roles_farm.as_user("wendy"), roles_farm.as_user("boss")
+    alice, bob = roles_farm.client(user="alice"), roles_farm.client(user="bob")
+    wendy, boss = roles_farm.client(user="wendy"), roles_farm.client(user="boss")
     assert alice.whoami() == {"user": "alice", "role": "artist", "open": False}
     assert wendy.whoami()["role"] == "wrangler"
     assert boss.whoami()["role"] == "admin"
     assert roles_farm.client().whoami()["role"] == "admin"   # the supervisor's own OS user
 
-    [mine] = alice.submit(job("a"))
-    [theirs] = bob.submit(job("b"))
+    [mine] = alice.submit(job("a", [render()], "demo"))
+    [theirs] = bob.submit(job("b", [render()], "demo"))
     before = bob.job(theirs)
 
     err = _refused(lambda: alice.kill(theirs))
@@ -96,8 +75,8 @@ def test_roles_and_ownership(roles_farm):
 def test_hosts_are_for_admins(roles_farm):
     roles_farm.start_rqd("w1", 1)
     roles_farm.wait_hosts_up(["w1"])
-    alice, wendy = roles_farm.as_user("alice"), roles_farm.as_user("wendy")
-    boss = roles_farm.as_user("boss")
+    alice, wendy = roles_farm.client(user="alice"), roles_farm.client(user="wendy")
+    boss = roles_farm.client(user="boss")
     err = _refused(lambda: alice.lock("w1"))
     assert str(err) == "Locking and unlocking hosts is for admins; you are alice (artist)"
     _refused(lambda: wendy.lock("w1"))
@@ -114,7 +93,7 @@ def test_open_farm_lets_everyone_do_everything(farm):
     zed, yan = Client(farm.address, timeout=15, user="zed"), Client(farm.address, user="yan")
     try:
         assert zed.whoami() == {"user": "zed", "role": "admin", "open": True}
-        [theirs] = yan.submit(job("y"))
+        [theirs] = yan.submit(job("y", [render()], "demo"))
         assert zed.set_priority(theirs, 70) == 1
         assert zed.kill(theirs) >= 1
         assert yan.job(theirs)["killed"] is True
@@ -125,10 +104,10 @@ def test_open_farm_lets_everyone_do_everything(farm):
 
 
 def test_restricted_project(roles_farm):
-    alice, carol = roles_farm.as_user("alice"), roles_farm.as_user("carol")
-    wendy, boss = roles_farm.as_user("wendy"), roles_farm.as_user("boss")
-    [secret] = boss.submit(job("s", "secret"))
-    [public] = alice.submit(job("p"))
+    alice, carol = roles_farm.client(user="alice"), roles_farm.client(user="carol")
+    wendy, boss = roles_farm.client(user="wendy"), roles_farm.client(user="boss")
+    [secret] = boss.submit(job("s", [render()], "secret"))
+    [public] = alice.submit(job("p", [render()], "demo"))
     _refused(lambda: alice.set_project_members("secret", ["alice"]))
     assert wendy.set_project_members("secret", ["carol", "boss"]) == 2
     assert {r["name"]: r["members"] for r in alice.projects()}["secret"] == ["boss", "carol"]
@@ -145,20 +124,21 @@ def test_restricted_project(roles_farm):
 
     # Submitting to it, or depending on its jobs, is refused and stores nothing.
     count = len(boss.jobs())
-    err = _refused(lambda: alice.submit(job("x", "secret")), "invalid")
+    err = _refused(lambda: alice.submit(job("x", [render()], "secret")), "invalid")
     assert err.field == "jobs[0].project" and "restricted to its members" in str(err)
-    err = _refused(lambda: alice.submit([job("ok"), job("y", depends_on=[{"job": secret}])]),
-                   "invalid")
+    depends = [render(depends_on=[{"job": secret}])]
+    err = _refused(lambda: alice.submit([job("ok", [render()], "demo"),
+                                          job("y", depends, "demo")]), "invalid")
     assert err.field == "jobs[1].layers[0].depends_on[0]"
     assert f"no job with id {secret}" in str(err) and "not visible" in str(err)
-    _refused(lambda: alice.submit(job("z", depends_on=[{"job": secret, "layer": "render"}])),
-             "invalid")
+    depends = [render(depends_on=[{"job": secret, "layer": "render"}])]
+    _refused(lambda: alice.submit(job("z", depends, "demo")), "invalid")
     assert len(boss.jobs()) == count
 
     # Members, wranglers and admins see it and may depend on it.
     assert secret in {j["id"] for j in carol.jobs()}
     assert secret in {j["id"] for j in wendy.jobs()}
-    [dependent] = carol.submit(job("c", depends_on=[{"job": secret}]))
+    [dependent] = carol.submit(job("c", [render(depends_on=[{"job": secret}])], "demo"))
     assert carol.job(dependent)["id"] == dependent
 
     # Opened again: visible to everyone.
@@ -210,13 +190,8 @@ def test_roles_from_config(caplog):
 
 
 def _cli(farm, user: str, *args: str):
-    from click.testing import CliRunner
-    from cuefarm.cli import cli
     # The client claims the user getpass finds: LOGNAME comes first.
-    result = CliRunner().invoke(cli, ["--supervisor", farm.address, "--timeout", "15", *args],
-                                env={"LOGNAME": user, "USER": user})
-    assert "Traceback" not in result.output, result.output
-    return result
+    return farm.cli(*args, env={"LOGNAME": user, "USER": user})
 
 
 def test_cli_whoami_and_members(roles_farm):
@@ -241,11 +216,11 @@ def test_cli_whoami_and_members(roles_farm):
 def test_hidden_running_frames_are_left_out(roles_farm):
     roles_farm.start_rqd("w1", 2)
     roles_farm.wait_hosts_up(["w1"])
-    alice = roles_farm.as_user("alice")
+    alice = roles_farm.client(user="alice")
     boss = roles_farm.client()     # the OS user: rqd runs frames as a job's user, a real one
     boss.set_project_members("secret", ["boss"])
-    [secret] = boss.submit(job("s", "secret", command=["sleep", "60"], range="1"))
-    [public] = boss.submit(job("p", command=["sleep", "60"], range="1"))
+    [secret] = boss.submit(job("s", [render(command=["sleep", "60"], range="1")], "secret"))
+    [public] = boss.submit(job("p", [render(command=["sleep", "60"], range="1")], "demo"))
     wait_until(lambda: len(boss.frames(host="w1")) == 2, message="both frames running on w1")
     assert [f["job_id"] for f in alice.frames(host="w1")] == [public]
     assert {f["job_id"] for f in boss.frames(host="w1")} == {secret, public}

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from cuefarm import protocol as p
-from tests.farm import Farm
+from tests.farm import running_farm
 from tests.supervisor.test_wire import Peer, register
 
 
@@ -44,13 +44,8 @@ def test_a_host_that_refused_gets_the_frame_after_its_backoff(sqlite_farm):
 
 @pytest.fixture
 def ban_farm(db_url, tmp_path):
-    f = Farm(db_url, tmp_path)
-    f.env["CUEFARM_SUPERVISOR_BAD_HOST_PERIOD"] = "4"
-    f.start_supervisor()
-    try:
+    with running_farm(db_url, tmp_path, {"CUEFARM_SUPERVISOR_BAD_HOST_PERIOD": "4"}) as f:
         yield f
-    finally:
-        f.stop()
 
 
 def test_a_banned_host_gets_the_frame_when_its_ban_ends(ban_farm):

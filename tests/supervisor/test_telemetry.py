@@ -16,13 +16,12 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def pg_engine(require_postgres):
-    db = PostgresDatabase()
-    engine = make_engine(db.url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        db.drop()
+    with PostgresDatabase() as db:
+        engine = make_engine(db.url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 CASES = [
