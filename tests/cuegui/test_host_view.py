@@ -8,6 +8,7 @@ import pytest
 from pytestqt.qt_compat import qt_api
 
 from tests.cuegui.test_live import Prompts, open_window, trigger, wait
+from tests.farm import running_farm
 
 
 class HostPrompts(Prompts):
@@ -33,8 +34,16 @@ class HostPrompts(Prompts):
 
 
 @pytest.fixture
-def hostwin(qtbot, sqlite_farm):
-    farm = sqlite_farm
+def admin_farm(sqlite_url, tmp_path):
+    """A supervisor whose refused workers ask again after a second (an admitted one joins
+    at once instead of a minute later)."""
+    with running_farm(sqlite_url, tmp_path, {"CUEFARM_SUPERVISOR_ADMISSION_RETRY": "1"}) as f:
+        yield f
+
+
+@pytest.fixture
+def hostwin(qtbot, admin_farm):
+    farm = admin_farm
     win = open_window(farm, HostPrompts())
     qtbot.addWidget(win)
     win.show()
