@@ -13,10 +13,10 @@ from tests.farm import PostgresDatabase
 from tests.simfarm import SimFarm, wipe
 
 
-@pytest.fixture
-def farm(db_url):
-    """An in-process farm (no workers yet) on a fresh database of each kind."""
-    f = SimFarm(db_url)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def farm(request, sim_db):
+    """An in-process farm (no workers yet) on an empty database of each kind."""
+    f = SimFarm(sim_db(request.param))
     yield f
     f.close()
 

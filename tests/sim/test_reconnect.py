@@ -13,6 +13,16 @@ from sqlalchemy import event, text
 from supervisor.store.engine import make_engine
 from tests.farm import end_sessions
 from tests.scheduling.sim import Ledger
+from tests.simfarm import SimFarm
+
+
+@pytest.fixture
+def farm(db_url):
+    """A farm on a database of its own: these tests end its sessions and change its
+    triggers, which a database shared between tests must not see."""
+    f = SimFarm(db_url)
+    yield f
+    f.close()
 
 
 def needs_postgres(farm) -> None:

@@ -18,8 +18,8 @@ from tests.scheduling.test_properties import (IN_FLIGHT, build, check, priority_
 from tests.simfarm import SimFarm
 
 # Examples per database: the rules are the point here, so SQLite gets most of them.
-EXAMPLES = {"sqlite": 200, "postgres": 100}
-PRIORITY_EXAMPLES = {"sqlite": 100, "postgres": 50}
+EXAMPLES = {"sqlite": 100, "postgres": 50}
+PRIORITY_EXAMPLES = {"sqlite": 50, "postgres": 25}
 
 
 def run_scenario(engine, scenario) -> None:
