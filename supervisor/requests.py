@@ -92,7 +92,8 @@ def request(name: str, *, role: str, what: str, read: bool = False, jobs: str | 
 
 
 def control_errors(fn: Callable[..., Any], *args: Any) -> Any:
-    """fn(*args), with a store's refusal (ControlError) answered as an invalid request."""
+    """fn(*args), with a store's refusal (ControlError) answered as a refused request of the
+    same code (invalid, not_found)."""
     try:
         return fn(*args)
     except ControlError as exc:

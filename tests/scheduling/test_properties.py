@@ -52,8 +52,10 @@ def build(scenario):
             if not fitting:
                 fitting = hosts
                 lay = {**lay, "gpu": False}
-            top_slots = max(h["slots"] for h in fitting)
-            top_mem = max(h["memory_mb"] for h in fitting)
+            # Sized to fit one host: the largest of those it may use (slots and memory
+            # taken from different hosts could add up to a frame no host can run).
+            top = max(fitting, key=lambda h: (h["slots"], h["memory_mb"]))
+            top_slots, top_mem = top["slots"], top["memory_mb"]
             slots = lay["slots"]
             if slots == 2 and top_slots < 2:
                 slots = 1
