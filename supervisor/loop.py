@@ -26,6 +26,7 @@ from supervisor import clientapi, dispatch, registration, workerlink
 from supervisor.background import Background
 from supervisor.context import Context
 from supervisor.events import Publisher
+from supervisor.store.work import Touched
 
 log = logging.getLogger(__name__)
 DRAIN = 5000          # messages taken from one socket per turn at most
@@ -330,19 +331,23 @@ class Loop:
 
     def flush(self) -> None:
         """Carry out every effect the handlers recorded (their transactions have committed)."""
-        self.send_now()
-        out = self.cx.out.take()
+        out = self.cx.out
         if not out:
-            return
+            return      # most turns: nothing to do, and nothing allocated to find that out
+        self.send_now()
         t = out.touched
         if t.jobs or t.layers or t.frames or t.hosts:
+            out.touched = Touched()
             self.publisher.note(t)
             self.hosts_changed.update(t.hosts)
         if out.dispatch:
+            out.dispatch = False
             self.dispatch_needed = True
-        for when in out.wakeups:
-            if len(self.wakeups) < 10_000:
-                heapq.heappush(self.wakeups, when)
+        if out.wakeups:
+            wakeups, out.wakeups = out.wakeups, []
+            for when in wakeups:
+                if len(self.wakeups) < 10_000:
+                    heapq.heappush(self.wakeups, when)
 
     def _undelivered(self, identity: bytes, body: p.Body) -> None:
         """A message the worker link could not deliver (the worker is gone or not reading)."""
