@@ -117,6 +117,7 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
             if batch is not None:    # first the slots the batch freed, then what the pass took
                 batch.acknowledge(out)
             launches = [_launch(cx, out, c, room) for c, room in claimed]
+            touched.hosts.update(room.worker.host_id for _, room in claimed)
             out.note(touched)
     except Exception as exc:
         if batch is not None:       # rolled back: the slots are not free after all
@@ -149,7 +150,6 @@ def _launch(cx: Context, out, c: work.Claimed, room: Room) -> int:
     launch.path_maps = hostadmin.central_rules(cx.live.path_map_rows, w.os, w.tags)
     launch.run_as = c.layer["user"]   # from the submitter's identity, never the job spec
     launch.seq = cx.live.next_launch_seq()
-    out.note(work.Touched(hosts={w.host_id}))
     if w.identity is not None:
         out.send(w.identity, launch)
     return launch.seq
