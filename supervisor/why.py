@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 import fileseq
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from cuefarm import protocol as p
 from supervisor import dispatch
@@ -20,7 +20,6 @@ from supervisor.roles import ARTIST
 from supervisor.store import work
 from supervisor.store import jobs as rows
 from supervisor.store.errors import ControlError
-from supervisor.store.models import Dependency, Frame, FrameDep, Job, Layer, Project
 
 SHOWN = 5
 
@@ -41,20 +40,12 @@ def _frame_row(conn: Connection, job_id: int, layer: str | None, number: int) ->
 
 def _dependency_reasons(conn: Connection, layer: dict[str, Any], frame_id: int | None) -> list[str]:
     out = []
-    for d in conn.execute(select(Dependency.id, Dependency.kind, Dependency.target_job_id,
-                                 Dependency.target_layer_id, Dependency.satisfied)
-                          .where(Dependency.layer_id == layer["id"]).order_by(Dependency.id)):
+    for d in rows.layer_dependencies(conn, layer["id"]):
         target = None
         if d.target_layer_id is not None:
-            target = conn.execute(select(Layer.name, Layer.job_id, Layer.frames_total,
-                                         Layer.succeeded, Layer.eaten, Layer.dead, Layer.running)
-                                  .where(Layer.id == d.target_layer_id)).first()
+            target = rows.layer_progress(conn, d.target_layer_id)
         if d.kind == "frame":
-            q = (select(Frame.label, Frame.state).join(FrameDep, FrameDep.target_frame_id == Frame.id)
-                 .where(Frame.state.not_in(("SUCCEEDED", "EATEN"))))
-            q = q.where(FrameDep.frame_id == frame_id) if frame_id else q.where(
-                FrameDep.frame_id.in_(select(Frame.id).where(Frame.layer_id == layer["id"])))
-            pending = conn.execute(q.limit(200)).all()
+            pending = rows.upstream_frames_not_done(conn, layer["id"], frame_id, 200)
             if not pending:
                 continue
             dead = [f.label for f in pending if f.state == "DEAD"]
@@ -141,14 +132,7 @@ def _budget(cx: Context, conn: Connection, layers: list[dict[str, Any]]) -> Budg
 
 def _layers_of(cx: Context, conn: Connection, job_id: int) -> list[dict[str, Any]]:
     """The job's layers with the scheduler's view of them (static fields, job, project)."""
-    q = (select(Layer.id, Layer.job_id, Layer.idx, Layer.waiting, Layer.depend, Layer.dead,
-                Job.name.label("job"), Job.user, Job.priority, Job.min_slots,
-                Job.max_slots.label("job_max_slots"), Job.project_id,
-                Project.name.label("project"), Project.guaranteed,
-                Project.max_slots.label("project_max_slots"))
-         .join(Job, Job.id == Layer.job_id).join(Project, Project.id == Job.project_id)
-         .where(Layer.job_id == job_id).order_by(Layer.idx))
-    return dispatch.with_static(cx.live, conn, [dict(r._mapping) for r in conn.execute(q)])
+    return dispatch.with_static(cx.live, conn, work.candidate_layers_of_job(conn, job_id))
 
 
 def explain(cx: Context, conn: Connection, job_id: int, layer: str | None,
@@ -227,10 +211,7 @@ def next_for_host(cx: Context, conn: Connection, host: str, limit: int) -> list[
                 or not budget.limit_allows(lay, w.host_id)
                 or budget.slots_left(lay) < lay["slots"]):
             continue
-        for label, number in conn.execute(
-                select(Frame.label, Frame.number)
-                .where(Frame.layer_id == lay["id"], Frame.state == "WAITING")
-                .order_by(Frame.idx).limit(limit - len(out))):
+        for label, number in rows.waiting_frames(conn, lay["id"], limit - len(out)):
             out.append({"job_id": lay["job_id"], "job": lay["job"], "layer": lay["name"],
                         "frame": label, "number": number, "priority": lay["priority"],
                         "project": lay["project"], "host_locked": w.locked})

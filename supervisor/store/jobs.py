@@ -10,7 +10,8 @@ from sqlalchemy import Connection, String, and_, case, cast, func, or_, select
 from cuefarm.states import AttemptState, JobState
 from supervisor.store.counters import COUNTER_NAMES
 from supervisor.store.errors import ControlError
-from supervisor.store.models import Attempt, Frame, Host, Job, Layer, Project
+from supervisor.store.models import (Attempt, Dependency, Frame, FrameDep, Host, Job, Layer,
+                                     Project)
 
 # --- reading ---------------------------------------------------------------------------------
 
@@ -243,3 +244,37 @@ def find_attempt(conn: Connection, job_id: int, layer: str, frame: int,
         raise ControlError(f"frame {frame} has no attempt {number} (latest is {row.attempt})",
                            "attempt", "not_found")
     return f"{row.id}.{number}", att.host_id, att.host_name
+
+
+# --- what `why` and `next_for_host` read -----------------------------------------------------------
+
+def layer_dependencies(conn: Connection, layer_id: int) -> list[Any]:
+    """The layer's dependencies, oldest first (id, kind, target job and layer, satisfied)."""
+    return conn.execute(select(Dependency.id, Dependency.kind, Dependency.target_job_id,
+                               Dependency.target_layer_id, Dependency.satisfied)
+                        .where(Dependency.layer_id == layer_id).order_by(Dependency.id)).all()
+
+
+def layer_progress(conn: Connection, layer_id: int) -> Any:
+    """A layer's name, job and frame counts (None if it is gone)."""
+    return conn.execute(select(Layer.name, Layer.job_id, Layer.frames_total, Layer.succeeded,
+                               Layer.eaten, Layer.dead, Layer.running)
+                        .where(Layer.id == layer_id)).first()
+
+
+def upstream_frames_not_done(conn: Connection, layer_id: int, frame_id: int | None,
+                             limit: int) -> list[Any]:
+    """Upstream frames (label, state) not yet done that frame `frame_id` (or any frame of the
+    layer) waits on frame by frame; at most `limit`."""
+    q = (select(Frame.label, Frame.state).join(FrameDep, FrameDep.target_frame_id == Frame.id)
+         .where(Frame.state.not_in(("SUCCEEDED", "EATEN"))))
+    q = q.where(FrameDep.frame_id == frame_id) if frame_id else q.where(
+        FrameDep.frame_id.in_(select(Frame.id).where(Frame.layer_id == layer_id)))
+    return conn.execute(q.limit(limit)).all()
+
+
+def waiting_frames(conn: Connection, layer_id: int, limit: int) -> list[Any]:
+    """The layer's WAITING frames (label, number) in dispatch order; at most `limit`."""
+    return conn.execute(select(Frame.label, Frame.number)
+                        .where(Frame.layer_id == layer_id, Frame.state == "WAITING")
+                        .order_by(Frame.idx).limit(limit)).all()

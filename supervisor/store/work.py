@@ -190,6 +190,19 @@ def active_bans(conn: Connection, now: float) -> list[tuple[int, int, float]]:
         .where(JobHost.banned_until > now))]
 
 
+def candidate_layers_of_job(conn: Connection, job_id: int) -> list[dict[str, Any]]:
+    """A job's layers as the dispatcher's candidates are (job and project fields with them),
+    whatever their state, in layer order."""
+    q = (select(Layer.id, Layer.job_id, Layer.idx, Layer.waiting, Layer.depend, Layer.dead,
+                Job.name.label("job"), Job.user, Job.priority, Job.min_slots,
+                Job.max_slots.label("job_max_slots"), Job.project_id,
+                Project.name.label("project"), Project.guaranteed,
+                Project.max_slots.label("project_max_slots"))
+         .join(Job, Job.id == Layer.job_id).join(Project, Project.id == Job.project_id)
+         .where(Layer.job_id == job_id).order_by(Layer.idx))
+    return [dict(r._mapping) for r in conn.execute(q)]
+
+
 def earliest_ban_end(conn: Connection, now: float) -> float | None:
     """When the earliest bad-host ban still in force ends (None: there is none)."""
     return conn.execute(select(func.min(JobHost.banned_until))
