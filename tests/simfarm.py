@@ -27,7 +27,6 @@ from click.testing import CliRunner, Result
 from sqlalchemy import text
 
 import cuefarm
-import cuefarm.cli.options
 from cuefarm import protocol as p
 from cuefarm.cli import cli
 from cuefarm.client import Client, CueFarmError
@@ -307,13 +306,9 @@ class SimFarm:
 
     def cli(self, *args: str, user: str = "alice") -> Result:
         """The `cuefarm` command line (its parsing, requests and output) run against this
-        farm: for the call, the client it builds is `client(user)`."""
-        made = cuefarm.cli.options.Client
-        cuefarm.cli.options.Client = lambda address, timeout: self.client(user)
-        try:
-            return CliRunner().invoke(cli, list(args))
-        finally:
-            cuefarm.cli.options.Client = made
+        farm: the CLI connects through `client(user)`."""
+        return CliRunner().invoke(cli, list(args),
+                                  obj={"connect": lambda address, timeout: self.client(user)})
 
     def submit(self, jobs: list[dict], user: str = "alice") -> list[int]:
         return self.do(p.Submit(jobs), user).job_ids

@@ -140,7 +140,8 @@ def cli(ctx: click.Context, address: str, timeout: float, verbose: int) -> None:
     if ctx.get_parameter_source("address") is click.core.ParameterSource.COMMANDLINE:
         # Program commands that read CUEFARM_SUPERVISOR (gui) then default to the same address.
         os.environ["CUEFARM_SUPERVISOR"] = address
-    settings = Settings(address, timeout)
+    given = ctx.obj if isinstance(ctx.obj, dict) else {}
+    settings = Settings(address, timeout, given.get("connect"))
     ctx.obj = settings
     ctx.call_on_close(settings.close)
 

@@ -3,7 +3,7 @@ whose first argument may be an id instead of a subcommand."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -13,15 +13,19 @@ from cuefarm.client import Client
 class Settings:
     """Global options, and the client built from them on first use."""
 
-    def __init__(self, address: str, timeout: float):
+    def __init__(self, address: str, timeout: float,
+                 connect: Callable[[str, float], Client] | None = None):
+        """`connect(address, timeout)` makes the client (Client by default; a program
+        embedding the CLI may give another as the click context's obj: {"connect": fn})."""
         self.address = address
         self.timeout = timeout
+        self.connect = connect or (lambda address, timeout: Client(address, timeout=timeout))
         self._client: Client | None = None
 
     def client(self) -> Client:
         """The connection to the supervisor, opened on first use and closed with the context."""
         if self._client is None:
-            self._client = Client(self.address, timeout=self.timeout)
+            self._client = self.connect(self.address, self.timeout)
         return self._client
 
     def close(self) -> None:
