@@ -28,14 +28,11 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection
 
 from cuefarm.config import ConfigError, SupervisorConfig
-from cuefarm.states import AttemptState
 from supervisor.metering import MICRO, dollars, money_text, resend_refused, to_micros
-from supervisor.store.billing_models import LicenceTerms
-from supervisor.store.models import Attempt
+from supervisor.store import licences as store
 
 log = logging.getLogger(__name__)
 MAX_LICENCES = 1_000_000
@@ -179,24 +176,14 @@ class Licensing:
     def ensure_row(self, conn: Connection, now: float) -> None:
         """Create the licence_terms row (every column "as configured") if it is missing, so a
         dispatch pass always has a row to lock."""
-        ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(
-            LicenceTerms)
-        # Two supervisors starting at once both try; the second one's insert does nothing.
-        conn.execute(ins.values(id=1, installed_set=False, installed=None, metered=None,
-                                sink=None, rate_micros=None, revoked=False, revoked_at=None,
-                                revoked_reason="", updated_at=now,
-                                metered_through=None).on_conflict_do_nothing())
+        store.ensure_terms(conn, now)
 
     def budget(self, conn: Connection, cap: int) -> tuple[int, set[int]]:
         """In a dispatch pass's transaction, under a cap: (idle workers that may still take a
         licence, busy hosts past the cap that must start nothing new).  Locks the terms row
         on PostgreSQL until the pass commits."""
-        if conn.dialect.name == "postgresql":
-            conn.execute(select(LicenceTerms.id).where(LicenceTerms.id == 1).with_for_update())
-        busy = dict(conn.execute(select(Attempt.host_id, func.min(Attempt.started_at))
-                                 .where(Attempt.state == AttemptState.RUNNING.value,
-                                        Attempt.host_id.is_not(None))
-                                 .group_by(Attempt.host_id)).all())
+        store.lock_terms(conn)
+        busy = store.busy_since(conn)
         for host in [h for h in self.holders if h not in busy]:
             del self.holders[host]
         for host, started in busy.items():
@@ -226,22 +213,8 @@ class Licensing:
     def load(self, conn: Connection) -> Terms:
         """Refresh the cached terms from the database (another supervisor may have changed
         them); returns them."""
-        row = conn.execute(select(LicenceTerms).where(LicenceTerms.id == 1)).first()
-        self.terms = self._merge(row)
+        self.terms = self._merge(store.terms(conn))
         return self.terms
-
-    def _write(self, conn: Connection, now: float, **values: Any) -> None:
-        # Locked in the same order as a dispatch pass (limits, then this row): no deadlock.
-        found = conn.execute(select(LicenceTerms.id).where(LicenceTerms.id == 1)
-                             .with_for_update()).first()
-        if found is None:
-            base = dict(id=1, installed_set=False, installed=None, metered=None, sink=None,
-                        rate_micros=None, revoked=False, revoked_at=None, revoked_reason="",
-                        updated_at=now, metered_through=None)
-            conn.execute(insert(LicenceTerms).values(**{**base, **values, "updated_at": now}))
-        else:
-            conn.execute(update(LicenceTerms).where(LicenceTerms.id == 1)
-                         .values(**values, updated_at=now))
 
     def change(self, conn: Connection, now: float, count: Any = None, unlimited: bool = False,
                metered: bool | None = None, sink: str | None = None,
@@ -271,12 +244,12 @@ class Licensing:
                 raise TermsError("metered mode needs a sink to report overage to (an http(s) "
                                  "URL or a directory)", "sink")
         if values:
-            self._write(conn, now, **values)
+            store.write_terms(conn, now, **values)
         return self.load(conn)
 
     def revoke(self, conn: Connection, now: float, reason: str) -> Terms:
         """The sink said metering is no longer authorized: enforce the installed count."""
-        self._write(conn, now, revoked=True, revoked_at=now, revoked_reason=reason[:500])
+        store.write_terms(conn, now, revoked=True, revoked_at=now, revoked_reason=reason[:500])
         log.warning("metering revoked by the sink (%s): enforcing %s worker licences", reason,
                     self.terms.installed)
         return self.load(conn)

@@ -44,12 +44,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection
 
 import cuefarm
-from supervisor.store.billing_models import LicenceTerms, OverageBatch, OverageMinute
-from supervisor.store.models import Attempt
+from supervisor.store import metering as store
 
 log = logging.getLogger(__name__)
 MINUTE = 60
@@ -120,12 +118,6 @@ class MinuteMeter:
         return closed
 
 
-def _insert_ignore(conn: Connection, table, rows: list[dict[str, Any]]):
-    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
-    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    conn.execute(ins.on_conflict_do_nothing(), rows)
-
-
 def record_minutes(conn: Connection, closed: list[tuple[int, int, bool]],
                    installed: int | None, rate: Decimal) -> int:
     """Write the closed minutes that had overage while metering was on (`rate`: dollars per
@@ -137,24 +129,18 @@ def record_minutes(conn: Connection, closed: list[tuple[int, int, bool]],
              "rate_micros": rate_micros, "batch_id": None}
             for m, peak, metered in closed if metered and peak > installed]
     if rows:
-        _insert_ignore(conn, OverageMinute.__table__, rows)
+        store.add_minutes(conn, rows)
     return len(rows)
 
 
-def meter_watermark(conn: Connection) -> int | None:
-    """The minute start up to which a running meter (of any supervisor) counted."""
-    return conn.execute(select(LicenceTerms.metered_through)
-                        .where(LicenceTerms.id == 1)).scalar()
+meter_watermark = store.meter_watermark
 
 
 def advance_watermark(conn: Connection, closed: list[tuple[int, int, bool]]) -> None:
     """Record that the meter counted up to the end of the newest closed minute."""
     if not closed:
         return
-    through = max(m for m, _, _ in closed) + MINUTE
-    conn.execute(update(LicenceTerms).where(LicenceTerms.id == 1, or_(
-        LicenceTerms.metered_through.is_(None), LicenceTerms.metered_through < through))
-        .values(metered_through=through))
+    store.advance_watermark(conn, max(m for m, _, _ in closed) + MINUTE)
 
 
 def rebuild_minutes(conn: Connection, start: int, end: int) -> list[tuple[int, int]]:
@@ -166,10 +152,7 @@ def rebuild_minutes(conn: Connection, start: int, end: int) -> list[tuple[int, i
     if end <= start:
         return []
     spans: dict[int, list[tuple[int, int]]] = {}
-    for host, began, stopped in conn.execute(
-            select(Attempt.host_id, Attempt.started_at, Attempt.stopped_at)
-            .where(Attempt.host_id.is_not(None), Attempt.started_at < end,
-                   or_(Attempt.stopped_at.is_(None), Attempt.stopped_at > start))):
+    for host, began, stopped in store.attempt_spans(conn, start, end):
         a = max(float(began), start)
         b = min(float(stopped) if stopped is not None else end, end)
         if b <= a:
@@ -218,9 +201,7 @@ def make_batches(conn: Connection, now: float, site: str, supervisor_id: str,
     """Gather unreported minutes of quarter hours that ended (at least `grace` ago) into one
     batch per quarter; returns the new batch ids."""
     boundary = int((now - grace) // QUARTER) * QUARTER
-    rows = conn.execute(select(OverageMinute).where(OverageMinute.batch_id.is_(None),
-                                                    OverageMinute.minute < boundary)
-                        .order_by(OverageMinute.minute).with_for_update()).all()
+    rows = store.unreported_minutes(conn, boundary)
     quarters: dict[int, list[Any]] = {}
     for r in rows:
         quarters.setdefault(r.minute // QUARTER * QUARTER, []).append(r)
@@ -243,14 +224,8 @@ def make_batches(conn: Connection, now: float, site: str, supervisor_id: str,
                          "rate": money_text(dollars(r.rate_micros))} for r in minutes],
             "cuefarm": cuefarm.__version__,
         }
-        conn.execute(OverageBatch.__table__.insert().values(
-            id=bid, created_at=now, period_start=q, period_end=q + QUARTER,
-            worker_minutes=worker_minutes, cost_micros=to_micros(cost), payload=payload,
-            state="pending", tries=0, last_error="", accepted_at=None))
-        conn.execute(update(OverageMinute)
-                     .where(OverageMinute.minute.in_([r.minute for r in minutes]),
-                            OverageMinute.batch_id.is_(None))
-                     .values(batch_id=bid))
+        store.add_batch(conn, bid, now, q, q + QUARTER, worker_minutes, to_micros(cost),
+                        payload, [r.minute for r in minutes])
         ids.append(bid)
         log.info("overage report %s: %d worker-minutes from %s, $%s", bid, worker_minutes,
                  q, money_text(cost))
@@ -258,9 +233,7 @@ def make_batches(conn: Connection, now: float, site: str, supervisor_id: str,
 
 
 def pending_batches(conn: Connection, limit: int = BATCHES_PER_HANDOFF) -> list[tuple[str, Any]]:
-    return [(r.id, r.payload) for r in conn.execute(
-        select(OverageBatch.id, OverageBatch.payload).where(OverageBatch.state == "pending")
-        .order_by(OverageBatch.created_at, OverageBatch.period_start).limit(limit))]
+    return store.pending_batches(conn, limit)
 
 
 # --- delivery -----------------------------------------------------------------------------------
@@ -392,20 +365,9 @@ def apply_results(conn: Connection, results: list[Delivery], now: float) -> Deli
     """Record deliveries; returns the first that revoked metering, if any."""
     revoked = None
     for d in results:
-        if d.accepted:
-            conn.execute(update(OverageBatch).where(OverageBatch.id == d.batch_id,
-                                                    OverageBatch.state == "pending")
-                         .values(state="accepted", accepted_at=now, tries=OverageBatch.tries + 1,
-                                 last_error=d.error[:1000]))
-        elif d.revoked:
-            # Refused as unauthorized: retrying cannot help until metering is re-authorized.
-            conn.execute(update(OverageBatch).where(OverageBatch.id == d.batch_id,
-                                                    OverageBatch.state == "pending")
-                         .values(state="refused", tries=OverageBatch.tries + 1,
-                                 last_error=d.error[:1000]))
-        else:
-            conn.execute(update(OverageBatch).where(OverageBatch.id == d.batch_id)
-                         .values(tries=OverageBatch.tries + 1, last_error=d.error[:1000]))
+        # Refused as unauthorized: retrying cannot help until metering is re-authorized.
+        outcome = "accepted" if d.accepted else "refused" if d.revoked else ""
+        store.delivered(conn, d.batch_id, outcome, now, d.error)
         if d.revoked and revoked is None:
             revoked = d
     return revoked
@@ -414,43 +376,24 @@ def apply_results(conn: Connection, results: list[Delivery], now: float) -> Deli
 def month_totals(conn: Connection, start: float, end: float) -> tuple[int, Decimal]:
     """Overage worker-minutes and their cost (Decimal dollars, rounded half-up to the
     micro-dollar once, from an exact integer sum) for minutes in [start, end)."""
-    minutes, micro_minutes = conn.execute(
-        select(func.coalesce(func.sum(OverageMinute.workers), 0),
-               func.coalesce(func.sum(OverageMinute.workers * OverageMinute.rate_micros), 0))
-        .where(OverageMinute.minute >= int(start), OverageMinute.minute < int(end))).one()
+    minutes, micro_minutes = store.sums(conn, start, end)
     # workers * micro-dollars per hour, summed: / 60 for minutes, / 10^6 for dollars.
     cost = (Decimal(int(micro_minutes)) / 60 * MICRO).quantize(MICRO, ROUND_HALF_UP)
-    return int(minutes), cost
+    return minutes, cost
 
 
 def batch_rows(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
     """Reports, newest first (cost as a decimal string of dollars)."""
-    out = []
-    for r in conn.execute(
-            select(OverageBatch.id, OverageBatch.period_start, OverageBatch.period_end,
-                   OverageBatch.worker_minutes, OverageBatch.cost_micros, OverageBatch.state,
-                   OverageBatch.tries, OverageBatch.last_error, OverageBatch.created_at,
-                   OverageBatch.accepted_at)
-            .order_by(OverageBatch.created_at.desc(), OverageBatch.period_start.desc())
-            .limit(limit)):
-        row = dict(r._mapping)
+    out = store.batches(conn, limit)
+    for row in out:
         row["cost"] = money_text(dollars(row.pop("cost_micros")))
-        out.append(row)
     return out
 
 
-def backlog(conn: Connection) -> tuple[int, int, int]:
-    """(pending reports, refused reports, minutes not yet in a report)."""
-    states = dict(conn.execute(select(OverageBatch.state, func.count())
-                               .where(OverageBatch.state.in_(("pending", "refused")))
-                               .group_by(OverageBatch.state)).all())
-    unbatched = conn.execute(select(func.count()).select_from(OverageMinute)
-                             .where(OverageMinute.batch_id.is_(None))).scalar() or 0
-    return int(states.get("pending", 0)), int(states.get("refused", 0)), int(unbatched)
+backlog = store.backlog
 
 
 def resend_refused(conn: Connection) -> int:
     """Put the reports a sink refused back in line (metering was re-authorized); returns how
     many.  They go again with the same id and payload."""
-    return conn.execute(update(OverageBatch).where(OverageBatch.state == "refused")
-                        .values(state="pending")).rowcount or 0
+    return store.resend_refused(conn)

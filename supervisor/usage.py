@@ -24,12 +24,11 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from cuefarm.states import AttemptState
-from supervisor.store.billing_models import UsageDay, UsageSeen
-from supervisor.store.models import Attempt, Host, Job, Project
+from supervisor.store import usage as store
 
 log = logging.getLogger(__name__)
 DAY = 86400
@@ -58,69 +57,18 @@ def split_days(start: float, stop: float):
         t = end
 
 
-def watermark(conn: Connection) -> float | None:
-    return conn.execute(select(func.max(UsageSeen.stopped_at))).scalar()
-
-
-def _ended(conn: Connection, lo: float | None, limit: int) -> list[Any]:
-    seen = and_(UsageSeen.frame_id == Attempt.frame_id, UsageSeen.number == Attempt.number)
-    q = (select(Attempt.frame_id, Attempt.number, Attempt.slots, Attempt.started_at,
-                Attempt.stopped_at, Attempt.state, Host.slots_configured,
-                Job.user, Project.name.label("project"))
-         .outerjoin(UsageSeen, seen)
-         .outerjoin(Job, Job.id == Attempt.job_id)
-         .outerjoin(Project, Project.id == Job.project_id)
-         .outerjoin(Host, Host.id == Attempt.host_id)
-         .where(Attempt.stopped_at.is_not(None), Attempt.state != AttemptState.RUNNING.value,
-                UsageSeen.frame_id.is_(None)))
-    if lo is not None:
-        q = q.where(Attempt.stopped_at >= lo)
-    return conn.execute(q.order_by(Attempt.stopped_at).limit(limit)).all()
-
-
-def _add(conn: Connection, sums: dict[tuple[str, str, str], list[float]]) -> None:
-    """Add per-(day, project, user) sums to usage_day (rows created as needed)."""
-    keys = list(sums)
-    existing = set()
-    for o in range(0, len(keys), 500):
-        part = keys[o:o + 500]
-        days = {k[0] for k in part}
-        for r in conn.execute(select(UsageDay.day, UsageDay.project, UsageDay.user)
-                              .where(UsageDay.day.in_(days)).with_for_update()):
-            existing.add((r.day, r.project, r.user))
-    new = [k for k in keys if k not in existing]
-    if new:
-        conn.execute(insert(UsageDay), [
-            {"day": d, "project": p, "user": u, "slot_seconds": 0.0, "worker_seconds": 0.0,
-             "succeeded": 0, "failed": 0} for d, p, u in new])
-    conn.execute(update(UsageDay)
-                 .where(UsageDay.day == bindparam("k_day"), UsageDay.project == bindparam("k_p"),
-                        UsageDay.user == bindparam("k_u"))
-                 .values(slot_seconds=UsageDay.slot_seconds + bindparam("v_slot"),
-                         worker_seconds=UsageDay.worker_seconds + bindparam("v_worker"),
-                         succeeded=UsageDay.succeeded + bindparam("v_ok"),
-                         failed=UsageDay.failed + bindparam("v_bad"))
-                 .execution_options(synchronize_session=False),
-                 [{"k_day": d, "k_p": p, "k_u": u, "v_slot": v[0], "v_worker": v[1],
-                   "v_ok": int(v[2]), "v_bad": int(v[3])} for (d, p, u), v in sums.items()])
-
-
 def account(conn: Connection, now: float, window: float = WINDOW, limit: int = CHUNK) -> int:
     """Count attempts that ended since the last pass (at most `limit`); returns how many."""
-    wm = watermark(conn)
+    wm = store.watermark(conn)
     lo = None
     if wm is not None:
         wm = min(wm, now)
         lo = wm - window
         # Late completions are rare: look behind the watermark only when more attempts ended
-        # in the window than were counted there (two index range counts, no join).
-        ended = conn.execute(select(func.count()).select_from(Attempt).where(
-            Attempt.stopped_at >= lo, Attempt.stopped_at <= wm)).scalar()
-        counted = conn.execute(select(func.count()).select_from(UsageSeen).where(
-            UsageSeen.stopped_at >= lo, UsageSeen.stopped_at <= wm)).scalar()
-        if ended <= counted:
+        # in the window than were counted there.
+        if store.all_counted(conn, lo, wm):
             lo = wm
-    rows = _ended(conn, lo, limit)
+    rows = store.ended(conn, lo, limit)
     if not rows:
         return 0
     sums: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0, 0])
@@ -138,12 +86,11 @@ def account(conn: Connection, now: float, window: float = WINDOW, limit: int = C
             acc[2] += 1
         elif r.state == AttemptState.FAILED.value:
             acc[3] += 1
-    # Seen first: a second supervisor counting the same attempts collides here and rolls back.
-    conn.execute(insert(UsageSeen), [{"frame_id": r.frame_id, "number": r.number,
-                                      "stopped_at": r.stopped_at} for r in rows])
-    _add(conn, sums)
+    # Counted first: a second supervisor counting the same attempts collides there.
+    store.mark_counted(conn, rows)
+    store.add(conn, sums)
     newest = min(max(r.stopped_at for r in rows), now)
-    conn.execute(delete(UsageSeen).where(UsageSeen.stopped_at < newest - window))
+    store.forget_counted_before(conn, newest - window)
     return len(rows)
 
 
@@ -189,13 +136,8 @@ def report(conn: Connection, start: str, end: str, by: str) -> list[dict[str, An
         raise UsageError(f"the end {end} is before the start {start}", "end")
     if hi - lo > timedelta(days=366 * 20):
         raise UsageError("a usage report covers at most 20 years", "start")
-    key = {"project": UsageDay.project, "user": UsageDay.user, "day": UsageDay.day}[by]
-    q = (select(key.label("key"), func.sum(UsageDay.slot_seconds),
-                func.sum(UsageDay.worker_seconds), func.sum(UsageDay.succeeded),
-                func.sum(UsageDay.failed))
-         .where(UsageDay.day >= lo.isoformat(), UsageDay.day <= hi.isoformat())
-         .group_by(key).order_by(key))
     return [{by: k, "slot_hours": round((slot_s or 0.0) / 3600, 4),
              "worker_minutes": round((worker_s or 0.0) / 60, 2),
              "succeeded": int(ok or 0), "failed": int(bad or 0)}
-            for k, slot_s, worker_s, ok, bad in conn.execute(q)]
+            for k, slot_s, worker_s, ok, bad in store.totals(conn, lo.isoformat(),
+                                                              hi.isoformat(), by)]

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import delete, func, insert, select
 
 from supervisor import metering, metrics, usage
+from supervisor.store import metrics as metric_store
 from supervisor.store.billing_models import MetricSample, OverageBatch, OverageMinute, UsageDay
 from supervisor.store.engine import make_engine, migrate
 from supervisor.store.models import Attempt, Host, Job, Project
@@ -30,14 +31,14 @@ def put(conn, res, at, n, values):
     names = metrics.series_order(values)
     flat = [x for name in names for x in ((values[name],) if res == 0 else values[name])]
     conn.execute(insert(MetricSample).values(res=res, at=at, n=n,
-                                             layout=metrics.layout_id(conn, names),
-                                             data=metrics._pack(flat)))
+                                             layout=metric_store.layout_id(conn, names),
+                                             data=metric_store._pack(flat)))
 
 
 def rows(conn, res):
     """[(at, n, {series: (mean, min, max)})] of one tier, in time order."""
-    names_of = metrics.layouts(conn)
-    return [(r.at, r.n, metrics._decode(names_of[r.layout], res, r.data)) for r in conn.execute(
+    names_of = metric_store.layouts(conn)
+    return [(r.at, r.n, metric_store._decode(names_of[r.layout], res, r.data)) for r in conn.execute(
         select(MetricSample).where(MetricSample.res == res).order_by(MetricSample.at))]
 
 
@@ -45,11 +46,11 @@ def test_downsampling_keeps_raw_for_a_day_minutes_for_a_month_hours_for_years(en
     # Raw samples every 10 s for the last 3 days; host.cpu = the minute within the hour.
     start = NOW - 3 * DAY
     with engine.begin() as conn:
-        lid = metrics.layout_id(conn, ("host.cpu", "db.latency"))
+        lid = metric_store.layout_id(conn, ("host.cpu", "db.latency"))
         times = [start + 10 * i for i in range(int(3 * DAY // 10))]
         conn.execute(insert(MetricSample), [
             {"res": 0, "at": t, "n": 1, "layout": lid,
-             "data": metrics._pack([float(int(t // 60) % 60), 0.5])} for t in times])
+             "data": metric_store._pack([float(int(t // 60) % 60), 0.5])} for t in times])
         # Per-minute rows from 40 days ago (two hours of them) and an hour six years ago.
         old = (NOW - 40 * DAY) // HOUR * HOUR
         put(conn, 3600, NOW - 6 * 366 * DAY, 360, {"host.cpu": (1.0, 1.0, 1.0)})

@@ -136,3 +136,39 @@ def test_the_checker_sees_circles_and_hidden_imports(tmp_path):
                                                "supervisor.live"}
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+# What a module outside the store may take from SQLAlchemy: the types of what it passes on, and
+# the errors it handles.  Statements (select, insert, text, func, dialects, ...) are the store's.
+OUTSIDE_THE_STORE = {"sqlalchemy.Connection", "sqlalchemy.Engine"}
+
+
+def sql_outside_the_store(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "sqlalchemy"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sqlalchemy":
+            if node.module != "sqlalchemy.exc":
+                found += [f"{node.module}.{a.name}" for a in node.names
+                          if f"{node.module}.{a.name}" not in OUTSIDE_THE_STORE]
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("execute", "exec_driver_sql", "scalar", "scalars")):
+            found.append(f"a call of .{node.func.attr}() at line {node.lineno}")
+    return found
+
+
+def test_only_the_store_writes_sql():
+    wrong = {m: found for m, p in sorted(modules().items())
+             if not (m == "supervisor.store" or m.startswith("supervisor.store."))
+             and (found := sql_outside_the_store(p))}
+    assert not wrong, wrong
+
+
+def test_the_sql_checker_sees_statements(tmp_path):
+    src = tmp_path / "a.py"
+    src.write_text("from sqlalchemy import Connection, select\nimport sqlalchemy.dialects\n"
+                   "from sqlalchemy.exc import IntegrityError\n"
+                   "def f(conn):\n    conn.execute(select(1))\n")
+    assert sql_outside_the_store(src) == ["sqlalchemy.select", "sqlalchemy.dialects",
+                                          "a call of .execute() at line 5"]
