@@ -328,6 +328,9 @@ class Register(Body):
     # The previous run of this rqd ended a drain this way ("exit" or "reboot"): the drain is
     # done and must not be asked again.  "" for none.
     drained: str = ""
+    # The highest Launch.seq received since the worker last got Registered, as in heartbeats:
+    # the running list proves an absence only for launches at or below it.
+    launch_seq: int = 0
 
 
 class Registered(Body):

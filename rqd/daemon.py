@@ -490,7 +490,8 @@ class Daemon:
             running=[self.runner.sample(a) for a in self.running.values()],
             completions=completions, tags=list(self.tags), gpus=len(self.gpus),
             disk_free_mb=machine.disk_free_mb(self.cfg.log_dir), nimby=self.nimby_locked,
-            path_maps=list(self.own_rules), kept=more, drained=self.drained)
+            path_maps=list(self.own_rules), kept=more, drained=self.drained,
+            launch_seq=self.launch_seq)
         if self.link.send(body, next(self._ids)):
             for c in completions:
                 self.sent_at[c.attempt_id] = now

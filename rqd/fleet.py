@@ -100,7 +100,7 @@ class Fleet:
             name=w.name, hostname=w.name, os=w.os, cores=w.slots, memory_mb=w.memory_mb,
             slots=w.slots, version=cuefarm.__version__, tags=w.tags, gpus=w.gpus,
             running=[p.RunningAttempt(a, started=t) for a, t in w.running.items()],
-            completions=list(w.unacked.values())))
+            completions=list(w.unacked.values()), launch_seq=w.launch_seq))
 
     def _complete(self, w: SimWorker, aid: str, status: int, reason: str = "") -> p.Completion:
         started = w.running.pop(aid, time.time())

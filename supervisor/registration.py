@@ -71,6 +71,12 @@ def _register(cx: Context, batch: dict[str, tuple[bytes, p.Register, str]]) -> N
                 completions[key] = c
         reported[name] = {k: r for r in reg.running if (k := parse_attempt_id(r.attempt_id))}
         coming[name] = {k for aid in reg.kept if (k := parse_attempt_id(aid))}
+        # Launched by this run after the worker wrote this Register: its running list cannot
+        # tell whether they run (the Launch was still on its way).
+        w = live.registry.by_name.get(name)
+        if w is not None:
+            coming[name].update(k for aid, seq in w.launched.items()
+                                if seq > reg.launch_seq and (k := parse_attempt_id(aid)))
     with cx.begin() as (conn, out):
         refused = hostadmin.admit_many(conn, live.admission,
                                        [(n, addr) for n, (_, _, addr) in batch.items()], now)
@@ -128,9 +134,14 @@ def _connect(cx: Context, identity: bytes, reg: p.Register, host: Any, kept: lis
     w.nimby, w.draining, w.own_rules = reg.nimby, drain is not None, list(reg.path_maps)
     w.banned = False
     registry.version += 1
+    launched = dict(w.launched)
     w.clear()
     for a in kept:
-        w.add(f"{a.frame_id}.{a.number}", a.slots, a.memory, a.gpus)
+        aid = f"{a.frame_id}.{a.number}"
+        w.add(aid, a.slots, a.memory, a.gpus)
+        if aid in launched:
+            # Heartbeats prove its absence only once the worker has had its Launch.
+            w.launched[aid] = launched[aid]
     registry.connect(w, identity, mono)
     out.send(identity, p.Registered(host.id, cfg.heartbeat_interval,
                                     cfg.host_expiry + cfg.release_after))

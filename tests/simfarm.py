@@ -87,7 +87,7 @@ class SimWorker:
             memory_mb=f["memory_mb"], slots=self.slots, version=cuefarm.__version__,
             running=[p.RunningAttempt(aid) for aid in self.running],
             completions=list(self.unacked.values()), tags=list(f.get("tags", [])),
-            gpus=f.get("gpus", 0)))
+            gpus=f.get("gpus", 0), launch_seq=self.launch_seq))
 
     def send(self, body: p.Body) -> None:
         self.sock.send(p.encode(body), zmq.NOBLOCK)
@@ -134,6 +134,7 @@ class SimWorker:
         farm = self.farm
         if isinstance(body, p.Registered):
             self.host_id, self.refused = body.host_id, None
+            self.launch_seq = 0         # as rqd: this supervisor numbers its own launches
         elif isinstance(body, p.Refused):
             self.refused = body.reason
         elif isinstance(body, p.Reregister):
