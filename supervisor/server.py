@@ -23,7 +23,7 @@ from supervisor.roles import policy_from_config
 from supervisor.store import hostadmin
 from supervisor.store import hosts as host_store
 from supervisor.store import work
-from supervisor.store.engine import migrate
+from supervisor.store.engine import SoleSupervisor, migrate
 
 log = logging.getLogger(__name__)
 SCHEDULES_EVERY = 20.0     # seconds between looks at the lock schedules
@@ -45,13 +45,16 @@ class Supervisor:
             policy=policy_from_config(cfg))
         self.loop = Loop(self.cx, threads)
         self.collect_garbage = GarbageCollector(monotonic)
+        self.sole: SoleSupervisor | None = None
 
     @property
     def id(self) -> str:
         return self.cx.id
 
     def start(self) -> None:
-        """Migrate the schema and rebuild the live view from the database."""
+        """Migrate the schema and rebuild the live view from the database.  DatabaseInUse when
+        another supervisor runs on the same SQLite database."""
+        self.sole = SoleSupervisor(self.engine, f"{self.cx.owner}, run {self.cx.id}")
         migrate(self.engine)
         recover(self.cx)
         loop = self.loop
@@ -76,6 +79,8 @@ class Supervisor:
 
     def close(self) -> None:
         self.loop.close()
+        if self.sole is not None:
+            self.sole.release()
 
 
 def recover(cx: Context) -> None:

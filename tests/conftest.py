@@ -33,6 +33,13 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture
+def postgres_url(require_postgres):
+    """A fresh, empty PostgreSQL database (what several supervisors share)."""
+    with PostgresDatabase() as db:
+        yield db.url
+
+
+@pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'cuefarm.db'}"
 

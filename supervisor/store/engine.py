@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import logging
+import os
 import select
 import time
 from pathlib import Path
@@ -115,3 +117,42 @@ def migrate(engine: Engine) -> None:
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+class DatabaseInUse(RuntimeError):
+    """Another supervisor runs on this SQLite database."""
+
+
+class SoleSupervisor:
+    """On SQLite, one supervisor per database: a lock on a file beside it, held while this
+    supervisor runs (the operating system lets go of it when the process ends, however it
+    ends).  Two supervisors on one SQLite file would each take the other's hosts for lost;
+    several supervisors share a PostgreSQL database instead."""
+
+    def __init__(self, engine: Engine, who: str):
+        self.file = None
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        if not database or database == ":memory:":
+            return
+        path = Path(database).with_name(Path(database).name + ".supervisor")
+        f = open(path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise DatabaseInUse(
+                f"another supervisor runs on this SQLite database ({holder}); SQLite takes "
+                f"one supervisor per database: stop that one, or give several supervisors a "
+                f"PostgreSQL database (--db postgresql://...)") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{who}, pid {os.getpid()}\n")
+        f.flush()
+        self.file = f
+
+    def release(self) -> None:
+        if self.file is not None:
+            self.file.close()          # closing the file lets go of the lock
+            self.file = None

@@ -93,13 +93,13 @@ def test_bad_settings_stop_the_supervisor_with_a_clear_message(tmp_path, setting
     assert words in proc.stderr
 
 
-def test_two_supervisors_sharing_a_database_keep_to_the_licence_count(db_url, tmp_path):
+def test_two_supervisors_sharing_a_database_keep_to_the_licence_count(postgres_url, tmp_path):
     farms = []
     try:
         fleets = []
         for side in ("a", "b"):
             (tmp_path / side).mkdir()
-            farm = configure(Farm(db_url, tmp_path / side), worker_licences=2,
+            farm = configure(Farm(postgres_url, tmp_path / side), worker_licences=2,
                              metering_sample=0.1)
             farm.start_supervisor()
             farms.append(farm)
