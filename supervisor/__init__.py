@@ -11,7 +11,9 @@ checks that):
 - handlers: `workerlink` (each worker message), `registration`, `dispatch` (one pass: record the
   turn's completions, plan, claim, stage the launches), `clientapi` with `requests` (each client
   request declared once with its role: `@request("submit", role=ARTIST, ...)`), `access`,
-  `why`, `schedules`, `billing`;
+  `why`, `schedules`, `billing`, `farmlink` (notices of the other supervisors sharing a
+  PostgreSQL database, from `farmbus`: each transaction that changes the farm tells them with
+  `pg_notify` as it commits);
 - `loop`: sockets, poller, timers, background threads, the stop flag; it sends what the
   handlers left in the outbox, after their transactions committed;
 - `server` assembles them; `main` reads the configuration and handles signals.

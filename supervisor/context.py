@@ -11,10 +11,12 @@ from sqlalchemy import Connection, Engine
 
 from cuefarm import protocol as p
 from cuefarm.config import SupervisorConfig
+from supervisor import farmbus
 from supervisor.intake import Intake
 from supervisor.live import Live
 from supervisor.outbox import Outbox
 from supervisor.roles import Policy
+from supervisor.store import bus
 
 
 @dataclass
@@ -44,18 +46,28 @@ class Context:
         staged = Outbox()
         with self.engine.begin() as conn:
             yield conn, staged
+            if bus.shared(self.engine):
+                notice = farmbus.notice_of(self.id, staged)
+                if notice is not None:   # delivered to the other supervisors on commit
+                    bus.announce(conn, notice)
         self.out.merge(staged)
 
     def kill(self, out: Outbox, kills: list[tuple[str, int]], reason: str = "requested") -> None:
         """Record in `out` a Kill for each host connected here that runs some of `kills`
-        [(attempt id, host id)], addressed to its connection as it is now."""
+        [(attempt id, host id)], addressed to its connection as it is now; the kills of
+        other hosts go to the supervisors that serve them (on a shared database)."""
         by_host: dict[int, list[str]] = {}
         for aid, hid in kills:
             by_host.setdefault(hid, []).append(aid)
+        elsewhere = []
         for hid, ids in by_host.items():
             w = self.live.registry.by_id.get(hid)
             if w is not None and w.identity is not None:
                 out.send(w.identity, p.Kill(ids, reason))
+            else:
+                elsewhere += [(aid, hid) for aid in ids]
+        if elsewhere and bus.shared(self.engine):
+            out.kill_elsewhere(elsewhere, reason)
 
     def read(self, fn: Callable[[Connection], object]):
         """fn(conn) on a connection that writes nothing."""

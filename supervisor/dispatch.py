@@ -75,6 +75,9 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
             if batch is not None:
                 if batch.record(conn, live, now):
                     note_ban_expiry(cx, conn, now)
+                # Frames that ended may release dependents or be requeued: runnable on any
+                # supervisor's workers.
+                out.farm_wake = True
                 batch.release(live)               # undone if this fails
                 workers = registry.dispatchable(cx.mono())
             rooms = [Room(w, w.free, w.memory_free, w.gpus_free, w.used == 0, w.used == 0)

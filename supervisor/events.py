@@ -42,6 +42,7 @@ class Publisher:
         self.pending = Touched()
         self.next_due = 0.0
         self.greet = False        # a new subscriber: publish at once so it can sync
+        self.everything = False   # the next batch asks subscribers to re-read everything
 
     def on_subscription(self) -> None:
         """Drain (un)subscription notices from the XPUB socket."""
@@ -55,6 +56,12 @@ class Publisher:
                 self.greet = True
             elif msg[:1] == b"\x00":
                 self.subscribers = max(0, self.subscribers - 1)
+
+    def resync(self) -> None:
+        """Publish at once a batch that asks subscribers to re-read what they show (changes
+        were made that this supervisor cannot list)."""
+        if self.subscribers:
+            self.greet = self.everything = True
 
     def note(self, touched: Touched) -> None:
         if self.subscribers:
@@ -85,6 +92,8 @@ class Publisher:
             return
         self.seq += 1
         seq, sid, max_frames = self.seq, self.supervisor_id, self.max_frames
+        if self.everything:
+            self.everything, max_frames = False, -1     # no frame rows: resync
 
         self.builder.submit("batch", lambda: (
             seq, p.encode(read_batch(engine, t, seq, sid, max_frames))))

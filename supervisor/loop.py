@@ -22,10 +22,11 @@ from typing import Any, Callable
 import zmq
 
 from cuefarm import protocol as p
-from supervisor import clientapi, dispatch, registration, workerlink
+from supervisor import clientapi, dispatch, farmlink, registration, workerlink
 from supervisor.background import Background
 from supervisor.context import Context
 from supervisor.events import Publisher
+from supervisor.store import bus
 from supervisor.store.work import Touched
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ SLOW_TURN = 0.1       # seconds; a whole loop turn taking longer is logged with 
 # registry it held the loop for 100-150 ms several times a minute.  What has lived for a
 # while is frozen (left out of collections) every GC_FREEZE seconds, and a full collection
 # of everything, frozen too, runs once every GC_FULL seconds.
+# Seconds: on a database shared with other supervisors, a dispatch pass at least this often,
+# whatever the farm bus said (it wakes the dispatcher at once; this covers a notice lost while
+# its connection was down).
+FARM_PASS = 2.0
 GC_THRESHOLDS = (5_000, 20, 100)
 GC_FREEZE = 60.0
 GC_FULL = 3600.0
@@ -130,6 +135,10 @@ class Loop:
         self.stopwatch = Stopwatch()
         self.stopping = False
         self.poller: zmq.Poller | None = None    # made at the first step
+        # Notices of the other supervisors sharing the database (PostgreSQL), and when this
+        # one last ran a dispatch pass on its own account (see FARM_PASS).
+        self.listener: bus.Listener | None = None
+        self.next_farm_pass = 0.0
         # A byte on this pair wakes the poller: request_stop() writes it from a signal handler.
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -155,6 +164,8 @@ class Loop:
         self.reader = Background(self.ctx, "reader", self.threads)
         self.publisher = Publisher(pub, self.cx.id,
                                    builder=Background(self.ctx, "events", self.threads))
+        if bus.shared(self.cx.engine):
+            self.listener = bus.Listener(self.cx.engine)
 
     def _router(self, max_size: int, endpoint: str) -> zmq.Socket:
         s = self.ctx.socket(zmq.ROUTER)
@@ -212,6 +223,8 @@ class Loop:
                       self.publisher.builder.wake):
                 self.poller.register(s, zmq.POLLIN)
             self.poller.register(self._wake_r, zmq.POLLIN)
+            if self.listener is not None:
+                self.poller.register(self.listener.fileno(), zmq.POLLIN)
         ready = dict(self.poller.poll(timeout_ms))
         if self._wake_r.fileno() in ready:
             self._drain_wake()
@@ -226,6 +239,8 @@ class Loop:
             self.stopwatch.lap("client requests")
         if self.publisher.sock in ready:
             self.publisher.on_subscription()
+        if self.listener is not None and self.listener.fileno() in ready:
+            self._farm_notices()
         self.turn()
 
     def request_stop(self) -> None:
@@ -244,6 +259,27 @@ class Loop:
                 pass
         except (BlockingIOError, OSError):
             pass
+
+    def _farm_notices(self) -> None:
+        fd = self.listener.fileno()
+        try:
+            payloads = self.listener.take()
+        except Exception:     # noqa: BLE001 - cannot listen: run on, passes on a timer
+            self.cx.live.errors["internal"] += 1
+            log.exception("farm bus lost")
+            self.poller.unregister(fd)
+            self.listener = None
+            return
+        if self.listener.fileno() != fd:      # listening again on a new connection
+            self.poller.unregister(fd)
+            self.poller.register(self.listener.fileno(), zmq.POLLIN)
+        try:
+            if farmlink.handle(self.cx, payloads):
+                self.publisher.resync()
+        except Exception:     # noqa: BLE001 - one bad notice must not stop the loop
+            self.cx.live.errors["internal"] += 1
+            log.exception("error handling a farm notice")
+        self.stopwatch.lap("farm notices")
 
     def _client_request(self, cx: Context, frames: list[bytes]) -> None:
         clientapi.handle(cx, frames, self._read_off_loop)
@@ -272,6 +308,10 @@ class Loop:
         self.flush()
         lap("registrations")
         now = cx.mono()
+        if self.listener is not None and now >= self.next_farm_pass:
+            # A notice missed (the bus reconnected) must not leave work waiting for good.
+            self.next_farm_pass = now + FARM_PASS
+            self.dispatch_needed = True
         if self.wakeups and self.wakeups[0] <= now:
             while self.wakeups and self.wakeups[0] <= now:
                 heapq.heappop(self.wakeups)
@@ -437,6 +477,7 @@ class Loop:
             return 0
         now = self.cx.mono()
         due = [self.next_liveness - now, self.next_figures - now,
+               *([self.next_farm_pass - now] if self.listener is not None else []),
                *(task[0] - now for task in self.periodic)]
         if self.wakeups:
             due.append(self.wakeups[0] - now)
@@ -456,5 +497,7 @@ class Loop:
         for s in (self.client_sock, self.worker_sock, self.publisher and self.publisher.sock):
             if s is not None:
                 s.close(0)
+        if self.listener is not None:
+            self.listener.close()
         self._wake_r.close()
         self._wake_w.close()

@@ -24,6 +24,13 @@ class Outbox:
     touched: Touched = field(default_factory=Touched)
     dispatch: bool = False
     wakeups: list[float] = field(default_factory=list)   # monotonic times for a dispatch pass
+    # Kills of attempts on hosts another supervisor serves [(attempt id, host id)], and why:
+    # the farm bus carries them to it.
+    elsewhere: list[tuple[str, int]] = field(default_factory=list)
+    kill_reason: str = ""
+    # Frames may have become runnable for any supervisor's workers (a completion released
+    # dependents or requeued a frame): the other supervisors run a dispatch pass too.
+    farm_wake: bool = False
 
     def send(self, identity: bytes, body: p.Body) -> None:
         """Send `body` to the worker connected as `identity`."""
@@ -44,12 +51,19 @@ class Outbox:
         """Run a dispatch pass at monotonic time `when` (a backoff or ban ends then)."""
         self.wakeups.append(when)
 
+    def kill_elsewhere(self, kills: list[tuple[str, int]], reason: str) -> None:
+        """Ask the supervisors serving these hosts to kill these attempts."""
+        self.elsewhere += kills
+        self.kill_reason = reason
+
     def merge(self, other: "Outbox") -> None:
         self.messages += other.messages
         self.replies += other.replies
         self.touched.merge(other.touched)
         self.dispatch = self.dispatch or other.dispatch
         self.wakeups += other.wakeups
+        # `elsewhere` and `farm_wake` are not the loop's: they went on the farm bus with
+        # their transaction.
 
     def take(self) -> "Outbox":
         """Everything recorded so far, leaving this outbox empty."""

@@ -157,6 +157,15 @@ def admin_settings(conn: Connection, host_id: int) -> Any:
                                Host.tags_removed, Host.drain).where(Host.id == host_id)).one()
 
 
+def live_settings(conn: Connection, host_ids: list[int]) -> list[Any]:
+    """What the live view keeps of these hosts that anyone may change through any supervisor:
+    lock, slots, tags, drain."""
+    return conn.execute(select(Host.id, Host.lock, Host.lock_kind, Host.lock_slots,
+                               Host.slots_override, Host.tags, Host.tags_added,
+                               Host.tags_removed, Host.drain)
+                        .where(Host.id.in_(host_ids))).all()
+
+
 def path_facts(conn: Connection, name: str) -> Any:
     """What the path rules of a host depend on (id, os, tags); None for no such host."""
     return conn.execute(select(Host.id, Host.os, Host.tags, Host.tags_added, Host.tags_removed)

@@ -60,6 +60,8 @@ def attempts(ledger: Path) -> dict[str, dict]:
     """attempt id -> {layer, frame, start, end, how}; how is "end", "killed" or None (no end
     written: still running, or killed without a chance to say so)."""
     out: dict[str, dict] = {}
+    if not ledger.exists():          # no frame started yet
+        return out
     for line in ledger.read_text().splitlines():
         kind, layer, frame, attempt, t = line.split()
         if kind == "start":

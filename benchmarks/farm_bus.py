@@ -1,0 +1,169 @@
+"""Several supervisors on one PostgreSQL database.
+
+- wake-up: jobs of one frame submitted through supervisor A, one at a time, while the only
+  workers are connected to supervisor B: how long from the submit's reply to the Launch
+  reaching B's worker (p50/p99), next to the same submitted through B itself;
+- throughput: frames/s end to end with the simulated workers split over 1, 2, ... supervisor
+  processes (the scheduling benchmark's jobs: fair share, tags, requirements, limits).
+
+    python benchmarks/farm_bus.py [--jobs 200] [--workers 4000] [--frames 60000]
+                                  [--supervisors 1,2] [--cases wakeup,throughput]
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.benchfarm import database  # noqa: E402
+from benchmarks.host_reports import raise_fd_limit  # noqa: E402
+from benchmarks.scheduling import PROJECTS, jobs, pct, run_fleet, submit  # noqa: E402
+from cuefarm import Client, CueFarmError  # noqa: E402
+from rqd.fleet import Fleet  # noqa: E402
+from tests.farm import free_port_block  # noqa: E402
+
+
+@contextmanager
+def supervisors(count: int):
+    """`count` supervisor processes on one new PostgreSQL database: yields [(client, port)]."""
+    tmp = Path(tempfile.mkdtemp(prefix="cuefarm-bench-"))
+    env = {**os.environ, "CUEFARM_CONFIG": str(tmp / "none.toml")}
+    with database("postgres", tmp) as url, ExitStack() as stack:
+        out = []
+        for _ in range(count):
+            port = free_port_block()
+            proc = subprocess.Popen([sys.executable, "-m", "supervisor", "--port", str(port),
+                                     "--db", url, "--log-level", "WARNING", "--heartbeat", "2"],
+                                    env=env)
+            stack.callback(proc.wait)
+            stack.callback(proc.terminate)
+            client = Client(f"127.0.0.1:{port}", timeout=60)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    client.ping(timeout=0.5)
+                    break
+                except CueFarmError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise
+            out.append((client, port))
+        yield out
+
+
+def one_frame(i: int) -> dict:
+    return {"name": f"wake{i:04d}", "project": "p", "layers": [
+        {"name": "r", "command": ["true"], "range": "1", "max_retries": 0}]}
+
+
+def wakeup(count: int) -> None:
+    with supervisors(2) as [(a, _), (b, port_b)]:
+        fleet = Fleet(f"127.0.0.1:{port_b}", 4, record=True, runtime=0.0)
+        stop = threading.Event()
+        thread = threading.Thread(target=fleet.run, kwargs={"until": stop.is_set}, daemon=True)
+        thread.start()
+        while sum(h["state"] == "UP" for h in b.hosts()) < 4:
+            time.sleep(0.2)
+        figures = {}
+        for name, client in (("through B itself", b), ("through A", a)):
+            delays = []
+            for i in range(count):
+                seen = len(fleet.ledger)
+                client.submit([one_frame(i)])
+                t0 = time.monotonic()
+                while True:
+                    launches = [e for e in fleet.ledger[seen:] if e[0] == "launch"]
+                    if launches:
+                        delays.append(max(0.0, launches[0][1] - t0))
+                        break
+                    if time.monotonic() - t0 > 10:
+                        delays.append(10.0)
+                        break
+                    time.sleep(0.0005)
+                time.sleep(0.02)      # let the frame end: each measured launch finds B idle
+            delays.sort()
+            figures[name] = delays
+            print(f"wake-up {name}: submit reply -> Launch at B's worker, {count} jobs: p50 "
+                  f"{pct(delays, 0.5):.1f} ms, p99 {pct(delays, 0.99):.1f} ms, max "
+                  f"{pct(delays, 1.0):.1f} ms", flush=True)
+        stop.set()
+        thread.join()
+        fleet.close()
+
+
+def throughput(count: int, workers: int, frames: int, procs: int) -> float:
+    raise_fd_limit()
+    with supervisors(count) as svs:
+        client = svs[0][0]
+        total = workers
+        for name, (guaranteed, most) in PROJECTS.items():
+            client.set_project(name, guaranteed=int(guaranteed * total),
+                               max_slots=int(most * total))
+        client.set_limit("arnold", int(0.6 * total))
+        client.set_limit("nuke", max(1, workers // 2), per_host=True)
+        specs = [{"name": f"sim-{i:05d}", "slots": 1, "memory_mb": 65536 if i % 2 else 32768,
+                  "tags": ["gpu", "linux"] if i % 4 == 0 else ["linux"]}
+                 for i in range(workers)]
+        out: mp.Queue = mp.Queue()
+        stop = mp.Event()
+        fleets = []
+        for k in range(procs):      # each simulator process serves one supervisor's share
+            port = svs[k % count][1]
+            fleets.append(mp.Process(target=run_fleet, args=(port, specs[k::procs], 0.0, 0.0,
+                                                             stop, out)))
+        for f in fleets:
+            f.start()
+        try:
+            while sum(h["state"] == "UP" for h in client.hosts()) < workers:
+                time.sleep(0.5)
+            t0 = time.perf_counter()
+            ids, _ = submit(client, jobs(30, frames // 30))
+            while any(client.job(i)["state"] != "FINISHED" for i in ids):
+                time.sleep(0.1)
+            elapsed = time.perf_counter() - t0
+            done = sum(client.job(i)["succeeded"] for i in ids)
+        finally:
+            stop.set()
+            for f in fleets:
+                f.join(timeout=30)
+                if f.is_alive():
+                    f.terminate()
+    rate = done / elapsed
+    print(f"throughput with {count} supervisor(s): {workers} workers, {done} frames in 30 jobs: "
+          f"{rate:.0f} frames/s end to end", flush=True)
+    return rate
+
+
+@click.command()
+@click.option("--jobs", "count", type=int, default=200, help="jobs in the wake-up case")
+@click.option("--workers", type=int, default=4000)
+@click.option("--frames", type=int, default=60000)
+@click.option("--procs", type=int, default=2, help="simulator processes")
+@click.option("--supervisors", default="1,2", help="supervisor counts for the throughput case")
+@click.option("--cases", default="wakeup,throughput")
+def main(count, workers, frames, procs, supervisors, cases):
+    wanted = set(cases.split(","))
+    if "wakeup" in wanted:
+        wakeup(count)
+    if "throughput" in wanted:
+        rates = {n: throughput(n, workers, frames, max(procs, n))
+                 for n in map(int, supervisors.split(","))}
+        if 1 in rates:
+            for n, r in rates.items():
+                if n != 1:
+                    print(f"{n} supervisors: {r / rates[1]:.2f}x one supervisor's throughput")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Notices from the other supervisors sharing the database (see `farmbus`): what they changed
+reaches this supervisor's subscribers, its workers and its dispatcher.
+
+- rows they changed are published here too (a GUI on any supervisor sees the whole farm);
+- hosts they changed that are connected here take the new lock, slots, tags and drain at once
+  (a lock through another supervisor stops dispatch to the host here);
+- their kills of attempts on workers connected here are sent to those workers;
+- when frames may have become runnable, a dispatch pass runs for the workers here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from cuefarm import protocol as p
+from supervisor.context import Context
+from supervisor.farmbus import read
+from supervisor.store import hostadmin
+from supervisor.store import hosts as host_store
+from supervisor.store import work
+
+log = logging.getLogger(__name__)
+
+
+def handle(cx: Context, payloads: list[str | None]) -> bool:
+    """Act on notices; True when subscribers must re-read everything (notices were lost or
+    listed only part of what changed)."""
+    resync = False
+    touched = work.Touched()
+    refresh: set[int] = set()
+    kills: list[tuple[str, int]] = []
+    recheck: set[int] = set()
+    reason = ""
+    registry = cx.live.registry
+    for payload in payloads:
+        if payload is None:       # the bus connection was lost: notices may be missing
+            resync = True
+            cx.out.wake()
+            refresh.update(registry.by_id)
+            recheck.update(registry.by_id)
+            continue
+        n = read(payload)
+        if n is None or n.sv == cx.id:
+            continue
+        touched.merge(work.Touched(set(n.jobs), set(n.layers), set(n.frames), set(n.hosts)))
+        resync = resync or n.partial
+        if n.wake:
+            cx.out.wake()
+        refresh.update(h for h in n.hosts if h in registry.by_id)
+        kills += [(aid, hid) for aid, hid in n.kills if hid in registry.by_id]
+        if n.recheck == [-1]:
+            recheck.update(registry.by_id)
+        else:
+            recheck.update(h for h in n.recheck if h in registry.by_id)
+        reason = n.reason or reason
+    cx.out.note(touched)
+    if refresh:
+        _refresh(cx, sorted(refresh))
+    if kills:
+        cx.kill(cx.out, kills, reason or "killed through another supervisor")
+    if recheck:
+        _recheck(cx, sorted(recheck), reason or "killed through another supervisor")
+    return resync
+
+
+def _refresh(cx: Context, host_ids: list[int]) -> None:
+    """Bring the live view of these hosts in line with the database."""
+    registry = cx.live.registry
+    for row in cx.read(lambda c: host_store.live_settings(c, host_ids)):
+        w = registry.by_id.get(row.id)
+        if w is None:
+            continue
+        w.locked, w.lock_slots = row.lock == "LOCKED", row.lock_slots
+        w.slots = w.offered if row.slots_override is None else row.slots_override
+        w.tags = frozenset(hostadmin.effective_tags(row))
+        draining = row.drain is not None
+        if w.identity is not None and draining != w.draining:
+            cx.out.send(w.identity, p.Drain(then=row.drain or "stay", cancel=not draining))
+        w.draining = draining
+        if row.lock_kind == "banned" and not w.banned:
+            w.banned = True
+            if w.identity is not None:
+                cx.out.send(w.identity, p.Refused(f"{w.name} is banned from this farm",
+                                                  retry_after=cx.cfg.admission_retry))
+                registry.disconnect(w, cx.mono())
+                w.clear()
+        elif row.lock_kind != "banned":
+            w.banned = False
+    registry.version += 1
+
+
+def _recheck(cx: Context, host_ids: list[int], reason: str) -> None:
+    """Kill what workers here run that the database no longer has running on them."""
+    running = cx.read(lambda c: work.running_on_hosts(c, host_ids))
+    registry = cx.live.registry
+    for hid in host_ids:
+        w = registry.by_id.get(hid)
+        if w is None or w.identity is None:
+            continue
+        wanted = {f"{a.frame_id}.{a.number}" for a in running.get(hid, [])}
+        gone = [aid for aid in w.running if aid not in wanted]
+        if gone:
+            cx.out.send(w.identity, p.Kill(gone, reason))

@@ -1,0 +1,108 @@
+"""Several supervisors on one PostgreSQL database act as one farm: work, commands and change
+events submitted through one reach the workers and subscribers of the others."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cuefarm.client import Events
+from tests.farm import Farm, PostgresDatabase, wait_until
+from tests.integration import ledger
+
+
+@pytest.fixture
+def two(require_postgres, tmp_path):
+    """Supervisors A and B on one database; worker w1 connected to B only."""
+    db = PostgresDatabase()
+    farms = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        farms.append(Farm(db.url, tmp_path / name))
+    a, b = farms
+    try:
+        a.start_supervisor()
+        b.start_supervisor()
+        b.start_rqd("w1", 2)
+        b.wait_hosts_up(["w1"])
+        yield a, b
+    finally:
+        b.stop()
+        a.stop()
+        db.drop()
+
+
+def job(cmd: list[str], frames: int, name: str = "shared") -> dict:
+    return {"name": name, "project": "test", "layers": [
+        {"name": "r", "command": cmd, "range": f"1-{frames}", "max_retries": 0}]}
+
+
+def test_work_submitted_through_one_runs_on_the_workers_of_another(two, tmp_path):
+    a, b = two
+    cmd, book = ledger.command(tmp_path, 0.2)
+    c = a.client()
+    [job_id] = c.submit([job(cmd, 4)])
+    done = c.wait(job_id, timeout=60)
+    assert done["succeeded"] == 4, done
+    assert {f["host"] for f in c.frames(job_id)} == {"w1"}
+    ledger.assert_no_overlap(book)
+
+
+def test_kill_through_one_stops_the_frames_on_the_workers_of_another(two, tmp_path):
+    a, b = two
+    cmd, book = ledger.command(tmp_path, 600.0)
+    c = a.client()
+    [job_id] = c.submit([job(cmd, 2)])
+    wait_until(lambda: len(ledger.attempts(book)) == 2, 60, message="both frames running")
+    c.kill(job_id)
+    # The processes on B's worker end (SIGTERM: the ledger says "killed").
+    wait_until(lambda: all(r["how"] == "killed" for r in ledger.attempts(book).values()), 30,
+               message="the frames on b's worker killed")
+    wait_until(lambda: c.job(job_id)["running"] == 0, 30, message="the kills recorded")
+    assert c.job(job_id)["succeeded"] == 0
+
+
+def test_a_lock_through_one_stops_dispatch_by_another(two, tmp_path):
+    a, b = two
+    gate = tmp_path / "gate"
+    cmd, book = ledger.command(tmp_path, 0.0, gate)
+    c = a.client()
+    [job_id] = c.submit([job(cmd, 6)])
+    wait_until(lambda: len(ledger.attempts(book)) == 2, 60, message="two frames running")
+    assert c.lock("w1") == 1
+    locked_at = time.time()
+    gate.touch()          # the two running frames end; w1 is locked: nothing new starts
+    wait_until(lambda: c.job(job_id)["running"] == 0, 30, message="the running frames ended")
+    time.sleep(2.0)       # B would have dispatched at once had it not heard of the lock
+    starts = [r["start"] for r in ledger.attempts(book).values()]
+    assert len(starts) == 2 and max(starts) < locked_at, starts
+    assert b.client().hosts()[0]["lock"] == "LOCKED"
+    c.unlock("w1")       # and an unlock through A lets B dispatch again
+    assert c.wait(job_id, timeout=60)["succeeded"] == 6
+
+
+def test_events_of_frames_on_another_supervisors_worker_reach_subscribers_of_one(two, tmp_path):
+    a, b = two
+    events = Events(a.address)
+    try:
+        events.receive(0.5)          # the subscription is in place before the work starts
+        cmd, _ = ledger.command(tmp_path, 0.3)
+        c = b.client()               # submitted through B, run on B's worker
+        [job_id] = c.submit([job(cmd, 2)])
+        seen: dict[int, set[str]] = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            batch = events.receive(1.0)
+            if batch is None:
+                continue
+            for f in batch.frames:
+                if f["job_id"] == job_id:
+                    seen.setdefault(f["id"], set()).add(f["state"])
+            if len(seen) == 2 and all("SUCCEEDED" in s for s in seen.values()):
+                break
+        assert len(seen) == 2 and all({"RUNNING", "SUCCEEDED"} <= s for s in seen.values()), \
+            seen
+        assert batch.supervisor_id != b.client().ping()["supervisor_id"]
+    finally:
+        events.close()
