@@ -21,9 +21,10 @@ from cuefarm import pathmap
 from supervisor import access, billing_api, schedules, why
 from supervisor.context import Context
 from supervisor.live import default_admission
+from supervisor.logrelay import RELAYED_MAX
 from supervisor.requests import DECLARED, Request, RequestError, control_errors, request
 from supervisor.roles import ADMIN, ARTIST, WRANGLER
-from supervisor.store import admin, control, hostadmin
+from supervisor.store import admin, bus, control, hostadmin
 from supervisor.store import hosts as host_store
 from supervisor.store import jobs as rows
 from supervisor.store import submit as submit_store
@@ -555,6 +556,14 @@ def _get_log(cx: Context, req: Request) -> None:
         rows.find_attempt, c, body.job_id, body.layer, body.frame, body.attempt))
     w = cx.live.registry.by_id.get(host_id)
     if w is None or w.identity is None:
+        if bus.shared(cx.engine) and cx.read(lambda c: host_store.served_elsewhere(
+                c, [host_id], cx.owner, cx.clock() - cx.stale_after)):
+            # Its worker is connected to another supervisor: ask that one for the log.
+            limit = max(1, min(body.limit, RELAYED_MAX))
+            token = cx.live.logs.ask(req.route, req.request_id, host_name, cx.mono())
+            with cx.begin() as (_, out):
+                out.tell_farm(log_ask=[token, host_id, aid, body.offset, limit])
+            return None
         raise RequestError("unavailable", f"host {host_name} is not connected; the log of "
                                           f"attempt {aid} is on that host")
     limit = max(1, min(body.limit, p.MAX_WORKER_MESSAGE // 2))

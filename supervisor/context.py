@@ -46,9 +46,8 @@ class Context:
         staged = Outbox()
         with self.engine.begin() as conn:
             yield conn, staged
-            if bus.shared(self.engine):
-                notice = farmbus.notice_of(self.id, staged)
-                if notice is not None:   # delivered to the other supervisors on commit
+            if bus.shared(self.engine):   # delivered to the other supervisors on commit
+                for notice in farmbus.notices_of(self.id, staged):
                     bus.announce(conn, notice)
         self.out.merge(staged)
 

@@ -27,14 +27,26 @@ class Notice(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     kills: list[tuple[str, int]] = []         # (attempt id, host id)
     recheck: list[int] = []                   # hosts whose running attempts to compare
     reason: str = ""
+    to: str = ""                              # for one supervisor only (its run id)
+    # [token, host id, attempt id, offset, limit]: read that log from the worker
+    log_ask: list | None = None
+    # [token, index, pieces, attempt id, offset, size, error, base64 data] of its answer
+    log_piece: list | None = None
 
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Notice)
 
 
-def notice_of(sender: str, out: Outbox) -> str | None:
-    """The notice for what `out` staged (None: nothing the other supervisors need)."""
+def notices_of(sender: str, out: Outbox) -> list[str]:
+    """The notices for what `out` staged: the changes (if any), then the messages it asked to
+    send (log requests and answers)."""
+    first = _changes(sender, out)
+    return ([first] if first is not None else []) + [
+        _encoder.encode(Notice(sender, **fields)).decode() for fields in out.to_farm]
+
+
+def _changes(sender: str, out: Outbox) -> str | None:
     t = out.touched
     wake = out.dispatch or out.farm_wake
     if not (wake or out.elsewhere or t.jobs or t.layers or t.frames or t.hosts):

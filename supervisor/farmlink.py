@@ -5,7 +5,9 @@ reaches this supervisor's subscribers, its workers and its dispatcher.
 - hosts they changed that are connected here take the new lock, slots, tags and drain at once
   (a lock through another supervisor stops dispatch to the host here);
 - their kills of attempts on workers connected here are sent to those workers;
-- when frames may have become runnable, a dispatch pass runs for the workers here.
+- when frames may have become runnable, a dispatch pass runs for the workers here;
+- a log asked of a worker connected here is read from it and sent back in pieces
+  (`logrelay`); the pieces of a log this supervisor asked for answer its client.
 """
 
 from __future__ import annotations
@@ -40,8 +42,14 @@ def handle(cx: Context, payloads: list[str | None]) -> bool:
             recheck.update(registry.by_id)
             continue
         n = read(payload)
-        if n is None or n.sv == cx.id:
+        if n is None or n.sv == cx.id or (n.to and n.to != cx.id):
             continue
+        if n.log_ask is not None:
+            _ask_log(cx, n.sv, n.log_ask)
+        if n.log_piece is not None:
+            answer = cx.live.logs.piece(n.log_piece)
+            if answer is not None:
+                cx.out.reply(*answer)
         touched.merge(work.Touched(set(n.jobs), set(n.layers), set(n.frames), set(n.hosts)))
         resync = resync or n.partial
         if n.wake:
@@ -61,6 +69,15 @@ def handle(cx: Context, payloads: list[str | None]) -> bool:
     if recheck:
         _recheck(cx, sorted(recheck), reason or "killed through another supervisor")
     return resync
+
+
+def _ask_log(cx: Context, supervisor: str, ask: list) -> None:
+    token, host_id, attempt_id, offset, limit = ask
+    w = cx.live.registry.by_id.get(host_id)
+    if w is None or w.identity is None:
+        return          # not ours (any more): the asker times out and says so
+    mine = cx.live.logs.ask_for(supervisor, token, cx.mono())
+    cx.out.send(w.identity, p.LogRequest(mine, attempt_id, offset, limit))
 
 
 def _refresh(cx: Context, host_ids: list[int]) -> None:

@@ -31,6 +31,8 @@ class Outbox:
     # Frames may have become runnable for any supervisor's workers (a completion released
     # dependents or requeued a frame): the other supervisors run a dispatch pass too.
     farm_wake: bool = False
+    # Messages for the other supervisors (farmbus.Notice fields): log requests and answers.
+    to_farm: list[dict] = field(default_factory=list)
 
     def send(self, identity: bytes, body: p.Body) -> None:
         """Send `body` to the worker connected as `identity`."""
@@ -56,14 +58,18 @@ class Outbox:
         self.elsewhere += kills
         self.kill_reason = reason
 
+    def tell_farm(self, **fields) -> None:
+        """Send a notice to the other supervisors with this transaction."""
+        self.to_farm.append(fields)
+
     def merge(self, other: "Outbox") -> None:
         self.messages += other.messages
         self.replies += other.replies
         self.touched.merge(other.touched)
         self.dispatch = self.dispatch or other.dispatch
         self.wakeups += other.wakeups
-        # `elsewhere` and `farm_wake` are not the loop's: they went on the farm bus with
-        # their transaction.
+        # `elsewhere`, `farm_wake` and `to_farm` are not the loop's: they went on the farm
+        # bus with their transaction.
 
     def take(self) -> "Outbox":
         """Everything recorded so far, leaving this outbox empty."""

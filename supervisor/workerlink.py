@@ -75,6 +75,13 @@ def handle(cx: Context, frames: list) -> None:
         worker.last_seen = cx.mono()
         cx.intake.refuse(identity, body.attempt_id, body.reason)
     elif isinstance(body, p.LogReply):
+        relayed = live.logs.forward(body)
+        if relayed is not None:        # asked by another supervisor: back it goes
+            supervisor, pieces = relayed
+            with cx.begin() as (_, staged):
+                for piece in pieces:
+                    staged.tell_farm(to=supervisor, log_piece=piece)
+            return
         answer = live.logs.answer(body)
         if answer is not None:
             out.reply(*answer)

@@ -3,6 +3,7 @@ events submitted through one reach the workers and subscribers of the others."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -106,3 +107,26 @@ def test_events_of_frames_on_another_supervisors_worker_reach_subscribers_of_one
         assert batch.supervisor_id != b.client().ping()["supervisor_id"]
     finally:
         events.close()
+
+
+def test_a_log_asked_through_one_comes_from_the_worker_of_another(two, tmp_path):
+    a, b = two
+    script = tmp_path / "chatty.py"
+    # More than one notice can carry: the answer comes back in pieces.
+    script.write_text("import sys\nfor i in range(3000):\n    print(f'line {i:05d} ' + 'x' * 20)\n")
+    c = a.client()
+    [job_id] = c.submit([job([sys.executable, str(script)], 1)])
+    assert c.wait(job_id, timeout=60)["succeeded"] == 1
+    chunk = c.log(job_id, "r", 1)
+    assert chunk["host"] == "w1" and chunk["attempt_id"] == f"{c.frames(job_id)[0]['id']}.1"
+    assert "line 00000 " in chunk["text"] and len(chunk["data"]) > 20_000
+    # Paging through the relay reads the whole log, as from a worker of one's own.
+    data, offset = b"", 0
+    while True:
+        piece = c.log(job_id, "r", 1, offset=offset)
+        data += piece["data"]
+        offset = piece["offset"] + len(piece["data"])
+        if not piece["data"] or offset >= piece["size"]:
+            break
+    assert data == b.client().log(job_id, "r", 1, limit=1024 * 1024)["data"]
+    assert b"line 02999 " in data
