@@ -65,6 +65,7 @@ class Billing:
         self.sampler = metrics.Sampler(cx, loop_figures)
         self.prom_server = None
         self.metrics_port = (cfg.port + 3 if cfg.metrics_port == -1 else cfg.metrics_port)
+        self.timers: Timers | None = None     # the loop, once attached
 
     # -- metering ---------------------------------------------------------------------------------
 
@@ -72,9 +73,12 @@ class Billing:
         """Count workers holding a licence, close minutes, make and deliver reports (on the
         housekeeping thread); then, on the loop, ask for a dispatch pass if licences freed."""
         now, mono = cx.clock(), cx.mono()
-        return lambda: self._tick(cx, now, mono)
+        # Every supervisor counts minutes (each minute is written once) and keeps the terms
+        # it dispatches by; one makes and delivers the reports.
+        reports = self.timers is None or self.timers.holds("metering reports")
+        return lambda: self._tick(cx, now, mono, reports)
 
-    def _tick(self, cx: Context, now: float, mono: float):
+    def _tick(self, cx: Context, now: float, mono: float, reports: bool = True):
         results = self.reporter.results() if self.reporter is not None else []
         before = self.licensing.cap()
         handoff = None
@@ -95,7 +99,7 @@ class Billing:
                 if revoked is not None and terms.metered and not terms.revoked:
                     terms = self.licensing.revoke(conn, now, revoked.error)
                 self._note_results(results, mono)
-                if terms.sink:
+                if terms.sink and reports:
                     metering.make_batches(conn, now, self.site, cx.id)
                     if (self.reporter is None or not self.reporter.busy) \
                             and mono >= self.next_delivery:
@@ -234,9 +238,10 @@ def attach(cx: Context, timers: Timers,
     cx.billing = b
     cfg = cx.cfg
     timers.add_background(cfg.metering_sample, b.tick)
-    timers.add_background(cfg.usage_interval, b.account_usage)
+    timers.add_background(cfg.usage_interval, b.account_usage, duty="usage accounting")
     timers.add_background(cfg.metrics_interval, b.sample_metrics)
-    timers.add_background(cfg.metrics_retention, b.retention)
+    timers.add_background(cfg.metrics_retention, b.retention, duty="metrics retention")
+    b.timers = timers
     b.serve_metrics()
     terms = b.licensing.terms
     if terms.installed is not None:

@@ -80,11 +80,17 @@ class Context:
 class Timers(Protocol):
     """How a part asks the loop for periodic work (the loop implements it)."""
 
-    def add_periodic(self, interval: float, fn: Callable[[Context], None]) -> None:
-        """fn(cx) on the loop every `interval` monotonic seconds."""
+    def add_periodic(self, interval: float, fn: Callable[[Context], None],
+                     duty: str | None = None) -> None:
+        """fn(cx) on the loop every `interval` monotonic seconds (with `duty`: only while this
+        supervisor does that duty for the farm)."""
 
     def add_background(self, interval: float,
-                       fn: Callable[[Context], Callable[[], Any] | None]) -> None:
+                       fn: Callable[[Context], Callable[[], Any] | None],
+                       duty: str | None = None) -> None:
         """Every `interval` seconds fn(cx) runs on the loop and returns the database work to
         do (or None); that runs on the housekeeping thread and may return a callable, run on
         the loop with the context when it is done."""
+
+    def holds(self, duty: str) -> bool:
+        """Whether this supervisor does `duty` for the farm now."""

@@ -179,18 +179,37 @@ class Loop:
         s.bind(endpoint)
         return s
 
-    def add_periodic(self, interval: float, fn: Callable[[Context], None]) -> None:
+    def add_periodic(self, interval: float, fn: Callable[[Context], None],
+                     duty: str | None = None) -> None:
         """Run fn(cx) on the loop every `interval` monotonic seconds, off the dispatch path
-        (housekeeping that acts on the live state: lock schedules)."""
-        self.periodic.append([self.cx.mono() + interval, interval, fn, False])
+        (housekeeping that acts on the live state: lock schedules).  With `duty`, only while
+        this supervisor holds that farm duty (see holds())."""
+        self.periodic.append([self.cx.mono() + interval, interval, fn, False, duty])
 
     def add_background(self, interval: float,
-                       fn: Callable[[Context], Callable[[], Any] | None]) -> None:
+                       fn: Callable[[Context], Callable[[], Any] | None],
+                       duty: str | None = None) -> None:
         """Every `interval` seconds, fn(cx) runs on the loop and returns the database work to
         do (or None): that runs on the housekeeping thread and may return a callable, run on
         the loop with the context when it is done.  A pass still running when the next is
-        due makes that one skip."""
-        self.periodic.append([self.cx.mono() + interval, interval, fn, True])
+        due makes that one skip.  With `duty`, only while this supervisor holds that farm duty
+        (see holds())."""
+        self.periodic.append([self.cx.mono() + interval, interval, fn, True, duty])
+
+    def holds(self, duty: str) -> bool:
+        """Whether this supervisor does `duty` (housekeeping done once per farm) now: always
+        on a database of its own; on one shared with other supervisors, while it holds the
+        duty's lock there (the first to ask takes it; when it stops or dies another does)."""
+        if self.listener is None:
+            return True
+        try:
+            held = self.listener.hold(duty)
+        except Exception:     # noqa: BLE001 - the bus connection is down: not now
+            log.warning("cannot take the farm duty %s now", duty, exc_info=True)
+            return False
+        if self.listener.pending():     # the query read notices off the socket
+            self._farm_notices()
+        return held
 
     def figures_of_the_loop(self) -> dict[str, float]:
         """The loop's own figures for the metrics: events waiting to be published, the
@@ -422,8 +441,10 @@ class Loop:
         for task in self.periodic:
             if now >= task[0]:
                 task[0] = now + task[1]
-                fn, background = task[2], task[3]
+                fn, background, duty = task[2], task[3], task[4]
                 if background and self.housekeeping.busy(fn):
+                    continue
+                if duty is not None and not self.holds(duty):
                     continue
                 started = self.cx.mono()
                 try:

@@ -58,8 +58,10 @@ class Supervisor:
         migrate(self.engine)
         recover(self.cx)
         loop = self.loop
-        loop.add_periodic(SCHEDULES_EVERY, schedules.apply)
-        loop.add_background(max(1.0, self.cfg.host_expiry), workerlink.adopt_stale)
+        # Done once per farm: by whichever supervisor sharing the database holds the duty.
+        loop.add_periodic(SCHEDULES_EVERY, schedules.apply, duty="lock schedules")
+        loop.add_background(max(1.0, self.cfg.host_expiry), workerlink.adopt_stale,
+                            duty="host expiry")
         billing.attach(self.cx, loop, loop.figures_of_the_loop)
 
     def bind(self, endpoints: tuple[str, str, str] | None = None) -> None:

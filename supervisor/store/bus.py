@@ -43,6 +43,7 @@ class Listener:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.conn: Any = None
+        self.held: set[str] = set()    # duties whose advisory lock this connection holds
         self._open()
 
     def _open(self) -> None:
@@ -53,6 +54,26 @@ class Listener:
         with conn.cursor() as cur:
             cur.execute(f"LISTEN {CHANNEL}")
         self.conn = conn
+        self.held = set()
+
+    def hold(self, duty: str) -> bool:
+        """Take, or keep, the farm-wide duty `duty`: True while this connection holds its
+        advisory lock.  Whoever asks first takes it; it is let go when the connection ends
+        (the supervisor stopped or died), and the next supervisor to ask takes it then."""
+        if duty in self.held:
+            return True
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"cuefarm duty {duty}",))
+            got = bool(cur.fetchone()[0])
+        if got:
+            self.held.add(duty)
+            log.info("this supervisor now does %s for the farm", duty)
+        return got
+
+    def pending(self) -> bool:
+        """Notices already read off the socket (by a query on this connection) and not
+        taken: the socket will not say so."""
+        return bool(self.conn is not None and self.conn.notifies)
 
     def fileno(self) -> int:
         return self.conn.fileno()
