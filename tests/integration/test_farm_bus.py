@@ -130,3 +130,36 @@ def test_a_log_asked_through_one_comes_from_the_worker_of_another(two, tmp_path)
             break
     assert data == b.client().log(job_id, "r", 1, limit=1024 * 1024)["data"]
     assert b"line 02999 " in data
+
+
+def test_a_supervisor_killed_mid_run_costs_nothing(require_postgres, tmp_path):
+    """Workers of a supervisor killed -9 move to another; their frames are adopted there and
+    the job finishes with every frame run once, no two runs of a frame at once, no retry."""
+    db = PostgresDatabase()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = Farm(db.url, tmp_path / "a"), Farm(db.url, tmp_path / "b")
+    try:
+        a.start_supervisor()
+        b.start_supervisor()
+        a.start_rqd("w1", 2, "--supervisor", b.address, "--supervisor-timeout", "2")
+        b.start_rqd("w2", 2, "--supervisor", a.address, "--supervisor-timeout", "2")
+        a.wait_hosts_up(["w1", "w2"])
+        cmd, book = ledger.command(tmp_path, 1.0)
+        c = b.client()
+        [job_id] = c.submit([job(cmd, 16)])
+        wait_until(lambda: c.job(job_id)["succeeded"] >= 2 and c.job(job_id)["running"] >= 3,
+                   60, message="frames running on both workers")
+        a.kill_supervisor()                       # kill -9 in the middle of the run
+        done = c.wait(job_id, timeout=120)
+        assert done["succeeded"] == 16, done
+        frames = c.frames(job_id)
+        assert all(f["retries"] == 0 for f in frames), frames
+        ledger.assert_no_overlap(book)
+        hosts = {h["name"]: h for h in c.hosts()}
+        assert hosts["w1"]["state"] == "UP"       # w1 moved to b
+        assert "this supervisor now does host expiry for the farm" in b.supervisor_log()
+    finally:
+        b.stop()
+        a.stop()
+        db.drop()
