@@ -217,7 +217,8 @@ class Billing:
             return
         addr = "0.0.0.0" if self.cx.cfg.bind in ("*", "") else self.cx.cfg.bind
         collector = metrics.PromCollector(lambda: self.sampler.latest,
-                                          lambda: dict(self.cx.live.counters), self.prom_extra)
+                                          lambda: dict(self.cx.live.counters), self.prom_extra,
+                                          (self.cx.owner, self.cx.id))
         try:
             self.prom_server, _ = metrics.serve(self.metrics_port, addr, collector)
         except OSError as exc:   # the port is taken: metrics are not worth stopping the farm

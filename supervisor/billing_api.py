@@ -76,7 +76,8 @@ def _metrics(cx: Context, req: Request) -> p.Body:
     values = b.sampler.latest or b.sampler.sample()
     at = b.sampler.latest_t
     return p.Rows([{"name": s.name, "value": values.get(s.name), "unit": s.unit,
-                    "help": s.help, "prometheus": s.prom or None, "t": at} for s in metrics.SERIES])
+                    "help": s.help, "prometheus": s.prom or None, "t": at, "scope": s.scope,
+                    "supervisor": cx.owner} for s in metrics.SERIES])
 
 
 @request("metric_history", role=ARTIST, what="reading metric history", read=True)

@@ -39,6 +39,15 @@ class Series:
     scale: float = 1.0     # stored value * scale = Prometheus value (base units)
     labels: tuple = ()
 
+    @property
+    def scope(self) -> str:
+        """"farm": read from the database, the same through every supervisor; "supervisor":
+        this supervisor's own (its machine, process, loop and connected workers)."""
+        return "farm" if self.name.split(".")[0] in FARM_WIDE else "supervisor"
+
+
+FARM_WIDE = {"frames", "hosts", "licences"}
+
 
 SERIES = (
     Series("host.cpu", "%", "CPU use of the supervisor's machine",
@@ -168,8 +177,12 @@ class PromCollector:
 
     def __init__(self, latest: Callable[[], dict[str, float]],
                  counters: Callable[[], dict[str, float]],
-                 extra: Callable[[], dict[str, float | None]]):
+                 extra: Callable[[], dict[str, float | None]],
+                 supervisor: tuple[str, str] = ("", "")):
+        """`supervisor`: (who serves its hosts, this run's id), for the info metric that says
+        which supervisor an endpoint describes."""
         self.latest, self.counters, self.extra = latest, counters, extra
+        self.supervisor = supervisor
 
     def describe(self):
         return []      # names are not fixed up front; nothing to check at registration
@@ -177,6 +190,12 @@ class PromCollector:
     def collect(self):
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
         values = self.latest()
+        info = GaugeMetricFamily(
+            "cuefarm_supervisor_info", "The supervisor this endpoint describes (cuefarm_frames, "
+            "cuefarm_hosts and cuefarm_worker_licences_in_use are farm totals, the same on "
+            "every supervisor; the others are this supervisor's own)", labels=["supervisor", "run"])
+        info.add_metric(list(self.supervisor), 1.0)
+        yield info
         families: dict[str, Any] = {}
         for s in SERIES:
             if s.name not in values or not s.prom:

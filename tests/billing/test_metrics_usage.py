@@ -88,6 +88,12 @@ def test_prometheus_endpoint_and_metrics_api(new_farm):
     assert rows["hosts.up"]["value"] == 2 and rows["db.latency"]["unit"] == "s"
     assert rows["frames.waiting"]["prometheus"] == "cuefarm_frames"
     assert rows["dispatch.rate"]["prometheus"] is None and rows["dispatch.rate"]["value"] >= 0
+    # Which figures are the farm's and which this supervisor's, and which supervisor it is.
+    assert rows["hosts.up"]["scope"] == rows["licences.in_use"]["scope"] == "farm"
+    assert rows["slots.used"]["scope"] == rows["process.rss"]["scope"] == "supervisor"
+    assert rows["hosts.up"]["supervisor"].endswith(f":{farm.port}")
+    [info] = fams["cuefarm_supervisor_info"].samples
+    assert info.value == 1 and info.labels["supervisor"] == rows["hosts.up"]["supervisor"]
     now = rows["hosts.up"]["t"]
     points = c.metric_history("hosts.up", now - 3600, now + 1)
     assert points and points[-1][1] == 2 and all(now - 3600 <= t <= now + 1 for t, _ in points)
