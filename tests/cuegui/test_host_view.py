@@ -59,6 +59,7 @@ def host(win, name):
 
 
 def select_host(qtbot, win, name):
+    win.hosts_dock.raise_()          # host actions act on the hosts in view
     wait(qtbot, lambda: host(win, name) is not None)
     assert win.hosts_view.select_id(host(win, name)["id"])
     wait(qtbot, lambda: [r["name"] for r in win.hosts_view.selected_rows()] == [name])

@@ -145,12 +145,46 @@ def test_actions_follow_the_selection_and_say_why_not(qtbot, win):
     win.jobs_view.select_id(2)            # paused
     assert a.jobs["resume"].isEnabled() and not a.jobs["pause"].isEnabled()
     assert "none of the selected jobs is active" in a.jobs["pause"].statusTip()
+    win.hosts_dock.raise_()
     win.hosts_view.select_id(1)
     assert not a.hosts["lock"].isEnabled() and "for admins" in a.hosts["lock"].toolTip()
     win.set_mode("admin")
     assert a.hosts["lock"].isEnabled() and not a.hosts["unlock"].isEnabled()
     win.jobs_view.clearSelection()
     assert not a.jobs["kill"].isEnabled()
+
+
+def test_host_shortcuts_act_only_on_hosts_in_view_and_ask_first(qtbot, sim):
+    asked: list[str] = []
+    answers = [False, True]
+    w = make_window(qtbot, sim, mode="admin",
+                    confirm=lambda parent, q: asked.append(q) or answers.pop(0))
+    try:
+        lock = w.action_set.hosts["lock"]
+        w.hosts_dock.raise_()
+        w.hosts_view.select_id(1)
+        w.jobs_dock.raise_()                 # the hosts' selection is now out of sight
+        wait(qtbot, lambda: not lock.isEnabled())
+        assert "Hosts tab is not showing" in lock.toolTip()
+        w.activateWindow()
+        w.jobs_view.setFocus()
+        ctrl_shift = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+        qtbot.keyClick(w.jobs_view, Qt.Key.Key_L, ctrl_shift)
+        qtbot.keyClick(w.jobs_view, Qt.Key.Key_U, ctrl_shift)
+        assert asked == []
+        # In view, the shortcut asks first: No changes nothing, Yes locks.
+        w.hosts_dock.raise_()
+        wait(qtbot, lock.isEnabled)
+        w.hosts_view.setFocus()
+        qtbot.keyClick(w.hosts_view, Qt.Key.Key_L, ctrl_shift)
+        assert asked == ['Lock host "render01"? They take no new frames until unlocked; '
+                         'running frames finish.']
+        qtbot.keyClick(w.hosts_view, Qt.Key.Key_L, ctrl_shift)
+        wait(qtbot, lambda: any(action == "lock" for action, _ in sim.controls))
+        assert [body["hosts"] for action, body in sim.controls if action == "lock"] \
+            == [["render01"]]
+    finally:
+        w.close()
 
 
 def test_an_artist_cannot_act_on_others_jobs(qtbot, sim):
