@@ -230,6 +230,8 @@ class MainWindow(QMainWindow):
             for signal in (m.modelReset, m.rowsRemoved, m.dataChanged, m.layoutChanged):
                 signal.connect(self.update_actions_soon)
         self.job_panel.graph.selection_changed.connect(self.update_actions)
+        # Host actions act only on hosts in view: recheck when the Hosts tab shows or hides.
+        self.hosts_dock.visibilityChanged.connect(self.update_actions_soon)
         # Elapsed and runtime columns move with the clock between events; repaint the visible
         # rows once a second.  This touches no data and no network.
         self._clock = QTimer(self, interval=1000)

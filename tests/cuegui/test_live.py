@@ -287,6 +287,7 @@ def test_hosts_lock_purge_slots_and_tags(qtbot, live):
         r = row(name)
         return None if r is None else hosts.index(hosts.position(r["id"]), slots).data()
 
+    win.hosts_dock.raise_()          # host actions act on the hosts in view
     wait(qtbot, lambda: slot_text("render01") == "0/2" and slot_text("render02") == "0/2")
     client = farm.client()
     client.submit(job_spec("busy", SLOW, "1-4"))
