@@ -232,6 +232,14 @@ class MainWindow(QMainWindow):
         self.job_panel.graph.selection_changed.connect(self.update_actions)
         # Host actions act only on hosts in view: recheck when the Hosts tab shows or hides.
         self.hosts_dock.visibilityChanged.connect(self.update_actions_soon)
+        # The selected job's time left comes from its frames' run times: gather them again
+        # (at most twice a second) when its frames or layers change.
+        self._estimate = QTimer(self, singleShot=True, interval=500)
+        self._estimate.timeout.connect(self._update_estimate)
+        for m in (self.frames_model, self.layers_model):
+            for signal in (m.modelReset, m.dataChanged, m.rowsInserted, m.rowsRemoved,
+                           m.layoutChanged):
+                signal.connect(lambda *_: self._estimate.isActive() or self._estimate.start())
         # Elapsed and runtime columns move with the clock between events; repaint the visible
         # rows once a second.  This touches no data and no network.
         self._clock = QTimer(self, interval=1000)
@@ -371,6 +379,12 @@ class MainWindow(QMainWindow):
     def update_job_caption(self) -> None:
         job = self.jobs_model.get(self.selected_job) if self.selected_job is not None else None
         self.job_panel.show_job(job)
+
+    def _update_estimate(self) -> None:
+        job_id = self.frames_model.job_id
+        layers = self.layers_model.all_rows() if self.layers_model.job_id == job_id else []
+        self.jobs_model.set_detail(job_id, layers, self.frames_model.all_rows())
+        self.jobs_view.viewport().update()
 
     def update_counts(self) -> None:
         self.counts_label.setText(f"{self.jobs_model.total} jobs · {self.hosts_model.total} hosts")

@@ -329,6 +329,26 @@ def test_a_flagged_job_shows_why_the_supervisor_paused_it(qtbot, win, sim):
     assert "paused by the supervisor" not in win.job_panel.caption.text()
 
 
+def test_the_selected_jobs_time_left_comes_from_its_frames(qtbot, win, sim):
+    # Two frames of 120 s done, one running (past the average), two waiting: 240 s of work
+    # on the one frame running.
+    states = ["SUCCEEDED", "SUCCEEDED", "RUNNING", "WAITING", "WAITING"]
+    sim.publish(jobs=[rows.job(8, frames_total=5, succeeded=2, running=1, waiting=2,
+                               started_at=rows.NOW - 1000)],
+                layers=[rows.layer(80, job_id=8, name="render", frames_total=5, succeeded=2,
+                                   running=1, waiting=2)],
+                frames=[rows.frame(800 + i, job_id=8, state=state,
+                                   runtime=120.0 if state == "SUCCEEDED" else None,
+                                   started_at=rows.NOW - 1000 if state == "RUNNING" else None)
+                        for i, state in enumerate(states)])
+    m = win.jobs_model
+    wait(qtbot, lambda: m.get(8) is not None)
+    left = m.column_index("left")
+    assert m.index(m.position(8), left).data() == ""
+    win.jobs_view.select_id(8)
+    wait(qtbot, lambda: m.index(m.position(8), left).data() == "~4:00")
+
+
 def test_why_asks_the_supervisor(qtbot, win):
     win.jobs_view.select_id(4)
     win.action_set.jobs["why"].trigger()
