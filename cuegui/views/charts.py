@@ -24,7 +24,7 @@ from cuegui import theme
 from cuegui.background import Stepper
 from cuegui.models.frames import runtime
 from cuegui.models.series import ProjectStack, Series, farm_sample, farm_sample_steps
-from cuegui.views.supcharts import SupervisorCharts, style_plot
+from cuegui.views.supcharts import SupervisorCharts, show_span, style_plot
 
 SAMPLE_MS = 2000
 METRICS_MS = 5000          # the supervisor's figures, asked for while the charts are shown
@@ -34,7 +34,6 @@ PROJECT_COLOURS = theme.PROJECT_COLOURS
 HISTORY = {"slots_used": "slots.used", "slots_total": "slots.total",
            "running": "frames.running", "waiting": "frames.waiting"}
 HISTORY_SPAN = 6 * 3600.0
-MIN_SPAN = 10.0            # a time chart shows at least this many seconds
 
 
 def _plot(title: str, date_axis: bool = True) -> pg.PlotWidget:
@@ -91,8 +90,9 @@ class ChartsPanel(QWidget):
         self.follow = QCheckBox("Follow time")
         self.follow.setChecked(True)
         self.follow.setToolTip("Keep the latest samples in view; panning or zooming stops it")
-        self.follow.toggled.connect(lambda on: on and self.redraw())
-        for w in (self.slots, self.frames, self.stack):
+        self.follow.toggled.connect(self._follow_toggled)
+        for w in (self.slots, self.frames, self.stack, *self.supervisor.plots.values(),
+                  self.supervisor.licences):
             w.getPlotItem().getViewBox().sigRangeChangedManually.connect(
                 lambda *_: self.follow.setChecked(False))
         grid = QGridLayout()
@@ -274,6 +274,12 @@ class ChartsPanel(QWidget):
         if self._job_dirty:
             self.redraw_job()
 
+    def _follow_toggled(self, on: bool) -> None:
+        self.supervisor.follow = on
+        if on:
+            self.redraw()
+            self.supervisor.redraw()
+
     def _follow_time(self) -> None:
         """Each time chart shows all of its own data (at least the latest MIN_SPAN seconds)."""
         spans = {self.slots: [self.series["slots_used"], self.series["slots_total"]],
@@ -281,11 +287,11 @@ class ChartsPanel(QWidget):
         for plot, series in spans.items():
             times = [t for t in (s.arrays()[0] for s in series) if len(t)]
             if times:
-                _show_span(plot, min(float(t[0]) for t in times),
+                show_span(plot, min(float(t[0]) for t in times),
                            max(float(t[-1]) for t in times))
         t, _ = self.projects.stacked()
         if len(t):
-            _show_span(self.stack, float(t[0]), float(t[-1]))
+            show_span(self.stack, float(t[0]), float(t[-1]))
 
     def points(self) -> dict[str, int]:
         """Data points per chart (for tests and the screenshot tour)."""
@@ -336,10 +342,6 @@ class ChartsPanel(QWidget):
         super().showEvent(event)
         self.redraw()
         self.refresh_metrics()
-
-
-def _show_span(plot: pg.PlotWidget, first: float, last: float) -> None:
-    plot.getPlotItem().getViewBox().setXRange(min(first, last - MIN_SPAN), last + 5, padding=0)
 
 
 def job_points(frames: list[dict]):

@@ -54,6 +54,14 @@ def time_plot(title: str) -> pg.PlotWidget:
     return w
 
 
+MIN_SPAN = 10.0            # a time chart shows at least this many seconds
+
+
+def show_span(plot: pg.PlotWidget, first: float, last: float) -> None:
+    """Show `first` to `last` (at least the latest MIN_SPAN seconds) on a time chart."""
+    plot.getPlotItem().getViewBox().setXRange(min(first, last - MIN_SPAN), last + 5, padding=0)
+
+
 def style_plot(w: pg.PlotWidget) -> None:
     """Background, axes, title and legend text in the theme's chart colours."""
     bg, fg = theme.chrome("PLOT_BG"), theme.chrome("PLOT_FG")
@@ -92,6 +100,7 @@ class SupervisorCharts(QWidget):
         for w in self.plots.values():
             if w is not first:
                 w.setXLink(first)     # the same start: one axis for all of them
+        self.follow = True          # keep the latest points in view (ChartsPanel's toggle)
         self.installed: int | None = None
         self.licence_status: dict | None = None
         self.usage_days: list[tuple[dt.date, dict[str, float]]] = []
@@ -183,13 +192,25 @@ class SupervisorCharts(QWidget):
                 self.curves[key].setData(t, v * scale)
         self._draw_licences()
         self._draw_usage()
+        if self.follow:
+            self.follow_time()
+
+    def follow_time(self) -> None:
+        """Each time chart shows all of its data up to the latest point."""
+        spans = {self.licences: ["licences_in_use"]}
+        for plot_key, (_title, lines) in HEALTH.items():
+            spans[self.plots[plot_key]] = [key for key, *_ in lines]
+        for plot, keys in spans.items():
+            times = [t for t in (self.series[k].arrays()[0] for k in keys) if len(t)]
+            if times:
+                show_span(plot, min(float(t[0]) for t in times),
+                          max(float(t[-1]) for t in times))
 
     def _draw_licences(self) -> None:
+        # No x range is set while there is no data: a range set by hand turns pyqtgraph's
+        # auto-range off, and the chart would stay on that first minute for good.
         t, used = self.series["licences_in_use"].arrays()
         self.curves["licences_in_use"].setData(t, used)
-        if not len(t):       # nothing yet: the last minute, not pyqtgraph's default range
-            now = dt.datetime.now().timestamp()
-            self.licences.getPlotItem().setXRange(now - 60, now, padding=0)
         if self.installed is None or not len(t):
             self.curves["installed"].setData([], [])
             self._over_top.setData([], [])

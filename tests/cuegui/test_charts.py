@@ -102,3 +102,41 @@ def test_every_chart_shows_points_from_the_supervisor(farm, qtbot):
         conn.stop()
         win.close()
 
+
+
+def test_the_licence_chart_follows_time_and_shows_overage(qtbot):
+    """Opened before any point exists, then fed a point every 30 s for ten minutes: the
+    visible range keeps up with the latest point, and the time over the installed count is
+    drawn where it can be seen."""
+    from cuegui.models.jobs import JobsModel
+    from cuegui.models.hosts import HostsModel
+    from cuegui.models.frames import FramesModel
+    from cuegui.views.charts import ChartsPanel
+    panel = ChartsPanel(JobsModel(), HostsModel(), FramesModel())
+    qtbot.addWidget(panel)
+    panel.resize(1200, 900)
+    panel.show()
+    sup = panel.supervisor
+    sup.apply({"licences": {"installed": 2, "in_use": 0}})      # nothing to draw yet
+    start = 1_700_000_000.0
+    view = sup.licences.getPlotItem().getViewBox()
+    for k in range(21):
+        t = start + 30 * k
+        used = 1 if k < 10 else 4          # over the two installed from the fifth minute
+        sup.apply({"points": {"licences_in_use": [(t, used)], "process_cpu": [(t, 5.0)]}})
+        (left, right), _ = view.viewRange()
+        assert left <= t <= right, (k, left, right)
+    (left, right), (bottom, top) = view.viewRange()
+    xs, tops = sup._over_top.getData()
+    _, bases = sup._over_base.getData()
+    over = xs[tops > bases]
+    assert len(over) and left <= over.min() and over.max() <= right
+    assert bottom <= 2 and top >= 4
+    # The health charts follow too; a hand-made range stops following until asked again.
+    (cpu_left, cpu_right), _ = sup.plots["cpu"].getPlotItem().getViewBox().viewRange()
+    assert cpu_left <= start + 600 <= cpu_right
+    assert panel.follow.isChecked()
+    view.sigRangeChangedManually.emit([True, False])
+    assert not panel.follow.isChecked() and not sup.follow
+    panel.follow.setChecked(True)
+    assert sup.follow
