@@ -8,6 +8,7 @@ network I/O itself.  Layout, columns, sorting, filters, theme and mode are remem
 from __future__ import annotations
 
 import logging
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,6 +35,7 @@ from cuegui.views.why import WhyPanel
 
 log = logging.getLogger(__name__)
 
+OFFLINE = "the supervisor is not reachable; this waits until it is back"
 STATE_TEXT = {"connecting": "Connecting", "connected": "Connected",
               "reconnecting": "Reconnecting", "unreachable": "Supervisor unreachable"}
 
@@ -73,6 +75,7 @@ class MainWindow(QMainWindow):
         self.confirm = confirm
         self.prompts = prompts or Prompts(self)
         self.connection_state = "connecting"
+        self.stale_since: float | None = None     # when the data shown stopped being live
         self.setWindowTitle(f"CueFarm - {connection.address}")
         self.setWindowIcon(theme.icon("cuegui"))
         self.setDockNestingEnabled(True)
@@ -249,13 +252,37 @@ class MainWindow(QMainWindow):
     # -- connection state and results ---------------------------------------------------------
 
     def on_state(self, state: str, detail: str) -> None:
+        was = self.connection_state
         self.connection_state = state
+        if (state == "connected") != (was == "connected"):
+            self._show_live(state == "connected")
         size = max(8, theme.line_height(self) * 2 // 3)
         self.conn_icon.setPixmap(_dot(theme.CONNECTION_COLORS.get(state, "#8b95a1"), size))
         self.conn_label.setText(STATE_TEXT.get(state, state))
         self.conn_label.setToolTip(detail)
         if state == "unreachable":
             self.show_message(f"Supervisor unreachable: {detail}", error=True)
+
+    def data_views(self) -> list[QWidget]:
+        """What shows the supervisor's data (greyed out while it cannot be reached)."""
+        return [self.jobs_view, self.layers_view, self.frames_view, self.hosts_view,
+                self.host_frames_view, self.job_panel.graph]
+
+    def _show_live(self, live: bool) -> None:
+        """Connected: data and actions live.  Not connected: the data are greyed out as of
+        the moment the supervisor was lost, clocks stop and every action waits."""
+        for view in self.data_views():
+            view.setEnabled(live)
+        if live:
+            self._clock.start()
+            self.stale_since = None
+        else:
+            self._clock.stop()
+            self.stale_since = time.time()
+            self.show_message(f"Supervisor not reachable: showing data as of "
+                              f"{time.strftime('%H:%M:%S', time.localtime(self.stale_since))}",
+                              error=True)
+        self.update_actions()
 
     def on_action_done(self, label: str, result: Any) -> None:
         suffix = f" ({result} changed)" if isinstance(result, int) else ""
@@ -356,9 +383,10 @@ class MainWindow(QMainWindow):
         bar.showMessage(text, 15000)
 
     def update_actions(self, *_args: Any) -> None:
-        """Re-evaluate what may be done now (selection, rows' states, mode)."""
+        """Re-evaluate what may be done now (connection, selection, rows' states, mode)."""
+        offline = None if self.connection_state == "connected" else OFFLINE
         for group in vars(self.action_set).values():
-            group.update()
+            group.update(offline=offline)
         self.mode_label.setText(f"{self.mode.title()} mode")
 
     def update_actions_soon(self, *_args: Any) -> None:

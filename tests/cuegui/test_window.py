@@ -455,3 +455,35 @@ def test_every_panel_paints(qtbot, win, tmp_path):
         assert image.width() > 100 and image.height() > 100
         assert colours(image) > floor, dock.objectName()      # text, bars, curves: detail
         assert image.save(str(tmp_path / f"{dock.objectName()}.png"))
+
+
+def test_a_lost_supervisor_greys_the_data_and_holds_the_actions(qtbot, sim):
+    from cuegui import connection
+    # With the default watchdog, a dead supervisor is told within 2.5 s.
+    assert connection.IDLE_PING + connection.PING_TIMEOUT <= 2.5
+    w = MainWindow(Connection(sim.address), mode="admin")
+    qtbot.addWidget(w)
+    w.show()
+    w.connection.start()
+    try:
+        wait(qtbot, lambda: w.jobs_model.total == 7 and w.connection_state == "connected")
+        w.jobs_view.select_id(2)
+        pause, resume = w.action_set.jobs["pause"], w.action_set.jobs["resume"]
+        wait(qtbot, resume.isEnabled)
+        assert all(v.isEnabled() for v in w.data_views()) and w._clock.isActive()
+        sim.stop()
+        wait(qtbot, lambda: w.connection_state != "connected")
+        assert not any(v.isEnabled() for v in w.data_views())
+        assert not w._clock.isActive()                   # elapsed times stop ticking
+        assert not resume.isEnabled() and "not reachable" in resume.toolTip()
+        assert not w.action_set.hosts["admission"].isEnabled()
+        assert "showing data as of" in w.statusBar().currentMessage()
+        resume.trigger()
+        sim.start()
+        wait(qtbot, lambda: w.connection_state == "connected")
+        assert all(v.isEnabled() for v in w.data_views()) and w._clock.isActive()
+        wait(qtbot, resume.isEnabled)
+        assert not pause.isEnabled()                     # the rules apply again
+        assert ("resume", [2]) not in sim.controls       # nothing was sent while away
+    finally:
+        w.close()
