@@ -475,6 +475,9 @@ def test_layer_and_host_text():
     assert lock_text(rows.host(1, lock="LOCKED", lock_kind="schedule")) == "LOCKED (schedule)"
     assert lock_text(rows.host(1, lock="OPEN", drain="stay")) == "DRAINING"
     assert lock_text(rows.host(1)) == "OPEN"
+    partial = rows.host(1, lock="LOCKED", lock_kind="manual", lock_slots=2)
+    assert lock_text(partial) == "PARTIAL (2 open)"
+    assert lock_text({**partial, "lock_slots": None}) == "LOCKED (manual)"
 
 
 def test_host_frames_follow_the_host():
