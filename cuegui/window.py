@@ -214,6 +214,11 @@ class MainWindow(QMainWindow):
         conn.query_done.connect(u.on_query_done)
         conn.query_failed.connect(u.on_query_failed)
         self.jobs_view.selectionModel().currentRowChanged.connect(self._current_job_changed)
+        for signal in (self.jobs_model.layoutChanged, self.jobs_model.rowsInserted,
+                       self.jobs_model.modelReset):
+            signal.connect(self._reselect_job)
+        for signal in (self.jobs_model.rowsRemoved, self.jobs_model.layoutChanged):
+            signal.connect(self._job_shown_or_hidden)
         self.hosts_view.selectionModel().currentRowChanged.connect(self._current_host_changed)
         self.host_frames_view.doubleClicked.connect(
             lambda index: self.open_log(index.data(Qt.ItemDataRole.UserRole + 2)))
@@ -304,6 +309,8 @@ class MainWindow(QMainWindow):
         if job_id == self.selected_job:
             return
         self.selected_job = job_id
+        # A state filter chosen for one job's frames would hide another's for no reason.
+        self.frames_panel.set_checked_states(())
         self.connection.select_job(job_id)
         self.update_job_caption()
 
@@ -396,8 +403,38 @@ class MainWindow(QMainWindow):
     # -- internals ------------------------------------------------------------------------------
 
     def _current_job_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        sel = self.selected_job
+        if sel is not None and (sel in self.jobs_model.leaving
+                                or self.jobs_model.position(sel) is None):
+            # The selected job left the list (a filter hid it, or it is gone) and Qt moved
+            # the current row to a neighbour the user never chose: select nothing in the
+            # list, and keep showing the job while it exists.
+            selection = self.jobs_view.selectionModel()
+            selection.blockSignals(True)
+            selection.clear()
+            selection.blockSignals(False)
+            self.jobs_view.viewport().update()
+            self.update_actions_soon()
+            if self.jobs_model.get(sel) is None:
+                self.select_job(None)
+            else:
+                self.update_job_caption()
+            return
         row = self.jobs_view.current_row() if current.isValid() else None
         self.select_job(row["id"] if row else None)
+
+    def _job_shown_or_hidden(self, *_args: Any) -> None:
+        """Rows left the list: the caption says when the job shown is one of them."""
+        if self.selected_job is not None:
+            self.update_job_caption()
+
+    def _reselect_job(self, *_args: Any) -> None:
+        """The job shown came back into the list (its filter was cleared): select it."""
+        sel = self.selected_job
+        if sel is not None and not self.jobs_view.currentIndex().isValid() \
+                and self.jobs_model.position(sel) is not None:
+            self.jobs_view.select_id(sel)
+            self.update_job_caption()
 
     def _current_host_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         row = self.hosts_view.current_row() if current.isValid() else None
@@ -406,7 +443,8 @@ class MainWindow(QMainWindow):
 
     def update_job_caption(self) -> None:
         job = self.jobs_model.get(self.selected_job) if self.selected_job is not None else None
-        self.job_panel.show_job(job)
+        hidden = job is not None and self.jobs_model.position(job["id"]) is None
+        self.job_panel.show_job(job, hidden)
 
     def _update_estimate(self) -> None:
         job_id = self.frames_model.job_id

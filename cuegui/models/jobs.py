@@ -114,10 +114,19 @@ class JobsModel(RowTableModel):
         super().__init__(parent)
         # (job id, layer rows, layer runs) of the selected job: its time left comes from them.
         self.detail: tuple | None = None
+        # Ids of rows on their way out.  Connected before any view's selection model, which
+        # moves its current row on rowsAboutToBeRemoved, so the window can tell that move
+        # from a user's choice.
+        self.leaving: set = set()
+        self.rowsAboutToBeRemoved.connect(self._rows_leaving)
+        self.rowsRemoved.connect(lambda *_: self.leaving.clear())
         left = lambda r: estimate.value(r, self.detail)          # noqa: E731
         self.columns = [replace(c, value=lambda r: left(r).sort_value(),
                                 text=lambda r: left(r).text(), tooltip=lambda r: left(r).why)
                         if c.key == "left" else c for c in type(self).columns]
+
+    def _rows_leaving(self, _parent, first: int, last: int) -> None:
+        self.leaving = {self.row(i)["id"] for i in range(first, last + 1)}
 
     def set_detail(self, job_id, layers: list[dict], frames) -> None:
         """The selected job's layers and frames (None: no job selected), for its time left."""

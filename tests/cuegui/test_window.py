@@ -487,3 +487,61 @@ def test_a_lost_supervisor_greys_the_data_and_holds_the_actions(qtbot, sim):
         assert ("resume", [2]) not in sim.controls       # nothing was sent while away
     finally:
         w.close()
+
+
+def test_filters_never_leave_a_silent_empty_table_or_a_surprise_selection(qtbot, win, sim):
+    panel = win.frames_panel
+    win.jobs_view.select_id(1)
+    wait(qtbot, lambda: win.frames_model.job_id == 1 and win.frames_model.total == 12)
+    # A state filter for this job's frames...
+    panel.state_buttons["DEAD"].setChecked(True)
+    assert {r["state"] for r in win.frames_model.rows()} == {"DEAD"}
+    # ...and a text filter that matches none: the table says so.
+    panel.filter.setText("no such frame")
+    wait(qtbot, lambda: win.frames_model.rowCount() == 0)
+    assert win.frames_view.empty_hint() == "No frames match the filters: 12 hidden"
+    assert not win.frames_view.grab().isNull()
+    panel.filter.clear()
+    # Another job starts with every state shown.
+    win.jobs_view.select_id(3)
+    wait(qtbot, lambda: win.selected_job == 3)
+    assert panel.checked_states() == set()
+    # Filtering the selected job out of the list selects nothing else, and the job stays.
+    win.jobs_panel.filter.setText("job_004")
+    wait(qtbot, lambda: win.jobs_model.rowCount() == 1)
+    assert win.selected_job == 3 and win.jobs_view.selected_rows() == []
+    assert "hidden by the jobs list's filters" in win.job_panel.caption.text()
+    win.jobs_panel.filter.clear()
+    wait(qtbot, lambda: [r["id"] for r in win.jobs_view.selected_rows()] == [3])
+    assert win.selected_job == 3
+    assert "hidden" not in win.job_panel.caption.text()
+
+
+def test_a_long_flag_reason_wraps_and_never_widens_the_job_panel(qtbot, win, sim):
+    narrow = win.job_panel.minimumSizeHint().width()
+    reason = "paused: every UP host failed this job " + "with a very long message " * 30
+    sim.publish(jobs=[{**sim.jobs[3], "state": "PAUSED", "status": "paused",
+                       "flagged": reason}])
+    wait(qtbot, lambda: (win.jobs_model.get(3) or {}).get("flagged") == reason)
+    win.jobs_view.select_id(3)
+    wait(qtbot, lambda: "very long message" in win.job_panel.caption.text())
+    assert win.job_panel.minimumSizeHint().width() <= narrow
+    assert win.job_panel.caption.wordWrap()
+
+
+def test_a_frame_action_clears_the_state_filter_so_its_frames_stay_in_view(qtbot, sim):
+    w = make_window(qtbot, sim, confirm=lambda parent, q: True)
+    try:
+        w.jobs_view.select_id(1)
+        wait(qtbot, lambda: w.frames_model.total == 12)
+        w.frames_panel.state_buttons["DEAD"].setChecked(True)
+        dead = w.frames_model.rows()[0]
+        assert w.frames_view.select_id(dead["id"])
+        retry = w.action_set.frames["retry"]
+        wait(qtbot, retry.isEnabled)
+        retry.trigger()
+        wait(qtbot, lambda: any(action == "retry" for action, _ in sim.controls))
+        assert w.frames_panel.checked_states() == set()
+        assert w.frames_model.position(dead["id"]) is not None
+    finally:
+        w.close()
