@@ -278,6 +278,7 @@ class MainWindow(QMainWindow):
         the moment the supervisor was lost, clocks stop and every action waits."""
         for view in self.data_views():
             view.setEnabled(live)
+        self.charts_panel.set_live(live)
         if live:
             self._clock.start()
             self.stale_since = None

@@ -140,3 +140,48 @@ def test_the_licence_chart_follows_time_and_shows_overage(qtbot):
     assert not panel.follow.isChecked() and not sup.follow
     panel.follow.setChecked(True)
     assert sup.follow
+
+
+def test_charts_break_at_outages_give_running_its_own_axis_and_keep_legends_off_the_data(
+        qtbot):
+    import numpy as np
+    from cuegui import theme
+    from cuegui.models.frames import FramesModel
+    from cuegui.models.hosts import HostsModel
+    from cuegui.models.jobs import JobsModel
+    from cuegui.models.series import with_gaps
+    from cuegui.views.charts import ChartsPanel
+    from cuegui.views.supcharts import PLOT_HEIGHT
+
+    t, v = with_gaps(np.array([0.0, 2, 4, 6, 100, 102]), np.array([1.0, 2, 3, 4, 5, 6]))
+    assert list(t) == [0, 2, 4, 6, 8, 98, 100, 102]
+    assert np.isnan(v[4]) and np.isnan(v[5]) and list(v[[0, 3, 6, 7]]) == [1, 4, 5, 6]
+
+    panel = ChartsPanel(JobsModel(), HostsModel(), FramesModel())
+    qtbot.addWidget(panel)
+    panel.resize(1200, 300)         # a short dock: the charts scroll rather than squash
+    panel.show()
+    panel.set_live(False)           # no samples of the (empty) models meanwhile
+    start = 1_700_000_000.0
+    for k in range(100):
+        if 40 <= k < 70:
+            continue                # the supervisor was away for a minute
+        panel._store(start + 2 * k, {"slots_used": 8, "slots_total": 16, "running": 12,
+                                     "waiting": 600, "projects": {"feature": 8}})
+    panel.redraw()
+    for key in ("running", "waiting", "slots_used"):
+        ys = panel.curves[key].yData
+        assert np.isnan(ys).sum() == 2, key           # one break, at the outage
+    assert panel.curves["running"] in panel.frames.getPlotItem().listDataItems()
+    assert panel.curves["waiting"] not in panel.frames.getPlotItem().listDataItems()
+    for plot in (panel.slots, panel.frames, panel.waiting, panel.stack, panel.runtimes,
+                 panel.supervisor.licences):
+        assert plot.height() >= theme.scaled(PLOT_HEIGHT)
+        item = plot.getPlotItem()
+        item.layout.activate()
+        data = item.getViewBox().sceneBoundingRect()
+        assert not item.legend.sceneBoundingRect().intersects(data)
+    # Not live: the timer takes no sample.
+    before = len(panel.series["running"].arrays()[0])
+    panel._sample_soon()
+    assert len(panel.series["running"].arrays()[0]) == before
