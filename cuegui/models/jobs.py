@@ -22,11 +22,13 @@ def done_fraction(job: dict) -> float:
 
 
 def progress_text(job: dict) -> str:
-    """The succeeded share, then what was eaten: a killed job of four frames reads
-    "0% · 4 eaten", never "100%"."""
+    """The succeeded share; once nothing is left to run, what was eaten too: a killed job of
+    four frames reads "0% · 4 eaten", never "100%".  (While frames are still to run, the
+    bar's eaten segment and the tooltip say it; the text would not fit beside the share.)"""
     text = fmt.percent(done_fraction(job), 1.0)
     eaten = job.get("eaten") or 0
-    return f"{text} · {eaten} eaten" if eaten and text else text
+    left = sum(job.get(k) or 0 for k in ("waiting", "depend", "running"))
+    return f"{text} · {eaten} eaten" if eaten and text and not left else text
 
 
 def progress_tip(job: dict) -> str:

@@ -234,7 +234,7 @@ def test_frames_model_resets_only_when_the_job_changes():
 
 def test_display_text():
     jobs = JobsModel()
-    jobs.apply([rows.job(1, frames_total=8, succeeded=6, eaten=1, dead=1, running=0)])
+    jobs.apply([rows.job(1, frames_total=8, succeeded=6, eaten=1, dead=1, waiting=0)])
     assert jobs.index(0, jobs.column_index("progress")).data() == "75% · 1 eaten"
     assert jobs.index(0, jobs.column_index("progress")).data(SortRole) == 0.75
     frames = FramesModel()
@@ -416,6 +416,11 @@ def test_a_killed_job_shows_what_was_eaten_not_100_percent():
         assert cell.data() == "0% · 4 eaten" and cell.data(SortRole) == 0.0
     assert layer_colour(layers.rows()[0]) == theme.FRAME_COLORS["EATEN"]
     assert layer_colour(rows.layer(2, waiting=0, succeeded=10)) == theme.FRAME_COLORS["SUCCEEDED"]
+    # Still running: the share alone (the bar's eaten segment and the tooltip say the rest).
+    jobs.apply([{**killed, "state": "ACTIVE", "eaten": 1, "succeeded": 1, "running": 2}])
+    assert jobs.index(0, jobs.column_index("progress")).data() == "25%"
+    assert "1 eaten" in jobs.index(0, jobs.column_index("progress")).data(
+        Qt.ItemDataRole.ToolTipRole)
 
 
 def _frames_of_a_job_near_its_end(now: float) -> list[dict]:
