@@ -157,7 +157,7 @@ class MainWindow(QMainWindow):
         """Share the window: the job detail gets the most room, then the jobs list (which
         shares its place with the hosts, whose running frames need rows of their own)."""
         w, h = max(self.width(), 800), max(self.height(), 600)
-        self.resizeDocks([self.jobs_dock, self.job_dock], [h * 40 // 100, h * 60 // 100],
+        self.resizeDocks([self.jobs_dock, self.job_dock], [h * 44 // 100, h * 56 // 100],
                          Qt.Orientation.Vertical)
         self.resizeDocks([self.job_dock, self.log_dock], [w * 62 // 100, w * 38 // 100],
                          Qt.Orientation.Horizontal)
