@@ -71,6 +71,7 @@ class ActionGroup(QObject):
             action.triggered.connect(lambda _checked=False, k=spec.key: self._run(k, handler))
             self.actions[spec.key] = action
         self.reasons: dict[str, str | None] = {}
+        self.offline: str | None = None
 
     def __getitem__(self, key: str) -> QAction:
         return self.actions[key]
@@ -88,11 +89,13 @@ class ActionGroup(QObject):
         """Why the action is disabled right now (None: it is enabled)."""
         return self.reasons.get(key)
 
-    def update(self, *_args: Any) -> None:
+    def update(self, *_args: Any, offline: str | None = None) -> None:
+        """Re-evaluate every rule; `offline` (why nothing can be sent now) disables all."""
+        self.offline = offline
         ctx = self.context()
         for key, action in self.actions.items():
             spec = self.specs[key]
-            why = spec.rule(ctx) if spec.rule is not None else None
+            why = offline or (spec.rule(ctx) if spec.rule is not None else None)
             self.reasons[key] = why
             action.setEnabled(why is None)
             tip = spec.tip if why is None else f"{spec.tip}.\nNot now: {why}."
@@ -103,6 +106,6 @@ class ActionGroup(QObject):
     def _run(self, key: str, handler: Callable[[str], None]) -> None:
         # A shortcut can fire between updates: check again.
         spec = self.specs[key]
-        if spec.rule is not None and spec.rule(self.context()) is not None:
+        if self.offline or (spec.rule is not None and spec.rule(self.context()) is not None):
             return
         handler(key)

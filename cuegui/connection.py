@@ -8,7 +8,7 @@ pages.  There is no polling of data: the supervisor publishes a batch whenever r
 change.  The worker resyncs (jobs, hosts, and the selected job's layers and frames) when it
 starts, when a sequence gap shows batches were missed, when the supervisor changed, and when
 the supervisor comes back after being unreachable.  A watchdog pings only when no batch has
-arrived for a few seconds, to tell a quiet supervisor from a dead one.
+arrived for a second, to tell a quiet supervisor from a dead one within a few seconds.
 
 The UI thread talks to the worker through a command queue and a wake-up socket pair, so the
 worker sleeps in one poll on the events socket and the wake-up socket.
@@ -35,8 +35,10 @@ __all__ = ["Changes", "Connection", "FramesPage", "HostData", "JobData", "Snapsh
 
 log = logging.getLogger(__name__)
 
-IDLE_PING = 5.0        # seconds without a batch before the watchdog pings
-PING_TIMEOUT = 2.0
+# A dead supervisor is noticed within IDLE_PING + PING_TIMEOUT (2.5 s): a second without a
+# batch brings a ping, unanswered after 1.5 s.  A busy farm's batches make the pings rare.
+IDLE_PING = 1.0        # seconds without a batch before the watchdog pings
+PING_TIMEOUT = 1.5
 REQUEST_TIMEOUT = 15.0
 UNREACHABLE_AFTER = 3  # failed pings before "reconnecting" becomes "unreachable"
 MAX_BACKOFF = 5.0
@@ -313,6 +315,10 @@ class Connection(QThread):
 
     def _call(self, kind: str, label: str, call: Callable[[Client], Any]) -> None:
         failed = self.action_failed if kind == "action" else self.query_failed
+        if self._need_resync:
+            # Lost: nothing is sent until the supervisor answers again.
+            failed.emit(label, "the supervisor is not reachable")
+            return
         try:
             result = call(self._client)
         except Unreachable as exc:

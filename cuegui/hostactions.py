@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qtpy.QtCore import Qt
+
 from cuegui import permissions as perm
 from cuegui.actions import ActionGroup, Spec, describe
 from cuegui.jobactions import each
@@ -15,6 +17,10 @@ from cuegui.jobactions import each
 class HostCtx:
     rows: list[dict]
     mode: str
+    shown: bool = True      # the Hosts panel is on screen (not behind another tab)
+
+
+HIDDEN = "the Hosts tab is not showing: raise it to see which hosts are selected"
 
 
 def _admin(what: str, method: str | None = None, single: bool = False, test=None,
@@ -24,7 +30,9 @@ def _admin(what: str, method: str | None = None, single: bool = False, test=None
             perm.one(c.rows, "host") if single else perm.selection(c.rows, "host"),
             perm.supported(method, what) if method else None,
             perm.needs(c.mode, perm.ADMIN, what),
-            perm.having(c.rows, test, message) if test else None)
+            perm.having(c.rows, test, message) if test else None,
+            # A shortcut never acts on a selection the user cannot see.
+            None if c.shown else HIDDEN)
     return rule
 
 
@@ -51,13 +59,15 @@ def _drain(then: str, text: str, tip: str, question: str) -> Spec:
 HOST_ACTIONS = [
     Spec("lock", "Lock", "lock", "Stop new frames from starting on the selected hosts; running "
          "frames finish", shortcut="Ctrl+Shift+L",
+         confirm="Lock {what}? They take no new frames until unlocked; running frames "
+                 "finish.",
          rule=_admin("Locking hosts", test=_open,
                      message="the selected hosts are locked already")),
     Spec("purge", "Lock and purge", "purge", "Lock the selected hosts and kill their frames",
          confirm="Lock {what} and kill every frame running there? The frames go back to "
                  "waiting.", rule=_admin("Purging hosts")),
     Spec("unlock", "Unlock", "unlock", "Let the selected hosts take frames again",
-         shortcut="Ctrl+Shift+U",
+         shortcut="Ctrl+Shift+U", confirm="Unlock {what}? They take frames again.",
          rule=_admin("Unlocking hosts", test=lambda r: r.get("lock") == "LOCKED",
                      message="none of the selected hosts is locked")),
     Spec("slots", "Set slots...", "slots", "Change how many slots the selected host offers",
@@ -98,6 +108,11 @@ class HostActions:
     def __init__(self, window):
         self.window = window
         self.hosts = ActionGroup(window, HOST_ACTIONS, self._ctx, self._action)
+        # Host shortcuts work only where the hosts are: with the focus in the Hosts panel.
+        for action in self.hosts.values():
+            if not action.shortcut().isEmpty():
+                action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+                window.hosts_panel.addAction(action)
         self.dialogs: dict[str, object] = {}      # the farm-wide lists, one of each
 
     def open_dialog(self, key: str, make):
@@ -112,7 +127,9 @@ class HostActions:
         return d
 
     def _ctx(self) -> HostCtx:
-        return HostCtx(self.window.hosts_view.selected_rows(), self.window.mode)
+        panel = self.window.hosts_panel
+        shown = panel.isVisible() and not panel.visibleRegion().isEmpty()
+        return HostCtx(self.window.hosts_view.selected_rows(), self.window.mode, shown)
 
     def _action(self, key: str) -> None:
         w = self.window

@@ -255,6 +255,8 @@ class JobActions:
             return
         w.connection.run_action(f"{spec.text}: {what}",
                                 lambda c: c.frame_control(key, job_id, ids))
+        # The frames change state: a state filter would hide them as they do.
+        w.frames_panel.set_checked_states(())
 
     def open_bad_hosts(self, job: dict):
         """The bad-host list of `job`; clearing it is for wranglers."""

@@ -14,6 +14,51 @@ from cuefarm.config import DEFAULT_ADDRESS, ConfigError, parse_address
 log = logging.getLogger("cuegui")
 
 
+# Qt platforms that draw without a screen.
+HEADLESS = ("offscreen", "minimal", "vnc", "linuxfb", "eglfs")
+# What the GUI needs of the system on Debian and Ubuntu (README, "GUI system packages").
+PACKAGES = ("libegl1 libgl1 libxkbcommon0 libfontconfig1 libfreetype6 libglib2.0-0 "
+            "libdbus-1-3; for X11 also libxcb-cursor0 libxkbcommon-x11-0 libx11-xcb1 "
+            "libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 "
+            "libxcb-shape0 libxcb-xkb1")
+
+
+def display_problem(environ=None, platform: str | None = None) -> str | None:
+    """Why the GUI cannot open a window here (None: it can, as far as can be told before
+    Qt starts, which aborts the process instead of saying what is wrong)."""
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return None
+    qpa = (environ.get("QT_QPA_PLATFORM") or "").split(":")[0].strip().lower()
+    if qpa in HEADLESS:
+        return None
+    if qpa.startswith("wayland"):
+        if environ.get("WAYLAND_DISPLAY"):
+            return None
+    elif qpa == "xcb":
+        if environ.get("DISPLAY"):
+            return _xcb_libraries()
+    elif environ.get("WAYLAND_DISPLAY"):
+        return None
+    elif environ.get("DISPLAY"):
+        return _xcb_libraries()
+    return ("no display: cuegui opens a window, and this session has none (neither DISPLAY "
+            "nor WAYLAND_DISPLAY is set).\nRun it on a desktop, over `ssh -X`, or under a "
+            "virtual display (`xvfb-run cuegui`); `cuegui --screenshots DIR` works without "
+            "one.")
+
+
+def _xcb_libraries() -> str | None:
+    """X11 needs libxcb-cursor (Qt 6.5 and later), which many servers lack."""
+    import ctypes.util
+    if ctypes.util.find_library("xcb-cursor") is None and ctypes.util.find_library("xcb"):
+        return ("Qt cannot open an X11 window without libxcb-cursor.so.0: install it "
+                "(Debian/Ubuntu: sudo apt install libxcb-cursor0).\nThe GUI needs: "
+                + PACKAGES)
+    return None
+
+
 def run(address: str, screenshots: Path | None = None, timeout: float = 60.0,
         mode: str | None = None, theme_name: str | None = None) -> int:
     """Open the window on `address` and run the Qt event loop; return the exit code."""
@@ -25,7 +70,17 @@ def run(address: str, screenshots: Path | None = None, timeout: float = 60.0,
     # qtpy would take another binding if one happened to be installed; cuegui is built on
     # PySide6.  Qt is imported here, not at module import, so `cuefarm --help` stays light.
     os.environ.setdefault("QT_API", "pyside6")
-    from qtpy.QtWidgets import QApplication
+    problem = display_problem()
+    if problem is not None:
+        raise click.ClickException(problem)
+    try:
+        from qtpy.QtWidgets import QApplication
+    except ImportError as exc:
+        # Usually a system library Qt is built against (libEGL, libGL, libxkbcommon...).
+        raise click.ClickException(
+            f"Qt cannot be loaded: {exc}.\nInstall PySide6 (pip install 'cuefarm[gui]') and "
+            f"the system libraries it needs; on Debian/Ubuntu: sudo apt install "
+            f"{PACKAGES.replace('; for X11 also', '')}") from None
 
     from cuegui import settings as stored
     from cuegui import theme

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import importlib.resources
+import importlib.util
 import os
 from pathlib import Path
 
@@ -136,17 +136,22 @@ DISABLED = {
 
 
 def resources_dir() -> Path:
-    """Where icons and the stylesheet live: CUEGUI_RESOURCES, else the installed
-    cuegui.resources package (resources/ of the source tree, shipped in the wheel)."""
+    """Where icons and the stylesheet live: CUEGUI_RESOURCES, else the cuegui.resources
+    package (resources/ of the source tree, shipped in the wheel as cuegui.resources).
+
+    The package's directory comes from its import spec, which names real directories
+    whether the package is installed, editable or a namespace package (the `str()` of what
+    importlib.resources.files() returns is not a path for a namespace package)."""
     env = os.environ.get("CUEGUI_RESOURCES")
     if env:
         return Path(env)
     try:
-        installed = Path(str(importlib.resources.files("cuegui.resources")))
-        if (installed / "icons").is_dir():
-            return installed
-    except (ModuleNotFoundError, TypeError):
-        pass
+        spec = importlib.util.find_spec("cuegui.resources")
+    except ModuleNotFoundError:
+        spec = None
+    for place in (spec.submodule_search_locations or []) if spec is not None else []:
+        if (Path(place) / "icons").is_dir():
+            return Path(place)
     return Path(__file__).resolve().parent.parent / "resources"
 
 

@@ -8,6 +8,7 @@ network I/O itself.  Layout, columns, sorting, filters, theme and mode are remem
 from __future__ import annotations
 
 import logging
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,6 +35,7 @@ from cuegui.views.why import WhyPanel
 
 log = logging.getLogger(__name__)
 
+OFFLINE = "the supervisor is not reachable; this waits until it is back"
 STATE_TEXT = {"connecting": "Connecting", "connected": "Connected",
               "reconnecting": "Reconnecting", "unreachable": "Supervisor unreachable"}
 
@@ -73,6 +75,7 @@ class MainWindow(QMainWindow):
         self.confirm = confirm
         self.prompts = prompts or Prompts(self)
         self.connection_state = "connecting"
+        self.stale_since: float | None = None     # when the data shown stopped being live
         self.setWindowTitle(f"CueFarm - {connection.address}")
         self.setWindowIcon(theme.icon("cuegui"))
         self.setDockNestingEnabled(True)
@@ -154,7 +157,7 @@ class MainWindow(QMainWindow):
         """Share the window: the job detail gets the most room, then the jobs list (which
         shares its place with the hosts, whose running frames need rows of their own)."""
         w, h = max(self.width(), 800), max(self.height(), 600)
-        self.resizeDocks([self.jobs_dock, self.job_dock], [h * 40 // 100, h * 60 // 100],
+        self.resizeDocks([self.jobs_dock, self.job_dock], [h * 44 // 100, h * 56 // 100],
                          Qt.Orientation.Vertical)
         self.resizeDocks([self.job_dock, self.log_dock], [w * 62 // 100, w * 38 // 100],
                          Qt.Orientation.Horizontal)
@@ -211,6 +214,11 @@ class MainWindow(QMainWindow):
         conn.query_done.connect(u.on_query_done)
         conn.query_failed.connect(u.on_query_failed)
         self.jobs_view.selectionModel().currentRowChanged.connect(self._current_job_changed)
+        for signal in (self.jobs_model.layoutChanged, self.jobs_model.rowsInserted,
+                       self.jobs_model.modelReset):
+            signal.connect(self._reselect_job)
+        for signal in (self.jobs_model.rowsRemoved, self.jobs_model.layoutChanged):
+            signal.connect(self._job_shown_or_hidden)
         self.hosts_view.selectionModel().currentRowChanged.connect(self._current_host_changed)
         self.host_frames_view.doubleClicked.connect(
             lambda index: self.open_log(index.data(Qt.ItemDataRole.UserRole + 2)))
@@ -230,6 +238,16 @@ class MainWindow(QMainWindow):
             for signal in (m.modelReset, m.rowsRemoved, m.dataChanged, m.layoutChanged):
                 signal.connect(self.update_actions_soon)
         self.job_panel.graph.selection_changed.connect(self.update_actions)
+        # Host actions act only on hosts in view: recheck when the Hosts tab shows or hides.
+        self.hosts_dock.visibilityChanged.connect(self.update_actions_soon)
+        # The selected job's time left comes from its frames' run times: gather them again
+        # (at most twice a second) when its frames or layers change.
+        self._estimate = QTimer(self, singleShot=True, interval=500)
+        self._estimate.timeout.connect(self._update_estimate)
+        for m in (self.frames_model, self.layers_model):
+            for signal in (m.modelReset, m.dataChanged, m.rowsInserted, m.rowsRemoved,
+                           m.layoutChanged):
+                signal.connect(lambda *_: self._estimate.isActive() or self._estimate.start())
         # Elapsed and runtime columns move with the clock between events; repaint the visible
         # rows once a second.  This touches no data and no network.
         self._clock = QTimer(self, interval=1000)
@@ -239,13 +257,38 @@ class MainWindow(QMainWindow):
     # -- connection state and results ---------------------------------------------------------
 
     def on_state(self, state: str, detail: str) -> None:
+        was = self.connection_state
         self.connection_state = state
+        if (state == "connected") != (was == "connected"):
+            self._show_live(state == "connected")
         size = max(8, theme.line_height(self) * 2 // 3)
         self.conn_icon.setPixmap(_dot(theme.CONNECTION_COLORS.get(state, "#8b95a1"), size))
         self.conn_label.setText(STATE_TEXT.get(state, state))
         self.conn_label.setToolTip(detail)
         if state == "unreachable":
             self.show_message(f"Supervisor unreachable: {detail}", error=True)
+
+    def data_views(self) -> list[QWidget]:
+        """What shows the supervisor's data (greyed out while it cannot be reached)."""
+        return [self.jobs_view, self.layers_view, self.frames_view, self.hosts_view,
+                self.host_frames_view, self.job_panel.graph]
+
+    def _show_live(self, live: bool) -> None:
+        """Connected: data and actions live.  Not connected: the data are greyed out as of
+        the moment the supervisor was lost, clocks stop and every action waits."""
+        for view in self.data_views():
+            view.setEnabled(live)
+        self.charts_panel.set_live(live)
+        if live:
+            self._clock.start()
+            self.stale_since = None
+        else:
+            self._clock.stop()
+            self.stale_since = time.time()
+            self.show_message(f"Supervisor not reachable: showing data as of "
+                              f"{time.strftime('%H:%M:%S', time.localtime(self.stale_since))}",
+                              error=True)
+        self.update_actions()
 
     def on_action_done(self, label: str, result: Any) -> None:
         suffix = f" ({result} changed)" if isinstance(result, int) else ""
@@ -267,6 +310,8 @@ class MainWindow(QMainWindow):
         if job_id == self.selected_job:
             return
         self.selected_job = job_id
+        # A state filter chosen for one job's frames would hide another's for no reason.
+        self.frames_panel.set_checked_states(())
         self.connection.select_job(job_id)
         self.update_job_caption()
 
@@ -346,9 +391,10 @@ class MainWindow(QMainWindow):
         bar.showMessage(text, 15000)
 
     def update_actions(self, *_args: Any) -> None:
-        """Re-evaluate what may be done now (selection, rows' states, mode)."""
+        """Re-evaluate what may be done now (connection, selection, rows' states, mode)."""
+        offline = None if self.connection_state == "connected" else OFFLINE
         for group in vars(self.action_set).values():
-            group.update()
+            group.update(offline=offline)
         self.mode_label.setText(f"{self.mode.title()} mode")
 
     def update_actions_soon(self, *_args: Any) -> None:
@@ -358,8 +404,38 @@ class MainWindow(QMainWindow):
     # -- internals ------------------------------------------------------------------------------
 
     def _current_job_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        sel = self.selected_job
+        if sel is not None and (sel in self.jobs_model.leaving
+                                or self.jobs_model.position(sel) is None):
+            # The selected job left the list (a filter hid it, or it is gone) and Qt moved
+            # the current row to a neighbour the user never chose: select nothing in the
+            # list, and keep showing the job while it exists.
+            selection = self.jobs_view.selectionModel()
+            selection.blockSignals(True)
+            selection.clear()
+            selection.blockSignals(False)
+            self.jobs_view.viewport().update()
+            self.update_actions_soon()
+            if self.jobs_model.get(sel) is None:
+                self.select_job(None)
+            else:
+                self.update_job_caption()
+            return
         row = self.jobs_view.current_row() if current.isValid() else None
         self.select_job(row["id"] if row else None)
+
+    def _job_shown_or_hidden(self, *_args: Any) -> None:
+        """Rows left the list: the caption says when the job shown is one of them."""
+        if self.selected_job is not None:
+            self.update_job_caption()
+
+    def _reselect_job(self, *_args: Any) -> None:
+        """The job shown came back into the list (its filter was cleared): select it."""
+        sel = self.selected_job
+        if sel is not None and not self.jobs_view.currentIndex().isValid() \
+                and self.jobs_model.position(sel) is not None:
+            self.jobs_view.select_id(sel)
+            self.update_job_caption()
 
     def _current_host_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         row = self.hosts_view.current_row() if current.isValid() else None
@@ -368,7 +444,14 @@ class MainWindow(QMainWindow):
 
     def update_job_caption(self) -> None:
         job = self.jobs_model.get(self.selected_job) if self.selected_job is not None else None
-        self.job_panel.show_job(job)
+        hidden = job is not None and self.jobs_model.position(job["id"]) is None
+        self.job_panel.show_job(job, hidden)
+
+    def _update_estimate(self) -> None:
+        job_id = self.frames_model.job_id
+        layers = self.layers_model.all_rows() if self.layers_model.job_id == job_id else []
+        self.jobs_model.set_detail(job_id, layers, self.frames_model.all_rows())
+        self.jobs_view.viewport().update()
 
     def update_counts(self) -> None:
         self.counts_label.setText(f"{self.jobs_model.total} jobs · {self.hosts_model.total} hosts")

@@ -15,8 +15,10 @@ import time
 from typing import Any, Callable
 
 import msgspec
+import zmq
+from zmq.utils.monitor import recv_monitor_message
 
-from cuefarm import Client, CueFarmError, Events
+from cuefarm import Client, CueFarmError, Events, Unreachable
 from cuefarm import protocol as p
 
 SLICE = 4000          # rows decoded per slice
@@ -64,8 +66,67 @@ def decode_rows(raws: list[msgspec.Raw], pause: Callable[[], None] = lambda: tim
     return out
 
 
+# Socket events that mean the supervisor is gone: its end closed the connection, or a
+# connection attempt was refused.
+_GONE = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
+
+
 class GuiClient(Client):
-    """`cuefarm.Client` whose large `rows` replies are decoded in slices."""
+    """`cuefarm.Client` whose large `rows` replies are decoded in slices, and whose requests
+    stop waiting as soon as the connection to the supervisor drops: a request in flight when
+    the supervisor dies fails at once, not after its whole timeout."""
+
+    _monitor: zmq.Socket | None = None
+
+    def _socket(self) -> zmq.Socket:
+        fresh = self._sock is None
+        sock = super()._socket()
+        if fresh:
+            self._monitor = sock.get_monitor_socket(_GONE)
+        return sock
+
+    def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.close(0)
+            self._monitor = None
+        super().close()
+
+    def request_raw(self, body: p.Body, timeout: float | None = None,
+                    type_name: str | None = None) -> p.Envelope:
+        sock = self._socket()
+        monitor = self._monitor
+        rid = next(self._ids)
+        sock.send(p.encode(body, rid, self.user, type_name=type_name))
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        while True:
+            left = deadline - time.monotonic()
+            ready = dict(poller.poll(int(left * 1000) + 1)) if left > 0 else {}
+            if monitor in ready:
+                event = recv_monitor_message(monitor)
+                if event["event"] & _GONE:
+                    self.close()
+                    raise Unreachable(f"the supervisor at {self.address} is not answering "
+                                      "(connection closed or refused)")
+                continue
+            if sock not in ready:
+                self.close()      # a late reply must not be read as another's
+                raise Unreachable(f"no reply from the supervisor at {self.address} "
+                                  f"within {limit:g} s")
+            try:
+                env = p.decode_envelope(sock.recv())
+            except p.ProtocolError as exc:
+                raise CueFarmError(f"unreadable reply from {self.address}: {exc.message}",
+                                   exc.code) from None
+            if env.id != rid:
+                continue          # a stale reply to an abandoned request
+            if env.type == "error":
+                error = self.decode_reply(env)
+                raise CueFarmError(error.message, error.code, error.field)
+            return env
 
     def request(self, body: p.Body, timeout: float | None = None,
                 type_name: str | None = None) -> p.Body:

@@ -43,11 +43,15 @@ def _slots_tip(host: dict) -> str:
 
 
 def lock_text(host: dict) -> str:
-    """LOCKED with its kind (manual, schedule, nimby), DRAINING, or OPEN."""
+    """LOCKED with its kind (manual, schedule, nimby), PARTIAL with the slots left open,
+    DRAINING, or OPEN."""
     if host.get("draining") or host.get("drain"):
         return "DRAINING"
     lock = host.get("lock") or ""
     kind = host.get("lock_kind") or ""
+    if lock == "LOCKED" and host.get("lock_slots"):
+        # A partial lock: some slots stay open, so it is not a locked host.
+        return f"PARTIAL ({host['lock_slots']} open)"
     if lock == "LOCKED" and kind:
         return f"LOCKED ({kind})"
     if lock != "LOCKED" and kind == "nimby":

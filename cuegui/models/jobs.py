@@ -4,18 +4,31 @@ from __future__ import annotations
 
 from qtpy.QtGui import QColor
 
+from dataclasses import replace
+
 from cuegui import format as fmt
 from cuegui import theme
+from cuegui.models import estimate
 from cuegui.models.table import CENTER, RIGHT, Column, RowTableModel, field
 
 
-
 def done_fraction(job: dict) -> float:
-    """Share of the job's frames that will not run again: succeeded or eaten."""
+    """Share of the job's frames that succeeded.  Eaten frames (given up on, or killed with
+    their job) will not run again but were not rendered: they are not progress."""
     total = job.get("frames_total") or 0
     if not total:
         return 0.0
-    return ((job.get("succeeded") or 0) + (job.get("eaten") or 0)) / total
+    return (job.get("succeeded") or 0) / total
+
+
+def progress_text(job: dict) -> str:
+    """The succeeded share; once nothing is left to run, what was eaten too: a killed job of
+    four frames reads "0% · 4 eaten", never "100%".  (While frames are still to run, the
+    bar's eaten segment and the tooltip say it; the text would not fit beside the share.)"""
+    text = fmt.percent(done_fraction(job), 1.0)
+    eaten = job.get("eaten") or 0
+    left = sum(job.get(k) or 0 for k in ("waiting", "depend", "running"))
+    return f"{text} · {eaten} eaten" if eaten and text and not left else text
 
 
 def progress_tip(job: dict) -> str:
@@ -29,29 +42,10 @@ def elapsed(job: dict) -> float | None:
     return fmt.span(job.get("started_at"), job.get("finished_at"))
 
 
-def time_left(job: dict) -> float | None:
-    """Seconds until the job's remaining frames are done, at the pace so far (None: unknown).
-
-    The pace is frames done over time since the job started, which already accounts for how
-    many frames run side by side.  Dead frames are not counted as remaining: they wait for
-    someone to retry them."""
-    if job.get("state") != "ACTIVE":
-        return None
-    done = (job.get("succeeded") or 0) + (job.get("eaten") or 0)
-    left = (job.get("frames_total") or 0) - done - (job.get("dead") or 0)
-    spent = elapsed(job)
-    if left <= 0 or not done or not spent:
-        return None
-    return left * spent / done
-
-
-def _left_tip(job: dict) -> str:
-    seconds = time_left(job)
-    if seconds is None:
-        return "not enough finished frames to estimate" if job.get("state") == "ACTIVE" else ""
-    done = (job.get("succeeded") or 0) + (job.get("eaten") or 0)
-    return (f"about {fmt.duration(seconds)} left: {done} frames done in "
-            f"{fmt.duration(elapsed(job))}, at that pace")
+def time_left(job: dict, detail=None) -> float | None:
+    """Seconds until the job's frames are done (None: no figure); see cuegui.models.estimate.
+    `detail` is (job id, layer rows, layer runs) of the selected job."""
+    return estimate.value(job, detail).seconds
 
 
 def shown_status(job: dict) -> str | None:
@@ -89,7 +83,7 @@ class JobsModel(RowTableModel):
         Column("status", "Status", shown_status, width=92, filterable=True,
                tooltip=status_tip),
         Column("progress", "Progress", done_fraction, width=150, align=CENTER,
-               text=lambda r: fmt.percent(done_fraction(r), 1.0), tooltip=progress_tip),
+               text=progress_text, tooltip=progress_tip),
         field("running", "Run", width=48, align=RIGHT, text=_count("running"),
               header_tip="Frames running"),
         field("waiting", "Wait", width=52, align=RIGHT, text=_count("waiting"),
@@ -107,11 +101,36 @@ class JobsModel(RowTableModel):
                text=lambda r: fmt.duration(elapsed(r)),
                tooltip=lambda r: "started " + fmt.full_time(r.get("started_at"))
                if r.get("started_at") else "not started"),
-        Column("left", "Left", time_left, width=104, align=RIGHT,
-               text=lambda r: "~" + fmt.duration(time_left(r)) if time_left(r) is not None
-               else "", tooltip=_left_tip, header_tip="Estimated time left at the pace so far"),
+        Column("left", "Left", lambda r: estimate.value(r, None).sort_value(), width=104,
+               align=RIGHT, text=lambda r: estimate.value(r, None).text(),
+               tooltip=lambda r: estimate.value(r, None).why,
+               header_tip="Estimated time left from the frames' run times (the selected "
+                          "job), or blocked when nothing of the job can run"),
         field("min_slots", "Min", width=44, align=RIGHT, hidden=True,
               header_tip="Slots the job is guaranteed (fair share)"),
         field("max_slots", "Max", width=44, align=RIGHT, hidden=True,
               header_tip="Most slots the job may use"),
     ]
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        # (job id, layer rows, layer runs) of the selected job: its time left comes from them.
+        self.detail: tuple | None = None
+        # Ids of rows on their way out.  Connected before any view's selection model, which
+        # moves its current row on rowsAboutToBeRemoved, so the window can tell that move
+        # from a user's choice.
+        self.leaving: set = set()
+        self.rowsAboutToBeRemoved.connect(self._rows_leaving)
+        self.rowsRemoved.connect(lambda *_: self.leaving.clear())
+        left = lambda r: estimate.value(r, self.detail)          # noqa: E731
+        self.columns = [replace(c, value=lambda r: left(r).sort_value(),
+                                text=lambda r: left(r).text(), tooltip=lambda r: left(r).why)
+                        if c.key == "left" else c for c in type(self).columns]
+
+    def _rows_leaving(self, _parent, first: int, last: int) -> None:
+        self.leaving = {self.row(i)["id"] for i in range(first, last + 1)}
+
+    def set_detail(self, job_id, layers: list[dict], frames) -> None:
+        """The selected job's layers and frames (None: no job selected), for its time left."""
+        self.detail = None if job_id is None else (job_id, list(layers),
+                                                  estimate.layer_runs(frames))

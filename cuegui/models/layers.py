@@ -7,8 +7,7 @@ from typing import Any
 
 from cuefarm.frames import expand_command
 
-from cuegui import format as fmt
-from cuegui.models.jobs import done_fraction, progress_tip
+from cuegui.models.jobs import done_fraction, progress_text, progress_tip
 from cuegui.models.table import CENTER, RIGHT, Column, RowTableModel, field
 
 
@@ -60,7 +59,7 @@ class LayersModel(RowTableModel):
     columns = [
         field("name", "Layer", width=140, filterable=True),
         Column("progress", "Progress", done_fraction, width=130, align=CENTER,
-               text=lambda r: fmt.percent(done_fraction(r), 1.0), tooltip=progress_tip),
+               text=progress_text, tooltip=progress_tip),
         field("range", "Range", width=90),
         field("chunk", "Chunk", width=50, align=RIGHT),
         Column("slots", "Slots", _slots_sort, text=lambda r: str(r.get("slots") or ""),

@@ -84,6 +84,30 @@ class Series:
         return t, v
 
 
+GAP_STEPS = 3.0      # a pause of this many usual sample steps is a gap, not a slope
+
+
+def with_gaps(t: np.ndarray, v: np.ndarray, step: float | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """`t` and `v` with NaN points at both ends of every pause longer than GAP_STEPS usual
+    steps (the median step, or `step`), so a curve drawn with connect="finite" breaks there:
+    an outage reads as missing data, not as a straight line across it."""
+    if len(t) < 3:
+        return t, v
+    dt = np.diff(t)
+    usual = float(np.median(dt)) if step is None else step
+    if usual <= 0:
+        return t, v
+    breaks = np.nonzero(dt > GAP_STEPS * usual)[0]
+    if not len(breaks):
+        return t, v
+    at = np.repeat(breaks + 1, 2)
+    edges = np.column_stack([t[breaks] + usual, t[breaks + 1] - usual]).ravel()
+    t2 = np.insert(t, at, edges)
+    v2 = np.insert(v.astype(float), at, np.nan, axis=0)
+    return t2, v2
+
+
 def farm_sample(jobs: Iterable[dict], hosts: Iterable[dict]) -> dict:
     """Farm figures from the rows the GUI holds: slots in use and offered (hosts up), frames
     running and waiting, and slots in use per project."""

@@ -23,8 +23,10 @@ from qtpy.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QLabel, QTabWid
 from cuegui import theme
 from cuegui.background import Stepper
 from cuegui.models.frames import runtime
-from cuegui.models.series import ProjectStack, Series, farm_sample, farm_sample_steps
-from cuegui.views.supcharts import SupervisorCharts, style_plot
+from cuegui.models.series import (ProjectStack, Series, farm_sample, farm_sample_steps,
+                                  with_gaps)
+from cuegui.views.supcharts import (PLOT_HEIGHT, SupervisorCharts, legend_below, scrolling,
+                                   show_span, style_plot)
 
 SAMPLE_MS = 2000
 METRICS_MS = 5000          # the supervisor's figures, asked for while the charts are shown
@@ -34,7 +36,6 @@ PROJECT_COLOURS = theme.PROJECT_COLOURS
 HISTORY = {"slots_used": "slots.used", "slots_total": "slots.total",
            "running": "frames.running", "waiting": "frames.waiting"}
 HISTORY_SPAN = 6 * 3600.0
-MIN_SPAN = 10.0            # a time chart shows at least this many seconds
 
 
 def _plot(title: str, date_axis: bool = True) -> pg.PlotWidget:
@@ -49,8 +50,8 @@ def _plot(title: str, date_axis: bool = True) -> pg.PlotWidget:
     w.setMouseEnabled(x=True, y=False)
     item.enableAutoRange(y=True)
     item.setAutoVisible(y=True)
-    w.setMinimumHeight(theme.scaled(70))
-    w.addLegend(offset=(10, 2), colCount=6)
+    w.setMinimumHeight(theme.scaled(PLOT_HEIGHT))
+    legend_below(w, 6)
     return w
 
 
@@ -67,7 +68,9 @@ class ChartsPanel(QWidget):
         self.series = {k: Series(k) for k in HISTORY}
         self.projects = ProjectStack()
         self.slots = _plot("Farm slots: in use and offered")
-        self.frames = _plot("Frames running and waiting")
+        # Running (a few dozen) and waiting (thousands) on one axis would flatten running.
+        self.frames = _plot("Frames running")
+        self.waiting = _plot("Frames waiting")
         self.stack = _plot("Slots in use per project")
         self.runtimes = _plot("Selected job: frame runtime (s)", date_axis=False)
         self.memory = _plot("Selected job: peak memory (MB)", date_axis=False)
@@ -77,6 +80,7 @@ class ChartsPanel(QWidget):
         self.memory.setXLink(self.runtimes)
         self.supervisor = SupervisorCharts()
         self.history_errors: list[str] = []
+        self.live = True
         self._metrics_pending = False
         self._metrics_count = 0
         self.curves: dict[str, Any] = {}
@@ -91,31 +95,26 @@ class ChartsPanel(QWidget):
         self.follow = QCheckBox("Follow time")
         self.follow.setChecked(True)
         self.follow.setToolTip("Keep the latest samples in view; panning or zooming stops it")
-        self.follow.toggled.connect(lambda on: on and self.redraw())
-        for w in (self.slots, self.frames, self.stack):
+        self.follow.toggled.connect(self._follow_toggled)
+        for w in (self.slots, self.frames, self.waiting, self.stack,
+                  *self.supervisor.plots.values(),
+                  self.supervisor.licences):
             w.getPlotItem().getViewBox().sigRangeChangedManually.connect(
                 lambda *_: self.follow.setChecked(False))
         grid = QGridLayout()
         grid.addWidget(self.slots, 0, 0)
-        grid.addWidget(self.frames, 0, 1)
-        grid.addWidget(self.stack, 1, 0)
-        jobs = QWidget()
-        jl = QVBoxLayout(jobs)
-        jl.setContentsMargins(0, 0, 0, 0)
-        jl.addWidget(self.runtimes)
-        jl.addWidget(self.memory)
-        grid.addWidget(jobs, 1, 1)
-        grid.setRowStretch(0, 1)
-        grid.setRowStretch(1, 1)
+        grid.addWidget(self.stack, 0, 1)
+        grid.addWidget(self.frames, 1, 0)
+        grid.addWidget(self.waiting, 1, 1)
+        grid.addWidget(self.runtimes, 2, 0)
+        grid.addWidget(self.memory, 2, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         head = QHBoxLayout()
         head.addWidget(self.note, 1)
         head.addWidget(self.follow)
         layout.addLayout(head)
-        farm = QWidget()
-        farm.setLayout(grid)
-        grid.setContentsMargins(0, 0, 0, 0)
+        farm = scrolling(grid)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(farm, "Farm")
@@ -143,13 +142,15 @@ class ChartsPanel(QWidget):
 
     def apply_theme(self) -> None:
         self._build_curves()
-        for w in (self.slots, self.frames, self.stack, self.runtimes, self.memory):
+        for w in (self.slots, self.frames, self.waiting, self.stack, self.runtimes, self.memory):
             style_plot(w)
         self.supervisor.apply_theme()
 
     def _build_curves(self) -> None:
-        for w in (self.slots, self.frames, self.runtimes, self.memory):
+        for w in (self.slots, self.frames, self.waiting, self.runtimes, self.memory):
             w.clear()
+            if w.getPlotItem().legend is not None:
+                w.getPlotItem().legend.clear()
         c = theme.FRAME_COLORS
         total = pg.mkPen(theme.chrome("PLOT_FG"), width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine)
         self.curves = {
@@ -158,8 +159,8 @@ class ChartsPanel(QWidget):
                                           fillLevel=0, brush=(232, 197, 71, 60)),
             "running": self.frames.plot(pen=pg.mkPen(c["RUNNING"], width=2), name="running",
                                         fillLevel=0, brush=(232, 197, 71, 30)),
-            "waiting": self.frames.plot(pen=pg.mkPen(c["WAITING"], width=2), name="waiting",
-                                        fillLevel=0, brush=(95, 168, 224, 30)),
+            "waiting": self.waiting.plot(pen=pg.mkPen(c["WAITING"], width=2), name="waiting",
+                                         fillLevel=0, brush=(95, 168, 224, 30)),
         }
         self._layer_curves = {}
         self._stack_curves = []
@@ -175,8 +176,15 @@ class ChartsPanel(QWidget):
         self._store(time.time() if now is None else now,
                     farm_sample(self.jobs_model.all_rows(), self.hosts_model.all_rows()))
 
+    def set_live(self, live: bool) -> None:
+        """Sample only while the data are live: the rows held while the supervisor is lost
+        are stale, and their time shows as a gap."""
+        self.live = live
+
     def _sample_soon(self) -> None:
         """The timer's sample, gathered a slice at a time."""
+        if not self.live:
+            return
         now = time.time()
         steps = farm_sample_steps(list(self.jobs_model.all_rows()),
                                   list(self.hosts_model.all_rows()))
@@ -252,10 +260,10 @@ class ChartsPanel(QWidget):
 
     def redraw(self) -> None:
         for key, series in self.series.items():
-            t, v = series.arrays()
+            t, v = with_gaps(*series.arrays())
             if key in self.curves:
-                self.curves[key].setData(t, v)
-        t, cum = self.projects.stacked()
+                self.curves[key].setData(t, v, connect="finite")
+        t, cum = with_gaps(*self.projects.stacked())
         while len(self._stack_curves) < cum.shape[1]:
             k = len(self._stack_curves)
             colour = PROJECT_COLOURS[k % len(PROJECT_COLOURS)]
@@ -267,25 +275,32 @@ class ChartsPanel(QWidget):
             style_plot(self.stack)
         n = len(self._stack_curves)
         for k, curve in enumerate(self._stack_curves):
-            curve.setData(t, cum[:, k])
+            curve.setData(t, cum[:, k], connect="finite")
             curve.setZValue(n - k)      # bands drawn widest first, each on the one below
         if self.follow.isChecked():
             self._follow_time()
         if self._job_dirty:
             self.redraw_job()
 
+    def _follow_toggled(self, on: bool) -> None:
+        self.supervisor.follow = on
+        if on:
+            self.redraw()
+            self.supervisor.redraw()
+
     def _follow_time(self) -> None:
         """Each time chart shows all of its own data (at least the latest MIN_SPAN seconds)."""
         spans = {self.slots: [self.series["slots_used"], self.series["slots_total"]],
-                 self.frames: [self.series["running"], self.series["waiting"]]}
+                 self.frames: [self.series["running"]],
+                 self.waiting: [self.series["waiting"]]}
         for plot, series in spans.items():
             times = [t for t in (s.arrays()[0] for s in series) if len(t)]
             if times:
-                _show_span(plot, min(float(t[0]) for t in times),
+                show_span(plot, min(float(t[0]) for t in times),
                            max(float(t[-1]) for t in times))
         t, _ = self.projects.stacked()
         if len(t):
-            _show_span(self.stack, float(t[0]), float(t[-1]))
+            show_span(self.stack, float(t[0]), float(t[-1]))
 
     def points(self) -> dict[str, int]:
         """Data points per chart (for tests and the screenshot tour)."""
@@ -336,10 +351,6 @@ class ChartsPanel(QWidget):
         super().showEvent(event)
         self.redraw()
         self.refresh_metrics()
-
-
-def _show_span(plot: pg.PlotWidget, first: float, last: float) -> None:
-    plot.getPlotItem().getViewBox().setXRange(min(first, last - MIN_SPAN), last + 5, padding=0)
 
 
 def job_points(frames: list[dict]):

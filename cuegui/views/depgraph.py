@@ -29,8 +29,12 @@ def layer_colour(layer: dict) -> str:
         return theme.FRAME_COLORS["DEAD"]
     if layer.get("running"):
         return theme.FRAME_COLORS["RUNNING"]
-    if total and (layer.get("succeeded") or 0) + (layer.get("eaten") or 0) >= total:
+    succeeded, eaten = layer.get("succeeded") or 0, layer.get("eaten") or 0
+    if total and succeeded >= total:
         return theme.FRAME_COLORS["SUCCEEDED"]
+    if total and succeeded + eaten >= total:
+        # Finished, but not all rendered: eaten (given up on, or killed with the job).
+        return theme.FRAME_COLORS["EATEN"]
     if layer.get("depend"):
         return theme.FRAME_COLORS["DEPEND"]
     return theme.FRAME_COLORS["WAITING"]
@@ -271,27 +275,31 @@ class DependencyGraph(QGraphicsView):
         colour = QColor(layer_colour(layer))
         item = scene.addRect(rect, QPen(colour, 2), QBrush(self.palette().base().color()))
         item.setToolTip(f"{layer.get('name')}: {layer.get('succeeded') or 0} of "
-                        f"{layer.get('frames_total') or 0} done, {layer.get('running') or 0} "
-                        f"running, {layer.get('dead') or 0} dead")
+                        f"{layer.get('frames_total') or 0} succeeded, "
+                        f"{layer.get('running') or 0} running, {layer.get('dead') or 0} dead, "
+                        f"{layer.get('eaten') or 0} eaten")
         item.setData(0, layer.get("name"))
         title = scene.addSimpleText(str(layer.get("name")))
         title.setBrush(text_colour)
         title.setPos(rect.left() + line * 0.5, rect.top() + line * 0.25)
         total = layer.get("frames_total") or 0
-        done = (layer.get("succeeded") or 0) + (layer.get("eaten") or 0)
+        done = layer.get("succeeded") or 0
+        eaten = layer.get("eaten") or 0
         bar = QRectF(rect.left() + line * 0.5, rect.top() + line * 1.45,
                      rect.width() - line, line * 0.4)
         scene.addRect(bar, QPen(Qt.PenStyle.NoPen), QBrush(QColor(theme.chrome("TROUGH"))))
         if total:
             x = bar.left()
-            for count, state in ((done, "SUCCEEDED"), (layer.get("dead") or 0, "DEAD"),
+            for count, state in ((done, "SUCCEEDED"), (eaten, "EATEN"),
+                                 (layer.get("dead") or 0, "DEAD"),
                                  (layer.get("running") or 0, "RUNNING")):
                 w = bar.width() * min(count, total) / total
                 if w > 0:
                     scene.addRect(QRectF(x, bar.top(), w, bar.height()), QPen(Qt.PenStyle.NoPen),
                                   QBrush(QColor(theme.FRAME_COLORS[state])))
                     x += w
-        counts = scene.addSimpleText(f"{done} / {total}")
+        counts = scene.addSimpleText(f"{done} / {total}" + (f" · {eaten} eaten" if eaten
+                                                              else ""))
         counts.setBrush(QColor(theme.chrome("CAPTION")))
         counts.setPos(rect.left() + line * 0.5, rect.top() + line * 1.85)
 

@@ -20,6 +20,8 @@ COUNTERS = {"WAITING": "waiting", "DEPEND": "depend", "RUNNING": "running",
 class FramesView(TableView):
     """Frames in the supervisor's order (layer, then number) until a header is clicked."""
 
+    rows_called = "frames"
+
     def __init__(self, model: FramesModel | None = None, parent=None):
         super().__init__(model or FramesModel(), parent)
         self._state = StateDelegate(theme.FRAME_COLORS, self)

@@ -6,7 +6,7 @@ import html
 from typing import Any
 
 from qtpy.QtCore import Qt, QTimer, Signal
-from qtpy.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
 from cuegui import format as fmt
 from cuegui import theme
@@ -28,8 +28,9 @@ class LayersView(TableView):
         self.sort_by(None)
 
 
-def summary(job: dict | None) -> str:
-    """One line about a job for the panel's caption."""
+def summary(job: dict | None, hidden: bool = False) -> str:
+    """One line about a job for the panel's caption; `hidden`: the jobs list's filters hide
+    it (it stays shown here)."""
     if job is None:
         return "No job selected: pick one in the jobs list"
     parts = [f"<b>{job.get('name')}</b>", f"#{job.get('id')}", str(job.get("user") or ""),
@@ -43,6 +44,8 @@ def summary(job: dict | None) -> str:
         colour = theme.state_text(theme.JOB_COLORS, "flagged").name()
         parts.append(f"<span style='color:{colour}'><b>&#9873; paused by the supervisor: "
                      f"{html.escape(str(job['flagged']))}</b></span>")
+    if hidden:
+        parts.append("<i>hidden by the jobs list's filters</i>")
     return "  ·  ".join(p for p in parts if p)
 
 
@@ -58,6 +61,10 @@ class JobDetailPanel(QWidget):
         self.caption = QLabel()
         self.caption.setObjectName("panelCaption")
         self.caption.setTextFormat(Qt.TextFormat.RichText)
+        # A long caption (a flagged job's reason) wraps within the panel; it never sets the
+        # panel's width, which would stay wide after it is gone.
+        self.caption.setWordWrap(True)
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
         self.layers_view = LayersView()
         self.layers_model: LayersModel = self.layers_view.table_model()
         self.graph = DependencyGraph()
@@ -90,9 +97,9 @@ class JobDetailPanel(QWidget):
         self.graph.layer_activated.connect(self._layer_activated)
         self.show_job(None)
 
-    def show_job(self, job: dict | None) -> None:
+    def show_job(self, job: dict | None, hidden: bool = False) -> None:
         """Caption and frame counts for the job shown (None: nothing selected)."""
-        self.caption.setText(summary(job))
+        self.caption.setText(summary(job, hidden))
         self.frames_panel.show_job(job)
 
     def load(self, job_id: Any, layers: list[dict], deps: list[dict]) -> None:

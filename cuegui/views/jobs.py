@@ -19,6 +19,8 @@ ALL = "All"
 class JobsView(TableView):
     """Jobs, newest first; status as a pill and progress as a bar of frame shares."""
 
+    rows_called = "jobs"
+
     def __init__(self, model: JobsModel | None = None, parent=None):
         super().__init__(model or JobsModel(), parent)
         m = self.table_model()

@@ -89,6 +89,12 @@ class LogPanel(QWidget):
         self.follow = QCheckBox("Follow")
         self.follow.setChecked(True)
         self.follow.setToolTip("Keep the end of the log in view as it grows")
+        self.wrap = QCheckBox("Wrap")
+        self.wrap.setToolTip("Wrap long lines at the panel's width")
+        self.wrap.toggled.connect(self._wrap_toggled)
+        self.matches = QLabel()
+        self.matches.setObjectName("panelCaption")
+        self.matches.setToolTip("Matches of the search in the loaded part of the log")
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search log")
         self.search.setClearButtonEnabled(True)
@@ -101,7 +107,8 @@ class LogPanel(QWidget):
                                                 "whole log is searched")
         self.error_button = _button("error", "Jump to the first error line of the whole log")
         self.error_button.setText("First error")
-        self.earlier_button = _button("earlier", "Load the page before (or scroll to the top)")
+        self.earlier_button = _button("earlier", "To the top: scroll there, loading the page "
+                                                 "before when the top is not loaded")
 
         self.later_button = _button("later", "Load the page after")
 
@@ -110,7 +117,7 @@ class LogPanel(QWidget):
         self.prev_button.clicked.connect(self.find_previous)
         self.next_button.clicked.connect(self.find_next)
         self.error_button.clicked.connect(self.first_error)
-        self.earlier_button.clicked.connect(lambda: self._want_page("earlier"))
+        self.earlier_button.clicked.connect(self.to_top)
         self.later_button.clicked.connect(lambda: self._want_page("later"))
         self.tail_button.clicked.connect(lambda: self._want_page("tail"))
         self.text = QPlainTextEdit()
@@ -138,11 +145,13 @@ class LogPanel(QWidget):
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.attempts)
         top.addWidget(self.follow)
+        top.addWidget(self.wrap)
         top.addStretch(1)
         head.addLayout(top)
         bar = QHBoxLayout()
         bar.setContentsMargins(6, 0, 6, 2)
-        for w in (self.search, self.prev_button, self.next_button, self.error_button):
+        for w in (self.search, self.matches, self.prev_button, self.next_button,
+                  self.error_button):
             bar.addWidget(w)
         bar.addWidget(self.where, 1)
         for w in (self.earlier_button, self.later_button, self.tail_button):
@@ -167,6 +176,9 @@ class LogPanel(QWidget):
         self._queue.clear()
         self.text.clear()
         self.start = self.end = self.size = 0
+        # A new log starts followed, whatever the last one's search or error jump did.
+        self.follow.setChecked(True)
+        self._highlight()
 
     def _title(self, piece: LogPiece) -> str:
         """Frame, host and attempt first (what tells one log from another), then the job
@@ -279,6 +291,11 @@ class LogPanel(QWidget):
             return False
         flags = QTextDocument.FindFlag.FindBackward if backward else QTextDocument.FindFlag(0)
         found = self.text.find(self._regex(re.escape(text)), flags)
+        if not found and self.start == 0 and self.end >= self.size:
+            # The whole log is loaded: go round from the other end.
+            self.text.moveCursor(QTextCursor.MoveOperation.End if backward
+                                 else QTextCursor.MoveOperation.Start)
+            found = self.text.find(self._regex(re.escape(text)), flags)
         if found:
             self.follow.setChecked(False)
             self.text.centerCursor()
@@ -314,6 +331,20 @@ class LogPanel(QWidget):
         self.find_wanted.emit(ERROR_PATTERN, 0)
         return False
 
+    def to_top(self) -> None:
+        """Scroll to the top of the log, loading the page before when the top of the
+        window is not the start of the log."""
+        self.follow.setChecked(False)
+        if self.start > 0 and not self._asked_earlier:
+            self._asked_earlier = True          # scrolling up must not ask a second time
+            self._want_page("earlier")
+        self.text.verticalScrollBar().setValue(0)
+
+    def _wrap_toggled(self, on: bool) -> None:
+        mode = (QPlainTextEdit.LineWrapMode.WidgetWidth if on
+                else QPlainTextEdit.LineWrapMode.NoWrap)
+        self.text.setLineWrapMode(mode)
+
     def _pattern_changed(self, text: str) -> None:
         self._pattern = text
         self._highlight()
@@ -338,9 +369,28 @@ class LogPanel(QWidget):
         current.format.setBackground(QColor(theme.chrome("CURRENT_MATCH")))
         current.format.setForeground(QColor("#15171a"))
         current.cursor = self.text.textCursor()
+        count = len(marks)
         if current.cursor.hasSelection():
             marks.append(current)
         self.text.setExtraSelections(marks)
+        self._count_matches(marks[:count], current.cursor)
+
+    def _count_matches(self, found: list, current: QTextCursor) -> None:
+        """"3 of 12" (the selected match of all in the loaded part), "no matches", or
+        nothing without a search."""
+        if not self._pattern:
+            self.matches.setText("")
+            return
+        n = len(found)
+        more = "+" if n >= MAX_HIGHLIGHTS else ""
+        if not n:
+            self.matches.setText("no matches" + (" loaded" if self.start > 0
+                                                 or self.end < self.size else ""))
+            return
+        at = next((i + 1 for i, sel in enumerate(found)
+                   if current.hasSelection()
+                   and sel.cursor.selectionStart() == current.selectionStart()), None)
+        self.matches.setText(f"{at} of {n}{more}" if at else f"{n}{more} matches")
 
     def highlighted(self) -> int:
         """How many marks are shown (search matches and the current one)."""
@@ -362,7 +412,7 @@ class LogPanel(QWidget):
 
     def _update_buttons(self) -> None:
         has = self.frame_id is not None and self.size > 0
-        self.earlier_button.setEnabled(has and self.start > 0)
+        self.earlier_button.setEnabled(has)
         self.later_button.setEnabled(has and self.end < self.size)
         self.tail_button.setEnabled(has and not self.following)
         for b in (self.error_button, self.prev_button, self.next_button):

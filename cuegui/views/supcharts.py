@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from qtpy.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFrame, QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from cuegui import theme
 from cuegui.models.metrics import SUPERVISOR_SERIES
-from cuegui.models.series import Series
+from cuegui.models.series import Series, with_gaps
 
 MB = 1024 * 1024
 # plot -> [(series key, legend name, colour, scale)]
@@ -38,6 +38,22 @@ HEALTH = {
 }
 
 
+PLOT_HEIGHT = 210         # at a 16-pixel line height: room for a title, the data and a legend
+
+
+def legend_below(w: pg.PlotWidget, columns: int = 4) -> pg.LegendItem:
+    """A legend on a row of its own under the x axis, never over the data."""
+    item = w.getPlotItem()
+    legend = pg.LegendItem(colCount=columns, horSpacing=18, verSpacing=-6)
+    item.layout.addItem(legend, 4, 1)
+    item.layout.setAlignment(legend, pg.QtCore.Qt.AlignmentFlag.AlignLeft)
+    # As wide as its entries, not the plot: names sit together at the left.
+    legend.setSizePolicy(pg.QtWidgets.QSizePolicy.Policy.Maximum,
+                         pg.QtWidgets.QSizePolicy.Policy.Maximum)
+    item.legend = legend            # curves made with name= join it
+    return legend
+
+
 def time_plot(title: str) -> pg.PlotWidget:
     """A time chart: date axis, x pan and zoom, peak downsampling, clipped to view."""
     w = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
@@ -49,9 +65,30 @@ def time_plot(title: str) -> pg.PlotWidget:
     w.setMouseEnabled(x=True, y=False)
     item.enableAutoRange(y=True)
     item.setAutoVisible(y=True)
-    w.setMinimumHeight(theme.scaled(70))
-    w.addLegend(offset=(10, 2), colCount=4)
+    w.setMinimumHeight(theme.scaled(PLOT_HEIGHT))
+    legend_below(w)
     return w
+
+
+MIN_SPAN = 10.0            # a time chart shows at least this many seconds
+
+
+def show_span(plot: pg.PlotWidget, first: float, last: float) -> None:
+    """Show `first` to `last` (at least the latest MIN_SPAN seconds) on a time chart."""
+    plot.getPlotItem().getViewBox().setXRange(min(first, last - MIN_SPAN), last + 5, padding=0)
+
+
+def scrolling(grid) -> QScrollArea:
+    """`grid` in a vertical scroll area: charts keep a readable height in a short dock."""
+    inner = QWidget()
+    inner.setLayout(grid)
+    grid.setContentsMargins(0, 0, 0, 0)
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(pg.QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(inner)
+    return area
 
 
 def style_plot(w: pg.PlotWidget) -> None:
@@ -86,12 +123,13 @@ class SupervisorCharts(QWidget):
         self.usage.setTitle("Slot-hours per project per day")
         self.usage.setMouseEnabled(x=True, y=False)
         self.usage.getPlotItem().showGrid(x=False, y=True, alpha=0.15)
-        self.usage.addLegend(offset=(10, 2), colCount=4)
-        self.usage.setMinimumHeight(theme.scaled(70))
+        legend_below(self.usage, 6)
+        self.usage.setMinimumHeight(theme.scaled(PLOT_HEIGHT))
         first = self.plots["cpu"]
         for w in self.plots.values():
             if w is not first:
                 w.setXLink(first)     # the same start: one axis for all of them
+        self.follow = True          # keep the latest points in view (ChartsPanel's toggle)
         self.installed: int | None = None
         self.licence_status: dict | None = None
         self.usage_days: list[tuple[dt.date, dict[str, float]]] = []
@@ -108,7 +146,7 @@ class SupervisorCharts(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.note)
-        layout.addLayout(grid, 1)
+        layout.addWidget(scrolling(grid), 1)
         self.apply_theme()
 
     # -- drawing --------------------------------------------------------------------------------
@@ -179,32 +217,46 @@ class SupervisorCharts(QWidget):
     def redraw(self) -> None:
         for plot_key, (_title, lines) in HEALTH.items():
             for key, _name, _colour, scale in lines:
-                t, v = self.series[key].arrays()
-                self.curves[key].setData(t, v * scale)
+                t, v = with_gaps(*self.series[key].arrays())
+                self.curves[key].setData(t, v * scale, connect="finite")
         self._draw_licences()
         self._draw_usage()
+        if self.follow:
+            self.follow_time()
+
+    def follow_time(self) -> None:
+        """Each time chart shows all of its data up to the latest point."""
+        spans = {self.licences: ["licences_in_use"]}
+        for plot_key, (_title, lines) in HEALTH.items():
+            spans[self.plots[plot_key]] = [key for key, *_ in lines]
+        for plot, keys in spans.items():
+            times = [t for t in (self.series[k].arrays()[0] for k in keys) if len(t)]
+            if times:
+                show_span(plot, min(float(t[0]) for t in times),
+                          max(float(t[-1]) for t in times))
 
     def _draw_licences(self) -> None:
-        t, used = self.series["licences_in_use"].arrays()
-        self.curves["licences_in_use"].setData(t, used)
-        if not len(t):       # nothing yet: the last minute, not pyqtgraph's default range
-            now = dt.datetime.now().timestamp()
-            self.licences.getPlotItem().setXRange(now - 60, now, padding=0)
+        # No x range is set while there is no data: a range set by hand turns pyqtgraph's
+        # auto-range off, and the chart would stay on that first minute for good.
+        t, used = with_gaps(*self.series["licences_in_use"].arrays())
+        self.curves["licences_in_use"].setData(t, used, connect="finite")
         if self.installed is None or not len(t):
             self.curves["installed"].setData([], [])
             self._over_top.setData([], [])
             self._over_base.setData([], [])
             return
-        installed = np.full(len(t), float(self.installed))
-        self.curves["installed"].setData(t, installed)
-        # The part above the installed count: between the installed line and max(use, it).
-        self._over_base.setData(t, installed)
-        self._over_top.setData(t, np.maximum(used, installed))
+        installed = np.where(np.isnan(used), np.nan, float(self.installed))
+        self.curves["installed"].setData(t, installed, connect="finite")
+        # The part above the installed count: between the installed line and max(use, it);
+        # nothing across a gap.
+        self._over_base.setData(t, np.nan_to_num(installed, nan=float(self.installed)))
+        self._over_top.setData(t, np.where(np.isnan(used), float(self.installed),
+                                           np.maximum(used, installed)))
         item = self.licences.getPlotItem()
         item.setAutoVisible(y=False)
         item.enableAutoRange(y=False)     # from zero, so the overage reads against the whole
-        item.setYRange(0, max(float(used.max(initial=0)), float(self.installed)) * 1.15 + 0.5,
-                       padding=0)
+        item.setYRange(0, max(float(np.nanmax(used, initial=0)), float(self.installed)) * 1.15
+                       + 0.5, padding=0)
 
     def _draw_usage(self) -> None:
         for bar in self._bars:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from qtpy.QtCore import QByteArray, QItemSelectionModel, QSize, Qt, QTimer
+from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                             QMenu, QTableView, QToolBar, QVBoxLayout, QWidget)
 
@@ -14,6 +15,8 @@ from cuegui.models.table import RowRole, RowTableModel
 
 class TableView(QTableView):
     """Rows selectable as wholes, sorting by header click (the model sorts), a context menu."""
+
+    rows_called = "rows"      # what the rows are, for the hint of a table filtered empty
 
     def __init__(self, model: RowTableModel, parent: QWidget | None = None):
         super().__init__(parent)
@@ -117,6 +120,25 @@ class TableView(QTableView):
         self.selectionModel().setCurrentIndex(index, flags)
         self.scrollTo(index)
         return True
+
+    def empty_hint(self) -> str:
+        """What an empty table says when its filters hide every row ("" when none is hidden)."""
+        model = self.table_model()
+        if model.rowCount() or not model.total:
+            return ""
+        return f"No {self.rows_called} match the filters: {model.total:,} hidden"
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        hint = self.empty_hint()
+        if hint:
+            from qtpy.QtGui import QPainter
+            painter = QPainter(self.viewport())
+            painter.setPen(QColor(theme.chrome("CAPTION")))
+            painter.drawText(self.viewport().rect().adjusted(8, 8, -8, -8),
+                             Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
+                             | Qt.TextFlag.TextWordWrap, hint)
+            painter.end()
 
     def _context_menu(self, pos) -> None:
         if not self.context_actions:

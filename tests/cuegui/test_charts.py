@@ -102,3 +102,86 @@ def test_every_chart_shows_points_from_the_supervisor(farm, qtbot):
         conn.stop()
         win.close()
 
+
+
+def test_the_licence_chart_follows_time_and_shows_overage(qtbot):
+    """Opened before any point exists, then fed a point every 30 s for ten minutes: the
+    visible range keeps up with the latest point, and the time over the installed count is
+    drawn where it can be seen."""
+    from cuegui.models.jobs import JobsModel
+    from cuegui.models.hosts import HostsModel
+    from cuegui.models.frames import FramesModel
+    from cuegui.views.charts import ChartsPanel
+    panel = ChartsPanel(JobsModel(), HostsModel(), FramesModel())
+    qtbot.addWidget(panel)
+    panel.resize(1200, 900)
+    panel.show()
+    sup = panel.supervisor
+    sup.apply({"licences": {"installed": 2, "in_use": 0}})      # nothing to draw yet
+    start = 1_700_000_000.0
+    view = sup.licences.getPlotItem().getViewBox()
+    for k in range(21):
+        t = start + 30 * k
+        used = 1 if k < 10 else 4          # over the two installed from the fifth minute
+        sup.apply({"points": {"licences_in_use": [(t, used)], "process_cpu": [(t, 5.0)]}})
+        (left, right), _ = view.viewRange()
+        assert left <= t <= right, (k, left, right)
+    (left, right), (bottom, top) = view.viewRange()
+    xs, tops = sup._over_top.getData()
+    _, bases = sup._over_base.getData()
+    over = xs[tops > bases]
+    assert len(over) and left <= over.min() and over.max() <= right
+    assert bottom <= 2 and top >= 4
+    # The health charts follow too; a hand-made range stops following until asked again.
+    (cpu_left, cpu_right), _ = sup.plots["cpu"].getPlotItem().getViewBox().viewRange()
+    assert cpu_left <= start + 600 <= cpu_right
+    assert panel.follow.isChecked()
+    view.sigRangeChangedManually.emit([True, False])
+    assert not panel.follow.isChecked() and not sup.follow
+    panel.follow.setChecked(True)
+    assert sup.follow
+
+
+def test_charts_break_at_outages_give_running_its_own_axis_and_keep_legends_off_the_data(
+        qtbot):
+    import numpy as np
+    from cuegui import theme
+    from cuegui.models.frames import FramesModel
+    from cuegui.models.hosts import HostsModel
+    from cuegui.models.jobs import JobsModel
+    from cuegui.models.series import with_gaps
+    from cuegui.views.charts import ChartsPanel
+    from cuegui.views.supcharts import PLOT_HEIGHT
+
+    t, v = with_gaps(np.array([0.0, 2, 4, 6, 100, 102]), np.array([1.0, 2, 3, 4, 5, 6]))
+    assert list(t) == [0, 2, 4, 6, 8, 98, 100, 102]
+    assert np.isnan(v[4]) and np.isnan(v[5]) and list(v[[0, 3, 6, 7]]) == [1, 4, 5, 6]
+
+    panel = ChartsPanel(JobsModel(), HostsModel(), FramesModel())
+    qtbot.addWidget(panel)
+    panel.resize(1200, 300)         # a short dock: the charts scroll rather than squash
+    panel.show()
+    panel.set_live(False)           # no samples of the (empty) models meanwhile
+    start = 1_700_000_000.0
+    for k in range(100):
+        if 40 <= k < 70:
+            continue                # the supervisor was away for a minute
+        panel._store(start + 2 * k, {"slots_used": 8, "slots_total": 16, "running": 12,
+                                     "waiting": 600, "projects": {"feature": 8}})
+    panel.redraw()
+    for key in ("running", "waiting", "slots_used"):
+        ys = panel.curves[key].yData
+        assert np.isnan(ys).sum() == 2, key           # one break, at the outage
+    assert panel.curves["running"] in panel.frames.getPlotItem().listDataItems()
+    assert panel.curves["waiting"] not in panel.frames.getPlotItem().listDataItems()
+    for plot in (panel.slots, panel.frames, panel.waiting, panel.stack, panel.runtimes,
+                 panel.supervisor.licences):
+        assert plot.height() >= theme.scaled(PLOT_HEIGHT)
+        item = plot.getPlotItem()
+        item.layout.activate()
+        data = item.getViewBox().sceneBoundingRect()
+        assert not item.legend.sceneBoundingRect().intersects(data)
+    # Not live: the timer takes no sample.
+    before = len(panel.series["running"].arrays()[0])
+    panel._sample_soon()
+    assert len(panel.series["running"].arrays()[0]) == before

@@ -215,6 +215,30 @@ def test_losing_and_regaining_the_supervisor(qtbot, conn, sim):
     assert 7 in {j["id"] for j in rec.snapshots[-1].jobs}
 
 
+def test_a_request_in_flight_fails_as_soon_as_the_supervisor_goes(qtbot, sim):
+    c = Connection(sim.address)          # the default timeouts: 15 s for a request
+    rec = Recorder(c)
+    failed = []
+    c.query_failed.connect(lambda key, message: failed.append((key, message)))
+    c.start()
+    try:
+        wait(qtbot, lambda: rec.states[-1:] == ["connected"])
+        sim.silent.add("why")
+        c.run_query("why", lambda client: client.why(1))
+        wait(qtbot, lambda: sim.requests["why"] == 1)
+        sim.stop()
+        # Well within the request's 15 s: the connection closed under it.
+        wait(qtbot, lambda: failed, 5_000)
+        assert failed[0][0] == "why" and "not answering" in failed[0][1]
+        wait(qtbot, lambda: rec.states[-1] in ("reconnecting", "unreachable"), 5_000)
+        # While lost, nothing more is sent: queries fail at once.
+        c.run_query("later", lambda client: client.why(1))
+        wait(qtbot, lambda: len(failed) == 2, 5_000)
+        assert failed[1] == ("later", "the supervisor is not reachable")
+    finally:
+        c.stop()
+
+
 def test_next_offset_counts_bytes():
     assert next_offset({"offset": 10, "size": 100, "data": "wö".encode()}) == 13
     assert next_offset({"offset": 7, "size": 7, "data": b""}) == 7

@@ -59,6 +59,7 @@ def host(win, name):
 
 
 def select_host(qtbot, win, name):
+    win.hosts_dock.raise_()          # host actions act on the hosts in view
     wait(qtbot, lambda: host(win, name) is not None)
     assert win.hosts_view.select_id(host(win, name)["id"])
     wait(qtbot, lambda: [r["name"] for r in win.hosts_view.selected_rows()] == [name])
@@ -94,6 +95,9 @@ def test_partial_lock_leaves_the_slots_asked_for(qtbot, hostwin):
     wait(qtbot, lambda: host(win, "render01")["slots_total"] == 1)
     row = host(win, "render01")
     assert row["lock"] == "LOCKED" and row["lock_slots"] == 1
+    # Not shown as a full lock: the slots left open are named.
+    m = win.hosts_model
+    assert m.index(m.position(row["id"]), m.column_index("lock")).data() == "PARTIAL (1 open)"
     assert {h["name"]: h["slots_total"] for h in farm.client().hosts()}["render01"] == 1
 
 

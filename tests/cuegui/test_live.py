@@ -10,8 +10,9 @@ from functools import partial
 
 import pytest
 from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import QApplication, QMessageBox
+from qtpy.QtWidgets import QApplication, QGraphicsRectItem, QMessageBox
 
+from cuegui import theme
 from cuegui.connection import Connection
 from cuegui.models import SortRole
 from cuegui.window import MainWindow
@@ -178,6 +179,19 @@ def test_pause_and_kill_from_the_gui(qtbot, live):
     wait(qtbot, lambda: win.jobs_model.get(job_id)["status"] == "killed"
          and win.jobs_model.get(job_id)["running"] == 0)
     assert "Kill" in win.statusBar().currentMessage() and "Kill" in win.asked[0]
+    # What happened shows: nothing rendered, all eaten; the layer's box says so too.
+    progress = win.jobs_model.index(win.jobs_model.position(job_id),
+                                    win.jobs_model.column_index("progress"))
+    assert progress.data() == "0% · 8 eaten"
+    wait(qtbot, lambda: box_colour(win, "render") == theme.FRAME_COLORS["EATEN"])
+
+
+def box_colour(win, layer: str) -> str | None:
+    """The outline colour of a layer's box in the dependency picture."""
+    for item in win.job_panel.graph.scene().items():
+        if isinstance(item, QGraphicsRectItem) and item.data(0) == layer:
+            return item.pen().color().name()
+    return None
 
 
 def test_declining_the_kill_question_changes_nothing(qtbot, live):
@@ -287,6 +301,7 @@ def test_hosts_lock_purge_slots_and_tags(qtbot, live):
         r = row(name)
         return None if r is None else hosts.index(hosts.position(r["id"]), slots).data()
 
+    win.hosts_dock.raise_()          # host actions act on the hosts in view
     wait(qtbot, lambda: slot_text("render01") == "0/2" and slot_text("render02") == "0/2")
     client = farm.client()
     client.submit(job_spec("busy", SLOW, "1-4"))

@@ -119,6 +119,39 @@ def test_an_earlier_attempt(qtbot, win):
     assert "attempt 1" in panel.caption.text()
 
 
+def test_log_viewer_follow_top_wrap_and_match_count(qtbot, win, sim):
+    panel = win.log_panel
+    open_log(qtbot, win)
+    panel.search.setText("tile 00000")
+    assert panel.matches.text() == "no matches loaded"       # the tail holds none of them
+    assert not panel.first_error()
+    wait(qtbot, lambda: "Traceback" in panel.text.textCursor().selectedText())
+    assert not panel.follow.isChecked()
+    # Another frame's log: followed again, and the search counts its matches.
+    short = "".join(LINE.format(i) for i in range(30)) + "x" * 3000 + "\n"
+    sim.frames[2] = rows.frame(2, job_id=1, state="SUCCEEDED", attempt=1, attempt_id="2.1",
+                               host="render01")
+    sim.logs[(2, 1)] = short.encode()
+    win.open_log(sim.frames[2])
+    wait(qtbot, lambda: panel.contents() == short and not panel.busy)
+    assert panel.follow.isChecked()
+    panel.search.setText("tile 00000001")                  # tiles 10 to 19
+    assert panel.matches.text() == "10 matches"
+    assert panel.find_next() and panel.matches.text() == "1 of 10"
+    assert panel.find_next() and panel.matches.text() == "2 of 10"
+    # The whole log is loaded: "to top" still takes you there.
+    bar = panel.text.verticalScrollBar()
+    bar.setValue(bar.maximum())
+    assert panel.earlier_button.isEnabled()
+    panel.earlier_button.click()
+    assert bar.value() == 0
+    # Long lines wrap on demand.
+    assert panel.text.horizontalScrollBar().maximum() > 0
+    panel.wrap.setChecked(True)
+    assert panel.text.lineWrapMode() == panel.text.LineWrapMode.WidgetWidth
+    wait(qtbot, lambda: panel.text.horizontalScrollBar().maximum() == 0)
+
+
 def test_trim_to_line():
     assert trim_to_line(b"tail\nwhole\n", 0) == (b"tail\nwhole\n", 0)
     assert trim_to_line(b"tail\nwhole\n", 10) == (b"whole\n", 15)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from click.testing import CliRunner
 
-from cuegui.main import command
+from cuegui.main import command, display_problem
 
 
 def test_help_lists_the_options():
@@ -40,3 +41,32 @@ def test_importing_the_command_does_not_start_qt():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+def _env_without_display(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux display variables")
+def test_without_a_display_it_says_so_instead_of_aborting():
+    proc = subprocess.run([sys.executable, "-m", "cuegui", "--supervisor", "127.0.0.1:9"],
+                          capture_output=True, text=True, timeout=60,
+                          env=_env_without_display())
+    assert proc.returncode == 1, proc.stderr
+    assert "no display" in proc.stderr and "DISPLAY" in proc.stderr
+    assert "xvfb-run" in proc.stderr and "Aborted" not in proc.stderr
+
+
+@pytest.mark.parametrize("env, problem", [
+    ({}, True),
+    ({"QT_QPA_PLATFORM": "offscreen"}, False),
+    ({"WAYLAND_DISPLAY": "wayland-0"}, False),
+    ({"QT_QPA_PLATFORM": "wayland", "DISPLAY": ":0"}, True),
+    ({"QT_QPA_PLATFORM": "xcb", "WAYLAND_DISPLAY": "wayland-0"}, True),
+])
+def test_which_sessions_have_a_display(env, problem):
+    assert (display_problem(env, "linux") is not None) is problem
+    assert display_problem(env, "darwin") is None

@@ -14,7 +14,9 @@ from cuegui.models import structure
 from cuegui.models import table as table_mod
 from cuegui.models.frames import HostFramesModel
 from cuegui.models.hosts import lock_text
+from cuegui import theme
 from cuegui.models.jobs import time_left
+from cuegui.views.depgraph import layer_colour
 from cuegui.models.layers import dependency_text
 from tests.cuegui import rows
 
@@ -232,8 +234,8 @@ def test_frames_model_resets_only_when_the_job_changes():
 
 def test_display_text():
     jobs = JobsModel()
-    jobs.apply([rows.job(1, frames_total=8, succeeded=5, eaten=1, dead=1, running=1)])
-    assert jobs.index(0, jobs.column_index("progress")).data() == "75%"
+    jobs.apply([rows.job(1, frames_total=8, succeeded=6, eaten=1, dead=1, waiting=0)])
+    assert jobs.index(0, jobs.column_index("progress")).data() == "75% · 1 eaten"
     assert jobs.index(0, jobs.column_index("progress")).data(SortRole) == 0.75
     frames = FramesModel()
     frames.show_job(1, [rows.frame(1, peak_rss=512 * 2**20, frames="1-9x2", runtime=3725.0)])
@@ -403,17 +405,72 @@ def test_large_loads_are_prepared_off_the_ui_thread(qtbot, qtmodeltester, monkey
     assert states[0] is True and states[-1] is False
 
 
-def test_job_time_left(monkeypatch):
+def test_a_killed_job_shows_what_was_eaten_not_100_percent():
+    killed = rows.job(1, state="FINISHED", status="killed", killed=True, frames_total=4,
+                      waiting=0, eaten=4)
+    jobs, layers = JobsModel(), LayersModel()
+    jobs.apply([killed])
+    layers.show_job(1, [rows.layer(1, frames_total=4, waiting=0, eaten=4)])
+    for model in (jobs, layers):
+        cell = model.index(0, model.column_index("progress"))
+        assert cell.data() == "0% · 4 eaten" and cell.data(SortRole) == 0.0
+    assert layer_colour(layers.rows()[0]) == theme.FRAME_COLORS["EATEN"]
+    assert layer_colour(rows.layer(2, waiting=0, succeeded=10)) == theme.FRAME_COLORS["SUCCEEDED"]
+    # Still running: the share alone (the bar's eaten segment and the tooltip say the rest).
+    jobs.apply([{**killed, "state": "ACTIVE", "eaten": 1, "succeeded": 1, "running": 2}])
+    assert jobs.index(0, jobs.column_index("progress")).data() == "25%"
+    assert "1 eaten" in jobs.index(0, jobs.column_index("progress")).data(
+        Qt.ItemDataRole.ToolTipRole)
+
+
+def _frames_of_a_job_near_its_end(now: float) -> list[dict]:
+    """100 frames of 240 s: 96 succeeded, the last 4 started 30 s ago."""
+    done = [rows.frame(i, state="SUCCEEDED", runtime=240.0) for i in range(1, 97)]
+    running = [rows.frame(i, state="RUNNING", started_at=now - 30) for i in range(97, 101)]
+    return done + running
+
+
+def test_job_time_left_counts_what_running_frames_still_need(monkeypatch):
     from cuegui import format as fmt
     monkeypatch.setattr(fmt, "now", lambda: rows.NOW)
-    job = rows.job(1, state="ACTIVE", started_at=rows.NOW - 100, frames_total=30, succeeded=10,
-                   dead=5)
-    assert time_left(job) == pytest.approx(150, abs=2)     # 15 left at 10 per 100 s
-    assert time_left({**job, "succeeded": 0}) is None
-    assert time_left({**job, "state": "PAUSED"}) is None
+    # 96 frames done in 8:30, 4 left: the pace so far said ~0:21; they need 3:30 more.
+    job = rows.job(1, started_at=rows.NOW - 510, frames_total=100, succeeded=96, running=4,
+                   waiting=0)
+    layer = rows.layer(1, name="render", frames_total=100, succeeded=96, running=4, waiting=0)
+    frames = _frames_of_a_job_near_its_end(rows.NOW)
     model = JobsModel()
     model.apply([job])
-    assert model.index(0, model.column_index("left")).data().startswith("~2:")
+    left = model.index(0, model.column_index("left"))
+    assert left.data() == ""            # not selected: no run times to go by, no guess
+    assert "select the job" in left.data(Qt.ItemDataRole.ToolTipRole)
+    model.set_detail(1, [layer], frames)
+    assert time_left(job, model.detail) == pytest.approx(210)
+    assert left.data() == "~3:30"
+    # Four more waiting behind them: another 240 s over the four frames running.
+    more = {**job, "frames_total": 104, "waiting": 4}
+    model.set_detail(1, [{**layer, "waiting": 4}], frames)
+    assert time_left(more, model.detail) == pytest.approx(210 + 240)
+    assert time_left({**job, "state": "PAUSED"}, model.detail) is None
+
+
+def test_a_job_that_cannot_run_is_blocked_not_a_growing_number(monkeypatch):
+    from cuegui import format as fmt
+    clock = [rows.NOW]
+    monkeypatch.setattr(fmt, "now", lambda: clock[0])
+    # Half done, then held back by a licence limit: nothing runs, 5 wait.
+    job = rows.job(1, started_at=rows.NOW - 100, frames_total=10, succeeded=5, waiting=5)
+    model = JobsModel()
+    model.apply([job])
+    model.set_detail(1, [rows.layer(1, succeeded=5, waiting=5)],
+                     [rows.frame(i, state="SUCCEEDED", runtime=20.0) for i in range(1, 6)])
+    left = model.index(0, model.column_index("left"))
+    for later in (0, 3600):
+        clock[0] = rows.NOW + later
+        assert left.data() == "blocked"
+        assert "Why" in left.data(Qt.ItemDataRole.ToolTipRole)
+    assert time_left(job, model.detail) is None
+    # Blocked jobs sort after every job with a figure.
+    assert left.data(SortRole) == float("inf")
 
 
 def test_layer_and_host_text():
@@ -423,6 +480,9 @@ def test_layer_and_host_text():
     assert lock_text(rows.host(1, lock="LOCKED", lock_kind="schedule")) == "LOCKED (schedule)"
     assert lock_text(rows.host(1, lock="OPEN", drain="stay")) == "DRAINING"
     assert lock_text(rows.host(1)) == "OPEN"
+    partial = rows.host(1, lock="LOCKED", lock_kind="manual", lock_slots=2)
+    assert lock_text(partial) == "PARTIAL (2 open)"
+    assert lock_text({**partial, "lock_slots": None}) == "LOCKED (manual)"
 
 
 def test_host_frames_follow_the_host():

@@ -145,12 +145,46 @@ def test_actions_follow_the_selection_and_say_why_not(qtbot, win):
     win.jobs_view.select_id(2)            # paused
     assert a.jobs["resume"].isEnabled() and not a.jobs["pause"].isEnabled()
     assert "none of the selected jobs is active" in a.jobs["pause"].statusTip()
+    win.hosts_dock.raise_()
     win.hosts_view.select_id(1)
     assert not a.hosts["lock"].isEnabled() and "for admins" in a.hosts["lock"].toolTip()
     win.set_mode("admin")
     assert a.hosts["lock"].isEnabled() and not a.hosts["unlock"].isEnabled()
     win.jobs_view.clearSelection()
     assert not a.jobs["kill"].isEnabled()
+
+
+def test_host_shortcuts_act_only_on_hosts_in_view_and_ask_first(qtbot, sim):
+    asked: list[str] = []
+    answers = [False, True]
+    w = make_window(qtbot, sim, mode="admin",
+                    confirm=lambda parent, q: asked.append(q) or answers.pop(0))
+    try:
+        lock = w.action_set.hosts["lock"]
+        w.hosts_dock.raise_()
+        w.hosts_view.select_id(1)
+        w.jobs_dock.raise_()                 # the hosts' selection is now out of sight
+        wait(qtbot, lambda: not lock.isEnabled())
+        assert "Hosts tab is not showing" in lock.toolTip()
+        w.activateWindow()
+        w.jobs_view.setFocus()
+        ctrl_shift = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+        qtbot.keyClick(w.jobs_view, Qt.Key.Key_L, ctrl_shift)
+        qtbot.keyClick(w.jobs_view, Qt.Key.Key_U, ctrl_shift)
+        assert asked == []
+        # In view, the shortcut asks first: No changes nothing, Yes locks.
+        w.hosts_dock.raise_()
+        wait(qtbot, lock.isEnabled)
+        w.hosts_view.setFocus()
+        qtbot.keyClick(w.hosts_view, Qt.Key.Key_L, ctrl_shift)
+        assert asked == ['Lock host "render01"? They take no new frames until unlocked; '
+                         'running frames finish.']
+        qtbot.keyClick(w.hosts_view, Qt.Key.Key_L, ctrl_shift)
+        wait(qtbot, lambda: any(action == "lock" for action, _ in sim.controls))
+        assert [body["hosts"] for action, body in sim.controls if action == "lock"] \
+            == [["render01"]]
+    finally:
+        w.close()
 
 
 def test_an_artist_cannot_act_on_others_jobs(qtbot, sim):
@@ -208,9 +242,14 @@ def test_a_failed_action_shows_in_the_status_bar_and_a_box(qtbot, win, sim):
     win.action_set.jobs["retry"].trigger()
     wait(qtbot, lambda: "failed" in win.statusBar().currentMessage())
     assert "no job 5" in win.statusBar().currentMessage()
-    boxes = [w for w in QApplication.topLevelWidgets()
-             if isinstance(w, QMessageBox) and w.isVisible()]
-    assert boxes and "no job 5" in boxes[0].text()
+
+    def shown_boxes():
+        return [w for w in QApplication.topLevelWidgets()
+                if isinstance(w, QMessageBox) and w.isVisible()]
+    # Loading the job's frames fails too (in the status bar only) and may come first.
+    wait(qtbot, shown_boxes)
+    boxes = shown_boxes()
+    assert "no job 5" in boxes[0].text()
     for box in boxes:
         box.close()
 
@@ -293,6 +332,26 @@ def test_a_flagged_job_shows_why_the_supervisor_paused_it(qtbot, win, sim):
     sim.publish(jobs=[{**sim.jobs[3], "state": "ACTIVE", "status": "running", "flagged": ""}])
     wait(qtbot, lambda: m.index(m.position(3), col).data() == "running")
     assert "paused by the supervisor" not in win.job_panel.caption.text()
+
+
+def test_the_selected_jobs_time_left_comes_from_its_frames(qtbot, win, sim):
+    # Two frames of 120 s done, one running (past the average), two waiting: 240 s of work
+    # on the one frame running.
+    states = ["SUCCEEDED", "SUCCEEDED", "RUNNING", "WAITING", "WAITING"]
+    sim.publish(jobs=[rows.job(8, frames_total=5, succeeded=2, running=1, waiting=2,
+                               started_at=rows.NOW - 1000)],
+                layers=[rows.layer(80, job_id=8, name="render", frames_total=5, succeeded=2,
+                                   running=1, waiting=2)],
+                frames=[rows.frame(800 + i, job_id=8, state=state,
+                                   runtime=120.0 if state == "SUCCEEDED" else None,
+                                   started_at=rows.NOW - 1000 if state == "RUNNING" else None)
+                        for i, state in enumerate(states)])
+    m = win.jobs_model
+    wait(qtbot, lambda: m.get(8) is not None)
+    left = m.column_index("left")
+    assert m.index(m.position(8), left).data() == ""
+    win.jobs_view.select_id(8)
+    wait(qtbot, lambda: m.index(m.position(8), left).data() == "~4:00")
 
 
 def test_why_asks_the_supervisor(qtbot, win):
@@ -401,3 +460,93 @@ def test_every_panel_paints(qtbot, win, tmp_path):
         assert image.width() > 100 and image.height() > 100
         assert colours(image) > floor, dock.objectName()      # text, bars, curves: detail
         assert image.save(str(tmp_path / f"{dock.objectName()}.png"))
+
+
+def test_a_lost_supervisor_greys_the_data_and_holds_the_actions(qtbot, sim):
+    from cuegui import connection
+    # With the default watchdog, a dead supervisor is told within 2.5 s.
+    assert connection.IDLE_PING + connection.PING_TIMEOUT <= 2.5
+    w = MainWindow(Connection(sim.address), mode="admin")
+    qtbot.addWidget(w)
+    w.show()
+    w.connection.start()
+    try:
+        wait(qtbot, lambda: w.jobs_model.total == 7 and w.connection_state == "connected")
+        w.jobs_view.select_id(2)
+        pause, resume = w.action_set.jobs["pause"], w.action_set.jobs["resume"]
+        wait(qtbot, resume.isEnabled)
+        assert all(v.isEnabled() for v in w.data_views()) and w._clock.isActive()
+        sim.stop()
+        wait(qtbot, lambda: w.connection_state != "connected")
+        assert not any(v.isEnabled() for v in w.data_views())
+        assert not w._clock.isActive()                   # elapsed times stop ticking
+        assert not resume.isEnabled() and "not reachable" in resume.toolTip()
+        assert not w.action_set.hosts["admission"].isEnabled()
+        assert "showing data as of" in w.statusBar().currentMessage()
+        resume.trigger()
+        sim.start()
+        wait(qtbot, lambda: w.connection_state == "connected")
+        assert all(v.isEnabled() for v in w.data_views()) and w._clock.isActive()
+        wait(qtbot, resume.isEnabled)
+        assert not pause.isEnabled()                     # the rules apply again
+        assert ("resume", [2]) not in sim.controls       # nothing was sent while away
+    finally:
+        w.close()
+
+
+def test_filters_never_leave_a_silent_empty_table_or_a_surprise_selection(qtbot, win, sim):
+    panel = win.frames_panel
+    win.jobs_view.select_id(1)
+    wait(qtbot, lambda: win.frames_model.job_id == 1 and win.frames_model.total == 12)
+    # A state filter for this job's frames...
+    panel.state_buttons["DEAD"].setChecked(True)
+    assert {r["state"] for r in win.frames_model.rows()} == {"DEAD"}
+    # ...and a text filter that matches none: the table says so.
+    panel.filter.setText("no such frame")
+    wait(qtbot, lambda: win.frames_model.rowCount() == 0)
+    assert win.frames_view.empty_hint() == "No frames match the filters: 12 hidden"
+    assert not win.frames_view.grab().isNull()
+    panel.filter.clear()
+    # Another job starts with every state shown.
+    win.jobs_view.select_id(3)
+    wait(qtbot, lambda: win.selected_job == 3)
+    assert panel.checked_states() == set()
+    # Filtering the selected job out of the list selects nothing else, and the job stays.
+    win.jobs_panel.filter.setText("job_004")
+    wait(qtbot, lambda: win.jobs_model.rowCount() == 1)
+    assert win.selected_job == 3 and win.jobs_view.selected_rows() == []
+    assert "hidden by the jobs list's filters" in win.job_panel.caption.text()
+    win.jobs_panel.filter.clear()
+    wait(qtbot, lambda: [r["id"] for r in win.jobs_view.selected_rows()] == [3])
+    assert win.selected_job == 3
+    assert "hidden" not in win.job_panel.caption.text()
+
+
+def test_a_long_flag_reason_wraps_and_never_widens_the_job_panel(qtbot, win, sim):
+    narrow = win.job_panel.minimumSizeHint().width()
+    reason = "paused: every UP host failed this job " + "with a very long message " * 30
+    sim.publish(jobs=[{**sim.jobs[3], "state": "PAUSED", "status": "paused",
+                       "flagged": reason}])
+    wait(qtbot, lambda: (win.jobs_model.get(3) or {}).get("flagged") == reason)
+    win.jobs_view.select_id(3)
+    wait(qtbot, lambda: "very long message" in win.job_panel.caption.text())
+    assert win.job_panel.minimumSizeHint().width() <= narrow
+    assert win.job_panel.caption.wordWrap()
+
+
+def test_a_frame_action_clears_the_state_filter_so_its_frames_stay_in_view(qtbot, sim):
+    w = make_window(qtbot, sim, confirm=lambda parent, q: True)
+    try:
+        w.jobs_view.select_id(1)
+        wait(qtbot, lambda: w.frames_model.total == 12)
+        w.frames_panel.state_buttons["DEAD"].setChecked(True)
+        dead = w.frames_model.rows()[0]
+        assert w.frames_view.select_id(dead["id"])
+        retry = w.action_set.frames["retry"]
+        wait(qtbot, retry.isEnabled)
+        retry.trigger()
+        wait(qtbot, lambda: any(action == "retry" for action, _ in sim.controls))
+        assert w.frames_panel.checked_states() == set()
+        assert w.frames_model.position(dead["id"]) is not None
+    finally:
+        w.close()
