@@ -360,6 +360,11 @@ def test_bulk_changes_keep_selected_rows(qtmodeltester):
     assert not gone.isValid()
 
 
+# Milliseconds a load prepared on the helper thread may take before the test gives up: long
+# enough for a machine busy with other tests (a bound against hanging, not a speed goal).
+LOAD_WAIT = 60_000
+
+
 def test_large_loads_are_prepared_off_the_ui_thread(qtbot, qtmodeltester, monkeypatch):
     """At the async threshold a reset, a resync, a sort and a filter change are prepared on a
     helper thread; batches arriving meanwhile wait and are applied after, in order."""
@@ -370,22 +375,26 @@ def test_large_loads_are_prepared_off_the_ui_thread(qtbot, qtmodeltester, monkey
     model.loading_changed.connect(states.append)
     log = SignalLog(model)
     frames = [rows.frame(i) for i in range(1, 2001)]
-    with qtbot.waitSignal(model.loading_changed, check_params_cb=lambda on: not on):
+    with qtbot.waitSignal(model.loading_changed, timeout=LOAD_WAIT,
+                          check_params_cb=lambda on: not on):
         model.show_job(1, frames)
         assert model.loading and model.rowCount() == 0
         model.apply_job(1, [{"id": 5, "state": "RUNNING"}])     # waits for the load
     assert model.rowCount() == 2000 and model.get(5)["state"] == "RUNNING"
     assert log.resets == 1
     pidx = QPersistentModelIndex(model.index(model.position(1500), 0))
-    with qtbot.waitSignal(model.loading_changed, check_params_cb=lambda on: not on):
+    with qtbot.waitSignal(model.loading_changed, timeout=LOAD_WAIT,
+                          check_params_cb=lambda on: not on):
         model.sort(model.column_index("frame"), DESC)
     assert model.ids()[:3] == [2000, 1999, 1998] and pidx.data(IdRole) == 1500
-    with qtbot.waitSignal(model.loading_changed, check_params_cb=lambda on: not on):
+    with qtbot.waitSignal(model.loading_changed, timeout=LOAD_WAIT,
+                          check_params_cb=lambda on: not on):
         model.set_predicate(lambda r: r["number"] <= 100)
     assert model.rowCount() == 100 and not pidx.isValid()
     resync = [rows.frame(i, state="SUCCEEDED" if i <= 10 else "WAITING")
               for i in range(1, 1901)]
-    with qtbot.waitSignal(model.loading_changed, check_params_cb=lambda on: not on):
+    with qtbot.waitSignal(model.loading_changed, timeout=LOAD_WAIT,
+                          check_params_cb=lambda on: not on):
         model.show_job(1, resync)                 # the same job: a resync, in place
     assert model.total == 1900 and model.get(5)["state"] == "SUCCEEDED"
     assert model.rowCount() == 100 and log.resets == 1
@@ -395,7 +404,8 @@ def test_large_loads_are_prepared_off_the_ui_thread(qtbot, qtmodeltester, monkey
     qtbot.waitUntil(lambda: not model.loading)
     batch = [{"id": i, "state": "DEAD"} for i in range(1, 701)] + \
         [rows.frame(i, state="RUNNING") for i in range(3000, 3100)]
-    with qtbot.waitSignal(model.loading_changed, check_params_cb=lambda on: not on):
+    with qtbot.waitSignal(model.loading_changed, timeout=LOAD_WAIT,
+                          check_params_cb=lambda on: not on):
         model.apply(batch, deleted=[1800, 1801])
         model.apply([{"id": 3000, "state": "EATEN"}])          # held back, then applied
     assert model.total == 1998 and model.get(3)["state"] == "DEAD"
