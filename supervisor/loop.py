@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import heapq
 import logging
+from collections import deque
 import socket
 import sys
 import time
@@ -31,7 +32,14 @@ from supervisor.store.work import Touched
 
 log = logging.getLogger(__name__)
 DRAIN = 5000          # messages taken from one socket per turn at most
-CLIENT_DRAIN = 200    # requests taken per turn at most
+CLIENT_DRAIN = 200    # requests served per turn at most (round-robin over clients)
+CLIENT_READ = 2000    # requests read off the client socket per turn at most
+# Per client connection: requests waiting here at most (beyond, the client is told to wait for
+# its replies), and requests that only read handed to the reader thread at once.  One client's
+# flood of requests then slows that client only.
+PEER_QUEUE = 1000
+PEER_QUEUE_BYTES = 32 * 1024 * 1024
+PEER_READS = 4
 SLOW_TASK = 0.1       # seconds; a periodic task holding the loop longer is logged
 _NOBLOCK, _NOBLOCK_MORE = int(zmq.NOBLOCK), int(zmq.NOBLOCK | zmq.SNDMORE)
 # Seconds between writes of one slice of the hosts' heartbeat figures.  Small slices often: a
@@ -124,6 +132,13 @@ class Loop:
         self.figures: Background | None = None        # heartbeat figures
         self.reader: Background | None = None         # client requests that only read
         self.reader_seq = 0
+        # Client requests waiting, per connection (its routing id), served round-robin.
+        self.waiting: dict[bytes, deque[list[bytes]]] = {}
+        self.waiting_bytes: dict[bytes, int] = {}
+        self.turns: deque[bytes] = deque()
+        self.reads: dict[bytes, int] = {}          # per connection: reads on the reader thread
+        self.read_peer: dict[int, bytes] = {}      # reader key -> its connection
+        self.serving: bytes = b""                  # the connection of the request being served
         self.dispatch_needed = True
         self.hosts_changed: set[int] = set()   # hosts whose slot total may have changed
         self.wakeups: list[float] = []     # heap of monotonic times to run a dispatch pass
@@ -254,7 +269,9 @@ class Loop:
             self._drain(self.worker_sock, workerlink.handle, copy=False)
             self.stopwatch.lap("worker messages")
         if self.client_sock in ready:
-            self._drain(self.client_sock, self._client_request, limit=CLIENT_DRAIN)
+            self._drain(self.client_sock, self._queue_request, limit=CLIENT_READ)
+        if self.turns:
+            self._serve_clients()
             self.stopwatch.lap("client requests")
         if self.publisher.sock in ready:
             self.publisher.on_subscription()
@@ -300,14 +317,71 @@ class Loop:
             log.exception("error handling a farm notice")
         self.stopwatch.lap("farm notices")
 
-    def _client_request(self, cx: Context, frames: list[bytes]) -> None:
-        clientapi.handle(cx, frames, self._read_off_loop)
+    def _queue_request(self, cx: Context, frames: list[bytes]) -> None:
+        """Put a client request in its connection's line (see _serve_clients)."""
+        peer = frames[0] if len(frames) > 1 else b""
+        line = self.waiting.get(peer)
+        if line is None:
+            line = self.waiting[peer] = deque()
+            self.waiting_bytes[peer] = 0
+            self.turns.append(peer)
+        size = len(frames[-1])
+        if len(line) >= PEER_QUEUE or self.waiting_bytes[peer] + size > PEER_QUEUE_BYTES:
+            self._too_many(cx, frames)
+            return
+        line.append(frames)
+        self.waiting_bytes[peer] += size
+
+    def _too_many(self, cx: Context, frames: list[bytes]) -> None:
+        cx.live.errors["busy"] += 1
+        try:
+            request_id = p.decode_envelope(frames[-1]).id
+        except p.ProtocolError as exc:
+            request_id = exc.request_id
+        cx.out.reply(frames[:-1], request_id, p.Error(
+            "busy", f"more than {PEER_QUEUE} requests from this client wait for the supervisor; "
+                    f"wait for replies before sending more"))
+
+    def _serve_clients(self) -> None:
+        """Serve waiting client requests, one per connection in turn, CLIENT_DRAIN at most: a
+        client with thousands of requests waiting delays another by one request per round,
+        not by all of them.  A connection with PEER_READS reads on the reader thread waits its
+        turn until one is done."""
+        cx = self.cx
+        served = 0
+        idle = 0
+        while (self.turns and served < CLIENT_DRAIN and idle < len(self.turns)
+               and not self.stopping):
+            peer = self.turns.popleft()
+            line = self.waiting[peer]
+            if self.reads.get(peer, 0) >= PEER_READS:
+                self.turns.append(peer)
+                idle += 1
+                continue
+            idle = 0
+            frames = line.popleft()
+            self.waiting_bytes[peer] -= len(frames[-1])
+            if line:
+                self.turns.append(peer)
+            else:
+                del self.waiting[peer], self.waiting_bytes[peer]
+            self.serving = peer
+            try:
+                clientapi.handle(cx, frames, self._read_off_loop)
+            except Exception:   # a bug handling one request must not take the farm down
+                cx.live.errors["internal"] += 1
+                log.exception("error handling a client request")
+            self.send_now()
+            served += 1
 
     def _read_off_loop(self, work: Callable[[], tuple]) -> None:
         """Serve a request that only reads on the reader thread: reading 5,000 hosts or a page
         of 50,000 frames takes a while, and heartbeats and freed slots must not wait.  `work()`
         returns (route, request id, reply); the loop sends the reply."""
         self.reader_seq += 1
+        peer = self.serving
+        self.reads[peer] = self.reads.get(peer, 0) + 1
+        self.read_peer[self.reader_seq] = peer
         self.reader.submit(self.reader_seq, work)
 
     def turn(self) -> None:
@@ -316,7 +390,14 @@ class Loop:
         for bg in (self.housekeeping, self.figures):
             for fn, result, error in bg.collect():
                 self._apply_background(fn, result, error)
-        for _, result, error in self.reader.collect():
+        for key, result, error in self.reader.collect():
+            peer = self.read_peer.pop(key, None)
+            if peer is not None:
+                left = self.reads.get(peer, 1) - 1
+                if left > 0:
+                    self.reads[peer] = left
+                else:
+                    self.reads.pop(peer, None)
             if error is not None:     # serve() answers errors itself: this is a bug
                 cx.live.errors["internal"] += 1
                 log.error("reader thread failed", exc_info=error)
@@ -496,6 +577,8 @@ class Loop:
     def _timeout_ms(self) -> int:
         if self.dispatch_needed or self.cx.intake or self.cx.out:
             return 0
+        if any(self.reads.get(peer, 0) < PEER_READS for peer in self.turns):
+            return 0          # requests wait that may be served now
         now = self.cx.mono()
         due = [self.next_liveness - now, self.next_figures - now,
                *([self.next_farm_pass - now] if self.listener is not None else []),

@@ -207,7 +207,7 @@ class SimFarm:
 
     def _quiet(self) -> bool:
         loop, cx = self.loop, self.sv.cx
-        if loop.dispatch_needed or cx.intake or cx.out:
+        if loop.dispatch_needed or cx.intake or cx.out or loop.turns:
             return False
         if loop.wakeups and loop.wakeups[0] <= self.clock.mono():
             return False
