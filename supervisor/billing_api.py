@@ -43,6 +43,7 @@ def _set_licences(cx: Context, req: Request) -> p.Body:
             b.licensing.change(conn, cx.clock(), body.count, body.unlimited, body.metered,
                                body.sink, body.rate)
             out.wake()      # more (or fewer) workers may take frames now
+            out.tell_farm(reload=["licences"])     # every supervisor dispatches by them
     except TermsError as exc:
         raise _invalid(str(exc), exc.field) from None
     terms = b.licensing.terms

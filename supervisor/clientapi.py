@@ -118,6 +118,8 @@ def _apply(cx: Context, fn: Callable[[object, control.Outcome], None]) -> contro
             cx.kill(out, outcome.kills)
             out.note(outcome.touched)
             out.wake()
+            if outcome.reload:
+                out.tell_farm(reload=outcome.reload)
     except ControlError as exc:
         raise RequestError(exc.code, str(exc), exc.field) from None
     return outcome
@@ -498,8 +500,9 @@ def _list_admission(cx: Context, req: Request) -> p.Body:
 def _set_admission(cx: Context, req: Request) -> p.Body:
     body: p.SetAdmission = req.body
     policy: list = []
-    _apply(cx, lambda c, o: policy.append(hostadmin.set_admission(
-        c, default_admission(cx.cfg), body.mode, body.networks, body.patterns)))
+    _apply(cx, lambda c, o: (policy.append(hostadmin.set_admission(
+        c, default_admission(cx.cfg), body.mode, body.networks, body.patterns)),
+        o.reload.append("admission")))
     cx.live.admission = policy[0]
     log.info("%s: admission %s", req.user, cx.live.admission)
     return p.Row(cx.live.admission)
@@ -530,7 +533,8 @@ def _delete_schedule(cx: Context, req: Request) -> p.Body:
 @request("add_path_map", role=ADMIN, what="Adding a path map")
 def _add_path_map(cx: Context, req: Request) -> p.Body:
     ids: list[int] = []
-    _apply(cx, lambda c, o: ids.append(hostadmin.add_path_map(c, req.body)))
+    _apply(cx, lambda c, o: (ids.append(hostadmin.add_path_map(c, req.body)),
+                             o.reload.append("path maps")))
     cx.live.path_map_rows = cx.read(hostadmin.path_map_rows)
     return p.Done(ids[0])
 
@@ -542,7 +546,8 @@ def _list_path_maps(cx: Context, req: Request) -> p.Body:
 
 @request("delete_path_map", role=ADMIN, what="Deleting a path map")
 def _delete_path_map(cx: Context, req: Request) -> p.Body:
-    _apply(cx, lambda c, o: hostadmin.delete_path_map(c, req.body.id))
+    _apply(cx, lambda c, o: (hostadmin.delete_path_map(c, req.body.id),
+                             o.reload.append("path maps")))
     cx.live.path_map_rows = cx.read(hostadmin.path_map_rows)
     return p.Done(1)
 

@@ -28,6 +28,7 @@ class Notice(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
     recheck: list[int] = []                   # hosts whose running attempts to compare
     reason: str = ""
     to: str = ""                              # for one supervisor only (its run id)
+    reload: list[str] = []          # settings to read again: admission, path maps, licences
     # [token, host id, attempt id, offset, limit]: read that log from the worker
     log_ask: list | None = None
     # [token, index, pieces, attempt id, offset, size, error, base64 data] of its answer

@@ -6,6 +6,8 @@ reaches this supervisor's subscribers, its workers and its dispatcher.
   (a lock through another supervisor stops dispatch to the host here);
 - their kills of attempts on workers connected here are sent to those workers;
 - when frames may have become runnable, a dispatch pass runs for the workers here;
+- settings the live view keeps (admission policy, path maps, licence terms) changed through
+  another supervisor are read again;
 - a log asked of a worker connected here is read from it and sent back in pieces
   (`logrelay`); the pieces of a log this supervisor asked for answer its client.
 """
@@ -17,6 +19,7 @@ import logging
 from cuefarm import protocol as p
 from supervisor.context import Context
 from supervisor.farmbus import read
+from supervisor.live import default_admission
 from supervisor.store import hostadmin
 from supervisor.store import hosts as host_store
 from supervisor.store import work
@@ -44,6 +47,8 @@ def handle(cx: Context, payloads: list[str | None]) -> bool:
         n = read(payload)
         if n is None or n.sv == cx.id or (n.to and n.to != cx.id):
             continue
+        if n.reload:
+            reload_settings(cx, n.reload)
         if n.log_ask is not None:
             _ask_log(cx, n.sv, n.log_ask)
         if n.log_piece is not None:
@@ -69,6 +74,18 @@ def handle(cx: Context, payloads: list[str | None]) -> bool:
     if recheck:
         _recheck(cx, sorted(recheck), reason or "killed through another supervisor")
     return resync
+
+
+def reload_settings(cx: Context, which: list[str]) -> None:
+    """Read again the settings another supervisor changed."""
+    if "admission" in which:
+        cx.live.admission = cx.read(
+            lambda c: hostadmin.admission_policy(c, default_admission(cx.cfg)))
+    if "path maps" in which:
+        cx.live.path_map_rows = cx.read(hostadmin.path_map_rows)
+    if "licences" in which and cx.billing is not None:
+        cx.read(cx.billing.licensing.load)
+        cx.out.wake()           # more (or fewer) workers may take frames now
 
 
 def _ask_log(cx: Context, supervisor: str, ask: list) -> None:

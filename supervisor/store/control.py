@@ -23,6 +23,9 @@ class Outcome:
     kills: list[tuple[str, int]] = field(default_factory=list)   # (attempt id, host id)
     touched: Touched = field(default_factory=Touched)
     deltas: Deltas = field(default_factory=Deltas)
+    # Settings the live view keeps that changed ("admission", "path maps"): every supervisor
+    # sharing the database reads them again.
+    reload: list[str] = field(default_factory=list)
 
 
 def _jobs_exist(conn: Connection, job_ids: list[int]) -> None:

@@ -163,3 +163,27 @@ def test_a_supervisor_killed_mid_run_costs_nothing(require_postgres, tmp_path):
         b.stop()
         a.stop()
         db.drop()
+
+
+def test_settings_changed_through_one_hold_on_another(two, tmp_path):
+    a, b = two
+    ca, cb = a.client(), b.client()
+    # A path map added through A translates paths for B's worker.
+    ca.add_path_map("linux", "/mnt/shows", "/prod/shows")
+    wait_until(lambda: cb.check_path("w1", "/mnt/shows/x.exr")["result"] == "/prod/shows/x.exr",
+               10, message="b to use the path map added through a")
+    # Licences set to none through A: B starts nothing; unlimited again: the job runs.
+    ca.set_licences(count=0)
+    cmd, book = ledger.command(tmp_path, 0.1)
+    [job_id] = cb.submit([job(cmd, 2)])
+    time.sleep(2.0)       # B would have started both frames at once with licences to give
+    assert ledger.attempts(book) == {} and cb.job(job_id)["running"] == 0
+    ca.set_licences(unlimited=True)
+    assert cb.wait(job_id, timeout=60)["succeeded"] == 2
+    # Admission by name only, set through A: a new worker on B waits to be admitted.
+    ca.set_admission(mode="named")
+    time.sleep(0.5)
+    b.start_rqd("w9", 1)
+    wait_until(lambda: any(r["name"] == "w9" and r["state"] == "pending"
+                           for r in cb.admission()), 30, message="w9 pending on b")
+    assert "w9" not in {h["name"] for h in cb.hosts() if h["state"] == "UP"}
