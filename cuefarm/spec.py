@@ -60,6 +60,16 @@ class Dependency:
         return d
 
 
+def describe_dependency(d: dict[str, Any] | str) -> str:
+    """A dependency as stored (Dependency.to_dict) in words: `render`, `render (per frame)`,
+    `job 12` or `job 12/comp`."""
+    if isinstance(d, str):
+        return d
+    if d.get("job") is not None:
+        return f"job {d['job']}" + (f"/{d['layer']}" if d.get("layer") else "")
+    return f"{d.get('layer')}" + (" (per frame)" if d.get("per_frame") else "")
+
+
 @dataclass
 class LayerSpec:
     name: str

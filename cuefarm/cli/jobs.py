@@ -150,7 +150,7 @@ def layers(settings: Settings, job_id: int, as_json: bool) -> None:
         [[la["id"], la["name"], la["range"], la["chunk"], la["slots"],
           f"{la['succeeded'] + la.get('eaten', 0)}/{la['frames_total']}", la["running"],
           la["waiting"], la.get("depend", 0), la["dead"],
-          ",".join(la.get("depends_on") or []) or "-",
+          ", ".join(map(spec.describe_dependency, la.get("depends_on") or [])) or "-",
           shorten(la["command"])] for la in rows])
 
 
