@@ -238,10 +238,10 @@ def test_jobs_table_and_filters(fake_supervisor):
                  "--active")
     assert result.exit_code == 0, result.output
     header, row = result.stdout.splitlines()
-    assert header.split() == ["ID", "NAME", "PROJECT", "USER", "STATE", "STATUS", "DONE", "RUN",
-                              "WAIT", "DEP", "DEAD", "PRI"]
-    assert row.split() == ["12", "shot010_comp", "demo", "ann", "ACTIVE", "running", "37/50",
-                           "3", "8", "2", "0", "60"]
+    assert header.split() == ["ID", "NAME", "PROJECT", "USER", "STATE", "STATUS", "SUCCEEDED",
+                              "RUN", "WAIT", "DEP", "DEAD", "EATEN", "PRI"]
+    assert row.split() == ["12", "shot010_comp", "demo", "ann", "ACTIVE", "running", "35/50",
+                           "3", "8", "2", "0", "2", "60"]
     # Columns line up: each header starts where its column's widest cell starts or ends.
     assert header.index("NAME") == row.index("shot010_comp")
     [(name, body)] = fake_supervisor.requests
@@ -271,7 +271,7 @@ def test_layers_table(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.Rows(rows=[LAYER_ROW])
     result = run(fake_supervisor.address, "layers", "12")
     assert result.exit_code == 0, result.output
-    assert "render -f #FRAME#" in result.stdout and "37/50" in result.stdout
+    assert "render -f #FRAME#" in result.stdout and "35/50" in result.stdout
     assert fake_supervisor.requests[0] == ("list_layers", p.JobRef(12))
 
 

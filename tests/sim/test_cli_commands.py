@@ -25,3 +25,19 @@ def test_layers_lists_what_each_layer_waits_for(farm):
     assert result.exit_code == 0, result.output
     assert f"a (per frame), job {first} " in result.output
     assert f"job {first}/encode " in result.output
+
+
+def test_a_killed_job_shows_its_frames_eaten_not_succeeded(farm):
+    farm.add_worker("w1", slots=2, runtime=None)
+    [jid] = farm.submit([{"name": "long", "layers": [
+        {"name": "a", "command": "sleep 100", "range": "1-4"}]}])
+    farm.settle()
+    assert farm.cli("kill", str(jid)).exit_code == 0
+    farm.settle()
+    table = farm.cli("jobs").output.splitlines()
+    header, row = table[0].split(), table[1].split()
+    cells = dict(zip(header, row))
+    assert (cells["STATUS"], cells["SUCCEEDED"], cells["EATEN"]) == ("killed", "0/4", "4")
+    table = farm.cli("layers", str(jid)).output.splitlines()
+    cells = dict(zip(table[0].split(), table[1].split()))
+    assert (cells["SUCCEEDED"], cells["EATEN"]) == ("0/4", "4")
