@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+import time
 from functools import partial
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from cuefarm.cli import logs as cli_logs
 from cuefarm import protocol as p
 from cuefarm.cli import cli
+from cuefarm.client import CONNECT_TIMEOUT, Client
 from tests.farm import run_cli
 
 JOB_ROW = {
@@ -149,8 +151,25 @@ def test_unreachable_supervisor_exits_2(unreachable_address):
     result = run(unreachable_address, "jobs", timeout="0.3")
     assert result.exit_code == 2
     assert unreachable_address in result.stderr
-    assert "no reply" in result.stderr and "cuefarm up" in result.stderr
+    assert "cannot connect" in result.stderr and "cuefarm up" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_supervisor_that_is_not_there_is_told_before_the_reply_timeout(unreachable_address):
+    # The reply timeout stays 30 s; nothing listening is told after the connection wait.
+    result = run(unreachable_address, "jobs", timeout="30")
+    assert result.exit_code == 2
+    assert (f"cannot connect to the supervisor at {unreachable_address} (nothing answered "
+            f"within {CONNECT_TIMEOUT:g} s)") in result.stderr
+
+
+def test_a_slow_reply_is_waited_for_once_the_supervisor_is_there(fake_supervisor):
+    def slow(name, body):
+        time.sleep(0.6)    # longer than the connection wait below
+        return p.Rows(rows=[])
+    fake_supervisor.handler = slow
+    with Client(fake_supervisor.address, timeout=30, connect_timeout=0.2) as client:
+        assert client.jobs() == []
 
 
 def test_unreachable_via_environment(runner, unreachable_address):
