@@ -97,7 +97,8 @@ def _stop_all(children: list[Child]) -> None:
 @click.option("--slots", type=click.IntRange(min=1),
               help="Slots per worker [default: the cores shared among the workers].")
 @click.option("--port", type=click.IntRange(1, 65533), default=config.DEFAULT_PORT,
-              show_default=True, help="Client API port (PORT+1 and PORT+2 are used too).")
+              show_default=True,
+              help="Client API port (PORT+1 workers, PORT+2 events, PORT+3 metrics).")
 @click.option("--db", metavar="URL", help="Database URL [default: SQLite in the data directory].")
 @click.option("--no-gui", is_flag=True, help="Do not open the desktop client.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
@@ -108,7 +109,7 @@ def up(workers: int, slots: int | None, port: int, db: str | None, no_gui: bool,
     base = Path(data_dir).resolve() if data_dir else config.data_dir()
     logs = base / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    db = db or f"sqlite:///{base / 'cuefarm.db'}"
+    db = config.database_url(db) if db else f"sqlite:///{base / 'cuefarm.db'}"
     slots = slots or max(1, (os.cpu_count() or 1) // max(1, workers))
     address = f"127.0.0.1:{port}"
     env = dict(os.environ, CUEFARM_DATA_DIR=str(base))
@@ -151,6 +152,10 @@ def up(workers: int, slots: int | None, port: int, db: str | None, no_gui: bool,
             gui = Child("gui", [py, "-m", "cuegui", "--supervisor", address],
                         logs / "cuegui.log", env)
             children.append(gui)
+        elif not no_gui:
+            click.echo("no display (neither DISPLAY nor WAYLAND_DISPLAY is set): the desktop "
+                       "client is not opened; run `cuefarm gui` where there is one, or pass "
+                       "--no-gui to skip it quietly")
         children.append(sup)
         _print_up_summary(address, port, db, base, children, slots)
         _watch(sup, children, gui)
@@ -191,6 +196,7 @@ def _print_up_summary(address: str, port: int, db: str, base: Path, children: li
     click.echo(f"CueFarm is running at {address}")
     click.echo(f"  database:  {db}")
     click.echo(f"  data dir:  {base}")
+    click.echo(f"  metrics:   http://127.0.0.1:{port + 3}/metrics")
     for child in children:
         extra = ""
         if child.label.startswith("worker"):

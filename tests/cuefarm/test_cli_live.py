@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from cuefarm import Client, CueFarmError
-from tests.farm import free_port_block, wait_until
+from tests.farm import PostgresDatabase, free_port_block, wait_until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX signals")
 
@@ -302,6 +302,9 @@ def test_up_runs_a_farm_and_stops_in_order_on_sigterm(tmp_path):
     assert proc.returncode == 0, out
     assert f"CueFarm is running at {address}" in out
     assert str(tmp_path / "farm" / "cuefarm.db") in out
+    port = int(address.rsplit(":", 1)[1])
+    assert f"metrics:   http://127.0.0.1:{port + 3}/metrics" in out
+    assert out.count("the desktop client is not opened") == 1
     assert out.index("stopping worker") < out.index("stopping supervisor")
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive
@@ -350,3 +353,28 @@ def test_up_opens_the_desktop_client_when_there_is_a_display(tmp_path):
         out.index("stopping supervisor")
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive
+
+
+@pytest.mark.postgres
+def test_up_takes_a_postgres_url_as_postgresql(require_postgres, tmp_path):
+    with PostgresDatabase() as db:
+        spelled = db.url.replace("postgresql://", "postgres://", 1)
+        proc, address = start_up(tmp_path, "--db", spelled, "--workers", "0", "--no-gui")
+        try:
+            wait_until(lambda: _answers(address), 60, message="the supervisor of `cuefarm up`")
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            stop(proc)
+    assert proc.returncode == 0, out
+    assert f"database:  {db.url}" in out
+    assert "desktop client" not in out      # --no-gui: nothing said
+
+
+def _answers(address: str) -> bool:
+    try:
+        with Client(address, timeout=1) as client:
+            client.ping()
+            return True
+    except CueFarmError:
+        return False
