@@ -9,6 +9,7 @@ import time
 
 import click
 
+from cuefarm import watchdog
 from cuefarm.config import ConfigError, SupervisorConfig, data_dir, database_url, load
 from supervisor.server import Supervisor
 from supervisor.store.engine import make_engine
@@ -88,6 +89,7 @@ def command(ctx: click.Context, **flags) -> None:
         sys.exit(4)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sv.request_stop())
+    watchdog.watch_parent()     # started by `cuefarm up`: stop when it is gone
     try:
         sv.run()
     finally:

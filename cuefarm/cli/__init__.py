@@ -153,7 +153,7 @@ for _command in [
     logs.log_cmd,
     hosts.hosts, hosts.lock, hosts.unlock, hosts.admission, hosts.schedules, hosts.pathmap,
     admin.why, admin.projects, admin.limits, admin.deps,
-    up.up,
+    up.up, up.down,
     *billing.COMMANDS,
     access.whoami,
 ]:

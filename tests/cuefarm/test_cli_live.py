@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from cuefarm import Client, CueFarmError
-from tests.farm import PostgresDatabase, free_port_block, wait_until
+from tests.farm import PostgresDatabase, free_port_block, marked_processes, wait_until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX signals")
 
@@ -253,19 +253,28 @@ def test_hosts_next(worker_farm, tmp_path):
 
 # --- cuefarm up ----------------------------------------------------------------------------------
 
-def start_up(tmp_path: Path, *extra: str, display: bool = False
-             ) -> tuple[subprocess.Popen, str]:
-    port = free_port_block()
+def up_env(tmp_path: Path, display: bool = False) -> dict[str, str]:
+    """The environment of a `cuefarm up` under test: no config file, a display only if asked."""
     env = {**os.environ, "CUEFARM_CONFIG": str(tmp_path / "none.toml"), "PYTHONUNBUFFERED": "1"}
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     if display:
         # `up` decides from DISPLAY; the client itself then runs on Qt's offscreen platform.
         env.update(DISPLAY=":0", QT_QPA_PLATFORM="offscreen")
+    return env
+
+
+def start_up(tmp_path: Path, *extra: str, display: bool = False, port: int | None = None,
+             terminal: int | None = None) -> tuple[subprocess.Popen, str]:
+    """`cuefarm up` with one worker of one slot on free ports (or `port`), its output piped
+    (or on the `terminal` given, a pty's end), in a session of its own as a shell's job is."""
+    port = port or free_port_block()
+    out: dict = ({"stdin": terminal, "stdout": terminal, "stderr": terminal} if terminal
+                 else {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True})
     proc = subprocess.Popen(
         [sys.executable, "-m", "cuefarm.cli", "up", "--port", str(port), "--workers", "1",
          "--slots", "1", "--data-dir", str(tmp_path / "farm"), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        env=up_env(tmp_path, display), start_new_session=True, **out)
     return proc, f"127.0.0.1:{port}"
 
 
@@ -378,3 +387,122 @@ def _answers(address: str) -> bool:
             return True
     except CueFarmError:
         return False
+
+
+# --- however `up` ends, nothing of its farm is left running -----------------------------------------
+
+def running_frame(address: str, marker: str) -> None:
+    """Submit a long frame marked `marker` and wait until it runs."""
+    wait_until(lambda: hosts_up(address), 60, message="a worker of `cuefarm up`")
+    with Client(address, timeout=15) as client:
+        client.submit({"name": "long", "layers": [
+            {"name": "a", "command": ["sleep", "300"], "range": "1", "env": {"MARKER": marker}}]})
+    wait_until(lambda: marked_processes(marker), 60, message="the frame to run")
+
+
+def assert_all_gone(procs: list[psutil.Process], marker: str) -> None:
+    _, alive = psutil.wait_procs(procs, timeout=30)
+    assert not alive, alive
+    assert not marked_processes(marker)
+
+
+def assert_up_starts_again(tmp_path: Path, address: str) -> None:
+    """A second `cuefarm up` on the same port and data directory runs, and stops."""
+    proc, _ = start_up(tmp_path, port=int(address.rsplit(":", 1)[1]))
+    try:
+        wait_until(lambda: hosts_up(address), 60, message="the second `cuefarm up`")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, out
+
+
+def test_up_stops_its_farm_when_its_terminal_closes(tmp_path):
+    import pty
+    master, slave = pty.openpty()
+    proc, address = start_up(tmp_path, terminal=slave)
+    os.close(slave)
+    marker = f"hup-{proc.pid}"
+    try:
+        running_frame(address, marker)
+        procs = psutil.Process(proc.pid).children(recursive=True)
+        os.close(master)                    # the terminal window closes: writes now fail
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(60) == 0
+        assert_all_gone(procs, marker)
+    finally:
+        stop(proc)
+    assert_up_starts_again(tmp_path, address)
+
+
+def test_up_stops_its_farm_on_a_second_ctrl_c(tmp_path):
+    proc, address = start_up(tmp_path)
+    marker = f"int-{proc.pid}"
+    try:
+        running_frame(address, marker)
+        procs = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)     # impatient: the stop hurries, it is not abandoned
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        assert out.index("stopping worker") < out.index("stopping supervisor")
+        assert_all_gone(procs, marker)
+    finally:
+        stop(proc)
+    assert_up_starts_again(tmp_path, address)
+
+
+def test_the_farm_stops_by_itself_when_up_is_killed(tmp_path):
+    proc, address = start_up(tmp_path)
+    marker = f"kill-{proc.pid}"
+    try:
+        running_frame(address, marker)
+        procs = psutil.Process(proc.pid).children(recursive=True)
+        proc.kill()
+        proc.communicate(timeout=30)
+        assert_all_gone(procs, marker)
+    finally:
+        stop(proc)
+    assert_up_starts_again(tmp_path, address)
+
+
+def test_up_in_the_background_and_down(tmp_path):
+    port = free_port_block()
+    address = f"127.0.0.1:{port}"
+    farm_dir = tmp_path / "farm"
+    cuefarm = [sys.executable, "-m", "cuefarm.cli"]
+    started = subprocess.run(
+        [*cuefarm, "up", "--background", "--port", str(port), "--workers", "1", "--slots", "1",
+         "--data-dir", str(farm_dir)], env=up_env(tmp_path), capture_output=True, text=True,
+        timeout=120)
+    record = json.loads((farm_dir / "up.json").read_text())
+    marker = f"bg-{record['pid']}"
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"running in the background at {address} (pid {record['pid']})" in started.stdout
+        assert f"cuefarm down --data-dir {farm_dir}" in started.stdout
+        running_frame(address, marker)
+        procs = [psutil.Process(record["pid"])]
+        procs += procs[0].children(recursive=True)
+        again = subprocess.run([*cuefarm, "up", "--port", str(port + 10), "--data-dir",
+                                str(farm_dir)], env=up_env(tmp_path), capture_output=True,
+                               text=True, timeout=60)
+        assert again.returncode == 1 and "already runs from" in again.stderr
+        down = subprocess.run([*cuefarm, "down", "--data-dir", str(farm_dir)],
+                              env=up_env(tmp_path), capture_output=True, text=True, timeout=120)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert_all_gone(procs, marker)
+        assert not (farm_dir / "up.json").exists()
+        log = (farm_dir / "logs" / "up.log").read_text()
+        assert log.index("stopping worker") < log.index("stopping supervisor")
+    finally:
+        if psutil.pid_exists(record["pid"]):   # the test failed: leave nothing behind
+            up = psutil.Process(record["pid"])
+            for proc in [up, *up.children(recursive=True)]:
+                proc.kill()
+    none = subprocess.run([*cuefarm, "down", "--data-dir", str(farm_dir)],
+                          env=up_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert none.returncode == 1 and f"no farm started by `cuefarm up` runs from {farm_dir}" \
+        in none.stderr
+    assert_up_starts_again(tmp_path, address)
