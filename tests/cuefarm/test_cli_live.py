@@ -391,12 +391,12 @@ def _answers(address: str) -> bool:
 
 # --- however `up` ends, nothing of its farm is left running -----------------------------------------
 
-def running_frame(address: str, marker: str) -> None:
+def running_frame(address: str, marker: str, command: str = "sleep 300") -> None:
     """Submit a long frame marked `marker` and wait until it runs."""
     wait_until(lambda: hosts_up(address), 60, message="a worker of `cuefarm up`")
     with Client(address, timeout=15) as client:
         client.submit({"name": "long", "layers": [
-            {"name": "a", "command": ["sleep", "300"], "range": "1", "env": {"MARKER": marker}}]})
+            {"name": "a", "command": command, "range": "1", "env": {"MARKER": marker}}]})
     wait_until(lambda: marked_processes(marker), 60, message="the frame to run")
 
 
@@ -440,11 +440,15 @@ def test_up_stops_its_farm_on_a_second_ctrl_c(tmp_path):
     proc, address = start_up(tmp_path)
     marker = f"int-{proc.pid}"
     try:
-        running_frame(address, marker)
+        # A frame that ignores SIGTERM: its worker waits out its grace before killing it.
+        running_frame(address, marker, "trap '' TERM; sleep 300")
         procs = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGINT)
+        out = ""
+        while "stopping worker" not in out:
+            out += proc.stdout.readline()
         proc.send_signal(signal.SIGINT)     # impatient: the stop hurries, it is not abandoned
-        out, _ = proc.communicate(timeout=60)
+        out += proc.communicate(timeout=60)[0]
         assert proc.returncode == 0, out
         assert out.index("stopping worker") < out.index("stopping supervisor")
         assert_all_gone(procs, marker)
