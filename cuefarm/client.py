@@ -247,9 +247,13 @@ class Client:
     def set_priority(self, job_id: int | list[int], priority: int) -> int:
         return self._job_control("priority", job_id, priority)
 
-    def frame_control(self, action: str, job_id: int, frame_ids: list[int]) -> int:
-        """retry | kill | eat the given frames (ids from frames())."""
-        return self.request(p.FrameControl(action, job_id, list(frame_ids))).count
+    def frame_control(self, action: str, job_id: int, frame_ids: list[int] = (), *,
+                      layer: str | None = None, numbers: list[int] = ()) -> int:
+        """retry | kill | eat frames of a job: by id (`frame_ids`, from frames()), or by frame
+        number (`numbers`: the frames, or chunks, that run them) in `layer` (needed when the
+        job has several).  Ids and numbers not in the job are refused (CueFarmError)."""
+        return self.request(p.FrameControl(action, job_id, list(frame_ids), layer,
+                                           list(numbers))).count
 
     def lock(self, hosts: str | list[str], purge: bool = False, slots: int | None = None) -> int:
         """Lock hosts (names, patterns like "render-*", or "tag:NAME"): running frames finish

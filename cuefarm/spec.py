@@ -365,7 +365,7 @@ def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES
         total += count
         if total > max_frames:
             raise SpecError(f"{path}.layers[{i}].range",
-                            f"the job would have more than the maximum of {max_frames} frames")
+                            f"the job would have more than the maximum of {max_frames:,} frames")
         layers.append(layer)
     seen: set[str] = set()
     for i, layer in enumerate(layers):

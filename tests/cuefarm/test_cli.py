@@ -241,7 +241,7 @@ def test_supervisor_errors_name_the_field(tmp_path, fake_supervisor):
         "bad_spec", "no such project", field="jobs[0].project")
     result = run(fake_supervisor.address, "submit", path)
     assert result.exit_code == 1
-    assert result.stderr.strip() == "error: jobs[0].project: no such project"
+    assert result.stderr.strip() == f"error: {path}: jobs[0].project: no such project"
 
 
 def test_error_without_field(fake_supervisor):
@@ -345,14 +345,17 @@ def test_job_controls(fake_supervisor, command, action, noun):
 @pytest.mark.parametrize("command", ["kill", "retry", "eat"])
 def test_frame_controls(fake_supervisor, command):
     fake_supervisor.handler = lambda name, body: p.Done(count=3)
-    result = run(fake_supervisor.address, command, "12", "--frame", "7,8", "--frame", "9")
+    result = run(fake_supervisor.address, command, "12", "--frame", "7,8", "--frame", "9-13x2",
+                 "--layer", "render")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith("3 frames")
-    assert fake_supervisor.requests == [("frame_control", p.FrameControl(command, 12, [7, 8, 9]))]
+    assert fake_supervisor.requests == [
+        ("frame_control", p.FrameControl(command, 12, layer="render", numbers=[7, 8, 9, 11, 13]))]
 
 
 @pytest.mark.parametrize("args", [["retry", "1", "2", "--frame", "7"],
-                                  ["eat", "1", "--frame", "x"], ["kill", "1", "--frame", "0"],
+                                  ["eat", "1", "--frame", "x"], ["kill", "1", "--frame", "1-"],
+                                  ["kill", "1", "--layer", "render"],
                                   ["pause", "1", "--frame", "7"]])
 def test_frame_control_usage_errors(fake_supervisor, args):
     result = run(fake_supervisor.address, *args)

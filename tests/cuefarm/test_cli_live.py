@@ -71,7 +71,7 @@ def test_submit_query_and_control(worker_farm, tmp_path):
     log = farm.cli("log", str(job_id), "--layer", "fail", "--frame", "1", "--tail", "400")
     assert "failing" in log.stdout and len(log.stdout.encode()) <= 400
 
-    result = farm.cli("retry", str(job_id), "--frame", str(dead["id"]))
+    result = farm.cli("retry", str(job_id), "--layer", "fail", "--frame", "1")
     assert result.exit_code == 0 and "requeued 1 frame" in result.stdout
     result = farm.cli("wait", str(job_id), "--timeout", "120")
     assert result.exit_code == 1, result.output      # it fails again

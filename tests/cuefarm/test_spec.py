@@ -234,7 +234,7 @@ def test_huge_range_is_refused_without_expanding():
     with pytest.raises(SpecError) as info:
         validate_job(job, max_frames=DEFAULT_MAX_FRAMES)
     assert info.value.field == "job.layers[0].range"
-    assert "maximum of 1000000 frames" in info.value.message
+    assert "maximum of 1,000,000 frames" in info.value.message
 
 
 def test_range_over_max_frames():
