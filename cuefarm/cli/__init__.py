@@ -150,7 +150,7 @@ def cli(ctx: click.Context, address: str, timeout: float, verbose: int) -> None:
 
 
 for _command in [
-    submit.submit,
+    submit.submit, submit.spec_cmd,
     jobs.jobs, jobs.job, jobs.layers, jobs.layer, jobs.frames, jobs.wait,
     *control.COMMANDS,
     logs.log_cmd,

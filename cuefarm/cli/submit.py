@@ -12,7 +12,7 @@ import click
 
 from cuefarm import spec
 from cuefarm.cli.options import Settings, json_option, pass_settings
-from cuefarm.cli.output import print_json
+from cuefarm.cli.output import print_json, print_table
 from cuefarm.client import CueFarmError
 
 FRAME_TOKENS = ("#FRAME#", "#FRAME_START#", "#FRAME_END#", "#ZFRAME#")
@@ -127,3 +127,21 @@ def submit(settings: Settings, files: tuple[str, ...], check: bool, as_json: boo
     else:
         for job_id in ids:
             click.echo(job_id)
+
+
+@click.command("spec", short_help="Describe the keys of a job file.")
+@click.option("--reference", is_flag=True,
+              help="Print the whole job file reference as Markdown (docs/job-file.md).")
+def spec_cmd(reference: bool) -> None:
+    """List the keys of a job file, with their values and defaults; --reference prints the
+    whole reference (meanings, dependencies, frame tokens) as Markdown."""
+    if reference:
+        click.echo(spec.reference(), nl=False)
+        return
+    for title, keys in (("job", spec.JOB_FIELDS), ("layer", spec.LAYER_FIELDS),
+                        ("depends_on entry", spec.DEPENDENCY_FIELDS)):
+        click.echo(f"{title} keys:")
+        print_table(["  KEY", "VALUE", "DEFAULT"],
+                    [[f"  {k.name}", spec.value_text(k).replace("`", ""),
+                      spec.default_text(k).replace("`", "")] for k in keys.values()])
+    click.echo("The meaning of each: `cuefarm spec --reference` (docs/job-file.md).")

@@ -17,6 +17,7 @@ import pytest
 
 from cuefarm.cli import logs as cli_logs
 from cuefarm import protocol as p
+from cuefarm import spec
 from cuefarm.cli import cli
 from cuefarm.client import CONNECT_TIMEOUT, Client
 from tests.farm import run_cli
@@ -541,3 +542,11 @@ def test_a_broken_program_command_is_reported_not_raised(runner):
     result = runner.invoke(group, ["broken", "--anything"])
     assert result.exit_code == 1
     assert "the broken command is not available: ModuleNotFoundError" in result.stderr
+
+
+def test_spec_prints_the_job_file_reference_and_submit_points_to_it(runner):
+    result = runner.invoke(cli, ["spec", "--reference"])
+    assert result.exit_code == 0 and result.output == spec.reference()
+    keys = runner.invoke(cli, ["spec"]).output
+    assert all(f"  {name} " in keys for name in spec.LAYER_FIELDS)
+    assert "docs/job-file.md" in runner.invoke(cli, ["submit", "--help"]).output
