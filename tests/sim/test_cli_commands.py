@@ -118,6 +118,8 @@ def test_the_client_still_acts_on_frame_ids_of_the_job_only(farm):
      "error: --layer: job 1 has no layer 'nope' (its layers: render, encode)"),
     (["log", "1", "--layer", "render", "--frame", "99"],
      "error: --frame: layer 'render' of job 1 has no frame 99"),
+    (["why", "1", "--layer", "render", "--frame", "99"],
+     "error: --frame: layer 'render' has no frame 99"),
     (["frames", "1", "--layer", "nope"],
      "error: --layer: job 1 has no layer 'nope' (its layers: render, encode)"),
     (["job", "set", "1", "--priority", "99999999"],
@@ -134,7 +136,8 @@ def test_the_client_still_acts_on_frame_ids_of_the_job_only(farm):
      "error: --to: the end 2020-01-01 is before the start 2020-02-01"),
 ])
 def test_refusals_name_what_the_user_typed_once(farm, args, said):
-    farm.submit(yaml.safe_load(EXAMPLE.read_text()))
+    farm.add_worker("w1", slots=4, runtime=0.5)
+    farm.run_until_done(farm.submit(yaml.safe_load(EXAMPLE.read_text())))
     result = farm.cli(*args)
     assert result.exit_code == 1, result.output
     assert result.output.startswith(said), result.output
