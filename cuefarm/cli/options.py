@@ -3,6 +3,7 @@ whose first argument may be an id instead of a subcommand."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 import click
@@ -67,7 +68,7 @@ def user_words(command: click.Context | None, field: str | None) -> str | None:
     its value) or nothing the user typed (a name of the protocol's, not theirs)."""
     if not field or command is None:
         return None
-    key = field.rsplit(".", 1)[-1]
+    key = re.sub(r"(\[\d+\])+$", "", field.rsplit(".", 1)[-1])    # values.tags[0] -> tags
     for param in command.command.params:
         names = {param.name, *(o.lstrip("-").replace("-", "_") for o in param.opts)}
         if key in names:
