@@ -114,6 +114,9 @@ class StopRequest:
 
     def install(self) -> None:
         for sig in self.SIGNALS:
+            # An ignored SIGHUP (nohup) or SIGINT (a shell's background job) stays ignored.
+            if sig != signal.SIGTERM and signal.getsignal(sig) is signal.SIG_IGN:
+                continue
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def restore(self) -> None:
