@@ -3,13 +3,15 @@
 `up` makes a pipe, keeps its write end and hands the read end to each child, naming it in the
 child's environment (CUEFARM_WATCH_FD).  Nobody ever writes to the pipe: when `up` exits, the
 kernel closes the write end, a read in the child returns end-of-file, and the child stops as it
-does on SIGTERM (a worker kills its frames first).
+does on SIGTERM (a worker kills its frames first).  The supervisor and rqd watch by themselves;
+`python -m cuefarm.watchdog MODULE ARGS...` runs another program (the desktop client) watched.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import runpy
 import signal
 import sys
 import threading
@@ -50,3 +52,17 @@ def watch_parent() -> bool:
 
     threading.Thread(target=wait, name="watch-parent", daemon=True).start()
     return True
+
+
+def main() -> None:
+    """`python -m cuefarm.watchdog MODULE ARGS...`: run MODULE as `python -m` would, stopped
+    (SIGTERM) when the parent that handed it the watch pipe is gone."""
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m cuefarm.watchdog MODULE [ARGS...]")
+    watch_parent()
+    module, sys.argv = sys.argv[1], sys.argv[1:]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()

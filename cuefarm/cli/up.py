@@ -279,8 +279,8 @@ def up(workers: int, slots: int | None, port: int, db: str | None, no_gui: bool,
         if stop:
             pass
         elif not no_gui and has_display():
-            gui = Child("gui", [py, "-m", "cuegui", "--supervisor", address],
-                        logs / "cuegui.log", env)
+            gui = Child("gui", [py, "-m", "cuefarm.watchdog", "cuegui", "--supervisor",
+                                address], logs / "cuegui.log", env, watch_r)
             workers_and_gui.append(gui)
         elif not no_gui:
             _say("no display (neither DISPLAY nor WAYLAND_DISPLAY is set): the desktop "

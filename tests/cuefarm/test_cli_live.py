@@ -471,11 +471,12 @@ def test_up_stops_its_farm_on_a_second_ctrl_c(tmp_path):
 
 
 def test_the_farm_stops_by_itself_when_up_is_killed(tmp_path):
-    proc, address = start_up(tmp_path)
+    proc, address = start_up(tmp_path, display=True)
     marker = f"kill-{proc.pid}"
     try:
         running_frame(address, marker)
         procs = psutil.Process(proc.pid).children(recursive=True)
+        assert any("cuegui" in p.cmdline() for p in procs)    # the desktop client too
         proc.kill()
         proc.communicate(timeout=30)
         assert_all_gone(procs, marker)
