@@ -536,7 +536,7 @@ def validate_layer_changes(values: Any, path: str = "values") -> dict[str, Any]:
     return out
 
 
-# --- the job file reference ------------------------------------------------------------------------
+# --- the job file reference ---------------------------------------------------------------
 
 REFERENCE_INTRO = """\
 # Job file reference

@@ -402,7 +402,7 @@ def _answers(address: str) -> bool:
         return False
 
 
-# --- however `up` ends, nothing of its farm is left running -----------------------------------------
+# --- however `up` ends, nothing of its farm is left running ------------------------------
 
 def running_frame(address: str, marker: str, command: str = "sleep 300") -> None:
     """Submit a long frame marked `marker` and wait until it runs."""
