@@ -212,7 +212,7 @@ class Client:
     def hosts(self) -> list[dict[str, Any]]:
         return self.request(p.ListHosts()).rows
 
-    def log(self, job_id: int, layer: str, frame: int, attempt: int | None = None,
+    def log(self, job_id: int, layer: str | None, frame: int, attempt: int | None = None,
             offset: int = 0, limit: int = 1024 * 1024) -> dict[str, Any]:
         """A piece of a frame attempt's log: {'data' (bytes), 'text' (decoded), 'offset' (of
         data in the file), 'size' (of the file), 'host', 'attempt_id'}."""

@@ -208,7 +208,7 @@ class CheckPath(Body):
 
 class GetLog(Body):
     job_id: int
-    layer: str
+    layer: str | None               # None: the job's only layer
     frame: int
     attempt: int | None = None      # attempt number of that frame; the latest when omitted
     offset: int = 0                 # negative: that many bytes from the end

@@ -269,15 +269,15 @@ def frame_ids_for_numbers(conn: Connection, job_id: int, layer: str | None,
     return sorted({row.id for row in found.values()})
 
 
-def find_attempt(conn: Connection, job_id: int, layer: str, frame: int,
+def find_attempt(conn: Connection, job_id: int, layer: str | None, frame: int,
                  attempt: int | None) -> tuple[str, int, str]:
-    """The attempt that ran frame number `frame` of a job's layer (its latest unless
-    `attempt`): (attempt id, host id, host name); ControlError "not_found" naming what is
-    missing."""
-    layer_id, _ = find_layer(conn, job_id, layer)
+    """The attempt that ran frame number `frame` of a job's layer (its only layer when None;
+    its latest attempt unless `attempt`): (attempt id, host id, host name); ControlError
+    "not_found" naming what is missing."""
+    layer_id, name = find_layer(conn, job_id, layer)
     row = _frames_running(conn, layer_id, [frame]).get(frame)
     if row is None:
-        raise ControlError(f"layer {layer!r} of job {job_id} has no frame {frame}", "frame",
+        raise ControlError(f"layer {name!r} of job {job_id} has no frame {frame}", "frame",
                            "not_found")
     number = attempt if attempt is not None else row.attempt
     if number < 1:

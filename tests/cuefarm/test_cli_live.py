@@ -142,6 +142,9 @@ def test_log_follow(worker_farm, tmp_path):
     assert result.exit_code == 0, result.output
     assert all(f"tick {i}" in result.stdout for i in range(1, 6))
     assert "exit status: 0" in result.stdout
+    # The job has one layer: the frame number alone names the frame.
+    result = farm.cli("log", str(job_id), "--frame", "1")
+    assert result.exit_code == 0 and "tick 5" in result.stdout, result.output
 
 
 # --- scheduling commands -------------------------------------------------------------------------

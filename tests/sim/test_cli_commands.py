@@ -114,6 +114,8 @@ def test_the_client_still_acts_on_frame_ids_of_the_job_only(farm):
     (["kill", "999", "--frame", "1"], "error: no job with id 999"),
     (["priority", "999", "5"], "error: no job with id 999"),
     (["log", "999", "--layer", "render", "--frame", "1"], "error: no job with id 999"),
+    (["log", "1", "--frame", "1"],
+     "error: --layer: job 1 has 2 layers (render, encode): name the layer of the frames"),
     (["log", "1", "--layer", "nope", "--frame", "1"],
      "error: --layer: job 1 has no layer 'nope' (its layers: render, encode)"),
     (["log", "1", "--layer", "render", "--frame", "99"],
