@@ -23,6 +23,10 @@ from cuefarm import protocol as p
 from cuefarm.config import DEFAULT_ADDRESS, ConfigError, parse_address
 
 
+# How long a client waits for a connection to the supervisor before saying nothing answers.
+CONNECT_TIMEOUT = 2.5
+
+
 class CueFarmError(Exception):
     """The supervisor refused a request, or could not be reached."""
 
@@ -52,17 +56,25 @@ class Client:
     """A connection to one supervisor's client API.  Not thread-safe: one per thread."""
 
     def __init__(self, address: str | None = None, timeout: float = 30.0,
-                 user: str | None = None, context: zmq.Context | None = None):
+                 user: str | None = None, context: zmq.Context | None = None,
+                 connect_timeout: float = CONNECT_TIMEOUT):
+        """`timeout`: how long to wait for each reply once the supervisor is known to be
+        there; `connect_timeout`: how long to wait for a connection to it at all (nothing
+        listening is told within this, not after `timeout`)."""
         self.address = address or default_address()
         try:
             self.host, self.port = parse_address(self.address)
         except ConfigError as exc:
             raise CueFarmError(str(exc), "invalid", "address") from None
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.user = user or current_user()
         self._ctx = context or zmq.Context.instance()
         self._ids = itertools.count(1)
         self._sock: zmq.Socket | None = None
+        # Watches the connection until its first handshake: then the supervisor is there,
+        # and a slow reply (a huge submit) is waited for with the full timeout.
+        self._monitor: zmq.Socket | None = None
 
     # -- transport ------------------------------------------------------------------------------
 
@@ -71,12 +83,38 @@ class Client:
             s = self._ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
             s.setsockopt(zmq.MAXMSGSIZE, p.MAX_CLIENT_MESSAGE)
+            self._monitor = s.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
             s.connect(f"tcp://{self.host}:{self.port}")
             self._sock = s
         return self._sock
 
+    def _stop_monitor(self) -> None:
+        if self._monitor is not None:
+            self._sock.disable_monitor()
+            self._monitor.close(0)
+            self._monitor = None
+
+    def _await_connection(self, limit: float) -> None:
+        """Return once the socket has shaken hands with a peer, or a reply came; raise
+        Unreachable after min(limit, connect_timeout) seconds without either."""
+        wait = min(limit, self.connect_timeout)
+        deadline = time.monotonic() + wait
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
+        while self._monitor is not None:
+            left = deadline - time.monotonic()
+            ready = dict(poller.poll(max(0, int(left * 1000)) + 1)) if left > 0 else {}
+            if not ready:
+                self.close()
+                raise Unreachable(f"cannot connect to the supervisor at {self.address} "
+                                  f"(nothing answered within {wait:g} s)")
+            if self._sock in ready or self._monitor.recv_multipart(zmq.NOBLOCK):
+                self._stop_monitor()
+
     def close(self) -> None:
         if self._sock is not None:
+            self._stop_monitor()
             self._sock.close(0)
             self._sock = None
 
@@ -103,6 +141,8 @@ class Client:
         rid = next(self._ids)
         sock.send(p.encode(body, rid, self.user, type_name=type_name))
         limit = self.timeout if timeout is None else timeout
+        if self._monitor is not None:
+            self._await_connection(limit)
         deadline = time.monotonic() + limit
         while True:
             left = deadline - time.monotonic()
@@ -172,7 +212,7 @@ class Client:
     def hosts(self) -> list[dict[str, Any]]:
         return self.request(p.ListHosts()).rows
 
-    def log(self, job_id: int, layer: str, frame: int, attempt: int | None = None,
+    def log(self, job_id: int, layer: str | None, frame: int, attempt: int | None = None,
             offset: int = 0, limit: int = 1024 * 1024) -> dict[str, Any]:
         """A piece of a frame attempt's log: {'data' (bytes), 'text' (decoded), 'offset' (of
         data in the file), 'size' (of the file), 'host', 'attempt_id'}."""
@@ -207,9 +247,13 @@ class Client:
     def set_priority(self, job_id: int | list[int], priority: int) -> int:
         return self._job_control("priority", job_id, priority)
 
-    def frame_control(self, action: str, job_id: int, frame_ids: list[int]) -> int:
-        """retry | kill | eat the given frames (ids from frames())."""
-        return self.request(p.FrameControl(action, job_id, list(frame_ids))).count
+    def frame_control(self, action: str, job_id: int, frame_ids: list[int] = (), *,
+                      layer: str | None = None, numbers: list[int] = ()) -> int:
+        """retry | kill | eat frames of a job: by id (`frame_ids`, from frames()), or by frame
+        number (`numbers`: the frames, or chunks, that run them) in `layer` (needed when the
+        job has several).  Ids and numbers not in the job are refused (CueFarmError)."""
+        return self.request(p.FrameControl(action, job_id, list(frame_ids), layer,
+                                           list(numbers))).count
 
     def lock(self, hosts: str | list[str], purge: bool = False, slots: int | None = None) -> int:
         """Lock hosts (names, patterns like "render-*", or "tag:NAME"): running frames finish

@@ -49,6 +49,15 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int
     return host.strip("[]"), int(port)
 
 
+def database_url(text: str) -> str:
+    """A database URL as the supervisor reads it: `postgres://` (the spelling of libpq and
+    many hosting services) is taken as `postgresql://`; anything else is left as given."""
+    scheme, sep, rest = text.strip().partition("://")
+    if sep and (scheme == "postgres" or scheme.startswith("postgres+")):
+        return f"postgresql{scheme[len('postgres'):]}://{rest}"
+    return text.strip()
+
+
 @dataclass
 class SupervisorConfig:
     bind: str = "127.0.0.1"           # interface to bind; "*" for all

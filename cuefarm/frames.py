@@ -51,7 +51,7 @@ def expand(frange: str, max_frames: int) -> list[int]:
     """Expand `frange` to its frame numbers in order; refuse before expanding if over `max_frames`."""
     n = count_frames(frange)
     if n > max_frames:
-        raise RangeError(f"frame range {frange!r} has {n} frames, more than the maximum of {max_frames}")
+        raise RangeError(f"frame range {frange!r} has {n} frames, more than the maximum of {max_frames:,}")
     try:
         frames = list(fileseq.FrameSet(frange.replace(" ", "")))
     except (fileseq.ParseException, fileseq.MaxSizeException, ValueError) as exc:

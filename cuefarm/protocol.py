@@ -116,9 +116,15 @@ class JobControl(Body):
 
 
 class FrameControl(Body):
+    """Act on frames of one job: by id (`frame_ids`, as listed), or by frame number (`numbers`,
+    each meaning the frame or chunk that runs it) in `layer`, which may be left out when the
+    job has one layer.  Ids or numbers not in the job are refused."""
+
     action: str                     # retry | kill | eat
     job_id: int
-    frame_ids: list[int]
+    frame_ids: list[int] = []
+    layer: str | None = None
+    numbers: list[int] = []
 
 
 class HostControl(Body):
@@ -202,7 +208,7 @@ class CheckPath(Body):
 
 class GetLog(Body):
     job_id: int
-    layer: str
+    layer: str | None               # None: the job's only layer
     frame: int
     attempt: int | None = None      # attempt number of that frame; the latest when omitted
     offset: int = 0                 # negative: that many bytes from the end

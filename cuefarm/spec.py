@@ -23,12 +23,84 @@ INT_RE = re.compile(r"-?[0-9]{1,18}", re.ASCII)
 TAG_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}", re.ASCII)
 PATTERN_RE = re.compile(r"[A-Za-z0-9_.\-*?\[\]!]{1,256}", re.ASCII)
 OS_NAMES = ("linux", "windows", "darwin")
-JOB_KEYS = {"name", "project", "priority", "layers", "min_slots", "max_slots"}
-LAYER_KEYS = {"name", "command", "range", "chunk", "slots", "memory", "max_retries", "env",
-              "depends_on", "cwd", "gpus", "reservations", "tags", "os", "hosts", "omit_hosts",
-              "requirements", "limits", "timeout", "timeout_no_output"}
 SLOTS_RE = re.compile(r"([0-9]{1,4})(\+?)", re.ASCII)
 DEFAULT_MAX_FRAMES = 1_000_000
+REQUIRED = object()         # the default of a key that must be given
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a job file: what its value is, its default, its bounds, what it means.
+    Validation takes defaults and bounds from here, and the job file reference
+    (`reference()`, docs/job-file.md) is written from here, so the two cannot disagree."""
+
+    name: str
+    value: str                  # the kind of value, in words
+    default: Any
+    doc: str
+    lo: int | None = None       # bounds of a whole number
+    hi: int | None = None
+
+
+MAX_SECONDS = 365 * 86400
+JOB_FIELDS = {k.name: k for k in [
+    Key("name", "name", REQUIRED, "The job's name, shown everywhere."),
+    Key("project", "name", "default", "The project (OpenCue's show) the job belongs to; its "
+        "fair share and members apply."),
+    Key("priority", "whole number", 50, "Higher runs first.", -1_000_000, 1_000_000),
+    Key("min_slots", "whole number", 0, "Slots the job gets before jobs of lower priority in "
+        "its project.", 0, 1 << 30),
+    Key("max_slots", "whole number", None, "The most slots the job may use at once (not "
+        "given: no maximum).", 1, 1 << 30),
+    Key("layers", "list of layers", REQUIRED, "At least one layer (below)."),
+]}
+LAYER_FIELDS = {k.name: k for k in [
+    Key("name", "name", REQUIRED, "The layer's name, unique in the job."),
+    Key("command", "string or list of words", REQUIRED, "What each frame runs: a list of "
+        "words runs as is, a string is run by the platform shell. Frame tokens are replaced "
+        "(below)."),
+    Key("range", "frame range", REQUIRED, "The frame numbers: `1-100`, `1-100x2`, `1,5,9`, "
+        "`10-1`."),
+    Key("chunk", "whole number", 1, "Frames run by one process (`#FRAME_START#` to "
+        "`#FRAME_END#`).", 1, 1_000_000),
+    Key("slots", "`N`, `N+` or `all`", 1, "Slots a frame takes: exactly N; at least N and all "
+        "free ones (`N+`); or a whole idle host (`all`).", 1, 4096),
+    Key("memory", "whole number (MB)", 0, "Memory a frame needs; hosts with less memory do "
+        "not take it.", 0, 1 << 30),
+    Key("gpus", "whole number", 0, "GPUs a frame needs.", 0, 64),
+    Key("reservations", "string", None, "The same in Qube!'s form: "
+        "`host.processors=4+,host.memory=8000,host.gpus=1` (instead of slots, memory, gpus)."),
+    Key("max_retries", "whole number", 1, "How often a failed frame runs again before it is "
+        "DEAD.", 0, 100),
+    Key("timeout", "whole number (seconds)", 0, "Kill a frame running longer than this "
+        "(0: never).", 0, MAX_SECONDS),
+    Key("timeout_no_output", "whole number (seconds)", 0, "Kill a frame that writes nothing "
+        "to its log for this long (0: never).", 0, MAX_SECONDS),
+    Key("env", "mapping of names to strings", {}, "Environment variables added to each "
+        "frame's."),
+    Key("cwd", "path", None, "The directory a frame runs in (path maps apply). Not given: "
+        "each attempt runs in a fresh directory of its own under the worker's data "
+        "directory."),
+    Key("depends_on", "list of dependencies", [], "What the layer waits for (below)."),
+    Key("tags", "list of tags", [], "Only hosts with all these tags."),
+    Key("os", " or ".join(f"`{n}`" for n in OS_NAMES), None, "Only hosts running this OS."),
+    Key("hosts", "list of name patterns", [], "Only hosts matching one of these, e.g. "
+        "`render-*`."),
+    Key("omit_hosts", "list of name patterns", [], "Never hosts matching these."),
+    Key("requirements", "host expression", None, "Only hosts for which it holds, e.g. "
+        "`host.memory >= 32000 and \"gpu\" in host.tags`."),
+    Key("limits", "list of limit names", [], "Limits (e.g. licences) each running frame "
+        "holds; see `cuefarm limits`."),
+]}
+DEPENDENCY_FIELDS = {k.name: k for k in [
+    Key("layer", "layer name", None, "A layer of this job (or of `job`, when given)."),
+    Key("job", "job id", None, "Another job, already submitted: wait for all of it (or for "
+        "its `layer`).", 1, 1 << 62),
+    Key("per_frame", "true or false", False, "Frame by frame: frame N waits only for frame N "
+        "of `layer` (within this job)."),
+]}
+JOB_KEYS = set(JOB_FIELDS)
+LAYER_KEYS = set(LAYER_FIELDS)
 
 
 class SpecError(ValueError):
@@ -58,6 +130,16 @@ class Dependency:
         if self.kind == "frame":
             d["per_frame"] = True
         return d
+
+
+def describe_dependency(d: dict[str, Any] | str) -> str:
+    """A dependency as stored (Dependency.to_dict) in words: `render`, `render (per frame)`,
+    `job 12` or `job 12/comp`."""
+    if isinstance(d, str):
+        return d
+    if d.get("job") is not None:
+        return f"job {d['job']}" + (f"/{d['layer']}" if d.get("layer") else "")
+    return f"{d.get('layer')}" + (" (per frame)" if d.get("per_frame") else "")
 
 
 @dataclass
@@ -113,6 +195,11 @@ def _int(value: Any, path: str, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise SpecError(path, f"{value} is out of range {lo}..{hi}")
     return value
+
+
+def _key_int(d: dict, key: Key, path: str) -> int:
+    """The whole number `d` gives for `key` (or its default), within the key's bounds."""
+    return _int(d.get(key.name, key.default), f"{path}.{key.name}", key.lo, key.hi)
 
 
 def _name(value: Any, path: str) -> str:
@@ -179,14 +266,14 @@ def _depends(value: Any, path: str) -> list[Dependency]:
             continue
         if not isinstance(d, dict):
             raise SpecError(p, f"expected a layer name or a mapping, got {d!r}")
-        _unknown(d, {"layer", "job", "per_frame"}, p)
+        _unknown(d, set(DEPENDENCY_FIELDS), p)
         layer, job, per_frame = d.get("layer"), d.get("job"), d.get("per_frame", False)
         if not isinstance(per_frame, bool):
             raise SpecError(f"{p}.per_frame", "per_frame is true or false")
         if layer is not None and not isinstance(layer, str):
             raise SpecError(f"{p}.layer", f"expected a layer name, got {layer!r}")
         if job is not None:
-            job = _int(job, f"{p}.job", 1, 1 << 62)
+            job = _int(job, f"{p}.job", DEPENDENCY_FIELDS["job"].lo, DEPENDENCY_FIELDS["job"].hi)
             if per_frame:
                 raise SpecError(f"{p}.per_frame", "per-frame dependencies are within one job")
             out.append(Dependency("job", layer=layer, job=job))
@@ -216,11 +303,11 @@ def _slots(value: Any, path: str) -> tuple[int, str]:
         m = SLOTS_RE.fullmatch(value.strip())
         if not m:
             raise SpecError(path, f"{value!r}: slots are a number, 'N+' or 'all'")
-        n = int(m.group(1))
-        if not 1 <= n <= 4096:
-            raise SpecError(path, f"{n} is out of range 1..4096")
+        n, key = int(m.group(1)), LAYER_FIELDS["slots"]
+        if not key.lo <= n <= key.hi:
+            raise SpecError(path, f"{n} is out of range {key.lo}..{key.hi}")
         return n, "plus" if m.group(2) else "fixed"
-    return _int(value, path, 1, 4096), "fixed"
+    return _int(value, path, LAYER_FIELDS["slots"].lo, LAYER_FIELDS["slots"].hi), "fixed"
 
 
 def _reservations(value: Any, path: str) -> dict[str, Any]:
@@ -279,13 +366,14 @@ def _layer(d: Any, path: str) -> tuple[LayerSpec, int]:
     os_name = d.get("os")
     if os_name is not None and os_name not in OS_NAMES:
         raise SpecError(f"{path}.os", f"{os_name!r} is not one of {', '.join(OS_NAMES)}")
+    keys = LAYER_FIELDS
     layer = LayerSpec(
         name=name, command=command, range=rng, frames=[],
-        chunk=_int(d.get("chunk", 1), f"{path}.chunk", 1, 1_000_000),
+        chunk=_key_int(d, keys["chunk"], path),
         slots=slots, slots_mode=mode,
-        memory=_int(d.get("memory", res.get("memory", 0)), f"{path}.memory", 0, 1 << 30),
-        gpus=_int(d.get("gpus", res.get("gpus", 0)), f"{path}.gpus", 0, 64),
-        max_retries=_int(d.get("max_retries", 1), f"{path}.max_retries", 0, 100),
+        memory=_key_int({"memory": keys["memory"].default, **res, **d}, keys["memory"], path),
+        gpus=_key_int({"gpus": keys["gpus"].default, **res, **d}, keys["gpus"], path),
+        max_retries=_key_int(d, keys["max_retries"], path),
         env=_env(d.get("env", {}), f"{path}.env"),
         depends_on=_depends(d.get("depends_on", []), f"{path}.depends_on"),
         cwd=cwd,
@@ -296,9 +384,8 @@ def _layer(d: Any, path: str) -> tuple[LayerSpec, int]:
                           "host name pattern"),
         requirements=requirements,
         limits=_names(d.get("limits", []), f"{path}.limits", TAG_RE, "limit name"),
-        timeout=_int(d.get("timeout", 0), f"{path}.timeout", 0, 365 * 86400),
-        timeout_no_output=_int(d.get("timeout_no_output", 0), f"{path}.timeout_no_output", 0,
-                               365 * 86400))
+        timeout=_key_int(d, keys["timeout"], path),
+        timeout_no_output=_key_int(d, keys["timeout_no_output"], path))
     return layer, count
 
 
@@ -338,12 +425,12 @@ def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES
     if "name" not in d:
         raise SpecError(f"{path}.name", "is required")
     name = _name(d["name"], f"{path}.name")
-    project = _name(d.get("project", "default"), f"{path}.project")
-    priority = _int(d.get("priority", 50), f"{path}.priority", -1_000_000, 1_000_000)
-    min_slots = _int(d.get("min_slots", 0), f"{path}.min_slots", 0, 1 << 30)
+    project = _name(d.get("project", JOB_FIELDS["project"].default), f"{path}.project")
+    priority = _key_int(d, JOB_FIELDS["priority"], path)
+    min_slots = _key_int(d, JOB_FIELDS["min_slots"], path)
     max_slots = d.get("max_slots")
     if max_slots is not None:
-        max_slots = _int(max_slots, f"{path}.max_slots", 1, 1 << 30)
+        max_slots = _key_int(d, JOB_FIELDS["max_slots"], path)
         if max_slots < min_slots:
             raise SpecError(f"{path}.max_slots", f"{max_slots} is below min_slots {min_slots}")
     raw_layers = d.get("layers")
@@ -355,7 +442,7 @@ def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES
         total += count
         if total > max_frames:
             raise SpecError(f"{path}.layers[{i}].range",
-                            f"the job would have more than the maximum of {max_frames} frames")
+                            f"the job would have more than the maximum of {max_frames:,} frames")
         layers.append(layer)
     seen: set[str] = set()
     for i, layer in enumerate(layers):
@@ -410,12 +497,10 @@ def validate_job_changes(values: Any, path: str = "values") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, v in values.items():
         p = f"{path}.{key}"
-        if key == "priority":
-            out[key] = _int(v, p, -1_000_000, 1_000_000)
-        elif key == "min_slots":
-            out[key] = _int(v, p, 0, 1 << 30)
+        if key in ("priority", "min_slots"):
+            out[key] = _key_int(values, JOB_FIELDS[key], path)
         elif key == "max_slots":
-            out[key] = None if v is None else _int(v, p, 1, 1 << 30)
+            out[key] = None if v is None else _key_int(values, JOB_FIELDS[key], path)
         else:
             out[key] = _name(v, p)
     return out
@@ -431,12 +516,8 @@ def validate_layer_changes(values: Any, path: str = "values") -> dict[str, Any]:
         p = f"{path}.{key}"
         if key == "slots":
             out["slots"], out["slots_mode"] = _slots(v, p)
-        elif key in ("memory", "timeout", "timeout_no_output"):
-            out[key] = _int(v, p, 0, 1 << 30)
-        elif key == "gpus":
-            out[key] = _int(v, p, 0, 64)
-        elif key == "max_retries":
-            out[key] = _int(v, p, 0, 100)
+        elif key in ("memory", "timeout", "timeout_no_output", "gpus", "max_retries"):
+            out[key] = _key_int(values, LAYER_FIELDS[key], path)
         elif key in ("tags", "limits"):
             out[key] = _names(v, p, TAG_RE, "tag" if key == "tags" else "limit name")
         elif key in ("hosts", "omit_hosts"):
@@ -453,3 +534,69 @@ def validate_layer_changes(values: Any, path: str = "values") -> dict[str, Any]:
                     raise SpecError(p, str(exc)) from None
             out[key] = v or None
     return out
+
+
+# --- the job file reference ---------------------------------------------------------------
+
+REFERENCE_INTRO = """\
+# Job file reference
+
+A job file is YAML or JSON: one job (a mapping) or a list of jobs, submitted with
+`cuefarm submit FILE` (`--check` validates it without submitting). Unknown keys are refused, so a
+misspelt key never silently becomes a default. `resources/examples/job.yaml` is an example.
+
+This page is generated from the definitions the supervisor validates with (`cuefarm/spec.py`):
+`cuefarm spec --reference` prints it.
+"""
+
+REFERENCE_TAIL = """\
+## Frame tokens and environment
+
+In a command, `#FRAME#` (the first frame of the chunk), `#FRAME_START#`, `#FRAME_END#` and
+`#ZFRAME#` (the frame zero-padded to 4 digits) are replaced for each frame. In YAML, ` #` starts a
+comment: quote commands that use tokens. A frame's environment has `CUE_JOB`, `CUE_LAYER`,
+`CUE_FRAME`, `CUE_FRAME_START`, `CUE_FRAME_END`, `CUE_ATTEMPT`, `CUE_HOST` and `CUE_THREADS`.
+
+## Names
+
+Names (of jobs, projects, layers) are letters, digits, `_`, `.` and `-`, start with a letter
+or digit, and are at most 128 characters. Tags and limit names are letters, digits, `_`, `.`
+and `-`; host name patterns may also use `*`, `?` and `[...]`. A list may be written as one
+comma-separated string.
+"""
+
+
+def default_text(key: Key) -> str:
+    """A key's default as the reference shows it."""
+    if key.default is REQUIRED:
+        return "required"
+    if key.default is None or key.default == [] or key.default == {}:
+        return "-"
+    if isinstance(key.default, bool):
+        return f"`{str(key.default).lower()}`"
+    return f"`{key.default}`"
+
+
+def value_text(key: Key) -> str:
+    """A key's kind of value, with its bounds."""
+    return key.value if key.lo is None else f"{key.value}, {key.lo:,} to {key.hi:,}"
+
+
+def _table(keys: dict[str, Key]) -> list[str]:
+    lines = ["| key | value | default | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{k.name}` | {value_text(k)} | {default_text(k)} | {k.doc} |"
+              for k in keys.values()]
+    return lines
+
+
+def reference() -> str:
+    """The job file reference in Markdown, written from the key definitions above."""
+    lines = [REFERENCE_INTRO, "## Job", "", *_table(JOB_FIELDS), "", "## Layer", "",
+             "Each entry of a job's `layers`:", "", *_table(LAYER_FIELDS), "",
+             "## Dependencies", "",
+             "Each entry of a layer's `depends_on` is a layer name of this job (`render`), or "
+             "a mapping:", "", *_table(DEPENDENCY_FIELDS), "",
+             "So `{layer: render, per_frame: true}` waits frame by frame, `{job: 12}` for all "
+             "of job 12 and `{job: 12, layer: comp}` for its layer `comp`. A layer starts once "
+             "all it waits for has finished (succeeded or eaten).", "", REFERENCE_TAIL]
+    return "\n".join(lines)

@@ -139,7 +139,7 @@ def _submit(cx: Context, req: Request) -> p.Body:
     try:
         specs = validate_submission(body.jobs, cx.cfg.max_frames_per_job)
     except SpecError as exc:
-        raise RequestError("invalid", str(exc), exc.field) from None
+        raise RequestError("invalid", exc.message, exc.field) from None
     now = cx.clock()
     try:
         with cx.begin() as (conn, out):
@@ -148,7 +148,7 @@ def _submit(cx: Context, req: Request) -> p.Body:
             out.note(work.Touched(jobs=set(ids)))
             out.wake()
     except submit_store.SubmitError as exc:
-        raise RequestError("invalid", str(exc), exc.field) from None
+        raise RequestError("invalid", exc.message, exc.field) from None
     log.info("%s submitted jobs %s", req.user, ids)
     return p.JobIds(ids)
 
@@ -197,6 +197,8 @@ def _list_frames(cx: Context, req: Request) -> p.Body:
         raise RequestError("invalid", "list_frames needs a job_id, or a host for the frames "
                                       "running there", "job_id")
     _job(cx, body.job_id)
+    if body.layer is not None:      # a layer the job does not have is named, not listed empty
+        cx.read(lambda c: control_errors(rows.find_layer, c, body.job_id, body.layer))
     # Unpaged asks are answered only while the answer fits in one page: a reply must never
     # outgrow the client's MAXMSGSIZE (ZeroMQ would drop the connection without a word).
     limit = p.MAX_FRAMES_PAGE + 1 if body.limit is None else body.limit
@@ -246,7 +248,8 @@ def _frame_control(cx: Context, req: Request) -> p.Body:
     body: p.FrameControl = req.body
     now = cx.clock()
     outcome = _apply(cx, lambda c, o: control.frame_control(c, body.action, body.job_id,
-                                                            body.frame_ids, now, o))
+                                                            body.frame_ids, now, o, body.layer,
+                                                            body.numbers))
     return p.Done(outcome.count)
 
 
@@ -256,7 +259,7 @@ def _set_job(cx: Context, req: Request) -> p.Body:
     try:
         values = validate_job_changes(body.values)
     except SpecError as exc:
-        raise RequestError("invalid", str(exc), exc.field) from None
+        raise RequestError("invalid", exc.message, exc.field) from None
     _apply(cx, lambda c, o: (admin.set_job(c, body.job_id, values),
                              o.touched.jobs.add(body.job_id)))
     log.info("%s: job %d set %s", req.user, body.job_id, values)
@@ -269,7 +272,7 @@ def _set_layer(cx: Context, req: Request) -> p.Body:
     try:
         values = validate_layer_changes(body.values)
     except SpecError as exc:
-        raise RequestError("invalid", str(exc), exc.field) from None
+        raise RequestError("invalid", exc.message, exc.field) from None
     ids: list[int] = []
 
     def change(conn, outcome):

@@ -9,7 +9,8 @@ import time
 
 import click
 
-from cuefarm.config import ConfigError, SupervisorConfig, data_dir, load
+from cuefarm import watchdog
+from cuefarm.config import ConfigError, SupervisorConfig, data_dir, database_url, load
 from supervisor.server import Supervisor
 from supervisor.store.engine import make_engine
 
@@ -44,7 +45,7 @@ def check_settings(cfg: SupervisorConfig) -> None:
 
 
 @click.command("supervisor")
-@click.option("--port", type=int, default=None, help="client API port P (P+1 workers, P+2 events)")
+@click.option("--port", type=int, default=None, help="client API port P (P+1 workers, P+2 events, P+3 metrics)")
 @click.option("--bind", default=None, help="interface to listen on (default 127.0.0.1; * for all)")
 @click.option("--db", default=None, help="database URL (default: SQLite in the user data dir)")
 @click.option("--host-expiry", type=float, default=None, help="seconds of silence before DOWN")
@@ -65,7 +66,7 @@ def command(ctx: click.Context, **flags) -> None:
     check_settings(cfg)
     logging.basicConfig(level=cfg.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    db = cfg.db or default_db()
+    db = database_url(cfg.db) if cfg.db else default_db()
     try:
         engine = make_engine(db)
     except Exception as exc:  # bad URL, missing driver
@@ -88,6 +89,7 @@ def command(ctx: click.Context, **flags) -> None:
         sys.exit(4)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sv.request_stop())
+    watchdog.watch_parent()     # started by `cuefarm up`: stop when it is gone
     try:
         sv.run()
     finally:

@@ -151,6 +151,8 @@ def explain(cx: Context, conn: Connection, job_id: int, layer: str | None,
         layers = [lay for lay in layers if lay["name"] == layer]
         if not layers:
             raise ControlError(f"job {job_id} has no layer {layer!r}", "layer")
+    if frame is not None and job["state"] == "FINISHED":
+        _frame_row(conn, job_id, layer, frame)      # a frame the job lacks is refused first
     if job["state"] == "FINISHED":
         reasons.append("the job was killed" if job["killed"] else "the job is finished")
         return out

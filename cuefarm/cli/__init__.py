@@ -20,7 +20,7 @@ import click
 
 from cuefarm import config, spec
 from cuefarm.cli import access, admin, billing, control, hosts, jobs, logs, submit, up
-from cuefarm.cli.options import JOB, JobId, Settings, json_option, pass_settings
+from cuefarm.cli.options import JOB, JobId, Settings, json_option, pass_settings, user_words
 from cuefarm.client import CueFarmError, Unreachable
 from cuefarm.protocol import ProtocolError
 
@@ -87,10 +87,13 @@ class CueFarmGroup(click.Group):
                        "at another one with --supervisor HOST:PORT (or CUEFARM_SUPERVISOR).",
                        err=True)
             ctx.exit(2)
-        except (CueFarmError, spec.SpecError) as exc:
-            field = getattr(exc, "field", None)
-            message = getattr(exc, "message", None) or str(exc)
-            click.echo(f"error: {field}: {message}" if field else f"error: {message}", err=True)
+        except spec.SpecError as exc:       # a job file: the field is the key at fault
+            click.echo(f"error: {exc.field}: {exc.message}", err=True)
+            ctx.exit(1)
+        except CueFarmError as exc:         # a refusal names a request field: say the flag
+            settings = ctx.obj if isinstance(ctx.obj, Settings) else None
+            flag = user_words(settings.command if settings else None, exc.field)
+            click.echo(f"error: {flag}: {exc}" if flag else f"error: {exc}", err=True)
             ctx.exit(1)
         except config.ConfigError as exc:
             click.echo(f"error: {exc}", err=True)
@@ -147,13 +150,13 @@ def cli(ctx: click.Context, address: str, timeout: float, verbose: int) -> None:
 
 
 for _command in [
-    submit.submit,
+    submit.submit, submit.spec_cmd,
     jobs.jobs, jobs.job, jobs.layers, jobs.layer, jobs.frames, jobs.wait,
     *control.COMMANDS,
     logs.log_cmd,
     hosts.hosts, hosts.lock, hosts.unlock, hosts.admission, hosts.schedules, hosts.pathmap,
     admin.why, admin.projects, admin.limits, admin.deps,
-    up.up,
+    up.up, up.down,
     *billing.COMMANDS,
     access.whoami,
 ]:

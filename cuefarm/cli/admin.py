@@ -81,7 +81,7 @@ def limits(ctx: click.Context, as_json: bool) -> None:
                 [[r["name"], f"{r['in_use']}/{r['max']}", r["per_host"]] for r in rows])
 
 
-@limits.command("set")
+@limits.command("set", context_settings={"ignore_unknown_options": True})  # a COUNT of -3
 @click.argument("name")
 @click.argument("count", type=int)
 @click.option("--per-host/--per-frame", "per_host", default=None,

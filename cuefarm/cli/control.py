@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import click
 
+from cuefarm import frames
 from cuefarm.cli.options import JOB, Settings, pass_settings, plural
 
 
-def _frame_ids(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[int]:
-    ids = []
-    for part in (p for v in value for p in v.split(",")):
-        text = part.strip()
-        if not (text.isascii() and text.isdigit() and len(text) < 19 and int(text) > 0):
-            raise click.BadParameter(f"{part!r} is not a frame id (see `cuefarm frames JOB`)")
-        ids.append(int(text))
-    return ids
+FRAME_NUMBERS_MAX = 1_000_000
+
+
+def _frame_numbers(ctx: click.Context, param: click.Parameter,
+                   value: tuple[str, ...]) -> list[int]:
+    """Frame numbers as users write them: '7', '7,9', '1-10', '1-10x2'; repeatable."""
+    numbers: list[int] = []
+    for text in (v.strip() for v in value):
+        try:
+            numbers += frames.expand(text, FRAME_NUMBERS_MAX - len(numbers))
+        except frames.RangeError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return list(dict.fromkeys(numbers))
 
 
 def _job_action(name: str, verb: str, noun: str, help_text: str,
@@ -23,13 +29,15 @@ def _job_action(name: str, verb: str, noun: str, help_text: str,
 
     @click.argument("job_ids", metavar="JOB...", nargs=-1, required=True, type=JOB)
     @pass_settings
-    def command(settings: Settings, job_ids: tuple[int, ...],
-                frame_ids: list[int] | None = None) -> None:
+    def command(settings: Settings, job_ids: tuple[int, ...], frame: list[int] | None = None,
+                layer: str | None = None) -> None:
         client = settings.client()
-        if frame_ids:
+        if frame or layer is not None:
+            if not frame:
+                raise click.UsageError("--layer goes with --frame N (the frames of that layer)")
             if len(job_ids) != 1:
                 raise click.UsageError("--frame needs exactly one JOB")
-            count = client.frame_control(frame_action, job_ids[0], frame_ids)
+            count = client.frame_control(frame_action, job_ids[0], layer=layer, numbers=frame)
             noun_ = "frame"
         else:
             count = getattr(client, name)(list(job_ids))
@@ -38,8 +46,13 @@ def _job_action(name: str, verb: str, noun: str, help_text: str,
 
     if frame_action:
         command = click.option(
-            "--frame", "frame_ids", multiple=True, callback=_frame_ids, metavar="ID",
-            help="Only these frames of JOB (ids from `cuefarm frames`; repeat or use commas)."
+            "--layer", metavar="LAYER",
+            help="The layer of the --frame numbers (needed when JOB has several layers)."
+        )(command)
+        command = click.option(
+            "--frame", multiple=True, callback=_frame_numbers, metavar="N",
+            help="Only these frame numbers of JOB, e.g. 7, 1-10 or 1-20x2 (repeat or use "
+                 "commas); a chunk is acted on whole."
         )(command)
     return click.command(name, help=help_text, short_help=short_help)(command)
 

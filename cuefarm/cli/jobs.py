@@ -28,12 +28,13 @@ def jobs(settings: Settings, project: str | None, user: str | None, active: bool
     if as_json:
         return print_json(rows)
     print_table(
-        ["ID", "NAME", "PROJECT", "USER", "STATE", "STATUS", "DONE", "RUN", "WAIT", "DEP",
-         "DEAD", "PRI"],
+        ["ID", "NAME", "PROJECT", "USER", "STATE", "STATUS", "SUCCEEDED", "RUN", "WAIT", "DEP",
+         "DEAD", "EATEN", "PRI"],
         [[j["id"], j["name"], j["project"], j["user"], j["state"],
           j["status"] + (" (stalled)" if j.get("stalled") else ""),
-          f"{j['succeeded'] + j.get('eaten', 0)}/{j['frames_total']}", j["running"],
-          j["waiting"], j.get("depend", 0), j["dead"], j["priority"]] for j in rows])
+          f"{j['succeeded']}/{j['frames_total']}", j["running"],
+          j["waiting"], j.get("depend", 0), j["dead"], j.get("eaten", 0), j["priority"]]
+         for j in rows])
 
 
 # --- one job: `cuefarm job JOB` shows it, `cuefarm job set JOB ...` changes it ------------------
@@ -145,12 +146,12 @@ def layers(settings: Settings, job_id: int, as_json: bool) -> None:
     if as_json:
         return print_json(rows)
     print_table(
-        ["ID", "NAME", "RANGE", "CHUNK", "SLOTS", "DONE", "RUN", "WAIT", "DEP", "DEAD",
-         "DEPENDS ON", "COMMAND"],
+        ["ID", "NAME", "RANGE", "CHUNK", "SLOTS", "SUCCEEDED", "RUN", "WAIT", "DEP", "DEAD",
+         "EATEN", "DEPENDS ON", "COMMAND"],
         [[la["id"], la["name"], la["range"], la["chunk"], la["slots"],
-          f"{la['succeeded'] + la.get('eaten', 0)}/{la['frames_total']}", la["running"],
-          la["waiting"], la.get("depend", 0), la["dead"],
-          ",".join(la.get("depends_on") or []) or "-",
+          f"{la['succeeded']}/{la['frames_total']}", la["running"],
+          la["waiting"], la.get("depend", 0), la["dead"], la.get("eaten", 0),
+          ", ".join(map(spec.describe_dependency, la.get("depends_on") or [])) or "-",
           shorten(la["command"])] for la in rows])
 
 

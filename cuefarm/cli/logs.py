@@ -21,7 +21,8 @@ def _attempt_number(attempt_id: str) -> int | None:
     return int(n) if n.isdigit() else None
 
 
-def _frame_row(client: Client, job_id: int, layer: str, number: int) -> dict[str, Any] | None:
+def _frame_row(client: Client, job_id: int, layer: str | None, number: int
+               ) -> dict[str, Any] | None:
     """The frame (chunk) of `layer` that runs frame `number`."""
     import fileseq
 
@@ -35,14 +36,14 @@ def _frame_row(client: Client, job_id: int, layer: str, number: int) -> dict[str
 
 @click.command("log")
 @click.argument("job_id", metavar="JOB", type=JOB)
-@click.option("--layer", required=True, help="The layer of the frame.")
+@click.option("--layer", help="The layer of the frame (needed when the job has several).")
 @click.option("--frame", "number", required=True, type=int, help="The frame number.")
 @click.option("--attempt", type=click.IntRange(min=1), help="Attempt number (default: the latest).")
 @click.option("--tail", type=click.IntRange(min=1), metavar="BYTES",
               help="Only the last BYTES of the log.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing while the frame runs.")
 @pass_settings
-def log_cmd(settings: Settings, job_id: int, layer: str, number: int, attempt: int | None,
+def log_cmd(settings: Settings, job_id: int, layer: str | None, number: int, attempt: int | None,
             tail: int | None, follow: bool) -> None:
     """Print the log of one attempt of a frame."""
     client = settings.client()

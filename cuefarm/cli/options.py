@@ -3,6 +3,7 @@ whose first argument may be an id instead of a subcommand."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 import click
@@ -21,9 +22,12 @@ class Settings:
         self.timeout = timeout
         self.connect = connect or (lambda address, timeout: Client(address, timeout=timeout))
         self._client: Client | None = None
+        self.command: click.Context | None = None
 
     def client(self) -> Client:
         """The connection to the supervisor, opened on first use and closed with the context."""
+        # The command asking: a refusal then names the flag its user typed (user_words).
+        self.command = click.get_current_context(silent=True)
         if self._client is None:
             self._client = self.connect(self.address, self.timeout)
         return self._client
@@ -56,6 +60,20 @@ JOB = Id("job")
 DEPENDENCY = Id("dependency", " (see `cuefarm deps JOB`)")
 pass_settings = click.make_pass_decorator(Settings)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def user_words(command: click.Context | None, field: str | None) -> str | None:
+    """The option a user typed for the request field a refusal names (`values.max_slots` ->
+    `--max-slots`, `start` -> `--from`); None when the field is an argument (the message names
+    its value) or nothing the user typed (a name of the protocol's, not theirs)."""
+    if not field or command is None:
+        return None
+    key = re.sub(r"(\[\d+\])+$", "", field.rsplit(".", 1)[-1])    # values.tags[0] -> tags
+    for param in command.command.params:
+        names = {param.name, *(o.lstrip("-").replace("-", "_") for o in param.opts)}
+        if key in names:
+            return max(param.opts, key=len) if isinstance(param, click.Option) else None
+    return None
 
 
 def comma_list(text: str) -> list[str]:

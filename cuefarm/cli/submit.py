@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,10 @@ import click
 
 from cuefarm import spec
 from cuefarm.cli.options import Settings, json_option, pass_settings
-from cuefarm.cli.output import print_json
+from cuefarm.cli.output import print_json, print_table
 from cuefarm.client import CueFarmError
 
 FRAME_TOKENS = ("#FRAME#", "#FRAME_START#", "#FRAME_END#", "#ZFRAME#")
-LOCAL_MAX_FRAMES = 50_000_000
 
 
 def load_jobs(path: str) -> list[Any]:
@@ -80,26 +80,31 @@ def _yaml_loader() -> type:
     return UniqueKeyLoader
 
 
-@click.command(short_help="Submit jobs from JSON or YAML files.")
+@click.command(short_help="Submit jobs from JSON or YAML files.",
+               epilog="The keys of a job file are described in docs/job-file.md "
+                      "(`cuefarm spec --reference` prints it).")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--check", is_flag=True, help="Validate and describe the jobs; submit nothing.")
+@click.option("--check", is_flag=True, help="Validate and describe the jobs; submit nothing "
+                                            "(without asking the supervisor).")
 @json_option
 @pass_settings
 def submit(settings: Settings, files: tuple[str, ...], check: bool, as_json: bool) -> None:
     """Submit the jobs in FILES (JSON or YAML; one job or a list each); print their ids."""
     jobs: list[Any] = []
-    # Checked here before anything is sent; the frame limit is the supervisor's to enforce (it
-    # may be configured above the default), so locally only absurd sizes are refused, and the
-    # ranges are counted, not expanded, unless --check describes the tasks.
-    max_frames = spec.DEFAULT_MAX_FRAMES if check else LOCAL_MAX_FRAMES
+    where: list[tuple[str, int]] = []   # (file, index in it) of each job sent
+    # The frame limit is the supervisor's to enforce (it may be configured above the default):
+    # a submission is checked here for everything else, its ranges counted, not expanded.
+    # --check, which asks nothing, expands them to describe the tasks, up to the default limit.
+    max_frames = spec.DEFAULT_MAX_FRAMES if check else sys.maxsize
     for path in files:
+        name = "<stdin>" if path == "-" else path
         data = load_jobs(path)
         try:
             specs = spec.validate_submission(data, max_frames, expand=check)
         except spec.SpecError as exc:
-            where = "<stdin>" if path == "-" else path
-            raise spec.SpecError(f"{where}: {exc.field}", exc.message) from None
+            raise spec.SpecError(f"{name}: {exc.field}", exc.message) from None
         jobs.extend(data)
+        where.extend((name, i) for i in range(len(data)))
         if check:
             for js in specs:
                 frames = sum(len(layer.frames) for layer in js.layers)
@@ -108,9 +113,35 @@ def submit(settings: Settings, files: tuple[str, ...], check: bool, as_json: boo
                            f"{len(js.layers)} layer(s), {frames} frame(s) in {dispatches} task(s)")
     if check:
         return
-    ids = settings.client().submit(jobs)
+    try:
+        ids = settings.client().submit(jobs)
+    except CueFarmError as exc:
+        # The supervisor names jobs by their place in the whole submission: say the file's.
+        m = re.fullmatch(r"jobs\[(\d+)\](.*)", exc.field or "")
+        if m and int(m.group(1)) < len(where):
+            name, i = where[int(m.group(1))]
+            raise spec.SpecError(f"{name}: jobs[{i}]{m.group(2)}", str(exc)) from None
+        raise
     if as_json:
         print_json(ids)
     else:
         for job_id in ids:
             click.echo(job_id)
+
+
+@click.command("spec", short_help="Describe the keys of a job file.")
+@click.option("--reference", is_flag=True,
+              help="Print the whole job file reference as Markdown (docs/job-file.md).")
+def spec_cmd(reference: bool) -> None:
+    """List the keys of a job file, with their values and defaults; --reference prints the
+    whole reference (meanings, dependencies, frame tokens) as Markdown."""
+    if reference:
+        click.echo(spec.reference(), nl=False)
+        return
+    for title, keys in (("job", spec.JOB_FIELDS), ("layer", spec.LAYER_FIELDS),
+                        ("depends_on entry", spec.DEPENDENCY_FIELDS)):
+        click.echo(f"{title} keys:")
+        print_table(["  KEY", "VALUE", "DEFAULT"],
+                    [[f"  {k.name}", spec.value_text(k).replace("`", ""),
+                      spec.default_text(k).replace("`", "")] for k in keys.values()])
+    click.echo("The meaning of each: `cuefarm spec --reference` (docs/job-file.md).")

@@ -8,6 +8,7 @@ from typing import Any, Callable
 from sqlalchemy import Connection, select, update
 
 from cuefarm.states import Event, FrameState, JobState, LockState, next_state, sources
+from supervisor.store import jobs
 from supervisor.store.counters import Deltas, FrameMove, apply_moves
 from supervisor.store.errors import ControlError
 from supervisor.store.hostadmin import resolve_hosts
@@ -28,11 +29,11 @@ class Outcome:
     reload: list[str] = field(default_factory=list)
 
 
-def _jobs_exist(conn: Connection, job_ids: list[int]) -> None:
+def _jobs_exist(conn: Connection, job_ids: list[int], field: str = "job_ids") -> None:
     found = set(conn.execute(select(Job.id).where(Job.id.in_(job_ids))).scalars())
     missing = [j for j in job_ids if j not in found]
     if missing:
-        raise ControlError(f"no job with id {missing[0]}", "job_ids")
+        raise ControlError(f"no job with id {missing[0]}", field, "not_found")
 
 
 def _set_job_state(conn: Connection, job_ids: list[int], old: JobState, new: JobState,
@@ -120,10 +121,24 @@ def _reopen(conn: Connection, job_ids: list[int], out: Outcome) -> None:
 
 
 def frame_control(conn: Connection, action: str, job_id: int, frame_ids: list[int], now: float,
-                  out: Outcome) -> None:
+                  out: Outcome, layer: str | None = None, numbers: list[int] = ()) -> None:
     """retry: finished frames run again, running ones restart; kill: running frames stop and
-    wait to run again (no retry spent); eat: give up on the frames, stopping running ones."""
-    _jobs_exist(conn, [job_id])
+    wait to run again (no retry spent); eat: give up on the frames, stopping running ones.
+    The frames are `frame_ids` and the frames running `numbers` of `layer`; an id or number
+    not in the job is refused."""
+    _jobs_exist(conn, [job_id], "job_id")
+    frame_ids = list(frame_ids)
+    if frame_ids:
+        found = set(conn.execute(select(Frame.id).where(Frame.job_id == job_id,
+                                                        Frame.id.in_(frame_ids))).scalars())
+        missing = [f for f in frame_ids if f not in found]
+        if missing:
+            raise ControlError(f"job {job_id} has no frame with id {missing[0]}", "frame_ids",
+                               "not_found")
+    if numbers or layer is not None:
+        frame_ids += jobs.frame_ids_for_numbers(conn, job_id, layer, list(numbers))
+    if not frame_ids:
+        raise ControlError("no frames given", "frame_ids")
     where = (Frame.job_id == job_id) & Frame.id.in_(frame_ids)
     if action == "retry":
         _move_frames(conn, where, Event.RETRY, now, out, reset_retries=True)

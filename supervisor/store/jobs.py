@@ -218,23 +218,67 @@ def in_projects(conn: Connection, job_ids: set[int], projects: Iterable[str]) ->
                .scalars())
 
 
-def find_attempt(conn: Connection, job_id: int, layer: str, frame: int,
-                 attempt: int | None) -> tuple[str, int, str]:
-    """The attempt that ran frame number `frame` of a job's layer (its latest unless
-    `attempt`): (attempt id, host id, host name); ControlError "not_found" naming what is
-    missing."""
-    layer_id = conn.execute(select(Layer.id).where(Layer.job_id == job_id,
-                                                   Layer.name == layer)).scalar()
-    if layer_id is None:
-        raise ControlError(f"job {job_id} has no layer {layer!r}", "layer", "not_found")
-    lo, hi = Frame.number, Frame.frame_end
+def find_layer(conn: Connection, job_id: int, layer: str | None) -> tuple[int, str]:
+    """(id, name) of a job's layer; with `layer` None, of its only layer.  ControlError
+    "not_found" naming the job or the layer that is missing."""
+    found = conn.execute(select(Layer.id, Layer.name).where(Layer.job_id == job_id)
+                         .order_by(Layer.id)).all()
+    if not found:
+        raise ControlError(f"no job with id {job_id}", "job_id", "not_found")
+    if layer is None:
+        if len(found) > 1:
+            names = ", ".join(name for _, name in found)
+            raise ControlError(f"job {job_id} has {len(found)} layers ({names}): name the "
+                               "layer of the frames", "layer")
+        return found[0].id, found[0].name
+    for layer_id, name in found:
+        if name == layer:
+            return layer_id, name
+    raise ControlError(f"job {job_id} has no layer {layer!r} (its layers: "
+                       f"{', '.join(name for _, name in found)})", "layer", "not_found")
+
+
+def _frames_running(conn: Connection, layer_id: int, numbers: list[int]) -> dict[int, Any]:
+    """{number: frame row (id, attempt, label)} for each of `numbers` some frame (or chunk)
+    of the layer runs."""
+    lo, hi = min(numbers), max(numbers)
+    first, last = Frame.number, Frame.frame_end
+    # Chunks may run downwards (10-1): a chunk overlaps [lo, hi] whichever way it runs.
     candidates = conn.execute(
         select(Frame.id, Frame.attempt, Frame.label)
         .where(Frame.layer_id == layer_id,
-               or_(and_(lo <= frame, hi >= frame), and_(lo >= frame, hi <= frame)))).all()
-    row = next((f for f in candidates if frame in fileseq.FrameSet(f.label)), None)
+               or_(and_(first <= hi, last >= lo), and_(last <= hi, first >= lo)))).all()
+    wanted, out = set(numbers), {}
+    for row in candidates:
+        for n in wanted.intersection(fileseq.FrameSet(row.label)):
+            out[n] = row
+    return out
+
+
+def frame_ids_for_numbers(conn: Connection, job_id: int, layer: str | None,
+                          numbers: list[int]) -> list[int]:
+    """The ids of the frames (or chunks) that run frame `numbers` of a job's layer (its only
+    layer when None); ControlError naming the first number the layer does not have."""
+    layer_id, name = find_layer(conn, job_id, layer)
+    found = _frames_running(conn, layer_id, numbers) if numbers else {}
+    missing = [n for n in numbers if n not in found]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ControlError(f"layer {name!r} of job {job_id} has no frame {missing[0]}{more}",
+                           "frame", "not_found")
+    return sorted({row.id for row in found.values()})
+
+
+def find_attempt(conn: Connection, job_id: int, layer: str | None, frame: int,
+                 attempt: int | None) -> tuple[str, int, str]:
+    """The attempt that ran frame number `frame` of a job's layer (its only layer when None;
+    its latest attempt unless `attempt`): (attempt id, host id, host name); ControlError
+    "not_found" naming what is missing."""
+    layer_id, name = find_layer(conn, job_id, layer)
+    row = _frames_running(conn, layer_id, [frame]).get(frame)
     if row is None:
-        raise ControlError(f"layer {layer!r} has no frame {frame}", "frame", "not_found")
+        raise ControlError(f"layer {name!r} of job {job_id} has no frame {frame}", "frame",
+                           "not_found")
     number = attempt if attempt is not None else row.attempt
     if number < 1:
         raise ControlError(f"frame {frame} has not run yet", "attempt", "not_found")

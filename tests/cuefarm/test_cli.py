@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+import time
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +17,9 @@ import pytest
 
 from cuefarm.cli import logs as cli_logs
 from cuefarm import protocol as p
+from cuefarm import spec
 from cuefarm.cli import cli
+from cuefarm.client import CONNECT_TIMEOUT, Client
 from tests.farm import run_cli
 
 JOB_ROW = {
@@ -149,8 +152,25 @@ def test_unreachable_supervisor_exits_2(unreachable_address):
     result = run(unreachable_address, "jobs", timeout="0.3")
     assert result.exit_code == 2
     assert unreachable_address in result.stderr
-    assert "no reply" in result.stderr and "cuefarm up" in result.stderr
+    assert "cannot connect" in result.stderr and "cuefarm up" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_supervisor_that_is_not_there_is_told_before_the_reply_timeout(unreachable_address):
+    # The reply timeout stays 30 s; nothing listening is told after the connection wait.
+    result = run(unreachable_address, "jobs", timeout="30")
+    assert result.exit_code == 2
+    assert (f"cannot connect to the supervisor at {unreachable_address} (nothing answered "
+            f"within {CONNECT_TIMEOUT:g} s)") in result.stderr
+
+
+def test_a_slow_reply_is_waited_for_once_the_supervisor_is_there(fake_supervisor):
+    def slow(name, body):
+        time.sleep(0.6)    # longer than the connection wait below
+        return p.Rows(rows=[])
+    fake_supervisor.handler = slow
+    with Client(fake_supervisor.address, timeout=30, connect_timeout=0.2) as client:
+        assert client.jobs() == []
 
 
 def test_unreachable_via_environment(runner, unreachable_address):
@@ -163,7 +183,7 @@ def test_unreachable_via_environment(runner, unreachable_address):
 @pytest.mark.parametrize("args", [
     ["job", "abc"], ["job", "0"], ["job", "-3"], ["job", "1.5"], ["job", "\uff11"],
     ["layers"], ["pause"], ["pause", "1", "x"], ["priority", "1"], ["priority", "1", "high"],
-    ["frames", "1", "--state", "BURNING"], ["log", "1", "--frame", "3"],
+    ["frames", "1", "--state", "BURNING"],
     ["log", "1", "--layer", "a", "--frame", "x"], ["log", "1", "--layer", "a", "--frame", "1",
                                                     "--tail", "0"],
     ["lock"], ["wait", "1", "--timeout", "-1"], ["up", "--workers", "-1"],
@@ -222,7 +242,7 @@ def test_supervisor_errors_name_the_field(tmp_path, fake_supervisor):
         "bad_spec", "no such project", field="jobs[0].project")
     result = run(fake_supervisor.address, "submit", path)
     assert result.exit_code == 1
-    assert result.stderr.strip() == "error: jobs[0].project: no such project"
+    assert result.stderr.strip() == f"error: {path}: jobs[0].project: no such project"
 
 
 def test_error_without_field(fake_supervisor):
@@ -238,10 +258,10 @@ def test_jobs_table_and_filters(fake_supervisor):
                  "--active")
     assert result.exit_code == 0, result.output
     header, row = result.stdout.splitlines()
-    assert header.split() == ["ID", "NAME", "PROJECT", "USER", "STATE", "STATUS", "DONE", "RUN",
-                              "WAIT", "DEP", "DEAD", "PRI"]
-    assert row.split() == ["12", "shot010_comp", "demo", "ann", "ACTIVE", "running", "37/50",
-                           "3", "8", "2", "0", "60"]
+    assert header.split() == ["ID", "NAME", "PROJECT", "USER", "STATE", "STATUS", "SUCCEEDED",
+                              "RUN", "WAIT", "DEP", "DEAD", "EATEN", "PRI"]
+    assert row.split() == ["12", "shot010_comp", "demo", "ann", "ACTIVE", "running", "35/50",
+                           "3", "8", "2", "0", "2", "60"]
     # Columns line up: each header starts where its column's widest cell starts or ends.
     assert header.index("NAME") == row.index("shot010_comp")
     [(name, body)] = fake_supervisor.requests
@@ -271,7 +291,7 @@ def test_layers_table(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.Rows(rows=[LAYER_ROW])
     result = run(fake_supervisor.address, "layers", "12")
     assert result.exit_code == 0, result.output
-    assert "render -f #FRAME#" in result.stdout and "37/50" in result.stdout
+    assert "render -f #FRAME#" in result.stdout and "35/50" in result.stdout
     assert fake_supervisor.requests[0] == ("list_layers", p.JobRef(12))
 
 
@@ -326,14 +346,17 @@ def test_job_controls(fake_supervisor, command, action, noun):
 @pytest.mark.parametrize("command", ["kill", "retry", "eat"])
 def test_frame_controls(fake_supervisor, command):
     fake_supervisor.handler = lambda name, body: p.Done(count=3)
-    result = run(fake_supervisor.address, command, "12", "--frame", "7,8", "--frame", "9")
+    result = run(fake_supervisor.address, command, "12", "--frame", "7,8", "--frame", "9-13x2",
+                 "--layer", "render")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith("3 frames")
-    assert fake_supervisor.requests == [("frame_control", p.FrameControl(command, 12, [7, 8, 9]))]
+    assert fake_supervisor.requests == [
+        ("frame_control", p.FrameControl(command, 12, layer="render", numbers=[7, 8, 9, 11, 13]))]
 
 
 @pytest.mark.parametrize("args", [["retry", "1", "2", "--frame", "7"],
-                                  ["eat", "1", "--frame", "x"], ["kill", "1", "--frame", "0"],
+                                  ["eat", "1", "--frame", "x"], ["kill", "1", "--frame", "1-"],
+                                  ["kill", "1", "--layer", "render"],
                                   ["pause", "1", "--frame", "7"]])
 def test_frame_control_usage_errors(fake_supervisor, args):
     result = run(fake_supervisor.address, *args)
@@ -519,3 +542,11 @@ def test_a_broken_program_command_is_reported_not_raised(runner):
     result = runner.invoke(group, ["broken", "--anything"])
     assert result.exit_code == 1
     assert "the broken command is not available: ModuleNotFoundError" in result.stderr
+
+
+def test_spec_prints_the_job_file_reference_and_submit_points_to_it(runner):
+    result = runner.invoke(cli, ["spec", "--reference"])
+    assert result.exit_code == 0 and result.output == spec.reference()
+    keys = runner.invoke(cli, ["spec"]).output
+    assert all(f"  {name} " in keys for name in spec.LAYER_FIELDS)
+    assert "docs/job-file.md" in runner.invoke(cli, ["submit", "--help"]).output

@@ -118,7 +118,7 @@ def test_supervisor_refusal_names_the_field(fake_supervisor):
     result = run(fake_supervisor.address, "layer", "set", "3", "comp",
                  "--requirements", "mem > 4")
     assert result.exit_code == 1
-    assert result.stderr.strip() == ("error: values.requirements: unknown word 'mem' "
+    assert result.stderr.strip() == ("error: --requirements: unknown word 'mem' "
                                      "(attributes are written host.NAME)")
 
 
@@ -260,12 +260,13 @@ def test_deps_satisfy_and_drop(done, action, says):
     assert done.requests == [("dependency_control", p.DependencyControl(action, 12, 3))]
 
 
-def test_deps_error_names_the_field(fake_supervisor):
+def test_deps_error_names_what_was_typed(fake_supervisor):
     fake_supervisor.handler = lambda name, body: p.Error(
         "invalid", "job 12 has no dependency 99 (see cuefarm deps 12)", field="dependency_id")
     result = run(fake_supervisor.address, "deps", "drop", "12", "99")
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: dependency_id: job 12 has no dependency 99")
+    # An argument, not a flag: the message names its value; the request's field is not shown.
+    assert result.stderr.startswith("error: job 12 has no dependency 99")
 
 
 # --- hosts tags ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from cuefarm import Client, CueFarmError
-from tests.farm import free_port_block, wait_until
+from tests.farm import PostgresDatabase, free_port_block, marked_processes, wait_until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX signals")
 
@@ -71,7 +71,7 @@ def test_submit_query_and_control(worker_farm, tmp_path):
     log = farm.cli("log", str(job_id), "--layer", "fail", "--frame", "1", "--tail", "400")
     assert "failing" in log.stdout and len(log.stdout.encode()) <= 400
 
-    result = farm.cli("retry", str(job_id), "--frame", str(dead["id"]))
+    result = farm.cli("retry", str(job_id), "--layer", "fail", "--frame", "1")
     assert result.exit_code == 0 and "requeued 1 frame" in result.stdout
     result = farm.cli("wait", str(job_id), "--timeout", "120")
     assert result.exit_code == 1, result.output      # it fails again
@@ -142,6 +142,9 @@ def test_log_follow(worker_farm, tmp_path):
     assert result.exit_code == 0, result.output
     assert all(f"tick {i}" in result.stdout for i in range(1, 6))
     assert "exit status: 0" in result.stdout
+    # The job has one layer: the frame number alone names the frame.
+    result = farm.cli("log", str(job_id), "--frame", "1")
+    assert result.exit_code == 0 and "tick 5" in result.stdout, result.output
 
 
 # --- scheduling commands -------------------------------------------------------------------------
@@ -159,7 +162,7 @@ def test_limits_and_projects(sqlite_farm):
     assert farm.cli("limits", "delete", "arnold").exit_code == 0
     assert json.loads(farm.cli("limits", "--json").stdout) == []
     result = farm.cli("limits", "delete", "arnold")
-    assert result.exit_code == 1 and result.stderr.startswith("error: name: ")
+    assert result.exit_code == 1 and result.stderr == "error: no limit named 'arnold'\n"
 
     result = farm.cli("projects", "set", "demo", "--guaranteed", "2", "--max", "4")
     assert result.exit_code == 0, result.output
@@ -169,7 +172,7 @@ def test_limits_and_projects(sqlite_farm):
     demo = {r["name"]: r for r in json.loads(farm.cli("projects", "--json").stdout)}["demo"]
     assert (demo["guaranteed"], demo["max_slots"]) == (2, None)
     result = farm.cli("projects", "set", "demo", "--guaranteed", "5", "--max", "4")
-    assert result.exit_code == 1 and result.stderr.startswith("error: guaranteed: ")
+    assert result.exit_code == 1 and result.stderr.startswith("error: --guaranteed: ")
 
 
 def test_why_job_set_and_layer_set(sqlite_farm, tmp_path):
@@ -185,7 +188,8 @@ def test_why_job_set_and_layer_set(sqlite_farm, tmp_path):
                                  "--json").stdout)
     assert answer["job_id"] == job_id and any("no worker is UP" in r for r in answer["reasons"])
     result = farm.cli("why", str(job_id), "--layer", "nope")
-    assert result.exit_code == 1 and result.stderr.startswith("error: layer: ")
+    assert result.exit_code == 1 and result.stderr.startswith(
+        f"error: --layer: job {job_id} has no layer 'nope'")
 
     result = farm.cli("job", "set", str(job_id), "--priority", "80", "--max-slots", "3",
                       "--project", "fx")
@@ -197,12 +201,12 @@ def test_why_job_set_and_layer_set(sqlite_farm, tmp_path):
 
     result = farm.cli("layer", "set", str(job_id), "render", "--requirements", "mem > 4")
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: values.requirements: "), result.stderr
+    assert result.stderr.startswith("error: --requirements: "), result.stderr
     result = farm.cli("layer", "set", str(job_id), "render", "--tags", "gpu",
                       "--requirements", "host.memory >= 1", "--slots", "2+", "--memory", "100")
     assert result.exit_code == 0, result.output + farm.supervisor_log()
     result = farm.cli("layer", "set", str(job_id), "render", "--limits", "no-such-limit")
-    assert result.exit_code == 1 and result.stderr.startswith("error: limits: ")
+    assert result.exit_code == 1 and result.stderr.startswith("error: --limits: ")
 
 
 def test_deps_of_a_two_layer_job(sqlite_farm, tmp_path):
@@ -229,7 +233,8 @@ def test_deps_of_a_two_layer_job(sqlite_farm, tmp_path):
     assert farm.cli("deps", "drop", str(job_id), str(dep["id"])).exit_code == 0
     assert json.loads(farm.cli("deps", str(job_id), "--json").stdout) == []
     result = farm.cli("deps", "drop", str(job_id), str(dep["id"]))
-    assert result.exit_code == 1 and result.stderr.startswith("error: dependency_id: ")
+    assert result.exit_code == 1 and result.stderr.startswith(
+        f"error: job {job_id} has no dependency {dep['id']}")
 
 
 def test_hosts_next(worker_farm, tmp_path):
@@ -245,7 +250,7 @@ def test_hosts_next(worker_farm, tmp_path):
     result = farm.cli("hosts", "next", "w1")
     assert result.exit_code == 0 and "queued" in result.stdout and "locked" in result.stderr
     result = farm.cli("hosts", "next", "nobody")
-    assert result.exit_code == 1 and result.stderr.startswith("error: host: ")
+    assert result.exit_code == 1 and result.stderr.startswith("error: no host named 'nobody'")
     assert [h["name"] for h in json.loads(farm.cli("hosts", "--json").stdout)] == ["w1"]
     assert farm.cli("unlock", "w1").exit_code == 0
     assert farm.cli("wait", str(job_id), "--timeout", "120").exit_code == 0
@@ -253,20 +258,37 @@ def test_hosts_next(worker_farm, tmp_path):
 
 # --- cuefarm up ----------------------------------------------------------------------------------
 
-def start_up(tmp_path: Path, *extra: str, display: bool = False
-             ) -> tuple[subprocess.Popen, str]:
-    port = free_port_block()
+def up_env(tmp_path: Path, display: bool = False) -> dict[str, str]:
+    """The environment of a `cuefarm up` under test: no config file, a display only if asked."""
     env = {**os.environ, "CUEFARM_CONFIG": str(tmp_path / "none.toml"), "PYTHONUNBUFFERED": "1"}
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     if display:
         # `up` decides from DISPLAY; the client itself then runs on Qt's offscreen platform.
         env.update(DISPLAY=":0", QT_QPA_PLATFORM="offscreen")
+    return env
+
+
+def start_up(tmp_path: Path, *extra: str, display: bool = False, port: int | None = None,
+             terminal: int | None = None) -> tuple[subprocess.Popen, str]:
+    """`cuefarm up` with one worker of one slot on free ports (or `port`), its output piped
+    (or on the `terminal` given, a pty's end), in a session of its own as a shell's job is."""
+    port = port or free_port_block()
+    out: dict = ({"stdin": terminal, "stdout": terminal, "stderr": terminal} if terminal
+                 else {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True})
     proc = subprocess.Popen(
         [sys.executable, "-m", "cuefarm.cli", "up", "--port", str(port), "--workers", "1",
          "--slots", "1", "--data-dir", str(tmp_path / "farm"), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        env=up_env(tmp_path, display), start_new_session=True, preexec_fn=terminal_signals,
+        **out)
     return proc, f"127.0.0.1:{port}"
+
+
+def terminal_signals() -> None:
+    """Ctrl-C and hangup as a terminal's foreground job gets them (a test run in the
+    background inherits them ignored, and `up` keeps an ignored signal ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def hosts_up(address: str) -> list[dict]:
@@ -302,6 +324,9 @@ def test_up_runs_a_farm_and_stops_in_order_on_sigterm(tmp_path):
     assert proc.returncode == 0, out
     assert f"CueFarm is running at {address}" in out
     assert str(tmp_path / "farm" / "cuefarm.db") in out
+    port = int(address.rsplit(":", 1)[1])
+    assert f"metrics:   http://127.0.0.1:{port + 3}/metrics" in out
+    assert out.count("the desktop client is not opened") == 1
     assert out.index("stopping worker") < out.index("stopping supervisor")
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive
@@ -350,3 +375,155 @@ def test_up_opens_the_desktop_client_when_there_is_a_display(tmp_path):
         out.index("stopping supervisor")
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive
+
+
+@pytest.mark.postgres
+def test_up_takes_a_postgres_url_as_postgresql(require_postgres, tmp_path):
+    with PostgresDatabase() as db:
+        spelled = db.url.replace("postgresql://", "postgres://", 1)
+        proc, address = start_up(tmp_path, "--db", spelled, "--workers", "0", "--no-gui")
+        try:
+            out = ""
+            while "Press Ctrl-C" not in out and proc.poll() is None:
+                out += proc.stdout.readline()
+            assert _answers(address), out
+            proc.send_signal(signal.SIGTERM)
+            out += proc.communicate(timeout=60)[0]
+        finally:
+            stop(proc)
+    assert proc.returncode == 0, out
+    assert f"database:  {db.url}" in out
+    assert "desktop client" not in out      # --no-gui: nothing said
+
+
+def _answers(address: str) -> bool:
+    try:
+        with Client(address, timeout=1) as client:
+            client.ping()
+            return True
+    except CueFarmError:
+        return False
+
+
+# --- however `up` ends, nothing of its farm is left running ------------------------------
+
+def running_frame(address: str, marker: str, command: str = "sleep 300") -> None:
+    """Submit a long frame marked `marker` and wait until it runs."""
+    wait_until(lambda: hosts_up(address), 60, message="a worker of `cuefarm up`")
+    with Client(address, timeout=15) as client:
+        client.submit({"name": "long", "layers": [
+            {"name": "a", "command": command, "range": "1", "env": {"MARKER": marker}}]})
+    wait_until(lambda: marked_processes(marker), 60, message="the frame to run")
+
+
+def assert_all_gone(procs: list[psutil.Process], marker: str) -> None:
+    _, alive = psutil.wait_procs(procs, timeout=30)
+    assert not alive, alive
+    assert not marked_processes(marker)
+
+
+def assert_up_starts_again(tmp_path: Path, address: str) -> None:
+    """A second `cuefarm up` on the same port and data directory runs, and stops."""
+    proc, _ = start_up(tmp_path, port=int(address.rsplit(":", 1)[1]))
+    try:
+        wait_until(lambda: hosts_up(address), 60, message="the second `cuefarm up`")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, out
+
+
+def test_up_stops_its_farm_when_its_terminal_closes(tmp_path):
+    import pty
+    master, slave = pty.openpty()
+    proc, address = start_up(tmp_path, terminal=slave)
+    os.close(slave)
+    marker = f"hup-{proc.pid}"
+    try:
+        running_frame(address, marker)
+        procs = psutil.Process(proc.pid).children(recursive=True)
+        os.close(master)                    # the terminal window closes: writes now fail
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(60) == 0
+        assert_all_gone(procs, marker)
+    finally:
+        stop(proc)
+    assert_up_starts_again(tmp_path, address)
+
+
+def test_up_stops_its_farm_on_a_second_ctrl_c(tmp_path):
+    proc, address = start_up(tmp_path)
+    marker = f"int-{proc.pid}"
+    try:
+        # A frame that ignores SIGTERM: its worker waits out its grace before killing it.
+        running_frame(address, marker, "trap '' TERM; sleep 300")
+        procs = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        out = ""
+        while "stopping worker" not in out:
+            out += proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)     # impatient: the stop hurries, it is not abandoned
+        out += proc.communicate(timeout=60)[0]
+        assert proc.returncode == 0, out
+        assert out.index("stopping worker") < out.index("stopping supervisor")
+        assert_all_gone(procs, marker)
+    finally:
+        stop(proc)
+    assert_up_starts_again(tmp_path, address)
+
+
+def test_the_farm_stops_by_itself_when_up_is_killed(tmp_path):
+    proc, address = start_up(tmp_path, display=True)
+    marker = f"kill-{proc.pid}"
+    try:
+        running_frame(address, marker)
+        procs = psutil.Process(proc.pid).children(recursive=True)
+        assert any("cuegui" in p.cmdline() for p in procs)    # the desktop client too
+        proc.kill()
+        proc.communicate(timeout=30)
+        assert_all_gone(procs, marker)
+    finally:
+        stop(proc)
+    assert_up_starts_again(tmp_path, address)
+
+
+def test_up_in_the_background_and_down(tmp_path):
+    port = free_port_block()
+    address = f"127.0.0.1:{port}"
+    farm_dir = tmp_path / "farm"
+    cuefarm = [sys.executable, "-m", "cuefarm.cli"]
+    started = subprocess.run(
+        [*cuefarm, "up", "--background", "--port", str(port), "--workers", "1", "--slots", "1",
+         "--data-dir", str(farm_dir)], env=up_env(tmp_path), capture_output=True, text=True,
+        timeout=120)
+    record = json.loads((farm_dir / "up.json").read_text())
+    marker = f"bg-{record['pid']}"
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"running in the background at {address} (pid {record['pid']})" in started.stdout
+        assert f"cuefarm down --data-dir {farm_dir}" in started.stdout
+        running_frame(address, marker)
+        procs = [psutil.Process(record["pid"])]
+        procs += procs[0].children(recursive=True)
+        again = subprocess.run([*cuefarm, "up", "--port", str(port + 10), "--data-dir",
+                                str(farm_dir)], env=up_env(tmp_path), capture_output=True,
+                               text=True, timeout=60)
+        assert again.returncode == 1 and "already runs from" in again.stderr
+        down = subprocess.run([*cuefarm, "down", "--data-dir", str(farm_dir)],
+                              env=up_env(tmp_path), capture_output=True, text=True, timeout=120)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert_all_gone(procs, marker)
+        assert not (farm_dir / "up.json").exists()
+        log = (farm_dir / "logs" / "up.log").read_text()
+        assert log.index("stopping worker") < log.index("stopping supervisor")
+    finally:
+        if psutil.pid_exists(record["pid"]):   # the test failed: leave nothing behind
+            up = psutil.Process(record["pid"])
+            for proc in [up, *up.children(recursive=True)]:
+                proc.kill()
+    none = subprocess.run([*cuefarm, "down", "--data-dir", str(farm_dir)],
+                          env=up_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert none.returncode == 1 and f"no farm started by `cuefarm up` runs from {farm_dir}" \
+        in none.stderr
+    assert_up_starts_again(tmp_path, address)

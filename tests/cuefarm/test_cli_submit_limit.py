@@ -28,13 +28,13 @@ def test_a_range_over_the_supervisors_limit_is_refused_without_expanding(sqlite_
         result = CliRunner().invoke(cli, args)
         grew_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
         assert result.exit_code != 0
-        assert "more than the maximum of 1000" in result.output, result.output
+        assert "more than the maximum of 1,000 frames" in result.output, result.output
         assert "layers[0].range" in result.output, result.output
         assert grew_kib < 200_000, f"the range was expanded ({grew_kib} KiB more)"
         # Just over the supervisor's limit is refused too, and nothing was stored by either.
         job.write_text(job.read_text().replace("1-40000000", "1-1001"))
         result = CliRunner().invoke(cli, args)
-        assert result.exit_code != 0 and "more than the maximum of 1000" in result.output
+        assert result.exit_code != 0 and "more than the maximum of 1,000 frames" in result.output
         assert farm.client().jobs() == []
         job.write_text(job.read_text().replace("1-1001", "1-1000"))
         result = CliRunner().invoke(cli, args)

@@ -152,3 +152,13 @@ def test_parse_address(text, expected):
 def test_parse_address_refuses(text):
     with pytest.raises(ConfigError, match="not a supervisor address"):
         parse_address(text)
+
+
+@pytest.mark.parametrize("given, read", [
+    ("postgres://u@db/farm", "postgresql://u@db/farm"),
+    ("postgres+psycopg2://u@db/farm", "postgresql+psycopg2://u@db/farm"),
+    ("postgresql://u@db/farm", "postgresql://u@db/farm"),
+    ("sqlite:////tmp/postgres://x.db", "sqlite:////tmp/postgres://x.db"),
+])
+def test_database_url_reads_postgres_as_postgresql(given, read):
+    assert config.database_url(given) == read

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from cuefarm import frames
+from cuefarm import frames, spec
 from cuefarm.spec import (DEFAULT_MAX_FRAMES, Dependency, SpecError, validate_job,
                           validate_submission)
 
@@ -234,7 +235,7 @@ def test_huge_range_is_refused_without_expanding():
     with pytest.raises(SpecError) as info:
         validate_job(job, max_frames=DEFAULT_MAX_FRAMES)
     assert info.value.field == "job.layers[0].range"
-    assert "maximum of 1000000 frames" in info.value.message
+    assert "maximum of 1,000,000 frames" in info.value.message
 
 
 def test_range_over_max_frames():
@@ -303,3 +304,34 @@ def test_requirements_nested_within_the_cap_still_parse_and_evaluate():
     assert reqs.evaluate(reqs.parse("not " * 31 + "host.cores >= 8"), {"cores": 16}) is False
     with pytest.raises(reqs.RequirementError):
         reqs.parse("(" * 33 + "true" + ")" * 33)
+
+
+# --- the job file reference is written from the keys validation uses ----------------------------
+
+def test_docs_job_file_is_the_generated_reference():
+    checked_in = Path(__file__).resolve().parents[2] / "docs" / "job-file.md"
+    assert checked_in.read_text(encoding="utf-8") == spec.reference(), (
+        "docs/job-file.md is out of date: cuefarm spec --reference > docs/job-file.md")
+
+
+def test_the_reference_documents_the_defaults_and_bounds_validation_applies():
+    job = validate_job({"name": "j", "layers": [{"name": "l", "command": "x", "range": "1"}]})
+    layer = job.layers[0]
+    for key in spec.LAYER_FIELDS.values():
+        if key.default is not spec.REQUIRED and hasattr(layer, key.name):
+            assert getattr(layer, key.name) == key.default, key.name
+        if key.lo is not None and key.name != "slots":
+            def with_value(v, key=key):
+                return {"name": "j", "layers": [{"name": "l", "command": "x", "range": "1",
+                                                 key.name: v}]}
+            assert getattr(validate_job(with_value(key.hi)).layers[0], key.name) == key.hi
+            with pytest.raises(SpecError, match="out of range"):
+                validate_job(with_value(key.hi + 1))
+    for key in spec.JOB_FIELDS.values():
+        if key.default is not spec.REQUIRED:
+            assert getattr(job, key.name) == key.default, key.name
+        if key.lo is not None:
+            with pytest.raises(SpecError, match="out of range"):
+                validate_job({"name": "j", "layers": [{"name": "l", "command": "x",
+                                                       "range": "1"}], key.name: key.lo - 1})
+    assert "cwd" in spec.reference() and "under the worker's data directory" in spec.reference()
