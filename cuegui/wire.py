@@ -76,25 +76,31 @@ class GuiClient(Client):
     stop waiting as soon as the connection to the supervisor drops: a request in flight when
     the supervisor dies fails at once, not after its whole timeout."""
 
-    _monitor: zmq.Socket | None = None
+    # Watches the connection for its end (the base client's handshake watch is not used: the
+    # GUI's own watchdog tells a supervisor that is not there).
+    _gone: zmq.Socket | None = None
 
     def _socket(self) -> zmq.Socket:
-        fresh = self._sock is None
-        sock = super()._socket()
-        if fresh:
-            self._monitor = sock.get_monitor_socket(_GONE)
-        return sock
+        if self._sock is None:
+            s = self._ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.MAXMSGSIZE, p.MAX_CLIENT_MESSAGE)
+            self._gone = s.get_monitor_socket(_GONE)
+            s.connect(f"tcp://{self.host}:{self.port}")
+            self._sock = s
+        return self._sock
 
     def close(self) -> None:
-        if self._monitor is not None:
-            self._monitor.close(0)
-            self._monitor = None
+        if self._gone is not None:
+            self._sock.disable_monitor()
+            self._gone.close(0)
+            self._gone = None
         super().close()
 
     def request_raw(self, body: p.Body, timeout: float | None = None,
                     type_name: str | None = None) -> p.Envelope:
         sock = self._socket()
-        monitor = self._monitor
+        monitor = self._gone
         rid = next(self._ids)
         sock.send(p.encode(body, rid, self.user, type_name=type_name))
         limit = self.timeout if timeout is None else timeout
