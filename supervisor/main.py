@@ -73,7 +73,9 @@ def command(ctx: click.Context, **flags) -> None:
         raise click.UsageError(f"--db {db!r}: {exc}") from None
     # The wall clock is time.time; a program embedding the supervisor may give another as
     # the click context's obj ({"clock": fn}), as the tests of metering do.
-    clock = (ctx.obj or {}).get("clock", time.time)
+    # Run as `cuefarm supervisor`, the obj is the command line's settings: not a dict.
+    given = ctx.obj if isinstance(ctx.obj, dict) else {}
+    clock = given.get("clock", time.time)
     sv = Supervisor(cfg, engine, clock=clock)
     try:
         sv.start()
