@@ -2,6 +2,7 @@
 
     from cuefarm import Client
     client = Client()                      # CUEFARM_SUPERVISOR=host:port, default 127.0.0.1:9770
+                                           # (several: "a:9770,b:9770", tried in turn)
     [job_id] = client.submit([job_dict])
     client.wait(job_id, timeout=600)
 
@@ -45,6 +46,15 @@ def default_address() -> str:
     return os.environ.get("CUEFARM_SUPERVISOR") or DEFAULT_ADDRESS
 
 
+def parse_addresses(text: str) -> list[tuple[str, int]]:
+    """"host:port" or several, comma-separated (supervisors sharing one farm); ConfigError
+    naming the one that does not parse."""
+    parts = [a.strip() for a in text.split(",") if a.strip()]
+    if not parts:
+        raise ConfigError(f"no supervisor address in {text!r}")
+    return [parse_address(a) for a in parts]
+
+
 def current_user() -> str:
     try:
         return getpass.getuser()
@@ -53,7 +63,12 @@ def current_user() -> str:
 
 
 class Client:
-    """A connection to one supervisor's client API.  Not thread-safe: one per thread."""
+    """A connection to a supervisor's client API.  Not thread-safe: one per thread.
+
+    Given several addresses (supervisors sharing one farm), it talks to one at a time and
+    moves on to the next when one does not answer: a request that could not be delivered
+    (nothing accepted the connection) is sent to the next at once; after a request that got
+    no reply, the next request goes to the next supervisor."""
 
     def __init__(self, address: str | None = None, timeout: float = 30.0,
                  user: str | None = None, context: zmq.Context | None = None,
@@ -63,9 +78,10 @@ class Client:
         listening is told within this, not after `timeout`)."""
         self.address = address or default_address()
         try:
-            self.host, self.port = parse_address(self.address)
+            self.addresses = parse_addresses(self.address)
         except ConfigError as exc:
             raise CueFarmError(str(exc), "invalid", "address") from None
+        self.host, self.port = self.addresses[0]
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.user = user or current_user()
@@ -88,6 +104,17 @@ class Client:
             self._sock = s
         return self._sock
 
+    @property
+    def current(self) -> str:
+        """The address of the supervisor this client talks to now."""
+        return f"{self.host}:{self.port}"
+
+    def _move_on(self) -> None:
+        """Talk to the next supervisor from now on."""
+        self.close()
+        self.addresses.append(self.addresses.pop(0))
+        self.host, self.port = self.addresses[0]
+
     def _stop_monitor(self) -> None:
         if self._monitor is not None:
             self._sock.disable_monitor()
@@ -107,7 +134,7 @@ class Client:
             ready = dict(poller.poll(max(0, int(left * 1000)) + 1)) if left > 0 else {}
             if not ready:
                 self.close()
-                raise Unreachable(f"cannot connect to the supervisor at {self.address} "
+                raise Unreachable(f"cannot connect to the supervisor at {self.current} "
                                   f"(nothing answered within {wait:g} s)")
             if self._sock in ready or self._monitor.recv_multipart(zmq.NOBLOCK):
                 self._stop_monitor()
@@ -137,19 +164,36 @@ class Client:
         """Like `request`, but return the reply's envelope with its body undecoded (a
         `msgspec.Raw`), for callers that decode large replies their own way; `decode_reply`
         decodes it as `request` would.  An error reply still raises CueFarmError."""
-        sock = self._socket()
-        rid = next(self._ids)
-        sock.send(p.encode(body, rid, self.user, type_name=type_name))
         limit = self.timeout if timeout is None else timeout
-        if self._monitor is not None:
-            self._await_connection(limit)
+        tried: list[str] = []
+        while True:
+            sock = self._socket()
+            rid = next(self._ids)
+            sock.send(p.encode(body, rid, self.user, type_name=type_name))
+            if self._monitor is None:
+                break
+            try:
+                self._await_connection(limit)
+                break
+            except Unreachable as exc:
+                # Nothing took the connection, so nothing got the request: the next
+                # supervisor may have it.
+                tried.append(self.current)
+                if len(tried) >= len(self.addresses):
+                    if len(tried) == 1:
+                        raise
+                    raise Unreachable(f"cannot connect to any of the supervisors at "
+                                      f"{', '.join(tried)}") from exc
+                self._move_on()
         deadline = time.monotonic() + limit
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not sock.poll(int(left * 1000) + 1):
-                # The socket may hold a late reply; start afresh so it cannot be misread.
-                self.close()
-                raise Unreachable(f"no reply from the supervisor at {self.address} "
+                # The socket may hold a late reply; start afresh so it cannot be misread, and
+                # with the next supervisor when there are several.
+                where = self.current
+                self._move_on()
+                raise Unreachable(f"no reply from the supervisor at {where} "
                                   f"within {limit:g} s")
             try:
                 env = p.decode_envelope(sock.recv())
@@ -465,7 +509,8 @@ class Events:
 
     def __init__(self, address: str | None = None, events_port: int | None = None,
                  context: zmq.Context | None = None):
-        host, port = parse_address(address or default_address())
+        # The events of one supervisor (sequence numbers are its own): the first given.
+        host, port = parse_addresses(address or default_address())[0]
         self._ctx = context or zmq.Context.instance()
         self.sock = self._ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)

@@ -21,7 +21,7 @@ import click
 from cuefarm import config, spec
 from cuefarm.cli import access, admin, billing, control, hosts, jobs, logs, submit, up
 from cuefarm.cli.options import JOB, JobId, Settings, json_option, pass_settings, user_words
-from cuefarm.client import CueFarmError, Unreachable
+from cuefarm.client import CueFarmError, Unreachable, parse_addresses
 from cuefarm.protocol import ProtocolError
 
 __all__ = ["cli", "main", "CueFarmGroup", "Settings", "JOB", "JobId", "json_option",
@@ -118,7 +118,7 @@ def _unavailable(name: str, reason: str) -> click.Command:
 
 def _check_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
     try:
-        config.parse_address(value)
+        parse_addresses(value)
     except config.ConfigError as exc:
         raise click.BadParameter(str(exc)) from None
     return value
@@ -127,7 +127,9 @@ def _check_address(ctx: click.Context, param: click.Parameter, value: str) -> st
 @click.group(cls=CueFarmGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--supervisor", "address", metavar="HOST:PORT", envvar="CUEFARM_SUPERVISOR",
               default=config.DEFAULT_ADDRESS, show_default=True, callback=_check_address,
-              help="The supervisor's client API address (env CUEFARM_SUPERVISOR).")
+              help="The supervisor's client API address (env CUEFARM_SUPERVISOR); several, "
+                   "comma-separated, for supervisors sharing one farm: the next is used when "
+                   "one does not answer.")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), envvar="CUEFARM_TIMEOUT",
               default=30.0, show_default=True, metavar="SECONDS",
               help="How long to wait for each reply (env CUEFARM_TIMEOUT).")
