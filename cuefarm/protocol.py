@@ -113,6 +113,7 @@ class JobControl(Body):
     action: str                     # pause | resume | kill | retry | eat | priority
     job_ids: list[int]
     value: int | None = None        # the new priority for "priority"
+    clear_bans: bool = False        # retry, resume: forget the jobs' bad hosts first
 
 
 class FrameControl(Body):

@@ -190,8 +190,7 @@ class Runner:
                 if run_as is not None:
                     os.chown(cwd, run_as.uid, run_as.gid)
             elif not os.path.isdir(cwd):
-                raise LaunchError(f"the working directory {cwd} does not exist on "
-                                  f"{self.worker_name}")
+                raise LaunchError(f"the working directory {cwd} does not exist on this host")
             logfile.write(logs.header(
                 attempt_id=launch.attempt_id, command=command, cwd=cwd, env=env,
                 host=self.worker_name, hostname=self.hostname, started=started,
@@ -215,7 +214,7 @@ class Runner:
                 stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
                 close_fds=True, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure to start is the frame's result
-            why = _launch_error(exc, command, self.worker_name)
+            why = _launch_error(exc, command)
             try:
                 logfile.write(f"\nlaunch failed: {why}\n".encode("utf-8", "replace"))
             except OSError:
@@ -379,14 +378,15 @@ class Runner:
             log.warning("cannot write the footer of %s: %s", path, exc)
 
 
-def _launch_error(exc: Exception, command: list[str] | str, host: str) -> str:
-    """Why a frame's process did not start, in the user's words."""
+def _launch_error(exc: Exception, command: list[str] | str) -> str:
+    """Why a frame's process did not start, in the user's words (the same on every host, so
+    a job that cannot start anywhere is told apart from bad hosts)."""
     if isinstance(exc, LaunchError):
         return str(exc)
     if isinstance(exc, FileNotFoundError) and isinstance(command, list) and command:
-        return f"command {command[0]!r} not found on {host}"
+        return f"command {command[0]!r} not found on this host"
     if isinstance(exc, PermissionError) and isinstance(command, list) and command:
-        return f"command {command[0]!r} cannot be run on {host}: permission denied"
+        return f"command {command[0]!r} cannot be run on this host: permission denied"
     return str(exc)
 
 

@@ -233,7 +233,9 @@ def _job_control(cx: Context, req: Request) -> p.Body:
     body: p.JobControl = req.body
     now = cx.clock()
     outcome = _apply(cx, lambda c, o: control.job_control(c, body.action, body.job_ids,
-                                                          body.value, now, o))
+                                                          body.value, now, o, body.clear_bans))
+    if body.clear_bans:
+        cx.live.bans.invalidate()
     log.info("%s: %s jobs %s (%d)", req.user, body.action, body.job_ids, outcome.count)
     return p.Done(outcome.count)
 

@@ -97,7 +97,9 @@ def _frame_columns(f: Any, layer_name: Any) -> tuple:
             func.coalesce(Attempt.cpu_time, 0.0).label("cpu_time"), Attempt.exit_status,
             Attempt.state.label("attempt_state"),
             (Attempt.stopped_at - Attempt.started_at).label("runtime"),
-            attempt.label("attempt_id"))
+            attempt.label("attempt_id"),
+            # why the latest attempt did not run or ended (a refusal, a launch failure, ...)
+            func.coalesce(Attempt.reason, "").label("reason"))
 
 
 def _latest_attempt(f: Any) -> Any:
@@ -278,3 +280,19 @@ def waiting_frames(conn: Connection, layer_id: int, limit: int) -> list[Any]:
     return conn.execute(select(Frame.label, Frame.number)
                         .where(Frame.layer_id == layer_id, Frame.state == "WAITING")
                         .order_by(Frame.idx).limit(limit)).all()
+
+
+def waiting_frame_reasons(conn: Connection, layer_id: int, limit: int = 1000) -> list[Any]:
+    """Why the layer's WAITING frames (the first `limit` in dispatch order) did not run last
+    time: (reason, frames, a host that gave it), most frames first; frames that never ran, or
+    whose last attempt ended without a reason, are left out."""
+    waiting = (select(Frame.id, Frame.attempt)
+               .where(Frame.layer_id == layer_id, Frame.state == "WAITING", Frame.attempt > 0)
+               .order_by(Frame.idx).limit(limit).subquery("w"))
+    n = func.count().label("frames")
+    return conn.execute(
+        select(Attempt.reason, n, func.min(Attempt.host_name).label("host"))
+        .select_from(waiting)
+        .join(Attempt, and_(Attempt.frame_id == waiting.c.id,
+                            Attempt.number == waiting.c.attempt))
+        .where(Attempt.reason != "").group_by(Attempt.reason).order_by(n.desc())).all()

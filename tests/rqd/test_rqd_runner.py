@@ -87,9 +87,9 @@ def test_tokens_in_an_argv_command(runner, helpers):
 
 
 @pytest.mark.parametrize("kw, says", [
-    (dict(command=["/no/such/program-x"]), "command '/no/such/program-x' not found on w1"),
+    (dict(command=["/no/such/program-x"]), "command '/no/such/program-x' not found on this host"),
     (dict(command=[PY, "-c", "pass"], cwd="/no/such/dir"),
-     "the working directory /no/such/dir does not exist on w1")])
+     "the working directory /no/such/dir does not exist on this host")])
 def test_launch_failure_is_a_completion_with_127(runner, helpers, kw, says):
     launch = helpers.launch("30.1", **kw)
     with pytest.raises(rn.LaunchError) as info:
