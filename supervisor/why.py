@@ -202,10 +202,11 @@ def explain(cx: Context, conn: Connection, job_id: int, layer: str | None,
         if lay["depend"] and frame is None:
             reasons.extend(prefix + r for r in _dependency_reasons(conn, lay, None))
         if lay["waiting"] and frame is None:
-            for why, n, host in rows.waiting_frame_reasons(conn, lay["id"]):
+            for why, n, host, hosts in rows.waiting_frame_reasons(conn, lay["id"]):
+                others = f" and {hosts - 1} other host{'s' if hosts > 2 else ''}" if hosts > 1 \
+                    else ""
                 reasons.append(prefix + f"{n} waiting frame{'s' if n > 1 else ''} did not run "
-                               f"last time: {why} (on {host}"
-                               f"{' and others' if n > 1 else ''})")
+                               f"last time: {why} (on {host}{others})")
         if lay["waiting"] and job["state"] == "ACTIVE":
             reasons.extend(prefix + r for r in _host_reasons(cx, lay, budget))
     dead = sum(lay["dead"] for lay in layers)

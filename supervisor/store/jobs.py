@@ -284,14 +284,15 @@ def waiting_frames(conn: Connection, layer_id: int, limit: int) -> list[Any]:
 
 def waiting_frame_reasons(conn: Connection, layer_id: int, limit: int = 1000) -> list[Any]:
     """Why the layer's WAITING frames (the first `limit` in dispatch order) did not run last
-    time: (reason, frames, a host that gave it), most frames first; frames that never ran, or
-    whose last attempt ended without a reason, are left out."""
+    time: (reason, frames, a host that gave it, how many hosts gave it), most frames first;
+    frames that never ran, or whose last attempt ended without a reason, are left out."""
     waiting = (select(Frame.id, Frame.attempt)
                .where(Frame.layer_id == layer_id, Frame.state == "WAITING", Frame.attempt > 0)
                .order_by(Frame.idx).limit(limit).subquery("w"))
     n = func.count().label("frames")
     return conn.execute(
-        select(Attempt.reason, n, func.min(Attempt.host_name).label("host"))
+        select(Attempt.reason, n, func.min(Attempt.host_name).label("host"),
+               func.count(Attempt.host_name.distinct()).label("hosts"))
         .select_from(waiting)
         .join(Attempt, and_(Attempt.frame_id == waiting.c.id,
                             Attempt.number == waiting.c.attempt))

@@ -191,3 +191,26 @@ def test_why_names_dead_frames_when_nothing_waits(farm):
     assert "2 frames are DEAD: retry or eat them" in c.why(jid)["reasons"]
     c.frame_control("eat", jid, [c.frames(jid, layer="r")[0]["id"]])
     assert c.why(jid, layer="r")["reasons"] == ["1 frame is DEAD: retry or eat it"]
+
+
+def test_what_a_worker_kept_for_another_farm_is_not_taken(farm):
+    """Attempt ids restart at 1.1 in every farm: a worker coming from another farm (another
+    database) with a completion of "1.1" must not finish this farm's frame 1."""
+    c = farm.client()
+    w = farm.add_worker("w1", slots=1, runtime=None)
+    [jid] = c.submit([job("j", [layer("r", 1)])])
+    farm.advance_until(lambda: c.frames(jid)[0]["state"] == "RUNNING", 30, step=0.05)
+    [aid] = list(w.running)
+    w.running.clear()
+    now = farm.clock.wall()
+    w.received.clear()
+    w.send(p.Register(name="w1", hostname="w1", os="linux", cores=1, memory_mb=65536, slots=1,
+                      version="x", completions=[p.Completion(aid, 0, now, now)],
+                      farm_id="another-farm"))
+    farm.settle()
+    # Not ours: the attempt it does not run here is requeued, and runs again.
+    [frame] = c.frames(jid)
+    assert frame["state"] in ("WAITING", "RUNNING") and c.job(jid)["succeeded"] == 0
+    assert not [b for b in w.received if isinstance(b, p.CompleteAck)]
+    [registered] = [b for b in w.received if isinstance(b, p.Registered)]
+    assert registered.farm_id and registered.farm_id != "another-farm"
