@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qtpy.QtGui import QColor
 
+from cuefarm.states import SAME_REFUSAL
 from cuegui import format as fmt
 from cuegui import theme
 from cuegui.models.table import CENTER, RIGHT, Column, RowTableModel, field
@@ -62,7 +63,10 @@ def shown_status(job: dict) -> str | None:
 
 def status_tip(job: dict) -> str:
     tip = f"{job.get('state')}" + (" - stalled" if job.get("stalled") else "")
-    if job.get("flagged"):
+    if (job.get("flagged") or "").startswith(SAME_REFUSAL):
+        tip += (f"\nPaused by the supervisor: {job['flagged']}\n"
+                "The job's own problem, not the hosts': fix it, then resume it.")
+    elif job.get("flagged"):
         tip += (f"\nPaused by the supervisor: {job['flagged']}\n"
                 "Clear its bad hosts and resume it when the cause is fixed.")
     return tip

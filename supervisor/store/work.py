@@ -15,6 +15,7 @@ from sqlalchemy import (Connection, bindparam, delete, func, insert, literal_col
                         tuple_, update)
 
 from cuefarm import protocol as p
+from cuefarm import states
 from cuefarm.states import AttemptState, Event, FrameState, JobState, next_state
 from supervisor.store.counters import Deltas, FrameMove, apply_moves
 from supervisor.store.hosts import capable_hosts
@@ -24,9 +25,7 @@ from supervisor.store.telemetry import array_literal, relaxed_commit
 
 A, F = AttemptState, FrameState
 LAUNCH_FAILED = "launch failed"     # rqd's completion reason when the process never started
-# The flag of a job paused because every host able to run it gave the same reason not to
-# start it: the job is at fault, not the hosts.
-SAME_REFUSAL = "paused: no host can start this job, all for the same reason"
+SAME_REFUSAL = states.SAME_REFUSAL     # the flag of a job at fault rather than its hosts
 
 
 @dataclass
