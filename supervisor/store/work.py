@@ -400,7 +400,7 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
         return []
     ended, moves, attempt_rows = [], [], []
     failures: dict[tuple[int, int], int] = defaultdict(int)
-    reasons: dict[tuple[int, int], str] = {}        # why the process never started there
+    reasons: dict[tuple[int, int], str] = {}   # why it never started or failed there, if said
     for r in _lock_running(conn, list(results)):
         res = results[(r.frame_id, r.number)]
         comp = res if isinstance(res, p.Completion) else None
@@ -421,6 +421,8 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
             astate = A.FAILED
             event = Event.FAIL_RETRY if r.retries + 1 <= r.max_retries else Event.FAIL_FINAL
             failures[(r.job_id, r.host_id)] += 1
+            if reason:      # e.g. the shell found no such command: comparable across hosts
+                reasons[(r.job_id, r.host_id)] = reason
         attempt_rows.append({
             "f": r.frame_id, "n": r.number, "s": astate.value,
             "stop": comp.stopped if comp else now,

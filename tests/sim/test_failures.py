@@ -214,3 +214,15 @@ def test_what_a_worker_kept_for_another_farm_is_not_taken(farm):
     assert not [b for b in w.received if isinstance(b, p.CompleteAck)]
     [registered] = [b for b in w.received if isinstance(b, p.Registered)]
     assert registered.farm_id and registered.farm_id != "another-farm"
+
+
+def test_a_missing_shell_command_on_every_host_is_the_jobs_problem(farm):
+    c = farm.client()
+    why = "command not found (the shell exited 127)"
+    for name in ("w1", "w2"):
+        farm.add_worker(name, slots=1, runtime=0.05, exit_status=127, reason=why)
+    [jid] = c.submit([job("typo", [layer("r", 4, command="rendr --frame #FRAME#",
+                                         max_retries=10)])])
+    farm.advance_until(lambda: c.job(jid)["state"] == "PAUSED", 60, step=0.05)
+    assert c.job(jid)["flagged"].endswith(why) and c.bad_hosts(jid) == []
+    assert "job's problem" in c.why(jid)["reasons"][0]
