@@ -553,14 +553,15 @@ def _delete_path_map(cx: Context, req: Request) -> p.Body:
 @request("get_log", role=ARTIST, what="reading logs", jobs="job_id")
 def _get_log(cx: Context, req: Request) -> None:
     body: p.GetLog = req.body
-    aid, host_id, host_name = cx.read(lambda c: control_errors(
+    aid, host_id, host_name, ended = cx.read(lambda c: control_errors(
         rows.find_attempt, c, body.job_id, body.layer, body.frame, body.attempt))
     w = cx.live.registry.by_id.get(host_id)
     if w is None or w.identity is None:
         raise RequestError("unavailable", f"host {host_name} is not connected; the log of "
-                                          f"attempt {aid} is on that host")
+                                          f"attempt {aid} is on that host"
+                                          + (f" (the attempt ended: {ended})" if ended else ""))
     limit = max(1, min(body.limit, p.MAX_WORKER_MESSAGE // 2))
-    token = cx.live.logs.ask(req.route, req.request_id, host_name, cx.mono())
+    token = cx.live.logs.ask(req.route, req.request_id, host_name, cx.mono(), ended)
     cx.out.send(w.identity, p.LogRequest(token, aid, body.offset, limit))
     # Answered when the worker replies (supervisor.logrelay), or by the loop when the request
     # cannot be delivered or the worker does not answer in time.

@@ -221,10 +221,10 @@ def in_projects(conn: Connection, job_ids: set[int], projects: Iterable[str]) ->
 
 
 def find_attempt(conn: Connection, job_id: int, layer: str, frame: int,
-                 attempt: int | None) -> tuple[str, int, str]:
+                 attempt: int | None) -> tuple[str, int, str, str]:
     """The attempt that ran frame number `frame` of a job's layer (its latest unless
-    `attempt`): (attempt id, host id, host name); ControlError "not_found" naming what is
-    missing."""
+    `attempt`): (attempt id, host id, host name, why it ended when it says); ControlError
+    "not_found" naming what is missing."""
     layer_id = conn.execute(select(Layer.id).where(Layer.job_id == job_id,
                                                    Layer.name == layer)).scalar()
     if layer_id is None:
@@ -240,12 +240,12 @@ def find_attempt(conn: Connection, job_id: int, layer: str, frame: int,
     number = attempt if attempt is not None else row.attempt
     if number < 1:
         raise ControlError(f"frame {frame} has not run yet", "attempt", "not_found")
-    att = conn.execute(select(Attempt.host_id, Attempt.host_name)
+    att = conn.execute(select(Attempt.host_id, Attempt.host_name, Attempt.reason)
                        .where(Attempt.frame_id == row.id, Attempt.number == number)).first()
     if att is None:
         raise ControlError(f"frame {frame} has no attempt {number} (latest is {row.attempt})",
                            "attempt", "not_found")
-    return f"{row.id}.{number}", att.host_id, att.host_name
+    return f"{row.id}.{number}", att.host_id, att.host_name, att.reason or ""
 
 
 # --- what `why` and `next_for_host` read -----------------------------------------------------------
