@@ -111,8 +111,9 @@ def _host_reasons(cx: Context, layer: dict[str, Any], budget: Budget) -> list[st
             parts.append(f"locked ({_names(locked)})")
         if full:
             parts.append(f"full ({_names(full)})")
-        reasons.append(f"all {len(allowed)} matching hosts{' not kept off' if kept_off else ''}"
-                       f" are " + " or ".join(parts))
+        reasons.append((f"every matching host off the bad-host list ({len(allowed)}) is "
+                        if kept_off else f"all {len(allowed)} matching hosts are ")
+                       + " or ".join(parts))
     for name in layer.get("limits") or ():
         lim = budget.limits.get(name)
         if lim is None:

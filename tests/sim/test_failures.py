@@ -145,7 +145,7 @@ def test_why_names_bad_hosts_beside_locked_ones(farm):
     [jid] = c.submit([job("why", [layer("r", 30, max_retries=100)])])
     farm.advance_until(lambda: sum(r["banned"] for r in c.bad_hosts(jid)) == 3, 60, step=0.05)
     reasons = c.why(jid)["reasons"]
-    assert any("locked (d)" in r for r in reasons)
+    assert "every matching host off the bad-host list (1) is locked (d)" in reasons
     assert any("3 matching hosts are on this job's bad-host list: a, b, c" in r
                and "--clear-bans" in r for r in reasons), reasons
 
