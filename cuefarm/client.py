@@ -267,22 +267,26 @@ class Client:
 
     # -- control ----------------------------------------------------------------------------------
 
-    def _job_control(self, action: str, job_ids: int | list[int], value: int | None = None) -> int:
+    def _job_control(self, action: str, job_ids: int | list[int], value: int | None = None,
+                     clear_bans: bool = False) -> int:
         ids = [job_ids] if isinstance(job_ids, int) else list(job_ids)
-        return self.request(p.JobControl(action, ids, value)).count
+        return self.request(p.JobControl(action, ids, value, clear_bans)).count
 
     def pause(self, job_id: int | list[int]) -> int:
         return self._job_control("pause", job_id)
 
-    def resume(self, job_id: int | list[int]) -> int:
-        return self._job_control("resume", job_id)
+    def resume(self, job_id: int | list[int], clear_bans: bool = False) -> int:
+        """Resume paused jobs; with `clear_bans`, forget their bad hosts first (a job the
+        supervisor paused because every host failed it runs on them again)."""
+        return self._job_control("resume", job_id, clear_bans=clear_bans)
 
     def kill(self, job_id: int | list[int]) -> int:
         return self._job_control("kill", job_id)
 
-    def retry(self, job_id: int | list[int]) -> int:
-        """Retry the dead frames of a job; returns how many frames were requeued."""
-        return self._job_control("retry", job_id)
+    def retry(self, job_id: int | list[int], clear_bans: bool = False) -> int:
+        """Retry the dead frames of a job; returns how many frames were requeued.  With
+        `clear_bans`, the job's bad hosts are forgotten first, so they may run them again."""
+        return self._job_control("retry", job_id, clear_bans=clear_bans)
 
     def eat(self, job_id: int | list[int]) -> int:
         """Give up on the dead frames of a job."""

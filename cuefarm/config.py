@@ -95,6 +95,14 @@ class SupervisorConfig:
     log_level: str = "INFO"
 
 
+# What a frame inherits from rqd's own environment by default: enough to find programs and
+# speak the locale, nothing of rqd's own (its virtualenv, credentials, CA bundles, prompt...).
+FRAME_ENV_ALLOW = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*",
+                   "TZ", "TMPDIR", "TEMP", "TMP",
+                   # Windows programs need these to start at all
+                   "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT")
+
+
 @dataclass
 class RqdConfig:
     supervisors: list[str] = field(default_factory=lambda: [DEFAULT_ADDRESS])
@@ -110,6 +118,9 @@ class RqdConfig:
     path_maps: list = field(default_factory=list)     # "SOURCE=TARGET" or {source, target}
     min_free_disk_mb: int = 100       # refuse frames when the log dir's disk has less free
     min_uid: int = 1000               # run-as users below this uid are refused
+    # Variables of rqd's own environment a frame inherits (names or patterns like LC_*); the
+    # job's variables and the CUE_* ones come on top.  Nothing else of rqd's reaches a frame.
+    env_allow: list[str] = field(default_factory=lambda: list(FRAME_ENV_ALLOW))
     nimby: bool = False               # lock this host while a local user is active
     nimby_idle: float = 300.0         # seconds of input idleness before unlocking
     nimby_purge: bool = False         # on an idle lock, kill the running frames (requeued)

@@ -113,6 +113,7 @@ class JobControl(Body):
     action: str                     # pause | resume | kill | retry | eat | priority
     job_ids: list[int]
     value: int | None = None        # the new priority for "priority"
+    clear_bans: bool = False        # retry, resume: forget the jobs' bad hosts first
 
 
 class FrameControl(Body):
@@ -337,6 +338,9 @@ class Register(Body):
     # The highest Launch.seq received since the worker last got Registered, as in heartbeats:
     # the running list proves an absence only for launches at or below it.
     launch_seq: int = 0
+    # The farm (Registered.farm_id) that `running`, `completions` and `kept` belong to; a
+    # supervisor of another farm takes none of them.  "" when the worker has served no farm.
+    farm_id: str = ""
 
 
 class Registered(Body):
@@ -345,6 +349,9 @@ class Registered(Body):
     # Seconds of silence after which the supervisor may run this worker's frames elsewhere
     # (its host expiry plus release time); the worker kills its frames before then.  0: unknown.
     release_after: float = 0.0
+    # The farm's identity (made once, kept in its database): attempt ids are unique within a
+    # farm only, so a worker keys its logs and kept state by it.
+    farm_id: str = ""
 
 
 class Refused(Body):
@@ -390,7 +397,7 @@ class Launch(Body):
     env: dict[str, str] = {}
     slots: int = 1
     memory_mb: int = 0
-    cwd: str | None = None
+    cwd: str | None = None          # None: rqd makes a fresh one (rqd.runner)
     path_maps: list[PathRule] = []  # the supervisor's rules for this host, applied by rqd
     run_as: str | None = None       # when rqd runs as root: the job's user
     timeout: int = 0                # kill after this many seconds of runtime (0: never)

@@ -157,6 +157,8 @@ class LayerSpec:
     max_retries: int = 1
     env: dict[str, str] = field(default_factory=dict)
     depends_on: list[Dependency] = field(default_factory=list)
+    # Where the frame runs; None: a fresh directory of its own on the worker,
+    # <rqd state dir>/work/<farm id>/<attempt id> (removed afterwards if left empty).
     cwd: str | None = None
     tags: list[str] = field(default_factory=list)
     os: str | None = None

@@ -98,3 +98,8 @@ def sources(event: Event) -> list[FrameState]:
 DONE_STATES = frozenset({F.SUCCEEDED, F.DEAD, F.EATEN})
 # Frames in these states count as finished work for dependencies.
 COMPLETE_STATES = frozenset({F.SUCCEEDED, F.EATEN})
+
+# How the flag of a job paused because every host able to run it gave the same reason not to
+# start it begins: the job is at fault (its user is refused, its command missing), not the
+# hosts, so none is kept off it.  Other automatic pauses name the bad hosts.
+SAME_REFUSAL = "paused: no host can start this job, all for the same reason"

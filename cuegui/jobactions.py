@@ -67,6 +67,9 @@ JOB_ACTIONS = [
          "start", shortcut="Ctrl+P", rule=_job_rule(_active)),
     Spec("resume", "Resume", "resume", "Resume the selected jobs", shortcut="Ctrl+R",
          rule=_job_rule(_paused)),
+    Spec("clear_resume", "Clear bad hosts and resume", "resume", "Forget the bad hosts of the "
+         "selected paused jobs and resume them (once the cause is fixed)",
+         rule=_job_rule(_paused)),
     Spec("kill", "Kill", "kill", "Kill the selected jobs and their running frames",
          confirm="Kill {what}? Running frames are stopped and the jobs end as killed.",
          shortcut="Ctrl+Shift+K", rule=_job_rule(_unfinished)),
@@ -203,6 +206,7 @@ class JobActions:
         w = self.window
         ids = [r["id"] for r in rows]
         simple = {"pause": lambda c: c.pause(ids), "resume": lambda c: c.resume(ids),
+                  "clear_resume": lambda c: c.resume(ids, clear_bans=True),
                   "kill": lambda c: c.kill(ids), "retry": lambda c: c.retry(ids),
                   "eat": lambda c: c.eat(ids)}
         if key in simple:

@@ -7,8 +7,8 @@ from qtpy.QtGui import QAction, QActionGroup, QKeySequence
 from cuegui import permissions, theme
 
 JOB_TOOLBAR = ["submit", None, "pause", "resume", "retry", "eat", "kill", None, "why"]
-JOB_MENU = ["pause", "resume", None, "retry", "eat", None, "kill", None, "priority", "slots",
-            "project", None, "why", "badhosts"]
+JOB_MENU = ["pause", "resume", "clear_resume", None, "retry", "eat", None, "kill", None,
+            "priority", "slots", "project", None, "why", "badhosts"]
 FRAME_TOOLBAR = ["log", "copy", None, "retry", "eat", "kill", None, "why"]
 FRAME_MENU = ["log", "copy", None, "retry", "eat", None, "kill", None, "why"]
 HOST_TOOLBAR = ["lock", "unlock", "purge", None, "slots", "tags", "drain", None, "admission"]

@@ -54,10 +54,30 @@ def resolve(name: str, min_uid: int) -> RunAs:
         raise RunAsError(f"user {name!r} does not exist on this host") from None
     if pw.pw_uid < min_uid:
         raise RunAsError(f"user {name!r} has uid {pw.pw_uid}, below the minimum uid {min_uid} "
-                         "for running frames")
+                         f"for running frames (submit as a normal user, or start rqd with "
+                         f"--min-uid {pw.pw_uid} on a farm that may run frames as {name!r})")
     try:
         groups = os.getgrouplist(name, pw.pw_gid)
     except OSError:
         groups = [pw.pw_gid]
     return RunAs(name=name, uid=pw.pw_uid, gid=pw.pw_gid, home=pw.pw_dir or "/",
                  groups=sorted(set(groups) | {pw.pw_gid}))
+
+
+def starter_refused(min_uid: int) -> str:
+    """When rqd runs as root: why jobs from the user who started it would be refused here
+    ("" when they would run, or rqd does not switch users)."""
+    if not can_switch_user():
+        return ""
+    name = os.environ.get("SUDO_USER") or ""
+    if not name:
+        try:
+            import pwd
+            name = pwd.getpwuid(os.getuid()).pw_name
+        except (ImportError, KeyError):
+            return ""
+    try:
+        resolve(name, min_uid)
+    except RunAsError as exc:
+        return str(exc)
+    return ""

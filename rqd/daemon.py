@@ -94,7 +94,9 @@ class Daemon:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self.runner = Runner(self.name, config.log_dir, wake=self._wake)
+        self.runner = Runner(self.name, config.log_dir, wake=self._wake,
+                             work_dir=Path(config.state_dir) / "work",
+                             env_allow=config.env_allow)
         self.running: dict[str, Attempt] = {}
         self.unacked: dict[str, p.Completion] = {}
         self.launch_seq = 0         # the highest Launch.seq received since registering
@@ -133,6 +135,10 @@ class Daemon:
             log.info("rqd %s: %d slots, state in %s, logs in %s, tags %s%s", self.name,
                      self.slots, self.cfg.state_dir, self.cfg.log_dir, ",".join(self.tags),
                      f", {len(self.own_rules)} path rule(s)" if self.own_rules else "")
+            refused = accounts.starter_refused(self.cfg.min_uid)
+            if refused:
+                log.warning("rqd runs as root, so frames run as the job's user; jobs you "
+                            "submit will be refused: %s", refused)
             code = self._loop()
             # A signal after the drain finished means someone stops rqd by hand: no reboot.
             if self.drain.exit_action == "reboot" and not self.signals:
@@ -178,6 +184,7 @@ class Daemon:
             self.state.remove_running(rec.attempt_id)
         for c in self.state.load_completions():
             self.unacked[c.attempt_id] = c
+        self.runner.farm = self.state.load_farm()
         self.drained = self.state.load_drained()
         if self.unacked:
             log.info("%d completion(s) still to report", len(self.unacked))
@@ -345,12 +352,46 @@ class Daemon:
                               and math.isfinite(ra) and ra > 0 else 0.0)
         self.next_tick = min(self.next_tick, now + self.interval)
         self.link.connected()
+        self._join_farm(msg.farm_id)
         log.info("registered with %s as host %d (heartbeat every %g s)",
                  self.link.endpoint, msg.host_id, self.interval)
         rest = [c for aid, c in self.unacked.items()
                 if now - self.sent_at.get(aid, -math.inf) >= self.interval * 0.9]
         if rest:
             self._send_completions(rest, now)
+
+    def _join_farm(self, farm: str) -> None:
+        """Serve `farm` from now on.  Attempt ids are unique within one farm only, so what
+        this rqd ran or kept for another farm is stopped and set aside, never reported here,
+        and logs go to a directory of the farm's own."""
+        old = self.runner.farm
+        if not farm or farm == old or not logs.safe_attempt_id(farm):
+            return
+        if old:
+            for aid, a in list(self.running.items()):
+                log.warning("%s belongs to farm %s, not to farm %s served now: killed",
+                            aid, old, farm)
+                self.runner.kill_tree(a)
+                self.runner.write_footer(a.log_path, p.Completion(
+                    aid, -1, a.started, time.time(), a.peak_rss, a.cpu_time,
+                    f"killed: rqd now serves another farm ({farm})"))
+                self.running.pop(aid)
+                self.state.remove_running(aid)
+            if self.unacked:
+                try:
+                    where = self.state.set_aside_completions(old)
+                except OSError as exc:
+                    where = f"(not moved: {exc})"
+                log.warning("%d completion(s) of farm %s are not reported to farm %s; kept "
+                            "in %s", len(self.unacked), old, farm, where)
+                self.unacked.clear()
+                self.sent_at.clear()
+        log.info("serving farm %s; frame logs in %s", farm, self.runner.root_log_dir / farm)
+        self.runner.farm = farm
+        try:
+            self.state.save_farm(farm)
+        except OSError as exc:
+            log.error("cannot record the farm served in %s: %s", self.cfg.state_dir, exc)
 
     def _on_refused(self, msg: p.Refused, now: float) -> None:
         self.registered = False
@@ -400,6 +441,7 @@ class Daemon:
                                       self.switch_user)
         except Refusal as exc:
             log.info("refusing %s: %s", aid, exc)
+            self.runner.write_refusal(msg, str(exc))
             self.link.send(p.Refuse(aid, str(exc)))
             return
         try:
@@ -466,7 +508,7 @@ class Daemon:
         else:
             try:
                 reply.offset, reply.size, reply.data = logs.read_range(
-                    logs.log_path(self.cfg.log_dir, msg.attempt_id), msg.offset, msg.limit)
+                    self.runner.log_path(msg.attempt_id), msg.offset, msg.limit)
             except FileNotFoundError:
                 reply.error = f"no log of attempt {msg.attempt_id} on {self.name}"
             except OSError as exc:
@@ -491,7 +533,7 @@ class Daemon:
             completions=completions, tags=list(self.tags), gpus=len(self.gpus),
             disk_free_mb=machine.disk_free_mb(self.cfg.log_dir), nimby=self.nimby_locked,
             path_maps=list(self.own_rules), kept=more, drained=self.drained,
-            launch_seq=self.launch_seq)
+            launch_seq=self.launch_seq, farm_id=self.runner.farm)
         if self.link.send(body, next(self._ids)):
             for c in completions:
                 self.sent_at[c.attempt_id] = now

@@ -29,15 +29,17 @@ def _when(epoch: float) -> str:
     return datetime.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
 
 
-def header(*, attempt_id: str, command: list[str] | str, cwd: str | None,
+def header(*, attempt_id: str, command: list[str] | str, cwd: str,
            env: Mapping[str, str], host: str, hostname: str, started: float,
            job: str = "", layer: str = "", frames: str = "",
-           submitted: list[str] | str | None = None, user: str | None = None) -> bytes:
+           submitted: list[str] | str | None = None, user: str | None = None,
+           own_cwd: bool = False) -> bytes:
     """The text written before the frame's own output.
 
     `command` is what runs (paths translated for this host); `submitted`, when given, is the
     command as the job has it, before translation.  `user` is who the frame runs as when rqd
-    switched to the job's user.
+    switched to the job's user.  `cwd` is where it runs; `own_cwd` says rqd made it for this
+    attempt because the job gives none.  `env` is exactly the frame's environment.
     """
     lines = [
         RULE,
@@ -49,7 +51,8 @@ def header(*, attempt_id: str, command: list[str] | str, cwd: str | None,
         *([f"submitted: {_command_text(submitted)}"] if submitted is not None else []),
         f"command:   {_command_text(command)}",
         *([f"user:      {user}"] if user else []),
-        f"cwd:       {cwd or os.getcwd()}",
+        f"cwd:       {cwd}" + (" (made for this attempt: the job gives no cwd)"
+                                 if own_cwd else ""),
         f"started:   {_when(started)}",
         "environment:",
         *(f"  {k}={v}" for k, v in sorted(env.items())),
@@ -88,6 +91,24 @@ def footer(*, exit_status: int, started: float, stopped: float, peak_rss: int,
         f"peak rss:    {peak_rss / (1024 * 1024):.1f} MiB",
         f"cpu time:    {cpu_time:.2f} s",
         f"stopped:     {_when(stopped)}",
+        RULE,
+        "",
+    ]
+    return "\n".join(lines).encode("utf-8", "replace")
+
+
+def refusal(*, attempt_id: str, host: str, hostname: str, job: str, layer: str, frames: str,
+            reason: str, when: float) -> bytes:
+    """The log of an attempt the host refused to start: nothing ran, and why."""
+    lines = [
+        RULE,
+        f"CueFarm attempt {attempt_id}: refused by {host}, nothing ran",
+        f"job:       {job}",
+        f"layer:     {layer}",
+        f"frames:    {frames}",
+        f"host:      {host} ({hostname})",
+        f"reason:    {reason}",
+        f"refused:   {_when(when)}",
         RULE,
         "",
     ]

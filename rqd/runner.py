@@ -1,5 +1,9 @@
 """Running frames: launch a process in its own group, watch it, measure it, kill its tree.
 
+A frame gets a clean environment (see `frame_env`), never rqd's own, and runs in the job's
+`cwd` or, when the job gives none, in a fresh directory of its own,
+`<state dir>/work/<farm id>/<attempt id>`, removed after the frame if it left it empty.
+
 Each frame runs in its own session (POSIX) so that its whole tree can be signalled as one process
 group, and no signal aimed at rqd (a Ctrl-C in a terminal) reaches it.  A watcher thread per
 process waits for it and puts an `Exit` on `Runner.exits`, then calls `wake()` so the daemon's
@@ -8,6 +12,7 @@ event loop handles it; everything else happens on the daemon's thread.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import queue
@@ -23,6 +28,7 @@ from typing import Callable
 import psutil
 
 from cuefarm import protocol as p
+from cuefarm.config import FRAME_ENV_ALLOW
 from cuefarm.frames import expand_command
 from rqd import logs, machine
 from rqd.accounts import RunAs
@@ -69,6 +75,7 @@ class Attempt:
     lost: str = ""                      # why it was killed when not the frame's fault
     timeouts: FrameTimeouts | None = None   # None: no runtime or output limit
     timed_out: str = ""                 # the timeout reason, once a limit killed it
+    own_cwd: str = ""                   # the working directory made for it (no job cwd)
 
     @property
     def attempt_id(self) -> str:
@@ -90,11 +97,19 @@ class Attempt:
                              self.started, str(self.log_path), self.slots)
 
 
+def _allowed(name: str, allow: tuple[str, ...] | list[str]) -> bool:
+    if sys.platform.startswith("win"):      # variable names ignore case there
+        return any(fnmatch.fnmatchcase(name.upper(), pat.upper()) for pat in allow)
+    return any(fnmatch.fnmatchcase(name, pat) for pat in allow)
+
+
 def frame_env(launch: p.Launch, worker_name: str, log_path: Path,
-              run_as: RunAs | None = None) -> dict[str, str]:
-    """The frame's environment: rqd's, then the job's, then the user's (HOME, USER, LOGNAME)
-    when it runs as the job's user, then the CUE_* variables."""
-    env = dict(os.environ)
+              run_as: RunAs | None = None,
+              allow: tuple[str, ...] | list[str] = FRAME_ENV_ALLOW) -> dict[str, str]:
+    """The frame's environment: the variables of rqd's own named by `allow` (names or
+    shell-style patterns such as LC_*), then the job's, then the user's (HOME, USER, LOGNAME)
+    when it runs as the job's user, then the CUE_* variables.  Nothing else of rqd's."""
+    env = {k: v for k, v in os.environ.items() if _allowed(k, allow)}
     env.update(launch.env)
     if run_as is not None:
         env.update(run_as.env())
@@ -120,12 +135,32 @@ class Runner:
     """Starts and tracks frame processes for one rqd."""
 
     def __init__(self, worker_name: str, log_dir: str | Path,
-                 wake: Callable[[], None] = lambda: None):
+                 wake: Callable[[], None] = lambda: None, work_dir: str | Path | None = None,
+                 env_allow: tuple[str, ...] | list[str] = FRAME_ENV_ALLOW):
+        """`work_dir` holds the working directories of frames whose job gives no cwd
+        (default: a `work` directory beside `log_dir`); `env_allow` names the variables of
+        rqd's environment a frame inherits."""
         self.worker_name = worker_name
         self.hostname = machine.hostname()
-        self.log_dir = Path(log_dir)
+        self.root_log_dir = Path(log_dir)
+        self.root_work_dir = Path(work_dir) if work_dir else self.root_log_dir.parent / "work"
+        self.env_allow = tuple(env_allow)
+        self.farm = ""
         self.wake = wake
         self.exits: queue.Queue[Exit] = queue.Queue()
+
+    @property
+    def log_dir(self) -> Path:
+        """Where the logs of the current farm go: attempt ids are only unique within a farm
+        (one database), so each farm has a directory of its own."""
+        return self.root_log_dir / self.farm if self.farm else self.root_log_dir
+
+    @property
+    def work_dir(self) -> Path:
+        return self.root_work_dir / self.farm if self.farm else self.root_work_dir
+
+    def log_path(self, attempt_id: str) -> Path:
+        return logs.log_path(self.log_dir, attempt_id)
 
     def launch(self, launch: p.Launch, run_as: RunAs | None = None,
                submitted_command: list[str] | str | None = None) -> Attempt:
@@ -136,24 +171,32 @@ class Runner:
         user; the log is created by rqd first, then handed to the user so the frame can write
         to it and rqd can still read it.
         """
-        path = logs.log_path(self.log_dir, launch.attempt_id)
+        path = self.log_path(launch.attempt_id)
         command = expand_command(launch.command, launch.frame_start, launch.frame_end)
         if submitted_command is not None:
             submitted_command = expand_command(submitted_command, launch.frame_start,
                                                launch.frame_end)
-        env = frame_env(launch, self.worker_name, path, run_as)
+        env = frame_env(launch, self.worker_name, path, run_as, self.env_allow)
         started = time.time()
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             logfile = open(path, "ab", buffering=0)
         except OSError as exc:
             raise LaunchError(f"cannot open log {path}: {exc}") from None
+        cwd = launch.cwd or str(self.work_dir / launch.attempt_id)
         try:
+            if launch.cwd is None:
+                os.makedirs(cwd, exist_ok=True)
+                if run_as is not None:
+                    os.chown(cwd, run_as.uid, run_as.gid)
+            elif not os.path.isdir(cwd):
+                raise LaunchError(f"the working directory {cwd} does not exist on this host")
             logfile.write(logs.header(
-                attempt_id=launch.attempt_id, command=command, cwd=launch.cwd, env=env,
+                attempt_id=launch.attempt_id, command=command, cwd=cwd, env=env,
                 host=self.worker_name, hostname=self.hostname, started=started,
                 job=launch.job, layer=launch.layer, frames=launch.frames,
-                submitted=submitted_command, user=run_as.name if run_as else None))
+                submitted=submitted_command, user=run_as.name if run_as else None,
+                own_cwd=launch.cwd is None))
             kwargs: dict = {}
             if run_as is not None:
                 os.chown(path, run_as.uid, run_as.gid)
@@ -167,15 +210,18 @@ class Runner:
             started_mono = time.monotonic()
             # The child writes straight to the log's file descriptor: no pipe, no buffering here.
             popen = subprocess.Popen(
-                command, shell=isinstance(command, str), cwd=launch.cwd or None, env=env,
+                command, shell=isinstance(command, str), cwd=cwd, env=env,
                 stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
                 close_fds=True, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure to start is the frame's result
+            why = _launch_error(exc, command)
             try:
-                logfile.write(f"\nlaunch failed: {exc}\n".encode("utf-8", "replace"))
+                logfile.write(f"\nlaunch failed: {why}\n".encode("utf-8", "replace"))
             except OSError:
                 pass
-            raise LaunchError(str(exc)) from None
+            if launch.cwd is None:
+                _remove_if_empty(cwd)
+            raise LaunchError(why) from None
         finally:
             logfile.close()
         try:
@@ -187,7 +233,8 @@ class Runner:
                                  log_size)
         attempt = Attempt(launch=launch, pid=popen.pid, pgid=popen.pid, create_time=create_time,
                           started=started, log_path=path, proc=proc,
-                          timeouts=timeouts if timeouts.active else None)
+                          timeouts=timeouts if timeouts.active else None,
+                          own_cwd=cwd if launch.cwd is None else "")
         threading.Thread(target=self._watch, args=(attempt.attempt_id, popen),
                          name=f"watch-{attempt.attempt_id}", daemon=True).start()
         log.info("launched %s (pid %d%s): %s", attempt.attempt_id, popen.pid,
@@ -275,6 +322,8 @@ class Runner:
         # Whatever the frame left running in its group is part of the frame: it must not
         # outlive it and overlap a rerun.
         self.kill_tree(attempt)
+        if attempt.own_cwd:
+            _remove_if_empty(attempt.own_cwd)
         peak = max(attempt.peak_rss, ex.max_rss)
         cpu = round(max(attempt.cpu_time, ex.cpu_time), 3)
         exit_status = ex.exit_status
@@ -288,6 +337,9 @@ class Runner:
             reason = f"lost: {attempt.lost}"
         elif attempt.kill_reason is not None:
             reason = f"killed: {attempt.kill_reason}" if attempt.kill_reason else "killed"
+        elif exit_status == 127 and isinstance(attempt.launch.command, str):
+            # The shell's word for a command it could not find (the log has its message).
+            reason = "command not found (the shell exited 127)"
         else:
             reason = ""
         completion = p.Completion(attempt.attempt_id, exit_status, attempt.started,
@@ -302,9 +354,20 @@ class Runner:
         now = time.time()
         completion = p.Completion(launch.attempt_id, 127, now, now, 0, 0.0,
                                   f"launch failed: {error}")
-        self.write_footer(logs.log_path(self.log_dir, launch.attempt_id), completion)
+        self.write_footer(self.log_path(launch.attempt_id), completion)
         log.warning("%s: launch failed: %s", launch.attempt_id, error)
         return completion
+
+    def write_refusal(self, launch: p.Launch, reason: str) -> None:
+        """The log of an attempt this host refused: nothing ran, and why."""
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            logs.append(self.log_path(launch.attempt_id), logs.refusal(
+                attempt_id=launch.attempt_id, host=self.worker_name, hostname=self.hostname,
+                job=launch.job, layer=launch.layer, frames=launch.frames, reason=reason,
+                when=time.time()))
+        except OSError as exc:
+            log.warning("cannot write the refusal of %s: %s", launch.attempt_id, exc)
 
     def write_footer(self, path: Path, c: p.Completion) -> None:
         try:
@@ -313,6 +376,26 @@ class Runner:
                                           cpu_time=c.cpu_time, reason=c.reason))
         except OSError as exc:
             log.warning("cannot write the footer of %s: %s", path, exc)
+
+
+def _launch_error(exc: Exception, command: list[str] | str) -> str:
+    """Why a frame's process did not start, in the user's words (the same on every host, so
+    a job that cannot start anywhere is told apart from bad hosts)."""
+    if isinstance(exc, LaunchError):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError) and isinstance(command, list) and command:
+        return f"command {command[0]!r} not found on this host"
+    if isinstance(exc, PermissionError) and isinstance(command, list) and command:
+        return f"command {command[0]!r} cannot be run on this host: permission denied"
+    return str(exc)
+
+
+def _remove_if_empty(path: str) -> None:
+    """Remove a frame's own working directory unless the frame left something in it."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def kill_orphan(record: RunningRecord, wait: float = 5.0) -> int:

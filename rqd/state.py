@@ -7,6 +7,13 @@ Layout of the state directory (one per rqd; several rqds on a machine each have 
     completions/<attempt_id>.json
                                 a finished attempt the supervisor has not acknowledged yet
     drained                     the previous run exited at the end of a drain ("exit"/"reboot")
+    farm                        the farm (its id) the running attempts and completions belong to
+    other-farms/<farm id>/      completions of a farm this rqd no longer serves, set aside
+    work/<farm id>/<attempt_id>/
+                                the working directory of a frame whose job gives none
+
+Attempt ids are unique within one farm (one database) only: logs and working directories are
+kept per farm, and what this rqd keeps for one farm is never reported to another.
 
 Each file is written to a temporary name, fsynced and renamed, so a crash leaves either the old
 or the new content, never half of one.
@@ -106,6 +113,28 @@ class StateDir:
 
     def load_completions(self) -> list[p.Completion]:
         return _load_all(self.completions_dir, p.Completion)
+
+    # -- the farm served ---------------------------------------------------------------------
+
+    def load_farm(self) -> str:
+        """The id of the farm whose attempts this directory keeps ("" before the first)."""
+        try:
+            farm = (self.root / "farm").read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            return ""
+        return farm if safe_attempt_id(farm) else ""
+
+    def save_farm(self, farm: str) -> None:
+        _write(self.root / "farm", farm.encode())
+
+    def set_aside_completions(self, farm: str) -> Path:
+        """Move the completions kept for `farm` out of the way (to other-farms/<farm>/): they
+        must not be reported to another farm, and are not thrown away.  Return where."""
+        target = self.root / "other-farms" / (farm or "unknown")
+        target.mkdir(parents=True, exist_ok=True)
+        for path in self.completions_dir.glob("*.json"):
+            os.replace(path, target / path.name)
+        return target
 
     # -- a finished drain ---------------------------------------------------------------------
 

@@ -238,7 +238,9 @@ def _job_control(cx: Context, req: Request) -> p.Body:
     body: p.JobControl = req.body
     now = cx.clock()
     outcome = _apply(cx, lambda c, o: control.job_control(c, body.action, body.job_ids,
-                                                          body.value, now, o))
+                                                          body.value, now, o, body.clear_bans))
+    if body.clear_bans:
+        cx.live.bans.invalidate()
     log.info("%s: %s jobs %s (%d)", req.user, body.action, body.job_ids, outcome.count)
     return p.Done(outcome.count)
 
@@ -560,7 +562,7 @@ def _delete_path_map(cx: Context, req: Request) -> p.Body:
 @request("get_log", role=ARTIST, what="reading logs", jobs="job_id")
 def _get_log(cx: Context, req: Request) -> None:
     body: p.GetLog = req.body
-    aid, host_id, host_name = cx.read(lambda c: control_errors(
+    aid, host_id, host_name, ended = cx.read(lambda c: control_errors(
         rows.find_attempt, c, body.job_id, body.layer, body.frame, body.attempt))
     w = cx.live.registry.by_id.get(host_id)
     if w is None or w.identity is None:
@@ -568,14 +570,15 @@ def _get_log(cx: Context, req: Request) -> None:
                 c, [host_id], cx.owner, cx.clock() - cx.stale_after)):
             # Its worker is connected to another supervisor: ask that one for the log.
             limit = max(1, min(body.limit, RELAYED_MAX))
-            token = cx.live.logs.ask(req.route, req.request_id, host_name, cx.mono())
+            token = cx.live.logs.ask(req.route, req.request_id, host_name, cx.mono(), ended)
             with cx.begin() as (_, out):
                 out.tell_farm(log_ask=[token, host_id, aid, body.offset, limit])
             return None
         raise RequestError("unavailable", f"host {host_name} is not connected; the log of "
-                                          f"attempt {aid} is on that host")
+                                          f"attempt {aid} is on that host"
+                                          + (f" (the attempt ended: {ended})" if ended else ""))
     limit = max(1, min(body.limit, p.MAX_WORKER_MESSAGE // 2))
-    token = cx.live.logs.ask(req.route, req.request_id, host_name, cx.mono())
+    token = cx.live.logs.ask(req.route, req.request_id, host_name, cx.mono(), ended)
     cx.out.send(w.identity, p.LogRequest(token, aid, body.offset, limit))
     # Answered when the worker replies (supervisor.logrelay), or by the loop when the request
     # cannot be delivered or the worker does not answer in time.

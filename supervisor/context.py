@@ -32,6 +32,7 @@ class Context:
     owner: str                      # who serves its hosts, stable across restarts
     policy: Policy                  # who is an artist, a wrangler, an admin
     billing: Any = None             # licences, metering, usage, metrics (supervisor.billing)
+    farm_id: str = ""               # the database's identity (supervisor.store.farm)
 
     @property
     def stale_after(self) -> float:

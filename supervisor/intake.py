@@ -75,7 +75,7 @@ class Intake:
             if key:
                 b.results[key] = f"lost: refused by the worker: {reason}"[:1000]
                 if reason.startswith("user "):
-                    b.cannot.add(aid)
+                    b.cannot[aid] = reason
             w = live.registry.by_identity.get(identity)
             if w is not None:
                 w.refuse_until = mono + REFUSAL_BACKOFF
@@ -99,7 +99,7 @@ class Batch:
         self.completions, self.refusals, self.lost = completions, refusals, lost
         self.results: dict = {}
         self.acks: dict[bytes, dict[str, None]] = {}   # ordered sets: duplicates acked once
-        self.cannot: set[str] = set()   # refusals that will not change by retrying the host
+        self.cannot: dict[str, str] = {}   # refusals retrying the host will not change: why
         self.ended: list[work.Ended] = []
         self.touched = work.Touched()
         self.kept: list[tuple] = []     # slots freed before commit, for restore()
@@ -110,7 +110,8 @@ class Batch:
         deltas, touched = Deltas(), self.touched
         self.ended = work.end_attempts(conn, self.results, now, deltas, touched,
                                        live.failure_policy, defer=True)
-        bans = {(e.job_id, e.host_id) for e in self.ended if e.attempt_id in self.cannot}
+        bans = {(e.job_id, e.host_id): f"refused: {self.cannot[e.attempt_id]}"
+                for e in self.ended if e.attempt_id in self.cannot}
         if bans:
             deltas.flush(conn)
             live.failure_policy.ban(conn, bans, now, touched)

@@ -20,16 +20,22 @@ class LogRelay:
     def __init__(self) -> None:
         # token -> (client route, request id, deadline (monotonic), host name)
         self.pending: dict[int, tuple[list[bytes], int, float, str]] = {}
+        self.ended: dict[int, str] = {}     # token -> why its attempt ended, when it says
         self.tokens = 0
         # token sent to our worker -> (asking supervisor, its token, deadline)
         self.peers: dict[int, tuple[str, int, float]] = {}
         # token -> the pieces of a relayed answer received so far
         self.parts: dict[int, dict[int, list]] = {}
 
-    def ask(self, route: list[bytes], request_id: int, host: str, mono: float) -> int:
-        """Note a request; the token to send the worker."""
+    def ask(self, route: list[bytes], request_id: int, host: str, mono: float,
+            ended: str = "") -> int:
+        """Note a request; the token to send the worker.  `ended` (why the attempt ended)
+        goes into the answer when the worker has no log of it: an attempt that never
+        reached the worker has none, and the client learns why instead."""
         self.tokens += 1
         self.pending[self.tokens] = (route, request_id, mono + LOG_TIMEOUT, host)
+        if ended:
+            self.ended[self.tokens] = ended
         return self.tokens
 
     def ask_for(self, supervisor: str, token: int, mono: float) -> int:
@@ -67,6 +73,7 @@ class LogRelay:
     def unreachable(self, token: int) -> tuple[list[bytes], int, p.Body] | None:
         """The client reply when the request could not be sent to the worker."""
         pending = self.pending.pop(token, None)
+        self.ended.pop(token, None)
         if pending is None:
             return None
         route, rid, _, host = pending
@@ -75,11 +82,13 @@ class LogRelay:
     def answer(self, reply: p.LogReply) -> tuple[list[bytes], int, p.Body] | None:
         """The client reply to a worker's LogReply (None: nobody waits for it any more)."""
         pending = self.pending.pop(reply.token, None)
+        ended = self.ended.pop(reply.token, "")
         if pending is None:
             return None
         route, rid, _, host = pending
         if reply.error:
-            return route, rid, p.Error("unavailable", f"{host}: {reply.error}")
+            return route, rid, p.Error("unavailable", f"{host}: {reply.error}"
+                                       + (f" (the attempt ended: {ended})" if ended else ""))
         return route, rid, p.LogChunk(reply.attempt_id, host, reply.offset, reply.size,
                                       reply.data)
 
@@ -93,5 +102,6 @@ class LogRelay:
             if mono > deadline:
                 del self.pending[token]
                 self.parts.pop(token, None)
+                self.ended.pop(token, None)
                 out.append((route, rid, p.Error("unavailable", f"host {host} did not send the log")))
         return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from sqlalchemy.exc import SQLAlchemyError
 
 from cuefarm import protocol as p
@@ -65,6 +66,14 @@ def _register(cx: Context, batch: dict[str, tuple[bytes, p.Register, str]]) -> N
     reported: dict[str, dict[tuple[int, int], p.RunningAttempt]] = {}
     coming: dict[str, set[tuple[int, int]]] = {}     # kept completions still to be sent
     for name, (_, reg, _) in batch.items():
+        if reg.farm_id and cx.farm_id and reg.farm_id != cx.farm_id:
+            # What it ran and kept belongs to another farm (another database), whose attempt
+            # ids mean other frames here: take none of it.  The worker sets it aside itself.
+            log.warning("worker %s last served farm %s, not this one (%s): its running and "
+                        "finished attempts are not ours", name, reg.farm_id, cx.farm_id)
+            batch[name] = (batch[name][0], msgspec.structs.replace(
+                reg, running=[], completions=[], kept=[]), batch[name][2])
+            reg = batch[name][1]
         for c in reg.completions:
             key = parse_attempt_id(c.attempt_id)
             if key:
@@ -144,7 +153,7 @@ def _connect(cx: Context, identity: bytes, reg: p.Register, host: Any, kept: lis
             w.launched[aid] = launched[aid]
     registry.connect(w, identity, mono)
     out.send(identity, p.Registered(host.id, cfg.heartbeat_interval,
-                                    cfg.host_expiry + cfg.release_after))
+                                    cfg.host_expiry + cfg.release_after, farm_id=cx.farm_id))
     if drain:
         # rqd does not remember a drain it has not finished across its own restart (nor did
         # it get one sent while it was away): say it again.

@@ -20,7 +20,7 @@ from supervisor.live import Live, default_admission
 from supervisor.loop import GC_FREEZE, GarbageCollector, Loop
 from supervisor.outbox import Outbox
 from supervisor.roles import policy_from_config
-from supervisor.store import hostadmin
+from supervisor.store import farm, hostadmin
 from supervisor.store import hosts as host_store
 from supervisor.store import work
 from supervisor.store.engine import SoleSupervisor, migrate
@@ -92,6 +92,7 @@ def recover(cx: Context) -> None:
     registry, now = cx.live.registry, cx.mono()
     fresh = cx.clock() - cx.stale_after
     with cx.engine.begin() as conn:
+        cx.farm_id = farm.farm_id(conn)
         for h in host_store.up_hosts(conn):
             if (h["supervisor_id"] not in ("", None, cx.owner)
                     and (h["last_seen"] or 0) >= fresh):

@@ -92,9 +92,16 @@ def _host_reasons(cx: Context, layer: dict[str, Any], budget: Budget) -> list[st
     reasons = []
     banned = budget.banned.get(layer["job_id"], set())
     allowed = [w for w in matching if w.host_id not in banned]
+    kept_off = [w for w in matching if w.host_id in banned]
+    clear = (f"clear them with cuefarm job badhosts {layer['job_id']} --all, or retry/resume "
+             f"with --clear-bans")
     if not allowed:
         return [f"the bad-host list of this job excludes the only matching hosts: "
-                f"{_names(matching)}"]
+                f"{_names(matching)} ({clear})"]
+    notes = []      # what keeps hosts away without stopping the frames from running elsewhere
+    if kept_off:
+        notes.append(f"{len(kept_off)} matching host{'s are' if len(kept_off) > 1 else ' is'} "
+                     f"on this job's bad-host list: {_names(kept_off)} ({clear})")
     locked = [w for w in allowed if w.locked]
     full = [w for w in allowed if not w.locked
             and not Room(w, w.free, w.memory_free, w.gpus_free, w.used == 0).grant(layer)]
@@ -104,7 +111,9 @@ def _host_reasons(cx: Context, layer: dict[str, Any], budget: Budget) -> list[st
             parts.append(f"locked ({_names(locked)})")
         if full:
             parts.append(f"full ({_names(full)})")
-        reasons.append(f"all {len(allowed)} matching hosts are " + " or ".join(parts))
+        reasons.append((f"every matching host off the bad-host list ({len(allowed)}) is "
+                        if kept_off else f"all {len(allowed)} matching hosts are ")
+                       + " or ".join(parts))
     for name in layer.get("limits") or ():
         lim = budget.limits.get(name)
         if lim is None:
@@ -119,8 +128,8 @@ def _host_reasons(cx: Context, layer: dict[str, Any], budget: Budget) -> list[st
         else:
             reasons.append(f"the job is at its max_slots ({budget.job_used.get(layer['job_id'], 0)}"
                            f"/{layer['job_max_slots']})")
-    return reasons or [f"ready: {layer['waiting']} frame(s) start as soon as slots free up on "
-                       f"{len(allowed)} matching host(s); higher-priority work goes first"]
+    return (reasons or [f"ready: {layer['waiting']} frame(s) start as soon as slots free up on "
+                       f"{len(allowed)} matching host(s); higher-priority work goes first"]) + notes
 
 
 def _budget(cx: Context, conn: Connection, layers: list[dict[str, Any]]) -> Budget:
@@ -157,9 +166,16 @@ def explain(cx: Context, conn: Connection, job_id: int, layer: str | None,
         reasons.append("the job was killed" if job["killed"] else "the job is finished")
         return out
     if job["state"] == "PAUSED":
-        # An automatic pause says why (every host able to run the job failed it).
-        reasons.append(f"{job['flagged']}: clear its bad hosts (cuefarm job badhosts {job_id} "
-                       f"--all) and resume it" if job["flagged"] else "the job is paused")
+        # An automatic pause says why: every host able to run the job failed it (bad hosts),
+        # or gave the same reason not to start it (the job's own problem).
+        if job["flagged"].startswith(work.SAME_REFUSAL):
+            reasons.append(f"{job['flagged']}; this is the job's problem, not the hosts': fix "
+                           f"it, then resume the job (cuefarm resume {job_id})")
+        elif job["flagged"]:
+            reasons.append(f"{job['flagged']}: once the cause is fixed, clear its bad hosts "
+                           f"and resume it (cuefarm resume --clear-bans {job_id})")
+        else:
+            reasons.append("the job is paused")
     frame_id = None
     if frame is not None:
         f = _frame_row(conn, job_id, layer, frame)
@@ -180,11 +196,20 @@ def explain(cx: Context, conn: Connection, job_id: int, layer: str | None,
         if state == "DEPEND":
             reasons.extend(_dependency_reasons(conn, layers[0], frame_id))
             return out
+        if f["reason"]:
+            reasons.append(f"its last attempt ({f['attempt_id']} on {f['host']}) did not run "
+                           f"to the end: {f['reason']}")
     budget = _budget(cx, conn, layers)
     for lay in layers:
         prefix = f"layer {lay['name']}: " if len(layers) > 1 else ""
         if lay["depend"] and frame is None:
             reasons.extend(prefix + r for r in _dependency_reasons(conn, lay, None))
+        if lay["waiting"] and frame is None:
+            for why, n, host, hosts in rows.waiting_frame_reasons(conn, lay["id"]):
+                others = f" and {hosts - 1} other host{'s' if hosts > 2 else ''}" if hosts > 1 \
+                    else ""
+                reasons.append(prefix + f"{n} waiting frame{'s' if n > 1 else ''} did not run "
+                               f"last time: {why} (on {host}{others})")
         if lay["waiting"] and job["state"] == "ACTIVE":
             reasons.extend(prefix + r for r in _host_reasons(cx, lay, budget))
     dead = sum(lay["dead"] for lay in layers)

@@ -76,6 +76,7 @@ class SimWorker:
         self.sent_at: dict[str, float] = {}   # attempt id -> when its completion was last sent
         self.launch_seq = 0
         self.refused: str | None = None
+        self.refuse = ""         # when set, every launch is refused with this reason (as rqd)
         self.next_beat = farm.clock.mono()
         self.alive = True
         self.received: list[p.Body] = []
@@ -144,6 +145,9 @@ class SimWorker:
                 self.total = body.slots
         elif isinstance(body, p.Launch):
             self.launch_seq = max(self.launch_seq, body.seq)
+            if self.refuse:
+                self.send(p.Refuse(body.attempt_id, self.refuse))
+                return
             self.running[body.attempt_id] = body
             farm.ledger.append(("launch", farm.clock.mono(), self.name, body))
             if self.runtime is not None:

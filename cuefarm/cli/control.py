@@ -24,25 +24,38 @@ def _frame_numbers(ctx: click.Context, param: click.Parameter,
 
 
 def _job_action(name: str, verb: str, noun: str, help_text: str,
-                frame_action: str | None = None, short_help: str | None = None) -> click.Command:
-    """A command acting on whole jobs (and, with `frame_action`, on chosen frames)."""
+                frame_action: str | None = None, short_help: str | None = None,
+                clear_bans: bool = False) -> click.Command:
+    """A command acting on whole jobs (and, with `frame_action`, on chosen frames; with
+    `clear_bans`, a --clear-bans flag)."""
 
     @click.argument("job_ids", metavar="JOB...", nargs=-1, required=True, type=JOB)
     @pass_settings
     def command(settings: Settings, job_ids: tuple[int, ...], frame: list[int] | None = None,
-                layer: str | None = None) -> None:
+                layer: str | None = None, clear: bool = False) -> None:
         client = settings.client()
         if frame or layer is not None:
             if not frame:
                 raise click.UsageError("--layer goes with --frame N (the frames of that layer)")
             if len(job_ids) != 1:
                 raise click.UsageError("--frame needs exactly one JOB")
+            if clear:
+                raise click.UsageError("--clear-bans acts on whole jobs; for chosen frames "
+                                       "clear the bad hosts with `cuefarm job badhosts JOB "
+                                       "--all` first")
             count = client.frame_control(frame_action, job_ids[0], layer=layer, numbers=frame)
             noun_ = "frame"
         else:
-            count = getattr(client, name)(list(job_ids))
+            kw = {"clear_bans": True} if clear else {}
+            count = getattr(client, name)(list(job_ids), **kw)
             noun_ = noun
-        click.echo(f"{verb} {plural(count, noun_)}")
+        click.echo(f"{verb} {plural(count, noun_)}" + (", bad hosts cleared" if clear else ""))
+
+    if clear_bans:
+        command = click.option(
+            "--clear-bans", "clear", is_flag=True,
+            help="Forget the jobs' bad hosts first, so the hosts that failed them run them "
+                 "again (fix the cause first).")(command)
 
     if frame_action:
         command = click.option(
@@ -60,14 +73,17 @@ def _job_action(name: str, verb: str, noun: str, help_text: str,
 # Counts are what the supervisor reports: jobs for pause/resume, frames for the others.
 pause = _job_action("pause", "paused", "job",
                     "Pause jobs: running frames finish, no new ones start.")
-resume = _job_action("resume", "resumed", "job", "Resume paused jobs.")
+resume = _job_action("resume", "resumed", "job",
+                     "Resume paused jobs; with --clear-bans, jobs the supervisor paused because "
+                     "every host failed them run on those hosts again.", clear_bans=True)
 kill = _job_action("kill", "killed", "frame",
                    "Kill jobs (running frames stop, the rest are eaten), or with --frame stop "
                    "frames and requeue them.", frame_action="kill",
                    short_help="Kill jobs or frames.")
 retry = _job_action("retry", "requeued", "frame",
                     "Retry the dead frames of jobs, or with --frame run chosen frames again.",
-                    frame_action="retry", short_help="Retry dead frames, or chosen frames.")
+                    frame_action="retry", short_help="Retry dead frames, or chosen frames.",
+                    clear_bans=True)
 eat = _job_action("eat", "ate", "frame",
                   "Give up on the dead frames of jobs, or with --frame on chosen frames.",
                   frame_action="eat", short_help="Give up on dead frames, or chosen frames.")

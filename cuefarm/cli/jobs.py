@@ -250,10 +250,11 @@ def frames(settings: Settings, job_id: int, layer: str | None, states: list[str]
         return f.get("runtime")
 
     print_table(
-        ["ID", "LAYER", "FRAME", "STATE", "HOST", "ATTEMPT", "START", "RUNTIME", "PEAK MB", "EXIT"],
+        ["ID", "LAYER", "FRAME", "STATE", "HOST", "ATTEMPT", "START", "RUNTIME", "PEAK MB", "EXIT",
+         "REASON"],
         [[f["id"], f["layer"], f["frames"], f["state"], f.get("host"), f["attempt"],
           fmt_time(f.get("started_at")), fmt_duration(runtime(f)), fmt_mb(f.get("peak_rss")),
-          f.get("exit_status")] for f in rows])
+          f.get("exit_status"), f.get("reason") or ""] for f in rows])
 
 
 # --- wait ---------------------------------------------------------------------------------------

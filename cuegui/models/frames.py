@@ -54,6 +54,10 @@ class FramesModel(RowTableModel):
         field("exit_status", "Exit", width=44, align=RIGHT, text=_exit),
         field("retries", "Retries", width=56, align=RIGHT, text=lambda r: _blank0(r, "retries"),
               header_tip="Failed attempts spent"),
+        field("reason", "Reason", width=240, filterable=True,
+              tooltip=lambda r: r.get("reason") or "",
+              header_tip="Why the latest attempt did not run or ended (a refusal, a launch "
+                         "failure, a kill...)"),
     ]
 
     def __init__(self, parent=None):

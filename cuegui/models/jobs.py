@@ -6,6 +6,7 @@ from qtpy.QtGui import QColor
 
 from dataclasses import replace
 
+from cuefarm.states import SAME_REFUSAL
 from cuegui import format as fmt
 from cuegui import theme
 from cuegui.models import estimate
@@ -56,7 +57,10 @@ def shown_status(job: dict) -> str | None:
 
 def status_tip(job: dict) -> str:
     tip = f"{job.get('state')}" + (" - stalled" if job.get("stalled") else "")
-    if job.get("flagged"):
+    if (job.get("flagged") or "").startswith(SAME_REFUSAL):
+        tip += (f"\nPaused by the supervisor: {job['flagged']}\n"
+                "The job's own problem, not the hosts': fix it, then resume it.")
+    elif job.get("flagged"):
         tip += (f"\nPaused by the supervisor: {job['flagged']}\n"
                 "Clear its bad hosts and resume it when the cause is fixed.")
     return tip

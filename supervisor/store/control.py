@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from cuefarm.states import Event, FrameState, JobState, LockState, next_state, sources
 from supervisor.store import jobs
 from supervisor.store.counters import Deltas, FrameMove, apply_moves
 from supervisor.store.errors import ControlError
 from supervisor.store.hostadmin import resolve_hosts
-from supervisor.store.models import Attempt, Frame, Host, Job
+from supervisor.store.models import Attempt, Frame, Host, Job, JobHost
 from supervisor.store.work import Touched
 
 F = FrameState
@@ -157,11 +157,24 @@ JOB_ACTIONS = {"pause": pause, "resume": resume, "kill": kill_jobs, "retry": ret
                "eat": eat_jobs}
 
 
+def clear_bans(conn: Connection, job_ids: list[int], out: Outcome) -> None:
+    """Forget the jobs' bad hosts: every host may run them again at once."""
+    conn.execute(delete(JobHost).where(JobHost.job_id.in_(job_ids)))
+    out.touched.jobs.update(job_ids)
+
+
 def job_control(conn: Connection, action: str, job_ids: list[int], value: int | None,
-                now: float, out: Outcome) -> None:
+                now: float, out: Outcome, clear_bad_hosts: bool = False) -> None:
+    """`clear_bad_hosts` (with retry or resume) forgets the jobs' bad hosts first, so the
+    frames run again on the hosts that failed them."""
     if not job_ids:
         raise ControlError("no job ids given", "job_ids")
     _jobs_exist(conn, job_ids)
+    if clear_bad_hosts:
+        if action not in ("retry", "resume"):
+            raise ControlError("clearing bad hosts goes with retry or resume, not "
+                               f"{action}", "clear_bans")
+        clear_bans(conn, job_ids, out)
     if action == "priority":
         if value is None or isinstance(value, bool):
             raise ControlError("priority needs a whole number", "value")

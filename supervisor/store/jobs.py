@@ -97,7 +97,9 @@ def _frame_columns(f: Any, layer_name: Any) -> tuple:
             func.coalesce(Attempt.cpu_time, 0.0).label("cpu_time"), Attempt.exit_status,
             Attempt.state.label("attempt_state"),
             (Attempt.stopped_at - Attempt.started_at).label("runtime"),
-            attempt.label("attempt_id"))
+            attempt.label("attempt_id"),
+            # why the latest attempt did not run or ended (a refusal, a launch failure, ...)
+            func.coalesce(Attempt.reason, "").label("reason"))
 
 
 def _latest_attempt(f: Any) -> Any:
@@ -270,10 +272,10 @@ def frame_ids_for_numbers(conn: Connection, job_id: int, layer: str | None,
 
 
 def find_attempt(conn: Connection, job_id: int, layer: str | None, frame: int,
-                 attempt: int | None) -> tuple[str, int, str]:
+                 attempt: int | None) -> tuple[str, int, str, str]:
     """The attempt that ran frame number `frame` of a job's layer (its only layer when None;
-    its latest attempt unless `attempt`): (attempt id, host id, host name); ControlError
-    "not_found" naming what is missing."""
+    its latest attempt unless `attempt`): (attempt id, host id, host name, why it ended when
+    it says); ControlError "not_found" naming what is missing."""
     layer_id, name = find_layer(conn, job_id, layer)
     row = _frames_running(conn, layer_id, [frame]).get(frame)
     if row is None:
@@ -282,12 +284,12 @@ def find_attempt(conn: Connection, job_id: int, layer: str | None, frame: int,
     number = attempt if attempt is not None else row.attempt
     if number < 1:
         raise ControlError(f"frame {frame} has not run yet", "attempt", "not_found")
-    att = conn.execute(select(Attempt.host_id, Attempt.host_name)
+    att = conn.execute(select(Attempt.host_id, Attempt.host_name, Attempt.reason)
                        .where(Attempt.frame_id == row.id, Attempt.number == number)).first()
     if att is None:
         raise ControlError(f"frame {frame} has no attempt {number} (latest is {row.attempt})",
                            "attempt", "not_found")
-    return f"{row.id}.{number}", att.host_id, att.host_name
+    return f"{row.id}.{number}", att.host_id, att.host_name, att.reason or ""
 
 
 # --- what `why` and `next_for_host` read -----------------------------------------------------------
@@ -322,3 +324,20 @@ def waiting_frames(conn: Connection, layer_id: int, limit: int) -> list[Any]:
     return conn.execute(select(Frame.label, Frame.number)
                         .where(Frame.layer_id == layer_id, Frame.state == "WAITING")
                         .order_by(Frame.idx).limit(limit)).all()
+
+
+def waiting_frame_reasons(conn: Connection, layer_id: int, limit: int = 1000) -> list[Any]:
+    """Why the layer's WAITING frames (the first `limit` in dispatch order) did not run last
+    time: (reason, frames, a host that gave it, how many hosts gave it), most frames first;
+    frames that never ran, or whose last attempt ended without a reason, are left out."""
+    waiting = (select(Frame.id, Frame.attempt)
+               .where(Frame.layer_id == layer_id, Frame.state == "WAITING", Frame.attempt > 0)
+               .order_by(Frame.idx).limit(limit).subquery("w"))
+    n = func.count().label("frames")
+    return conn.execute(
+        select(Attempt.reason, n, func.min(Attempt.host_name).label("host"),
+               func.count(Attempt.host_name.distinct()).label("hosts"))
+        .select_from(waiting)
+        .join(Attempt, and_(Attempt.frame_id == waiting.c.id,
+                            Attempt.number == waiting.c.attempt))
+        .where(Attempt.reason != "").group_by(Attempt.reason).order_by(n.desc())).all()

@@ -174,6 +174,7 @@ class JobHost(Base):
     host_id: Mapped[int] = mapped_column(Id, primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     banned_until: Mapped[float] = mapped_column(Float, default=0.0)
+    reason: Mapped[str] = mapped_column(String(512), default="", server_default="")  # latest
 
 
 class Attempt(Base):

@@ -11,10 +11,11 @@ from typing import Any
 
 from collections import defaultdict
 
-from sqlalchemy import (Connection, bindparam, func, insert, literal_column, select, text, tuple_,
-                        update)
+from sqlalchemy import (Connection, bindparam, delete, func, insert, literal_column, select, text,
+                        tuple_, update)
 
 from cuefarm import protocol as p
+from cuefarm import states
 from cuefarm.states import AttemptState, Event, FrameState, JobState, next_state
 from supervisor.store.counters import Deltas, FrameMove, apply_moves
 from supervisor.store.hosts import capable_hosts
@@ -24,6 +25,7 @@ from supervisor.store.telemetry import array_literal, relaxed_commit
 
 A, F = AttemptState, FrameState
 LAUNCH_FAILED = "launch failed"     # rqd's completion reason when the process never started
+SAME_REFUSAL = states.SAME_REFUSAL     # the flag of a job at fault rather than its hosts
 
 
 @dataclass
@@ -398,6 +400,7 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
         return []
     ended, moves, attempt_rows = [], [], []
     failures: dict[tuple[int, int], int] = defaultdict(int)
+    reasons: dict[tuple[int, int], str] = {}   # why it never started or failed there, if said
     for r in _lock_running(conn, list(results)):
         res = results[(r.frame_id, r.number)]
         comp = res if isinstance(res, p.Completion) else None
@@ -411,12 +414,15 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
             # spent, but the host is counted towards the job's bad-host list.
             astate, event = A.LOST, Event.REQUEUE
             failures[(r.job_id, r.host_id)] += 1
+            reasons[(r.job_id, r.host_id)] = reason
         elif comp.exit_status == 0:
             astate, event = A.SUCCEEDED, Event.SUCCEED
         else:
             astate = A.FAILED
             event = Event.FAIL_RETRY if r.retries + 1 <= r.max_retries else Event.FAIL_FINAL
             failures[(r.job_id, r.host_id)] += 1
+            if reason:      # e.g. the shell found no such command: comparable across hosts
+                reasons[(r.job_id, r.host_id)] = reason
         attempt_rows.append({
             "f": r.frame_id, "n": r.number, "s": astate.value,
             "stop": comp.stopped if comp else now,
@@ -455,7 +461,7 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
     touched.add_moves(moves)
     if failures and policy is not None:
         deltas.flush(conn)      # the policy's reads and writes come after the ends', as ever
-        policy.record(conn, failures, now, touched)
+        policy.record(conn, failures, now, touched, reasons)
     return ended
 
 
@@ -468,15 +474,21 @@ class FailurePolicy:
     period: float = 600.0
     writes: int = 0     # counts record() calls: cached bans (dispatch.Bans) are stale after one
 
-    def ban(self, conn: Connection, pairs: set[tuple[int, int]], now: float,
+    def ban(self, conn: Connection, pairs: dict[tuple[int, int], str], now: float,
             touched: Touched) -> None:
         """Keep hosts off jobs at once (a host that cannot run the job at all, e.g. the job's
-        user does not exist there): (job id, host id) pairs."""
-        self.record(conn, {pair: self.threshold for pair in pairs}, now, touched)
+        user does not exist there): {(job id, host id): the host's reason}."""
+        self.record(conn, {pair: self.threshold for pair in pairs}, now, touched, pairs)
 
     def record(self, conn: Connection, failures: dict[tuple[int, int], int], now: float,
-               touched: Touched) -> None:
+               touched: Touched, reasons: dict[tuple[int, int], str] | None = None) -> None:
+        """Count failures of jobs on hosts; `reasons` says why a process never started
+        (a refusal, a launch failure).  When every host that can run a job is kept off it,
+        the job is paused: for the same refusal everywhere the job is at fault, not the
+        hosts (they are not kept off it, and the flag says why); else the flag names the
+        bad hosts."""
         self.writes += 1
+        reasons = reasons or {}
         banned_jobs = set()
         for (job_id, host_id), n in failures.items():
             row = conn.execute(select(JobHost.failures).where(JobHost.job_id == job_id,
@@ -484,7 +496,8 @@ class FailurePolicy:
                                .with_for_update()).first()
             total = (row.failures if row else 0) + n
             until = now + self.period if total >= self.threshold else 0.0
-            values = {"failures": total, "banned_until": until}
+            values = {"failures": total, "banned_until": until,
+                      "reason": reasons.get((job_id, host_id), "")[:512]}
             if row is None:
                 conn.execute(insert(JobHost).values(job_id=job_id, host_id=host_id, **values))
             else:
@@ -499,10 +512,20 @@ class FailurePolicy:
             banned = set(conn.execute(select(JobHost.host_id).where(
                 JobHost.job_id == job_id, JobHost.banned_until > now)).scalars())
             if capable and capable <= banned:
-                names = conn.execute(select(Host.name).where(Host.id.in_(banned))
-                                     .order_by(Host.name)).scalars().all()
-                flag = ("paused: every UP host that can run this job failed it (bad hosts: "
-                        + ", ".join(names))[:500] + ")"
+                rows = conn.execute(select(Host.name, JobHost.reason)
+                                    .join(JobHost, JobHost.host_id == Host.id)
+                                    .where(JobHost.job_id == job_id, Host.id.in_(banned))
+                                    .order_by(Host.name)).all()
+                names = [r.name for r in rows]
+                why = {r.reason for r in rows}
+                if len(why) == 1 and (reason := why.pop()):
+                    # The same refusal from every host: the job cannot run anywhere as it
+                    # is.  Keeping the hosts off it would only hide that.
+                    flag = f"{SAME_REFUSAL} ({', '.join(names)[:200]}): {reason}"[:500]
+                    conn.execute(delete(JobHost).where(JobHost.job_id == job_id))
+                else:
+                    flag = ("paused: every UP host that can run this job failed it (bad "
+                            "hosts: " + ", ".join(names))[:500] + ")"
                 conn.execute(update(Job).where(Job.id == job_id,
                                                Job.state == JobState.ACTIVE.value)
                              .values(state=JobState.PAUSED.value, flagged=flag))

@@ -302,7 +302,7 @@ def test_frames_table_and_filters(fake_supervisor):
     assert result.exit_code == 0, result.output
     header, row = result.stdout.splitlines()
     assert header.split() == ["ID", "LAYER", "FRAME", "STATE", "HOST", "ATTEMPT", "START",
-                              "RUNTIME", "PEAK", "MB", "EXIT"]
+                              "RUNTIME", "PEAK", "MB", "EXIT", "REASON"]
     cells = row.split()
     assert cells[:6] == ["77", "render", "7", "DEAD", "node1", "2"]
     assert cells[-3:] == ["1:02:03", "512", "3"]

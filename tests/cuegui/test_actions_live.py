@@ -168,3 +168,30 @@ def test_bad_hosts_of_a_job_and_clearing_them(qtbot, answering):
     d.findChild(QPushButton, "clear").click()
     wait(qtbot, lambda: d.table.rowCount() == 0)
     assert client.bad_hosts(job_id) == []
+
+
+def test_frames_show_why_nothing_ran_and_a_flagged_job_is_cleared_and_resumed(qtbot,
+                                                                            answering):
+    farm, win = answering
+    client = farm.client()
+    [missing] = client.submit(job_spec("missing", ["/no/such/program-cuefarm"], "1"))
+    wait(qtbot, lambda: client.job(missing)["state"] == "PAUSED")
+    select_job(qtbot, win, missing)
+    column = [c.key for c in win.frames_model.columns].index("reason")
+    wait(qtbot, lambda: win.frames_model.rowCount() == 1 and "not found on this host" in
+         (win.frames_model.index(0, column).data() or ""))
+    assert client.bad_hosts(missing) == []      # the job's problem: no host kept off it
+
+    fail = [SLOW[0], "-c", "import sys; sys.exit(5)"]
+    [job_id] = client.submit(job_spec("flagged", fail, "1-2", max_retries=50))
+    wait(qtbot, lambda: client.job(job_id)["state"] == "PAUSED"
+         and not client.job(job_id)["running"])
+    assert client.bad_hosts(job_id)
+    tries = sum(f["attempt"] for f in client.frames(job_id))
+    select_job(qtbot, win, job_id)
+    wait(qtbot, lambda: (win.jobs_model.get(job_id) or {}).get("state") == "PAUSED")
+    action = win.action_set.jobs["clear_resume"]
+    wait(qtbot, action.isEnabled)
+    trigger(qtbot, action)
+    # Its only host was kept off it: another attempt proves it was cleared and resumed.
+    wait(qtbot, lambda: sum(f["attempt"] for f in client.frames(job_id)) > tries)

@@ -505,3 +505,13 @@ def test_host_frames_follow_the_host():
     assert model.ids() == [3]
     model.apply_host("r2", [rows.frame(4, host="r2", state="RUNNING")])    # not shown
     assert model.ids() == [3]
+
+
+def test_the_flag_tip_gives_the_fix_that_works():
+    from cuefarm.states import SAME_REFUSAL
+    from cuegui.models.jobs import status_tip
+    own = status_tip({"state": "PAUSED", "flagged": f"{SAME_REFUSAL} (w1): refused: user x"})
+    assert "fix it, then resume it" in own and "bad hosts" not in own
+    hosts = status_tip({"state": "PAUSED", "flagged": "paused: every UP host that can run "
+                                                      "this job failed it (bad hosts: w1)"})
+    assert "Clear its bad hosts and resume it" in hosts

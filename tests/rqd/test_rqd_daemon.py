@@ -293,3 +293,60 @@ def test_a_launch_on_a_host_the_supervisor_locked_is_refused(supervisor, start_r
     supervisor.expect("heartbeat", lambda b: helpers.running_ids(b) == ["52.1"])
     supervisor.send(p.Kill(["52.1"]))
     supervisor.completion("52.1")
+
+
+def test_logs_and_kept_completions_belong_to_one_farm(supervisor, start_rqd, helpers):
+    """Attempt ids restart at 1.1 in every farm (database): a worker moved to another farm
+    keeps the logs apart and never reports one farm's attempts to the other."""
+    rqd = start_rqd(supervisor)
+    reg = supervisor.expect("register")
+    assert reg.farm_id == ""
+    supervisor.send(p.Registered(host_id=1, heartbeat_interval=0.2, farm_id="farmA"))
+    supervisor.send(helpers.launch("1.1", [PY, "-c", "print('output of farm A')"]))
+    supervisor.completion("1.1")
+    supervisor.send(p.CompleteAck(["1.1"]))
+    supervisor.send(helpers.launch("2.1", [PY, "-c", "pass"]))
+    supervisor.completion("2.1")                 # never acknowledged by farm A
+
+    supervisor.send(p.Reregister("a supervisor of another farm"))
+    again = supervisor.expect("register")
+    assert again.farm_id == "farmA" and [c.attempt_id for c in again.completions] == ["2.1"]
+    mark = len(supervisor.received)
+    supervisor.send(p.Registered(host_id=1, heartbeat_interval=0.2, farm_id="farmB"))
+    supervisor.send(helpers.launch("1.1", [PY, "-c", "print('output of farm B')"]))
+    assert supervisor.completion("1.1").exit_status == 0
+    supervisor.send(p.LogRequest(token=1, attempt_id="1.1"))
+    log_b = supervisor.expect("log_reply", lambda b: b.token == 1).data
+    assert b"output of farm B" in log_b and b"farm A" not in log_b
+    logs = rqd.state_dir / "logs"
+    assert "output of farm A" in (logs / "farmA" / "1.1.log").read_text()
+    assert (rqd.state_dir / "other-farms" / "farmA" / "2.1.json").exists()
+    supervisor.pump(1.0)       # several heartbeats: a kept completion would be resent
+    after = supervisor.received[mark:]
+    assert not [b for t, b in after if t == "complete"
+                and any(c.attempt_id == "2.1" for c in b.completions)]
+    assert not [b for t, b in after if t == "heartbeat" and "2.1" in b.kept]
+    assert not (rqd.state_dir / "completions" / "2.1.json").exists()
+
+
+def test_a_refused_launch_leaves_a_log_saying_why(supervisor, start_rqd, helpers):
+    rqd = start_rqd(supervisor, slots=1)
+    supervisor.register()
+    supervisor.send(helpers.launch("5.1", [PY, "-c", "pass"], slots=2))
+    refuse = supervisor.expect("refuse")
+    supervisor.send(p.LogRequest(token=3, attempt_id="5.1"))
+    text = supervisor.expect("log_reply", lambda b: b.token == 3).data.decode()
+    assert "CueFarm attempt 5.1: refused by w1, nothing ran" in text
+    assert f"reason:    {refuse.reason}" in text
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_rqd_run_by_root_warns_that_root_jobs_will_be_refused(supervisor, start_rqd, helpers,
+                                                              tmp_path):
+    start_rqd(supervisor, env={"SUDO_USER": ""})
+    supervisor.register()
+    helpers.wait_until(lambda: "jobs you submit will be refused" in helpers.rqd_output(tmp_path),
+                       message="the warning")
+    out = helpers.rqd_output(tmp_path)
+    assert "user 'root' has uid 0, below the minimum uid 1000" in out
+    assert "--min-uid 0" in out

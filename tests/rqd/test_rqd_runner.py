@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -85,16 +86,76 @@ def test_tokens_in_an_argv_command(runner, helpers):
     assert "args ['12', '0012'] 14" in text
 
 
-@pytest.mark.parametrize("kw", [dict(command=["/no/such/program-x"]),
-                                dict(command=[PY, "-c", "pass"], cwd="/no/such/dir")])
-def test_launch_failure_is_a_completion_with_127(runner, helpers, kw):
+@pytest.mark.parametrize("kw, says", [
+    (dict(command=["/no/such/program-x"]), "command '/no/such/program-x' not found on this host"),
+    (dict(command=[PY, "-c", "pass"], cwd="/no/such/dir"),
+     "the working directory /no/such/dir does not exist on this host")])
+def test_launch_failure_is_a_completion_with_127(runner, helpers, kw, says):
     launch = helpers.launch("30.1", **kw)
     with pytest.raises(rn.LaunchError) as info:
         runner.launch(launch)
     completion = runner.failed_launch(launch, str(info.value))
     assert completion.exit_status == 127
-    assert completion.reason.startswith("launch failed: ")
-    assert "launch failed" in (runner.log_dir / "30.1.log").read_text()
+    assert completion.reason == f"launch failed: {says}"
+    assert f"launch failed: {says}" in (runner.log_dir / "30.1.log").read_text()
+
+
+def test_a_missing_shell_command_says_so(runner, helpers):
+    _, completion, text = run(runner, helpers.launch("31.1", "no-such-program-x --frame 1"))
+    assert completion.exit_status == 127
+    assert completion.reason == "command not found (the shell exited 127)"
+    assert "no-such-program-x" in text.split("=" * 78)[-3]      # the shell's own message
+
+
+def _logged_env(text: str) -> dict[str, str]:
+    head = text.split("environment:\n", 1)[1].split("=" * 78, 1)[0]
+    return dict(line.strip().split("=", 1) for line in head.splitlines() if line.strip())
+
+
+def test_a_frame_gets_a_clean_environment(helpers, tmp_path, monkeypatch):
+    monkeypatch.setenv("CUEFARM_TEST_SECRET", "hunter2")
+    monkeypatch.setenv("VIRTUAL_ENV", "/opt/rqd-venv")
+    monkeypatch.setenv("LC_TIME", "C")
+    runner = rn.Runner("w1", tmp_path / "logs")
+    code = "import os, json; print('ENV=' + json.dumps(dict(os.environ)))"
+    _, completion, text = run(runner, helpers.launch("32.1", [PY, "-c", code],
+                                                     env={"OCIO": "/x"}))
+    assert completion.exit_status == 0
+    assert "hunter2" not in text and "rqd-venv" not in text
+    seen = json.loads(text.split("\nENV=", 1)[1].splitlines()[0])
+    assert seen["PATH"] == os.environ["PATH"] and seen["LC_TIME"] == "C"
+    assert seen["OCIO"] == "/x" and seen["CUE_ATTEMPT"] == "32.1"
+    # The header lists exactly what the frame received (the platform may add a few of its
+    # own, such as PWD or a shell's SHLVL; none of rqd's).
+    logged = _logged_env(text)
+    assert set(logged) <= set(seen) and {k: seen[k] for k in logged} == logged
+    assert set(seen) - set(logged) <= {"PWD", "SHLVL", "_", "LC_CTYPE"}
+
+
+def test_the_environment_allow_list_is_configurable(helpers, tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_ROOT", "/studio")
+    monkeypatch.setenv("STUDIO_TOKEN", "s3cret")
+    runner = rn.Runner("w1", tmp_path / "logs", env_allow=["PATH", "STUDIO_R*"])
+    _, _, text = run(runner, helpers.launch("33.1", [PY, "-c", "print('hi')"]))
+    logged = _logged_env(text)
+    assert logged["STUDIO_ROOT"] == "/studio" and "STUDIO_TOKEN" not in logged
+    assert "HOME" not in logged and "s3cret" not in text
+
+
+def test_a_frame_without_cwd_runs_in_a_directory_of_its_own(helpers, tmp_path):
+    runner = rn.Runner("w1", tmp_path / "logs", work_dir=tmp_path / "work")
+    runner.farm = "farm1"
+    code = "import os; print('CWD=' + os.getcwd())"
+    attempt, completion, text = run(runner, helpers.launch("34.1", [PY, "-c", code]))
+    own = tmp_path / "work" / "farm1" / "34.1"
+    assert completion.exit_status == 0
+    assert f"CWD={own}" in text and os.getcwd() != str(own)
+    assert f"cwd:       {own} (made for this attempt: the job gives no cwd)" in text
+    assert attempt.log_path == tmp_path / "logs" / "farm1" / "34.1.log"
+    assert not own.exists()          # left empty: removed
+    keep = "open('out.txt', 'w').write('x')"
+    run(runner, helpers.launch("34.2", [PY, "-c", keep]))
+    assert (tmp_path / "work" / "farm1" / "34.2" / "out.txt").read_text() == "x"
 
 
 def _tree_pids(attempt: rn.Attempt, want: int) -> list[int]:

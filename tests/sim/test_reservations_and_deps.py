@@ -88,4 +88,6 @@ def test_why_names_the_bad_host_list_when_it_excludes_every_matching_host(farm):
     c.resume(jid)                                  # the ban stands: nothing can run it
     assert c.job(jid)["running"] == 0
     reasons = c.why(jid)["reasons"]
-    assert reasons == ["the bad-host list of this job excludes the only matching hosts: gpu-a"]
+    assert reasons == ["the bad-host list of this job excludes the only matching hosts: gpu-a "
+                       f"(clear them with cuefarm job badhosts {jid} --all, or retry/resume "
+                       "with --clear-bans)"]
