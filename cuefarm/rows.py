@@ -97,6 +97,7 @@ class FrameRow(_Row):
     peak_rss: int
     cpu_time: float
     exit_status: int | None
+    reason: str                      # why the latest attempt did not run or ended ("": none)
 
 
 class RunningFrameRow(FrameRow):
