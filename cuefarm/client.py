@@ -492,6 +492,12 @@ class Client:
         """The supervisor's latest metric sample: name, value, unit, help, prometheus, t."""
         return self.request(p.GetMetrics()).rows
 
+    def supervisors(self) -> list[dict[str, Any]]:
+        """The supervisors serving the farm: owner, address, version, started_at, last_seen,
+        hosts (connected to it), slots_used, slots_total, dispatched, cpu_percent, rss_mb, and
+        `this` for the one answering."""
+        return self.request(p.ListSupervisors()).rows
+
     def metric_history(self, series: str, start: float, end: float,
                        resolution: float = 0.0) -> list[tuple[float, float]]:
         """(t, value) points of one metric between two epoch times, for charts; averaged into

@@ -521,6 +521,10 @@ class SetProjectMembers(Body):
     members: list[str] = []
 
 
+class ListSupervisors(Body):
+    """Answered with Rows: the supervisors serving the farm (sharing its database)."""
+
+
 MESSAGE_TYPES: dict[str, type[Body]] = {
     "error": Error, "done": Done, "rows": Rows, "row": Row,
     "ping": Ping, "pong": Pong, "submit": Submit, "job_ids": JobIds,
@@ -545,6 +549,7 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "usage": GetUsage, "metrics": GetMetrics, "metric_history": MetricHistory,
     "metric_points": MetricPoints,
     "whoami": WhoAmI, "set_project_members": SetProjectMembers,
+    "list_supervisors": ListSupervisors,
 }
 TYPE_NAMES: dict[type[Body], str] = {}
 for _name, _cls in MESSAGE_TYPES.items():
@@ -560,7 +565,7 @@ CLIENT_REQUESTS = frozenset({
     "delete_path_map", "check_path",
     "bad_hosts", "clear_bad_hosts",
     "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history",
-    "whoami", "set_project_members"})
+    "whoami", "set_project_members", "list_supervisors"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 
 _encoder = msgspec.msgpack.Encoder()

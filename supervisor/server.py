@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 import cuefarm
 from cuefarm.config import SupervisorConfig
-from supervisor import billing, schedules, workerlink
+from supervisor import billing, presence, schedules, workerlink
 from supervisor.context import Context
 from supervisor.intake import Intake
 from supervisor.live import Live, default_admission
@@ -63,6 +63,7 @@ class Supervisor:
         loop.add_background(max(1.0, self.cfg.host_expiry), workerlink.adopt_stale,
                             duty="host expiry")
         billing.attach(self.cx, loop, loop.figures_of_the_loop)
+        loop.add_background(presence.BEAT, presence.beats(self.clock()))
 
     def bind(self, endpoints: tuple[str, str, str] | None = None) -> None:
         self.loop.bind(endpoints)
@@ -81,6 +82,10 @@ class Supervisor:
 
     def close(self) -> None:
         self.loop.close()
+        try:
+            presence.stopped(self.cx)
+        except Exception as exc:     # noqa: BLE001 - stopping anyway: it drops off in seconds
+            log.warning("could not take this supervisor off the list: %s", exc)
         if self.sole is not None:
             self.sole.release()
 

@@ -173,12 +173,37 @@ def _figure(value: float | None, unit: str) -> str:
 @json_option
 @pass_settings
 def metrics(settings: Settings, as_json: bool) -> None:
-    """The supervisor's latest figures: its machine, its process, the database, the farm."""
+    """The supervisor's latest figures: its machine, its process, the database, the farm.
+    SCOPE says which are the farm's (the same through every supervisor) and which this
+    supervisor's own."""
     rows = settings.client().metrics()
     if as_json:
         return print_json(rows)
-    print_table(["METRIC", "VALUE", "DESCRIPTION"],
-                [[r["name"], _figure(r["value"], r["unit"]), r["help"]] for r in rows])
+    if rows and rows[0].get("supervisor"):
+        click.echo(f"supervisor {rows[0]['supervisor']}")
+    print_table(["METRIC", "VALUE", "SCOPE", "DESCRIPTION"],
+                [[r["name"], _figure(r["value"], r["unit"]), r.get("scope", ""), r["help"]]
+                 for r in rows])
 
 
-COMMANDS = [licences, usage, metrics]
+@click.command("supervisors")
+@json_option
+@pass_settings
+def supervisors(settings: Settings, as_json: bool) -> None:
+    """The supervisors serving the farm (sharing its database): the workers connected to each,
+    their slots, frames dispatched, CPU and memory.  * marks the one answering."""
+    rows = settings.client().supervisors()
+    if as_json:
+        return print_json(rows)
+    print_table(["SUPERVISOR", "ADDRESS", "VERSION", "WORKERS", "SLOTS", "DISPATCHED", "CPU",
+                 "MEMORY"],
+                [[("* " if r["this"] else "") + r["owner"], r["address"], r["version"],
+                  r["hosts"], f"{r['slots_used']}/{r['slots_total']}", r["dispatched"],
+                  f"{r['cpu_percent']:.0f}%", f"{r['rss_mb']:.0f} MiB"] for r in rows])
+    click.echo(f"{len(rows)} supervisor{'s' if len(rows) != 1 else ''}, "
+               f"{sum(r['hosts'] for r in rows)} workers, "
+               f"{sum(r['slots_used'] for r in rows)}/{sum(r['slots_total'] for r in rows)} "
+               f"slots in use")
+
+
+COMMANDS = [licences, usage, metrics, supervisors]

@@ -285,6 +285,25 @@ class PathMap(Base):
     target: Mapped[str] = mapped_column(String(1024))
 
 
+class SupervisorRow(Base):
+    """A supervisor serving this farm: each writes its own row every few seconds, so any of
+    them can say which are alive, what they serve and how busy they are."""
+
+    __tablename__ = "supervisor"
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)   # machine:port
+    run_id: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)
+    hosts: Mapped[int] = mapped_column(Integer, default=0)         # workers connected to it
+    slots_used: Mapped[int] = mapped_column(Integer, default=0)
+    slots_total: Mapped[int] = mapped_column(Integer, default=0)
+    dispatched: Mapped[int] = mapped_column(BigInteger, default=0)  # frames since it started
+    cpu_percent: Mapped[float] = mapped_column(Float, default=0.0)  # of its process
+    rss_mb: Mapped[float] = mapped_column(Float, default=0.0)
+
+
 def attempt_id(frame_id: int, number: int) -> str:
     return f"{frame_id}.{number}"
 

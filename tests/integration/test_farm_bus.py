@@ -187,3 +187,19 @@ def test_settings_changed_through_one_hold_on_another(two, tmp_path):
     wait_until(lambda: any(r["name"] == "w9" and r["state"] == "pending"
                            for r in cb.admission()), 30, message="w9 pending on b")
     assert "w9" not in {h["name"] for h in cb.hosts() if h["state"] == "UP"}
+
+
+def test_supervisors_lists_the_live_ones_through_any(two):
+    a, b = two
+
+    def listed():
+        rows = {r["address"].rsplit(":", 1)[1]: r for r in a.client().supervisors()}
+        return rows if len(rows) == 2 and rows[str(b.port)]["hosts"] == 1 else None
+    rows = wait_until(listed, 20, message="both supervisors listed, w1 on b")
+    assert rows[str(a.port)]["this"] and not rows[str(b.port)]["this"]
+    assert rows[str(a.port)]["hosts"] == 0 and rows[str(b.port)]["slots_total"] == 2
+    out = a.cli("supervisors")
+    assert out.exit_code == 0, out.output
+    assert "2 supervisors, 1 workers, 0/2 slots in use" in out.output
+    b.stop()                       # a supervisor that stops drops off the list at once
+    assert [r["address"] for r in a.client().supervisors()] == [rows[str(a.port)]["address"]]
