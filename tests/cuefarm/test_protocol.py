@@ -101,6 +101,7 @@ SAMPLES: dict[str, p.Body] = {
                                     points=[(1.7e9, 12.5), (1.7e9 + 60, 13.0)]),
     "whoami": p.WhoAmI(),
     "set_project_members": p.SetProjectMembers(name="secret", members=["ann", "bob"]),
+    "list_supervisors": p.ListSupervisors(),
 }
 
 
