@@ -8,7 +8,7 @@ every failure is a `ProtocolError` with a code the receiver counts and echoes in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -17,6 +17,9 @@ PROTOCOL_VERSION = 1
 MAX_CLIENT_MESSAGE = 64 * 1024 * 1024
 MAX_WORKER_MESSAGE = 8 * 1024 * 1024
 MAX_FRAMES_PAGE = 50_000            # the largest `limit` of a list_frames request
+# Every whole number on the wire: what the databases hold (a signed 64-bit integer).  A bigger
+# one is refused when the message is decoded, never met by a database write.
+Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class ProtocolError(Exception):
@@ -30,9 +33,9 @@ class ProtocolError(Exception):
 
 
 class Envelope(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
-    v: int
+    v: Int
     type: str
-    id: int = 0
+    id: Int = 0
     user: str = ""                      # identity slot: OS user now, authenticated key later
     body: msgspec.Raw = msgspec.Raw(b"\xc0")
 
@@ -50,7 +53,7 @@ class Error(Body):
 
 
 class Done(Body):
-    count: int = 0
+    count: Int = 0
     message: str = ""
 
 
@@ -71,9 +74,9 @@ class Ping(Body):
 class Pong(Body):
     version: str
     supervisor_id: str
-    event_seq: int
-    events_port: int
-    max_frames_per_job: int = 1_000_000
+    event_seq: Int
+    events_port: Int
+    max_frames_per_job: Int = 1_000_000
 
 
 class Submit(Body):
@@ -81,7 +84,7 @@ class Submit(Body):
 
 
 class JobIds(Body):
-    job_ids: list[int]
+    job_ids: list[Int]
 
 
 class ListJobs(Body):
@@ -91,17 +94,17 @@ class ListJobs(Body):
 
 
 class JobRef(Body):
-    job_id: int
+    job_id: Int
 
 
 class ListFrames(Body):
     """A job's frames (a page of them: `offset`, `limit`), or the frames running on `host`."""
 
-    job_id: int | None = None
+    job_id: Int | None = None
     layer: str | None = None
     states: list[str] | None = None
-    offset: int = 0                 # rows to skip, in the supervisor's order
-    limit: int | None = None        # at most this many (1..MAX_FRAMES_PAGE); None: all
+    offset: Int = 0                 # rows to skip, in the supervisor's order
+    limit: Int | None = None        # at most this many (1..MAX_FRAMES_PAGE); None: all
     host: str | None = None         # instead of job_id: what runs on this host, every job
 
 
@@ -111,8 +114,8 @@ class ListHosts(Body):
 
 class JobControl(Body):
     action: str                     # pause | resume | kill | retry | eat | priority
-    job_ids: list[int]
-    value: int | None = None        # the new priority for "priority"
+    job_ids: list[Int]
+    value: Int | None = None        # the new priority for "priority"
     clear_bans: bool = False        # retry, resume: forget the jobs' bad hosts first
 
 
@@ -122,10 +125,10 @@ class FrameControl(Body):
     job has one layer.  Ids or numbers not in the job are refused."""
 
     action: str                     # retry | kill | eat
-    job_id: int
-    frame_ids: list[int] = []
+    job_id: Int
+    frame_ids: list[Int] = []
     layer: str | None = None
-    numbers: list[int] = []
+    numbers: list[Int] = []
 
 
 class HostControl(Body):
@@ -134,12 +137,12 @@ class HostControl(Body):
     action: str                     # lock | unlock
     hosts: list[str]
     purge: bool = False
-    slots: int | None = None        # lock: leave this many slots (a partial lock)
+    slots: Int | None = None        # lock: leave this many slots (a partial lock)
 
 
 class HostSlots(Body):
     host: str
-    slots: int | None               # None: back to what the worker offers
+    slots: Int | None               # None: back to what the worker offers
 
 
 class HostTags(Body):
@@ -172,7 +175,7 @@ class SetAdmission(Body):
 
 class SetSchedule(Body):
     target: str                     # host name pattern, or tag:NAME
-    days: list[int]                 # 0 = Monday .. 6 = Sunday
+    days: list[Int]                 # 0 = Monday .. 6 = Sunday
     start: str                      # "09:00"
     end: str                        # "19:00"
     purge: bool = False
@@ -183,7 +186,7 @@ class ListSchedules(Body):
 
 
 class DeleteSchedule(Body):
-    id: int
+    id: Int
 
 
 class AddPathMap(Body):
@@ -191,7 +194,7 @@ class AddPathMap(Body):
     source: str
     target: str
     tag: str | None = None
-    position: int | None = None
+    position: Int | None = None
 
 
 class ListPathMaps(Body):
@@ -199,7 +202,7 @@ class ListPathMaps(Body):
 
 
 class DeletePathMap(Body):
-    id: int
+    id: Int
 
 
 class CheckPath(Body):
@@ -208,41 +211,41 @@ class CheckPath(Body):
 
 
 class GetLog(Body):
-    job_id: int
+    job_id: Int
     layer: str | None               # None: the job's only layer
-    frame: int
-    attempt: int | None = None      # attempt number of that frame; the latest when omitted
-    offset: int = 0                 # negative: that many bytes from the end
-    limit: int = 1024 * 1024
+    frame: Int
+    attempt: Int | None = None      # attempt number of that frame; the latest when omitted
+    offset: Int = 0                 # negative: that many bytes from the end
+    limit: Int = 1024 * 1024
 
 
 class LogChunk(Body):
     attempt_id: str
     host: str
-    offset: int                     # byte offset of `data` in the log file
-    size: int                       # the file's size when read
+    offset: Int                     # byte offset of `data` in the log file
+    size: Int                       # the file's size when read
     data: bytes
 
 
 class SetJob(Body):
     """Change a job after submission: priority, min_slots, max_slots, project."""
 
-    job_id: int
+    job_id: Int
     values: dict[str, Any]
 
 
 class SetLayer(Body):
     """Change a layer after submission: its requirements, reservations, limits, timeouts."""
 
-    job_id: int
+    job_id: Int
     layer: str
     values: dict[str, Any]
 
 
 class SetProject(Body):
     name: str
-    guaranteed: int | None = None
-    max_slots: int | None = None
+    guaranteed: Int | None = None
+    max_slots: Int | None = None
     unlimited: bool = False         # clear the maximum
 
 
@@ -252,7 +255,7 @@ class ListProjects(Body):
 
 class SetLimit(Body):
     name: str
-    max: int
+    max: Int
     per_host: bool | None = None
 
 
@@ -266,23 +269,23 @@ class ListLimits(Body):
 
 class DependencyControl(Body):
     action: str                     # satisfy | drop
-    job_id: int
-    dependency_id: int
+    job_id: Int
+    dependency_id: Int
 
 
 class Why(Body):
-    job_id: int
+    job_id: Int
     layer: str | None = None
-    frame: int | None = None
+    frame: Int | None = None
 
 
 class NextForHost(Body):
     host: str
-    limit: int = 10
+    limit: Int = 10
 
 
 class ClearBadHosts(Body):
-    job_id: int
+    job_id: Int
     host: str | None = None         # None: every host on the job's bad-host list
 
 
@@ -290,19 +293,19 @@ class ClearBadHosts(Body):
 
 class RunningAttempt(Body):
     attempt_id: str
-    pid: int = 0
-    rss: int = 0                    # bytes, the whole process tree
-    peak_rss: int = 0
+    pid: Int = 0
+    rss: Int = 0                    # bytes, the whole process tree
+    peak_rss: Int = 0
     cpu_time: float = 0.0           # seconds, user + system, the whole tree
     started: float = 0.0            # wall-clock epoch seconds
 
 
 class Completion(Body):
     attempt_id: str
-    exit_status: int                # 0 is success; -N killed by signal N
+    exit_status: Int                # 0 is success; -N killed by signal N
     started: float
     stopped: float
-    peak_rss: int = 0
+    peak_rss: Int = 0
     cpu_time: float = 0.0
     reason: str = ""                # "killed", "launch failed: ...", ... when not a plain exit
 
@@ -318,15 +321,15 @@ class Register(Body):
     name: str
     hostname: str
     os: str
-    cores: int
-    memory_mb: int
-    slots: int
+    cores: Int
+    memory_mb: Int
+    slots: Int
     version: str
     running: list[RunningAttempt] = []
     completions: list[Completion] = []
     tags: list[str] = []            # from rqd's config plus hardware tags (os, gpu)
-    gpus: int = 0
-    disk_free_mb: int = 0
+    gpus: Int = 0
+    disk_free_mb: Int = 0
     nimby: bool = False             # locked locally because someone is using the machine
     path_maps: list[PathRule] = []  # the worker's own rules (override the supervisor's)
     # Attempt ids of further kept completions that did not fit in `completions`: they follow
@@ -337,14 +340,14 @@ class Register(Body):
     drained: str = ""
     # The highest Launch.seq received since the worker last got Registered, as in heartbeats:
     # the running list proves an absence only for launches at or below it.
-    launch_seq: int = 0
+    launch_seq: Int = 0
     # The farm (Registered.farm_id) that `running`, `completions` and `kept` belong to; a
     # supervisor of another farm takes none of them.  "" when the worker has served no farm.
     farm_id: str = ""
 
 
 class Registered(Body):
-    host_id: int
+    host_id: Int
     heartbeat_interval: float
     # Seconds of silence after which the supervisor may run this worker's frames elsewhere
     # (its host expiry plus release time); the worker kills its frames before then.  0: unknown.
@@ -363,19 +366,19 @@ class Heartbeat(Body):
     running: list[RunningAttempt] = []
     load: float = 0.0
     cpu_percent: float = 0.0
-    memory_free_mb: int = 0
-    disk_free_mb: int = 0
-    gpus: int = 0
+    memory_free_mb: Int = 0
+    disk_free_mb: Int = 0
+    gpus: Int = 0
     nimby: bool = False
     draining: bool = False
     kept: list[str] = []            # attempt ids of completions kept, not yet acknowledged
     # The highest Launch.seq received since the worker last registered: a launch at or below
     # it that the worker neither runs nor keeps was received and lost, or never arrived.
-    launch_seq: int = 0
+    launch_seq: Int = 0
 
 
 class Ack(Body):
-    slots: int | None = None        # the host's slot total now (0: locked); None: not said
+    slots: Int | None = None        # the host's slot total now (0: locked); None: not said
 
 
 class Reregister(Body):
@@ -384,25 +387,25 @@ class Reregister(Body):
 
 class Launch(Body):
     attempt_id: str
-    job_id: int
+    job_id: Int
     job: str
     project: str
     user: str
     layer: str
-    frame_id: int
+    frame_id: Int
     frames: str                     # label of the chunk, e.g. "1-9x2"
-    frame_start: int
-    frame_end: int
+    frame_start: Int
+    frame_end: Int
     command: list[str] | str
     env: dict[str, str] = {}
-    slots: int = 1
-    memory_mb: int = 0
+    slots: Int = 1
+    memory_mb: Int = 0
     cwd: str | None = None          # None: rqd makes a fresh one (rqd.runner)
     path_maps: list[PathRule] = []  # the supervisor's rules for this host, applied by rqd
     run_as: str | None = None       # when rqd runs as root: the job's user
-    timeout: int = 0                # kill after this many seconds of runtime (0: never)
-    timeout_no_output: int = 0      # kill after this many seconds without log output (0: never)
-    seq: int = 0                    # increases with every launch a supervisor sends
+    timeout: Int = 0                # kill after this many seconds of runtime (0: never)
+    timeout_no_output: Int = 0      # kill after this many seconds without log output (0: never)
+    seq: Int = 0                    # increases with every launch a supervisor sends
 
 
 class Drain(Body):
@@ -432,17 +435,17 @@ class CompleteAck(Body):
 
 
 class LogRequest(Body):
-    token: int
+    token: Int
     attempt_id: str
-    offset: int = 0
-    limit: int = 1024 * 1024
+    offset: Int = 0
+    limit: Int = 1024 * 1024
 
 
 class LogReply(Body):
-    token: int
+    token: Int
     attempt_id: str
-    offset: int = 0
-    size: int = 0
+    offset: Int = 0
+    size: Int = 0
     data: bytes = b""
     error: str = ""
 
@@ -452,13 +455,13 @@ class LogReply(Body):
 class EventBatch(Body):
     """Rows that changed since the previous batch; `seq` increases by one per batch."""
 
-    seq: int
+    seq: Int
     supervisor_id: str
     jobs: list[dict[str, Any]] = []
     layers: list[dict[str, Any]] = []
     frames: list[dict[str, Any]] = []
     hosts: list[dict[str, Any]] = []
-    deleted_jobs: list[int] = []
+    deleted_jobs: list[Int] = []
     # Too many rows changed to list (a kill or retry of a huge job): the rows above are partial,
     # and a subscriber re-reads what it shows, as after a sequence gap.
     resync: bool = False
@@ -473,7 +476,7 @@ class GetLicences(Body):
 class SetLicences(Body):
     """Change the worker licence terms; only what is given changes."""
 
-    count: int | None = None        # prepaid worker licences
+    count: Int | None = None        # prepaid worker licences
     unlimited: bool = False         # no licence cap at all
     metered: bool | None = None     # let the farm go past the count, billed per minute
     sink: str | None = None         # where overage reports go: http(s) URL or a directory
@@ -481,7 +484,7 @@ class SetLicences(Body):
 
 
 class ListLicenceReports(Body):
-    limit: int = 100
+    limit: Int = 100
 
 
 class GetUsage(Body):

@@ -269,3 +269,17 @@ def test_mangled_messages_only_raise_protocol_errors(name, data):
         p.decode(bytes(encoded[:cut]))
     except p.ProtocolError:
         pass
+
+
+def test_a_number_no_database_can_hold_is_refused_when_decoded():
+    """Heartbeats with integers past 64 bits once crashed the supervisor at the database."""
+    for field in ("memory_free_mb", "disk_free_mb", "launch_seq", "gpus"):
+        data = p.encode(p.Heartbeat(**{field: 2**64 - 1}))
+        with pytest.raises(p.ProtocolError, match=field) as info:
+            p.decode(data, p.MAX_WORKER_MESSAGE)
+        assert info.value.code == "malformed"
+    # The largest that fits is taken.
+    _, body = p.decode(p.encode(p.Heartbeat(memory_free_mb=2**63 - 1)), p.MAX_WORKER_MESSAGE)
+    assert body.memory_free_mb == 2**63 - 1
+    with pytest.raises(p.ProtocolError):
+        p.decode(p.encode(p.JobControl("kill", [-(2**63) - 1])))
