@@ -20,33 +20,23 @@ from cuefarm import protocol as p
 from cuefarm import spec
 from cuefarm.cli import cli
 from cuefarm.client import CONNECT_TIMEOUT, Client
+from tests import rows
 from tests.farm import run_cli
 
-JOB_ROW = {
-    "id": 12, "name": "shot010_comp", "project": "demo", "user": "ann", "priority": 60,
-    "state": "ACTIVE", "status": "running", "submitted_at": 1.7e9, "started_at": 1.7e9 + 5,
-    "finished_at": None, "frames_total": 50, "waiting": 8, "depend": 2, "running": 3,
-    "succeeded": 35, "dead": 0, "eaten": 2, "slots_used": 3, "stalled": False,
-}
-LAYER_ROW = {
-    "id": 4, "job_id": 12, "name": "render", "command": ["render", "-f", "#FRAME#"],
-    "range": "1-50", "chunk": 1, "slots": 1, "memory": 0, "max_retries": 1, "depends_on": [],
-    "frames_total": 50, "waiting": 8, "depend": 2, "running": 3, "succeeded": 35, "dead": 0,
-    "eaten": 2,
-}
-FRAME_ROW = {
-    "id": 77, "job_id": 12, "layer_id": 4, "layer": "render", "number": 7, "frames": "7",
-    "frame_start": 7, "frame_end": 7, "state": "DEAD", "host": "node1", "attempt": 2,
-    "attempt_id": "77.2", "started_at": 1.7e9, "stopped_at": 1.7e9 + 3723,
-    "runtime": 3723.0, "peak_rss": 512 * 1024 * 1024, "cpu_time": 100.0, "exit_status": 3,
-    "retries": 1,
-}
-HOST_ROW = {
-    "id": 1, "name": "node1", "hostname": "node1.example", "os": "Linux", "cores": 8,
-    "memory_mb": 65536, "memory_free_mb": 12288, "state": "UP", "lock": "OPEN",
-    "slots_total": 8, "slots_configured": 8, "slots_used": 3, "load": 2.5, "cpu_percent": 30.0,
-    "last_seen": 1.7e9, "running": 3,
-}
+# Rows as the supervisor sends them (every key, typed: tests.rows builds them on cuefarm.rows).
+JOB_ROW = rows.job(12, name="shot010_comp", project="demo", priority=60, status="running",
+                   submitted_at=1.7e9, started_at=1.7e9 + 5, frames_total=50, waiting=8,
+                   depend=2, running=3, succeeded=35, eaten=2, slots_used=3)
+LAYER_ROW = rows.layer(4, job_id=12, name="render", command=["render", "-f", "#FRAME#"],
+                       range="1-50", frames_total=50, waiting=8, depend=2, running=3,
+                       succeeded=35, eaten=2)
+FRAME_ROW = rows.frame(77, job_id=12, layer_id=4, number=7, state="DEAD", host="node1",
+                       attempt=2, attempt_id="77.2", attempt_state="FAILED", started_at=1.7e9,
+                       stopped_at=1.7e9 + 3723, runtime=3723.0, peak_rss=512 * 1024 * 1024,
+                       cpu_time=100.0, exit_status=3, retries=1)
+HOST_ROW = rows.host(1, name="node1", hostname="node1.example", cores=8, memory_free_mb=12288,
+                     slots=8, slots_total=8, slots_configured=8, slots_used=3, load=2.5,
+                     cpu_percent=30.0, last_seen=1.7e9, running=3)
 
 GOOD_JOB = {"name": "hello", "layers": [{"name": "say", "command": ["echo", "#FRAME#"],
                                           "range": "1-3"}]}

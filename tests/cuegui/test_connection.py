@@ -8,7 +8,7 @@ import pytest
 
 from cuegui.connection import Connection
 from cuegui.logfollow import next_offset
-from tests.cuegui import rows
+from tests import rows
 from tests.cuegui.helpers import WAIT, wait
 from tests.cuegui.simsupervisor import SimSupervisor
 

@@ -18,7 +18,7 @@ from cuegui import theme
 from cuegui.models.jobs import time_left
 from cuegui.views.depgraph import layer_colour
 from cuegui.models.layers import dependency_text
-from tests.cuegui import rows
+from tests import rows
 
 # Qt's QAbstractItemModelTester reports problems as warnings: make them fail the test.
 pytestmark = pytest.mark.qt_log_level_fail("WARNING")

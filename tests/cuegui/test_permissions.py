@@ -7,7 +7,7 @@ import pytest
 from cuegui import permissions as perm
 from cuegui.hostactions import HOST_ACTIONS, HostCtx
 from cuegui.jobactions import DEPENDENCY_ACTIONS, FRAME_ACTIONS, JOB_ACTIONS, Ctx
-from tests.cuegui import rows
+from tests import rows
 
 JOBS = {s.key: s.rule for s in JOB_ACTIONS}
 FRAMES = {s.key: s.rule for s in FRAME_ACTIONS}

@@ -12,7 +12,7 @@ from cuegui import theme
 from cuegui.connection import Connection
 from cuegui.models import SortRole
 from cuegui.window import MainWindow
-from tests.cuegui import rows
+from tests import rows
 from tests.cuegui.helpers import wait
 from tests.cuegui.simsupervisor import SimSupervisor
 

@@ -10,7 +10,7 @@ import pytest
 from cuefarm import protocol as p
 from cuegui import wire
 from cuegui.connection import Connection
-from tests.cuegui import rows
+from tests import rows
 from tests.cuegui.simsupervisor import SimSupervisor
 
 
