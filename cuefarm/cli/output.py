@@ -38,7 +38,7 @@ def print_record(row: dict[str, Any], times: Iterable[str] = ()) -> None:
     width = max((len(k) for k in row), default=0)
     for key, value in row.items():
         text = fmt_time(value) if key in times else cell(value)
-        click.echo(f"{key.ljust(width)}  {text}")
+        click.echo(f"{key.ljust(width)}  {text or '-'}")     # an empty value reads "-"
 
 
 def cell(value: Any) -> str:

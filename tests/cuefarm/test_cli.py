@@ -30,7 +30,8 @@ JOB_ROW = rows.job(12, name="shot010_comp", project="demo", priority=60, status=
 LAYER_ROW = rows.layer(4, job_id=12, name="render", command=["render", "-f", "#FRAME#"],
                        range="1-50", frames_total=50, waiting=8, depend=2, running=3,
                        succeeded=35, eaten=2)
-FRAME_ROW = rows.frame(77, job_id=12, layer_id=4, number=7, state="DEAD", host="node1",
+FRAME_ROW = rows.frame(77, job_id=12, layer_id=4, number=7, frames="7", frame_start=7,
+                       frame_end=7, state="DEAD", host="node1",
                        attempt=2, attempt_id="77.2", attempt_state="FAILED", started_at=1.7e9,
                        stopped_at=1.7e9 + 3723, runtime=3723.0, peak_rss=512 * 1024 * 1024,
                        cpu_time=100.0, exit_status=3, retries=1)
@@ -315,7 +316,7 @@ def test_hosts_table(fake_supervisor):
     result = run(fake_supervisor.address, "hosts")
     assert result.exit_code == 0, result.output
     _, first, second = result.stdout.splitlines()
-    assert first.split() == ["node1", "UP", "OPEN", "3/8", "3", "8", "12.0/64.0", "2.50", "Linux"]
+    assert first.split() == ["node1", "UP", "OPEN", "3/8", "3", "8", "12.0/64.0", "2.50", "linux"]
     assert second.split()[:4] == ["node2", "UP", "LOCKED", "16/0"]
     result = run(fake_supervisor.address, "hosts", "--json")
     assert json.loads(result.stdout) == [HOST_ROW, locked]

@@ -12,7 +12,8 @@ from cuefarm import protocol as p
 from cuegui.connection import Connection
 from cuegui.models import FramesModel, IdRole
 from cuegui.window import MainWindow
-from tests.cuegui import helpers, rows
+from tests import rows
+from tests.cuegui import helpers
 from tests.cuegui.test_models import SignalLog
 from tests.supervisor.test_wire import Peer, register
 

@@ -10,7 +10,8 @@ import pytest
 from cuegui.connection import Connection
 from cuegui.logfollow import PAGE, trim_to_line
 from cuegui.window import MainWindow
-from tests.cuegui import helpers, rows
+from tests import rows
+from tests.cuegui import helpers
 from tests.cuegui.simsupervisor import SimSupervisor
 
 WAIT = 30_000

@@ -401,7 +401,7 @@ def test_large_loads_are_prepared_off_the_ui_thread(qtbot, qtmodeltester, monkey
     # A large batch: changes in place, rows coming and going, planned off the UI thread.
     model.set_predicate(None)
     model.sort(model.column_index("state"), ASC)
-    qtbot.waitUntil(lambda: not model.loading)
+    qtbot.waitUntil(lambda: not model.loading, timeout=LOAD_WAIT)
     batch = [{"id": i, "state": "DEAD"} for i in range(1, 701)] + \
         [rows.frame(i, state="RUNNING") for i in range(3000, 3100)]
     with qtbot.waitSignal(model.loading_changed, timeout=LOAD_WAIT,

@@ -28,7 +28,7 @@ def sim():
                                  "killed": "FINISHED"}.get(statuses[i % 7], "ACTIVE"))
               for i in range(1, 8)}
     s.hosts = {1: rows.host(1), 2: rows.host(2, lock="LOCKED", slots_total=0, slots_used=16),
-               3: rows.host(3, state="DOWN", load=None, memory_free_mb=None)}
+               3: rows.host(3, state="DOWN")}
     s.layers = {1: rows.layer(1, job_id=1, name="render",
                               command=["render", "-s", "#FRAME_START#", "-e", "#FRAME_END#",
                                        "out.#ZFRAME#.exr"]),
