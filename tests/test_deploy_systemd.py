@@ -63,8 +63,12 @@ def sysroot(tmp_path_factory):
     [wheel] = wheel_dir.glob("cuefarm-*.whl")
     subprocess.run([sys.executable, "-m", "venv", "--copies", str(root / "opt/cuefarm")],
                    check=True)
+    # the wheel alone (its console scripts are what the units need); the test that runs the
+    # units' commands installs its dependencies
     subprocess.run([str(root / "opt/cuefarm/bin/python"), "-m", "pip", "install", "-q",
-                    str(wheel)], check=True)
+                    "--no-deps", str(wheel)], check=True)
+    (root / "wheel").mkdir()
+    shutil.copy(wheel, root / "wheel")
     (root / "etc/systemd/system").mkdir(parents=True)
     for name in SERVICES:
         shutil.copy(UNITS / name, root / "etc/systemd/system" / name)
@@ -162,6 +166,9 @@ def unit_command(name: str, sysroot: Path, tmp: Path) -> tuple[list[str], dict[s
 
 @pytest.mark.timeout(600)
 def test_unit_commands_run_a_farm(sysroot, tmp_path):
+    [wheel] = (sysroot / "wheel").glob("cuefarm-*.whl")
+    subprocess.run([str(sysroot / "opt/cuefarm/bin/python"), "-m", "pip", "install", "-q",
+                    str(wheel)], check=True)
     port = free_port_block(4)
     sup_argv, sup_env = unit_command("cuefarm-supervisor.service", sysroot, tmp_path)
     rqd_argv, rqd_env = unit_command("cuefarm-rqd.service", sysroot, tmp_path)
