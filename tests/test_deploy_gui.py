@@ -47,10 +47,9 @@ def test_desktop_entry_starts_the_console_script_with_the_shipped_icon():
         (ROOT / "cuegui" / "main.py").read_text()
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    """packaging/gui/build.sh run for real: (the bundle, the build venv kept for its tools)."""
-    base = tmp_path_factory.mktemp("bundle")
+def build_bundle(base: Path) -> tuple[Path, Path]:
+    """packaging/gui/build.sh run for real: (the bundle, the build venv's bin, kept for its
+    tools)."""
     env = {**os.environ, "BUILD_VENV": str(base / "venv"), "PYTHON": sys.executable}
     subprocess.run(["sh", str(ROOT / "packaging" / "gui" / "build.sh"), str(base / "dist")],
                    cwd=base, env=env, check=True)
@@ -68,9 +67,13 @@ def gui_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.timeout(900)      # the build takes about 3 minutes on 2 cores
-def test_bundle_holds_the_stylesheet_and_every_icon(bundle):
-    exe, venv_bin = bundle
+# One test (one build of about 3 minutes on 2 cores) so that parallel runs build it once.
+@pytest.mark.timeout(900)
+def test_bundle_holds_its_resources_and_starts_offscreen_against_a_live_supervisor(tmp_path):
+    (tmp_path / "build").mkdir()
+    exe, venv_bin = build_bundle(tmp_path / "build")
+
+    # the stylesheet and every icon are inside the one file
     listing = subprocess.run([str(venv_bin / "pyi-archive_viewer"), "--list", "--brief",
                               str(exe)], capture_output=True, text=True, check=True).stdout
     names = {ln.strip() for ln in listing.splitlines()}
@@ -78,10 +81,6 @@ def test_bundle_holds_the_stylesheet_and_every_icon(bundle):
     missing = {f"cuegui/resources/icons/{p.name}" for p in ICONS.glob("*.svg")} - names
     assert not missing
 
-
-@pytest.mark.timeout(900)
-def test_bundle_starts_offscreen_and_shows_every_view_of_a_live_supervisor(bundle, tmp_path):
-    exe, _ = bundle
     cwd = tmp_path / "cwd"          # away from the source tree
     cwd.mkdir()
     helped = subprocess.run([str(exe), "--help"], cwd=cwd, env=gui_env(tmp_path),
@@ -93,12 +92,18 @@ def test_bundle_starts_offscreen_and_shows_every_view_of_a_live_supervisor(bundl
            "CUEFARM_CONFIG": str(tmp_path / "none.toml"), "CUEFARM_SUPERVISOR_PORT": str(port)}
     sup = subprocess.Popen([sys.executable, "-m", "supervisor"], env=env, cwd=cwd,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def tour(shots: Path, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(exe), "--supervisor", f"127.0.0.1:{port}", "--screenshots",
+                               str(shots), "--timeout", "120", "--log-level", "debug"],
+                              cwd=cwd, env={**gui_env(tmp_path), **env}, capture_output=True,
+                              text=True, timeout=300)
+
     try:
         shots = tmp_path / "shots"
-        done = subprocess.run([str(exe), "--supervisor", f"127.0.0.1:{port}", "--screenshots",
-                               str(shots), "--timeout", "120", "--log-level", "debug"],
-                              cwd=cwd, env=gui_env(tmp_path), capture_output=True, text=True,
-                              timeout=300)
+        done = tour(shots)
+        # the check below sees missing icons: pointed at an empty directory, it reports them
+        (tmp_path / "empty").mkdir()
+        without = tour(tmp_path / "shots-without", CUEGUI_RESOURCES=str(tmp_path / "empty"))
     finally:
         sup.send_signal(signal.SIGTERM)
         sup.wait(60)
@@ -109,3 +114,4 @@ def test_bundle_starts_offscreen_and_shows_every_view_of_a_live_supervisor(bundl
         assert (shots / name).stat().st_size > 0
     # a missing icon is logged at debug level; none is missing
     assert "not found" not in done.stdout + done.stderr
+    assert without.returncode == 0 and "icon cuegui not found" in without.stderr
