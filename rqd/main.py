@@ -14,8 +14,8 @@ from cuefarm.config import ConfigError, RqdConfig
 
 @click.command(name="rqd")
 @click.option("--supervisor", "supervisors", multiple=True, metavar="HOST:PORT",
-              help="Supervisor client API address (the worker link is PORT+1); repeat to list "
-                   "fallbacks, tried in turn.")
+              help="Supervisor client API address (the worker link is PORT+1); repeat (or "
+                   "separate with commas) to list the supervisors sharing a farm, tried in turn.")
 @click.option("--name", default=None, help="Worker name (default: the short hostname).")
 @click.option("--slots", type=int, default=None, help="Slots offered (default: one per core).")
 @click.option("--state-dir", default=None, help="Where running attempts and unacknowledged "
@@ -49,7 +49,8 @@ def command(supervisors: tuple[str, ...], name: str | None, slots: int | None,
             log_level: str | None, tags: tuple[str, ...], path_maps: tuple[str, ...],
             nimby: bool | None, min_free_disk_mb: int | None, min_uid: int | None) -> None:
     """Run the worker daemon: take frames from a supervisor and run them."""
-    overrides = {"supervisors": list(supervisors) or None, "name": name, "slots": slots,
+    listed = [a.strip() for given in supervisors for a in given.split(",") if a.strip()]
+    overrides = {"supervisors": listed or None, "name": name, "slots": slots,
                  "state_dir": state_dir, "log_dir": log_dir, "heartbeat_interval": heartbeat,
                  "supervisor_timeout": supervisor_timeout, "kill_grace": kill_grace,
                  "log_level": log_level, "tags": list(tags) or None,

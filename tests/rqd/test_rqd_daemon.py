@@ -230,12 +230,15 @@ def test_silent_supervisor_means_reconnect_to_the_next(zctx, start_rqd, helpers)
         second.close()
 
 
-@pytest.mark.parametrize("args", [("--supervisor", "nonsense::"), ("--slots", "-1")])
+@pytest.mark.parametrize("args", [("--supervisor", "nonsense::"), ("--slots", "-1"),
+                                  ("--supervisor", "127.0.0.1:9770,nonsense::")])
 def test_bad_command_line_is_refused(args, tmp_path):
     res = subprocess.run([PY, "-m", "rqd", "--state-dir", str(tmp_path), *args],
                          capture_output=True, text=True, timeout=60,
                          env=dict(os.environ, CUEFARM_CONFIG=str(tmp_path / "none.toml")))
     assert res.returncode != 0 and "Error" in res.stderr
+    if "," in args[1]:          # a list is read address by address
+        assert "nonsense::" in res.stderr and "9770,nonsense" not in res.stderr
 
 
 def test_a_state_dir_in_use_is_refused(supervisor, start_rqd, helpers):
