@@ -88,3 +88,12 @@ def zctx():
 def require_postgres():
     """Skip (or, under CI, fail) when PostgreSQL is unreachable."""
     postgres_or_skip()
+
+
+# The longest tests (building and starting the deployment artefacts: minutes each) go first, so
+# that in a parallel run they overlap the rest instead of finishing alone at the end.
+FIRST = ("tests/test_deploy_",)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: not item.nodeid.startswith(FIRST))

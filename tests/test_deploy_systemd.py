@@ -211,6 +211,6 @@ def test_unit_commands_run_a_farm(sysroot, tmp_path):
     # where the unit says: SQLite in the supervisor's StateDirectory, frame logs in rqd's
     # LogsDirectory, rqd's state in its StateDirectory
     assert (tmp_path / "state/cuefarm/cuefarm.db").is_file()
-    logs = list((tmp_path / "log/cuefarm-rqd").glob("*.log"))
+    logs = list((tmp_path / "log/cuefarm-rqd").rglob("*.log"))     # under the farm's id
     assert len(logs) == 3 and all("unit frame" in p.read_text() for p in logs)
     assert (tmp_path / "state/cuefarm-rqd/rqd.lock").exists()
