@@ -36,25 +36,32 @@ def database(kind: str, tmp: Path):
         admin.close()
 
 
+def start_supervisor(url: str, env: dict[str, str], *flags: str, wait: float = 30.0):
+    """A supervisor process on database `url`, answering: (process, client, port).  The caller
+    stops the process."""
+    port = free_port_block()
+    proc = subprocess.Popen([sys.executable, "-m", "supervisor", "--port", str(port),
+                             "--db", url, "--log-level", "WARNING", *flags], env=env)
+    client = Client(f"127.0.0.1:{port}", timeout=60)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            client.ping(timeout=0.5)
+            return proc, client, port
+        except CueFarmError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.terminate()
+                raise
+
+
 @contextmanager
 def supervisor(kind: str, *flags: str):
     """A supervisor process on a fresh database: yields (process, client, port)."""
     tmp = Path(tempfile.mkdtemp(prefix="cuefarm-bench-"))
     env = {**os.environ, "CUEFARM_CONFIG": str(tmp / "none.toml")}
     with database(kind, tmp) as url:
-        port = free_port_block()
-        proc = subprocess.Popen([sys.executable, "-m", "supervisor", "--port", str(port),
-                                 "--db", url, "--log-level", "WARNING", *flags], env=env)
+        proc, client, port = start_supervisor(url, env, *flags)
         try:
-            client = Client(f"127.0.0.1:{port}", timeout=60)
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    client.ping(timeout=0.5)
-                    break
-                except CueFarmError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise
             yield proc, client, port
         finally:
             proc.terminate()

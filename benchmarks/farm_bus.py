@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,12 +26,10 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.benchfarm import database  # noqa: E402
+from benchmarks.benchfarm import database, start_supervisor  # noqa: E402
 from benchmarks.host_reports import raise_fd_limit  # noqa: E402
 from benchmarks.scheduling import PROJECTS, jobs, pct, run_fleet, submit  # noqa: E402
-from cuefarm import Client, CueFarmError  # noqa: E402
 from rqd.fleet import Fleet  # noqa: E402
-from tests.farm import free_port_block  # noqa: E402
 
 
 @contextmanager
@@ -43,21 +40,9 @@ def supervisors(count: int):
     with database("postgres", tmp) as url, ExitStack() as stack:
         out = []
         for _ in range(count):
-            port = free_port_block()
-            proc = subprocess.Popen([sys.executable, "-m", "supervisor", "--port", str(port),
-                                     "--db", url, "--log-level", "WARNING", "--heartbeat", "2"],
-                                    env=env)
+            proc, client, port = start_supervisor(url, env, "--heartbeat", "2", wait=60.0)
             stack.callback(proc.wait)
             stack.callback(proc.terminate)
-            client = Client(f"127.0.0.1:{port}", timeout=60)
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    client.ping(timeout=0.5)
-                    break
-                except CueFarmError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise
             out.append((client, port))
         yield out
 

@@ -195,17 +195,24 @@ class Client:
                 self._move_on()
                 raise Unreachable(f"no reply from the supervisor at {where} "
                                   f"within {limit:g} s")
-            try:
-                env = p.decode_envelope(sock.recv())
-            except p.ProtocolError as exc:
-                raise CueFarmError(f"unreadable reply from {self.address}: {exc.message}",
-                                   exc.code) from None
-            if env.id != rid:
-                continue  # a stale reply to an abandoned request
-            if env.type == "error":
-                error = self.decode_reply(env)
-                raise CueFarmError(error.message, error.code, error.field)
-            return env
+            env = self.read_reply(sock, rid)
+            if env is not None:
+                return env
+
+    def read_reply(self, sock: zmq.Socket, rid: int) -> p.Envelope | None:
+        """The reply waiting on `sock` if it answers request `rid` (None: a stale reply to an
+        abandoned request); CueFarmError for an error reply or one that does not decode."""
+        try:
+            env = p.decode_envelope(sock.recv())
+        except p.ProtocolError as exc:
+            raise CueFarmError(f"unreadable reply from {self.address}: {exc.message}",
+                               exc.code) from None
+        if env.id != rid:
+            return None
+        if env.type == "error":
+            error = self.decode_reply(env)
+            raise CueFarmError(error.message, error.code, error.field)
+        return env
 
     def decode_reply(self, env: p.Envelope) -> p.Body:
         """The body of a reply from `request_raw`, decoded against its type."""

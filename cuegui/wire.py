@@ -122,17 +122,9 @@ class GuiClient(Client):
                 self.close()      # a late reply must not be read as another's
                 raise Unreachable(f"no reply from the supervisor at {self.address} "
                                   f"within {limit:g} s")
-            try:
-                env = p.decode_envelope(sock.recv())
-            except p.ProtocolError as exc:
-                raise CueFarmError(f"unreadable reply from {self.address}: {exc.message}",
-                                   exc.code) from None
-            if env.id != rid:
-                continue          # a stale reply to an abandoned request
-            if env.type == "error":
-                error = self.decode_reply(env)
-                raise CueFarmError(error.message, error.code, error.field)
-            return env
+            env = self.read_reply(sock, rid)
+            if env is not None:
+                return env
 
     def request(self, body: p.Body, timeout: float | None = None,
                 type_name: str | None = None) -> p.Body:
