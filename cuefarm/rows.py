@@ -19,7 +19,18 @@ class _Row(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     pass
 
 
-class JobRow(_Row):
+class _Counts(_Row):
+    """Frames in each state (of a job or a layer)."""
+
+    waiting: int
+    depend: int
+    running: int
+    succeeded: int
+    dead: int
+    eaten: int
+
+
+class JobRow(_Counts):
     id: int
     name: str
     project: str
@@ -36,16 +47,10 @@ class JobRow(_Row):
     max_slots: int | None
     flagged: str                     # why the job was paused by the farm ("": it was not)
     slots_used: int
-    waiting: int
-    depend: int
-    running: int
-    succeeded: int
-    dead: int
-    eaten: int
     stalled: bool
 
 
-class LayerRow(_Row):
+class LayerRow(_Counts):
     id: int
     job_id: int
     name: str
@@ -68,12 +73,6 @@ class LayerRow(_Row):
     timeout_no_output: float
     frames_total: int
     slots_running: int
-    waiting: int
-    depend: int
-    running: int
-    succeeded: int
-    dead: int
-    eaten: int
 
 
 class FrameRow(_Row):

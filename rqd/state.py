@@ -27,6 +27,7 @@ from pathlib import Path
 
 import msgspec
 
+from cuefarm import lockfile
 from cuefarm import protocol as p
 from rqd.logs import safe_attempt_id
 
@@ -62,22 +63,10 @@ class StateDir:
         """Create the directories and take the lock; raise StateLocked if another rqd holds it."""
         self.running_dir.mkdir(parents=True, exist_ok=True)
         self.completions_dir.mkdir(parents=True, exist_ok=True)
-        f = open(self.root / "rqd.lock", "a+")
         try:
-            import fcntl
-        except ImportError:       # Windows: no advisory lock; one rqd per state dir by convention
-            self._lock_file = f
-            return
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.close()
+            self._lock_file = lockfile.take(self.root / "rqd.lock", "")
+        except lockfile.Held:
             raise StateLocked(f"state directory {self.root} is in use by another rqd") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        self._lock_file = f
 
     def close(self) -> None:
         if self._lock_file is not None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import logging
-import os
 import select
 import time
 from pathlib import Path
@@ -17,6 +15,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
+
+from cuefarm import lockfile
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -135,22 +135,14 @@ class SoleSupervisor:
         if not database or database == ":memory:":
             return
         path = Path(database).with_name(Path(database).name + ".supervisor")
-        f = open(path, "a+")
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
+            self.file = lockfile.take(path, who)
+        except lockfile.Held as held:
+            holder = held.holder or "another process"
             raise DatabaseInUse(
-                f"another supervisor runs on this SQLite database ({holder}); SQLite takes "
-                f"one supervisor per database: stop that one, or give several supervisors a "
+                f"another supervisor runs on this SQLite database ({holder}); SQLite takes one "
+                f"supervisor per database: stop that one, or give several supervisors a "
                 f"PostgreSQL database (--db postgresql://...)") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{who}, pid {os.getpid()}\n")
-        f.flush()
-        self.file = f
 
     def release(self) -> None:
         if self.file is not None:
