@@ -141,7 +141,13 @@ class Deltas:
             self.flush(conn)
             return [] if conn.dialect.name == "postgresql" else None
         if conn.dialect.name == "postgresql":
+            # The rows are taken in id order first: the update alone locks them in whatever
+            # order its join visits them, and two supervisors' passes over the same jobs then
+            # deadlock.  Same round trip.
+            ids = ",".join(str(int(lid)) for lid in sorted(r["lid"] for r in rows))
             ahead, self.pending = self.pending, []
+            ahead.append(f"SELECT 1 FROM layer WHERE id = ANY('{{{ids}}}'::bigint[]) "
+                         f"ORDER BY id FOR UPDATE")
             return update_from_arrays(conn, "layer", ("lid", "bigint", "id"),
                                       {f"d_{k}": ("integer", f"{k} = layer.{k} + t.d_{k}")
                                        for k in DELTA_COLUMNS}, rows,
