@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from cuefarm import Client, config
 from tests.farm import free_port_block, wait_until
+from tests.wheel import build_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINER = ROOT / "packaging" / "container"
@@ -196,9 +197,7 @@ def test_compose_wires_postgres_one_supervisor_and_two_workers():
 def image_venv(tmp_path_factory):
     """A fresh venv with the wheel built from this tree, installed as the images install it."""
     base = tmp_path_factory.mktemp("image")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                    str(base / "wheel"), str(ROOT)], check=True)
-    [wheel] = (base / "wheel").glob("cuefarm-*.whl")
+    wheel = build_wheel(base / "wheel")
     subprocess.run([sys.executable, "-m", "venv", str(base / "venv")], check=True)
     subprocess.run([str(base / "venv" / "bin" / "python"), "-m", "pip", "install", "-q",
                     f"{wheel}[postgres]"], check=True)

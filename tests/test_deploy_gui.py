@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.farm import free_port_block
+from tests.wheel import build_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 DESKTOP = ROOT / "packaging" / "desktop" / "cuegui.desktop"
@@ -50,7 +51,8 @@ def test_desktop_entry_starts_the_console_script_with_the_shipped_icon():
 def build_bundle(base: Path) -> tuple[Path, Path]:
     """packaging/gui/build.sh run for real: (the bundle, the build venv's bin, kept for its
     tools)."""
-    env = {**os.environ, "BUILD_VENV": str(base / "venv"), "PYTHON": sys.executable}
+    env = {**os.environ, "BUILD_VENV": str(base / "venv"), "PYTHON": sys.executable,
+           "CUEFARM_WHEEL": str(build_wheel(base / "wheel"))}
     subprocess.run(["sh", str(ROOT / "packaging" / "gui" / "build.sh"), str(base / "dist")],
                    cwd=base, env=env, check=True)
     exe = base / "dist" / "cuegui"

@@ -22,6 +22,7 @@ import pytest
 
 from cuefarm import Client
 from tests.farm import free_port_block, wait_until
+from tests.wheel import build_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "packaging" / "systemd"
@@ -57,10 +58,7 @@ def sysroot(tmp_path_factory):
     root = tmp_path_factory.mktemp("root")
     (root / "usr/lib/systemd").mkdir(parents=True)
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
-    wheel_dir = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                    str(wheel_dir), str(ROOT)], check=True)
-    [wheel] = wheel_dir.glob("cuefarm-*.whl")
+    wheel = build_wheel(tmp_path_factory.mktemp("wheel"))
     subprocess.run([sys.executable, "-m", "venv", "--copies", str(root / "opt/cuefarm")],
                    check=True)
     # the wheel alone (its console scripts are what the units need); the test that runs the

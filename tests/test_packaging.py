@@ -12,6 +12,8 @@ import venv
 import zipfile
 from pathlib import Path
 
+from tests.wheel import build_wheel
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -22,14 +24,6 @@ def test_every_package_is_listed():
              for top in ("cuefarm", "supervisor", "rqd", "cuegui")
              for p in (ROOT / top).rglob("__init__.py")}
     assert found <= listed, f"add to pyproject.toml [tool.setuptools] packages: {found - listed}"
-
-
-def build_wheel(where: Path) -> Path:
-    """The cuefarm wheel built from this source tree into `where`."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                    "-q", "-w", str(where), str(ROOT)], check=True)
-    [wheel] = where.glob("cuefarm-*.whl")
-    return wheel
 
 
 def test_wheel_holds_migrations_and_resources(tmp_path):

@@ -4,7 +4,8 @@
 # Builds the wheel from this repository, installs it with the [gui] extra and PyInstaller into a
 # fresh virtual environment (so the bundle holds exactly what the wheel ships), then runs
 # PyInstaller on cuegui.spec.  PYTHON picks the interpreter (default python3); BUILD_VENV keeps
-# the build environment in that directory (default: a temporary one, removed afterwards).
+# the build environment in that directory (default: a temporary one, removed afterwards);
+# CUEFARM_WHEEL takes a wheel already built instead of building one.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -15,8 +16,13 @@ trap 'rm -rf "$WORK"' EXIT
 VENV=${BUILD_VENV:-$WORK/venv}
 "${PYTHON:-python3}" -m venv "$VENV"
 PY="$VENV/bin/python"
-"$PY" -m pip wheel --quiet --no-deps -w "$WORK/wheel" "$ROOT"
-"$PY" -m pip install --quiet "$(ls "$WORK"/wheel/cuefarm-*.whl)[gui]" "pyinstaller>=6,<7"
+if [ -n "${CUEFARM_WHEEL:-}" ]; then
+    WHEEL=$CUEFARM_WHEEL
+else
+    "$PY" -m pip wheel --quiet --no-deps -w "$WORK/wheel" "$ROOT"
+    WHEEL=$(ls "$WORK"/wheel/cuefarm-*.whl)
+fi
+"$PY" -m pip install --quiet "$WHEEL[gui]" "pyinstaller>=6,<7"
 # Run from the work dir so nothing is imported from the source tree.
 cd "$WORK"
 "$PY" -m PyInstaller --noconfirm --log-level WARN --distpath "$DIST" --workpath "$WORK/build" \
