@@ -100,10 +100,12 @@ def _ask_log(cx: Context, supervisor: str, ask: list) -> None:
 def _refresh(cx: Context, host_ids: list[int]) -> None:
     """Bring the live view of these hosts in line with the database."""
     registry = cx.live.registry
+    changed = False
     for row in cx.read(lambda c: host_store.live_settings(c, host_ids)):
         w = registry.by_id.get(row.id)
         if w is None:
             continue
+        before = (w.locked, w.lock_slots, w.slots, w.tags, w.draining, w.banned)
         w.locked, w.lock_slots = row.lock == "LOCKED", row.lock_slots
         w.slots = w.offered if row.slots_override is None else row.slots_override
         w.tags = frozenset(hostadmin.effective_tags(row))
@@ -120,7 +122,10 @@ def _refresh(cx: Context, host_ids: list[int]) -> None:
                 w.clear()
         elif row.lock_kind != "banned":
             w.banned = False
-    registry.version += 1
+        changed = changed or before != (w.locked, w.lock_slots, w.slots, w.tags, w.draining,
+                                        w.banned)
+    if changed:          # match caches are kept until a host's attributes change
+        registry.version += 1
 
 
 def _recheck(cx: Context, host_ids: list[int], reason: str) -> None:

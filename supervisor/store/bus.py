@@ -13,7 +13,6 @@ is in it.  SQLite has one supervisor per database: there is no bus.
 from __future__ import annotations
 
 import logging
-import select as _select
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
@@ -93,11 +92,6 @@ class Listener:
         notes = [n.payload for n in self.conn.notifies]
         self.conn.notifies.clear()
         return notes
-
-    def wait(self, timeout: float) -> bool:
-        """Block up to `timeout` seconds for a notice (tests and tools)."""
-        ready, _, _ = _select.select([self.conn], [], [], timeout)
-        return bool(ready)
 
     def close(self) -> None:
         if self.conn is not None:
