@@ -8,6 +8,7 @@ the name service knows) with a uid of at least `min_uid`, so that system account
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 
@@ -40,8 +41,26 @@ def can_switch_user() -> bool:
     return geteuid is not None and geteuid() == 0
 
 
+_resolved: dict[tuple[str, int], tuple[float, "RunAs"]] = {}
+RESOLVE_TTL = 30.0      # seconds an account looked up is trusted (accounts change rarely)
+
+
 def resolve(name: str, min_uid: int) -> RunAs:
-    """The account `name` on this host; raise RunAsError when it is missing or too privileged."""
+    """The account `name` on this host; raise RunAsError when it is missing or too privileged.
+    A found account is remembered for RESOLVE_TTL seconds: every frame of a job runs as the
+    same user, and the lookup (passwd, group list) costs more than starting the frame."""
+    now = time.monotonic()
+    hit = _resolved.get((name, min_uid))
+    if hit is not None and now - hit[0] < RESOLVE_TTL:
+        return hit[1]
+    run_as = _lookup(name, min_uid)
+    if len(_resolved) > 1000:
+        _resolved.clear()
+    _resolved[(name, min_uid)] = (now, run_as)
+    return run_as
+
+
+def _lookup(name: str, min_uid: int) -> RunAs:
     try:
         import pwd
     except ImportError:             # Windows: no switching users here

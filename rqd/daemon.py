@@ -1,8 +1,11 @@
 """The rqd main loop: register, heartbeat, launch and kill frames, report completions.
 
-One thread owns everything (sockets, the running table, the state directory); watcher threads
-only report exits through `Runner.exits` and a wake-up socket.  The loop sleeps in a zmq poll
-whose timeout is the time to the next timer, so an idle rqd uses no CPU.  Frame timeouts (see
+One thread owns everything (sockets, the running table, the state directory).  Frame exits
+arrive through their pidfds in the loop's poller (Linux; elsewhere watcher threads report them
+through `Runner.exits` and a wake-up socket).  The loop sleeps in a zmq poll whose timeout is
+the time to the next timer, so an idle rqd uses no CPU.  Each turn of the loop ends with one
+durable write of the state changes it made (the frames it started, the completions it kept and
+the acknowledgements it got) and only then reports the turn's completions, in one message.  Frame timeouts (see
 rqd.timeouts) are among those timers: a frame's log is looked at only when a limit falls due.
 
 Besides running frames the loop keeps the host's own locks: the idle lock (NIMBY, evaluated on
@@ -45,6 +48,7 @@ ACK_WAIT_ON_STOP = 2.0      # how long a stopping rqd waits for its last complet
 ACK_WAIT_ON_DRAIN = 30.0    # the same after a drain: the supervisor asked for this exit
 PURGE_REASON = "purged by idle lock"
 LOCKED = "locked"               # refusal: an admin locked this host
+RESOURCES_TTL = 0.25            # seconds a free memory / disk reading serves launches
 
 
 def _interval(value: float, default: float) -> float:
@@ -96,9 +100,13 @@ class Daemon:
         self._wake_w.setblocking(False)
         self.runner = Runner(self.name, config.log_dir, wake=self._wake,
                              work_dir=Path(config.state_dir) / "work",
-                             env_allow=config.env_allow)
+                             env_allow=config.env_allow, poller=self.poller)
         self.running: dict[str, Attempt] = {}
         self.unacked: dict[str, p.Completion] = {}
+        self.to_report: list[p.Completion] = []   # this turn's, sent once they are durable
+        self.state_errors = 0
+        self._resources_at = -math.inf
+        self._resources_now = (0, 0)
         self.launch_seq = 0         # the highest Launch.seq received since registering
         self.sent_at: dict[str, float] = {}
         self.registered = False
@@ -145,8 +153,12 @@ class Daemon:
                 code = drain.reboot(self.cfg.reboot_command)
             return code
         finally:
+            self.runner.close()
             self.link.close()
-            self.state.close()
+            try:
+                self.state.close()
+            except OSError as exc:
+                log.error("cannot write the state in %s: %s", self.cfg.state_dir, exc)
             self._wake_r.close()
             self._wake_w.close()
             if self._own_ctx:
@@ -182,6 +194,7 @@ class Daemon:
                 except OSError:
                     pass
             self.state.remove_running(rec.attempt_id)
+        self._persist()
         for c in self.state.load_completions():
             self.unacked[c.attempt_id] = c
         self.runner.farm = self.state.load_farm()
@@ -204,6 +217,7 @@ class Daemon:
                 # Stopped by hand while a drain waits for acks: wait no longer than a stop does.
                 self.ack_deadline = min(self.ack_deadline, now + ACK_WAIT_ON_STOP)
             self._timers(now)
+            self._commit(now)
             if self._finished(now):
                 log.info("rqd %s stopped", self.name)
                 return 0
@@ -215,9 +229,29 @@ class Daemon:
                     continue
                 raise
             self._drain_wake()
+            self.runner.reap(events)
             self._handle_exits()
             if self.link.sock is not None and self.link.sock in events:
                 self._receive()
+            self._commit(time.monotonic())
+
+    def _persist(self) -> None:
+        """Make this turn's state changes durable (one append and sync for all of them)."""
+        try:
+            self.state.flush()
+        except OSError as exc:
+            self.state_errors += 1
+            if self.state_errors <= 10 or self.state_errors % 100 == 0:
+                log.error("cannot write the state in %s: %s (%d time(s)); it is tried again "
+                          "next turn", self.cfg.state_dir, exc, self.state_errors)
+
+    def _commit(self, now: float) -> None:
+        """End of a turn: persist, then report the turn's completions (kept until acked)."""
+        self._persist()
+        if self.to_report:
+            report, self.to_report = self.to_report, []
+            if self.registered:
+                self._send_completions(report, now)
 
     def _timers(self, now: float) -> None:
         self._drain_progress(now)
@@ -386,6 +420,7 @@ class Daemon:
                             "in %s", len(self.unacked), old, farm, where)
                 self.unacked.clear()
                 self.sent_at.clear()
+                self.to_report.clear()
         log.info("serving farm %s; frame logs in %s", farm, self.runner.root_log_dir / farm)
         self.runner.farm = farm
         try:
@@ -450,10 +485,7 @@ class Daemon:
             self._complete(self.runner.failed_launch(msg, str(exc)), now)
             return
         self.running[aid] = attempt
-        try:
-            self.state.save_running(attempt.record())
-        except OSError as exc:
-            log.error("cannot record %s in %s: %s", aid, self.cfg.state_dir, exc)
+        self.state.save_running(attempt.record())     # durable at the end of this turn
 
     def _refusal(self, msg: p.Launch) -> str:
         if self.stopping:
@@ -472,10 +504,21 @@ class Daemon:
                     f"{msg.slots} asked")
         reserved = sum(max(0, a.launch.memory_mb - a.rss // machine.MB)
                        for a in self.running.values())
+        memory_free, disk_free = self._resources()
         return admission.resource_refusal(
-            memory_mb=msg.memory_mb, memory_free_mb=machine.memory_free_mb(),
-            reserved_mb=reserved, disk_free_mb=machine.disk_free_mb(self.cfg.log_dir),
+            memory_mb=msg.memory_mb, memory_free_mb=memory_free,
+            reserved_mb=reserved, disk_free_mb=disk_free,
             min_free_disk_mb=self.cfg.min_free_disk_mb, log_dir=self.cfg.log_dir)
+
+    def _resources(self) -> tuple[int, int]:
+        """Free memory and log disk (MB), measured at most every RESOURCES_TTL seconds: a
+        burst of launches shares one reading (the memory they reserve is counted apart)."""
+        now = time.monotonic()
+        if now - self._resources_at >= RESOURCES_TTL:
+            self._resources_at = now
+            self._resources_now = (machine.memory_free_mb(),
+                                   machine.disk_free_mb(self.cfg.log_dir))
+        return self._resources_now
 
     def _on_kill(self, msg: p.Kill, now: float) -> None:
         for aid in msg.attempt_ids:
@@ -496,10 +539,7 @@ class Daemon:
         for aid in msg.attempt_ids:
             self.unacked.pop(aid, None)
             self.sent_at.pop(aid, None)
-            try:
-                self.state.remove_completion(aid)
-            except OSError as exc:
-                log.error("cannot forget completion %s: %s", aid, exc)
+            self.state.remove_completion(aid)
 
     def _on_log_request(self, msg: p.LogRequest, now: float) -> None:
         reply = p.LogReply(msg.token, msg.attempt_id[:200])
@@ -546,15 +586,12 @@ class Daemon:
                     self.sent_at[c.attempt_id] = now
 
     def _complete(self, completion: p.Completion, now: float) -> None:
-        """Persist a completion (before anything else), then report it."""
+        """Keep a completion in place of its running attempt; it is reported at the end of the
+        turn, once that is durable."""
         self.unacked[completion.attempt_id] = completion
-        try:
-            self.state.save_completion(completion)
-        except OSError as exc:
-            log.error("cannot persist completion %s: %s", completion.attempt_id, exc)
+        self.state.save_completion(completion)
         self.state.remove_running(completion.attempt_id)
-        if self.registered:
-            self._send_completions([completion], now)
+        self.to_report.append(completion)
 
     def _handle_exits(self) -> None:
         while True:

@@ -5,9 +5,11 @@ A frame gets a clean environment (see `frame_env`), never rqd's own, and runs in
 `<state dir>/work/<farm id>/<attempt id>`, removed after the frame if it left it empty.
 
 Each frame runs in its own session (POSIX) so that its whole tree can be signalled as one process
-group, and no signal aimed at rqd (a Ctrl-C in a terminal) reaches it.  A watcher thread per
-process waits for it and puts an `Exit` on `Runner.exits`, then calls `wake()` so the daemon's
-event loop handles it; everything else happens on the daemon's thread.
+group, and no signal aimed at rqd (a Ctrl-C in a terminal) reaches it.  Given the daemon's
+poller, on Linux each process is watched through a pidfd in that poller: when it becomes
+readable the daemon calls `reap()`, which collects the exit onto `Runner.exits`.  Elsewhere (or
+without a poller) a watcher thread per process waits for it, puts the `Exit` on `Runner.exits`
+and calls `wake()`.  Everything else happens on the daemon's thread.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 import psutil
+import zmq
 
 from cuefarm import protocol as p
 from cuefarm.config import FRAME_ENV_ALLOW
@@ -103,13 +106,20 @@ def _allowed(name: str, allow: tuple[str, ...] | list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, pat) for pat in allow)
 
 
+def inherited_env(allow: tuple[str, ...] | list[str] = FRAME_ENV_ALLOW) -> dict[str, str]:
+    """The variables of rqd's own environment named by `allow` (names or shell-style patterns
+    such as LC_*)."""
+    return {k: v for k, v in os.environ.items() if _allowed(k, allow)}
+
+
 def frame_env(launch: p.Launch, worker_name: str, log_path: Path,
               run_as: RunAs | None = None,
-              allow: tuple[str, ...] | list[str] = FRAME_ENV_ALLOW) -> dict[str, str]:
-    """The frame's environment: the variables of rqd's own named by `allow` (names or
-    shell-style patterns such as LC_*), then the job's, then the user's (HOME, USER, LOGNAME)
-    when it runs as the job's user, then the CUE_* variables.  Nothing else of rqd's."""
-    env = {k: v for k, v in os.environ.items() if _allowed(k, allow)}
+              allow: tuple[str, ...] | list[str] = FRAME_ENV_ALLOW,
+              inherited: dict[str, str] | None = None) -> dict[str, str]:
+    """The frame's environment: the variables of rqd's own named by `allow` (`inherited`, if
+    already picked), then the job's, then the user's (HOME, USER, LOGNAME) when it runs as the
+    job's user, then the CUE_* variables.  Nothing else of rqd's."""
+    env = dict(inherited) if inherited is not None else inherited_env(allow)
     env.update(launch.env)
     if run_as is not None:
         env.update(run_as.env())
@@ -136,10 +146,12 @@ class Runner:
 
     def __init__(self, worker_name: str, log_dir: str | Path,
                  wake: Callable[[], None] = lambda: None, work_dir: str | Path | None = None,
-                 env_allow: tuple[str, ...] | list[str] = FRAME_ENV_ALLOW):
+                 env_allow: tuple[str, ...] | list[str] = FRAME_ENV_ALLOW,
+                 poller: zmq.Poller | None = None):
         """`work_dir` holds the working directories of frames whose job gives no cwd
         (default: a `work` directory beside `log_dir`); `env_allow` names the variables of
-        rqd's environment a frame inherits."""
+        rqd's environment a frame inherits; `poller`, where the daemon waits, watches the
+        frames' pidfds (Linux)."""
         self.worker_name = worker_name
         self.hostname = machine.hostname()
         self.root_log_dir = Path(log_dir)
@@ -148,6 +160,11 @@ class Runner:
         self.farm = ""
         self.wake = wake
         self.exits: queue.Queue[Exit] = queue.Queue()
+        self.poller = poller if hasattr(os, "pidfd_open") else None
+        self.pidfds: dict[int, tuple[str, subprocess.Popen]] = {}
+        self._made_dirs: set[Path] = set()
+        # rqd's environment does not change while it runs: pick what frames inherit once.
+        self.inherited = inherited_env(self.env_allow)
 
     @property
     def log_dir(self) -> Path:
@@ -161,6 +178,18 @@ class Runner:
 
     def log_path(self, attempt_id: str) -> Path:
         return logs.log_path(self.log_dir, attempt_id)
+
+    def _open_in(self, directory: Path, make):
+        """`make()` something in `directory`, creating the directory the first time (or again
+        when someone removed it meanwhile)."""
+        if directory in self._made_dirs:
+            try:
+                return make()
+            except FileNotFoundError:
+                self._made_dirs.discard(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._made_dirs.add(directory)
+        return make()
 
     def launch(self, launch: p.Launch, run_as: RunAs | None = None,
                submitted_command: list[str] | str | None = None) -> Attempt:
@@ -176,17 +205,16 @@ class Runner:
         if submitted_command is not None:
             submitted_command = expand_command(submitted_command, launch.frame_start,
                                                launch.frame_end)
-        env = frame_env(launch, self.worker_name, path, run_as, self.env_allow)
+        env = frame_env(launch, self.worker_name, path, run_as, self.env_allow, self.inherited)
         started = time.time()
         try:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            logfile = open(path, "ab", buffering=0)
+            logfile = self._open_in(self.log_dir, lambda: open(path, "ab", buffering=0))
         except OSError as exc:
             raise LaunchError(f"cannot open log {path}: {exc}") from None
         cwd = launch.cwd or str(self.work_dir / launch.attempt_id)
         try:
             if launch.cwd is None:
-                os.makedirs(cwd, exist_ok=True)
+                self._open_in(self.work_dir, lambda: _mkdir(cwd))
                 if run_as is not None:
                     os.chown(cwd, run_as.uid, run_as.gid)
             elif not os.path.isdir(cwd):
@@ -235,11 +263,41 @@ class Runner:
                           started=started, log_path=path, proc=proc,
                           timeouts=timeouts if timeouts.active else None,
                           own_cwd=cwd if launch.cwd is None else "")
-        threading.Thread(target=self._watch, args=(attempt.attempt_id, popen),
-                         name=f"watch-{attempt.attempt_id}", daemon=True).start()
+        self._start_watching(attempt.attempt_id, popen)
         log.info("launched %s (pid %d%s): %s", attempt.attempt_id, popen.pid,
                  f", as {run_as.name}" if run_as else "", command)
         return attempt
+
+    def _start_watching(self, attempt_id: str, popen: subprocess.Popen) -> None:
+        if self.poller is not None:
+            try:
+                fd = os.pidfd_open(popen.pid)
+            except OSError as exc:       # an old kernel: a thread does it
+                log.info("no pidfd for %s (%s): watching it with a thread", attempt_id, exc)
+            else:
+                self.pidfds[fd] = (attempt_id, popen)
+                self.poller.register(fd, zmq.POLLIN)
+                return
+        threading.Thread(target=self._watch, args=(attempt_id, popen),
+                         name=f"watch-{attempt_id}", daemon=True).start()
+
+    def reap(self, events: dict) -> None:
+        """Collect the exits of the watched processes whose pidfd `events` (from the
+        poller) says are readable."""
+        for fd in [fd for fd in events if fd in self.pidfds]:
+            attempt_id, popen = self.pidfds[fd]
+            try:
+                pid, status, usage = os.wait4(popen.pid, os.WNOHANG)
+            except ChildProcessError:
+                pid, status, usage = popen.pid, None, None
+            except InterruptedError:
+                continue
+            if pid == 0:
+                continue                 # not yet (the poll can see it early)
+            del self.pidfds[fd]
+            self.poller.unregister(fd)
+            os.close(fd)
+            self.exits.put(_exit_of(attempt_id, popen, status, usage))
 
     def _watch(self, attempt_id: str, popen: subprocess.Popen) -> None:
         cpu, max_rss = 0.0, 0
@@ -266,6 +324,14 @@ class Runner:
             code = -1
         self.exits.put(Exit(attempt_id, code, time.time(), cpu, max_rss))
         self.wake()
+
+    def close(self) -> None:
+        """Stop watching (the daemon exits): close the pidfds."""
+        for fd in list(self.pidfds):
+            if self.poller is not None:
+                self.poller.unregister(fd)
+            os.close(fd)
+        self.pidfds.clear()
 
     def sample(self, attempt: Attempt) -> p.RunningAttempt:
         """Measure the attempt's process tree now and return it as the protocol reports it."""
@@ -388,6 +454,24 @@ def _launch_error(exc: Exception, command: list[str] | str) -> str:
     if isinstance(exc, PermissionError) and isinstance(command, list) and command:
         return f"command {command[0]!r} cannot be run on this host: permission denied"
     return str(exc)
+
+
+def _exit_of(attempt_id: str, popen: subprocess.Popen, status, usage) -> Exit:
+    """The Exit of a process reaped by wait4 (status None: someone else reaped it)."""
+    if status is None:
+        code = popen.returncode if popen.returncode is not None else -1
+        return Exit(attempt_id, code, time.time(), 0.0, 0)
+    code = os.waitstatus_to_exitcode(status)
+    popen.returncode = code        # reaped here: keep Popen from waiting again
+    return Exit(attempt_id, code, time.time(), usage.ru_utime + usage.ru_stime,
+                usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024))
+
+
+def _mkdir(path: str) -> None:
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
 
 
 def _remove_if_empty(path: str) -> None:

@@ -3,20 +3,28 @@
 Layout of the state directory (one per rqd; several rqds on a machine each have their own):
 
     rqd.lock                    held (flock) while an rqd uses this directory
-    running/<attempt_id>.json   a frame process this rqd started (pid, create_time, pgid)
-    completions/<attempt_id>.json
-                                a finished attempt the supervisor has not acknowledged yet
+    journal                     running attempts and unacknowledged completions, one JSON record
+                                per line (see below)
     drained                     the previous run exited at the end of a drain ("exit"/"reboot")
     farm                        the farm (its id) the running attempts and completions belong to
     other-farms/<farm id>/      completions of a farm this rqd no longer serves, set aside
     work/<farm id>/<attempt_id>/
                                 the working directory of a frame whose job gives none
 
+The journal is appended to: `{"op": "run", ...}` when a frame starts, `{"op": "ended", ...}`
+when its completion replaces it, `{"op": "done", ...}` for the completion, `{"op": "acked",
+...}` once the supervisor acknowledged it.  Changes are kept in memory until `flush()`, which
+appends all of them and syncs the file once: the daemon flushes once per turn of its loop, so
+the frames that start and end in one turn cost one disk sync together, not two each.  After a
+crash the journal is read back (a last line torn by the crash is ignored); it is rewritten with
+only what is still live when it opens and whenever most of its lines are history.  The small
+`farm` and `drained` files are written to a temporary name, synced and renamed.
+
 Attempt ids are unique within one farm (one database) only: logs and working directories are
 kept per farm, and what this rqd keeps for one farm is never reported to another.
 
-Each file is written to a temporary name, fsynced and renamed, so a crash leaves either the old
-or the new content, never half of one.
+Directories `running/` and `completions/` (one JSON file per record) are what older rqds kept;
+they are read once and folded into the journal.
 """
 
 from __future__ import annotations
@@ -50,58 +58,200 @@ class StateLocked(Exception):
     """Another rqd already uses this state directory."""
 
 
+class _Run(msgspec.Struct, tag_field="op", tag="run"):
+    record: RunningRecord
+
+
+class _Ended(msgspec.Struct, tag_field="op", tag="ended"):
+    attempt_id: str
+
+
+class _Done(msgspec.Struct, tag_field="op", tag="done"):
+    completion: p.Completion
+
+
+class _Acked(msgspec.Struct, tag_field="op", tag="acked"):
+    attempt_id: str
+
+
+_Entry = _Run | _Ended | _Done | _Acked
+_decode_entry = msgspec.json.Decoder(_Entry).decode
+_encode = msgspec.json.Encoder().encode
+
+# Rewrite the journal once it holds this many lines more than what is live.
+COMPACT_AFTER = 2000
+
+
+class Kept(msgspec.Struct):
+    """What a journal holds: running attempts and unacknowledged completions, by attempt id."""
+
+    running: dict[str, RunningRecord]
+    completions: dict[str, p.Completion]
+    lines: int = 0
+
+
+def read_journal(path: Path) -> Kept:
+    """Replay a journal file (missing: empty).  A line that cannot be read is skipped with an
+    error, except the last one, which a crash may have cut short."""
+    kept = Kept({}, {})
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return kept
+    lines = data.split(b"\n")
+    torn = lines.pop() if lines else b""     # after the last newline: empty unless torn
+    if torn:
+        log.warning("%s: the last line was cut short (a crash while writing); ignored", path)
+    for n, line in enumerate(lines, 1):
+        if not line:
+            continue
+        kept.lines += 1
+        try:
+            entry = _decode_entry(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("%s line %d is unreadable (%s); skipped", path, n, exc)
+            continue
+        if isinstance(entry, _Run):
+            if safe_attempt_id(entry.record.attempt_id):
+                kept.running[entry.record.attempt_id] = entry.record
+        elif isinstance(entry, _Ended):
+            kept.running.pop(entry.attempt_id, None)
+        elif isinstance(entry, _Done):
+            if safe_attempt_id(entry.completion.attempt_id):
+                kept.completions[entry.completion.attempt_id] = entry.completion
+        else:
+            kept.completions.pop(entry.attempt_id, None)
+    return kept
+
+
+def kept_in(root: str | Path) -> Kept:
+    """What the state directory `root` has on disk now (another process may be using it):
+    what a crash at this moment would leave."""
+    return read_journal(Path(root) / "journal")
+
+
 class StateDir:
     """The persisted state of one rqd."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.running_dir = self.root / "running"
-        self.completions_dir = self.root / "completions"
+        self.journal_path = self.root / "journal"
+        self.running: dict[str, RunningRecord] = {}
+        self.completions: dict[str, p.Completion] = {}
+        self._pending: list[bytes] = []
+        self._lines = 0              # lines in the journal file
+        self._fd: int | None = None
+        self._torn = False           # the last append failed part way
         self._lock_file = None
 
     def open(self) -> None:
-        """Create the directories and take the lock; raise StateLocked if another rqd holds it."""
-        self.running_dir.mkdir(parents=True, exist_ok=True)
-        self.completions_dir.mkdir(parents=True, exist_ok=True)
+        """Take the lock and read the journal back; raise StateLocked if another rqd holds
+        the lock."""
+        self.root.mkdir(parents=True, exist_ok=True)
         try:
             self._lock_file = lockfile.take(self.root / "rqd.lock", "")
         except lockfile.Held:
             raise StateLocked(f"state directory {self.root} is in use by another rqd") from None
+        kept = read_journal(self.journal_path)
+        self.running, self.completions = kept.running, kept.completions
+        legacy = self._read_legacy()
+        self._rewrite()
+        for path in legacy:          # folded into the journal, which is synced
+            _remove(path)
 
     def close(self) -> None:
-        if self._lock_file is not None:
-            self._lock_file.close()        # closing releases the flock
-            self._lock_file = None
+        try:
+            if self._fd is not None:
+                self.flush()
+        finally:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            if self._lock_file is not None:
+                self._lock_file.close()        # closing releases the flock
+                self._lock_file = None
+
+    def flush(self) -> None:
+        """Make every change since the last flush durable (one append, one sync).  On an
+        OSError the changes stay pending and the next flush tries again."""
+        if not self._pending or self._fd is None:
+            return
+        data = b"".join(self._pending)
+        if self._torn:            # a failed write may have left half a line: end it first
+            data = b"\n" + data
+        self._torn = True
+        written = 0
+        while written < len(data):
+            written += os.write(self._fd, data[written:])
+        _sync(self._fd)
+        self._torn = False
+        self._lines += len(self._pending)
+        self._pending.clear()
+        if self._lines > COMPACT_AFTER + len(self.running) + len(self.completions):
+            self._rewrite()
+
+    def _add(self, entry: _Entry) -> None:
+        self._pending.append(_encode(entry) + b"\n")
+
+    def _rewrite(self) -> None:
+        """Replace the journal by one holding only what is live (temporary file, synced,
+        renamed, directory synced), and append to the new one from now on."""
+        self._pending.clear()
+        lines = [_encode(_Run(r)) + b"\n" for r in self.running.values()]
+        lines += [_encode(_Done(c)) + b"\n" for c in self.completions.values()]
+        _write(self.journal_path, b"".join(lines))
+        _sync_dir(self.root)
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = os.open(self.journal_path,
+                           os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0))
+        self._lines = len(lines)
+        self._torn = False
+
+    def _read_legacy(self) -> list[Path]:
+        """Records older rqds kept one per file: take them, return the files."""
+        found: list[Path] = []
+        for sub, cls, into in (("running", RunningRecord, self.running),
+                               ("completions", p.Completion, self.completions)):
+            directory = self.root / sub
+            if not directory.is_dir():
+                continue
+            for item, path in _load_all(directory, cls):
+                into.setdefault(item.attempt_id, item)
+                found.append(path)
+        return found
 
     # -- running attempts ---------------------------------------------------------------------
 
     def save_running(self, record: RunningRecord) -> None:
-        _write(self.running_dir / f"{record.attempt_id}.json", msgspec.json.encode(record))
+        self.running[record.attempt_id] = record
+        self._add(_Run(record))
 
     def remove_running(self, attempt_id: str) -> None:
-        _remove(self.running_dir / f"{attempt_id}.json")
+        if self.running.pop(attempt_id, None) is not None:
+            self._add(_Ended(attempt_id))
 
     def load_running(self) -> list[RunningRecord]:
-        return _load_all(self.running_dir, RunningRecord)
+        return list(self.running.values())
 
     # -- completions --------------------------------------------------------------------------
 
     def save_completion(self, completion: p.Completion) -> None:
-        _write(self.completions_dir / f"{completion.attempt_id}.json",
-               msgspec.json.encode(completion))
+        self.completions[completion.attempt_id] = completion
+        self._add(_Done(completion))
 
     def remove_completion(self, attempt_id: str) -> bool:
         """Forget an acknowledged completion; False when there was none (or a bad id)."""
-        if not safe_attempt_id(attempt_id):
+        if self.completions.pop(attempt_id, None) is None:
             return False
-        return _remove(self.completions_dir / f"{attempt_id}.json")
+        self._add(_Acked(attempt_id))
+        return True
 
     def has_completion(self, attempt_id: str) -> bool:
-        return (safe_attempt_id(attempt_id)
-                and (self.completions_dir / f"{attempt_id}.json").is_file())
+        return attempt_id in self.completions
 
     def load_completions(self) -> list[p.Completion]:
-        return _load_all(self.completions_dir, p.Completion)
+        return list(self.completions.values())
 
     # -- the farm served ---------------------------------------------------------------------
 
@@ -117,12 +267,15 @@ class StateDir:
         _write(self.root / "farm", farm.encode())
 
     def set_aside_completions(self, farm: str) -> Path:
-        """Move the completions kept for `farm` out of the way (to other-farms/<farm>/): they
-        must not be reported to another farm, and are not thrown away.  Return where."""
+        """Move the completions kept for `farm` out of the way (to other-farms/<farm>/, one
+        JSON file each): they must not be reported to another farm, and are not thrown away.
+        Return where."""
         target = self.root / "other-farms" / (farm or "unknown")
         target.mkdir(parents=True, exist_ok=True)
-        for path in self.completions_dir.glob("*.json"):
-            os.replace(path, target / path.name)
+        for c in self.completions.values():
+            _write(target / f"{c.attempt_id}.json", _encode(c))
+        self.completions.clear()
+        self._rewrite()
         return target
 
     # -- a finished drain ---------------------------------------------------------------------
@@ -153,6 +306,21 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _sync(fd: int) -> None:
+    (getattr(os, "fdatasync", None) or os.fsync)(fd)
+
+
+def _sync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (POSIX; Windows has no directory handles to sync)."""
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _remove(path: Path) -> bool:
     try:
         path.unlink()
@@ -161,7 +329,8 @@ def _remove(path: Path) -> bool:
         return False
 
 
-def _load_all(directory: Path, cls: type) -> list:
+def _load_all(directory: Path, cls: type) -> list[tuple]:
+    """(record, file) of each readable record file of an older rqd in `directory`."""
     items = []
     for path in sorted(directory.glob("*.json")):
         try:
@@ -177,5 +346,5 @@ def _load_all(directory: Path, cls: type) -> list:
         if item.attempt_id != path.stem or not safe_attempt_id(item.attempt_id):
             log.error("state file %s names attempt %r; ignored", path, item.attempt_id)
             continue
-        items.append(item)
+        items.append((item, path))
     return items

@@ -14,7 +14,7 @@ import pytest
 
 import cuefarm
 from cuefarm import protocol as p
-from rqd.state import RunningRecord, StateDir
+from rqd.state import RunningRecord, StateDir, kept_in
 
 PY = sys.executable
 SLEEP = [PY, "-c", "import time; time.sleep(300)"]
@@ -33,11 +33,11 @@ def test_register_launch_complete_ack(supervisor, start_rqd, helpers):
         "7.1", [PY, "-c", "import sys; print('frame 5'); sys.exit(4)"], frame_start=5))
     c = supervisor.completion("7.1")
     assert c.exit_status == 4 and c.reason == "" and c.stopped >= c.started
-    persisted = rqd.state_dir / "completions" / "7.1.json"
-    assert persisted.exists()                 # kept until acknowledged
-    assert not (rqd.state_dir / "running" / "7.1.json").exists()
+    kept = kept_in(rqd.state_dir)             # on disk before it was reported
+    assert "7.1" in kept.completions and "7.1" not in kept.running
     supervisor.send(p.CompleteAck(["7.1"]))
-    helpers.wait_until(lambda: not persisted.exists(), message="the acked completion to go")
+    helpers.wait_until(lambda: "7.1" not in kept_in(rqd.state_dir).completions,
+                       message="the acked completion to go")
     log_text = (rqd.state_dir / "logs" / "7.1.log").read_text()
     assert "frame 5" in log_text and "exit status: 4" in log_text
 
@@ -50,7 +50,7 @@ def test_a_completion_is_resent_until_acked(supervisor, start_rqd, helpers):
     again = supervisor.completion("8.1")
     assert again == first
     supervisor.send(p.CompleteAck(["8.1"]))
-    helpers.wait_until(lambda: not (rqd.state_dir / "completions" / "8.1.json").exists(),
+    helpers.wait_until(lambda: "8.1" not in kept_in(rqd.state_dir).completions,
                        message="the acked completion to go")
 
 
@@ -174,9 +174,9 @@ def test_orphans_are_killed_at_startup(supervisor, start_rqd, helpers, tmp_path)
     assert reg.completions == [unacked]
     leftover.wait(60)
     helpers.wait_until(lambda: helpers.gone(pids), message="the leftover group to die")
-    assert not (state_dir / "running" / "15.1.json").exists()
+    assert "15.1" not in kept_in(state_dir).running
     supervisor.send(p.CompleteAck(["15.0"]))
-    helpers.wait_until(lambda: not (state_dir / "completions" / "15.0.json").exists(),
+    helpers.wait_until(lambda: "15.0" not in kept_in(state_dir).completions,
                        message="the acked completion to go")
 
 
@@ -194,7 +194,7 @@ def test_sigterm_stops_gracefully(supervisor, start_rqd, helpers):
     supervisor.send(p.CompleteAck(["16.1"]))
     assert rqd.wait(helpers.WAIT) == 0
     assert helpers.gone(pids)
-    assert not (rqd.state_dir / "completions" / "16.1.json").exists()
+    assert "16.1" not in kept_in(rqd.state_dir).completions
 
 
 def test_unacked_completion_survives_a_restart(supervisor, start_rqd, helpers):
@@ -209,7 +209,7 @@ def test_unacked_completion_survives_a_restart(supervisor, start_rqd, helpers):
     assert [c.attempt_id for c in reg.completions] == ["17.1"]
     assert reg.completions[0].exit_status == 2
     supervisor.send(p.CompleteAck(["17.1"]))
-    helpers.wait_until(lambda: not (again.state_dir / "completions" / "17.1.json").exists(),
+    helpers.wait_until(lambda: "17.1" not in kept_in(again.state_dir).completions,
                        message="the acked completion to go")
 
 
@@ -329,11 +329,11 @@ def test_logs_and_kept_completions_belong_to_one_farm(supervisor, start_rqd, hel
     assert not [b for t, b in after if t == "complete"
                 and any(c.attempt_id == "2.1" for c in b.completions)]
     assert not [b for t, b in after if t == "heartbeat" and "2.1" in b.kept]
-    assert not (rqd.state_dir / "completions" / "2.1.json").exists()
+    assert "2.1" not in kept_in(rqd.state_dir).completions
 
 
 def test_a_refused_launch_leaves_a_log_saying_why(supervisor, start_rqd, helpers):
-    rqd = start_rqd(supervisor, slots=1)
+    start_rqd(supervisor, slots=1)
     supervisor.register()
     supervisor.send(helpers.launch("5.1", [PY, "-c", "pass"], slots=2))
     refuse = supervisor.expect("refuse")

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from cuefarm import protocol as p
+from rqd.state import kept_in
 
 PY = sys.executable
 SLEEP = [PY, "-c", "import time; time.sleep(300)"]
@@ -186,7 +187,7 @@ def test_drain_then_exit_after_the_last_frame_is_acked(supervisor, start_rqd, he
     assert rqd.poll() is None
     supervisor.send(p.CompleteAck(["66.1"]))
     assert rqd.wait(helpers.WAIT) == 0
-    assert not (rqd.state_dir / "completions" / "66.1.json").exists()
+    assert "66.1" not in kept_in(rqd.state_dir).completions
 
 
 def test_drain_stay_and_cancel(supervisor, start_rqd, helpers):

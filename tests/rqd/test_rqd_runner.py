@@ -257,3 +257,30 @@ def test_a_reused_pid_is_not_killed(helpers):
     finally:
         os.killpg(record.pgid, signal.SIGKILL)
         proc.wait(60)
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="pidfds are Linux only")
+def test_exits_come_through_pidfds_in_the_poller_without_threads(tmp_path, helpers):
+    import threading
+
+    import zmq
+    poller = zmq.Poller()
+    runner = rn.Runner("w1", tmp_path / "logs", poller=poller)
+    codes = {"30.1": 0, "31.1": 3, "32.1": 7}
+    attempts = {aid: runner.launch(helpers.launch(aid, [PY, "-c", f"raise SystemExit({c})"]))
+                for aid, c in codes.items()}
+    assert len(runner.pidfds) == 3
+    assert not [t for t in threading.enumerate() if t.name.startswith("watch-")]
+    exits: dict[str, rn.Exit] = {}
+    deadline = time.monotonic() + 60
+    while len(exits) < 3 and time.monotonic() < deadline:
+        runner.reap(dict(poller.poll(100)))
+        while not runner.exits.empty():
+            ex = runner.exits.get_nowait()
+            exits[ex.attempt_id] = ex
+    assert {aid: ex.exit_status for aid, ex in exits.items()} == codes
+    assert runner.pidfds == {}              # each pidfd closed and out of the poller
+    for aid, ex in exits.items():
+        c = runner.finish(attempts[aid], ex)
+        assert c.exit_status == codes[aid] and ex.max_rss > 0
+    runner.close()

@@ -8,7 +8,8 @@ import pytest
 
 from cuefarm import protocol as p
 from rqd import logs
-from rqd.state import RunningRecord, StateDir, StateLocked
+from rqd import state as state_module
+from rqd.state import Kept, RunningRecord, StateDir, StateLocked, kept_in
 
 
 def test_running_and_completions_round_trip(tmp_path):
@@ -21,23 +22,90 @@ def test_running_and_completions_round_trip(tmp_path):
     assert state.load_running() == [rec]
     assert state.load_completions() == [c]
     assert state.has_completion("2.1")
+    assert kept_in(tmp_path).running == {}          # nothing on disk before a flush
+    state.flush()
+    assert kept_in(tmp_path).running == {"1.1": rec}
+    assert kept_in(tmp_path).completions == {"2.1": c}
     state.remove_running("1.1")
     assert state.remove_completion("2.1")
     assert not state.remove_completion("2.1")
     assert not state.remove_completion("../escape")
     assert state.load_running() == [] and state.load_completions() == []
-    state.close()
+    state.close()                                   # closing flushes
+    assert kept_in(tmp_path) == Kept({}, {}, 4)
 
 
-def test_a_corrupt_file_is_moved_aside(tmp_path):
+def test_a_restart_reads_back_what_was_flushed(tmp_path):
     state = StateDir(tmp_path)
     state.open()
-    (state.completions_dir / "3.1.json").write_bytes(b"{not json")
-    (state.completions_dir / "4.1.json").write_bytes(
-        b'{"attempt_id": "5.1", "exit_status": 0, "started": 1, "stopped": 2}')
-    assert state.load_completions() == []
-    assert (state.completions_dir / "3.1.json.bad").exists()
+    kept = [p.Completion(f"{i}.1", 0, 1.0, 2.0) for i in range(5)]
+    for c in kept:
+        state.save_completion(c)
+    state.flush()
+    state.remove_completion("0.1")
+    state.flush()
+    state.save_completion(p.Completion("9.1", 1, 1.0, 2.0))    # never flushed: a crash
+    state._lock_file.close()                                   # the process died
+    again = StateDir(tmp_path)
+    again.open()
+    assert again.load_completions() == kept[1:]
+    # Opening rewrote the journal with only what is live.
+    assert len((tmp_path / "journal").read_bytes().splitlines()) == 4
+    again.close()
+
+
+def test_a_torn_last_line_is_ignored_and_a_bad_line_skipped(tmp_path):
+    state = StateDir(tmp_path)
+    state.open()
+    state.save_completion(p.Completion("1.1", 0, 1.0, 2.0))
+    state.save_completion(p.Completion("2.1", 0, 1.0, 2.0))
     state.close()
+    with open(tmp_path / "journal", "ab") as f:
+        f.write(b'{"op": "nonsense"}\n')
+        f.write(b'{"op": "acked", "attempt_id": "1.1"}\n')
+        f.write(b'{"op": "acked", "attem')           # a crash in the middle of a write
+    again = StateDir(tmp_path)
+    again.open()
+    assert [c.attempt_id for c in again.load_completions()] == ["2.1"]
+    again.close()
+
+
+def test_the_journal_is_compacted(tmp_path, monkeypatch):
+    monkeypatch.setattr(state_module, "COMPACT_AFTER", 50)
+    state = StateDir(tmp_path)
+    state.open()
+    for i in range(200):
+        state.save_running(RunningRecord(f"{i}.1", i, 1.0, i, 1.0))
+        state.flush()
+        state.remove_running(f"{i}.1")
+        state.save_completion(p.Completion(f"{i}.1", 0, 1.0, 2.0))
+        state.flush()
+        if i >= 3:
+            state.remove_completion(f"{i - 3}.1")
+    state.close()
+    lines = (tmp_path / "journal").read_bytes().splitlines()
+    assert len(lines) <= 60
+    assert set(kept_in(tmp_path).completions) == {"197.1", "198.1", "199.1"}
+
+
+def test_records_of_an_older_rqd_are_taken_over(tmp_path):
+    (tmp_path / "completions").mkdir()
+    (tmp_path / "running").mkdir()
+    (tmp_path / "completions" / "3.1.json").write_bytes(b"{not json")
+    (tmp_path / "completions" / "4.1.json").write_bytes(
+        b'{"attempt_id": "5.1", "exit_status": 0, "started": 1, "stopped": 2}')
+    (tmp_path / "completions" / "6.1.json").write_bytes(
+        b'{"attempt_id": "6.1", "exit_status": 3, "started": 1, "stopped": 2}')
+    (tmp_path / "running" / "7.1.json").write_bytes(
+        b'{"attempt_id": "7.1", "pid": 70, "create_time": 1.5, "pgid": 70, "started": 1.0}')
+    state = StateDir(tmp_path)
+    state.open()
+    assert [c.attempt_id for c in state.load_completions()] == ["6.1"]
+    assert [r.pid for r in state.load_running()] == [70]
+    assert (tmp_path / "completions" / "3.1.json.bad").exists()
+    assert not (tmp_path / "completions" / "6.1.json").exists()      # now in the journal
+    state.close()
+    assert set(kept_in(tmp_path).completions) == {"6.1"}
 
 
 def test_one_rqd_per_state_dir(tmp_path):
