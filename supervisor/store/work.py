@@ -244,7 +244,11 @@ _CLAIM_PG = text(
     " frame.number, frame.frame_end, frame.label, frame.retries FROM frame"
     " WHERE frame.layer_id = w.lid AND frame.state = :waiting ORDER BY frame.idx LIMIT w.n"
     " FOR UPDATE SKIP LOCKED) AS f ORDER BY w.ord, f.idx")
-_INSERT_ATTEMPT = insert(Attempt)
+_CLAIM = (select(Frame.id, Frame.layer_id, Frame.attempt, Frame.number, Frame.frame_end,
+                 Frame.label, Frame.retries)
+          .where(Frame.layer_id == bindparam("lid"), Frame.state == F.WAITING.value)
+          .order_by(Frame.idx).limit(bindparam("n")).with_for_update(skip_locked=True))
+_INSERT_ATTEMPT = insert(Attempt.__table__)
 
 
 _INSERT_ATTEMPTS_PG = text(
@@ -280,12 +284,8 @@ def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, st
                                           "waiting": F.WAITING.value}):
             found[r.layer_id].append(r)
     else:
-        cols = (Frame.id, Frame.layer_id, Frame.attempt, Frame.number, Frame.frame_end,
-                Frame.label, Frame.retries)
         for lay, hosts in wants:
-            found[lay["id"]] = conn.execute(
-                select(*cols).where(Frame.layer_id == lay["id"], Frame.state == F.WAITING.value)
-                .order_by(Frame.idx).limit(len(hosts)).with_for_update(skip_locked=True)).all()
+            found[lay["id"]] = conn.execute(_CLAIM, {"lid": lay["id"], "n": len(hosts)}).all()
     out: list[list[Claimed]] = []
     moves: list[FrameMove] = []
     attempts: list[dict[str, Any]] = []
@@ -362,18 +362,21 @@ def _lock_running(conn: Connection, keys: list[tuple[int, int]]):
         return conn.execute(_LOCK_RUNNING_PG, {"f": [k[0] for k in keys],
                                                "n": [k[1] for k in keys],
                                                "running": A.RUNNING.value}).all()
-    return conn.execute(
-        select(Attempt.frame_id, Attempt.number, Attempt.host_id, Attempt.slots, Attempt.memory,
-               Attempt.gpus,
-               Frame.state.label("frame_state"), Frame.attempt.label("current"), Frame.retries,
-               Frame.kill_pending, Frame.layer_id, Frame.job_id, Layer.max_retries)
-        .join(Frame, Frame.id == Attempt.frame_id).join(Layer, Layer.id == Frame.layer_id)
-        .where(tuple_(Attempt.frame_id, Attempt.number).in_(keys),
-               Attempt.state == A.RUNNING.value)
-        # Locked in key order, as the figure writer updates them: two writers that take the
-        # same rows in one order cannot deadlock.
-        .order_by(Attempt.frame_id, Attempt.number)
-        .with_for_update(of=[Attempt, Frame])).all()
+    return conn.execute(_LOCK_RUNNING, {"keys": keys}).all()
+
+
+_LOCK_RUNNING = (
+    select(Attempt.frame_id, Attempt.number, Attempt.host_id, Attempt.slots, Attempt.memory,
+           Attempt.gpus,
+           Frame.state.label("frame_state"), Frame.attempt.label("current"), Frame.retries,
+           Frame.kill_pending, Frame.layer_id, Frame.job_id, Layer.max_retries)
+    .join(Frame, Frame.id == Attempt.frame_id).join(Layer, Layer.id == Frame.layer_id)
+    .where(tuple_(Attempt.frame_id, Attempt.number).in_(bindparam("keys", expanding=True)),
+           Attempt.state == A.RUNNING.value)
+    # Locked in key order, as the figure writer updates them: two writers that take the
+    # same rows in one order cannot deadlock.
+    .order_by(Attempt.frame_id, Attempt.number)
+    .with_for_update(of=[Attempt, Frame]))
 
 
 _END_ATTEMPTS_PG = text(
@@ -450,13 +453,7 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
         else:
             conn.execute(_END_ATTEMPTS_PG, values)
     elif attempt_rows:
-        conn.execute(update(Attempt)
-                     .where(Attempt.frame_id == bindparam("f"), Attempt.number == bindparam("n"))
-                     .values(state=bindparam("s"), stopped_at=bindparam("stop"),
-                             exit_status=bindparam("x"),
-                             peak_rss=bindparam("pk"), cpu_time=bindparam("cpu"),
-                             reason=bindparam("why"))
-                     .execution_options(synchronize_session=False), attempt_rows)
+        conn.execute(_END_ATTEMPTS, attempt_rows)
     apply_moves(conn, moves, now, deltas, defer=defer)
     touched.add_moves(moves)
     if failures and policy is not None:
@@ -601,6 +598,15 @@ def update_running_stats(engine, stats: list[dict[str, Any]]) -> None:
 
 _LAYER_COUNTS = (select(Layer.id, Layer.job_id, Layer.waiting, Layer.running, Layer.depend,
                         Layer.dead).where(Layer.id.in_(bindparam("ids", expanding=True))))
+
+
+_ATTEMPT_T = Attempt.__table__
+_END_ATTEMPTS = (update(_ATTEMPT_T)
+                 .where(_ATTEMPT_T.c.frame_id == bindparam("f"),
+                        _ATTEMPT_T.c.number == bindparam("n"))
+                 .values(state=bindparam("s"), stopped_at=bindparam("stop"),
+                         exit_status=bindparam("x"), peak_rss=bindparam("pk"),
+                         cpu_time=bindparam("cpu"), reason=bindparam("why")))
 
 
 def settle(conn: Connection, deltas: Deltas, touched: Touched, now: float,
