@@ -219,6 +219,7 @@ class Billing:
         collector = metrics.PromCollector(lambda: self.sampler.latest,
                                           lambda: dict(self.cx.live.counters), self.prom_extra,
                                           (self.cx.owner, self.cx.id))
+        collector.errors = lambda: dict(self.cx.live.errors)
         try:
             self.prom_server, _ = metrics.serve(self.metrics_port, addr, collector)
         except OSError as exc:   # the port is taken: metrics are not worth stopping the farm

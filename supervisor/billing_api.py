@@ -76,9 +76,15 @@ def _metrics(cx: Context, req: Request) -> p.Body:
     b = _billing(cx)
     values = b.sampler.latest or b.sampler.sample()
     at = b.sampler.latest_t
-    return p.Rows([{"name": s.name, "value": values.get(s.name), "unit": s.unit,
-                    "help": s.help, "prometheus": s.prom or None, "t": at, "scope": s.scope,
-                    "supervisor": cx.owner} for s in metrics.SERIES])
+    rows = [{"name": s.name, "value": values.get(s.name), "unit": s.unit,
+             "help": s.help, "prometheus": s.prom or None, "t": at, "scope": s.scope,
+             "supervisor": cx.owner} for s in metrics.SERIES]
+    # Messages refused or answered with an error since this supervisor started, by reason.
+    rows += [{"name": f"errors.{code}", "value": n, "unit": "messages",
+              "help": metrics.error_help(code), "prometheus": metrics.ERRORS_FAMILY,
+              "t": at, "scope": "supervisor", "supervisor": cx.owner}
+             for code, n in sorted(cx.live.errors.items())]
+    return p.Rows(rows)
 
 
 @request("metric_history", role=ARTIST, what="reading metric history", read=True)

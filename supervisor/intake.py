@@ -63,20 +63,29 @@ class Intake:
         b = Batch(self.completions, self.refusals, self.lost)
         self.completions, self.refusals, self.lost = [], [], []
         self.completing = set()
-        for _, key, why in b.lost:
+        for host_id, key, why in b.lost:
             b.results[key] = why
+            b.hosts[key] = host_id
         for identity, c in b.completions:
+            w = live.registry.by_identity.get(identity)
+            if w is None:
+                # Not (or no longer) registered: which host it speaks for is unknown.  It is
+                # told to register again, and hands its completions in with the registration.
+                live.errors["completion_from_unknown_worker"] += 1
+                continue
             b.acks.setdefault(identity, {})[c.attempt_id] = None
             key = parse_attempt_id(c.attempt_id)
             if key:
                 b.results[key] = c
+                b.hosts[key] = w.host_id
         for identity, aid, reason in b.refusals:
+            w = live.registry.by_identity.get(identity)
             key = parse_attempt_id(aid)
-            if key:
+            if key and w is not None:
                 b.results[key] = f"lost: refused by the worker: {reason}"[:1000]
+                b.hosts[key] = w.host_id
                 if reason.startswith("user "):
                     b.cannot[aid] = reason
-            w = live.registry.by_identity.get(identity)
             if w is not None:
                 w.refuse_until = mono + REFUSAL_BACKOFF
                 out.wake_at(w.refuse_until)      # the host may take the frame then: look again
@@ -98,6 +107,8 @@ class Batch:
     def __init__(self, completions, refusals, lost) -> None:
         self.completions, self.refusals, self.lost = completions, refusals, lost
         self.results: dict = {}
+        self.hosts: dict[tuple[int, int], int] = {}   # the host each result came from
+        self.foreign: list[tuple[int, int]] = []      # results for attempts sent elsewhere
         self.acks: dict[bytes, dict[str, None]] = {}   # ordered sets: duplicates acked once
         self.cannot: dict[str, str] = {}   # refusals retrying the host will not change: why
         self.ended: list[work.Ended] = []
@@ -108,8 +119,15 @@ class Batch:
         """Write the batch in the caller's transaction; True when a failure was recorded (a
         ban may now keep a host off a job for a while)."""
         deltas, touched = Deltas(), self.touched
+        self.foreign = []
         self.ended = work.end_attempts(conn, self.results, now, deltas, touched,
-                                       live.failure_policy, defer=True)
+                                       live.failure_policy, defer=True, hosts=self.hosts,
+                                       foreign=self.foreign)
+        if self.foreign:
+            live.errors["foreign_completion"] += len(self.foreign)
+            log.warning("%d completion(s) or refusal(s) came from a worker the attempt was not "
+                        "sent to; ignored: %s", len(self.foreign),
+                        ", ".join(f"{f}.{n}" for f, n in self.foreign[:10]))
         bans = {(e.job_id, e.host_id): f"refused: {self.cannot[e.attempt_id]}"
                 for e in self.ended if e.attempt_id in self.cannot}
         if bans:

@@ -85,6 +85,20 @@ SERIES = (
            "supervisor's; 0 on a locked, draining or busy-by-user host)", "cuefarm_slots_total"),
 )
 BY_NAME = {s.name: s for s in SERIES}
+ERRORS_FAMILY = "cuefarm_refused_messages_total"
+ERROR_HELP = {
+    "malformed": "messages that could not be decoded",
+    "forbidden": "requests the sender's role does not allow",
+    "busy": "requests refused because their sender had too many waiting",
+    "foreign_completion": "completions or refusals from a worker the attempt was not sent to",
+    "completion_from_unknown_worker": "completions from a worker not registered (it is told to "
+                                      "register and hands them in then)",
+    "internal": "requests or work that failed inside the supervisor",
+}
+
+
+def error_help(code: str) -> str:
+    return ERROR_HELP.get(code, f"messages answered with the error '{code}'")
 FAMILY_HELP = {"cuefarm_frames": "Frames waiting or running", "cuefarm_hosts": "Hosts up or down"}
 
 
@@ -182,6 +196,7 @@ class PromCollector:
         """`supervisor`: (who serves its hosts, this run's id), for the info metric that says
         which supervisor an endpoint describes."""
         self.latest, self.counters, self.extra = latest, counters, extra
+        self.errors: Callable[[], dict[str, int]] = lambda: {}
         self.supervisor = supervisor
 
     def describe(self):
@@ -213,6 +228,12 @@ class PromCollector:
                                 "Frame completions accepted"),
                                ("reports", "cuefarm_worker_reports", "Worker reports received")):
             yield CounterMetricFamily(name, doc, value=counts.get(key, 0))
+        errors = CounterMetricFamily(ERRORS_FAMILY.removesuffix("_total"),
+                                     "Messages refused or answered with an error, by reason",
+                                     labels=["reason"])
+        for code, n in sorted(self.errors().items()):
+            errors.add_metric([code], n)
+        yield errors
         for name, value in self.extra().items():
             if value is not None:
                 yield GaugeMetricFamily(name, name.replace("cuefarm_", "").replace("_", " ")

@@ -65,6 +65,7 @@ def _register(cx: Context, batch: dict[str, tuple[bytes, p.Register, str]]) -> N
     completions: dict[tuple[int, int], p.Completion] = {}
     reported: dict[str, dict[tuple[int, int], p.RunningAttempt]] = {}
     coming: dict[str, set[tuple[int, int]]] = {}     # kept completions still to be sent
+    completed_by: dict[str, list[tuple[int, int]]] = {}
     for name, (_, reg, _) in batch.items():
         if reg.farm_id and cx.farm_id and reg.farm_id != cx.farm_id:
             # What it ran and kept belongs to another farm (another database), whose attempt
@@ -78,6 +79,7 @@ def _register(cx: Context, batch: dict[str, tuple[bytes, p.Register, str]]) -> N
             key = parse_attempt_id(c.attempt_id)
             if key:
                 completions[key] = c
+                completed_by.setdefault(name, []).append(key)
         reported[name] = {k: r for r in reg.running if (k := parse_attempt_id(r.attempt_id))}
         coming[name] = {k for aid in reg.kept if (k := parse_attempt_id(aid))}
         # Launched by this run after the worker wrote this Register: its running list cannot
@@ -98,7 +100,16 @@ def _register(cx: Context, batch: dict[str, tuple[bytes, p.Register, str]]) -> N
                    if h.drain in ("exit", "reboot") and accepted[n][1].drained}
         if drained:
             host_store.end_drain(conn, [hosts[n].id for n in drained])
-        work.end_attempts(conn, completions, now, deltas, touched, live.failure_policy)
+        # Each worker's completions count only for attempts that were sent to it.
+        senders = {key: hosts[name].id for name, keys in completed_by.items()
+                   if name in hosts for key in keys}
+        foreign: list[tuple[int, int]] = []
+        work.end_attempts(conn, {k: c for k, c in completions.items() if k in senders}, now,
+                          deltas, touched, live.failure_policy, hosts=senders, foreign=foreign)
+        if foreign:
+            live.errors["foreign_completion"] += len(foreign)
+            log.warning("%d completion(s) handed in at registration were for attempts sent to "
+                        "another host; ignored", len(foreign))
         ids = [h.id for h in hosts.values()]
         believed = work.running_on_hosts(conn, ids)
         gone = {}

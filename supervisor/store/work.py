@@ -391,11 +391,15 @@ _END_ATTEMPTS_PG = text(
 
 def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion | str], now: float,
                  deltas: Deltas, touched: Touched, policy: "FailurePolicy | None" = None,
-                 defer: bool = False) -> list[Ended]:
+                 defer: bool = False, hosts: dict[tuple[int, int], int] | None = None,
+                 foreign: list[tuple[int, int]] | None = None) -> list[Ended]:
     """End attempts that are still RUNNING; ignore any already ended (duplicates).
 
     `results` maps (frame_id, number) to the worker's Completion, or to a reason string when the
     attempt ended without one (host lost, launch refused): such ends never spend a retry.
+    With `hosts`, each result counts only from the host that was sent the attempt: `hosts`
+    maps each key to the host that reported it, and a key running on another host is left
+    running and added to `foreign`.
     With `defer`, PostgreSQL sends the attempt and frame writes with the deltas' (see Deltas):
     the caller settles them.
     """
@@ -405,7 +409,12 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
     failures: dict[tuple[int, int], int] = defaultdict(int)
     reasons: dict[tuple[int, int], str] = {}   # why it never started or failed there, if said
     for r in _lock_running(conn, list(results)):
-        res = results[(r.frame_id, r.number)]
+        key = (r.frame_id, r.number)
+        if hosts is not None and hosts.get(key) != r.host_id:
+            if foreign is not None:
+                foreign.append(key)
+            continue
+        res = results[key]
         comp = res if isinstance(res, p.Completion) else None
         reason = comp.reason if comp else res
         if r.kill_pending == "eat":

@@ -233,3 +233,40 @@ def test_restarted_supervisor_adopts_running_attempts(farm):
     w.send(p.Complete([p.Completion(l1.attempt_id, 0, 1.0, 3.0)]))
     assert c.wait(job_id, timeout=30)["succeeded"] == 2
     w.close()
+
+
+def test_a_worker_cannot_end_an_attempt_sent_to_another(farm):
+    real, rogue = Peer(farm.port + 1), Peer(farm.port + 1)
+    register(real, "real", slots=1)
+    c = farm.client()
+    [job_id] = c.submit([{"name": "held", "layers": [
+        {"name": "r", "command": "x", "range": "1", "max_retries": 0}]}])
+    launch = real.recv_type(p.Launch)
+    register(rogue, "rogue", slots=0)
+    forged = p.Completion(launch.attempt_id, 0, 1.0, 2.0)
+
+    def counted(name):
+        return next((m["value"] for m in c.metrics() if m["name"] == name), 0)
+
+    # Neither a completion nor a refusal ends it: it still runs on the host it was sent to.
+    rogue.send(p.Complete([forged]))
+    wait_until(lambda: counted("errors.foreign_completion") == 1, 30,
+               message="the forged completion counted")
+    rogue.send(p.Refuse(launch.attempt_id, "no thanks"))
+    wait_until(lambda: counted("errors.foreign_completion") == 2, 30,
+               message="the forged refusal counted")
+    [frame] = c.frames(job_id)
+    assert frame["state"] == "RUNNING" and frame["host"] == "real"
+    # Nor does a rogue handing it in while registering under a new name.
+    rogue2 = Peer(farm.port + 1)
+    rogue2.send(p.Register(name="rogue2", hostname="x", os="linux", cores=1, memory_mb=1024,
+                           slots=0, version=cuefarm.__version__, completions=[forged]))
+    rogue2.recv_type(p.Registered)
+    [frame] = c.frames(job_id)
+    assert frame["state"] == "RUNNING" and frame["attempt_id"] == launch.attempt_id
+    real.send(p.Complete([p.Completion(launch.attempt_id, 3, 1.0, 2.0)]))
+    c.wait(job_id, timeout=30)
+    [frame] = c.frames(job_id)
+    assert frame["state"] == "DEAD" and frame["exit_status"] == 3
+    for peer in (real, rogue, rogue2):
+        peer.close()
