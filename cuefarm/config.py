@@ -92,6 +92,9 @@ class SupervisorConfig:
     # neither list set the farm is open (everyone an admin).  Others are artists.
     admins: list[str] = field(default_factory=list)
     wranglers: list[str] = field(default_factory=list)
+    # Variables that change how programs load (LD_PRELOAD, PYTHONPATH...: cuefarm.loaderenv)
+    # a job may set anyway: "NAME" for every project, "PROJECT:NAME" for one; patterns work.
+    loader_env_allow: list[str] = field(default_factory=list)
     log_level: str = "INFO"
 
 
@@ -101,6 +104,12 @@ FRAME_ENV_ALLOW = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE
                    "TZ", "TMPDIR", "TEMP", "TMP",
                    # Windows programs need these to start at all
                    "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT")
+
+
+# Service accounts a frame never runs as by default.
+DENY_USERS = ("postgres", "mysql", "mariadb", "redis", "rabbitmq", "mosquitto", "nats",
+              "memcache", "mongodb", "elasticsearch", "www-data", "nginx", "apache", "httpd",
+              "sshd", "daemon", "bin", "sys", "nobody", "nfsnobody", "systemd-*", "_*")
 
 
 @dataclass
@@ -118,6 +127,9 @@ class RqdConfig:
     path_maps: list = field(default_factory=list)     # "SOURCE=TARGET" or {source, target}
     min_free_disk_mb: int = 100       # refuse frames when the log dir's disk has less free
     min_uid: int = 1000               # run-as users below this uid are refused
+    # Accounts frames never run as, whatever their uid (names or patterns like systemd-*):
+    # database servers, brokers and other service accounts.
+    deny_users: list[str] = field(default_factory=lambda: list(DENY_USERS))
     # Variables of rqd's own environment a frame inherits (names or patterns like LC_*); the
     # job's variables and the CUE_* ones come on top.  Nothing else of rqd's reaches a frame.
     env_allow: list[str] = field(default_factory=lambda: list(FRAME_ENV_ALLOW))

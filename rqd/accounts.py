@@ -7,6 +7,7 @@ the name service knows) with a uid of at least `min_uid`, so that system account
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import time
 from dataclasses import dataclass, field
@@ -45,10 +46,15 @@ _resolved: dict[tuple[str, int], tuple[float, "RunAs"]] = {}
 RESOLVE_TTL = 30.0      # seconds an account looked up is trusted (accounts change rarely)
 
 
-def resolve(name: str, min_uid: int) -> RunAs:
-    """The account `name` on this host; raise RunAsError when it is missing or too privileged.
-    A found account is remembered for RESOLVE_TTL seconds: every frame of a job runs as the
-    same user, and the lookup (passwd, group list) costs more than starting the frame."""
+def resolve(name: str, min_uid: int, deny: tuple[str, ...] | list[str] = ()) -> RunAs:
+    """The account `name` on this host; raise RunAsError when it is missing, too privileged
+    or on the `deny` list (names or patterns).  A found account is remembered for RESOLVE_TTL
+    seconds: every frame of a job runs as the same user, and the lookup (passwd, group list)
+    costs more than starting the frame."""
+    denied = next((pat for pat in deny if fnmatch.fnmatchcase(name, pat)), None)
+    if denied is not None:
+        raise RunAsError(f"user {name!r} is a service account frames never run as on this "
+                         f"host (rqd's deny_users: {denied!r})")
     now = time.monotonic()
     hit = _resolved.get((name, min_uid))
     if hit is not None and now - hit[0] < RESOLVE_TTL:

@@ -57,13 +57,13 @@ def resource_refusal(*, memory_mb: int, memory_free_mb: int, reserved_mb: int,
 
 
 def prepare(launch: p.Launch, own_rules: list[p.PathRule], target_os: str, min_uid: int,
-            switch_user: bool) -> Prepared:
+            switch_user: bool, deny_users: tuple[str, ...] | list[str] = ()) -> Prepared:
     """Translate the launch's paths and resolve its user; raise Refusal when it cannot run here."""
     run_as = None
     if launch.run_as:
         if switch_user:
             try:
-                run_as = accounts.resolve(launch.run_as, min_uid)
+                run_as = accounts.resolve(launch.run_as, min_uid, deny_users)
             except RunAsError as exc:
                 raise Refusal(str(exc)) from None
         else:

@@ -473,7 +473,7 @@ class Daemon:
             if reason:
                 raise Refusal(reason)
             ready = admission.prepare(msg, self.own_rules, self.os, self.cfg.min_uid,
-                                      self.switch_user)
+                                      self.switch_user, self.cfg.deny_users)
         except Refusal as exc:
             log.info("refusing %s: %s", aid, exc)
             self.runner.write_refusal(msg, str(exc))

@@ -14,6 +14,7 @@ from typing import Callable
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 import cuefarm
+from cuefarm import loaderenv
 from cuefarm import protocol as p
 from cuefarm.spec import (SpecError, validate_job_changes, validate_layer_changes,
                           validate_submission)
@@ -140,6 +141,7 @@ def _submit(cx: Context, req: Request) -> p.Body:
         specs = validate_submission(body.jobs, cx.cfg.max_frames_per_job)
     except SpecError as exc:
         raise RequestError("invalid", exc.message, exc.field) from None
+    _check_loader_env(specs, cx.cfg.loader_env_allow)
     now = cx.clock()
     try:
         with cx.begin() as (conn, out):
@@ -151,6 +153,20 @@ def _submit(cx: Context, req: Request) -> p.Body:
         raise RequestError("invalid", exc.message, exc.field) from None
     log.info("%s submitted jobs %s", req.user, ids)
     return p.JobIds(ids)
+
+
+def _check_loader_env(specs, allow: list[str]) -> None:
+    """Refuse variables that change how programs load, unless the settings allow them."""
+    for i, spec in enumerate(specs):
+        for j, layer in enumerate(spec.layers):
+            bad = loaderenv.refused(layer.env, spec.project, allow)
+            if bad:
+                raise RequestError(
+                    "invalid", f"job {spec.name!r}, layer {layer.name!r}: {', '.join(bad)} "
+                    f"change{'s' if len(bad) == 1 else ''} how programs load and cannot be set "
+                    f"by a job (an admin can allow it for project {spec.project!r} with the "
+                    f"supervisor setting loader_env_allow = [\"{spec.project}:{bad[0]}\"])",
+                    f"jobs[{i}].layers[{j}].env.{bad[0]}")
 
 
 @request("list_jobs", role=ARTIST, what="listing jobs", read=True)

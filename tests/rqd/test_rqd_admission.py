@@ -71,3 +71,13 @@ def test_resolve_a_user():
     assert me.pw_gid in run_as.groups
     assert run_as.env() == {"HOME": me.pw_dir, "USER": me.pw_name, "LOGNAME": me.pw_name}
     assert run_as.popen_kwargs()["user"] == me.pw_uid
+
+
+def test_service_accounts_are_refused_whatever_their_uid():
+    from cuefarm.config import DENY_USERS
+    for name in ("postgres", "systemd-network", "_apt"):
+        with pytest.raises(admission.Refusal, match="service account"):
+            admission.prepare(launch(run_as=name), [], "linux", 0, True, DENY_USERS)
+    me = pwd.getpwuid(os.getuid()).pw_name
+    ready = admission.prepare(launch(run_as=me), [], "linux", 0, True, DENY_USERS)
+    assert ready.run_as is not None and ready.run_as.name == me
