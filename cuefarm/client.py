@@ -16,6 +16,7 @@ import getpass
 import itertools
 import os
 import time
+import uuid
 from typing import Any, Callable
 
 import zmq
@@ -26,6 +27,7 @@ from cuefarm.config import DEFAULT_ADDRESS, ConfigError, parse_address
 
 # How long a client waits for a connection to the supervisor before saying nothing answers.
 CONNECT_TIMEOUT = 2.5
+SUBMIT_RETRIES = 2        # resends of a submit that got no reply (same submission id)
 
 
 class CueFarmError(Exception):
@@ -38,8 +40,12 @@ class CueFarmError(Exception):
 
 
 class Unreachable(CueFarmError):
-    def __init__(self, message: str):
+    """No supervisor answered.  `sent` says whether a supervisor took the request (and may
+    have acted on it) before the answer failed to come."""
+
+    def __init__(self, message: str, sent: bool = False):
         super().__init__(message, code="unreachable")
+        self.sent = sent
 
 
 def default_address() -> str:
@@ -194,7 +200,7 @@ class Client:
                 where = self.current
                 self._move_on()
                 raise Unreachable(f"no reply from the supervisor at {where} "
-                                  f"within {limit:g} s")
+                                  f"within {limit:g} s", sent=True)
             env = self.read_reply(sock, rid)
             if env is not None:
                 return env
@@ -227,11 +233,27 @@ class Client:
     def ping(self, timeout: float | None = None) -> dict[str, Any]:
         return p.to_builtins(self.request(p.Ping(), timeout))
 
-    def submit(self, jobs: list[dict[str, Any]] | dict[str, Any]) -> list[int]:
-        """Submit a list of job dicts; return their new ids in the same order."""
+    def submit(self, jobs: list[dict[str, Any]] | dict[str, Any],
+               retries: int = SUBMIT_RETRIES) -> list[int]:
+        """Submit a list of job dicts; return their new ids in the same order.
+
+        The submit carries an id of its own: when no reply comes (the supervisor died or the
+        network broke, so the jobs may or may not be stored), it is sent again, up to
+        `retries` times, and the supervisor answers a repeat with the first one's jobs, never
+        creating them twice."""
         if isinstance(jobs, dict):
             jobs = [jobs]
-        return list(self.request(p.Submit(jobs=list(jobs))).job_ids)
+        body = p.Submit(jobs=list(jobs), submission=uuid.uuid4().hex)
+        tries = 0
+        while True:
+            try:
+                return list(self.request(body).job_ids)
+            except Unreachable as exc:
+                # Not taken by any supervisor: nothing was stored, and saying so is quicker.
+                if not exc.sent or tries >= retries:
+                    raise
+                tries += 1
+                time.sleep(min(2.0, 0.25 * 2 ** tries))
 
     def jobs(self, project: str | None = None, user: str | None = None,
              include_finished: bool = True) -> list[dict[str, Any]]:

@@ -81,6 +81,9 @@ class Pong(Body):
 
 class Submit(Body):
     jobs: list[dict[str, Any]]
+    # The client's id for this submit, sent again unchanged when it retries: the supervisor
+    # answers a retry with the first one's jobs instead of creating them twice.
+    submission: str | None = None
 
 
 class JobIds(Body):

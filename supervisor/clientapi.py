@@ -13,6 +13,8 @@ from typing import Callable
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from sqlalchemy.exc import IntegrityError
+
 import cuefarm
 from cuefarm import loaderenv
 from cuefarm import protocol as p
@@ -142,15 +144,24 @@ def _submit(cx: Context, req: Request) -> p.Body:
     except SpecError as exc:
         raise RequestError("invalid", exc.message, exc.field) from None
     _check_loader_env(specs, cx.cfg.loader_env_allow)
+    sid = body.submission
+    if sid is not None and not (0 < len(sid) <= 64 and sid.isascii() and sid.isprintable()):
+        raise RequestError("invalid", "a submission id is 1 to 64 printable ASCII characters",
+                           "submission")
     now = cx.clock()
     try:
         with cx.begin() as (conn, out):
             ids = submit_store.submit(conn, specs, req.user, now,
-                                      access.hidden_projects(cx.policy, conn, req.user))
+                                      access.hidden_projects(cx.policy, conn, req.user), sid)
             out.note(work.Touched(jobs=set(ids)))
             out.wake()
     except submit_store.SubmitError as exc:
         raise RequestError("invalid", exc.message, exc.field) from None
+    except IntegrityError:
+        if sid is None:
+            raise
+        # The same submission stored meanwhile by a retry on another supervisor: its jobs.
+        ids = cx.read(lambda c: submit_store.submit(c, [], req.user, now, frozenset(), sid))
     log.info("%s submitted jobs %s", req.user, ids)
     return p.JobIds(ids)
 

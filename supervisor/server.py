@@ -22,11 +22,25 @@ from supervisor.outbox import Outbox
 from supervisor.roles import policy_from_config
 from supervisor.store import farm, hostadmin
 from supervisor.store import hosts as host_store
+from supervisor.store import submit as submit_store
 from supervisor.store import work
 from supervisor.store.engine import SoleSupervisor, migrate
 
 log = logging.getLogger(__name__)
 SCHEDULES_EVERY = 20.0     # seconds between looks at the lock schedules
+
+
+SUBMISSIONS_EVERY = 3600.0       # seconds between prunings of old submission ids
+SUBMISSIONS_KEPT = 7 * 86400.0   # a retried submit comes within minutes; kept a week
+
+
+def forget_submissions(cx: Context) -> Callable[[], None]:
+    before, engine = cx.clock() - SUBMISSIONS_KEPT, cx.engine
+
+    def work() -> None:
+        with engine.begin() as conn:
+            submit_store.forget_submissions(conn, before)
+    return work
 
 
 class Supervisor:
@@ -64,6 +78,7 @@ class Supervisor:
                             duty="host expiry")
         billing.attach(self.cx, loop, loop.figures_of_the_loop)
         loop.add_background(presence.BEAT, presence.beats(self.clock()))
+        loop.add_background(SUBMISSIONS_EVERY, forget_submissions, duty="submission ids")
 
     def bind(self, endpoints: tuple[str, str, str] | None = None) -> None:
         self.loop.bind(endpoints)

@@ -285,6 +285,17 @@ class PathMap(Base):
     target: Mapped[str] = mapped_column(String(1024))
 
 
+class Submission(Base):
+    """The jobs a submit created, under the id its client gave it: a retried submit (no reply
+    came) is answered with these instead of creating the jobs again."""
+
+    __tablename__ = "submission"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[str] = mapped_column(String(128))
+    job_ids: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+
+
 class SupervisorRow(Base):
     """A supervisor serving this farm: each writes its own row every few seconds, so any of
     them can say which are alive, what they serve and how busy they are."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from cuefarm import frames as franges
@@ -13,7 +13,7 @@ from cuefarm.spec import JobSpec, LayerSpec
 from cuefarm.states import COMPLETE_STATES, FrameState, JobState
 from supervisor.store.counters import COUNTER_NAMES
 from supervisor.store.models import (Dependency, Frame, FrameDep, Job, Layer, LayerLimit, Limit,
-                                     Project)
+                                     Project, Submission)
 
 FRAME_INSERT_BATCH = 10_000
 COMPLETE = tuple(s.value for s in COMPLETE_STATES)
@@ -95,13 +95,34 @@ def _frame_targets(layer: LayerSpec, target: LayerSpec) -> list[list[int]]:
 
 
 def submit(conn: Connection, specs: list[JobSpec], user: str, now: float,
-           hidden: frozenset[str] = frozenset()) -> list[int]:
+           hidden: frozenset[str] = frozenset(), submission: str | None = None) -> list[int]:
     """Store validated jobs with all their frames; return the new job ids.
 
     `hidden` names the projects `user` may neither submit to nor depend on (restricted
-    projects they are not a member of); any such job refuses the whole submission."""
-    return [_submit_one(conn, spec, f"jobs[{k}]", user, now, hidden)
-            for k, spec in enumerate(specs)]
+    projects they are not a member of); any such job refuses the whole submission.
+    `submission`, the client's id for this submit: when a submit under that id was stored
+    already (the client retried: no reply came), its job ids are returned and nothing is
+    stored again."""
+    if submission is not None:
+        row = conn.execute(select(Submission.user, Submission.job_ids)
+                           .where(Submission.id == submission)).first()
+        if row is not None:
+            if row.user != user:
+                raise SubmitError("submission", "that submission id was used by another user")
+            return [int(i) for i in row.job_ids]
+    ids = [_submit_one(conn, spec, f"jobs[{k}]", user, now, hidden)
+           for k, spec in enumerate(specs)]
+    if submission is not None:
+        # In the jobs' transaction: both are stored, or neither.  Two retries racing on two
+        # supervisors: the second insert fails on the key and its transaction is undone.
+        conn.execute(insert(Submission).values(id=submission, user=user, job_ids=ids,
+                                               created_at=now))
+    return ids
+
+
+def forget_submissions(conn: Connection, before: float) -> int:
+    """Drop the submission ids recorded before `before` (a client retries within minutes)."""
+    return conn.execute(delete(Submission).where(Submission.created_at < before)).rowcount
 
 
 def _submit_one(conn: Connection, spec: JobSpec, path: str, user: str, now: float,
