@@ -165,6 +165,51 @@ def test_a_supervisor_killed_mid_run_costs_nothing(require_postgres, tmp_path):
         db.drop()
 
 
+def test_three_supervisors_two_killed_at_different_points(require_postgres, tmp_path):
+    """Three supervisors, each worker listing all of them in its own order; two supervisors
+    killed -9 at different points of one run: every frame runs once, never twice at once,
+    without a retry, and every worker ends up on the survivor."""
+    db = PostgresDatabase()
+    farms = []
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+        farms.append(Farm(db.url, tmp_path / name))
+    a, b, c = farms
+    try:
+        for f in farms:
+            f.start_supervisor()
+        a.start_rqd("w1", 2, "--supervisor", b.address, "--supervisor", c.address,
+                    "--supervisor-timeout", "2")
+        b.start_rqd("w2", 2, "--supervisor", c.address, "--supervisor", a.address,
+                    "--supervisor-timeout", "2")
+        c.start_rqd("w3", 2, "--supervisor", a.address, "--supervisor", b.address,
+                    "--supervisor-timeout", "2")
+        c.wait_hosts_up(["w1", "w2", "w3"])
+        cmd, book = ledger.command(tmp_path, 1.0)
+        client = c.client()
+        [job_id] = client.submit([job(cmd, 24)])
+        wait_until(lambda: client.job(job_id)["succeeded"] >= 3
+                   and client.job(job_id)["running"] >= 4, 60, message="frames running")
+        a.kill_supervisor()                  # early in the run
+        wait_until(lambda: client.job(job_id)["succeeded"] >= 12, 120,
+                   message="half the frames done after the first kill")
+        b.kill_supervisor()                  # in the middle, with w1 just moved to b
+        done = client.wait(job_id, timeout=180)
+        assert done["succeeded"] == 24, done
+        frames = client.frames(job_id)
+        assert all(f["retries"] == 0 for f in frames), frames
+        runs = ledger.assert_no_overlap(book)
+        assert len(runs) == 24
+        wait_until(lambda: all(h["state"] == "UP" for h in client.hosts()), 30,
+                   message="every worker up on the survivor")
+        wait_until(lambda: [s["this"] for s in client.supervisors()] == [True], 60,
+                   message="the killed supervisors off the list")
+    finally:
+        for f in farms:
+            f.stop()
+        db.drop()
+
+
 def test_settings_changed_through_one_hold_on_another(two, tmp_path):
     a, b = two
     ca, cb = a.client(), b.client()
