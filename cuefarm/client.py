@@ -521,6 +521,14 @@ class Client:
         """The supervisor's latest metric sample: name, value, unit, help, prometheus, t."""
         return self.request(p.GetMetrics()).rows
 
+    def audit(self, user: str | None = None, since: float | None = None,
+              until: float | None = None, action: str | None = None,
+              job_id: int | None = None, host: str | None = None,
+              limit: int = 1000) -> list[dict[str, Any]]:
+        """Actions asked of the supervisor, newest first: at, user, address, action, objects
+        ("job 12, host w1"), detail (the request), outcome (ok, refused, failed), message."""
+        return self.request(p.ListAudit(user, since, until, action, job_id, host, limit)).rows
+
     def supervisors(self) -> list[dict[str, Any]]:
         """The supervisors serving the farm: owner, address, version, started_at, last_seen,
         hosts (connected to it), slots_used, slots_total, dispatched, cpu_percent, rss_mb, and

@@ -95,6 +95,7 @@ class SupervisorConfig:
     # Variables that change how programs load (LD_PRELOAD, PYTHONPATH...: cuefarm.loaderenv)
     # a job may set anyway: "NAME" for every project, "PROJECT:NAME" for one; patterns work.
     loader_env_allow: list[str] = field(default_factory=list)
+    audit_days: float = 365.0         # how long the audit trail is kept (0: for ever)
     log_level: str = "INFO"
 
 

@@ -531,6 +531,20 @@ class ListSupervisors(Body):
     """Answered with Rows: the supervisors serving the farm (sharing its database)."""
 
 
+class ListAudit(Body):
+    """Answered with Rows, newest first: the actions asked of the supervisor (who, from where,
+    what, on which jobs or hosts, when, outcome) matching every filter given.  An artist sees
+    only their own."""
+
+    user: str | None = None
+    since: float | None = None
+    until: float | None = None
+    action: str | None = None
+    job_id: Int | None = None
+    host: str | None = None
+    limit: Int = 1000
+
+
 MESSAGE_TYPES: dict[str, type[Body]] = {
     "error": Error, "done": Done, "rows": Rows, "row": Row,
     "ping": Ping, "pong": Pong, "submit": Submit, "job_ids": JobIds,
@@ -555,7 +569,7 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "usage": GetUsage, "metrics": GetMetrics, "metric_history": MetricHistory,
     "metric_points": MetricPoints,
     "whoami": WhoAmI, "set_project_members": SetProjectMembers,
-    "list_supervisors": ListSupervisors,
+    "list_supervisors": ListSupervisors, "list_audit": ListAudit,
 }
 TYPE_NAMES: dict[type[Body], str] = {}
 for _name, _cls in MESSAGE_TYPES.items():
@@ -571,7 +585,7 @@ CLIENT_REQUESTS = frozenset({
     "delete_path_map", "check_path",
     "bad_hosts", "clear_bad_hosts",
     "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history",
-    "whoami", "set_project_members", "list_supervisors"})
+    "whoami", "set_project_members", "list_supervisors", "list_audit"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 
 _encoder = msgspec.msgpack.Encoder()

@@ -21,7 +21,7 @@ from cuefarm import protocol as p
 from cuefarm.spec import (SpecError, validate_job_changes, validate_layer_changes,
                           validate_submission)
 from cuefarm import pathmap
-from supervisor import access, billing_api, presence, schedules, why
+from supervisor import access, auditing, billing_api, presence, schedules, why
 from supervisor.context import Context
 from supervisor.live import default_admission
 from supervisor.logrelay import RELAYED_MAX
@@ -37,7 +37,7 @@ from supervisor.store.errors import ControlError
 log = logging.getLogger(__name__)
 # The other modules declaring requests, imported here so that loading the client API
 # registers every request type.
-DECLARING = (access, billing_api, presence, why)
+DECLARING = (access, auditing, billing_api, presence, why)
 
 
 def handle(cx: Context, frames: list[bytes],
@@ -106,6 +106,8 @@ def serve(cx: Context, env: p.Envelope, body: p.Body, route: list[bytes]) -> p.B
         cx.live.errors["internal"] += 1
         log.exception("internal error serving %s", env.type)
         reply = p.Error("internal", f"internal error serving {env.type}; see the supervisor log")
+    if auditing.audited(env.type, declared.read):
+        auditing.note(cx, env.type, body, req.user, route, reply)
     return reply
 
 

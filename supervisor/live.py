@@ -60,6 +60,8 @@ class Live:
         # errors by code (malformed, database, internal, ...).
         self.counters: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.audit: list[dict] = []                 # audit entries to write (supervisor.auditing)
+        self.client_addresses: dict[bytes, str] = {}   # client connection -> its address
         # Launch sequence numbers start from the wall clock in microseconds, so a restarted
         # supervisor's launches are numbered above anything a worker saw from the last run.
         self._launch_seq = time.time_ns() // 1000

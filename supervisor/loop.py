@@ -23,7 +23,7 @@ from typing import Any, Callable
 import zmq
 
 from cuefarm import protocol as p
-from supervisor import clientapi, dispatch, farmlink, registration, workerlink
+from supervisor import auditing, clientapi, dispatch, farmlink, registration, workerlink
 from supervisor.background import Background
 from supervisor.context import Context
 from supervisor.events import Publisher
@@ -269,7 +269,7 @@ class Loop:
             self._drain(self.worker_sock, workerlink.handle, copy=False)
             self.stopwatch.lap("worker messages")
         if self.client_sock in ready:
-            self._drain(self.client_sock, self._queue_request, limit=CLIENT_READ)
+            self._drain(self.client_sock, self._queue_request, limit=CLIENT_READ, copy=False)
         if self.turns:
             self._serve_clients()
             self.stopwatch.lap("client requests")
@@ -317,8 +317,20 @@ class Loop:
             log.exception("error handling a farm notice")
         self.stopwatch.lap("farm notices")
 
-    def _queue_request(self, cx: Context, frames: list[bytes]) -> None:
-        """Put a client request in its connection's line (see _serve_clients)."""
+    def _queue_request(self, cx: Context, frames: list) -> None:
+        """Put a client request in its connection's line (see _serve_clients).  `frames`
+        are zmq.Frames (the connection's address is noted for the audit trail) or bytes."""
+        if frames and isinstance(frames[-1], zmq.Frame):
+            try:
+                address = frames[-1].get("Peer-Address") or ""
+            except (zmq.ZMQError, UnicodeDecodeError):
+                address = ""
+            frames = [f.bytes for f in frames]
+            if address and len(frames) > 1:
+                known = cx.live.client_addresses
+                if len(known) > 50_000:
+                    known.clear()
+                known[frames[0]] = address
         peer = frames[0] if len(frames) > 1 else b""
         line = self.waiting.get(peer)
         if line is None:
@@ -446,6 +458,7 @@ class Loop:
         lap("timers")
         self._run_periodic(now)
         self.flush()
+        auditing.flush(cx)
         lap("housekeeping")
         self.publisher.send_built()
         self.publisher.flush(cx.engine, now)

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 import cuefarm
 from cuefarm.config import SupervisorConfig
-from supervisor import billing, presence, schedules, workerlink
+from supervisor import auditing, billing, presence, schedules, workerlink
 from supervisor.context import Context
 from supervisor.intake import Intake
 from supervisor.live import Live, default_admission
@@ -79,6 +79,7 @@ class Supervisor:
         billing.attach(self.cx, loop, loop.figures_of_the_loop)
         loop.add_background(presence.BEAT, presence.beats(self.clock()))
         loop.add_background(SUBMISSIONS_EVERY, forget_submissions, duty="submission ids")
+        loop.add_background(SUBMISSIONS_EVERY, auditing.forget_old, duty="audit retention")
 
     def bind(self, endpoints: tuple[str, str, str] | None = None) -> None:
         self.loop.bind(endpoints)

@@ -160,7 +160,7 @@ for _command in [
     admin.why, admin.projects, admin.limits, admin.deps,
     up.up, up.down,
     *billing.COMMANDS,
-    access.whoami,
+    access.whoami, access.audit,
 ]:
     cli.add_command(_command)
 admin.projects.add_command(access.members)

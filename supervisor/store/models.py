@@ -296,6 +296,23 @@ class Submission(Base):
     created_at: Mapped[float] = mapped_column(Float, index=True)
 
 
+class AuditEntry(Base):
+    """One action someone asked the supervisor for: who, from where, what, on which jobs or
+    hosts, when, and how it went."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_user_at", "user", "at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    user: Mapped[str] = mapped_column(String(128))
+    address: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    objects: Mapped[str] = mapped_column(String(2000))     # "job 12, job 13", "host w1"
+    detail: Mapped[Any] = mapped_column(JSON)              # the request, long values cut
+    outcome: Mapped[str] = mapped_column(String(16))       # ok | refused | failed
+    message: Mapped[str] = mapped_column(String(1000))
+
+
 class SupervisorRow(Base):
     """A supervisor serving this farm: each writes its own row every few seconds, so any of
     them can say which are alive, what they serve and how busy they are."""

@@ -102,6 +102,7 @@ SAMPLES: dict[str, p.Body] = {
     "whoami": p.WhoAmI(),
     "set_project_members": p.SetProjectMembers(name="secret", members=["ann", "bob"]),
     "list_supervisors": p.ListSupervisors(),
+    "list_audit": p.ListAudit(user="ann", since=1.0, job_id=3, limit=10),
 }
 
 

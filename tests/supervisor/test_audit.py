@@ -1,0 +1,61 @@
+"""The audit trail: every action, who asked from where, on what, and how it went."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from cuefarm import CueFarmError
+from tests.farm import wait_until
+
+JOB = {"name": "audited", "layers": [{"name": "r", "command": ["true"], "range": "1-3"}]}
+
+
+def test_actions_are_recorded_and_queryable(roles_farm):
+    ann, wendy, boss = (roles_farm.client(user=u) for u in ("ann", "wendy", "boss"))
+    t0 = time.time()
+    [mine] = ann.submit([JOB])
+    [bosses] = boss.submit([JOB])
+    ann.pause(mine)
+    wendy.set_priority(mine, 80)
+    with pytest.raises(CueFarmError):
+        ann.kill(bosses)                      # not hers: refused, and recorded as such
+    jobs_read = len(ann.jobs())               # a read: not an action, not recorded
+    assert jobs_read == 2
+
+    def entries():
+        return boss.audit(since=t0)
+    wait_until(lambda: len(entries()) == 5, 30, message="five actions in the trail")
+    rows = list(reversed(entries()))          # oldest first
+    assert [(r["user"], r["action"], r["outcome"]) for r in rows] == [
+        ("ann", "submit", "ok"), ("boss", "submit", "ok"), ("ann", "job_control", "ok"),
+        ("wendy", "job_control", "ok"), ("ann", "job_control", "refused")]
+    assert rows[0]["objects"] == f"job {mine}" and rows[4]["objects"] == f"job {bosses}"
+    assert rows[2]["detail"]["action"] == "pause" and rows[3]["detail"]["action"] == "priority"
+    assert rows[4]["detail"]["action"] == "kill" and "forbidden" in rows[4]["message"]
+    assert all(r["address"] == "127.0.0.1" for r in rows)
+    assert all(t0 - 1 <= r["at"] <= time.time() + 1 for r in rows)
+
+    # Filters: by job, by user, by action; newest first.
+    assert [r["action"] for r in boss.audit(job_id=mine)] == ["job_control", "job_control",
+                                                              "submit"]
+    assert {r["user"] for r in boss.audit(user="wendy")} == {"wendy"}
+    assert len(boss.audit(action="submit")) == 2
+    assert boss.audit(since=time.time() + 60) == []
+    # An artist sees their own actions only.
+    assert {r["user"] for r in ann.audit()} == {"ann"} and len(ann.audit()) == 3
+    with pytest.raises(CueFarmError, match="only their own"):
+        ann.audit(user="wendy")
+    with pytest.raises(CueFarmError, match="limit"):
+        boss.audit(limit=0)
+
+    # The command line says the same.
+    out = roles_farm.cli("audit", "--job", str(mine), "--json", env={"LOGNAME": "boss", "USER": "boss"})
+    assert [r["action"] for r in json.loads(out.output)] == ["job_control", "job_control",
+                                                             "submit"]
+    table = roles_farm.cli("audit", "--since", "1h", env={"LOGNAME": "boss", "USER": "boss"}).output
+    assert "job_control pause" in table and "refused: forbidden" in table
+    bad = roles_farm.cli("audit", "--since", "yesterday", env={"LOGNAME": "boss", "USER": "boss"})
+    assert bad.exit_code != 0 and "neither a duration ago" in bad.output
