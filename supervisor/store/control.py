@@ -123,7 +123,8 @@ def _reopen(conn: Connection, job_ids: list[int], out: Outcome) -> None:
 def frame_control(conn: Connection, action: str, job_id: int, frame_ids: list[int], now: float,
                   out: Outcome, layer: str | None = None, numbers: list[int] = ()) -> None:
     """retry: finished frames run again, running ones restart; kill: running frames stop and
-    wait to run again (no retry spent); eat: give up on the frames, stopping running ones.
+    wait to run again (no retry spent); eat (or done): give up on the frames, stopping running
+    ones; they count as complete for their dependants.
     The frames are `frame_ids` and the frames running `numbers` of `layer`; an id or number
     not in the job is refused."""
     _jobs_exist(conn, [job_id], "job_id")
@@ -146,11 +147,15 @@ def frame_control(conn: Connection, action: str, job_id: int, frame_ids: list[in
         _reopen(conn, [job_id], out)
     elif action == "kill":
         _kill_running(conn, where, "requeue", out)
-    elif action == "eat":
+    elif action in ("eat", "done"):
+        # Marking frames done is eating them: EATEN is the state a frame reaches without a
+        # successful run, and it counts as complete for whatever waits on the frames.  A
+        # running frame is killed first and marked done when its process has ended.
         _move_frames(conn, where, Event.EAT, now, out)
         _kill_running(conn, where, "eat", out)
     else:
-        raise ControlError(f"unknown frame action {action!r} (retry, kill, eat)", "action")
+        raise ControlError(f"unknown frame action {action!r} (retry, kill, eat, done)",
+                           "action")
 
 
 JOB_ACTIONS = {"pause": pause, "resume": resume, "kill": kill_jobs, "retry": retry_jobs,
