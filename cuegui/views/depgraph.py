@@ -304,8 +304,38 @@ class DependencyGraph(QGraphicsView):
             if selected is not None and e.get("id") == selected.get("id") \
                     and bool(e.get("dependant")) == bool(selected.get("dependant")):
                 edge.setSelected(True)
+        if pairs:
+            bottom = max(r.bottom() for r in boxes.values())
+            self._legend(QPointF(0, bottom + line * 1.2), line)
         scene.setSceneRect(scene.itemsBoundingRect().adjusted(-line, -line, line, line))
         self._fit()
+
+    LEGEND = (("holds", Qt.PenStyle.SolidLine, "DEPEND"),
+              ("satisfied", Qt.PenStyle.DashLine, "EDGE"),
+              ("frame by frame", Qt.PenStyle.DotLine, "DEPEND"),
+              ("another job", None, "EDGE"))
+
+    def _legend(self, at: QPointF, line: float) -> None:
+        """What the lines and dashed boxes mean, in two columns under the boxes (part of the
+        picture, so it never covers a box)."""
+        scene = self.scene()
+        fm = QFontMetrics(self.font())
+        sample = line * 2.0
+        column = sample + line * 0.6 + max(fm.horizontalAdvance(t) for t, _, _ in self.LEGEND)
+        for i, (text, style, colour) in enumerate(self.LEGEND):
+            x = at.x() + (i % 2) * (column + line * 1.5)
+            y = at.y() + (i // 2) * line * 1.3
+            mid = y + line / 2
+            c = QColor(theme.FRAME_COLORS["DEPEND"] if colour == "DEPEND"
+                       else theme.chrome("GRAPH_EDGE"))
+            if style is None:
+                scene.addRect(QRectF(x, y + line * 0.1, sample, line * 0.8),
+                              QPen(c, 1.2, Qt.PenStyle.DashLine))
+            else:
+                scene.addLine(x, mid, x + sample, mid, QPen(c, 1.6, style))
+            label = scene.addSimpleText(text)
+            label.setBrush(QColor(theme.chrome("CAPTION")))
+            label.setPos(x + sample + line * 0.6, y + (line - label.boundingRect().height()) / 2)
 
     def _label(self, edge: "Edge", line: float) -> None:
         """The edge's kind, on a patch of the background at the middle of its curve."""
@@ -377,6 +407,10 @@ class DependencyGraph(QGraphicsView):
         counts.setBrush(QColor(theme.chrome("CAPTION")))
         counts.setPos(rect.left() + line * 0.5, rect.top() + line * 1.85)
 
+    def fit(self) -> None:
+        """Scale the picture to the view again (after the view was resized)."""
+        self._fit()
+
     def _fit(self) -> None:
         rect = self.scene().sceneRect()
         if rect.isEmpty():
@@ -396,52 +430,13 @@ class DependencyGraph(QGraphicsView):
         self._fit()
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
-        painter.save()
-        painter.resetTransform()
         if not self.layers:
+            painter.save()
+            painter.resetTransform()
             painter.setPen(QColor(theme.chrome("CAPTION")))
             painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
                              self.empty_text)
-        elif self.deps or any(l.get("depends_on") for l in self.layers):
-            self._legend(painter)
-        painter.restore()
-
-    LEGEND = (("holds", Qt.PenStyle.SolidLine, "DEPEND"),
-              ("satisfied", Qt.PenStyle.DashLine, "EDGE"),
-              ("frame by frame", Qt.PenStyle.DotLine, "DEPEND"),
-              ("another job", None, "EDGE"))
-
-    def _legend(self, painter: QPainter) -> None:
-        """What the lines and dashed boxes mean, in the view's bottom right corner."""
-        fm = QFontMetrics(self.font())
-        line = fm.height()
-        sample = line * 2.0
-        width = sample + line * 0.5 + max(fm.horizontalAdvance(t) for t, _, _ in self.LEGEND)
-        box = QRectF(0, 0, width + line, line * len(self.LEGEND) + line * 0.6)
-        view = self.viewport().rect()
-        box.moveBottomRight(QPointF(view.right() - line * 0.4, view.bottom() - line * 0.4))
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        background = QColor(self.palette().base().color())
-        background.setAlpha(230)
-        painter.setPen(QPen(QColor(theme.chrome("GRAPH_EDGE")), 1))
-        painter.setBrush(background)
-        painter.drawRoundedRect(box, 4, 4)
-        for i, (text, style, colour) in enumerate(self.LEGEND):
-            y = box.top() + line * 0.3 + line * i
-            mid = y + line / 2
-            x = box.left() + line * 0.5
-            c = QColor(theme.FRAME_COLORS["DEPEND"] if colour == "DEPEND"
-                       else theme.chrome("GRAPH_EDGE"))
-            if style is None:
-                painter.setPen(QPen(c, 1.2, Qt.PenStyle.DashLine))
-                painter.setBrush(Qt.BrushStyle.NoBrush)
-                painter.drawRect(QRectF(x, y + line * 0.15, sample, line * 0.7))
-            else:
-                painter.setPen(QPen(c, 1.6, style))
-                painter.drawLine(QPointF(x, mid), QPointF(x + sample, mid))
-            painter.setPen(QColor(theme.chrome("CAPTION")))
-            painter.drawText(QRectF(x + sample + line * 0.5, y, width, line),
-                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
+            painter.restore()
 
     def mouseDoubleClickEvent(self, event) -> None:
         """Double-clicking a layer's box (anywhere on it) activates that layer."""

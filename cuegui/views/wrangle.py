@@ -151,6 +151,10 @@ class LayerPropertiesDialog(RequestDialog):
     def __init__(self, connection, job_id: Any, layer: dict, parent: QWidget | None = None):
         super().__init__(connection, f"Layer {layer.get('name')} of job {job_id}", parent)
         self.job_id, self.layer = job_id, dict(layer)
+        heading = QLabel(f"Layer <b>{layer.get('name')}</b> of job #{job_id}: only what you "
+                         "change is sent.")
+        heading.setWordWrap(True)
+        self.form.addRow(heading)
         fixed = QLabel(f"{layer.get('range')}  (chunk {layer.get('chunk') or 1})")
         fixed.setObjectName("layerRange")
         fixed.setToolTip("The frames were made from the range and chunk when the job was "
