@@ -219,3 +219,38 @@ def test_dependency_wizard_adds_a_dependency_and_the_graph_shows_both_sides(qtbo
     wait(qtbot, lambda: "circle" in d.error_at("target_job_id"))
     assert client.dependencies(plates) == []
     d.close()
+
+
+def test_layer_stagger_and_mark_layer_done_from_the_layers_menu(qtbot, wrangler):
+    farm, win = wrangler
+    client = farm.client()
+    [job_id] = client.submit({"name": "layers", "project": "gui", "layers": [
+        {"name": "sim", "command": "x", "range": "1-6"},
+        {"name": "render", "command": "x", "range": "1-20", "chunk": 5,
+         "depends_on": ["sim"]}]})
+    [later] = client.submit({"name": "later", "project": "gui", "layers": [
+        {"name": "comp", "command": "x", "range": "1-2"}]})
+    client.add_dependency("job", later, job_id)
+    select_job(qtbot, win, job_id)
+    wait(qtbot, lambda: win.layers_model.rowCount() == 2)
+    layers = {r["name"]: r for r in win.layers_model.all_rows()}
+    win.layers_view.select_id(layers["sim"]["id"])
+    win.prompts.integers = [2]
+    trigger(qtbot, win.action_set.layers["stagger"])
+    wait(qtbot, lambda: order(client, job_id, "sim") == [1, 3, 5, 2, 4, 6])
+
+    # Every unfinished frame of both layers done: the job finishes, what waits on it runs.
+    trigger(qtbot, win.action_set.layers["done"])
+    wait(qtbot, lambda: {f["state"] for f in client.frames(job_id, "sim")} == {"EATEN"})
+    assert {f["state"] for f in client.frames(job_id, "render")} == {"WAITING"}
+    win.layers_view.select_id(layers["render"]["id"])
+    trigger(qtbot, win.action_set.layers["done"])
+    assert win.asked[-1].startswith('Mark every unfinished frame of layer "render" done?')
+    wait(qtbot, lambda: client.job(job_id)["state"] == "FINISHED")
+    job = client.job(job_id)
+    assert (job["eaten"], job["waiting"], job["depend"]) == (6 + 4, 0, 0)
+    assert {f["state"] for f in client.frames(later)} == {"WAITING"}
+    # A finished layer has nothing left to mark or stagger.
+    wait(qtbot, lambda: not win.action_set.layers["done"].isEnabled())
+    assert "the layer has finished" in win.action_set.layers["done"].toolTip()
+    assert not win.action_set.layers["stagger"].isEnabled()
