@@ -184,3 +184,30 @@ def test_dependencies_added_between_submitted_jobs(farm):
     assert c.add_dependency("job", g, a) == 1
     assert set(states(c, g).values()) == {"WAITING"}
     assert c.dependencies(g)[0]["satisfied"] is True
+
+
+def test_artists_wrangle_their_own_jobs_and_see_no_hidden_ones(sqlite_roles_farm):
+    farm = sqlite_roles_farm
+    ann, bob, wendy = (farm.client(user=u) for u in ("ann", "bob", "wendy"))
+    [mine] = ann.submit({"name": "anns", "layers": [{"name": "r", "command": "x",
+                                                     "range": "1-4"}]})
+    [theirs] = bob.submit({"name": "bobs", "layers": [{"name": "r", "command": "x",
+                                                       "range": "1-4"}]})
+    for call in (lambda: bob.frames_to_front(mine, numbers=[3]),
+                 lambda: bob.stagger(mine, 2, layer="r"),
+                 lambda: bob.retry_more_memory(mine, numbers=[1], memory=100),
+                 lambda: bob.add_dependency("job", mine, theirs)):
+        err = refused(call)
+        assert err.code == "forbidden" and "another user's job" in str(err)
+    assert numbers(ann, mine) == [1, 2, 3, 4] and ann.dependencies(mine) == []
+    # Waiting for another user's job is the owner's choice; a wrangler may wrangle any job.
+    assert ann.add_dependency("job", mine, theirs) == 1
+    assert wendy.frames_to_front(mine, numbers=[4]) == 1
+    assert numbers(ann, mine) == [4, 1, 2, 3]
+    # A restricted project's jobs are not there for those outside it.
+    wendy.set_project_members("secret", ["carol"])
+    [hidden] = farm.client(user="carol").submit({"name": "hid", "project": "secret", "layers": [
+        {"name": "r", "command": "x", "range": "1"}]})
+    err = refused(ann.add_dependency, "job", mine, hidden)
+    assert err.code == "not_found" and f"no job with id {hidden}" in str(err)
+    assert [r["job_id"] for r in wendy.dependants(theirs)] == [mine]
