@@ -8,7 +8,7 @@ from typing import Any, Callable
 from sqlalchemy import Connection, delete, select, update
 
 from cuefarm.states import Event, FrameState, JobState, LockState, next_state, sources
-from supervisor.store import jobs
+from supervisor.store import depends, jobs
 from supervisor.store.counters import Deltas, FrameMove, apply_moves
 from supervisor.store.errors import ControlError
 from supervisor.store.hostadmin import resolve_hosts
@@ -106,6 +106,7 @@ def retry_jobs(conn: Connection, job_ids: list[int], now: float, out: Outcome) -
     """Dead frames go back to WAITING with their retries reset."""
     _move_frames(conn, (Frame.job_id.in_(job_ids)) & (Frame.state == F.DEAD.value),
                  Event.RETRY, now, out, reset_retries=True)
+    depends.hold_blocked(conn, Frame.job_id.in_(job_ids), now, out.touched)
     _reopen(conn, job_ids, out)
 
 
@@ -143,6 +144,7 @@ def frame_control(conn: Connection, action: str, job_id: int, frame_ids: list[in
     where = (Frame.job_id == job_id) & Frame.id.in_(frame_ids)
     if action == "retry":
         _move_frames(conn, where, Event.RETRY, now, out, reset_retries=True)
+        depends.hold_blocked(conn, where, now, out.touched)
         _kill_running(conn, where, "requeue", out)
         _reopen(conn, [job_id], out)
     elif action == "kill":

@@ -122,6 +122,14 @@ def _hold(conn: Connection, where, now: float, touched: Touched) -> None:
     deltas.write(conn)
 
 
+def hold_blocked(conn: Connection, where, now: float, touched: Touched) -> None:
+    """Frames matching `where` that were put back to WAITING (a retry) but still have something
+    to wait for, their layer's or their own, go back to DEPEND: a dependency added after they
+    ran holds them too."""
+    blocked = select(Layer.id).where(Layer.deps_left > 0)
+    _hold(conn, where & ((Frame.deps_left > 0) | Frame.layer_id.in_(blocked)), now, touched)
+
+
 def add_dependency(conn: Connection, kind: str, job_id: int, layer: str | None,
                    target_job_id: int, target_layer: str | None, now: float,
                    touched: Touched, hidden: frozenset[str] = frozenset()) -> int:

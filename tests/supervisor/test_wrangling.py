@@ -211,3 +211,29 @@ def test_artists_wrangle_their_own_jobs_and_see_no_hidden_ones(sqlite_roles_farm
     err = refused(ann.add_dependency, "job", mine, hidden)
     assert err.code == "not_found" and f"no job with id {hidden}" in str(err)
     assert [r["job_id"] for r in wendy.dependants(theirs)] == [mine]
+
+
+def test_a_frame_retried_after_a_dependency_was_added_waits_for_it(farm):
+    c = farm.client()
+    [a] = c.submit({"name": "a", "layers": [{"name": "x", "command": "x", "range": "1-2"}]})
+    c.pause([a])
+    [b] = c.submit({"name": "b", "layers": [{"name": "y", "command": "x", "range": "1-2",
+                                             "max_retries": 0}]})
+    w = Peer(farm.port + 1)
+    register(w, "w1", slots=1)
+    for _ in range(2):
+        launch = w.recv_type(p.Launch)
+        assert launch.job_id == b
+        w.send(p.Complete([p.Completion(launch.attempt_id, 1, 1.0, 2.0)]))
+    wait_until(lambda: set(states(c, b).values()) == {"DEAD"}, message="b dead")
+    assert c.add_dependency("layer", b, a, target_layer="x") == 1
+    assert set(states(c, b).values()) == {"DEAD"}       # finished frames are left alone
+    # Retried, by frame or by job: held until what they now wait for is done.
+    assert c.frame_control("retry", b, layer="y", numbers=[1]) == 1
+    assert c.retry(b) == 1
+    assert states(c, b) == {1: "DEPEND", 2: "DEPEND"}
+    layer = c.layers(b)[0]
+    assert (layer["depend"], layer["dead"], layer["waiting"]) == (2, 0, 0)
+    c.frame_control("done", a, numbers=[1, 2])
+    assert set(states(c, b).values()) <= {"WAITING", "RUNNING"}
+    w.close()
