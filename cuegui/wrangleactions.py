@@ -26,18 +26,18 @@ def _frame_rule(states: set[str], message: str):
 
 
 FRAME_ACTIONS = [
-    Spec("done", "Mark done", "eat", "Count the selected frames as done without running them: "
+    Spec("done", "Mark done", "done", "Count the selected frames as done without running them: "
          "what waits on them starts (running ones are killed first)",
          confirm="Mark {what} done? They will not run, and what waits on them starts; "
                  "running ones are killed first.",
          rule=_frame_rule(EATABLE, "the selected frames have already finished")),
-    Spec("front", "Dispatch next", "resume", "Move the selected waiting frames to the front "
+    Spec("front", "Dispatch next", "earlier", "Move the selected waiting frames to the front "
          "of their layer's queue", rule=_frame_rule(QUEUED, "none of the selected frames is "
                                                             "waiting to run")),
-    Spec("stagger", "Stagger...", "resume", "Reorder the selected waiting frames so that every "
+    Spec("stagger", "Stagger...", "stagger", "Reorder the selected waiting frames so that every "
          "Nth runs first", rule=_frame_rule(QUEUED, "none of the selected frames is waiting "
                                                     "to run")),
-    Spec("memory", "Retry with more memory...", "retry", "Raise the layer's memory "
+    Spec("memory", "Retry with more memory...", "memory", "Raise the layer's memory "
          "reservation and run the selected frames again",
          rule=_frame_rule({"DEAD", "EATEN", "SUCCEEDED", "RUNNING"},
                           "only frames that ran can be retried with more memory")),
@@ -71,15 +71,15 @@ LAYER_ACTIONS = [
     Spec("properties", "Layer properties...", "slots", "Change the layer's slots, memory, "
          "tags, limits and timeouts", rule=_layer_rule(least=perm.WRANGLER,
                                                        what="Changing a layer")),
-    Spec("stagger", "Stagger layer...", "resume", "Reorder the layer's waiting frames so that "
+    Spec("stagger", "Stagger layer...", "stagger", "Reorder the layer's waiting frames so that "
          "every Nth runs first", rule=_layer_rule(_queued)),
-    Spec("done", "Mark layer done", "eat", "Count every unfinished frame of the layer as done: "
+    Spec("done", "Mark layer done", "done", "Count every unfinished frame of the layer as done: "
          "what waits on the layer starts", confirm="Mark every unfinished frame of {what} done? "
          "They will not run; running ones are killed first.", rule=_layer_rule(_unfinished)),
 ]
 
 JOB_ACTIONS = [
-    Spec("adddep", "Add dependency...", "why", "Make the selected job wait for another job, "
+    Spec("adddep", "Add dependency...", "graph", "Make the selected job wait for another job, "
          "a layer of one, or its frames one by one",
          rule=lambda c: perm.first(perm.one(c.rows, "job"),
                                    perm.own_jobs(c.mode, c.user, c.rows),
