@@ -341,6 +341,12 @@ class Client:
         return self.request(p.AddDependency(kind, job_id, target_job_id, layer,
                                             target_layer)).count
 
+    def set_layer_range(self, job_id: int, layer: str, frange: str,
+                        chunk: int | None = None) -> int:
+        """Give a layer a new frame range (and chunk) while none of its frames has run; its
+        frames are made again.  Returns the layer's new number of frames (chunks)."""
+        return self.request(p.SetLayerRange(job_id, layer, frange, chunk)).count
+
     def dependants(self, job_id: int) -> list[dict[str, Any]]:
         """The dependencies whose target is this job or one of its layers: what waits on it."""
         return self.request(p.JobRef(job_id), type_name="list_dependants").rows

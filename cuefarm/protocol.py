@@ -570,6 +570,16 @@ class AddDependency(Body):
     target_layer: str | None = None
 
 
+class SetLayerRange(Body):
+    """Give a layer a new frame range (and chunk, unchanged when None) while none of its frames
+    has run: its frames are made again from them."""
+
+    job_id: Int
+    layer: str
+    range: str
+    chunk: Int | None = None
+
+
 MESSAGE_TYPES: dict[str, type[Body]] = {
     "error": Error, "done": Done, "rows": Rows, "row": Row,
     "ping": Ping, "pong": Pong, "submit": Submit, "job_ids": JobIds,
@@ -597,6 +607,7 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "list_supervisors": ListSupervisors,
     "frame_order": FrameOrder, "retry_more_memory": RetryMoreMemory,
     "add_dependency": AddDependency, "list_dependants": JobRef,
+    "set_layer_range": SetLayerRange,
 }
 TYPE_NAMES: dict[type[Body], str] = {}
 for _name, _cls in MESSAGE_TYPES.items():
@@ -613,7 +624,8 @@ CLIENT_REQUESTS = frozenset({
     "bad_hosts", "clear_bad_hosts",
     "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history",
     "whoami", "set_project_members", "list_supervisors",
-    "frame_order", "retry_more_memory", "add_dependency", "list_dependants"})
+    "frame_order", "retry_more_memory", "add_dependency", "list_dependants",
+    "set_layer_range"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 
 _encoder = msgspec.msgpack.Encoder()

@@ -11,8 +11,8 @@ from cuefarm import protocol as p
 from supervisor import access
 from supervisor.context import Context
 from supervisor.requests import Request, RequestError, control_errors, request
-from supervisor.roles import ARTIST
-from supervisor.store import control, depends, frameops, work
+from supervisor.roles import ARTIST, WRANGLER
+from supervisor.store import control, depends, frameops, reframe, work
 from supervisor.store.errors import ControlError
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,22 @@ def _add_dependency(cx: Context, req: Request) -> p.Body:
              f"/{body.layer}" if body.layer else "", body.target_job_id,
              f"/{body.target_layer}" if body.target_layer else "", body.kind)
     return p.Done(added[0])
+
+
+@request("set_layer_range", role=WRANGLER, what="Changing a layer's frame range",
+         jobs="job_id")
+def _set_layer_range(cx: Context, req: Request) -> p.Body:
+    body: p.SetLayerRange = req.body
+    now = cx.clock()
+    counts: list[int] = []
+    _apply(cx, lambda c, o: counts.append(reframe.set_range(
+        c, body.job_id, body.layer, body.range, body.chunk, cx.cfg.max_frames_per_job, now,
+        o.touched)))
+    for layer_id in cx.read(lambda c: frameops.layer_ids(c, body.job_id, [body.layer])):
+        cx.live.forget_layer(layer_id)
+    log.info("%s: job %d layer %s range %s chunk %s (%d frames)", req.user, body.job_id,
+             body.layer, body.range, body.chunk, counts[0])
+    return p.Done(counts[0])
 
 
 @request("list_dependants", role=ARTIST, what="listing what waits on a job", jobs="job_id",

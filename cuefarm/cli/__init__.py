@@ -167,6 +167,8 @@ for _command in [
 admin.projects.add_command(access.members)
 for _command in wrangle.DEPS_COMMANDS:
     admin.deps.add_command(_command)
+for _command in wrangle.LAYER_COMMANDS:
+    jobs.layer.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -132,5 +132,20 @@ def dependants(settings: Settings, job_id: int, as_json: bool) -> None:
                   r["target_layer"] or "(whole job)", r["satisfied"]] for r in rows])
 
 
+@click.command("range", short_help="Give a layer a new frame range while none has run.")
+@click.argument("job_id", metavar="JOB", type=JOB)
+@click.argument("layer_name", metavar="LAYER")
+@click.argument("frange", metavar="RANGE")
+@click.option("--chunk", type=int, metavar="N", help="Frames per process (default: as it was).")
+@pass_settings
+def layer_range(settings: Settings, job_id: int, layer_name: str, frange: str,
+                chunk: int | None) -> None:
+    """Make the frames of LAYER of JOB again from RANGE (e.g. 1-100, 1-100x2) and --chunk,
+    while none of them has run."""
+    count = settings.client().set_layer_range(job_id, layer_name, frange, chunk)
+    click.echo(f"job {job_id} layer {layer_name}: range {frange}, {plural(count, 'frame')}")
+
+
 COMMANDS = [done, front, stagger]
 DEPS_COMMANDS = [add_dep, dependants]
+LAYER_COMMANDS = [layer_range]

@@ -155,3 +155,9 @@ def retry_more_memory(conn: Connection, job_id: int, ids: list[int], factor: flo
         out.touched.layers.add(lay.id)
     control.frame_control(conn, "retry", job_id, ids, now, out)
     return changed
+
+
+def layer_ids(conn: Connection, job_id: int, names: list[str]) -> list[int]:
+    """The ids of a job's layers named `names`."""
+    return list(conn.execute(select(Layer.id).where(Layer.job_id == job_id,
+                                                    Layer.name.in_(names))).scalars())

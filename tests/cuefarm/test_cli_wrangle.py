@@ -96,3 +96,17 @@ def test_deps_add_and_on(sqlite_farm):
     c.frame_control("done", a, numbers=[2])
     assert {f["number"]: f["state"] for f in c.frames(b)} == {1: "DEPEND", 2: "WAITING",
                                                               3: "DEPEND"}
+
+
+def test_layer_range(sqlite_farm):
+    farm, c = sqlite_farm, sqlite_farm.client()
+    [job_id] = c.submit({"name": "r", "layers": [{"name": "r", "command": "x",
+                                                  "range": "1-4"}]})
+    c.pause([job_id])
+    result = farm.cli("layer", "range", str(job_id), "r", "1-100", "--chunk", "10")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"job {job_id} layer r: range 1-100, 10 frames"
+    assert [f["frames"] for f in c.frames(job_id)][:2] == ["1-10", "11-20"]
+    result = farm.cli("layer", "range", str(job_id), "r", "ten")
+    assert result.exit_code == 1 and "cannot parse 'ten'" in result.stderr
+    assert c.layers(job_id)[0]["range"] == "1-100"

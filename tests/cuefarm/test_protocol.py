@@ -107,6 +107,7 @@ SAMPLES: dict[str, p.Body] = {
     "add_dependency": p.AddDependency(kind="frame", job_id=4, target_job_id=3, layer="comp",
                                       target_layer="render"),
     "list_dependants": p.JobRef(4),
+    "set_layer_range": p.SetLayerRange(job_id=4, layer="comp", range="1-100x2", chunk=5),
 }
 
 

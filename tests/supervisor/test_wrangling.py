@@ -237,3 +237,44 @@ def test_a_frame_retried_after_a_dependency_was_added_waits_for_it(farm):
     c.frame_control("done", a, numbers=[1, 2])
     assert set(states(c, b).values()) <= {"WAITING", "RUNNING"}
     w.close()
+
+
+def test_a_layer_gets_a_new_range_and_chunk_while_none_of_its_frames_has_run(farm):
+    c = farm.client()
+    [job_id] = c.submit({"name": "reframe", "layers": [
+        {"name": "a", "command": "x", "range": "1-4"},
+        {"name": "b", "command": "x", "range": "1-4", "depends_on": ["a"]},
+        {"name": "f", "command": "x", "range": "1-4",
+         "depends_on": [{"layer": "a", "per_frame": True}]}]})
+    c.pause([job_id])
+    assert c.set_layer_range(job_id, "b", "1-10x2", chunk=2) == 3
+    b = c.frames(job_id, "b")
+    assert [f["frames"] for f in b] == ["1,3", "5,7", "9"]
+    assert {f["state"] for f in b} == {"DEPEND"}          # still waits for a
+    layer = next(r for r in c.layers(job_id) if r["name"] == "b")
+    assert (layer["range"], layer["chunk"], layer["frames_total"], layer["depend"]) == (
+        "1-10x2", 2, 3, 3)
+    assert c.job(job_id)["frames_total"] == 4 + 3 + 4
+
+    before = c.frames(job_id)
+    for args, kw, field, words in [
+            (("b", "1-x"), {}, "range", "cannot parse '1-x'"),
+            (("b", "1-4"), {"chunk": 0}, "chunk", "from 1 to"),
+            (("nope", "1-4"), {}, "layer", "has no layer 'nope'"),
+            (("a", "1-4"), {}, "range", "frame-by-frame dependency"),
+            (("b", f"1-{10**9}"), {}, "range", "more than the maximum")]:
+        err = refused(c.set_layer_range, job_id, *args, **kw)
+        assert err.field == field and words in str(err), (args, str(err))
+    assert c.frames(job_id) == before
+
+    c.resume([job_id])
+    w = Peer(farm.port + 1)
+    register(w, "w1", slots=1)
+    launch = w.recv_type(p.Launch)
+    assert launch.job_id == job_id
+    err = refused(c.set_layer_range, job_id, "a", "1-8")
+    assert err.field == "range" and "have run" in str(err)
+    # Once every frame of a is done, b runs its new frames.
+    c.frame_control("done", job_id, layer="a", numbers=[1, 2, 3, 4])
+    wait_until(lambda: "DEPEND" not in states(c, job_id, "b").values(), message="b released")
+    w.close()
