@@ -184,11 +184,15 @@ class WrangleActions:
     def open_layer_properties(self, job_id: Any, layer: dict):
         from cuegui.views.wrangle import LayerPropertiesDialog
         w = self.window
-        self.dialog = LayerPropertiesDialog(w.connection, job_id, layer, w)
-        self.dialog.accepted.connect(lambda: w.show_message(
-            f"Layer {layer.get('name')} of job {job_id} changed"))
-        self.dialog.show()
-        return self.dialog
+        dialog = self.dialog = LayerPropertiesDialog(w.connection, job_id, layer, w)
+
+        def changed():
+            w.show_message(f"Layer {layer.get('name')} of job {job_id} changed")
+            if dialog.frames_change() is not None and w.selected_job == job_id:
+                w.connection.select_job(job_id)     # its frames were made again
+        dialog.accepted.connect(changed)
+        dialog.show()
+        return dialog
 
     # -- dependencies --------------------------------------------------------------------------
 

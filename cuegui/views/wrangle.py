@@ -16,11 +16,14 @@ from qtpy.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBox, 
                             QVBoxLayout, QWidget)
 
 from cuefarm import CueFarmError
+from cuefarm import frames as franges
 from cuefarm.client import Unreachable
 from cuefarm.spec import OS_NAMES, SpecError, validate_layer_changes
 from cuegui import theme
 
 BIG = 1 << 30
+# Checking a range typed here expands it; the supervisor applies the farm's real maximum.
+RANGE_CHECK_MAX = 10_000_000
 _keys = itertools.count(1)
 
 
@@ -145,8 +148,8 @@ def _names(text: str) -> list[str]:
 
 class LayerPropertiesDialog(RequestDialog):
     """What `cuefarm layer set` changes, prefilled from the layer; only what was changed is
-    sent, through set_layer.  Range and chunk are shown: frames are made from them at submit
-    time, so they are not changed here."""
+    sent, through set_layer.  Range and chunk (`cuefarm layer range`) may change while no frame
+    of the layer has run: the frames are made again."""
 
     def __init__(self, connection, job_id: Any, layer: dict, parent: QWidget | None = None):
         super().__init__(connection, f"Layer {layer.get('name')} of job {job_id}", parent)
@@ -155,11 +158,20 @@ class LayerPropertiesDialog(RequestDialog):
                          "change is sent.")
         heading.setWordWrap(True)
         self.form.addRow(heading)
-        fixed = QLabel(f"{layer.get('range')}  (chunk {layer.get('chunk') or 1})")
-        fixed.setObjectName("layerRange")
-        fixed.setToolTip("The frames were made from the range and chunk when the job was "
-                         "submitted; they do not change")
-        self.form.addRow("Frames", fixed)
+        self.started = sum(int(layer.get(k) or 0) for k in ("running", "succeeded", "dead",
+                                                             "eaten"))
+        frames_tip = ("The frame numbers (1-100, 1-100x2, 1,5,9) and how many one process runs; "
+                      "the frames are made again from them")
+        locked = ("Fixed: frames of this layer have run or are done (the range changes only "
+                  "while none has)")
+        rng = self.add_field("range", "Frame range", QLineEdit(str(layer.get("range") or "")),
+                             locked if self.started else frames_tip)
+        chunk = self.add_field("chunk", "Chunk", QSpinBox(), locked if self.started
+                               else frames_tip)
+        chunk.setRange(1, 1_000_000)
+        chunk.setValue(int(layer.get("chunk") or 1))
+        rng.setEnabled(not self.started)
+        chunk.setEnabled(not self.started)
         self.add_field("slots", "Slots", QLineEdit(str(layer.get("slots") or 1)),
                        "A number, N+ (at least N, all free) or all (the whole idle host)")
         self.add_field("memory", "Memory (MB)", self._spin(layer.get("memory")),
@@ -228,18 +240,39 @@ class LayerPropertiesDialog(RequestDialog):
                "requirements": was.get("requirements") or None}
         return {k: v for k, v in self.values().items() if str(v) != str(old[k])}
 
+    def frames_change(self) -> tuple[str, int] | None:
+        """(range, chunk) when either was changed, else None."""
+        rng = self.fields["range"].text().strip()
+        chunk = self.fields["chunk"].value()
+        if rng == str(self.layer.get("range")) and chunk == int(self.layer.get("chunk") or 1):
+            return None
+        return rng, chunk
+
     def apply(self) -> None:
         changes = self.changes()
-        if not changes:
+        reframe = self.frames_change()
+        if not changes and reframe is None:
             self.show_error("nothing was changed")
             return
         try:
-            validate_layer_changes(changes)
+            if reframe is not None:
+                franges.expand(reframe[0], RANGE_CHECK_MAX)
+            if changes:
+                validate_layer_changes(changes)
+        except franges.RangeError as exc:
+            self.show_error(str(exc), "range")
+            return
         except SpecError as exc:
             self.show_error(exc.message, exc.field)
             return
         job_id, name = self.job_id, self.layer.get("name")
-        self.send(lambda c: c.set_layer(job_id, name, **changes))
+
+        def call(c):
+            if reframe is not None:
+                c.set_layer_range(job_id, name, reframe[0], reframe[1])
+            if changes:
+                c.set_layer(job_id, name, **changes)
+        self.send(call)
 
 
 KINDS = (("job", "Whole job", "Each waiting layer starts once the other job has finished"),

@@ -10,6 +10,7 @@ from qtpy.QtCore import QItemSelectionModel
 
 from cuefarm import protocol as p
 from cuegui.connection import Connection
+from cuegui.views.wrangle import LayerPropertiesDialog
 from cuegui.window import MainWindow
 from tests.cuegui.test_live import select_job, trigger, wait
 from tests.supervisor.test_wire import Peer, register
@@ -165,6 +166,12 @@ def test_layer_properties_dialog_applies_changes_and_shows_refusals(qtbot, wrang
     wait(qtbot, lambda: "no limit named 'nuke'" in d.error_at("limits"))
     assert d.isVisible() and client.layers(job_id)[0]["slots"] == 2
     f["limits"].setText("")
+    f["range"].setText("1-x")
+    d.apply_button.click()
+    assert "cannot parse '1-x'" in d.error_at("range")
+    # None of its frames has run: the range and chunk change with the rest.
+    f["range"].setText("1-20")
+    f["chunk"].setValue(5)
     f["memory"].setValue(8192)
     f["tags"].setText("linux, gpu")
     d.apply_button.click()
@@ -172,6 +179,15 @@ def test_layer_properties_dialog_applies_changes_and_shows_refusals(qtbot, wrang
     layer = client.layers(job_id)[0]
     assert (layer["memory"], layer["tags"], layer["slots"]) == (8192, ["linux", "gpu"], "4+")
     assert layer["timeout"] == 0 and layer["limits"] == []
+    assert (layer["range"], layer["chunk"], layer["frames_total"]) == ("1-20", 5, 4)
+    # The window shows the frames made again.
+    wait(qtbot, lambda: sorted(f["frames"] for f in win.frames_model.all_rows())
+         == ["1-5", "11-15", "16-20", "6-10"])
+    # Once a frame has run, the range is fixed: the dialog says so.
+    ran = LayerPropertiesDialog(win.connection, job_id, {**layer, "succeeded": 1}, win)
+    qtbot.addWidget(ran)
+    assert not ran.fields["range"].isEnabled() and not ran.fields["chunk"].isEnabled()
+    assert "have run" in ran.fields["range"].toolTip()
 
     # Artists may not change layers: the action says why.
     win.set_mode("artist")
