@@ -223,7 +223,10 @@ class ScreenshotTour(QObject):
         QApplication.processEvents()
         self._save(graph.grab(), "dependencies")
         graph.close()
-        dialog = w.wrangle_actions.open_layer_properties(self.job_id, layers[0])
+        # The layer with the most set: its properties say the most.
+        richest = max(layers, key=lambda l: (len(l.get("tags") or []), l.get("memory") or 0,
+                                             -(l.get("id") or 0)))
+        dialog = w.wrangle_actions.open_layer_properties(self.job_id, richest)
         QApplication.processEvents()
         self._save(dialog.grab(), "layer_properties")
         dialog.close()
