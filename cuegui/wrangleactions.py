@@ -222,6 +222,8 @@ def extend_menus(w) -> None:
     w.frames_view.context_actions = list(w.frames_view.context_actions) + frame_extra
     w.layers_view.context_actions = wa.layers.menu(["properties", None, "stagger", "done"])
     w.jobs_view.context_actions = list(w.jobs_view.context_actions) + [None, wa.jobs["adddep"]]
+    graph = w.job_panel.graph
+    graph.context_actions = list(graph.context_actions) + [None, wa.jobs["adddep"]]
     menus = {a.text().replace("&", ""): a.menu() for a in w.menuBar().actions() if a.menu()}
     for title, actions in (("Frames", frame_extra), ("Jobs", [None, wa.jobs["adddep"]]),
                            ("Dependencies", [None, wa.jobs["adddep"]])):
