@@ -332,6 +332,47 @@ class Client:
         return self.request(p.FrameControl(action, job_id, list(frame_ids), layer,
                                            list(numbers))).count
 
+    def frames_to_front(self, job_id: int, frame_ids: list[int] = (), *,
+                        layer: str | None = None, numbers: list[int] = ()) -> int:
+        """Move frames that have not started ahead of the rest of their layer: they are
+        dispatched next.  Returns how many frames moved."""
+        return self.request(p.FrameOrder("front", job_id, list(frame_ids), layer,
+                                         list(numbers))).count
+
+    def stagger(self, job_id: int, every: int, frame_ids: list[int] = (), *,
+                layer: str | None = None, numbers: list[int] = ()) -> int:
+        """Spread frames that have not started (those named, or every one of `layer`):
+        every `every`-th goes first.  Returns how many frames were reordered."""
+        return self.request(p.FrameOrder("stagger", job_id, list(frame_ids), layer,
+                                         list(numbers), every)).count
+
+    def retry_more_memory(self, job_id: int, frame_ids: list[int] = (), *,
+                          layer: str | None = None, numbers: list[int] = (),
+                          factor: float | None = None, memory: int | None = None
+                          ) -> dict[str, Any]:
+        """Retry frames with their layers' memory reservation raised (to `memory` MB, or by
+        `factor`, 1.5 by default).  Returns {retried, layers: [{layer, was, memory}]}."""
+        return self.request(p.RetryMoreMemory(job_id, list(frame_ids), layer, list(numbers),
+                                              factor, memory)).row
+
+    def add_dependency(self, kind: str, job_id: int, target_job_id: int, *,
+                       layer: str | None = None, target_layer: str | None = None) -> int:
+        """Make a job's `layer` (each of its layers when None) wait for another job (kind
+        "job"), a layer of one ("layer") or its frames with the same numbers ("frame").
+        Returns how many dependencies were added."""
+        return self.request(p.AddDependency(kind, job_id, target_job_id, layer,
+                                            target_layer)).count
+
+    def set_layer_range(self, job_id: int, layer: str, frange: str,
+                        chunk: int | None = None) -> int:
+        """Give a layer a new frame range (and chunk) while none of its frames has run; its
+        frames are made again.  Returns the layer's new number of frames (chunks)."""
+        return self.request(p.SetLayerRange(job_id, layer, frange, chunk)).count
+
+    def dependants(self, job_id: int) -> list[dict[str, Any]]:
+        """The dependencies whose target is this job or one of its layers: what waits on it."""
+        return self.request(p.JobRef(job_id), type_name="list_dependants").rows
+
     def lock(self, hosts: str | list[str], purge: bool = False, slots: int | None = None) -> int:
         """Lock hosts (names, patterns like "render-*", or "tag:NAME"): running frames finish
         (purge: they are killed and requeued) and nothing new starts; `slots` leaves that many

@@ -545,6 +545,58 @@ class ListAudit(Body):
     limit: Int = 1000
 
 
+# --- wrangling frames and dependencies ------------------------------------------------------------
+
+class FrameOrder(Body):
+    """Change the dispatch order of frames of one job: by id (`frame_ids`) or by frame number
+    (`numbers`) in `layer`.  `front`: the frames go ahead of every other frame of their layer,
+    in their present order.  `stagger`: the frames (every waiting frame of `layer` when none is
+    named) are spread, every `every`-th first (1, 1+N, 1+2N, ..., then 2, 2+N, ...)."""
+
+    how: str                        # front | stagger
+    job_id: Int
+    frame_ids: list[Int] = []
+    layer: str | None = None
+    numbers: list[Int] = []
+    every: Int = 0                  # stagger: the step, 2 or more
+
+
+class RetryMoreMemory(Body):
+    """Retry frames with their layers' memory reservation raised: to `memory` MB, or by
+    `factor` (1.5 when neither is given) of the larger of the reservation and the frames'
+    latest peak.  Answered with Row: the frames retried and each layer's memory before and
+    after."""
+
+    job_id: Int
+    frame_ids: list[Int] = []
+    layer: str | None = None
+    numbers: list[Int] = []
+    factor: float | None = None
+    memory: Int | None = None
+
+
+class AddDependency(Body):
+    """Make a job's layer (every layer of the job when `layer` is None) wait for another job
+    (`kind` job), a layer of one (`kind` layer) or, frame by frame, for the frames of a layer
+    with the same numbers (`kind` frame)."""
+
+    kind: str                       # job | layer | frame
+    job_id: Int
+    target_job_id: Int
+    layer: str | None = None
+    target_layer: str | None = None
+
+
+class SetLayerRange(Body):
+    """Give a layer a new frame range (and chunk, unchanged when None) while none of its frames
+    has run: its frames are made again from them."""
+
+    job_id: Int
+    layer: str
+    range: str
+    chunk: Int | None = None
+
+
 MESSAGE_TYPES: dict[str, type[Body]] = {
     "error": Error, "done": Done, "rows": Rows, "row": Row,
     "ping": Ping, "pong": Pong, "submit": Submit, "job_ids": JobIds,
@@ -570,6 +622,9 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "metric_points": MetricPoints,
     "whoami": WhoAmI, "set_project_members": SetProjectMembers,
     "list_supervisors": ListSupervisors, "list_audit": ListAudit,
+    "frame_order": FrameOrder, "retry_more_memory": RetryMoreMemory,
+    "add_dependency": AddDependency, "list_dependants": JobRef,
+    "set_layer_range": SetLayerRange,
 }
 TYPE_NAMES: dict[type[Body], str] = {}
 for _name, _cls in MESSAGE_TYPES.items():
@@ -585,7 +640,9 @@ CLIENT_REQUESTS = frozenset({
     "delete_path_map", "check_path",
     "bad_hosts", "clear_bad_hosts",
     "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history",
-    "whoami", "set_project_members", "list_supervisors", "list_audit"})
+    "whoami", "set_project_members", "list_supervisors", "list_audit",
+    "frame_order", "retry_more_memory", "add_dependency", "list_dependants",
+    "set_layer_range"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 
 _encoder = msgspec.msgpack.Encoder()

@@ -29,6 +29,7 @@ from cuefarm import Client, CueFarmError, Unreachable
 from cuegui import permissions
 from cuegui.logfollow import LogFollower
 from cuegui.messages import Changes, FramesPage, HostData, JobData, Snapshot, merge_rows
+from cuegui.views.depgraph import fetch_dependencies
 from cuegui.wire import GuiClient, GuiEvents
 
 __all__ = ["Changes", "Connection", "FramesPage", "HostData", "JobData", "Snapshot"]
@@ -251,7 +252,7 @@ class Connection(QThread):
         layers = client.layers(job_id)
         frames = client.frames(job_id, offset=0, limit=self.first_page)
         try:
-            deps = client.dependencies(job_id)
+            deps = fetch_dependencies(client, job_id)
         except Unreachable:
             raise
         except CueFarmError:

@@ -287,11 +287,15 @@ class JobActions:
         dep = w.job_panel.graph.selected_dependency()
         if dep is None:
             return
-        what = f"the dependency of {dep.get('layer')} on {dependency_target(dep)}"
+        what = (f"the dependency of job {dep.get('job_id')} / {dep.get('layer')} on this job"
+                if dep.get("dependant") else
+                f"the dependency of {dep.get('layer')} on {dependency_target(dep)}")
         spec = self.deps.specs[key]
         if spec.confirm and not w.confirm(w, spec.confirm.format(what=what)):
             return
-        job_id, dep_id = w.frames_model.job_id, dep["id"]
+        # What waits on the job shown is a dependency of the waiting job.
+        job_id = dep["job_id"] if dep.get("dependant") else w.frames_model.job_id
+        dep_id = dep["id"]
         call: Any = (lambda c: c.satisfy_dependency(job_id, dep_id)) if key == "satisfy" \
             else (lambda c: c.drop_dependency(job_id, dep_id))
         w.connection.run_action(f"{spec.text}: {what}", call)

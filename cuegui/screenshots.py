@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 SETTLE_MS = 400        # let the views lay out and paint before grabbing
 CHART_SECONDS = 8.0    # live samples the charts gather before they are grabbed
 VIEWS = ("jobs", "job", "log", "hosts", "charts", "charts_supervisor", "why", "submit",
-         "window")
+         "window", "layer_properties", "add_dependency", "dependencies")
 
 
 def unfinished(job: dict) -> bool:
@@ -193,12 +193,57 @@ class ScreenshotTour(QObject):
         QApplication.processEvents()
         self._save(dialog.grab(), "submit")
         dialog.close()
+        self._save_wrangling()
         w.jobs_dock.raise_()
         w.log_dock.raise_()
         QApplication.processEvents()
         self._save(w.grab(), "window")
         self._write_manifest()
         return self.saved
+
+    def _save_wrangling(self) -> None:
+        """The shown job's first layer in the layer properties dialog, and the dependency
+        wizard making it wait for the job Why was asked about, layer by layer."""
+        w = self.window
+        job = w.jobs_model.get(self.job_id)
+        layers = list(w.layers_model.all_rows()) if w.layers_model.job_id == self.job_id else []
+        if job is None or not layers:
+            return
+        # The dependency picture at the size of a window of its own, as someone studying
+        # it would give it.
+        from cuegui.views.depgraph import DependencyGraph
+        shown = w.job_panel.graph
+        graph = DependencyGraph()
+        graph.jobs = shown.jobs
+        graph.resize(w.width(), max(260, w.height() // 3))
+        graph.show()
+        graph.show_job(shown.job_id, shown.layers, shown.deps)
+        QApplication.processEvents()
+        graph.fit()
+        QApplication.processEvents()
+        self._save(graph.grab(), "dependencies")
+        graph.close()
+        # The layer with the most set: its properties say the most.
+        richest = max(layers, key=lambda l: (len(l.get("tags") or []), l.get("memory") or 0,
+                                             -(l.get("id") or 0)))
+        dialog = w.wrangle_actions.open_layer_properties(self.job_id, richest)
+        QApplication.processEvents()
+        self._save(dialog.grab(), "layer_properties")
+        dialog.close()
+        wizard = w.wrangle_actions.open_dependency_wizard(job)
+        wizard.set_kind("layer")
+        wizard.layer_box.setCurrentIndex(1)
+        target = self.why_id if self.why_id not in (None, self.job_id) else next(
+            (j["id"] for j in w.jobs_model.all_rows() if j["id"] != self.job_id), None)
+        if target is not None:
+            wizard.select_target(target)
+            deadline = time.monotonic() + 5.0
+            while not wizard.target_layer_box.count() and time.monotonic() < deadline:
+                QApplication.processEvents()
+                time.sleep(0.02)
+        QApplication.processEvents()
+        self._save(wizard.grab(), "add_dependency")
+        wizard.close()
 
     def _write_manifest(self) -> None:
         w = self.window

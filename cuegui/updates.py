@@ -12,6 +12,7 @@ from qtpy.QtCore import QObject, Qt
 
 from cuegui.messages import Changes, FramesPage, HostData, JobData, Snapshot
 from cuegui.models.metrics import fetch_metrics, history_names
+from cuegui.views.depgraph import fetch_dependencies
 from cuegui.views.submit import SubmitDialog, submit_call
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class Updates(QObject):
     # -- queries --------------------------------------------------------------------------------
 
     def fetch_dependencies(self, job_id: Any) -> None:
-        self.w.connection.run_query(f"deps:{job_id}", lambda c: c.dependencies(job_id))
+        self.w.connection.run_query(f"deps:{job_id}", lambda c: fetch_dependencies(c, job_id))
 
     def fetch_why(self, job_id: Any, layer: str | None, frame: int | None) -> None:
         key = f"why:{next(self._ids)}"

@@ -32,6 +32,7 @@ from cuegui.views.jobdetail import JobDetailPanel
 from cuegui.views.jobs import JobsPanel
 from cuegui.views.log import LogPanel
 from cuegui.views.why import WhyPanel
+from cuegui.wrangleactions import WrangleActions, extend_menus
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +115,19 @@ class MainWindow(QMainWindow):
 
         self.job_actions = JobActions(self)
         self.host_actions = HostActions(self)
-        # Every action group by subject: jobs, frames, deps, hosts.
+        self.wrangle_actions = WrangleActions(self)
+        # Every action group by subject: jobs, frames, deps, hosts (and the queue and layer
+        # actions of wrangling).
         self.action_set = SimpleNamespace(jobs=self.job_actions.jobs,
                                           frames=self.job_actions.frames,
                                           deps=self.job_actions.deps,
-                                          hosts=self.host_actions.hosts)
+                                          hosts=self.host_actions.hosts,
+                                          queue=self.wrangle_actions.frames,
+                                          layers=self.wrangle_actions.layers,
+                                          depend=self.wrangle_actions.jobs)
         build_toolbars(self)
         build_menus(self)
+        extend_menus(self)
         self._build_status_bar()
         self.updates = Updates(self)
         self._wire()
@@ -232,7 +239,7 @@ class MainWindow(QMainWindow):
         # Rules depend on the rows' state as well as the selection; recheck after changes.
         self._rules = QTimer(self, singleShot=True, interval=150)
         self._rules.timeout.connect(self.update_actions)
-        for view in (self.jobs_view, self.frames_view, self.hosts_view):
+        for view in (self.jobs_view, self.frames_view, self.hosts_view, self.layers_view):
             view.selectionModel().selectionChanged.connect(self.update_actions)
             m = view.model()
             for signal in (m.modelReset, m.rowsRemoved, m.dataChanged, m.layoutChanged):

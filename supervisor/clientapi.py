@@ -21,7 +21,7 @@ from cuefarm import protocol as p
 from cuefarm.spec import (SpecError, validate_job_changes, validate_layer_changes,
                           validate_submission)
 from cuefarm import pathmap
-from supervisor import access, auditing, billing_api, presence, schedules, why
+from supervisor import access, auditing, billing_api, presence, schedules, why, wrangling
 from supervisor.context import Context
 from supervisor.live import default_admission
 from supervisor.logrelay import RELAYED_MAX
@@ -37,7 +37,7 @@ from supervisor.store.errors import ControlError
 log = logging.getLogger(__name__)
 # The other modules declaring requests, imported here so that loading the client API
 # registers every request type.
-DECLARING = (access, auditing, billing_api, presence, why)
+DECLARING = (access, auditing, billing_api, presence, why, wrangling)
 
 
 def handle(cx: Context, frames: list[bytes],

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from cuefarm import config, spec
-from cuefarm.cli import access, admin, billing, control, hosts, jobs, logs, submit, up
+from cuefarm.cli import access, admin, billing, control, hosts, jobs, logs, submit, up, wrangle
 from cuefarm.cli.options import JOB, JobId, Settings, json_option, pass_settings, user_words
 from cuefarm.client import CueFarmError, Unreachable, parse_addresses
 from cuefarm.protocol import ProtocolError
@@ -161,9 +161,14 @@ for _command in [
     up.up, up.down,
     *billing.COMMANDS,
     access.whoami, access.audit,
+    *wrangle.COMMANDS,
 ]:
     cli.add_command(_command)
 admin.projects.add_command(access.members)
+for _command in wrangle.DEPS_COMMANDS:
+    admin.deps.add_command(_command)
+for _command in wrangle.LAYER_COMMANDS:
+    jobs.layer.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,15 +25,21 @@ def _frame_numbers(ctx: click.Context, param: click.Parameter,
 
 def _job_action(name: str, verb: str, noun: str, help_text: str,
                 frame_action: str | None = None, short_help: str | None = None,
-                clear_bans: bool = False) -> click.Command:
+                clear_bans: bool = False, more_memory: bool = False) -> click.Command:
     """A command acting on whole jobs (and, with `frame_action`, on chosen frames; with
-    `clear_bans`, a --clear-bans flag)."""
+    `clear_bans`, a --clear-bans flag; with `more_memory`, a --more-memory option)."""
 
     @click.argument("job_ids", metavar="JOB...", nargs=-1, required=True, type=JOB)
     @pass_settings
     def command(settings: Settings, job_ids: tuple[int, ...], frame: list[int] | None = None,
-                layer: str | None = None, clear: bool = False) -> None:
+                layer: str | None = None, clear: bool = False, amount=None) -> None:
         client = settings.client()
+        if amount is not None:
+            from cuefarm.cli.wrangle import retry_more_memory
+            if not frame or len(job_ids) != 1:
+                raise click.UsageError("--more-memory retries chosen frames: one JOB and "
+                                       "--frame N")
+            return retry_more_memory(client, job_ids[0], layer, frame, amount)
         if frame or layer is not None:
             if not frame:
                 raise click.UsageError("--layer goes with --frame N (the frames of that layer)")
@@ -56,6 +62,10 @@ def _job_action(name: str, verb: str, noun: str, help_text: str,
             "--clear-bans", "clear", is_flag=True,
             help="Forget the jobs' bad hosts first, so the hosts that failed them run them "
                  "again (fix the cause first).")(command)
+
+    if more_memory:
+        from cuefarm.cli.wrangle import more_memory_option
+        command = more_memory_option(command)
 
     if frame_action:
         command = click.option(
@@ -83,7 +93,7 @@ kill = _job_action("kill", "killed", "frame",
 retry = _job_action("retry", "requeued", "frame",
                     "Retry the dead frames of jobs, or with --frame run chosen frames again.",
                     frame_action="retry", short_help="Retry dead frames, or chosen frames.",
-                    clear_bans=True)
+                    clear_bans=True, more_memory=True)
 eat = _job_action("eat", "ate", "frame",
                   "Give up on the dead frames of jobs, or with --frame on chosen frames.",
                   frame_action="eat", short_help="Give up on dead frames, or chosen frames.")

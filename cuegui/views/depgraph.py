@@ -1,9 +1,11 @@
 """The dependency picture of a job: its layers as boxes, what they wait for as arrows.
 
 Layers are placed in columns by depth (a layer sits right of everything it waits for); other
-jobs' layers a layer waits for get dashed boxes on the left.  An arrow runs from what is waited
-for to the layer that waits: solid while it holds, dashed once satisfied.  Arrows are
-selectable, for the satisfy and drop actions.  Boxes show the layer's progress and take the
+jobs' layers a layer waits for get dashed boxes on the left, and other jobs' layers waiting for
+this job (its dependants) dashed boxes on the right.  An arrow runs from what is waited for to
+the layer that waits: solid while it holds, dashed once satisfied, dotted frame by frame, and
+labelled with its kind; a legend says so.  Arrows are selectable, for the satisfy and drop
+actions.  Boxes show the layer's progress and take the
 colour of its most telling state (dead, running, waiting on a dependency, done).
 """
 
@@ -97,7 +99,13 @@ class Edge(QGraphicsPathItem):
         self.dep = dep
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable, dep.get("id") is not None)
         self.setZValue(-1)
-        tip = f"{dep.get('layer')} waits for " + _target_text(dep)
+        if dep.get("dependant"):
+            tip = (f"job {dep.get('job_id')} {dep.get('job_name') or ''} / {dep.get('layer')} "
+                   f"waits for " + (f"layer {dep.get('target_layer')}" if dep.get("target_layer")
+                                    else "this whole job"))
+            tip += " frame by frame" if dep.get("kind") == "frame" else ""
+        else:
+            tip = f"{dep.get('layer')} waits for " + _target_text(dep)
         tip += " (satisfied)" if dep.get("satisfied") else ""
         self.setToolTip(tip)
 
@@ -143,6 +151,30 @@ def _target_text(dep: dict) -> str:
     if job is not None:
         return f"job {job}" + (f" / {layer}" if layer else "")
     return f"layer {layer}" + (" frame by frame" if dep.get("kind") == "frame" else "")
+
+
+KIND_TEXT = {"job": "job", "layer": "layer", "frame": "per frame"}
+
+
+def fetch_dependencies(client, job_id: Any) -> list[dict]:
+    """What a job's layers wait for, then what waits on the job (rows marked `dependant`);
+    a supervisor that cannot list dependants gives only the first."""
+    from cuefarm import CueFarmError
+    from cuefarm.client import Unreachable
+    deps = client.dependencies(job_id)
+    try:
+        theirs = client.dependants(job_id)
+    except Unreachable:
+        raise
+    except (CueFarmError, AttributeError):
+        theirs = []
+    return list(deps) + [{**r, "dependant": True} for r in theirs
+                         if r.get("job_id") != job_id]
+
+
+def dependant_key(dep: dict) -> str:
+    """The box of another job's layer waiting for this job."""
+    return f"out:{dep.get('job_id')}:{dep.get('layer') or ''}"
 
 
 class DependencyGraph(QGraphicsView):
@@ -205,11 +237,13 @@ class DependencyGraph(QGraphicsView):
     # -- drawing ----------------------------------------------------------------------------------
 
     def _rebuild(self) -> None:
-        edges = edges_of(self.layers, self.deps)
+        every = edges_of(self.layers, self.deps)
+        edges = [e for e in every if not e.get("dependant")]
+        theirs = [e for e in every if e.get("dependant")]
         structure = (self.job_id, tuple(l.get("name") for l in self.layers),
                      tuple((e.get("id"), e.get("layer"), node_key(e, self.job_id),
-                            bool(e.get("satisfied"))) for e in edges),
-                     theme.current)
+                            bool(e.get("satisfied")), bool(e.get("dependant")))
+                           for e in every), theme.current)
         figures = tuple((l.get("succeeded"), l.get("running"), l.get("dead"), l.get("depend"),
                          l.get("frames_total")) for l in self.layers)
         if structure == self._structure and figures == getattr(self, "_figures", None):
@@ -222,25 +256,41 @@ class DependencyGraph(QGraphicsView):
             return
         fm = QFontMetrics(self.font())
         line = fm.height()
-        width = max([fm.horizontalAdvance(str(l.get("name"))) for l in self.layers]
-                    + [fm.horizontalAdvance("000000 / 000000")]) + line * 1.5
+        names = {e.get("job_id"): e.get("job_name") for e in theirs}
+        texts = [str(l.get("name")) for l in self.layers] + ["000000 / 000000", "whole job"]
+        for e in edges:
+            if node_key(e, self.job_id).startswith("job:"):
+                other = self.jobs.get(e.get("target_job_id")) or {}
+                texts += [str(other.get("name") or f"job {e.get('target_job_id')}"),
+                          str(e.get("target_layer") or "")]
+        for e in theirs:
+            texts += [str(e.get("job_name") or f"job {e.get('job_id')}"), str(e.get("layer"))]
+        # Every box is as wide as the longest text any box holds, plus its margins.
+        width = max(fm.horizontalAdvance(t) for t in texts) + line * 1.5
         height = line * 2.9
-        gap_x, gap_y = line * 3.5, line * 1.2
+        gap_x, gap_y = line * 4.5, line * 1.2
         column = depths(self.layers, edges, self.job_id)
         boxes: dict[str, QRectF] = {}
         per_column: dict[int, int] = {}
         keys = [f"layer:{l.get('name')}" for l in self.layers]
         keys += sorted({node_key(e, self.job_id) for e in edges} - set(keys))
+        last = max([column.get(k, 1) for k in keys] + [1])
+        keys += sorted({dependant_key(e) for e in theirs})
         for key in keys:
-            c = column.get(key, 1)
+            c = last + 1 if key.startswith("out:") else column.get(key, 1)
             r = per_column.get(c, 0)
             per_column[c] = r + 1
             boxes[key] = QRectF(c * (width + gap_x), r * (height + gap_y), width, height)
         by_name = {f"layer:{l.get('name')}": l for l in self.layers}
         for key, rect in boxes.items():
-            self._box(key, rect, by_name.get(key), line)
-        for e in edges:
-            a, b = boxes.get(node_key(e, self.job_id)), boxes.get(f"layer:{e.get('layer')}")
+            self._box(key, rect, by_name.get(key), line, names)
+        sinks = [k for k in by_name if column.get(k, 1) == last] or list(by_name)
+        pairs = [(node_key(e, self.job_id), f"layer:{e.get('layer')}", e) for e in edges]
+        for e in theirs:
+            starts = [f"layer:{e['target_layer']}"] if e.get("target_layer") else sinks
+            pairs += [(start, dependant_key(e), e) for start in starts]
+        for a_key, b_key, e in pairs:
+            a, b = boxes.get(a_key), boxes.get(b_key)
             if a is None or b is None:
                 continue
             start, end = QPointF(a.right(), a.center().y()), QPointF(b.left(), b.center().y())
@@ -250,27 +300,81 @@ class DependencyGraph(QGraphicsView):
             edge = Edge(e)
             edge.setPath(path)
             scene.addItem(edge)
-            if selected is not None and e.get("id") == selected.get("id"):
+            self._label(edge, line)
+            if selected is not None and e.get("id") == selected.get("id") \
+                    and bool(e.get("dependant")) == bool(selected.get("dependant")):
                 edge.setSelected(True)
+        if pairs:
+            bottom = max(r.bottom() for r in boxes.values())
+            self._legend(QPointF(0, bottom + line * 1.2), line)
         scene.setSceneRect(scene.itemsBoundingRect().adjusted(-line, -line, line, line))
         self._fit()
 
-    def _box(self, key: str, rect: QRectF, layer: dict | None, line: float) -> None:
+    LEGEND = (("holds", Qt.PenStyle.SolidLine, "DEPEND"),
+              ("satisfied", Qt.PenStyle.DashLine, "EDGE"),
+              ("frame by frame", Qt.PenStyle.DotLine, "DEPEND"),
+              ("another job", None, "EDGE"))
+
+    def _legend(self, at: QPointF, line: float) -> None:
+        """What the lines and dashed boxes mean, in two columns under the boxes (part of the
+        picture, so it never covers a box)."""
+        scene = self.scene()
+        fm = QFontMetrics(self.font())
+        sample = line * 2.0
+        column = sample + line * 0.6 + max(fm.horizontalAdvance(t) for t, _, _ in self.LEGEND)
+        for i, (text, style, colour) in enumerate(self.LEGEND):
+            x = at.x() + (i % 2) * (column + line * 1.5)
+            y = at.y() + (i // 2) * line * 1.3
+            mid = y + line / 2
+            c = QColor(theme.FRAME_COLORS["DEPEND"] if colour == "DEPEND"
+                       else theme.chrome("GRAPH_EDGE"))
+            if style is None:
+                scene.addRect(QRectF(x, y + line * 0.1, sample, line * 0.8),
+                              QPen(c, 1.2, Qt.PenStyle.DashLine))
+            else:
+                scene.addLine(x, mid, x + sample, mid, QPen(c, 1.6, style))
+            label = scene.addSimpleText(text)
+            label.setBrush(QColor(theme.chrome("CAPTION")))
+            label.setPos(x + sample + line * 0.6, y + (line - label.boundingRect().height()) / 2)
+
+    def _label(self, edge: "Edge", line: float) -> None:
+        """The edge's kind, on a patch of the background at the middle of its curve."""
+        text = KIND_TEXT.get(str(edge.dep.get("kind")), str(edge.dep.get("kind") or ""))
+        if not text:
+            return
+        scene = self.scene()
+        label = scene.addSimpleText(text)
+        font = label.font()
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.85))
+        label.setFont(font)
+        label.setBrush(QColor(theme.chrome("CAPTION")))
+        box = label.boundingRect()
+        mid = edge.path().pointAtPercent(0.5)
+        label.setPos(mid.x() - box.width() / 2, mid.y() - box.height() - line * 0.15)
+        patch = scene.addRect(label.sceneBoundingRect().adjusted(-2, 0, 2, 0),
+                              QPen(Qt.PenStyle.NoPen), QBrush(self.palette().base().color()))
+        patch.setZValue(-0.5)
+        label.setZValue(-0.4)
+
+    def _box(self, key: str, rect: QRectF, layer: dict | None, line: float,
+             names: dict | None = None) -> None:
         scene = self.scene()
         text_colour = self.palette().text().color()
         if layer is None:       # another job's layer
-            _, job, name = key.split(":", 2)
+            kind, job, name = key.split(":", 2)
             other = self.jobs.get(int(job)) if job.isdigit() else None
             pen = QPen(QColor(theme.chrome("GRAPH_EDGE")), 1.2, Qt.PenStyle.DashLine)
             item = scene.addRect(rect, pen, QBrush(Qt.BrushStyle.NoBrush))
-            label = other.get("name") if other else f"job {job}"
+            known = (names or {}).get(int(job)) if job.isdigit() else None
+            label = (other.get("name") if other else None) or known or f"job {job}"
             title = scene.addSimpleText(f"{label}")
             title.setBrush(text_colour)
             title.setPos(rect.left() + line * 0.5, rect.top() + line * 0.3)
             sub = scene.addSimpleText(name or "whole job")
             sub.setBrush(QColor(theme.chrome("CAPTION")))
             sub.setPos(rect.left() + line * 0.5, rect.top() + line * 1.4)
-            item.setToolTip(f"job {job}: {label}" + (f" / {name}" if name else ""))
+            item.setToolTip(f"job {job}: {label}" + (f" / {name}" if name else "")
+                            + (" (waits for this job)" if kind == "out" else ""))
             return
         colour = QColor(layer_colour(layer))
         item = scene.addRect(rect, QPen(colour, 2), QBrush(self.palette().base().color()))
@@ -302,6 +406,10 @@ class DependencyGraph(QGraphicsView):
                                                               else ""))
         counts.setBrush(QColor(theme.chrome("CAPTION")))
         counts.setPos(rect.left() + line * 0.5, rect.top() + line * 1.85)
+
+    def fit(self) -> None:
+        """Scale the picture to the view again (after the view was resized)."""
+        self._fit()
 
     def _fit(self) -> None:
         rect = self.scene().sceneRect()

@@ -142,13 +142,14 @@ def dependency_rows(conn: Connection, job_id: int) -> list[dict[str, Any]]:
         out.append({"id": d.id, "kind": d.kind, "layer": names.get(d.layer_id),
                     "target_job_id": d.target_job_id,
                     "target_layer": target_layer.name if target_layer else None,
-                    "satisfied": bool(d.satisfied) if d.kind != "frame" else _frame_dep_done(
+                    "satisfied": bool(d.satisfied) if d.kind != "frame" else frame_dependency_done(
                         conn, d.layer_id, d.target_layer_id),
                     "target_dead": int(target_layer.dead) if target_layer else 0})
     return out
 
 
-def _frame_dep_done(conn: Connection, layer_id: int, target_layer_id: int) -> bool:
+def frame_dependency_done(conn: Connection, layer_id: int, target_layer_id: int) -> bool:
+    """Whether every frame of `layer_id` has nothing left to wait for in `target_layer_id`."""
     left = conn.execute(select(func.count()).select_from(FrameDep)
                         .join(Frame, Frame.id == FrameDep.target_frame_id)
                         .where(Frame.layer_id == target_layer_id,

@@ -8,7 +8,7 @@ from typing import Any, Callable
 from sqlalchemy import Connection, delete, select, update
 
 from cuefarm.states import Event, FrameState, JobState, LockState, next_state, sources
-from supervisor.store import jobs
+from supervisor.store import depends, jobs
 from supervisor.store.counters import Deltas, FrameMove, apply_moves
 from supervisor.store.errors import ControlError
 from supervisor.store.hostadmin import resolve_hosts
@@ -106,6 +106,7 @@ def retry_jobs(conn: Connection, job_ids: list[int], now: float, out: Outcome) -
     """Dead frames go back to WAITING with their retries reset."""
     _move_frames(conn, (Frame.job_id.in_(job_ids)) & (Frame.state == F.DEAD.value),
                  Event.RETRY, now, out, reset_retries=True)
+    depends.hold_blocked(conn, Frame.job_id.in_(job_ids), now, out.touched)
     _reopen(conn, job_ids, out)
 
 
@@ -123,7 +124,8 @@ def _reopen(conn: Connection, job_ids: list[int], out: Outcome) -> None:
 def frame_control(conn: Connection, action: str, job_id: int, frame_ids: list[int], now: float,
                   out: Outcome, layer: str | None = None, numbers: list[int] = ()) -> None:
     """retry: finished frames run again, running ones restart; kill: running frames stop and
-    wait to run again (no retry spent); eat: give up on the frames, stopping running ones.
+    wait to run again (no retry spent); eat (or done): give up on the frames, stopping running
+    ones; they count as complete for their dependants.
     The frames are `frame_ids` and the frames running `numbers` of `layer`; an id or number
     not in the job is refused."""
     _jobs_exist(conn, [job_id], "job_id")
@@ -142,15 +144,20 @@ def frame_control(conn: Connection, action: str, job_id: int, frame_ids: list[in
     where = (Frame.job_id == job_id) & Frame.id.in_(frame_ids)
     if action == "retry":
         _move_frames(conn, where, Event.RETRY, now, out, reset_retries=True)
+        depends.hold_blocked(conn, where, now, out.touched)
         _kill_running(conn, where, "requeue", out)
         _reopen(conn, [job_id], out)
     elif action == "kill":
         _kill_running(conn, where, "requeue", out)
-    elif action == "eat":
+    elif action in ("eat", "done"):
+        # Marking frames done is eating them: EATEN is the state a frame reaches without a
+        # successful run, and it counts as complete for whatever waits on the frames.  A
+        # running frame is killed first and marked done when its process has ended.
         _move_frames(conn, where, Event.EAT, now, out)
         _kill_running(conn, where, "eat", out)
     else:
-        raise ControlError(f"unknown frame action {action!r} (retry, kill, eat)", "action")
+        raise ControlError(f"unknown frame action {action!r} (retry, kill, eat, done)",
+                           "action")
 
 
 JOB_ACTIONS = {"pause": pause, "resume": resume, "kill": kill_jobs, "retry": retry_jobs,

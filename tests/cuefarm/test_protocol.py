@@ -103,6 +103,12 @@ SAMPLES: dict[str, p.Body] = {
     "set_project_members": p.SetProjectMembers(name="secret", members=["ann", "bob"]),
     "list_supervisors": p.ListSupervisors(),
     "list_audit": p.ListAudit(user="ann", since=1.0, job_id=3, limit=10),
+    "frame_order": p.FrameOrder(how="stagger", job_id=4, layer="comp", every=3),
+    "retry_more_memory": p.RetryMoreMemory(job_id=4, frame_ids=[9, 10], factor=1.5),
+    "add_dependency": p.AddDependency(kind="frame", job_id=4, target_job_id=3, layer="comp",
+                                      target_layer="render"),
+    "list_dependants": p.JobRef(4),
+    "set_layer_range": p.SetLayerRange(job_id=4, layer="comp", range="1-100x2", chunk=5),
 }
 
 

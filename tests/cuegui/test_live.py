@@ -412,7 +412,7 @@ def test_screenshots_command_saves_one_png_per_view(live, tmp_path):
                           env={**farm.env, "QT_QPA_PLATFORM": "offscreen"})
     assert proc.returncode == 0, proc.stderr
     for name in ("jobs", "job", "log", "hosts", "charts", "charts_supervisor", "why", "submit",
-                 "window"):
+                 "window", "layer_properties", "add_dependency", "dependencies"):
         assert (out / f"{name}.png").stat().st_size > 1000
     tour = json.loads((out / "tour.json").read_text())
     # The job pane shows an unfinished job with frames running, and it is in the jobs list.

@@ -167,6 +167,8 @@ def test_every_request_type_is_declared():
     ("host_control", "lock", gui.ADMIN), ("host_drain", None, gui.ADMIN),
     ("set_schedule", None, gui.ADMIN), ("set_licences", None, gui.ADMIN),
     ("get_log", None, gui.ARTIST), ("list_hosts", None, gui.ARTIST),
+    ("frame_order", "front", gui.ARTIST), ("retry_more_memory", None, gui.ARTIST),
+    ("add_dependency", None, gui.ARTIST), ("set_layer", None, gui.WRANGLER),
 ])
 def test_rules_mirror_the_gui(request_type, action, least):
     rule = DECLARED[request_type].rule
