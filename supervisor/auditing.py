@@ -28,7 +28,8 @@ REFUSALS = frozenset({"forbidden", "invalid", "not_found", "busy", "conflict", "
 
 
 def audited(type_name: str, read: bool) -> bool:
-    return not read and type_name not in NOT_AUDITED
+    return (not read and type_name not in NOT_AUDITED
+            and not type_name.startswith(("list_", "get_")))
 
 
 def _short(value: Any, depth: int = 0) -> Any:
