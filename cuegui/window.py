@@ -31,6 +31,7 @@ from cuegui.views.hosts import HostsPanel
 from cuegui.views.jobdetail import JobDetailPanel
 from cuegui.views.jobs import JobsPanel
 from cuegui.views.log import LogPanel
+from cuegui.views.savedviews import SavedViews
 from cuegui.views.why import WhyPanel
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,11 @@ class MainWindow(QMainWindow):
         if not self._restored:
             # First run: an artist sees their own jobs.
             self.jobs_panel.mine.setChecked(self.mode == permissions.ARTIST)
+        # Named job filters, kept per user, switched from the jobs panel's filter row.
+        self.saved_views = SavedViews(self.jobs_panel, settings)
+        self.jobs_panel.filters.insertWidget(0, self.saved_views)
+        self.saved_views.message.connect(self.show_message)
+        self.saved_views.restore_current()
         self.update_actions()
 
     # -- building -------------------------------------------------------------------------------
