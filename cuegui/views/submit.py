@@ -1,4 +1,4 @@
-"""The submit dialog: one job of one layer, validated as it is typed.
+"""The submit dialog: one job of one or more layers, validated as it is typed.
 
 Validation is `cuefarm.spec.validate_job`, the very function the supervisor applies, so what
 the dialog accepts the supervisor accepts; an error is shown under the field it names.  Errors
@@ -7,6 +7,12 @@ only the supervisor can find (a job to wait for that does not exist) come back t
 A field is checked once it has been edited (a fresh form shows no errors), every field on
 Submit; every wrong field shows its own error, not only the first one found.  Placement
 (GPUs, OS, hosts, requirements, limits) and timeouts are in a collapsible Advanced section.
+
+Layers are tabs over one set of layer fields (cuegui.views.submitlayers keeps the others); a
+layer with an error elsewhere shows it on its tab and in the status line.  "Save as job file"
+writes what Submit would send, for `cuefarm submit FILE`.  "Submit paused" pauses the job as
+soon as the supervisor has accepted it (a job file has no such key: it is a choice of the
+moment, not of the job).
 """
 
 from __future__ import annotations
@@ -15,16 +21,20 @@ import re
 from typing import Any, Callable
 
 from qtpy.QtCore import Qt, QTimer, Signal
-from qtpy.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout,
-                            QLabel, QLineEdit, QPushButton, QSpinBox, QToolButton, QVBoxLayout,
-                            QWidget)
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
+                            QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
+                            QPushButton, QSpinBox, QTabBar, QToolButton, QVBoxLayout, QWidget)
 
 from cuefarm import CueFarmError, Unreachable
 from cuefarm.spec import OS_NAMES, SpecError, validate_job
 from cuegui import theme
+from cuegui.views.submitlayers import (cross_layer_errors, env_text, layer_names, parse_env,
+                                       unique_name, write_job_file)
 
 # Which field a spec error names -> the key of the widget that shows it.
-FIELD_KEYS = [("job.name", "name"), ("job.project", "project"), ("job.priority", "priority"),
+FIELD_KEYS = [("job.layers[0].name", "layer_name"), ("job.layers[0].env", "env"),
+              ("job.name", "name"), ("job.project", "project"), ("job.priority", "priority"),
               ("job.min_slots", "min_slots"), ("job.max_slots", "max_slots"),
               ("job.layers[0].command", "command"), ("job.layers[0].range", "range"),
               ("job.layers[0].chunk", "chunk"), ("job.layers[0].slots", "slots"),
@@ -45,9 +55,20 @@ ADVANCED = ("gpus", "os", "hosts", "omit_hosts", "requirements", "limits", "time
 STAND_INS: dict[str, Any] = {"name": "x", "project": "default", "priority": 0,
                              "min_slots": None, "max_slots": None, "command": "true",
                              "range": "1", "chunk": 1, "slots": 1, "memory": 0, "tags": None,
-                             "max_retries": 1, "depends_on": None,
-                             **{k: None for k in ADVANCED}}
+                             "max_retries": 1, "depends_on": None, "layer_name": "main",
+                             "env": None, **{k: None for k in ADVANCED}}
 JOB_LEVEL = {"name", "project", "priority", "min_slots", "max_slots"}
+# The form field -> the layer key it fills, where the two differ.
+SPEC_KEY = {"layer_name": "name"}
+# The fields each layer has its own values of; the others belong to the job.
+LAYER_FORM = ("layer_name", "command", "range", "chunk", "slots", "memory", "tags",
+              "max_retries", "after", "depends_on", "env", *ADVANCED)
+LABELS = {"layer_name": "Layer", "command": "Command", "range": "Frames", "chunk": "Chunk",
+          "slots": "Slots", "memory": "Memory", "tags": "Tags", "max_retries": "Retries",
+          "after": "After layers", "depends_on": "Wait for jobs", "env": "Environment",
+          "gpus": "GPUs", "os": "OS", "hosts": "Only hosts", "omit_hosts": "Never hosts",
+          "requirements": "Requirements", "limits": "Limits", "timeout": "Timeout",
+          "timeout_no_output": "Silent for"}
 
 
 def words(text: str) -> list[str]:
@@ -70,17 +91,18 @@ def all_errors(job: dict[str, Any], limit: int = 40) -> dict[str, str]:
                 break
             found[key] = exc.message
             target = job if key in JOB_LEVEL else job["layers"][0]
+            spec_key = SPEC_KEY.get(key, key)
             if STAND_INS.get(key) is None:
-                target.pop(key, None)
+                target.pop(spec_key, None)
             else:
-                target[key] = STAND_INS[key]
+                target[spec_key] = STAND_INS[key]
     return found
 
 
 def widget_key(field_path: str | None) -> str:
     """The form field an error belongs to (the name field when nothing fits better)."""
     if field_path:
-        path = field_path.replace("jobs[0].", "job.")
+        path = re.sub(r"\.layers\[\d+\]", ".layers[0]", field_path.replace("jobs[0].", "job."))
         for prefix, key in FIELD_KEYS:
             if path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "["):
                 return key
@@ -115,6 +137,7 @@ class SubmitDialog(QDialog):
         self.selected_jobs = selected_jobs
         self.fields: dict[str, QWidget] = {}
         self.errors: dict[str, QLabel] = {}
+        self._loading = False
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.project = QComboBox()
@@ -126,23 +149,60 @@ class SubmitDialog(QDialog):
         self._row(form, "name", "Name", QLineEdit(), "shot010_lighting_v3")
         self._row(form, "project", "Project", self.project)
         self._row(form, "priority", "Priority", self._spin(-1_000_000, 1_000_000, 50))
-        self._row(form, "command", "Command", QLineEdit(), "render -s #FRAME# scene.ma  "
+        slots_line = QHBoxLayout()
+        self._row(form, "min_slots", "Min slots", self._spin(0, 1 << 30, 0))
+        self._row(form, "max_slots", "Max slots", self._spin(0, 1 << 30, 0))
+        self.fields["max_slots"].setSpecialValueText("no limit")
+        del slots_line
+        self.paused = QCheckBox("Submit paused")
+        self.paused.setObjectName("field_paused")
+        self.paused.setToolTip("Pause the job as soon as the supervisor accepts it; resume it "
+                               "from the jobs list")
+        form.addRow("", self.paused)
+        # The layers: a tab each over one set of layer fields.
+        self.layer_tabs = QTabBar()
+        self.layer_tabs.setObjectName("layerTabs")
+        self.layer_tabs.setExpanding(False)
+        self.layer_tabs.setDrawBase(False)
+        self.layer_tabs.setTabsClosable(False)
+        self.layer_tabs.setMovable(False)
+        self.add_layer_button = QToolButton()
+        self.add_layer_button.setText("Add layer")
+        self.add_layer_button.setToolTip("A new layer, with the current layer's settings")
+        self.add_layer_button.clicked.connect(lambda: self.add_layer())
+        self.remove_layer_button = QToolButton()
+        self.remove_layer_button.setText("Remove layer")
+        self.remove_layer_button.setToolTip("Remove the layer shown")
+        self.remove_layer_button.clicked.connect(lambda: self.remove_layer())
+        tabs_line = QHBoxLayout()
+        tabs_line.setContentsMargins(0, theme.scaled(6, self), 0, 0)
+        tabs_line.addWidget(QLabel("Layers:"))
+        tabs_line.addWidget(self.layer_tabs, 1)
+        tabs_line.addWidget(self.add_layer_button)
+        tabs_line.addWidget(self.remove_layer_button)
+        layer_form = QFormLayout()
+        layer_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self._row(layer_form, "layer_name", "Layer name", QLineEdit("main"), "render, comp")
+        self._row(layer_form, "command", "Command", QLineEdit(), "render -s #FRAME# scene.ma  "
                   "(run by the shell; #FRAME#, #FRAME_START#, #FRAME_END#, #ZFRAME#)")
-        self._row(form, "range", "Frames", QLineEdit(), "1-100, 1-100x5, 1,3,7")
-        self._row(form, "chunk", "Chunk", self._spin(1, 1_000_000, 1))
-        self._row(form, "slots", "Slots", QLineEdit("1"), "4, 4+ (at least four) or all")
-        self._row(form, "memory", "Memory (MB)", self._spin(0, 1 << 30, 0))
-        self._row(form, "tags", "Tags", QLineEdit(), "gpu, maya2024")
-        self._row(form, "max_retries", "Retries", self._spin(0, 100, 1))
+        self._row(layer_form, "range", "Frames", QLineEdit(), "1-100, 1-100x5, 1,3,7")
+        self._row(layer_form, "chunk", "Chunk", self._spin(1, 1_000_000, 1))
+        self._row(layer_form, "slots", "Slots", QLineEdit("1"), "4, 4+ (at least four) or all")
+        self._row(layer_form, "memory", "Memory (MB)", self._spin(0, 1 << 30, 0))
+        self._row(layer_form, "tags", "Tags", QLineEdit(), "gpu, maya2024")
+        self._row(layer_form, "max_retries", "Retries", self._spin(0, 100, 1))
+        self._row(layer_form, "after", "After layers", QLineEdit(),
+                  "render (layers of this job this one waits for)")
         deps = QLineEdit()
         pick = QPushButton("Selected jobs")
         pick.setToolTip("Wait for the jobs selected in the jobs list")
         pick.clicked.connect(self._pick_jobs)
-        self._row(form, "depends_on", "Wait for jobs", deps, "12, 14/comp (job, or job/layer)",
-                  extra=pick)
-        self._row(form, "min_slots", "Min slots", self._spin(0, 1 << 30, 0))
-        self._row(form, "max_slots", "Max slots", self._spin(0, 1 << 30, 0))
-        self.fields["max_slots"].setSpecialValueText("no limit")
+        self._row(layer_form, "depends_on", "Wait for jobs", deps,
+                  "12, 14/comp (job, or job/layer)", extra=pick)
+        env = QPlainTextEdit()
+        env.setTabChangesFocus(True)
+        env.setFixedHeight(theme.line_height(self) * 3 + theme.scaled(10, self))
+        self._row(layer_form, "env", "Environment", env, "NAME=value, one per line")
         self.advanced_button = QToolButton()
         self.advanced_button.setObjectName("advancedToggle")
         self.advanced_button.setText("Advanced: placement and timeouts")
@@ -179,17 +239,32 @@ class SubmitDialog(QDialog):
         self.status.setObjectName("fieldError")
         self.status.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.save_button = self.buttons.addButton("Save as job file...",
+                                                  QDialogButtonBox.ButtonRole.ActionRole)
+        self.save_button.setToolTip("Write this job as a file `cuefarm submit FILE` reads")
+        self.save_button.clicked.connect(lambda: self.save_job_file())
         self.submit_button = self.buttons.addButton("Submit",
                                                     QDialogButtonBox.ButtonRole.AcceptRole)
         self.buttons.accepted.connect(self._submit)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addLayout(tabs_line)
+        layout.addLayout(layer_form)
         layout.addWidget(self.advanced_button)
         layout.addWidget(self.advanced)
         layout.addWidget(self.status)
         layout.addWidget(self.buttons)
         self.touched: set[str] = set()      # fields edited since the form opened
+        # Each layer's form values; the one shown is read from the fields.
+        self.forms: list[dict[str, Any]] = [self._form()]
+        self.current = 0
+        self.layer_tabs.addTab("main")
+        self.layer_tabs.currentChanged.connect(self._layer_switched)
+        self.fields["layer_name"].textEdited.connect(
+            lambda text: self.layer_tabs.setTabText(self.current, text or "(no name)"))
+        self.elsewhere: dict[int, dict[str, str]] = {}     # errors of layers not shown
+        self._update_layer_buttons()
         self._timer = QTimer(self, singleShot=True, interval=150)
         self._timer.timeout.connect(self.validate)
 
@@ -212,6 +287,9 @@ class SubmitDialog(QDialog):
             widget.valueChanged.connect(changed)
         elif isinstance(widget, QComboBox):
             widget.currentTextChanged.connect(changed)
+        elif isinstance(widget, QPlainTextEdit):
+            widget.setPlaceholderText(placeholder)
+            widget.textChanged.connect(changed)
         widget.setObjectName(f"field_{key}")
         error = QLabel()
         error.setObjectName("fieldError")
@@ -235,41 +313,92 @@ class SubmitDialog(QDialog):
     # -- values ---------------------------------------------------------------------------------
 
     def _text(self, key: str) -> str:
+        return str(self._raw(key)).strip()
+
+    def _raw(self, key: str) -> Any:
+        """A field's value as the widget holds it."""
         w = self.fields[key]
-        return w.currentText().strip() if isinstance(w, QComboBox) else w.text().strip()
+        if isinstance(w, QComboBox):
+            return w.currentText()
+        if isinstance(w, QSpinBox):
+            return w.value()
+        if isinstance(w, QPlainTextEdit):
+            return w.toPlainText()
+        return w.text()
+
+    def _form(self) -> dict[str, Any]:
+        """The layer fields' values, as held (for switching layers)."""
+        return {k: self._raw(k) for k in LAYER_FORM}
+
+    def _load_form(self, form: dict[str, Any]) -> None:
+        self._loading = True
+        try:
+            for key, value in form.items():
+                w = self.fields[key]
+                w.blockSignals(True)
+                if isinstance(w, QSpinBox):
+                    w.setValue(int(value))
+                elif isinstance(w, QComboBox):
+                    w.setEditText(str(value))
+                elif isinstance(w, QPlainTextEdit):
+                    w.setPlainText(str(value))
+                else:
+                    w.setText(str(value))
+                w.blockSignals(False)
+        finally:
+            self._loading = False
+
+    def _forms(self) -> list[dict[str, Any]]:
+        """Every layer's form, the one shown as it is now."""
+        forms = list(self.forms)
+        forms[self.current] = self._form()
+        return forms
+
+    @staticmethod
+    def layer_from(form: dict[str, Any]) -> dict[str, Any]:
+        """The layer dict a layer's form describes (validated or not)."""
+        text = {k: str(v).strip() for k, v in form.items()}
+        slots: Any = text["slots"]
+        if slots.isdigit():
+            slots = int(slots)
+        layer: dict[str, Any] = {"name": text["layer_name"], "command": text["command"],
+                                 "range": text["range"], "chunk": int(form["chunk"]),
+                                 "slots": slots, "memory": int(form["memory"]),
+                                 "max_retries": int(form["max_retries"])}
+        tags = [t.strip() for t in text["tags"].split(",") if t.strip()]
+        if tags:
+            layer["tags"] = tags
+        deps = layer_names(text["after"]) + parse_depends(text["depends_on"])
+        if deps:
+            layer["depends_on"] = deps
+        env, _ = parse_env(str(form["env"]))
+        if env:
+            layer["env"] = env
+        for key in ("gpus", "timeout", "timeout_no_output"):
+            if form[key]:
+                layer[key] = int(form[key])
+        for key in ("os", "requirements"):
+            if text[key]:
+                layer[key] = text[key]
+        for key in ("hosts", "omit_hosts", "limits"):
+            if words(text[key]):
+                layer[key] = words(text[key])
+        return layer
 
     def job(self) -> dict[str, Any]:
         """The job dict the form describes (validated or not)."""
         f = self.fields
-        slots: Any = self._text("slots")
-        if slots.isdigit():
-            slots = int(slots)
-        layer: dict[str, Any] = {"name": "main", "command": self._text("command"),
-                                 "range": self._text("range"), "chunk": f["chunk"].value(),
-                                 "slots": slots, "memory": f["memory"].value(),
-                                 "max_retries": f["max_retries"].value()}
-        tags = [t.strip() for t in self._text("tags").split(",") if t.strip()]
-        if tags:
-            layer["tags"] = tags
-        deps = parse_depends(self._text("depends_on"))
-        if deps:
-            layer["depends_on"] = deps
-        for key in ("gpus", "timeout", "timeout_no_output"):
-            if f[key].value():
-                layer[key] = f[key].value()
-        for key in ("os", "requirements"):
-            if self._text(key):
-                layer[key] = self._text(key)
-        for key in ("hosts", "omit_hosts", "limits"):
-            if words(self._text(key)):
-                layer[key] = words(self._text(key))
         job: dict[str, Any] = {"name": self._text("name"), "project": self._text("project"),
-                               "priority": f["priority"].value(), "layers": [layer]}
+                               "priority": f["priority"].value(),
+                               "layers": [self.layer_from(form) for form in self._forms()]}
         if f["min_slots"].value():
             job["min_slots"] = f["min_slots"].value()
         if f["max_slots"].value():
             job["max_slots"] = f["max_slots"].value()
         return job
+
+    def submit_paused(self) -> bool:
+        return self.paused.isChecked()
 
     def set_values(self, **values: Any) -> None:
         """Fill fields by key (for tests and for submitting again with changes)."""
@@ -279,29 +408,143 @@ class SubmitDialog(QDialog):
                 w.setValue(int(value))
             elif isinstance(w, QComboBox):
                 w.setEditText(str(value))
+            elif isinstance(w, QPlainTextEdit):
+                w.setPlainText(str(value))
             else:
                 w.setText(str(value))
+            if key == "layer_name":
+                self.layer_tabs.setTabText(self.current, str(value) or "(no name)")
         self.touched.update(values)
         self.validate()
+
+    # -- layers ---------------------------------------------------------------------------------
+
+    def layer_count(self) -> int:
+        return len(self.forms)
+
+    def add_layer(self, name: str | None = None, **values: Any) -> int:
+        """A new layer like the one shown, named `name` (else layer2, layer3...), with
+        `values` in its fields; it is shown.  Returns its index."""
+        forms = self._forms()
+        taken = [str(f["layer_name"]).strip() for f in forms]
+        form = dict(forms[self.current])
+        form.update(layer_name=name or unique_name(taken), after="", env=form["env"])
+        self.forms = forms + [form]
+        index = len(self.forms) - 1
+        self.layer_tabs.addTab(form["layer_name"])
+        self.select_layer(index)
+        if values:
+            self.set_values(**values)
+        else:
+            self.validate()
+        return index
+
+    def remove_layer(self, index: int | None = None) -> bool:
+        """Remove a layer (the one shown); the last one cannot go.  Other layers stop
+        waiting for it."""
+        index = self.current if index is None else index
+        if len(self.forms) <= 1 or not 0 <= index < len(self.forms):
+            self.status.setText("A job needs at least one layer")
+            return False
+        forms = self._forms()
+        gone = str(forms.pop(index)["layer_name"]).strip()
+        for form in forms:
+            after = [n for n in layer_names(str(form["after"])) if n != gone]
+            form["after"] = ", ".join(after)
+        self.forms = forms
+        self.current = min(self.current if index > self.current else max(self.current - 1, 0),
+                           len(forms) - 1)
+        self.layer_tabs.blockSignals(True)
+        self.layer_tabs.removeTab(index)
+        self.layer_tabs.setCurrentIndex(self.current)
+        self.layer_tabs.blockSignals(False)
+        self._load_form(self.forms[self.current])
+        self._update_layer_buttons()
+        self.validate()
+        return True
+
+    def select_layer(self, index: int) -> None:
+        """Show the layer at `index` in the layer fields."""
+        if self.layer_tabs.currentIndex() != index:
+            self.layer_tabs.setCurrentIndex(index)
+        else:
+            self._layer_switched(index)
+
+    def _layer_switched(self, index: int) -> None:
+        if index < 0 or index >= len(self.forms):
+            return
+        if index != self.current:
+            self.forms[self.current] = self._form()
+            self.current = index
+            self._load_form(self.forms[index])
+        self._update_layer_buttons()
+        self.validate()
+
+    def _update_layer_buttons(self) -> None:
+        self.remove_layer_button.setEnabled(len(self.forms) > 1)
 
     # -- validation -------------------------------------------------------------------------------
 
     def _changed(self, key: str) -> None:
+        if self._loading:
+            return
         self.touched.add(key)
         self._timer.start()
 
     def validate(self, every_field: bool = False) -> bool:
         """Check the form with the supervisor's own rules and show each error at its field:
-        the fields edited so far, or `every_field` (on Submit).  True when the whole form is
-        valid."""
+        the fields edited so far, or `every_field` (on Submit).  Errors of layers not shown
+        are named on their tabs and in the status line.  True when the whole job is valid."""
         self._timer.stop()
         if every_field:
             self.touched.update(self.fields)
-        errors = all_errors(self.job())
+        job, forms = self.job(), self._forms()
+        names = [str(f["layer_name"]).strip() for f in forms]
+        per_layer: list[dict[str, str]] = []
+        errors: dict[str, str] = {}
+        for i, (layer, form) in enumerate(zip(job["layers"], forms)):
+            local = set(layer_names(str(form["after"])))
+            alone = {**layer, "depends_on": [d for d in layer.get("depends_on", [])
+                                            if not (isinstance(d, str) and d in local)]}
+            if not alone["depends_on"]:
+                del alone["depends_on"]
+            found = all_errors({**job, "layers": [alone]})
+            _, env_error = parse_env(str(form["env"]))
+            if env_error:
+                found["env"] = env_error
+            for key in [k for k in found if k in JOB_LEVEL]:
+                errors[key] = found.pop(key)
+            per_layer.append(found)
+        for i, found in cross_layer_errors(names, [layer_names(str(f["after"]))
+                                                   for f in forms]).items():
+            for key, message in found.items():
+                per_layer[i].setdefault(key, message)
         if "name" in errors and not self._text("name"):
             errors["name"] = "the job needs a name (letters, digits, _ . -)"
+        errors.update(per_layer[self.current])
+        self.elsewhere = {i: found for i, found in enumerate(per_layer)
+                          if found and i != self.current}
         self.show_errors({k: m for k, m in errors.items() if k in self.touched})
-        return not errors
+        self._show_elsewhere(names)
+        valid = not errors and not self.elsewhere
+        self.submit_button.setEnabled(valid or not (set(errors) & self.touched)
+                                      and not self.elsewhere)
+        return valid
+
+    def _show_elsewhere(self, names: list[str]) -> None:
+        """Mark the tabs of other layers with errors, and say what they are."""
+        bad = QColor(theme.chrome("ERROR_FIELD"))
+        lines = []
+        for i in range(self.layer_tabs.count()):
+            found = self.elsewhere.get(i)
+            self.layer_tabs.setTabTextColor(i, bad if found else QColor())
+            tip = "\n".join(f"{LABELS.get(k, k)}: {m}" for k, m in (found or {}).items())
+            self.layer_tabs.setTabToolTip(i, tip)
+            if found:
+                key, message = next(iter(found.items()))
+                lines.append(f"Layer {names[i] or i + 1}: {LABELS.get(key, key)}: {message}")
+        if lines:
+            self.status.setText("\n".join(lines))
 
     def show_errors(self, errors: dict[str, str]) -> None:
         """Show each message at its field ({} clears every field)."""
@@ -347,6 +590,7 @@ class SubmitDialog(QDialog):
 
     def _submit(self) -> None:
         if not self.validate(every_field=True):
+            self._show_first_error()
             return
         self.submit_button.setEnabled(False)
         self.status.setText("Submitting...")
@@ -358,18 +602,52 @@ class SubmitDialog(QDialog):
         self.status.setText(f"Submitted as job {', '.join(map(str, ids))}")
         self.accept()
 
+    def _show_first_error(self) -> None:
+        """Nothing wrong in the layer shown but in another: show that one."""
+        if self.elsewhere and not any(self.error_at(k) for k in self.errors):
+            self.select_layer(min(self.elsewhere))
+            self.validate()
+
+    def save_job_file(self, path: str | None = None) -> str | None:
+        """Write the job as a file `cuefarm submit` reads (asks where when `path` is None);
+        the path written, or None (invalid, cancelled, or not writable: the status says)."""
+        if not self.validate(every_field=True):
+            self._show_first_error()
+            self.status.setText("Not saved: fix the errors shown first")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save job file", f"{self._text('name') or 'job'}.yaml",
+                "Job files (*.yaml *.yml *.json)")
+            if not path:
+                return None
+        try:
+            written = write_job_file(self.job(), path)
+        except OSError as exc:
+            self.status.setText(f"Not saved: {exc.strerror or exc}: {path}")
+            return None
+        self.status.setText(f"Saved {written}: submit it with cuefarm submit {written}")
+        return str(written)
+
     def failed(self, message: str, field_path: str | None) -> None:
+        index = re.search(r"\.layers\[(\d+)\]", field_path or "")
+        if index and int(index.group(1)) < len(self.forms):
+            self.select_layer(int(index.group(1)))
         self.show_error(message, field_path)
         if not field_path:
             self.status.setText(message)
 
 
-def submit_call(job: dict) -> Callable:
-    """A worker call that submits `job` and answers ("ok", ids) or ("error", message, field);
-    an unreachable supervisor still raises, so the connection notices."""
+def submit_call(job: dict, paused: bool = False) -> Callable:
+    """A worker call that submits `job` (and, when `paused`, pauses it at once) and answers
+    ("ok", ids) or ("error", message, field); an unreachable supervisor still raises, so the
+    connection notices."""
     def call(client) -> tuple:
         try:
-            return ("ok", client.submit([job]))
+            ids = client.submit([job])
+            if paused:
+                client.pause(ids)
+            return ("ok", ids)
         except Unreachable:
             raise
         except CueFarmError as exc:
