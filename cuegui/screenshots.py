@@ -27,6 +27,7 @@ SETTLE_MS = 400        # let the views lay out and paint before grabbing
 CHART_SECONDS = 8.0    # live samples the charts gather before they are grabbed
 VIEWS = ("jobs", "job", "log", "hosts", "charts", "charts_supervisor", "why", "submit",
          "window")
+VIEWS += ("submit_layers",)
 
 
 def unfinished(job: dict) -> bool:
@@ -192,6 +193,15 @@ class ScreenshotTour(QObject):
                           range="1-100", chunk=5, slots="2", memory=4096, tags="linux")
         QApplication.processEvents()
         self._save(dialog.grab(), "submit")
+        # A job of three layers, one waiting for the others, one with a mistake to show.
+        dialog.set_values(layer_name="sim", env="SIM_QUALITY=high")
+        dialog.add_layer("render", command="render -s #FRAME# fx.ma", after="sim")
+        dialog.add_layer("comp", command="nuke -x comp.nk #FRAME#", range="1-100x",
+                         after="sim, render")
+        dialog.select_layer(1)
+        dialog.adjustSize()
+        QApplication.processEvents()
+        self._save(dialog.grab(), "submit_layers")
         dialog.close()
         w.jobs_dock.raise_()
         w.log_dock.raise_()

@@ -149,11 +149,9 @@ class SubmitDialog(QDialog):
         self._row(form, "name", "Name", QLineEdit(), "shot010_lighting_v3")
         self._row(form, "project", "Project", self.project)
         self._row(form, "priority", "Priority", self._spin(-1_000_000, 1_000_000, 50))
-        slots_line = QHBoxLayout()
         self._row(form, "min_slots", "Min slots", self._spin(0, 1 << 30, 0))
         self._row(form, "max_slots", "Max slots", self._spin(0, 1 << 30, 0))
         self.fields["max_slots"].setSpecialValueText("no limit")
-        del slots_line
         self.paused = QCheckBox("Submit paused")
         self.paused.setObjectName("field_paused")
         self.paused.setToolTip("Pause the job as soon as the supervisor accepts it; resume it "
@@ -180,8 +178,10 @@ class SubmitDialog(QDialog):
         tabs_line.addWidget(self.layer_tabs, 1)
         tabs_line.addWidget(self.add_layer_button)
         tabs_line.addWidget(self.remove_layer_button)
-        layer_form = QFormLayout()
-        layer_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        tabs_row = QWidget()
+        tabs_row.setLayout(tabs_line)
+        form.addRow(tabs_row)
+        layer_form = form       # one form, so the job's and the layers' labels line up
         self._row(layer_form, "layer_name", "Layer name", QLineEdit("main"), "render, comp")
         self._row(layer_form, "command", "Command", QLineEdit(), "render -s #FRAME# scene.ma  "
                   "(run by the shell; #FRAME#, #FRAME_START#, #FRAME_END#, #ZFRAME#)")
@@ -201,7 +201,7 @@ class SubmitDialog(QDialog):
                   "12, 14/comp (job, or job/layer)", extra=pick)
         env = QPlainTextEdit()
         env.setTabChangesFocus(True)
-        env.setFixedHeight(theme.line_height(self) * 3 + theme.scaled(10, self))
+        env.setFixedHeight(theme.line_height(self) * 3 + theme.scaled(14, self))
         self._row(layer_form, "env", "Environment", env, "NAME=value, one per line")
         self.advanced_button = QToolButton()
         self.advanced_button.setObjectName("advancedToggle")
@@ -249,8 +249,6 @@ class SubmitDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addLayout(tabs_line)
-        layout.addLayout(layer_form)
         layout.addWidget(self.advanced_button)
         layout.addWidget(self.advanced)
         layout.addWidget(self.status)
