@@ -27,7 +27,7 @@ SETTLE_MS = 400        # let the views lay out and paint before grabbing
 CHART_SECONDS = 8.0    # live samples the charts gather before they are grabbed
 VIEWS = ("jobs", "job", "log", "hosts", "charts", "charts_supervisor", "why", "submit",
          "window")
-VIEWS += ("submit_layers",)
+VIEWS += ("submit_layers", "preview", "viewer")
 
 
 def unfinished(job: dict) -> bool:
@@ -188,6 +188,7 @@ class ScreenshotTour(QObject):
                 dock.setFloating(False)
                 continue
             self._save(dock.grab(), name)
+        self._save_preview()
         dialog = w.open_submit()
         dialog.set_values(name="shot010_lighting_v3", command="render -s #FRAME# scene.ma",
                           range="1-100", chunk=5, slots="2", memory=4096, tags="linux")
@@ -210,6 +211,27 @@ class ScreenshotTour(QObject):
         self._write_manifest()
         return self.saved
 
+    def _save_preview(self) -> None:
+        """The selected frame's image (or what stands in its way), and the viewer when there
+        is an image to view."""
+        w = self.window
+        if w.preview_panel.image is None:
+            # The frame picked for the log writes no image: show a finished one that does.
+            for frame in w.frames_model.rows():
+                layer = w.layers_model.get(frame.get("layer_id"))
+                if frame.get("state") == "SUCCEEDED" and layer and layer.get("outputs"):
+                    w.frames_view.select_id(frame["id"])
+                    break
+        w.preview_dock.show()
+        w.preview_dock.raise_()
+        QApplication.processEvents()
+        self._save(w.preview_dock.grab(), "preview")
+        viewer = w.preview_panel.open_viewer()
+        if viewer is not None:
+            QApplication.processEvents()
+            self._save(viewer.grab(), "viewer")
+            viewer.close()
+
     def _write_manifest(self) -> None:
         w = self.window
         manifest = {
@@ -220,6 +242,7 @@ class ScreenshotTour(QObject):
             "log_frame": self.frame_id, "log_chars": len(w.log_panel.contents()),
             "why": w.why_panel.text(), "why_caption": w.why_panel.caption.text(),
             "hosts": w.hosts_model.rowCount(), "charts": w.charts_panel.points(),
+            "preview": w.preview_panel.text(),
             "files": [p.name for p in self.saved]}
         (self.directory / "tour.json").write_text(json.dumps(manifest, indent=1, default=str))
 

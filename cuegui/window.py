@@ -157,9 +157,10 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.hosts_dock, self.charts_dock)
         self.addDockWidget(bottom, self.job_dock)
         self.splitDockWidget(self.job_dock, self.log_dock, Qt.Orientation.Horizontal)
-        self.tabifyDockWidget(self.log_dock, self.why_dock)
-        # The selected frame's image under its log.
+        # The selected frame's image under its log (split before Why joins the log's tabs:
+        # splitting a tabbed dock takes it out of its tabs).
         self.splitDockWidget(self.log_dock, self.preview_dock, Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.log_dock, self.why_dock)
         self.jobs_dock.raise_()
         self.log_dock.raise_()
         self._size_docks()
@@ -172,7 +173,7 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Vertical)
         self.resizeDocks([self.job_dock, self.log_dock], [w * 62 // 100, w * 38 // 100],
                          Qt.Orientation.Horizontal)
-        self.resizeDocks([self.log_dock, self.preview_dock], [h * 34 // 100, h * 22 // 100],
+        self.resizeDocks([self.log_dock, self.preview_dock], [h * 38 // 100, h * 18 // 100],
                          Qt.Orientation.Vertical)
         # Hosts above, the selected host's running frames below: room for several of each.
         self.hosts_panel.splitter.setSizes([h * 22 // 100, h * 18 // 100])

@@ -36,6 +36,9 @@ PROJECT_COLOURS = theme.PROJECT_COLOURS
 HISTORY = {"slots_used": "slots.used", "slots_total": "slots.total",
            "running": "frames.running", "waiting": "frames.waiting"}
 HISTORY_SPAN = 6 * 3600.0
+# The farm series in words, for the note above the charts.
+SERIES_WORDS = {"slots_used": "slots in use", "slots_total": "slots offered",
+                "running": "frames running", "waiting": "frames waiting"}
 
 
 def _plot(title: str, date_axis: bool = True, unit: str = "") -> pg.PlotWidget:
@@ -258,7 +261,8 @@ class ChartsPanel(QWidget):
     def _update_note(self) -> None:
         keys = self.history_keys
         if keys:
-            text = ("History from the supervisor for " + ", ".join(keys)
+            text = ("History from the supervisor for "
+                    + ", ".join(SERIES_WORDS.get(k, k) for k in keys)
                     + "; the rest since this window opened.")
         else:
             text = "Sampled every 2 s since this window opened."

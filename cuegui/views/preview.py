@@ -23,7 +23,7 @@ from cuegui.models.outputs import frame_outputs
 
 log = logging.getLogger(__name__)
 
-THUMB = 220           # the thumbnail's longer side, at a 16-pixel line height
+THUMB = 160           # the thumbnail's longer side, at a 16-pixel line height
 DONE = ("SUCCEEDED", "EATEN")
 
 
@@ -236,7 +236,8 @@ class PreviewPanel(QWidget):
 
 
 class ImageViewer(QDialog):
-    """One image, zoomed to fit the window or shown 1:1 (scroll to pan)."""
+    """One image, zoomed to fit the window (larger or smaller) or shown 1:1 (scroll to
+    pan)."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -317,10 +318,11 @@ class ImageViewer(QDialog):
             return
         pix = QPixmap.fromImage(self.image)
         if self.fit:
+            # Fit means the window's size, up as well as down: a small proxy render is
+            # looked at, not squinted at.
             room = self.area.viewport().size()
-            if pix.width() > room.width() or pix.height() > room.height():
-                pix = pix.scaled(room, Qt.AspectRatioMode.KeepAspectRatio,
-                                 Qt.TransformationMode.SmoothTransformation)
+            pix = pix.scaled(room, Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.SmoothTransformation)
         self.picture.setPixmap(pix)
         self.picture.resize(pix.size())
         self.zoom_label.setText(f"{round(pix.width() / self.image.width() * 100)}%  "

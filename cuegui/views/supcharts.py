@@ -41,7 +41,8 @@ UNITS = {"cpu": "percent", "rss": "MB", "db": "milliseconds", "rates": "per seco
          "backlog": "rows"}
 
 
-PLOT_HEIGHT = 210         # at a 16-pixel line height: room for a title, the data and a legend
+PLOT_HEIGHT = 260         # at a 16-pixel line height: a title, axis names, a legend, and
+                          # still some 120 pixels of data
 
 
 def legend_below(w: pg.PlotWidget, columns: int = 4) -> pg.LegendItem:

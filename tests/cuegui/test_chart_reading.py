@@ -71,8 +71,17 @@ def test_axes_are_labelled_in_words_and_plots_stay_tall(qtbot):
     for plot in expect:
         plot.getPlotItem().layout.activate()
     for plot in (panel.slots, panel.frames, panel.waiting, panel.stack, panel.runtimes,
-                 panel.memory):
+                 panel.memory, *sup.plots.values()):
         assert plot.height() >= theme.scaled(PLOT_HEIGHT)
+        # Title, axis names and legend leave the data room to be read.
+        assert plot.getPlotItem().getViewBox().height() >= theme.scaled(100)
+
+
+def test_the_note_names_series_in_words(qtbot):
+    panel = _panel(qtbot)
+    panel.set_history({"slots_used": [(1.0, 2.0)], "waiting": [(1.0, 5.0)]})
+    assert "slots in use" in panel.note.text() and "frames waiting" in panel.note.text()
+    assert "_" not in panel.note.text()
 
 
 def test_axis_labels_follow_the_theme(qtbot):

@@ -161,3 +161,14 @@ def test_a_frame_written_by_a_worker_shows_in_the_window(qtbot, sqlite_farm, tmp
         viewer.close()
     finally:
         win.close()
+
+
+def test_fit_enlarges_a_small_image(qtbot, tmp_path):
+    viewer = ImageViewer()
+    qtbot.addWidget(viewer)
+    viewer.resize(800, 600)
+    viewer.show()
+    assert viewer.show_path(str(png(tmp_path / "small.png", 96, 64)))
+    assert viewer.zoom() > 4
+    viewer.set_fit(False)
+    assert viewer.zoom() == 1.0
