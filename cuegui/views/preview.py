@@ -89,6 +89,21 @@ def read_image(path: str, size: QSize | None = None) -> tuple[QImage | None, str
     return image, why
 
 
+def machine_path_rules(files: list[Path] | None = None,
+                       environ: dict[str, str] | None = None) -> list:
+    """This machine's path maps: the `path_maps` of its rqd configuration (a workstation that
+    renders maps the submitters' paths the same way), [] when there are none or they cannot
+    be read (said in the log: a preview is not worth refusing to start over)."""
+    from cuefarm import pathmap
+    from cuefarm.config import ConfigError, RqdConfig, load
+    try:
+        return pathmap.parse_rules(load(RqdConfig, "rqd", files=files,
+                                        environ=environ).path_maps)
+    except (ConfigError, ValueError) as exc:
+        log.warning("previews use paths as submitted: %s", exc)
+        return []
+
+
 def missing_text(path: str, state: str | None) -> str:
     """What to say about an image that is not there: a frame that has not finished has not
     written it yet; one that has should have."""

@@ -172,3 +172,16 @@ def test_fit_enlarges_a_small_image(qtbot, tmp_path):
     assert viewer.zoom() > 4
     viewer.set_fit(False)
     assert viewer.zoom() == 1.0
+
+
+def test_previews_use_this_machines_path_maps(tmp_path):
+    from cuegui.views.preview import machine_path_rules
+    good = tmp_path / "good.toml"
+    good.write_text('[rqd]\npath_maps = ["/show=/mnt/show"]\n')
+    [rule] = machine_path_rules([good], environ={})
+    layer = rows.layer(1, outputs=["/show/out.####.png"])
+    assert frame_outputs(layer, rows.frame(3), [rule]) == ["/mnt/show/out.0003.png"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[rqd]\npath_maps = ["no equals sign"]\n')
+    assert machine_path_rules([bad], environ={}) == []
+    assert machine_path_rules([tmp_path / "none.toml"], environ={}) == []
