@@ -21,19 +21,20 @@ import re
 from typing import Any, Callable
 
 from qtpy.QtCore import Qt, QTimer, Signal
-from qtpy.QtGui import QColor
-from qtpy.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox,
                             QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
                             QPushButton, QSpinBox, QTabBar, QToolButton, QVBoxLayout, QWidget)
 
 from cuefarm import CueFarmError, Unreachable
 from cuefarm.spec import OS_NAMES, SpecError, validate_job
 from cuegui import theme
-from cuegui.views.submitlayers import (cross_layer_errors, env_text, layer_names, parse_env,
-                                       unique_name, write_job_file)
+# parse_depends and words live with the layers now; callers import them from here too.
+from cuegui.views.submitlayers import (ADVANCED, LayerTabs, cross_layer_errors,  # noqa: F401
+                                       layer_names, parse_depends, parse_env, words)
 
 # Which field a spec error names -> the key of the widget that shows it.
 FIELD_KEYS = [("job.layers[0].name", "layer_name"), ("job.layers[0].env", "env"),
+              ("job.layers[0].outputs", "outputs"),
               ("job.name", "name"), ("job.project", "project"), ("job.priority", "priority"),
               ("job.min_slots", "min_slots"), ("job.max_slots", "max_slots"),
               ("job.layers[0].command", "command"), ("job.layers[0].range", "range"),
@@ -48,32 +49,16 @@ FIELD_KEYS = [("job.layers[0].name", "layer_name"), ("job.layers[0].env", "env")
                                                    "timeout_no_output"),
               ("job.layers[0].timeout", "timeout"), ("job.layers", "range"),
               ("jobs[0]", "name")]
-ADVANCED = ("gpus", "os", "hosts", "omit_hosts", "requirements", "limits", "timeout",
-            "timeout_no_output")
 # What stands in for a wrong field while looking for the next error: a value validate_job
 # accepts (None: leave the key out).
 STAND_INS: dict[str, Any] = {"name": "x", "project": "default", "priority": 0,
                              "min_slots": None, "max_slots": None, "command": "true",
                              "range": "1", "chunk": 1, "slots": 1, "memory": 0, "tags": None,
                              "max_retries": 1, "depends_on": None, "layer_name": "main",
-                             "env": None, **{k: None for k in ADVANCED}}
+                             "env": None, "outputs": None, **{k: None for k in ADVANCED}}
 JOB_LEVEL = {"name", "project", "priority", "min_slots", "max_slots"}
 # The form field -> the layer key it fills, where the two differ.
 SPEC_KEY = {"layer_name": "name"}
-# The fields each layer has its own values of; the others belong to the job.
-LAYER_FORM = ("layer_name", "command", "range", "chunk", "slots", "memory", "tags",
-              "max_retries", "after", "depends_on", "env", *ADVANCED)
-LABELS = {"layer_name": "Layer", "command": "Command", "range": "Frames", "chunk": "Chunk",
-          "slots": "Slots", "memory": "Memory", "tags": "Tags", "max_retries": "Retries",
-          "after": "After layers", "depends_on": "Wait for jobs", "env": "Environment",
-          "gpus": "GPUs", "os": "OS", "hosts": "Only hosts", "omit_hosts": "Never hosts",
-          "requirements": "Requirements", "limits": "Limits", "timeout": "Timeout",
-          "timeout_no_output": "Silent for"}
-
-
-def words(text: str) -> list[str]:
-    """"a, b c" -> ["a", "b", "c"]."""
-    return [w for w in re.split(r"[,\s]+", text) if w]
 
 
 def all_errors(job: dict[str, Any], limit: int = 40) -> dict[str, str]:
@@ -109,20 +94,7 @@ def widget_key(field_path: str | None) -> str:
     return "name"
 
 
-def parse_depends(text: str) -> list[Any]:
-    """"12, 14/comp" -> [{"job": 12}, {"job": 14, "layer": "comp"}]; other words are kept as
-    they are, for validation to name."""
-    out: list[Any] = []
-    for word in (w.strip() for w in re.split(r"[,\s]+", text) if w.strip()):
-        job, _, layer = word.partition("/")
-        if job.isdigit():
-            out.append({"job": int(job), **({"layer": layer} if layer else {})})
-        else:
-            out.append(word)
-    return out
-
-
-class SubmitDialog(QDialog):
+class SubmitDialog(LayerTabs, QDialog):
     """Builds a job dict from the form; `submit_wanted(job)` when the user submits a valid one.
     The window answers with `submitted(ids)` or `failed(message, field)`."""
 
@@ -203,6 +175,8 @@ class SubmitDialog(QDialog):
         env.setTabChangesFocus(True)
         env.setFixedHeight(theme.line_height(self) * 3 + theme.scaled(14, self))
         self._row(layer_form, "env", "Environment", env, "NAME=value, one per line")
+        self._row(layer_form, "outputs", "Outputs", QLineEdit(),
+                  "/shots/sh010/out.####.png (images each frame writes: previewed)")
         self.advanced_button = QToolButton()
         self.advanced_button.setObjectName("advancedToggle")
         self.advanced_button.setText("Advanced: placement and timeouts")
@@ -324,65 +298,6 @@ class SubmitDialog(QDialog):
             return w.toPlainText()
         return w.text()
 
-    def _form(self) -> dict[str, Any]:
-        """The layer fields' values, as held (for switching layers)."""
-        return {k: self._raw(k) for k in LAYER_FORM}
-
-    def _load_form(self, form: dict[str, Any]) -> None:
-        self._loading = True
-        try:
-            for key, value in form.items():
-                w = self.fields[key]
-                w.blockSignals(True)
-                if isinstance(w, QSpinBox):
-                    w.setValue(int(value))
-                elif isinstance(w, QComboBox):
-                    w.setEditText(str(value))
-                elif isinstance(w, QPlainTextEdit):
-                    w.setPlainText(str(value))
-                else:
-                    w.setText(str(value))
-                w.blockSignals(False)
-        finally:
-            self._loading = False
-
-    def _forms(self) -> list[dict[str, Any]]:
-        """Every layer's form, the one shown as it is now."""
-        forms = list(self.forms)
-        forms[self.current] = self._form()
-        return forms
-
-    @staticmethod
-    def layer_from(form: dict[str, Any]) -> dict[str, Any]:
-        """The layer dict a layer's form describes (validated or not)."""
-        text = {k: str(v).strip() for k, v in form.items()}
-        slots: Any = text["slots"]
-        if slots.isdigit():
-            slots = int(slots)
-        layer: dict[str, Any] = {"name": text["layer_name"], "command": text["command"],
-                                 "range": text["range"], "chunk": int(form["chunk"]),
-                                 "slots": slots, "memory": int(form["memory"]),
-                                 "max_retries": int(form["max_retries"])}
-        tags = [t.strip() for t in text["tags"].split(",") if t.strip()]
-        if tags:
-            layer["tags"] = tags
-        deps = layer_names(text["after"]) + parse_depends(text["depends_on"])
-        if deps:
-            layer["depends_on"] = deps
-        env, _ = parse_env(str(form["env"]))
-        if env:
-            layer["env"] = env
-        for key in ("gpus", "timeout", "timeout_no_output"):
-            if form[key]:
-                layer[key] = int(form[key])
-        for key in ("os", "requirements"):
-            if text[key]:
-                layer[key] = text[key]
-        for key in ("hosts", "omit_hosts", "limits"):
-            if words(text[key]):
-                layer[key] = words(text[key])
-        return layer
-
     def job(self) -> dict[str, Any]:
         """The job dict the form describes (validated or not)."""
         f = self.fields
@@ -414,72 +329,6 @@ class SubmitDialog(QDialog):
                 self.layer_tabs.setTabText(self.current, str(value) or "(no name)")
         self.touched.update(values)
         self.validate()
-
-    # -- layers ---------------------------------------------------------------------------------
-
-    def layer_count(self) -> int:
-        return len(self.forms)
-
-    def add_layer(self, name: str | None = None, **values: Any) -> int:
-        """A new layer like the one shown, named `name` (else layer2, layer3...), with
-        `values` in its fields; it is shown.  Returns its index."""
-        forms = self._forms()
-        taken = [str(f["layer_name"]).strip() for f in forms]
-        form = dict(forms[self.current])
-        form.update(layer_name=name or unique_name(taken), after="", env=form["env"])
-        self.forms = forms + [form]
-        index = len(self.forms) - 1
-        self.layer_tabs.addTab(form["layer_name"])
-        self.select_layer(index)
-        if values:
-            self.set_values(**values)
-        else:
-            self.validate()
-        return index
-
-    def remove_layer(self, index: int | None = None) -> bool:
-        """Remove a layer (the one shown); the last one cannot go.  Other layers stop
-        waiting for it."""
-        index = self.current if index is None else index
-        if len(self.forms) <= 1 or not 0 <= index < len(self.forms):
-            self.status.setText("A job needs at least one layer")
-            return False
-        forms = self._forms()
-        gone = str(forms.pop(index)["layer_name"]).strip()
-        for form in forms:
-            after = [n for n in layer_names(str(form["after"])) if n != gone]
-            form["after"] = ", ".join(after)
-        self.forms = forms
-        self.current = min(self.current if index > self.current else max(self.current - 1, 0),
-                           len(forms) - 1)
-        self.layer_tabs.blockSignals(True)
-        self.layer_tabs.removeTab(index)
-        self.layer_tabs.setCurrentIndex(self.current)
-        self.layer_tabs.blockSignals(False)
-        self._load_form(self.forms[self.current])
-        self._update_layer_buttons()
-        self.validate()
-        return True
-
-    def select_layer(self, index: int) -> None:
-        """Show the layer at `index` in the layer fields."""
-        if self.layer_tabs.currentIndex() != index:
-            self.layer_tabs.setCurrentIndex(index)
-        else:
-            self._layer_switched(index)
-
-    def _layer_switched(self, index: int) -> None:
-        if index < 0 or index >= len(self.forms):
-            return
-        if index != self.current:
-            self.forms[self.current] = self._form()
-            self.current = index
-            self._load_form(self.forms[index])
-        self._update_layer_buttons()
-        self.validate()
-
-    def _update_layer_buttons(self) -> None:
-        self.remove_layer_button.setEnabled(len(self.forms) > 1)
 
     # -- validation -------------------------------------------------------------------------------
 
@@ -528,21 +377,6 @@ class SubmitDialog(QDialog):
         self.submit_button.setEnabled(valid or not (set(errors) & self.touched)
                                       and not self.elsewhere)
         return valid
-
-    def _show_elsewhere(self, names: list[str]) -> None:
-        """Mark the tabs of other layers with errors, and say what they are."""
-        bad = QColor(theme.chrome("ERROR_FIELD"))
-        lines = []
-        for i in range(self.layer_tabs.count()):
-            found = self.elsewhere.get(i)
-            self.layer_tabs.setTabTextColor(i, bad if found else QColor())
-            tip = "\n".join(f"{LABELS.get(k, k)}: {m}" for k, m in (found or {}).items())
-            self.layer_tabs.setTabToolTip(i, tip)
-            if found:
-                key, message = next(iter(found.items()))
-                lines.append(f"Layer {names[i] or i + 1}: {LABELS.get(key, key)}: {message}")
-        if lines:
-            self.status.setText("\n".join(lines))
 
     def show_errors(self, errors: dict[str, str]) -> None:
         """Show each message at its field ({} clears every field)."""
@@ -599,33 +433,6 @@ class SubmitDialog(QDialog):
     def submitted(self, ids: list[int]) -> None:
         self.status.setText(f"Submitted as job {', '.join(map(str, ids))}")
         self.accept()
-
-    def _show_first_error(self) -> None:
-        """Nothing wrong in the layer shown but in another: show that one."""
-        if self.elsewhere and not any(self.error_at(k) for k in self.errors):
-            self.select_layer(min(self.elsewhere))
-            self.validate()
-
-    def save_job_file(self, path: str | None = None) -> str | None:
-        """Write the job as a file `cuefarm submit` reads (asks where when `path` is None);
-        the path written, or None (invalid, cancelled, or not writable: the status says)."""
-        if not self.validate(every_field=True):
-            self._show_first_error()
-            self.status.setText("Not saved: fix the errors shown first")
-            return None
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Save job file", f"{self._text('name') or 'job'}.yaml",
-                "Job files (*.yaml *.yml *.json)")
-            if not path:
-                return None
-        try:
-            written = write_job_file(self.job(), path)
-        except OSError as exc:
-            self.status.setText(f"Not saved: {exc.strerror or exc}: {path}")
-            return None
-        self.status.setText(f"Saved {written}: submit it with cuefarm submit {written}")
-        return str(written)
 
     def failed(self, message: str, field_path: str | None) -> None:
         index = re.search(r"\.layers\[(\d+)\]", field_path or "")

@@ -21,7 +21,7 @@ def three_layers(d: SubmitDialog) -> None:
     d.set_values(name="shot020_fx", command=f"{PY} -c \"print('sim #FRAME#')\"", range="1-6",
                  chunk=2, layer_name="sim", env="SIM_QUALITY=high\nOCIO = /show/ocio.cfg")
     d.add_layer("render", command=f"{PY} -c \"print('render #FRAME#')\"", range="1-6",
-                chunk=1, after="sim", env="")
+                chunk=1, after="sim", env="", outputs="/shots/fx/render.####.png")
     d.add_layer("comp", command=f"{PY} -c \"print('comp #FRAME#')\"", range="1-6",
                 after="sim, render", max_retries=3)
 
@@ -43,7 +43,9 @@ def test_layers_keep_their_own_values(dialog):
                    "range": "1-6", "chunk": 2, "slots": 1, "memory": 0, "max_retries": 1,
                    "env": {"SIM_QUALITY": "high", "OCIO": "/show/ocio.cfg"}}
     assert render["depends_on"] == ["sim"] and render["chunk"] == 1 and "env" not in render
+    assert render["outputs"] == ["/shots/fx/render.####.png"] and "outputs" not in sim
     assert comp["depends_on"] == ["sim", "render"] and comp["max_retries"] == 3
+    assert "outputs" not in comp        # a new layer does not write the images of the last
     # Switching back shows the first layer's fields as they were.
     dialog.select_layer(0)
     assert dialog.fields["chunk"].value() == 2
@@ -147,6 +149,7 @@ def test_a_paused_multi_layer_job_reaches_the_supervisor_and_its_file_submits_th
             assert got["range"] == want["range"] and got["chunk"] == want["chunk"]
             assert got["max_retries"] == want["max_retries"]
             assert [d.get("layer") for d in got["depends_on"]] == want.get("depends_on", [])
+            assert got["outputs"] == want.get("outputs", [])
         # The file written by the dialog, submitted by the command line: the same layers.
         result = farm.cli("submit", path)
         assert result.exit_code == 0, result.output
