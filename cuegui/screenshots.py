@@ -27,7 +27,7 @@ SETTLE_MS = 400        # let the views lay out and paint before grabbing
 CHART_SECONDS = 8.0    # live samples the charts gather before they are grabbed
 VIEWS = ("jobs", "job", "log", "hosts", "charts", "charts_supervisor", "why", "submit",
          "window")
-VIEWS += ("submit_layers", "preview", "viewer")
+VIEWS += ("submit_layers", "preview", "viewer", "saved_views", "status_menu")
 
 
 def unfinished(job: dict) -> bool:
@@ -189,6 +189,7 @@ class ScreenshotTour(QObject):
                 continue
             self._save(dock.grab(), name)
         self._save_preview()
+        self._save_saved_views()
         dialog = w.open_submit()
         dialog.set_values(name="shot010_lighting_v3", command="render -s #FRAME# scene.ma",
                           range="1-100", chunk=5, slots="2", memory=4096, tags="linux")
@@ -231,6 +232,28 @@ class ScreenshotTour(QObject):
             QApplication.processEvents()
             self._save(viewer.grab(), "viewer")
             viewer.close()
+
+    def _save_saved_views(self) -> None:
+        """The jobs list under a saved view (kept for this run only), and the status menu
+        open with a state unticked."""
+        w = self.window
+        views = w.saved_views
+        views.blockSignals(True)        # no "saved" message in the window's picture
+        views.save_as("Everything running")
+        views.blockSignals(False)
+        w.jobs_dock.raise_()
+        for _ in range(4):              # the filter row grows to the view's name
+            QApplication.processEvents()
+        self._save(w.jobs_dock.grab(), "saved_views")
+        panel = w.jobs_panel
+        menu = panel.status_menu
+        finished = panel.status_actions["finished"]
+        finished.setChecked(False)
+        menu.popup(panel.status_button.mapToGlobal(panel.status_button.rect().bottomLeft()))
+        QApplication.processEvents()
+        self._save(menu.grab(), "status_menu")
+        menu.close()
+        finished.setChecked(True)
 
     def _write_manifest(self) -> None:
         w = self.window

@@ -113,6 +113,8 @@ class SavedViews(QWidget):
         index = self.combo.findData(select) if select else 0
         self.combo.setCurrentIndex(max(index, 0))
         self.combo.blockSignals(False)
+        # The combo fits its longest name; tell the filter row it has grown.
+        self.combo.updateGeometry()
         self.delete_action.setEnabled(self.current() is not None)
 
     def current(self) -> str | None:
