@@ -216,12 +216,14 @@ class ScreenshotTour(QObject):
         """The selected frame's image (or what stands in its way), and the viewer when there
         is an image to view."""
         w = self.window
+        self._wait_preview()
         if w.preview_panel.image is None:
             # The frame picked for the log writes no image: show a finished one that does.
             for frame in w.frames_model.rows():
                 layer = w.layers_model.get(frame.get("layer_id"))
                 if frame.get("state") == "SUCCEEDED" and layer and layer.get("outputs"):
                     w.frames_view.select_id(frame["id"])
+                    self._wait_preview()
                     break
         w.preview_dock.show()
         w.preview_dock.raise_()
@@ -232,6 +234,13 @@ class ScreenshotTour(QObject):
             QApplication.processEvents()
             self._save(viewer.grab(), "viewer")
             viewer.close()
+
+    def _wait_preview(self, seconds: float = 5.0) -> None:
+        """Let the preview's read of its file (on a helper thread) come in."""
+        deadline = time.monotonic() + seconds
+        while self.window.preview_panel.pending and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.01)
 
     def _save_saved_views(self) -> None:
         """The jobs list under a saved view (kept for this run only), and the status menu

@@ -3,17 +3,19 @@
 The paths come from the frame's layer (`outputs`, see cuegui.models.outputs).  Qt reads PNG,
 JPEG and TIFF; EXR is read only when OpenImageIO or imageio can be imported.  Whatever stands
 in the way (no outputs named, a file not written yet or gone, a format nothing here reads)
-is said in words under the picture, never raised.
+is said in words under the picture, never raised.  The thumbnail is read on a helper thread
+(a file on a busy file server may take a while; the window does not wait for it).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable
 
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import QSize, Qt, Signal
 from qtpy.QtGui import QImage, QImageReader, QPixmap
 from qtpy.QtWidgets import (QComboBox, QDialog, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                             QSizePolicy, QToolButton, QVBoxLayout, QWidget)
@@ -114,8 +116,14 @@ class PreviewPanel(QWidget):
     """The selected frame's image, small; double-click or "View" opens the viewer.
     `rules` are path-map rules for this machine (cuefarm.pathmap)."""
 
+    _read = Signal(int, object, str)     # a read done: its number, the image or None, text
+
     def __init__(self, rules: Iterable = (), parent: QWidget | None = None):
         super().__init__(parent)
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preview")
+        self._reads = 0                  # the number of the latest read asked for
+        self.pending = False             # a read is under way
+        self._read.connect(self._on_read)
         self.setObjectName("previewPanel")
         self.rules = list(rules)
         self.frame: dict | None = None
@@ -144,6 +152,10 @@ class PreviewPanel(QWidget):
         self.message.setObjectName("panelCaption")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.setContentsMargins(4, 0, 4, 4)
+        # A long path wraps at its separators; it never widens the dock.
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._text = ""
         top = QHBoxLayout()
         top.setContentsMargins(4, 2, 4, 2)
         top.addWidget(self.caption, 1)
@@ -158,7 +170,7 @@ class PreviewPanel(QWidget):
 
     def text(self) -> str:
         """What the panel says under the picture (for tests and the tour)."""
-        return self.message.text()
+        return self._text
 
     def show_frame(self, frame: dict | None, layer: dict | None) -> None:
         """Show the image of `frame` (a frame row) of `layer` (its layer row)."""
@@ -190,6 +202,8 @@ class PreviewPanel(QWidget):
         return self.choice.currentData() if self.paths else None
 
     def _load(self) -> None:
+        self._reads += 1                # a read under way is of no use any more
+        self.pending = False
         self.image = None
         self.picture.clear()
         self.view_button.setEnabled(False)
@@ -201,23 +215,43 @@ class PreviewPanel(QWidget):
             self._say(f"Layer {self.frame.get('layer')} names no outputs: add `outputs` "
                       "(e.g. out.####.png) to it in the job file to preview its frames.")
             return
-        if not Path(path).is_file():
-            self._say(missing_text(path, self.frame.get("state")))
-            return
+        self._reads += 1
+        number, state = self._reads, self.frame.get("state")
         side = theme.scaled(THUMB, self)
-        image, why = read_image(path, QSize(side * 2, side * 2))
+        size = QSize(side * 2, side * 2)
+        self.pending = True
+        self._say(f"Reading {path}...")
+
+        def read() -> None:
+            try:
+                if not Path(path).is_file():
+                    image, text = None, missing_text(path, state)
+                else:
+                    image, text = read_image(path, size)
+                    text = text or path
+            except Exception as exc:  # noqa: BLE001 - said under the picture, never raised
+                image, text = None, f"cannot read {path}: {exc}"
+            self._read.emit(number, image, text)
+        self._reader.submit(read)
+
+    def _on_read(self, number: int, image: QImage | None, text: str) -> None:
+        if number != self._reads:
+            return                      # an older read: another frame is shown by now
+        self.pending = False
+        self._say(text)
         if image is None:
-            self._say(why)
             return
         self.image = image
         self._fit_thumbnail()
         self.view_button.setEnabled(True)
-        self._say(path)
-        if self.viewer is not None and self.viewer.isVisible():
+        path = self.current_path()
+        if self.viewer is not None and self.viewer.isVisible() and path:
             self.viewer.show_path(path)
 
     def _say(self, text: str) -> None:
-        self.message.setText(text)
+        self._text = text
+        # Zero-width spaces after separators: places a path may wrap.
+        self.message.setText(text.replace("/", "/\u200b").replace("\\", "\\\u200b"))
         self.message.setToolTip(text)
 
     def _fit_thumbnail(self) -> None:

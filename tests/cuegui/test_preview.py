@@ -55,6 +55,12 @@ def test_outputs_in_the_job_spec():
             validate_job(job)
 
 
+def read(qtbot, panel):
+    """Wait for the panel's read of the file (on its helper thread) to be shown."""
+    wait(qtbot, lambda: not panel.pending)
+    return panel.text()
+
+
 def test_the_preview_says_what_stands_in_the_way(qtbot, tmp_path):
     panel = PreviewPanel()
     qtbot.addWidget(panel)
@@ -64,21 +70,36 @@ def test_the_preview_says_what_stands_in_the_way(qtbot, tmp_path):
     panel.show_frame(rows.frame(2, layer="render", state="RUNNING"), rows.layer(1, name="render"))
     assert "names no outputs" in panel.text()
     panel.show_frame(rows.frame(2, layer="render", state="RUNNING"), layer)
-    assert panel.text() == f"not written yet: {tmp_path / 'out.0002.png'}"
+    assert read(qtbot, panel) == f"not written yet: {tmp_path / 'out.0002.png'}"
     panel.show_frame(rows.frame(2, layer="render", state="SUCCEEDED"), layer)
-    assert panel.text() == f"not found: {tmp_path / 'out.0002.png'}"
+    assert read(qtbot, panel) == f"not found: {tmp_path / 'out.0002.png'}"
     assert not panel.view_button.isEnabled()
     (tmp_path / "out.0002.png").write_bytes(b"not an image at all")
     panel.show_frame(rows.frame(2, layer="render", state="SUCCEEDED"), layer)
-    assert panel.text().startswith(f"cannot read {tmp_path / 'out.0002.png'}")
+    assert read(qtbot, panel).startswith(f"cannot read {tmp_path / 'out.0002.png'}")
     # The frame finishes and writes its image: the preview looks again.
     panel.show_frame(rows.frame(3, layer="render", state="RUNNING"), layer)
-    assert panel.text().startswith("not written yet")
+    assert read(qtbot, panel).startswith("not written yet")
     png(tmp_path / "out.0003.png")
     panel.update_frame(rows.frame(3, layer="render", state="SUCCEEDED"))
-    assert panel.text() == str(tmp_path / "out.0003.png")
+    assert read(qtbot, panel) == str(tmp_path / "out.0003.png")
     assert panel.image is not None and not panel.picture.pixmap().isNull()
     assert panel.view_button.isEnabled()
+
+
+def test_only_the_latest_read_is_shown(qtbot, tmp_path):
+    """Frames picked one after another: an older read finishing late never replaces the
+    frame shown."""
+    panel = PreviewPanel()
+    qtbot.addWidget(panel)
+    for n in (1, 2):
+        png(tmp_path / f"o.000{n}.png", 40 * n, 30)
+    layer = rows.layer(1, outputs=[str(tmp_path / "o.####.png")])
+    panel.show_frame(rows.frame(1, state="SUCCEEDED"), layer)
+    panel.show_frame(rows.frame(2, state="SUCCEEDED"), layer)
+    assert read(qtbot, panel) == str(tmp_path / "o.0002.png")
+    qtbot.wait(100)
+    assert panel.image.width() == 80 and panel.text() == str(tmp_path / "o.0002.png")
 
 
 def test_exr_without_a_reader_is_said(qtbot, tmp_path):
@@ -89,7 +110,7 @@ def test_exr_without_a_reader_is_said(qtbot, tmp_path):
     (tmp_path / "beauty.0001.exr").write_bytes(b"v/1\x01")
     panel.show_frame(rows.frame(1, state="SUCCEEDED"),
                      rows.layer(1, outputs=[str(tmp_path / "beauty.####.exr")]))
-    assert "EXR preview needs OpenImageIO or imageio" in panel.text()
+    assert "EXR preview needs OpenImageIO or imageio" in read(qtbot, panel)
 
 
 def test_the_viewer_fits_and_shows_one_to_one(qtbot, tmp_path):
@@ -152,7 +173,7 @@ def test_a_frame_written_by_a_worker_shows_in_the_window(qtbot, sqlite_farm, tmp
         win.frames_view.select_id(frame["id"])
         wait(qtbot, lambda: win.preview_panel.image is not None)
         panel = win.preview_panel
-        assert panel.text() == pattern.replace("####", "0002")
+        assert read(qtbot, panel) == pattern.replace("####", "0002")
         assert (panel.image.width(), panel.image.height()) == (96, 64)
         assert panel.image.pixelColor(10, 10) == QColor(20, 40, 80)
         assert "beauty frame 2" in panel.caption.text()
@@ -185,3 +206,17 @@ def test_previews_use_this_machines_path_maps(tmp_path):
     bad.write_text('[rqd]\npath_maps = ["no equals sign"]\n')
     assert machine_path_rules([bad], environ={}) == []
     assert machine_path_rules([tmp_path / "none.toml"], environ={}) == []
+
+
+def test_a_long_path_wraps_and_never_widens_the_panel(qtbot, tmp_path):
+    panel = PreviewPanel()
+    qtbot.addWidget(panel)
+    panel.resize(300, 260)
+    panel.show()
+    deep = "/".join(["a_rather_long_directory_name"] * 12)
+    layer = rows.layer(1, outputs=[f"/{deep}/out.####.png"])
+    panel.show_frame(rows.frame(1, state="RUNNING"), layer)
+    assert read(qtbot, panel) == f"not written yet: /{deep}/out.0001.png"
+    qtbot.wait(50)
+    assert panel.width() == 300 and panel.minimumSizeHint().width() <= 300
+    assert panel.message.height() > panel.message.fontMetrics().height() * 2
