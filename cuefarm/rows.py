@@ -73,6 +73,7 @@ class LayerRow(_Counts):
     timeout_no_output: float
     frames_total: int
     slots_running: int
+    outputs: list[str] = []          # path patterns of the images a frame writes
 
 
 class FrameRow(_Row):

@@ -91,6 +91,9 @@ LAYER_FIELDS = {k.name: k for k in [
         "`host.memory >= 32000 and \"gpu\" in host.tags`."),
     Key("limits", "list of limit names", [], "Limits (e.g. licences) each running frame "
         "holds; see `cuefarm limits`."),
+    Key("outputs", "list of paths", [], "Images each frame writes, `#` standing for the "
+        "frame number padded to as many digits (`/shots/sh010/out.####.png`; `#FRAME#` and "
+        "`%04d` work too); cuegui previews them."),
 ]}
 DEPENDENCY_FIELDS = {k.name: k for k in [
     Key("layer", "layer name", None, "A layer of this job (or of `job`, when given)."),
@@ -168,6 +171,7 @@ class LayerSpec:
     limits: list[str] = field(default_factory=list)
     timeout: int = 0               # seconds of runtime before the frame is killed (0: none)
     timeout_no_output: int = 0     # seconds without log output before it is killed (0: none)
+    outputs: list[str] = field(default_factory=list)   # path patterns of what a frame writes
 
     def chunks(self) -> list[franges.Chunk]:
         return franges.chunks(self.frames, self.chunk)
@@ -387,8 +391,27 @@ def _layer(d: Any, path: str) -> tuple[LayerSpec, int]:
         requirements=requirements,
         limits=_names(d.get("limits", []), f"{path}.limits", TAG_RE, "limit name"),
         timeout=_key_int(d, keys["timeout"], path),
-        timeout_no_output=_key_int(d, keys["timeout_no_output"], path))
+        timeout_no_output=_key_int(d, keys["timeout_no_output"], path),
+        outputs=_outputs(d.get("outputs", []), f"{path}.outputs"))
     return layer, count
+
+
+MAX_OUTPUTS = 16
+
+
+def _outputs(value: Any, path: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise SpecError(path, "outputs is a list of file paths")
+    if len(value) > MAX_OUTPUTS:
+        raise SpecError(path, f"at most {MAX_OUTPUTS} outputs per layer")
+    for i, v in enumerate(value):
+        if not isinstance(v, str) or not v.strip():
+            raise SpecError(f"{path}[{i}]", f"an output is a file path, got {v!r}")
+        if "\0" in v or len(v) > 4096:
+            raise SpecError(f"{path}[{i}]", "not a usable file path")
+    return list(value)
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:

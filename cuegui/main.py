@@ -95,6 +95,8 @@ def run(address: str, screenshots: Path | None = None, timeout: float = 60.0,
     theme.apply(app, theme_name or (stored.theme_name(prefs) if prefs is not None else "dark"))
     connection = Connection(address)
     window = MainWindow(connection, settings=prefs, mode=mode)
+    from cuegui.views.preview import machine_path_rules
+    window.preview_panel.rules = machine_path_rules()
     tour = None
     if screenshots is not None:
         from cuegui.screenshots import ScreenshotTour

@@ -27,6 +27,7 @@ SETTLE_MS = 400        # let the views lay out and paint before grabbing
 CHART_SECONDS = 8.0    # live samples the charts gather before they are grabbed
 VIEWS = ("jobs", "job", "log", "hosts", "charts", "charts_supervisor", "why", "submit",
          "window", "layer_properties", "add_dependency", "dependencies")
+VIEWS += ("submit_layers", "preview", "viewer", "saved_views", "status_menu")
 
 
 def unfinished(job: dict) -> bool:
@@ -187,11 +188,22 @@ class ScreenshotTour(QObject):
                 dock.setFloating(False)
                 continue
             self._save(dock.grab(), name)
+        self._save_preview()
+        self._save_saved_views()
         dialog = w.open_submit()
         dialog.set_values(name="shot010_lighting_v3", command="render -s #FRAME# scene.ma",
                           range="1-100", chunk=5, slots="2", memory=4096, tags="linux")
         QApplication.processEvents()
         self._save(dialog.grab(), "submit")
+        # A job of three layers, one waiting for the others, one with a mistake to show.
+        dialog.set_values(layer_name="sim", env="SIM_QUALITY=high")
+        dialog.add_layer("render", command="render -s #FRAME# fx.ma", after="sim")
+        dialog.add_layer("comp", command="nuke -x comp.nk #FRAME#", range="1-100x",
+                         after="sim, render")
+        dialog.select_layer(1)
+        dialog.adjustSize()
+        QApplication.processEvents()
+        self._save(dialog.grab(), "submit_layers")
         dialog.close()
         self._save_wrangling()
         w.jobs_dock.raise_()
@@ -245,6 +257,58 @@ class ScreenshotTour(QObject):
         self._save(wizard.grab(), "add_dependency")
         wizard.close()
 
+    def _save_preview(self) -> None:
+        """The selected frame's image (or what stands in its way), and the viewer when there
+        is an image to view."""
+        w = self.window
+        self._wait_preview()
+        if w.preview_panel.image is None:
+            # The frame picked for the log writes no image: show a finished one that does.
+            for frame in w.frames_model.rows():
+                layer = w.layers_model.get(frame.get("layer_id"))
+                if frame.get("state") == "SUCCEEDED" and layer and layer.get("outputs"):
+                    w.frames_view.select_id(frame["id"])
+                    self._wait_preview()
+                    break
+        w.preview_dock.show()
+        w.preview_dock.raise_()
+        QApplication.processEvents()
+        self._save(w.preview_dock.grab(), "preview")
+        viewer = w.preview_panel.open_viewer()
+        if viewer is not None:
+            QApplication.processEvents()
+            self._save(viewer.grab(), "viewer")
+            viewer.close()
+
+    def _wait_preview(self, seconds: float = 5.0) -> None:
+        """Let the preview's read of its file (on a helper thread) come in."""
+        deadline = time.monotonic() + seconds
+        while self.window.preview_panel.pending and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.01)
+
+    def _save_saved_views(self) -> None:
+        """The jobs list under a saved view (kept for this run only), and the status menu
+        open with a state unticked."""
+        w = self.window
+        views = w.saved_views
+        views.blockSignals(True)        # no "saved" message in the window's picture
+        views.save_as("Everything running")
+        views.blockSignals(False)
+        w.jobs_dock.raise_()
+        for _ in range(4):              # the filter row grows to the view's name
+            QApplication.processEvents()
+        self._save(w.jobs_dock.grab(), "saved_views")
+        panel = w.jobs_panel
+        menu = panel.status_menu
+        finished = panel.status_actions["finished"]
+        finished.setChecked(False)
+        menu.popup(panel.status_button.mapToGlobal(panel.status_button.rect().bottomLeft()))
+        QApplication.processEvents()
+        self._save(menu.grab(), "status_menu")
+        menu.close()
+        finished.setChecked(True)
+
     def _write_manifest(self) -> None:
         w = self.window
         manifest = {
@@ -255,6 +319,7 @@ class ScreenshotTour(QObject):
             "log_frame": self.frame_id, "log_chars": len(w.log_panel.contents()),
             "why": w.why_panel.text(), "why_caption": w.why_panel.caption.text(),
             "hosts": w.hosts_model.rowCount(), "charts": w.charts_panel.points(),
+            "preview": w.preview_panel.text(),
             "files": [p.name for p in self.saved]}
         (self.directory / "tour.json").write_text(json.dumps(manifest, indent=1, default=str))
 

@@ -156,7 +156,7 @@ class Updates(QObject):
     def _submit(self, dialog: SubmitDialog, job: dict) -> None:
         key = f"submit:{next(self._ids)}"
         self._submits[key] = dialog
-        self.w.connection.run_query(key, submit_call(job))
+        self.w.connection.run_query(key, submit_call(job, dialog.submit_paused()))
 
     def on_query_done(self, key: str, result: Any) -> None:
         w = self.w

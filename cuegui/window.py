@@ -31,6 +31,8 @@ from cuegui.views.hosts import HostsPanel
 from cuegui.views.jobdetail import JobDetailPanel
 from cuegui.views.jobs import JobsPanel
 from cuegui.views.log import LogPanel
+from cuegui.views.preview import PreviewPanel
+from cuegui.views.savedviews import SavedViews
 from cuegui.views.why import WhyPanel
 from cuegui.wrangleactions import WrangleActions, extend_menus
 
@@ -109,6 +111,8 @@ class MainWindow(QMainWindow):
         self.job_dock = self._dock("Job", self.job_panel)
         self.log_dock = self._dock("Log", self.log_panel)
         self.why_dock = self._dock("Why", self.why_panel)
+        self.preview_panel = PreviewPanel()
+        self.preview_dock = self._dock("Preview", self.preview_panel)
         self.frames_dock = self.job_dock         # the frames live in the job dock
         self._stretch_tables()
         self._default_layout()
@@ -135,6 +139,11 @@ class MainWindow(QMainWindow):
         if not self._restored:
             # First run: an artist sees their own jobs.
             self.jobs_panel.mine.setChecked(self.mode == permissions.ARTIST)
+        # Named job filters, kept per user, switched from the jobs panel's filter row.
+        self.saved_views = SavedViews(self.jobs_panel, settings)
+        self.jobs_panel.filters.insertWidget(0, self.saved_views)
+        self.saved_views.message.connect(self.show_message)
+        self.saved_views.restore_current()
         self.update_actions()
 
     # -- building -------------------------------------------------------------------------------
@@ -155,6 +164,9 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.hosts_dock, self.charts_dock)
         self.addDockWidget(bottom, self.job_dock)
         self.splitDockWidget(self.job_dock, self.log_dock, Qt.Orientation.Horizontal)
+        # The selected frame's image under its log (split before Why joins the log's tabs:
+        # splitting a tabbed dock takes it out of its tabs).
+        self.splitDockWidget(self.log_dock, self.preview_dock, Qt.Orientation.Vertical)
         self.tabifyDockWidget(self.log_dock, self.why_dock)
         self.jobs_dock.raise_()
         self.log_dock.raise_()
@@ -168,6 +180,8 @@ class MainWindow(QMainWindow):
                          Qt.Orientation.Vertical)
         self.resizeDocks([self.job_dock, self.log_dock], [w * 62 // 100, w * 38 // 100],
                          Qt.Orientation.Horizontal)
+        self.resizeDocks([self.log_dock, self.preview_dock], [h * 38 // 100, h * 18 // 100],
+                         Qt.Orientation.Vertical)
         # Hosts above, the selected host's running frames below: room for several of each.
         self.hosts_panel.splitter.setSizes([h * 22 // 100, h * 18 // 100])
 
@@ -186,7 +200,7 @@ class MainWindow(QMainWindow):
 
     def docks(self) -> list[QDockWidget]:
         return [self.jobs_dock, self.hosts_dock, self.charts_dock, self.job_dock, self.log_dock,
-                self.why_dock]
+                self.why_dock, self.preview_dock]
 
     def tables(self) -> dict:
         return {"jobs": self.jobs_view, "layers": self.layers_view, "frames": self.frames_view,
@@ -227,6 +241,10 @@ class MainWindow(QMainWindow):
         for signal in (self.jobs_model.rowsRemoved, self.jobs_model.layoutChanged):
             signal.connect(self._job_shown_or_hidden)
         self.hosts_view.selectionModel().currentRowChanged.connect(self._current_host_changed)
+        self.frames_view.selectionModel().currentRowChanged.connect(self._preview_frame)
+        self.frames_model.dataChanged.connect(
+            lambda *_: self.preview_panel.frame and self.preview_panel.update_frame(
+                self.frames_model.get(self.preview_panel.frame.get("id"))))
         self.host_frames_view.doubleClicked.connect(
             lambda index: self.open_log(index.data(Qt.ItemDataRole.UserRole + 2)))
         self.log_panel.page_wanted.connect(conn.log_page)
@@ -448,6 +466,12 @@ class MainWindow(QMainWindow):
         row = self.hosts_view.current_row() if current.isValid() else None
         self.select_host(row["name"] if row else None)
         self.hosts_panel.show_host(row)
+
+    def _preview_frame(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        """Show the image of the frame made current (its layer says where it is)."""
+        frame = self.frames_view.current_row() if current.isValid() else None
+        layer = self.layers_model.get(frame.get("layer_id")) if frame else None
+        self.preview_panel.show_frame(frame, layer)
 
     def update_job_caption(self) -> None:
         job = self.jobs_model.get(self.selected_job) if self.selected_job is not None else None

@@ -68,6 +68,11 @@ class Series:
     def add(self, t: float, value: float) -> None:
         self.live.append(t, [value])
 
+    def add_break(self, t: float) -> None:
+        """No data from `t` on (the supervisor was lost): a curve drawn with
+        connect="finite" stops here, however short the outage turns out to be."""
+        self.live.append(t, [np.nan])
+
     def set_history(self, points: list[tuple[float, float]]) -> None:
         if points:
             arr = np.asarray(points, dtype=float)
@@ -155,6 +160,10 @@ class ProjectStack:
             if name not in self.names:
                 self.names.append(name)
         self.buffer.append(t, [projects.get(n, 0.0) for n in self.names])
+
+    def add_break(self, t: float) -> None:
+        """No data from `t` on (see Series.add_break)."""
+        self.buffer.append(t, [np.nan] * max(len(self.names), 1))
 
     def stacked(self) -> tuple[np.ndarray, np.ndarray]:
         """(times, cumulative values) with one column per project in `names`."""

@@ -25,8 +25,8 @@ from cuegui.background import Stepper
 from cuegui.models.frames import runtime
 from cuegui.models.series import (ProjectStack, Series, farm_sample, farm_sample_steps,
                                   with_gaps)
-from cuegui.views.supcharts import (PLOT_HEIGHT, SupervisorCharts, legend_below, scrolling,
-                                   show_span, style_plot)
+from cuegui.views.supcharts import (PLOT_HEIGHT, SupervisorCharts, label_axes, legend_below,
+                                   scrolling, show_span, style_plot)
 
 SAMPLE_MS = 2000
 METRICS_MS = 5000          # the supervisor's figures, asked for while the charts are shown
@@ -36,12 +36,17 @@ PROJECT_COLOURS = theme.PROJECT_COLOURS
 HISTORY = {"slots_used": "slots.used", "slots_total": "slots.total",
            "running": "frames.running", "waiting": "frames.waiting"}
 HISTORY_SPAN = 6 * 3600.0
+# The farm series in words, for the note above the charts.
+SERIES_WORDS = {"slots_used": "slots in use", "slots_total": "slots offered",
+                "running": "frames running", "waiting": "frames waiting"}
 
 
-def _plot(title: str, date_axis: bool = True) -> pg.PlotWidget:
+def _plot(title: str, date_axis: bool = True, unit: str = "") -> pg.PlotWidget:
     axes = {"bottom": pg.DateAxisItem(orientation="bottom")} if date_axis else {}
     w = pg.PlotWidget(axisItems=axes)
     w.setTitle(title)
+    # Axes say what they count, in words (see supcharts.label_axes).
+    label_axes(w, unit, "time" if date_axis else "frame number")
     item = w.getPlotItem()
     item.setClipToView(True)
     item.setDownsampling(auto=True, mode="peak")
@@ -67,15 +72,14 @@ class ChartsPanel(QWidget):
         self.jobs_model, self.hosts_model, self.frames_model = jobs_model, hosts_model, frames_model
         self.series = {k: Series(k) for k in HISTORY}
         self.projects = ProjectStack()
-        self.slots = _plot("Farm slots: in use and offered")
+        self.slots = _plot("Farm slots: in use and offered", unit="slots")
         # Running (a few dozen) and waiting (thousands) on one axis would flatten running.
-        self.frames = _plot("Frames running")
-        self.waiting = _plot("Frames waiting")
-        self.stack = _plot("Slots in use per project")
-        self.runtimes = _plot("Selected job: frame runtime (s)", date_axis=False)
-        self.memory = _plot("Selected job: peak memory (MB)", date_axis=False)
+        self.frames = _plot("Frames running", unit="frames")
+        self.waiting = _plot("Frames waiting", unit="frames")
+        self.stack = _plot("Slots in use per project", unit="slots")
+        self.runtimes = _plot("Selected job: frame runtime", date_axis=False, unit="seconds")
+        self.memory = _plot("Selected job: peak memory", date_axis=False, unit="MB")
         for w in (self.runtimes, self.memory):
-            w.setLabel("bottom", "frame")
             w.setMouseEnabled(x=True, y=True)
         self.memory.setXLink(self.runtimes)
         self.supervisor = SupervisorCharts()
@@ -176,9 +180,17 @@ class ChartsPanel(QWidget):
         self._store(time.time() if now is None else now,
                     farm_sample(self.jobs_model.all_rows(), self.hosts_model.all_rows()))
 
-    def set_live(self, live: bool) -> None:
+    def set_live(self, live: bool, now: float | None = None) -> None:
         """Sample only while the data are live: the rows held while the supervisor is lost
-        are stale, and their time shows as a gap."""
+        are stale, and their time shows as a gap (a break is marked when the link is lost,
+        so even an outage shorter than a few samples is not drawn across)."""
+        if self.live and not live:
+            now = time.time() if now is None else now
+            for series in self.series.values():
+                if len(series.live):
+                    series.add_break(now)
+            if len(self.projects.buffer):
+                self.projects.add_break(now)
         self.live = live
 
     def _sample_soon(self) -> None:
@@ -249,7 +261,8 @@ class ChartsPanel(QWidget):
     def _update_note(self) -> None:
         keys = self.history_keys
         if keys:
-            text = ("History from the supervisor for " + ", ".join(keys)
+            text = ("History from the supervisor for "
+                    + ", ".join(SERIES_WORDS.get(k, k) for k in keys)
                     + "; the rest since this window opened.")
         else:
             text = "Sampled every 2 s since this window opened."

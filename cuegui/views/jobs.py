@@ -16,6 +16,26 @@ STATUSES = ("running", "waiting", "paused", "failing", "dependency", "finished",
 ALL = "All"
 
 
+class StayOpenMenu(QMenu):
+    """A menu of check boxes that stays open while several are ticked (a plain QMenu closes
+    on the first click)."""
+
+    def mouseReleaseEvent(self, event) -> None:
+        action = self.activeAction()
+        if action is not None and action.isCheckable() and action.isEnabled():
+            action.trigger()
+            return
+        super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event) -> None:
+        action = self.activeAction()
+        if (event.key() in (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                and action is not None and action.isCheckable() and action.isEnabled()):
+            action.trigger()
+            return
+        super().keyPressEvent(event)
+
+
 class JobsView(TableView):
     """Jobs, newest first; status as a pill and progress as a bar of frame shares."""
 
@@ -46,7 +66,7 @@ class JobsPanel(TablePanel):
         self.status_button.setText("Status: all")
         self.status_button.setToolTip("Show jobs in these states")
         self.status_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.status_menu = QMenu(self.status_button)
+        self.status_menu = StayOpenMenu(self.status_button)
         self.status_actions = {}
         for status in STATUSES:
             action = self.status_menu.addAction(status)
@@ -70,6 +90,7 @@ class JobsPanel(TablePanel):
 
     def _combo(self, what: str, tip: str) -> QComboBox:
         box = QComboBox()
+        box.setProperty("what", what)
         box.addItem(f"{what}: {ALL}", None)
         box.setToolTip(tip)
         box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
@@ -98,8 +119,10 @@ class JobsPanel(TablePanel):
             value = state.get(key)
             if value:
                 if box.findData(value) < 0:
-                    box.addItem(str(value), value)
+                    self._add_choice(box, value)
                 box.setCurrentIndex(box.findData(value))
+            else:
+                box.setCurrentIndex(0)
         text = state.get("text")
         if isinstance(text, str):
             self.filter.setText(text)
@@ -116,7 +139,12 @@ class JobsPanel(TablePanel):
         for box, values in ((self.user_box, users), (self.project_box, projects)):
             have = {box.itemData(i) for i in range(1, box.count())}
             for value in sorted(v for v in values - have if v):
-                box.addItem(str(value), value)
+                self._add_choice(box, value)
+
+    @staticmethod
+    def _add_choice(box: QComboBox, value: Any) -> None:
+        """A choice reads "User: ann", so the combo still says what it filters once set."""
+        box.addItem(f"{box.property('what')}: {value}", value)
 
     def predicate(self) -> Callable[[dict], bool] | None:
         mine = self.user if self.mine.isChecked() else None

@@ -1,4 +1,4 @@
-"""The submit dialog: one job of one layer, validated as it is typed.
+"""The submit dialog: one job of one or more layers, validated as it is typed.
 
 Validation is `cuefarm.spec.validate_job`, the very function the supervisor applies, so what
 the dialog accepts the supervisor accepts; an error is shown under the field it names.  Errors
@@ -7,6 +7,12 @@ only the supervisor can find (a job to wait for that does not exist) come back t
 A field is checked once it has been edited (a fresh form shows no errors), every field on
 Submit; every wrong field shows its own error, not only the first one found.  Placement
 (GPUs, OS, hosts, requirements, limits) and timeouts are in a collapsible Advanced section.
+
+Layers are tabs over one set of layer fields (cuegui.views.submitlayers keeps the others); a
+layer with an error elsewhere shows it on its tab and in the status line.  "Save as job file"
+writes what Submit would send, for `cuefarm submit FILE`.  "Submit paused" pauses the job as
+soon as the supervisor has accepted it (a job file has no such key: it is a choice of the
+moment, not of the job).
 """
 
 from __future__ import annotations
@@ -15,16 +21,21 @@ import re
 from typing import Any, Callable
 
 from qtpy.QtCore import Qt, QTimer, Signal
-from qtpy.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout,
-                            QLabel, QLineEdit, QPushButton, QSpinBox, QToolButton, QVBoxLayout,
-                            QWidget)
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox,
+                            QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
+                            QPushButton, QSpinBox, QTabBar, QToolButton, QVBoxLayout, QWidget)
 
 from cuefarm import CueFarmError, Unreachable
 from cuefarm.spec import OS_NAMES, SpecError, validate_job
 from cuegui import theme
+# parse_depends and words live with the layers now; callers import them from here too.
+from cuegui.views.submitlayers import (ADVANCED, LayerTabs, cross_layer_errors,  # noqa: F401
+                                       layer_names, parse_depends, parse_env, words)
 
 # Which field a spec error names -> the key of the widget that shows it.
-FIELD_KEYS = [("job.name", "name"), ("job.project", "project"), ("job.priority", "priority"),
+FIELD_KEYS = [("job.layers[0].name", "layer_name"), ("job.layers[0].env", "env"),
+              ("job.layers[0].outputs", "outputs"),
+              ("job.name", "name"), ("job.project", "project"), ("job.priority", "priority"),
               ("job.min_slots", "min_slots"), ("job.max_slots", "max_slots"),
               ("job.layers[0].command", "command"), ("job.layers[0].range", "range"),
               ("job.layers[0].chunk", "chunk"), ("job.layers[0].slots", "slots"),
@@ -38,21 +49,16 @@ FIELD_KEYS = [("job.name", "name"), ("job.project", "project"), ("job.priority",
                                                    "timeout_no_output"),
               ("job.layers[0].timeout", "timeout"), ("job.layers", "range"),
               ("jobs[0]", "name")]
-ADVANCED = ("gpus", "os", "hosts", "omit_hosts", "requirements", "limits", "timeout",
-            "timeout_no_output")
 # What stands in for a wrong field while looking for the next error: a value validate_job
 # accepts (None: leave the key out).
 STAND_INS: dict[str, Any] = {"name": "x", "project": "default", "priority": 0,
                              "min_slots": None, "max_slots": None, "command": "true",
                              "range": "1", "chunk": 1, "slots": 1, "memory": 0, "tags": None,
-                             "max_retries": 1, "depends_on": None,
-                             **{k: None for k in ADVANCED}}
+                             "max_retries": 1, "depends_on": None, "layer_name": "main",
+                             "env": None, "outputs": None, **{k: None for k in ADVANCED}}
 JOB_LEVEL = {"name", "project", "priority", "min_slots", "max_slots"}
-
-
-def words(text: str) -> list[str]:
-    """"a, b c" -> ["a", "b", "c"]."""
-    return [w for w in re.split(r"[,\s]+", text) if w]
+# The form field -> the layer key it fills, where the two differ.
+SPEC_KEY = {"layer_name": "name"}
 
 
 def all_errors(job: dict[str, Any], limit: int = 40) -> dict[str, str]:
@@ -70,37 +76,25 @@ def all_errors(job: dict[str, Any], limit: int = 40) -> dict[str, str]:
                 break
             found[key] = exc.message
             target = job if key in JOB_LEVEL else job["layers"][0]
+            spec_key = SPEC_KEY.get(key, key)
             if STAND_INS.get(key) is None:
-                target.pop(key, None)
+                target.pop(spec_key, None)
             else:
-                target[key] = STAND_INS[key]
+                target[spec_key] = STAND_INS[key]
     return found
 
 
 def widget_key(field_path: str | None) -> str:
     """The form field an error belongs to (the name field when nothing fits better)."""
     if field_path:
-        path = field_path.replace("jobs[0].", "job.")
+        path = re.sub(r"\.layers\[\d+\]", ".layers[0]", field_path.replace("jobs[0].", "job."))
         for prefix, key in FIELD_KEYS:
             if path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "["):
                 return key
     return "name"
 
 
-def parse_depends(text: str) -> list[Any]:
-    """"12, 14/comp" -> [{"job": 12}, {"job": 14, "layer": "comp"}]; other words are kept as
-    they are, for validation to name."""
-    out: list[Any] = []
-    for word in (w.strip() for w in re.split(r"[,\s]+", text) if w.strip()):
-        job, _, layer = word.partition("/")
-        if job.isdigit():
-            out.append({"job": int(job), **({"layer": layer} if layer else {})})
-        else:
-            out.append(word)
-    return out
-
-
-class SubmitDialog(QDialog):
+class SubmitDialog(LayerTabs, QDialog):
     """Builds a job dict from the form; `submit_wanted(job)` when the user submits a valid one.
     The window answers with `submitted(ids)` or `failed(message, field)`."""
 
@@ -115,6 +109,7 @@ class SubmitDialog(QDialog):
         self.selected_jobs = selected_jobs
         self.fields: dict[str, QWidget] = {}
         self.errors: dict[str, QLabel] = {}
+        self._loading = False
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.project = QComboBox()
@@ -126,23 +121,62 @@ class SubmitDialog(QDialog):
         self._row(form, "name", "Name", QLineEdit(), "shot010_lighting_v3")
         self._row(form, "project", "Project", self.project)
         self._row(form, "priority", "Priority", self._spin(-1_000_000, 1_000_000, 50))
-        self._row(form, "command", "Command", QLineEdit(), "render -s #FRAME# scene.ma  "
+        self._row(form, "min_slots", "Min slots", self._spin(0, 1 << 30, 0))
+        self._row(form, "max_slots", "Max slots", self._spin(0, 1 << 30, 0))
+        self.fields["max_slots"].setSpecialValueText("no limit")
+        self.paused = QCheckBox("Submit paused")
+        self.paused.setObjectName("field_paused")
+        self.paused.setToolTip("Pause the job as soon as the supervisor accepts it; resume it "
+                               "from the jobs list")
+        form.addRow("", self.paused)
+        # The layers: a tab each over one set of layer fields.
+        self.layer_tabs = QTabBar()
+        self.layer_tabs.setObjectName("layerTabs")
+        self.layer_tabs.setExpanding(False)
+        self.layer_tabs.setDrawBase(False)
+        self.layer_tabs.setTabsClosable(False)
+        self.layer_tabs.setMovable(False)
+        self.add_layer_button = QToolButton()
+        self.add_layer_button.setText("Add layer")
+        self.add_layer_button.setToolTip("A new layer, with the current layer's settings")
+        self.add_layer_button.clicked.connect(lambda: self.add_layer())
+        self.remove_layer_button = QToolButton()
+        self.remove_layer_button.setText("Remove layer")
+        self.remove_layer_button.setToolTip("Remove the layer shown")
+        self.remove_layer_button.clicked.connect(lambda: self.remove_layer())
+        tabs_line = QHBoxLayout()
+        tabs_line.setContentsMargins(0, theme.scaled(6, self), 0, 0)
+        tabs_line.addWidget(QLabel("Layers:"))
+        tabs_line.addWidget(self.layer_tabs, 1)
+        tabs_line.addWidget(self.add_layer_button)
+        tabs_line.addWidget(self.remove_layer_button)
+        tabs_row = QWidget()
+        tabs_row.setLayout(tabs_line)
+        form.addRow(tabs_row)
+        layer_form = form       # one form, so the job's and the layers' labels line up
+        self._row(layer_form, "layer_name", "Layer name", QLineEdit("main"), "render, comp")
+        self._row(layer_form, "command", "Command", QLineEdit(), "render -s #FRAME# scene.ma  "
                   "(run by the shell; #FRAME#, #FRAME_START#, #FRAME_END#, #ZFRAME#)")
-        self._row(form, "range", "Frames", QLineEdit(), "1-100, 1-100x5, 1,3,7")
-        self._row(form, "chunk", "Chunk", self._spin(1, 1_000_000, 1))
-        self._row(form, "slots", "Slots", QLineEdit("1"), "4, 4+ (at least four) or all")
-        self._row(form, "memory", "Memory (MB)", self._spin(0, 1 << 30, 0))
-        self._row(form, "tags", "Tags", QLineEdit(), "gpu, maya2024")
-        self._row(form, "max_retries", "Retries", self._spin(0, 100, 1))
+        self._row(layer_form, "range", "Frames", QLineEdit(), "1-100, 1-100x5, 1,3,7")
+        self._row(layer_form, "chunk", "Chunk", self._spin(1, 1_000_000, 1))
+        self._row(layer_form, "slots", "Slots", QLineEdit("1"), "4, 4+ (at least four) or all")
+        self._row(layer_form, "memory", "Memory (MB)", self._spin(0, 1 << 30, 0))
+        self._row(layer_form, "tags", "Tags", QLineEdit(), "gpu, maya2024")
+        self._row(layer_form, "max_retries", "Retries", self._spin(0, 100, 1))
+        self._row(layer_form, "after", "After layers", QLineEdit(),
+                  "render (layers of this job this one waits for)")
         deps = QLineEdit()
         pick = QPushButton("Selected jobs")
         pick.setToolTip("Wait for the jobs selected in the jobs list")
         pick.clicked.connect(self._pick_jobs)
-        self._row(form, "depends_on", "Wait for jobs", deps, "12, 14/comp (job, or job/layer)",
-                  extra=pick)
-        self._row(form, "min_slots", "Min slots", self._spin(0, 1 << 30, 0))
-        self._row(form, "max_slots", "Max slots", self._spin(0, 1 << 30, 0))
-        self.fields["max_slots"].setSpecialValueText("no limit")
+        self._row(layer_form, "depends_on", "Wait for jobs", deps,
+                  "12, 14/comp (job, or job/layer)", extra=pick)
+        env = QPlainTextEdit()
+        env.setTabChangesFocus(True)
+        env.setFixedHeight(theme.line_height(self) * 3 + theme.scaled(14, self))
+        self._row(layer_form, "env", "Environment", env, "NAME=value, one per line")
+        self._row(layer_form, "outputs", "Outputs", QLineEdit(),
+                  "/shots/sh010/out.####.png (images each frame writes: previewed)")
         self.advanced_button = QToolButton()
         self.advanced_button.setObjectName("advancedToggle")
         self.advanced_button.setText("Advanced: placement and timeouts")
@@ -179,6 +213,10 @@ class SubmitDialog(QDialog):
         self.status.setObjectName("fieldError")
         self.status.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.save_button = self.buttons.addButton("Save as job file...",
+                                                  QDialogButtonBox.ButtonRole.ActionRole)
+        self.save_button.setToolTip("Write this job as a file `cuefarm submit FILE` reads")
+        self.save_button.clicked.connect(lambda: self.save_job_file())
         self.submit_button = self.buttons.addButton("Submit",
                                                     QDialogButtonBox.ButtonRole.AcceptRole)
         self.buttons.accepted.connect(self._submit)
@@ -190,6 +228,15 @@ class SubmitDialog(QDialog):
         layout.addWidget(self.status)
         layout.addWidget(self.buttons)
         self.touched: set[str] = set()      # fields edited since the form opened
+        # Each layer's form values; the one shown is read from the fields.
+        self.forms: list[dict[str, Any]] = [self._form()]
+        self.current = 0
+        self.layer_tabs.addTab("main")
+        self.layer_tabs.currentChanged.connect(self._layer_switched)
+        self.fields["layer_name"].textEdited.connect(
+            lambda text: self.layer_tabs.setTabText(self.current, text or "(no name)"))
+        self.elsewhere: dict[int, dict[str, str]] = {}     # errors of layers not shown
+        self._update_layer_buttons()
         self._timer = QTimer(self, singleShot=True, interval=150)
         self._timer.timeout.connect(self.validate)
 
@@ -212,6 +259,9 @@ class SubmitDialog(QDialog):
             widget.valueChanged.connect(changed)
         elif isinstance(widget, QComboBox):
             widget.currentTextChanged.connect(changed)
+        elif isinstance(widget, QPlainTextEdit):
+            widget.setPlaceholderText(placeholder)
+            widget.textChanged.connect(changed)
         widget.setObjectName(f"field_{key}")
         error = QLabel()
         error.setObjectName("fieldError")
@@ -235,41 +285,33 @@ class SubmitDialog(QDialog):
     # -- values ---------------------------------------------------------------------------------
 
     def _text(self, key: str) -> str:
+        return str(self._raw(key)).strip()
+
+    def _raw(self, key: str) -> Any:
+        """A field's value as the widget holds it."""
         w = self.fields[key]
-        return w.currentText().strip() if isinstance(w, QComboBox) else w.text().strip()
+        if isinstance(w, QComboBox):
+            return w.currentText()
+        if isinstance(w, QSpinBox):
+            return w.value()
+        if isinstance(w, QPlainTextEdit):
+            return w.toPlainText()
+        return w.text()
 
     def job(self) -> dict[str, Any]:
         """The job dict the form describes (validated or not)."""
         f = self.fields
-        slots: Any = self._text("slots")
-        if slots.isdigit():
-            slots = int(slots)
-        layer: dict[str, Any] = {"name": "main", "command": self._text("command"),
-                                 "range": self._text("range"), "chunk": f["chunk"].value(),
-                                 "slots": slots, "memory": f["memory"].value(),
-                                 "max_retries": f["max_retries"].value()}
-        tags = [t.strip() for t in self._text("tags").split(",") if t.strip()]
-        if tags:
-            layer["tags"] = tags
-        deps = parse_depends(self._text("depends_on"))
-        if deps:
-            layer["depends_on"] = deps
-        for key in ("gpus", "timeout", "timeout_no_output"):
-            if f[key].value():
-                layer[key] = f[key].value()
-        for key in ("os", "requirements"):
-            if self._text(key):
-                layer[key] = self._text(key)
-        for key in ("hosts", "omit_hosts", "limits"):
-            if words(self._text(key)):
-                layer[key] = words(self._text(key))
         job: dict[str, Any] = {"name": self._text("name"), "project": self._text("project"),
-                               "priority": f["priority"].value(), "layers": [layer]}
+                               "priority": f["priority"].value(),
+                               "layers": [self.layer_from(form) for form in self._forms()]}
         if f["min_slots"].value():
             job["min_slots"] = f["min_slots"].value()
         if f["max_slots"].value():
             job["max_slots"] = f["max_slots"].value()
         return job
+
+    def submit_paused(self) -> bool:
+        return self.paused.isChecked()
 
     def set_values(self, **values: Any) -> None:
         """Fill fields by key (for tests and for submitting again with changes)."""
@@ -279,29 +321,62 @@ class SubmitDialog(QDialog):
                 w.setValue(int(value))
             elif isinstance(w, QComboBox):
                 w.setEditText(str(value))
+            elif isinstance(w, QPlainTextEdit):
+                w.setPlainText(str(value))
             else:
                 w.setText(str(value))
+            if key == "layer_name":
+                self.layer_tabs.setTabText(self.current, str(value) or "(no name)")
         self.touched.update(values)
         self.validate()
 
     # -- validation -------------------------------------------------------------------------------
 
     def _changed(self, key: str) -> None:
+        if self._loading:
+            return
         self.touched.add(key)
         self._timer.start()
 
     def validate(self, every_field: bool = False) -> bool:
         """Check the form with the supervisor's own rules and show each error at its field:
-        the fields edited so far, or `every_field` (on Submit).  True when the whole form is
-        valid."""
+        the fields edited so far, or `every_field` (on Submit).  Errors of layers not shown
+        are named on their tabs and in the status line.  True when the whole job is valid."""
         self._timer.stop()
         if every_field:
             self.touched.update(self.fields)
-        errors = all_errors(self.job())
+        job, forms = self.job(), self._forms()
+        names = [str(f["layer_name"]).strip() for f in forms]
+        per_layer: list[dict[str, str]] = []
+        errors: dict[str, str] = {}
+        for i, (layer, form) in enumerate(zip(job["layers"], forms)):
+            local = set(layer_names(str(form["after"])))
+            alone = {**layer, "depends_on": [d for d in layer.get("depends_on", [])
+                                            if not (isinstance(d, str) and d in local)]}
+            if not alone["depends_on"]:
+                del alone["depends_on"]
+            found = all_errors({**job, "layers": [alone]})
+            _, env_error = parse_env(str(form["env"]))
+            if env_error:
+                found["env"] = env_error
+            for key in [k for k in found if k in JOB_LEVEL]:
+                errors[key] = found.pop(key)
+            per_layer.append(found)
+        for i, found in cross_layer_errors(names, [layer_names(str(f["after"]))
+                                                   for f in forms]).items():
+            for key, message in found.items():
+                per_layer[i].setdefault(key, message)
         if "name" in errors and not self._text("name"):
             errors["name"] = "the job needs a name (letters, digits, _ . -)"
+        errors.update(per_layer[self.current])
+        self.elsewhere = {i: found for i, found in enumerate(per_layer)
+                          if found and i != self.current}
         self.show_errors({k: m for k, m in errors.items() if k in self.touched})
-        return not errors
+        self._show_elsewhere(names)
+        valid = not errors and not self.elsewhere
+        self.submit_button.setEnabled(valid or not (set(errors) & self.touched)
+                                      and not self.elsewhere)
+        return valid
 
     def show_errors(self, errors: dict[str, str]) -> None:
         """Show each message at its field ({} clears every field)."""
@@ -347,6 +422,7 @@ class SubmitDialog(QDialog):
 
     def _submit(self) -> None:
         if not self.validate(every_field=True):
+            self._show_first_error()
             return
         self.submit_button.setEnabled(False)
         self.status.setText("Submitting...")
@@ -359,17 +435,24 @@ class SubmitDialog(QDialog):
         self.accept()
 
     def failed(self, message: str, field_path: str | None) -> None:
+        index = re.search(r"\.layers\[(\d+)\]", field_path or "")
+        if index and int(index.group(1)) < len(self.forms):
+            self.select_layer(int(index.group(1)))
         self.show_error(message, field_path)
         if not field_path:
             self.status.setText(message)
 
 
-def submit_call(job: dict) -> Callable:
-    """A worker call that submits `job` and answers ("ok", ids) or ("error", message, field);
-    an unreachable supervisor still raises, so the connection notices."""
+def submit_call(job: dict, paused: bool = False) -> Callable:
+    """A worker call that submits `job` (and, when `paused`, pauses it at once) and answers
+    ("ok", ids) or ("error", message, field); an unreachable supervisor still raises, so the
+    connection notices."""
     def call(client) -> tuple:
         try:
-            return ("ok", client.submit([job]))
+            ids = client.submit([job])
+            if paused:
+                client.pause(ids)
+            return ("ok", ids)
         except Unreachable:
             raise
         except CueFarmError as exc:

@@ -22,23 +22,27 @@ from cuegui.models.series import Series, with_gaps
 MB = 1024 * 1024
 # plot -> [(series key, legend name, colour, scale)]
 HEALTH = {
-    "cpu": ("Supervisor CPU and machine memory (%)",
+    "cpu": ("Supervisor CPU and machine memory",
             [("process_cpu", "process CPU", "#e8c547", 1.0),
              ("host_cpu", "machine CPU", "#5fa8e0", 1.0),
              ("host_memory", "machine memory", "#a57de0", 1.0)]),
-    "rss": ("Supervisor memory (MB)", [("process_rss", "resident", "#4cb860", 1.0 / MB)]),
-    "db": ("Database round trip and longest loop turn (ms)",
+    "rss": ("Supervisor memory", [("process_rss", "resident", "#4cb860", 1.0 / MB)]),
+    "db": ("Database round trip and longest loop turn",
            [("db_latency", "SELECT 1", "#e89a3c", 1000.0),
             ("loop_turn_max", "loop turn", "#5fa8e0", 1000.0)]),
-    "rates": ("Dispatches and reports per second",
-              [("dispatch_rate", "dispatches/s", "#4cb860", 1.0),
-               ("report_rate", "reports/s", "#5fa8e0", 1.0)]),
-    "backlog": ("Event backlog (rows waiting to be published)",
+    "rates": ("Dispatches and reports",
+              [("dispatch_rate", "dispatches", "#4cb860", 1.0),
+               ("report_rate", "reports", "#5fa8e0", 1.0)]),
+    "backlog": ("Event backlog: rows waiting to be published",
                 [("events_backlog", "rows", "#e5534b", 1.0)]),
 }
+# What the left axis of each chart counts, in words.
+UNITS = {"cpu": "percent", "rss": "MB", "db": "milliseconds", "rates": "per second",
+         "backlog": "rows"}
 
 
-PLOT_HEIGHT = 210         # at a 16-pixel line height: room for a title, the data and a legend
+PLOT_HEIGHT = 260         # at a 16-pixel line height: a title, axis names, a legend, and
+                          # still some 120 pixels of data
 
 
 def legend_below(w: pg.PlotWidget, columns: int = 4) -> pg.LegendItem:
@@ -54,10 +58,20 @@ def legend_below(w: pg.PlotWidget, columns: int = 4) -> pg.LegendItem:
     return legend
 
 
-def time_plot(title: str) -> pg.PlotWidget:
+def label_axes(w: pg.PlotWidget, left: str, bottom: str) -> None:
+    """Name what the axes count, in words ("frames", "time"), not field names."""
+    item = w.getPlotItem()
+    if left:
+        item.setLabel("left", left)
+    if bottom:
+        item.setLabel("bottom", bottom)
+
+
+def time_plot(title: str, unit: str = "") -> pg.PlotWidget:
     """A time chart: date axis, x pan and zoom, peak downsampling, clipped to view."""
     w = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
     w.setTitle(title)
+    label_axes(w, unit, "time")
     item = w.getPlotItem()
     item.setClipToView(True)
     item.setDownsampling(auto=True, mode="peak")
@@ -117,10 +131,12 @@ class SupervisorCharts(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.series = {k: Series(k) for k in SUPERVISOR_SERIES}
-        self.plots: dict[str, pg.PlotWidget] = {k: time_plot(t) for k, (t, _) in HEALTH.items()}
-        self.licences = time_plot("Worker licences in use against installed")
+        self.plots: dict[str, pg.PlotWidget] = {k: time_plot(t, UNITS[k])
+                                                for k, (t, _) in HEALTH.items()}
+        self.licences = time_plot("Worker licences in use against installed", "licences")
         self.usage = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
         self.usage.setTitle("Slot-hours per project per day")
+        label_axes(self.usage, "slot-hours", "day")
         self.usage.setMouseEnabled(x=True, y=False)
         self.usage.getPlotItem().showGrid(x=False, y=True, alpha=0.15)
         legend_below(self.usage, 6)

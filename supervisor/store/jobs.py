@@ -67,7 +67,7 @@ def layer_rows(conn: Connection, job_id: int | None = None,
                Layer.slots, Layer.slots_mode, Layer.memory, Layer.gpus, Layer.max_retries,
                Layer.depends_on, Layer.tags, Layer.os, Layer.hosts, Layer.omit_hosts,
                Layer.requirements, Layer.limits, Layer.timeout, Layer.timeout_no_output,
-               Layer.frames_total, Layer.slots_running,
+               Layer.frames_total, Layer.slots_running, Layer.outputs,
                *[getattr(Layer, c) for c in COUNTER_NAMES]).order_by(Layer.job_id, Layer.idx)
     if job_id is not None:
         q = q.where(Layer.job_id == job_id)
@@ -76,6 +76,7 @@ def layer_rows(conn: Connection, job_id: int | None = None,
     out = []
     for d in _dicts(conn.execute(q)):
         d["slots"] = {"fixed": d["slots"], "plus": f"{d['slots']}+", "all": "all"}[d["slots_mode"]]
+        d["outputs"] = d["outputs"] or []
         out.append(d)
     return out
 

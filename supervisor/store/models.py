@@ -73,6 +73,7 @@ class Layer(Base):
     limits: Mapped[Any] = mapped_column(JSON)
     timeout: Mapped[int] = mapped_column(Integer, default=0)
     timeout_no_output: Mapped[int] = mapped_column(Integer, default=0)
+    outputs: Mapped[Any] = mapped_column(JSON, nullable=True)    # path patterns, for previews
     deps_left: Mapped[int] = mapped_column(Integer, default=0)     # unsatisfied whole-layer deps
     slots_running: Mapped[int] = mapped_column(Integer, default=0)
     frames_total: Mapped[int] = mapped_column(Integer, default=0)

@@ -166,7 +166,8 @@ def _submit_one(conn: Connection, spec: JobSpec, path: str, user: str, now: floa
             cwd=layer.cwd, depends_on=[d.to_dict() for d in layer.depends_on], tags=layer.tags,
             os=layer.os, hosts=layer.hosts, omit_hosts=layer.omit_hosts,
             requirements=layer.requirements, limits=layer.limits, timeout=layer.timeout,
-            timeout_no_output=layer.timeout_no_output, deps_left=layer_deps, slots_running=0,
+            timeout_no_output=layer.timeout_no_output, outputs=layer.outputs or None,
+            deps_left=layer_deps, slots_running=0,
             frames_total=len(starts), **counters).returning(Layer.id)).scalar_one()
         layer_ids[layer.name] = lid
         _insert_frames(conn, job_id, lid, starts, ends, labels, states, per_frame, now)

@@ -440,9 +440,23 @@ def colours(image, step: int = 3) -> int:
                 for y in range(0, image.height(), step)})
 
 
-def test_every_panel_paints(qtbot, win, tmp_path):
+def test_every_panel_paints(qtbot, win, sim, tmp_path):
+    # The render layer names its images, and frame 3's is written: the preview shows it.
+    from qtpy.QtGui import QColor, QImage, QLinearGradient, QPainter
+    sim.layers[1]["outputs"] = [str(tmp_path / "beauty.####.png")]
+    picture = QImage(320, 180, QImage.Format.Format_RGB32)
+    gradient = QLinearGradient(0, 0, 320, 180)
+    gradient.setColorAt(0, QColor("#203050"))
+    gradient.setColorAt(1, QColor("#e0a040"))
+    painter = QPainter(picture)
+    painter.fillRect(picture.rect(), gradient)
+    painter.end()
+    assert picture.save(str(tmp_path / "beauty.0003.png"))
     win.jobs_view.select_id(1)
     wait(qtbot, lambda: win.frames_model.rowCount() == 12)
+    wait(qtbot, lambda: win.layers_model.get(1) and win.layers_model.get(1).get("outputs"))
+    win.frames_view.select_id(3)
+    wait(qtbot, lambda: win.preview_panel.image is not None)
     win.charts_panel.sample(now=1000.0)
     win.charts_panel.sample(now=1002.0)
     win.show_why(1)
