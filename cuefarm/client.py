@@ -227,11 +227,17 @@ class Client:
     def ping(self, timeout: float | None = None) -> dict[str, Any]:
         return p.to_builtins(self.request(p.Ping(), timeout))
 
-    def submit(self, jobs: list[dict[str, Any]] | dict[str, Any]) -> list[int]:
-        """Submit a list of job dicts; return their new ids in the same order."""
+    def submit(self, jobs: list[dict[str, Any]] | dict[str, Any],
+               parameters: dict[str, Any] | None = None) -> list[int]:
+        """Submit a list of job dicts; return their new ids in the same order.  A job may
+        also be an Open Job Description template (its job `parameters` given here) or a
+        Qube!-style job dict: each is mapped to CueFarm's form first (cuefarm.jobfiles), and
+        one that cannot be raises SpecError."""
+        from cuefarm.jobfiles import native
+
         if isinstance(jobs, dict):
             jobs = [jobs]
-        return list(self.request(p.Submit(jobs=list(jobs))).job_ids)
+        return list(self.request(p.Submit(jobs=native(list(jobs), parameters))).job_ids)
 
     def jobs(self, project: str | None = None, user: str | None = None,
              include_finished: bool = True) -> list[dict[str, Any]]:
