@@ -246,6 +246,10 @@ class Client:
     def job(self, job_id: int) -> dict[str, Any]:
         return self.request(p.JobRef(job_id)).row
 
+    def export(self, job_id: int) -> dict[str, Any]:
+        """The job as a job file dict (its current settings), which `submit` takes back."""
+        return self.request(p.JobRef(job_id), type_name="export_job").row
+
     def layers(self, job_id: int) -> list[dict[str, Any]]:
         return self.request(p.JobRef(job_id), type_name="list_layers").rows
 

@@ -553,6 +553,7 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "metric_points": MetricPoints,
     "whoami": WhoAmI, "set_project_members": SetProjectMembers,
     "list_supervisors": ListSupervisors,
+    "export_job": JobRef,
 }
 TYPE_NAMES: dict[type[Body], str] = {}
 for _name, _cls in MESSAGE_TYPES.items():
@@ -568,7 +569,8 @@ CLIENT_REQUESTS = frozenset({
     "delete_path_map", "check_path",
     "bad_hosts", "clear_bad_hosts",
     "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history",
-    "whoami", "set_project_members", "list_supervisors"})
+    "whoami", "set_project_members", "list_supervisors",
+    "export_job"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 
 _encoder = msgspec.msgpack.Encoder()

@@ -565,6 +565,43 @@ Names (of jobs, projects, layers) are letters, digits, `_`, `.` and `-`, start w
 or digit, and are at most 128 characters. Tags and limit names are letters, digits, `_`, `.`
 and `-`; host name patterns may also use `*`, `?` and `[...]`. A list may be written as one
 comma-separated string.
+
+## Exporting a job
+
+`cuefarm job export JOB` (`--json`, `-o FILE`) writes a submitted job back as a job file with its
+current settings (changes made after submitting included, defaults left out); submitting that
+file makes an equal job.
+
+## Open Job Description templates
+
+A file may instead hold an Open Job Description job template (`specificationVersion:
+jobtemplate-2023-09`), validated by the `openjd-model` library; its job parameters are given with
+`cuefarm submit template.yaml -p Name=Value` (or `Client.submit(jobs, parameters={...})`).
+It is mapped as follows, and anything that cannot be honoured is refused, naming its place in the
+template (e.g. `jobs[0].steps[1].stepEnvironments[0]`):
+
+| OpenJD | CueFarm |
+|---|---|
+| job `name`, step `name` | job and layer names (other characters become `_`) |
+| step `dependencies` | the layer's `depends_on` (whole layers) |
+| one `INT` task parameter | the layer's `range`; `{{Task.Param.X}}` is `#FRAME#` |
+| one `CHUNK[INT]` parameter (extension `TASK_CHUNKING`) | `range` and `chunk` (`defaultTaskCount`); the parameter is `#FRAME_START#-#FRAME_END#`; adaptive chunks are refused |
+| any other space (`STRING`, `FLOAT`, `PATH` values, several parameters, `combination`) | frames 1 to N, one per task, each running its own command line (at most 10,000 tasks) |
+| `embeddedFiles` | written into the frame's working directory before the command runs (needs `sh`) |
+| environments with only `variables` | the layer's `env`; an environment with a script is refused |
+| `amount.worker.vcpu`, `.memory`, `.gpu` | `slots`, `memory`, `gpus` (min); a max becomes a `requirements` term |
+| `attr.worker.os.family` | `os` (or a `requirements` term for several) |
+| `attr.custom.*` | host tags: `anyOf: [A, B]` needs a host tagged A or B |
+| `onRun.timeout` | `timeout`; a cancelation other than `TERMINATE` is refused |
+
+## Qube!-style job dicts
+
+A mapping with a `prototype` is read as a Qube! submit dict: prototypes `cmdrange` and `cmdline`;
+`package.cmdline` (with `QB_FRAME_NUMBER`, `QB_FRAME_START`, `QB_FRAME_END`), the frames as
+`package.range`, `range` or `agenda`, `package.rangeExecution` (`individual` or `chunks:N`),
+`package.padding` (1 or 4), `priority` (Qube!'s 1 to 9999, 1 most urgent; becomes 10000 minus it),
+`cpus` (becomes `max_slots`), `reservations`, `requirements`, `hosts`, `omithosts`, `env`, `cwd`,
+`retrywork` (`max_retries`), `timeout` and `project`. Any other key is refused.
 """
 
 

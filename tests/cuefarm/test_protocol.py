@@ -102,6 +102,7 @@ SAMPLES: dict[str, p.Body] = {
     "whoami": p.WhoAmI(),
     "set_project_members": p.SetProjectMembers(name="secret", members=["ann", "bob"]),
     "list_supervisors": p.ListSupervisors(),
+    "export_job": p.JobRef(job_id=4),
 }
 
 
