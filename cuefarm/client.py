@@ -250,6 +250,16 @@ class Client:
         """The job as a job file dict (its current settings), which `submit` takes back."""
         return self.request(p.JobRef(job_id), type_name="export_job").row
 
+    def notifications(self, include_sent: bool = False, limit: int = 1000
+                      ) -> list[dict[str, Any]]:
+        """Notifications not sent yet and those given up on (`include_sent`: all), newest
+        first, each with its state, tries and last error."""
+        return self.request(p.ListNotifications(include_sent, limit)).rows
+
+    def retry_notifications(self, ids: list[int] | None = None) -> int:
+        """Try failed notifications again (these, or all); returns how many."""
+        return self.request(p.RetryNotifications(list(ids or []))).count
+
     def layers(self, job_id: int) -> list[dict[str, Any]]:
         return self.request(p.JobRef(job_id), type_name="list_layers").rows
 

@@ -528,6 +528,21 @@ class ListSupervisors(Body):
     """Answered with Rows: the supervisors serving the farm (sharing its database)."""
 
 
+class ListNotifications(Body):
+    """Answered with Rows: notifications not sent yet and those given up on (with `all`,
+    sent ones too), newest first."""
+
+    all: bool = False
+    limit: Int = 1000
+
+
+class RetryNotifications(Body):
+    """Answered with Done: failed notifications (those of `ids`; none given: all) are tried
+    again."""
+
+    ids: list[Int] = msgspec.field(default_factory=list)
+
+
 MESSAGE_TYPES: dict[str, type[Body]] = {
     "error": Error, "done": Done, "rows": Rows, "row": Row,
     "ping": Ping, "pong": Pong, "submit": Submit, "job_ids": JobIds,
@@ -554,6 +569,7 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "whoami": WhoAmI, "set_project_members": SetProjectMembers,
     "list_supervisors": ListSupervisors,
     "export_job": JobRef,
+    "list_notifications": ListNotifications, "retry_notifications": RetryNotifications,
 }
 TYPE_NAMES: dict[type[Body], str] = {}
 for _name, _cls in MESSAGE_TYPES.items():
@@ -570,7 +586,7 @@ CLIENT_REQUESTS = frozenset({
     "bad_hosts", "clear_bad_hosts",
     "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history",
     "whoami", "set_project_members", "list_supervisors",
-    "export_job"})
+    "export_job", "list_notifications", "retry_notifications"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 
 _encoder = msgspec.msgpack.Encoder()

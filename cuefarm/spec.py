@@ -53,6 +53,9 @@ JOB_FIELDS = {k.name: k for k in [
     Key("max_slots", "whole number", None, "The most slots the job may use at once (not "
         "given: no maximum).", 1, 1 << 30),
     Key("layers", "list of layers", REQUIRED, "At least one layer (below)."),
+    Key("notify", "list of rules", None, "Whom to tell, by e-mail or webhook, when the job "
+        "finishes, a frame dies or the job dies (below). Not given: the supervisor's default "
+        "rules, if any."),
 ]}
 LAYER_FIELDS = {k.name: k for k in [
     Key("name", "name", REQUIRED, "The layer's name, unique in the job."),
@@ -185,6 +188,7 @@ class JobSpec:
     layers: list[LayerSpec]
     min_slots: int = 0
     max_slots: int | None = None
+    notify: list[dict[str, Any]] | None = None     # None: not given (the farm's default)
 
 
 def _int(value: Any, path: str, lo: int, hi: int) -> int:
@@ -472,8 +476,16 @@ def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES
             layer.frames = franges.expand(layer.range, max_frames)
         except franges.RangeError as exc:
             raise SpecError(f"{path}.layers[{i}].range", str(exc)) from None
+    notify = None
+    if d.get("notify") is not None:
+        from cuefarm import notify_rules
+
+        try:
+            notify = notify_rules.validate(d["notify"], f"{path}.notify")
+        except notify_rules.RuleError as exc:
+            raise SpecError(exc.field, exc.message) from None
     return JobSpec(name=name, project=project, priority=priority, layers=layers,
-                   min_slots=min_slots, max_slots=max_slots)
+                   min_slots=min_slots, max_slots=max_slots, notify=notify)
 
 
 def validate_submission(jobs: Any, max_frames: int = DEFAULT_MAX_FRAMES,
@@ -565,6 +577,17 @@ Names (of jobs, projects, layers) are letters, digits, `_`, `.` and `-`, start w
 or digit, and are at most 128 characters. Tags and limit names are letters, digits, `_`, `.`
 and `-`; host name patterns may also use `*`, `?` and `[...]`. A list may be written as one
 comma-separated string.
+
+## Notifications
+
+Each entry of a job's `notify` is `{when: [EVENTS], email: ADDRESS}` or `{when: [EVENTS], webhook:
+URL}` (`when` defaults to `[finished]`). Events: `finished` (every frame succeeded or was eaten),
+`frame_dead` (frames ran out of retries: one message for the frames of a job that died
+together) and `job_dead` (frames died and nothing else is left to run). A webhook gets an HTTP
+POST of a JSON body (`event`, `job`, `frames`, `at`); e-mail goes through the SMTP server in the
+supervisor's `[notifications]` configuration. Messages are kept in the database until sent and
+retried with backoff; `cuefarm notifications` lists those not sent yet and those given up on,
+with the last error.
 
 ## Exporting a job
 

@@ -18,7 +18,7 @@ from cuefarm import protocol as p
 from cuefarm.spec import (SpecError, validate_job_changes, validate_layer_changes,
                           validate_submission)
 from cuefarm import pathmap
-from supervisor import access, billing_api, exports, presence, schedules, why
+from supervisor import access, billing_api, exports, notify_api, presence, schedules, why
 from supervisor.context import Context
 from supervisor.live import default_admission
 from supervisor.logrelay import RELAYED_MAX
@@ -27,6 +27,7 @@ from supervisor.roles import ADMIN, ARTIST, WRANGLER
 from supervisor.store import admin, bus, control, hostadmin
 from supervisor.store import hosts as host_store
 from supervisor.store import jobs as rows
+from supervisor.store import notifications as notify_store
 from supervisor.store import submit as submit_store
 from supervisor.store import work
 from supervisor.store.errors import ControlError
@@ -34,7 +35,7 @@ from supervisor.store.errors import ControlError
 log = logging.getLogger(__name__)
 # The other modules declaring requests, imported here so that loading the client API
 # registers every request type.
-DECLARING = (access, billing_api, presence, why, exports)
+DECLARING = (access, billing_api, presence, why, exports, notify_api)
 
 
 def handle(cx: Context, frames: list[bytes],
@@ -145,6 +146,9 @@ def _submit(cx: Context, req: Request) -> p.Body:
         with cx.begin() as (conn, out):
             ids = submit_store.submit(conn, specs, req.user, now,
                                       access.hidden_projects(cx.policy, conn, req.user))
+            defaults = cx.pipeline.default_rules if cx.pipeline is not None else None
+            notify_store.set_rules(conn, [(i, defaults if s.notify is None else s.notify)
+                                          for i, s in zip(ids, specs)])
             out.note(work.Touched(jobs=set(ids)))
             out.wake()
     except submit_store.SubmitError as exc:

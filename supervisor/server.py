@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 import cuefarm
 from cuefarm.config import SupervisorConfig
 from supervisor import billing, presence, schedules, workerlink
+from supervisor import pipeline as pipeline_parts
 from supervisor.context import Context
 from supervisor.intake import Intake
 from supervisor.live import Live, default_admission
@@ -32,7 +33,8 @@ SCHEDULES_EVERY = 20.0     # seconds between looks at the lock schedules
 class Supervisor:
     def __init__(self, cfg: SupervisorConfig, engine: Engine,
                  clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic, threads: bool = True):
+                 monotonic: Callable[[], float] = time.monotonic, threads: bool = True,
+                 pipeline: "pipeline_parts.PipelineSettings | None" = None):
         self.cfg, self.engine, self.clock = cfg, engine, clock
         live = Live(work.FailurePolicy(cfg.bad_host_failures, cfg.bad_host_period),
                     default_admission(cfg))
@@ -42,7 +44,7 @@ class Supervisor:
             # Who owns the hosts it serves, in the database: stable across restarts (this
             # machine and port), unlike `id`, which names one run.
             owner=f"{socket.gethostname()}:{cfg.port}"[:64],
-            policy=policy_from_config(cfg))
+            policy=policy_from_config(cfg), pipeline=pipeline)
         self.loop = Loop(self.cx, threads)
         self.collect_garbage = GarbageCollector(monotonic)
         self.sole: SoleSupervisor | None = None
@@ -64,6 +66,7 @@ class Supervisor:
                             duty="host expiry")
         billing.attach(self.cx, loop, loop.figures_of_the_loop)
         loop.add_background(presence.BEAT, presence.beats(self.clock()))
+        pipeline_parts.attach(self)
 
     def bind(self, endpoints: tuple[str, str, str] | None = None) -> None:
         self.loop.bind(endpoints)
@@ -81,6 +84,7 @@ class Supervisor:
         self.loop.request_stop()
 
     def close(self) -> None:
+        pipeline_parts.detach(self)
         self.loop.close()
         try:
             presence.stopped(self.cx)

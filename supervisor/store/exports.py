@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from cuefarm import spec
+from supervisor.store import notifications
 from supervisor.store.models import Job, Layer, Project
 
 _LAYER_KEYS = ("command", "range", "chunk", "memory", "gpus", "max_retries", "env", "cwd",
@@ -46,4 +47,7 @@ def job_file(conn: Connection, job_id: int) -> dict[str, Any] | None:
             d["slots"] = slots
         layers.append(d)
     out["layers"] = layers
+    rules = notifications.rules_of(conn, [job_id]).get(job_id)
+    if rules:
+        out["notify"] = rules
     return out

@@ -103,6 +103,8 @@ SAMPLES: dict[str, p.Body] = {
     "set_project_members": p.SetProjectMembers(name="secret", members=["ann", "bob"]),
     "list_supervisors": p.ListSupervisors(),
     "export_job": p.JobRef(job_id=4),
+    "list_notifications": p.ListNotifications(all=True),
+    "retry_notifications": p.RetryNotifications(ids=[3]),
 }
 
 

@@ -1,0 +1,48 @@
+"""Tables of the pipeline around the farm: notifications asked for by jobs, and their outbox.
+
+Migration 0011 creates them.  `job_notify` holds a job's rules (only jobs that have some);
+`notification` is the durable outbox: a row is written in the same transaction as the state
+change that causes it, and the sender (supervisor.notify) claims, sends and marks it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from supervisor.store.models import Base, Id
+
+
+class JobNotify(Base):
+    """What a job asked to be told about: a list of {"on": [events], "email"|"webhook": ...}."""
+
+    __tablename__ = "job_notify"
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    rules: Mapped[Any] = mapped_column(JSON)
+
+
+class Notification(Base):
+    """One message to send: pending until sent, failed once it has been tried too often."""
+
+    __tablename__ = "notification"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    job_id: Mapped[int | None] = mapped_column(Id, nullable=True)   # no key: jobs are archived
+    event: Mapped[str] = mapped_column(String(16))          # finished | frame_dead | job_dead
+    channel: Mapped[str] = mapped_column(String(16))        # email | webhook
+    target: Mapped[str] = mapped_column(String(2048))       # an address or a URL
+    body: Mapped[Any] = mapped_column(JSON)                 # what is sent (the webhook's JSON)
+    state: Mapped[str] = mapped_column(String(16))          # pending | sent | failed
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[float] = mapped_column(Float)           # not tried again before this
+    claimed_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (Index("ix_notification_due", "next_at",
+                            postgresql_where=text("state = 'pending'"),
+                            sqlite_where=text("state = 'pending'")),)
