@@ -260,6 +260,18 @@ class Client:
         """Try failed notifications again (these, or all); returns how many."""
         return self.request(p.RetryNotifications(list(ids or []))).count
 
+    def archives(self) -> list[dict[str, Any]]:
+        """Retention's archive files, oldest first (file, bytes, jobs, job_ids, ...)."""
+        return self.request(p.ListArchives()).rows
+
+    def restore_archive(self, file: str, job_ids: list[int] | None = None) -> list[int]:
+        """Bring back the jobs of an archive file (or those of `job_ids`), read-only."""
+        return list(self.request(p.RestoreArchive(file, list(job_ids or []))).job_ids)
+
+    def run_retention(self) -> int:
+        """Archive the jobs due now; returns how many were archived."""
+        return self.request(p.RunRetention()).count
+
     def layers(self, job_id: int) -> list[dict[str, Any]]:
         return self.request(p.JobRef(job_id), type_name="list_layers").rows
 

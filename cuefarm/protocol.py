@@ -536,6 +536,22 @@ class ListNotifications(Body):
     limit: Int = 1000
 
 
+class ListArchives(Body):
+    """Answered with Rows: the archive files of retention, oldest first."""
+
+
+class RestoreArchive(Body):
+    """Answered with JobIds: the jobs of archive file `file` (those of `job_ids`; none
+    given: all) brought back, read-only."""
+
+    file: str
+    job_ids: list[Int] = msgspec.field(default_factory=list)
+
+
+class RunRetention(Body):
+    """Answered with Done (count: jobs archived): a retention pass now."""
+
+
 class RetryNotifications(Body):
     """Answered with Done: failed notifications (those of `ids`; none given: all) are tried
     again."""
@@ -570,6 +586,8 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "list_supervisors": ListSupervisors,
     "export_job": JobRef,
     "list_notifications": ListNotifications, "retry_notifications": RetryNotifications,
+    "list_archives": ListArchives, "restore_archive": RestoreArchive,
+    "run_retention": RunRetention,
 }
 TYPE_NAMES: dict[type[Body], str] = {}
 for _name, _cls in MESSAGE_TYPES.items():
@@ -586,7 +604,8 @@ CLIENT_REQUESTS = frozenset({
     "bad_hosts", "clear_bad_hosts",
     "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history",
     "whoami", "set_project_members", "list_supervisors",
-    "export_job", "list_notifications", "retry_notifications"})
+    "export_job", "list_notifications", "retry_notifications",
+    "list_archives", "restore_archive", "run_retention"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 
 _encoder = msgspec.msgpack.Encoder()

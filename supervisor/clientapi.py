@@ -18,7 +18,8 @@ from cuefarm import protocol as p
 from cuefarm.spec import (SpecError, validate_job_changes, validate_layer_changes,
                           validate_submission)
 from cuefarm import pathmap
-from supervisor import access, billing_api, exports, notify_api, presence, schedules, why
+from supervisor import (access, archive_api, billing_api, exports, notify_api, presence,
+                        schedules, why)
 from supervisor.context import Context
 from supervisor.live import default_admission
 from supervisor.logrelay import RELAYED_MAX
@@ -35,7 +36,7 @@ from supervisor.store.errors import ControlError
 log = logging.getLogger(__name__)
 # The other modules declaring requests, imported here so that loading the client API
 # registers every request type.
-DECLARING = (access, billing_api, presence, why, exports, notify_api)
+DECLARING = (access, billing_api, presence, why, exports, notify_api, archive_api)
 
 
 def handle(cx: Context, frames: list[bytes],
@@ -79,6 +80,8 @@ def serve(cx: Context, env: p.Envelope, body: p.Body, route: list[bytes]) -> p.B
     def answer():
         # Who may do what (supervisor.access): a refusal is the reply, the handler never runs.
         reply = access.check(cx, env.type, body, req.user)
+        if reply is None and not declared.read:
+            reply = archive_api.refuse_restored(cx, declared.rule.jobs, body)
         if reply is None:
             reply = access.filter_reply(cx, env.type, body, req.user,
                                         declared.handler(cx, req))

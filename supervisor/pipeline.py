@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cuefarm.config import load
+from supervisor import retention
 from supervisor.notify import NotificationsConfig, Sender
+from supervisor.retention import RetentionConfig
 
 
 @dataclass
 class PipelineSettings:
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     sender: Sender | None = None
 
     @property
@@ -28,7 +31,9 @@ def load_settings(files: Any = None, environ: dict[str, str] | None = None) -> P
     """The pipeline's settings from files and environment; ConfigError naming the key."""
     notifications = load(NotificationsConfig, "notifications", None, files, environ)
     notifications.check()
-    return PipelineSettings(notifications)
+    kept = load(RetentionConfig, "retention", None, files, environ)
+    kept.check()
+    return PipelineSettings(notifications, kept)
 
 
 def attach(sv: Any) -> None:
@@ -39,6 +44,10 @@ def attach(sv: Any) -> None:
     settings.sender = Sender(sv.engine, settings.notifications, f"{sv.cx.owner}/{sv.cx.id}",
                              sv.clock)
     settings.sender.start()
+    # Done once per farm: by whichever supervisor sharing the database holds the duty.
+    kept = settings.retention
+    sv.loop.add_background(kept.interval, retention.duty(kept, sv.engine, sv.clock),
+                           duty="retention")
 
 
 def detach(sv: Any) -> None:

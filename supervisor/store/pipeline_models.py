@@ -1,6 +1,7 @@
-"""Tables of the pipeline around the farm: notifications asked for by jobs, and their outbox.
+"""Tables of the pipeline around the farm: notifications asked for by jobs, their outbox, and
+jobs restored from archives.
 
-Migration 0011 creates them.  `job_notify` holds a job's rules (only jobs that have some);
+Migrations 0011 (notifications) and 0012 (retention) create them.  `job_notify` holds a job's rules (only jobs that have some);
 `notification` is the durable outbox: a row is written in the same transaction as the state
 change that causes it, and the sender (supervisor.notify) claims, sends and marks it.
 """
@@ -12,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from supervisor.store.models import Base, Id
+from supervisor.store.models import Base, Id, Job
 
 
 class JobNotify(Base):
@@ -46,3 +47,19 @@ class Notification(Base):
     __table_args__ = (Index("ix_notification_due", "next_at",
                             postgresql_where=text("state = 'pending'"),
                             sqlite_where=text("state = 'pending'")),)
+
+
+# Retention looks for the oldest finished jobs: without this index, a scan of every job.
+JOB_FINISHED_INDEX = Index("ix_job_finished", Job.__table__.c.finished_at,
+                           postgresql_where=text("state = 'FINISHED'"),
+                           sqlite_where=text("state = 'FINISHED'"))
+
+
+class RestoredJob(Base):
+    """A job brought back from an archive file: read-only, archived again after retention."""
+
+    __tablename__ = "restored_job"
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    file: Mapped[str] = mapped_column(String(512))
+    restored_at: Mapped[float] = mapped_column(Float)

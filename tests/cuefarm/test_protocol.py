@@ -105,6 +105,9 @@ SAMPLES: dict[str, p.Body] = {
     "export_job": p.JobRef(job_id=4),
     "list_notifications": p.ListNotifications(all=True),
     "retry_notifications": p.RetryNotifications(ids=[3]),
+    "list_archives": p.ListArchives(),
+    "restore_archive": p.RestoreArchive(file="cuefarm-archive-1-2.jsonl.gz", job_ids=[2]),
+    "run_retention": p.RunRetention(),
 }
 
 
