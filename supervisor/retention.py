@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import msgspec
 from sqlalchemy import Engine
 
 from cuefarm.config import ConfigError, data_dir
@@ -122,12 +123,18 @@ def _write(engine: Engine, directory: Path, ids: list[int], now: float) -> Path:
     jobs = [{"id": r["id"], "name": r["name"], "project": r["project"], "user": r["user"],
              "finished_at": r["finished_at"]} for t, r in rows if t == "job"]
     manifest = {"cuefarm_archive": FORMAT, "created_at": now, "jobs": jobs, "rows": len(rows)}
+    encode = msgspec.json.Encoder().encode
     with open(part, "wb") as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as gz:
-            gz.write((json.dumps(manifest) + "\n").encode())
+        with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5) as gz:
+            gz.write(encode(manifest) + b"\n")
+            lines = []
             for table, row in rows:
-                gz.write((json.dumps({"t": table, "r": row}, separators=(",", ":")) + "\n")
-                         .encode())
+                lines.append(encode({"t": table, "r": row}))
+                if len(lines) >= 5000:
+                    gz.write(b"\n".join(lines) + b"\n")
+                    lines = []
+            if lines:
+                gz.write(b"\n".join(lines) + b"\n")
         raw.flush()
         os.fsync(raw.fileno())
     os.replace(part, path)

@@ -54,8 +54,10 @@ def due_jobs(conn: Connection, before: float, restored_before: float, limit: int
 
 def _rows(conn: Connection, table: Any, column: Any, ids: list[int]) -> Iterator[dict]:
     for o in range(0, len(ids), CHUNK):
-        for r in conn.execute(select(table).where(column.in_(ids[o:o + CHUNK]))):
-            yield dict(r._mapping)
+        result = conn.execute(select(table).where(column.in_(ids[o:o + CHUNK])))
+        keys = list(result.keys())
+        for r in result:
+            yield dict(zip(keys, r))
 
 
 def job_rows(conn: Connection, job_ids: list[int]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -76,11 +78,14 @@ def job_rows(conn: Connection, job_ids: list[int]) -> Iterator[tuple[str, dict[s
         yield "dependency", row
     frame_ids = []
     for o in range(0, len(layer_ids), CHUNK):
-        for r in conn.execute(select(Frame.__table__)
+        result = conn.execute(select(Frame.__table__)
                               .where(Frame.layer_id.in_(layer_ids[o:o + CHUNK]))
-                              .order_by(Frame.layer_id, Frame.idx)):
-            frame_ids.append(r.id)
-            yield "frame", dict(r._mapping)
+                              .order_by(Frame.layer_id, Frame.idx))
+        keys = list(result.keys())
+        for r in result:
+            row = dict(zip(keys, r))
+            frame_ids.append(row["id"])
+            yield "frame", row
     for row in _rows(conn, FrameDep.__table__, FrameDep.frame_id, frame_ids):
         yield "frame_dep", row
     for row in _rows(conn, Attempt.__table__, Attempt.frame_id, frame_ids):
