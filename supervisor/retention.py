@@ -88,11 +88,15 @@ def archive_pass(engine: Engine, cfg: RetentionConfig, now: float,
             break
         for batch in _batches(due, cfg.batch_frames):
             ids = [j for j, _ in batch]
-            path = _write(engine, directory, ids, now)
+            path, finished = _write(engine, directory, ids, now)
             with engine.begin() as conn:
-                store.delete_jobs(conn, ids)
+                gone = store.unchanged(conn, finished)
+                store.delete_jobs(conn, gone)
+            if len(gone) < len(ids):
+                log.info("jobs %s changed while archived: kept", sorted(set(ids) - set(gone)))
+            ids = gone
             result.jobs += len(ids)
-            result.frames += sum(n for _, n in batch)
+            result.frames += sum(n for j, n in batch if j in set(gone))
             result.files.append(path.name)
             log.info("archived %d job(s) to %s", len(ids), path)
             if stop():
@@ -113,7 +117,9 @@ def _batches(due: list[tuple[int, int]], most: int) -> Iterator[list[tuple[int, 
         yield batch
 
 
-def _write(engine: Engine, directory: Path, ids: list[int], now: float) -> Path:
+def _write(engine: Engine, directory: Path, ids: list[int], now: float
+           ) -> tuple[Path, dict[int, float]]:
+    """Write the jobs' rows to a new archive file; the file and each job's finish time."""
     stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = directory / f"cuefarm-archive-{stamp}-{ids[0]}.jsonl.gz"
     part = path.with_name(path.name + ".part")
@@ -138,7 +144,7 @@ def _write(engine: Engine, directory: Path, ids: list[int], now: float) -> Path:
         raw.flush()
         os.fsync(raw.fileno())
     os.replace(part, path)
-    return path
+    return path, {j["id"]: j["finished_at"] for j in jobs}
 
 
 class ArchiveError(ValueError):

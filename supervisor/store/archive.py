@@ -96,9 +96,21 @@ def job_rows(conn: Connection, job_ids: list[int]) -> Iterator[tuple[str, dict[s
         yield "job_notify", row
 
 
+def unchanged(conn: Connection, finished: dict[int, float]) -> list[int]:
+    """Those of the jobs (id: finish time when archived) still finished at that time, locked
+    until the transaction ends (a job retried meanwhile is not deleted)."""
+    q = select(Job.id, Job.finished_at).where(Job.id.in_(list(finished)),
+                                                Job.state == JobState.FINISHED.value)
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    return [r.id for r in conn.execute(q) if r.finished_at == finished[r.id]]
+
+
 def delete_jobs(conn: Connection, job_ids: list[int]) -> None:
     """Delete these jobs and everything of theirs (frames and attempts have no foreign keys:
     they go first, by their layers)."""
+    if not job_ids:
+        return
     layer_ids = list(conn.execute(select(Layer.id).where(Layer.job_id.in_(job_ids))).scalars())
     for o in range(0, len(layer_ids), CHUNK):
         part = layer_ids[o:o + CHUNK]
