@@ -147,3 +147,17 @@ def test_cli_names_the_file_and_key_of_a_refusal(sqlite_farm, tmp_path):
     assert result.exit_code == 1
     assert f"{path}: jobs[0].steps[0].hostRequirements.amounts[0]" in result.stderr
     assert sqlite_farm.client().jobs() == []       # nothing was submitted
+
+
+def test_python_api_submits_a_template_with_parameters(sqlite_farm):
+    client = sqlite_farm.client()
+    t = load("chunked.yaml")
+    [job_id] = client.submit([t], parameters={"OutDir": "/tmp/x"})
+    [layer] = client.layers(job_id)
+    assert (layer["name"], layer["range"], layer["chunk"], layer["frames_total"]) == (
+        "Sim", "1-10", 4, 3)             # three chunks
+    exported = client.export(job_id)
+    assert exported["layers"][0]["command"][4] == "#FRAME_START#-#FRAME_END#"
+    with pytest.raises(spec.SpecError, match="OutDir"):
+        client.submit([t])
+    assert [j["id"] for j in client.jobs()] == [job_id]
