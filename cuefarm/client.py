@@ -269,8 +269,13 @@ class Client:
         return list(self.request(p.RestoreArchive(file, list(job_ids or []))).job_ids)
 
     def run_retention(self) -> int:
-        """Archive the jobs due now; returns how many were archived."""
+        """Archive the jobs due now (up to a bound); returns how many were archived."""
         return self.request(p.RunRetention()).count
+
+    def run_retention_reply(self) -> tuple[int, str]:
+        """run_retention, with the supervisor's note ("more are due" at the bound)."""
+        done = self.request(p.RunRetention())
+        return done.count, done.message
 
     def layers(self, job_id: int) -> list[dict[str, Any]]:
         return self.request(p.JobRef(job_id), type_name="list_layers").rows

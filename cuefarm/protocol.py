@@ -549,7 +549,8 @@ class RestoreArchive(Body):
 
 
 class RunRetention(Body):
-    """Answered with Done (count: jobs archived): a retention pass now."""
+    """Answered with Done (count: jobs archived; message "more are due" when the pass
+    stopped at its bound): a retention pass now."""
 
 
 class RetryNotifications(Body):

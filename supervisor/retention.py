@@ -69,20 +69,22 @@ class PassResult:
 
 
 def archive_pass(engine: Engine, cfg: RetentionConfig, now: float,
-                 stop: Callable[[], bool] = lambda: False) -> PassResult:
-    """Archive the jobs due now, batch by batch, until none is left, `pass_jobs` are done or
-    `stop()` says so."""
+                 stop: Callable[[], bool] = lambda: False, most: int | None = None
+                 ) -> PassResult:
+    """Archive the jobs due now, batch by batch, until none is left, `pass_jobs` (or `most`)
+    are done or `stop()` says so."""
     result = PassResult(files=[])
+    limit = cfg.pass_jobs if most is None else min(most, cfg.pass_jobs)
     if cfg.finished_job_days <= 0:
         return result
     before = now - cfg.finished_job_days * DAY
     restored_before = now - cfg.restored_days * DAY
     directory = cfg.path
     directory.mkdir(parents=True, exist_ok=True)
-    while result.jobs < cfg.pass_jobs and not stop():
+    while result.jobs < limit and not stop():
         with engine.connect() as conn:
             due = store.due_jobs(conn, before, restored_before,
-                                 min(1000, cfg.pass_jobs - result.jobs))
+                                 min(1000, limit - result.jobs))
             conn.rollback()
         if not due:
             break

@@ -60,5 +60,5 @@ def restore(settings: Settings, file: str, job_ids: tuple[int, ...], as_json: bo
 @pass_settings
 def run(settings: Settings) -> None:
     """Archive the jobs due now (instead of waiting for the next pass)."""
-    count = settings.client().run_retention()
-    click.echo(f"archived {count} job(s)")
+    count, note = settings.client().run_retention_reply()
+    click.echo(f"archived {count} job(s)" + (f"; {note}: run it again" if note else ""))
