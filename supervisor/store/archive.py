@@ -2,8 +2,8 @@
 dicts, deleting them, and putting them back.
 
 A job is due when it finished before the cut-off, every attempt of it has been counted by
-usage accounting (its figures live on in `usage_day`, which is never archived), and no job
-still running depends on it.  Its rows: the job (with its project's name), layers, layer
+usage accounting (its figures live on in `usage_day`, which is never archived) and is behind
+the overage meter's watermark, and no job still running depends on it.  Its rows: the job (with its project's name), layers, layer
 limits (by name), dependencies, frames, frame dependencies, attempts (the index of its logs),
 bad-host counts and notification rules.
 """
@@ -16,6 +16,7 @@ from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, sele
 
 from cuefarm.states import JobState
 from supervisor.store.billing_models import UsageSeen
+from supervisor.store.metering import meter_watermark
 from supervisor.store.models import (Attempt, Dependency, Frame, FrameDep, Job, JobHost, Layer,
                                      LayerLimit, Limit, Project)
 from supervisor.store.pipeline_models import JobNotify, RestoredJob
@@ -26,7 +27,12 @@ CHUNK = 5000            # ids per IN (...) list
 
 def due_jobs(conn: Connection, before: float, restored_before: float, limit: int
              ) -> list[tuple[int, int]]:
-    """(job id, frames) of up to `limit` jobs due for archiving, oldest finished first."""
+    """(job id, frames) of up to `limit` jobs due for archiving, oldest finished first.
+    The meter of worker overage rebuilds its minutes from attempts after its watermark: jobs
+    that finished after it stay until it has passed them."""
+    metered = meter_watermark(conn)
+    if metered is not None:
+        before = min(before, float(metered))
     oldest_seen = select(func.min(UsageSeen.stopped_at)).scalar_subquery()
     seen = exists().where(UsageSeen.frame_id == Attempt.frame_id,
                           UsageSeen.number == Attempt.number)

@@ -69,3 +69,17 @@ def test_a_job_changed_while_archived_is_kept(engine, tmp_path):
     cfg = RetentionConfig(finished_job_days=1, directory=str(tmp_path))
     # The file holds both; restoring brings back the one not live.
     assert retention.restore_file(engine, cfg, path.name, now) == [1]
+
+
+def test_jobs_after_the_meters_watermark_stay(engine):
+    from sqlalchemy import insert
+
+    from supervisor.store.billing_models import LicenceTerms
+
+    now = time.time()
+    fill(engine, 12, 2, now)
+    with engine.begin() as conn:
+        conn.execute(insert(LicenceTerms), [{"id": 1, "installed_set": False, "revoked": False,
+                                             "metered_through": int(now - 300 * DAY)}])
+        due = [j for j, _ in archive.due_jobs(conn, now - 30 * DAY, 0, 100)]
+    assert due == [1, 2]        # finished more than 300 days ago: the meter is past them
