@@ -5,7 +5,13 @@ layer, their frames, one ended attempt each, finish times spread over 365 days, 
 counted), then runs the retention pass that the supervisor runs as a duty, archiving every job
 older than --days, and prints the time, the rows and the database size before and after.
 
-    python benchmarks/retention.py [--jobs 50000] [--frames-per-job 40] [--days 30] [--db sqlite|postgres]
+    python benchmarks/retention.py [--jobs 50000] [--frames-per-job 40] [--days 30]
+                                   [--db sqlite|postgres]
+
+Measured on a shared 2-core machine: SQLite, 50,000 jobs / 2,000,000 frames (and as many
+attempts): 45,890 jobs (1.84 M frames) archived in 72 s (about 26,000 frames/s) into 92 files
+of 32 MB in all; the database file stays 354 MB until VACUUM, then 29 MB.  PostgreSQL, 10,000
+jobs / 400,000 frames: 9,178 jobs archived in 29 s (about 12,700 frames/s).
 """
 
 from __future__ import annotations

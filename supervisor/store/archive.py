@@ -3,9 +3,9 @@ dicts, deleting them, and putting them back.
 
 A job is due when it finished before the cut-off, every attempt of it has been counted by
 usage accounting (its figures live on in `usage_day`, which is never archived) and is behind
-the overage meter's watermark, and no job still running depends on it.  Its rows: the job (with its project's name), layers, layer
-limits (by name), dependencies, frames, frame dependencies, attempts (the index of its logs),
-bad-host counts and notification rules.
+the overage meter's watermark, and no job still running depends on it.  Its rows: the job
+(with its project's name), layers, layer limits (by name), dependencies, frames, frame
+dependencies, attempts (the index of its logs), bad-host counts and notification rules.
 """
 
 from __future__ import annotations
@@ -135,11 +135,12 @@ def delete_jobs(conn: Connection, job_ids: list[int]) -> None:
 
 
 class RestoreError(ValueError):
-    pass
+    """Archived rows that cannot be put back (the job is in the database already)."""
 
 
-_TABLES = {"layer": Layer, "layer_limit": LayerLimit, "dependency": Dependency, "frame": Frame, "frame_dep": FrameDep,
-           "attempt": Attempt, "job_host": JobHost, "job_notify": JobNotify}
+_TABLES = {"layer": Layer, "layer_limit": LayerLimit, "dependency": Dependency,
+           "frame": Frame, "frame_dep": FrameDep, "attempt": Attempt, "job_host": JobHost,
+           "job_notify": JobNotify}
 
 
 def restore(conn: Connection, rows: Iterable[tuple[str, dict[str, Any]]], file: str,

@@ -1,9 +1,10 @@
 """Tables of the pipeline around the farm: notifications asked for by jobs, their outbox, and
 jobs restored from archives.
 
-Migrations 0011 (notifications) and 0012 (retention) create them.  `job_notify` holds a job's rules (only jobs that have some);
-`notification` is the durable outbox: a row is written in the same transaction as the state
-change that causes it, and the sender (supervisor.notify) claims, sends and marks it.
+Migrations 0011 (notifications) and 0012 (retention) create them.  `job_notify` holds a job's
+rules (only jobs that have some); `notification` is the durable outbox: a row is written in the
+same transaction as the state change that causes it, and the sender (supervisor.notify) claims,
+sends and marks it.  `restored_job` marks jobs brought back from an archive (read-only).
 """
 
 from __future__ import annotations

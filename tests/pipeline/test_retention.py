@@ -7,7 +7,6 @@ import datetime
 import gzip
 import json
 import signal
-import textwrap
 
 import pytest
 
