@@ -20,9 +20,11 @@ class HookServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = outer.status
                 outer.received.append({"path": self.path, "body": json.loads(data),
-                                       "type": self.headers.get("Content-Type")})
-                self.send_response(outer.status)
+                                       "type": self.headers.get("Content-Type"),
+                                       "status": status})
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
