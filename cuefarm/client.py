@@ -256,6 +256,14 @@ class Client:
         first, each with its state, tries and last error."""
         return self.request(p.ListNotifications(include_sent, limit)).rows
 
+    def project_notify(self, project: str, rules: list[dict[str, Any]] | None = None
+                       ) -> list[dict[str, Any]]:
+        """A project's notification rules for its jobs that give none; with `rules`, set
+        them first ([]: none, the supervisor's defaults apply)."""
+        if rules is not None:
+            self.request(p.SetProjectNotify(project, list(rules)))
+        return self.request(p.GetProjectNotify(project)).row["rules"]
+
     def retry_notifications(self, ids: list[int] | None = None) -> int:
         """Try failed notifications again (these, or all); returns how many."""
         return self.request(p.RetryNotifications(list(ids or []))).count

@@ -553,6 +553,20 @@ class RunRetention(Body):
     stopped at its bound): a retention pass now."""
 
 
+class SetProjectNotify(Body):
+    """Answered with Done (count: rules): a project's notification rules for its jobs that
+    give none (empty: none; the supervisor's defaults apply)."""
+
+    project: str
+    rules: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
+class GetProjectNotify(Body):
+    """Answered with Row {"project", "rules"}."""
+
+    project: str
+
+
 class RetryNotifications(Body):
     """Answered with Done: failed notifications (those of `ids`; none given: all) are tried
     again."""
@@ -589,6 +603,7 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "list_notifications": ListNotifications, "retry_notifications": RetryNotifications,
     "list_archives": ListArchives, "restore_archive": RestoreArchive,
     "run_retention": RunRetention,
+    "set_project_notify": SetProjectNotify, "get_project_notify": GetProjectNotify,
 }
 TYPE_NAMES: dict[type[Body], str] = {}
 for _name, _cls in MESSAGE_TYPES.items():
@@ -606,7 +621,8 @@ CLIENT_REQUESTS = frozenset({
     "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history",
     "whoami", "set_project_members", "list_supervisors",
     "export_job", "list_notifications", "retry_notifications",
-    "list_archives", "restore_archive", "run_retention"})
+    "list_archives", "restore_archive", "run_retention",
+    "set_project_notify", "get_project_notify"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 
 _encoder = msgspec.msgpack.Encoder()

@@ -54,8 +54,8 @@ JOB_FIELDS = {k.name: k for k in [
         "given: no maximum).", 1, 1 << 30),
     Key("layers", "list of layers", REQUIRED, "At least one layer (below)."),
     Key("notify", "list of rules", None, "Whom to tell, by e-mail or webhook, when the job "
-        "finishes, a frame dies or the job dies (below). Not given: the supervisor's default "
-        "rules, if any."),
+        "finishes, a frame dies or the job dies (below). Not given: the project's rules "
+        "(`cuefarm projects notify`), else the supervisor's defaults, if any; `[]`: none."),
 ]}
 LAYER_FIELDS = {k.name: k for k in [
     Key("name", "name", REQUIRED, "The layer's name, unique in the job."),
@@ -585,7 +585,9 @@ URL}` (`when` defaults to `[finished]`). Events: `finished` (every frame succeed
 `frame_dead` (frames ran out of retries: one message for the frames of a job that died
 together) and `job_dead` (frames died and nothing else is left to run). A webhook gets an HTTP
 POST of a JSON body (`event`, `job`, `frames`, `at`); e-mail goes through the SMTP server in the
-supervisor's `[notifications]` configuration. Messages are kept in the database until sent and
+supervisor's `[notifications]` configuration. A job without `notify` gets its project's rules
+(`cuefarm projects notify NAME --email ... --when ...`), else the supervisor's defaults
+(`[notifications] default_email`, `default_webhook`, `default_on`). Messages are kept in the database until sent and
 retried with backoff; `cuefarm notifications` lists those not sent yet and those given up on,
 with the last error.
 

@@ -149,9 +149,13 @@ def _submit(cx: Context, req: Request) -> p.Body:
         with cx.begin() as (conn, out):
             ids = submit_store.submit(conn, specs, req.user, now,
                                       access.hidden_projects(cx.policy, conn, req.user))
+            # A job's own rules; else its project's; else the supervisor's.
             defaults = cx.pipeline.default_rules if cx.pipeline is not None else None
-            notify_store.set_rules(conn, [(i, defaults if s.notify is None else s.notify)
-                                          for i, s in zip(ids, specs)])
+            by_project = notify_store.project_rules(conn, [s.project for s in specs
+                                                           if s.notify is None])
+            notify_store.set_rules(conn, [
+                (i, s.notify if s.notify is not None else by_project.get(s.project, defaults))
+                for i, s in zip(ids, specs)])
             out.note(work.Touched(jobs=set(ids)))
             out.wake()
     except submit_store.SubmitError as exc:

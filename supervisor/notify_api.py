@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cuefarm import notify_rules, spec
 from cuefarm import protocol as p
 from supervisor.context import Context
 from supervisor.requests import Request, RequestError, request
@@ -17,6 +18,29 @@ def _list(cx: Context, req: Request) -> p.Body:
                            "limit")
     states = [store.PENDING, store.FAILED] + ([store.SENT] if body.all else [])
     return p.Rows(cx.read(lambda c: store.listing(c, states, body.limit)))
+
+
+@request("set_project_notify", role=WRANGLER, what="setting a project's notifications")
+def _set_project(cx: Context, req: Request) -> p.Body:
+    body: p.SetProjectNotify = req.body
+    name = body.project
+    if not spec.NAME_RE.fullmatch(name):
+        raise RequestError("invalid", f"{name!r} is not a valid project name", "project")
+    try:
+        rules = notify_rules.validate(body.rules, "rules")
+    except notify_rules.RuleError as exc:
+        raise RequestError("invalid", exc.message, exc.field) from None
+    with cx.begin() as (conn, _):
+        store.set_project_rules(conn, name, rules)
+    return p.Done(len(rules))
+
+
+@request("get_project_notify", role=ARTIST, what="reading a project's notifications",
+         read=True)
+def _get_project(cx: Context, req: Request) -> p.Body:
+    name = req.body.project
+    rules = cx.read(lambda c: store.project_rules(c, [name])).get(name, [])
+    return p.Row({"project": name, "rules": rules})
 
 
 @request("retry_notifications", role=WRANGLER, what="retrying notifications")

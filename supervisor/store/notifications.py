@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from supervisor.store.models import Frame, Job, Layer, Project
-from supervisor.store.pipeline_models import JobNotify, Notification
+from supervisor.store.pipeline_models import JobNotify, Notification, ProjectNotify
+from supervisor.store.submit import ensure_project
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 MAX_FRAMES_LISTED = 100      # a frame_dead message names at most this many frames
@@ -29,6 +30,23 @@ def set_rules(conn: Connection, job_rules: Iterable[tuple[int, list[dict[str, An
     rows = [{"job_id": j, "rules": r} for j, r in job_rules if r]
     if rows:
         conn.execute(insert(JobNotify), rows)
+
+
+def set_project_rules(conn: Connection, project: str, rules: list[dict[str, Any]]) -> None:
+    """A project's rules for jobs without their own (none: the supervisor's defaults)."""
+    project_id = ensure_project(conn, project)
+    conn.execute(delete(ProjectNotify).where(ProjectNotify.project_id == project_id))
+    if rules:
+        conn.execute(insert(ProjectNotify), [{"project_id": project_id, "rules": rules}])
+
+
+def project_rules(conn: Connection, projects: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    names = list(set(projects))
+    if not names:
+        return {}
+    return dict(conn.execute(select(Project.name, ProjectNotify.rules)
+                             .join(ProjectNotify, ProjectNotify.project_id == Project.id)
+                             .where(Project.name.in_(names))).all())
 
 
 def rules_of(conn: Connection, job_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:

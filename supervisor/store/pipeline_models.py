@@ -26,6 +26,15 @@ class JobNotify(Base):
     rules: Mapped[Any] = mapped_column(JSON)
 
 
+class ProjectNotify(Base):
+    """A project's rules for its jobs that give none of their own."""
+
+    __tablename__ = "project_notify"
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    rules: Mapped[Any] = mapped_column(JSON)
+
+
 class Notification(Base):
     """One message to send: pending until sent, failed once it has been tried too often."""
 

@@ -108,6 +108,8 @@ SAMPLES: dict[str, p.Body] = {
     "list_archives": p.ListArchives(),
     "restore_archive": p.RestoreArchive(file="cuefarm-archive-1-2.jsonl.gz", job_ids=[2]),
     "run_retention": p.RunRetention(),
+    "set_project_notify": p.SetProjectNotify("show", [{"when": ["finished"], "email": "a@b.c"}]),
+    "get_project_notify": p.GetProjectNotify("show"),
 }
 
 

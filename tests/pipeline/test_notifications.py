@@ -204,11 +204,22 @@ def test_bad_settings_stop_the_supervisor_with_a_message(sqlite_farm):
     assert "[notifications] default_*" in proc.stderr and "'nobody'" in proc.stderr
 
 
-def test_the_supervisors_default_rules_apply_to_jobs_without_their_own(sqlite_farm, tmp_path):
+def test_project_and_supervisor_rules_apply_to_jobs_without_their_own(sqlite_farm, tmp_path):
     hook = HookServer()
     try:
         farm = notifying_farm(sqlite_farm, CUEFARM_NOTIFICATIONS_DEFAULT_WEBHOOK=hook.url("/d"),
                               CUEFARM_NOTIFICATIONS_DEFAULT_ON="finished,job_dead")
+        other = HookServer()
+        result = farm.cli("projects", "notify", "lighting", "--webhook", other.url("/p"),
+                          "--when", "finished,job_dead")
+        assert result.exit_code == 0 and other.url("/p") in result.stdout, result.output
+        bad = farm.cli("projects", "notify", "lighting", "--email", "nobody")
+        assert bad.exit_code == 1 and "'nobody' is not an e-mail address" in bad.stderr
+        by_project = submit(farm, tmp_path, """\
+            name: by-project
+            project: lighting
+            layers: [{name: a, command: "true", range: "1"}]
+            """)
         quiet = submit(farm, tmp_path, """\
             name: quiet
             notify: []
@@ -225,5 +236,10 @@ def test_the_supervisors_default_rules_apply_to_jobs_without_their_own(sqlite_fa
         assert client.export(told)["notify"] == [{"when": ["finished", "job_dead"],
                                                   "webhook": hook.url("/d")}]
         assert "notify" not in client.export(quiet)
+        wait_until(lambda: other.received, 30, message="the project's webhook")
+        assert [r["body"]["job"]["id"] for r in other.received] == [by_project]
+        assert client.project_notify("lighting", []) == []
+        assert "no rules" in farm.cli("projects", "notify", "lighting").stdout
+        other.close()
     finally:
         hook.close()

@@ -1,4 +1,4 @@
-"""notifications: jobs' rules and the durable outbox
+"""notifications: jobs' and projects' rules and the durable outbox
 
 A job may ask to be told (by e-mail or webhook) when it finishes, when a frame dies or when the
 job dies.  Notifications are rows written with the state change that causes them and sent by a
@@ -25,6 +25,14 @@ def upgrade() -> None:
         sa.Column('rules', sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(['job_id'], ['job.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('job_id'),
+    )
+    op.create_table(
+        'project_notify',
+        sa.Column('project_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
+                  nullable=False),
+        sa.Column('rules', sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(['project_id'], ['project.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('project_id'),
     )
     op.create_table(
         'notification',
@@ -54,4 +62,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_notification_due', table_name='notification')
     op.drop_table('notification')
+    op.drop_table('project_notify')
     op.drop_table('job_notify')
