@@ -204,10 +204,10 @@ def test_bad_settings_stop_the_supervisor_with_a_message(sqlite_farm):
     assert "[notifications] default_*" in proc.stderr and "'nobody'" in proc.stderr
 
 
-def test_project_and_supervisor_rules_apply_to_jobs_without_their_own(sqlite_farm, tmp_path):
+def test_project_and_supervisor_rules_apply_to_jobs_without_their_own(farm, tmp_path):
     hook = HookServer()
     try:
-        farm = notifying_farm(sqlite_farm, CUEFARM_NOTIFICATIONS_DEFAULT_WEBHOOK=hook.url("/d"),
+        farm = notifying_farm(farm, CUEFARM_NOTIFICATIONS_DEFAULT_WEBHOOK=hook.url("/d"),
                               CUEFARM_NOTIFICATIONS_DEFAULT_ON="finished,job_dead")
         other = HookServer()
         result = farm.cli("projects", "notify", "lighting", "--webhook", other.url("/p"),
