@@ -234,16 +234,22 @@ class Client:
         return p.to_builtins(self.request(p.Ping(), timeout))
 
     def submit(self, jobs: list[dict[str, Any]] | dict[str, Any],
+               parameters: dict[str, Any] | None = None,
                retries: int = SUBMIT_RETRIES) -> list[int]:
-        """Submit a list of job dicts; return their new ids in the same order.
+        """Submit a list of job dicts; return their new ids in the same order.  A job may
+        also be an Open Job Description template (its job `parameters` given here) or a
+        Qube!-style job dict: each is mapped to CueFarm's form first (cuefarm.jobfiles), and
+        one that cannot be raises SpecError.
 
         The submit carries an id of its own: when no reply comes (the supervisor died or the
         network broke, so the jobs may or may not be stored), it is sent again, up to
         `retries` times, and the supervisor answers a repeat with the first one's jobs, never
         creating them twice."""
+        from cuefarm.jobfiles import native
+
         if isinstance(jobs, dict):
             jobs = [jobs]
-        body = p.Submit(jobs=list(jobs), submission=uuid.uuid4().hex)
+        body = p.Submit(jobs=native(list(jobs), parameters), submission=uuid.uuid4().hex)
         tries = 0
         while True:
             try:
@@ -261,6 +267,45 @@ class Client:
 
     def job(self, job_id: int) -> dict[str, Any]:
         return self.request(p.JobRef(job_id)).row
+
+    def export(self, job_id: int) -> dict[str, Any]:
+        """The job as a job file dict (its current settings), which `submit` takes back."""
+        return self.request(p.JobRef(job_id), type_name="export_job").row
+
+    def notifications(self, include_sent: bool = False, limit: int = 1000
+                      ) -> list[dict[str, Any]]:
+        """Notifications not sent yet and those given up on (`include_sent`: all), newest
+        first, each with its state, tries and last error."""
+        return self.request(p.ListNotifications(include_sent, limit)).rows
+
+    def project_notify(self, project: str, rules: list[dict[str, Any]] | None = None
+                       ) -> list[dict[str, Any]]:
+        """A project's notification rules for its jobs that give none; with `rules`, set
+        them first ([]: none, the supervisor's defaults apply)."""
+        if rules is not None:
+            self.request(p.SetProjectNotify(project, list(rules)))
+        return self.request(p.GetProjectNotify(project)).row["rules"]
+
+    def retry_notifications(self, ids: list[int] | None = None) -> int:
+        """Try failed notifications again (these, or all); returns how many."""
+        return self.request(p.RetryNotifications(list(ids or []))).count
+
+    def archives(self) -> list[dict[str, Any]]:
+        """Retention's archive files, oldest first (file, bytes, jobs, job_ids, ...)."""
+        return self.request(p.ListArchives()).rows
+
+    def restore_archive(self, file: str, job_ids: list[int] | None = None) -> list[int]:
+        """Bring back the jobs of an archive file (or those of `job_ids`), read-only."""
+        return list(self.request(p.RestoreArchive(file, list(job_ids or []))).job_ids)
+
+    def run_retention(self) -> int:
+        """Archive the jobs due now (up to a bound); returns how many were archived."""
+        return self.request(p.RunRetention()).count
+
+    def run_retention_reply(self) -> tuple[int, str]:
+        """run_retention, with the supervisor's note ("more are due" at the bound)."""
+        done = self.request(p.RunRetention())
+        return done.count, done.message
 
     def layers(self, job_id: int) -> list[dict[str, Any]]:
         return self.request(p.JobRef(job_id), type_name="list_layers").rows

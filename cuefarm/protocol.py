@@ -597,6 +597,52 @@ class SetLayerRange(Body):
     chunk: Int | None = None
 
 
+class ListNotifications(Body):
+    """Answered with Rows: notifications not sent yet and those given up on (with `all`,
+    sent ones too), newest first."""
+
+    all: bool = False
+    limit: Int = 1000
+
+
+class ListArchives(Body):
+    """Answered with Rows: the archive files of retention, oldest first."""
+
+
+class RestoreArchive(Body):
+    """Answered with JobIds: the jobs of archive file `file` (those of `job_ids`; none
+    given: all) brought back, read-only."""
+
+    file: str
+    job_ids: list[Int] = msgspec.field(default_factory=list)
+
+
+class RunRetention(Body):
+    """Answered with Done (count: jobs archived; message "more are due" when the pass
+    stopped at its bound): a retention pass now."""
+
+
+class SetProjectNotify(Body):
+    """Answered with Done (count: rules): a project's notification rules for its jobs that
+    give none (empty: none; the supervisor's defaults apply)."""
+
+    project: str
+    rules: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
+class GetProjectNotify(Body):
+    """Answered with Row {"project", "rules"}."""
+
+    project: str
+
+
+class RetryNotifications(Body):
+    """Answered with Done: failed notifications (those of `ids`; none given: all) are tried
+    again."""
+
+    ids: list[Int] = msgspec.field(default_factory=list)
+
+
 MESSAGE_TYPES: dict[str, type[Body]] = {
     "error": Error, "done": Done, "rows": Rows, "row": Row,
     "ping": Ping, "pong": Pong, "submit": Submit, "job_ids": JobIds,
@@ -625,6 +671,11 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "frame_order": FrameOrder, "retry_more_memory": RetryMoreMemory,
     "add_dependency": AddDependency, "list_dependants": JobRef,
     "set_layer_range": SetLayerRange,
+    "export_job": JobRef,
+    "list_notifications": ListNotifications, "retry_notifications": RetryNotifications,
+    "list_archives": ListArchives, "restore_archive": RestoreArchive,
+    "run_retention": RunRetention,
+    "set_project_notify": SetProjectNotify, "get_project_notify": GetProjectNotify,
 }
 TYPE_NAMES: dict[type[Body], str] = {}
 for _name, _cls in MESSAGE_TYPES.items():
@@ -642,7 +693,10 @@ CLIENT_REQUESTS = frozenset({
     "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history",
     "whoami", "set_project_members", "list_supervisors", "list_audit",
     "frame_order", "retry_more_memory", "add_dependency", "list_dependants",
-    "set_layer_range"})
+    "set_layer_range",
+    "export_job", "list_notifications", "retry_notifications",
+    "list_archives", "restore_archive", "run_retention",
+    "set_project_notify", "get_project_notify"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 
 _encoder = msgspec.msgpack.Encoder()

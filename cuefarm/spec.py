@@ -53,6 +53,9 @@ JOB_FIELDS = {k.name: k for k in [
     Key("max_slots", "whole number", None, "The most slots the job may use at once (not "
         "given: no maximum).", 1, 1 << 30),
     Key("layers", "list of layers", REQUIRED, "At least one layer (below)."),
+    Key("notify", "list of rules", None, "Whom to tell, by e-mail or webhook, when the job "
+        "finishes, a frame dies or the job dies (below). Not given: the project's rules "
+        "(`cuefarm projects notify`), else the supervisor's defaults, if any; `[]`: none."),
 ]}
 LAYER_FIELDS = {k.name: k for k in [
     Key("name", "name", REQUIRED, "The layer's name, unique in the job."),
@@ -189,6 +192,7 @@ class JobSpec:
     layers: list[LayerSpec]
     min_slots: int = 0
     max_slots: int | None = None
+    notify: list[dict[str, Any]] | None = None     # None: not given (the farm's default)
 
 
 def _int(value: Any, path: str, lo: int, hi: int) -> int:
@@ -495,8 +499,16 @@ def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES
             layer.frames = franges.expand(layer.range, max_frames)
         except franges.RangeError as exc:
             raise SpecError(f"{path}.layers[{i}].range", str(exc)) from None
+    notify = None
+    if d.get("notify") is not None:
+        from cuefarm import notify_rules
+
+        try:
+            notify = notify_rules.validate(d["notify"], f"{path}.notify")
+        except notify_rules.RuleError as exc:
+            raise SpecError(exc.field, exc.message) from None
     return JobSpec(name=name, project=project, priority=priority, layers=layers,
-                   min_slots=min_slots, max_slots=max_slots)
+                   min_slots=min_slots, max_slots=max_slots, notify=notify)
 
 
 def validate_submission(jobs: Any, max_frames: int = DEFAULT_MAX_FRAMES,
@@ -588,6 +600,56 @@ Names (of jobs, projects, layers) are letters, digits, `_`, `.` and `-`, start w
 or digit, and are at most 128 characters. Tags and limit names are letters, digits, `_`, `.`
 and `-`; host name patterns may also use `*`, `?` and `[...]`. A list may be written as one
 comma-separated string.
+
+## Notifications
+
+Each entry of a job's `notify` is `{when: [EVENTS], email: ADDRESS}` or `{when: [EVENTS], webhook:
+URL}` (`when` defaults to `[finished]`). Events: `finished` (every frame succeeded or was eaten),
+`frame_dead` (frames ran out of retries: one message for the frames of a job that died
+together) and `job_dead` (frames died and nothing else is left to run). A webhook gets an HTTP
+POST of a JSON body (`event`, `job`, `frames`, `at`); e-mail goes through the SMTP server in the
+supervisor's `[notifications]` configuration. A job without `notify` gets its project's rules
+(`cuefarm projects notify NAME --email ... --when ...`), else the supervisor's defaults
+(`[notifications] default_email`, `default_webhook`, `default_on`). Messages are kept in the database until sent and
+retried with backoff; `cuefarm notifications` lists those not sent yet and those given up on,
+with the last error.
+
+## Exporting a job
+
+`cuefarm job export JOB` (`--json`, `-o FILE`) writes a submitted job back as a job file with its
+current settings (changes made after submitting included, defaults left out); submitting that
+file makes an equal job.
+
+## Open Job Description templates
+
+A file may instead hold an Open Job Description job template (`specificationVersion:
+jobtemplate-2023-09`), validated by the `openjd-model` library; its job parameters are given with
+`cuefarm submit template.yaml -p Name=Value` (or `Client.submit(jobs, parameters={...})`).
+It is mapped as follows, and anything that cannot be honoured is refused, naming its place in the
+template (e.g. `jobs[0].steps[1].stepEnvironments[0]`):
+
+| OpenJD | CueFarm |
+|---|---|
+| job `name`, step `name` | job and layer names (other characters become `_`) |
+| step `dependencies` | the layer's `depends_on` (whole layers) |
+| one `INT` task parameter | the layer's `range`; `{{Task.Param.X}}` is `#FRAME#` |
+| one `CHUNK[INT]` parameter (extension `TASK_CHUNKING`) | `range` and `chunk` (`defaultTaskCount`); the parameter is `#FRAME_START#-#FRAME_END#`; adaptive chunks are refused |
+| any other space (`STRING`, `FLOAT`, `PATH` values, several parameters, `combination`) | frames 1 to N, one per task, each running its own command line (at most 10,000 tasks) |
+| `embeddedFiles` | written into the frame's working directory before the command runs (needs `sh`) |
+| environments with only `variables` | the layer's `env`; an environment with a script is refused |
+| `amount.worker.vcpu`, `.memory`, `.gpu` | `slots`, `memory`, `gpus` (min); a max becomes a `requirements` term |
+| `attr.worker.os.family` | `os` (or a `requirements` term for several) |
+| `attr.custom.*` | host tags: `anyOf: [A, B]` needs a host tagged A or B |
+| `onRun.timeout` | `timeout`; a cancelation other than `TERMINATE` is refused |
+
+## Qube!-style job dicts
+
+A mapping with a `prototype` is read as a Qube! submit dict: prototypes `cmdrange` and `cmdline`;
+`package.cmdline` (with `QB_FRAME_NUMBER`, `QB_FRAME_START`, `QB_FRAME_END`), the frames as
+`package.range`, `range` or `agenda`, `package.rangeExecution` (`individual` or `chunks:N`),
+`package.padding` (1 or 4), `priority` (Qube!'s 1 to 9999, 1 most urgent; becomes 10000 minus it),
+`cpus` (becomes `max_slots`), `reservations`, `requirements`, `hosts`, `omithosts`, `env`, `cwd`,
+`retrywork` (`max_retries`), `timeout` and `project`. Any other key is refused.
 """
 
 

@@ -21,7 +21,8 @@ from cuefarm import protocol as p
 from cuefarm.spec import (SpecError, validate_job_changes, validate_layer_changes,
                           validate_submission)
 from cuefarm import pathmap
-from supervisor import access, auditing, billing_api, presence, schedules, why, wrangling
+from supervisor import (access, archive_api, auditing, billing_api, exports, notify_api,
+                        presence, schedules, why, wrangling)
 from supervisor.context import Context
 from supervisor.live import default_admission
 from supervisor.logrelay import RELAYED_MAX
@@ -30,6 +31,7 @@ from supervisor.roles import ADMIN, ARTIST, WRANGLER
 from supervisor.store import admin, bus, control, hostadmin
 from supervisor.store import hosts as host_store
 from supervisor.store import jobs as rows
+from supervisor.store import notifications as notify_store
 from supervisor.store import submit as submit_store
 from supervisor.store import work
 from supervisor.store.errors import ControlError
@@ -37,7 +39,8 @@ from supervisor.store.errors import ControlError
 log = logging.getLogger(__name__)
 # The other modules declaring requests, imported here so that loading the client API
 # registers every request type.
-DECLARING = (access, auditing, billing_api, presence, why, wrangling)
+DECLARING = (access, auditing, billing_api, presence, why, wrangling, exports, notify_api,
+             archive_api)
 
 
 def handle(cx: Context, frames: list[bytes],
@@ -81,6 +84,8 @@ def serve(cx: Context, env: p.Envelope, body: p.Body, route: list[bytes]) -> p.B
     def answer():
         # Who may do what (supervisor.access): a refusal is the reply, the handler never runs.
         reply = access.check(cx, env.type, body, req.user)
+        if reply is None and not declared.read:
+            reply = archive_api.refuse_restored(cx, declared.rule.jobs, body)
         if reply is None:
             reply = access.filter_reply(cx, env.type, body, req.user,
                                         declared.handler(cx, req))
@@ -155,6 +160,13 @@ def _submit(cx: Context, req: Request) -> p.Body:
         with cx.begin() as (conn, out):
             ids = submit_store.submit(conn, specs, req.user, now,
                                       access.hidden_projects(cx.policy, conn, req.user), sid)
+            # A job's own rules; else its project's; else the supervisor's.
+            defaults = cx.pipeline.default_rules if cx.pipeline is not None else None
+            by_project = notify_store.project_rules(conn, [s.project for s in specs
+                                                           if s.notify is None])
+            notify_store.set_rules(conn, [
+                (i, s.notify if s.notify is not None else by_project.get(s.project, defaults))
+                for i, s in zip(ids, specs)])
             out.note(work.Touched(jobs=set(ids)))
             out.wake()
     except submit_store.SubmitError as exc:

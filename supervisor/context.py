@@ -33,6 +33,7 @@ class Context:
     policy: Policy                  # who is an artist, a wrangler, an admin
     billing: Any = None             # licences, metering, usage, metrics (supervisor.billing)
     farm_id: str = ""               # the database's identity (supervisor.store.farm)
+    pipeline: Any = None            # notifications and retention (supervisor.pipeline)
 
     @property
     def stale_after(self) -> float:

@@ -11,6 +11,7 @@ import click
 
 from cuefarm import watchdog
 from cuefarm.config import ConfigError, SupervisorConfig, data_dir, database_url, load
+from supervisor.pipeline import load_settings as load_pipeline
 from supervisor.server import Supervisor
 from supervisor.store.engine import make_engine
 
@@ -64,6 +65,10 @@ def command(ctx: click.Context, **flags) -> None:
     if cfg.port < 1 or cfg.port > 65533:
         raise click.UsageError(f"--port {cfg.port} is out of range (it uses P, P+1 and P+2)")
     check_settings(cfg)
+    try:
+        pipeline = load_pipeline()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     logging.basicConfig(level=cfg.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     db = database_url(cfg.db) if cfg.db else default_db()
@@ -76,7 +81,7 @@ def command(ctx: click.Context, **flags) -> None:
     # Run as `cuefarm supervisor`, the obj is the command line's settings: not a dict.
     given = ctx.obj if isinstance(ctx.obj, dict) else {}
     clock = given.get("clock", time.time)
-    sv = Supervisor(cfg, engine, clock=clock)
+    sv = Supervisor(cfg, engine, clock=clock, pipeline=pipeline)
     try:
         sv.start()
     except ConfigError as exc:      # settings checked once the parts are built (sink, ports)

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 import cuefarm
 from cuefarm.config import SupervisorConfig
 from supervisor import auditing, billing, presence, schedules, workerlink
+from supervisor import pipeline as pipeline_parts
 from supervisor.context import Context
 from supervisor.intake import Intake
 from supervisor.live import Live, default_admission
@@ -46,7 +47,8 @@ def forget_submissions(cx: Context) -> Callable[[], None]:
 class Supervisor:
     def __init__(self, cfg: SupervisorConfig, engine: Engine,
                  clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic, threads: bool = True):
+                 monotonic: Callable[[], float] = time.monotonic, threads: bool = True,
+                 pipeline: "pipeline_parts.PipelineSettings | None" = None):
         self.cfg, self.engine, self.clock = cfg, engine, clock
         live = Live(work.FailurePolicy(cfg.bad_host_failures, cfg.bad_host_period),
                     default_admission(cfg))
@@ -56,7 +58,7 @@ class Supervisor:
             # Who owns the hosts it serves, in the database: stable across restarts (this
             # machine and port), unlike `id`, which names one run.
             owner=f"{socket.gethostname()}:{cfg.port}"[:64],
-            policy=policy_from_config(cfg))
+            policy=policy_from_config(cfg), pipeline=pipeline)
         self.loop = Loop(self.cx, threads)
         self.collect_garbage = GarbageCollector(monotonic)
         self.sole: SoleSupervisor | None = None
@@ -80,6 +82,7 @@ class Supervisor:
         loop.add_background(presence.BEAT, presence.beats(self.clock()))
         loop.add_background(SUBMISSIONS_EVERY, forget_submissions, duty="submission ids")
         loop.add_background(SUBMISSIONS_EVERY, auditing.forget_old, duty="audit retention")
+        pipeline_parts.attach(self)
 
     def bind(self, endpoints: tuple[str, str, str] | None = None) -> None:
         self.loop.bind(endpoints)
@@ -97,6 +100,7 @@ class Supervisor:
         self.loop.request_stop()
 
     def close(self) -> None:
+        pipeline_parts.detach(self)
         self.loop.close()
         try:
             presence.stopped(self.cx)

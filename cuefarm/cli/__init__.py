@@ -20,6 +20,7 @@ import click
 
 from cuefarm import config, spec
 from cuefarm.cli import access, admin, billing, control, hosts, jobs, logs, submit, up, wrangle
+from cuefarm.cli import archive, export, notifications, project_notify
 from cuefarm.cli.options import JOB, JobId, Settings, json_option, pass_settings, user_words
 from cuefarm.client import CueFarmError, Unreachable, parse_addresses
 from cuefarm.protocol import ProtocolError
@@ -169,6 +170,10 @@ for _command in wrangle.DEPS_COMMANDS:
     admin.deps.add_command(_command)
 for _command in wrangle.LAYER_COMMANDS:
     jobs.layer.add_command(_command)
+jobs.job.add_command(export.export_job)
+cli.add_command(notifications.notifications)
+cli.add_command(archive.archive)
+admin.projects.add_command(project_notify.project_notify)
 
 
 def main(argv: list[str] | None = None) -> None:

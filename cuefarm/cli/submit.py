@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from cuefarm import spec
+from cuefarm import openjd, spec
+from cuefarm.jobfiles import native
 from cuefarm.cli.options import Settings, json_option, pass_settings
 from cuefarm.cli.output import print_json, print_table
 from cuefarm.client import CueFarmError
@@ -86,10 +87,17 @@ def _yaml_loader() -> type:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--check", is_flag=True, help="Validate and describe the jobs; submit nothing "
                                             "(without asking the supervisor).")
+@click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE",
+              help="A job parameter of an Open Job Description template (repeatable).")
 @json_option
 @pass_settings
-def submit(settings: Settings, files: tuple[str, ...], check: bool, as_json: bool) -> None:
-    """Submit the jobs in FILES (JSON or YAML; one job or a list each); print their ids."""
+def submit(settings: Settings, files: tuple[str, ...], check: bool, parameters: tuple[str, ...],
+           as_json: bool) -> None:
+    """Submit the jobs in FILES (JSON or YAML; one job or a list each); print their ids.
+    A file may also hold an Open Job Description job template (jobtemplate-2023-09; its job
+    parameters given with -p) or a Qube!-style job dict (with a `prototype`)."""
+    values = openjd.parse_parameters(parameters)
+    templates = 0
     jobs: list[Any] = []
     where: list[tuple[str, int]] = []   # (file, index in it) of each job sent
     # The frame limit is the supervisor's to enforce (it may be configured above the default):
@@ -99,7 +107,11 @@ def submit(settings: Settings, files: tuple[str, ...], check: bool, as_json: boo
     for path in files:
         name = "<stdin>" if path == "-" else path
         data = load_jobs(path)
+        has_template = any(openjd.is_template(d) for d in data)
+        templates += has_template
         try:
+            data = native(data, values if has_template else None, "jobs",
+                          None if path == "-" else Path(path).resolve().parent)
             specs = spec.validate_submission(data, max_frames, expand=check)
         except spec.SpecError as exc:
             raise spec.SpecError(f"{name}: {exc.field}", exc.message) from None
@@ -111,6 +123,9 @@ def submit(settings: Settings, files: tuple[str, ...], check: bool, as_json: boo
                 dispatches = sum(len(layer.chunks()) for layer in js.layers)
                 click.echo(f"{js.name}: project {js.project}, priority {js.priority}, "
                            f"{len(js.layers)} layer(s), {frames} frame(s) in {dispatches} task(s)")
+    if values and not templates:
+        raise spec.SpecError("-p", "job parameters are for Open Job Description templates; "
+                                   "no file given is one")
     if check:
         return
     try:

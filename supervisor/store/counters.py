@@ -99,6 +99,7 @@ class Deltas:
             lambda: dict.fromkeys(DELTA_COLUMNS, 0))
         self.completed: list[int] = []
         self.completed_layers: list[int] = []   # the layer of each frame in `completed`
+        self.died: list[tuple[int, int, int]] = []  # frames moved to DEAD: (frame, layer, job)
 
     def slots(self, layer_id: int, n: int) -> None:
         self.by_layer[layer_id]["slots_running"] += n
@@ -192,6 +193,8 @@ def apply_moves(conn: Connection, moves: list[FrameMove], now: float,
         if m.new in COMPLETE_STATES:
             deltas.completed.append(m.frame_id)
             deltas.completed_layers.append(m.layer_id)
+        elif m.new == FrameState.DEAD:
+            deltas.died.append((m.frame_id, m.layer_id, m.job_id))
     return deltas
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (Connection, bindparam, delete, func, insert, literal_col
 from cuefarm import protocol as p
 from cuefarm import states
 from cuefarm.states import AttemptState, Event, FrameState, JobState, next_state
+from supervisor.store import notifications
 from supervisor.store.counters import Deltas, FrameMove, apply_moves
 from supervisor.store.hosts import capable_hosts
 from supervisor.store.models import (Attempt, Dependency, Frame, FrameDep, Host, Job, JobHost,
@@ -645,6 +646,9 @@ def settle(conn: Connection, deltas: Deltas, touched: Touched, now: float,
     if finished:
         satisfy(conn, Dependency.target_job_id.in_(finished) & (Dependency.kind == "job")
                 & Dependency.target_layer_id.is_(None), now, touched)
+    # With the change that causes them: a notification is never lost nor sent for a change
+    # that rolled back.
+    notifications.record(conn, deltas.died, finished, now)
 
 
 def frame_dependency_targets(conn: Connection, layer_ids: list[int]) -> set[int]:

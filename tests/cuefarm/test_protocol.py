@@ -109,6 +109,14 @@ SAMPLES: dict[str, p.Body] = {
                                       target_layer="render"),
     "list_dependants": p.JobRef(4),
     "set_layer_range": p.SetLayerRange(job_id=4, layer="comp", range="1-100x2", chunk=5),
+    "export_job": p.JobRef(job_id=4),
+    "list_notifications": p.ListNotifications(all=True),
+    "retry_notifications": p.RetryNotifications(ids=[3]),
+    "list_archives": p.ListArchives(),
+    "restore_archive": p.RestoreArchive(file="cuefarm-archive-1-2.jsonl.gz", job_ids=[2]),
+    "run_retention": p.RunRetention(),
+    "set_project_notify": p.SetProjectNotify("show", [{"when": ["finished"], "email": "a@b.c"}]),
+    "get_project_notify": p.GetProjectNotify("show"),
 }
 
 
