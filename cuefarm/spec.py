@@ -80,7 +80,9 @@ LAYER_FIELDS = {k.name: k for k in [
     Key("timeout_no_output", "whole number (seconds)", 0, "Kill a frame that writes nothing "
         "to its log for this long (0: never).", 0, MAX_SECONDS),
     Key("env", "mapping of names to strings", {}, "Environment variables added to each "
-        "frame's."),
+        "frame's. Variables that change how programs load (LD_*, DYLD_*, PYTHONPATH, "
+        "PERL5LIB, NODE_OPTIONS...) are refused unless the supervisor's loader_env_allow "
+        "allows them for the project."),
     Key("cwd", "path", None, "The directory a frame runs in (path maps apply). Not given: "
         "each attempt runs in a fresh directory of its own under the worker's data "
         "directory."),

@@ -12,7 +12,7 @@ from supervisor.store.models import Job, Layer, Project
 
 _LAYER_KEYS = ("command", "range", "chunk", "memory", "gpus", "max_retries", "env", "cwd",
                "depends_on", "tags", "os", "hosts", "omit_hosts", "requirements", "limits",
-               "timeout", "timeout_no_output")
+               "timeout", "timeout_no_output", "outputs")
 
 
 def _given(key: spec.Key, value: Any) -> bool:
