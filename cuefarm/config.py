@@ -131,6 +131,9 @@ class RqdConfig:
     # Accounts frames never run as, whatever their uid (names or patterns like systemd-*):
     # database servers, brokers and other service accounts.
     deny_users: list[str] = field(default_factory=lambda: list(DENY_USERS))
+    log_keep_days: float = 30.0       # frame logs older than this are removed (0: kept for ever)
+    log_max_mb: int = 0               # and the oldest beyond this many MB (0: no cap)
+    log_prune_every: float = 3600.0   # seconds between prunings (the first: a minute after start)
     # Variables of rqd's own environment a frame inherits (names or patterns like LC_*); the
     # job's variables and the CUE_* ones come on top.  Nothing else of rqd's reaches a frame.
     env_allow: list[str] = field(default_factory=lambda: list(FRAME_ENV_ALLOW))

@@ -113,6 +113,8 @@ class Daemon:
         self.host_id: int | None = None
         self.register_due: float | None = None     # set while waiting out a Refused
         self.next_tick = 0.0
+        self.prune_due = time.monotonic() + min(60.0, max(1.0, config.log_prune_every))
+        self.pruning: threading.Thread | None = None
         self.signals = 0
         self.stopping = False
         self.stop_deadline = 0.0
@@ -268,6 +270,8 @@ class Daemon:
             link.drop(now, f"no word for {link.timeout:g} s")
         if now >= self.next_tick:
             self._tick(now)
+        if now >= self.prune_due:
+            self._prune_logs(now)
         self._check_release(now)
         for a in list(self.running.values()):
             if a.kill_due is not None and now >= a.kill_due:
@@ -313,6 +317,25 @@ class Daemon:
                  if now - self.sent_at.get(aid, -math.inf) >= self.interval * 0.9]
         if stale:
             self._send_completions(stale, now)
+
+    def _prune_logs(self, now: float) -> None:
+        """Remove old frame logs on a thread of their own (a directory of 100,000 logs takes a
+        while); never those of attempts running or not yet acknowledged."""
+        self.prune_due = now + max(1.0, self.cfg.log_prune_every)
+        days, cap = self.cfg.log_keep_days, self.cfg.log_max_mb
+        if (days <= 0 and cap <= 0) or (self.pruning is not None and self.pruning.is_alive()):
+            return
+        before = time.time() - days * 86400.0 if days > 0 else -math.inf
+        keep = set(self.running) | set(self.unacked)
+        root = self.runner.root_log_dir
+
+        def prune() -> None:
+            removed, freed = logs.prune(root, before, keep, max(0, cap) * machine.MB)
+            if removed:
+                log.info("removed %d old frame log(s), %.1f MB, from %s", removed,
+                         freed / machine.MB, root)
+        self.pruning = threading.Thread(target=prune, name="log-pruning", daemon=True)
+        self.pruning.start()
 
     def _release_due(self) -> float:
         """When to stop our frames for want of a supervisor: before it may rerun them elsewhere

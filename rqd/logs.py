@@ -133,3 +133,43 @@ def read_range(path: Path, offset: int, limit: int) -> tuple[int, int, bytes]:
         f.seek(start)
         data = f.read(limit) if limit else b""
     return start, size, data
+
+
+def prune(root: Path, before: float, keep: set[str], max_bytes: int = 0) -> tuple[int, int]:
+    """Remove frame logs under `root` (and its per-farm directories) last written before
+    `before` (epoch), then, with `max_bytes`, the oldest until the rest fit in it.  Logs of
+    attempts in `keep` (running, or finished and not yet acknowledged) stay whatever their age.
+    Return (files removed, bytes freed)."""
+    found: list[tuple[float, int, str]] = []      # mtime, size, path
+    dirs = [str(root)]
+    while dirs:
+        directory = dirs.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    if directory == str(root):      # per-farm directories, one level
+                        dirs.append(e.path)
+                    continue
+                if not e.name.endswith(".log") or e.name[:-4] in keep:
+                    continue
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            found.append((st.st_mtime, st.st_size, e.path))
+    found.sort()
+    total = sum(size for _, size, _ in found)
+    removed = freed = 0
+    for mtime, size, path in found:
+        if mtime >= before and (not max_bytes or total - freed <= max_bytes):
+            break
+        try:
+            os.unlink(path)
+        except OSError:
+            continue
+        removed += 1
+        freed += size
+    return removed, freed
