@@ -528,6 +528,54 @@ class ListSupervisors(Body):
     """Answered with Rows: the supervisors serving the farm (sharing its database)."""
 
 
+# --- comments, layer statistics and host history (client -> supervisor) ------------------------
+
+MAX_COMMENT = 10_000                # characters in one comment
+
+
+class AddComment(Body):
+    """A note on one job (`job_id`) or one host (`host`); its author is the user the
+    supervisor takes the sender for, never a field of the request."""
+
+    text: str
+    job_id: Int | None = None
+    host: str | None = None
+
+
+class ListComments(Body):
+    """The comments on one job or one host, oldest first."""
+
+    job_id: Int | None = None
+    host: str | None = None
+
+
+class DeleteComment(Body):
+    """Delete one comment: its author may, and admins may delete anyone's."""
+
+    id: Int
+
+
+class LayerStats(Body):
+    """Run time, memory and core-hours of a job's layers, from their frames' attempts; with
+    `runtimes`, each layer's row also lists the run times of its succeeded attempts (the
+    latest MAX_RUNTIMES)."""
+
+    job_id: Int
+    layer: str | None = None        # only this layer
+    runtimes: bool = False
+
+
+MAX_RUNTIMES = 10_000
+
+
+class HostHistory(Body):
+    """A host's load, memory in use and running frames over the last `hours`, at the coarse
+    step the supervisor keeps them."""
+
+    host: str
+    hours: float = 24.0
+
+
 MESSAGE_TYPES: dict[str, type[Body]] = {
     "error": Error, "done": Done, "rows": Rows, "row": Row,
     "ping": Ping, "pong": Pong, "submit": Submit, "job_ids": JobIds,
@@ -553,6 +601,8 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "metric_points": MetricPoints,
     "whoami": WhoAmI, "set_project_members": SetProjectMembers,
     "list_supervisors": ListSupervisors,
+    "add_comment": AddComment, "list_comments": ListComments, "delete_comment": DeleteComment,
+    "layer_stats": LayerStats, "host_history": HostHistory,
 }
 TYPE_NAMES: dict[type[Body], str] = {}
 for _name, _cls in MESSAGE_TYPES.items():
@@ -568,7 +618,8 @@ CLIENT_REQUESTS = frozenset({
     "delete_path_map", "check_path",
     "bad_hosts", "clear_bad_hosts",
     "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history",
-    "whoami", "set_project_members", "list_supervisors"})
+    "whoami", "set_project_members", "list_supervisors",
+    "add_comment", "list_comments", "delete_comment", "layer_stats", "host_history"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 
 _encoder = msgspec.msgpack.Encoder()

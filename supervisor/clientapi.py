@@ -18,7 +18,7 @@ from cuefarm import protocol as p
 from cuefarm.spec import (SpecError, validate_job_changes, validate_layer_changes,
                           validate_submission)
 from cuefarm import pathmap
-from supervisor import access, billing_api, presence, schedules, why
+from supervisor import access, billing_api, comments, presence, stats, schedules, why
 from supervisor.context import Context
 from supervisor.live import default_admission
 from supervisor.logrelay import RELAYED_MAX
@@ -34,7 +34,7 @@ from supervisor.store.errors import ControlError
 log = logging.getLogger(__name__)
 # The other modules declaring requests, imported here so that loading the client API
 # registers every request type.
-DECLARING = (access, billing_api, presence, why)
+DECLARING = (access, billing_api, comments, presence, stats, why)
 
 
 def handle(cx: Context, frames: list[bytes],

@@ -102,6 +102,11 @@ SAMPLES: dict[str, p.Body] = {
     "whoami": p.WhoAmI(),
     "set_project_members": p.SetProjectMembers(name="secret", members=["ann", "bob"]),
     "list_supervisors": p.ListSupervisors(),
+    "add_comment": p.AddComment(text="waiting on textures", job_id=4),
+    "list_comments": p.ListComments(host="node1"),
+    "delete_comment": p.DeleteComment(id=3),
+    "layer_stats": p.LayerStats(job_id=4, layer="render", runtimes=True),
+    "host_history": p.HostHistory(host="node1", hours=6.0),
 }
 
 

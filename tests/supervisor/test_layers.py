@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                   "supervisor.schedules", "supervisor.metrics", "supervisor.billing",
                   "supervisor.why", "supervisor.access", "supervisor.requests",
                   "supervisor.billing_api", "supervisor.clientapi", "supervisor.farmlink",
-                  "supervisor.presence"}),
+                  "supervisor.presence", "supervisor.comments", "supervisor.stats"}),
     ("the loop", {"supervisor.loop"}),
     ("assembly", {"supervisor.server"}),
     ("program", {"supervisor.main", "supervisor.__main__"}),
