@@ -19,7 +19,8 @@ from typing import Any
 import click
 
 from cuefarm import config, spec
-from cuefarm.cli import access, admin, billing, control, hosts, jobs, logs, submit, up
+from cuefarm.cli import (access, admin, billing, comments, control, history, hosts, jobs, logs,
+                         submit, up)
 from cuefarm.cli.options import JOB, JobId, Settings, json_option, pass_settings, user_words
 from cuefarm.client import CueFarmError, Unreachable, parse_addresses
 from cuefarm.protocol import ProtocolError
@@ -161,9 +162,11 @@ for _command in [
     up.up, up.down,
     *billing.COMMANDS,
     access.whoami,
+    comments.comment, comments.comments,
 ]:
     cli.add_command(_command)
 admin.projects.add_command(access.members)
+hosts.hosts.add_command(history.host_history)
 
 
 def main(argv: list[str] | None = None) -> None:
