@@ -49,6 +49,7 @@ class Notes(QObject):
             self._marks.append(mark)
             view.setItemDelegateForColumn(view.table_model().column_index("comments"), mark)
         self._counts: dict[str, int] = {}        # "job:ID" / "host:NAME" -> count last read
+        self.pending = 0                         # queries asked, not yet answered
         self._stats_timer = QTimer(self, singleShot=True, interval=STATS_REFRESH_MS)
         self._stats_timer.timeout.connect(self.fetch_layer_stats)
         self._history_timer = QTimer(self, singleShot=True, interval=HISTORY_REFRESH_MS)
@@ -175,24 +176,26 @@ class Notes(QObject):
 
     # -- reading --------------------------------------------------------------------------------
 
+    def _ask(self, key: str, call) -> None:
+        self.pending += 1
+        self.w.connection.run_query(PREFIX + key, call)
+
     def fetch_comments(self, kind: str, subject: Any) -> None:
         if kind == "job":
             call = (lambda c, s=subject: c.comments(job_id=s))
         else:
             call = (lambda c, s=subject: c.comments(host=s))
-        self.w.connection.run_query(f"{PREFIX}comments:{kind}:{subject}", call)
+        self._ask(f"comments:{kind}:{subject}", call)
 
     def fetch_layer_stats(self) -> None:
         job_id = self.w.selected_job
         if job_id is not None:
-            self.w.connection.run_query(f"{PREFIX}stats:{job_id}",
-                                        lambda c: c.layer_stats(job_id, runtimes=True))
+            self._ask(f"stats:{job_id}", lambda c: c.layer_stats(job_id, runtimes=True))
 
     def fetch_host_history(self) -> None:
         host = self.w.selected_host
         if host is not None:
-            self.w.connection.run_query(f"{PREFIX}history:{host}",
-                                        lambda c: c.host_history(host, HISTORY_HOURS))
+            self._ask(f"history:{host}", lambda c: c.host_history(host, HISTORY_HOURS))
 
     # -- acting ---------------------------------------------------------------------------------
 
@@ -208,7 +211,7 @@ class Notes(QObject):
         def call(c):
             c.add_comment(text, **where)
             return c.comments(**where)
-        self.w.connection.run_query(f"{PREFIX}add:{kind}:{subject}", call)
+        self._ask(f"add:{kind}:{subject}", call)
 
     def _delete(self, kind: str, comment_id: int) -> None:
         subject = self._panel(kind).subject
@@ -217,13 +220,14 @@ class Notes(QObject):
         def call(c):
             c.delete_comment(comment_id)
             return c.comments(**where)
-        self.w.connection.run_query(f"{PREFIX}delete:{kind}:{subject}", call)
+        self._ask(f"delete:{kind}:{subject}", call)
 
     # -- answers --------------------------------------------------------------------------------
 
     def _done(self, key: str, result: Any) -> None:
         if not key.startswith(PREFIX):
             return
+        self.pending = max(0, self.pending - 1)
         what, _, rest = key[len(PREFIX):].partition(":")
         if what in ("comments", "add", "delete"):
             kind, _, subject = rest.partition(":")
@@ -245,6 +249,7 @@ class Notes(QObject):
     def _failed(self, key: str, message: str) -> None:
         if not key.startswith(PREFIX):
             return
+        self.pending = max(0, self.pending - 1)
         what, _, rest = key[len(PREFIX):].partition(":")
         if what in ("add", "delete", "comments"):
             kind, _, subject = rest.partition(":")

@@ -89,6 +89,7 @@ class CommentsPanel(QWidget):
         self.list = QListWidget()
         self.list.setWordWrap(True)
         self.list.setAlternatingRowColors(True)
+        self.list.setSpacing(2)
         self.list.setSelectionMode(QListWidget.SelectionMode.SingleSelection)
         self.list.currentItemChanged.connect(lambda *_: self._update_buttons())
         self.editor = QPlainTextEdit()

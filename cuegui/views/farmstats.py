@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from cuegui import format as fmt
 from cuegui import theme
@@ -23,24 +23,34 @@ def _dur(key: str):
     return lambda r: "" if r.get(key) is None else fmt.duration(r[key])
 
 
+def memory_text(nbytes: int | None) -> str:
+    """Bytes as people read them: MB below a gigabyte, GB above."""
+    if not nbytes:
+        return ""
+    mb = nbytes / 2**20
+    return f"{mb:.0f} MB" if mb < 1024 else f"{fmt.gigabytes(mb)} GB"
+
+
 class LayerStatsModel(RowTableModel):
     """One row per layer: id is the layer id."""
 
     columns = [
-        field("layer", "Layer", width=120),
-        field("succeeded", "Done", width=52, align=RIGHT,
+        field("layer", "Layer", width=92),
+        field("succeeded", "Done", width=42, align=RIGHT,
               header_tip="Attempts that succeeded"),
-        field("failed", "Failed", width=52, align=RIGHT, header_tip="Attempts that failed"),
-        field("avg", "Average", width=76, align=RIGHT, text=_dur("avg"),
+        field("failed", "Fail", width=38, align=RIGHT, header_tip="Attempts that failed"),
+        field("avg", "Avg", width=56, align=RIGHT, text=_dur("avg"),
               header_tip="Average run time of the succeeded attempts"),
-        field("min", "Min", width=70, align=RIGHT, text=_dur("min")),
-        field("max", "Max", width=70, align=RIGHT, text=_dur("max")),
-        Column("peak_rss", "Peak memory", lambda r: r.get("peak_rss") or 0, width=92,
-               align=RIGHT, text=lambda r: f"{fmt.gigabytes((r.get('peak_rss') or 0) / 2**20)} GB",
-               header_tip="The highest peak of any attempt"),
-        field("core_hours", "Core-hours", width=84, align=RIGHT,
+        field("min", "Min", width=56, align=RIGHT, text=_dur("min"),
+              header_tip="Shortest run time of the succeeded attempts"),
+        field("max", "Max", width=56, align=RIGHT, text=_dur("max"),
+              header_tip="Longest run time of the succeeded attempts"),
+        Column("peak_rss", "Peak", lambda r: r.get("peak_rss") or 0, width=60,
+               align=RIGHT, text=lambda r: memory_text(r.get("peak_rss")),
+               header_tip="Peak memory: the highest of any attempt"),
+        field("core_hours", "Core-h", width=56, align=RIGHT,
               text=lambda r: f"{r.get('core_hours') or 0:.2f}",
-              header_tip="Slots held times run time, every ended attempt"),
+              header_tip="Core-hours: slots held times run time, every ended attempt"),
     ]
 
 
@@ -123,6 +133,13 @@ class LayerStatsPanel(QWidget):
             item.setTitle("Frame run times", color=theme.chrome("PLOT_FG"))
             return
         times = row.get("runtimes") or []
+        if not times:
+            self.shown_layer = row["layer"]
+            item.setTitle(f"{row['layer']}: no frame has finished yet",
+                          color=theme.chrome("PLOT_FG"))
+            item.setXRange(0, 1)
+            item.setYRange(0, 1)
+            return
         edges, counts = histogram(times)
         self.bars = pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts,
                                     brush=pg.mkBrush(BARS), pen=pg.mkPen(theme.chrome("PLOT_BG")))
@@ -147,15 +164,20 @@ class HostHistoryPanel(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         lay.addWidget(self.caption)
+        # Side by side: the panel is wide and short (below the hosts table).
+        row = QHBoxLayout()
+        row.setSpacing(4)
+        lay.addLayout(row, 1)
         for key, title in (("load", "Load"), ("memory_used_mb", "Memory in use (GB)"),
                            ("running", "Frames running")):
             w = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
             w.setTitle(title)
             w.setMouseEnabled(x=True, y=False)
             w.getPlotItem().showGrid(x=True, y=True, alpha=0.15)
-            w.setMinimumHeight(theme.scaled(90))
+            w.setMinimumHeight(theme.scaled(120))
+            w.getPlotItem().getViewBox().setLimits(yMin=0)
             self.plots[key] = w
-            lay.addWidget(w, 1)
+            row.addWidget(w, 1)
         first = self.plots["load"]
         for w in self.plots.values():
             if w is not first:

@@ -182,3 +182,37 @@ def test_jumping_between_a_frame_its_host_and_its_job(qtbot, notes):
     wait(qtbot, lambda: win.selected_job == job_id)
     wait(qtbot, lambda: (win.frames_view.current_row() or {}).get("id") == frame["id"])
     client.kill(job_id)
+
+
+def test_the_screenshot_tour_shows_comments_layer_statistics_and_host_history(notes,
+                                                                              tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.farm import wait_until
+    farm, _win = notes
+    client = farm.client()
+    [job_id] = client.submit({"name": "toured", "project": "gui", "layers": [
+        {"name": "prep", "command": QUICK, "range": "1-3"},
+        {"name": "render", "command": SLOW, "range": "1-4", "depends_on": ["prep"]}]})
+    wait_until(lambda: (client.job(job_id).get("running") or 0) > 0, 60.0)
+    client.add_comment("renders may run", job_id)
+    farm.client(user="bob").add_comment("check frame 4", job_id)
+    for name in ("render01", "render02"):
+        client.add_comment("fan is loud", host=name)
+    wait_until(lambda: len(client.host_history("render01")) >= 2, 30.0)
+    out = tmp_path / "shots"
+    proc = subprocess.run([sys.executable, "-m", "cuegui", "--supervisor", farm.address,
+                           "--screenshots", str(out), "--timeout", "60"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**farm.env, "QT_QPA_PLATFORM": "offscreen"})
+    assert proc.returncode == 0, proc.stderr
+    for name in ("comments", "layer_stats", "host_history", "host_comments"):
+        assert (out / f"{name}.png").stat().st_size > 1000
+    tour = json.loads((out / "tour.json").read_text())
+    assert tour["job"] == job_id
+    assert (tour["comments"], tour["host_comments"], tour["layer_stats"]) == (2, 1, 2)
+    assert tour["host_history"]["host"] in ("render01", "render02")
+    assert tour["host_history"]["points"] >= 2
+    client.kill(job_id)
