@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from qtpy.QtCore import QObject, Qt, QTimer
+from qtpy.QtCore import QObject, QTimer
 from qtpy.QtGui import QAction
 from qtpy.QtWidgets import QComboBox, QDockWidget
 

@@ -91,7 +91,8 @@ def test_empty_or_overlong_comments_are_refused_and_nothing_is_stored(engine, te
 def test_a_comment_names_one_existing_job_or_host(engine):
     with engine.begin() as conn:
         job_id = _job(conn)
-        for job, host, code, words in [(job_id + 1, None, "not_found", f"no job with id {job_id + 1}"),
+        missing = job_id + 1
+        for job, host, code, words in [(missing, None, "not_found", f"no job with id {missing}"),
                                        (None, "nowhere", "not_found", "no host named 'nowhere'"),
                                        (None, None, "invalid", "name a job or a host"),
                                        (job_id, "render01", "invalid", "name a job or a host")]:
