@@ -160,3 +160,40 @@ def test_layer_statistics_and_host_history(farm):
     assert info.value.field == "hours"
     table = cli_as(farm, "ann", "hosts", "history", "render01").output
     assert "MEMORY MB" in table and len(table.splitlines()) >= 4
+
+
+def test_a_restricted_projects_comments_are_hidden_like_its_jobs(farm):
+    wendy, ann = farm.client(user="wendy"), farm.client(user="ann")
+    [secret] = farm.client().submit(job("secret", [layer("r", frames=1, command=["true"])],
+                                        "secret"))
+    wendy.set_project_members("secret", ["bob"])
+    wendy.add_comment("for members only", secret)
+    for call in (lambda: ann.comments(secret), lambda: ann.add_comment("hi", secret),
+                 lambda: ann.layer_stats(secret)):
+        with pytest.raises(CueFarmError) as info:
+            call()
+        assert info.value.code == "not_found" and f"no job with id {secret}" in str(info.value)
+    assert [c["text"] for c in farm.client(user="bob").comments(secret)] == ["for members only"]
+
+
+def test_host_history_is_pruned_to_the_hours_kept(sqlite_url, tmp_path):
+    from sqlalchemy import func, select
+
+    from supervisor.store.engine import make_engine
+    from supervisor.store.models import HostSample
+    env = {**HISTORY, "CUEFARM_SUPERVISOR_HOST_HISTORY_HOURS": str(3 / 3600)}   # 3 s
+    with running_farm(sqlite_url, tmp_path, env) as f:
+        f.start_rqd("render01", 1)
+        f.wait_hosts_up(["render01"])
+        engine = make_engine(sqlite_url)
+        try:
+            def stored():
+                with engine.connect() as conn:
+                    return conn.execute(select(func.count(), func.min(HostSample.t))).one()
+            wait_until(lambda: stored()[0] >= 2, 30)
+            first = stored()[1]
+            # Points older than the hours kept are deleted as new ones are written.
+            wait_until(lambda: stored()[1] > first + 3, 30)
+            assert stored()[0] <= 6
+        finally:
+            engine.dispose()
