@@ -48,7 +48,7 @@ class JobRow(_Counts):
     flagged: str                     # why the job was paused by the farm ("": it was not)
     slots_used: int
     stalled: bool
-    comments: int = 0                # how many comments people left on the job
+    comments: int                    # how many comments people left on the job
 
 
 class LayerRow(_Counts):
@@ -135,7 +135,7 @@ class HostRow(_Row):
     load: float
     cpu_percent: float
     last_seen: float | None
-    comments: int = 0                # how many comments people left on the host
+    comments: int                    # how many comments people left on the host
 
 
 R = TypeVar("R", bound=_Row)
