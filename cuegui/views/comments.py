@@ -7,7 +7,7 @@ import html
 from typing import Any
 
 from qtpy.QtCore import QPointF, QRectF, Qt, Signal
-from qtpy.QtGui import QColor, QPainter, QPainterPath
+from qtpy.QtGui import QColor, QKeySequence, QPainter, QPainterPath, QShortcut
 from qtpy.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPlainTextEdit,
                             QPushButton, QStyle, QStyledItemDelegate, QStyleOptionViewItem,
                             QVBoxLayout, QWidget)
@@ -97,7 +97,11 @@ class CommentsPanel(QWidget):
         self.editor.setMaximumHeight(theme.scaled(72, self))
         self.editor.textChanged.connect(self._update_buttons)
         self.add_button = QPushButton("Add comment")
+        self.add_button.setToolTip("Ctrl+Return")
         self.add_button.clicked.connect(self._add)
+        send = QShortcut(QKeySequence("Ctrl+Return"), self.editor)
+        send.setContext(Qt.ShortcutContext.WidgetShortcut)
+        send.activated.connect(lambda: self.add_button.isEnabled() and self._add())
         self.delete_button = QPushButton("Delete")
         self.delete_button.clicked.connect(self._delete)
         self.error = QLabel()
@@ -169,7 +173,7 @@ class CommentsPanel(QWidget):
         too_long = len(text) > MAX_TEXT
         self.add_button.setEnabled(self.subject is not None and bool(text) and not too_long)
         self.add_button.setToolTip(f"At most {MAX_TEXT:,} characters ({len(text):,} now)"
-                                   if too_long else "")
+                                   if too_long else "Ctrl+Return")
         item = self.list.currentItem()
         row = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
         mine = row is not None and (row["author"] == self.user or self.admin)
