@@ -629,6 +629,31 @@ class Client:
                                              float(resolution)))
         return [(t, v) for t, v in reply.points]
 
+    def add_comment(self, text: str, job_id: int | None = None,
+                    host: str | None = None) -> int:
+        """Leave a comment on a job or a host (one of them); its author is who the supervisor
+        takes this client for.  Return the comment's id."""
+        return self.request(p.AddComment(text, job_id, host)).count
+
+    def comments(self, job_id: int | None = None, host: str | None = None
+                 ) -> list[dict[str, Any]]:
+        """The comments on a job or a host, oldest first: id, author, text, created_at."""
+        return self.request(p.ListComments(job_id, host)).rows
+
+    def delete_comment(self, comment_id: int) -> None:
+        """Delete a comment (one's own; an admin any)."""
+        self.request(p.DeleteComment(comment_id))
+
+    def layer_stats(self, job_id: int, layer: str | None = None,
+                    runtimes: bool = False) -> list[dict[str, Any]]:
+        """Per layer: succeeded and failed attempts, run time avg/min/max (seconds), peak_rss
+        (bytes) and core_hours; with `runtimes`, the run times of its succeeded attempts."""
+        return self.request(p.LayerStats(job_id, layer, runtimes)).rows
+
+    def host_history(self, host: str, hours: float = 24.0) -> list[dict[str, Any]]:
+        """A host's kept points over the last `hours`: t, load, memory_used_mb, running."""
+        return self.request(p.HostHistory(host, float(hours))).rows
+
 
 EVENT_TYPES = frozenset({"events"})
 

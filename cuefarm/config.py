@@ -88,6 +88,8 @@ class SupervisorConfig:
     admission_patterns: list[str] = field(default_factory=list)   # host name patterns
     admission_retry: float = 60.0     # a refused worker asks again after this many seconds
     figures_interval: float = 5.0     # how often hosts' load/memory/disk figures are written
+    host_history_step: float = 60.0   # seconds per point of each host's kept history
+    host_history_hours: float = 24.0  # how much of it is kept
     # Roles (supervisor.access): the OS user running the supervisor is always an admin; with
     # neither list set the farm is open (everyone an admin).  Others are artists.
     admins: list[str] = field(default_factory=list)

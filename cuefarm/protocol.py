@@ -643,6 +643,54 @@ class RetryNotifications(Body):
     ids: list[Int] = msgspec.field(default_factory=list)
 
 
+# --- comments, layer statistics and host history (client -> supervisor) ------------------------
+
+MAX_COMMENT = 10_000                # characters in one comment
+
+
+class AddComment(Body):
+    """A note on one job (`job_id`) or one host (`host`); its author is the user the
+    supervisor takes the sender for, never a field of the request."""
+
+    text: str
+    job_id: Int | None = None
+    host: str | None = None
+
+
+class ListComments(Body):
+    """The comments on one job or one host, oldest first."""
+
+    job_id: Int | None = None
+    host: str | None = None
+
+
+class DeleteComment(Body):
+    """Delete one comment: its author may, and admins may delete anyone's."""
+
+    id: Int
+
+
+class LayerStats(Body):
+    """Run time, memory and core-hours of a job's layers, from their frames' attempts; with
+    `runtimes`, each layer's row also lists the run times of its succeeded attempts (the
+    latest MAX_RUNTIMES)."""
+
+    job_id: Int
+    layer: str | None = None        # only this layer
+    runtimes: bool = False
+
+
+MAX_RUNTIMES = 10_000
+
+
+class HostHistory(Body):
+    """A host's load, memory in use and running frames over the last `hours`, at the coarse
+    step the supervisor keeps them."""
+
+    host: str
+    hours: float = 24.0
+
+
 MESSAGE_TYPES: dict[str, type[Body]] = {
     "error": Error, "done": Done, "rows": Rows, "row": Row,
     "ping": Ping, "pong": Pong, "submit": Submit, "job_ids": JobIds,
@@ -676,6 +724,8 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "list_archives": ListArchives, "restore_archive": RestoreArchive,
     "run_retention": RunRetention,
     "set_project_notify": SetProjectNotify, "get_project_notify": GetProjectNotify,
+    "add_comment": AddComment, "list_comments": ListComments, "delete_comment": DeleteComment,
+    "layer_stats": LayerStats, "host_history": HostHistory,
 }
 TYPE_NAMES: dict[type[Body], str] = {}
 for _name, _cls in MESSAGE_TYPES.items():
@@ -696,7 +746,8 @@ CLIENT_REQUESTS = frozenset({
     "set_layer_range",
     "export_job", "list_notifications", "retry_notifications",
     "list_archives", "restore_archive", "run_retention",
-    "set_project_notify", "get_project_notify"})
+    "set_project_notify", "get_project_notify",
+    "add_comment", "list_comments", "delete_comment", "layer_stats", "host_history"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 
 _encoder = msgspec.msgpack.Encoder()

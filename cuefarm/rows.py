@@ -48,6 +48,7 @@ class JobRow(_Counts):
     flagged: str                     # why the job was paused by the farm ("": it was not)
     slots_used: int
     stalled: bool
+    comments: int                    # how many comments people left on the job
 
 
 class LayerRow(_Counts):
@@ -135,6 +136,7 @@ class HostRow(_Row):
     load: float
     cpu_percent: float
     last_seen: float | None
+    comments: int                    # how many comments people left on the host
 
 
 R = TypeVar("R", bound=_Row)

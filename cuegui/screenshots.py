@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 SETTLE_MS = 400        # let the views lay out and paint before grabbing
 CHART_SECONDS = 8.0    # live samples the charts gather before they are grabbed
-VIEWS = ("jobs", "job", "log", "hosts", "charts", "charts_supervisor", "why", "submit",
-         "window", "layer_properties", "add_dependency", "dependencies")
+VIEWS = ("jobs", "job", "log", "hosts", "charts", "charts_supervisor", "why", "comments",
+         "layer_stats", "host_history", "host_comments", "submit", "window", "layer_properties",
+         "add_dependency", "dependencies")
 VIEWS += ("submit_layers", "preview", "viewer", "saved_views", "status_menu")
 
 
@@ -144,7 +145,8 @@ class ScreenshotTour(QObject):
         points = charts.points()
         charts_ready = (time.monotonic() - self._started >= CHART_SECONDS
                         and (points["cpu"] > 0 or charts.supervisor.errors))
-        if self._log_seen and charts_ready and not self.window.log_panel.busy:
+        notes_ready = not self.window.notes.pending
+        if self._log_seen and charts_ready and notes_ready and not self.window.log_panel.busy:
             self._poll.stop()
             QTimer.singleShot(SETTLE_MS, lambda: self._finish(0))
 
@@ -190,6 +192,7 @@ class ScreenshotTour(QObject):
             self._save(dock.grab(), name)
         self._save_preview()
         self._save_saved_views()
+        self._save_notes()
         dialog = w.open_submit()
         dialog.set_values(name="shot010_lighting_v3", command="render -s #FRAME# scene.ma",
                           range="1-100", chunk=5, slots="2", memory=4096, tags="linux")
@@ -309,6 +312,24 @@ class ScreenshotTour(QObject):
         menu.close()
         finished.setChecked(True)
 
+    def _save_notes(self) -> None:
+        """The job's comments and layer statistics, and the host's history and comments."""
+        w, notes = self.window, self.window.notes
+        for name, dock in (("comments", notes.comments_dock), ("layer_stats", notes.stats_dock)):
+            dock.show()
+            dock.raise_()
+            QApplication.processEvents()
+            self._save(dock.grab(), name)
+        tabs = w.hosts_panel.tabs
+        w.hosts_dock.show()
+        w.hosts_dock.raise_()
+        for name, widget in (("host_history", notes.host_history),
+                             ("host_comments", notes.host_comments)):
+            tabs.setCurrentWidget(widget)
+            QApplication.processEvents()
+            self._save(w.hosts_dock.grab(), name)
+        tabs.setCurrentIndex(0)
+
     def _write_manifest(self) -> None:
         w = self.window
         manifest = {
@@ -320,6 +341,11 @@ class ScreenshotTour(QObject):
             "why": w.why_panel.text(), "why_caption": w.why_panel.caption.text(),
             "hosts": w.hosts_model.rowCount(), "charts": w.charts_panel.points(),
             "preview": w.preview_panel.text(),
+            "comments": w.notes.job_comments.list.count(),
+            "host_comments": w.notes.host_comments.list.count(),
+            "layer_stats": w.notes.layer_stats.model.rowCount(),
+            "host_history": {"host": w.notes.host_history.host,
+                             "points": len(w.notes.host_history.points)},
             "files": [p.name for p in self.saved]}
         (self.directory / "tour.json").write_text(json.dumps(manifest, indent=1, default=str))
 

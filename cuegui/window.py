@@ -24,6 +24,7 @@ from cuegui.connection import Connection
 from cuegui.hostactions import HostActions
 from cuegui.jobactions import JobActions
 from cuegui.menus import build_menus, build_toolbars
+from cuegui.notes import Notes
 from cuegui.updates import Updates
 from cuegui.views.charts import ChartsPanel
 from cuegui.views.dialogs import Prompts
@@ -130,6 +131,7 @@ class MainWindow(QMainWindow):
                                           layers=self.wrangle_actions.layers,
                                           depend=self.wrangle_actions.jobs)
         build_toolbars(self)
+        self.notes = Notes(self)
         build_menus(self)
         extend_menus(self)
         self._build_status_bar()
@@ -168,6 +170,8 @@ class MainWindow(QMainWindow):
         # splitting a tabbed dock takes it out of its tabs).
         self.splitDockWidget(self.log_dock, self.preview_dock, Qt.Orientation.Vertical)
         self.tabifyDockWidget(self.log_dock, self.why_dock)
+        if getattr(self, "notes", None) is not None:
+            self.notes.place_docks()
         self.jobs_dock.raise_()
         self.log_dock.raise_()
         self._size_docks()
@@ -200,7 +204,7 @@ class MainWindow(QMainWindow):
 
     def docks(self) -> list[QDockWidget]:
         return [self.jobs_dock, self.hosts_dock, self.charts_dock, self.job_dock, self.log_dock,
-                self.why_dock, self.preview_dock]
+                self.why_dock, self.preview_dock, *self.notes.docks()]
 
     def tables(self) -> dict:
         return {"jobs": self.jobs_view, "layers": self.layers_view, "frames": self.frames_view,
@@ -404,6 +408,7 @@ class MainWindow(QMainWindow):
                 action.setIcon(theme.icon(group.specs[key].icon))
         self.charts_panel.apply_theme()
         self.frames_panel.apply_theme()
+        self.notes.apply_theme()
         for view in (self.jobs_view, self.frames_view, self.layers_view):
             view.viewport().update()
         self.job_panel.graph.update_layers(self.layers_model.rows())

@@ -21,8 +21,8 @@ from cuefarm import protocol as p
 from cuefarm.spec import (SpecError, validate_job_changes, validate_layer_changes,
                           validate_submission)
 from cuefarm import pathmap
-from supervisor import (access, archive_api, auditing, billing_api, exports, notify_api,
-                        presence, schedules, why, wrangling)
+from supervisor import (access, archive_api, auditing, billing_api, comments, exports,
+                        notify_api, presence, schedules, stats, why, wrangling)
 from supervisor.context import Context
 from supervisor.live import default_admission
 from supervisor.logrelay import RELAYED_MAX
@@ -39,8 +39,8 @@ from supervisor.store.errors import ControlError
 log = logging.getLogger(__name__)
 # The other modules declaring requests, imported here so that loading the client API
 # registers every request type.
-DECLARING = (access, auditing, billing_api, presence, why, wrangling, exports, notify_api,
-             archive_api)
+DECLARING = (access, auditing, billing_api, comments, presence, stats, why, wrangling, exports,
+             notify_api, archive_api)
 
 
 def handle(cx: Context, frames: list[bytes],

@@ -43,6 +43,7 @@ class Worker:
     released: bool = False               # its frames were requeued while it was DOWN
     refuse_until: float = 0.0            # after a refusal, leave the host alone briefly
     figures: dict | None = None          # latest heartbeat figures not yet written
+    sampled: float = -1.0                # the history step of its latest kept point
     # attempt id -> when (monotonic) a heartbeat first left out an attempt we believe runs here
     missing: dict[str, float] = field(default_factory=dict)
     # attempt id -> the seq of its Launch (adopted attempts have none: the worker named them)

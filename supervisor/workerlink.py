@@ -14,6 +14,7 @@ import zmq
 from cuefarm import protocol as p
 from supervisor.context import Context
 from supervisor.registry import Worker
+from supervisor.store import hosthistory
 from supervisor.store import hosts as host_store
 from supervisor.store import work
 from supervisor.store.counters import Deltas
@@ -214,11 +215,18 @@ def figures_work(cx: Context, part: int = 0, parts: int = 1) -> Callable | None:
     time, of those in slice `part` of `parts` (by host id); None when there are none.  It runs
     off the loop and hands back the rows it changed."""
     now = cx.clock()
-    figures, stats, touched = [], [], work.Touched()
+    figures, stats, touched, samples = [], [], work.Touched(), []
+    step = max(1.0, cx.cfg.host_history_step)
+    bucket = now - now % step
     for w in cx.live.registry.by_id.values():
         if w.figures is None or w.host_id % parts != part:
             continue
         f, w.figures = w.figures, None
+        if w.sampled != bucket:     # one point of history per host per step
+            w.sampled = bucket
+            samples.append({"hid": w.host_id, "t": bucket, "load": float(f["load"]),
+                            "mem": max(0, w.memory_mb - f["free"]),
+                            "running": len(f["running"])})
         figures.append({"hid": w.host_id, "seen": now, "load": f["load"], "cpu": f["cpu"],
                         "free": f["free"], "disk": f["disk"], "nimby": f["nimby"],
                         "draining": f["draining"]})
@@ -232,10 +240,14 @@ def figures_work(cx: Context, part: int = 0, parts: int = 1) -> Callable | None:
     if not figures:
         return None
     engine = cx.engine
+    keep_from = now - cx.cfg.host_history_hours * 3600.0
 
     def write():
         with engine.begin() as conn:
             host_store.write_figures(conn, figures)
+            if samples:
+                hosthistory.write_samples(conn, samples)
+                hosthistory.prune(conn, keep_from)
         work.update_running_stats(engine, stats)
         return lambda cx: cx.out.note(touched)
     return write

@@ -17,7 +17,8 @@ def job(i: int, **kw) -> dict:
         "state": "ACTIVE", "killed": False, "status": "waiting", "submitted_at": NOW - 1000 + i,
         "started_at": None, "finished_at": None, "frames_total": 10, "min_slots": 0,
         "max_slots": None, "flagged": "", "slots_used": 0, "waiting": 10, "depend": 0,
-        "running": 0, "succeeded": 0, "dead": 0, "eaten": 0, "stalled": False, **kw})
+        "running": 0, "succeeded": 0, "dead": 0, "eaten": 0, "stalled": False, "comments": 0,
+        **kw})
 
 
 def frame(i: int, job_id: int = 1, **kw) -> dict:
@@ -40,7 +41,7 @@ def host(i: int, **kw) -> dict:
         "lock_kind": "", "lock_slots": None, "nimby": False, "draining": False, "drain": None,
         "slots": 16, "slots_configured": 16, "slots_override": None, "slots_total": 16,
         "slots_used": 0, "running": 0, "load": 1.5, "cpu_percent": 10.0, "last_seen": NOW,
-        **kw})
+        "comments": 0, **kw})
 
 
 def layer(i: int, job_id: int = 1, **kw) -> dict:

@@ -19,7 +19,8 @@ from typing import Any
 import click
 
 from cuefarm import config, spec
-from cuefarm.cli import access, admin, billing, control, hosts, jobs, logs, submit, up, wrangle
+from cuefarm.cli import (access, admin, billing, comments, control, history, hosts, jobs, logs,
+                         submit, up, wrangle)
 from cuefarm.cli import archive, export, notifications, project_notify
 from cuefarm.cli.options import JOB, JobId, Settings, json_option, pass_settings, user_words
 from cuefarm.client import CueFarmError, Unreachable, parse_addresses
@@ -162,6 +163,7 @@ for _command in [
     up.up, up.down,
     *billing.COMMANDS,
     access.whoami, access.audit,
+    comments.comment, comments.comments,
     *wrangle.COMMANDS,
 ]:
     cli.add_command(_command)
@@ -174,6 +176,7 @@ jobs.job.add_command(export.export_job)
 cli.add_command(notifications.notifications)
 cli.add_command(archive.archive)
 admin.projects.add_command(project_notify.project_notify)
+hosts.hosts.add_command(history.host_history)
 
 
 def main(argv: list[str] | None = None) -> None:

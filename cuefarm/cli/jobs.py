@@ -138,10 +138,14 @@ def _describe(values: dict[str, Any]) -> str:
 
 @click.command()
 @click.argument("job_id", metavar="JOB", type=JOB)
+@click.option("--stats", is_flag=True,
+              help="Run time (avg, min, max), peak memory and core-hours per layer.")
 @json_option
 @pass_settings
-def layers(settings: Settings, job_id: int, as_json: bool) -> None:
-    """List the layers of a job."""
+def layers(settings: Settings, job_id: int, stats: bool, as_json: bool) -> None:
+    """List the layers of a job (with --stats: how heavy each one is)."""
+    if stats:
+        return _layer_stats(settings, job_id, as_json)
     rows = settings.client().layers(job_id)
     if as_json:
         return print_json(rows)
@@ -153,6 +157,17 @@ def layers(settings: Settings, job_id: int, as_json: bool) -> None:
           la["waiting"], la.get("depend", 0), la["dead"], la.get("eaten", 0),
           ", ".join(map(spec.describe_dependency, la.get("depends_on") or [])) or "-",
           shorten(la["command"])] for la in rows])
+
+
+def _layer_stats(settings: Settings, job_id: int, as_json: bool) -> None:
+    rows = settings.client().layer_stats(job_id)
+    if as_json:
+        return print_json(rows)
+    print_table(
+        ["LAYER", "SUCCEEDED", "FAILED", "AVG", "MIN", "MAX", "PEAK MB", "CORE-HOURS"],
+        [[r["layer"], r["succeeded"], r["failed"], fmt_duration(r["avg"]),
+          fmt_duration(r["min"]), fmt_duration(r["max"]), fmt_mb(r["peak_rss"]),
+          f"{r['core_hours']:.2f}"] for r in rows])
 
 
 @click.group(short_help="Change a layer of a submitted job.")

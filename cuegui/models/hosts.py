@@ -116,6 +116,11 @@ class HostsModel(RowTableModel):
     columns = [
         field("name", "Name", width=150, filterable=True,
               tooltip=lambda r: r.get("hostname") or ""),
+        Column("comments", "Notes", lambda r: r.get("comments") or 0, width=48,
+               text=lambda r: str(r.get("comments") or "") if r.get("comments") else "",
+               tooltip=lambda r: (f"{r['comments']} comment{'' if r['comments'] == 1 else 's'}"
+                                  if r.get("comments") else ""),
+               header_tip="Comments people left (read and write them in the Comments tab)"),
         field("state", "State", width=70, filterable=True),
         Column("lock", "Lock", lambda r: r.get("lock"), text=lock_text, width=124,
                filterable=True, tooltip=lock_tip),

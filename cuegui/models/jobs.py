@@ -82,6 +82,11 @@ class JobsModel(RowTableModel):
     columns = [
         field("id", "ID", width=62, align=RIGHT),
         field("name", "Name", width=260, filterable=True),
+        Column("comments", "Notes", lambda r: r.get("comments") or 0, width=48,
+               text=lambda r: str(r.get("comments") or "") if r.get("comments") else "",
+               tooltip=lambda r: (f"{r['comments']} comment{'' if r['comments'] == 1 else 's'}"
+                                  if r.get("comments") else ""),
+               header_tip="Comments people left (read and write them in the Comments tab)"),
         field("project", "Project", width=100, filterable=True),
         field("user", "User", width=90, filterable=True),
         Column("status", "Status", shown_status, width=92, filterable=True,

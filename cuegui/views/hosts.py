@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from cuegui import theme
 from cuegui.models.frames import HostFramesModel
@@ -50,7 +50,12 @@ class HostsPanel(TablePanel):
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("hostsSplitter")
         self.splitter.addWidget(self.view)
-        self.splitter.addWidget(below)
+        # The selected host's running frames, and beside them its history and comments.
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("hostTabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(below, "Running")
+        self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
         layout.addWidget(self.splitter)

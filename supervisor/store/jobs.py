@@ -8,6 +8,7 @@ import fileseq
 from sqlalchemy import Connection, String, and_, case, cast, func, or_, select
 
 from cuefarm.states import AttemptState, JobState
+from supervisor.store import comments
 from supervisor.store.counters import COUNTER_NAMES
 from supervisor.store.errors import ControlError
 from supervisor.store.models import (Attempt, Dependency, Frame, FrameDep, Host, Job, Layer,
@@ -21,7 +22,8 @@ def _job_columns():
             Job.killed, Job.submitted_at, Job.started_at, Job.finished_at,
             func.coalesce(func.sum(Layer.frames_total), 0).label("frames_total"),
             Job.min_slots, Job.max_slots, Job.flagged,
-            func.coalesce(func.sum(Layer.slots_running), 0).label("slots_used"), *sums]
+            func.coalesce(func.sum(Layer.slots_running), 0).label("slots_used"), *sums,
+            comments.job_count()]
 
 
 def job_status(r: dict[str, Any]) -> str:
@@ -184,7 +186,7 @@ def host_rows(conn: Connection, host_ids: Iterable[int] | None = None) -> list[d
     running = (select(Attempt.host_id, func.count().label("n"), func.sum(Attempt.slots).label("s"))
                .where(Attempt.state == "RUNNING").group_by(Attempt.host_id).subquery())
     q = (select(*HOST_COLUMNS, func.coalesce(running.c.n, 0).label("running"),
-                func.coalesce(running.c.s, 0).label("slots_used"))
+                func.coalesce(running.c.s, 0).label("slots_used"), comments.host_count())
          .outerjoin(running, running.c.host_id == Host.id).order_by(Host.name))
     if host_ids is not None:
         q = q.where(Host.id.in_(list(host_ids)))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, text
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Float, ForeignKey, Index,
+                        Integer, String, Text, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only gives AUTOINCREMENT semantics to INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
@@ -331,6 +332,39 @@ class SupervisorRow(Base):
     dispatched: Mapped[int] = mapped_column(BigInteger, default=0)  # frames since it started
     cpu_percent: Mapped[float] = mapped_column(Float, default=0.0)  # of its process
     rss_mb: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Comment(Base):
+    """A note someone left on one job or one host: who wrote what and when."""
+
+    __tablename__ = "comment"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"),
+                                               nullable=True)
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"),
+                                                nullable=True)
+    author: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_comment_job", "job_id"), Index("ix_comment_host", "host_id"),
+                      CheckConstraint("(job_id IS NULL) <> (host_id IS NULL)",
+                                      name="ck_comment_subject"))
+
+
+class HostSample(Base):
+    """One point of a host's history, at a coarse step (the supervisor's host_history_step):
+    its load, memory in use and frames running then.  Old points are pruned."""
+
+    __tablename__ = "host_sample"
+    host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    t: Mapped[float] = mapped_column(Float, primary_key=True)     # epoch seconds, step start
+    load: Mapped[float] = mapped_column(Float, default=0.0)
+    memory_used_mb: Mapped[int] = mapped_column(Integer, default=0)
+    running: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_host_sample_t", "t"),)
 
 
 def attempt_id(frame_id: int, number: int) -> str:

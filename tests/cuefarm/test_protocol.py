@@ -117,6 +117,11 @@ SAMPLES: dict[str, p.Body] = {
     "run_retention": p.RunRetention(),
     "set_project_notify": p.SetProjectNotify("show", [{"when": ["finished"], "email": "a@b.c"}]),
     "get_project_notify": p.GetProjectNotify("show"),
+    "add_comment": p.AddComment(text="waiting on textures", job_id=4),
+    "list_comments": p.ListComments(host="node1"),
+    "delete_comment": p.DeleteComment(id=3),
+    "layer_stats": p.LayerStats(job_id=4, layer="render", runtimes=True),
+    "host_history": p.HostHistory(host="node1", hours=6.0),
 }
 
 

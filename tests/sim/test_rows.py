@@ -74,7 +74,7 @@ def test_a_row_with_a_key_too_many_or_too_few_or_of_the_wrong_type_is_refused():
                 memory_free_mb=1, disk_free_mb=0, gpus=0, tags=[], state="UP", lock="OPEN",
                 lock_kind="", lock_slots=None, nimby=False, draining=False, drain=None, slots=2,
                 slots_configured=2, slots_override=None, slots_total=2, slots_used=0, running=0,
-                load=0.0, cpu_percent=0.0, last_seen=None)
+                load=0.0, cpu_percent=0.0, last_seen=None, comments=0)
     assert sample(HostRow, **good) == good
     with pytest.raises(msgspec.ValidationError, match="unknown field `os_name`"):
         check({**good, "os_name": "Linux"}, HostRow)

@@ -5,14 +5,14 @@ came (the supervisor died, the network broke).  The supervisor keeps which jobs 
 created, so the retry is answered with those jobs instead of creating them twice.
 
 Revision ID: 0013
-Revises: 0007
+Revises: 0009
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0013'
-down_revision = '0007'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
