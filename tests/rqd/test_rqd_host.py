@@ -248,11 +248,21 @@ def _user_with_uid_over(min_uid: int) -> pwd.struct_passwd | None:
 
 
 @needs_root
+def test_a_service_account_is_refused_by_default(supervisor, start_rqd, helpers):
+    start_rqd(supervisor)
+    supervisor.register()
+    supervisor.send(helpers.launch("70.1", ["true"], run_as="nobody"))
+    refuse = supervisor.expect("refuse", lambda b: b.attempt_id == "70.1")
+    assert "service account" in refuse.reason and "deny_users" in refuse.reason
+
+
+@needs_root
 def test_run_as_runs_the_frame_as_that_user(supervisor, start_rqd, helpers):
     user = _user_with_uid_over(1000)
     if user is None:
         pytest.skip("no user with uid >= 1000 on this host")
-    rqd = start_rqd(supervisor)
+    # `nobody` (often the only such user) is on the default deny list: this rqd allows it.
+    rqd = start_rqd(supervisor, config="deny_users = []")
     supervisor.register()
     supervisor.send(helpers.launch("69.1", ["sh", "-c", 'echo "uid=$(id -u) home=$HOME '
                                                         'user=$USER logname=$LOGNAME"'],
