@@ -52,6 +52,8 @@ JOB_FIELDS = {k.name: k for k in [
         "its project.", 0, 1 << 30),
     Key("max_slots", "whole number", None, "The most slots the job may use at once (not "
         "given: no maximum).", 1, 1 << 30),
+    Key("paused", "true or false", False, "Submit the job paused: nothing of it runs until it "
+        "is resumed (`cuefarm resume`)."),
     Key("layers", "list of layers", REQUIRED, "At least one layer (below)."),
     Key("notify", "list of rules", None, "Whom to tell, by e-mail or webhook, when the job "
         "finishes, a frame dies or the job dies (below). Not given: the project's rules "
@@ -195,6 +197,7 @@ class JobSpec:
     min_slots: int = 0
     max_slots: int | None = None
     notify: list[dict[str, Any]] | None = None     # None: not given (the farm's default)
+    paused: bool = False
 
 
 def _int(value: Any, path: str, lo: int, hi: int) -> int:
@@ -464,6 +467,9 @@ def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES
         max_slots = _key_int(d, JOB_FIELDS["max_slots"], path)
         if max_slots < min_slots:
             raise SpecError(f"{path}.max_slots", f"{max_slots} is below min_slots {min_slots}")
+    paused = d.get("paused", False)
+    if not isinstance(paused, bool):
+        raise SpecError(f"{path}.paused", f"expected true or false, got {paused!r}")
     raw_layers = d.get("layers")
     if not isinstance(raw_layers, list) or not raw_layers:
         raise SpecError(f"{path}.layers", "a job needs a list of at least one layer")
@@ -510,7 +516,7 @@ def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES
         except notify_rules.RuleError as exc:
             raise SpecError(exc.field, exc.message) from None
     return JobSpec(name=name, project=project, priority=priority, layers=layers,
-                   min_slots=min_slots, max_slots=max_slots, notify=notify)
+                   min_slots=min_slots, max_slots=max_slots, notify=notify, paused=paused)
 
 
 def validate_submission(jobs: Any, max_frames: int = DEFAULT_MAX_FRAMES,

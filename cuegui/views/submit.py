@@ -10,9 +10,8 @@ Submit; every wrong field shows its own error, not only the first one found.  Pl
 
 Layers are tabs over one set of layer fields (cuegui.views.submitlayers keeps the others); a
 layer with an error elsewhere shows it on its tab and in the status line.  "Save as job file"
-writes what Submit would send, for `cuefarm submit FILE`.  "Submit paused" pauses the job as
-soon as the supervisor has accepted it (a job file has no such key: it is a choice of the
-moment, not of the job).
+writes what Submit would send, for `cuefarm submit FILE`.  "Submit paused" stores the job
+paused (the job file's `paused` key): nothing of it starts until it is resumed.
 """
 
 from __future__ import annotations
@@ -126,7 +125,7 @@ class SubmitDialog(LayerTabs, QDialog):
         self.fields["max_slots"].setSpecialValueText("no limit")
         self.paused = QCheckBox("Submit paused")
         self.paused.setObjectName("field_paused")
-        self.paused.setToolTip("Pause the job as soon as the supervisor accepts it; resume it "
+        self.paused.setToolTip("Store the job paused: nothing of it runs until you resume it "
                                "from the jobs list")
         form.addRow("", self.paused)
         # The layers: a tab each over one set of layer fields.
@@ -308,6 +307,8 @@ class SubmitDialog(LayerTabs, QDialog):
             job["min_slots"] = f["min_slots"].value()
         if f["max_slots"].value():
             job["max_slots"] = f["max_slots"].value()
+        if self.paused.isChecked():
+            job["paused"] = True
         return job
 
     def submit_paused(self) -> bool:
@@ -444,14 +445,15 @@ class SubmitDialog(LayerTabs, QDialog):
 
 
 def submit_call(job: dict, paused: bool = False) -> Callable:
-    """A worker call that submits `job` (and, when `paused`, pauses it at once) and answers
-    ("ok", ids) or ("error", message, field); an unreachable supervisor still raises, so the
-    connection notices."""
+    """A worker call that submits `job` (stored paused, when `paused`: nothing of it starts)
+    and answers ("ok", ids) or ("error", message, field); an unreachable supervisor still
+    raises, so the connection notices."""
+    if paused:
+        job = {**job, "paused": True}
+
     def call(client) -> tuple:
         try:
             ids = client.submit([job])
-            if paused:
-                client.pause(ids)
             return ("ok", ids)
         except Unreachable:
             raise

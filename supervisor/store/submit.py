@@ -135,8 +135,9 @@ def _submit_one(conn: Connection, spec: JobSpec, path: str, user: str, now: floa
     project_id = ensure_project(conn, spec.project)
     job_id = conn.execute(insert(Job).values(
         name=spec.name, project_id=project_id, user=user, priority=spec.priority,
-        state=JobState.ACTIVE.value, killed=False, submitted_at=now, min_slots=spec.min_slots,
-        max_slots=spec.max_slots, flagged="").returning(Job.id)).scalar_one()
+        state=(JobState.PAUSED if spec.paused else JobState.ACTIVE).value, killed=False,
+        submitted_at=now, min_slots=spec.min_slots, max_slots=spec.max_slots,
+        flagged="").returning(Job.id)).scalar_one()
     by_name = {layer.name: layer for layer in spec.layers}
     layer_ids: dict[str, int] = {}
     frame_deps: dict[str, list[tuple[str, list[list[int]]]]] = defaultdict(list)

@@ -335,3 +335,12 @@ def test_the_reference_documents_the_defaults_and_bounds_validation_applies():
                 validate_job({"name": "j", "layers": [{"name": "l", "command": "x",
                                                        "range": "1"}], key.name: key.lo - 1})
     assert "cwd" in spec.reference() and "under the worker's data directory" in spec.reference()
+
+
+def test_paused_is_true_or_false():
+    base = {"name": "j", "layers": [{"name": "r", "command": ["true"], "range": "1"}]}
+    assert validate_job({**base, "paused": True}).paused is True
+    assert validate_job(base).paused is False
+    with pytest.raises(SpecError) as err:
+        validate_job({**base, "paused": "yes"})
+    assert err.value.field == "jobs[0].paused" or err.value.field.endswith(".paused")

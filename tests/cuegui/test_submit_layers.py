@@ -141,7 +141,8 @@ def test_a_paused_multi_layer_job_reaches_the_supervisor_and_its_file_submits_th
         dialog.submit_button.click()
         wait(qtbot, lambda: any(j["name"] == "shot020_fx" for j in win.jobs_model.all_rows()))
         [job] = [j for j in client.jobs() if j["name"] == "shot020_fx"]
-        wait(qtbot, lambda: client.job(job["id"])["state"] == "PAUSED")
+        # Stored paused: never active, so not a frame of it could start meanwhile.
+        assert client.job(job["id"])["state"] == "PAUSED"
         layers = {row["name"]: row for row in client.layers(job["id"])}
         assert set(layers) == {"sim", "render", "comp"}
         for want in sent["layers"]:
@@ -155,6 +156,7 @@ def test_a_paused_multi_layer_job_reaches_the_supervisor_and_its_file_submits_th
         assert result.exit_code == 0, result.output
         [again] = [j for j in client.jobs() if j["name"] == "shot020_fx"
                    and j["id"] != job["id"]]
+        assert client.job(again["id"])["state"] == "PAUSED"       # the file says so too
         assert [(r["name"], r["range"], r["chunk"], r["depends_on"])
                 for r in client.layers(again["id"])] == \
             [(r["name"], r["range"], r["chunk"], r["depends_on"])
