@@ -286,6 +286,13 @@ class Client:
             self.request(p.SetProjectNotify(project, list(rules)))
         return self.request(p.GetProjectNotify(project)).row["rules"]
 
+    def job_notify(self, job_id: int, rules: list[dict[str, Any]] | None = None
+                   ) -> list[dict[str, Any]]:
+        """A job's own notification rules; with `rules`, set them first ([]: none of its own,
+        its project's or the supervisor's apply)."""
+        return self.request(p.JobNotify(job_id, None if rules is None else list(rules))
+                            ).row["rules"]
+
     def retry_notifications(self, ids: list[int] | None = None) -> int:
         """Try failed notifications again (these, or all); returns how many."""
         return self.request(p.RetryNotifications(list(ids or []))).count

@@ -636,6 +636,14 @@ class GetProjectNotify(Body):
     project: str
 
 
+class JobNotify(Body):
+    """Answered with Row {"job_id", "rules"}: a job's notification rules, after setting them
+    to `rules` when given ([]: none of its own; its project's or the supervisor's apply)."""
+
+    job_id: Int
+    rules: list[dict[str, Any]] | None = None
+
+
 class RetryNotifications(Body):
     """Answered with Done: failed notifications (those of `ids`; none given: all) are tried
     again."""
@@ -724,6 +732,7 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "list_archives": ListArchives, "restore_archive": RestoreArchive,
     "run_retention": RunRetention,
     "set_project_notify": SetProjectNotify, "get_project_notify": GetProjectNotify,
+    "job_notify": JobNotify,
     "add_comment": AddComment, "list_comments": ListComments, "delete_comment": DeleteComment,
     "layer_stats": LayerStats, "host_history": HostHistory,
 }
@@ -746,7 +755,7 @@ CLIENT_REQUESTS = frozenset({
     "set_layer_range",
     "export_job", "list_notifications", "retry_notifications",
     "list_archives", "restore_archive", "run_retention",
-    "set_project_notify", "get_project_notify",
+    "set_project_notify", "get_project_notify", "job_notify",
     "add_comment", "list_comments", "delete_comment", "layer_stats", "host_history"})
 WORKER_MESSAGES = frozenset({"register", "heartbeat", "refuse", "complete", "log_reply"})
 

@@ -16,6 +16,8 @@ import random
 import smtplib
 import threading
 import time
+import hashlib
+import hmac
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -49,6 +51,9 @@ class NotificationsConfig:
     retry_base: float = 5.0           # first wait after a failure; doubles each time
     retry_max: float = 900.0          # longest wait between tries
     max_tries: int = 30               # then it is given up on (state failed)
+    # Webhooks carry X-CueFarm-Signature: sha256=HMAC(secret, body) when this is set, so a
+    # receiver can tell the supervisor's posts from anyone's.
+    webhook_secret: str = ""
     # Rules for jobs that give no `notify` of their own.
     default_on: list[str] = field(default_factory=lambda: ["finished"])
     default_email: list[str] = field(default_factory=list)
@@ -146,14 +151,20 @@ class Sender:
 
     def deliver(self, note: dict[str, Any]) -> None:
         if note["channel"] == "webhook":
-            self._post(note["target"], note["body"])
+            self._post(note["target"], note["body"], str(note["id"]))
         else:
             self._mail(note["target"], note["body"])
 
-    def _post(self, url: str, body: dict[str, Any]) -> None:
+    def _post(self, url: str, body: dict[str, Any], delivery: str = "") -> None:
         data = json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method="POST", headers={
-            "Content-Type": "application/json", "User-Agent": "cuefarm-supervisor"})
+        # The delivery id is the same on every try of one notification: a receiver that saw
+        # it already (its reply was lost) can tell the repeat and drop it.
+        headers = {"Content-Type": "application/json", "User-Agent": "cuefarm-supervisor",
+                   "X-CueFarm-Delivery": delivery}
+        if self.cfg.webhook_secret:
+            digest = hmac.new(self.cfg.webhook_secret.encode(), data, hashlib.sha256)
+            headers["X-CueFarm-Signature"] = f"sha256={digest.hexdigest()}"
+        req = urllib.request.Request(url, data=data, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.cfg.timeout) as reply:
                 reply.read(65536)

@@ -49,3 +49,22 @@ def _retry(cx: Context, req: Request) -> p.Body:
     with cx.begin() as (conn, _):
         count = store.retry(conn, ids, cx.clock())
     return p.Done(count)
+
+
+@request("job_notify", role=ARTIST, what="setting a job's notifications", jobs="job_id",
+         own=True)
+def _job_notify(cx: Context, req: Request) -> p.Body:
+    body: p.JobNotify = req.body
+    rules = None
+    if body.rules is not None:
+        try:
+            rules = notify_rules.validate(body.rules, "rules")
+        except notify_rules.RuleError as exc:
+            raise RequestError("invalid", exc.message, exc.field) from None
+    with cx.begin() as (conn, _):
+        if not store.has_job(conn, body.job_id):
+            raise RequestError("not_found", f"no job with id {body.job_id}", "job_id")
+        if rules is not None:
+            store.replace_rules(conn, body.job_id, rules)
+        current = store.rules_of(conn, [body.job_id]).get(body.job_id, [])
+    return p.Row({"job_id": body.job_id, "rules": current})

@@ -176,6 +176,7 @@ jobs.job.add_command(export.export_job)
 cli.add_command(notifications.notifications)
 cli.add_command(archive.archive)
 admin.projects.add_command(project_notify.project_notify)
+cli.add_command(project_notify.job_notify)
 hosts.hosts.add_command(history.host_history)
 
 

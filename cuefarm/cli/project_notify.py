@@ -39,3 +39,37 @@ def project_notify(settings: Settings, name: str, emails: tuple[str, ...],
         return
     print_table(["WHEN", "TO"], [[",".join(r["when"]), r.get("email") or r.get("webhook")]
                                  for r in current])
+
+
+@click.command("notify", short_help="Be told when a job finishes or dies.")
+@click.argument("job_id", type=int, metavar="JOB")
+@click.option("--email", "emails", multiple=True, metavar="ADDRESS",
+              help="Tell this address (repeatable).")
+@click.option("--webhook", "webhooks", multiple=True, metavar="URL",
+              help="POST to this URL (repeatable).")
+@click.option("--when", callback=lambda ctx, param, value: comma_list(value),
+              metavar="EVENTS", default="finished",
+              show_default=True, help=f"Comma-separated: {', '.join(EVENTS)}.")
+@click.option("--clear", is_flag=True,
+              help="No rules of its own: its project's or the supervisor's apply.")
+@json_option
+@pass_settings
+def job_notify(settings: Settings, job_id: int, emails: tuple[str, ...],
+               webhooks: tuple[str, ...], when: list[str], clear: bool, as_json: bool) -> None:
+    """Show job JOB's notification rules, or set them (--email, --webhook, --when; they
+    replace the job's own rules); --clear removes them."""
+    if clear and (emails or webhooks):
+        raise click.UsageError("give --email/--webhook or --clear, not both")
+    rules = None
+    if clear or emails or webhooks:
+        rules = ([{"when": when, "email": e} for e in emails]
+                 + [{"when": when, "webhook": w} for w in webhooks])
+    current = settings.client().job_notify(job_id, rules)
+    if as_json:
+        return print_json(current)
+    if not current:
+        click.echo(f"job {job_id}: no rules of its own (its project's or the supervisor's "
+                   f"defaults apply)")
+        return
+    print_table(["WHEN", "TO"], [[",".join(r["when"]), r.get("email") or r.get("webhook")]
+                                 for r in current])

@@ -32,6 +32,17 @@ def set_rules(conn: Connection, job_rules: Iterable[tuple[int, list[dict[str, An
         conn.execute(insert(JobNotify), rows)
 
 
+def has_job(conn: Connection, job_id: int) -> bool:
+    return conn.execute(select(Job.id).where(Job.id == job_id)).first() is not None
+
+
+def replace_rules(conn: Connection, job_id: int, rules: list[dict[str, Any]]) -> None:
+    """A job's own rules from now on ([]: none of its own)."""
+    conn.execute(delete(JobNotify).where(JobNotify.job_id == job_id))
+    if rules:
+        conn.execute(insert(JobNotify).values(job_id=job_id, rules=rules))
+
+
 def set_project_rules(conn: Connection, project: str, rules: list[dict[str, Any]]) -> None:
     """A project's rules for jobs without their own (none: the supervisor's defaults)."""
     project_id = ensure_project(conn, project)

@@ -117,6 +117,7 @@ SAMPLES: dict[str, p.Body] = {
     "run_retention": p.RunRetention(),
     "set_project_notify": p.SetProjectNotify("show", [{"when": ["finished"], "email": "a@b.c"}]),
     "get_project_notify": p.GetProjectNotify("show"),
+    "job_notify": p.JobNotify(4, [{"when": ["finished"], "webhook": "https://h/x"}]),
     "add_comment": p.AddComment(text="waiting on textures", job_id=4),
     "list_comments": p.ListComments(host="node1"),
     "delete_comment": p.DeleteComment(id=3),

@@ -23,6 +23,9 @@ class HookServer:
                 status = outer.status
                 outer.received.append({"path": self.path, "body": json.loads(data),
                                        "type": self.headers.get("Content-Type"),
+                                       "signature": self.headers.get("X-CueFarm-Signature"),
+                                       "delivery": self.headers.get("X-CueFarm-Delivery"),
+                                       "raw": data,
                                        "status": status})
                 self.send_response(status)
                 self.end_headers()

@@ -3,6 +3,8 @@ receivers by the supervisor, retried until the receiver is there, kept across re
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import signal
 import socket
@@ -69,7 +71,8 @@ def test_mail_and_webhook_on_finish_and_on_dying(farm, tmp_path):
     try:
         notifying_farm(farm, CUEFARM_NOTIFICATIONS_SMTP_HOST="127.0.0.1",
                        CUEFARM_NOTIFICATIONS_SMTP_PORT=str(mail.port),
-                       CUEFARM_NOTIFICATIONS_SMTP_FROM="farm@studio.example")
+                       CUEFARM_NOTIFICATIONS_SMTP_FROM="farm@studio.example",
+                       CUEFARM_NOTIFICATIONS_WEBHOOK_SECRET="s3cret")
         good = submit(farm, tmp_path, f"""\
             name: good
             notify:
@@ -100,6 +103,11 @@ def test_mail_and_webhook_on_finish_and_on_dying(farm, tmp_path):
         assert events == ["frame_dead", "job_dead"]
         assert by_path["/bad"][0]["frames"] == [{"layer": "boom", "frames": "7"}]
         assert all(r["type"] == "application/json" for r in hook.received)
+        # Signed with the shared secret; one delivery id per notification.
+        for r in hook.received:
+            want = hmac.new(b"s3cret", r["raw"], hashlib.sha256).hexdigest()
+            assert r["signature"] == f"sha256={want}"
+        assert len({r["delivery"] for r in hook.received}) == 3
         subjects = sorted(m["Subject"] for m in mail.messages)
         assert subjects == [f"CueFarm: job bad ({bad}) died (dead frames, nothing left to run)",
                             f"CueFarm: job good ({good}) finished"]
@@ -241,5 +249,36 @@ def test_project_and_supervisor_rules_apply_to_jobs_without_their_own(farm, tmp_
         assert client.project_notify("lighting", []) == []
         assert "no rules" in farm.cli("projects", "notify", "lighting").stdout
         other.close()
+    finally:
+        hook.close()
+
+
+def test_notify_sets_a_submitted_jobs_rules(sqlite_farm, tmp_path):
+    hook = HookServer()
+    try:
+        farm = notifying_farm(sqlite_farm)
+        job = submit(farm, tmp_path, """\
+            name: later
+            paused: true
+            layers:
+              - {name: a, command: [sh, -c, "exit 0"], range: 1-2}
+            """)
+        shown = farm.cli("notify", str(job))
+        assert shown.exit_code == 0 and "no rules of its own" in shown.output
+        set_ = farm.cli("notify", str(job), "--webhook", hook.url("/later"),
+                        "--when", "finished,job_dead")
+        assert set_.exit_code == 0, set_.output
+        assert "finished,job_dead" in set_.output and hook.url("/later") in set_.output
+        bad = farm.cli("notify", str(job), "--email", "not an address")
+        assert bad.exit_code != 0 and "e-mail address" in bad.output
+        missing = farm.cli("notify", "999999", "--email", "a@b.example")
+        assert missing.exit_code != 0 and "999999" in missing.output
+        client = farm.client()
+        client.resume([job])
+        wait_until(lambda: len(hook.received) == 1, 60, message="the finish told")
+        assert hook.received[0]["body"]["job"]["id"] == job
+        assert client.job_notify(job) == [{"when": ["finished", "job_dead"],
+                                           "webhook": hook.url("/later")}]
+        assert client.job_notify(job, []) == []          # cleared
     finally:
         hook.close()
