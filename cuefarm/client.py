@@ -309,9 +309,11 @@ class Client:
         """Archive the jobs due now (up to a bound); returns how many were archived."""
         return self.request(p.RunRetention()).count
 
-    def run_retention_reply(self) -> tuple[int, str]:
-        """run_retention, with the supervisor's note ("more are due" at the bound)."""
-        done = self.request(p.RunRetention())
+    def run_retention_reply(self, older_than_days: float | None = None,
+                            dry_run: bool = False) -> tuple[int, str]:
+        """run_retention, with the supervisor's note ("more are due" at the bound; with
+        `dry_run`, what would go)."""
+        done = self.request(p.RunRetention(older_than_days, dry_run))
         return done.count, done.message
 
     def layers(self, job_id: int) -> list[dict[str, Any]]:

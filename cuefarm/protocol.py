@@ -619,7 +619,11 @@ class RestoreArchive(Body):
 
 class RunRetention(Body):
     """Answered with Done (count: jobs archived; message "more are due" when the pass
-    stopped at its bound): a retention pass now."""
+    stopped at its bound): a retention pass now, of jobs finished `older_than_days` ago
+    (None: the configured age); with `dry_run`, counted only (message says how many)."""
+
+    older_than_days: float | None = None
+    dry_run: bool = False
 
 
 class SetProjectNotify(Body):

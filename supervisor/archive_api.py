@@ -3,6 +3,8 @@ rule that a restored job is read-only."""
 
 from __future__ import annotations
 
+import math
+
 import logging
 from typing import Any
 
@@ -56,10 +58,18 @@ def _restore(cx: Context, req: Request) -> p.Body:
 @request("run_retention", role=ADMIN, what="running retention")
 def _run(cx: Context, req: Request) -> p.Body:
     settings = _settings(cx)
-    if settings.finished_job_days <= 0:
-        raise RequestError("invalid", "retention is off: set [retention] finished_job_days",
-                           None)
+    body: p.RunRetention = req.body
+    days = body.older_than_days
+    if days is not None and not (math.isfinite(days) and days > 0):
+        raise RequestError("invalid", "older than: a number of days above 0", "older_than_days")
+    if days is None and settings.finished_job_days <= 0:
+        raise RequestError("invalid", "retention is off: set [retention] finished_job_days, "
+                           "or give an age (cuefarm archive run --older-than 30d)", None)
     # On the loop: a bounded piece (the duty does the rest on its own thread).
-    result = retention.archive_pass(cx.engine, settings, cx.clock(), most=RUN_NOW_JOBS)
+    result = retention.archive_pass(cx.engine, settings, cx.clock(), most=RUN_NOW_JOBS,
+                                    days=days, dry_run=body.dry_run)
+    if body.dry_run:
+        return p.Done(result.jobs, f"would archive {result.jobs} job(s), "
+                                   f"{result.frames} frame(s)")
     more = "more are due" if result.jobs >= RUN_NOW_JOBS else ""
     return p.Done(result.jobs, more)

@@ -69,16 +69,24 @@ class PassResult:
 
 
 def archive_pass(engine: Engine, cfg: RetentionConfig, now: float,
-                 stop: Callable[[], bool] = lambda: False, most: int | None = None
-                 ) -> PassResult:
+                 stop: Callable[[], bool] = lambda: False, most: int | None = None,
+                 days: float | None = None, dry_run: bool = False) -> PassResult:
     """Archive the jobs due now, batch by batch, until none is left, `pass_jobs` (or `most`)
-    are done or `stop()` says so."""
+    are done or `stop()` says so.  `days` overrides finished_job_days; with `dry_run`, only
+    count the jobs (and frames) that would go, writing and deleting nothing."""
     result = PassResult(files=[])
     limit = cfg.pass_jobs if most is None else min(most, cfg.pass_jobs)
-    if cfg.finished_job_days <= 0:
+    days = cfg.finished_job_days if days is None else days
+    if days <= 0:
         return result
-    before = now - cfg.finished_job_days * DAY
+    before = now - days * DAY
     restored_before = now - cfg.restored_days * DAY
+    if dry_run:
+        with engine.connect() as conn:
+            due = store.due_jobs(conn, before, restored_before, limit)
+            conn.rollback()
+        result.jobs, result.frames = len(due), sum(n for _, n in due)
+        return result
     directory = cfg.path
     directory.mkdir(parents=True, exist_ok=True)
     while result.jobs < limit and not stop():

@@ -56,9 +56,31 @@ def restore(settings: Settings, file: str, job_ids: tuple[int, ...], as_json: bo
                                                  " (all were live already)"))
 
 
+def _days(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    text = value.strip().lower()
+    units = {"d": 1.0, "w": 7.0, "h": 1 / 24}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "d")
+    try:
+        days = float(number) * units[unit]
+    except ValueError:
+        days = -1.0
+    if not days > 0:
+        raise click.BadParameter(f"{value!r}: give an age such as 30d, 2w or 12h")
+    return days
+
+
 @archive.command("run")
+@click.option("--older-than", "older_than", callback=_days, metavar="AGE",
+              help="Jobs finished this long ago (30d, 2w, 12h) [default: [retention] "
+                   "finished_job_days].")
+@click.option("--dry-run", is_flag=True, help="Only say how many jobs and frames would go.")
 @pass_settings
-def run(settings: Settings) -> None:
-    """Archive the jobs due now (instead of waiting for the next pass)."""
-    count, note = settings.client().run_retention_reply()
+def run(settings: Settings, older_than: float | None, dry_run: bool) -> None:
+    """Archive the finished jobs due now (instead of waiting for the next pass)."""
+    count, note = settings.client().run_retention_reply(older_than, dry_run)
+    if dry_run:
+        click.echo(note)
+        return
     click.echo(f"archived {count} job(s)" + (f"; {note}: run it again" if note else ""))

@@ -68,6 +68,10 @@ def test_archive_and_restore_through_the_cli(farm, tmp_path):
     live = client.submit([{"name": "live", "layers": [
         {"name": "a", "command": ["sleep", "30"], "range": "1"}]}])[0]
 
+    dry = farm.cli("archive", "run", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.strip() == "would archive 2 job(s), 10 frame(s)"
+    assert {j["id"] for j in client.jobs()} == {live, *ids}       # nothing went
     result = farm.cli("archive", "run")
     assert result.exit_code == 0, result.output + farm.supervisor_log()
     assert result.stdout.strip() == "archived 2 job(s)"
@@ -160,3 +164,8 @@ def test_retention_settings_are_checked(sqlite_farm):
     farm.start_supervisor()
     result = farm.cli("archive", "run")
     assert result.exit_code == 1 and "retention is off" in result.stderr
+    # An age given by hand works with retention off; a bad one is refused.
+    dry = farm.cli("archive", "run", "--older-than", "30d", "--dry-run")
+    assert dry.exit_code == 0 and dry.stdout.strip() == "would archive 0 job(s), 0 frame(s)"
+    bad = farm.cli("archive", "run", "--older-than", "soon")
+    assert bad.exit_code == 2 and "give an age such as 30d" in bad.output
