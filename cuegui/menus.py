@@ -69,6 +69,12 @@ def build_menus(w) -> None:
     w.light_action.setChecked(w.theme_name == "light")
     w.light_action.toggled.connect(lambda on: w.set_theme("light" if on else "dark"))
     view_menu.addAction(w.light_action)
+    w.notices_action = QAction("Tell me when my jobs finish or fail", w, checkable=True)
+    w.notices_action.setStatusTip("A desktop notice (or a status bar message) when a job of "
+                                  "yours finishes or gets dead frames")
+    w.notices_action.setChecked(w.job_notices.enabled)
+    w.notices_action.toggled.connect(w.job_notices.set_enabled)
+    view_menu.addAction(w.notices_action)
     mode_menu = view_menu.addMenu("Mode")
     group = QActionGroup(w)
     w.mode_actions = {}

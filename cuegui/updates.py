@@ -44,7 +44,9 @@ class Updates(QObject):
 
     def on_changes(self, changes: Changes) -> None:
         w = self.w
+        before = {jid: row for jid in changes.jobs if (row := w.jobs_model.get(jid))}
         w.jobs_model.apply(changes.jobs.values(), changes.deleted_jobs)
+        w.job_notices.changes(before, changes.jobs.values())
         if changes.hosts:
             w.hosts_model.apply(changes.hosts.values())
         if w.frames_model.job_id in changes.deleted_jobs:

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, QMes
                             QTabWidget, QWidget)
 
 from cuefarm.client import current_user
+from cuegui.jobnotices import JobNotices
 from cuegui import permissions, settings as stored, theme
 from cuegui.actions import ask
 from cuegui.connection import Connection
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
         self.setTabPosition(Qt.DockWidgetArea.AllDockWidgetAreas, QTabWidget.TabPosition.North)
         self.resize(QSize(theme.scaled(1440, self), theme.scaled(900, self)))
 
+        self.job_notices = JobNotices(self, settings)
         self.jobs_panel = JobsPanel(self.user)
         self.job_panel = JobDetailPanel()
         self.hosts_panel = HostsPanel()

@@ -442,3 +442,30 @@ def test_a_job_the_supervisor_pauses_shows_its_flag(qtbot, live):
     assert index.data() == "flagged" and flag in index.data(Qt.ItemDataRole.ToolTipRole)
     select_job(qtbot, win, job_id)
     wait(qtbot, lambda: flag in win.job_panel.caption.text())
+
+
+def test_my_jobs_finishing_or_failing_give_one_notice_each(qtbot, live):
+    farm, win = live
+    client = farm.client()        # the same user as the window
+    [ok] = client.submit(job_spec("notice_ok", QUICK, "1-2"))
+    [bad] = client.submit(job_spec("notice_bad", FAIL, "1", max_retries=0))
+    wait(qtbot, lambda: len(win.job_notices.shown) >= 2)
+    qtbot.wait(500)               # later batches about the same jobs add nothing
+    shown = win.job_notices.shown
+    assert f"Job notice_ok ({ok}) finished: 2 frame(s) succeeded" in shown
+    assert f"Job notice_bad ({bad}) has dead frames (1)" in shown
+    assert len(shown) == 2
+    assert win.statusBar().currentMessage() in shown
+    # Off from the View menu: nothing more (and the choice is kept).
+    win.notices_action.setChecked(False)
+    client.kill(bad)
+    [quiet] = client.submit(job_spec("notice_quiet", QUICK, "1"))
+    wait_until(lambda: client.job(quiet)["state"] == "FINISHED", 30, message="quiet done")
+    qtbot.wait(500)
+    assert len(win.job_notices.shown) == 2
+    # Another user's jobs never give a notice.
+    from cuegui.jobnotices import notices_for
+    row = {"id": 9, "name": "x", "user": "someone_else", "state": "FINISHED", "dead": 2}
+    assert notices_for({"state": "ACTIVE", "dead": 0}, row, win.user) == []
+    assert notices_for({"state": "ACTIVE", "dead": 0}, {**row, "user": win.user}, win.user) \
+        == ["Job x (9) finished: 0 frame(s) succeeded, 2 dead"]
