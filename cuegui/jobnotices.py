@@ -1,4 +1,4 @@
-"""Desktop notices when one of your jobs finishes or gets dead frames.
+"""Desktop notices when one of your jobs finishes or gets dead frames (not when killed).
 
 Worked out from the change events the window already receives (no polling): a job of the
 window's user that becomes FINISHED, or whose dead frames go from none to some, gives one
@@ -31,11 +31,12 @@ def notices_for(old: dict[str, Any] | None, new: dict[str, Any], user: str) -> l
     merged = {**old, **new}
     name = f"{merged.get('name')} ({merged.get('id')})"
     out = []
+    if merged.get("killed"):
+        return out              # someone killed it: they know (and said so in the log)
     if merged.get("state") == "FINISHED" and old.get("state") != "FINISHED":
         done, dead = int(merged.get("succeeded") or 0), _dead(merged)
         out.append(f"Job {name} finished: {done} frame(s) succeeded"
-                   + (f", {dead} dead" if dead else "")
-                   + (" (killed)" if merged.get("killed") else ""))
+                   + (f", {dead} dead" if dead else ""))
     elif _dead(merged) and not _dead(old):
         out.append(f"Job {name} has dead frames ({_dead(merged)})")
     return out
