@@ -27,6 +27,7 @@ from supervisor.context import Context
 from supervisor.live import default_admission
 from supervisor.logrelay import RELAYED_MAX
 from supervisor.requests import DECLARED, Request, RequestError, control_errors, request
+from supervisor.requests import apply_control as _apply
 from supervisor.roles import ADMIN, ARTIST, WRANGLER
 from supervisor.store import admin, bus, control, hostadmin
 from supervisor.store import hosts as host_store
@@ -34,7 +35,6 @@ from supervisor.store import jobs as rows
 from supervisor.store import notifications as notify_store
 from supervisor.store import submit as submit_store
 from supervisor.store import work
-from supervisor.store.errors import ControlError
 
 log = logging.getLogger(__name__)
 # The other modules declaring requests, imported here so that loading the client API
@@ -116,23 +116,6 @@ def serve(cx: Context, env: p.Envelope, body: p.Body, route: list[bytes]) -> p.B
     return reply
 
 
-def _apply(cx: Context, fn: Callable[[object, control.Outcome], None]) -> control.Outcome:
-    """Run one control command in a transaction; its kills, changed rows and a dispatch pass
-    are effects staged with it."""
-    outcome = control.Outcome()
-    now = cx.clock()
-    try:
-        with cx.begin() as (conn, out):
-            fn(conn, outcome)
-            work.settle(conn, outcome.deltas, outcome.touched, now)
-            cx.kill(out, outcome.kills)
-            out.note(outcome.touched)
-            out.wake()
-            if outcome.reload:
-                out.tell_farm(reload=outcome.reload)
-    except ControlError as exc:
-        raise RequestError(exc.code, str(exc), exc.field) from None
-    return outcome
 
 
 # --- submitting and reading jobs ------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from cuefarm import protocol as p
 from supervisor.context import Context
 from supervisor.roles import RANK
+from supervisor.store import control, work
 from supervisor.store.errors import ControlError
 
 
@@ -98,3 +99,24 @@ def control_errors(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     except ControlError as exc:
         raise RequestError(exc.code, str(exc), exc.field) from None
+
+
+def apply_control(cx: Any, fn: Callable[[Any, Any], None]) -> Any:
+    """Run one control command in a transaction: fn(conn, outcome) changes the database, then
+    counters settle; its kills, changed rows, a dispatch pass and settings to reload are
+    effects staged with it (sent once it committed).  A store's refusal is answered as a
+    refused request.  Returns the outcome."""
+    outcome = control.Outcome()
+    now = cx.clock()
+    try:
+        with cx.begin() as (conn, out):
+            fn(conn, outcome)
+            work.settle(conn, outcome.deltas, outcome.touched, now)
+            cx.kill(out, outcome.kills)
+            out.note(outcome.touched)
+            out.wake()
+            if outcome.reload:
+                out.tell_farm(reload=outcome.reload)
+    except ControlError as exc:
+        raise RequestError(exc.code, str(exc), exc.field) from None
+    return outcome

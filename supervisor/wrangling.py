@@ -5,34 +5,16 @@ already on the farm, and what waits on a job."""
 from __future__ import annotations
 
 import logging
-from typing import Callable
 
 from cuefarm import protocol as p
 from supervisor import access
 from supervisor.context import Context
 from supervisor.requests import Request, RequestError, control_errors, request
+from supervisor.requests import apply_control as _apply
 from supervisor.roles import ARTIST, WRANGLER
-from supervisor.store import control, depends, frameops, reframe, work
-from supervisor.store.errors import ControlError
+from supervisor.store import depends, frameops, reframe
 
 log = logging.getLogger(__name__)
-
-
-def _apply(cx: Context, fn: Callable[[object, control.Outcome], None]) -> control.Outcome:
-    """Run one command in a transaction; its kills, changed rows and a dispatch pass are
-    effects staged with it (sent once it committed)."""
-    outcome = control.Outcome()
-    now = cx.clock()
-    try:
-        with cx.begin() as (conn, out):
-            fn(conn, outcome)
-            work.settle(conn, outcome.deltas, outcome.touched, now)
-            cx.kill(out, outcome.kills)
-            out.note(outcome.touched)
-            out.wake()
-    except ControlError as exc:
-        raise RequestError(exc.code, str(exc), exc.field) from None
-    return outcome
 
 
 @request("frame_order", role=ARTIST, what="reordering frames", jobs="job_id", own=True)

@@ -29,7 +29,7 @@ from cuefarm.spec import OS_NAMES, SpecError, validate_job
 from cuegui import theme
 # parse_depends and words live with the layers now; callers import them from here too.
 from cuegui.views.submitlayers import (ADVANCED, LayerTabs, cross_layer_errors,  # noqa: F401
-                                       layer_names, parse_depends, parse_env, words)
+                                       layer_names, parse_depends, parse_env, set_field, words)
 
 # Which field a spec error names -> the key of the widget that shows it.
 FIELD_KEYS = [("job.layers[0].name", "layer_name"), ("job.layers[0].env", "env"),
@@ -317,15 +317,7 @@ class SubmitDialog(LayerTabs, QDialog):
     def set_values(self, **values: Any) -> None:
         """Fill fields by key (for tests and for submitting again with changes)."""
         for key, value in values.items():
-            w = self.fields[key]
-            if isinstance(w, QSpinBox):
-                w.setValue(int(value))
-            elif isinstance(w, QComboBox):
-                w.setEditText(str(value))
-            elif isinstance(w, QPlainTextEdit):
-                w.setPlainText(str(value))
-            else:
-                w.setText(str(value))
+            set_field(self.fields[key], value)
             if key == "layer_name":
                 self.layer_tabs.setTabText(self.current, str(value) or "(no name)")
         self.touched.update(values)

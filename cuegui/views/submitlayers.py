@@ -158,14 +158,7 @@ class LayerTabs:
             for key, value in form.items():
                 w = self.fields[key]
                 w.blockSignals(True)
-                if isinstance(w, QSpinBox):
-                    w.setValue(int(value))
-                elif isinstance(w, QComboBox):
-                    w.setEditText(str(value))
-                elif isinstance(w, QPlainTextEdit):
-                    w.setPlainText(str(value))
-                else:
-                    w.setText(str(value))
+                set_field(w, value)
                 w.blockSignals(False)
         finally:
             self._loading = False
@@ -316,3 +309,15 @@ class LayerTabs:
             return None
         self.status.setText(f"Saved {written}: submit it with cuefarm submit {written}")
         return str(written)
+
+
+def set_field(w: Any, value: Any) -> None:
+    """Show `value` in a form field, whatever kind of field it is."""
+    if isinstance(w, QSpinBox):
+        w.setValue(int(value))
+    elif isinstance(w, QComboBox):
+        w.setEditText(str(value))
+    elif isinstance(w, QPlainTextEdit):
+        w.setPlainText(str(value))
+    else:
+        w.setText(str(value))
