@@ -9,15 +9,23 @@ from cuefarm.cli.output import print_json, print_table
 from cuefarm.notify_rules import EVENTS
 
 
+def rule_options(fn):
+    """--email, --webhook and --when: the rules of a project or a job."""
+    for option in reversed([
+            click.option("--email", "emails", multiple=True, metavar="ADDRESS",
+                         help="Tell this address (repeatable)."),
+            click.option("--webhook", "webhooks", multiple=True, metavar="URL",
+                         help="POST to this URL (repeatable)."),
+            click.option("--when", callback=lambda ctx, param, value: comma_list(value),
+                         metavar="EVENTS", default="finished", show_default=True,
+                         help=f"Comma-separated: {', '.join(EVENTS)}.")]):
+        fn = option(fn)
+    return fn
+
+
 @click.command("notify", short_help="A project's notifications for jobs without their own.")
 @click.argument("name")
-@click.option("--email", "emails", multiple=True, metavar="ADDRESS",
-              help="Tell this address (repeatable).")
-@click.option("--webhook", "webhooks", multiple=True, metavar="URL",
-              help="POST to this URL (repeatable).")
-@click.option("--when", callback=lambda ctx, param, value: comma_list(value),
-              metavar="EVENTS", default="finished",
-              show_default=True, help=f"Comma-separated: {', '.join(EVENTS)}.")
+@rule_options
 @click.option("--clear", is_flag=True, help="No rules: the supervisor's defaults apply.")
 @json_option
 @pass_settings
@@ -43,13 +51,7 @@ def project_notify(settings: Settings, name: str, emails: tuple[str, ...],
 
 @click.command("notify", short_help="Be told when a job finishes or dies.")
 @click.argument("job_id", type=int, metavar="JOB")
-@click.option("--email", "emails", multiple=True, metavar="ADDRESS",
-              help="Tell this address (repeatable).")
-@click.option("--webhook", "webhooks", multiple=True, metavar="URL",
-              help="POST to this URL (repeatable).")
-@click.option("--when", callback=lambda ctx, param, value: comma_list(value),
-              metavar="EVENTS", default="finished",
-              show_default=True, help=f"Comma-separated: {', '.join(EVENTS)}.")
+@rule_options
 @click.option("--clear", is_flag=True,
               help="No rules of its own: its project's or the supervisor's apply.")
 @json_option
