@@ -12,7 +12,7 @@ from supervisor.context import Context
 from supervisor.requests import Request, RequestError, control_errors, request
 from supervisor.requests import apply_control as _apply
 from supervisor.roles import ARTIST, WRANGLER
-from supervisor.store import depends, frameops, reframe
+from supervisor.store import control, depends, frameops, reframe
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,8 @@ def _frame_order(cx: Context, req: Request) -> p.Body:
         if body.how == "stagger" and not body.frame_ids and not body.numbers:
             frameops.stagger(conn, body.job_id, body.layer, [], body.every, o)
             return
-        ids = frameops.frame_ids(conn, body.job_id, body.frame_ids, body.layer, body.numbers)
+        ids = control.named_frames(conn, body.job_id, body.frame_ids, body.layer,
+                                   body.numbers)
         if body.how == "front":
             frameops.to_front(conn, body.job_id, ids, o)
         else:
@@ -45,7 +46,8 @@ def _retry_more_memory(cx: Context, req: Request) -> p.Body:
     layers: list[dict] = []
 
     def change(conn, o):
-        ids = frameops.frame_ids(conn, body.job_id, body.frame_ids, body.layer, body.numbers)
+        ids = control.named_frames(conn, body.job_id, body.frame_ids, body.layer,
+                                   body.numbers)
         layers.extend(frameops.retry_more_memory(conn, body.job_id, ids, body.factor,
                                                  body.memory, now, o))
     outcome = _apply(cx, change)

@@ -121,6 +121,27 @@ def _reopen(conn: Connection, job_ids: list[int], out: Outcome) -> None:
                      .values(state=JobState.ACTIVE.value, finished_at=None, killed=False))
 
 
+def named_frames(conn: Connection, job_id: int, ids: list[int], layer: str | None,
+                 numbers: list[int]) -> list[int]:
+    """The frames of a job named by id, or by frame number in `layer` (a layer named is
+    checked even without numbers); ControlError for a job, id, layer or number the job does
+    not have, or for no frames at all."""
+    _jobs_exist(conn, [job_id], "job_id")
+    ids = list(ids)
+    if ids:
+        found = set(conn.execute(select(Frame.id).where(Frame.job_id == job_id,
+                                                        Frame.id.in_(ids))).scalars())
+        missing = [f for f in ids if f not in found]
+        if missing:
+            raise ControlError(f"job {job_id} has no frame with id {missing[0]}", "frame_ids",
+                               "not_found")
+    if numbers or layer is not None:
+        ids += jobs.frame_ids_for_numbers(conn, job_id, layer, list(numbers))
+    if not ids:
+        raise ControlError("no frames given", "frame_ids")
+    return sorted(set(ids))
+
+
 def frame_control(conn: Connection, action: str, job_id: int, frame_ids: list[int], now: float,
                   out: Outcome, layer: str | None = None, numbers: list[int] = ()) -> None:
     """retry: finished frames run again, running ones restart; kill: running frames stop and
@@ -128,19 +149,7 @@ def frame_control(conn: Connection, action: str, job_id: int, frame_ids: list[in
     ones; they count as complete for their dependants.
     The frames are `frame_ids` and the frames running `numbers` of `layer`; an id or number
     not in the job is refused."""
-    _jobs_exist(conn, [job_id], "job_id")
-    frame_ids = list(frame_ids)
-    if frame_ids:
-        found = set(conn.execute(select(Frame.id).where(Frame.job_id == job_id,
-                                                        Frame.id.in_(frame_ids))).scalars())
-        missing = [f for f in frame_ids if f not in found]
-        if missing:
-            raise ControlError(f"job {job_id} has no frame with id {missing[0]}", "frame_ids",
-                               "not_found")
-    if numbers or layer is not None:
-        frame_ids += jobs.frame_ids_for_numbers(conn, job_id, layer, list(numbers))
-    if not frame_ids:
-        raise ControlError("no frames given", "frame_ids")
+    frame_ids = named_frames(conn, job_id, frame_ids, layer, numbers)
     where = (Frame.job_id == job_id) & Frame.id.in_(frame_ids)
     if action == "retry":
         _move_frames(conn, where, Event.RETRY, now, out, reset_retries=True)

@@ -23,26 +23,6 @@ MAX_MEMORY = 1 << 30        # MB; the spec's bound on a layer's memory
 MB = 1024 * 1024
 
 
-def frame_ids(conn: Connection, job_id: int, ids: list[int], layer: str | None,
-              numbers: list[int]) -> list[int]:
-    """The frames of a job named by id, or by frame number in `layer`; ControlError for an id
-    or number the job does not have, or for no frames at all."""
-    control._jobs_exist(conn, [job_id], "job_id")
-    ids = list(ids)
-    if ids:
-        found = set(conn.execute(select(Frame.id).where(Frame.job_id == job_id,
-                                                        Frame.id.in_(ids))).scalars())
-        missing = [f for f in ids if f not in found]
-        if missing:
-            raise ControlError(f"job {job_id} has no frame with id {missing[0]}", "frame_ids",
-                               "not_found")
-    if numbers:
-        ids += jobs.frame_ids_for_numbers(conn, job_id, layer, list(numbers))
-    if not ids:
-        raise ControlError("no frames given", "frame_ids")
-    return sorted(set(ids))
-
-
 def _queued(conn: Connection, ids: list[int]) -> dict[int, list[Any]]:
     """{layer id: its frames among `ids` not started yet, in dispatch order}."""
     out: dict[int, list[Any]] = defaultdict(list)
