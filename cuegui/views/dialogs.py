@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from qtpy.QtCore import QTime
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
-                            QHBoxLayout, QInputDialog, QLineEdit, QSpinBox, QTimeEdit, QWidget)
+                            QHBoxLayout, QInputDialog, QLabel, QLineEdit, QSpinBox, QTimeEdit,
+                            QVBoxLayout, QWidget)
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 TARGET_OS = ("linux", "windows", "darwin")
@@ -156,3 +157,25 @@ def tag_changes(current: list[str], text: str) -> tuple[list[str], list[str]]:
     return ([t for t in wanted if t not in current],
             [t for t in current if t not in wanted])
 
+
+def field_with_error(widget: QWidget, extra: QWidget | None = None) -> tuple[QWidget, QLabel]:
+    """A form field as dialogs that check their input show it: the widget (with `extra`
+    beside it, such as a button), and under it an error label, hidden until an error is
+    shown.  Returns (the box to put in the form, the error label)."""
+    error = QLabel()
+    error.setObjectName("fieldError")
+    error.setWordWrap(True)
+    error.hide()
+    box = QWidget()
+    lay = QVBoxLayout(box)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.setSpacing(1)
+    if extra is not None:
+        line = QHBoxLayout()
+        line.addWidget(widget, 1)
+        line.addWidget(extra)
+        lay.addLayout(line)
+    else:
+        lay.addWidget(widget)
+    lay.addWidget(error)
+    return box, error

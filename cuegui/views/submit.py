@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox,
 from cuefarm import CueFarmError, Unreachable
 from cuefarm.spec import OS_NAMES, SpecError, validate_job
 from cuegui import theme
+from cuegui.views.dialogs import field_with_error
 # parse_depends and words live with the layers now; callers import them from here too.
 from cuegui.views.submitlayers import (ADVANCED, LayerTabs, cross_layer_errors,  # noqa: F401
                                        layer_names, parse_depends, parse_env, set_field, words)
@@ -262,22 +263,7 @@ class SubmitDialog(LayerTabs, QDialog):
             widget.setPlaceholderText(placeholder)
             widget.textChanged.connect(changed)
         widget.setObjectName(f"field_{key}")
-        error = QLabel()
-        error.setObjectName("fieldError")
-        error.setWordWrap(True)
-        error.hide()
-        box = QWidget()
-        lay = QVBoxLayout(box)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(1)
-        if extra is not None:
-            line = QHBoxLayout()
-            line.addWidget(widget, 1)
-            line.addWidget(extra)
-            lay.addLayout(line)
-        else:
-            lay.addWidget(widget)
-        lay.addWidget(error)
+        box, error = field_with_error(widget, extra)
         form.addRow(label, box)
         self.fields[key], self.errors[key] = widget, error
 

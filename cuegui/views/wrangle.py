@@ -20,6 +20,7 @@ from cuefarm import frames as franges
 from cuefarm.client import Unreachable
 from cuefarm.spec import OS_NAMES, SpecError, validate_layer_changes
 from cuegui import theme
+from cuegui.views.dialogs import field_with_error
 
 BIG = 1 << 30
 # Checking a range typed here expands it; the supervisor applies the farm's real maximum.
@@ -70,16 +71,7 @@ class RequestDialog(QDialog):
         widget.setObjectName(f"field_{key}")
         if tip:
             widget.setToolTip(tip)
-        error = QLabel()
-        error.setObjectName("fieldError")
-        error.setWordWrap(True)
-        error.hide()
-        box = QWidget()
-        lay = QVBoxLayout(box)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(1)
-        lay.addWidget(widget)
-        lay.addWidget(error)
+        box, error = field_with_error(widget)
         self.form.addRow(label, box)
         self.fields[key], self.errors[key] = widget, error
         return widget
