@@ -45,6 +45,16 @@ def sqlite_url(tmp_path):
 
 
 @pytest.fixture
+def engine(db_url):
+    """An engine on a migrated database of either kind (store tests)."""
+    from supervisor.store.engine import make_engine, migrate
+    e = make_engine(db_url)
+    migrate(e)
+    yield e
+    e.dispose()
+
+
+@pytest.fixture
 def farm(db_url, tmp_path):
     """A running supervisor (no workers yet) on a fresh database of each kind."""
     with running_farm(db_url, tmp_path) as f:

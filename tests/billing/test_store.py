@@ -11,19 +11,10 @@ from sqlalchemy import delete, func, insert, select
 from supervisor import metering, metrics, usage
 from supervisor.store import metrics as metric_store
 from supervisor.store.billing_models import MetricSample, OverageBatch, OverageMinute, UsageDay
-from supervisor.store.engine import make_engine, migrate
 from supervisor.store.models import Attempt, Host, Job, Project
 
 DAY, HOUR = 86400, 3600
 NOW = 1_750_000_000.0 // HOUR * HOUR + 1234.5      # an arbitrary moment, not on a boundary
-
-
-@pytest.fixture
-def engine(db_url):
-    e = make_engine(db_url)
-    migrate(e)
-    yield e
-    e.dispose()
 
 
 def put(conn, res, at, n, values):

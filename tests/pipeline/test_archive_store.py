@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from sqlalchemy import select, update
 
 from benchmarks.retention import fill
 from supervisor import retention
 from supervisor.retention import DAY, RetentionConfig, archive_pass
 from supervisor.store import archive
-from supervisor.store.engine import make_engine, migrate
 from supervisor.store.models import Job
-
-
-@pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def rows(engine, ids):

@@ -16,14 +16,6 @@ from tests.farm import wait_until
 from tests.pipeline.receivers import HookServer
 
 
-@pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
 def add(engine, n: int, target: str = "http://127.0.0.1:9/x", now: float = 100.0) -> None:
     with engine.begin() as conn:
         conn.execute(insert(Notification), [

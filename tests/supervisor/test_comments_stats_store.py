@@ -9,19 +9,10 @@ from cuefarm.spec import validate_submission
 from supervisor.store import comments, hosthistory, layerstats
 from supervisor.store import jobs as rows
 from supervisor.store import submit as submit_store
-from supervisor.store.engine import make_engine, migrate
 from supervisor.store.errors import ControlError
 from supervisor.store.models import Attempt, Comment, Frame, Host, HostSample, Job, Layer
 
 NOW = 1_750_000_000.0
-
-
-@pytest.fixture
-def engine(db_url):
-    e = make_engine(db_url)
-    migrate(e)
-    yield e
-    e.dispose()
 
 
 def _host(conn, name: str) -> int:
