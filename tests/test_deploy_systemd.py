@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cuefarm import Client
+from cuefarm import Client, CueFarmError
 from tests.farm import free_port_block, wait_until
 from tests.wheel import build_wheel
 
@@ -163,24 +163,41 @@ def unit_command(name: str, sysroot: Path, tmp: Path) -> tuple[list[str], dict[s
 
 
 @pytest.mark.timeout(600)
+def _answers(client: Client) -> bool:
+    try:
+        client.ping(timeout=1.0)
+        return True
+    except CueFarmError:
+        return False
+
+
 def test_unit_commands_run_a_farm(sysroot, tmp_path):
     [wheel] = (sysroot / "wheel").glob("cuefarm-*.whl")
     subprocess.run([str(sysroot / "opt/cuefarm/bin/python"), "-m", "pip", "install", "-q",
                     str(wheel)], check=True)
-    port = free_port_block(4)
     sup_argv, sup_env = unit_command("cuefarm-supervisor.service", sysroot, tmp_path)
     rqd_argv, rqd_env = unit_command("cuefarm-rqd.service", sysroot, tmp_path)
-    sup_env["CUEFARM_SUPERVISOR_PORT"] = str(port)
-    rqd_env.update(CUEFARM_RQD_SUPERVISORS=f"127.0.0.1:{port}", CUEFARM_RQD_NAME="node1",
-                   CUEFARM_RQD_SLOTS="2")
-    if os.geteuid() == 0:
-        rqd_env["CUEFARM_RQD_MIN_UID"] = "0"    # frames of this test's (root) user
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     procs = []
     try:
-        procs.append(subprocess.Popen(sup_argv, env=sup_env, cwd=cwd, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+        for _ in range(3):
+            port = free_port_block(4)
+            sup_env["CUEFARM_SUPERVISOR_PORT"] = str(port)
+            sup = subprocess.Popen(sup_argv, env=sup_env, cwd=cwd, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+            with Client(f"127.0.0.1:{port}", timeout=2) as probe:
+                wait_until(lambda: sup.poll() is not None or _answers(probe), 120, 0.2,
+                           "the supervisor to answer")
+            # Exit 4: a test running beside this one took a port between the look and the
+            # bind; take others.
+            if sup.poll() != 4:
+                break
+        procs.append(sup)
+        rqd_env.update(CUEFARM_RQD_SUPERVISORS=f"127.0.0.1:{port}", CUEFARM_RQD_NAME="node1",
+                       CUEFARM_RQD_SLOTS="2")
+        if os.geteuid() == 0:
+            rqd_env["CUEFARM_RQD_MIN_UID"] = "0"    # frames of this test's (root) user
         procs.append(subprocess.Popen(rqd_argv, env=rqd_env, cwd=cwd, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True))
         with Client(f"127.0.0.1:{port}", timeout=10) as client:
