@@ -8,7 +8,7 @@ every failure is a `ProtocolError` with a code the receiver counts and echoes in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -294,6 +294,10 @@ class ClearBadHosts(Body):
 
 # --- worker link (rqd <-> supervisor) ---------------------------------------------------------
 
+# A frame's progress: a whole percentage.
+Percent = Annotated[int, msgspec.Meta(ge=0, le=100)]
+
+
 class RunningAttempt(Body):
     attempt_id: str
     pid: Int = 0
@@ -301,6 +305,9 @@ class RunningAttempt(Body):
     peak_rss: Int = 0
     cpu_time: float = 0.0           # seconds, user + system, the whole tree
     started: float = 0.0            # wall-clock epoch seconds
+    # How far the frame is, from the progress lines it printed (rqd.progress); None: it
+    # printed none yet.
+    progress: Percent | None = None
 
 
 class Completion(Body):

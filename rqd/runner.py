@@ -35,6 +35,7 @@ from cuefarm.config import FRAME_ENV_ALLOW
 from cuefarm.frames import expand_command
 from rqd import logs, machine
 from rqd.accounts import RunAs
+from rqd.progress import ProgressReader
 from rqd.state import RunningRecord
 from rqd.timeouts import FrameTimeouts
 
@@ -79,6 +80,7 @@ class Attempt:
     timeouts: FrameTimeouts | None = None   # None: no runtime or output limit
     timed_out: str = ""                 # the timeout reason, once a limit killed it
     own_cwd: str = ""                   # the working directory made for it (no job cwd)
+    progress: ProgressReader | None = None  # reads the progress lines it printed
 
     @property
     def attempt_id(self) -> str:
@@ -262,7 +264,9 @@ class Runner:
         attempt = Attempt(launch=launch, pid=popen.pid, pgid=popen.pid, create_time=create_time,
                           started=started, log_path=path, proc=proc,
                           timeouts=timeouts if timeouts.active else None,
-                          own_cwd=cwd if launch.cwd is None else "")
+                          own_cwd=cwd if launch.cwd is None else "",
+                          progress=ProgressReader(path, log_size, launch.frame_start,
+                                                  launch.frame_end, launch.frames))
         self._start_watching(attempt.attempt_id, popen)
         log.info("launched %s (pid %d%s): %s", attempt.attempt_id, popen.pid,
                  f", as {run_as.name}" if run_as else "", command)
@@ -334,7 +338,8 @@ class Runner:
         self.pidfds.clear()
 
     def sample(self, attempt: Attempt) -> p.RunningAttempt:
-        """Measure the attempt's process tree now and return it as the protocol reports it."""
+        """Measure the attempt's process tree now, read the progress lines it printed since
+        the last sample, and return it as the protocol reports it."""
         if attempt.proc is not None:
             s = machine.sample_tree(attempt.proc)
             if s is not None:
@@ -342,8 +347,9 @@ class Runner:
                 attempt.peak_rss = max(attempt.peak_rss, s.rss)
                 attempt.cpu_time = max(attempt.cpu_time, s.cpu_time)
                 attempt.descendants = s.descendants
+        progress = attempt.progress.poll() if attempt.progress is not None else None
         return p.RunningAttempt(attempt.attempt_id, attempt.pid, attempt.rss, attempt.peak_rss,
-                                round(attempt.cpu_time, 3), attempt.started)
+                                round(attempt.cpu_time, 3), attempt.started, progress)
 
     def terminate(self, attempt: Attempt, reason: str, grace: float) -> None:
         """Ask the attempt's tree to stop (SIGTERM); `kill_due` says when to SIGKILL it."""
