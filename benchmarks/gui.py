@@ -80,7 +80,9 @@ def frame_rows(job_id: int, n: int, now: float) -> list[dict]:
                     "peak_rss": rng.randint(1, 64) * 2**28 if ran else 0,
                     "cpu_time": 500.0 if ran else 0.0,
                     "exit_status": (0 if state == "SUCCEEDED" else 1 if state == "DEAD" else None),
-                    "retries": 0, "attempt_state": None})
+                    "retries": 0, "attempt_state": None,
+                    "progress": (100 if state == "SUCCEEDED" else rng.randint(0, 99)
+                                 if state == "RUNNING" else None)})
     return out
 
 

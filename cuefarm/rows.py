@@ -99,6 +99,7 @@ class FrameRow(_Row):
     cpu_time: float
     exit_status: int | None
     reason: str                      # why the latest attempt did not run or ended ("": none)
+    progress: int | None             # percent of the latest attempt, from what it printed
 
 
 class RunningFrameRow(FrameRow):

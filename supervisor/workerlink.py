@@ -235,7 +235,7 @@ def figures_work(cx: Context, part: int = 0, parts: int = 1) -> Callable | None:
             key = parse_attempt_id(r.attempt_id)
             if key:
                 stats.append({"f": key[0], "n": key[1], "rss": r.rss, "pk": r.peak_rss,
-                              "cpu": r.cpu_time})
+                              "cpu": r.cpu_time, "pg": r.progress})
                 touched.frames.add(key[0])
     if not figures:
         return None

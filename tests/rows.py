@@ -30,7 +30,7 @@ def frame(i: int, job_id: int = 1, **kw) -> dict:
         "frames": str(i), "frame_start": i, "frame_end": i, "state": "WAITING", "host": None,
         "attempt": 0, "attempt_id": None, "attempt_state": None, "started_at": None,
         "stopped_at": None, "runtime": None, "peak_rss": 0, "cpu_time": 0.0,
-        "exit_status": None, "retries": 0, "reason": "", **extra, **kw})
+        "exit_status": None, "retries": 0, "reason": "", "progress": None, **extra, **kw})
 
 
 def host(i: int, **kw) -> dict:

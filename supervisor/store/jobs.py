@@ -100,7 +100,7 @@ def _frame_columns(f: Any, layer_name: Any) -> tuple:
             func.coalesce(Attempt.cpu_time, 0.0).label("cpu_time"), Attempt.exit_status,
             Attempt.state.label("attempt_state"),
             (Attempt.stopped_at - Attempt.started_at).label("runtime"),
-            attempt.label("attempt_id"),
+            attempt.label("attempt_id"), Attempt.progress,
             # why the latest attempt did not run or ended (a refusal, a launch failure, ...)
             func.coalesce(Attempt.reason, "").label("reason"))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Float, ForeignKey, Index,
-                        Integer, String, Text, text)
+                        Integer, SmallInteger, String, Text, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only gives AUTOINCREMENT semantics to INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
@@ -200,6 +200,8 @@ class Attempt(Base):
     peak_rss: Mapped[int] = mapped_column(BigInteger, default=0)
     cpu_time: Mapped[float] = mapped_column(Float, default=0.0)
     reason: Mapped[str] = mapped_column(String(1024), default="")
+    # percent, from the progress lines the frame printed (rqd.progress); 100 once it succeeded
+    progress: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
     __table_args__ = (Index("ix_attempt_running_host", "host_id",
                             postgresql_where=text("state = 'RUNNING'"),

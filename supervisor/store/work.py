@@ -11,8 +11,8 @@ from typing import Any
 
 from collections import defaultdict
 
-from sqlalchemy import (Connection, bindparam, delete, func, insert, literal_column, select, text,
-                        tuple_, update)
+from sqlalchemy import (Connection, SmallInteger, bindparam, case, delete, func, insert, literal_column,
+                        select, text, tuple_, update)
 
 from cuefarm import protocol as p
 from cuefarm import states
@@ -382,7 +382,8 @@ _LOCK_RUNNING = (
 
 _END_ATTEMPTS_PG = text(
     "UPDATE attempt SET state = t.s, stopped_at = t.stop, exit_status = t.x,"
-    " peak_rss = t.pk, cpu_time = t.cpu, reason = t.why FROM unnest("
+    " peak_rss = t.pk, cpu_time = t.cpu, reason = t.why,"
+    " progress = CASE WHEN t.s = 'SUCCEEDED' THEN 100 ELSE attempt.progress END FROM unnest("
     "CAST(:f AS bigint[]), CAST(:n AS integer[]), CAST(:s AS text[]),"
     " CAST(:stop AS float8[]), CAST(:x AS integer[]), CAST(:pk AS bigint[]),"
     " CAST(:cpu AS float8[]), CAST(:why AS text[]))"
@@ -575,8 +576,8 @@ STATS_CHUNK = 250     # running-attempt figures per transaction; see update_runn
 
 
 def update_running_stats(engine, stats: list[dict[str, Any]]) -> None:
-    """Live RSS / peak / CPU of running attempts, from heartbeats (dicts with f, n, rss, pk,
-    cpu).  Each chunk of rows is its own short transaction: ending an attempt locks its row,
+    """Live RSS / peak / CPU / progress of running attempts, from heartbeats (dicts with f, n,
+    rss, pk, cpu and pg, the progress or None: unchanged).  Each chunk of rows is its own short transaction: ending an attempt locks its row,
     and a completion must not wait for thousands of figures to be written first.  PostgreSQL
     gets one statement per chunk over unnested arrays."""
     stats = sorted(stats, key=lambda s: (s["f"], s["n"]))   # lock order: see _lock_running
@@ -586,22 +587,28 @@ def update_running_stats(engine, stats: list[dict[str, Any]]) -> None:
             if conn.dialect.name == "postgresql":
                 relaxed_commit(conn)
                 conn.execute(text(
-                    "UPDATE attempt SET rss = t.rss, peak_rss = t.pk, cpu_time = t.cpu"
+                    "UPDATE attempt SET rss = t.rss, peak_rss = t.pk, cpu_time = t.cpu,"
+                    " progress = COALESCE(t.pg, attempt.progress)"
                     " FROM unnest(CAST(:f AS bigint[]), CAST(:n AS integer[]),"
-                    " CAST(:rss AS bigint[]), CAST(:pk AS bigint[]), CAST(:cpu AS float8[]))"
-                    " AS t(f, n, rss, pk, cpu) WHERE attempt.frame_id = t.f"
+                    " CAST(:rss AS bigint[]), CAST(:pk AS bigint[]), CAST(:cpu AS float8[]),"
+                    " CAST(:pg AS smallint[])) AS t(f, n, rss, pk, cpu, pg)"
+                    " WHERE attempt.frame_id = t.f"
                     " AND attempt.number = t.n AND attempt.state = :running"),
-                    {**{k: array_literal([s[k] for s in chunk])
-                        for k in ("f", "n", "rss", "pk", "cpu")},
+                    {**{k: array_literal([s.get(k) for s in chunk])
+                        for k in ("f", "n", "rss", "pk", "cpu", "pg")},
                      "running": A.RUNNING.value})
                 continue
-            conn.execute(update(Attempt)
-                         .where(Attempt.frame_id == bindparam("f"),
-                                Attempt.number == bindparam("n"),
-                                Attempt.state == A.RUNNING.value)
-                         .values(rss=bindparam("rss"), peak_rss=bindparam("pk"),
-                                 cpu_time=bindparam("cpu"))
-                         .execution_options(synchronize_session=False), chunk)
+            conn.execute(_RUNNING_STATS, [{"pg": None, **s} for s in chunk])
+
+
+_AT = Attempt.__table__.c
+_RUNNING_STATS = (update(Attempt.__table__)
+                  .where(_AT.frame_id == bindparam("f"), _AT.number == bindparam("n"),
+                         _AT.state == A.RUNNING.value)
+                  .values(rss=bindparam("rss"), peak_rss=bindparam("pk"),
+                          cpu_time=bindparam("cpu"),
+                          progress=func.coalesce(bindparam("pg", type_=SmallInteger),
+                                                 _AT.progress)))
 
 
 # --- dependencies and job ends ---------------------------------------------------------------
@@ -616,7 +623,10 @@ _END_ATTEMPTS = (update(_ATTEMPT_T)
                         _ATTEMPT_T.c.number == bindparam("n"))
                  .values(state=bindparam("s"), stopped_at=bindparam("stop"),
                          exit_status=bindparam("x"), peak_rss=bindparam("pk"),
-                         cpu_time=bindparam("cpu"), reason=bindparam("why")))
+                         cpu_time=bindparam("cpu"), reason=bindparam("why"),
+                         # done is 100%; an attempt that failed keeps how far it got
+                         progress=case((bindparam("s") == A.SUCCEEDED.value, 100),
+                                       else_=_ATTEMPT_T.c.progress)))
 
 
 def settle(conn: Connection, deltas: Deltas, touched: Touched, now: float,
