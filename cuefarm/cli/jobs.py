@@ -264,10 +264,16 @@ def frames(settings: Settings, job_id: int, layer: str | None, states: list[str]
             return max(0.0, now - f["started_at"])
         return f.get("runtime")
 
+    def progress(f: dict[str, Any]) -> str:
+        # How far a running frame is, from the progress lines it printed; of a frame that
+        # ended, its state says enough.
+        value = f.get("progress")
+        return f"{value}%" if f["state"] == "RUNNING" and value is not None else ""
+
     print_table(
-        ["ID", "LAYER", "FRAME", "STATE", "HOST", "ATTEMPT", "START", "RUNTIME", "PEAK MB", "EXIT",
-         "REASON"],
-        [[f["id"], f["layer"], f["frames"], f["state"], f.get("host"), f["attempt"],
+        ["ID", "LAYER", "FRAME", "STATE", "PROGRESS", "HOST", "ATTEMPT", "START", "RUNTIME",
+         "PEAK MB", "EXIT", "REASON"],
+        [[f["id"], f["layer"], f["frames"], f["state"], progress(f), f.get("host"), f["attempt"],
           fmt_time(f.get("started_at")), fmt_duration(runtime(f)), fmt_mb(f.get("peak_rss")),
           f.get("exit_status"), f.get("reason") or ""] for f in rows])
 

@@ -292,14 +292,29 @@ def test_frames_table_and_filters(fake_supervisor):
                  "--state", "dead,running", "--state", "Waiting")
     assert result.exit_code == 0, result.output
     header, row = result.stdout.splitlines()
-    assert header.split() == ["ID", "LAYER", "FRAME", "STATE", "HOST", "ATTEMPT", "START",
-                              "RUNTIME", "PEAK", "MB", "EXIT", "REASON"]
+    assert header.split() == ["ID", "LAYER", "FRAME", "STATE", "PROGRESS", "HOST", "ATTEMPT",
+                              "START", "RUNTIME", "PEAK", "MB", "EXIT", "REASON"]
     cells = row.split()
     assert cells[:6] == ["77", "render", "7", "DEAD", "node1", "2"]
     assert cells[-3:] == ["1:02:03", "512", "3"]
     [(name, body)] = fake_supervisor.requests
     assert name == "list_frames"
     assert (body.job_id, body.layer, body.states) == (12, "render", ["DEAD", "RUNNING", "WAITING"])
+
+
+def test_frames_table_shows_the_progress_of_running_frames(fake_supervisor):
+    running = rows.frame(78, job_id=12, state="RUNNING", host="node1", attempt=1,
+                         attempt_id="78.1", attempt_state="RUNNING", started_at=1.7e9,
+                         progress=45)
+    done = rows.frame(79, job_id=12, state="SUCCEEDED", host="node1", attempt=1,
+                      attempt_id="79.1", attempt_state="SUCCEEDED", started_at=1.7e9,
+                      stopped_at=1.7e9 + 5, runtime=5.0, exit_status=0, progress=100)
+    fake_supervisor.handler = lambda name, body: p.Rows(rows=[running, done])
+    result = run(fake_supervisor.address, "frames", "12")
+    assert result.exit_code == 0, result.output
+    _, first, second = result.stdout.splitlines()
+    assert first.split()[3:6] == ["RUNNING", "45%", "node1"]
+    assert second.split()[3:5] == ["SUCCEEDED", "node1"]     # ended: its state says it
 
 
 def test_frames_json(fake_supervisor):
