@@ -24,6 +24,17 @@ def _blank0(frame: dict, key: str) -> str:
     return "" if not value else str(value)
 
 
+def progress(frame: dict) -> int | None:
+    """A running frame's progress in percent (from the progress lines it printed); None for
+    a frame that printed none, or is not running."""
+    return frame.get("progress") if frame.get("state") == "RUNNING" else None
+
+
+def _percent(frame: dict) -> str:
+    value = progress(frame)
+    return "" if value is None else f"{value}%"
+
+
 def _exit(frame: dict) -> str:
     status = frame.get("exit_status")
     return "" if status is None else str(status)
@@ -37,6 +48,9 @@ class FramesModel(RowTableModel):
                filterable=True, tooltip=lambda r: f"frame id {r.get('id')}"),
         field("layer", "Layer", width=120, filterable=True),
         field("state", "State", width=92, filterable=True),
+        Column("progress", "Progress", progress, text=_percent, width=90, align=RIGHT,
+               header_tip="How far a running frame is, from the progress lines it prints "
+                          "(Blender's, or PROGRESS 45%)"),
         field("host", "Host", width=110, filterable=True),
         field("attempt", "Try", width=40, align=RIGHT, text=lambda r: _blank0(r, "attempt"),
               header_tip="Attempt number"),

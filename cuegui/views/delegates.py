@@ -1,4 +1,4 @@
-"""Item delegates: a state pill and the job progress bar."""
+"""Item delegates: a state pill, the job progress bar and a frame's progress bar."""
 
 from __future__ import annotations
 
@@ -77,6 +77,50 @@ class StateDelegate(_Painted):
         painter.restore()
 
 
+def _bar(painter: QPainter, option: QStyleOptionViewItem, segments: list[tuple[float, str]],
+         text: str) -> None:
+    """A rounded bar in the cell: coloured `segments` (fraction of the width, colour) left to
+    right over the trough, and `text` centred, each part of it in the colour that reads on
+    what is under it."""
+    rect = QRectF(option.rect).adjusted(4, 4, -4, -4)
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(theme.chrome("TROUGH")))
+    painter.drawRoundedRect(rect, 3, 3)
+    # (left, right, colour), then the trough; cumulative edges, so rounding never leaves a
+    # gap or an overlap.
+    spans = []
+    x, done = rect.left(), 0.0
+    for share, colour in segments:
+        done = min(1.0, done + share)
+        right = rect.left() + rect.width() * done
+        spans.append((x, right, colour))
+        x = right
+    spans.append((x, rect.right(), theme.chrome("TROUGH")))
+    painter.setClipRect(rect)
+    for left, right, colour in spans[:-1]:
+        painter.setBrush(QColor(colour))
+        painter.drawRect(QRectF(left, rect.top(), right - left, rect.height()))
+    painter.setClipping(False)
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    painter.setPen(QPen(QColor(0, 0, 0, 90), 1))
+    painter.drawRoundedRect(rect, 3, 3)
+    if text:
+        font = option.font
+        font.setPointSizeF(max(7.0, font.pointSizeF() - 1))
+        font.setBold(True)
+        painter.setFont(font)
+        for left, right, colour in spans:
+            if right <= left:
+                continue
+            painter.setClipRect(QRectF(left, rect.top(), right - left, rect.height()))
+            painter.setPen(theme.text_on(QColor(colour)))
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+        painter.setClipping(False)
+    painter.restore()
+
+
 class ProgressDelegate(_Painted):
     """A job's frames as one bar: succeeded, eaten, dead and running shares of frames_total."""
 
@@ -84,47 +128,20 @@ class ProgressDelegate(_Painted):
         self.background(painter, option, index)
         job = index.data(RowRole) or {}
         total = job.get("frames_total") or 0
-        rect = QRectF(option.rect).adjusted(4, 4, -4, -4)
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(theme.chrome("TROUGH")))
-        painter.drawRoundedRect(rect, 3, 3)
-        # Segments left to right, then the trough: (left, right, colour).
-        segments = []
-        x = rect.left()
-        if total:
-            done = 0
-            for key, colour in theme.PROGRESS_COLORS.items():
-                count = job.get(key) or 0
-                if not count:
-                    continue
-                done += count
-                # Cumulative edges, so rounding never leaves a gap or an overlap.
-                right = rect.left() + rect.width() * min(done, total) / total
-                segments.append((x, right, colour))
-                x = right
-        segments.append((x, rect.right(), theme.chrome("TROUGH")))
-        painter.setClipRect(rect)
-        for left, right, colour in segments[:-1]:
-            painter.setBrush(QColor(colour))
-            painter.drawRect(QRectF(left, rect.top(), right - left, rect.height()))
-        painter.setClipping(False)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.setPen(QPen(QColor(0, 0, 0, 90), 1))
-        painter.drawRoundedRect(rect, 3, 3)
-        text = index.data() or ""
-        if text:
-            font = option.font
-            font.setPointSizeF(max(7.0, font.pointSizeF() - 1))
-            font.setBold(True)
-            painter.setFont(font)
-            # Each part of the text in the colour that reads on the segment under it.
-            for left, right, colour in segments:
-                if right <= left:
-                    continue
-                painter.setClipRect(QRectF(left, rect.top(), right - left, rect.height()))
-                painter.setPen(theme.text_on(QColor(colour)))
-                painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
-            painter.setClipping(False)
-        painter.restore()
+        segments = [((job.get(key) or 0) / total, colour)
+                    for key, colour in theme.PROGRESS_COLORS.items()
+                    if total and job.get(key)]
+        _bar(painter, option, segments, index.data() or "")
+
+
+class FrameProgressDelegate(_Painted):
+    """A running frame's progress as a bar with its percentage; nothing for other frames
+    (the model's text is empty for them)."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
+        self.background(painter, option, index)
+        percent = index.data(SortRole)
+        if percent is None:
+            return
+        _bar(painter, option, [(percent / 100.0, theme.FRAME_COLORS["RUNNING"])],
+             index.data() or "")

@@ -8,7 +8,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QToolButton
 
 from cuegui import theme
 from cuegui.models.frames import FramesModel
-from cuegui.views.delegates import StateDelegate
+from cuegui.views.delegates import FrameProgressDelegate, StateDelegate
 from cuegui.views.table import TablePanel, TableView
 
 STATES = ("WAITING", "DEPEND", "RUNNING", "SUCCEEDED", "DEAD", "EATEN")
@@ -25,7 +25,10 @@ class FramesView(TableView):
     def __init__(self, model: FramesModel | None = None, parent=None):
         super().__init__(model or FramesModel(), parent)
         self._state = StateDelegate(theme.FRAME_COLORS, self)
+        self._progress = FrameProgressDelegate(self)
         self.setItemDelegateForColumn(self.table_model().column_index("state"), self._state)
+        self.setItemDelegateForColumn(self.table_model().column_index("progress"),
+                                      self._progress)
         self.sort_by(None)
 
 
