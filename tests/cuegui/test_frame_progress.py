@@ -14,7 +14,10 @@ from cuegui.models.frames import FramesModel
 from cuegui.views.frames import FramesView
 from tests import rows
 from tests.cuegui.helpers import wait
-from tests.cuegui.test_live import live, select_job  # noqa: F401 - the live fixture
+from tests.cuegui import test_live
+from tests.cuegui.test_live import select_job
+
+live = test_live.live       # the fixture: a window on a real supervisor with two rqd workers
 
 PY = sys.executable
 
