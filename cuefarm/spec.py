@@ -602,6 +602,15 @@ In a command, `#FRAME#` (the first frame of the chunk), `#FRAME_START#`, `#FRAME
 comment: quote commands that use tokens. A frame's environment has `CUE_JOB`, `CUE_LAYER`,
 `CUE_FRAME`, `CUE_FRAME_START`, `CUE_FRAME_END`, `CUE_ATTEMPT`, `CUE_HOST` and `CUE_THREADS`.
 
+## Progress
+
+A running frame's progress (the frames view's Progress column, `cuefarm frames`) comes from
+the lines it prints, read by the worker with each heartbeat: Blender's status lines (`Fra:12
+... | Sample 40/128`: how far through the chunk's frames and the current frame's samples), or
+a line that is exactly `PROGRESS 45%` (a whole or decimal percentage from 0 to 100), which
+any script can print. The latest such line counts; a frame that succeeds is at 100%.
+`resources/examples/blender.yaml` and `ffmpeg.yaml` are jobs that render and encode.
+
 ## Names
 
 Names (of jobs, projects, layers) are letters, digits, `_`, `.` and `-`, start with a letter
