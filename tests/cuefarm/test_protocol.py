@@ -302,3 +302,19 @@ def test_a_number_no_database_can_hold_is_refused_when_decoded():
     # The largest that fits is taken.
     _, body = p.decode(p.encode(p.Heartbeat(memory_free_mb=2**63 - 1)), p.MAX_WORKER_MESSAGE)
     assert body.memory_free_mb == 2**63 - 1
+
+
+@pytest.mark.parametrize("progress", [-1, 101, 2**40, 45.5, "45"])
+def test_a_running_attempts_progress_is_a_percentage(progress):
+    body = {"running": [{"attempt_id": "1.1", "progress": progress}]}
+    err = assert_rejected(raw_envelope(type_name="heartbeat", body=body), "malformed")
+    assert "progress" in err.message
+
+
+def test_progress_from_0_to_100_or_none_is_taken():
+    for progress in (0, 45, 100, None):
+        data = p.encode(p.Heartbeat(running=[p.RunningAttempt("1.1", progress=progress)]))
+        _, body = p.decode(data, p.MAX_WORKER_MESSAGE)
+        assert body.running[0].progress == progress
+    # None is left out on the wire: a frame that printed no progress sends what it always did.
+    assert b"progress" not in p.encode(p.Heartbeat(running=[p.RunningAttempt("1.1")]))
