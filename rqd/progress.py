@@ -144,6 +144,8 @@ class ProgressReader:
             return self.parser.percent
         skipped = start > self.offset
         self.offset = start + len(data)
+        # A carriage return ends a line too: tools that redraw one status line use it.
+        data = data.replace(b"\r", b"\n")
         if skipped:                     # only the tail was read: its first line is cut
             cut = data.find(b"\n")
             data = data[cut + 1:] if cut >= 0 else b""

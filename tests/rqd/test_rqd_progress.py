@@ -117,6 +117,13 @@ def test_reader_reads_only_the_frames_output_and_waits_for_whole_lines(tmp_path)
     assert reader.poll() == 12                        # nothing new: the same
 
 
+def test_reader_takes_lines_that_a_carriage_return_ends(tmp_path):
+    log = tmp_path / "1.1.log"
+    log.write_bytes(b"PROGRESS 10%\rPROGRESS 20%\r\nPROGRESS 30%\rPROGRESS 4")
+    reader = ProgressReader(log, 0, 1, 1, "1")
+    assert reader.poll() == 30
+
+
 def test_reader_takes_only_the_tail_of_a_flood(tmp_path):
     log = tmp_path / "1.1.log"
     log.write_bytes(b"")
