@@ -19,6 +19,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from cuefarm import Client, CueFarmError, Events, Unreachable
+from cuefarm.client import secure_socket
 from cuefarm import protocol as p
 
 SLICE = 4000          # rows decoded per slice
@@ -40,6 +41,7 @@ class _LazyBatch(msgspec.Struct):
     hosts: list[msgspec.Raw] = []
     deleted_jobs: list[int] = []
     resync: bool = False
+    resubscribe: bool = False
 
 
 _lazy_rows = msgspec.msgpack.Decoder(_LazyRows)
@@ -85,6 +87,11 @@ class GuiClient(Client):
             s = self._ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
             s.setsockopt(zmq.MAXMSGSIZE, p.MAX_CLIENT_MESSAGE)
+            try:
+                secure_socket(s, self.current, self._key_given, self._server_key_given)
+            except CueFarmError:
+                s.close(0)
+                raise
             self._gone = s.get_monitor_socket(_GONE)
             s.connect(f"tcp://{self.host}:{self.port}")
             self._sock = s
@@ -155,6 +162,7 @@ class GuiEvents(Events):
                 seq=lazy.seq, supervisor_id=lazy.supervisor_id,
                 jobs=decode_rows(lazy.jobs), layers=decode_rows(lazy.layers),
                 frames=decode_rows(lazy.frames), hosts=decode_rows(lazy.hosts),
-                deleted_jobs=lazy.deleted_jobs, resync=lazy.resync)
+                deleted_jobs=lazy.deleted_jobs, resync=lazy.resync,
+                resubscribe=lazy.resubscribe)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise p.ProtocolError("malformed", f"bad event batch: {exc}") from None
