@@ -19,7 +19,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from cuefarm import Client, CueFarmError, Events, Unreachable
-from cuefarm.client import secure_socket
+from cuefarm.client import handshake_failure, secure_socket
 from cuefarm import protocol as p
 
 SLICE = 4000          # rows decoded per slice
@@ -71,6 +71,9 @@ def decode_rows(raws: list[msgspec.Raw], pause: Callable[[], None] = lambda: tim
 # Socket events that mean the supervisor is gone: its end closed the connection, or a
 # connection attempt was refused.
 _GONE = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
+# ... and those that mean it will not take us: our key refused, or no agreement on keys.
+_REFUSED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 
 class GuiClient(Client):
@@ -92,7 +95,7 @@ class GuiClient(Client):
             except CueFarmError:
                 s.close(0)
                 raise
-            self._gone = s.get_monitor_socket(_GONE)
+            self._gone = s.get_monitor_socket(_GONE | _REFUSED)
             s.connect(f"tcp://{self.host}:{self.port}")
             self._sock = s
         return self._sock
@@ -120,6 +123,11 @@ class GuiClient(Client):
             ready = dict(poller.poll(int(left * 1000) + 1)) if left > 0 else {}
             if monitor in ready:
                 event = recv_monitor_message(monitor)
+                if event["event"] & _REFUSED:
+                    where = self.current
+                    self.close()
+                    raise CueFarmError(handshake_failure(where, event["event"]),
+                                       "unauthenticated")
                 if event["event"] & _GONE:
                     self.close()
                     raise Unreachable(f"the supervisor at {self.address} is not answering "
