@@ -20,7 +20,9 @@ import uuid
 from typing import Any, Callable
 
 import zmq
+import zmq.utils.monitor
 
+from cuefarm import keys
 from cuefarm import protocol as p
 from cuefarm.config import DEFAULT_ADDRESS, ConfigError, parse_address
 
@@ -61,6 +63,34 @@ def parse_addresses(text: str) -> list[tuple[str, int]]:
     return [parse_address(a) for a in parts]
 
 
+HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+
+def secure_socket(sock: zmq.Socket, address: str, key: Any = None,
+                  supervisor_key: str | None = None) -> bool:
+    """Set this user's CURVE keys on `sock` (not yet connected) for the supervisor at
+    `address`, when that supervisor's key is known; CueFarmError when a key is unusable."""
+    try:
+        if isinstance(key, (str, os.PathLike)):
+            key = keys.read(key)
+        elif key is None:
+            key = keys.find_user_key()
+        server = supervisor_key or keys.supervisor_key_for(address)
+        return keys.secure_client(sock, key, server)
+    except keys.KeyFileError as exc:
+        raise CueFarmError(str(exc), "keys") from None
+
+
+def handshake_failure(address: str, event: int) -> str:
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return (f"the supervisor at {address} refused this client's key (unknown or revoked); "
+                f"ask an admin for a key: cuefarm keys add-user")
+    return (f"could not agree on security with the supervisor at {address}: it uses keys and "
+            f"this client has none for it, or the other way round (set "
+            f"CUEFARM_SUPERVISOR_KEY, or run `cuefarm keys use FILE`)")
+
+
 def current_user() -> str:
     try:
         return getpass.getuser()
@@ -78,10 +108,14 @@ class Client:
 
     def __init__(self, address: str | None = None, timeout: float = 30.0,
                  user: str | None = None, context: zmq.Context | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT):
+                 connect_timeout: float = CONNECT_TIMEOUT,
+                 key: "keys.Key | str | os.PathLike | None" = None,
+                 supervisor_key: str | None = None):
         """`timeout`: how long to wait for each reply once the supervisor is known to be
         there; `connect_timeout`: how long to wait for a connection to it at all (nothing
-        listening is told within this, not after `timeout`)."""
+        listening is told within this, not after `timeout`).  `key` (a Key or a key file)
+        and `supervisor_key` (Z85) default to where cuefarm.keys finds them; with keys, the
+        supervisor takes the client for the user its key is, whatever `user` says."""
         self.address = address or default_address()
         try:
             self.addresses = parse_addresses(self.address)
@@ -93,6 +127,7 @@ class Client:
         self.user = user or current_user()
         self._ctx = context or zmq.Context.instance()
         self._ids = itertools.count(1)
+        self._key_given, self._server_key_given = key, supervisor_key
         self._sock: zmq.Socket | None = None
         # Watches the connection until its first handshake: then the supervisor is there,
         # and a slow reply (a huge submit) is waited for with the full timeout.
@@ -105,7 +140,12 @@ class Client:
             s = self._ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
             s.setsockopt(zmq.MAXMSGSIZE, p.MAX_CLIENT_MESSAGE)
-            self._monitor = s.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+            try:
+                secure_socket(s, self.current, self._key_given, self._server_key_given)
+            except CueFarmError:
+                s.close(0)
+                raise
+            self._monitor = s.get_monitor_socket(HANDSHAKE_EVENTS)
             s.connect(f"tcp://{self.host}:{self.port}")
             self._sock = s
         return self._sock
@@ -142,8 +182,17 @@ class Client:
                 self.close()
                 raise Unreachable(f"cannot connect to the supervisor at {self.current} "
                                   f"(nothing answered within {wait:g} s)")
-            if self._sock in ready or self._monitor.recv_multipart(zmq.NOBLOCK):
+            if self._sock in ready:
                 self._stop_monitor()
+                continue
+            event = zmq.utils.monitor.parse_monitor_message(
+                self._monitor.recv_multipart(zmq.NOBLOCK))["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._stop_monitor()
+            else:
+                where = self.current
+                self.close()
+                raise CueFarmError(handshake_failure(where, event), "unauthenticated")
 
     def close(self) -> None:
         if self._sock is not None:
@@ -624,6 +673,20 @@ class Client:
         ("job 12, host w1"), detail (the request), outcome (ok, refused, failed), message."""
         return self.request(p.ListAudit(user, since, until, action, job_id, host, limit)).rows
 
+    def add_key(self, kind: str, name: str, public: str, role: str = "artist"
+                ) -> dict[str, Any]:
+        """Record a user's or a worker's public key (admins): {kind, name, role, fingerprint,
+        supervisor} (the supervisor's public key, for the key file)."""
+        return self.request(p.AddKey(kind, name, public, role)).row
+
+    def keys(self, include_revoked: bool = False) -> list[dict[str, Any]]:
+        """The farm's keys (admins): fingerprint, kind, name, role, created/revoked."""
+        return self.request(p.ListKeys(include_revoked)).rows
+
+    def revoke_key(self, key: str) -> list[dict[str, Any]]:
+        """Revoke the keys `key` names (fingerprint, user or host name); what was revoked."""
+        return self.request(p.RevokeKey(key)).rows
+
     def supervisors(self) -> list[dict[str, Any]]:
         """The supervisors serving the farm: owner, address, version, started_at, last_seen,
         hosts (connected to it), slots_used, slots_total, dispatched, cpu_percent, rss_mb, and
@@ -675,13 +738,21 @@ class Events:
     """
 
     def __init__(self, address: str | None = None, events_port: int | None = None,
-                 context: zmq.Context | None = None):
+                 context: zmq.Context | None = None, key: Any = None,
+                 supervisor_key: str | None = None):
         # The events of one supervisor (sequence numbers are its own): the first given.
         host, port = parse_addresses(address or default_address())[0]
         self._ctx = context or zmq.Context.instance()
         self.sock = self._ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_CLIENT_MESSAGE)
+        try:
+            secure_socket(self.sock, f"{host}:{port}", key, supervisor_key)
+        except CueFarmError:
+            self.sock.close(0)
+            raise
+        # With keys the supervisor decides what this subscription receives (the rows this
+        # user may see); without, everything.
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         self.sock.connect(f"tcp://{host}:{events_port or port + 2}")
         self.last_seq: int | None = None
@@ -693,9 +764,13 @@ class Events:
         if not self.sock.poll(int(timeout * 1000)):
             return None
         try:
-            batch = self.decode_batch(p.decode_envelope(self.sock.recv()))
+            batch = self.decode_batch(p.decode_envelope(self.sock.recv_multipart()[-1]))
         except p.ProtocolError:
             return None
+        if batch.resubscribe:
+            # What we may see changed: ask again over the same connection.
+            self.sock.setsockopt(zmq.UNSUBSCRIBE, b"")
+            self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         gap = (self.last_seq is None or batch.supervisor_id != self.supervisor_id
                or batch.seq != self.last_seq + 1 or batch.resync)
         self.last_seq, self.supervisor_id = batch.seq, batch.supervisor_id

@@ -98,6 +98,11 @@ class SupervisorConfig:
     # a job may set anyway: "NAME" for every project, "PROJECT:NAME" for one; patterns work.
     loader_env_allow: list[str] = field(default_factory=list)
     audit_days: float = 365.0         # how long the audit trail is kept (0: for ever)
+    # Keys (supervisor.trust): with a supervisor.key in keys_dir every socket is CURVE with an
+    # allow-list; without one the supervisor runs in the clear, which it refuses on an address
+    # other machines can reach unless `insecure` is set.
+    keys_dir: str = ""                # default: <data dir>/keys
+    insecure: bool = False
     log_level: str = "INFO"
 
 
@@ -119,6 +124,11 @@ DENY_USERS = ("postgres", "mysql", "mariadb", "redis", "rabbitmq", "mosquitto", 
 class RqdConfig:
     supervisors: list[str] = field(default_factory=lambda: [DEFAULT_ADDRESS])
     name: str = ""                    # default: the hostname
+    # This worker's CURVE key file (cuefarm keys add-worker), and the supervisor's public key
+    # (Z85 or a .pub file).  With a supervisor key and no key file, rqd makes its own key in
+    # its state dir; it waits as pending until an admin admits it (or admission is "any").
+    key: str = ""
+    supervisor_key: str = ""
     slots: int = 0                    # 0: one per core
     state_dir: str = ""               # default: <data dir>/rqd/<name>
     log_dir: str = ""                 # default: <state dir>/logs

@@ -182,3 +182,27 @@ class HostHistory(Body):
 
     host: str
     hours: float = 24.0
+
+
+class AddKey(Body):
+    """Record a user's (with a role) or a worker's (with its host name) CURVE public key;
+    answered with a Row {kind, name, role, fingerprint, supervisor} (the supervisor's public
+    key, for the key file).  The secret half never leaves the machine that made it."""
+
+    kind: str
+    name: str
+    public: str
+    role: str = "artist"
+
+
+class ListKeys(Body):
+    """Answered with Rows: the farm's keys (fingerprint, kind, name, role, issued, revoked)."""
+
+    include_revoked: bool = False
+
+
+class RevokeKey(Body):
+    """Revoke the live keys `key` names (a fingerprint, a user or a host name): refused at
+    once, live connections included.  Answered with Rows: what was revoked."""
+
+    key: str

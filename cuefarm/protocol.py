@@ -15,6 +15,7 @@ import msgspec
 from cuefarm.body import Body, Int  # noqa: F401 - every body type is protocol.X
 from cuefarm.operations import (  # noqa: F401 - named here with every other type
     AddComment, AddDependency, DeleteComment, FrameOrder, GetProjectNotify, HostHistory,
+    AddKey, ListKeys, RevokeKey,
     JobNotify, LayerStats, ListArchives, ListAudit, ListComments, ListNotifications,
     MAX_COMMENT, MAX_RUNTIMES, RestoreArchive, RetryMoreMemory, RetryNotifications,
     RunRetention, SetLayerRange, SetProjectNotify)
@@ -475,6 +476,8 @@ class EventBatch(Body):
     # Too many rows changed to list (a kill or retry of a huge job): the rows above are partial,
     # and a subscriber re-reads what it shows, as after a sequence gap.
     resync: bool = False
+    # What this subscriber may see changed (keys, project members): subscribe again.
+    resubscribe: bool = False
 
 
 # --- licences, usage and metrics (client -> supervisor) ----------------------------------------
@@ -563,6 +566,7 @@ MESSAGE_TYPES: dict[str, type[Body]] = {
     "usage": GetUsage, "metrics": GetMetrics, "metric_history": MetricHistory,
     "metric_points": MetricPoints,
     "whoami": WhoAmI, "set_project_members": SetProjectMembers,
+    "add_key": AddKey, "list_keys": ListKeys, "revoke_key": RevokeKey,
     "list_supervisors": ListSupervisors, "list_audit": ListAudit,
     "frame_order": FrameOrder, "retry_more_memory": RetryMoreMemory,
     "add_dependency": AddDependency, "list_dependants": JobRef,
@@ -591,6 +595,7 @@ CLIENT_REQUESTS = frozenset({
     "bad_hosts", "clear_bad_hosts",
     "licences", "set_licences", "licence_reports", "usage", "metrics", "metric_history",
     "whoami", "set_project_members", "list_supervisors", "list_audit",
+    "add_key", "list_keys", "revoke_key",
     "frame_order", "retry_more_memory", "add_dependency", "list_dependants",
     "set_layer_range",
     "export_job", "list_notifications", "retry_notifications",

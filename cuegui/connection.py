@@ -162,7 +162,12 @@ class Connection(QThread):
 
     def run(self) -> None:
         self._client = GuiClient(self.address, timeout=self.request_timeout)
-        self._events = GuiEvents(self.address)
+        try:
+            self._events = GuiEvents(self.address)
+        except CueFarmError as exc:      # a key file that cannot be used: say why, stop
+            self._emit_state("unreachable", str(exc))
+            self._client.close()
+            return
         poller = zmq.Poller()
         poller.register(self._events.sock, zmq.POLLIN)
         poller.register(self._wake_r.fileno(), zmq.POLLIN)

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import QComboBox, QDockWidget
 
 from cuegui import theme
 from cuegui.messages import Changes
+from cuegui.views.audit import AuditPanel
 from cuegui.views.comments import CommentMarkDelegate, CommentsPanel
 from cuegui.views.farmstats import HostHistoryPanel, LayerStatsPanel
 
@@ -27,6 +28,8 @@ PREFIX = "notes:"
 STATS_REFRESH_MS = 2000         # at most this often while a job's layers keep changing
 HISTORY_REFRESH_MS = 30_000     # the host's new figures: its history is read again this often
 HISTORY_HOURS = 24.0
+AUDIT_REFRESH_MS = 2000         # at most this often while the job or host shown keeps changing
+AUDIT_ROWS = 200
 ALL_TAGS = "All hosts"
 
 
@@ -38,22 +41,29 @@ class Notes(QObject):
         self.host_comments = CommentsPanel("host")
         self.layer_stats = LayerStatsPanel()
         self.host_history = HostHistoryPanel()
+        self.job_audit = AuditPanel("job")
+        self.host_audit = AuditPanel("host")
         self.comments_dock = w._dock("Comments", self.job_comments)
         self.stats_dock = w._dock("Layer stats", self.layer_stats)
+        self.audit_dock = w._dock("Audit", self.job_audit)
         self.place_docks()
         w.hosts_panel.tabs.addTab(self.host_history, "History")
         w.hosts_panel.tabs.addTab(self.host_comments, "Comments")
+        w.hosts_panel.tabs.addTab(self.host_audit, "Audit")
         self._marks = []
         for view in (w.jobs_view, w.hosts_view):
             mark = CommentMarkDelegate(view)
             self._marks.append(mark)
             view.setItemDelegateForColumn(view.table_model().column_index("comments"), mark)
         self._counts: dict[str, int] = {}        # "job:ID" / "host:NAME" -> count last read
+        self._host_seen: tuple = ()              # the shown host's lock, state, slots
         self.pending = 0                         # queries asked, not yet answered
         self._stats_timer = QTimer(self, singleShot=True, interval=STATS_REFRESH_MS)
         self._stats_timer.timeout.connect(self.fetch_layer_stats)
         self._history_timer = QTimer(self, singleShot=True, interval=HISTORY_REFRESH_MS)
         self._history_timer.timeout.connect(self.fetch_host_history)
+        self._audit_timer = QTimer(self, singleShot=True, interval=AUDIT_REFRESH_MS)
+        self._audit_timer.timeout.connect(self.fetch_audits)
         self._build_tag_groups()
         self._build_jumps()
         self._wire()
@@ -61,13 +71,14 @@ class Notes(QObject):
     # -- building -------------------------------------------------------------------------------
 
     def docks(self) -> list[QDockWidget]:
-        return [self.comments_dock, self.stats_dock]
+        return [self.comments_dock, self.stats_dock, self.audit_dock]
 
     def place_docks(self) -> None:
-        """Comments and layer statistics share the place of the log and Why."""
+        """Comments, layer statistics and the audit trail share the place of the log and Why."""
         w = self.w
         w.tabifyDockWidget(w.why_dock, self.comments_dock)
         w.tabifyDockWidget(self.comments_dock, self.stats_dock)
+        w.tabifyDockWidget(self.stats_dock, self.audit_dock)
         w.log_dock.raise_()
 
     def _build_tag_groups(self) -> None:
@@ -140,35 +151,45 @@ class Notes(QObject):
         job = self.w.jobs_model.get(job_id) if job_id is not None else None
         title = f"job {job_id}" + (f" ({job.get('name')})" if job else "")
         self.job_comments.show_subject(job_id, title)
+        self.job_audit.show_subject(job_id, title)
         if job_id is None:
             self.layer_stats.show_stats(None, [])
             return
         self.fetch_comments("job", job_id)
         self.fetch_layer_stats()
+        self.fetch_audit("job", job_id)
 
     def _host_selected(self, force: bool = False) -> None:
         host = self.w.selected_host
         if host == self.host_comments.subject and not force:
             return
         self.host_comments.show_subject(host, f"host {host}")
+        self.host_audit.show_subject(host, f"host {host}")
         self.update_jumps()
         if host is None:
             self.host_history.show_history(None, [])
             return
         self.fetch_comments("host", host)
         self.fetch_host_history()
+        self.fetch_audit("host", host)
 
     def _changes(self, changes: Changes) -> None:
         job_id, host = self.w.selected_job, self.w.selected_host
         row = changes.jobs.get(job_id) if job_id is not None else None
         if row is not None and row.get("comments", 0) != self._counts.get(f"job:{job_id}"):
             self.fetch_comments("job", job_id)
+        if row is not None and not self._audit_timer.isActive():
+            self._audit_timer.start()
         if host is not None:
             for h in changes.hosts.values():
                 if h.get("name") != host:
                     continue
                 if h.get("comments", 0) != self._counts.get(f"host:{host}"):
                     self.fetch_comments("host", host)
+                if (h.get("lock"), h.get("state"), h.get("slots_total")) != self._host_seen \
+                        and not self._audit_timer.isActive():
+                    self._host_seen = (h.get("lock"), h.get("state"), h.get("slots_total"))
+                    self._audit_timer.start()
                 if not self._history_timer.isActive():
                     self._history_timer.start()
         if job_id is not None and changes.layers and not self._stats_timer.isActive():
@@ -186,6 +207,20 @@ class Notes(QObject):
         else:
             call = (lambda c, s=subject: c.comments(host=s))
         self._ask(f"comments:{kind}:{subject}", call)
+
+    def fetch_audit(self, kind: str, subject: Any) -> None:
+        if kind == "job":
+            call = (lambda c, s=subject: c.audit(job_id=s, limit=AUDIT_ROWS))
+        else:
+            call = (lambda c, s=subject: c.audit(host=s, limit=AUDIT_ROWS))
+        self._ask(f"audit:{kind}:{subject}", call)
+
+    def fetch_audits(self) -> None:
+        """The audit trail of the job and the host shown, read again (they changed)."""
+        if self.w.selected_job is not None:
+            self.fetch_audit("job", self.w.selected_job)
+        if self.w.selected_host is not None:
+            self.fetch_audit("host", self.w.selected_host)
 
     def fetch_layer_stats(self) -> None:
         job_id = self.w.selected_job
@@ -239,6 +274,11 @@ class Notes(QObject):
             if what == "add":
                 panel.added()
                 self.w.show_message(f"Comment added to {kind} {subject}")
+        elif what == "audit":
+            kind, _, subject = rest.partition(":")
+            panel = self.job_audit if kind == "job" else self.host_audit
+            if str(panel.subject) == subject:
+                panel.show_rows(panel.subject, result)
         elif what == "stats":
             if str(self.w.selected_job) == rest:
                 self.layer_stats.show_stats(self.w.selected_job, result)
@@ -259,6 +299,11 @@ class Notes(QObject):
             if what != "comments":
                 self.w.show_message(f"Comment not {'added' if what == 'add' else 'deleted'}: "
                                     f"{message}", error=True)
+        elif what == "audit":
+            kind, _, subject = rest.partition(":")
+            panel = self.job_audit if kind == "job" else self.host_audit
+            if str(panel.subject) == subject:
+                panel.failed(message)
         else:
             log.info("%s failed: %s", key, message)
 

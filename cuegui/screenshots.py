@@ -28,7 +28,8 @@ CHART_SECONDS = 8.0    # live samples the charts gather before they are grabbed
 VIEWS = ("jobs", "job", "log", "hosts", "charts", "charts_supervisor", "why", "comments",
          "layer_stats", "host_history", "host_comments", "submit", "window", "layer_properties",
          "add_dependency", "dependencies")
-VIEWS += ("submit_layers", "preview", "viewer", "saved_views", "status_menu")
+VIEWS += ("submit_layers", "preview", "viewer", "saved_views", "status_menu", "audit",
+          "host_audit")
 
 
 def unfinished(job: dict) -> bool:
@@ -315,7 +316,8 @@ class ScreenshotTour(QObject):
     def _save_notes(self) -> None:
         """The job's comments and layer statistics, and the host's history and comments."""
         w, notes = self.window, self.window.notes
-        for name, dock in (("comments", notes.comments_dock), ("layer_stats", notes.stats_dock)):
+        for name, dock in (("comments", notes.comments_dock), ("layer_stats", notes.stats_dock),
+                           ("audit", notes.audit_dock)):
             dock.show()
             dock.raise_()
             QApplication.processEvents()
@@ -324,7 +326,8 @@ class ScreenshotTour(QObject):
         w.hosts_dock.show()
         w.hosts_dock.raise_()
         for name, widget in (("host_history", notes.host_history),
-                             ("host_comments", notes.host_comments)):
+                             ("host_comments", notes.host_comments),
+                             ("host_audit", notes.host_audit)):
             tabs.setCurrentWidget(widget)
             QApplication.processEvents()
             self._save(w.hosts_dock.grab(), name)
@@ -343,6 +346,7 @@ class ScreenshotTour(QObject):
             "preview": w.preview_panel.text(),
             "comments": w.notes.job_comments.list.count(),
             "host_comments": w.notes.host_comments.list.count(),
+            "audit": w.notes.job_audit.table.rowCount(),
             "layer_stats": w.notes.layer_stats.model.rowCount(),
             "host_history": {"host": w.notes.host_history.host,
                              "points": len(w.notes.host_history.points)},

@@ -19,6 +19,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from cuefarm import Client, CueFarmError, Events, Unreachable
+from cuefarm.client import handshake_failure, secure_socket
 from cuefarm import protocol as p
 
 SLICE = 4000          # rows decoded per slice
@@ -40,6 +41,7 @@ class _LazyBatch(msgspec.Struct):
     hosts: list[msgspec.Raw] = []
     deleted_jobs: list[int] = []
     resync: bool = False
+    resubscribe: bool = False
 
 
 _lazy_rows = msgspec.msgpack.Decoder(_LazyRows)
@@ -69,6 +71,9 @@ def decode_rows(raws: list[msgspec.Raw], pause: Callable[[], None] = lambda: tim
 # Socket events that mean the supervisor is gone: its end closed the connection, or a
 # connection attempt was refused.
 _GONE = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
+# ... and those that mean it will not take us: our key refused, or no agreement on keys.
+_REFUSED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 
 class GuiClient(Client):
@@ -85,7 +90,12 @@ class GuiClient(Client):
             s = self._ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
             s.setsockopt(zmq.MAXMSGSIZE, p.MAX_CLIENT_MESSAGE)
-            self._gone = s.get_monitor_socket(_GONE)
+            try:
+                secure_socket(s, self.current, self._key_given, self._server_key_given)
+            except CueFarmError:
+                s.close(0)
+                raise
+            self._gone = s.get_monitor_socket(_GONE | _REFUSED)
             s.connect(f"tcp://{self.host}:{self.port}")
             self._sock = s
         return self._sock
@@ -113,6 +123,11 @@ class GuiClient(Client):
             ready = dict(poller.poll(int(left * 1000) + 1)) if left > 0 else {}
             if monitor in ready:
                 event = recv_monitor_message(monitor)
+                if event["event"] & _REFUSED:
+                    where = self.current
+                    self.close()
+                    raise CueFarmError(handshake_failure(where, event["event"]),
+                                       "unauthenticated")
                 if event["event"] & _GONE:
                     self.close()
                     raise Unreachable(f"the supervisor at {self.address} is not answering "
@@ -155,6 +170,7 @@ class GuiEvents(Events):
                 seq=lazy.seq, supervisor_id=lazy.supervisor_id,
                 jobs=decode_rows(lazy.jobs), layers=decode_rows(lazy.layers),
                 frames=decode_rows(lazy.frames), hosts=decode_rows(lazy.hosts),
-                deleted_jobs=lazy.deleted_jobs, resync=lazy.resync)
+                deleted_jobs=lazy.deleted_jobs, resync=lazy.resync,
+                resubscribe=lazy.resubscribe)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise p.ProtocolError("malformed", f"bad event batch: {exc}") from None

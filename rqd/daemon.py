@@ -34,6 +34,7 @@ from cuefarm import protocol as p
 from cuefarm.config import RqdConfig, parse_address
 from rqd import accounts, admission, drain, logs, machine, nimby
 from rqd.admission import Refusal
+from rqd.keys import worker_keys
 from rqd.link import Link
 from rqd.nimby import IdleProbe, NimbyMonitor
 from rqd.runner import Attempt, LaunchError, Runner, kill_orphan
@@ -93,8 +94,9 @@ class Daemon:
         self.ctx = context or zmq.Context()
         self.poller = zmq.Poller()
         self.timeout = _interval(config.supervisor_timeout, 10.0)
+        key, server_key = worker_keys(config)
         self.link = Link(self.ctx, self.poller, [parse_address(a) for a in config.supervisors],
-                         max(self.timeout, 3 * self.interval))
+                         max(self.timeout, 3 * self.interval), key, server_key)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)

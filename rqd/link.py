@@ -12,6 +12,7 @@ import logging
 
 import zmq
 
+from cuefarm import keys
 from cuefarm import protocol as p
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,11 @@ class Link:
     """The connection to the current supervisor."""
 
     def __init__(self, ctx: zmq.Context, poller: zmq.Poller,
-                 supervisors: list[tuple[str, int]], timeout: float):
+                 supervisors: list[tuple[str, int]], timeout: float,
+                 key: "keys.Key | None" = None, supervisor_key: str = ""):
+        """With `key` and `supervisor_key` the link is CURVE (see rqd.keys)."""
         self.ctx = ctx
+        self.key, self.supervisor_key = key, supervisor_key
         self.poller = poller
         self.endpoints = [worker_endpoint(h, port) for h, port in supervisors]
         self.timeout = timeout
@@ -52,6 +56,7 @@ class Link:
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_WORKER_MESSAGE)
+        keys.secure_client(sock, self.key, self.supervisor_key)
         sock.connect(self.endpoint)
         self.poller.register(sock, zmq.POLLIN)
         self.sock = sock

@@ -43,11 +43,17 @@ from cuefarm.config import ConfigError, RqdConfig
 @click.option("--min-uid", type=click.IntRange(min=0), default=None,
               help="When rqd runs as root, frames run as the job's user; users below this uid "
                    "are refused (default 1000; a one-machine farm run by root uses 0).")
+@click.option("--key", default=None, metavar="FILE",
+              help="This worker's key file (cuefarm keys add-worker); default: one rqd makes "
+                   "in its state dir when the supervisor uses keys.")
+@click.option("--supervisor-key", default=None, metavar="KEY",
+              help="The supervisor's public key: Z85 text or its supervisor.pub file.")
 def command(supervisors: tuple[str, ...], name: str | None, slots: int | None,
             state_dir: str | None, log_dir: str | None, heartbeat: float | None,
             supervisor_timeout: float | None, kill_grace: float | None,
             log_level: str | None, tags: tuple[str, ...], path_maps: tuple[str, ...],
-            nimby: bool | None, min_free_disk_mb: int | None, min_uid: int | None) -> None:
+            nimby: bool | None, min_free_disk_mb: int | None, min_uid: int | None,
+            key: str | None, supervisor_key: str | None) -> None:
     """Run the worker daemon: take frames from a supervisor and run them."""
     listed = [a.strip() for given in supervisors for a in given.split(",") if a.strip()]
     overrides = {"supervisors": listed or None, "name": name, "slots": slots,
@@ -55,7 +61,7 @@ def command(supervisors: tuple[str, ...], name: str | None, slots: int | None,
                  "supervisor_timeout": supervisor_timeout, "kill_grace": kill_grace,
                  "log_level": log_level, "tags": list(tags) or None,
                  "path_maps": list(path_maps) or None, "min_free_disk_mb": min_free_disk_mb,
-                 "min_uid": min_uid}
+                 "min_uid": min_uid, "key": key, "supervisor_key": supervisor_key}
     try:
         cfg = cfgmod.load(RqdConfig, "rqd", overrides)
         if nimby is not None:
@@ -71,6 +77,8 @@ def command(supervisors: tuple[str, ...], name: str | None, slots: int | None,
             raise ConfigError(f"path_maps: {exc}") from None
         if not all(isinstance(w, str) for w in cfg.reboot_command) or not cfg.reboot_command:
             raise ConfigError("reboot_command must be a non-empty list of strings")
+        from rqd.keys import worker_keys
+        worker_keys(cfg)        # a key that cannot be used is said now, not at the first connect
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if cfg.slots < 0:

@@ -5,8 +5,8 @@ Roles come from the supervisor's configuration (supervisor.roles); each request 
 declared with its handler (supervisor.requests).  `check` runs before every client request's
 handler (supervisor.clientapi.serve) and answers with an error to refuse it; `filter_reply`
 takes the rows of restricted projects out of what an artist who is not a member may see.  The
-identity is the user the client claims in the envelope until CURVE authentication ties it to
-a key: these rules keep honest people from mistakes.
+identity is the user the client's key is (supervisor.trust); on a farm without keys it is the
+user the client claims, and these rules only keep honest people from mistakes.
 
 The rules mirror what the GUI shows (cuegui.permissions):
 - artists read everything, submit, and act on their own jobs and frames;
@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from cuefarm import protocol as p
 from supervisor.context import Context
 from supervisor.requests import DECLARED, Request, RequestError, Rule, request
-from supervisor.roles import ADMIN, ARTIST, RANK, WRANGLER, Policy
+from supervisor.roles import ADMIN, ARTIST, RANK, WRANGLER, Policy, loopback
 from supervisor.store import admin, jobs
 from supervisor.store.errors import ControlError
 
@@ -137,7 +137,11 @@ def filter_reply(cx: Context, type_name: str, body: Any, user: str,
 @request("whoami", role=ARTIST, what="asking who you are")
 def _whoami(cx: Context, req: Request) -> p.Body:
     pol = cx.policy
-    return p.Row({"user": req.user, "role": pol.role(req.user), "open": pol.open})
+    return p.Row({"user": req.user, "role": pol.role(req.user), "open": pol.open,
+                  "keys": cx.gate is not None,
+                  # Listening in the clear where other machines reach it: anyone may claim
+                  # to be anyone.
+                  "insecure": cx.gate is None and not loopback(cx.cfg.bind)})
 
 
 @request("set_project_members", role=WRANGLER, what="Restricting a project to members")
@@ -148,5 +152,6 @@ def _set_project_members(cx: Context, req: Request) -> p.Body:
             who = admin.set_members(conn, body.name, body.members)
     except ControlError as exc:
         raise RequestError(exc.code, str(exc), exc.field) from None
+    cx.live.views_changed = True     # events subscribers get the view they have now
     log.info("%s: project %s members %s", req.user, body.name, who or "(everyone)")
     return p.Done(len(who))

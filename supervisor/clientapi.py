@@ -22,7 +22,7 @@ from cuefarm.spec import (SpecError, validate_job_changes, validate_layer_change
                           validate_submission)
 from cuefarm import pathmap
 from supervisor import (access, archive_api, auditing, billing_api, comments, exports,
-                        notify_api, presence, schedules, stats, why, wrangling)
+                        keys_api, notify_api, presence, schedules, stats, why, wrangling)
 from supervisor.context import Context
 from supervisor.live import default_admission
 from supervisor.logrelay import RELAYED_MAX
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 # The other modules declaring requests, imported here so that loading the client API
 # registers every request type.
 DECLARING = (access, auditing, billing_api, comments, presence, stats, why, wrangling, exports,
-             notify_api, archive_api)
+             notify_api, archive_api, keys_api)
 
 
 def handle(cx: Context, frames: list[bytes],
@@ -70,6 +70,14 @@ def handle(cx: Context, frames: list[bytes],
         cx.out.reply(route, env.id, reply)
 
 
+def sender(cx: Context, env: p.Envelope, route: list[bytes]) -> str:
+    """Who sent a request: with keys, the user its connection's key is (the `user` the
+    message claims is ignored); without, the user it claims."""
+    if cx.gate is not None:
+        return cx.live.client_users.get(route[0], "") if route else ""
+    return env.user or "unknown"
+
+
 def serve(cx: Context, env: p.Envelope, body: p.Body, route: list[bytes]) -> p.Body | None:
     """The reply to one decoded request (an Error for a refusal or a failure); None when the
     reply comes later."""
@@ -79,7 +87,7 @@ def serve(cx: Context, env: p.Envelope, body: p.Body, route: list[bytes]) -> p.B
         # a type it does not know (a test keeps the two lists the same).
         cx.live.errors["unknown_type"] += 1
         return p.Error("unknown_type", f"unknown message type {env.type!r}")
-    req = Request(body, env.user or "unknown", route, env.id)
+    req = Request(body, sender(cx, env, route), route, env.id)
 
     def answer():
         # Who may do what (supervisor.access): a refusal is the reply, the handler never runs.

@@ -34,6 +34,7 @@ class Context:
     billing: Any = None             # licences, metering, usage, metrics (supervisor.billing)
     farm_id: str = ""               # the database's identity (supervisor.store.farm)
     pipeline: Any = None            # notifications and retention (supervisor.pipeline)
+    gate: Any = None                # keys and their authenticator (supervisor.trust); None: none
 
     @property
     def stale_after(self) -> float:

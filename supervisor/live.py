@@ -62,6 +62,13 @@ class Live:
         self.errors: Counter[str] = Counter()
         self.audit: list[dict] = []                 # audit entries to write (supervisor.auditing)
         self.client_addresses: dict[bytes, str] = {}   # client connection -> its address
+        # With keys (supervisor.trust): the user each client connection authenticated as, and
+        # the key each worker connection authenticated with.
+        self.client_users: dict[bytes, str] = {}
+        self.worker_keys: dict[bytes, str] = {}
+        # Who may see what changed (keys, project members): events subscribers get new views.
+        self.views_changed = False
+        self.members_seen: dict | None = None
         # Launch sequence numbers start from the wall clock in microseconds, so a restarted
         # supervisor's launches are numbered above anything a worker saw from the last run.
         self._launch_seq = time.time_ns() // 1000

@@ -23,7 +23,8 @@ from typing import Any, Callable
 import zmq
 
 from cuefarm import protocol as p
-from supervisor import auditing, clientapi, dispatch, farmlink, registration, workerlink
+from supervisor import (access, auditing, clientapi, dispatch, farmlink, registration, trust,
+                        workerlink)
 from supervisor.background import Background
 from supervisor.context import Context
 from supervisor.events import Publisher
@@ -127,6 +128,7 @@ class Loop:
         self.threads = threads
         self.ctx = zmq.Context.instance()
         self.client_sock = self.worker_sock = None
+        self.monitors: dict[zmq.Socket, str] = {}    # with keys: failed handshakes, per socket
         self.publisher: Publisher | None = None
         self.housekeeping: Background | None = None   # periodic database work
         self.figures: Background | None = None        # heartbeat figures
@@ -167,23 +169,38 @@ class Loop:
         cfg = self.cx.cfg
         if endpoints is None:
             endpoints = tuple(f"tcp://{cfg.bind}:{cfg.port + i}" for i in range(3))
-        self.client_sock = self._router(p.MAX_CLIENT_MESSAGE, endpoints[0])
-        self.worker_sock = self._router(p.MAX_WORKER_MESSAGE, endpoints[1])
+        gate = self.cx.gate
+        self.client_sock = self._router(p.MAX_CLIENT_MESSAGE, endpoints[0], trust.CLIENT)
+        self.worker_sock = self._router(p.MAX_WORKER_MESSAGE, endpoints[1], trust.WORKER)
         pub = self.ctx.socket(zmq.XPUB)
         pub.setsockopt(zmq.LINGER, 0)
         pub.setsockopt(zmq.SNDHWM, 10_000)
         pub.setsockopt(zmq.XPUB_VERBOSER, 1)   # count every subscriber, not distinct topics
+        if gate is not None:
+            gate.secure(pub, trust.EVENTS)
+            pub.setsockopt(zmq.XPUB_MANUAL, 1)     # each subscriber gets its view's topic
         pub.bind(endpoints[2])
+        if gate is not None:
+            # Connections that could not agree on security at all (no key: no CURVE) never
+            # reach the authenticator: each socket's monitor reports them, to be counted.
+            self.monitors = {
+                s.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL): domain
+                for s, domain in ((self.client_sock, trust.CLIENT),
+                                  (self.worker_sock, trust.WORKER), (pub, trust.EVENTS))}
         self.housekeeping = Background(self.ctx, "housekeeping", self.threads)
         self.figures = Background(self.ctx, "figures", self.threads)
         self.reader = Background(self.ctx, "reader", self.threads)
         self.publisher = Publisher(pub, self.cx.id,
-                                   builder=Background(self.ctx, "events", self.threads))
+                                   builder=Background(self.ctx, "events", self.threads),
+                                   hidden_for=self._hidden_for if gate is not None else None)
         if bus.shared(self.cx.engine):
             self.listener = bus.Listener(self.cx.engine)
 
-    def _router(self, max_size: int, endpoint: str) -> zmq.Socket:
+    def _router(self, max_size: int, endpoint: str, domain: str) -> zmq.Socket:
         s = self.ctx.socket(zmq.ROUTER)
+        if self.cx.gate is not None:
+            self.cx.gate.secure(s, domain)
         s.setsockopt(zmq.LINGER, 0)
         s.setsockopt(zmq.ROUTER_MANDATORY, 1)   # an unroutable send raises instead of vanishing
         # ZeroMQ drops the connection of a peer past MAXMSGSIZE; below that, decode() answers
@@ -193,6 +210,16 @@ class Loop:
         s.setsockopt(zmq.RCVHWM, 100_000)
         s.bind(endpoint)
         return s
+
+    def _hidden_for(self, frame: zmq.Frame) -> frozenset[str] | None:
+        """The projects an events subscriber may not see, by the key of its connection;
+        None for a key that is not (or no longer) a user's."""
+        cx = self.cx
+        user = cx.gate.user(trust.user_id(frame))
+        if user is None:
+            cx.live.errors["unauthenticated"] += 1
+            return None
+        return cx.read(lambda conn: access.hidden_projects(cx.policy, conn, user))
 
     def add_periodic(self, interval: float, fn: Callable[[Context], None],
                      duty: str | None = None) -> None:
@@ -257,6 +284,8 @@ class Loop:
                       self.publisher.builder.wake):
                 self.poller.register(s, zmq.POLLIN)
             self.poller.register(self._wake_r, zmq.POLLIN)
+            for monitor in self.monitors:
+                self.poller.register(monitor, zmq.POLLIN)
             if self.listener is not None:
                 self.poller.register(self.listener.fileno(), zmq.POLLIN)
         ready = dict(self.poller.poll(timeout_ms))
@@ -277,7 +306,20 @@ class Loop:
             self.publisher.on_subscription()
         if self.listener is not None and self.listener.fileno() in ready:
             self._farm_notices()
+        for monitor, domain in self.monitors.items():
+            if monitor in ready:
+                self._count_failed_handshakes(monitor, domain)
         self.turn()
+
+    def _count_failed_handshakes(self, monitor: zmq.Socket, domain: str) -> None:
+        errors = self.cx.live.errors
+        while True:
+            try:
+                monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            errors["unauthenticated"] += 1
+            errors[f"unauthenticated.{domain}"] += 1
 
     def request_stop(self) -> None:
         """Leave the loop once the turn under way is done.  Safe from a signal handler or
@@ -325,6 +367,17 @@ class Loop:
                 address = frames[-1].get("Peer-Address") or ""
             except (zmq.ZMQError, UnicodeDecodeError):
                 address = ""
+            if cx.gate is not None and len(frames) > 1:
+                # Who sent it is the key its connection authenticated with; a key revoked
+                # since gets no answer at all.
+                user = cx.gate.user(trust.user_id(frames[-1]))
+                if user is None:
+                    cx.live.errors["unauthenticated"] += 1
+                    return
+                users = cx.live.client_users
+                if len(users) > 50_000:
+                    users.clear()
+                users[frames[0].bytes] = user
             frames = [f.bytes for f in frames]
             if address and len(frames) > 1:
                 known = cx.live.client_addresses
@@ -443,6 +496,10 @@ class Loop:
         if now >= self.next_liveness:
             self.next_liveness = now + 1.0
             workerlink.check_liveness(cx, now)
+            if cx.gate is not None:
+                for domain, n in cx.gate.take_refused().items():
+                    cx.live.errors["unauthenticated"] += n
+                    cx.live.errors[f"unauthenticated.{domain}"] += n
             for reply in cx.live.logs.expire(now):
                 cx.out.reply(*reply)
         if now >= self.next_figures:
@@ -460,6 +517,9 @@ class Loop:
         self.flush()
         auditing.flush(cx)
         lap("housekeeping")
+        if cx.live.views_changed:
+            cx.live.views_changed = False
+            self.publisher.views_changed()
         self.publisher.send_built()
         self.publisher.flush(cx.engine, now)
         cx.live.event_seq = self.publisher.seq
@@ -613,7 +673,11 @@ class Loop:
                 bg.close(max(0.0, deadline - time.monotonic()))
         for s in (self.client_sock, self.worker_sock, self.publisher and self.publisher.sock):
             if s is not None:
+                if self.monitors:
+                    s.disable_monitor()
                 s.close(0)
+        for monitor in self.monitors:
+            monitor.close(0)
         if self.listener is not None:
             self.listener.close()
         self._wake_r.close()

@@ -49,6 +49,10 @@ def check_settings(cfg: SupervisorConfig) -> None:
 @click.option("--port", type=int, default=None, help="client API port P (P+1 workers, P+2 events, P+3 metrics)")
 @click.option("--bind", default=None, help="interface to listen on (default 127.0.0.1; * for all)")
 @click.option("--db", default=None, help="database URL (default: SQLite in the user data dir)")
+@click.option("--keys-dir", default=None,
+              help="where the supervisor's keys are (default: <data dir>/keys; cuefarm keys init)")
+@click.option("--insecure", is_flag=True, default=None,
+              help="listen beyond this machine without keys (anyone reaching the ports is trusted)")
 @click.option("--host-expiry", type=float, default=None, help="seconds of silence before DOWN")
 @click.option("--release-after", type=float, default=None,
               help="seconds a DOWN host's frames wait before they run elsewhere")

@@ -9,6 +9,7 @@ what it runs that the database gave elsewhere is killed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -16,7 +17,9 @@ import msgspec
 from sqlalchemy.exc import SQLAlchemyError
 
 from cuefarm import protocol as p
+from cuefarm.keys import fingerprint
 from supervisor.context import Context
+from supervisor.store import keys as key_store
 from supervisor.store import hostadmin
 from supervisor.store import hosts as host_store
 from supervisor.store import work
@@ -28,6 +31,19 @@ BATCH = 1000
 
 
 def _precheck(cx: Context, identity: bytes, reg: p.Register, mono: float) -> str | None:
+    gate = cx.gate
+    if gate is not None:
+        # A host name is bound to one key: another key cannot take it over.
+        public = cx.live.worker_keys.get(identity, "")
+        bound_host = gate.table.workers.get(public)
+        if bound_host is not None and bound_host != reg.name:
+            cx.live.errors["key_mismatch"] += 1
+            return f"this worker's key belongs to host {bound_host}, not {reg.name}"
+        bound_key = gate.table.worker_keys.get(reg.name)
+        if bound_key is not None and bound_key != public:
+            cx.live.errors["key_mismatch"] += 1
+            return (f"host {reg.name} is bound to another key ({fingerprint(bound_key)}); an "
+                    f"admin can revoke that one: cuefarm keys revoke {fingerprint(bound_key)}")
     existing = cx.live.registry.by_name.get(reg.name)
     if (existing is not None and existing.identity not in (None, identity)
             and mono - existing.last_seen < cx.cfg.host_expiry):
@@ -88,10 +104,18 @@ def _register(cx: Context, batch: dict[str, tuple[bytes, p.Register, str]]) -> N
         if w is not None:
             coming[name].update(k for aid, seq in w.launched.items()
                                 if seq > reg.launch_seq and (k := parse_attempt_id(aid)))
+    gate = cx.gate
+    keys = {n: live.worker_keys.get(ident, "") for n, (ident, _, _) in batch.items()} \
+        if gate is not None else {}
     with cx.begin() as (conn, out):
         refused = hostadmin.admit_many(conn, live.admission,
-                                       [(n, addr) for n, (_, _, addr) in batch.items()], now)
+                                       [(n, addr) for n, (_, _, addr) in batch.items()], now,
+                                       keys)
         accepted = {n: v for n, v in batch.items() if n not in refused}
+        # An admitted worker's first connection with keys binds its host name to its key.
+        bound = {n: keys[n] for n in accepted if keys.get(n) and keys[n] not in gate.table.workers}
+        for name, public in bound.items():
+            key_store.bind_worker(conn, name, public, now, "admission")
         hosts = host_store.upsert_hosts(conn, [(reg, addr) for _, reg, addr in accepted.values()],
                                         cx.owner, now) if accepted else {}
         # A new run of an rqd that a drain made exit (or reboot): that drain is done.  Asking
@@ -125,6 +149,11 @@ def _register(cx: Context, batch: dict[str, tuple[bytes, p.Register, str]]) -> N
         touched.hosts.update(h.id for h in hosts.values())
         out.note(touched)
         out.wake()
+    if bound:
+        t = gate.table
+        workers = {**t.workers, **{k: n for n, k in bound.items()}}
+        gate.replace(dataclasses.replace(t, workers=workers,
+                                         worker_keys={h: k for k, h in workers.items()}))
     for name, why in refused.items():
         identity = batch[name][0]
         log.warning("refused worker %s from %s: %s", name, batch[name][2] or "?", why)

@@ -10,8 +10,8 @@ import getpass
 import ipaddress
 import logging
 import os
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -33,29 +33,35 @@ class Policy:
     admins: frozenset[str]
     wranglers: frozenset[str]
     owner: str                      # the OS user running the supervisor: always admin
+    # With keys: the role each user's keys were issued with (the highest, if several).  A
+    # farm with keys is never open: whoever has no role has the one their key gives.
+    granted: Mapping[str, str] = field(default_factory=dict)
+    keyed: bool = False
 
     @property
     def open(self) -> bool:
-        """No roles configured: everyone is an admin."""
-        return not self.admins and not self.wranglers
+        """No roles configured (and no keys): everyone is an admin."""
+        return not self.admins and not self.wranglers and not self.keyed
 
     def role(self, user: str) -> str:
         if self.open or user == self.owner or user in self.admins:
             return ADMIN
-        return WRANGLER if user in self.wranglers else ARTIST
+        configured = WRANGLER if user in self.wranglers else ARTIST
+        key_role = self.granted.get(user, ARTIST)
+        return key_role if RANK.get(key_role, 0) > RANK[configured] else configured
 
 
 def policy_from_config(cfg: Any, owner: str | None = None) -> Policy:
     """The policy of a SupervisorConfig; warns when an open farm listens beyond this machine."""
     pol = Policy(frozenset(cfg.admins), frozenset(cfg.wranglers), owner or _os_user())
-    if pol.open and not _loopback(cfg.bind):
+    if pol.open and not loopback(cfg.bind):
         log.warning("no admins or wranglers configured and listening on %s: everyone who can "
                     "reach this supervisor is an admin (set [supervisor] admins = [...])",
                     cfg.bind)
     return pol
 
 
-def _loopback(bind: str) -> bool:
+def loopback(bind: str) -> bool:
     if bind in ("localhost",):
         return True
     try:

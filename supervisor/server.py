@@ -13,15 +13,18 @@ from sqlalchemy import Engine
 
 import cuefarm
 from cuefarm.config import SupervisorConfig
-from supervisor import auditing, billing, presence, schedules, workerlink
+from supervisor import auditing, billing, keys_api, presence, schedules, trust, workerlink
+from cuefarm import keys as keyfiles
+from cuefarm.config import ConfigError
 from supervisor import pipeline as pipeline_parts
 from supervisor.context import Context
 from supervisor.intake import Intake
 from supervisor.live import Live, default_admission
 from supervisor.loop import GC_FREEZE, GarbageCollector, Loop
 from supervisor.outbox import Outbox
-from supervisor.roles import policy_from_config
+from supervisor.roles import loopback, policy_from_config
 from supervisor.store import farm, hostadmin
+from supervisor.store import keys as key_store
 from supervisor.store import hosts as host_store
 from supervisor.store import submit as submit_store
 from supervisor.store import work
@@ -72,8 +75,11 @@ class Supervisor:
         another supervisor runs on the same SQLite database."""
         self.sole = SoleSupervisor(self.engine, f"{self.cx.owner}, run {self.cx.id}")
         migrate(self.engine)
+        self._keys()
         recover(self.cx)
         loop = self.loop
+        if self.cx.gate is not None:
+            loop.add_background(keys_api.RELOAD_EVERY, keys_api.reload)
         # Done once per farm: by whichever supervisor sharing the database holds the duty.
         loop.add_periodic(SCHEDULES_EVERY, schedules.apply, duty="lock schedules")
         loop.add_background(max(1.0, self.cfg.host_expiry), workerlink.adopt_stale,
@@ -83,6 +89,41 @@ class Supervisor:
         loop.add_background(SUBMISSIONS_EVERY, forget_submissions, duty="submission ids")
         loop.add_background(SUBMISSIONS_EVERY, auditing.forget_old, duty="audit retention")
         pipeline_parts.attach(self)
+
+    def _keys(self) -> None:
+        """With a supervisor key: the authenticator and the key table (the owner's key, if
+        set up, recorded as an admin's).  Without: refuse an address other machines reach
+        unless told `insecure`."""
+        cfg, cx = self.cfg, self.cx
+        try:
+            key = trust.own_key(cfg)
+            owner = trust.owner_key(cfg) if key is not None else None
+        except keyfiles.KeyFileError as exc:
+            raise ConfigError(f"supervisor keys: {exc}") from None
+        if key is None:
+            if loopback(cfg.bind):
+                log.info("no supervisor key in %s: listening without keys on %s (this machine "
+                         "only)", trust.keys_dir(cfg), cfg.bind)
+                return
+            if not cfg.insecure:
+                raise ConfigError(
+                    f"no supervisor key in {trust.keys_dir(cfg)}: refusing to listen on "
+                    f"{cfg.bind} without keys, where anyone who reaches the ports could run "
+                    f"code on every worker.  Make keys with `cuefarm keys init`, or start "
+                    f"with --insecure to run without them anyway")
+            log.warning("INSECURE: listening on %s without keys: anyone who reaches these "
+                        "ports may claim to be any user and run code on every worker", cfg.bind)
+            return
+        with self.engine.begin() as conn:
+            if owner is not None and key_store.ensure_owner(conn, owner.public, owner.name,
+                                                            self.clock()):
+                log.info("recorded the owner's key (%s, %s) as an admin's", owner.name,
+                         owner.fingerprint)
+            table = key_store.load(conn)
+        cx.gate = trust.Gate(self.loop.ctx, key, table)
+        keys_api.apply_table(cx, table)
+        log.info("keys on: %d user and %d worker key(s) in force", len(table.users),
+                 len(table.workers))
 
     def bind(self, endpoints: tuple[str, str, str] | None = None) -> None:
         self.loop.bind(endpoints)
@@ -102,6 +143,8 @@ class Supervisor:
     def close(self) -> None:
         pipeline_parts.detach(self)
         self.loop.close()
+        if self.cx.gate is not None:
+            self.cx.gate.stop()
         try:
             presence.stopped(self.cx)
         except Exception as exc:     # noqa: BLE001 - stopping anyway: it drops off in seconds

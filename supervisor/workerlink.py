@@ -12,6 +12,7 @@ from typing import Callable
 import zmq
 
 from cuefarm import protocol as p
+from supervisor import trust
 from supervisor.context import Context
 from supervisor.registry import Worker
 from supervisor.store import hosthistory
@@ -35,14 +36,30 @@ def handle(cx: Context, frames: list) -> None:
                 "malformed", f"a worker message is one part, not {len(frames) - 1}"))
         return
     identity, data = frames[0].bytes, frames[1].bytes
+    worker = live.registry.by_identity.get(identity)
+    # With keys, the key its connection authenticated with says which host it is (None: a
+    # revoked key or a person's, which get nothing; "": a key not admitted yet, pending).
+    public = trust.user_id(frames[1]) if cx.gate is not None else ""
+    host = cx.gate.worker(public) if cx.gate is not None else ""
+    if host is None:
+        live.errors["unauthenticated"] += 1
+        return
     try:
         env, body = p.decode(data, p.MAX_WORKER_MESSAGE, p.WORKER_MESSAGES)
     except p.ProtocolError as exc:
         live.errors[exc.code] += 1
         log.warning("bad message on the worker link: %s", exc.message)
-        out.send(identity, p.Error(exc.code, exc.message))
+        if cx.gate is None or worker is not None:
+            out.send(identity, p.Error(exc.code, exc.message))
         return
-    worker = live.registry.by_identity.get(identity)
+    if cx.gate is not None:
+        # A pending key may only ask to register; a bound one speaks for its own host only.
+        if (not host and not isinstance(body, p.Register)) or (
+                worker is not None and host and worker.name != host):
+            live.errors["unauthenticated"] += 1
+            return
+        if isinstance(body, p.Register):
+            live.worker_keys[identity] = public
     if isinstance(body, p.Register):
         try:
             address = frames[1].get("Peer-Address") or ""

@@ -12,6 +12,15 @@ from tests.farm import PostgresDatabase, postgres_available, running_farm
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def pytest_configure(config):
+    """The tests never see the keys of whoever runs them (their user config directory):
+    every test that uses keys makes its own."""
+    import tempfile
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="cuefarm-test-config-")
+    for name in ("CUEFARM_KEY", "CUEFARM_SUPERVISOR_KEY"):
+        os.environ.pop(name, None)
+
+
 def postgres_or_skip() -> None:
     """Skip the test (under CI=true: fail it) when PostgreSQL is unreachable."""
     reason = postgres_available()

@@ -19,6 +19,8 @@ import psutil
 from click.testing import CliRunner, Result
 
 from cuefarm import Client, CueFarmError
+from cuefarm.client import current_user
+from cuefarm import keys as keyfiles
 from cuefarm.cli import cli
 from rqd.fleet import Fleet
 
@@ -213,6 +215,27 @@ class Farm:
         self._clients: list[Client] = []
         self.env = {**os.environ, "CUEFARM_DATA_DIR": str(self.workdir / "data"),
                     "CUEFARM_CONFIG": str(self.workdir / "none.toml"), "PYTHONUNBUFFERED": "1"}
+        # With keys (use_keys): the admin's key file and the supervisor's public key, which
+        # this farm's clients and commands use.
+        self.key_file: Path | None = None
+        self.supervisor_key: str | None = None
+
+    def use_keys(self, admin: str | None = None) -> None:
+        """Give the supervisor keys (before it starts) and this farm's clients an admin's
+        key (by default this OS user's, so the admin's frames run here), recorded as the
+        owner's; its workers find the supervisor's key in the data dir and make their own."""
+        admin = admin or current_user()
+        admin_key = keyfiles.new("user", admin, role="admin")
+        self.key_file = keyfiles.write(self.workdir / f"{admin}.key", admin_key)
+        sv = keyfiles.make_supervisor_keys(self.workdir / "data" / "keys", owner=admin_key)
+        self.supervisor_key = sv.public
+
+    def issue_key(self, name: str, role: str = "artist", kind: str = "user") -> Path:
+        """A key file for user (or worker) `name`, issued through the admin's client."""
+        key = keyfiles.new(kind, name, role=role)
+        row = self.client().add_key(kind, name, key.public, role)
+        return keyfiles.write(self.workdir / f"{name}.{kind}.key", keyfiles.Key(
+            kind, name, key.public, key.secret, row["supervisor"], row["role"]))
 
     # -- processes ------------------------------------------------------------------------------
 
@@ -242,7 +265,9 @@ class Farm:
         if self.supervisor is not None and self.supervisor.poll() is not None:
             raise AssertionError("supervisor exited:\n" + self.supervisor_log())
         try:
-            Client(self.address, timeout=0.5).ping()
+            with Client(self.address, timeout=0.5, key=self.key_file,
+                        supervisor_key=self.supervisor_key) as c:
+                c.ping()
             return True
         except CueFarmError:
             return False
@@ -259,8 +284,10 @@ class Farm:
         return proc
 
     def wait_hosts_up(self, names: list[str], timeout: float = 30.0) -> None:
+        client = self.client()
+
         def up():
-            hosts = {h["name"]: h for h in self.client().hosts()}
+            hosts = {h["name"]: h for h in client.hosts()}
             return all(n in hosts and hosts[n]["state"] == "UP" for n in names)
         wait_until(up, timeout, message=f"hosts {names} UP")
 
@@ -275,14 +302,22 @@ class Farm:
             proc.send_signal(sig)
             proc.wait(30)
 
-    def client(self, timeout: float = 15.0, user: str | None = None) -> Client:
-        """A client of this supervisor (as `user` if given), closed when the farm stops."""
-        c = Client(self.address, timeout=timeout, user=user)
+    def client(self, timeout: float = 15.0, user: str | None = None,
+               key: Path | None = None) -> Client:
+        """A client of this supervisor (as `user` if given; with keys, with `key` or the
+        admin's), closed when the farm stops."""
+        c = Client(self.address, timeout=timeout, user=user, key=key or self.key_file,
+                   supervisor_key=self.supervisor_key)
         self._clients.append(c)
         return c
 
     def cli(self, *args: str, **kwargs: Any) -> Result:
-        """The `cuefarm` command against this supervisor (see run_cli)."""
+        """The `cuefarm` command against this supervisor (see run_cli); with keys, as the
+        admin unless `env` says otherwise."""
+        if self.key_file is not None:
+            kwargs["env"] = {"CUEFARM_KEY": str(self.key_file),
+                             "CUEFARM_SUPERVISOR_KEY": self.supervisor_key,
+                             **kwargs.get("env", {})}
         return run_cli(self.address, *args, **kwargs)
 
     def supervisor_log(self) -> str:

@@ -21,7 +21,7 @@ import click
 from cuefarm import config, spec
 from cuefarm.cli import (access, admin, billing, comments, control, history, hosts, jobs, logs,
                          submit, up, wrangle)
-from cuefarm.cli import archive, export, notifications, project_notify
+from cuefarm.cli import archive, export, keys, notifications, project_notify
 from cuefarm.cli.options import JOB, JobId, Settings, json_option, pass_settings, user_words
 from cuefarm.client import CueFarmError, Unreachable, parse_addresses
 from cuefarm.protocol import ProtocolError
@@ -175,6 +175,7 @@ for _command in wrangle.LAYER_COMMANDS:
 jobs.job.add_command(export.export_job)
 cli.add_command(notifications.notifications)
 cli.add_command(archive.archive)
+cli.add_command(keys.keys)
 admin.projects.add_command(project_notify.project_notify)
 cli.add_command(project_notify.job_notify)
 hosts.hosts.add_command(history.host_history)

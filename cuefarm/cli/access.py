@@ -21,6 +21,10 @@ def whoami(settings: Settings, as_json: bool) -> None:
         return print_json(me)
     note = " (open farm: no roles configured, everyone is an admin)" if me["open"] else ""
     click.echo(f"{me['user']}: {me['role']}{note}")
+    if me.get("insecure"):
+        click.echo("INSECURE: this supervisor listens beyond its machine without keys; anyone "
+                   "who reaches it may claim to be anyone (an admin runs cuefarm keys init)",
+                   err=True)
 
 
 @click.command("members")

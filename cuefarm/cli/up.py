@@ -17,7 +17,8 @@ import click
 import psutil
 
 from cuefarm import config, watchdog
-from cuefarm.client import Client, CueFarmError, Unreachable
+from cuefarm import keys as keyfiles
+from cuefarm.client import Client, CueFarmError, Unreachable, current_user
 
 log = logging.getLogger("cuefarm.cli")
 STOP_GRACE = 15.0   # seconds a child has to stop before its process tree is killed
@@ -231,6 +232,7 @@ def up(workers: int, slots: int | None, port: int, db: str | None, no_gui: bool,
     address = f"127.0.0.1:{port}"
     env = dict(os.environ, CUEFARM_DATA_DIR=str(base))
 
+    _make_keys(base, address)
     running = _running_up(base)
     if running is not None:
         raise CueFarmError(f"a farm started by `cuefarm up` already runs from {base} (pid "
@@ -241,6 +243,11 @@ def up(workers: int, slots: int | None, port: int, db: str | None, no_gui: bool,
             probe.ping()
         except Unreachable:
             pass
+        except CueFarmError as exc:
+            if exc.code != "unauthenticated":
+                raise
+            raise CueFarmError(f"another supervisor (with other keys) already answers at "
+                               f"{address}; use --port for this farm") from None
         else:
             raise CueFarmError(f"a supervisor already answers at {address}; use --port for "
                                "another farm, or just use that one")
@@ -304,6 +311,22 @@ def up(workers: int, slots: int | None, port: int, db: str | None, no_gui: bool,
                 os.close(fd)
         _remove_state(base)
         stop.restore()
+
+
+def _make_keys(base: Path, address: str) -> None:
+    """Keys for the farm on this machine, made once: the supervisor's (in the data dir),
+    yours (in your config dir, an admin's: the supervisor records it as its owner's), and
+    the supervisor's public key noted for its address, so the CLI and the GUI connect with
+    no setup.  Its workers make their own keys and are admitted as they come."""
+    try:
+        mine = keyfiles.find_user_key()
+        if mine is None:
+            mine = keyfiles.new("user", current_user(), role="admin")
+            keyfiles.write(keyfiles.user_key_path(), mine)
+        sv = keyfiles.make_supervisor_keys(base / "keys", owner=mine)
+        keyfiles.remember_supervisor(address, sv.public)
+    except (keyfiles.KeyFileError, OSError) as exc:
+        raise CueFarmError(f"cannot set up this farm's keys: {exc}") from None
 
 
 def _start_background(argv: list[str], address: str, base: Path, logs: Path) -> None:

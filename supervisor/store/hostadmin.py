@@ -13,6 +13,8 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from cuefarm import pathmap
 from cuefarm import protocol as p
+from cuefarm.keys import fingerprint
+from supervisor.store import keys as key_store
 from supervisor.store.errors import ControlError
 from supervisor.store.models import Admission, Host, LockSchedule, PathMap, Setting
 
@@ -133,9 +135,14 @@ def set_admission(conn: Connection, default: dict[str, Any], mode: str | None,
     return policy
 
 
+MAX_PENDING = 1000     # workers listed as pending at most: made-up names do not fill the table
+
+
 def admit_many(conn: Connection, policy: dict[str, Any], workers: list[tuple[str, str]],
-               now: float) -> dict[str, str]:
-    """Which of (name, address) may not join, and why; the refused are listed as pending."""
+               now: float, keys: dict[str, str] | None = None) -> dict[str, str]:
+    """Which of (name, address) may not join, and why; the refused are listed as pending
+    (with the key each connected with, from `keys` by name), MAX_PENDING at most."""
+    keys = keys or {}
     names = [n for n, _ in workers]
     known = dict(conn.execute(select(Admission.name, Admission.state)
                               .where(Admission.name.in_(names))).all())
@@ -146,12 +153,18 @@ def admit_many(conn: Connection, policy: dict[str, Any], workers: list[tuple[str
             continue
         refused[name] = why
         if name not in known:
+            pending = conn.execute(select(func.count()).select_from(Admission)
+                                   .where(Admission.state == "pending")).scalar()
+            if pending >= MAX_PENDING:
+                continue
             conn.execute(insert(Admission).values(name=name, state="pending", address=address,
-                                                  reason=why, first_seen=now, last_seen=now))
+                                                  reason=why, first_seen=now, last_seen=now,
+                                                  key=keys.get(name) or None))
             known[name] = "pending"
         elif known[name] != "banned":
             conn.execute(update(Admission).where(Admission.name == name)
-                         .values(address=address, reason=why, last_seen=now))
+                         .values(address=address, reason=why, last_seen=now,
+                                 key=keys.get(name) or None))
     return refused
 
 
@@ -207,7 +220,13 @@ def admission_control(conn: Connection, action: str, names: list[str], reason: s
             conn.execute(delete(Admission).where(Admission.name == name))
             continue
         state = "admitted" if action == "admit" else "banned"
-        if conn.execute(select(Admission.name).where(Admission.name == name)).first():
+        row = conn.execute(select(Admission.name, Admission.key)
+                           .where(Admission.name == name)).first()
+        if action == "admit" and row is not None and row.key:
+            # The key it was pending with is the one admitted: bound to its name now, so
+            # another key cannot come first and take the name.
+            key_store.bind_worker(conn, name, row.key, now, "admitted by an admin")
+        if row is not None:
             conn.execute(update(Admission).where(Admission.name == name)
                          .values(state=state, reason=reason))
         else:
@@ -235,10 +254,11 @@ def _unban_hosts(conn: Connection, names: list[str]) -> list[int]:
 
 
 def admission_rows(conn: Connection) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in conn.execute(
-        select(Admission.name, Admission.state, Admission.address, Admission.reason,
-               Admission.first_seen, Admission.last_seen).order_by(Admission.state,
-                                                                  Admission.name))]
+    return [{**dict(r._mapping), "key": fingerprint(r.key) if r.key else ""}
+            for r in conn.execute(
+                select(Admission.name, Admission.state, Admission.address, Admission.reason,
+                       Admission.first_seen, Admission.last_seen, Admission.key)
+                .order_by(Admission.state, Admission.name))]
 
 
 # --- schedules -----------------------------------------------------------------------------------

@@ -255,6 +255,23 @@ class Admission(Base):
     reason: Mapped[str] = mapped_column(String(512), default="")
     first_seen: Mapped[float] = mapped_column(Float, default=0.0)
     last_seen: Mapped[float] = mapped_column(Float, default=0.0)
+    key: Mapped[str | None] = mapped_column(String(40), nullable=True)   # CURVE public key
+
+
+class FarmKey(Base):
+    """A user's or a worker's CURVE public key: who it is (a user with a role, or a host
+    name), who issued it and when, and whether it was revoked."""
+
+    __tablename__ = "farm_key"
+    __table_args__ = (Index("ix_farm_key_name", "kind", "name"),)
+    public: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))         # user | worker
+    name: Mapped[str] = mapped_column(String(256))        # user name or host name
+    role: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
 
 class Setting(Base):

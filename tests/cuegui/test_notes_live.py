@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from qtpy.QtCore import Qt
 
+from cuefarm import CueFarmError
 from cuegui.connection import Connection
 from cuegui.window import MainWindow
 from tests.conftest import ROLES
@@ -208,11 +209,47 @@ def test_the_screenshot_tour_shows_comments_layer_statistics_and_host_history(no
                           capture_output=True, text=True, timeout=120,
                           env={**farm.env, "QT_QPA_PLATFORM": "offscreen"})
     assert proc.returncode == 0, proc.stderr
-    for name in ("comments", "layer_stats", "host_history", "host_comments"):
+    for name in ("comments", "layer_stats", "host_history", "host_comments", "audit",
+                 "host_audit"):
         assert (out / f"{name}.png").stat().st_size > 1000
     tour = json.loads((out / "tour.json").read_text())
     assert tour["job"] == job_id
+    assert tour["audit"] >= 2        # the two comments added to it
     assert (tour["comments"], tour["host_comments"], tour["layer_stats"]) == (2, 1, 2)
     assert tour["host_history"]["host"] in ("render01", "render02")
     assert tour["host_history"]["points"] >= 2
     client.kill(job_id)
+
+
+def test_the_audit_trail_of_a_job_and_a_host(qtbot, notes):
+    farm, win = notes
+    client = farm.client()
+    [job_id] = client.submit(job_spec("audited", QUICK, "1-2"))
+    client.set_priority(job_id, 77)
+    with pytest.raises(CueFarmError):            # bob is an artist, and not its owner
+        farm.client(user="bob").pause(job_id)
+    select_job(qtbot, win, job_id)
+    table = win.notes.job_audit.table
+
+    def actions():
+        return [(table.item(i, 1).text(), table.item(i, 3).text(), table.item(i, 4).text())
+                for i in range(table.rowCount())]
+    wait(qtbot, lambda: len(actions()) >= 3)
+    rows = actions()
+    assert (win.user, "job control: priority", "ok") in rows
+    assert any(who == "bob" and what == "job control: pause" and outcome.startswith("refused")
+               for who, what, outcome in rows), rows
+    assert any(what == "submit" for _, what, _ in rows)
+    # What the panel shows is what the API says.
+    assert len(rows) == len(client.audit(job_id=job_id))
+
+    # A host's trail, in the hosts panel's Audit tab; a new action shows up by itself.
+    client.lock("render01")
+    assert win.hosts_view.select_id(next(h["id"] for h in win.hosts_model.all_rows()
+                                         if h["name"] == "render01"))
+    host_table = win.notes.host_audit.table
+    wait(qtbot, lambda: host_table.rowCount() >= 1 and
+         host_table.item(0, 3).text() == "host control: lock")
+    client.unlock("render01")
+    wait(qtbot, lambda: host_table.rowCount() >= 2 and
+         host_table.item(0, 3).text() == "host control: unlock")

@@ -33,7 +33,8 @@ def _refused(call, code: str = "forbidden") -> CueFarmError:
 def test_roles_and_ownership(roles_farm):
     alice, bob = roles_farm.client(user="alice"), roles_farm.client(user="bob")
     wendy, boss = roles_farm.client(user="wendy"), roles_farm.client(user="boss")
-    assert alice.whoami() == {"user": "alice", "role": "artist", "open": False}
+    assert alice.whoami() == {"user": "alice", "role": "artist", "open": False,
+                              "keys": False, "insecure": False}
     assert wendy.whoami()["role"] == "wrangler"
     assert boss.whoami()["role"] == "admin"
     assert roles_farm.client().whoami()["role"] == "admin"   # the supervisor's own OS user
@@ -92,7 +93,8 @@ def test_hosts_are_for_admins(roles_farm):
 def test_open_farm_lets_everyone_do_everything(farm):
     zed, yan = Client(farm.address, timeout=15, user="zed"), Client(farm.address, user="yan")
     try:
-        assert zed.whoami() == {"user": "zed", "role": "admin", "open": True}
+        assert zed.whoami() == {"user": "zed", "role": "admin", "open": True, "keys": False,
+                                "insecure": False}
         [theirs] = yan.submit(job("y", [render()], "demo"))
         assert zed.set_priority(theirs, 70) == 1
         assert zed.kill(theirs) >= 1
@@ -212,7 +214,7 @@ def test_cli_whoami_and_members(roles_farm):
     out = _cli(roles_farm, "wendy", "projects", "members", "secret", "--open")
     assert out.exit_code == 0 and "open to everyone" in out.output
     assert json.loads(_cli(roles_farm, "bob", "whoami", "--json").output) == {
-        "user": "bob", "role": "artist", "open": False}
+        "user": "bob", "role": "artist", "open": False, "keys": False, "insecure": False}
 
 
 def test_hidden_running_frames_are_left_out(roles_farm):

@@ -110,7 +110,8 @@ def test_refusals_keep_their_words(cx):
     err = ask(cx, "job_control", p.JobControl("priority", [1], 90), "alice")
     assert err.message == "Changing priority is for wranglers; you are alice (artist)"
     assert ask(cx, "whoami", p.WhoAmI(), "wendy") == p.Row(
-        {"user": "wendy", "role": "wrangler", "open": False})
+        {"user": "wendy", "role": "wrangler", "open": False, "keys": False,
+         "insecure": False})
     err = ask(cx, "get_job", p.JobRef(99), "alice")
     assert err == p.Error("not_found", "no job with id 99", "job_id")
 
