@@ -5,14 +5,14 @@ host name is bound to its key, so another key cannot take it over.  A worker ref
 admission is listed as pending with the key it connected with, so an admin admits that key.
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0019'
-down_revision = '0017'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
