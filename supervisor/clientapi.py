@@ -505,6 +505,8 @@ def _admission_control(cx: Context, req: Request) -> p.Body:
     # The purge's kills are addressed to the workers while they are still connected (below,
     # a banned worker is disconnected before the loop sends anything), ahead of the refusal.
     _apply(cx, change)
+    if cx.gate is not None and body.action == "admit":
+        keys_api.reload_now(cx)       # the key it was pending with is bound: it may come in
     registry = cx.live.registry
     for name in body.names:
         w = registry.by_name.get(name)

@@ -9,7 +9,6 @@ what it runs that the database gave elsewhere is killed.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -19,7 +18,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from cuefarm import protocol as p
 from cuefarm.keys import fingerprint
 from supervisor.context import Context
-from supervisor.store import keys as key_store
 from supervisor.store import hostadmin
 from supervisor.store import hosts as host_store
 from supervisor.store import work
@@ -107,15 +105,15 @@ def _register(cx: Context, batch: dict[str, tuple[bytes, p.Register, str]]) -> N
     gate = cx.gate
     keys = {n: live.worker_keys.get(ident, "") for n, (ident, _, _) in batch.items()} \
         if gate is not None else {}
+    # With keys, a worker whose key the farm does not know waits as pending (whatever the
+    # admission mode) until an admin admits it, which binds its host name to that key.
+    unknown = {n: f"{n} connected with a key this farm does not know ({fingerprint(k)})"
+               for n, k in keys.items() if k not in gate.table.workers} if gate else {}
     with cx.begin() as (conn, out):
         refused = hostadmin.admit_many(conn, live.admission,
                                        [(n, addr) for n, (_, _, addr) in batch.items()], now,
-                                       keys)
+                                       keys, unknown)
         accepted = {n: v for n, v in batch.items() if n not in refused}
-        # An admitted worker's first connection with keys binds its host name to its key.
-        bound = {n: keys[n] for n in accepted if keys.get(n) and keys[n] not in gate.table.workers}
-        for name, public in bound.items():
-            key_store.bind_worker(conn, name, public, now, "admission")
         hosts = host_store.upsert_hosts(conn, [(reg, addr) for _, reg, addr in accepted.values()],
                                         cx.owner, now) if accepted else {}
         # A new run of an rqd that a drain made exit (or reboot): that drain is done.  Asking
@@ -149,11 +147,6 @@ def _register(cx: Context, batch: dict[str, tuple[bytes, p.Register, str]]) -> N
         touched.hosts.update(h.id for h in hosts.values())
         out.note(touched)
         out.wake()
-    if bound:
-        t = gate.table
-        workers = {**t.workers, **{k: n for n, k in bound.items()}}
-        gate.replace(dataclasses.replace(t, workers=workers,
-                                         worker_keys={h: k for k, h in workers.items()}))
     for name, why in refused.items():
         identity = batch[name][0]
         log.warning("refused worker %s from %s: %s", name, batch[name][2] or "?", why)

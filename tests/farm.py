@@ -234,7 +234,9 @@ class Farm:
         """A key file for user (or worker) `name`, issued through the admin's client."""
         key = keyfiles.new(kind, name, role=role)
         row = self.client().add_key(kind, name, key.public, role)
-        return keyfiles.write(self.workdir / f"{name}.{kind}.key", keyfiles.Key(
+        folder = self.workdir / ("rqd-keys" if kind == "worker" else "")
+        return keyfiles.write(folder / f"{name}.key" if kind == "worker"
+                              else folder / f"{name}.{kind}.key", keyfiles.Key(
             kind, name, key.public, key.secret, row["supervisor"], row["role"]))
 
     # -- processes ------------------------------------------------------------------------------
@@ -272,8 +274,16 @@ class Farm:
         except CueFarmError:
             return False
 
-    def start_rqd(self, name: str, slots: int = 2, *extra: str) -> subprocess.Popen:
+    def start_rqd(self, name: str, slots: int = 2, *extra: str,
+                  key: bool = True) -> subprocess.Popen:
+        """A worker; with keys, one with a worker key issued for it (`key` False: it makes
+        its own, which waits as pending until admitted)."""
         state = self.workdir / "rqd" / name
+        if self.key_file is not None and key and "--key" not in extra:
+            path = self.workdir / "rqd-keys" / f"{name}.key"
+            if not path.exists():
+                path = self.issue_key(name, kind="worker")
+            extra = (*extra, "--key", str(path))
         log = open(self.workdir / f"rqd-{name}.log", "ab")
         proc = subprocess.Popen(
             [PYTHON, "-m", "rqd", "--supervisor", self.address, "--name", name,

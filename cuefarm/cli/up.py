@@ -271,16 +271,18 @@ def up(workers: int, slots: int | None, port: int, db: str | None, no_gui: bool,
             _say(sup.tail(), err=True)
             raise CueFarmError(f"the supervisor did not start; see {sup.log_path}")
         host = socket.gethostname().split(".")[0] or "localhost"
-        for i in range(1, workers + 1):
+        names = [f"{host}-{i}" for i in range(1, workers + 1)]
+        worker_keys = _worker_keys(base, address, names)
+        for name in names:
             if stop:
                 break
-            name = f"{host}-{i}"
             state_dir = base / "rqd" / name
             workers_and_gui.append(Child(
                 f"worker {name}",
                 # Frames run as whoever submits them; on this one machine that may be root.
                 [py, "-m", "rqd", "--supervisor", address, "--name", name,
-                 "--slots", str(slots), "--state-dir", str(state_dir), "--min-uid", "0"],
+                 "--slots", str(slots), "--state-dir", str(state_dir), "--min-uid", "0",
+                 "--key", str(worker_keys[name])],
                 logs / f"rqd-{name}.log", env, watch_r))
         gui: Child | None = None
         if stop:
@@ -327,6 +329,29 @@ def _make_keys(base: Path, address: str) -> None:
         keyfiles.remember_supervisor(address, sv.public)
     except (keyfiles.KeyFileError, OSError) as exc:
         raise CueFarmError(f"cannot set up this farm's keys: {exc}") from None
+
+
+def _worker_keys(base: Path, address: str, names: list[str]) -> dict[str, Path]:
+    """A key file for each of this farm's workers, issued (as you, its owner) the first time:
+    the supervisor knows them, so they come in without waiting for an admin."""
+    out: dict[str, Path] = {}
+    with Client(address, timeout=10) as client:
+        for name in names:
+            path = base / "keys" / "workers" / f"{name}.key"
+            out[name] = path
+            if path.exists():
+                continue
+            key = keyfiles.new("worker", name)
+            try:
+                client.add_key("worker", name, key.public)
+            except CueFarmError as exc:
+                if "already has a key" not in str(exc):
+                    raise
+                # Issued by an earlier run whose key file is gone: replace it.
+                client.revoke_key(name)
+                client.add_key("worker", name, key.public)
+            keyfiles.write(path, key)
+    return out
 
 
 def _start_background(argv: list[str], address: str, base: Path, logs: Path) -> None:

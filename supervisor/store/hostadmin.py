@@ -139,16 +139,21 @@ MAX_PENDING = 1000     # workers listed as pending at most: made-up names do not
 
 
 def admit_many(conn: Connection, policy: dict[str, Any], workers: list[tuple[str, str]],
-               now: float, keys: dict[str, str] | None = None) -> dict[str, str]:
+               now: float, keys: dict[str, str] | None = None,
+               unknown: dict[str, str] | None = None) -> dict[str, str]:
     """Which of (name, address) may not join, and why; the refused are listed as pending
-    (with the key each connected with, from `keys` by name), MAX_PENDING at most."""
-    keys = keys or {}
+    (with the key each connected with, from `keys` by name), MAX_PENDING at most.  Those in
+    `unknown` (name -> why: keys the farm does not know) are refused whatever the policy,
+    unless banned (then the ban says so)."""
+    keys, unknown = keys or {}, unknown or {}
     names = [n for n, _ in workers]
     known = dict(conn.execute(select(Admission.name, Admission.state)
                               .where(Admission.name.in_(names))).all())
     refused: dict[str, str] = {}
     for name, address in workers:
         why = _refusal(policy, known.get(name), name, address)
+        if name in unknown and known.get(name) != "banned":
+            why = unknown[name]
         if why is None:
             continue
         refused[name] = why
@@ -162,9 +167,11 @@ def admit_many(conn: Connection, policy: dict[str, Any], workers: list[tuple[str
                                                   key=keys.get(name) or None))
             known[name] = "pending"
         elif known[name] != "banned":
+            # Admitted by name once, but with a key nobody admitted: pending again.
             conn.execute(update(Admission).where(Admission.name == name)
                          .values(address=address, reason=why, last_seen=now,
-                                 key=keys.get(name) or None))
+                                 key=keys.get(name) or None,
+                                 state="pending" if name in unknown else known[name]))
     return refused
 
 

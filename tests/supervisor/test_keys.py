@@ -126,16 +126,17 @@ def test_the_key_says_who_you_are_not_the_message(keyed_farm):
 
 
 def test_worker_keys_pending_admitted_bound_and_revoked(tmp_path, sqlite_url):
+    """A worker with a key the farm does not know waits as pending (even though this farm
+    admits any host by name) until an admin admits it; then its name is bound to its key."""
     farm = Farm(sqlite_url, tmp_path)
     farm.use_keys()
-    farm.env["CUEFARM_SUPERVISOR_ADMISSION_MODE"] = "named"
     farm.env["CUEFARM_SUPERVISOR_ADMISSION_RETRY"] = "1"
     farm.start_supervisor()
     try:
         admin = farm.client()
         [job_id] = admin.submit([{"name": "j", "layers": [
             {"name": "a", "command": "true", "range": "1-4"}]}])
-        farm.start_rqd("w1", 2)
+        farm.start_rqd("w1", 2, key=False)
         # Its own key (made in its state dir) is unknown: pending, with the key's fingerprint.
         wait_until(lambda: any(r["name"] == "w1" and r["state"] == "pending"
                                for r in admin.admission()), 20,
