@@ -7,6 +7,11 @@ older than --days, and prints the time, the rows and the database size before an
 
     python benchmarks/retention.py [--jobs 50000] [--frames-per-job 40] [--days 30]
                                    [--db sqlite|postgres]
+    python benchmarks/retention.py --year 365 [--jobs-per-day 100] [--frames-per-job 40]
+
+The second form simulates day after day of submissions with the retention duty running daily
+and prints the live rows and the bytes in use every 30 days: they level off once jobs start
+to age out (after --days), so the database stops growing with history.
 
 Measured on a shared 2-core machine: SQLite, 50,000 jobs / 2,000,000 frames (and as many
 attempts): 45,890 jobs (1.84 M frames) archived in 72 s (about 26,000 frames/s) into 92 files
@@ -37,17 +42,21 @@ from supervisor.store.models import Attempt, Frame, Job, Layer, Project  # noqa:
 PG = os.environ.get("CUEFARM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def fill(engine, jobs: int, per_job: int, now: float) -> None:
-    """A year of finished jobs, oldest first."""
+def add_project(engine) -> None:
     with engine.begin() as conn:
         conn.execute(insert(Project), [{"id": 1, "name": "bench", "guaranteed": 0}])
-    step = 365 * DAY / jobs
+
+
+def fill_jobs(engine, finished: list[float], per_job: int, first_job: int, first_frame: int
+              ) -> tuple[int, int]:
+    """Finished jobs of one layer (`per_job` frames, one ended attempt each), one per time in
+    `finished`; returns the next job id and frame id."""
     batch = 2000
-    frame_id = 0
-    for o in range(0, jobs, batch):
+    frame_id = first_frame - 1
+    for o in range(0, len(finished), batch):
         jrows, lrows, frows, arows = [], [], [], []
-        for j in range(o + 1, min(jobs, o + batch) + 1):
-            done = now - 365 * DAY + j * step
+        for k, done in enumerate(finished[o:o + batch]):
+            j = first_job + o + k
             jrows.append({"id": j, "name": f"job{j}", "project_id": 1, "user": "artist",
                           "priority": 50, "state": "FINISHED", "killed": False, "min_slots": 0,
                           "max_slots": None, "flagged": "", "submitted_at": done - 3600,
@@ -78,6 +87,16 @@ def fill(engine, jobs: int, per_job: int, now: float) -> None:
             conn.execute(insert(Layer), lrows)
             conn.execute(insert(Frame), frows)
             conn.execute(insert(Attempt), arows)
+    return first_job + len(finished), frame_id + 1
+
+
+def fill(engine, jobs: int, per_job: int, now: float) -> None:
+    """A year of finished jobs, oldest first."""
+    add_project(engine)
+    step = 365 * DAY / jobs
+    _, next_frame = fill_jobs(engine, [now - 365 * DAY + j * step for j in range(1, jobs + 1)],
+                              per_job, 1, 1)
+    frame_id = next_frame - 1
     with engine.begin() as conn:
         # Usage accounting keeps only its newest "seen" rows: everything before was counted.
         conn.execute(insert(UsageSeen), [{"frame_id": frame_id, "number": 1,
@@ -99,13 +118,63 @@ def size(engine, path: Path | None) -> str:
                             ).scalar()
 
 
+def used_bytes(engine, path: Path | None) -> int:
+    """Bytes the database holds in use (SQLite: pages not on the free list; PostgreSQL: the
+    database's size, which autovacuum lets new rows reuse)."""
+    with engine.connect() as conn:
+        if path is not None:
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+            free = conn.exec_driver_sql("PRAGMA freelist_count").scalar()
+            size = conn.exec_driver_sql("PRAGMA page_size").scalar()
+            return (pages - free) * size
+        return conn.execute(text("SELECT pg_database_size(current_database())")).scalar()
+
+
+def simulate(engine, path: Path | None, archive_dir: Path, days_total: int, per_day: int,
+             per_job: int, keep_days: float, report_every: int) -> None:
+    """Day after day: that day's jobs finish (counted by usage accounting), then the retention
+    duty runs as the supervisor runs it; the live rows and the bytes in use are printed every
+    `report_every` days.  With retention working both level off after `keep_days`."""
+    add_project(engine)
+    start = time.time() - days_total * DAY
+    next_job, next_frame = 1, 1
+    cfg = RetentionConfig(finished_job_days=keep_days, directory=str(archive_dir),
+                          pass_jobs=10 ** 9)
+    print(f"{'day':>5} {'jobs':>9} {'frames':>11} {'attempts':>11} {'in use MB':>10} "
+          f"{'file MB':>8} {'archived':>9}")
+    archived, t0 = 0, time.perf_counter()
+    for day in range(1, days_total + 1):
+        day_start = start + (day - 1) * DAY
+        times = [day_start + (k + 0.5) * DAY / per_day for k in range(per_day)]
+        next_job, next_frame = fill_jobs(engine, times, per_job, next_job, next_frame)
+        with engine.begin() as conn:
+            conn.execute(UsageSeen.__table__.delete())
+            conn.execute(insert(UsageSeen), [{"frame_id": next_frame - 1, "number": 1,
+                                              "stopped_at": times[-1] - 60}])
+        archived += archive_pass(engine, cfg, day_start + DAY).jobs
+        if day % report_every == 0 or day == days_total:
+            with engine.connect() as conn:
+                rows = archive.live_size(conn)
+            on_disk = path.stat().st_size / 1e6 if path is not None else float("nan")
+            print(f"{day:>5} {rows['job']:>9,} {rows['frame']:>11,} {rows['attempt']:>11,} "
+                  f"{used_bytes(engine, path) / 1e6:>10,.1f} {on_disk:>8,.1f} {archived:>9,}",
+                  flush=True)
+    print(f"{days_total} simulated days of {per_day:,} jobs x {per_job:,} frames in "
+          f"{time.perf_counter() - t0:,.0f} s; jobs kept {keep_days:g} days after they finish")
+
+
 @click.command()
 @click.option("--jobs", default=50_000, show_default=True)
 @click.option("--frames-per-job", default=40, show_default=True)
 @click.option("--days", default=30.0, show_default=True, help="archive jobs older than this")
 @click.option("--db", type=click.Choice(["sqlite", "postgres"]), default="sqlite",
               show_default=True)
-def main(jobs: int, frames_per_job: int, days: float, db: str) -> None:
+@click.option("--year", "year_days", type=int, default=0,
+              help="Instead: simulate this many days of submissions with retention running "
+                   "daily, printing the live rows and bytes in use (365: a year).")
+@click.option("--jobs-per-day", default=100, show_default=True, help="with --year")
+def main(jobs: int, frames_per_job: int, days: float, db: str, year_days: int,
+         jobs_per_day: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db" if db == "sqlite" else None
         if path is not None:
@@ -117,6 +186,10 @@ def main(jobs: int, frames_per_job: int, days: float, db: str) -> None:
         engine = make_engine(url)
         try:
             migrate(engine)
+            if year_days:
+                simulate(engine, path, Path(tmp) / "archive", year_days, jobs_per_day,
+                         frames_per_job, days, 30)
+                return
             now = time.time()
             t0 = time.perf_counter()
             fill(engine, jobs, frames_per_job, now)
