@@ -43,7 +43,8 @@ def _list(cx: Context, req: Request) -> p.Body:
     return p.Rows(retention.listing(_settings(cx)))
 
 
-@request("restore_archive", role=WRANGLER, what="restoring archived jobs")
+# Reading or writing archive files of thousands of jobs takes seconds: off the loop.
+@request("restore_archive", role=WRANGLER, what="restoring archived jobs", off_loop=True)
 def _restore(cx: Context, req: Request) -> p.Body:
     body: p.RestoreArchive = req.body
     try:
@@ -55,7 +56,7 @@ def _restore(cx: Context, req: Request) -> p.Body:
     return p.JobIds(ids)
 
 
-@request("run_retention", role=ADMIN, what="running retention")
+@request("run_retention", role=ADMIN, what="running retention", off_loop=True)
 def _run(cx: Context, req: Request) -> p.Body:
     settings = _settings(cx)
     body: p.RunRetention = req.body
@@ -65,7 +66,7 @@ def _run(cx: Context, req: Request) -> p.Body:
     if days is None and settings.finished_job_days <= 0:
         raise RequestError("invalid", "retention is off: set [retention] finished_job_days, "
                            "or give an age (cuefarm archive run --older-than 30d)", None)
-    # On the loop: a bounded piece (the duty does the rest on its own thread).
+    # A bounded piece, off the loop (the duty does the rest on its own thread).
     result = retention.archive_pass(cx.engine, settings, cx.clock(), most=RUN_NOW_JOBS,
                                     days=days, dry_run=body.dry_run)
     if body.dry_run:

@@ -60,7 +60,7 @@ def handle(cx: Context, frames: list[bytes],
         cx.out.reply(route, exc.request_id, p.Error(exc.code, exc.message))
         return
     declared = DECLARED.get(env.type)
-    if declared is not None and declared.read:
+    if declared is not None and (declared.read or declared.off_loop):
         # Reading 5,000 hosts or a page of 50,000 frames takes a while: on the reader thread,
         # so heartbeats and freed slots are not kept waiting.  The loop sends the reply.
         off_loop(lambda: (route, env.id, serve(cx, env, body, route)))

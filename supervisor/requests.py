@@ -65,6 +65,9 @@ class Declaration:
     handler: Handler
     rule: Rule
     read: bool                  # only reads the database: may be served off the loop
+    # Long database work touching nothing of the loop's (archiving): off the loop too, and
+    # still audited (a read is not).
+    off_loop: bool = False
 
 
 # Every declared request type.  Filled by the @request decorators as their modules are
@@ -73,12 +76,13 @@ DECLARED: dict[str, Declaration] = {}
 
 
 def request(name: str, *, role: str, what: str, read: bool = False, jobs: str | None = None,
-            own: bool = False, actions: dict[str, tuple[str, str]] | None = None
-            ) -> Callable[[Handler], Handler]:
+            own: bool = False, actions: dict[str, tuple[str, str]] | None = None,
+            off_loop: bool = False) -> Callable[[Handler], Handler]:
     """Declare the handler of request type `name`: the least `role` it needs, `what` a
     refusal calls it ("submitting jobs"), the body field naming its job(s) for project
     visibility, whether an artist must `own` them, per-action overrides of role and `what`,
-    and whether it only `read`s the database."""
+    whether it only `read`s the database, and whether it runs `off_loop` though it writes
+    (its work touches nothing the loop holds)."""
     rule = Rule(role, what, jobs, own, dict(actions or {}))
     for least in [role] + [least for least, _ in rule.actions.values()]:
         if least not in RANK:
@@ -87,7 +91,7 @@ def request(name: str, *, role: str, what: str, read: bool = False, jobs: str | 
     def declare(handler: Handler) -> Handler:
         if name in DECLARED:
             raise ValueError(f"request {name!r} is declared twice")
-        DECLARED[name] = Declaration(name, handler, rule, read)
+        DECLARED[name] = Declaration(name, handler, rule, read, off_loop)
         return handler
     return declare
 

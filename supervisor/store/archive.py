@@ -5,7 +5,8 @@ A job is due when it finished before the cut-off, every attempt of it has been c
 usage accounting (its figures live on in `usage_day`, which is never archived) and is behind
 the overage meter's watermark, and no job still running depends on it.  Its rows: the job
 (with its project's name), layers, layer limits (by name), dependencies, frames, frame
-dependencies, attempts (the index of its logs), bad-host counts and notification rules.
+dependencies, attempts (the index of its logs), bad-host counts, notification rules and the
+comments left on it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, sele
 from cuefarm.states import JobState
 from supervisor.store.billing_models import UsageSeen
 from supervisor.store.metering import meter_watermark
-from supervisor.store.models import (Attempt, Dependency, Frame, FrameDep, Job, JobHost, Layer,
+from supervisor.store.models import (Attempt, Comment, Dependency, Frame, FrameDep, Job, JobHost, Layer,
                                      LayerLimit, Limit, Project)
 from supervisor.store.pipeline_models import JobNotify, RestoredJob
 from supervisor.store.submit import ensure_project
@@ -100,6 +101,8 @@ def job_rows(conn: Connection, job_ids: list[int]) -> Iterator[tuple[str, dict[s
         yield "job_host", row
     for row in _rows(conn, JobNotify.__table__, JobNotify.job_id, job_ids):
         yield "job_notify", row
+    for row in _rows(conn, Comment.__table__, Comment.job_id, job_ids):
+        yield "comment", row
 
 
 def unchanged(conn: Connection, finished: dict[int, float]) -> list[int]:
@@ -126,6 +129,7 @@ def delete_jobs(conn: Connection, job_ids: list[int]) -> None:
         conn.execute(delete(Attempt).where(Attempt.frame_id.in_(frames)))
         conn.execute(delete(Frame).where(Frame.layer_id.in_(part)))
     for table, column in ((JobNotify, JobNotify.job_id), (RestoredJob, RestoredJob.job_id),
+                          (Comment, Comment.job_id),
                           (JobHost, JobHost.job_id), (Dependency, Dependency.job_id),
                           (Dependency, Dependency.target_job_id)):
         conn.execute(delete(table).where(column.in_(job_ids)))
@@ -140,7 +144,7 @@ class RestoreError(ValueError):
 
 _TABLES = {"layer": Layer, "layer_limit": LayerLimit, "dependency": Dependency,
            "frame": Frame, "frame_dep": FrameDep, "attempt": Attempt, "job_host": JobHost,
-           "job_notify": JobNotify}
+           "job_notify": JobNotify, "comment": Comment}
 
 
 def restore(conn: Connection, rows: Iterable[tuple[str, dict[str, Any]]], file: str,
@@ -155,7 +159,7 @@ def restore(conn: Connection, rows: Iterable[tuple[str, dict[str, Any]]], file: 
 
     def flush() -> None:
         for name in ("layer", "layer_limit", "dependency", "frame", "frame_dep", "attempt",
-                     "job_host", "job_notify"):
+                     "job_host", "job_notify", "comment"):
             if batch.get(name):
                 conn.execute(insert(_TABLES[name]), batch[name])
         batch.clear()
@@ -201,6 +205,8 @@ def restore(conn: Connection, rows: Iterable[tuple[str, dict[str, Any]]], file: 
             continue        # what it waited for is gone (and was done)
         if table == "frame_dep" and frame_job.get(row["target_frame_id"]) not in restored:
             continue
+        if table == "comment":
+            row = {k: v for k, v in row.items() if k != "id"}    # ids taken since get new ones
         batch.setdefault(table, []).append(row)
         pending += 1
         if pending >= CHUNK:

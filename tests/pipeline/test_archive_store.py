@@ -73,3 +73,34 @@ def test_jobs_after_the_meters_watermark_stay(engine):
                                              "metered_through": int(now - 300 * DAY)}])
         due = [j for j, _ in archive.due_jobs(conn, now - 30 * DAY, 0, 100)]
     assert due == [1, 2]        # finished more than 300 days ago: the meter is past them
+
+
+def test_comments_go_with_their_job_and_come_back(engine, tmp_path):
+    from sqlalchemy import insert
+
+    from supervisor.store.models import Comment
+    now = time.time()
+    fill(engine, 2, 3, now)
+    with engine.begin() as conn:
+        conn.execute(insert(Comment), [
+            {"job_id": 1, "host_id": None, "author": "ann", "text": "hold for notes",
+             "created_at": now - 300 * DAY},
+            {"job_id": 1, "host_id": None, "author": "bob", "text": "approved",
+             "created_at": now - 299 * DAY},
+            {"job_id": 2, "host_id": None, "author": "ann", "text": "still live",
+             "created_at": now}])
+
+    def comments():
+        with engine.connect() as conn:
+            return sorted((r.job_id, r.author, r.text, r.created_at) for r in conn.execute(
+                select(Comment.job_id, Comment.author, Comment.text, Comment.created_at)))
+    before = comments()
+    cfg = RetentionConfig(finished_job_days=100, directory=str(tmp_path))
+    assert archive_pass(engine, cfg, now).jobs == 1          # job 1 only: half a year old
+    assert [c[0] for c in comments()] == [2]
+    with engine.begin() as conn:                             # a new comment takes an id
+        conn.execute(insert(Comment), [{"job_id": 2, "host_id": None, "author": "cy",
+                                        "text": "new", "created_at": now}])
+    [entry] = retention.listing(cfg)
+    assert retention.restore_file(engine, cfg, entry["file"], now) == [1]
+    assert [c for c in comments() if c[2] != "new"] == before
