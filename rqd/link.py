@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 
 import zmq
+import zmq.utils.monitor
 
 from cuefarm import keys
 from cuefarm import protocol as p
 
 log = logging.getLogger(__name__)
 
+REFUSED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+           | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
 
@@ -41,6 +44,7 @@ class Link:
         self.timeout = timeout
         self.index = 0
         self.sock: zmq.Socket | None = None
+        self.monitor: zmq.Socket | None = None
         self.backoff = BACKOFF_START
         self.connect_due = 0.0          # connect at once the first time
         self.heard_at = 0.0
@@ -57,6 +61,8 @@ class Link:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_WORKER_MESSAGE)
         keys.secure_client(sock, self.key, self.supervisor_key)
+        # Read when the link is dropped: a supervisor that will not take us says why there.
+        self.monitor = sock.get_monitor_socket(REFUSED)
         sock.connect(self.endpoint)
         self.poller.register(sock, zmq.POLLIN)
         self.sock = sock
@@ -70,11 +76,38 @@ class Link:
                 self.poller.unregister(self.sock)
             except KeyError:
                 pass
+            if self.monitor is not None:
+                self.sock.disable_monitor()
+                self.monitor.close(0)
+                self.monitor = None
             self.sock.close(0)
             self.sock = None
 
+    def refusal(self) -> str:
+        """Why the supervisor would not shake hands with us, if it would not ("" if not)."""
+        if self.monitor is None:
+            return ""
+        events = []
+        while True:
+            try:
+                events.append(zmq.utils.monitor.recv_monitor_message(self.monitor, zmq.NOBLOCK))
+            except zmq.Again:
+                break
+        if not events:
+            return ""
+        if any(e["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH for e in events):
+            return ("the supervisor refused this worker's key (unknown or revoked; an admin "
+                    "issues one with cuefarm keys add-worker)")
+        return ("the supervisor and this worker do not agree on keys: give rqd the "
+                "supervisor's public key (--supervisor-key, or supervisor_key in [rqd])"
+                if not self.supervisor_key else
+                "the supervisor does not use this supervisor key (or no keys at all)")
+
     def drop(self, now: float, why: str) -> None:
         """Give up on this connection; reconnect to the next supervisor after the backoff."""
+        refused = self.refusal()
+        if refused:
+            log.error("cannot connect to the supervisor at %s: %s", self.endpoint, refused)
         log.warning("lost the supervisor at %s: %s; reconnecting in %g s",
                     self.endpoint, why, self.backoff)
         self.close()

@@ -312,3 +312,19 @@ def test_keys_commands(keyed_farm, tmp_path, monkeypatch):
     out = run_cli(keyed_farm.address, "keys", "show", "--json")
     assert json.loads(out.output)["mode"] == "0o600"
     assert keyed_farm.cli("keys", "revoke", "nobody-such").exit_code != 0
+
+
+def test_a_worker_without_the_supervisors_key_says_why_it_cannot_connect(tmp_path, sqlite_url):
+    farm = Farm(sqlite_url, tmp_path)
+    farm.use_keys()
+    farm.start_supervisor()
+    try:
+        # Another data dir: it does not find this farm's supervisor.pub, so it has no keys.
+        farm.env["CUEFARM_DATA_DIR"] = str(tmp_path / "elsewhere")
+        farm.start_rqd("lost", 1, "--supervisor-timeout", "1", key=False)
+        log = tmp_path / "rqd-lost.log"
+        wait_until(lambda: "do not agree on keys" in log.read_text(), 30,
+                   message="rqd saying it lacks the supervisor's key")
+        assert "--supervisor-key" in log.read_text()
+    finally:
+        farm.stop()
