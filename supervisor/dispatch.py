@@ -104,7 +104,7 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
                 job_used, project_used = work.slots_in_use(conn)
                 names = {n for lay in layers for n in static[lay["id"]]["limits"]}
                 budget = Budget(job_used, project_used,
-                                work.limit_usage(conn, names, lock=False,
+                                work.limit_usage(conn, names,
                                                  hosts=[r.worker.host_id for r in rooms]),
                                 live.bans.of_jobs(conn, {lay["job_id"] for lay in layers}, now,
                                                   cx.mono(), live.failure_policy.writes))

@@ -124,7 +124,7 @@ def delete_limit(conn: Connection, name: str) -> None:
 
 def limit_rows(conn: Connection) -> list[dict[str, Any]]:
     names = set(conn.execute(select(Limit.name)).scalars())
-    usage = work.limit_usage(conn, names, lock=False)
+    usage = work.limit_usage(conn, names)
     return [{"name": n, "max": u["max"], "per_host": u["per_host"], "in_use": u["used"]}
             for n, u in sorted(usage.items())]
 

@@ -131,14 +131,13 @@ _LIMIT_HOLDERS = (select(LayerLimit.limit_id, Attempt.host_id).distinct()
                   .where(BUSY, Attempt.state == A.RUNNING.value,
                          LayerLimit.limit_id.in_(bindparam("ids", expanding=True))))
 # Each named limit with the frames holding it: the running counters of the busy layers that
-# need it (one statement; locked, only the limit rows are).
+# need it (one statement).
 _LIMITS = (select(Limit.id, Limit.name, Limit.max, Limit.per_host,
                   select(func.coalesce(func.sum(Layer.running), 0))
                   .select_from(LayerLimit).join(Layer, Layer.id == LayerLimit.layer_id)
                   .where(BUSY, LayerLimit.limit_id == Limit.id)
                   .scalar_subquery().label("frames"))
            .where(Limit.name.in_(bindparam("names", expanding=True))))
-_LIMITS_LOCKED = _LIMITS.with_for_update(of=Limit)
 
 
 # Farm-wide counts a pass spends are taken in turn by supervisors sharing a PostgreSQL
@@ -194,7 +193,7 @@ def hold_counts(conn: Connection, limits: set[str], jobs: set[int],
                 {p for p in projects if _PROJECT_KEY + p in held_keys})
 
 
-def limit_usage(conn: Connection, names: set[str], lock: bool,
+def limit_usage(conn: Connection, names: set[str],
                 hosts: list[int] | None = None) -> dict[str, dict[str, Any]]:
     """For each named limit: max, per_host, frames (or, per host, hosts) in use, and which
     hosts hold it.  A frame holds the limits its layer lists now: a limit added to a running
@@ -207,10 +206,9 @@ def limit_usage(conn: Connection, names: set[str], lock: bool,
     bound, its holders unknown (empty)."""
     if not names:
         return {}
-    # several supervisors: one pass at a time spends a limit (counted after this)
-    q = _LIMITS_LOCKED if lock else _LIMITS
+    # Several supervisors: a pass spends only the limits it holds (hold_counts, before this)
     out = {r.name: {"id": r.id, "max": r.max, "per_host": r.per_host, "used": int(r.frames),
-                    "hosts": set()} for r in conn.execute(q, {"names": sorted(names)})}
+                    "hosts": set()} for r in conn.execute(_LIMITS, {"names": sorted(names)})}
     by_id = {v["id"]: v for v in out.values()}
     exact = [i for i, v in by_id.items() if v["per_host"]
              and (hosts is None or v["used"] + len(hosts) > v["max"])]
