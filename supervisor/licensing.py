@@ -9,7 +9,8 @@ it: the cap applies again.
 When a cap applies, the pass calls `Licensing.budget()` inside its transaction: that locks the
 `licence_terms` row (FOR UPDATE on PostgreSQL; SQLite transactions are already serialized) and
 counts the workers running frames farm-wide, so supervisors sharing a database take licences
-in turn and never together pass the cap.  When more workers are busy than the cap allows
+in turn and never together pass the cap (a pass that finds the row held by another gives no
+new licence that time and looks again a moment later: it never waits for the row).  When more workers are busy than the cap allows
 (metering revoked, or the count lowered), the ones that took their licence last get no new
 frames until the busy count has drained down to the cap.
 
