@@ -1,12 +1,16 @@
 """Several supervisors on one PostgreSQL database.
 
 - wake-up: jobs of one frame submitted through supervisor A, one at a time, while the only
-  workers are connected to supervisor B: how long from the submit's reply to the Launch
-  reaching B's worker (p50/p99), next to the same submitted through B itself;
+  workers are connected to supervisor B: how long from the submit's commit (its reply) to B's
+  dispatch pass launching it (the Launch reaching B's worker), p50/p99, next to the same
+  submitted through B itself;
 - throughput: frames/s end to end with the simulated workers split over 1, 2, ... supervisor
-  processes (the scheduling benchmark's jobs: fair share, tags, requirements, limits).
+  processes (the scheduling benchmark's jobs: fair share, tags, requirements, limits, which
+  count for the whole farm), and, in the same run, refill: how long a freed slot stood empty
+  until its next frame arrived (p50/p99, as the workers saw it, while frames were waiting).
 
     python benchmarks/farm_bus.py [--jobs 200] [--workers 4000] [--frames 60000]
+                                  [--runtime 0] [--jitter 0]
                                   [--supervisors 1,2] [--cases wakeup,throughput]
 """
 
@@ -79,7 +83,8 @@ def wakeup(count: int) -> None:
                 time.sleep(0.02)      # let the frame end: each measured launch finds B idle
             delays.sort()
             figures[name] = delays
-            print(f"wake-up {name}: submit reply -> Launch at B's worker, {count} jobs: p50 "
+            print(f"wake-up {name}: submit committed (its reply) -> B's dispatch pass launched "
+                  f"it (the Launch at B's worker), {count} jobs: p50 "
                   f"{pct(delays, 0.5):.1f} ms, p99 {pct(delays, 0.99):.1f} ms, max "
                   f"{pct(delays, 1.0):.1f} ms", flush=True)
         stop.set()
@@ -87,7 +92,8 @@ def wakeup(count: int) -> None:
         fleet.close()
 
 
-def throughput(count: int, workers: int, frames: int, procs: int) -> float:
+def throughput(count: int, workers: int, frames: int, procs: int, runtime: float = 0.0,
+               jitter: float = 0.0) -> float:
     raise_fd_limit()
     with supervisors(count) as svs:
         client = svs[0][0]
@@ -105,19 +111,30 @@ def throughput(count: int, workers: int, frames: int, procs: int) -> float:
         fleets = []
         for k in range(procs):      # each simulator process serves one supervisor's share
             port = svs[k % count][1]
-            fleets.append(mp.Process(target=run_fleet, args=(port, specs[k::procs], 0.0, 0.0,
-                                                             stop, out)))
+            fleets.append(mp.Process(target=run_fleet, args=(port, specs[k::procs], runtime,
+                                                             jitter, stop, out)))
         for f in fleets:
             f.start()
         try:
             while sum(h["state"] == "UP" for h in client.hosts()) < workers:
                 time.sleep(0.5)
-            t0 = time.perf_counter()
+            t0, lo = time.perf_counter(), time.monotonic()
             ids, _ = submit(client, jobs(30, frames // 30))
-            while any(client.job(i)["state"] != "FINISHED" for i in ids):
+            # Refills count while frames still wait (at the end, a freed slot has none to get).
+            hi = None
+            while True:
+                rows = [client.job(i) for i in ids]
+                if hi is None and sum(r["waiting"] for r in rows) == 0:
+                    hi = time.monotonic()
+                if all(r["state"] == "FINISHED" for r in rows):
+                    break
                 time.sleep(0.1)
             elapsed = time.perf_counter() - t0
             done = sum(client.job(i)["succeeded"] for i in ids)
+            stop.set()
+            refills = []
+            for _ in fleets:
+                refills += out.get(timeout=120)[1]
         finally:
             stop.set()
             for f in fleets:
@@ -125,8 +142,11 @@ def throughput(count: int, workers: int, frames: int, procs: int) -> float:
                 if f.is_alive():
                     f.terminate()
     rate = done / elapsed
-    print(f"throughput with {count} supervisor(s): {workers} workers, {done} frames in 30 jobs: "
-          f"{rate:.0f} frames/s end to end", flush=True)
+    times = sorted(dt for t, dt in refills if lo <= t <= (hi or float("inf")))
+    print(f"throughput with {count} supervisor(s): {workers} workers, {done} frames in 30 jobs "
+          f"(runtimes {runtime:g} s +-{100 * jitter:.0f}%): {rate:.0f} frames/s end to end; "
+          f"refill (slot freed -> next launch, {len(times)} refills while frames waited) p50 "
+          f"{pct(times, 0.5):.1f} ms, p99 {pct(times, 0.99):.1f} ms", flush=True)
     return rate
 
 
@@ -135,14 +155,17 @@ def throughput(count: int, workers: int, frames: int, procs: int) -> float:
 @click.option("--workers", type=int, default=4000)
 @click.option("--frames", type=int, default=60000)
 @click.option("--procs", type=int, default=2, help="simulator processes")
+@click.option("--runtime", type=float, default=0.0, help="frame runtime, throughput case")
+@click.option("--jitter", type=float, default=0.0,
+              help="frame runtimes spread over runtime * (1 +- jitter)")
 @click.option("--supervisors", default="1,2", help="supervisor counts for the throughput case")
 @click.option("--cases", default="wakeup,throughput")
-def main(count, workers, frames, procs, supervisors, cases):
+def main(count, workers, frames, procs, runtime, jitter, supervisors, cases):
     wanted = set(cases.split(","))
     if "wakeup" in wanted:
         wakeup(count)
     if "throughput" in wanted:
-        rates = {n: throughput(n, workers, frames, max(procs, n))
+        rates = {n: throughput(n, workers, frames, max(procs, n), runtime, jitter)
                  for n in map(int, supervisors.split(","))}
         if 1 in rates:
             for n, r in rates.items():

@@ -755,6 +755,7 @@ class Events:
         # user may see); without, everything.
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         self.sock.connect(f"tcp://{host}:{events_port or port + 2}")
+        self.at = f"{host}:{port}"      # the supervisor whose events these are
         self.last_seq: int | None = None
         self.supervisor_id: str | None = None
 

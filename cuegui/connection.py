@@ -91,6 +91,7 @@ class Connection(QThread):
         # Worker-thread state from here on.
         self._client: Client | None = None
         self._events: GuiEvents | None = None
+        self._poller: zmq.Poller | None = None
         self._selected: Any = None
         self._paging: _Paging | None = None   # the selected job's frames still to fetch
         self._host: str | None = None
@@ -163,12 +164,12 @@ class Connection(QThread):
     def run(self) -> None:
         self._client = GuiClient(self.address, timeout=self.request_timeout)
         try:
-            self._events = GuiEvents(self.address)
+            self._events = GuiEvents(self._client.current)
         except CueFarmError as exc:      # a key file that cannot be used: say why, stop
             self._emit_state("unreachable", str(exc))
             self._client.close()
             return
-        poller = zmq.Poller()
+        poller = self._poller = zmq.Poller()
         poller.register(self._events.sock, zmq.POLLIN)
         poller.register(self._wake_r.fileno(), zmq.POLLIN)
         self._emit_state("connecting", self.address)
@@ -358,6 +359,7 @@ class Connection(QThread):
         except CueFarmError as exc:
             self._lost(str(exc))
             return
+        self._follow_supervisor()
         self._sid, self._synced_seq = pong["supervisor_id"], int(pong["event_seq"])
         # Batches after the ones this snapshot already reflects continue the sequence.
         self._events.supervisor_id, self._events.last_seq = self._sid, self._synced_seq
@@ -367,11 +369,24 @@ class Connection(QThread):
         self.supervisor = pong
         self.snapshot.emit(Snapshot(pong, jobs, hosts, self._selected, data.layers, data.frames,
                                     data.dependencies, data.complete))
-        self._emit_state("connected", f"{self.address} - supervisor {pong.get('version', '')}")
+        self._emit_state("connected", f"{self._client.current} - supervisor "
+                                      f"{pong.get('version', '')}")
         if self._host is not None:
             self._select_host(self._host)
         if self._follow is not None:
             self._follow.fetch(self._client)
+
+    def _follow_supervisor(self) -> None:
+        """Given several supervisors, the client moves on when one does not answer: take the
+        events of the one it reached (the snapshot just read is its)."""
+        if self._events.at == self._client.current:
+            return
+        log.info("events now from the supervisor at %s", self._client.current)
+        self._poller.unregister(self._events.sock)
+        self._events.close()
+        self._events = GuiEvents(self._client.current)
+        self._poller.register(self._events.sock, zmq.POLLIN)
+        self._fresh = True        # its first batch shows it has seen the subscription
 
     def _lost(self, detail: str) -> None:
         self._fresh = True        # the events socket will subscribe again

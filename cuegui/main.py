@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from cuefarm.config import DEFAULT_ADDRESS, ConfigError, parse_address
+from cuefarm.client import parse_addresses
+from cuefarm.config import DEFAULT_ADDRESS, ConfigError
 
 log = logging.getLogger("cuegui")
 
@@ -115,7 +116,9 @@ def run(address: str, screenshots: Path | None = None, timeout: float = 60.0,
 @click.command("gui", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--supervisor", "address", envvar="CUEFARM_SUPERVISOR", default=DEFAULT_ADDRESS,
               show_default=True, metavar="HOST:PORT",
-              help="The supervisor's client API address (env CUEFARM_SUPERVISOR).")
+              help="The supervisor's client API address, or several sharing one farm "
+                   "(a:9770,b:9770: the next when one does not answer; env "
+                   "CUEFARM_SUPERVISOR).")
 @click.option("--screenshots", type=click.Path(file_okay=False, path_type=Path), default=None,
               metavar="DIR", help="Open each view against live data, save one PNG per view "
                                   "(jobs, job, log, hosts, charts, submit, why, window) into "
@@ -133,12 +136,13 @@ def command(address: str, screenshots: Path | None, timeout: float, mode: str | 
             theme_name: str | None, log_level: str) -> None:
     """The CueFarm desktop client: jobs, frames, hosts, logs and charts, updated live."""
     try:
-        host, port = parse_address(address)
+        addresses = parse_addresses(address)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--supervisor") from None
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sys.exit(run(f"{host}:{port}", screenshots, timeout, mode, theme_name))
+    sys.exit(run(",".join(f"{host}:{port}" for host, port in addresses), screenshots, timeout,
+                 mode, theme_name))
 
 
 def main(argv: list[str] | None = None) -> None:

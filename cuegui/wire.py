@@ -79,7 +79,8 @@ _REFUSED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCO
 class GuiClient(Client):
     """`cuefarm.Client` whose large `rows` replies are decoded in slices, and whose requests
     stop waiting as soon as the connection to the supervisor drops: a request in flight when
-    the supervisor dies fails at once, not after its whole timeout."""
+    the supervisor dies fails at once, not after its whole timeout.  Given several
+    supervisors, the request after one that failed goes to the next."""
 
     # Watches the connection for its end (the base client's handshake watch is not used: the
     # GUI's own watchdog tells a supervisor that is not there).
@@ -129,13 +130,15 @@ class GuiClient(Client):
                     raise CueFarmError(handshake_failure(where, event["event"]),
                                        "unauthenticated")
                 if event["event"] & _GONE:
-                    self.close()
-                    raise Unreachable(f"the supervisor at {self.address} is not answering "
+                    where = self.current
+                    self._move_on()       # the next request goes to the next supervisor
+                    raise Unreachable(f"the supervisor at {where} is not answering "
                                       "(connection closed or refused)")
                 continue
             if sock not in ready:
-                self.close()      # a late reply must not be read as another's
-                raise Unreachable(f"no reply from the supervisor at {self.address} "
+                where = self.current
+                self._move_on()   # a late reply must not be read as another's
+                raise Unreachable(f"no reply from the supervisor at {where} "
                                   f"within {limit:g} s")
             env = self.read_reply(sock, rid)
             if env is not None:

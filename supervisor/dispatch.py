@@ -21,6 +21,9 @@ from supervisor.store import hostadmin, work
 from supervisor.store.counters import Deltas
 
 log = logging.getLogger(__name__)
+# Seconds before a pass looks again at work whose limits or slot caps another supervisor's
+# pass was spending (it commits within milliseconds; looking at once would only spin).
+HELD_ELSEWHERE = 0.005
 
 
 def static_of(live: Live, conn, layers: list[dict[str, Any]]) -> dict[int, dict]:
@@ -68,7 +71,7 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
     deltas, touched = Deltas(), work.Touched()
     claimed: list[tuple[work.Claimed, Room]] = []
     launches: list[int] = []
-    again = False
+    again = busy_elsewhere = False
     cap = 0
     try:
         with cx.begin() as (conn, out):
@@ -87,10 +90,21 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
             static = static_of(live, conn, layers) if layers else {}
             layers = [lay for lay in layers if lay["id"] in static]
             if layers:
+                # The farm-wide counts this pass may spend (limits, job and project caps)
+                # first, then the counts themselves: read after, they hold what the last pass
+                # that spent them (on any supervisor) committed.
+                held = work.hold_counts(
+                    conn, {n for lay in layers for n in static[lay["id"]]["limits"]},
+                    {lay["job_id"] for lay in layers if lay["job_max_slots"] is not None},
+                    {lay["project_id"] for lay in layers
+                     if lay["project_max_slots"] is not None})
+                kept = [lay for lay in layers if held.allows(lay, static[lay["id"]]["limits"])]
+                if len(kept) < len(layers):
+                    layers, busy_elsewhere = kept, True    # another supervisor spends them
                 job_used, project_used = work.slots_in_use(conn)
                 names = {n for lay in layers for n in static[lay["id"]]["limits"]}
                 budget = Budget(job_used, project_used,
-                                work.limit_usage(conn, names, lock=bool(names),
+                                work.limit_usage(conn, names,
                                                  hosts=[r.worker.host_id for r in rooms]),
                                 live.bans.of_jobs(conn, {lay["job_id"] for lay in layers}, now,
                                                   cx.mono(), live.failure_policy.writes))
@@ -101,6 +115,7 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
                     # database count in turn; past the cap (revoked, or fewer licences), the
                     # workers that took a licence last get nothing new and drain down to it.
                     budget.new_workers, over_cap = licensing.budget(conn, cap_workers)
+                    busy_elsewhere = busy_elsewhere or licensing.contended
                     if over_cap:
                         rooms = [r for r in rooms if r.worker.host_id not in over_cap]
                 # Plan the whole pass, then claim it: one locking read and one write of each
@@ -143,6 +158,8 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
     live.counters["dispatched"] += len(claimed)
     if again or (claimed and cap <= 0):
         cx.out.wake()   # more may fit: go again next turn, after reading the sockets
+    elif busy_elsewhere:    # soon, once that pass has committed (not at once: it holds them)
+        cx.out.wake_at(cx.mono() + HELD_ELSEWHERE)
     return len(claimed)
 
 

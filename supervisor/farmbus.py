@@ -70,6 +70,21 @@ def _changes(sender: str, out: Outbox) -> str | None:
     return data.decode()
 
 
+def rows_notices(sender: str, hosts: set[int], frames: set[int]) -> list[str]:
+    """Notices of rows changed without new work (heartbeat figures of hosts and of their
+    running frames), in as many notices as they take: never `partial`, which would make
+    every subscriber of every supervisor re-read the farm several times a second."""
+    out: list[str] = []
+    ids = [("hosts", h) for h in sorted(hosts)] + [("frames", f) for f in sorted(frames)]
+    per = max(1, MAX_PAYLOAD // 12)     # ids of up to 10 digits and a comma, with room
+    for start in range(0, len(ids), per):
+        part = ids[start:start + per]
+        n = Notice(sender, hosts=[i for k, i in part if k == "hosts"],
+                   frames=[i for k, i in part if k == "frames"])
+        out.append(_encoder.encode(n).decode())
+    return out
+
+
 def read(payload: str) -> Notice | None:
     """A notice from its payload; None for one this version cannot read."""
     try:

@@ -9,7 +9,8 @@ it: the cap applies again.
 When a cap applies, the pass calls `Licensing.budget()` inside its transaction: that locks the
 `licence_terms` row (FOR UPDATE on PostgreSQL; SQLite transactions are already serialized) and
 counts the workers running frames farm-wide, so supervisors sharing a database take licences
-in turn and never together pass the cap.  When more workers are busy than the cap allows
+in turn and never together pass the cap (a pass that finds the row held by another gives no
+new licence that time and looks again a moment later: it never waits for the row).  When more workers are busy than the cap allows
 (metering revoked, or the count lowered), the ones that took their licence last get no new
 frames until the busy count has drained down to the cap.
 
@@ -168,6 +169,7 @@ class Licensing:
         # seen): who is "last" past the cap.  Kept while the host stays busy, so the order does
         # not shift as frames end and start on the hosts that keep theirs.
         self.holders: dict[int, float] = {}
+        self.contended = False    # the last budget() found the terms row held elsewhere
 
     def cap(self) -> int | None:
         """Workers that may hold a licence at once (None: no cap).  Memory only."""
@@ -182,14 +184,15 @@ class Licensing:
         """In a dispatch pass's transaction, under a cap: (idle workers that may still take a
         licence, busy hosts past the cap that must start nothing new).  Locks the terms row
         on PostgreSQL until the pass commits."""
-        store.lock_terms(conn)
+        held = store.lock_terms(conn)
+        self.contended = not held     # the dispatcher looks again soon
         busy = store.busy_since(conn)
         for host in [h for h in self.holders if h not in busy]:
             del self.holders[host]
         for host, started in busy.items():
             self.holders.setdefault(host, started if started is not None else 0.0)
-        if len(busy) <= cap:
-            return cap - len(busy), set()
+        if len(busy) <= cap:      # none to give while another supervisor's pass gives them
+            return (cap - len(busy) if held else 0), set()
         ranked = sorted(busy, key=lambda h: (self.holders[h], h))
         return 0, set(ranked[cap:])
 

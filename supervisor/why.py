@@ -135,7 +135,7 @@ def _host_reasons(cx: Context, layer: dict[str, Any], budget: Budget) -> list[st
 def _budget(cx: Context, conn: Connection, layers: list[dict[str, Any]]) -> Budget:
     job_used, project_used = work.slots_in_use(conn)
     names = {n for lay in layers for n in (lay.get("limits") or ())}
-    return Budget(job_used, project_used, work.limit_usage(conn, names, lock=False),
+    return Budget(job_used, project_used, work.limit_usage(conn, names),
                   work.banned_hosts(conn, list({lay["job_id"] for lay in layers}), cx.clock()))
 
 

@@ -12,10 +12,10 @@ from typing import Callable
 import zmq
 
 from cuefarm import protocol as p
-from supervisor import trust
+from supervisor import farmbus, trust
 from supervisor.context import Context
 from supervisor.registry import Worker
-from supervisor.store import hosthistory
+from supervisor.store import bus, hosthistory
 from supervisor.store import hosts as host_store
 from supervisor.store import work
 from supervisor.store.counters import Deltas
@@ -258,6 +258,8 @@ def figures_work(cx: Context, part: int = 0, parts: int = 1) -> Callable | None:
         return None
     engine = cx.engine
     keep_from = now - cx.cfg.host_history_hours * 3600.0
+    notices = (farmbus.rows_notices(cx.id, touched.hosts, touched.frames)
+               if bus.shared(engine) else [])
 
     def write():
         with engine.begin() as conn:
@@ -266,5 +268,9 @@ def figures_work(cx: Context, part: int = 0, parts: int = 1) -> Callable | None:
                 hosthistory.write_samples(conn, samples)
                 hosthistory.prune(conn, keep_from)
         work.update_running_stats(engine, stats)
+        if notices:      # subscribers of the other supervisors see these hosts' figures too
+            with engine.begin() as conn:
+                for n in notices:
+                    bus.announce(conn, n)
         return lambda cx: cx.out.note(touched)
     return write

@@ -46,10 +46,14 @@ def set_layer(conn: Connection, job_id: int, layer: str, values: dict[str, Any])
         raise ControlError(f"job {job_id} has no layer {layer!r}", "layer")
     if "limits" in values:
         names = values["limits"]
-        found = dict(conn.execute(select(Limit.name, Limit.id).where(Limit.name.in_(names))).all())
+        # Rows in the farm's one order: limits, then the layer (the link rows below would
+        # take both, the layer first).  Shared: a pass or another edit may read them too.
+        found = dict(conn.execute(select(Limit.name, Limit.id).where(Limit.name.in_(names))
+                                  .order_by(Limit.id).with_for_update(key_share=True)).all())
         missing = [n for n in names if n not in found]
         if missing:
             raise ControlError(f"no limit named {missing[0]!r}", "limits")
+        conn.execute(select(Layer.id).where(Layer.id == lid).with_for_update())
         conn.execute(delete(LayerLimit).where(LayerLimit.layer_id == lid))
         if names:
             conn.execute(insert(LayerLimit), [{"layer_id": lid, "limit_id": found[n]}
@@ -120,7 +124,7 @@ def delete_limit(conn: Connection, name: str) -> None:
 
 def limit_rows(conn: Connection) -> list[dict[str, Any]]:
     names = set(conn.execute(select(Limit.name)).scalars())
-    usage = work.limit_usage(conn, names, lock=False)
+    usage = work.limit_usage(conn, names)
     return [{"name": n, "max": u["max"], "per_host": u["per_host"], "in_use": u["used"]}
             for n, u in sorted(usage.items())]
 

@@ -33,16 +33,20 @@ def terms(conn: Connection) -> Any:
     return conn.execute(select(LicenceTerms).where(LicenceTerms.id == 1)).first()
 
 
-def lock_terms(conn: Connection) -> None:
+def lock_terms(conn: Connection) -> bool:
     """Hold the terms row until the transaction ends (PostgreSQL; SQLite transactions are
-    already serialized): supervisors sharing a database take licences in turn."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(select(LicenceTerms.id).where(LicenceTerms.id == 1).with_for_update())
+    already serialized): supervisors sharing a database take licences in turn.  False when
+    another transaction holds it now: a dispatch pass does not wait for it (it may hold
+    layer rows that transaction waits for), it gives no new licence this time."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return conn.execute(select(LicenceTerms.id).where(LicenceTerms.id == 1)
+                        .with_for_update(skip_locked=True)).first() is not None
 
 
 def write_terms(conn: Connection, now: float, **values: Any) -> None:
-    """Change the given columns of the terms row (created when missing).  Locked in the same
-    order as a dispatch pass (limits, then this row): no deadlock."""
+    """Change the given columns of the terms row (created when missing).  It may wait for a
+    dispatch pass holding the row; a pass never waits for it."""
     found = conn.execute(select(LicenceTerms.id).where(LicenceTerms.id == 1)
                          .with_for_update()).first()
     if found is None:

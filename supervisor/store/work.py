@@ -131,17 +131,69 @@ _LIMIT_HOLDERS = (select(LayerLimit.limit_id, Attempt.host_id).distinct()
                   .where(BUSY, Attempt.state == A.RUNNING.value,
                          LayerLimit.limit_id.in_(bindparam("ids", expanding=True))))
 # Each named limit with the frames holding it: the running counters of the busy layers that
-# need it (one statement; locked, only the limit rows are).
+# need it (one statement).
 _LIMITS = (select(Limit.id, Limit.name, Limit.max, Limit.per_host,
                   select(func.coalesce(func.sum(Layer.running), 0))
                   .select_from(LayerLimit).join(Layer, Layer.id == LayerLimit.layer_id)
                   .where(BUSY, LayerLimit.limit_id == Limit.id)
                   .scalar_subquery().label("frames"))
            .where(Limit.name.in_(bindparam("names", expanding=True))))
-_LIMITS_LOCKED = _LIMITS.with_for_update(of=Limit)
 
 
-def limit_usage(conn: Connection, names: set[str], lock: bool,
+# Farm-wide counts a pass spends are taken in turn by supervisors sharing a PostgreSQL
+# database, through transaction-scoped advisory locks that a pass only tries: it never waits
+# for one (so they cannot close a cycle with the row locks of layers and frames), and what it
+# could not take (another supervisor's pass spends it now) it leaves to its next pass.  Keys:
+# a limit's id, a capped job's id or a capped project's id in a range of its own (farm duties
+# take session locks on hashtext keys, within 32 bits).
+_LIMIT_KEY, _JOB_KEY, _PROJECT_KEY = 1 << 40, 2 << 40, 3 << 40
+_TRY_HOLD_PG = text(
+    "SELECT limits.name, CAST(NULL AS bigint), pg_try_advisory_xact_lock(:lk + limits.id)"
+    " FROM limits WHERE limits.name = ANY(CAST(:names AS text[]))"
+    " UNION ALL SELECT NULL, k, pg_try_advisory_xact_lock(k)"
+    " FROM unnest(CAST(:keys AS bigint[])) AS k")
+
+
+@dataclass
+class Held:
+    """What a pass could take for itself of the farm-wide counts it asked for."""
+
+    limits: set[str]        # named limits (a name with no limit is counted as held)
+    jobs: set[int]          # capped jobs
+    projects: set[int]      # capped projects
+
+    def allows(self, layer: dict[str, Any], limits: list[str]) -> bool:
+        """Whether the pass may spend what this candidate layer needs."""
+        return ((layer["job_max_slots"] is None or layer["job_id"] in self.jobs)
+                and (layer["project_max_slots"] is None
+                     or layer["project_id"] in self.projects)
+                and all(n in self.limits for n in limits))
+
+
+def hold_counts(conn: Connection, limits: set[str], jobs: set[int],
+                projects: set[int]) -> Held:
+    """Take, for this transaction, the named limits and the slot caps of these jobs and
+    projects: while held, no pass of another supervisor spends them, and counts read after
+    this (statements of their own) include everything committed by the last one that did.
+    Those another pass holds now are left out.  SQLite: one supervisor, its transactions
+    serialized: all of them."""
+    if conn.dialect.name != "postgresql" or not (limits or jobs or projects):
+        return Held(set(limits), set(jobs), set(projects))
+    keys = sorted([_JOB_KEY + j for j in jobs] + [_PROJECT_KEY + p for p in projects])
+    found: dict[str, bool] = {}
+    held_keys: set[int] = set()
+    for name, key, got in conn.execute(_TRY_HOLD_PG, {"lk": _LIMIT_KEY,
+                                                      "names": sorted(limits), "keys": keys}):
+        if name is not None:
+            found[name] = got
+        elif got:
+            held_keys.add(key)
+    return Held({n for n in limits if found.get(n, True)},
+                {j for j in jobs if _JOB_KEY + j in held_keys},
+                {p for p in projects if _PROJECT_KEY + p in held_keys})
+
+
+def limit_usage(conn: Connection, names: set[str],
                 hosts: list[int] | None = None) -> dict[str, dict[str, Any]]:
     """For each named limit: max, per_host, frames (or, per host, hosts) in use, and which
     hosts hold it.  A frame holds the limits its layer lists now: a limit added to a running
@@ -154,10 +206,9 @@ def limit_usage(conn: Connection, names: set[str], lock: bool,
     bound, its holders unknown (empty)."""
     if not names:
         return {}
-    # several supervisors: one pass at a time spends a limit (counted after this)
-    q = _LIMITS_LOCKED if lock else _LIMITS
+    # Several supervisors: a pass spends only the limits it holds (hold_counts, before this)
     out = {r.name: {"id": r.id, "max": r.max, "per_host": r.per_host, "used": int(r.frames),
-                    "hosts": set()} for r in conn.execute(q, {"names": sorted(names)})}
+                    "hosts": set()} for r in conn.execute(_LIMITS, {"names": sorted(names)})}
     by_id = {v["id"]: v for v in out.values()}
     exact = [i for i, v in by_id.items() if v["per_host"]
              and (hosts is None or v["used"] + len(hosts) > v["max"])]
@@ -238,10 +289,18 @@ class Claimed:
                         timeout=lay["timeout"], timeout_no_output=lay["timeout_no_output"])
 
 
+# The layers claimed from are taken first, in id order, skipping those another pass holds
+# (it has them until it commits: that pass's frames and counters), so a pass never waits for
+# a layer row after it took others: it only waits for the layers of the completions it
+# records, all in one statement, before anything else.  One lock order: no deadlock between
+# the passes of supervisors sharing the database.
 _CLAIM_PG = text(
-    "SELECT f.id, w.lid AS layer_id, f.attempt, f.number, f.frame_end, f.label, f.retries"
+    "WITH held AS MATERIALIZED (SELECT layer.id FROM layer"
+    " WHERE layer.id = ANY(CAST(:lids AS bigint[])) ORDER BY layer.id FOR UPDATE SKIP LOCKED)"
+    " SELECT f.id, w.lid AS layer_id, f.attempt, f.number, f.frame_end, f.label, f.retries"
     " FROM unnest(CAST(:lids AS bigint[]), CAST(:ns AS integer[])) WITH ORDINALITY"
-    " AS w(lid, n, ord) CROSS JOIN LATERAL (SELECT frame.id, frame.idx, frame.attempt,"
+    " AS w(lid, n, ord) JOIN held ON held.id = w.lid"
+    " CROSS JOIN LATERAL (SELECT frame.id, frame.idx, frame.attempt,"
     " frame.number, frame.frame_end, frame.label, frame.retries FROM frame"
     " WHERE frame.layer_id = w.lid AND frame.state = :waiting ORDER BY frame.idx LIMIT w.n"
     " FOR UPDATE SKIP LOCKED) AS f ORDER BY w.ord, f.idx")

@@ -23,6 +23,11 @@ def test_help_lists_the_options():
 def test_a_bad_address_is_refused_before_qt_starts():
     result = CliRunner().invoke(command, ["--supervisor", "nohost:notaport"])
     assert result.exit_code == 2 and "HOST:PORT" in result.output
+    # Several supervisors: the one that does not parse is named; an empty list is refused.
+    result = CliRunner().invoke(command, ["--supervisor", "127.0.0.1:9770,nohost:x"])
+    assert result.exit_code == 2 and "'nohost:x'" in result.output
+    result = CliRunner().invoke(command, ["--supervisor", " , "])
+    assert result.exit_code == 2 and "no supervisor address" in result.output
 
 
 def test_python_dash_m_and_cuefarm_gui_run_the_same_command():

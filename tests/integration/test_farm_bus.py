@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cuefarm.client import Events
-from tests.farm import Farm, PostgresDatabase, wait_until
+from tests.farm import Farm, FleetThread, PostgresDatabase, wait_until
 from tests.integration import ledger
 
 
@@ -248,3 +248,49 @@ def test_supervisors_lists_the_live_ones_through_any(two):
     assert "2 supervisors, 1 workers, 0/2 slots in use" in out.output
     b.stop()                       # a supervisor that stops drops off the list at once
     assert [r["address"] for r in a.client().supervisors()] == [rows[str(a.port)]["address"]]
+
+
+def test_heartbeat_figures_of_another_supervisors_hosts_reach_subscribers_of_one(
+        require_postgres, tmp_path):
+    """A host's figures (load, CPU, memory; written as its heartbeats come) change its row
+    through the supervisor it is connected to: subscribers of every supervisor see them, each
+    host's rows in order, in batches without a gap."""
+    db = PostgresDatabase()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = Farm(db.url, tmp_path / "a"), Farm(db.url, tmp_path / "b")
+    b.env["CUEFARM_SUPERVISOR_FIGURES_INTERVAL"] = "0.5"
+    fleet = None
+    events = Events(a.address)
+    try:
+        a.start_supervisor()
+        b.start_supervisor()
+        names = [f"w{i}" for i in range(3)]
+        fleet = FleetThread(b.address, [{"name": n, "slots": 1} for n in names], runtime=0.1)
+        b.wait_hosts_up(names)
+        gaps = []
+        seen: dict[str, list[float]] = {n: [] for n in names}
+        seqs = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and min(len(v) for v in seen.values()) < 4:
+            batch = events.receive(1.0, on_gap=lambda: gaps.append(events.last_seq))
+            if batch is None:
+                continue
+            seqs.append(batch.seq)
+            for h in batch.hosts:
+                if h["name"] in seen and h["last_seen"] is not None:
+                    seen[h["name"]].append(h["last_seen"])
+        # Several heartbeat writes of each host of B, as A published them: later each time.
+        assert all(len(v) >= 4 for v in seen.values()), seen
+        assert all(v == sorted(v) and len(set(v)) >= 3 for v in seen.values()), seen
+        # One resync (the first batch), then every batch in sequence.
+        assert len(gaps) == 1 and seqs == list(range(seqs[0], seqs[0] + len(seqs))), (gaps, seqs)
+        row = {h["name"]: h for h in a.client().hosts()}["w0"]
+        assert row["memory_free_mb"] > 0 and row["state"] == "UP"
+    finally:
+        events.close()
+        if fleet is not None:
+            fleet.close()
+        b.stop()
+        a.stop()
+        db.drop()
