@@ -266,8 +266,11 @@ def run_farm(bindir: Path, tmp: Path, supervisor_env: dict[str, str]) -> None:
     compose's worker settings, check health, run a job on them, stop everything."""
     port = free_port_block(4)
     services = compose()["services"]
+    # As compose runs it: a trial without keys, which the supervisor must be told.
+    insecure = services["supervisor"]["environment"]["CUEFARM_SUPERVISOR_INSECURE"]
     sup = ImageRun("Containerfile.supervisor", bindir, tmp / "sup",
-                   {**supervisor_env, "CUEFARM_SUPERVISOR_PORT": str(port)})
+                   {**supervisor_env, "CUEFARM_SUPERVISOR_PORT": str(port),
+                    "CUEFARM_SUPERVISOR_INSECURE": insecure})
     assert not sup.healthy()                    # nothing answers yet: the check says so
     sup.start()
     workers = []
