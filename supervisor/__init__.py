@@ -13,7 +13,9 @@ checks that):
   request declared once with its role: `@request("submit", role=ARTIST, ...)`), `access`,
   `why`, `schedules`, `billing`, `farmlink` (notices of the other supervisors sharing a
   PostgreSQL database, from `farmbus`: each transaction that changes the farm tells them with
-  `pg_notify` as it commits);
+  `pg_notify` as it commits), `keys_api` (issuing and revoking keys);
+- `trust`: the keys and the CURVE authenticator of the three sockets; with keys, who sent a
+  message is the key its connection authenticated with (never a field of the message);
 - `loop`: sockets, poller, timers, background threads, the stop flag; it sends what the
   handlers left in the outbox, after their transactions committed;
 - `server` assembles them; `main` reads the configuration and handles signals.
