@@ -62,6 +62,19 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
         time.sleep(interval)
 
 
+def user_with_uid_over(min_uid: int) -> "pwd.struct_passwd | None":
+    """An account a frame may run as under `min_uid`: `nobody` where its uid is high enough,
+    else any such account (None: there is none)."""
+    import pwd
+    try:
+        nobody = pwd.getpwnam("nobody")
+        if nobody.pw_uid >= min_uid:
+            return nobody
+    except KeyError:
+        pass
+    return next((u for u in pwd.getpwall() if u.pw_uid >= min_uid), None)
+
+
 def hosts_by_name(client: Client) -> dict[str, dict]:
     """The supervisor's hosts, by name."""
     return {h["name"]: h for h in client.hosts()}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import stat
 import sys
 
@@ -12,6 +11,7 @@ import pytest
 
 from cuefarm import protocol as p
 from rqd.state import kept_in
+from tests.farm import user_with_uid_over
 
 PY = sys.executable
 SLEEP = [PY, "-c", "import time; time.sleep(300)"]
@@ -237,16 +237,6 @@ def test_run_as_refuses_unusable_users(supervisor, start_rqd, helpers, user, why
     assert why in refuse.reason and user in refuse.reason
 
 
-def _user_with_uid_over(min_uid: int) -> pwd.struct_passwd | None:
-    try:
-        nobody = pwd.getpwnam("nobody")
-        if nobody.pw_uid >= min_uid:
-            return nobody
-    except KeyError:
-        pass
-    return next((u for u in pwd.getpwall() if u.pw_uid >= min_uid), None)
-
-
 @needs_root
 def test_a_service_account_is_refused_by_default(supervisor, start_rqd, helpers):
     start_rqd(supervisor)
@@ -258,7 +248,7 @@ def test_a_service_account_is_refused_by_default(supervisor, start_rqd, helpers)
 
 @needs_root
 def test_run_as_runs_the_frame_as_that_user(supervisor, start_rqd, helpers):
-    user = _user_with_uid_over(1000)
+    user = user_with_uid_over(1000)
     if user is None:
         pytest.skip("no user with uid >= 1000 on this host")
     # `nobody` (often the only such user) is on the default deny list: this rqd allows it.

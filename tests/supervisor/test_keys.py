@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import subprocess
 import time
 
@@ -17,7 +16,8 @@ from cuefarm import Client, CueFarmError, Events
 from cuefarm import keys as keyfiles
 from cuefarm import protocol as p
 from cuefarm.client import current_user
-from tests.farm import PYTHON, Farm, free_port_block, run_cli, wait_until
+from tests.farm import (PYTHON, Farm, free_port_block, run_cli, user_with_uid_over,
+                        wait_until)
 
 
 @pytest.fixture
@@ -171,20 +171,10 @@ def test_worker_keys_pending_admitted_bound_and_revoked(tmp_path, sqlite_url):
         farm.stop()
 
 
-def _user_over(min_uid: int):
-    try:
-        u = pwd.getpwnam("nobody")
-        if u.pw_uid >= min_uid:
-            return u
-    except KeyError:
-        pass
-    return next((u for u in pwd.getpwall() if u.pw_uid >= min_uid), None)
-
-
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
                     reason="running frames as another user needs rqd to run as root")
 def test_a_frame_runs_as_the_keys_user_on_a_root_worker(tmp_path, sqlite_url):
-    user = _user_over(1000)
+    user = user_with_uid_over(1000)
     if user is None:
         pytest.skip("no account with uid >= 1000 here")
     farm = Farm(sqlite_url, tmp_path)
