@@ -62,7 +62,7 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
         time.sleep(interval)
 
 
-def user_with_uid_over(min_uid: int) -> "pwd.struct_passwd | None":
+def user_with_uid_over(min_uid: int) -> Any:
     """An account a frame may run as under `min_uid`: `nobody` where its uid is high enough,
     else any such account (None: there is none)."""
     import pwd
