@@ -302,3 +302,13 @@ def test_a_number_no_database_can_hold_is_refused_when_decoded():
     # The largest that fits is taken.
     _, body = p.decode(p.encode(p.Heartbeat(memory_free_mb=2**63 - 1)), p.MAX_WORKER_MESSAGE)
     assert body.memory_free_mb == 2**63 - 1
+
+
+def test_an_unknown_type_name_is_not_echoed_whole():
+    """A message with a type name of megabytes is refused with a short error, not one that
+    sends the megabytes back."""
+    data = msgspec.msgpack.encode([p.PROTOCOL_VERSION, "x" * 1_000_000, 5, "", None])
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode(data)
+    assert info.value.code == "unknown_type" and info.value.request_id == 5
+    assert len(info.value.message) < 200
