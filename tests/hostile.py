@@ -143,7 +143,7 @@ class Messages:
 
     def wrong_types(self) -> bytes:
         if self.rnd.random() < 0.2:       # the envelope's own fields
-            env = [p.PROTOCOL_VERSION, self.rnd.choice(self.types), 1, self.user, None]
+            env = [p.PROTOCOL_VERSION, self.rnd.choice(self.acted_types), 1, self.user, None]
             env[self.rnd.randrange(5)] = self.rnd.choice(WRONG_VALUES)
             if self.rnd.random() < 0.3:
                 env = env[:self.rnd.randrange(5)] if self.rnd.random() < 0.5 else {"v": 1}
@@ -202,7 +202,7 @@ class Messages:
             # msgpack holds integers up to 2**64 - 1; "huge" beyond that is a float.
             return self.rnd.choice(HOSTILE_INTS + [1e30, -1e30, 2.0**70])
         if self.rnd.random() < 0.1:       # the request id itself
-            return self.envelope(self.rnd.choice(self.types), {},
+            return self.envelope(self.rnd.choice(self.acted_types), {},
                                  request_id=self.rnd.choice(HOSTILE_INTS))
         return self._mutated(self.acted_types, number)
 
