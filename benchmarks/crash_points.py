@@ -61,8 +61,8 @@ def main(db: str, frames: int, kills: int, worker_kills: int, seed: int | None) 
             f = one(kind, frames, sk, wk, seed)
             print(f"{kind} {label}: overlaps={f['overlaps']} lost={f['lost']} "
                   f"retries_charged={f['retries']} attempts={f['attempts']} "
-                  f"longest_restart_to_launch={f['restart_to_launch']:.2f} s "
-                  f"run={f['seconds']:.0f} s (goals: 0, 0, 0, < 5 s)", flush=True)
+                  + (f"longest_restart_to_launch={f['restart_to_launch']:.2f} s " if sk else "")
+                  + f"run={f['seconds']:.0f} s (goals: 0, 0, 0, < 5 s)", flush=True)
 
 
 if __name__ == "__main__":
