@@ -62,6 +62,7 @@ class Live:
         self.errors: Counter[str] = Counter()
         self.audit: list[dict] = []                 # audit entries to write (supervisor.auditing)
         self.client_addresses: dict[bytes, str] = {}   # client connection -> its address
+        self.big_submits = None     # supervisor.bigsubmit.BigSubmits, once the loop binds
         # Launch sequence numbers start from the wall clock in microseconds, so a restarted
         # supervisor's launches are numbered above anything a worker saw from the last run.
         self._launch_seq = time.time_ns() // 1000

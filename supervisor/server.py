@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 import cuefarm
 from cuefarm.config import SupervisorConfig
-from supervisor import auditing, billing, presence, schedules, workerlink
+from supervisor import auditing, bigsubmit, billing, presence, schedules, workerlink
 from supervisor import pipeline as pipeline_parts
 from supervisor.context import Context
 from supervisor.intake import Intake
@@ -72,6 +72,9 @@ class Supervisor:
         another supervisor runs on the same SQLite database."""
         self.sole = SoleSupervisor(self.engine, f"{self.cx.owner}, run {self.cx.id}")
         migrate(self.engine)
+        if self.engine.dialect.name == "sqlite":     # only there are jobs stored in slices
+            with self.engine.begin() as conn:
+                bigsubmit.forget_unfinished(conn)
         recover(self.cx)
         loop = self.loop
         # Done once per farm: by whichever supervisor sharing the database holds the duty.
