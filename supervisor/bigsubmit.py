@@ -21,7 +21,6 @@ stored waits for it), and a job is dispatched only once it is all stored.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Any, Callable
 
@@ -29,6 +28,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cuefarm import protocol as p
+from cuefarm.frames import RangeError, count_frames
 from cuefarm.spec import SpecError, validate_submission
 from cuefarm.states import JobState
 from supervisor import access, auditing
@@ -45,7 +45,6 @@ HUGE = 50_000            # frames in one submit beyond which it is stored off th
 # Seconds between slices on SQLite.  A writer kept waiting by SQLite retries after a sleep
 # growing to 100 ms; shorter pauses than its sleeps make it miss them.
 SLICE_PAUSE = 0.03
-_PART = re.compile(r"\s*(-?\d+)(?:\s*-\s*(-?\d+)(?:\s*[x:]\s*(-?\d+))?)?\s*$")
 
 
 def rough_frames(jobs: Any) -> int:
@@ -55,17 +54,10 @@ def rough_frames(jobs: Any) -> int:
     for job in jobs if isinstance(jobs, list) else []:
         layers = job.get("layers") if isinstance(job, dict) else None
         for layer in layers if isinstance(layers, list) else []:
-            spec = layer.get("range") if isinstance(layer, dict) else None
-            for part in str(spec or "").split(","):
-                m = _PART.match(part)
-                if m is None:
-                    total += 1
-                    continue
-                a, b, step = m.group(1), m.group(2), m.group(3)
-                if b is None:
-                    total += 1
-                else:
-                    total += abs(int(b) - int(a)) // max(1, abs(int(step or 1))) + 1
+            try:
+                total += count_frames(layer.get("range") if isinstance(layer, dict) else None)
+            except RangeError:
+                total += 1           # refused when checked
     return total
 
 
