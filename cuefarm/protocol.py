@@ -637,7 +637,8 @@ def decode_body(env: Envelope, allowed: frozenset[str] | None = None) -> Body:
     `allowed`) type or a body that does not fit it."""
     decoder = _body_decoders.get(env.type)
     if decoder is None or (allowed is not None and env.type not in allowed):
-        raise ProtocolError("unknown_type", f"unknown message type {env.type!r}", env.id)
+        # The name is cut short in the reply: an error must not echo megabytes back.
+        raise ProtocolError("unknown_type", f"unknown message type {env.type[:80]!r}", env.id)
     try:
         return decoder.decode(env.body)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError,

@@ -21,8 +21,9 @@ from cuefarm import protocol as p
 from cuefarm.spec import (SpecError, validate_job_changes, validate_layer_changes,
                           validate_submission)
 from cuefarm import pathmap
-from supervisor import (access, archive_api, auditing, billing_api, comments, exports,
-                        keys_api, notify_api, presence, schedules, stats, why, wrangling)
+from supervisor import (access, archive_api, auditing, bigsubmit, billing_api, comments,
+                        exports, keys_api, notify_api, presence, schedules, stats, why,
+                        wrangling)
 from supervisor.context import Context
 from supervisor.live import default_admission
 from supervisor.logrelay import RELAYED_MAX
@@ -119,7 +120,7 @@ def serve(cx: Context, env: p.Envelope, body: p.Body, route: list[bytes]) -> p.B
         cx.live.errors["internal"] += 1
         log.exception("internal error serving %s", env.type)
         reply = p.Error("internal", f"internal error serving {env.type}; see the supervisor log")
-    if auditing.audited(env.type, declared.read):
+    if reply is not None and auditing.audited(env.type, declared.read):
         auditing.note(cx, env.type, body, req.user, route, reply)
     return reply
 
@@ -137,6 +138,10 @@ def _ping(cx: Context, req: Request) -> p.Body:
 @request("submit", role=ARTIST, what="submitting jobs")
 def _submit(cx: Context, req: Request) -> p.Body:
     body: p.Submit = req.body
+    if bigsubmit.huge(cx, body):     # stored off the loop, answered once stored
+        cx.live.big_submits.start(cx, req, lambda specs: _check_loader_env(
+            specs, cx.cfg.loader_env_allow))
+        return None
     try:
         specs = validate_submission(body.jobs, cx.cfg.max_frames_per_job)
     except SpecError as exc:

@@ -69,6 +69,7 @@ class Live:
         # Who may see what changed (keys, project members): events subscribers get new views.
         self.views_changed = False
         self.members_seen: dict | None = None
+        self.big_submits = None     # supervisor.bigsubmit.BigSubmits, once the loop binds
         # Launch sequence numbers start from the wall clock in microseconds, so a restarted
         # supervisor's launches are numbered above anything a worker saw from the last run.
         self._launch_seq = time.time_ns() // 1000

@@ -23,8 +23,8 @@ from typing import Any, Callable
 import zmq
 
 from cuefarm import protocol as p
-from supervisor import (access, auditing, clientapi, dispatch, farmlink, registration, trust,
-                        workerlink)
+from supervisor import (access, auditing, bigsubmit, clientapi, dispatch, farmlink,
+                        registration, trust, workerlink)
 from supervisor.background import Background
 from supervisor.context import Context
 from supervisor.events import Publisher
@@ -50,6 +50,7 @@ FIGURE_SLICE = 0.2
 FIGURES = "heartbeat figures"   # the key of their writes on the figures thread
 SWITCH_INTERVAL = 0.0005   # seconds; see run()
 SLOW_TURN = 0.1       # seconds; a whole loop turn taking longer is logged with its slow steps
+SUBMIT_GRACE = 20.0   # seconds a stopping supervisor gives huge submits being stored to finish
 # Python's full garbage collection walks every live object: with thousands of workers in the
 # registry it held the loop for 100-150 ms several times a minute.  What has lived for a
 # while is frozen (left out of collections) every GC_FREEZE seconds, and a full collection
@@ -133,6 +134,7 @@ class Loop:
         self.housekeeping: Background | None = None   # periodic database work
         self.figures: Background | None = None        # heartbeat figures
         self.reader: Background | None = None         # client requests that only read
+        self.big_submits: bigsubmit.BigSubmits | None = None   # huge submits being stored
         self.reader_seq = 0
         # Client requests waiting, per connection (its routing id), served round-robin.
         self.waiting: dict[bytes, deque[list[bytes]]] = {}
@@ -191,6 +193,8 @@ class Loop:
         self.housekeeping = Background(self.ctx, "housekeeping", self.threads)
         self.figures = Background(self.ctx, "figures", self.threads)
         self.reader = Background(self.ctx, "reader", self.threads)
+        self.big_submits = bigsubmit.BigSubmits(Background(self.ctx, "submits", self.threads))
+        self.cx.live.big_submits = self.big_submits
         self.publisher = Publisher(pub, self.cx.id,
                                    builder=Background(self.ctx, "events", self.threads),
                                    hidden_for=self._hidden_for if gate is not None else None)
@@ -272,7 +276,22 @@ class Loop:
         gc.freeze()             # what start() loaded lives as long as the process
         while not self.stopping:
             self.step(self._timeout_ms())
+        self._finish_submits()
         log.info("supervisor stopping")
+
+    def _finish_submits(self, grace: float = SUBMIT_GRACE) -> None:
+        """Huge submits being stored when the stop came (supervisor.bigsubmit) are finished
+        and answered: their clients wait for them.  Not beyond `grace` seconds: one cut short
+        is not answered (the client sends it again) and what it stored goes at the next
+        start."""
+        big = self.big_submits
+        deadline = time.monotonic() + grace
+        if big is not None and big.waiting:
+            log.info("finishing %d submit(s) before stopping", len(big.waiting))
+        while big is not None and big.waiting and time.monotonic() < deadline:
+            big.background.wake.poll(100)
+            big.collect(self.cx)
+            self.flush()
 
     def step(self, timeout_ms: int = 0) -> None:
         """One turn: wait up to `timeout_ms` for something to do, then do it."""
@@ -281,7 +300,7 @@ class Loop:
             self.poller = zmq.Poller()
             for s in (self.client_sock, self.worker_sock, self.publisher.sock,
                       self.housekeeping.wake, self.figures.wake, self.reader.wake,
-                      self.publisher.builder.wake):
+                      self.publisher.builder.wake, self.big_submits.background.wake):
                 self.poller.register(s, zmq.POLLIN)
             self.poller.register(self._wake_r, zmq.POLLIN)
             for monitor in self.monitors:
@@ -468,6 +487,7 @@ class Loop:
                 log.error("reader thread failed", exc_info=error)
             elif result[2] is not None:
                 cx.out.reply(*result)
+        self.big_submits.collect(cx)
         lap("background results")
         registration.flush(cx)
         self.flush()
@@ -668,6 +688,7 @@ class Loop:
         the piece they are on (each is one transaction: one cut short is rolled back)."""
         deadline = time.monotonic() + grace
         for bg in (self.housekeeping, self.figures, self.reader,
+                   self.big_submits and self.big_submits.background,
                    self.publisher and self.publisher.builder):
             if bg is not None:
                 bg.close(max(0.0, deadline - time.monotonic()))

@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 
 import cuefarm
 from cuefarm.config import SupervisorConfig
-from supervisor import auditing, billing, keys_api, presence, schedules, trust, workerlink
+from supervisor import (auditing, bigsubmit, billing, keys_api, presence, schedules, trust,
+                        workerlink)
 from cuefarm import keys as keyfiles
 from cuefarm.config import ConfigError
 from supervisor import pipeline as pipeline_parts
@@ -76,6 +77,9 @@ class Supervisor:
         self.sole = SoleSupervisor(self.engine, f"{self.cx.owner}, run {self.cx.id}")
         migrate(self.engine)
         self._keys()
+        if self.engine.dialect.name == "sqlite":     # only there are jobs stored in slices
+            with self.engine.begin() as conn:
+                bigsubmit.forget_unfinished(conn)
         recover(self.cx)
         loop = self.loop
         if self.cx.gate is not None:

@@ -11,6 +11,7 @@ from cuefarm.states import Event, FrameState, JobState, LockState, next_state, s
 from supervisor.store import depends, jobs
 from supervisor.store.counters import Deltas, FrameMove, apply_moves
 from supervisor.store.errors import ControlError
+from supervisor.store.submit import STORING
 from supervisor.store.hostadmin import resolve_hosts
 from supervisor.store.models import Attempt, Frame, Host, Job, JobHost
 from supervisor.store.work import Touched
@@ -49,7 +50,11 @@ def pause(conn: Connection, job_ids: list[int], now: float, out: Outcome) -> Non
 
 
 def resume(conn: Connection, job_ids: list[int], now: float, out: Outcome) -> None:
-    """Let paused jobs run again; the reason an automatic pause gave is cleared with it."""
+    """Let paused jobs run again; the reason an automatic pause gave is cleared with it.  A job
+    still being stored (supervisor.bigsubmit) stays paused: it is not all there yet."""
+    storing = set(conn.execute(select(Job.id).where(Job.id.in_(job_ids),
+                                                    Job.flagged == STORING)).scalars())
+    job_ids = [i for i in job_ids if i not in storing]
     _set_job_state(conn, job_ids, JobState.PAUSED, JobState.ACTIVE, out)
     conn.execute(update(Job).where(Job.id.in_(job_ids), Job.state == JobState.ACTIVE.value,
                                    Job.flagged != "").values(flagged=""))

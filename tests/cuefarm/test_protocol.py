@@ -321,3 +321,13 @@ def test_progress_from_0_to_100_or_none_is_taken():
         assert body.running[0].progress == progress
     # None is left out on the wire: a frame that printed no progress sends what it always did.
     assert b"progress" not in p.encode(p.Heartbeat(running=[p.RunningAttempt("1.1")]))
+
+
+def test_an_unknown_type_name_is_not_echoed_whole():
+    """A message with a type name of megabytes is refused with a short error, not one that
+    sends the megabytes back."""
+    data = msgspec.msgpack.encode([p.PROTOCOL_VERSION, "x" * 1_000_000, 5, "", None])
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode(data)
+    assert info.value.code == "unknown_type" and info.value.request_id == 5
+    assert len(info.value.message) < 200

@@ -11,8 +11,9 @@ SCRIPT = r'''
 import os, signal, sys, time
 path, duration = sys.argv[1], float(sys.argv[2])
 def note(kind):
-    line = "%s %s %s %s %.6f\n" % (kind, os.environ["CUE_LAYER"], os.environ["CUE_FRAME"],
-                                   os.environ["CUE_ATTEMPT"], time.time())
+    line = "%s %s %s %s %.6f %s\n" % (kind, os.environ["CUE_LAYER"], os.environ["CUE_FRAME"],
+                                      os.environ["CUE_ATTEMPT"], time.time(),
+                                      os.environ["CUE_HOST"])
     with open(path, "a") as f:
         f.write(line)
 def killed(signum, frame):
@@ -45,7 +46,7 @@ def runs(ledger: Path) -> dict[tuple[str, int], list[tuple[float, float]]]:
     starts: dict[str, tuple[str, int, float]] = {}
     ends: dict[str, float] = {}
     for line in ledger.read_text().splitlines():
-        kind, layer, frame, attempt, t = line.split()
+        kind, layer, frame, attempt, t, host = line.split()
         if kind == "start":
             starts[attempt] = (layer, int(frame), float(t))
         else:
@@ -57,16 +58,16 @@ def runs(ledger: Path) -> dict[tuple[str, int], list[tuple[float, float]]]:
 
 
 def attempts(ledger: Path) -> dict[str, dict]:
-    """attempt id -> {layer, frame, start, end, how}; how is "end", "killed" or None (no end
+    """attempt id -> {layer, frame, start, end, how, host}; how is "end", "killed" or None (no end
     written: still running, or killed without a chance to say so)."""
     out: dict[str, dict] = {}
     if not ledger.exists():          # no frame started yet
         return out
     for line in ledger.read_text().splitlines():
-        kind, layer, frame, attempt, t = line.split()
+        kind, layer, frame, attempt, t, host = line.split()
         if kind == "start":
             out[attempt] = {"layer": layer, "frame": int(frame), "start": float(t),
-                            "end": float("inf"), "how": None}
+                            "end": float("inf"), "how": None, "host": host}
         elif attempt in out:
             out[attempt].update(end=float(t), how=kind)
     return out

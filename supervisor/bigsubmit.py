@@ -1,0 +1,243 @@
+"""Huge submits, stored off the loop.
+
+Checking and storing a job of a million frames takes seconds: on the loop, that would hold
+heartbeats, completions and every other client for as long.  A submit of more than HUGE
+frames (counted roughly from its ranges, before any checking) is checked and stored on a
+thread of its own, and answered when it is stored:
+
+- PostgreSQL: in one transaction, as on the loop (others write beside it);
+- SQLite (one writer at a time): in slices of SLICE_BATCH frames, each committed, with a
+  pause between them in which the loop's writes take the lock: the loop waits for a slice at
+  most, never for a whole submit.  Meanwhile the jobs are paused and flagged STORING, so nothing
+  dispatches them; the last transaction records the submission id and makes them what was
+  asked.  A failure deletes what was stored; jobs left STORING by a
+  supervisor that died meanwhile are deleted when one starts (forget_unfinished).
+
+The promises of a submit hold: the reply comes only after the commit, a retry with the same
+submission id is answered with the first one's job ids (a retry arriving while the first is
+stored waits for it), and a job is dispatched only once it is all stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
+
+from cuefarm import protocol as p
+from cuefarm.frames import RangeError, count_frames
+from cuefarm.spec import SpecError, validate_submission
+from cuefarm.states import JobState
+from supervisor import access, auditing
+from supervisor.background import Background
+from supervisor.context import Context
+from supervisor.requests import Request, RequestError
+from supervisor.store import archive, work
+from supervisor.store import notifications as notify_store
+from supervisor.store import submit as submit_store
+from supervisor.store.models import Job
+
+log = logging.getLogger(__name__)
+HUGE = 50_000            # frames in one submit beyond which it is stored off the loop
+# Seconds between slices on SQLite.  A writer kept waiting by SQLite retries after a sleep
+# growing to 100 ms; shorter pauses than its sleeps make it miss them.
+SLICE_PAUSE = 0.03
+
+
+def rough_frames(jobs: Any) -> int:
+    """About how many frames `jobs` (a submit's raw job dicts) make, from their ranges alone,
+    without checking anything: what decides where a submit is stored, nothing else."""
+    total = 0
+    for job in jobs if isinstance(jobs, list) else []:
+        layers = job.get("layers") if isinstance(job, dict) else None
+        for layer in layers if isinstance(layers, list) else []:
+            try:
+                total += count_frames(layer.get("range") if isinstance(layer, dict) else None)
+            except RangeError:
+                total += 1           # refused when checked
+    return total
+
+
+def huge(cx: Context, body: p.Submit) -> bool:
+    """Whether this submit is stored off the loop (by the loop's BigSubmits)."""
+    return cx.live.big_submits is not None and rough_frames(body.jobs) > HUGE
+
+
+class BigSubmits:
+    """The thread storing huge submits, and the requests waiting for them (on the loop)."""
+
+    def __init__(self, background: Background):
+        self.background = background
+        self.seq = 0
+        # key -> [(route, request id)] waiting for that submit's reply; retries of an unsent
+        # submission id join its first request here.
+        self.waiting: dict[Any, list[tuple[list[bytes], int]]] = {}
+        self.audit: dict[Any, tuple[p.Submit, str, list[bytes]]] = {}
+
+    def start(self, cx: Context, req: Request,
+              check: Callable[[list], None]) -> None:
+        """Store `req`'s submit off the loop; `check(specs)` refuses what the loop would
+        (raises RequestError).  The reply goes out when it is stored."""
+        body: p.Submit = req.body
+        sid = body.submission
+        if sid is not None and not (0 < len(sid) <= 64 and sid.isascii() and sid.isprintable()):
+            raise RequestError("invalid", "a submission id is 1 to 64 printable ASCII "
+                                          "characters", "submission")
+        key: Any
+        if body.submission is not None:
+            key = ("submission", req.user, body.submission)
+            if key in self.waiting:           # a retry of one being stored: same answer
+                self.waiting[key].append((req.route, req.request_id))
+                return
+        else:
+            self.seq += 1
+            key = ("request", self.seq)
+        self.waiting[key] = [(req.route, req.request_id)]
+        self.audit[key] = (body, req.user, req.route)
+        hidden = access.hidden_projects
+        policy = cx.policy
+        self.background.submit(key, lambda: _store(cx, body, req.user, check,
+                                                   lambda conn: hidden(policy, conn, req.user)))
+
+    def collect(self, cx: Context) -> None:
+        """On the loop: answer the submits stored since the last call."""
+        for key, result, error in self.background.collect():
+            if error is not None:
+                if isinstance(error, RequestError):
+                    cx.live.errors[error.code] += 1
+                    reply: p.Body = p.Error(error.code, error.message, error.field)
+                else:
+                    cx.live.errors["internal"] += 1
+                    log.error("storing a submit failed", exc_info=error)
+                    reply = p.Error("internal", "internal error storing the submit; see the "
+                                                "supervisor log")
+            else:
+                ids, touched = result
+                cx.out.note(touched)
+                cx.out.wake()
+                reply = p.JobIds(ids)
+            body, user, route = self.audit.pop(key)
+            auditing.note(cx, "submit", body, user, route, reply)
+            for route, request_id in self.waiting.pop(key, []):
+                cx.out.reply(route, request_id, reply)
+
+
+def _store(cx: Context, body: p.Submit, user: str, check: Callable[[list], None],
+           hidden: Callable[[Connection], frozenset[str]]) -> tuple[list[int], work.Touched]:
+    """On the submit thread: check and store; (job ids, what changed)."""
+    t0 = time.monotonic()
+    try:
+        specs = validate_submission(body.jobs, cx.cfg.max_frames_per_job)
+    except SpecError as exc:
+        raise RequestError("invalid", exc.message, exc.field) from None
+    check(specs)
+    sid, now = body.submission, cx.clock()
+    if cx.engine.dialect.name == "sqlite":
+        ids = _store_in_slices(cx, specs, user, now, sid, hidden)
+    else:
+        ids = _store_at_once(cx, specs, user, now, sid, hidden)
+    log.info("%s submitted jobs %s (%d frames, stored off the loop in %.1f s)", user, ids,
+             sum(len(layer.frames) for s in specs for layer in s.layers),
+             time.monotonic() - t0)
+    return ids, work.Touched(jobs=set(ids))
+
+
+def _set_rules(cx: Context, conn: Connection, ids: list[int], specs: list) -> None:
+    """A job's own notification rules; else its project's; else the supervisor's."""
+    defaults = cx.pipeline.default_rules if cx.pipeline is not None else None
+    by_project = notify_store.project_rules(conn, [s.project for s in specs
+                                                   if s.notify is None])
+    notify_store.set_rules(conn, [
+        (i, s.notify if s.notify is not None else by_project.get(s.project, defaults))
+        for i, s in zip(ids, specs)])
+
+
+def _store_at_once(cx: Context, specs: list, user: str, now: float, sid: str | None,
+                   hidden: Callable[[Connection], frozenset[str]]) -> list[int]:
+    try:
+        with cx.begin() as (conn, staged):
+            ids = submit_store.submit(conn, specs, user, now, hidden(conn), sid)
+            _set_rules(cx, conn, ids, specs)
+            staged.note(work.Touched(jobs=set(ids)))
+            staged.wake()
+        return ids
+    except submit_store.SubmitError as exc:
+        raise RequestError("invalid", exc.message, exc.field) from None
+    except IntegrityError:
+        if sid is None:
+            raise
+        # The same submission stored meanwhile by a retry on another supervisor: its jobs.
+        with cx.engine.connect() as conn:
+            return submit_store.submit(conn, [], user, now, frozenset(), sid)
+
+
+def _store_in_slices(cx: Context, specs: list, user: str, now: float, sid: str | None,
+                     hidden: Callable[[Connection], frozenset[str]]) -> list[int]:
+    ids: list[int] = []
+    with cx.engine.connect() as conn:
+        if sid is not None:      # stored already (this is a retry): the first one's jobs
+            try:
+                first = submit_store.stored_submission(conn, sid, user)
+            except submit_store.SubmitError as exc:
+                raise RequestError("invalid", exc.message, exc.field) from None
+            conn.commit()
+            if first is not None:
+                return first
+
+        def between() -> None:
+            conn.commit()
+            time.sleep(SLICE_PAUSE)
+        try:
+            for k, spec in enumerate(specs):
+                # One job at a time, so a failure knows every job stored so far.
+                ids += submit_store.submit(conn, [spec], user, now, hidden(conn), None,
+                                           between)
+                conn.commit()
+        except submit_store.SubmitError as exc:
+            conn.rollback()
+            _forget(cx, ids)
+            raise RequestError("invalid", exc.message.replace("jobs[0]", f"jobs[{k}]"),
+                               exc.field.replace("jobs[0]", f"jobs[{k}]")) from None
+        except BaseException:
+            conn.rollback()
+            _forget(cx, ids)
+            raise
+    try:
+        with cx.begin() as (conn, staged):
+            if sid is not None:
+                submit_store.record_submission(conn, sid, user, ids, now)
+            for i, spec in zip(ids, specs):
+                state = JobState.PAUSED if spec.paused else JobState.ACTIVE
+                conn.execute(update(Job).where(Job.id == i,
+                                               Job.flagged == submit_store.STORING)
+                             .values(state=state.value, flagged=""))
+            _set_rules(cx, conn, ids, specs)
+            staged.note(work.Touched(jobs=set(ids)))
+            staged.wake()
+    except BaseException:
+        _forget(cx, ids)
+        raise
+    return ids
+
+
+def _forget(cx: Context, ids: list[int]) -> None:
+    """Delete jobs stored in part (their submit failed)."""
+    if ids:
+        with cx.engine.begin() as conn:
+            archive.delete_jobs(conn, ids)
+
+
+def forget_unfinished(conn: Connection) -> int:
+    """Delete the jobs a supervisor was storing in slices when it died (they never were
+    answered, so the client submits again); how many."""
+    ids = list(conn.execute(select(Job.id).where(Job.flagged == submit_store.STORING,
+                                                 Job.state == JobState.PAUSED.value))
+               .scalars())
+    archive.delete_jobs(conn, ids)
+    if ids:
+        log.warning("deleted %d job(s) left half stored by a supervisor that stopped: %s",
+                    len(ids), ids)
+    return len(ids)

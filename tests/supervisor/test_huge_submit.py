@@ -1,0 +1,99 @@
+"""Submits of more than bigsubmit.HUGE frames are stored off the loop (on SQLite in slices)
+and keep a submit's promises: answered once stored, a retried submission id answered with the
+first one's jobs, nothing dispatched before it is all stored, nothing half stored left."""
+
+from __future__ import annotations
+
+import pytest
+import zmq
+
+from cuefarm import CueFarmError
+from cuefarm import protocol as p
+from supervisor import bigsubmit
+from supervisor.store import submit as submit_store
+from supervisor.store.control import Outcome, resume
+from cuefarm.spec import validate_submission
+
+FRAMES = bigsubmit.HUGE + 5_000
+
+
+def huge(name: str = "huge", frames: int = FRAMES, **layer) -> dict:
+    return {"name": name, "project": "p", "layers": [
+        {"name": "r", "command": ["true"], "range": f"1-{frames}", **layer}]}
+
+
+def test_rough_frames_counts_ranges_without_expanding_them():
+    assert bigsubmit.rough_frames([huge(frames=1_000_000)]) == 1_000_000
+    assert bigsubmit.rough_frames([{"layers": [{"range": "1-100x2,5,200-101"}]}]) == 151
+    assert bigsubmit.rough_frames([{"layers": [{"range": "nonsense"}, {}]}, "x", None]) == 2
+    assert bigsubmit.rough_frames("not a list") == 0
+
+
+def test_a_huge_submit_is_stored_whole_and_a_retry_gets_its_jobs(farm):
+    c = farm.client(timeout=120)
+    first = list(c.request(p.Submit(jobs=[huge("a"), huge("b")], submission="big-1")).job_ids)
+    jobs = {j["id"]: j for j in c.jobs()}
+    assert sorted(jobs) == sorted(first)
+    for jid in first:        # answered after the commit: all there, and made active
+        assert jobs[jid]["frames_total"] == FRAMES and jobs[jid]["waiting"] == FRAMES
+        assert jobs[jid]["state"] == "ACTIVE" and jobs[jid]["flagged"] == ""
+    again = list(c.request(p.Submit(jobs=[huge("a"), huge("b")], submission="big-1")).job_ids)
+    assert again == first and len(c.jobs()) == 2
+    # Stored paused when asked so.
+    [paused] = c.submit([huge("p") | {"paused": True}])
+    assert c.job(paused)["state"] == "PAUSED"
+
+
+def test_retries_sent_while_it_is_stored_share_its_answer(farm):
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(f"tcp://127.0.0.1:{farm.port}")
+    try:
+        for rid in (1, 2, 3):        # the client's retries, before any reply
+            sock.send(p.encode(p.Submit(jobs=[huge()], submission="big-2"), rid, "alice"))
+        replies = {}
+        while len(replies) < 3:
+            assert sock.poll(120_000), "a submit was not answered"
+            env, body = p.decode(sock.recv())
+            replies[env.id] = list(body.job_ids)
+        assert replies[1] == replies[2] == replies[3] and len(replies[1]) == 1
+        assert [j["id"] for j in farm.client().jobs()] == replies[1]
+    finally:
+        sock.close(0)
+
+
+def test_a_huge_submit_that_is_refused_stores_nothing(farm):
+    c = farm.client(timeout=120)
+    with pytest.raises(CueFarmError, match="no limit named") as err:
+        c.submit([huge("ok"), huge("bad", limits=["nolimit"])])
+    assert err.value.field == "jobs[1].layers[0].limits[0]"
+    with pytest.raises(CueFarmError, match="command"):
+        c.submit([huge("bad", command=[])])
+    with pytest.raises(CueFarmError, match="submission id"):
+        c.request(p.Submit(jobs=[huge()], submission="x" * 65))
+    assert c.jobs() == []
+    errors = {r["name"]: r["value"] for r in c.metrics()}
+    assert errors["errors.invalid"] >= 3
+
+
+def test_a_huge_job_runs(sqlite_farm):
+    sqlite_farm.start_rqd("w1", 4)
+    c = sqlite_farm.client(timeout=120)
+    [jid] = c.submit([huge(chunk=FRAMES // 4)])     # four chunks: quick to run
+    job = c.wait(jid, timeout=120)
+    assert job["succeeded"] == 4 and job["state"] == "FINISHED"
+
+
+def test_jobs_left_half_stored_are_deleted_and_cannot_be_resumed(engine):
+    specs = validate_submission([huge()], FRAMES)
+    with engine.connect() as conn:
+        [jid] = submit_store.submit(conn, specs, "alice", 1.0, between=conn.commit)
+        conn.commit()
+    with engine.begin() as conn:
+        out = Outcome()
+        resume(conn, [jid], 2.0, out)           # still being stored: stays paused
+        state = conn.exec_driver_sql(f"SELECT state, flagged FROM job WHERE id={jid}").one()
+        assert tuple(state) == ("PAUSED", submit_store.STORING)
+        assert bigsubmit.forget_unfinished(conn) == 1
+        assert conn.exec_driver_sql("SELECT count(*) FROM frame").scalar() == 0
+        assert conn.exec_driver_sql("SELECT count(*) FROM job").scalar() == 0
