@@ -89,11 +89,9 @@ class FramesModel(RowTableModel):
     def _replaced(self) -> None:
         self._runs.clear()
         ids = list(self._all)
+        self._recount.start(self._count_steps(ids))     # replaces a count under way
         if len(ids) < self.async_threshold:
-            for row in self._all.values():
-                self._runs.set(row)
-            return
-        self._recount.start(self._count_steps(ids))
+            self._recount.finish()
 
     def _count_steps(self, ids: list):
         """Count a new set of frames in steps.  Each frame is read as it is by then, and a

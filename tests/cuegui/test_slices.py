@@ -190,3 +190,11 @@ def test_the_run_time_figures_follow_the_frames(qtbot, monkeypatch):
     qtbot.waitUntil(lambda: not model.loading, timeout=WAIT)
     qtbot.waitUntil(lambda: not model._recount.busy, timeout=WAIT)
     _same_runs(model)
+    # Another job while the count of a large one is under way: only its frames count.
+    model.show_job(3, [{**f, "job_id": 3, "id": f["id"] + 100_000}
+                       for f in frames(60_000, seed=5)])
+    qtbot.waitUntil(lambda: not model.loading and len(model._runs._of) > 0, timeout=WAIT)
+    assert model._recount.busy                 # counted in part
+    model.show_job(4, [{**f, "job_id": 4} for f in frames(50, seed=6)])
+    qtbot.wait(300)
+    _same_runs(model)
