@@ -13,8 +13,9 @@ Prints its figures; not a test.  Two parts:
 Throughout, a 5 ms QTimer heartbeat measures how late the UI thread gets to it: the longest
 stalls are the longest times the UI could not respond.  A batch's time runs from its arrival
 until the models are done with it (slices, and the paints between them, included); its CPU is
-the UI thread's CPU time meanwhile.  The machine's load average is printed: on a shared
-machine, waiting for a core shows up as stalls too.
+the UI thread's CPU time meanwhile.  The longest stalls are printed as "ms late (ms of UI
+thread CPU in that gap)", with the machine's load average: on a shared machine, waiting for a
+core shows up as stalls too, with little CPU of our own.
 
     python benchmarks/gui.py [--part synthetic|live|both] [--jobs 10000] [--frames 100000]
                              [--workers 4000] [--db sqlite|postgres] [--seconds 30]
@@ -127,28 +128,32 @@ class Heartbeat:
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self._tick)
         self.last = time.perf_counter()
+        self.last_cpu = time.thread_time()
         self.worst: dict[str, float] = {}
-        self.stalls: dict[str, list[float]] = {}     # every stall over 16 ms, by phase
+        # Every stall over 16 ms, by phase: (lateness, UI-thread CPU time meanwhile).  A stall
+        # with little CPU is the thread waiting for a core (or the GIL), not working.
+        self.stalls: dict[str, list[tuple[float, float]]] = {}
         self.phase = "idle"
         self.timer.start()
 
     def _tick(self) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         late = now - self.last - self.interval
         self.worst[self.phase] = max(self.worst.get(self.phase, 0.0), late)
         if late > 0.016:
-            self.stalls.setdefault(self.phase, []).append(late)
-        self.last = now
+            self.stalls.setdefault(self.phase, []).append((late, cpu - self.last_cpu))
+        self.last, self.last_cpu = now, cpu
 
     def longest(self, phase: str, n: int = 5) -> str:
-        """The phase's `n` longest stalls, in milliseconds."""
+        """The phase's `n` longest stalls: milliseconds late (milliseconds of UI CPU)."""
         worst = sorted(self.stalls.get(phase, []), reverse=True)[:n]
-        return ", ".join(f"{x * 1000:.0f}" for x in worst) or "none over 16 ms"
+        return (", ".join(f"{x * 1000:.0f} ({c * 1000:.0f})" for x, c in worst)
+                or "none over 16")
 
     def begin(self, phase: str) -> None:
         self.pump(0.02)
         self.phase = phase
-        self.last = time.perf_counter()
+        self.last, self.last_cpu = time.perf_counter(), time.thread_time()
 
     @staticmethod
     def pump(seconds: float) -> None:
