@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import socket
+import sys
 import time
 from typing import Any, Callable
 
@@ -46,6 +47,9 @@ MAX_BACKOFF = 5.0
 MAX_DRAIN = 500        # batches merged into one emission at most
 FIRST_PAGE = 1000      # frames shown at once when a job is selected
 PAGE_SIZE = 10_000     # frames per request after the first page
+# The worker's Python work holds the GIL the UI thread needs after each Qt call it makes; at
+# Python's default 5 ms switch interval a busy worker made a 7 ms repaint take 20-120 ms.
+GIL_SWITCH_INTERVAL = 0.001
 
 
 class _Paging:
@@ -150,6 +154,11 @@ class Connection(QThread):
     def resync(self) -> None:
         """Fetch everything afresh (a user asked for it)."""
         self._send("resync")
+
+    def start(self, *args) -> None:
+        """Start the worker (see GIL_SWITCH_INTERVAL)."""
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
+        super().start(*args)
 
     def stop(self, wait_ms: int = 20000) -> None:
         """Ask the worker to finish and wait for it."""

@@ -488,7 +488,7 @@ class MainWindow(QMainWindow):
     def _update_estimate(self) -> None:
         job_id = self.frames_model.job_id
         layers = self.layers_model.all_rows() if self.layers_model.job_id == job_id else []
-        self.jobs_model.set_detail(job_id, layers, self.frames_model.all_rows())
+        self.jobs_model.set_detail(job_id, layers, self.frames_model.layer_runs())
         self.jobs_view.viewport().update()
 
     def update_counts(self) -> None:

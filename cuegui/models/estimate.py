@@ -12,35 +12,107 @@ limit, a lack of slots or hosts, or dependencies; Why says which), not a growing
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import bisect
+import math
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from cuegui import format as fmt
 
 
-@dataclass
 class LayerRuns:
-    """What the frames of one layer say: succeeded run times, running frames' starts."""
+    """What the frames of one layer say: how many succeeded with a run time and their sum,
+    and when the running frames started (kept in order, so the rests of the running frames
+    are a search and a sum over a slice, not a loop)."""
 
-    runtimes: list[float] = field(default_factory=list)
-    started: list[float] = field(default_factory=list)
+    __slots__ = ("count", "total", "started")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.started: list[float] = []
 
     @property
     def average(self) -> float | None:
-        return sum(self.runtimes) / len(self.runtimes) if self.runtimes else None
+        return self.total / self.count if self.count else None
+
+    def add(self, kind: str, value: float) -> None:
+        if kind == "SUCCEEDED":
+            self.count += 1
+            self.total += value
+        else:
+            bisect.insort(self.started, value)
+
+    def remove(self, kind: str, value: float) -> None:
+        if kind == "SUCCEEDED":
+            self.count -= 1
+            self.total = self.total - value if self.count else 0.0
+        else:
+            del self.started[bisect.bisect_left(self.started, value)]
+
+    def rests(self, average: float, now: float) -> tuple[float, float]:
+        """(sum, longest) of what the running frames still need at `average` seconds each:
+        a frame started at s needs max(0, average - (now - s))."""
+        started = self.started
+        first = bisect.bisect_right(started, now - average)
+        n = len(started) - first
+        if not n:
+            return 0.0, 0.0
+        return n * (average - now) + math.fsum(started[first:]), average - (now - started[-1])
+
+
+def _contribution(frame: dict) -> tuple[str, float] | None:
+    state = frame.get("state")
+    if state == "SUCCEEDED" and frame.get("runtime") is not None:
+        return state, float(frame["runtime"])
+    if state == "RUNNING" and frame.get("started_at") is not None:
+        return state, float(frame["started_at"])
+    return None
+
+
+class FrameRuns:
+    """Layer runs kept up to date as frames change: each frame counts once, by id, so a
+    frame seen again replaces what it said before.  `layers` maps a layer name to its
+    LayerRuns."""
+
+    def __init__(self) -> None:
+        self.layers: dict[str, LayerRuns] = {}
+        self._of: dict[Any, tuple[str, str, float]] = {}   # frame id -> (layer, kind, value)
+
+    def clear(self) -> None:
+        self.layers.clear()
+        self._of.clear()
+
+    def set(self, frame: dict) -> None:
+        """Count `frame` (a whole row) instead of what its id said before."""
+        rid = frame["id"]
+        was = self._of.get(rid)
+        now = _contribution(frame)
+        name = str(frame.get("layer"))
+        if was is not None:
+            if now is not None and was == (name, *now):
+                return
+            self.drop(rid)
+        if now is not None:
+            self._of[rid] = (name, *now)
+            runs = self.layers.get(name)
+            if runs is None:
+                runs = self.layers[name] = LayerRuns()
+            runs.add(*now)
+
+    def drop(self, rid: Any) -> None:
+        """Forget the frame with id `rid`."""
+        was = self._of.pop(rid, None)
+        if was is not None:
+            self.layers[was[0]].remove(was[1], was[2])
 
 
 def layer_runs(frames: Iterable[dict]) -> dict[str, LayerRuns]:
     """Per layer name, the run times of succeeded frames and when running frames started."""
-    out: dict[str, LayerRuns] = {}
+    out = FrameRuns()
     for f in frames:
-        state = f.get("state")
-        if state == "SUCCEEDED" and f.get("runtime") is not None:
-            out.setdefault(str(f.get("layer")), LayerRuns()).runtimes.append(float(f["runtime"]))
-        elif state == "RUNNING" and f.get("started_at") is not None:
-            out.setdefault(str(f.get("layer")), LayerRuns()).started.append(
-                float(f["started_at"]))
-    return out
+        out.set(f)
+    return out.layers
 
 
 @dataclass(frozen=True)
@@ -89,17 +161,15 @@ def estimate(job: dict, layers: list[dict] | None = None,
     for layer in layers:
         name = str(layer.get("name"))
         todo = (layer.get("waiting") or 0) + (layer.get("depend") or 0)
-        r = runs.get(name, LayerRuns())
+        r = runs.get(name) or LayerRuns()
         if not todo and not r.started:
             continue
         avg = r.average
         if avg is None:
             return Estimate(why=f"no frame of layer {name} has finished yet")
-        for start in r.started:
-            rest = max(0.0, avg - (now - start))
-            rests.append(rest)
-            work += rest
-        work += avg * todo
+        total, longest = r.rests(avg, now)
+        rests.append(longest)
+        work += total + avg * todo
     running = max(1, job.get("running") or 0)
     seconds = max(max(rests, default=0.0), work / running)
     return Estimate(seconds, why=f"about {fmt.duration(seconds)} left: the layers' average "

@@ -140,6 +140,8 @@ class JobsModel(RowTableModel):
         self.leaving = {self.row(i)["id"] for i in range(first, last + 1)}
 
     def set_detail(self, job_id, layers: list[dict], frames) -> None:
-        """The selected job's layers and frames (None: no job selected), for its time left."""
-        self.detail = None if job_id is None else (job_id, list(layers),
-                                                  estimate.layer_runs(frames))
+        """The selected job's layers and frames (None: no job selected), for its time left.
+        `frames` is its frame rows, or what they say per layer already (a dict of
+        estimate.LayerRuns by layer name, as FramesModel.layer_runs() keeps it)."""
+        runs = frames if isinstance(frames, dict) else estimate.layer_runs(frames)
+        self.detail = None if job_id is None else (job_id, list(layers), runs)

@@ -5,8 +5,8 @@ keys, so a row is found with `bisect` on plain tuples (compared in C, no key fun
 probe).  A descending view is the same list read backwards.  Keys end with the row id, so they
 are unique and a key names exactly one position.
 
-Work over a whole model (a load, a resync, a sort, a filter, a large batch) is written as
-generators that yield every few thousand rows: the model runs them on the UI thread a few
+Work over a whole model (a load, a resync, a sort, a filter, a batch) is written as
+generators that yield every few hundred rows: the model runs them on the UI thread a few
 milliseconds per turn of the event loop, so the window keeps painting.  (A helper thread would
 not do: every Qt callback into Python, thousands per repaint, would wait for the GIL.)
 `run()` drives one to the end at once, for small models.
@@ -18,7 +18,7 @@ import bisect
 import heapq
 from typing import Any, Callable, Generator
 
-STEP = 2000           # rows handled between two yields
+STEP = 500            # rows handled between two yields (a millisecond or two)
 SLICE = 8192          # rows per sort call (one C call of a few milliseconds)
 
 Steps = Generator[None, None, Any]
@@ -97,80 +97,6 @@ def sorted_pairs(rows: list[dict], key: Callable[[dict], tuple]) -> tuple[list, 
     return run(sorted_pairs_steps(rows, key))
 
 
-def merge_steps(base_rows: list, base_keys: list, extra: list[tuple[tuple, dict]]) -> Steps:
-    """Merge (key, row) pairs into sorted lists: O(n) copying in C, O(k log n) searching."""
-    if not extra:
-        return base_rows, base_keys
-    extra_keys = yield from mapped(extra, lambda p: p[0])
-    order = yield from order_of(extra_keys)
-    extra = yield from mapped(order, extra.__getitem__)
-    if len(extra) * 16 > len(base_rows):
-        # Many rows: two sorted runs, merged in one pass.
-        keys = base_keys + (yield from mapped(extra, lambda p: p[0]))
-        every = base_rows + (yield from mapped(extra, lambda p: p[1]))
-        n = len(base_keys)
-        merged = heapq.merge(range(n), range(n, len(keys)), key=keys.__getitem__)
-        pos: list[int] = []
-        while len(pos) < len(keys):
-            pos.extend(next(merged) for _ in range(min(STEP, len(keys) - len(pos))))
-            yield
-        out_rows = yield from mapped(pos, every.__getitem__)
-        out_keys = yield from mapped(pos, keys.__getitem__)
-        return out_rows, out_keys
-    rows: list = []
-    keys = []
-    prev = 0
-    for i, (k, row) in enumerate(extra):
-        pos_ = bisect.bisect_left(base_keys, k, prev)
-        rows.extend(base_rows[prev:pos_])
-        keys.extend(base_keys[prev:pos_])
-        rows.append(row)
-        keys.append(k)
-        prev = pos_
-        if i % STEP == STEP - 1:
-            yield
-    rows.extend(base_rows[prev:])
-    keys.extend(base_keys[prev:])
-    return rows, keys
-
-
-def merge(base_rows: list, base_keys: list, extra: list[tuple[tuple, dict]]
-          ) -> tuple[list, list]:
-    return run(merge_steps(base_rows, base_keys, extra))
-
-
-def without_steps(rows: list, keys: list, ids: set, positions: list[int] | None = None
-                  ) -> Steps:
-    """New lists without the rows whose ids are in `ids` (at `positions`, when known: then
-    the copying is a few slices in C)."""
-    if not ids:
-        return list(rows), list(keys)
-    if positions is not None:
-        out_rows: list = []
-        out_keys: list = []
-        prev = 0
-        for pos in sorted(positions):
-            out_rows.extend(rows[prev:pos])
-            out_keys.extend(keys[prev:pos])
-            prev = pos + 1
-        out_rows.extend(rows[prev:])
-        out_keys.extend(keys[prev:])
-        return out_rows, out_keys
-    keep: list[int] = []
-    for start in range(0, len(rows), STEP):
-        keep.extend(i for i in range(start, min(start + STEP, len(rows)))
-                    if rows[i]["id"] not in ids)
-        yield
-    out_rows = yield from mapped(keep, rows.__getitem__)
-    out_keys = yield from mapped(keep, keys.__getitem__)
-    return out_rows, out_keys
-
-
-def without(rows: list, keys: list, ids: set, positions: list[int] | None = None
-            ) -> tuple[list, list]:
-    return run(without_steps(rows, keys, ids, positions))
-
-
 def key_index(rows: list[dict], keys: list[tuple]) -> Steps:
     """{id: key} of the rows, in steps."""
     out: dict = {}
@@ -192,78 +118,121 @@ def runs(positions: list[int]) -> list[tuple[int, int]]:
 
 
 class Plan:
-    """A new arrangement of a model's visible rows, computed before any signal is sent:
-    `rows`/`keys` the rows that stay or come, in order; `departing` the rows that go (with
-    their keys, ascending); `entering` the newcomers; `key_of` the keys of every row shown
-    afterwards."""
+    """A new arrangement of a model's visible rows, computed before any signal is sent.
 
-    __slots__ = ("rows", "keys", "departing", "departing_keys", "entering", "key_of")
+    `rows`/`keys` are the model's next lists: the `kept` rows shown afterwards in ascending
+    key order, and the `departing` rows (ascending, keys in `departing_keys`) at the view's
+    end until they are removed as one block: after the kept rows, or before them (in
+    reverse) for a view that reads the lists backwards.  `entering` are the newcomers;
+    `gone` the ids no longer shown and `placed` the (key, row) pairs shown at a new key,
+    for the model's id -> key index."""
 
-    def __init__(self, rows, keys, departing, departing_keys, entering, key_of):
-        self.rows, self.keys = rows, keys
+    __slots__ = ("rows", "keys", "kept", "departing", "departing_keys", "entering", "gone",
+                 "placed")
+
+    def __init__(self, rows, keys, kept, departing, departing_keys, entering, gone, placed):
+        self.rows, self.keys, self.kept = rows, keys, kept
         self.departing, self.departing_keys = departing, departing_keys
-        self.entering, self.key_of = entering, key_of
+        self.entering, self.gone, self.placed = entering, gone, placed
 
 
-def plan_steps(rows: list, keys: list, key_of: dict, leaving: list[tuple],
+def plan_steps(rows: list, keys: list, leaving: list[tuple],
                moves: list[tuple[tuple, tuple, dict]], entering: list[tuple[tuple, dict]],
-               copy: bool = False) -> Steps:
-    """Plan a batch: rows leaving (by key), moving (old key, new key, row) and entering.
-    `copy`: leave `key_of` alone (the model shows it while the plan is being made)."""
-    few = (len(leaving) + len(moves)) * 16 <= len(rows)
-    if few:
-        # Leavers in ascending order, so their keys can be searched (see Plan).
+               departing_first: bool = False) -> Steps:
+    """Plan rows leaving (by key), moving (old key, new key, row) and entering: the new
+    lists are built in one pass, slices copied in C between the places that change
+    (O(n) copying, O(k log n) searching for k changes)."""
+    n = len(rows)
+    if (len(leaving) + len(moves)) * 16 <= n:
         leave_at = sorted(bisect.bisect_left(keys, k) for k in leaving)
-        leaving = [keys[p] for p in leave_at]
-        departing = [rows[p] for p in leave_at]
-        leave_ids = {r["id"] for r in departing}
-        positions: list[int] | None = leave_at + [bisect.bisect_left(keys, was)
-                                                  for was, _, _ in moves]
-    else:
-        leave_ids = set()
-        for start in range(0, len(leaving), STEP):
-            leave_ids.update(k[-1] for k in leaving[start:start + STEP])
-            yield
-        departing = []
-        for start in range(0, len(rows), STEP):
-            departing.extend(r for r in rows[start:start + STEP] if r["id"] in leave_ids)
-            yield
-        leaving = yield from mapped(departing, lambda r: key_of[r["id"]])
-        positions = None
-    yield
-    drop = leave_ids
-    if moves:
-        drop = leave_ids | {row["id"] for _, _, row in moves}
-    base_rows, base_keys = yield from without_steps(rows, keys, drop, positions)
-    extra = (yield from mapped(moves, lambda m: (m[1], m[2]))) + entering
-    new_rows, new_keys = yield from merge_steps(base_rows, base_keys, extra)
-    if copy:
-        key_of = dict(key_of)
+        drop_at = sorted(leave_at + [bisect.bisect_left(keys, m[0]) for m in moves])
         yield
-    for i, rid in enumerate(leave_ids):
-        del key_of[rid]
-        if i % STEP == STEP - 1:
+    else:
+        # Many: one scan finds them (keys end with the row id).
+        leave_ids = yield from collected(leaving, lambda k: k[-1])
+        move_ids = yield from collected(moves, lambda m: m[2]["id"])
+        leave_at, drop_at = [], []
+        for start in range(0, n, STEP):
+            for i in range(start, min(start + STEP, n)):
+                rid = keys[i][-1]
+                if rid in leave_ids:
+                    leave_at.append(i)
+                    drop_at.append(i)
+                elif rid in move_ids:
+                    drop_at.append(i)
             yield
-    for i, (k, row) in enumerate(extra):
-        key_of[row["id"]] = k
-        if i % STEP == STEP - 1:
+    departing = [rows[p] for p in leave_at]
+    departing_keys = [keys[p] for p in leave_at]
+    extra = (yield from mapped(moves, lambda m: (m[1], m[2]))) + entering
+    extra_keys = yield from mapped(extra, lambda p: p[0])
+    order = yield from order_of(extra_keys)
+    extra = yield from mapped(order, extra.__getitem__)
+    out_rows = departing[::-1] if departing_first else []
+    out_keys = departing_keys[::-1] if departing_first else []
+    prev = 0            # the next old position to copy
+    d, nd = 0, len(drop_at)
+    done = 0            # changes handled since the last yield
+    for k, row in extra:
+        at = bisect.bisect_left(keys, k, prev)
+        while d < nd and drop_at[d] < at:
+            r = drop_at[d]
+            out_rows.extend(rows[prev:r])
+            out_keys.extend(keys[prev:r])
+            prev = r + 1
+            d += 1
+            done += 1
+        out_rows.extend(rows[prev:at])
+        out_keys.extend(keys[prev:at])
+        prev = at
+        out_rows.append(row)
+        out_keys.append(k)
+        done += 1
+        if done >= STEP:
+            done = 0
             yield
+    while d < nd:
+        r = drop_at[d]
+        out_rows.extend(rows[prev:r])
+        out_keys.extend(keys[prev:r])
+        prev = r + 1
+        d += 1
+        done += 1
+        if done >= STEP:
+            done = 0
+            yield
+    out_rows.extend(rows[prev:])
+    out_keys.extend(keys[prev:])
+    if not departing_first:
+        out_rows.extend(departing)
+        out_keys.extend(departing_keys)
     entering_rows = yield from mapped(entering, lambda p: p[1])
-    return Plan(new_rows, new_keys, departing, leaving, entering_rows, key_of)
+    gone = [k[-1] for k in departing_keys]
+    return Plan(out_rows, out_keys, len(out_rows) - len(departing), departing, departing_keys,
+                entering_rows, gone, extra)
 
 
-def plan_changes(rows: list, keys: list, key_of: dict, leaving: list[tuple],
-                 moves: list[tuple[tuple, tuple, dict]], entering: list[tuple[tuple, dict]]
-                 ) -> Plan:
-    return run(plan_steps(rows, keys, key_of, leaving, moves, entering))
+def plan_changes(rows: list, keys: list, leaving: list[tuple],
+                 moves: list[tuple[tuple, tuple, dict]], entering: list[tuple[tuple, dict]],
+                 departing_first: bool = False) -> Plan:
+    return run(plan_steps(rows, keys, leaving, moves, entering, departing_first))
+
+
+def collected(items: list, fn: Callable) -> Steps:
+    """{fn(x) for x in items}, yielding every STEP items."""
+    out: set = set()
+    for start in range(0, len(items), STEP):
+        out.update(fn(x) for x in items[start:start + STEP])
+        yield
+    return out
 
 
 def filter_steps(all_rows: dict, rows: list, keys: list, key_of: dict, matches: Callable,
-                 key: Callable[[dict], tuple]) -> Steps:
+                 key: Callable[[dict], tuple], departing_first: bool = False) -> Steps:
     """Plan showing exactly the rows that match (a filter changed)."""
-    departing: list[dict] = []
+    leaving: list[tuple] = []
     for start in range(0, len(rows), STEP):
-        departing.extend(r for r in rows[start:start + STEP] if not matches(r))
+        leaving.extend(keys[i] for i in range(start, min(start + STEP, len(rows)))
+                       if not matches(rows[i]))
         yield
     every = list(all_rows.values())
     entering: list[tuple[tuple, dict]] = []
@@ -271,21 +240,18 @@ def filter_steps(all_rows: dict, rows: list, keys: list, key_of: dict, matches: 
         entering.extend((key(r), r) for r in every[start:start + STEP]
                         if r["id"] not in key_of and matches(r))
         yield
-    leaving = yield from mapped(departing, lambda r: key_of[r["id"]])
-    return (yield from plan_steps(rows, keys, key_of, leaving, [], entering, copy=True))
+    return (yield from plan_steps(rows, keys, leaving, [], entering, departing_first))
 
 
 class Prepared:
     """The outcome of work done in steps, for the model to take over in one go."""
 
     __slots__ = ("all", "arrival", "rows", "keys", "key_of", "next_arrival", "spec",
-                 "sorted", "plan", "batch")
+                 "sorted", "plan")
 
     def __init__(self) -> None:
         self.sorted = False                        # a new order of the visible rows
-        self.plan: Plan | None = None              # a filter change or a large batch
-        self.batch: tuple | None = None            # a large batch: rows to store, ids gone,
-                                                   # new arrival numbers, next arrival
+        self.plan: Plan | None = None              # a filter change
 
 
 def sort_steps(rows: list[dict], value: Callable | None, arrival: dict, spec: tuple) -> Steps:
@@ -351,26 +317,52 @@ def diff_steps(current: dict[Any, dict], rows: list[dict]) -> Steps:
     return changed, gone
 
 
+class Batch:
+    """A batch of upserts and deletions sorted out against a model's state: `stored` the
+    merged rows to keep (by id), `gone` the ids deleted, `arrival` the arrival numbers of new
+    ids (`next_arrival` follows them); of the visible rows, `in_place` (key, row) those that
+    keep their key, `leaving` the keys of those that go, `moves` (old key, new key, row)
+    those whose key changed, and `entering` (key, row) the rows that come into view."""
+
+    __slots__ = ("stored", "gone", "arrival", "next_arrival", "in_place", "leaving", "moves",
+                 "entering")
+
+    def __init__(self) -> None:
+        self.stored: dict[Any, dict] = {}
+        self.gone: list = []
+        self.arrival: dict[Any, int] = {}
+        self.next_arrival = 0
+        self.in_place: list[tuple[tuple, dict]] = []
+        self.leaving: list[tuple] = []
+        self.moves: list[tuple[tuple, tuple, dict]] = []
+        self.entering: list[tuple[tuple, dict]] = []
+
+    @property
+    def structural(self) -> int:
+        """How many visible rows come, go or move."""
+        return len(self.leaving) + len(self.moves) + len(self.entering)
+
+
 def batch_steps(state: Any, rows: list[dict], deleted: list[Any], value: Callable | None,
                 matches: Callable, first_arrival: int) -> Steps:
-    """Plan a large batch (upserts and deletions) against a model's current state, which the
-    model keeps unchanged meanwhile.  Rows changed in place are planned as moves to the same
-    key, so the whole batch is one layout change."""
+    """Sort out a batch (upserts and deletions) against a model's current state, which the
+    model keeps unchanged meanwhile: returns a Batch."""
     from collections import ChainMap
     current, key_of = state._all, state._key_of
     deleted_set = set(deleted)
     updates: dict[Any, dict] = {}
-    for new in rows:
+    for i, new in enumerate(rows):           # one entry per id, later fields win
         rid = new["id"]
         if rid not in deleted_set:
             updates[rid] = {**updates[rid], **new} if rid in updates else new
+        if i % STEP == STEP - 1:
+            yield
     yield
-    arrival: dict[Any, int] = {}
+    out = Batch()
+    arrival = out.arrival
     key = key_function(value, ChainMap(arrival, state._arrival))
-    merged_all: dict[Any, dict] = {}
-    leaving: list[tuple] = []
-    entering: list[tuple[tuple, dict]] = []
-    moves: list[tuple[tuple, tuple, dict]] = []
+    stored = out.stored
+    in_place, leaving, moves, entering = out.in_place, out.leaving, out.moves, out.entering
     n = first_arrival
     for i, (rid, new) in enumerate(updates.items()):
         if i % STEP == STEP - 1:
@@ -380,14 +372,14 @@ def batch_steps(state: Any, rows: list[dict], deleted: list[Any], value: Callabl
             merged = dict(new)
             arrival[rid] = n
             n += 1
-            merged_all[rid] = merged
+            stored[rid] = merged
             if matches(merged):
                 entering.append((key(merged), merged))
             continue
         merged = {**old, **new}
         if merged == old:
             continue
-        merged_all[rid] = merged
+        stored[rid] = merged
         was = key_of.get(rid)
         shown = matches(merged)
         if was is None:
@@ -396,19 +388,12 @@ def batch_steps(state: Any, rows: list[dict], deleted: list[Any], value: Callabl
         elif not shown:
             leaving.append(was)
         else:
-            moves.append((was, key(merged), merged))
-    gone = [rid for rid in deleted_set if rid in current]
-    leaving += [key_of[rid] for rid in gone if rid in key_of]
-    out = Prepared()
-    out.batch = (merged_all, gone, arrival, n)
-    if leaving or moves or entering:
-        out.plan = yield from plan_steps(state._rows, state._keys, key_of, leaving, moves,
-                                         entering, copy=True)
+            now = key(merged)
+            if now == was:
+                in_place.append((now, merged))
+            else:
+                moves.append((was, now, merged))
+    out.gone = [rid for rid in dict.fromkeys(deleted) if rid in current]
+    leaving += [key_of[rid] for rid in out.gone if rid in key_of]
+    out.next_arrival = n
     return out
-
-
-def replace_steps(state: Any, rows: list[dict], value: Callable | None, matches: Callable,
-                  first_arrival: int) -> Steps:
-    """A resync: the differences from the current state, planned as one batch."""
-    changed, gone = yield from diff_steps(state._all, rows)
-    return (yield from batch_steps(state, changed, gone, value, matches, first_arrival))

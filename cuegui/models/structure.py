@@ -14,11 +14,15 @@ from cuegui.models import ordering
 
 log = logging.getLogger(__name__)
 
-# Work over a large model runs this long per turn of the event loop.
-STEP_SECONDS = 0.010
+# Work over a large model runs this long per turn of the event loop (with the step under way
+# when it is up, and the paint that follows, about one frame of animation).
+STEP_SECONDS = 0.008
 
 # Above this many rows coming, going or moving, one layout change replaces row-by-row signals.
 BULK_THRESHOLD = 64
+
+# A batch of fewer rows on a model of fewer than `async_threshold` rows is applied at once.
+INLINE_ROWS = 1000
 
 _gc_holds = 0
 
@@ -44,6 +48,12 @@ def _release_gc() -> None:
 
 
 
+def _nothing() -> ordering.Steps:
+    """Steps that are done at once: a turn of the event loop before the queue goes on."""
+    return None
+    yield
+
+
 class Structure:
     """Mixed into RowTableModel: its structural steps and its work in steps."""
 
@@ -52,20 +62,84 @@ class Structure:
     def _restructure(self, leaving: list[tuple], moves: list[tuple[tuple, tuple, dict]],
                      entering: list[tuple[tuple, dict]]) -> None:
         if len(leaving) + len(moves) + len(entering) > BULK_THRESHOLD:
-            if len(self._rows) >= 4 * self.async_threshold:
-                # Planning over this many rows takes tens of milliseconds: do it off the UI
-                # thread (the rows changed in place are already showing their new values).
-                self._start(self._as_plan(ordering.plan_steps(
-                    self._rows, self._keys, self._key_of, leaving, moves, entering,
-                    copy=True)))
-                return
             self._bulk(leaving, moves, entering)
             return
+        self._few(leaving, moves, entering)
+
+    def _few(self, leaving: list[tuple], moves: list[tuple[tuple, tuple, dict]],
+             entering: list[tuple[tuple, dict]]) -> None:
+        """Row-by-row signals: no layout change for a few rows."""
         self._remove(leaving)
         for was, now, row in moves:
             self._move(was, now, row)
         for k, row in entering:
             self._insert(k, row)
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def _batch_steps(self, rows: list[dict], deleted: list | None) -> ordering.Steps:
+        """Apply a batch (`deleted` None: `rows` are everything, a resync): sort it out
+        against the model in steps, store it, show the rows changed in place, then move,
+        add and drop rows: one by one for a few, in one layout change planned in steps for
+        many.  The model is whole between any two steps."""
+        if deleted is None:
+            rows, deleted = yield from ordering.diff_steps(self._all, rows)
+        batch = yield from ordering.batch_steps(self, rows, deleted, self._sort_value(),
+                                                self._matches, self._next_arrival)
+        self._store(batch)
+        if batch.structural <= BULK_THRESHOLD:
+            self._few(batch.leaving, batch.moves, batch.entering)
+            return None
+        yield
+        plan = yield from ordering.plan_steps(self._rows, self._keys, batch.leaving,
+                                              batch.moves, batch.entering, self._descending)
+        self._commit(plan)
+        return None
+
+    def _store(self, batch: ordering.Batch) -> None:
+        """Keep a batch's rows; rows changed without moving show their new values."""
+        self._all.update(batch.stored)
+        for rid in batch.gone:
+            del self._all[rid]
+            del self._arrival[rid]
+        self._arrival.update(batch.arrival)
+        self._next_arrival = batch.next_arrival
+        if batch.in_place:
+            keys, rows = self._keys, self._rows
+            low = high = None
+            for key, row in batch.in_place:
+                pos = bisect.bisect_left(keys, key)
+                rows[pos] = row
+                low = pos if low is None or pos < low else low
+                high = pos if high is None or pos > high else high
+            first, last = sorted((self._view(low), self._view(high)))
+            self.dataChanged.emit(self.index(first, 0),
+                                  self.index(last, len(self.columns) - 1))
+        self._stored(batch.stored.values(), batch.gone)
+
+    def _stored(self, rows, gone: list) -> None:
+        """Rows were stored (new or changed) and ids deleted: for models keeping figures
+        over their rows."""
+
+    def _replaced(self) -> None:
+        """Every row was replaced (a reset): for models keeping figures over their rows."""
+
+    def _run_batch(self, steps: ordering.Steps, size: int) -> None:
+        """Run a batch's steps: at once for a small batch on a small model, else its first
+        slice now and the rest from the event loop."""
+        if size >= self.async_threshold:
+            self._start(steps)
+        elif size < INLINE_ROWS and len(self._all) < self.async_threshold:
+            ordering.run(steps)
+        else:
+            deadline = time.perf_counter() + STEP_SECONDS
+            try:
+                next(steps)
+                while time.perf_counter() < deadline:
+                    next(steps)
+            except StopIteration:
+                return
+            self._start(steps)
 
     def _remove(self, keys: list[tuple]) -> None:
         positions = [self._view(bisect.bisect_left(self._keys, k)) for k in keys]
@@ -111,8 +185,8 @@ class Structure:
 
     def _bulk(self, leaving: list[tuple], moves: list[tuple[tuple, tuple, dict]],
               entering: list[tuple[tuple, dict]]) -> None:
-        self._commit(ordering.plan_changes(self._rows, self._keys, self._key_of, leaving,
-                                           moves, entering))
+        self._commit(ordering.plan_changes(self._rows, self._keys, leaving, moves, entering,
+                                           self._descending))
 
     def _commit(self, plan: ordering.Plan) -> None:
         """Carry out a plan: append newcomers, reorder once, drop leavers as one block."""
@@ -129,48 +203,42 @@ class Structure:
             self.endInsertRows()
         self.layoutAboutToBeChanged.emit()
         old, ids = self._persistent()
-        rows, keys, departing = plan.rows, plan.keys, plan.departing
-        kept = len(rows)
-        # Leavers sit at the view's end until the block removal below.
-        if desc:
-            self._rows = departing[::-1] + rows
-            self._keys = plan.departing_keys[::-1] + keys
-        else:
-            self._rows = rows + departing
-            self._keys = keys + plan.departing_keys
-        old_key_of, self._key_of = self._key_of, plan.key_of
+        key_of = self._key_of
+        kept, total = plan.kept, len(plan.rows)
+        slot = {}       # where persistent rows that leave sit meanwhile: after the kept rows
         if old:
-            # Where the persistent rows that leave sit meanwhile.  Few rows are persistent:
-            # find those by their old key (the leavers are in key order), or, when the plan
-            # updated the keys in place (small models), by a scan.
-            wanted = {rid for rid in ids if rid is not None and rid not in self._key_of}
-            slot = {}
-            if wanted and old_key_of is not plan.key_of:
-                for rid in wanted:
-                    j = bisect.bisect_left(plan.departing_keys, old_key_of[rid])
-                    if j < len(departing) and departing[j]["id"] == rid:
-                        slot[rid] = kept + j
-            elif wanted:
-                slot = {r["id"]: kept + j for j, r in enumerate(departing) if r["id"] in wanted}
+            gone = set(plan.gone)
+            for rid in ids:
+                if rid in gone:
+                    j = bisect.bisect_left(plan.departing_keys, key_of[rid])
+                    slot[rid] = kept + j
+        for rid in plan.gone:
+            del key_of[rid]
+        for k, row in plan.placed:
+            key_of[row["id"]] = k
+        self._rows, self._keys = plan.rows, plan.keys
+        if old:
+            lo, hi = (total - kept, total) if desc else (0, kept)
             new = []
             for rid, idx in zip(ids, old):
-                k = self._key_of.get(rid)
                 if rid in slot:
                     view = slot[rid]
-                elif k is None:
-                    new.append(QModelIndex())
-                    continue
                 else:
-                    internal = bisect.bisect_left(keys, k)
-                    view = kept - 1 - internal if desc else internal
+                    k = key_of.get(rid)
+                    if k is None:
+                        new.append(QModelIndex())
+                        continue
+                    internal = bisect.bisect_left(self._keys, k, lo, hi)
+                    view = total - 1 - internal if desc else internal
                 new.append(self.index(view, idx.column()))
             self.changePersistentIndexList(old, new)
         self.layoutChanged.emit()
+        departing = total - kept
         if departing:
-            self.beginRemoveRows(QModelIndex(), kept, kept + len(departing) - 1)
+            self.beginRemoveRows(QModelIndex(), kept, total - 1)
             if desc:
-                del self._rows[:len(departing)]
-                del self._keys[:len(departing)]
+                del self._rows[:departing]
+                del self._keys[:departing]
             else:
                 del self._rows[kept:]
                 del self._keys[kept:]
@@ -189,8 +257,9 @@ class Structure:
         return out
 
     def _start(self, steps: ordering.Steps) -> None:
-        """Run `steps` a few milliseconds per turn of the event loop; batches arriving
-        meanwhile wait in order (the steps read the model's state, which must hold still)."""
+        """Run `steps` a few milliseconds per turn of the event loop; operations arriving
+        meanwhile wait in order (the steps read the model's state, which must hold still
+        between them)."""
         self._busy = steps
         _hold_gc()
         self.loading_changed.emit(True)
@@ -203,6 +272,7 @@ class Structure:
             return
         deadline = time.perf_counter() + STEP_SECONDS
         try:
+            next(steps)         # at least one step per turn, however busy the machine
             while time.perf_counter() < deadline:
                 next(steps)
         except StopIteration as done:
@@ -219,32 +289,18 @@ class Structure:
             self._step()
 
     def _prepared(self, result: ordering.Prepared | None) -> None:
+        """Stepped work is done: take its result over, then run what waited for it, in
+        order, for a slice of time (the rest goes on from the event loop)."""
         self._busy = None
-        if result is None:
-            pass
-        elif result.batch is not None:
-            merged, gone, arrival, first = result.batch
-            self._all.update(merged)
-            for rid in gone:
-                del self._all[rid]
-                del self._arrival[rid]
-            self._arrival.update(arrival)
-            self._next_arrival = first
-            if result.plan is not None:
-                self._commit(result.plan)
-        elif result.plan is not None:
-            self._commit(result.plan)
-        elif result.sorted:
-            self.layoutAboutToBeChanged.emit()
-            old, ids = self._persistent()
-            self._sort_column, self._sort_order = result.spec
-            self._rows, self._keys, self._key_of = result.rows, result.keys, result.key_of
-            self._restore(old, ids)
-            self.layoutChanged.emit()
-        else:
-            self._swap(result)
-        queue, self._queue = self._queue, []
-        for op in queue:
+        if result is not None:
+            self._take(result)
+        deadline = time.perf_counter() + STEP_SECONDS
+        while self._queue and self._busy is None:
+            if time.perf_counter() > deadline:
+                self._busy = _nothing()
+                self._stepper.start()
+                return      # still loading: the gc hold and the signal carry over
+            op = self._queue.pop(0)
             if op[0] == "apply":
                 self.apply(op[1], op[2])
             elif op[0] == "replace":
@@ -259,11 +315,25 @@ class Structure:
         if self._busy is None:
             self.loading_changed.emit(False)
 
+    def _take(self, result: ordering.Prepared) -> None:
+        if result.plan is not None:
+            self._commit(result.plan)
+        elif result.sorted:
+            self.layoutAboutToBeChanged.emit()
+            old, ids = self._persistent()
+            self._sort_column, self._sort_order = result.spec
+            self._rows, self._keys, self._key_of = result.rows, result.keys, result.key_of
+            self._restore(old, ids)
+            self.layoutChanged.emit()
+        else:
+            self._swap(result)
+
     def _swap(self, p: ordering.Prepared) -> None:
         self.beginResetModel()
         self._all, self._arrival, self._next_arrival = p.all, p.arrival, p.next_arrival
         self._rows, self._keys, self._key_of = p.rows, p.keys, p.key_of
         self.endResetModel()
+        self._replaced()
         if p.spec != self._spec():
             # The user sorted or filtered while the rows were prepared: catch up.
             self._refilter()

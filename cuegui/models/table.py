@@ -10,9 +10,13 @@ model is built for farms with 100,000-frame jobs and a stream of small change ba
   begin/end insert, remove and move for a few rows that come, go or move; for many, new rows
   are appended, the order rebuilt in one layout change (a merge, not a re-sort) and departing
   rows removed as one block at the end, so selections and persistent indexes stay on their rows;
-- a load, resync, sort, filter or batch over tens of thousands of rows is prepared in steps
-  of a few milliseconds per turn of the event loop (see ordering) and taken over at once;
-  batches arriving meanwhile wait and are applied in order after it;
+- a batch is worked through a few milliseconds per turn of the event loop (see ordering):
+  a small one at once, a larger one in slices (the rows sorted out, then stored and shown
+  changed in place, then the new order planned and taken over), the model whole between
+  any two; a load, sort or filter over tens of thousands of rows is prepared the same way and
+  taken over at once; operations arriving meanwhile wait and are applied in order after it;
+- painting reads a cell's text and colour straight from the row (`cell()`), not role by
+  role;
 - sorting and filtering live here, not in a QSortFilterProxyModel (which spent 37 s sorting
   100,000 rows through its Python data() calls).
 """
@@ -153,6 +157,22 @@ class RowTableModel(Structure, QAbstractTableModel):
             return row
         return row["id"]      # IdRole
 
+    def cell(self, position: int, column: int) -> tuple[str, QColor | None]:
+        """What a cell shows: its text and its text colour (None: the palette's), read
+        without going through Qt's roles (the table's delegate paints every visible cell
+        with this)."""
+        n = len(self._rows)
+        if not 0 <= position < n:
+            return "", None
+        row = self._rows[n - 1 - position if self._descending else position]
+        col = self.columns[column]
+        colour = col.color(row) if col.color is not None else None
+        return col.display(row), colour if colour is not None else self.row_foreground(row)
+
+    def alignment(self, column: int) -> int:
+        """The column's text alignment (Qt.AlignmentFlag as an int)."""
+        return self._align[column]
+
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
@@ -261,8 +281,12 @@ class RowTableModel(Structure, QAbstractTableModel):
         n = len(self._rows) if n is None else n
         return n - 1 - internal if self._descending else internal
 
+    def _sort_value(self) -> Callable[[dict], Any] | None:
+        """The raw value of the sort column (None: arrival order)."""
+        return self.columns[self._sort_column].value if self._sort_column >= 0 else None
+
     def _key(self, arrival: dict | None = None) -> Callable[[dict], tuple]:
-        value = self.columns[self._sort_column].value if self._sort_column >= 0 else None
+        value = self._sort_value()
         return ordering.key_function(value, self._arrival if arrival is None else arrival)
 
     def _matches(self, row: dict) -> bool:
@@ -289,66 +313,17 @@ class RowTableModel(Structure, QAbstractTableModel):
     # -- changing -----------------------------------------------------------------------------
 
     def apply(self, rows: Iterable[dict], deleted: Iterable[Any] = ()) -> None:
-        """Upsert `rows` (full or partial dicts with an `id`) and drop the `deleted` ids, in place."""
+        """Upsert `rows` (full or partial dicts with an `id`) and drop the `deleted` ids, in place.
+
+        A batch is applied a few milliseconds at a time: what does not fit in the first
+        slice goes on from the event loop, and later operations wait for it (see Structure)."""
+        rows = rows if isinstance(rows, list) else list(rows)
+        deleted = deleted if isinstance(deleted, list) else list(deleted)
         if self._busy is not None:
-            self._queue.append(("apply", list(rows), list(deleted)))
+            self._queue.append(("apply", rows, deleted))
             return
-        if not isinstance(rows, list):
-            rows = list(rows)
-        if len(rows) >= self.async_threshold:
-            self._start_batch(rows, list(deleted))
-            return
-        deleted = set(deleted)
-        updates: dict[Any, dict] = {}
-        for new in rows:                     # one entry per id, later fields win
-            rid = new["id"]
-            if rid not in deleted:
-                updates[rid] = {**updates[rid], **new} if rid in updates else new
-        key = self._key()
-        in_place: list[int] = []             # internal positions changed without moving
-        leaving: list[tuple] = []            # keys of visible rows that go
-        entering: list[tuple[tuple, dict]] = []
-        moves: list[tuple[tuple, tuple, dict]] = []   # (old key, new key, row)
-        for rid, new in updates.items():
-            old = self._all.get(rid)
-            if old is None:
-                merged = dict(new)
-                self._arrival[rid] = self._next_arrival
-                self._next_arrival += 1
-                self._all[rid] = merged
-                if self._matches(merged):
-                    entering.append((key(merged), merged))
-                continue
-            merged = {**old, **new}
-            if merged == old:
-                continue
-            self._all[rid] = merged
-            was = self._key_of.get(rid)
-            if was is None:
-                if self._matches(merged):
-                    entering.append((key(merged), merged))
-            elif not self._matches(merged):
-                leaving.append(was)
-            else:
-                now = key(merged)
-                if now == was:
-                    pos = bisect.bisect_left(self._keys, was)
-                    self._rows[pos] = merged
-                    in_place.append(pos)
-                else:
-                    moves.append((was, now, merged))
-        for rid in deleted:
-            if rid in self._all:
-                was = self._key_of.get(rid)
-                if was is not None:
-                    leaving.append(was)
-                del self._all[rid]
-                del self._arrival[rid]
-        if in_place:
-            views = [self._view(p) for p in in_place]
-            self.dataChanged.emit(self.index(min(views), 0),
-                                  self.index(max(views), len(self.columns) - 1))
-        self._restructure(leaving, moves, entering)
+        if rows or deleted:
+            self._run_batch(self._batch_steps(rows, deleted), len(rows) + len(deleted))
 
     def replace_all(self, rows: Iterable[dict]) -> None:
         """Make the model hold exactly `rows` (a resync), still updating in place."""
@@ -359,19 +334,7 @@ class RowTableModel(Structure, QAbstractTableModel):
         if not self._all:
             self.reset(rows)          # nothing to keep in place: a first load
             return
-        if len(rows) >= self.async_threshold:
-            value = self.columns[self._sort_column].value if self._sort_column >= 0 else None
-            first = self._next_arrival
-
-            self._start(ordering.replace_steps(self, rows, value, self._matches, first))
-            return
-        changed, gone = ordering.run(ordering.diff_steps(self._all, rows))
-        self.apply(changed, gone)
-
-    def _start_batch(self, rows: list[dict], deleted: list) -> None:
-        value = self.columns[self._sort_column].value if self._sort_column >= 0 else None
-        first = self._next_arrival
-        self._start(ordering.batch_steps(self, rows, deleted, value, self._matches, first))
+        self._run_batch(self._batch_steps(rows, None), len(rows))
 
     def reset(self, rows: Iterable[dict] = ()) -> None:
         """Replace everything with a model reset: only for showing a different set of rows."""
@@ -379,9 +342,8 @@ class RowTableModel(Structure, QAbstractTableModel):
         if self._busy is not None:
             self._queue.append(("reset", rows))
             return
-        value = self.columns[self._sort_column].value if self._sort_column >= 0 else None
+        value = self._sort_value()
         first, spec = self._next_arrival, self._spec()
-
         steps = ordering.reset_steps(rows, value, self._matches, first, spec)
         if len(rows) >= self.async_threshold:
             self._start(steps)
@@ -412,7 +374,8 @@ class RowTableModel(Structure, QAbstractTableModel):
         key = self._key()
         if len(self._all) >= self.async_threshold:
             self._start(self._as_plan(ordering.filter_steps(
-                self._all, self._rows, self._keys, self._key_of, self._matches, key)))
+                self._all, self._rows, self._keys, self._key_of, self._matches, key,
+                self._descending)))
             return
         leaving = [k for r, k in zip(self._rows, self._keys) if not self._matches(r)]
         entering = [(key(r), r) for rid, r in self._all.items()

@@ -1,13 +1,35 @@
-"""Item delegates: a state pill, the job progress bar and a frame's progress bar."""
+"""Item delegates: plain text, a state pill, the job progress bar and a frame's progress bar."""
 
 from __future__ import annotations
 
-from qtpy.QtCore import QRectF, Qt
-from qtpy.QtGui import QColor, QPainter, QPalette, QPen
+import functools
+import math
+
+from qtpy.QtCore import QPointF, QRectF, Qt
+from qtpy.QtGui import QColor, QFontMetrics, QPainter, QPalette, QPen, QStaticText, QTransform
 from qtpy.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from cuegui import theme
 from cuegui.models.table import RowRole, SortRole
+
+
+@functools.lru_cache(maxsize=256)
+def _text_on(fill: str) -> QColor:
+    """theme.text_on, remembered per colour (it is asked for every painted cell)."""
+    return theme.text_on(QColor(fill))
+
+
+# Flags as plain ints: Python enum operators cost microseconds, and painting a table does
+# a few per cell.
+_SELECTED = QStyle.StateFlag.State_Selected.value
+_ACTIVE = QStyle.StateFlag.State_Active.value
+_ALTERNATE = QStyleOptionViewItem.ViewItemFeature.Alternate.value
+_RIGHT = Qt.AlignmentFlag.AlignRight.value
+_HCENTER = Qt.AlignmentFlag.AlignHCenter.value
+_HIGHLIGHT = QPalette.ColorRole.Highlight
+_HIGHLIGHTED_TEXT = QPalette.ColorRole.HighlightedText
+_TEXT = QPalette.ColorRole.Text
+_GROUP_ACTIVE, _GROUP_INACTIVE = QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive
 
 
 class _Painted(QStyledItemDelegate):
@@ -17,14 +39,88 @@ class _Painted(QStyledItemDelegate):
         Filled directly from the palette: going through the style (initStyleOption and
         CE_ItemViewItem) asks the model for a dozen roles per cell, which dominated repaints
         of large tables."""
-        state = option.state
-        if state & QStyle.StateFlag.State_Selected:
-            group = (QPalette.ColorGroup.Active if state & QStyle.StateFlag.State_Active
-                     else QPalette.ColorGroup.Inactive)
-            painter.fillRect(option.rect, option.palette.brush(group,
-                                                               QPalette.ColorRole.Highlight))
-        elif option.features & QStyleOptionViewItem.ViewItemFeature.Alternate:
+        state = option.state.value
+        if state & _SELECTED:
+            group = _GROUP_ACTIVE if state & _ACTIVE else _GROUP_INACTIVE
+            painter.fillRect(option.rect, option.palette.brush(group, _HIGHLIGHT))
+        elif option.features.value & _ALTERNATE:
             painter.fillRect(option.rect, option.palette.alternateBase())
+
+
+class TextDelegate(_Painted):
+    """Plain text cells, drawn straight from the model's `cell()` (RowTableModel) with their
+    text laid out once and kept (QStaticText): the style's item drawing asks the model for a
+    dozen roles per cell and lays every cell's text out again on each paint, which made a
+    repaint of a full table take tens of milliseconds.  Selection, alternate rows, the
+    columns' alignment and colours and eliding on the right look as the style draws them."""
+
+    MARGIN = 3              # the style's text margin on either side
+    KEPT = 4096             # laid-out texts kept (a screenful is a few hundred)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._texts: dict = {}          # text or (text, width) -> (QStaticText, width, height)
+        self._font_key = ""
+        self._metrics: QFontMetrics | None = None
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
+        model = index.model()
+        cell = getattr(model, "cell", None)
+        if cell is None:
+            super().paint(painter, option, index)
+            return
+        self.background(painter, option, index)
+        text, colour = cell(index.row(), index.column())
+        rect = option.rect
+        room = rect.width() - 2 * self.MARGIN
+        if not text or room <= 0:
+            return
+        state = option.state.value
+        if state & _SELECTED:
+            group = _GROUP_ACTIVE if state & _ACTIVE else _GROUP_INACTIVE
+            painter.setPen(option.palette.color(group, _HIGHLIGHTED_TEXT))
+        elif colour is not None:
+            painter.setPen(colour)
+        else:
+            painter.setPen(option.palette.color(_TEXT))
+        static, width, height = self._laid_out(text, room, painter.font())
+        align = model.alignment(index.column())
+        if align & _RIGHT:
+            x = rect.x() + rect.width() - self.MARGIN - width
+        elif align & _HCENTER:
+            x = rect.x() + (rect.width() - width) // 2
+        else:
+            x = rect.x() + self.MARGIN
+        painter.drawStaticText(QPointF(x, rect.y() + (rect.height() - height) // 2), static)
+
+    def _laid_out(self, text: str, room: int, font) -> tuple[QStaticText, int, int]:
+        key = font.key()
+        if key != self._font_key:
+            self._texts.clear()
+            self._font_key, self._metrics = key, QFontMetrics(font)
+        texts = self._texts
+        got = texts.get(text)
+        if got is None:
+            got = self._make(text, text.replace("\n", " "), font)
+        if got[1] <= room:
+            return got
+        elided = texts.get((text, room))
+        if elided is None:
+            short = self._metrics.elidedText(text.replace("\n", " "),
+                                             Qt.TextElideMode.ElideRight, room)
+            elided = self._make((text, room), short, font)
+        return elided
+
+    def _make(self, key, text: str, font) -> tuple[QStaticText, int, int]:
+        if len(self._texts) >= self.KEPT:
+            self._texts.clear()
+        static = QStaticText(text)
+        static.setTextFormat(Qt.TextFormat.PlainText)
+        static.setPerformanceHint(QStaticText.PerformanceHint.AggressiveCaching)
+        static.prepare(QTransform(), font)
+        size = static.size()
+        got = self._texts[key] = (static, math.ceil(size.width()), math.ceil(size.height()))
+        return got
 
 
 class StateDelegate(_Painted):
@@ -61,7 +157,7 @@ class StateDelegate(_Painted):
         painter.setBrush(fill)
         radius = min(rect.height() / 2, 6)
         painter.drawRoundedRect(rect, radius, radius)
-        painter.setPen(theme.text_on(fill))
+        painter.setPen(_text_on(fill.name()))
         font = option.font
         font.setPointSizeF(max(7.0, font.pointSizeF() - 1))
         painter.setFont(font)
@@ -115,7 +211,7 @@ def _bar(painter: QPainter, option: QStyleOptionViewItem, segments: list[tuple[f
             if right <= left:
                 continue
             painter.setClipRect(QRectF(left, rect.top(), right - left, rect.height()))
-            painter.setPen(theme.text_on(QColor(colour)))
+            painter.setPen(_text_on(colour))
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
         painter.setClipping(False)
     painter.restore()

@@ -11,6 +11,7 @@ from qtpy.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel,
 
 from cuegui import theme
 from cuegui.models.table import RowRole, RowTableModel
+from cuegui.views.delegates import TextDelegate
 
 
 class TableView(QTableView):
@@ -21,6 +22,10 @@ class TableView(QTableView):
     def __init__(self, model: RowTableModel, parent: QWidget | None = None):
         super().__init__(parent)
         self.setModel(model)
+        # Cells are drawn from the model's rows, not through the style (see TextDelegate);
+        # columns with a picture (state pills, progress bars) set their own delegates.
+        self._text = TextDelegate(self)
+        self.setItemDelegate(self._text)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setAlternatingRowColors(True)

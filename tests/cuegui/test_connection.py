@@ -77,6 +77,19 @@ def test_start_resyncs_and_reports_connected(qtbot, sim):
         c.stop()
 
 
+def test_the_worker_leaves_the_ui_thread_the_gil_often(qtbot, sim):
+    """A busy worker must not hold the GIL the UI thread needs for 5 ms at a time."""
+    import sys
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    c, _rec = connect(qtbot, sim)
+    try:
+        assert sys.getswitchinterval() <= 0.001
+    finally:
+        c.stop()
+        sys.setswitchinterval(before)
+
+
 def test_the_first_batch_after_subscribing_resyncs(qtbot, sim):
     """A supervisor publishes only once it knows of a subscriber: a change made between the
     snapshot and that moment is in no batch, so the first batch brings a resync."""
