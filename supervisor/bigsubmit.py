@@ -24,7 +24,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from cuefarm import protocol as p
@@ -38,7 +38,6 @@ from supervisor.requests import Request, RequestError
 from supervisor.store import archive, work
 from supervisor.store import notifications as notify_store
 from supervisor.store import submit as submit_store
-from supervisor.store.models import Job
 
 log = logging.getLogger(__name__)
 HUGE = 50_000            # frames in one submit beyond which it is stored off the loop
@@ -211,9 +210,7 @@ def _store_in_slices(cx: Context, specs: list, user: str, now: float, sid: str |
                 submit_store.record_submission(conn, sid, user, ids, now)
             for i, spec in zip(ids, specs):
                 state = JobState.PAUSED if spec.paused else JobState.ACTIVE
-                conn.execute(update(Job).where(Job.id == i,
-                                               Job.flagged == submit_store.STORING)
-                             .values(state=state.value, flagged=""))
+                submit_store.finish_storing(conn, i, state.value)
             _set_rules(cx, conn, ids, specs)
             staged.note(work.Touched(jobs=set(ids)))
             staged.wake()
@@ -233,9 +230,7 @@ def _forget(cx: Context, ids: list[int]) -> None:
 def forget_unfinished(conn: Connection) -> int:
     """Delete the jobs a supervisor was storing in slices when it died (they never were
     answered, so the client submits again); how many."""
-    ids = list(conn.execute(select(Job.id).where(Job.flagged == submit_store.STORING,
-                                                 Job.state == JobState.PAUSED.value))
-               .scalars())
+    ids = submit_store.half_stored(conn)
     archive.delete_jobs(conn, ids)
     if ids:
         log.warning("deleted %d job(s) left half stored by a supervisor that stopped: %s",

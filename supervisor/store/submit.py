@@ -6,7 +6,7 @@ import io
 from collections import defaultdict
 from typing import Callable
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cuefarm import frames as franges
@@ -124,6 +124,19 @@ def submit(conn: Connection, specs: list[JobSpec], user: str, now: float,
         # supervisors: the second insert fails on the key and its transaction is undone.
         record_submission(conn, submission, user, ids, now)
     return ids
+
+
+def finish_storing(conn: Connection, job_id: int, state: str) -> None:
+    """A job stored in slices is whole: out of "being stored", into `state`."""
+    conn.execute(update(Job).where(Job.id == job_id, Job.flagged == STORING)
+                 .values(state=state, flagged=""))
+
+
+def half_stored(conn: Connection) -> list[int]:
+    """Jobs a supervisor was storing in slices when it stopped (paused, being stored)."""
+    return list(conn.execute(select(Job.id).where(Job.flagged == STORING,
+                                                  Job.state == JobState.PAUSED.value))
+                .scalars())
 
 
 def stored_submission(conn: Connection, submission: str, user: str) -> list[int] | None:
