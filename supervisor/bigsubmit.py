@@ -186,9 +186,15 @@ def _store_in_slices(cx: Context, specs: list, user: str, now: float, sid: str |
             if first is not None:
                 return first
 
+        turn = cx.turn
+
         def between() -> None:
             conn.commit()
+            turn.lock.release()       # the loop's transactions go between the slices
             time.sleep(SLICE_PAUSE)
+            turn.lock.acquire()
+        turn.active += 1
+        turn.lock.acquire()
         try:
             for k, spec in enumerate(specs):
                 # One job at a time, so a failure knows every job stored so far.
@@ -197,13 +203,19 @@ def _store_in_slices(cx: Context, specs: list, user: str, now: float, sid: str |
                 conn.commit()
         except submit_store.SubmitError as exc:
             conn.rollback()
+            turn.lock.release()
+            turn.active -= 1
             _forget(cx, ids)
             raise RequestError("invalid", exc.message.replace("jobs[0]", f"jobs[{k}]"),
                                exc.field.replace("jobs[0]", f"jobs[{k}]")) from None
         except BaseException:
             conn.rollback()
+            turn.lock.release()
+            turn.active -= 1
             _forget(cx, ids)
             raise
+        turn.lock.release()
+        turn.active -= 1
     try:
         with cx.begin() as (conn, staged):
             if sid is not None:

@@ -12,7 +12,7 @@ from typing import Any
 from collections import defaultdict
 
 from sqlalchemy import (Connection, SmallInteger, bindparam, case, delete, func, insert, literal_column,
-                        select, text, tuple_, update)
+                        select, text, update)
 
 from cuefarm import protocol as p
 from cuefarm import states
@@ -422,7 +422,11 @@ def _lock_running(conn: Connection, keys: list[tuple[int, int]]):
         return conn.execute(_LOCK_RUNNING_PG, {"f": [k[0] for k in keys],
                                                "n": [k[1] for k in keys],
                                                "running": A.RUNNING.value}).all()
-    return conn.execute(_LOCK_RUNNING, {"keys": keys}).all()
+    # By frame (a search of the attempt key's first column), then the numbers asked for: a
+    # row-value IN made SQLite scan every attempt ever made, in key order.
+    wanted = set(keys)
+    return [r for r in conn.execute(_LOCK_RUNNING, {"frames": sorted({k[0] for k in keys})})
+            if (r.frame_id, r.number) in wanted]
 
 
 _LOCK_RUNNING = (
@@ -431,7 +435,7 @@ _LOCK_RUNNING = (
            Frame.state.label("frame_state"), Frame.attempt.label("current"), Frame.retries,
            Frame.kill_pending, Frame.layer_id, Frame.job_id, Layer.max_retries)
     .join(Frame, Frame.id == Attempt.frame_id).join(Layer, Layer.id == Frame.layer_id)
-    .where(tuple_(Attempt.frame_id, Attempt.number).in_(bindparam("keys", expanding=True)),
+    .where(Attempt.frame_id.in_(bindparam("frames", expanding=True)),
            Attempt.state == A.RUNNING.value)
     # Locked in key order, as the figure writer updates them: two writers that take the
     # same rows in one order cannot deadlock.
