@@ -111,6 +111,8 @@ def archive_pass(engine: Engine, cfg: RetentionConfig, now: float,
             log.info("archived %d job(s) to %s", len(ids), path)
             if stop():
                 break
+    if result.jobs:
+        store.reclaim(engine)
     return result
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select
+from sqlalchemy import Connection, Engine, and_, delete, exists, func, insert, or_, select
 
 from cuefarm.states import JobState
 from supervisor.store.billing_models import UsageSeen
@@ -224,6 +224,20 @@ def restored_among(conn: Connection, job_ids: list[int]) -> list[int]:
         return []
     return list(conn.execute(select(RestoredJob.job_id)
                              .where(RestoredJob.job_id.in_(job_ids))).scalars())
+
+
+RECLAIMED = ("frame", "attempt", "frame_dep", "layer", "job", "comment")
+
+
+def reclaim(engine: Engine) -> None:
+    """After rows were deleted, let new rows reuse their space.  PostgreSQL: a plain VACUUM
+    of the tables retention empties (it blocks no reads or writes; autovacuum alone falls
+    behind a day's deletions, and the database kept growing with history).  SQLite reuses
+    freed pages by itself."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f"VACUUM (ANALYZE) {', '.join(RECLAIMED)}")
 
 
 def live_size(conn: Connection) -> dict[str, int]:
