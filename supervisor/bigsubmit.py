@@ -144,7 +144,7 @@ def _store(cx: Context, body: p.Submit, user: str, check: Callable[[list], None]
     return ids, work.Touched(jobs=set(ids))
 
 
-def _set_rules(cx: Context, conn: Connection, ids: list[int], specs: list) -> None:
+def set_rules(cx: Context, conn: Connection, ids: list[int], specs: list) -> None:
     """A job's own notification rules; else its project's; else the supervisor's."""
     defaults = cx.pipeline.default_rules if cx.pipeline is not None else None
     by_project = notify_store.project_rules(conn, [s.project for s in specs
@@ -159,7 +159,7 @@ def _store_at_once(cx: Context, specs: list, user: str, now: float, sid: str | N
     try:
         with cx.begin() as (conn, staged):
             ids = submit_store.submit(conn, specs, user, now, hidden(conn), sid)
-            _set_rules(cx, conn, ids, specs)
+            set_rules(cx, conn, ids, specs)
             staged.note(work.Touched(jobs=set(ids)))
             staged.wake()
         return ids
@@ -223,7 +223,7 @@ def _store_in_slices(cx: Context, specs: list, user: str, now: float, sid: str |
             for i, spec in zip(ids, specs):
                 state = JobState.PAUSED if spec.paused else JobState.ACTIVE
                 submit_store.finish_storing(conn, i, state.value)
-            _set_rules(cx, conn, ids, specs)
+            set_rules(cx, conn, ids, specs)
             staged.note(work.Touched(jobs=set(ids)))
             staged.wake()
     except BaseException:

@@ -33,7 +33,6 @@ from supervisor.roles import ADMIN, ARTIST, WRANGLER
 from supervisor.store import admin, bus, control, hostadmin
 from supervisor.store import hosts as host_store
 from supervisor.store import jobs as rows
-from supervisor.store import notifications as notify_store
 from supervisor.store import submit as submit_store
 from supervisor.store import work
 
@@ -156,13 +155,7 @@ def _submit(cx: Context, req: Request) -> p.Body:
         with cx.begin() as (conn, out):
             ids = submit_store.submit(conn, specs, req.user, now,
                                       access.hidden_projects(cx.policy, conn, req.user), sid)
-            # A job's own rules; else its project's; else the supervisor's.
-            defaults = cx.pipeline.default_rules if cx.pipeline is not None else None
-            by_project = notify_store.project_rules(conn, [s.project for s in specs
-                                                           if s.notify is None])
-            notify_store.set_rules(conn, [
-                (i, s.notify if s.notify is not None else by_project.get(s.project, defaults))
-                for i, s in zip(ids, specs)])
+            bigsubmit.set_rules(cx, conn, ids, specs)
             out.note(work.Touched(jobs=set(ids)))
             out.wake()
     except submit_store.SubmitError as exc:
