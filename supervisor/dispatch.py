@@ -17,7 +17,7 @@ from supervisor.context import Context
 from supervisor.intake import Batch
 from supervisor.live import Live
 from supervisor.planning import LAYERS_PER_PASS, Budget, Room, plan_pass
-from supervisor.store import hostadmin, work
+from supervisor.store import counts, hostadmin, work
 from supervisor.store.counters import Deltas
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
                 # The farm-wide counts this pass may spend (limits, job and project caps)
                 # first, then the counts themselves: read after, they hold what the last pass
                 # that spent them (on any supervisor) committed.
-                held = work.hold_counts(
+                held = counts.hold_counts(
                     conn, {n for lay in layers for n in static[lay["id"]]["limits"]},
                     {lay["job_id"] for lay in layers if lay["job_max_slots"] is not None},
                     {lay["project_id"] for lay in layers
@@ -101,10 +101,10 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
                 kept = [lay for lay in layers if held.allows(lay, static[lay["id"]]["limits"])]
                 if len(kept) < len(layers):
                     layers, busy_elsewhere = kept, True    # another supervisor spends them
-                job_used, project_used = work.slots_in_use(conn)
+                job_used, project_used = counts.slots_in_use(conn)
                 names = {n for lay in layers for n in static[lay["id"]]["limits"]}
                 budget = Budget(job_used, project_used,
-                                work.limit_usage(conn, names,
+                                counts.limit_usage(conn, names,
                                                  hosts=[r.worker.host_id for r in rooms]),
                                 live.bans.of_jobs(conn, {lay["job_id"] for lay in layers}, now,
                                                   cx.mono(), live.failure_policy.writes))

@@ -17,7 +17,7 @@ from supervisor.planning import LAYERS_PER_PASS, Budget, Room, order
 from supervisor.registry import Worker
 from supervisor.requests import Request, control_errors, request
 from supervisor.roles import ARTIST
-from supervisor.store import work
+from supervisor.store import counts, work
 from supervisor.store import jobs as rows
 from supervisor.store.errors import ControlError
 
@@ -133,9 +133,9 @@ def _host_reasons(cx: Context, layer: dict[str, Any], budget: Budget) -> list[st
 
 
 def _budget(cx: Context, conn: Connection, layers: list[dict[str, Any]]) -> Budget:
-    job_used, project_used = work.slots_in_use(conn)
+    job_used, project_used = counts.slots_in_use(conn)
     names = {n for lay in layers for n in (lay.get("limits") or ())}
-    return Budget(job_used, project_used, work.limit_usage(conn, names),
+    return Budget(job_used, project_used, counts.limit_usage(conn, names),
                   work.banned_hosts(conn, list({lay["job_id"] for lay in layers}), cx.clock()))
 
 

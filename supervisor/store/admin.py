@@ -9,7 +9,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.orm import aliased
 
 from cuefarm.states import COMPLETE_STATES
-from supervisor.store import work
+from supervisor.store import counts, work
 from supervisor.store.errors import ControlError
 from supervisor.store.models import (Dependency, Frame, FrameDep, Host, Job, JobHost, Layer,
                                      LayerLimit, Limit, Project, Setting)
@@ -124,7 +124,7 @@ def delete_limit(conn: Connection, name: str) -> None:
 
 def limit_rows(conn: Connection) -> list[dict[str, Any]]:
     names = set(conn.execute(select(Limit.name)).scalars())
-    usage = work.limit_usage(conn, names)
+    usage = counts.limit_usage(conn, names)
     return [{"name": n, "max": u["max"], "per_host": u["per_host"], "in_use": u["used"]}
             for n, u in sorted(usage.items())]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import insert
 
-from supervisor.store import work
+from supervisor.store import counts
 from supervisor.store.models import Limit
 
 
@@ -17,14 +17,14 @@ def test_what_one_pass_holds_another_leaves_out_until_it_commits(engine):
     second = engine.connect()
     try:
         first.begin()
-        held = work.hold_counts(first, {"arnold", "nuke", "gone"}, {11, 12}, {7})
+        held = counts.hold_counts(first, {"arnold", "nuke", "gone"}, {11, 12}, {7})
         # A name no limit has is not held back (the planner holds the layer for it).
-        assert held == work.Held({"arnold", "nuke", "gone"}, {11, 12}, {7})
+        assert held == counts.Held({"arnold", "nuke", "gone"}, {11, 12}, {7})
         if engine.dialect.name != "postgresql":
             return       # one supervisor: its transactions are serialized
         second.begin()
-        other = work.hold_counts(second, {"arnold", "gone"}, {12, 13}, {7, 8})
-        assert other == work.Held({"gone"}, {13}, {8})
+        other = counts.hold_counts(second, {"arnold", "gone"}, {12, 13}, {7, 8})
+        assert other == counts.Held({"gone"}, {13}, {8})
         layer = {"job_id": 12, "job_max_slots": 4, "project_id": 8, "project_max_slots": None}
         assert not other.allows(layer, [])
         assert other.allows({**layer, "job_id": 13}, ["gone"])
@@ -33,7 +33,7 @@ def test_what_one_pass_holds_another_leaves_out_until_it_commits(engine):
         second.rollback()
         first.commit()                     # the first pass is done: the next takes them
         second.begin()
-        assert work.hold_counts(second, {"arnold"}, {12}, {7}) == work.Held({"arnold"}, {12},
+        assert counts.hold_counts(second, {"arnold"}, {12}, {7}) == counts.Held({"arnold"}, {12},
                                                                             {7})
         second.rollback()
     finally:
