@@ -12,6 +12,13 @@ from tests.farm import PostgresDatabase, postgres_available, running_farm
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+@pytest.fixture(autouse=True)
+def _own_config_dir(monkeypatch, tmp_path_factory):
+    """Each test its own user config directory: keys and supervisors' keys that one test
+    notes (cuefarm up, keys use) never meet a farm of another test on the same port."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+
+
 def pytest_configure(config):
     """The tests never see the keys of whoever runs them (their user config directory):
     every test that uses keys makes its own."""
