@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LEFT_OUT = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__",
-                                  ".pytest_cache", ".venv", "venv")
+                                  ".pytest_cache", ".venv", "venv", ".hypothesis")
 
 
 def build_wheel(where: Path) -> Path:
