@@ -143,7 +143,7 @@ def read(path: Path | str, need_secret: bool = True) -> Key:
     supervisor = data.get("supervisor", "")
     if supervisor and not valid_z85(supervisor):
         raise KeyFileError(f"{path}: supervisor is not a CURVE public key (40 Z85 characters)")
-    return Key(kind, name.strip(), public, secret if need_secret else secret or "",
+    return Key(kind, name.strip(), public, secret or "",
                supervisor, str(data.get("role", "")))
 
 
