@@ -4,6 +4,7 @@ databases on SQLite or PostgreSQL, and the `cuefarm` command run against them.""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,14 +29,29 @@ PYTHON = sys.executable
 PG_ADMIN = os.environ.get("CUEFARM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_block(n: int = 4) -> int:
-    """A port P with P..P+n-1 all free right now."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n >= 65535:
-            continue
+    """A port P with P..P+n-1 all free right now, below the kernel's ephemeral range.
+
+    Ports the kernel hands out for outgoing connections are never picked: a worker reconnecting
+    to a killed supervisor's port in that range can connect to itself (same source and
+    destination port) and hold the port the restarted supervisor needs. Each pytest-xdist
+    worker draws from its own share of the range, so parallel tests rarely race for a port."""
+    lo, hi = 10000, min(_ephemeral_start(), 32768) - n
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 1)
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    share = (hi - lo) // count
+    start = lo + (index % count) * share
+    rng = random.Random()
+    for _ in range(500):
+        base = start + rng.randrange(0, max(share - n, 1))
         ok = True
         for port in range(base, base + n):
             with socket.socket() as s:

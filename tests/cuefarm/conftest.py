@@ -7,7 +7,6 @@ test go through their real sockets, encoding and decoding.
 
 from __future__ import annotations
 
-import socket
 import threading
 from typing import Callable
 
@@ -16,15 +15,14 @@ import zmq
 from click.testing import CliRunner
 
 from cuefarm import protocol as p
+from tests.farm import free_port_block
 
 Handler = Callable[[str, p.Body], p.Body]
 
 
 def free_port() -> int:
-    """A TCP port nothing listens on right now (and, being fresh, likely not soon)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port nothing listens on right now, outside the range outgoing connections use."""
+    return free_port_block(1)
 
 
 class FakeSupervisor:

@@ -7,14 +7,13 @@ import hashlib
 import hmac
 import json
 import signal
-import socket
 import sys
 import textwrap
 
 import pytest
 
 from cuefarm import notify_rules, spec
-from tests.farm import wait_until
+from tests.farm import free_port_block, wait_until
 from tests.pipeline.receivers import HookServer, MailServer
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX signals")
@@ -26,9 +25,8 @@ FAST = {"CUEFARM_NOTIFICATIONS_POLL": "0.2", "CUEFARM_NOTIFICATIONS_RETRY_BASE":
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port nothing listens on right now, outside the range outgoing connections use."""
+    return free_port_block(1)
 
 
 def notifying_farm(farm, **env: str):
