@@ -404,6 +404,8 @@ class Connection(QThread):
         self._need_resync = True
         self._retry_at = time.monotonic() + min(MAX_BACKOFF, 0.5 * 2 ** self._failures)
         state = "unreachable" if self._failures >= UNREACHABLE_AFTER else "reconnecting"
+        log.warning("%s: %s (trying again in %.1f s)", state, detail,
+                    self._retry_at - time.monotonic())
         self._emit_state(state, detail)
 
     def _watchdog(self) -> None:

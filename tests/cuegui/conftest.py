@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 os.environ.setdefault("QT_API", "pyside6")
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _gui_log(caplog):
+    """What the GUI's connection did (lost, resynced, moved on) shows with a failed test."""
+    caplog.set_level(logging.INFO, logger="cuegui")
 
 
 @pytest.fixture(autouse=True)
