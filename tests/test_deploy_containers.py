@@ -283,6 +283,14 @@ def test_the_first_start_makes_keys_once_and_keeps_them(tmp_path):
     assert {p.name: p.read_bytes() for p in keys_dir.iterdir()} == before
 
 
+def test_worker_keys_are_issued_only_for_host_names(tmp_path, capsys):
+    farmkeys = load_script("farmkeys.py")
+    for name in ("../escape", ".hidden", "a b", ""):
+        assert farmkeys.workers(["--dir", str(tmp_path / "out"), "worker1", name]) == 1
+        assert f"worker name {name!r} is not a host name" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 # -- the images' commands, run from the wheel -----------------------------------------------------
 
 

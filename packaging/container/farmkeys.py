@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 from dataclasses import replace
@@ -32,6 +33,7 @@ from cuefarm import keys as keyfiles
 from cuefarm.client import Client, CueFarmError
 
 ADMIN = "admin"          # the user name of the admin's key made on first start
+HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,255}", re.ASCII)
 
 
 def say(text: str) -> None:
@@ -129,6 +131,10 @@ def workers(argv: list[str]) -> int:
                         help="where the supervisor's public key and the workers' keys go")
     parser.add_argument("names", nargs="+", metavar="NAME", help="the workers' host names")
     args = parser.parse_args(argv)
+    for name in args.names:         # each names a file in --dir, too
+        if not HOST_NAME.fullmatch(name):
+            say(f"worker name {name!r} is not a host name (letters, digits, . _ - @)")
+            return 1
     try:
         cfg = config.load(config.SupervisorConfig, "supervisor")
     except config.ConfigError as exc:
