@@ -59,6 +59,8 @@ def make_supervisor_keys(directory: Path) -> keyfiles.Key | None:
     admin_path = directory / "admin.key"
     admin = (keyfiles.read(admin_path) if admin_path.exists()
              else keyfiles.new("user", ADMIN, role="admin"))
+    if admin.kind != "user":
+        raise keyfiles.KeyFileError(f"{admin_path} is a {admin.kind} key, not a user's")
     staging = directory.with_name(directory.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     sv = keyfiles.make_supervisor_keys(staging, owner=admin)
