@@ -38,3 +38,25 @@ def take(path: Path, note: str) -> IO[str]:
     f.write(f"{note}{', ' if note else ''}pid {os.getpid()}\n")
     f.flush()
     return f
+
+
+def held(path: Path) -> bool:
+    """Whether a process holds the lock on `path`, found without taking it for long and
+    without writing the file (a healthcheck asks this of a running rqd).  False when there is
+    no such file.  Where there is no advisory locking (Windows), the file being there is the
+    answer."""
+    try:
+        f = open(path)
+    except FileNotFoundError:
+        return False
+    with f:
+        try:
+            import fcntl
+        except ImportError:
+            return True
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return False

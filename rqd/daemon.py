@@ -112,6 +112,7 @@ class Daemon:
         self.launch_seq = 0         # the highest Launch.seq received since registering
         self.sent_at: dict[str, float] = {}
         self.registered = False
+        self.noted_registered = ""   # what the state dir says of it (see _note_registered)
         self.host_id: int | None = None
         self.register_due: float | None = None     # set while waiting out a Refused
         self.next_tick = 0.0
@@ -252,10 +253,25 @@ class Daemon:
     def _commit(self, now: float) -> None:
         """End of a turn: persist, then report the turn's completions (kept until acked)."""
         self._persist()
+        self._note_registered()
         if self.to_report:
             report, self.to_report = self.to_report, []
             if self.registered:
                 self._send_completions(report, now)
+
+    def _note_registered(self) -> None:
+        """Keep the state dir's note of the registration in step with it (written when it
+        changes, not once per heartbeat): a container's healthcheck reads it."""
+        note = (f"registered with {self.link.endpoint} as host {self.host_id}"
+                if self.registered else "")
+        if note == self.noted_registered:
+            return
+        try:
+            self.state.save_registered(note)
+        except OSError as exc:
+            log.error("cannot note the registration in %s: %s", self.cfg.state_dir, exc)
+            return                   # tried again next turn
+        self.noted_registered = note
 
     def _timers(self, now: float) -> None:
         self._drain_progress(now)

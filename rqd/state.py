@@ -6,6 +6,9 @@ Layout of the state directory (one per rqd; several rqds on a machine each have 
     journal                     running attempts and unacknowledged completions, one JSON record
                                 per line (see below)
     drained                     the previous run exited at the end of a drain ("exit"/"reboot")
+    registered                  the supervisor this rqd is registered with, while it is (read by
+                                the container healthcheck: a worker has no key for asking the
+                                supervisor's client API)
     farm                        the farm (its id) the running attempts and completions belong to
     other-farms/<farm id>/      completions of a farm this rqd no longer serves, set aside
     work/<farm id>/<attempt_id>/
@@ -152,6 +155,7 @@ class StateDir:
             self._lock_file = lockfile.take(self.root / "rqd.lock", "")
         except lockfile.Held:
             raise StateLocked(f"state directory {self.root} is in use by another rqd") from None
+        _remove(self.root / "registered")     # a previous run's, not this one's
         kept = read_journal(self.journal_path)
         self.running, self.completions = kept.running, kept.completions
         legacy = self._read_legacy()
@@ -164,6 +168,11 @@ class StateDir:
             if self._fd is not None:
                 self.flush()
         finally:
+            if self._lock_file is not None:
+                try:
+                    _remove(self.root / "registered")
+                except OSError:
+                    pass            # the lock goes below: the note is not believed without it
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
@@ -295,6 +304,29 @@ class StateDir:
 
     def clear_drained(self) -> None:
         _remove(self.root / "drained")
+
+    # -- registration, for a healthcheck ------------------------------------------------------
+
+    def save_registered(self, note: str) -> None:
+        """Note that this rqd is registered (`note`: with which supervisor, as which host);
+        `note` "" removes the note."""
+        if note:
+            _write(self.root / "registered", note.encode())
+        else:
+            _remove(self.root / "registered")
+
+
+def registered_in(root: str | Path) -> str:
+    """What the rqd using the state directory `root` noted of its registration: "" when it is
+    not registered, or no rqd runs there (a killed rqd cannot remove its note, but its lock
+    goes with it)."""
+    root = Path(root)
+    if not lockfile.held(root / "rqd.lock"):
+        return ""
+    try:
+        return (root / "registered").read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def _write(path: Path, data: bytes) -> None:

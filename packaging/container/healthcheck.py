@@ -3,9 +3,12 @@
 Reads the same configuration the program reads (config files, then `CUEFARM_<SECTION>_<KEY>`), so
 it checks the running service the way it was set up:
 
-- supervisor: its client API answers a ping on 127.0.0.1:PORT;
-- rqd: a supervisor it is configured for lists this worker (by its configured name) as UP, so the
-  check passes only once the worker registered and keeps sending heartbeats.
+- supervisor: its client API answers a ping on 127.0.0.1:PORT.  With keys (a supervisor.key in
+  its keys directory) the ping is made with the admin's key kept beside it (`admin.key`, which
+  the image makes on first start: farmkeys.py), else with the container user's own key;
+- rqd: the worker is registered with a supervisor it is configured for and keeps its link (rqd
+  notes that in its state directory, and the note counts only while rqd runs).  The check asks
+  no supervisor: a worker has a worker's key, which the client API does not take.
 
 Exit status 0 when healthy, 1 otherwise (with the reason on stderr).
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import sys
 
 from cuefarm import config
+from cuefarm import keys as keyfiles
 from cuefarm.client import Client, CueFarmError
 
 TIMEOUT = 5.0
@@ -22,27 +26,32 @@ TIMEOUT = 5.0
 
 def check_supervisor() -> str:
     cfg = config.load(config.SupervisorConfig, "supervisor")
-    with Client(f"127.0.0.1:{cfg.port}", timeout=TIMEOUT) as client:
+    directory = keyfiles.supervisor_keys_dir(cfg.keys_dir)
+    key, server = None, None
+    if (directory / "supervisor.key").exists():
+        try:
+            server = keyfiles.read(directory / "supervisor.key", need_secret=False).public
+            admin = directory / "admin.key"
+            key = keyfiles.read(admin) if admin.exists() else keyfiles.find_user_key()
+        except keyfiles.KeyFileError as exc:
+            raise CueFarmError(str(exc)) from None
+        if key is None:
+            raise CueFarmError(f"the supervisor uses keys and this check has none: put a "
+                               f"user key at {directory / 'admin.key'}")
+    with Client(f"127.0.0.1:{cfg.port}", timeout=TIMEOUT, key=key,
+                supervisor_key=server) as client:
         client.ping()
-    return f"supervisor answers on port {cfg.port}"
+    return f"supervisor answers on port {cfg.port}" + (" (with keys)" if server else "")
 
 
 def check_rqd() -> str:
+    from rqd.state import registered_in
     cfg = config.load(config.RqdConfig, "rqd").resolve()
-    reasons = []
-    for address in cfg.supervisors:
-        try:
-            with Client(address, timeout=TIMEOUT) as client:
-                hosts = {h["name"]: h for h in client.hosts()}
-        except CueFarmError as exc:
-            reasons.append(f"{address}: {exc}")
-            continue
-        host = hosts.get(cfg.name)
-        if host is not None and host.get("state") == "UP":
-            return f"worker {cfg.name} is UP on {address}"
-        reasons.append(f"{address}: worker {cfg.name} is "
-                       f"{host.get('state') if host else 'not registered'}")
-    raise CueFarmError("; ".join(reasons) or "no supervisor configured")
+    note = registered_in(cfg.state_dir)
+    if not note:
+        raise CueFarmError(f"worker {cfg.name} is not registered with a supervisor "
+                           f"(no rqd running on {cfg.state_dir}, or not registered yet)")
+    return f"worker {cfg.name}: {note}"
 
 
 def main(argv: list[str]) -> int:

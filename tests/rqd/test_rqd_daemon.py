@@ -14,7 +14,7 @@ import pytest
 
 import cuefarm
 from cuefarm import protocol as p
-from rqd.state import RunningRecord, StateDir, kept_in
+from rqd.state import RunningRecord, StateDir, kept_in, registered_in
 
 PY = sys.executable
 SLEEP = [PY, "-c", "import time; time.sleep(300)"]
@@ -228,6 +228,28 @@ def test_silent_supervisor_means_reconnect_to_the_next(zctx, start_rqd, helpers)
     finally:
         first.close()
         second.close()
+
+
+def test_the_state_dir_says_while_rqd_is_registered(supervisor, start_rqd, helpers):
+    """The note a container's healthcheck reads: there while registered, gone when the
+    supervisor falls silent and when rqd stops."""
+    rqd = start_rqd(supervisor, extra=("--supervisor-timeout", "1"))
+    supervisor.expect("register")               # connected, not yet accepted
+    assert registered_in(rqd.state_dir) == ""
+    supervisor.send(p.Registered(host_id=7, heartbeat_interval=0.2))
+    helpers.wait_until(lambda: registered_in(rqd.state_dir), message="the note")
+    assert registered_in(rqd.state_dir) == \
+        f"registered with tcp://127.0.0.1:{supervisor.port} as host 7"
+    supervisor.auto_ack = False                 # the supervisor hangs: rqd lets go of it
+    helpers.wait_until(lambda: not registered_in(rqd.state_dir), message="the note to go")
+    supervisor.auto_ack = True
+    supervisor.register(host_id=8)
+    helpers.wait_until(lambda: registered_in(rqd.state_dir).endswith("as host 8"),
+                       message="the new note")
+    rqd.send_signal(signal.SIGTERM)
+    assert rqd.wait(helpers.WAIT) == 0
+    assert registered_in(rqd.state_dir) == ""
+    assert not (rqd.state_dir / "registered").exists()
 
 
 @pytest.mark.parametrize("args", [("--supervisor", "nonsense::"), ("--slots", "-1"),

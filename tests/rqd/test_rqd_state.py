@@ -145,3 +145,24 @@ def test_footer_names_the_signal():
     assert "exit status: -15 (signal SIGTERM)" in text
     assert "reason:      killed: x" in text and "runtime:     2.50 s" in text
     assert "peak rss:    2.0 MiB" in text
+
+
+def test_the_registered_note_counts_only_while_an_rqd_holds_the_directory(tmp_path):
+    state = StateDir(tmp_path)
+    state.open()
+    assert state_module.registered_in(tmp_path) == ""
+    state.save_registered("registered with tcp://sv:9771 as host 3")
+    assert state_module.registered_in(tmp_path) == "registered with tcp://sv:9771 as host 3"
+    state.save_registered("")
+    assert state_module.registered_in(tmp_path) == ""
+    state.save_registered("registered with tcp://sv:9771 as host 3")
+    state._lock_file.close()         # as when rqd is killed: the lock goes, the note stays
+    state._lock_file = None
+    assert (tmp_path / "registered").exists()
+    assert state_module.registered_in(tmp_path) == ""
+    again = StateDir(tmp_path)
+    again.open()                      # a new run starts unregistered
+    assert not (tmp_path / "registered").exists()
+    again.save_registered("registered with tcp://sv:9771 as host 4")
+    again.close()
+    assert not (tmp_path / "registered").exists()
