@@ -17,11 +17,11 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 import msgspec
 
-# Anchored with \Z: "$" would also accept a trailing newline.  msgspec searches with `re`.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}\Z"
-ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*\Z"
-TAG_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}\Z"
-HOST_PATTERN = r"^[A-Za-z0-9_.\-*?\[\]!]{1,256}\Z"
+# Whole names (fullmatch); `anchored` makes them msgspec patterns (which re.search).
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}"
+ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
+TAG_PATTERN = r"[A-Za-z0-9_.\-]{1,64}"
+HOST_PATTERN = r"[A-Za-z0-9_.\-*?\[\]!]{1,256}"
 NO_NUL = r"^[^\x00]*\Z"
 OS_NAMES = ("linux", "windows", "darwin")
 MAX_SECONDS = 365 * 86400
@@ -49,14 +49,19 @@ def key(value: str, doc: str = "", **words: str) -> msgspec.Meta:
     return msgspec.Meta(description=doc or None, extra={"value": value, **words})
 
 
+def anchored(pattern: str) -> str:
+    """`pattern` matching a whole string: "\\Z", as "$" would also accept a trailing newline."""
+    return rf"^(?:{pattern})\Z"
+
+
 def whole(lo: int, hi: int) -> Any:
     return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
 
 
-Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN)]
-Tag = Annotated[str, msgspec.Meta(pattern=TAG_PATTERN)]
-HostPattern = Annotated[str, msgspec.Meta(pattern=HOST_PATTERN)]
-EnvName = Annotated[str, msgspec.Meta(pattern=ENV_NAME_PATTERN)]
+Name = Annotated[str, msgspec.Meta(pattern=anchored(NAME_PATTERN))]
+Tag = Annotated[str, msgspec.Meta(pattern=anchored(TAG_PATTERN))]
+HostPattern = Annotated[str, msgspec.Meta(pattern=anchored(HOST_PATTERN))]
+EnvName = Annotated[str, msgspec.Meta(pattern=anchored(ENV_NAME_PATTERN))]
 # A process environment cannot hold NUL; the worker would fail every launch.
 EnvValue = Union[Annotated[str, msgspec.Meta(pattern=NO_NUL)], int, float]
 # Not blank, no NUL.

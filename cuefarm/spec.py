@@ -24,17 +24,20 @@ from cuefarm.jobfile import (ENV_NAME_PATTERN, HOST_PATTERN, INT_RE, KEYS, MAX_O
                              convert, whole_keys)
 from cuefarm.specdoc import default_text, reference, value_text
 
-__all__ = ["DEFAULT_MAX_FRAMES", "DEPENDENCY_FIELDS", "INT_RE", "JOB_FIELDS", "LAYER_FIELDS",
-           "MAX_OUTPUTS", "MAX_SECONDS", "OS_NAMES", "REQUIRED", "Dependency", "JobSpec", "Key",
-           "LayerSpec", "SpecError", "default_text", "describe_dependency", "reference",
-           "validate_job", "validate_job_changes", "validate_layer_changes",
-           "validate_submission", "value_text"]
+# What callers use from here (some of it defined in jobfile and specdoc).
+__all__ = ["DEFAULT_MAX_FRAMES", "DEPENDENCY_FIELDS", "ENV_NAME_RE", "INT_RE", "JOB_EDITABLE",
+           "JOB_FIELDS", "JOB_KEYS", "LAYER_EDITABLE", "LAYER_FIELDS", "LAYER_KEYS",
+           "MAX_OUTPUTS", "MAX_SECONDS", "NAME_RE", "OS_NAMES", "PATTERN_RE", "REQUIRED",
+           "SLOTS_RE", "TAG_RE", "Dependency", "JobSpec", "Key", "LayerSpec", "SpecError",
+           "default_text", "describe_dependency", "reference", "validate_job",
+           "validate_job_changes", "validate_layer_changes", "validate_submission",
+           "value_text"]
 
-# The same patterns msgspec checks, for callers that check a single name.
-NAME_RE = re.compile(NAME_PATTERN[1:-2], re.ASCII)
-ENV_NAME_RE = re.compile(ENV_NAME_PATTERN[1:-2], re.ASCII)
-TAG_RE = re.compile(TAG_PATTERN[1:-2], re.ASCII)
-PATTERN_RE = re.compile(HOST_PATTERN[1:-2], re.ASCII)
+# The patterns msgspec checks, for callers that check one name (with fullmatch).
+NAME_RE = re.compile(NAME_PATTERN, re.ASCII)
+ENV_NAME_RE = re.compile(ENV_NAME_PATTERN, re.ASCII)
+TAG_RE = re.compile(TAG_PATTERN, re.ASCII)
+PATTERN_RE = re.compile(HOST_PATTERN, re.ASCII)
 SLOTS_RE = re.compile(r"([0-9]{1,4})(\+?)", re.ASCII)
 DEFAULT_MAX_FRAMES = 1_000_000
 
@@ -247,6 +250,11 @@ def _depends(value: list[Union[str, DependencyFile]], path: str) -> list[Depende
     return out
 
 
+def _unique(names: list[str]) -> list[str]:
+    """`names` (a list msgspec made) without repeats, in order."""
+    return names if len(names) < 2 else list(dict.fromkeys(names))
+
+
 def _layer(lf: LayerFile, given: dict, path: str) -> tuple[LayerSpec, int]:
     """The rules msgspec cannot check of converted layer `lf` (`given` as written), and the
     normalised layer with the number of its frames."""
@@ -262,11 +270,12 @@ def _layer(lf: LayerFile, given: dict, path: str) -> tuple[LayerSpec, int]:
         name=lf.name, command=command, range=lf.range, frames=[], chunk=lf.chunk,
         slots=slots, slots_mode=mode, memory=lf.memory, gpus=lf.gpus,
         max_retries=lf.max_retries,
-        env={k: v if isinstance(v, str) else str(v) for k, v in lf.env.items()},
+        env={k: v if isinstance(v, str) else str(v) for k, v in lf.env.items()} if lf.env
+        else {},
         depends_on=_depends(lf.depends_on, f"{path}.depends_on"),
-        cwd=lf.cwd, tags=list(dict.fromkeys(lf.tags)), os=lf.os,
-        hosts=list(dict.fromkeys(lf.hosts)), omit_hosts=list(dict.fromkeys(lf.omit_hosts)),
-        requirements=lf.requirements, limits=list(dict.fromkeys(lf.limits)),
+        cwd=lf.cwd, tags=_unique(lf.tags), os=lf.os, hosts=_unique(lf.hosts),
+        omit_hosts=_unique(lf.omit_hosts), requirements=lf.requirements,
+        limits=_unique(lf.limits),
         timeout=lf.timeout, timeout_no_output=lf.timeout_no_output, outputs=lf.outputs)
     return layer, count
 
@@ -410,7 +419,7 @@ def validate_layer_changes(values: Any, path: str = "values") -> dict[str, Any]:
         if key == "slots":
             out["slots"], out["slots_mode"] = _slots(v, f"{path}.slots")
         elif key in _NAME_LISTS:
-            out[key] = list(dict.fromkeys(v))
+            out[key] = _unique(v)
         elif key == "requirements":
             _requirements(v, f"{path}.{key}")
             out[key] = v or None
