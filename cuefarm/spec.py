@@ -176,7 +176,7 @@ def _prepare_layer(d: Any, path: str) -> Any:
     deps = out.get("depends_on")
     if isinstance(deps, (str, dict)):
         deps = [deps]
-    if isinstance(deps, list):
+    if isinstance(deps, (list, tuple)):
         out["depends_on"] = [_prepare(x, _DEPENDENCY_WHOLE) if isinstance(x, dict) else x
                              for x in deps]
     if isinstance(out.get("outputs"), str):
@@ -314,7 +314,7 @@ def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES
         raise SpecError(path, "a job is a mapping")
     raw = _prepare(d, _JOB_WHOLE)
     given = raw.get("layers")
-    if isinstance(given, list):
+    if isinstance(given, (list, tuple)):
         given = raw["layers"] = [_prepare_layer(ld, f"{path}.layers[{i}]")
                                  for i, ld in enumerate(given)]
     job: JobFile = convert(raw, JobFile, path)

@@ -281,3 +281,12 @@ def test_the_key_tables_are_read_off_the_structs(kind, table):
     for k in table.values():
         if k.default is not spec.REQUIRED:
             assert getattr(defaults, k.name) == k.default
+
+
+def test_tuples_from_a_python_caller_are_taken_as_the_lists_the_wire_makes_of_them():
+    job = {"name": "j", "layers": ({"name": "a", "command": ("render", "#FRAME#"),
+                                    "range": "1-2", "chunk": "2", "tags": ("gpu",),
+                                    "depends_on": ({"job": "7"},)},)}
+    layer = validate_job(job).layers[0]
+    assert (layer.command, layer.chunk, layer.tags) == (["render", "#FRAME#"], 2, ["gpu"])
+    assert layer.depends_on == [spec.Dependency("job", job=7)]
