@@ -44,8 +44,8 @@ def key(value: str, doc: str = "", **words: str) -> msgspec.Meta:
     """A key's description: `value` (its kind of value, in words) and `doc` (what it means) for
     the reference; `words` say what is wrong with a bad value where the generic words would
     not do: `wrong` (the value), `item` (an entry of it), `item_pattern` (an entry that does
-    not match its pattern or length), `name` (a mapping's name), `missing` (the key left out).  Each may use
-    {value} (the bad value's repr, shortened)."""
+    not match its pattern or length), `name` (a name in a mapping), `missing` (the key left
+    out).  Each may use {value} (the bad value's repr, shortened)."""
     return msgspec.Meta(description=doc or None, extra={"value": value, **words})
 
 
@@ -55,6 +55,7 @@ def anchored(pattern: str) -> str:
 
 
 def whole(lo: int, hi: int) -> Any:
+    """A whole number from `lo` to `hi`."""
     return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
 
 
@@ -71,11 +72,7 @@ NAME_WORDS = ("{value} is not a valid name (letters, digits, '_', '.', '-'; star
               "letter or digit; at most 128 characters)")
 
 
-class _Keys(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    pass
-
-
-class DependencyFile(_Keys, kw_only=True, forbid_unknown_fields=True):
+class DependencyFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """An entry of a layer's `depends_on` written as a mapping."""
 
     layer: Annotated[Optional[str], key(
@@ -89,7 +86,7 @@ class DependencyFile(_Keys, kw_only=True, forbid_unknown_fields=True):
         "this job).", wrong="per_frame is true or false")] = False
 
 
-class LayerFile(_Keys, kw_only=True, forbid_unknown_fields=True):
+class LayerFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """An entry of a job's `layers`."""
 
     name: Annotated[Name, key("name", "The layer's name, unique in the job.", wrong=NAME_WORDS)]
@@ -169,7 +166,7 @@ class LayerFile(_Keys, kw_only=True, forbid_unknown_fields=True):
         item_pattern="{value} is not a usable file path")] = []
 
 
-class JobFile(_Keys, kw_only=True, forbid_unknown_fields=True):
+class JobFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A job, as a job file or a client gives it."""
 
     name: Annotated[Name, key("name", "The job's name, shown everywhere.", wrong=NAME_WORDS)]

@@ -134,9 +134,10 @@ class JobSpec:
 
 
 def _reservations(value: Any, path: str) -> dict[str, Any]:
-    """The Qube! form: "host.processors=4+,host.memory=8000,host.gpus=1"."""
+    """The Qube! form: "host.processors=4+,host.memory=8000,host.gpus=1".  Read before msgspec
+    sees the layer, as they stand in for slots, memory and gpus."""
     if not isinstance(value, str):
-        raise SpecError(path, "reservations are a string like 'host.processors=4+,host.memory=8000'")
+        raise SpecError(path, LAYER_FIELDS["reservations"].words["wrong"])
     out: dict[str, Any] = {}
     for part in (x.strip() for x in value.split(",") if x.strip()):
         key, sep, val = part.partition("=")
