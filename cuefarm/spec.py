@@ -1,7 +1,7 @@
 """Job specs: validate a submitted job dict and normalise it.
 
 A job is a plain dict (from Python, JSON or YAML).  Its shape, types, bounds and defaults are
-the job file Structs' (`cuefarm.jobfile`, checked by msgspec); here are the rules msgspec
+the job file Structs' (`cuefarm.jobkeys`, checked by msgspec); here are the rules msgspec
 cannot express: frame ranges (counted, and capped per job), commands, `slots` written as `N+`
 or `all`, Qube! reservations, dependencies between layers (and their cycles), rules across
 keys.  Validation names the exact field at fault (`jobs[0].layers[1].range`) and accepts
@@ -18,13 +18,13 @@ import msgspec
 
 from cuefarm import frames as franges
 from cuefarm import requirements as reqs
-from cuefarm.jobfile import (ENV_NAME_PATTERN, HOST_PATTERN, INT_RE, KEYS, MAX_OUTPUTS,
+from cuefarm.jobkeys import (ENV_NAME_PATTERN, HOST_PATTERN, INT_RE, KEYS, MAX_OUTPUTS,
                              MAX_SECONDS, NAME_PATTERN, OS_NAMES, REQUIRED, TAG_PATTERN,
                              DependencyFile, JobFile, Key, LayerFile, SpecError, as_whole,
                              convert, whole_keys)
 from cuefarm.specdoc import default_text, reference, value_text
 
-# What callers use from here (some of it defined in jobfile and specdoc).
+# What callers use from here (some of it defined in jobkeys and specdoc).
 __all__ = ["DEFAULT_MAX_FRAMES", "DEPENDENCY_FIELDS", "ENV_NAME_RE", "INT_RE", "JOB_EDITABLE",
            "JOB_FIELDS", "JOB_KEYS", "LAYER_EDITABLE", "LAYER_FIELDS", "LAYER_KEYS",
            "MAX_OUTPUTS", "MAX_SECONDS", "NAME_RE", "OS_NAMES", "PATTERN_RE", "REQUIRED",

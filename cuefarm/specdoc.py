@@ -1,9 +1,9 @@
 """The job file reference (docs/job-file.md, `cuefarm spec --reference`), written from the
-keys of the job file Structs (`cuefarm.jobfile`) so the two cannot disagree."""
+keys of the job file Structs (`cuefarm.jobkeys`) so the two cannot disagree."""
 
 from __future__ import annotations
 
-from cuefarm.jobfile import KEYS, REQUIRED, DependencyFile, JobFile, Key, LayerFile
+from cuefarm.jobkeys import KEYS, REQUIRED, DependencyFile, JobFile, Key, LayerFile
 
 REFERENCE_INTRO = """\
 # Job file reference
@@ -12,7 +12,7 @@ A job file is YAML or JSON: one job (a mapping) or a list of jobs, submitted wit
 `cuefarm submit FILE` (`--check` validates it without submitting). Unknown keys are refused, so a
 misspelt key never silently becomes a default. `resources/examples/job.yaml` is an example.
 
-This page is generated from the definitions the supervisor validates with (`cuefarm/jobfile.py`):
+This page is generated from the definitions the supervisor validates with (`cuefarm/jobkeys.py`):
 `cuefarm spec --reference` prints it.
 """
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cuefarm import jobfile, spec
+from cuefarm import jobkeys, spec
 from cuefarm.spec import SpecError, validate_job, validate_job_changes, validate_layer_changes
 
 BASE = {"name": "j", "project": "p", "layers": [
@@ -42,7 +42,7 @@ def at_or_below(field: str, path: str) -> bool:
 
 junk_scalars = st.one_of(st.floats(allow_nan=False), st.booleans(),
                          st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
-not_whole_text = st.text(max_size=8).filter(lambda s: not jobfile.INT_RE.fullmatch(s.strip()))
+not_whole_text = st.text(max_size=8).filter(lambda s: not jobkeys.INT_RE.fullmatch(s.strip()))
 not_name = st.one_of(st.integers(), st.none(), junk_scalars, st.lists(st.text(), max_size=2),
                      st.text(max_size=140).filter(lambda s: not spec.NAME_RE.fullmatch(s)))
 not_whole = st.one_of(junk_scalars.filter(lambda v: not isinstance(v, int) or isinstance(v, bool)),
@@ -260,9 +260,9 @@ def test_edits_return_only_the_columns_given():
 
 # --- the key tables are the Structs' -----------------------------------------------------------
 
-@pytest.mark.parametrize("kind, table", [(jobfile.JobFile, spec.JOB_FIELDS),
-                                         (jobfile.LayerFile, spec.LAYER_FIELDS),
-                                         (jobfile.DependencyFile, spec.DEPENDENCY_FIELDS)])
+@pytest.mark.parametrize("kind, table", [(jobkeys.JobFile, spec.JOB_FIELDS),
+                                         (jobkeys.LayerFile, spec.LAYER_FIELDS),
+                                         (jobkeys.DependencyFile, spec.DEPENDENCY_FIELDS)])
 def test_the_key_tables_are_read_off_the_structs(kind, table):
     fields = msgspec.structs.fields(kind)
     assert [f.name for f in fields] == list(table)
@@ -277,7 +277,7 @@ def test_the_key_tables_are_read_off_the_structs(kind, table):
     defaults = msgspec.convert({k.name: "x" for k in table.values()
                                 if k.default is spec.REQUIRED and k.name != "layers"}
                                | ({"layers": [{"name": "l", "command": "c", "range": "1"}]}
-                                  if kind is jobfile.JobFile else {}), kind)
+                                  if kind is jobkeys.JobFile else {}), kind)
     for k in table.values():
         if k.default is not spec.REQUIRED:
             assert getattr(defaults, k.name) == k.default
