@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from qtpy.QtCore import QItemSelectionModel
+from qtpy.QtWidgets import QMessageBox
 
 from cuefarm import protocol as p
 from cuegui.connection import Connection
@@ -122,7 +123,10 @@ def test_retry_with_more_memory_and_resubmit(qtbot, wrangler):
     win.prompts.integers = [900]
     trigger(qtbot, queue["memory"])
     assert win.prompts.offered[-1] == 2700
-    wait(qtbot, lambda: "already reserves 1000 MB" in win.statusBar().currentMessage())
+    # Shown in a message box (the status bar's line may already tell of the job's dead frame,
+    # whose event can come after the refusal).
+    wait(qtbot, lambda: any("already reserves 1000 MB" in box.text()
+                            for box in win.findChildren(QMessageBox)))
     assert client.layers(job_id)[0]["memory"] == 1000
     win.prompts.integers = [2700]
     trigger(qtbot, queue["memory"])
