@@ -194,27 +194,30 @@ def _store_in_slices(cx: Context, specs: list, user: str, now: float, sid: str |
             time.sleep(SLICE_PAUSE)
             turn.lock.acquire()
         turn.active += 1
-        turn.lock.acquire()
+        held = False
         try:
             for k, spec in enumerate(specs):
+                # Its frames worked out before its turn: the loop writes meanwhile.
+                prepared = submit_store.prepare(spec)
+                turn.lock.acquire()
+                held = True
                 # One job at a time, so a failure knows every job stored so far.
                 ids += submit_store.submit(conn, [spec], user, now, hidden(conn), None,
-                                           between)
+                                           between, [prepared])
                 conn.commit()
+                turn.lock.release()
+                held = False
         except submit_store.SubmitError as exc:
             conn.rollback()
-            turn.lock.release()
-            turn.active -= 1
+            _end_turn(turn, held)
             _forget(cx, ids)
             raise RequestError("invalid", exc.message.replace("jobs[0]", f"jobs[{k}]"),
                                exc.field.replace("jobs[0]", f"jobs[{k}]")) from None
         except BaseException:
             conn.rollback()
-            turn.lock.release()
-            turn.active -= 1
+            _end_turn(turn, held)
             _forget(cx, ids)
             raise
-        turn.lock.release()
         turn.active -= 1
     try:
         with cx.begin() as (conn, staged):
@@ -230,6 +233,12 @@ def _store_in_slices(cx: Context, specs: list, user: str, now: float, sid: str |
         _forget(cx, ids)
         raise
     return ids
+
+
+def _end_turn(turn: Any, held: bool) -> None:
+    if held:
+        turn.lock.release()
+    turn.active -= 1
 
 
 def _forget(cx: Context, ids: list[int]) -> None:
