@@ -18,6 +18,7 @@ from supervisor.live import Live
 from supervisor.outbox import Outbox
 from supervisor.roles import Policy
 from supervisor.store import bus
+from supervisor.store.engine import reading
 
 
 class WriterTurn:
@@ -94,7 +95,7 @@ class Context:
 
     def read(self, fn: Callable[[Connection], object]):
         """fn(conn) on a connection that writes nothing."""
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             try:
                 return fn(conn)
             finally:

@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 
 from cuefarm import protocol as p
 from supervisor.store import jobs as rows
+from supervisor.store.engine import reading
 from supervisor.store.work import Touched
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ def encode_views(engine: Engine, batch: p.EventBatch,
     if hidden_sets:
         ids = {r["job_id"] for rows in (batch.layers, batch.frames) for r in rows}
         ids.update(r["id"] for r in batch.jobs)
-        with engine.connect() as conn:
+        with reading(engine) as conn:
             for hidden in hidden_sets:
                 gone[hidden] = rows.in_projects(conn, ids, hidden) if ids else set()
             conn.rollback()
@@ -215,7 +216,7 @@ def read_batch(engine: Engine, t: Touched, seq: int, supervisor_id: str,
                max_frames: int) -> p.EventBatch:
     """The current rows of everything in `t`, as event batch `seq`."""
     resync = len(t.frames) > max_frames
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         batch = p.EventBatch(
             seq=seq, supervisor_id=supervisor_id,
             jobs=rows.job_rows(conn, sorted(t.jobs)) if t.jobs else [],

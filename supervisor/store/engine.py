@@ -5,14 +5,17 @@ from __future__ import annotations
 import functools
 import logging
 import select
+import sqlite3
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
@@ -27,6 +30,9 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # transaction on the hot path.  A link lost silently while in steady use fails one statement;
 # the pool then replaces every connection.
 PING_IDLE = 2.0
+# SQLite: how long a thread waits for the writer's turn before its transaction fails (as
+# SQLite's own busy timeout, below).
+WRITER_WAIT = 30.0
 
 
 def make_engine(url: str) -> Engine:
@@ -49,10 +55,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
+        _one_writer(engine)
         return engine
     if u.get_backend_name() == "postgresql":
         if u.drivername == "postgresql":   # psycopg2 is the driver we ship and test
@@ -68,6 +71,100 @@ def make_engine(url: str) -> Engine:
         _ping_when_needed(engine)
         return engine
     raise ValueError(f"unsupported database {u.get_backend_name()!r} (use sqlite or postgresql)")
+
+
+READ_ONLY = "cuefarm_read_only"     # execution option: a transaction that writes nothing
+
+
+def reading(engine: Engine) -> Connection:
+    """A connection for transactions that write nothing: on SQLite they neither wait for the
+    writer nor keep it waiting."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
+
+
+def _one_writer(engine: Engine) -> None:
+    """SQLite has one writer at a time.  The threads of this process take turns on a lock
+    before they ask SQLite for the write lock (BEGIN IMMEDIATE), and give it back once their
+    COMMIT or ROLLBACK is done: none of them sleeps in SQLite's busy handler, which sleeps up
+    to 100 ms at a time and lets others cut in while it sleeps (a huge submit's slices kept
+    the loop waiting half a second so).  Transactions that write nothing (`reading`) begin
+    deferred: in WAL mode they read a snapshot beside the writer."""
+    lock = threading.Lock()
+    holder: list[Any] = [None]          # the DBAPI connection holding the lock
+
+    def release(dbapi_conn: Any) -> None:
+        # SQLAlchemy hands the dialect the pool's proxy of the connection, events the DBAPI
+        # connection itself.
+        dbapi_conn = getattr(dbapi_conn, "dbapi_connection", dbapi_conn)
+        if holder[0] is dbapi_conn:
+            holder[0] = None
+            lock.release()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn):
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+            return
+        dbapi_conn = conn.connection.dbapi_connection
+        if not lock.acquire(timeout=WRITER_WAIT):
+            raise sqlite3.OperationalError(
+                f"database is locked: another thread of this process kept the writer's turn "
+                f"for {WRITER_WAIT:.0f} s")
+        holder[0] = dbapi_conn
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            release(dbapi_conn)
+            raise
+
+    dialect = engine.dialect
+    do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+    def commit(dbapi_conn: Any) -> None:
+        try:
+            do_commit(dbapi_conn)
+        finally:
+            release(dbapi_conn)
+
+    def rollback(dbapi_conn: Any) -> None:
+        try:
+            do_rollback(dbapi_conn)
+        finally:
+            release(dbapi_conn)
+
+    dialect.do_commit, dialect.do_rollback = commit, rollback
+
+    # A connection given back, closed or dropped with the lock still held gives it back.
+    @event.listens_for(engine, "checkin")
+    def _checkin(dbapi_conn, _record):
+        release(dbapi_conn)
+
+    @event.listens_for(engine, "invalidate")
+    def _invalidate(dbapi_conn, _record, _exc):
+        release(dbapi_conn)
+
+
+def checkpoint_apart(engine: Engine) -> None:
+    """SQLite: no commit of `engine`'s copies the write-ahead log into the database any more
+    (SQLite's auto-checkpoint, run by whichever commit finds the log long, held the loop for
+    hundreds of milliseconds while a huge submit filled the log); `checkpoint(engine)`, called
+    on a thread of its own, does it instead."""
+    @event.listens_for(engine, "connect")
+    def _no_autocheckpoint(dbapi_conn, _record):
+        dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
+    engine.dispose()          # pooled connections made before go; new ones get the pragma
+
+
+def checkpoint(engine: Engine) -> int:
+    """Copy what the write-ahead log holds into the database, as far as no reader still needs
+    it (PASSIVE: it waits for nobody); how many log pages it holds."""
+    raw = engine.raw_connection()
+    try:
+        _busy, pages, _done = raw.driver_connection.execute(
+            "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        raw.close()
+    return pages
 
 
 def _ping_when_needed(engine: Engine) -> None:
