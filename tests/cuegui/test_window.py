@@ -441,6 +441,8 @@ def colours(image, step: int = 3) -> int:
 
 
 def test_every_panel_paints(qtbot, win, sim, tmp_path):
+    win.charts_panel._timer.stop()      # the chart's points: the samples taken below (and
+                                        # any the timer took while the window connected)
     # The render layer names its images, and frame 3's is written: the preview shows it.
     from qtpy.QtGui import QColor, QImage, QLinearGradient, QPainter
     sim.layers[1]["outputs"] = [str(tmp_path / "beauty.####.png")]
@@ -464,7 +466,7 @@ def test_every_panel_paints(qtbot, win, sim, tmp_path):
     # Real content behind each picture, not just the panels' chrome.
     assert win.jobs_model.rowCount() > 0 and win.hosts_model.rowCount() > 0
     assert win.layers_model.rowCount() > 0 and win.frames_model.rowCount() == 12
-    assert win.charts_panel.points()["slots"] == 2
+    assert win.charts_panel.points()["slots"] >= 2
     # An empty dock (title, toolbar, header) has a few dozen colours; a filled one hundreds.
     floor = 120
     for dock in win.docks():
