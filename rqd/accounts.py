@@ -31,6 +31,17 @@ class RunAs:
         """What `subprocess.Popen` needs to drop to this user."""
         return {"user": self.uid, "group": self.gid, "extra_groups": list(self.groups)}
 
+    def is_current(self) -> bool:
+        """True when rqd already is this user, with exactly these groups: a child started
+        without switching has this identity (and the start is much cheaper: Python can only
+        vfork when it does not switch users, and fork has the daemon pay for copying itself)."""
+        getresuid = getattr(os, "getresuid", None)
+        if getresuid is None:
+            return False
+        if set(getresuid()) != {self.uid} or set(os.getresgid()) != {self.gid}:
+            return False
+        return set(os.getgroups()) | {self.gid} == set(self.groups) | {self.gid}
+
     def env(self) -> dict[str, str]:
         """The variables a login as this user would have."""
         return {"HOME": self.home, "USER": self.name, "LOGNAME": self.name}

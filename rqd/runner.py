@@ -230,7 +230,8 @@ class Runner:
             kwargs: dict = {}
             if run_as is not None:
                 os.chown(path, run_as.uid, run_as.gid)
-                kwargs.update(run_as.popen_kwargs())
+                if not run_as.is_current():
+                    kwargs.update(run_as.popen_kwargs())
             if sys.platform.startswith("win"):
                 kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
             else:
