@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,33 @@ def load_1min() -> float:
 def cpu_percent() -> float:
     """Machine CPU use since the previous call (the first call returns 0.0); never blocks."""
     return float(psutil.cpu_percent(interval=None))
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+BOOT_TIME_TTL = 60.0        # seconds a reading of the boot time serves (it moves only with the clock)
+_boot: list[float] = [-BOOT_TIME_TTL, 0.0]       # [monotonic time read, boot time]
+
+
+def create_time(pid: int) -> float:
+    """When process `pid` was created (epoch seconds), exactly as psutil's `create_time()`
+    gives it (so the two can be compared), but read from the one /proc file on Linux: a
+    frame start needs it for its record, and psutil would also read /proc/stat each time.
+    Raise psutil.NoSuchProcess when there is no such process."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+            # Field 22 (starttime, clock ticks after boot); the name in () may hold anything.
+            ticks = int(data[data.rindex(b")") + 2:].split()[19])
+        except FileNotFoundError:
+            raise psutil.NoSuchProcess(pid) from None
+        except (OSError, ValueError, IndexError):
+            return psutil.Process(pid).create_time()
+        now = time.monotonic()
+        if now - _boot[0] >= BOOT_TIME_TTL:
+            _boot[:] = [now, psutil.boot_time()]
+        return ticks / _CLOCK_TICKS + _boot[1]
+    return psutil.Process(pid).create_time()
 
 
 def same_process(pid: int, create_time: float) -> psutil.Process | None:

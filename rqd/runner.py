@@ -69,7 +69,6 @@ class Attempt:
     create_time: float
     started: float                      # epoch
     log_path: Path
-    proc: psutil.Process | None
     rss: int = 0
     peak_rss: int = 0
     cpu_time: float = 0.0
@@ -81,6 +80,18 @@ class Attempt:
     timed_out: str = ""                 # the timeout reason, once a limit killed it
     own_cwd: str = ""                   # the working directory made for it (no job cwd)
     progress: ProgressReader | None = None  # reads the progress lines it printed
+    _proc: psutil.Process | None = None
+    _proc_looked: bool = False
+
+    @property
+    def proc(self) -> psutil.Process | None:
+        """psutil's handle on the process (None once it is gone), made the first time it is
+        needed: most short frames end before anything measures or stops them.  Until the
+        daemon reaps it the pid cannot name another process, and the create time checks it."""
+        if not self._proc_looked:
+            self._proc_looked = True
+            self._proc = machine.same_process(self.pid, self.create_time)
+        return self._proc
 
     @property
     def attempt_id(self) -> str:
@@ -256,14 +267,13 @@ class Runner:
         finally:
             logfile.close()
         try:
-            proc = psutil.Process(popen.pid)
-            create_time = proc.create_time()
+            create_time = machine.create_time(popen.pid)
         except psutil.Error:
-            proc, create_time = None, 0.0     # already gone; the watcher reports its exit
+            create_time = 0.0     # already gone; the watcher reports its exit
         timeouts = FrameTimeouts(path, launch.timeout, launch.timeout_no_output, started_mono,
                                  log_size)
         attempt = Attempt(launch=launch, pid=popen.pid, pgid=popen.pid, create_time=create_time,
-                          started=started, log_path=path, proc=proc,
+                          started=started, log_path=path,
                           timeouts=timeouts if timeouts.active else None,
                           own_cwd=cwd if launch.cwd is None else "",
                           progress=ProgressReader(path, log_size, launch.frame_start,

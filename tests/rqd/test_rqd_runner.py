@@ -284,3 +284,20 @@ def test_exits_come_through_pidfds_in_the_poller_without_threads(tmp_path, helpe
         c = runner.finish(attempts[aid], ex)
         assert c.exit_status == codes[aid] and ex.max_rss > 0
     runner.close()
+
+
+def test_the_record_of_a_launch_finds_the_same_process_after_a_crash(runner, helpers, tmp_path):
+    # The create time in the record is psutil's own figure, whatever the command's name holds
+    # (its name shows in /proc between parentheses): the kill after a crash trusts it.
+    odd = tmp_path / "a) b (c"
+    odd.symlink_to(PY)
+    attempt = runner.launch(helpers.launch("43.1", [str(odd), "-c", "import time; "
+                                                                     "time.sleep(300)"]))
+    try:
+        record = attempt.record()
+        assert abs(record.create_time - psutil.Process(attempt.pid).create_time()) < 0.01
+        assert attempt.proc is not None and attempt.proc.pid == attempt.pid
+        assert rn.kill_orphan(record) >= 1
+        assert wait_exit(runner, attempt).exit_status == -signal.SIGKILL
+    finally:
+        runner.kill_tree(attempt)
