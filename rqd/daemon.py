@@ -233,7 +233,8 @@ class Daemon:
                 if exc.errno == zmq.EINTR:      # a signal: its handler already woke us
                     continue
                 raise
-            self._drain_wake()
+            if self._wake_r in events:
+                self._drain_wake()
             self.runner.reap(events)
             self._handle_exits()
             if self.link.sock is not None and self.link.sock in events:
