@@ -324,7 +324,7 @@ class Daemon:
         unacked completions."""
         self.next_tick = now + self.interval
         self._check_nimby()
-        running = [self.runner.sample(a) for a in self.running.values()]
+        running = self.runner.sample_all(list(self.running.values()))
         if not self.registered:
             return
         self.link.send(p.Heartbeat(
@@ -611,7 +611,7 @@ class Daemon:
             name=self.name, hostname=machine.hostname(), os=self.os,
             cores=self.cores, memory_mb=machine.memory_mb(), slots=self.slots,
             version=cuefarm.__version__,
-            running=[self.runner.sample(a) for a in self.running.values()],
+            running=self.runner.sample_all(list(self.running.values())),
             completions=completions, tags=list(self.tags), gpus=len(self.gpus),
             disk_free_mb=machine.disk_free_mb(self.cfg.log_dir), nimby=self.nimby_locked,
             path_maps=list(self.own_rules), kept=more, drained=self.drained,

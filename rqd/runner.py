@@ -371,12 +371,27 @@ class Runner:
         """Measure the attempt's process tree now, read the progress lines it printed since
         the last sample, and return it as the protocol reports it."""
         if attempt.proc is not None:
-            s = machine.sample_tree(attempt.proc)
-            if s is not None:
-                attempt.rss = s.rss
-                attempt.peak_rss = max(attempt.peak_rss, s.rss)
-                attempt.cpu_time = max(attempt.cpu_time, s.cpu_time)
-                attempt.descendants = s.descendants
+            self._took(attempt, machine.sample_tree(attempt.proc))
+        return self._report(attempt)
+
+    def sample_all(self, attempts: list[Attempt]) -> list[p.RunningAttempt]:
+        """`sample` of each attempt, their trees found in one look at the process table."""
+        live = [a for a in attempts if a.proc is not None]
+        if live:
+            for a, s in zip(live, machine.sample_trees([a.proc for a in live])):
+                self._took(a, s)
+        return [self._report(a) for a in attempts]
+
+    @staticmethod
+    def _took(attempt: Attempt, s: machine.TreeSample | None) -> None:
+        if s is not None:
+            attempt.rss = s.rss
+            attempt.peak_rss = max(attempt.peak_rss, s.rss)
+            attempt.cpu_time = max(attempt.cpu_time, s.cpu_time)
+            attempt.descendants = s.descendants
+
+    @staticmethod
+    def _report(attempt: Attempt) -> p.RunningAttempt:
         progress = attempt.progress.poll() if attempt.progress is not None else None
         return p.RunningAttempt(attempt.attempt_id, attempt.pid, attempt.rss, attempt.peak_rss,
                                 round(attempt.cpu_time, 3), attempt.started, progress)
