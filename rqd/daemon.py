@@ -100,6 +100,7 @@ class Daemon:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
+        self._wake_fd = self._wake_r.fileno()
         self.runner = Runner(self.name, config.log_dir, wake=self._wake,
                              work_dir=Path(config.state_dir) / "work",
                              env_allow=config.env_allow, poller=self.poller)
@@ -233,7 +234,7 @@ class Daemon:
                 if exc.errno == zmq.EINTR:      # a signal: its handler already woke us
                     continue
                 raise
-            if self._wake_r in events:
+            if self._wake_fd in events:      # the poller names a plain socket by its fd
                 self._drain_wake()
             self.runner.reap(events)
             self._handle_exits()
