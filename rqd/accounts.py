@@ -31,6 +31,17 @@ class RunAs:
         """What `subprocess.Popen` needs to drop to this user."""
         return {"user": self.uid, "group": self.gid, "extra_groups": list(self.groups)}
 
+    def is_current(self) -> bool:
+        """True when rqd already is this user, with exactly these groups: a child started
+        without switching has this identity (and the start is much cheaper: Python can only
+        vfork when it does not switch users, and fork has the daemon pay for copying itself)."""
+        getresuid = getattr(os, "getresuid", None)
+        if getresuid is None:
+            return False
+        if set(getresuid()) != {self.uid} or set(os.getresgid()) != {self.gid}:
+            return False
+        return set(os.getgroups()) | {self.gid} == set(self.groups) | {self.gid}
+
     def env(self) -> dict[str, str]:
         """The variables a login as this user would have."""
         return {"HOME": self.home, "USER": self.name, "LOGNAME": self.name}
@@ -42,7 +53,7 @@ def can_switch_user() -> bool:
     return geteuid is not None and geteuid() == 0
 
 
-_resolved: dict[tuple[str, int], tuple[float, "RunAs"]] = {}
+_resolved: dict[tuple, tuple[float, "RunAs"]] = {}
 RESOLVE_TTL = 30.0      # seconds an account looked up is trusted (accounts change rarely)
 
 
@@ -51,18 +62,19 @@ def resolve(name: str, min_uid: int, deny: tuple[str, ...] | list[str] = ()) -> 
     or on the `deny` list (names or patterns).  A found account is remembered for RESOLVE_TTL
     seconds: every frame of a job runs as the same user, and the lookup (passwd, group list)
     costs more than starting the frame."""
+    now = time.monotonic()
+    key = (name, min_uid, tuple(deny))      # the deny list is part of the answer
+    hit = _resolved.get(key)
+    if hit is not None and now - hit[0] < RESOLVE_TTL:
+        return hit[1]
     denied = next((pat for pat in deny if fnmatch.fnmatchcase(name, pat)), None)
     if denied is not None:
         raise RunAsError(f"user {name!r} is a service account frames never run as on this "
                          f"host (rqd's deny_users: {denied!r})")
-    now = time.monotonic()
-    hit = _resolved.get((name, min_uid))
-    if hit is not None and now - hit[0] < RESOLVE_TTL:
-        return hit[1]
     run_as = _lookup(name, min_uid)
     if len(_resolved) > 1000:
         _resolved.clear()
-    _resolved[(name, min_uid)] = (now, run_as)
+    _resolved[key] = (now, run_as)
     return run_as
 
 

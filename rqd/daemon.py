@@ -100,6 +100,7 @@ class Daemon:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
+        self._wake_fd = self._wake_r.fileno()
         self.runner = Runner(self.name, config.log_dir, wake=self._wake,
                              work_dir=Path(config.state_dir) / "work",
                              env_allow=config.env_allow, poller=self.poller)
@@ -233,7 +234,8 @@ class Daemon:
                 if exc.errno == zmq.EINTR:      # a signal: its handler already woke us
                     continue
                 raise
-            self._drain_wake()
+            if self._wake_fd in events:      # the poller names a plain socket by its fd
+                self._drain_wake()
             self.runner.reap(events)
             self._handle_exits()
             if self.link.sock is not None and self.link.sock in events:
@@ -323,7 +325,7 @@ class Daemon:
         unacked completions."""
         self.next_tick = now + self.interval
         self._check_nimby()
-        running = [self.runner.sample(a) for a in self.running.values()]
+        running = self.runner.sample_all(list(self.running.values()))
         if not self.registered:
             return
         self.link.send(p.Heartbeat(
@@ -610,7 +612,7 @@ class Daemon:
             name=self.name, hostname=machine.hostname(), os=self.os,
             cores=self.cores, memory_mb=machine.memory_mb(), slots=self.slots,
             version=cuefarm.__version__,
-            running=[self.runner.sample(a) for a in self.running.values()],
+            running=self.runner.sample_all(list(self.running.values())),
             completions=completions, tags=list(self.tags), gpus=len(self.gpus),
             disk_free_mb=machine.disk_free_mb(self.cfg.log_dir), nimby=self.nimby_locked,
             path_maps=list(self.own_rules), kept=more, drained=self.drained,

@@ -117,8 +117,14 @@ def refusal(*, attempt_id: str, host: str, hostname: str, job: str, layer: str, 
 
 def append(path: Path, data: bytes) -> None:
     """Append `data` to a log; a log that cannot be written must not stop the worker."""
-    with open(path, "ab", buffering=0) as f:
-        f.write(data)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0),
+                 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def read_range(path: Path, offset: int, limit: int) -> tuple[int, int, bytes]:

@@ -42,6 +42,7 @@ from rqd.timeouts import FrameTimeouts
 log = logging.getLogger(__name__)
 
 SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)
+LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
 
 
 class LaunchError(Exception):
@@ -69,7 +70,6 @@ class Attempt:
     create_time: float
     started: float                      # epoch
     log_path: Path
-    proc: psutil.Process | None
     rss: int = 0
     peak_rss: int = 0
     cpu_time: float = 0.0
@@ -81,6 +81,18 @@ class Attempt:
     timed_out: str = ""                 # the timeout reason, once a limit killed it
     own_cwd: str = ""                   # the working directory made for it (no job cwd)
     progress: ProgressReader | None = None  # reads the progress lines it printed
+    _proc: psutil.Process | None = None
+    _proc_looked: bool = False
+
+    @property
+    def proc(self) -> psutil.Process | None:
+        """psutil's handle on the process (None once it is gone), made the first time it is
+        needed: most short frames end before anything measures or stops them.  Until the
+        daemon reaps it the pid cannot name another process, and the create time checks it."""
+        if not self._proc_looked:
+            self._proc_looked = True
+            self._proc = machine.same_process(self.pid, self.create_time)
+        return self._proc
 
     @property
     def attempt_id(self) -> str:
@@ -165,18 +177,33 @@ class Runner:
         self.poller = poller if hasattr(os, "pidfd_open") else None
         self.pidfds: dict[int, tuple[str, subprocess.Popen]] = {}
         self._made_dirs: set[Path] = set()
+        self._null: int | None = None        # /dev/null, every frame's stdin
+        self._dirs: tuple[str, Path, Path] = ("", self.root_log_dir, self.root_work_dir)
         # rqd's environment does not change while it runs: pick what frames inherit once.
         self.inherited = inherited_env(self.env_allow)
+
+    def _farm_dirs(self) -> tuple[str, Path, Path]:
+        if self._dirs[0] != self.farm:
+            farm = self.farm
+            self._dirs = (farm, self.root_log_dir / farm if farm else self.root_log_dir,
+                          self.root_work_dir / farm if farm else self.root_work_dir)
+        return self._dirs
 
     @property
     def log_dir(self) -> Path:
         """Where the logs of the current farm go: attempt ids are only unique within a farm
         (one database), so each farm has a directory of its own."""
-        return self.root_log_dir / self.farm if self.farm else self.root_log_dir
+        return self._farm_dirs()[1]
 
     @property
     def work_dir(self) -> Path:
-        return self.root_work_dir / self.farm if self.farm else self.root_work_dir
+        return self._farm_dirs()[2]
+
+    def _devnull(self) -> int:
+        if self._null is None:
+            self._null = os.open(os.devnull, os.O_RDONLY)
+            os.set_inheritable(self._null, False)
+        return self._null
 
     def log_path(self, attempt_id: str) -> Path:
         return logs.log_path(self.log_dir, attempt_id)
@@ -210,7 +237,7 @@ class Runner:
         env = frame_env(launch, self.worker_name, path, run_as, self.env_allow, self.inherited)
         started = time.time()
         try:
-            logfile = self._open_in(self.log_dir, lambda: open(path, "ab", buffering=0))
+            logfile = self._open_in(self.log_dir, lambda: os.open(path, LOG_FLAGS, 0o666))
         except OSError as exc:
             raise LaunchError(f"cannot open log {path}: {exc}") from None
         cwd = launch.cwd or str(self.work_dir / launch.attempt_id)
@@ -221,7 +248,7 @@ class Runner:
                     os.chown(cwd, run_as.uid, run_as.gid)
             elif not os.path.isdir(cwd):
                 raise LaunchError(f"the working directory {cwd} does not exist on this host")
-            logfile.write(logs.header(
+            _write_all(logfile, logs.header(
                 attempt_id=launch.attempt_id, command=command, cwd=cwd, env=env,
                 host=self.worker_name, hostname=self.hostname, started=started,
                 job=launch.job, layer=launch.layer, frames=launch.frames,
@@ -230,39 +257,39 @@ class Runner:
             kwargs: dict = {}
             if run_as is not None:
                 os.chown(path, run_as.uid, run_as.gid)
-                kwargs.update(run_as.popen_kwargs())
+                if not run_as.is_current():
+                    kwargs.update(run_as.popen_kwargs())
             if sys.platform.startswith("win"):
                 kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
             else:
                 kwargs["start_new_session"] = True
             # Output is measured from here: the header is not the frame's.
-            log_size = os.fstat(logfile.fileno()).st_size
+            log_size = os.fstat(logfile).st_size
             started_mono = time.monotonic()
             # The child writes straight to the log's file descriptor: no pipe, no buffering here.
             popen = subprocess.Popen(
                 command, shell=isinstance(command, str), cwd=cwd, env=env,
-                stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
+                stdin=self._devnull(), stdout=logfile, stderr=subprocess.STDOUT,
                 close_fds=True, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure to start is the frame's result
             why = _launch_error(exc, command)
             try:
-                logfile.write(f"\nlaunch failed: {why}\n".encode("utf-8", "replace"))
+                _write_all(logfile, f"\nlaunch failed: {why}\n".encode("utf-8", "replace"))
             except OSError:
                 pass
             if launch.cwd is None:
                 _remove_if_empty(cwd)
             raise LaunchError(why) from None
         finally:
-            logfile.close()
+            os.close(logfile)
         try:
-            proc = psutil.Process(popen.pid)
-            create_time = proc.create_time()
+            create_time = machine.create_time(popen.pid)
         except psutil.Error:
-            proc, create_time = None, 0.0     # already gone; the watcher reports its exit
+            create_time = 0.0     # already gone; the watcher reports its exit
         timeouts = FrameTimeouts(path, launch.timeout, launch.timeout_no_output, started_mono,
                                  log_size)
         attempt = Attempt(launch=launch, pid=popen.pid, pgid=popen.pid, create_time=create_time,
-                          started=started, log_path=path, proc=proc,
+                          started=started, log_path=path,
                           timeouts=timeouts if timeouts.active else None,
                           own_cwd=cwd if launch.cwd is None else "",
                           progress=ProgressReader(path, log_size, launch.frame_start,
@@ -330,23 +357,41 @@ class Runner:
         self.wake()
 
     def close(self) -> None:
-        """Stop watching (the daemon exits): close the pidfds."""
+        """Stop watching (the daemon exits): close the pidfds and /dev/null."""
         for fd in list(self.pidfds):
             if self.poller is not None:
                 self.poller.unregister(fd)
             os.close(fd)
         self.pidfds.clear()
+        if self._null is not None:
+            os.close(self._null)
+            self._null = None
 
     def sample(self, attempt: Attempt) -> p.RunningAttempt:
         """Measure the attempt's process tree now, read the progress lines it printed since
         the last sample, and return it as the protocol reports it."""
         if attempt.proc is not None:
-            s = machine.sample_tree(attempt.proc)
-            if s is not None:
-                attempt.rss = s.rss
-                attempt.peak_rss = max(attempt.peak_rss, s.rss)
-                attempt.cpu_time = max(attempt.cpu_time, s.cpu_time)
-                attempt.descendants = s.descendants
+            self._took(attempt, machine.sample_tree(attempt.proc))
+        return self._report(attempt)
+
+    def sample_all(self, attempts: list[Attempt]) -> list[p.RunningAttempt]:
+        """`sample` of each attempt, their trees found in one look at the process table."""
+        live = [a for a in attempts if a.proc is not None]
+        if live:
+            for a, s in zip(live, machine.sample_trees([a.proc for a in live])):
+                self._took(a, s)
+        return [self._report(a) for a in attempts]
+
+    @staticmethod
+    def _took(attempt: Attempt, s: machine.TreeSample | None) -> None:
+        if s is not None:
+            attempt.rss = s.rss
+            attempt.peak_rss = max(attempt.peak_rss, s.rss)
+            attempt.cpu_time = max(attempt.cpu_time, s.cpu_time)
+            attempt.descendants = s.descendants
+
+    @staticmethod
+    def _report(attempt: Attempt) -> p.RunningAttempt:
         progress = attempt.progress.poll() if attempt.progress is not None else None
         return p.RunningAttempt(attempt.attempt_id, attempt.pid, attempt.rss, attempt.peak_rss,
                                 round(attempt.cpu_time, 3), attempt.started, progress)
@@ -471,6 +516,12 @@ def _exit_of(attempt_id: str, popen: subprocess.Popen, status, usage) -> Exit:
     popen.returncode = code        # reaped here: keep Popen from waiting again
     return Exit(attempt_id, code, time.time(), usage.ru_utime + usage.ru_stime,
                 usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _mkdir(path: str) -> None:

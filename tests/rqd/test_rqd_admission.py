@@ -73,6 +73,23 @@ def test_resolve_a_user():
     assert run_as.popen_kwargs()["user"] == me.pw_uid
 
 
+def test_is_current_only_for_exactly_rqds_own_identity():
+    uid, gid = os.getuid(), os.getgid()
+    if len({*os.getresuid()}) != 1 or len({*os.getresgid()}) != 1:
+        pytest.skip("rqd runs setuid or setgid here")
+    groups = sorted(set(os.getgroups()) | {gid})
+    me = accounts.RunAs("me", uid, gid, "/", groups)
+    assert me.is_current()
+    # Any difference means the frame's process must switch: another user, another primary
+    # group, a supplementary group more or fewer.
+    other = max(groups) + 1
+    assert not accounts.RunAs("me", uid + 1, gid, "/", groups).is_current()
+    assert not accounts.RunAs("me", uid, other, "/", [*groups, other]).is_current()
+    assert not accounts.RunAs("me", uid, gid, "/", [*groups, other]).is_current()
+    if set(groups) != {gid}:
+        assert not accounts.RunAs("me", uid, gid, "/", [gid]).is_current()
+
+
 def test_service_accounts_are_refused_whatever_their_uid():
     from cuefarm.config import DENY_USERS
     for name in ("postgres", "systemd-network", "_apt"):

@@ -11,6 +11,7 @@ import time
 import msgspec
 import psutil
 import pytest
+import zmq
 
 import cuefarm
 from cuefarm import protocol as p
@@ -375,3 +376,25 @@ def test_rqd_run_by_root_warns_that_root_jobs_will_be_refused(supervisor, start_
     out = helpers.rqd_output(tmp_path)
     assert "user 'root' has uid 0, below the minimum uid 1000" in out
     assert "--min-uid 0" in out
+
+
+def test_a_wake_up_is_seen_by_the_loop_and_taken_off_the_socket(tmp_path):
+    # The loop reads the wake-up socket only when the poll names it: it must name it under the
+    # key the loop looks for, or one wake-up would leave it readable and the loop spinning.
+    from cuefarm.config import RqdConfig
+    from rqd.daemon import Daemon
+    cfg = RqdConfig(name="w1", state_dir=str(tmp_path / "state"),
+                    supervisors=["127.0.0.1:1"]).resolve()
+    d = Daemon(cfg)
+    try:
+        d.poller.register(d._wake_r, zmq.POLLIN)
+        d.request_stop()
+        assert d._wake_fd in dict(d.poller.poll(10_000))
+        d._drain_wake()
+        assert d._wake_fd not in dict(d.poller.poll(0))
+    finally:
+        d.runner.close()
+        d.link.close()
+        d._wake_r.close()
+        d._wake_w.close()
+        d.ctx.destroy(0)

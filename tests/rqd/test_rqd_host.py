@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import stat
 import sys
 
@@ -244,6 +245,27 @@ def test_a_service_account_is_refused_by_default(supervisor, start_rqd, helpers)
     supervisor.send(helpers.launch("70.1", ["true"], run_as="nobody"))
     refuse = supervisor.expect("refuse", lambda b: b.attempt_id == "70.1")
     assert "service account" in refuse.reason and "deny_users" in refuse.reason
+
+
+@needs_root
+def test_run_as_rqds_own_user_keeps_its_identity(supervisor, start_rqd, helpers):
+    # Running as root for a job of root's (allowed here): the frame is started without
+    # switching users, and has root's uid, gid and groups all the same.
+    root = pwd.getpwuid(0)
+    rqd = start_rqd(supervisor, config="deny_users = []\nmin_uid = 0")
+    supervisor.register()
+    supervisor.send(helpers.launch("71.1", ["sh", "-c", 'echo "ids=$(id -u):$(id -g):$(id -G) '
+                                                        'home=$HOME user=$USER"'],
+                                   run_as=root.pw_name))
+    c = supervisor.completion("71.1")
+    assert c.exit_status == 0, c
+    groups = " ".join(str(g) for g in sorted(set(os.getgrouplist(root.pw_name, 0))))
+    text = (rqd.state_dir / "logs" / "71.1.log").read_text()
+    got = text.split("ids=")[-1].split(" home=")[0]
+    uid, gid, listed = got.split(":")
+    assert (uid, gid) == ("0", "0")
+    assert " ".join(str(g) for g in sorted({int(g) for g in listed.split()})) == groups
+    assert f"home={root.pw_dir} user={root.pw_name}" in text
 
 
 @needs_root

@@ -284,3 +284,46 @@ def test_exits_come_through_pidfds_in_the_poller_without_threads(tmp_path, helpe
         c = runner.finish(attempts[aid], ex)
         assert c.exit_status == codes[aid] and ex.max_rss > 0
     runner.close()
+
+
+def test_the_record_of_a_launch_finds_the_same_process_after_a_crash(runner, helpers, tmp_path):
+    # The create time in the record is psutil's own figure, whatever the command's name holds
+    # (its name shows in /proc between parentheses): the kill after a crash trusts it.
+    odd = tmp_path / "a) b (c"
+    odd.symlink_to(PY)
+    attempt = runner.launch(helpers.launch("43.1", [str(odd), "-c", "import time; "
+                                                                     "time.sleep(300)"]))
+    try:
+        record = attempt.record()
+        assert abs(record.create_time - psutil.Process(attempt.pid).create_time()) < 0.01
+        assert attempt.proc is not None and attempt.proc.pid == attempt.pid
+        assert rn.kill_orphan(record) >= 1
+        assert wait_exit(runner, attempt).exit_status == -signal.SIGKILL
+    finally:
+        runner.kill_tree(attempt)
+
+
+def test_one_look_at_the_process_table_samples_every_tree(runner, helpers):
+    from rqd import machine
+    attempts = [runner.launch(helpers.launch(f"44.{i}", ["sh", "-c", "sleep 300 & sleep 300 & "
+                                                                      "wait"]))
+                for i in (1, 2)]
+    try:
+        helpers.wait_until(lambda: all(len(a.proc.children(recursive=True)) == 2
+                                       for a in attempts), message="both trees to start")
+        together = machine.sample_trees([a.proc for a in attempts])
+        for a, s in zip(attempts, together):
+            alone = machine.sample_tree(a.proc)
+            assert s is not None and alone is not None
+            assert ({d.pid for d in s.descendants} == {d.pid for d in alone.descendants}
+                    == {d.pid for d in a.proc.children(recursive=True)})
+            assert s.rss > 0
+        reports = runner.sample_all(attempts)
+        assert [r.attempt_id for r in reports] == ["44.1", "44.2"]
+        assert all(r.rss > 0 and len(a.descendants) == 2 for r, a in zip(reports, attempts))
+    finally:
+        for a in attempts:
+            runner.kill_tree(a)
+    for a in attempts:
+        wait_exit(runner, a)
+    assert machine.sample_trees([attempts[0].proc]) == [None]     # reaped: gone
