@@ -29,11 +29,10 @@ from supervisor.store import keys as key_store
 from supervisor.store import hosts as host_store
 from supervisor.store import submit as submit_store
 from supervisor.store import work
-from supervisor.store.engine import SoleSupervisor, checkpoint, checkpoint_apart, migrate
+from supervisor.store.engine import SoleSupervisor, migrate
 
 log = logging.getLogger(__name__)
 SCHEDULES_EVERY = 20.0     # seconds between looks at the lock schedules
-CHECKPOINT_EVERY = 1.0     # SQLite: seconds between copies of the write-ahead log (off the loop)
 SUBMISSIONS_EVERY = 3600.0       # seconds between prunings of old submission ids
 SUBMISSIONS_KEPT = 7 * 86400.0   # a retried submit comes within minutes; kept a week
 
@@ -81,9 +80,6 @@ class Supervisor:
                 bigsubmit.forget_unfinished(conn)
         recover(self.cx)
         loop = self.loop
-        if self.engine.dialect.name == "sqlite":
-            checkpoint_apart(self.engine)
-            loop.add_background(CHECKPOINT_EVERY, wal_checkpoint)
         if self.cx.gate is not None:
             loop.add_background(keys_api.RELOAD_EVERY, keys_api.reload)
         # Done once per farm: by whichever supervisor sharing the database holds the duty.
@@ -193,8 +189,3 @@ def recover(cx: Context) -> None:
     if until:
         cx.out.wake_at(now + (until - cx.clock()) + 0.01)
 
-
-def wal_checkpoint(cx: Context) -> Callable[[], int]:
-    """The periodic task (SQLite): the write-ahead log copied into the database, off the loop."""
-    engine = cx.engine
-    return lambda: checkpoint(engine)

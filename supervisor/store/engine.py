@@ -144,29 +144,6 @@ def _one_writer(engine: Engine) -> None:
         release(dbapi_conn)
 
 
-def checkpoint_apart(engine: Engine) -> None:
-    """SQLite: no commit of `engine`'s copies the write-ahead log into the database any more
-    (SQLite's auto-checkpoint, run by whichever commit finds the log long, held the loop for
-    hundreds of milliseconds while a huge submit filled the log); `checkpoint(engine)`, called
-    on a thread of its own, does it instead."""
-    @event.listens_for(engine, "connect")
-    def _no_autocheckpoint(dbapi_conn, _record):
-        dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
-    engine.dispose()          # pooled connections made before go; new ones get the pragma
-
-
-def checkpoint(engine: Engine) -> int:
-    """Copy what the write-ahead log holds into the database, as far as no reader still needs
-    it (PASSIVE: it waits for nobody); how many log pages it holds."""
-    raw = engine.raw_connection()
-    try:
-        _busy, pages, _done = raw.driver_connection.execute(
-            "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    finally:
-        raw.close()
-    return pages
-
-
 def _ping_when_needed(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     @event.listens_for(engine, "checkin")

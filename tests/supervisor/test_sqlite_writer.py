@@ -1,7 +1,6 @@
 """SQLite's one writer, in one process: threads take turns on the engine's writer lock (given
 back on commit, rollback, a connection closed or given back mid-transaction, and a failed
-statement), reads run beside the writer, and the write-ahead log is copied into the database
-by the supervisor's own periodic task, not by whichever commit finds it long."""
+statement), and reads run beside the writer."""
 
 from __future__ import annotations
 
@@ -10,10 +9,7 @@ import threading
 import pytest
 from sqlalchemy import text
 
-from cuefarm.config import SupervisorConfig
-from supervisor.server import Supervisor, wal_checkpoint
-from supervisor.store.engine import (checkpoint, checkpoint_apart, make_engine, migrate,
-                                     reading)
+from supervisor.store.engine import make_engine, reading
 
 
 @pytest.fixture
@@ -80,36 +76,3 @@ def test_a_read_runs_beside_the_writer_and_sees_what_was_committed(engine):
         writer.execute(text("INSERT INTO t VALUES (2)"))
         assert values(engine) == [1]         # not yet committed; and no wait for the writer
     assert values(engine) == [1, 2]
-
-
-def test_the_log_is_copied_by_the_checkpoint_not_by_commits(engine):
-    checkpoint_apart(engine)
-    with engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
-    for _ in range(50):
-        with engine.begin() as conn:
-            conn.execute(text("INSERT INTO t VALUES (1)"))
-    pages = checkpoint(engine)
-    assert pages > 0
-    raw = engine.raw_connection()
-    try:
-        busy, log, done = raw.driver_connection.execute(
-            "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    finally:
-        raw.close()
-    assert busy == 0 and done == log        # all of it was copied
-
-
-def test_a_supervisor_on_sqlite_checkpoints_off_the_loop(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'sv.db'}")
-    migrate(engine)
-    sv = Supervisor(SupervisorConfig(metrics_port=0), engine, threads=False)
-    try:
-        sv.start()
-        tasks = {task[2]: task[3] for task in sv.loop.periodic}
-        assert tasks.get(wal_checkpoint) is True      # a background task
-        with engine.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
-    finally:
-        sv.close()
-        engine.dispose()
