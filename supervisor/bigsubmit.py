@@ -41,8 +41,8 @@ from supervisor.store import submit as submit_store
 
 log = logging.getLogger(__name__)
 HUGE = 50_000            # frames in one submit beyond which it is stored off the loop
-# Seconds between slices on SQLite.  A writer kept waiting by SQLite retries after a sleep
-# growing to 100 ms; shorter pauses than its sleeps make it miss them.
+# Seconds between slices on SQLite, in which the loop's writes take the writer's turn
+# (supervisor.store.engine: the threads of this process take turns on it).
 SLICE_PAUSE = 0.03
 
 
@@ -186,39 +186,27 @@ def _store_in_slices(cx: Context, specs: list, user: str, now: float, sid: str |
             if first is not None:
                 return first
 
-        turn = cx.turn
-
         def between() -> None:
-            conn.commit()
-            turn.lock.release()       # the loop's transactions go between the slices
+            conn.commit()             # SQLite's writer is free: the loop's writes go between
             time.sleep(SLICE_PAUSE)
-            turn.lock.acquire()
-        turn.active += 1
-        held = False
+
         try:
             for k, spec in enumerate(specs):
-                # Its frames worked out before its turn: the loop writes meanwhile.
+                # Its frames worked out before its transaction: the loop writes meanwhile.
                 prepared = submit_store.prepare(spec)
-                turn.lock.acquire()
-                held = True
                 # One job at a time, so a failure knows every job stored so far.
                 ids += submit_store.submit(conn, [spec], user, now, hidden(conn), None,
                                            between, [prepared])
                 conn.commit()
-                turn.lock.release()
-                held = False
         except submit_store.SubmitError as exc:
             conn.rollback()
-            _end_turn(turn, held)
             _forget(cx, ids)
             raise RequestError("invalid", exc.message.replace("jobs[0]", f"jobs[{k}]"),
                                exc.field.replace("jobs[0]", f"jobs[{k}]")) from None
         except BaseException:
             conn.rollback()
-            _end_turn(turn, held)
             _forget(cx, ids)
             raise
-        turn.active -= 1
     try:
         with cx.begin() as (conn, staged):
             if sid is not None:
@@ -233,12 +221,6 @@ def _store_in_slices(cx: Context, specs: list, user: str, now: float, sid: str |
         _forget(cx, ids)
         raise
     return ids
-
-
-def _end_turn(turn: Any, held: bool) -> None:
-    if held:
-        turn.lock.release()
-    turn.active -= 1
 
 
 def _forget(cx: Context, ids: list[int]) -> None:

@@ -4,8 +4,7 @@ and the outbox, and nothing of the loop (sockets, threads, timers)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Protocol
 
 from sqlalchemy import Connection, Engine
@@ -19,25 +18,6 @@ from supervisor.outbox import Outbox
 from supervisor.roles import Policy
 from supervisor.store import bus
 from supervisor.store.engine import reading
-
-
-class WriterTurn:
-    """On SQLite (one writer at a time), while a huge submit is stored in slices on its own
-    thread (supervisor.bigsubmit), the loop's transactions and those slices take turns on
-    this lock: the loop then waits for one slice at most, not for SQLite's busy retries, which
-    sleep up to 100 ms at a time and let the slices cut in again and again."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.active = 0              # slices being written (changed by the submit thread)
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        if not self.active:
-            yield
-            return
-        with self.lock:
-            yield
 
 
 @dataclass
@@ -56,7 +36,6 @@ class Context:
     farm_id: str = ""               # the database's identity (supervisor.store.farm)
     pipeline: Any = None            # notifications and retention (supervisor.pipeline)
     gate: Any = None                # keys and their authenticator (supervisor.trust); None: none
-    turn: WriterTurn = field(default_factory=WriterTurn)   # see WriterTurn
 
     @property
     def stale_after(self) -> float:
@@ -69,7 +48,7 @@ class Context:
         """A transaction and the effects staged with it: they reach the loop's outbox only if
         it commits."""
         staged = Outbox()
-        with self.turn.hold(), self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             yield conn, staged
             if bus.shared(self.engine):   # delivered to the other supervisors on commit
                 for notice in farmbus.notices_of(self.id, staged):
