@@ -29,7 +29,7 @@ from supervisor.store import keys as key_store
 from supervisor.store import hosts as host_store
 from supervisor.store import submit as submit_store
 from supervisor.store import work
-from supervisor.store.engine import SoleSupervisor, migrate
+from supervisor.store.engine import Checkpointer, SoleSupervisor, migrate
 
 log = logging.getLogger(__name__)
 SCHEDULES_EVERY = 20.0     # seconds between looks at the lock schedules
@@ -64,6 +64,7 @@ class Supervisor:
         self.loop = Loop(self.cx, threads)
         self.collect_garbage = GarbageCollector(monotonic)
         self.sole: SoleSupervisor | None = None
+        self.checkpointer: Checkpointer | None = None
 
     @property
     def id(self) -> str:
@@ -78,6 +79,9 @@ class Supervisor:
         if self.engine.dialect.name == "sqlite":     # only there are jobs stored in slices
             with self.engine.begin() as conn:
                 bigsubmit.forget_unfinished(conn)
+            # A test farm stepped by hand (no threads) leaves the log to SQLite's own copying.
+            if self.loop.threads and self.engine.url.database not in (None, "", ":memory:"):
+                self.checkpointer = Checkpointer(self.engine)
         recover(self.cx)
         loop = self.loop
         if self.cx.gate is not None:
@@ -151,6 +155,8 @@ class Supervisor:
             presence.stopped(self.cx)
         except Exception as exc:     # noqa: BLE001 - stopping anyway: it drops off in seconds
             log.warning("could not take this supervisor off the list: %s", exc)
+        if self.checkpointer is not None:      # last: the writes above are copied too
+            self.checkpointer.stop()
         if self.sole is not None:
             self.sole.release()
 

@@ -33,6 +33,8 @@ PING_IDLE = 2.0
 # SQLite: how long a thread waits for the writer's turn before its transaction fails (as
 # SQLite's own busy timeout, below).
 WRITER_WAIT = 30.0
+# SQLite: seconds between copies of the write-ahead log into the database (see Checkpointer).
+CHECKPOINT_EVERY = 0.5
 
 
 def make_engine(url: str) -> Engine:
@@ -142,6 +144,52 @@ def _one_writer(engine: Engine) -> None:
     @event.listens_for(engine, "invalidate")
     def _invalidate(dbapi_conn, _record, _exc):
         release(dbapi_conn)
+
+
+class Checkpointer:
+    """SQLite: the write-ahead log copied into the database on a thread of its own, every
+    `every` seconds, instead of by whichever commit finds the log long (SQLite's automatic
+    checkpoint).  During a huge submit that commit was often the loop's, held for hundreds of
+    milliseconds.  The thread does nothing else, so no periodic work waits behind it, and it
+    uses a connection of its own: a PASSIVE checkpoint waits for no reader and no writer."""
+
+    def __init__(self, engine: Engine, every: float = CHECKPOINT_EVERY):
+        self.path = engine.url.database
+        self.every = every
+        self.stopping = threading.Event()
+        self.copied = 0                       # log pages copied so far (for tests and figures)
+
+        self.engine = engine
+        event.listen(engine, "connect", _no_autocheckpoint)
+        engine.dispose()          # pooled connections made before go; new ones get the pragma
+        self.thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self.thread.start()
+
+    def checkpoint(self, conn: sqlite3.Connection) -> int:
+        """One PASSIVE checkpoint; the number of log pages copied."""
+        _busy, _pages, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return max(done, 0)
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=WRITER_WAIT, check_same_thread=False)
+        try:
+            while not self.stopping.wait(self.every):
+                try:
+                    self.copied += self.checkpoint(conn)
+                except sqlite3.Error as exc:      # the next round tries again
+                    log.warning("write-ahead log checkpoint failed: %s", exc)
+            self.checkpoint(conn)                # what is left, on the way out
+        finally:
+            conn.close()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        self.thread.join(timeout)
+        event.remove(self.engine, "connect", _no_autocheckpoint)
+
+
+def _no_autocheckpoint(dbapi_conn, _record) -> None:
+    dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
 
 
 def _ping_when_needed(engine: Engine) -> None:

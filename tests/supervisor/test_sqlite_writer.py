@@ -1,14 +1,18 @@
 """SQLite's one writer, in one process: threads take turns on the engine's writer lock (given
 back on commit, rollback, a connection closed or given back mid-transaction, and a failed
-statement), and reads run beside the writer."""
+statement), reads run beside the writer, and a supervisor copies the write-ahead log into the
+database on a thread of its own, not in whichever commit finds the log long."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import text
 
+from cuefarm.config import SupervisorConfig
+from supervisor.server import Supervisor
 from supervisor.store.engine import make_engine, reading
 
 
@@ -76,3 +80,46 @@ def test_a_read_runs_beside_the_writer_and_sees_what_was_committed(engine):
         writer.execute(text("INSERT INTO t VALUES (2)"))
         assert values(engine) == [1]         # not yet committed; and no wait for the writer
     assert values(engine) == [1, 2]
+
+
+def test_a_supervisor_on_sqlite_copies_the_log_on_a_thread_of_its_own(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'sv.db'}")
+    sv = Supervisor(SupervisorConfig(metrics_port=0), engine)
+    try:
+        sv.start()
+        assert sv.checkpointer is not None and sv.checkpointer.thread.is_alive()
+        with engine.connect() as conn:          # no commit copies the log any more
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        for _ in range(50):
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO t VALUES (1)"))
+        deadline = time.monotonic() + 30
+        while sv.checkpointer.copied == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sv.checkpointer.copied > 0
+    finally:
+        sv.close()
+    assert not sv.checkpointer.thread.is_alive()
+    raw = engine.raw_connection()        # everything in the log was copied on the way out
+    try:
+        busy, log, done = raw.driver_connection.execute(
+            "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and done == log
+    finally:
+        raw.close()
+    engine.dispose()
+
+
+def test_a_supervisor_stepped_by_hand_leaves_the_log_to_sqlite(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'sv.db'}")
+    sv = Supervisor(SupervisorConfig(metrics_port=0), engine, threads=False)
+    try:
+        sv.start()
+        assert sv.checkpointer is None
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() > 0
+    finally:
+        sv.close()
+        engine.dispose()
