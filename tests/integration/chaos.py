@@ -3,7 +3,9 @@
 Workers connect to the proxy's ROUTER as they would to a supervisor; for each worker the proxy
 opens a DEALER of its own to the real worker link, so the supervisor sees one connection per
 worker as usual.  Each message passing either way is dropped, sent twice, or held back and
-sent after the next one, at the given rates, from one seeded random stream."""
+sent after the next one, at the given rates, from one seeded random stream.  So that every
+kind happens whatever the seed, a kind that has not happened in a direction by its
+`FORCE_AFTER`th message is done to the next message that way."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ import threading
 from collections import Counter
 
 import zmq
+
+FORCE_AFTER = 10
+KINDS = ("dropped", "reordered", "duplicated")
 
 
 class ChaosProxy:
@@ -37,6 +42,12 @@ class ChaosProxy:
         drop, dup, reorder = self.rates
         r = self.rnd.random()
         key = (direction, worker)
+        self.counts[f"{direction} messages"] += 1
+        if self.counts[f"{direction} messages"] > FORCE_AFTER:
+            missing = [k for k in KINDS if not self.counts[f"{direction} {k}"]
+                       and not (k == "reordered" and key in self.held)]
+            if missing:          # r picked inside that kind's band below
+                r = {"dropped": 0.0, "reordered": drop, "duplicated": drop + reorder}[missing[0]]
         if r < drop:
             self.counts[f"{direction} dropped"] += 1
             return
