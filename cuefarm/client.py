@@ -20,7 +20,6 @@ import uuid
 from typing import Any, Callable
 
 import zmq
-import zmq.utils.monitor
 
 from cuefarm import keys
 from cuefarm import protocol as p
@@ -185,7 +184,8 @@ class Client:
             if self._sock in ready:
                 self._stop_monitor()
                 continue
-            event = zmq.utils.monitor.parse_monitor_message(
+            from zmq.utils.monitor import parse_monitor_message   # asyncio: not at import
+            event = parse_monitor_message(
                 self._monitor.recv_multipart(zmq.NOBLOCK))["event"]
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self._stop_monitor()

@@ -77,3 +77,31 @@ def test_0003_converts_float_money_without_losing_values(db_url):
         assert "rate" not in cols and "rate_micros" in cols
     finally:
         engine.dispose()
+
+
+def test_the_head_read_off_the_migration_files_is_alembics(db_url):
+    from supervisor.store import engine as store_engine
+    assert store_engine._head() == head_revision()
+    engine = make_engine(db_url)
+    try:
+        upgrade_to(engine, "0018")           # one behind: migrate still runs the last one
+        migrate(engine)
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == \
+                head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_a_supervisor_start_on_a_current_database_loads_no_alembic(tmp_path):
+    import subprocess
+    import sys
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    engine = make_engine(db)
+    migrate(engine)
+    engine.dispose()
+    code = ("import sys; from supervisor.store.engine import make_engine, migrate; "
+            f"migrate(make_engine({db!r})); print('alembic' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
