@@ -58,6 +58,12 @@ def database_url(text: str) -> str:
     return text.strip()
 
 
+# The longest heartbeat interval a supervisor may ask of its workers (seconds).  Workers take
+# no longer one from anybody: a worker told to keep quiet for an hour would not notice for an
+# hour that a new supervisor took the old one's place.
+HEARTBEAT_MAX = 60.0
+
+
 @dataclass
 class SupervisorConfig:
     bind: str = "127.0.0.1"           # interface to bind; "*" for all

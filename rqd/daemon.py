@@ -31,7 +31,7 @@ import zmq
 import cuefarm
 from cuefarm import pathmap
 from cuefarm import protocol as p
-from cuefarm.config import RqdConfig, parse_address
+from cuefarm.config import HEARTBEAT_MAX, RqdConfig, parse_address
 from rqd import accounts, admission, drain, logs, machine, nimby
 from rqd.admission import Refusal
 from rqd.keys import worker_keys
@@ -415,7 +415,7 @@ class Daemon:
         self.host_id = msg.host_id
         self.launch_seq = 0         # this supervisor numbers its own launches
         self.granted = None         # this supervisor says its own right after
-        self.interval = _interval(msg.heartbeat_interval, self.interval)
+        self.interval = min(_interval(msg.heartbeat_interval, self.interval), HEARTBEAT_MAX)
         if self.drained:
             self.drained = ""      # the supervisor knows now
             try:

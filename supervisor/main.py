@@ -10,7 +10,8 @@ import time
 import click
 
 from cuefarm import watchdog
-from cuefarm.config import ConfigError, SupervisorConfig, data_dir, database_url, load
+from cuefarm.config import (HEARTBEAT_MAX, ConfigError, SupervisorConfig, data_dir,
+                            database_url, load)
 from supervisor.pipeline import load_settings as load_pipeline
 from supervisor.server import Supervisor
 from supervisor.store.engine import make_engine
@@ -35,6 +36,10 @@ def check_settings(cfg: SupervisorConfig) -> None:
             check_policy(*args)
         except ControlError as exc:
             raise click.UsageError(f"[supervisor] {setting}: {exc}") from None
+    if not 0 < cfg.heartbeat_interval <= HEARTBEAT_MAX:
+        raise click.UsageError(f"[supervisor] heartbeat_interval: {cfg.heartbeat_interval} is not "
+                               f"a number of seconds above 0 and at most {HEARTBEAT_MAX:g} "
+                               f"(workers take no longer one)")
     if cfg.admission_retry <= 0:
         raise click.UsageError(f"[supervisor] admission_retry: {cfg.admission_retry} "
                                "is not a positive number of seconds")

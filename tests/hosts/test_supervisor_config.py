@@ -32,6 +32,8 @@ def start(db_url: str, tmp_path, toml: str = "", env: dict | None = None):
     ('[supervisor]\ntimezone = "Europe/Lodnon"\n', {}, ["timezone", "Europe/Lodnon"]),
     ("", {"CUEFARM_SUPERVISOR_TIMEZONE": "../etc/passwd"}, ["timezone"]),
     ('[supervisor]\nadmission_retry = 0\n', {}, ["admission_retry"]),
+    ('[supervisor]\nheartbeat_interval = 3600\n', {}, ["heartbeat_interval", "at most 60"]),
+    ("", {"CUEFARM_SUPERVISOR_HEARTBEAT_INTERVAL": "0"}, ["heartbeat_interval"]),
 ])
 def test_bad_host_settings_stop_the_supervisor_at_start(db_url, tmp_path, toml, env, names):
     result = start(db_url, tmp_path, toml, env)

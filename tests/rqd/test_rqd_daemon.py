@@ -253,6 +253,17 @@ def test_the_state_dir_says_while_rqd_is_registered(supervisor, start_rqd, helpe
     assert not (rqd.state_dir / "registered").exists()
 
 
+def test_a_supervisor_cannot_silence_a_worker_for_longer_than_a_minute(supervisor, start_rqd,
+                                                                      helpers, tmp_path):
+    """Told to heartbeat every hour (a hostile or broken supervisor), rqd takes a minute: it
+    would otherwise not find out for an hour that another supervisor took that one's place."""
+    start_rqd(supervisor)
+    supervisor.register(interval=3600.0)
+    helpers.wait_until(lambda: "registered with" in helpers.rqd_output(tmp_path),
+                       message="rqd to say it registered")
+    assert "(heartbeat every 60 s)" in helpers.rqd_output(tmp_path)
+
+
 @pytest.mark.parametrize("args", [("--supervisor", "nonsense::"), ("--slots", "-1"),
                                   ("--supervisor", "127.0.0.1:9770,nonsense::")])
 def test_bad_command_line_is_refused(args, tmp_path):
