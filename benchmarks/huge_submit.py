@@ -82,6 +82,9 @@ def main(frames: int, workers: int, db: str) -> None:
         turns = [(int(ms), steps) for ms, steps in TURN.findall(text)]
         longest = max(turns, default=(0, "none over 100 ms"))
         print(f"loop turns over 100 ms: {len(turns)}; longest {longest[0]} ms ({longest[1]})")
+        for line in text.splitlines():
+            if TURN.search(line):
+                print("  ", line[11:23], TURN.search(line).group(0))
         print(f"other client's jobs: n={len(latencies)} "
               f"p50={1000 * statistics.median(latencies):.0f} ms "
               f"max={1000 * max(latencies):.0f} ms")
