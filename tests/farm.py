@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -272,6 +273,8 @@ class Farm:
 
     def start_supervisor(self, *extra: str) -> subprocess.Popen:
         first = self.supervisor is None and not self.workers
+        if first:
+            seed_sqlite(self.db_url)
         for _ in range(3):
             log = open(self.workdir / "supervisor.log", "ab")
             self.supervisor = subprocess.Popen(
@@ -395,6 +398,36 @@ def stop_processes(procs: list[tuple[str, subprocess.Popen]]) -> list[str]:
             proc.kill()
             proc.wait(5)
     return slow
+
+
+_MIGRATED: list[Path] = []     # this process's migrated SQLite database (seed_sqlite)
+
+
+def seed_sqlite(db_url: str) -> None:
+    """A new SQLite database for a test farm starts as a copy of one migrated once in this
+    process, so that each of the suite's hundreds of supervisor starts does not run every
+    migration again (the migrations have tests of their own).  The copy has no farm id: the
+    supervisor makes one of its own, as on a new database."""
+    if not db_url.startswith("sqlite:///"):
+        return
+    path = Path(db_url[len("sqlite:///"):])
+    if path.exists() or str(path) == ":memory:":
+        return
+    if not _MIGRATED:
+        import tempfile
+        from supervisor.store import farm as farm_store
+        from supervisor.store.engine import make_engine, migrate
+        template = Path(tempfile.mkdtemp(prefix="cuefarm-migrated-")) / "cuefarm.db"
+        engine = make_engine(f"sqlite:///{template}")
+        migrate(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM setting WHERE key = ?", (farm_store.FARM_KEY,))
+        engine.dispose()      # the last connection to close copies the log in and removes it
+        wal = template.with_name(template.name + "-wal")
+        assert not wal.exists() or wal.stat().st_size == 0, "the migrated copy kept its log"
+        _MIGRATED.append(template)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_MIGRATED[0], path)
 
 
 @contextmanager
