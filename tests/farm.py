@@ -274,7 +274,7 @@ class Farm:
     def start_supervisor(self, *extra: str) -> subprocess.Popen:
         first = self.supervisor is None and not self.workers
         if first:
-            seed_sqlite(self.db_url)
+            seed_database(self.db_url)
         for _ in range(3):
             log = open(self.workdir / "supervisor.log", "ab")
             self.supervisor = subprocess.Popen(
@@ -400,34 +400,79 @@ def stop_processes(procs: list[tuple[str, subprocess.Popen]]) -> list[str]:
     return slow
 
 
-_MIGRATED: list[Path] = []     # this process's migrated SQLite database (seed_sqlite)
+_MIGRATED: dict[str, Any] = {}    # this process's migrated databases, by kind (seed_database)
 
 
-def seed_sqlite(db_url: str) -> None:
-    """A new SQLite database for a test farm starts as a copy of one migrated once in this
-    process, so that each of the suite's hundreds of supervisor starts does not run every
-    migration again (the migrations have tests of their own).  The copy has no farm id: the
-    supervisor makes one of its own, as on a new database."""
-    if not db_url.startswith("sqlite:///"):
-        return
-    path = Path(db_url[len("sqlite:///"):])
-    if path.exists() or str(path) == ":memory:":
-        return
-    if not _MIGRATED:
-        import tempfile
-        from supervisor.store import farm as farm_store
-        from supervisor.store.engine import make_engine, migrate
-        template = Path(tempfile.mkdtemp(prefix="cuefarm-migrated-")) / "cuefarm.db"
-        engine = make_engine(f"sqlite:///{template}")
+def _migrated(url: str) -> None:
+    """Migrate the database at `url` and take its farm id out (the supervisor makes one of
+    its own, as on a new database)."""
+    from supervisor.store import farm as farm_store
+    from supervisor.store.engine import make_engine, migrate
+    engine = make_engine(url)
+    try:
         migrate(engine)
         with engine.begin() as conn:
-            conn.exec_driver_sql("DELETE FROM setting WHERE key = ?", (farm_store.FARM_KEY,))
-        engine.dispose()      # the last connection to close copies the log in and removes it
-        wal = template.with_name(template.name + "-wal")
-        assert not wal.exists() or wal.stat().st_size == 0, "the migrated copy kept its log"
-        _MIGRATED.append(template)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_MIGRATED[0], path)
+            conn.exec_driver_sql("DELETE FROM setting WHERE key = '%s'" % farm_store.FARM_KEY)
+    finally:
+        engine.dispose()
+
+
+def seed_database(db_url: str) -> None:
+    """A test farm's new database starts as a copy of one migrated once in this process, so
+    that each of the suite's hundreds of supervisor starts does not run every migration again
+    (the migrations have tests of their own).  SQLite: a copy of the file.  PostgreSQL: a test
+    database that is still empty and unused is made again from a migrated template database.
+    Anything else, or a database with something in it already, is left as it is."""
+    if db_url.startswith("sqlite:///"):
+        path = Path(db_url[len("sqlite:///"):])
+        if path.exists() or str(path) == ":memory:":
+            return
+        if "sqlite" not in _MIGRATED:
+            import tempfile
+            template = Path(tempfile.mkdtemp(prefix="cuefarm-migrated-")) / "cuefarm.db"
+            _migrated(f"sqlite:///{template}")    # closed: the log is copied in and removed
+            wal = template.with_name(template.name + "-wal")
+            assert not wal.exists() or wal.stat().st_size == 0, "the migrated copy kept a log"
+            _MIGRATED["sqlite"] = template
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_MIGRATED["sqlite"], path)
+        return
+    base, _, name = db_url.rpartition("/")
+    if not (db_url.startswith("postgresql") and name.startswith("cuefarm_t_")):
+        return
+    import psycopg2
+    if "postgres" not in _MIGRATED:
+        template = PostgresDatabase()
+        _migrated(template.url)
+        _MIGRATED["postgres"] = template
+        import atexit
+        atexit.register(template.drop)
+    admin = psycopg2.connect(PG_ADMIN, connect_timeout=3)
+    admin.autocommit = True
+    try:
+        with psycopg2.connect(db_url, connect_timeout=3) as probe, probe.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            empty = cur.fetchone()[0] == 0
+        probe.close()
+        if not empty:
+            return
+        with admin.cursor() as cur:
+            try:
+                cur.execute(f'DROP DATABASE "{name}"')     # refused while anyone is connected
+            except psycopg2.Error:
+                return
+            # The template's last session may still be ending: try again for a moment, and
+            # in the end make it empty as it was (the supervisor then migrates it).
+            for _ in range(50):
+                try:
+                    cur.execute(f'CREATE DATABASE "{name}" '
+                                f'TEMPLATE "{_MIGRATED["postgres"].name}"')
+                    return
+                except psycopg2.errors.ObjectInUse:
+                    time.sleep(0.05)
+            cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.close()
 
 
 @contextmanager
