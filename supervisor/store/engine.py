@@ -151,31 +151,30 @@ class Checkpointer:
     uses a connection of its own: a PASSIVE checkpoint waits for no reader and no writer."""
 
     def __init__(self, engine: Engine, every: float = CHECKPOINT_EVERY):
-        self.path = engine.url.database
-        self.every = every
+        self.engine, self.path, self.every = engine, engine.url.database, every
         self.stopping = threading.Event()
-        self.copied = 0                       # log pages copied so far (for tests and figures)
-
-        self.engine = engine
+        self.copied = 0          # log frames found in the database after each round, summed
         event.listen(engine, "connect", _no_autocheckpoint)
         engine.dispose()          # pooled connections made before go; new ones get the pragma
         self.thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
         self.thread.start()
 
     def checkpoint(self, conn: sqlite3.Connection) -> int:
-        """One PASSIVE checkpoint; the number of log pages copied."""
+        """One PASSIVE checkpoint; how many of the log's frames are in the database after it."""
         _busy, _pages, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return max(done, 0)
 
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, timeout=WRITER_WAIT, check_same_thread=False)
         try:
-            while not self.stopping.wait(self.every):
+            while True:
+                stopping = self.stopping.wait(self.every)   # a last round on the way out
                 try:
                     self.copied += self.checkpoint(conn)
                 except sqlite3.Error as exc:      # the next round tries again
                     log.warning("write-ahead log checkpoint failed: %s", exc)
-            self.checkpoint(conn)                # what is left, on the way out
+                if stopping:
+                    return
         finally:
             conn.close()
 
