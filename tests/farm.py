@@ -406,40 +406,47 @@ _MIGRATED: dict[str, Any] = {}    # this process's migrated databases, by kind (
 def _migrated(url: str) -> None:
     """Migrate the database at `url` and take its farm id out (the supervisor makes one of
     its own, as on a new database)."""
+    from sqlalchemy import text
     from supervisor.store import farm as farm_store
     from supervisor.store.engine import make_engine, migrate
     engine = make_engine(url)
     try:
         migrate(engine)
         with engine.begin() as conn:
-            conn.exec_driver_sql("DELETE FROM setting WHERE key = '%s'" % farm_store.FARM_KEY)
+            conn.execute(text("DELETE FROM setting WHERE key = :k"), {"k": farm_store.FARM_KEY})
     finally:
-        engine.dispose()
+        engine.dispose()     # SQLite: the last connection closed copies the log in, removes it
 
 
 def seed_database(db_url: str) -> None:
     """A test farm's new database starts as a copy of one migrated once in this process, so
     that each of the suite's hundreds of supervisor starts does not run every migration again
-    (the migrations have tests of their own).  SQLite: a copy of the file.  PostgreSQL: a test
-    database that is still empty and unused is made again from a migrated template database.
-    Anything else, or a database with something in it already, is left as it is."""
+    (the migrations have tests of their own).  A database with something in it already, or
+    not a test database, is left as it is."""
     if db_url.startswith("sqlite:///"):
-        path = Path(db_url[len("sqlite:///"):])
-        if path.exists() or str(path) == ":memory:":
-            return
-        if "sqlite" not in _MIGRATED:
-            import tempfile
-            template = Path(tempfile.mkdtemp(prefix="cuefarm-migrated-")) / "cuefarm.db"
-            _migrated(f"sqlite:///{template}")    # closed: the log is copied in and removed
-            wal = template.with_name(template.name + "-wal")
-            assert not wal.exists() or wal.stat().st_size == 0, "the migrated copy kept a log"
-            _MIGRATED["sqlite"] = template
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_MIGRATED["sqlite"], path)
+        _seed_sqlite(Path(db_url[len("sqlite:///"):]))
+    elif db_url.startswith("postgresql") and db_url.rpartition("/")[2].startswith("cuefarm_t_"):
+        _seed_postgres(db_url)
+
+
+def _seed_sqlite(path: Path) -> None:
+    """A copy of the migrated file, where there is no file yet."""
+    if path.exists() or str(path) == ":memory:":
         return
-    base, _, name = db_url.rpartition("/")
-    if not (db_url.startswith("postgresql") and name.startswith("cuefarm_t_")):
-        return
+    if "sqlite" not in _MIGRATED:
+        import tempfile
+        template = Path(tempfile.mkdtemp(prefix="cuefarm-migrated-")) / "cuefarm.db"
+        _migrated(f"sqlite:///{template}")
+        wal = template.with_name(template.name + "-wal")
+        assert not wal.exists() or wal.stat().st_size == 0, "the migrated copy kept a log"
+        _MIGRATED["sqlite"] = template
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_MIGRATED["sqlite"], path)
+
+
+def _seed_postgres(db_url: str) -> None:
+    """A test database still empty and unused is made again from a migrated template
+    database (one per process, dropped when the process ends)."""
     import psycopg2
     if "postgres" not in _MIGRATED:
         template = PostgresDatabase()
@@ -447,15 +454,18 @@ def seed_database(db_url: str) -> None:
         _MIGRATED["postgres"] = template
         import atexit
         atexit.register(template.drop)
+    name = db_url.rpartition("/")[2]
+    probe = psycopg2.connect(db_url, connect_timeout=3)
+    try:
+        with probe.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            if cur.fetchone()[0]:
+                return
+    finally:
+        probe.close()
     admin = psycopg2.connect(PG_ADMIN, connect_timeout=3)
     admin.autocommit = True
     try:
-        with psycopg2.connect(db_url, connect_timeout=3) as probe, probe.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
-            empty = cur.fetchone()[0] == 0
-        probe.close()
-        if not empty:
-            return
         with admin.cursor() as cur:
             try:
                 cur.execute(f'DROP DATABASE "{name}"')     # refused while anyone is connected
