@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from cuefarm.states import COMPLETE_STATES, FrameState
+from supervisor.store import direct
 from supervisor.store.models import Frame, Layer
 
 COUNTER = {FrameState.WAITING: "waiting", FrameState.DEPEND: "depend",
@@ -100,9 +101,16 @@ class Deltas:
         self.completed: list[int] = []
         self.completed_layers: list[int] = []   # the layer of each frame in `completed`
         self.died: list[tuple[int, int, int]] = []  # frames moved to DEAD: (frame, layer, job)
+        self.layer_jobs: dict[int, int] = {}     # the job of each layer a move was noted for
 
     def slots(self, layer_id: int, n: int) -> None:
         self.by_layer[layer_id]["slots_running"] += n
+
+    def busy(self) -> dict[int, int]:
+        """The layers these deltas leave with frames running whatever they had before (more
+        started than ended), with their jobs: {layer id: job id}."""
+        return {lid: self.layer_jobs[lid] for lid, d in self.by_layer.items()
+                if d["running"] > 0 and lid in self.layer_jobs}
 
     def move(self, layer_id: int, old: FrameState | None, new: FrameState | None, n: int = 1) -> None:
         d = self.by_layer[layer_id]
@@ -155,7 +163,7 @@ class Deltas:
                                       returning="layer.id, layer.job_id, layer.waiting,"
                                       " layer.running, layer.depend, layer.dead",
                                       ahead=ahead).all()
-        conn.execute(_ADD_DELTAS, rows)
+        direct.execute(conn, _ADD_DELTAS, rows)
         return None
 
 
@@ -187,9 +195,10 @@ def apply_moves(conn: Connection, moves: list[FrameMove], now: float,
     else:
         for r in rows:
             r["now"] = now
-        conn.execute(_MOVE_FRAMES, rows)
+        direct.execute(conn, _MOVE_FRAMES, rows)
     for m in moves:
         deltas.move(m.layer_id, m.old, m.new)
+        deltas.layer_jobs[m.layer_id] = m.job_id
         if m.new in COMPLETE_STATES:
             deltas.completed.append(m.frame_id)
             deltas.completed_layers.append(m.layer_id)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, literal_column, select, text
 
 from cuefarm.states import AttemptState
+from supervisor.store import direct
 from supervisor.store.models import Attempt, Job, Layer, LayerLimit, Limit
 
 A = AttemptState
@@ -19,7 +20,8 @@ A = AttemptState
 BUSY = Layer.running > literal_column("0")
 
 
-_SLOTS_IN_USE = (select(Layer.job_id, Job.project_id, func.sum(Layer.slots_running))
+_SLOTS_IN_USE = (select(Layer.job_id, Job.project_id,
+                        func.sum(Layer.slots_running).label("slots"))
                  .join(Job, Job.id == Layer.job_id).where(BUSY)
                  .group_by(Layer.job_id, Job.project_id))
 
@@ -28,7 +30,7 @@ def slots_in_use(conn: Connection) -> tuple[dict[int, int], dict[int, int]]:
     """Slots running per job and per project (from the per-layer counters)."""
     per_job: dict[int, int] = {}
     per_project: dict[int, int] = defaultdict(int)
-    for job_id, project_id, n in conn.execute(_SLOTS_IN_USE):
+    for job_id, project_id, n in direct.execute(conn, _SLOTS_IN_USE):
         per_job[job_id] = int(n)
         per_project[project_id] += int(n)
     return per_job, dict(per_project)

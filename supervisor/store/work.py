@@ -17,7 +17,7 @@ from sqlalchemy import (Connection, SmallInteger, bindparam, case, delete, func,
 from cuefarm import protocol as p
 from cuefarm import states
 from cuefarm.states import AttemptState, Event, FrameState, JobState, next_state
-from supervisor.store import notifications
+from supervisor.store import direct, notifications
 from supervisor.store.counters import Deltas, FrameMove, apply_moves
 from supervisor.store.hosts import capable_hosts
 from supervisor.store.models import (Attempt, Dependency, Frame, FrameDep, Host, Job, JobHost,
@@ -74,9 +74,7 @@ _CANDIDATES = (
 def candidate_layers(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """Layers with waiting frames of active jobs: the changing part only (what the scheduler
     orders by), highest priority first.  The rest comes from `layer_static`, cached."""
-    result = conn.execute(_CANDIDATES, {"n": limit})
-    keys = list(result.keys())
-    return [dict(zip(keys, row)) for row in result]
+    return [r._asdict() for r in direct.execute(conn, _CANDIDATES, {"n": limit})]
 
 
 def layer_static(conn: Connection, layer_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -214,7 +212,7 @@ def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, st
             found[r.layer_id].append(r)
     else:
         for lay, hosts in wants:
-            found[lay["id"]] = conn.execute(_CLAIM, {"lid": lay["id"], "n": len(hosts)}).all()
+            found[lay["id"]] = direct.execute(conn, _CLAIM, {"lid": lay["id"], "n": len(hosts)})
     out: list[list[Claimed]] = []
     moves: list[FrameMove] = []
     attempts: list[dict[str, Any]] = []
@@ -248,7 +246,7 @@ def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, st
             deltas.defer(conn, _JOBS_STARTED_PG, {"now": now, "ids": starting})
     else:
         apply_moves(conn, moves, now, deltas)
-        conn.execute(_INSERT_ATTEMPT, attempts)
+        direct.execute(conn, _INSERT_ATTEMPT, attempts)
         if starting:
             conn.execute(update(Job).where(Job.id.in_(starting), Job.started_at.is_(None))
                          .values(started_at=now))
@@ -294,7 +292,8 @@ def _lock_running(conn: Connection, keys: list[tuple[int, int]]):
     # By frame (a search of the attempt key's first column), then the numbers asked for: a
     # row-value IN made SQLite scan every attempt ever made, in key order.
     wanted = set(keys)
-    return [r for r in conn.execute(_LOCK_RUNNING, {"frames": sorted({k[0] for k in keys})})
+    return [r for r in direct.execute(conn, _LOCK_RUNNING,
+                                      {"frames": sorted({k[0] for k in keys})})
             if (r.frame_id, r.number) in wanted]
 
 
@@ -396,7 +395,7 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
         else:
             conn.execute(_END_ATTEMPTS_PG, values)
     elif attempt_rows:
-        conn.execute(_END_ATTEMPTS, attempt_rows)
+        direct.execute(conn, _END_ATTEMPTS, attempt_rows)
     apply_moves(conn, moves, now, deltas, defer=defer)
     touched.add_moves(moves)
     if failures and policy is not None:
@@ -575,9 +574,13 @@ def settle(conn: Connection, deltas: Deltas, touched: Touched, now: float,
     jobs = set(touched.jobs)
     if touched.layers:
         layers = counted or []       # PostgreSQL: the counters as the delta write left them
-        unread = touched.layers - {r.id for r in layers}
+        # Layers that gained running frames are neither complete nor done with their jobs:
+        # after claims alone, nothing needs reading.
+        busy = deltas.busy()
+        jobs -= set(busy.values())
+        unread = touched.layers - {r.id for r in layers} - busy.keys()
         if unread:
-            layers = [*layers, *conn.execute(_LAYER_COUNTS, {"ids": list(unread)})]
+            layers = [*layers, *direct.execute(conn, _LAYER_COUNTS, {"ids": list(unread)})]
         complete = [r.id for r in layers if not (r.waiting or r.running or r.depend or r.dead)]
         # A job with a layer still busy has not finished: most settles need not ask.
         jobs -= {r.job_id for r in layers if r.waiting or r.running or r.depend or r.dead}

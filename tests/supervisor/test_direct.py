@@ -1,0 +1,140 @@
+"""The dispatch pass's statements run straight on SQLite's cursor (supervisor.store.direct): the
+same rows as SQLAlchemy's execution gives, the same writes, SQLAlchemy's errors, and the usual
+path wherever the direct one does not apply (PostgreSQL, no transaction, an empty IN list)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import exc, select, text
+
+from cuefarm.spec import validate_submission
+from supervisor.store import counters, counts, direct, work
+from supervisor.store import submit as submit_store
+from supervisor.store.engine import make_engine, migrate
+from supervisor.store.models import Attempt, Frame, Layer
+
+# Every statement the pass runs through `direct`, with parameters of the shape it is given.
+HOT = {
+    "candidates": (work._CANDIDATES, None),
+    "claim": (work._CLAIM, None),
+    "lock running": (work._LOCK_RUNNING, None),
+    "end attempts": (work._END_ATTEMPTS, None),
+    "layer counts": (work._LAYER_COUNTS, None),
+    "add deltas": (counters._ADD_DELTAS, None),
+    "move frames": (counters._MOVE_FRAMES, None),
+    "slots in use": (counts._SLOTS_IN_USE, None),
+    "insert attempts": (work._INSERT_ATTEMPT,
+                        ("frame_id", "number", "job_id", "layer_id", "host_id", "host_name",
+                         "state", "slots", "memory", "gpus", "started_at", "reason", "rss",
+                         "peak_rss", "cpu_time")),
+}
+
+
+@pytest.fixture
+def store(db_url):
+    engine = make_engine(db_url)
+    migrate(engine)
+    specs = validate_submission([{"name": "shot", "project": "p", "priority": 7, "layers": [
+        {"name": "render", "command": ["true"], "range": "1-6"},
+        {"name": "comp", "command": ["true"], "range": "1-3", "depends_on": ["render"]}]}])
+    with engine.begin() as conn:
+        [job_id] = submit_store.submit(conn, specs, "ann", 100.0)
+    yield engine, job_id
+    engine.dispose()
+
+
+def sqlite_only(engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the direct path is SQLite's")
+
+
+def test_every_hot_statement_runs_directly_on_sqlite(store):
+    engine, _ = store
+    sqlite_only(engine)
+    with engine.begin() as conn:
+        for name, (stmt, keys) in HOT.items():
+            plan = direct._Plan(stmt, conn, keys)
+            assert plan.usable, name
+            assert "POSTCOMPILE" not in plan.sql or plan.expanding, name
+
+
+def claim_three(conn, job_id: int) -> list[work.Claimed]:
+    [layer] = [lay for lay in work.candidate_layers(conn, 10) if lay["job_id"] == job_id]
+    layer.update(work.layer_static(conn, [layer["id"]])[layer["id"]])
+    deltas, touched = counters.Deltas(), work.Touched()
+    [claims] = work.claim(conn, [(layer, [(1, "h1", 1), (2, "h2", 2), (1, "h1", 1)])], 101.0,
+                          deltas, touched)
+    work.settle(conn, deltas, touched, 101.0)
+    return claims
+
+
+def test_rows_are_those_sqlalchemy_gives(store):
+    """Each SELECT's rows, direct and through SQLAlchemy, in the same transaction: the same
+    values (a boolean column converted as SQLAlchemy converts it), the same names."""
+    engine, job_id = store
+    with engine.begin() as conn:
+        claims = claim_three(conn, job_id)
+        assert [c.slots for c in claims] == [1, 2, 1]
+        render, comp = conn.execute(select(Layer.id).where(Layer.job_id == job_id)
+                                    .order_by(Layer.idx)).scalars()
+        asks = [(work._CANDIDATES, {"n": 10}), (work._CLAIM, {"lid": render, "n": 2}),
+                (work._LOCK_RUNNING, {"frames": [c.frame_id for c in claims]}),
+                (work._LAYER_COUNTS, {"ids": [render, comp]}), (counts._SLOTS_IN_USE, None)]
+        for stmt, params in asks:
+            mine = direct.execute(conn, stmt, params)
+            theirs = conn.execute(stmt, params).all()
+            assert mine == [tuple(r) for r in theirs] and mine, stmt
+            assert [r._asdict() for r in mine][:1] == [dict(r._mapping) for r in theirs][:1]
+        [cand] = direct.execute(conn, work._CANDIDATES, {"n": 10})
+        assert cand.job_started is True and cand.priority == 7 and cand.user == "ann"
+        running = direct.execute(conn, work._LOCK_RUNNING,
+                                 {"frames": [c.frame_id for c in claims]})
+        assert sorted((r.frame_id, r.host_id, r.slots) for r in running) == sorted(
+            (c.frame_id, c.host_id, c.slots) for c in claims)
+        assert direct.execute(conn, counts._SLOTS_IN_USE) == [(job_id, cand.project_id, 4)]
+
+
+def test_writes_land_and_the_claims_counters_add_up(store):
+    engine, job_id = store
+    with engine.begin() as conn:
+        claims = claim_three(conn, job_id)
+    with engine.connect() as conn:
+        attempts = conn.execute(select(Attempt.frame_id, Attempt.number, Attempt.host_name,
+                                       Attempt.state, Attempt.stopped_at, Attempt.progress)
+                                .order_by(Attempt.frame_id)).all()
+        frames = conn.execute(select(Frame.id, Frame.state, Frame.attempt, Frame.host_id)
+                              .where(Frame.state == "RUNNING").order_by(Frame.id)).all()
+        render = conn.execute(select(Layer.waiting, Layer.running, Layer.slots_running)
+                              .where(Layer.job_id == job_id, Layer.name == "render")).one()
+    assert [tuple(a) for a in attempts] == [(c.frame_id, 1, c.host_name, "RUNNING", None, None)
+                                            for c in claims]
+    assert [tuple(f) for f in frames] == [(c.frame_id, "RUNNING", 1, c.host_id) for c in claims]
+    assert tuple(render) == (3, 3, 4)
+
+
+def test_a_refused_write_is_sqlalchemys_error_and_keeps_nothing(store):
+    """A trigger refusing new attempts: the claim's direct INSERT fails with SQLAlchemy's
+    IntegrityError (what the loop's error handling knows), and the transaction's frame moves
+    roll back with it."""
+    engine, job_id = store
+    sqlite_only(engine)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TRIGGER no_attempts BEFORE INSERT ON attempt"
+                          " BEGIN SELECT RAISE(ABORT, 'no new attempts'); END"))
+    with pytest.raises(exc.IntegrityError, match="no new attempts"):
+        with engine.begin() as conn:
+            claim_three(conn, job_id)
+    with engine.connect() as conn:
+        assert conn.execute(select(Frame.id).where(Frame.state == "RUNNING")).all() == []
+        assert conn.execute(select(Layer.running).where(Layer.job_id == job_id)).scalars() \
+            .all() == [0, 0]
+
+
+def test_the_usual_path_where_the_direct_one_does_not_apply(store):
+    engine, job_id = store
+    with engine.begin() as conn:
+        assert direct.execute(conn, work._LAYER_COUNTS, {"ids": []}) == []
+    with engine.connect() as conn:      # no transaction begun: SQLAlchemy begins one
+        rows = direct.execute(conn, work._CANDIDATES, {"n": 10})
+        assert [r.job_id for r in rows] == [job_id]
+        conn.rollback()
