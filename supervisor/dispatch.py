@@ -101,7 +101,11 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
                 kept = [lay for lay in layers if held.allows(lay, static[lay["id"]]["limits"])]
                 if len(kept) < len(layers):
                     layers, busy_elsewhere = kept, True    # another supervisor spends them
-                job_used, project_used = counts.slots_in_use(conn)
+                # Slots in use count only for a job's minimum and maximum and a project's
+                # guarantee and maximum: a pass where no layer has one need not read them.
+                job_used, project_used = counts.slots_in_use(conn) if any(
+                    lay["min_slots"] or lay["guaranteed"] or lay["job_max_slots"] is not None
+                    or lay["project_max_slots"] is not None for lay in layers) else ({}, {})
                 names = {n for lay in layers for n in static[lay["id"]]["limits"]}
                 budget = Budget(job_used, project_used,
                                 counts.limit_usage(conn, names,
