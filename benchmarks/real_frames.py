@@ -10,7 +10,9 @@ from the frames' own start and stop times.
                                      [--slots 8] [--db sqlite|postgres|both]
                                      [--py-spy DIR]
 
-`--py-spy DIR` records each process with py-spy (if installed) into DIR as collapsed stacks (flamegraph.pl input).
+`--py-spy DIR` records each process with py-spy (if installed) into DIR as collapsed stacks
+(flamegraph.pl input), sampling only the thread holding the GIL: where the CPU goes, not
+the waits.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def _pct(values: list[float], q: float) -> float:
 def run_job(client, procs: dict[str, psutil.Process], name: str, command: list[str],
             frames: int) -> dict:
     cpu0 = {k: _own_cpu(p) for k, p in procs.items()}
+    sys0 = {k: p.cpu_times().system for k, p in procs.items()}
     t0 = time.time()
     [job_id] = client.submit([{"name": name, "layers": [
         {"name": "run", "command": command, "range": f"1-{frames}", "max_retries": 0}]}])
@@ -80,12 +83,15 @@ def run_job(client, procs: dict[str, psutil.Process], name: str, command: list[s
     job = client.job(job_id)
     rows = client.frames(job_id)
     cpu = {k: _own_cpu(p) - cpu0[k] for k, p in procs.items()}
+    system = {k: p.cpu_times().system - sys0[k] for k, p in procs.items()}
     elapsed = max(r["stopped_at"] or 0 for r in rows) - t0
     lat = refill_latencies(rows)
     rqd_cpu = sum(v for k, v in cpu.items() if k != "supervisor")
     return {"job": name, "frames": frames, "elapsed_s": elapsed,
             "frames_per_s": frames / elapsed, "succeeded": job["succeeded"],
             "sv_ms": 1000 * cpu["supervisor"] / frames, "rqd_ms": 1000 * rqd_cpu / frames,
+            "sv_sys_ms": 1000 * system["supervisor"] / frames,
+            "rqd_sys_ms": 1000 * sum(v for k, v in system.items() if k != "supervisor") / frames,
             "refill_p50_ms": 1000 * _pct(lat, 0.5), "refill_p99_ms": 1000 * _pct(lat, 0.99)}
 
 
@@ -116,7 +122,7 @@ def run(kind: str, frames: int, sleep_frames: int, workers: int, slots: int,
                 for name, pid in [("supervisor", sv.pid)] + [(f"rqd{i}", r.pid)
                                                              for i, r in enumerate(rqds)]:
                     spies.append(subprocess.Popen(
-                        ["py-spy", "record", "--pid", str(pid), "--rate", "250", "--nonblocking", "--format", "raw",
+                        ["py-spy", "record", "--pid", str(pid), "--rate", "250", "--nonblocking", "--gil", "--format", "raw",
                          "-o", str(spy / f"{kind}-{name}.txt")], stdout=subprocess.DEVNULL))
                 time.sleep(1)
             procs = {"supervisor": psutil.Process(sv.pid)}
@@ -165,7 +171,8 @@ def main(frames, sleep_frames, workers, slots, db, spy):
         for r in run(kind, frames, sleep_frames, workers, slots, spy):
             print(f"{r['db']:8s} {r['frames']:5d} {r['job']:5s} frames on {workers} rqd x {slots} "
                   f"slots: {r['frames_per_s']:6.0f} frames/s ({r['elapsed_s']:.2f} s), "
-                  f"supervisor CPU {r['sv_ms']:.2f} ms/frame, rqd CPU {r['rqd_ms']:.2f} ms/frame, "
+                  f"supervisor CPU {r['sv_ms']:.2f} ms/frame ({r['sv_sys_ms']:.2f} in the kernel), "
+                  f"rqd CPU {r['rqd_ms']:.2f} ms/frame ({r['rqd_sys_ms']:.2f} in the kernel), "
                   f"refill p50 {r['refill_p50_ms']:.1f} ms p99 {r['refill_p99_ms']:.1f} ms, "
                   f"succeeded {r['succeeded']}")
 
