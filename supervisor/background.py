@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 from collections import deque
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Container, Hashable
 
 import zmq
 
@@ -58,9 +58,14 @@ class Background:
     def busy(self, key: Hashable) -> bool:
         return key in self.in_flight
 
-    def collect(self) -> list[tuple[Hashable, Any, BaseException | None]]:
+    def collect(self, ready: Container | None = None) -> list[tuple[Hashable, Any,
+                                                                  BaseException | None]]:
         """On the loop: the (key, result, error) of every piece finished since the last call,
-        in the order they finished (the order they were submitted)."""
+        in the order they finished (the order they were submitted).  `ready`, the sockets the
+        loop's last poll found readable: with it, a call with no result kept and no wake-up
+        to read costs nothing (a wake-up still unread shows in the next poll)."""
+        if ready is not None and not self.results and self.wake not in ready:
+            return []
         # Asked, not tried: a recv that finds nothing raises, and this runs every turn.
         while self.wake.get(zmq.EVENTS) & zmq.POLLIN:
             self.wake.recv(zmq.NOBLOCK)

@@ -101,9 +101,10 @@ class BigSubmits:
         self.background.submit(key, lambda: _store(cx, body, req.user, check,
                                                    lambda conn: hidden(policy, conn, req.user)))
 
-    def collect(self, cx: Context) -> None:
-        """On the loop: answer the submits stored since the last call."""
-        for key, result, error in self.background.collect():
+    def collect(self, cx: Context, ready=None) -> None:
+        """On the loop: answer the submits stored since the last call (`ready`: as
+        Background.collect's)."""
+        for key, result, error in self.background.collect(ready):
             if error is not None:
                 if isinstance(error, RequestError):
                     cx.live.errors[error.code] += 1

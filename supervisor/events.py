@@ -165,10 +165,11 @@ class Publisher:
         self.builder.submit("batch", lambda: (
             seq, encode_views(engine, read_batch(engine, t, seq, sid, max_frames), views)))
 
-    def send_built(self) -> None:
+    def send_built(self, ready=None) -> None:
         """On the loop: publish the batches the builder finished.  One it could not read is
-        not sent: subscribers see a gap in the numbers and read everything again."""
-        for _, result, error in self.builder.collect():
+        not sent: subscribers see a gap in the numbers and read everything again.  `ready`:
+        as Background.collect's."""
+        for _, result, error in self.builder.collect(ready):
             if error is not None:
                 log.error("could not read event batch rows", exc_info=error)
                 continue

@@ -130,6 +130,7 @@ class Loop:
         self.ctx = zmq.Context.instance()
         self.client_sock = self.worker_sock = None
         self.monitors: dict[zmq.Socket, str] = {}    # with keys: failed handshakes, per socket
+        self.ready: dict | None = None    # what the last poll found readable (None: no poll)
         self.publisher: Publisher | None = None
         self.housekeeping: Background | None = None   # periodic database work
         self.figures: Background | None = None        # heartbeat figures
@@ -307,7 +308,7 @@ class Loop:
                 self.poller.register(monitor, zmq.POLLIN)
             if self.listener is not None:
                 self.poller.register(self.listener.fileno(), zmq.POLLIN)
-        ready = dict(self.poller.poll(timeout_ms))
+        ready = self.ready = dict(self.poller.poll(timeout_ms))
         if self._wake_r.fileno() in ready:
             self._drain_wake()
             if self.stopping:
@@ -472,9 +473,9 @@ class Loop:
         """Everything after reading: batched writes, dispatch, timers, effects, events."""
         cx, lap = self.cx, self.stopwatch.lap
         for bg in (self.housekeeping, self.figures):
-            for fn, result, error in bg.collect():
+            for fn, result, error in bg.collect(self.ready):
                 self._apply_background(fn, result, error)
-        for key, result, error in self.reader.collect():
+        for key, result, error in self.reader.collect(self.ready):
             peer = self.read_peer.pop(key, None)
             if peer is not None:
                 left = self.reads.get(peer, 1) - 1
@@ -487,7 +488,7 @@ class Loop:
                 log.error("reader thread failed", exc_info=error)
             elif result[2] is not None:
                 cx.out.reply(*result)
-        self.big_submits.collect(cx)
+        self.big_submits.collect(cx, self.ready)
         lap("background results")
         registration.flush(cx)
         self.flush()
@@ -540,7 +541,7 @@ class Loop:
         if cx.live.views_changed:
             cx.live.views_changed = False
             self.publisher.views_changed()
-        self.publisher.send_built()
+        self.publisher.send_built(self.ready)
         self.publisher.flush(cx.engine, now)
         cx.live.event_seq = self.publisher.seq
         lap("events")

@@ -41,6 +41,35 @@ def test_results_come_back_in_order_on_the_loop_thread_with_a_wake_up():
         bg.close()
 
 
+def test_collecting_with_what_the_poll_found_skips_only_when_nothing_is_there():
+    """The loop hands collect() what its poll found readable: a result kept is collected
+    whatever the poll said; a wake-up that comes after its result was taken is read once the
+    poll shows it, so the poller does not keep finding it."""
+    ctx = zmq.Context.instance()
+    bg = Background(ctx, "test-ready")
+    poller = zmq.Poller()
+    poller.register(bg.wake, zmq.POLLIN)
+    late = ctx.socket(zmq.PUSH)          # a wake-up arriving late, as the thread sends them
+    late.setsockopt(zmq.LINGER, 0)
+    late.connect(bg.address)
+    try:
+        assert bg.collect({}) == []                      # nothing run: nothing asked
+        assert bg.submit("one", lambda: 1)
+        assert poller.poll(5000)
+        assert bg.collect({}) == [("one", 1, None)]      # kept: collected, poll or not
+        assert poller.poll(0) == []                      # its wake-up read with it
+        late.send(b"")
+        ready = dict(poller.poll(5000))
+        assert bg.wake in ready
+        assert bg.collect({}) == []                      # the poll not handed over: left
+        assert bg.wake in dict(poller.poll(0))           # so the next poll finds it again
+        assert bg.collect(ready) == []                   # read now
+        assert poller.poll(0) == []                      # and gone
+    finally:
+        late.close()
+        bg.close()
+
+
 def test_a_key_in_flight_is_not_queued_twice_and_errors_are_handed_back():
     bg = Background(zmq.Context.instance(), "test-busy")
     release = threading.Event()
