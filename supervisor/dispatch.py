@@ -73,6 +73,7 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
     launches: list[int] = []
     again = busy_elsewhere = False
     cap = 0
+    more = False      # the pass stopped at its batch size, not at the free slots
     try:
         with cx.begin() as (conn, out):
             if batch is not None:
@@ -85,7 +86,9 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
                 workers = registry.dispatchable(cx.mono())
             rooms = [Room(w, w.free, w.memory_free, w.gpus_free, w.used == 0, w.used == 0)
                      for w in workers]
-            cap = min(cx.cfg.dispatch_batch, sum(r.slots for r in rooms))
+            free = sum(r.slots for r in rooms)
+            cap = min(cx.cfg.dispatch_batch, free)
+            more = cx.cfg.dispatch_batch < free
             layers = work.candidate_layers(conn, LAYERS_PER_PASS) if rooms else []
             static = static_of(live, conn, layers) if layers else {}
             layers = [lay for lay in layers if lay["id"] in static]
@@ -160,8 +163,10 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
         if w.identity is None:
             cx.intake.refuse(b"", c.attempt_id, "launch could not be delivered")
     live.counters["dispatched"] += len(claimed)
-    if again or (claimed and cap <= 0):
-        cx.out.wake()   # more may fit: go again next turn, after reading the sockets
+    if again or (claimed and cap <= 0 and more):
+        # More may fit: go again next turn, after reading the sockets.  (A pass that filled
+        # every free slot has nothing left to fill until a slot comes free.)
+        cx.out.wake()
     elif busy_elsewhere:    # soon, once that pass has committed (not at once: it holds them)
         cx.out.wake_at(cx.mono() + HELD_ELSEWHERE)
     return len(claimed)

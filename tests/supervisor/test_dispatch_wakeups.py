@@ -68,3 +68,22 @@ def test_a_banned_host_gets_the_frame_when_its_ban_ends(ban_farm):
     assert again.attempt_id != first.attempt_id
     busy.close()
     bad.close()
+
+
+@pytest.fixture
+def small_batch_farm(tmp_path):
+    with running_farm(f"sqlite:///{tmp_path / 'batch.db'}", tmp_path,
+                      {"CUEFARM_SUPERVISOR_DISPATCH_BATCH": "2"}) as f:
+        yield f
+
+
+def test_a_pass_stopped_by_its_batch_size_goes_on_by_itself(small_batch_farm):
+    """Two frames a pass, five free slots, five frames: the passes go on, turn after turn,
+    with nothing else happening (no heartbeat, no completion) until every slot is filled."""
+    w = Peer(small_batch_farm.port + 1)
+    register(w, "wide", slots=5)
+    c = small_batch_farm.client()
+    c.submit([{"name": "five", "layers": [{"name": "r", "command": "x", "range": "1-5"}]}])
+    launched = {w.recv_type(p.Launch, timeout=5.0).frame_id for _ in range(5)}
+    assert len(launched) == 5
+    w.close()
