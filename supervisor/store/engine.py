@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from cuefarm import lockfile
 
@@ -75,6 +75,16 @@ def make_engine(url: str) -> Engine:
 READ_ONLY = "cuefarm_read_only"     # execution option: a transaction that writes nothing
 
 
+def _begin(conn: Connection, dbapi_conn: Any, sql: str) -> None:
+    """SQLite's BEGIN, on the DBAPI connection itself (every transaction begins so: a
+    statement through SQLAlchemy costs several times SQLite's own work), its error raised as
+    SQLAlchemy raises them."""
+    try:
+        dbapi_conn.execute(sql)
+    except sqlite3.Error as e:
+        raise DBAPIError.instance(sql, (), e, sqlite3.Error, dialect=conn.dialect) from e
+
+
 def reading(engine: Engine) -> Connection:
     """A connection for transactions that write nothing: on SQLite they neither wait for the
     writer nor keep it waiting."""
@@ -101,17 +111,17 @@ def _one_writer(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn):
-        if conn.get_execution_options().get(READ_ONLY):
-            conn.exec_driver_sql("BEGIN")
-            return
         dbapi_conn = conn.connection.dbapi_connection
+        if conn.get_execution_options().get(READ_ONLY):
+            _begin(conn, dbapi_conn, "BEGIN")
+            return
         if not lock.acquire(timeout=WRITER_WAIT):
             raise sqlite3.OperationalError(
                 f"database is locked: another thread of this process kept the writer's turn "
                 f"for {WRITER_WAIT:.0f} s")
         holder[0] = dbapi_conn
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin(conn, dbapi_conn, "BEGIN IMMEDIATE")
         except BaseException:
             release(dbapi_conn)
             raise

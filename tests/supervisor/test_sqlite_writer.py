@@ -5,11 +5,12 @@ database on a thread of its own, not in whichever commit finds the log long."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import exc, text
 
 from cuefarm.config import SupervisorConfig
 from supervisor.server import Supervisor
@@ -71,6 +72,26 @@ def test_the_writers_turn_is_given_back_on_every_way_out(engine):
             conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
     write_from_another_thread(engine, 7)
     assert values(engine) == [1, 2, 3, 4, 5, 6, 7, 15, 16]
+
+
+def test_a_begin_refused_by_another_process_is_sqlalchemys_error_and_gives_the_turn_back(
+        engine, tmp_path):
+    """Another process holds SQLite's write lock: BEGIN IMMEDIATE fails as SQLAlchemy's
+    OperationalError (what the loop's error handling catches), and this process's writer's
+    turn is given back, so the next transaction begins once the other one is done."""
+    other = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with engine.connect() as conn:
+            conn.connection.dbapi_connection.execute("PRAGMA busy_timeout=50")
+            with pytest.raises(exc.OperationalError, match="database is locked"):
+                conn.begin()
+            conn.connection.dbapi_connection.execute("PRAGMA busy_timeout=30000")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    write_from_another_thread(engine, 8)
+    assert values(engine) == [8]
 
 
 def test_a_read_runs_beside_the_writer_and_sees_what_was_committed(engine):
