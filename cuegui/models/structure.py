@@ -57,6 +57,8 @@ def _nothing() -> ordering.Steps:
 class Structure:
     """Mixed into RowTableModel: its structural steps and its work in steps."""
 
+    _changed_positions: list[int] | None = None
+
     # -- structural steps ---------------------------------------------------------------------
 
     def _restructure(self, leaving: list[tuple], moves: list[tuple[tuple, tuple, dict]],
@@ -106,16 +108,35 @@ class Structure:
         self._next_arrival = batch.next_arrival
         if batch.in_place:
             keys, rows = self._keys, self._rows
-            low = high = None
+            positions = []
             for key, row in batch.in_place:
                 pos = bisect.bisect_left(keys, key)
                 rows[pos] = row
-                low = pos if low is None or pos < low else low
-                high = pos if high is None or pos > high else high
-            first, last = sorted((self._view(low), self._view(high)))
-            self.dataChanged.emit(self.index(first, 0),
-                                  self.index(last, len(self.columns) - 1))
+                positions.append(pos)
+            positions.sort()
+            if self._descending:
+                n = len(rows) - 1
+                positions = [n - p for p in reversed(positions)]
+            self._emit_changed(positions)
         self._stored(batch.stored.values(), batch.gone)
+
+    def _emit_changed(self, positions: list[int]) -> None:
+        """One dataChanged over the rows at these view positions (ascending), for every
+        listener; views read the positions themselves (`changed_positions`) and repaint
+        just the changed rows they show instead of everything between the first and the
+        last."""
+        self._changed_positions = positions
+        try:
+            self.dataChanged.emit(self.index(positions[0], 0),
+                                  self.index(positions[-1], len(self.columns) - 1))
+        finally:
+            self._changed_positions = None
+
+    def changed_positions(self) -> list[int] | None:
+        """While a dataChanged over several rows is emitted: the view positions
+        (ascending) of the rows that did change between its first and last; else None
+        (every row in the range may have changed)."""
+        return self._changed_positions
 
     def _stored(self, rows, gone: list) -> None:
         """Rows were stored (new or changed) and ids deleted: for models keeping figures
