@@ -20,8 +20,13 @@ from typing import Any, Callable, Generator
 
 STEP = 500            # rows handled between two yields (a millisecond or two)
 SLICE = 8192          # rows per sort call (one C call of a few milliseconds)
+SEARCHES = 250        # binary searches between two yields (a millisecond or two)
 
-Steps = Generator[None, None, Any]
+Steps = Generator[Any, None, Any]
+
+# Yielded before a step that carries work out rather than preparing it (a layout change and
+# the repaint it causes): the model runs it at the start of a slice of its own.
+HEAVY = object()
 
 
 def run(steps: Steps) -> Any:
@@ -106,6 +111,17 @@ def key_index(rows: list[dict], keys: list[tuple]) -> Steps:
     return out
 
 
+def searched(keys: list, wanted: list) -> Steps:
+    """[bisect_left(keys, k) for k in wanted], yielding every SEARCHES keys: a search in
+    100,000 keys costs microseconds (each step down the list is a cache miss)."""
+    out: list[int] = []
+    find = bisect.bisect_left
+    for start in range(0, len(wanted), SEARCHES):
+        out.extend(find(keys, k) for k in wanted[start:start + SEARCHES])
+        yield
+    return out
+
+
 def runs(positions: list[int]) -> list[tuple[int, int]]:
     """Consecutive runs of positions as (first, last), last run first (safe removal order)."""
     out: list[tuple[int, int]] = []
@@ -125,15 +141,18 @@ class Plan:
     end until they are removed as one block: after the kept rows, or before them (in
     reverse) for a view that reads the lists backwards.  `entering` are the newcomers;
     `gone` the ids no longer shown and `placed` the (key, row) pairs shown at a new key,
-    for the model's id -> key index."""
+    for the model's id -> key index; or, when many rows change, `key_of` the whole new
+    index of the kept rows (else None)."""
 
     __slots__ = ("rows", "keys", "kept", "departing", "departing_keys", "entering", "gone",
-                 "placed")
+                 "placed", "key_of")
 
-    def __init__(self, rows, keys, kept, departing, departing_keys, entering, gone, placed):
+    def __init__(self, rows, keys, kept, departing, departing_keys, entering, gone, placed,
+                 key_of=None):
         self.rows, self.keys, self.kept = rows, keys, kept
         self.departing, self.departing_keys = departing, departing_keys
         self.entering, self.gone, self.placed = entering, gone, placed
+        self.key_of = key_of
 
 
 def plan_steps(rows: list, keys: list, leaving: list[tuple],
@@ -144,8 +163,10 @@ def plan_steps(rows: list, keys: list, leaving: list[tuple],
     (O(n) copying, O(k log n) searching for k changes)."""
     n = len(rows)
     if (len(leaving) + len(moves)) * 16 <= n:
-        leave_at = sorted(bisect.bisect_left(keys, k) for k in leaving)
-        drop_at = sorted(leave_at + [bisect.bisect_left(keys, m[0]) for m in moves])
+        leave_at = yield from searched(keys, leaving)
+        drop_at = leave_at + (yield from searched(keys, [m[0] for m in moves]))
+        leave_at.sort()
+        drop_at.sort()
         yield
     else:
         # Many: one scan finds them (keys end with the row id).
@@ -161,8 +182,8 @@ def plan_steps(rows: list, keys: list, leaving: list[tuple],
                 elif rid in move_ids:
                     drop_at.append(i)
             yield
-    departing = [rows[p] for p in leave_at]
-    departing_keys = [keys[p] for p in leave_at]
+    departing = yield from mapped(leave_at, rows.__getitem__)
+    departing_keys = yield from mapped(leave_at, keys.__getitem__)
     extra = (yield from mapped(moves, lambda m: (m[1], m[2]))) + entering
     extra_keys = yield from mapped(extra, lambda p: p[0])
     order = yield from order_of(extra_keys)
@@ -187,7 +208,7 @@ def plan_steps(rows: list, keys: list, leaving: list[tuple],
         out_rows.append(row)
         out_keys.append(k)
         done += 1
-        if done >= STEP:
+        if done >= SEARCHES:
             done = 0
             yield
     while d < nd:
@@ -206,9 +227,16 @@ def plan_steps(rows: list, keys: list, leaving: list[tuple],
         out_rows.extend(departing)
         out_keys.extend(departing_keys)
     entering_rows = yield from mapped(entering, lambda p: p[1])
-    gone = [k[-1] for k in departing_keys]
-    return Plan(out_rows, out_keys, len(out_rows) - len(departing), departing, departing_keys,
-                entering_rows, gone, extra)
+    gone = yield from mapped(departing_keys, lambda k: k[-1])
+    kept = len(out_rows) - len(departing)
+    key_of = None
+    if (len(gone) + len(extra)) * 4 > kept:
+        # Many rows go or change places: a new id -> key index of the kept rows, built in
+        # steps, costs less than updating the old one row by row when the plan is taken over.
+        lo = len(departing) if departing_first else 0
+        key_of = yield from key_index(out_rows[lo:lo + kept], out_keys[lo:lo + kept])
+    return Plan(out_rows, out_keys, kept, departing, departing_keys, entering_rows, gone,
+                extra, key_of)
 
 
 def plan_changes(rows: list, keys: list, leaving: list[tuple],

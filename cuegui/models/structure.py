@@ -54,6 +54,27 @@ def _nothing() -> ordering.Steps:
     yield
 
 
+def _slice(steps: ordering.Steps, start: float) -> None:
+    """Run `steps` for one slice of time from `start`: at least one step, however busy the
+    machine; a step announced HEAVY (taking a result over, with its signals and the repaint
+    they cause) waits for the next slice unless this one is still mostly unused.  Raises
+    StopIteration when the steps are done."""
+    deadline = start + STEP_SECONDS
+    half = start + STEP_SECONDS / 2
+    mark = next(steps)
+    while True:
+        now = time.perf_counter()
+        if now >= deadline or (mark is ordering.HEAVY and now > half):
+            return
+        mark = next(steps)
+
+
+def _ready(result: ordering.Prepared) -> ordering.Steps:
+    """Steps done already, returning `result`."""
+    return result
+    yield
+
+
 class Structure:
     """Mixed into RowTableModel: its structural steps and its work in steps."""
 
@@ -88,18 +109,21 @@ class Structure:
             rows, deleted = yield from ordering.diff_steps(self._all, rows)
         batch = yield from ordering.batch_steps(self, rows, deleted, self._sort_value(),
                                                 self._matches, self._next_arrival)
-        self._store(batch)
+        yield from self._store(batch)
         if batch.structural <= BULK_THRESHOLD:
-            self._few(batch.leaving, batch.moves, batch.entering)
+            if batch.structural:
+                yield ordering.HEAVY
+                self._few(batch.leaving, batch.moves, batch.entering)
             return None
         yield
         plan = yield from ordering.plan_steps(self._rows, self._keys, batch.leaving,
                                               batch.moves, batch.entering, self._descending)
+        yield ordering.HEAVY
         self._commit(plan)
         return None
 
-    def _store(self, batch: ordering.Batch) -> None:
-        """Keep a batch's rows; rows changed without moving show their new values."""
+    def _store(self, batch: ordering.Batch) -> ordering.Steps:
+        """Keep a batch's rows, in steps; rows changed without moving show their new values."""
         self._all.update(batch.stored)
         for rid in batch.gone:
             del self._all[rid]
@@ -108,17 +132,20 @@ class Structure:
         self._next_arrival = batch.next_arrival
         if batch.in_place:
             keys, rows = self._keys, self._rows
-            positions = []
-            for key, row in batch.in_place:
-                pos = bisect.bisect_left(keys, key)
+            positions = yield from ordering.searched(keys, [k for k, _ in batch.in_place])
+            for pos, (_, row) in zip(positions, batch.in_place):
                 rows[pos] = row
-                positions.append(pos)
             positions.sort()
             if self._descending:
                 n = len(rows) - 1
                 positions = [n - p for p in reversed(positions)]
             self._emit_changed(positions)
-        self._stored(batch.stored.values(), batch.gone)
+        stored = list(batch.stored.values())
+        for start in range(0, len(stored), ordering.STEP):
+            self._stored(stored[start:start + ordering.STEP], ())
+            yield
+        if batch.gone:
+            self._stored((), batch.gone)
 
     def _emit_changed(self, positions: list[int]) -> None:
         """One dataChanged over the rows at these view positions (ascending), for every
@@ -153,11 +180,8 @@ class Structure:
         elif size < INLINE_ROWS and len(self._all) < self.async_threshold:
             ordering.run(steps)
         else:
-            deadline = time.perf_counter() + STEP_SECONDS
             try:
-                next(steps)
-                while time.perf_counter() < deadline:
-                    next(steps)
+                _slice(steps, time.perf_counter())
             except StopIteration:
                 return
             self._start(steps)
@@ -228,15 +252,20 @@ class Structure:
         kept, total = plan.kept, len(plan.rows)
         slot = {}       # where persistent rows that leave sit meanwhile: after the kept rows
         if old:
-            gone = set(plan.gone)
+            departing = plan.departing_keys
             for rid in ids:
-                if rid in gone:
-                    j = bisect.bisect_left(plan.departing_keys, key_of[rid])
-                    slot[rid] = kept + j
-        for rid in plan.gone:
-            del key_of[rid]
-        for k, row in plan.placed:
-            key_of[row["id"]] = k
+                k = key_of.get(rid)
+                if k is not None:
+                    j = bisect.bisect_left(departing, k)
+                    if j < len(departing) and departing[j] == k:
+                        slot[rid] = kept + j
+        if plan.key_of is not None:
+            key_of = self._key_of = plan.key_of
+        else:
+            for rid in plan.gone:
+                del key_of[rid]
+            for k, row in plan.placed:
+                key_of[row["id"]] = k
         self._rows, self._keys = plan.rows, plan.keys
         if old:
             lo, hi = (total - kept, total) if desc else (0, kept)
@@ -291,12 +320,15 @@ class Structure:
         if steps is None:
             self._stepper.stop()
             return
-        deadline = time.perf_counter() + STEP_SECONDS
+        start = time.perf_counter()
         try:
-            next(steps)         # at least one step per turn, however busy the machine
-            while time.perf_counter() < deadline:
-                next(steps)
+            _slice(steps, start)
         except StopIteration as done:
+            if done.value is not None and time.perf_counter() > start + STEP_SECONDS / 2:
+                # Taking a result over (a layout change, and what waited) is a slice of its
+                # own: on the next turn, after a paint.
+                self._busy = _ready(done.value)
+                return
             self._stepper.stop()
             self._prepared(done.value)
         except Exception:  # noqa: BLE001 - a bug must not leave the model stuck
@@ -313,9 +345,9 @@ class Structure:
         """Stepped work is done: take its result over, then run what waited for it, in
         order, for a slice of time (the rest goes on from the event loop)."""
         self._busy = None
+        deadline = time.perf_counter() + STEP_SECONDS
         if result is not None:
             self._take(result)
-        deadline = time.perf_counter() + STEP_SECONDS
         while self._queue and self._busy is None:
             if time.perf_counter() > deadline:
                 self._busy = _nothing()
