@@ -19,7 +19,7 @@ import heapq
 from typing import Any, Callable, Generator
 
 STEP = 500            # rows handled between two yields (a millisecond or two)
-SLICE = 8192          # rows per sort call (one C call of a few milliseconds)
+SLICE = 4096          # rows per sort call (one C call of a few milliseconds)
 SEARCHES = 250        # binary searches between two yields (a millisecond or two)
 
 Steps = Generator[Any, None, Any]
@@ -157,10 +157,11 @@ class Plan:
 
 def plan_steps(rows: list, keys: list, leaving: list[tuple],
                moves: list[tuple[tuple, tuple, dict]], entering: list[tuple[tuple, dict]],
-               departing_first: bool = False) -> Steps:
+               departing_first: bool = False, key_of: dict | None = None) -> Steps:
     """Plan rows leaving (by key), moving (old key, new key, row) and entering: the new
     lists are built in one pass, slices copied in C between the places that change
-    (O(n) copying, O(k log n) searching for k changes)."""
+    (O(n) copying, O(k log n) searching for k changes).  Given the current id -> key
+    index `key_of`, a plan changing many rows carries the next one (`Plan.key_of`)."""
     n = len(rows)
     if (len(leaving) + len(moves)) * 16 <= n:
         leave_at = yield from searched(keys, leaving)
@@ -229,14 +230,26 @@ def plan_steps(rows: list, keys: list, leaving: list[tuple],
     entering_rows = yield from mapped(entering, lambda p: p[1])
     gone = yield from mapped(departing_keys, lambda k: k[-1])
     kept = len(out_rows) - len(departing)
-    key_of = None
-    if (len(gone) + len(extra)) * 4 > kept:
-        # Many rows go or change places: a new id -> key index of the kept rows, built in
-        # steps, costs less than updating the old one row by row when the plan is taken over.
-        lo = len(departing) if departing_first else 0
-        key_of = yield from key_index(out_rows[lo:lo + kept], out_keys[lo:lo + kept])
+    new_index = None
+    if key_of is not None and (len(gone) + len(extra)) * 4 > kept:
+        # Many rows go or change places: the model's next id -> key index is made here, in
+        # steps, rather than by updating its own row by row when it takes the plan over.
+        if len(key_of) // 2 <= kept <= len(key_of):
+            # A copy never grows (growing a dict of 100,000 entries copies it at once).
+            new_index = key_of.copy()
+            yield
+            for start in range(0, len(gone), STEP):
+                for rid in gone[start:start + STEP]:
+                    del new_index[rid]
+                yield
+            for start in range(0, len(extra), STEP):
+                new_index.update((row["id"], k) for k, row in extra[start:start + STEP])
+                yield
+        else:
+            lo = len(departing) if departing_first else 0
+            new_index = yield from key_index(out_rows[lo:lo + kept], out_keys[lo:lo + kept])
     return Plan(out_rows, out_keys, kept, departing, departing_keys, entering_rows, gone,
-                extra, key_of)
+                extra, new_index)
 
 
 def plan_changes(rows: list, keys: list, leaving: list[tuple],
@@ -268,7 +281,7 @@ def filter_steps(all_rows: dict, rows: list, keys: list, key_of: dict, matches: 
         entering.extend((key(r), r) for r in every[start:start + STEP]
                         if r["id"] not in key_of and matches(r))
         yield
-    return (yield from plan_steps(rows, keys, leaving, [], entering, departing_first))
+    return (yield from plan_steps(rows, keys, leaving, [], entering, departing_first, key_of))
 
 
 class Prepared:
@@ -322,12 +335,14 @@ def reset_steps(rows: list[dict], value: Callable | None, matches: Callable,
 def diff_steps(current: dict[Any, dict], rows: list[dict]) -> Steps:
     """(changed rows, ids gone): which of `rows` differ from `current`, and which current ids
     are not in `rows`.  Full rows replace: a field no longer sent becomes None, not stale."""
-    keep = set()
+    # The ids not (yet) seen in `rows`: made at its full size in one call, then only
+    # shrinking (a set grown id by id would copy itself, 100,000 ids at once, as it grows).
+    unseen = dict.fromkeys(current)
     changed = []
     for start in range(0, len(rows), STEP):
         for r in rows[start:start + STEP]:
             rid = r["id"]
-            keep.add(rid)
+            unseen.pop(rid, None)
             old = current.get(rid)
             if old is None:
                 changed.append(r)
@@ -337,12 +352,7 @@ def diff_steps(current: dict[Any, dict], rows: list[dict]) -> Steps:
             if {**old, **r} != old:
                 changed.append(r)
         yield
-    ids = list(current)
-    gone: list = []
-    for start in range(0, len(ids), STEP):
-        gone.extend(rid for rid in ids[start:start + STEP] if rid not in keep)
-        yield
-    return changed, gone
+    return changed, list(unseen)
 
 
 class Batch:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import gc
+import itertools
 import logging
 import time
 
@@ -106,25 +107,38 @@ class Structure:
         add and drop rows: one by one for a few, in one layout change planned in steps for
         many.  The model is whole between any two steps."""
         if deleted is None:
-            rows, deleted = yield from ordering.diff_steps(self._all, rows)
+            everything = rows        # the model's own copy (replace_all)
+            rows, deleted = yield from ordering.diff_steps(self._all, everything)
+            self._dispose(everything)
+            del everything
         batch = yield from ordering.batch_steps(self, rows, deleted, self._sort_value(),
                                                 self._matches, self._next_arrival)
+        del rows
         yield from self._store(batch)
-        if batch.structural <= BULK_THRESHOLD:
-            if batch.structural:
-                yield ordering.HEAVY
-                self._few(batch.leaving, batch.moves, batch.entering)
-            return None
-        yield
-        plan = yield from ordering.plan_steps(self._rows, self._keys, batch.leaving,
-                                              batch.moves, batch.entering, self._descending)
-        yield ordering.HEAVY
-        self._commit(plan)
+        if batch.structural > BULK_THRESHOLD:
+            yield
+            plan = yield from ordering.plan_steps(self._rows, self._keys, batch.leaving,
+                                                  batch.moves, batch.entering,
+                                                  self._descending, self._key_of)
+            yield ordering.HEAVY
+            self._commit(plan)
+            self._dispose(plan.placed, plan.entering, plan.departing, plan.departing_keys,
+                          plan.gone)
+        elif batch.structural:
+            yield ordering.HEAVY
+            self._few(batch.leaving, batch.moves, batch.entering)
+        # What the batch was made of goes in slices too.
+        self._dispose(batch.moves, batch.in_place, batch.entering, batch.leaving,
+                      batch.stored, batch.arrival)
         return None
 
     def _store(self, batch: ordering.Batch) -> ordering.Steps:
         """Keep a batch's rows, in steps; rows changed without moving show their new values."""
-        self._all.update(batch.stored)
+        step = ordering.STEP
+        items = iter(batch.stored.items())
+        for _ in range(0, len(batch.stored), step):
+            self._all.update(itertools.islice(items, step))
+            yield
         for rid in batch.gone:
             del self._all[rid]
             del self._arrival[rid]
@@ -133,16 +147,22 @@ class Structure:
         if batch.in_place:
             keys, rows = self._keys, self._rows
             positions = yield from ordering.searched(keys, [k for k, _ in batch.in_place])
-            for pos, (_, row) in zip(positions, batch.in_place):
-                rows[pos] = row
+            replaced = []
+            for start in range(0, len(positions), step):
+                for pos, (_, row) in zip(positions[start:start + step],
+                                         batch.in_place[start:start + step]):
+                    replaced.append(rows[pos])
+                    rows[pos] = row
+                yield
+            self._dispose(replaced)
             positions.sort()
             if self._descending:
                 n = len(rows) - 1
                 positions = [n - p for p in reversed(positions)]
             self._emit_changed(positions)
-        stored = list(batch.stored.values())
-        for start in range(0, len(stored), ordering.STEP):
-            self._stored(stored[start:start + ordering.STEP], ())
+        values = iter(batch.stored.values())
+        for _ in range(0, len(batch.stored), step):
+            self._stored(list(itertools.islice(values, step)), ())
             yield
         if batch.gone:
             self._stored((), batch.gone)
@@ -260,12 +280,14 @@ class Structure:
                     if j < len(departing) and departing[j] == k:
                         slot[rid] = kept + j
         if plan.key_of is not None:
+            self._dispose(key_of)
             key_of = self._key_of = plan.key_of
         else:
             for rid in plan.gone:
                 del key_of[rid]
             for k, row in plan.placed:
                 key_of[row["id"]] = k
+        self._dispose(self._rows, self._keys)
         self._rows, self._keys = plan.rows, plan.keys
         if old:
             lo, hi = (total - kept, total) if desc else (0, kept)
@@ -293,6 +315,31 @@ class Structure:
                 del self._rows[kept:]
                 del self._keys[kept:]
             self.endRemoveRows()
+
+    # -- letting go ------------------------------------------------------------------------
+
+    def _dispose(self, *things) -> None:
+        """Let go of lists and dicts the model no longer uses a slice at a time: dropping a
+        list of 50,000 replaced row dicts at once frees them all there and then, tens of
+        milliseconds of the UI thread.  The model must hold no other reference to them."""
+        self._litter.extend(t for t in things if t)
+        if self._litter and not self._sweeper.isActive():
+            self._sweeper.start()
+
+    def _sweep(self) -> None:
+        deadline = time.perf_counter() + STEP_SECONDS / 2
+        litter = self._litter
+        while litter and time.perf_counter() < deadline:
+            thing = litter[-1]
+            if isinstance(thing, dict):
+                for _ in range(min(len(thing), ordering.STEP)):
+                    thing.popitem()
+            else:
+                del thing[-ordering.STEP:]
+            if not thing:
+                litter.pop()
+        if not litter:
+            self._sweeper.stop()
 
     # -- large loads off the UI thread ----------------------------------------------------------
 
@@ -375,6 +422,7 @@ class Structure:
             self.layoutAboutToBeChanged.emit()
             old, ids = self._persistent()
             self._sort_column, self._sort_order = result.spec
+            self._dispose(self._rows, self._keys, self._key_of)
             self._rows, self._keys, self._key_of = result.rows, result.keys, result.key_of
             self._restore(old, ids)
             self.layoutChanged.emit()
@@ -383,6 +431,7 @@ class Structure:
 
     def _swap(self, p: ordering.Prepared) -> None:
         self.beginResetModel()
+        self._dispose(self._all, self._arrival, self._rows, self._keys, self._key_of)
         self._all, self._arrival, self._next_arrival = p.all, p.arrival, p.next_arrival
         self._rows, self._keys, self._key_of = p.rows, p.keys, p.key_of
         self.endResetModel()

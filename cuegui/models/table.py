@@ -119,6 +119,9 @@ class RowTableModel(Structure, QAbstractTableModel):
         self._queue: list[tuple] = []        # operations waiting for it
         self._stepper = QTimer(self, interval=0)
         self._stepper.timeout.connect(self._step)
+        self._litter: list = []              # lists and dicts let go of in slices
+        self._sweeper = QTimer(self, interval=0)
+        self._sweeper.timeout.connect(self._sweep)
 
     # -- Qt model interface -------------------------------------------------------------------
 
