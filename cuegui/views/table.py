@@ -12,6 +12,7 @@ from qtpy.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel,
 
 from cuegui import theme
 from cuegui.models.table import RowRole, RowTableModel
+from cuegui.views.cellpaint import paint_cells
 from cuegui.views.delegates import TextDelegate
 
 
@@ -19,6 +20,7 @@ class TableView(QTableView):
     """Rows selectable as wholes, sorting by header click (the model sorts), a context menu."""
 
     rows_called = "rows"      # what the rows are, for the hint of a table filtered empty
+    paint_cells = True        # cells painted in one pass (cellpaint), not cell by cell by Qt
 
     def __init__(self, model: RowTableModel, parent: QWidget | None = None):
         super().__init__(parent)
@@ -157,7 +159,8 @@ class TableView(QTableView):
             super().dataChanged(model.index(row, 0), model.index(row, right), roles)
 
     def paintEvent(self, event) -> None:
-        super().paintEvent(event)
+        if not (self.paint_cells and paint_cells(self, event, self._text)):
+            super().paintEvent(event)
         hint = self.empty_hint()
         if hint:
             from qtpy.QtGui import QPainter
