@@ -8,6 +8,7 @@ import gc
 import itertools
 import logging
 import time
+from typing import Any
 
 from qtpy.QtCore import QModelIndex
 
@@ -55,6 +56,21 @@ def _nothing() -> ordering.Steps:
     yield
 
 
+_slice_began = 0.0
+
+
+def _slice_start() -> float:
+    """When the current slice of the UI thread's time began: now, unless a slice began
+    less than STEP_SECONDS ago (another model's, run just before in the same turn of the
+    event loop): then that one's start, so that the models share one slice per turn instead
+    of taking one each."""
+    global _slice_began
+    now = time.perf_counter()
+    if now - _slice_began >= STEP_SECONDS:
+        _slice_began = now
+    return _slice_began
+
+
 def _slice(steps: ordering.Steps, start: float) -> None:
     """Run `steps` for one slice of time from `start`: at least one step, however busy the
     machine; a step announced HEAVY (taking a result over, with its signals and the repaint
@@ -68,6 +84,10 @@ def _slice(steps: ordering.Steps, start: float) -> None:
         if now >= deadline or (mark is ordering.HEAVY and now > half):
             return
         mark = next(steps)
+
+
+def _first(pair: tuple) -> Any:
+    return pair[0]
 
 
 def _ready(result: ordering.Prepared) -> ordering.Steps:
@@ -146,6 +166,7 @@ class Structure:
         self._next_arrival = batch.next_arrival
         if batch.in_place:
             keys, rows = self._keys, self._rows
+            batch.in_place.sort(key=_first)      # searched in ascending order: faster
             positions = yield from ordering.searched(keys, [k for k, _ in batch.in_place])
             replaced = []
             for start in range(0, len(positions), step):
@@ -155,7 +176,6 @@ class Structure:
                     rows[pos] = row
                 yield
             self._dispose(replaced)
-            positions.sort()
             if self._descending:
                 n = len(rows) - 1
                 positions = [n - p for p in reversed(positions)]
@@ -201,7 +221,7 @@ class Structure:
             ordering.run(steps)
         else:
             try:
-                _slice(steps, time.perf_counter())
+                _slice(steps, _slice_start())
             except StopIteration:
                 return
             self._start(steps)
@@ -327,9 +347,11 @@ class Structure:
             self._sweeper.start()
 
     def _sweep(self) -> None:
-        deadline = time.perf_counter() + STEP_SECONDS / 2
+        deadline = _slice_start() + STEP_SECONDS
         litter = self._litter
-        while litter and time.perf_counter() < deadline:
+        first = True
+        while litter and (first or time.perf_counter() < deadline):
+            first = False
             thing = litter[-1]
             if isinstance(thing, dict):
                 for _ in range(min(len(thing), ordering.STEP)):
@@ -367,7 +389,7 @@ class Structure:
         if steps is None:
             self._stepper.stop()
             return
-        start = time.perf_counter()
+        start = _slice_start()
         try:
             _slice(steps, start)
         except StopIteration as done:
@@ -392,7 +414,7 @@ class Structure:
         """Stepped work is done: take its result over, then run what waited for it, in
         order, for a slice of time (the rest goes on from the event loop)."""
         self._busy = None
-        deadline = time.perf_counter() + STEP_SECONDS
+        deadline = _slice_start() + STEP_SECONDS
         if result is not None:
             self._take(result)
         while self._queue and self._busy is None:
