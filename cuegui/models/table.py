@@ -208,7 +208,7 @@ class RowTableModel(Structure, QAbstractTableModel):
             value = self.columns[column].value if column >= 0 else None
             rows, arrival = self._rows, self._arrival
             spec = (column, order)
-            self._start(ordering.sort_steps(rows, value, arrival, spec))
+            self._start(ordering.sort_steps(rows, value, arrival, spec, self._key_of))
             return
         self.layoutAboutToBeChanged.emit()
         old, ids = self._persistent()

@@ -156,9 +156,9 @@ def _index_matches_rows(model: FramesModel) -> None:
 @pytest.mark.parametrize("order", [ASC, DESC])
 def test_big_plans_bring_an_index_that_matches_the_rows(qtbot, monkeypatch, still_clock,
                                                         order):
-    """A batch moving most rows (the index copied and updated in steps), a filter hiding
-    most rows and showing them again (the index made anew), a resync: every row's position
-    is where it shows, selections stay on their rows."""
+    """A sort in steps, a batch moving most rows (the index copied and updated in steps), a
+    filter hiding most rows and showing them again (the index made anew), a resync: every
+    row's position is where it shows, selections stay on their rows."""
     monkeypatch.setattr(FramesModel, "async_threshold", 200)
     monkeypatch.setattr(structure, "STEP_SECONDS", 0.0005)
     every = frames(3000)
@@ -166,6 +166,7 @@ def test_big_plans_bring_an_index_that_matches_the_rows(qtbot, monkeypatch, stil
     state = model.column_index("state")
     model.sort(state, order)
     qtbot.waitUntil(lambda: not model.loading, timeout=WAIT)
+    _index_matches_rows(model)
     view = TableView(model)
     rng = random.Random(4)
     ids = [f["id"] for f in every]
