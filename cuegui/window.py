@@ -489,7 +489,11 @@ class MainWindow(QMainWindow):
         job_id = self.frames_model.job_id
         layers = self.layers_model.all_rows() if self.layers_model.job_id == job_id else []
         self.jobs_model.set_detail(job_id, layers, self.frames_model.layer_runs())
-        self.jobs_view.viewport().update()
+        # Only the selected job's time left reads the detail: repaint its row, not the table.
+        pos = self.jobs_model.position(job_id) if job_id is not None else None
+        if pos is not None:
+            left = self.jobs_model.column_index("left")
+            self.jobs_view.update(self.jobs_model.index(pos, left))
 
     def update_counts(self) -> None:
         self.counts_label.setText(f"{self.jobs_model.total} jobs · {self.hosts_model.total} hosts")

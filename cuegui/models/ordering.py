@@ -16,12 +16,18 @@ from __future__ import annotations
 
 import bisect
 import heapq
+from sys import intern
 from typing import Any, Callable, Generator
 
 STEP = 500            # rows handled between two yields (a millisecond or two)
-SLICE = 8192          # rows per sort call (one C call of a few milliseconds)
+SLICE = 4096          # rows per sort call (one C call of a few milliseconds)
+SEARCHES = 250        # binary searches between two yields (a millisecond or two)
 
-Steps = Generator[None, None, Any]
+Steps = Generator[Any, None, Any]
+
+# Yielded before a step that carries work out rather than preparing it (a layout change and
+# the repaint it causes): the model runs it at the start of a slice of its own.
+HEAVY = object()
 
 
 def run(steps: Steps) -> Any:
@@ -53,7 +59,9 @@ def key_function(value: Callable[[dict], Any] | None, arrival: Any
         if v is None:
             return (1, 0, r["id"])
         if isinstance(v, str):
-            return (0, v.casefold(), r["id"])
+            # Interned: equal texts are one object, so comparing keys (thousands of binary
+            # searches per batch) finds them equal without reading them.
+            return (0, intern(v.casefold()), r["id"])
         return (0, v, r["id"])
     return key
 
@@ -97,11 +105,25 @@ def sorted_pairs(rows: list[dict], key: Callable[[dict], tuple]) -> tuple[list, 
     return run(sorted_pairs_steps(rows, key))
 
 
-def key_index(rows: list[dict], keys: list[tuple]) -> Steps:
-    """{id: key} of the rows, in steps."""
-    out: dict = {}
+def key_index(rows: list[dict], keys: list[tuple], same_ids: dict | None = None) -> Steps:
+    """{id: key} of the rows, in steps.  `same_ids`, a dict with exactly the rows' ids as
+    keys, lets the index be made at its full size in one call and then only filled in (a
+    dict grown id by id copies itself, 100,000 entries at once, as it grows)."""
+    out: dict = {} if same_ids is None else dict.fromkeys(same_ids)
     for start in range(0, len(rows), STEP):
         out.update(zip((r["id"] for r in rows[start:start + STEP]), keys[start:start + STEP]))
+        yield
+    return out
+
+
+def searched(keys: list, wanted: list) -> Steps:
+    """[bisect_left(keys, k) for k in wanted], yielding every SEARCHES keys: a search in
+    100,000 keys costs microseconds (each step down the list is a cache miss; searches in
+    ascending order share their first steps, a third faster)."""
+    out: list[int] = []
+    find = bisect.bisect_left
+    for start in range(0, len(wanted), SEARCHES):
+        out.extend(find(keys, k) for k in wanted[start:start + SEARCHES])
         yield
     return out
 
@@ -125,27 +147,32 @@ class Plan:
     end until they are removed as one block: after the kept rows, or before them (in
     reverse) for a view that reads the lists backwards.  `entering` are the newcomers;
     `gone` the ids no longer shown and `placed` the (key, row) pairs shown at a new key,
-    for the model's id -> key index."""
+    for the model's id -> key index; or, when many rows change, `key_of` the whole new
+    index of the kept rows (else None)."""
 
     __slots__ = ("rows", "keys", "kept", "departing", "departing_keys", "entering", "gone",
-                 "placed")
+                 "placed", "key_of")
 
-    def __init__(self, rows, keys, kept, departing, departing_keys, entering, gone, placed):
+    def __init__(self, rows, keys, kept, departing, departing_keys, entering, gone, placed,
+                 key_of=None):
         self.rows, self.keys, self.kept = rows, keys, kept
         self.departing, self.departing_keys = departing, departing_keys
         self.entering, self.gone, self.placed = entering, gone, placed
+        self.key_of = key_of
 
 
 def plan_steps(rows: list, keys: list, leaving: list[tuple],
                moves: list[tuple[tuple, tuple, dict]], entering: list[tuple[tuple, dict]],
-               departing_first: bool = False) -> Steps:
+               departing_first: bool = False, key_of: dict | None = None) -> Steps:
     """Plan rows leaving (by key), moving (old key, new key, row) and entering: the new
     lists are built in one pass, slices copied in C between the places that change
-    (O(n) copying, O(k log n) searching for k changes)."""
+    (O(n) copying, O(k log n) searching for k changes).  Given the current id -> key
+    index `key_of`, a plan changing many rows carries the next one (`Plan.key_of`)."""
     n = len(rows)
     if (len(leaving) + len(moves)) * 16 <= n:
-        leave_at = sorted(bisect.bisect_left(keys, k) for k in leaving)
-        drop_at = sorted(leave_at + [bisect.bisect_left(keys, m[0]) for m in moves])
+        leave_at = yield from searched(keys, sorted(leaving))
+        drop_at = leave_at + (yield from searched(keys, sorted(m[0] for m in moves)))
+        drop_at.sort()          # two ascending runs: one merge
         yield
     else:
         # Many: one scan finds them (keys end with the row id).
@@ -161,8 +188,8 @@ def plan_steps(rows: list, keys: list, leaving: list[tuple],
                 elif rid in move_ids:
                     drop_at.append(i)
             yield
-    departing = [rows[p] for p in leave_at]
-    departing_keys = [keys[p] for p in leave_at]
+    departing = yield from mapped(leave_at, rows.__getitem__)
+    departing_keys = yield from mapped(leave_at, keys.__getitem__)
     extra = (yield from mapped(moves, lambda m: (m[1], m[2]))) + entering
     extra_keys = yield from mapped(extra, lambda p: p[0])
     order = yield from order_of(extra_keys)
@@ -187,7 +214,7 @@ def plan_steps(rows: list, keys: list, leaving: list[tuple],
         out_rows.append(row)
         out_keys.append(k)
         done += 1
-        if done >= STEP:
+        if done >= SEARCHES:
             done = 0
             yield
     while d < nd:
@@ -206,9 +233,28 @@ def plan_steps(rows: list, keys: list, leaving: list[tuple],
         out_rows.extend(departing)
         out_keys.extend(departing_keys)
     entering_rows = yield from mapped(entering, lambda p: p[1])
-    gone = [k[-1] for k in departing_keys]
-    return Plan(out_rows, out_keys, len(out_rows) - len(departing), departing, departing_keys,
-                entering_rows, gone, extra)
+    gone = yield from mapped(departing_keys, lambda k: k[-1])
+    kept = len(out_rows) - len(departing)
+    new_index = None
+    if key_of is not None and (len(gone) + len(extra)) * 4 > kept:
+        # Many rows go or change places: the model's next id -> key index is made here, in
+        # steps, rather than by updating its own row by row when it takes the plan over.
+        if len(key_of) // 2 <= kept <= len(key_of):
+            # A copy never grows (growing a dict of 100,000 entries copies it at once).
+            new_index = key_of.copy()
+            yield
+            for start in range(0, len(gone), STEP):
+                for rid in gone[start:start + STEP]:
+                    del new_index[rid]
+                yield
+            for start in range(0, len(extra), STEP):
+                new_index.update((row["id"], k) for k, row in extra[start:start + STEP])
+                yield
+        else:
+            lo = len(departing) if departing_first else 0
+            new_index = yield from key_index(out_rows[lo:lo + kept], out_keys[lo:lo + kept])
+    return Plan(out_rows, out_keys, kept, departing, departing_keys, entering_rows, gone,
+                extra, new_index)
 
 
 def plan_changes(rows: list, keys: list, leaving: list[tuple],
@@ -240,7 +286,7 @@ def filter_steps(all_rows: dict, rows: list, keys: list, key_of: dict, matches: 
         entering.extend((key(r), r) for r in every[start:start + STEP]
                         if r["id"] not in key_of and matches(r))
         yield
-    return (yield from plan_steps(rows, keys, leaving, [], entering, departing_first))
+    return (yield from plan_steps(rows, keys, leaving, [], entering, departing_first, key_of))
 
 
 class Prepared:
@@ -254,11 +300,13 @@ class Prepared:
         self.plan: Plan | None = None              # a filter change
 
 
-def sort_steps(rows: list[dict], value: Callable | None, arrival: dict, spec: tuple) -> Steps:
-    """Visible rows in a new order."""
+def sort_steps(rows: list[dict], value: Callable | None, arrival: dict, spec: tuple,
+               key_of: dict | None = None) -> Steps:
+    """Visible rows in a new order (`key_of`: their current id -> key index)."""
     out = Prepared()
     out.rows, out.keys = yield from sorted_pairs_steps(rows, key_function(value, arrival))
-    out.key_of = yield from key_index(out.rows, out.keys)
+    same = key_of if key_of is not None and len(key_of) == len(rows) else None
+    out.key_of = yield from key_index(out.rows, out.keys, same)
     out.spec = spec
     out.sorted = True
     return out
@@ -294,12 +342,14 @@ def reset_steps(rows: list[dict], value: Callable | None, matches: Callable,
 def diff_steps(current: dict[Any, dict], rows: list[dict]) -> Steps:
     """(changed rows, ids gone): which of `rows` differ from `current`, and which current ids
     are not in `rows`.  Full rows replace: a field no longer sent becomes None, not stale."""
-    keep = set()
+    # The ids not (yet) seen in `rows`: made at its full size in one call, then only
+    # shrinking (a set grown id by id would copy itself, 100,000 ids at once, as it grows).
+    unseen = dict.fromkeys(current)
     changed = []
     for start in range(0, len(rows), STEP):
         for r in rows[start:start + STEP]:
             rid = r["id"]
-            keep.add(rid)
+            unseen.pop(rid, None)
             old = current.get(rid)
             if old is None:
                 changed.append(r)
@@ -309,12 +359,7 @@ def diff_steps(current: dict[Any, dict], rows: list[dict]) -> Steps:
             if {**old, **r} != old:
                 changed.append(r)
         yield
-    ids = list(current)
-    gone: list = []
-    for start in range(0, len(ids), STEP):
-        gone.extend(rid for rid in ids[start:start + STEP] if rid not in keep)
-        yield
-    return changed, gone
+    return changed, list(unseen)
 
 
 class Batch:

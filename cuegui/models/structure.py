@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import bisect
 import gc
+import itertools
 import logging
 import time
+from typing import Any
 
 from qtpy.QtCore import QModelIndex
 
@@ -54,8 +56,50 @@ def _nothing() -> ordering.Steps:
     yield
 
 
+_slice_began = 0.0
+
+
+def _slice_start() -> float:
+    """When the current slice of the UI thread's time began: now, unless a slice began
+    less than STEP_SECONDS ago (another model's, run just before in the same turn of the
+    event loop): then that one's start, so that the models share one slice per turn instead
+    of taking one each."""
+    global _slice_began
+    now = time.perf_counter()
+    if now - _slice_began >= STEP_SECONDS:
+        _slice_began = now
+    return _slice_began
+
+
+def _slice(steps: ordering.Steps, start: float) -> None:
+    """Run `steps` for one slice of time from `start`: at least one step, however busy the
+    machine; a step announced HEAVY (taking a result over, with its signals and the repaint
+    they cause) waits for the next slice unless this one is still mostly unused.  Raises
+    StopIteration when the steps are done."""
+    deadline = start + STEP_SECONDS
+    half = start + STEP_SECONDS / 2
+    mark = next(steps)
+    while True:
+        now = time.perf_counter()
+        if now >= deadline or (mark is ordering.HEAVY and now > half):
+            return
+        mark = next(steps)
+
+
+def _first(pair: tuple) -> Any:
+    return pair[0]
+
+
+def _ready(result: ordering.Prepared) -> ordering.Steps:
+    """Steps done already, returning `result`."""
+    return result
+    yield
+
+
 class Structure:
     """Mixed into RowTableModel: its structural steps and its work in steps."""
+
+    _changed_positions: list[int] | None = None
 
     # -- structural steps ---------------------------------------------------------------------
 
@@ -83,22 +127,38 @@ class Structure:
         add and drop rows: one by one for a few, in one layout change planned in steps for
         many.  The model is whole between any two steps."""
         if deleted is None:
-            rows, deleted = yield from ordering.diff_steps(self._all, rows)
+            everything = rows        # the model's own copy (replace_all)
+            rows, deleted = yield from ordering.diff_steps(self._all, everything)
+            self._dispose(everything)
+            del everything
         batch = yield from ordering.batch_steps(self, rows, deleted, self._sort_value(),
                                                 self._matches, self._next_arrival)
-        self._store(batch)
-        if batch.structural <= BULK_THRESHOLD:
+        del rows
+        yield from self._store(batch)
+        if batch.structural > BULK_THRESHOLD:
+            yield
+            plan = yield from ordering.plan_steps(self._rows, self._keys, batch.leaving,
+                                                  batch.moves, batch.entering,
+                                                  self._descending, self._key_of)
+            yield ordering.HEAVY
+            self._commit(plan)
+            self._dispose(plan.placed, plan.entering, plan.departing, plan.departing_keys,
+                          plan.gone)
+        elif batch.structural:
+            yield ordering.HEAVY
             self._few(batch.leaving, batch.moves, batch.entering)
-            return None
-        yield
-        plan = yield from ordering.plan_steps(self._rows, self._keys, batch.leaving,
-                                              batch.moves, batch.entering, self._descending)
-        self._commit(plan)
+        # What the batch was made of goes in slices too.
+        self._dispose(batch.moves, batch.in_place, batch.entering, batch.leaving,
+                      batch.stored, batch.arrival)
         return None
 
-    def _store(self, batch: ordering.Batch) -> None:
-        """Keep a batch's rows; rows changed without moving show their new values."""
-        self._all.update(batch.stored)
+    def _store(self, batch: ordering.Batch) -> ordering.Steps:
+        """Keep a batch's rows, in steps; rows changed without moving show their new values."""
+        step = ordering.STEP
+        items = iter(batch.stored.items())
+        for _ in range(0, len(batch.stored), step):
+            self._all.update(itertools.islice(items, step))
+            yield
         for rid in batch.gone:
             del self._all[rid]
             del self._arrival[rid]
@@ -106,16 +166,44 @@ class Structure:
         self._next_arrival = batch.next_arrival
         if batch.in_place:
             keys, rows = self._keys, self._rows
-            low = high = None
-            for key, row in batch.in_place:
-                pos = bisect.bisect_left(keys, key)
-                rows[pos] = row
-                low = pos if low is None or pos < low else low
-                high = pos if high is None or pos > high else high
-            first, last = sorted((self._view(low), self._view(high)))
-            self.dataChanged.emit(self.index(first, 0),
-                                  self.index(last, len(self.columns) - 1))
-        self._stored(batch.stored.values(), batch.gone)
+            batch.in_place.sort(key=_first)      # searched in ascending order: faster
+            positions = yield from ordering.searched(keys, [k for k, _ in batch.in_place])
+            replaced = []
+            for start in range(0, len(positions), step):
+                for pos, (_, row) in zip(positions[start:start + step],
+                                         batch.in_place[start:start + step]):
+                    replaced.append(rows[pos])
+                    rows[pos] = row
+                yield
+            self._dispose(replaced)
+            if self._descending:
+                n = len(rows) - 1
+                positions = [n - p for p in reversed(positions)]
+            self._emit_changed(positions)
+        values = iter(batch.stored.values())
+        for _ in range(0, len(batch.stored), step):
+            self._stored(list(itertools.islice(values, step)), ())
+            yield
+        if batch.gone:
+            self._stored((), batch.gone)
+
+    def _emit_changed(self, positions: list[int]) -> None:
+        """One dataChanged over the rows at these view positions (ascending), for every
+        listener; views read the positions themselves (`changed_positions`) and repaint
+        just the changed rows they show instead of everything between the first and the
+        last."""
+        self._changed_positions = positions
+        try:
+            self.dataChanged.emit(self.index(positions[0], 0),
+                                  self.index(positions[-1], len(self.columns) - 1))
+        finally:
+            self._changed_positions = None
+
+    def changed_positions(self) -> list[int] | None:
+        """While a dataChanged over several rows is emitted: the view positions
+        (ascending) of the rows that did change between its first and last; else None
+        (every row in the range may have changed)."""
+        return self._changed_positions
 
     def _stored(self, rows, gone: list) -> None:
         """Rows were stored (new or changed) and ids deleted: for models keeping figures
@@ -132,11 +220,8 @@ class Structure:
         elif size < INLINE_ROWS and len(self._all) < self.async_threshold:
             ordering.run(steps)
         else:
-            deadline = time.perf_counter() + STEP_SECONDS
             try:
-                next(steps)
-                while time.perf_counter() < deadline:
-                    next(steps)
+                _slice(steps, _slice_start())
             except StopIteration:
                 return
             self._start(steps)
@@ -207,15 +292,22 @@ class Structure:
         kept, total = plan.kept, len(plan.rows)
         slot = {}       # where persistent rows that leave sit meanwhile: after the kept rows
         if old:
-            gone = set(plan.gone)
+            departing = plan.departing_keys
             for rid in ids:
-                if rid in gone:
-                    j = bisect.bisect_left(plan.departing_keys, key_of[rid])
-                    slot[rid] = kept + j
-        for rid in plan.gone:
-            del key_of[rid]
-        for k, row in plan.placed:
-            key_of[row["id"]] = k
+                k = key_of.get(rid)
+                if k is not None:
+                    j = bisect.bisect_left(departing, k)
+                    if j < len(departing) and departing[j] == k:
+                        slot[rid] = kept + j
+        if plan.key_of is not None:
+            self._dispose(key_of)
+            key_of = self._key_of = plan.key_of
+        else:
+            for rid in plan.gone:
+                del key_of[rid]
+            for k, row in plan.placed:
+                key_of[row["id"]] = k
+        self._dispose(self._rows, self._keys)
         self._rows, self._keys = plan.rows, plan.keys
         if old:
             lo, hi = (total - kept, total) if desc else (0, kept)
@@ -244,6 +336,33 @@ class Structure:
                 del self._keys[kept:]
             self.endRemoveRows()
 
+    # -- letting go ------------------------------------------------------------------------
+
+    def _dispose(self, *things) -> None:
+        """Let go of lists and dicts the model no longer uses a slice at a time: dropping a
+        list of 50,000 replaced row dicts at once frees them all there and then, tens of
+        milliseconds of the UI thread.  The model must hold no other reference to them."""
+        self._litter.extend(t for t in things if t)
+        if self._litter and not self._sweeper.isActive():
+            self._sweeper.start()
+
+    def _sweep(self) -> None:
+        deadline = _slice_start() + STEP_SECONDS
+        litter = self._litter
+        first = True
+        while litter and (first or time.perf_counter() < deadline):
+            first = False
+            thing = litter[-1]
+            if isinstance(thing, dict):
+                for _ in range(min(len(thing), ordering.STEP)):
+                    thing.popitem()
+            else:
+                del thing[-ordering.STEP:]
+            if not thing:
+                litter.pop()
+        if not litter:
+            self._sweeper.stop()
+
     # -- large loads off the UI thread ----------------------------------------------------------
 
     def _spec(self) -> tuple:
@@ -270,12 +389,15 @@ class Structure:
         if steps is None:
             self._stepper.stop()
             return
-        deadline = time.perf_counter() + STEP_SECONDS
+        start = _slice_start()
         try:
-            next(steps)         # at least one step per turn, however busy the machine
-            while time.perf_counter() < deadline:
-                next(steps)
+            _slice(steps, start)
         except StopIteration as done:
+            if done.value is not None and time.perf_counter() > start + STEP_SECONDS / 2:
+                # Taking a result over (a layout change, and what waited) is a slice of its
+                # own: on the next turn, after a paint.
+                self._busy = _ready(done.value)
+                return
             self._stepper.stop()
             self._prepared(done.value)
         except Exception:  # noqa: BLE001 - a bug must not leave the model stuck
@@ -292,9 +414,9 @@ class Structure:
         """Stepped work is done: take its result over, then run what waited for it, in
         order, for a slice of time (the rest goes on from the event loop)."""
         self._busy = None
+        deadline = _slice_start() + STEP_SECONDS
         if result is not None:
             self._take(result)
-        deadline = time.perf_counter() + STEP_SECONDS
         while self._queue and self._busy is None:
             if time.perf_counter() > deadline:
                 self._busy = _nothing()
@@ -322,6 +444,7 @@ class Structure:
             self.layoutAboutToBeChanged.emit()
             old, ids = self._persistent()
             self._sort_column, self._sort_order = result.spec
+            self._dispose(self._rows, self._keys, self._key_of)
             self._rows, self._keys, self._key_of = result.rows, result.keys, result.key_of
             self._restore(old, ids)
             self.layoutChanged.emit()
@@ -330,6 +453,7 @@ class Structure:
 
     def _swap(self, p: ordering.Prepared) -> None:
         self.beginResetModel()
+        self._dispose(self._all, self._arrival, self._rows, self._keys, self._key_of)
         self._all, self._arrival, self._next_arrival = p.all, p.arrival, p.next_arrival
         self._rows, self._keys, self._key_of = p.rows, p.keys, p.key_of
         self.endResetModel()

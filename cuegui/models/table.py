@@ -6,7 +6,8 @@ model is built for farms with 100,000-frame jobs and a stream of small change ba
 - visible rows are kept in ascending sort-key order next to a list of their keys (the chosen
   column's raw value, or arrival order, then the id), so a row's position is a `bisect` on
   plain tuples; a descending view reads the same lists backwards;
-- a batch changes rows in place: one coalesced dataChanged over the rows changed in place,
+- a batch changes rows in place: one coalesced dataChanged over the rows changed in place
+  (with their positions, `changed_positions()`, so views repaint only those in sight),
   begin/end insert, remove and move for a few rows that come, go or move; for many, new rows
   are appended, the order rebuilt in one layout change (a merge, not a re-sort) and departing
   rows removed as one block at the end, so selections and persistent indexes stay on their rows;
@@ -14,9 +15,13 @@ model is built for farms with 100,000-frame jobs and a stream of small change ba
   a small one at once, a larger one in slices (the rows sorted out, then stored and shown
   changed in place, then the new order planned and taken over), the model whole between
   any two; a load, sort or filter over tens of thousands of rows is prepared the same way and
-  taken over at once; operations arriving meanwhile wait and are applied in order after it;
+  taken over at once, at the start of a slice of its own; all models share one slice of
+  time per turn (structure.STEP_SECONDS, less than a frame of animation with the paint that
+  follows); operations arriving meanwhile wait and are applied in order after it;
 - painting reads a cell's text and colour straight from the row (`cell()`), not role by
-  role;
+  role, a row at a time (cuegui.views.cellpaint);
+- replaced rows and the lists a large change leaves behind are let go of in slices too
+  (freeing 50,000 row dicts at once would hold the UI thread for tens of milliseconds);
 - sorting and filtering live here, not in a QSortFilterProxyModel (which spent 37 s sorting
   100,000 rows through its Python data() calls).
 """
@@ -119,6 +124,9 @@ class RowTableModel(Structure, QAbstractTableModel):
         self._queue: list[tuple] = []        # operations waiting for it
         self._stepper = QTimer(self, interval=0)
         self._stepper.timeout.connect(self._step)
+        self._litter: list = []              # lists and dicts let go of in slices
+        self._sweeper = QTimer(self, interval=0)
+        self._sweeper.timeout.connect(self._sweep)
 
     # -- Qt model interface -------------------------------------------------------------------
 
@@ -205,7 +213,7 @@ class RowTableModel(Structure, QAbstractTableModel):
             value = self.columns[column].value if column >= 0 else None
             rows, arrival = self._rows, self._arrival
             spec = (column, order)
-            self._start(ordering.sort_steps(rows, value, arrival, spec))
+            self._start(ordering.sort_steps(rows, value, arrival, spec, self._key_of))
             return
         self.layoutAboutToBeChanged.emit()
         old, ids = self._persistent()

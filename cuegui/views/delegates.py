@@ -94,7 +94,11 @@ class TextDelegate(_Painted):
         painter.drawStaticText(QPointF(x, rect.y() + (rect.height() - height) // 2), static)
 
     def _laid_out(self, text: str, room: int, font) -> tuple[QStaticText, int, int]:
-        key = font.key()
+        return self.laid_out(text, room, font, font.key())
+
+    def laid_out(self, text: str, room: int, font, key: str) -> tuple[QStaticText, int, int]:
+        """`text` laid out in `font` (whose key() is `key`), elided to `room` pixels: (the
+        static text, its width, its height), kept for the next paint."""
         if key != self._font_key:
             self._texts.clear()
             self._font_key, self._metrics = key, QFontMetrics(font)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from qtpy.QtCore import QByteArray, QItemSelectionModel, QSize, Qt, QTimer
@@ -11,6 +12,7 @@ from qtpy.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel,
 
 from cuegui import theme
 from cuegui.models.table import RowRole, RowTableModel
+from cuegui.views.cellpaint import paint_cells
 from cuegui.views.delegates import TextDelegate
 
 
@@ -18,6 +20,7 @@ class TableView(QTableView):
     """Rows selectable as wholes, sorting by header click (the model sorts), a context menu."""
 
     rows_called = "rows"      # what the rows are, for the hint of a table filtered empty
+    paint_cells = True        # cells painted in one pass (cellpaint), not cell by cell by Qt
 
     def __init__(self, model: RowTableModel, parent: QWidget | None = None):
         super().__init__(parent)
@@ -133,8 +136,31 @@ class TableView(QTableView):
             return ""
         return f"No {self.rows_called} match the filters: {model.total:,} hidden"
 
+    def dataChanged(self, top_left, bottom_right, roles=()) -> None:
+        """Repaint the changed rows in sight, not the whole range they span: a batch that
+        changes rows all over a big table comes as one dataChanged from its first row to its
+        last, which would repaint every visible row (tens of milliseconds for a wide table)
+        when usually none or a few of them changed."""
+        changed = getattr(self.model(), "changed_positions", None)
+        positions = changed() if changed is not None else None
+        if positions is None or not self.isVisible():
+            super().dataChanged(top_left, bottom_right, roles)
+            return
+        first = self.rowAt(0)
+        if first < 0:
+            return          # no row in sight
+        last = self.rowAt(self.viewport().height() - 1)
+        if last < 0:
+            last = self.model().rowCount() - 1
+        model = top_left.model()
+        right = bottom_right.column()
+        for row in positions[bisect.bisect_left(positions, first):
+                             bisect.bisect_right(positions, last)]:
+            super().dataChanged(model.index(row, 0), model.index(row, right), roles)
+
     def paintEvent(self, event) -> None:
-        super().paintEvent(event)
+        if not (self.paint_cells and paint_cells(self, event, self._text)):
+            super().paintEvent(event)
         hint = self.empty_hint()
         if hint:
             from qtpy.QtGui import QPainter
