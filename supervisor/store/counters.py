@@ -175,6 +175,11 @@ _MOVE_FRAMES = (update(_FRAME_T).where(_FRAME_T.c.id == bindparam("fid"))
                 .values(state=bindparam("s"), retries=bindparam("r"), attempt=bindparam("a"),
                         host_id=bindparam("h"), kill_pending=bindparam("k"),
                         updated_at=bindparam("now")))
+# SQLite: the same write in one statement (see direct.many_rows).
+_MOVE_FRAMES_SQLITE = (
+    "WITH v(fid, s, r, a, h, k, u) AS (VALUES {values})"
+    " UPDATE frame SET state = v.s, retries = v.r, attempt = v.a, host_id = v.h,"
+    " kill_pending = v.k, updated_at = v.u FROM v WHERE frame.id = v.fid")
 
 
 def apply_moves(conn: Connection, moves: list[FrameMove], now: float,
@@ -192,6 +197,9 @@ def apply_moves(conn: Connection, moves: list[FrameMove], now: float,
                             "a": ("integer", "attempt = t.a"), "h": ("bigint", "host_id = t.h"),
                             "k": ("text", "kill_pending = t.k")}, rows,
                            "updated_at = :now", {"now": now}, defer=deltas if defer else None)
+    elif direct.can_many(conn) and len({m.frame_id for m in moves}) == len(moves):
+        direct.many_rows(conn, _MOVE_FRAMES_SQLITE, [
+            (r["fid"], r["s"], r["r"], r["a"], r["h"], r["k"], now) for r in rows])
     else:
         for r in rows:
             r["now"] = now

@@ -187,6 +187,10 @@ _INSERT_ATTEMPTS_PG = text(
     " CAST(:m AS integer[]), CAST(:g AS integer[])) AS t(f, n, j, l, h, hn, s, m, g)")
 _JOBS_STARTED_PG = text("UPDATE job SET started_at = :now WHERE job.id = ANY(:ids)"
                         " AND job.started_at IS NULL")
+_ATTEMPT_COLUMNS = ("frame_id", "number", "job_id", "layer_id", "host_id", "host_name", "state",
+                    "slots", "memory", "gpus", "started_at", "reason", "rss", "peak_rss",
+                    "cpu_time")
+_INSERT_ATTEMPTS_SQLITE = f"INSERT INTO attempt ({', '.join(_ATTEMPT_COLUMNS)}) VALUES {{values}}"
 _ATTEMPT_KEYS = {"f": "frame_id", "n": "number", "j": "job_id", "l": "layer_id", "h": "host_id",
                  "hn": "host_name", "s": "slots", "m": "memory", "g": "gpus"}
 
@@ -246,7 +250,11 @@ def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, st
             deltas.defer(conn, _JOBS_STARTED_PG, {"now": now, "ids": starting})
     else:
         apply_moves(conn, moves, now, deltas)
-        direct.execute(conn, _INSERT_ATTEMPT, attempts)
+        if direct.can_many(conn):
+            direct.many_rows(conn, _INSERT_ATTEMPTS_SQLITE, [
+                tuple(a[k] for k in _ATTEMPT_COLUMNS) for a in attempts])
+        else:
+            direct.execute(conn, _INSERT_ATTEMPT, attempts)
         if starting:
             conn.execute(update(Job).where(Job.id.in_(starting), Job.started_at.is_(None))
                          .values(started_at=now))
@@ -320,6 +328,13 @@ _END_ATTEMPTS_PG = text(
     " CAST(:cpu AS float8[]), CAST(:why AS text[]))"
     " AS t(f, n, s, stop, x, pk, cpu, why)"
     " WHERE attempt.frame_id = t.f AND attempt.number = t.n")
+# SQLite: the same write in one statement (see direct.many_rows); each attempt once.
+_END_ATTEMPTS_SQLITE = (
+    "WITH v(f, n, s, stop, x, pk, cpu, why) AS (VALUES {values})"
+    " UPDATE attempt SET state = v.s, stopped_at = v.stop, exit_status = v.x,"
+    " peak_rss = v.pk, cpu_time = v.cpu, reason = v.why,"
+    " progress = CASE WHEN v.s = 'SUCCEEDED' THEN 100 ELSE attempt.progress END"
+    " FROM v WHERE attempt.frame_id = v.f AND attempt.number = v.n")
 
 
 def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion | str], now: float,
@@ -394,6 +409,10 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
             deltas.defer(conn, _END_ATTEMPTS_PG, values)
         else:
             conn.execute(_END_ATTEMPTS_PG, values)
+    elif attempt_rows and direct.can_many(conn):
+        direct.many_rows(conn, _END_ATTEMPTS_SQLITE, [
+            (r["f"], r["n"], r["s"], r["stop"], r["x"], r["pk"], r["cpu"], r["why"])
+            for r in attempt_rows])
     elif attempt_rows:
         direct.execute(conn, _END_ATTEMPTS, attempt_rows)
     apply_moves(conn, moves, now, deltas, defer=defer)

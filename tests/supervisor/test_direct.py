@@ -138,3 +138,45 @@ def test_the_usual_path_where_the_direct_one_does_not_apply(store):
         rows = direct.execute(conn, work._CANDIDATES, {"n": 10})
         assert [r.job_id for r in rows] == [job_id]
         conn.rollback()
+
+
+def test_many_rows_in_one_statement_end_attempts_and_move_frames_in_chunks(store):
+    """Ends of attempts and frame moves as one statement per chunk (SQLite 3.33 and later):
+    each row lands as the executemany would have written it, over more rows than one chunk
+    of SQLite's parameters holds."""
+    engine, job_id = store
+    sqlite_only(engine)
+    if not direct.MANY_ROWS:
+        pytest.skip("this SQLite has no UPDATE ... FROM")
+    from cuefarm import protocol as p
+    with engine.begin() as conn:
+        claims = claim_three(conn, job_id)
+        deltas, touched = counters.Deltas(), work.Touched()
+        ended = work.end_attempts(conn, {
+            (claims[0].frame_id, 1): p.Completion(claims[0].attempt_id, 0, 101.5, 102.5, 7,
+                                                  1.5),
+            (claims[1].frame_id, 1): p.Completion(claims[1].attempt_id, 3, 101.5, 103.0, 8,
+                                                  2.0, reason="exit 3")}, 104.0, deltas,
+            touched)
+        work.settle(conn, deltas, touched, 104.0)
+        assert sorted(e.frame_state.value for e in ended) == ["SUCCEEDED", "WAITING"]
+        rows = conn.execute(select(Attempt.frame_id, Attempt.state, Attempt.stopped_at,
+                                   Attempt.exit_status, Attempt.peak_rss, Attempt.cpu_time,
+                                   Attempt.reason, Attempt.progress)
+                            .order_by(Attempt.frame_id)).all()
+        assert [tuple(r) for r in rows] == [
+            (claims[0].frame_id, "SUCCEEDED", 102.5, 0, 7, 1.5, "", 100),
+            (claims[1].frame_id, "FAILED", 103.0, 3, 8, 2.0, "exit 3", None),
+            (claims[2].frame_id, "RUNNING", None, None, 0, 0.0, "", None)]
+        # More rows than one statement's parameters allow: moved in several chunks.
+        many = [(100_000 + i, i) for i in range(direct._MAX_PARAMS // 7 * 2 + 5)]
+        conn.execute(text("INSERT INTO frame (id, job_id, layer_id, idx, number, frame_end,"
+                          " label, state, retries, attempt, deps_left, updated_at)"
+                          " SELECT :i, job_id, id, :i, :i, :i, 'x', 'WAITING', 0, 0, 0, 0"
+                          " FROM layer WHERE job_id = :j AND name = 'render'"),
+                     [{"i": fid, "j": job_id} for fid, _ in many])
+        direct.many_rows(conn, counters._MOVE_FRAMES_SQLITE,
+                         [(fid, "EATEN", 0, n % 5, None, None, 105.0) for fid, n in many])
+        got = conn.execute(select(Frame.id, Frame.state, Frame.attempt, Frame.updated_at)
+                           .where(Frame.id >= 100_000).order_by(Frame.id)).all()
+        assert [tuple(r) for r in got] == [(fid, "EATEN", n % 5, 105.0) for fid, n in many]
