@@ -48,7 +48,7 @@ _NOBLOCK, _NOBLOCK_MORE = int(zmq.NOBLOCK), int(zmq.NOBLOCK | zmq.SNDMORE)
 # 4,000 hosts a slice a second (800 rows) put 10-20 ms on the passes it met.
 FIGURE_SLICE = 0.2
 FIGURES = "heartbeat figures"   # the key of their writes on the figures thread
-SWITCH_INTERVAL = 0.0005   # seconds; see run()
+SWITCH_INTERVAL = 0.0001   # seconds; see run()
 SLOW_TURN = 0.1       # seconds; a whole loop turn taking longer is logged with its slow steps
 SUBMIT_GRACE = 20.0   # seconds a stopping supervisor gives huge submits being stored to finish
 # Python's full garbage collection walks every live object: with thousands of workers in the
@@ -269,9 +269,11 @@ class Loop:
     # -- the loop ---------------------------------------------------------------------------------
 
     def run(self) -> None:
-        # Every socket call releases the GIL; with the default 5 ms switch interval, a busy
-        # background thread (event rows, metrics) would make each reacquisition wait that long
-        # and heartbeats queue up behind it.  A shorter interval keeps the loop responsive.
+        # Every socket call and every SQLite statement releases the GIL; with the default 5 ms
+        # switch interval, a busy background thread (event rows, metrics, a huge submit being
+        # stored) would make each reacquisition wait that long and heartbeats queue up behind
+        # it.  A short interval keeps the loop responsive: at 0.5 ms, the first passes after
+        # a million-frame job became active still took 110-210 ms; at 0.1 ms, under 100.
         sys.setswitchinterval(SWITCH_INTERVAL)
         gc.set_threshold(*GC_THRESHOLDS)
         gc.freeze()             # what start() loaded lives as long as the process
