@@ -47,10 +47,8 @@ def _row_rect(view: TableView, position: int) -> QRect:
                  view.rowHeight(position) - 4)
 
 
-def test_a_batch_repaints_the_changed_row_in_sight_and_no_other(qtbot, still_clock):
-    """Rows changed in place far apart (one in sight, one far below) repaint the one in
-    sight, not every row between them."""
-    model = loaded(qtbot, FramesModel(), frames(300))
+def shown_and_watched(qtbot, model) -> tuple[TableView, "PaintedRegion"]:
+    """A view of `model` on screen, its first paints done, and what it paints from now on."""
     view = TableView(model)
     view.resize(700, 300)
     view.show()
@@ -59,6 +57,14 @@ def test_a_batch_repaints_the_changed_row_in_sight_and_no_other(qtbot, still_clo
     view.viewport().installEventFilter(seen)
     qtbot.wait(50)                       # the first paints are done
     seen.region, seen.paints = QRegion(), 0
+    return view, seen
+
+
+def test_a_batch_repaints_the_changed_row_in_sight_and_no_other(qtbot, still_clock):
+    """Rows changed in place far apart (one in sight, one far below) repaint the one in
+    sight, not every row between them."""
+    model = loaded(qtbot, FramesModel(), frames(300))
+    view, seen = shown_and_watched(qtbot, model)
     last = view.rowAt(view.viewport().height() - 1)
     assert last > 4
     ids = model.ids()
@@ -74,14 +80,7 @@ def test_a_batch_repaints_the_changed_row_in_sight_and_no_other(qtbot, still_clo
 def test_a_batch_in_a_descending_view_repaints_the_row_where_it_shows(qtbot, still_clock):
     model = loaded(qtbot, FramesModel(), frames(300))
     model.sort(model.column_index("frame"), DESC)
-    view = TableView(model)
-    view.resize(700, 300)
-    view.show()
-    qtbot.waitExposed(view)
-    seen = PaintedRegion()
-    view.viewport().installEventFilter(seen)
-    qtbot.wait(50)
-    seen.region, seen.paints = QRegion(), 0
+    view, seen = shown_and_watched(qtbot, model)
     ids = model.ids()                    # display order: highest frame first
     model.apply([{"id": ids[3], "reason": "x"}, {"id": ids[200], "reason": "y"}])
     qtbot.waitUntil(lambda: seen.paints > 0, timeout=WAIT)
