@@ -122,7 +122,8 @@ def run(kind: str, frames: int, sleep_frames: int, workers: int, slots: int,
                 for name, pid in [("supervisor", sv.pid)] + [(f"rqd{i}", r.pid)
                                                              for i, r in enumerate(rqds)]:
                     spies.append(subprocess.Popen(
-                        ["py-spy", "record", "--pid", str(pid), "--rate", "250", "--nonblocking", "--gil", "--format", "raw",
+                        ["py-spy", "record", "--pid", str(pid), "--rate", "250", "--nonblocking",
+                         "--gil", "--format", "raw",
                          "-o", str(spy / f"{kind}-{name}.txt")], stdout=subprocess.DEVNULL))
                 time.sleep(1)
             procs = {"supervisor": psutil.Process(sv.pid)}

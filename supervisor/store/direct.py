@@ -9,8 +9,9 @@ transaction, same results, without that work.
 
 Only where it is safe: SQLite, in a transaction already begun; parameters and columns go
 through their types' conversions as SQLAlchemy's own execution would.  Anything else (an
-empty IN list, SQL only known with its values) goes through `conn.execute` as usual; so does PostgreSQL, whose hot path has its own
-array statements.  Errors are raised as SQLAlchemy's, as `conn.execute` raises them.
+empty IN list, SQL only known with its values) goes through `conn.execute` as usual; so
+does PostgreSQL, whose hot path has its own array statements.  Errors are raised as
+SQLAlchemy's, as `conn.execute` raises them.
 """
 
 from __future__ import annotations
