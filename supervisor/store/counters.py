@@ -163,7 +163,11 @@ class Deltas:
                                       returning="layer.id, layer.job_id, layer.waiting,"
                                       " layer.running, layer.depend, layer.dead",
                                       ahead=ahead).all()
-        direct.execute(conn, _ADD_DELTAS, rows)
+        if direct.can_many(conn):
+            direct.many_rows(conn, _ADD_DELTAS_SQLITE, [
+                (r["lid"], *(r[f"d_{k}"] for k in DELTA_COLUMNS)) for r in rows])
+        else:
+            conn.execute(_ADD_DELTAS, rows)
         return None
 
 
@@ -175,7 +179,11 @@ _MOVE_FRAMES = (update(_FRAME_T).where(_FRAME_T.c.id == bindparam("fid"))
                 .values(state=bindparam("s"), retries=bindparam("r"), attempt=bindparam("a"),
                         host_id=bindparam("h"), kill_pending=bindparam("k"),
                         updated_at=bindparam("now")))
-# SQLite: the same write in one statement (see direct.many_rows).
+# SQLite: the same writes in one statement each (see direct.many_rows); each key once.
+_ADD_DELTAS_SQLITE = (
+    f"WITH v(lid, {', '.join(DELTA_COLUMNS)}) AS (VALUES {{values}}) UPDATE layer SET "
+    + ", ".join(f"{k} = layer.{k} + v.{k}" for k in DELTA_COLUMNS)
+    + " FROM v WHERE layer.id = v.lid")
 _MOVE_FRAMES_SQLITE = (
     "WITH v(fid, s, r, a, h, k, u) AS (VALUES {values})"
     " UPDATE frame SET state = v.s, retries = v.r, attempt = v.a, host_id = v.h,"
@@ -203,7 +211,7 @@ def apply_moves(conn: Connection, moves: list[FrameMove], now: float,
     else:
         for r in rows:
             r["now"] = now
-        direct.execute(conn, _MOVE_FRAMES, rows)
+        conn.execute(_MOVE_FRAMES, rows)
     for m in moves:
         deltas.move(m.layer_id, m.old, m.new)
         deltas.layer_jobs[m.layer_id] = m.job_id

@@ -3,9 +3,9 @@
 A pass runs about ten small statements, each built once (module constants in `work` and
 `counters`).  For these, SQLAlchemy's work per execution (the cache key of the statement,
 parameter processing, the result's wrapping) costs several times what SQLite itself spends:
-measured, 78 µs against 6 µs for a two-key SELECT.  `execute` compiles each statement once
-per dialect and then hands SQLite the SQL string and a tuple: same statements, same
-transaction, same results, without that work.
+measured, 78 µs against 6 µs for a two-key SELECT.  `execute` compiles each of its reads
+once and then hands SQLite the SQL string and a tuple: same statements, same transaction,
+same results, without that work.  `many_rows` writes many rows in one statement.
 
 Only where it is safe: SQLite, in a transaction already begun; parameters and columns go
 through their types' conversions as SQLAlchemy's own execution would.  Anything else (an
@@ -31,9 +31,8 @@ class _Plan:
 
     __slots__ = ("sql", "names", "procs", "defaults", "expanding", "row", "convert", "usable")
 
-    def __init__(self, stmt: ClauseElement, conn: Connection, keys: tuple[str, ...] | None):
-        # An INSERT without values of its own writes the columns its parameters name.
-        compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
+    def __init__(self, stmt: ClauseElement, conn: Connection):
+        compiled = stmt.compile(dialect=conn.dialect)
         self.sql: str = compiled.string
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
         self.defaults = compiled.params        # the statement's own values (WHERE x = 'y')
@@ -49,8 +48,8 @@ class _Plan:
         rest = self.sql
         for name in self.expanding:
             rest = rest.replace(f"__[POSTCOMPILE_{name}]", "")
-        if "POSTCOMPILE" in rest or (keys is not None and set(self.names) != set(keys)):
-            self.usable = False     # the second: a column default SQLAlchemy would fill in
+        if "POSTCOMPILE" in rest:
+            self.usable = False
         self.row = None
         self.convert: list[tuple[int, Callable[[Any], Any]]] = []
         columns = getattr(stmt, "selected_columns", None)
@@ -69,6 +68,8 @@ class _Plan:
                 proc = c.type.dialect_impl(dialect).result_processor(dialect, None)
                 if proc is not None:
                     self.convert.append((i, proc))
+        else:
+            self.usable = False         # reads only: writes go through many_rows()
 
     def args(self, params: dict[str, Any]) -> tuple[str, tuple]:
         defaults = self.defaults
@@ -108,46 +109,31 @@ class _Empty(Exception):
     """An expanding IN with no values: SQLAlchemy renders that specially; let it."""
 
 
-_plans: dict[tuple[int, tuple[str, ...] | None], tuple[ClauseElement, _Plan]] = {}
+_plans: dict[int, tuple[ClauseElement, _Plan]] = {}
 
 
 def execute(conn: Connection, stmt: ClauseElement,
-            params: dict[str, Any] | list[dict[str, Any]] | None = None) -> list | None:
-    """Run one of the hot path's prebuilt statements in `conn`'s transaction: the rows of a
-    SELECT (named tuples, as `Result.all()` gives them), None for a write.  A list of
-    parameter dicts is an executemany."""
+            params: dict[str, Any] | None = None) -> list:
+    """Run one of the hot path's prebuilt SELECTs in `conn`'s transaction: its rows (named
+    tuples, as `Result.all()` gives them)."""
     if conn.dialect.name != "sqlite" or not conn.in_transaction():
-        return _usual(conn, stmt, params)
-    keys = None
-    if getattr(stmt, "is_insert", False):
-        first = params[0] if isinstance(params, list) and params else params
-        keys = tuple(first) if first else None
-    entry = _plans.get((id(stmt), keys))
+        return conn.execute(stmt, params).all()
+    entry = _plans.get(id(stmt))
     if entry is None or entry[0] is not stmt:
         if len(_plans) > 256:       # meant for module constants; anything else is not kept
             _plans.clear()
-        entry = _plans[(id(stmt), keys)] = (stmt, _Plan(stmt, conn, keys))
+        entry = _plans[id(stmt)] = (stmt, _Plan(stmt, conn))
     plan = entry[1]
-    if not plan.usable or (plan.expanding and isinstance(params, list)):
-        return _usual(conn, stmt, params)
+    if not plan.usable:
+        return conn.execute(stmt, params).all()
     try:
-        if isinstance(params, list):
-            if not params:
-                return None
-            sql, first = plan.args(params[0])
-            args = [first, *(plan.args(p)[1] for p in params[1:])]
-        else:
-            sql, args = plan.args(params or {})
+        sql, args = plan.args(params or {})
     except _Empty:
-        return _usual(conn, stmt, params)
-    dbapi = conn.connection.dbapi_connection
-    cursor = dbapi.cursor()
+        return conn.execute(stmt, params).all()
+    cursor = conn.connection.dbapi_connection.cursor()
     try:
-        if isinstance(params, list):
-            cursor.executemany(sql, args)
-            return None
         cursor.execute(sql, args)
-        return plan.rows(cursor) if plan.row is not None else None
+        return plan.rows(cursor)
     except conn.dialect.loaded_dbapi.Error as e:
         raise exc.DBAPIError.instance(sql, args, e, conn.dialect.loaded_dbapi.Error,
                                       dialect=conn.dialect) from e
@@ -190,7 +176,3 @@ def many_rows(conn: Connection, sql: str, rows: list[tuple]) -> None:
     finally:
         cursor.close()
 
-
-def _usual(conn: Connection, stmt: ClauseElement, params) -> list | None:
-    result = conn.execute(stmt, params)
-    return result.all() if result.returns_rows else None

@@ -254,7 +254,7 @@ def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, st
             direct.many_rows(conn, _INSERT_ATTEMPTS_SQLITE, [
                 tuple(a[k] for k in _ATTEMPT_COLUMNS) for a in attempts])
         else:
-            direct.execute(conn, _INSERT_ATTEMPT, attempts)
+            conn.execute(_INSERT_ATTEMPT, attempts)
         if starting:
             conn.execute(update(Job).where(Job.id.in_(starting), Job.started_at.is_(None))
                          .values(started_at=now))
@@ -414,7 +414,7 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
             (r["f"], r["n"], r["s"], r["stop"], r["x"], r["pk"], r["cpu"], r["why"])
             for r in attempt_rows])
     elif attempt_rows:
-        direct.execute(conn, _END_ATTEMPTS, attempt_rows)
+        conn.execute(_END_ATTEMPTS, attempt_rows)
     apply_moves(conn, moves, now, deltas, defer=defer)
     touched.add_moves(moves)
     if failures and policy is not None:
