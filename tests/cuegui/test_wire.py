@@ -109,12 +109,21 @@ def test_a_batch_too_big_to_list_makes_the_gui_resync(qtbot, sqlite_farm):
     conn.changes.connect(changes.append)
     conn.start()
     try:
-        # The first batch after subscribing brings the second resync; then events flow.
-        [small] = client.submit({"name": "small", "layers": [
-            {"name": "r", "command": "x", "range": "1-2"}]})
-        qtbot.waitUntil(lambda: len(snapshots) >= 2, timeout=60_000)
-        client.kill(small)
-        qtbot.waitUntil(lambda: any(small in c.jobs for c in changes), timeout=60_000)
+        # Until the supervisor has heard of the subscription its changes are not published,
+        # and the first batch after it may bring a resync instead of changes: small jobs
+        # are submitted and killed until one reaches the connection as a change.
+        qtbot.waitUntil(lambda: len(snapshots) >= 1, timeout=60_000)
+        for _ in range(60):
+            [small] = client.submit({"name": "small", "layers": [
+                {"name": "r", "command": "x", "range": "1-2"}]})
+            client.kill(small)
+            try:
+                qtbot.waitUntil(lambda: any(small in c.jobs for c in changes), timeout=1000)
+                break
+            except qtbot.TimeoutError:
+                continue
+        else:
+            pytest.fail("no change event reached the connection in 60 s")
         before = len(snapshots)
         [big] = client.submit({"name": "big", "layers": [
             {"name": "r", "command": "x", "range": f"1-{MAX_BATCH_FRAMES + 5}"}]})
