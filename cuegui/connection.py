@@ -444,11 +444,8 @@ class Connection(QThread):
                 break
             self._last_heard = time.monotonic()
             if gap and batch.supervisor_id == self._sid and batch.seq <= self._synced_seq:
-                # Published before the snapshot was taken, which already holds it.  It also
-                # proves the subscription was in effect before the snapshot: every change
-                # after it is published, so the next batch needs no resync.
+                # Published before the snapshot was taken, which already holds it.
                 self._events.last_seq = self._synced_seq
-                self._fresh = False
                 continue
             if gap or self._fresh:
                 # A gap means batches were lost.  The first batch after (re)subscribing gets
