@@ -296,12 +296,13 @@ def test_worker_keys_are_issued_only_for_host_names(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def image_venv(tmp_path_factory):
-    """A fresh venv with the wheel built from this tree, installed as the images install it."""
+    """A fresh venv with the wheel built from this tree, installed as the images install it
+    (without byte code: the programs write their own as they import)."""
     base = tmp_path_factory.mktemp("image")
     wheel = build_wheel(base / "wheel")
     subprocess.run([sys.executable, "-m", "venv", str(base / "venv")], check=True)
     subprocess.run([str(base / "venv" / "bin" / "python"), "-m", "pip", "install", "-q",
-                    f"{wheel}[postgres]"], check=True)
+                    "--no-compile", f"{wheel}[postgres]"], check=True)
     return base / "venv" / "bin"
 
 

@@ -22,7 +22,8 @@ else
     "$PY" -m pip wheel --quiet --no-deps -w "$WORK/wheel" "$ROOT"
     WHEEL=$(ls "$WORK"/wheel/cuefarm-*.whl)
 fi
-"$PY" -m pip install --quiet "$WHEEL[gui]" "pyinstaller>=6,<7"
+# No byte code: PyInstaller compiles the modules it bundles itself.
+"$PY" -m pip install --quiet --no-compile "$WHEEL[gui]" "pyinstaller>=6,<7"
 # Run from the work dir so nothing is imported from the source tree.
 cd "$WORK"
 # PyInstaller compresses the one file at zlib level 9 unless told otherwise: level 6 makes the

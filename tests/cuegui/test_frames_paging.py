@@ -24,10 +24,12 @@ pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
 
 WAIT = 60_000
 wait = partial(helpers.wait, timeout=WAIT)
-FIRST, PAGE = 100, 200     # pages of more rows than a batch inserts one by one
+FIRST, PAGE = 70, 80       # pages of more rows than a batch inserts one by one
+LAST = 70                  # six whole pages and a last one, short but still more
+TOTAL = FIRST + 6 * PAGE + LAST
 JOB = {"name": "pages", "project": "gui", "layers": [
-    {"name": "sim", "command": "x", "range": "1-750"},
-    {"name": "render", "command": "x", "range": "1-650", "depends_on": ["sim"]}]}
+    {"name": "sim", "command": "x", "range": "1-330"},
+    {"name": "render", "command": "x", "range": "1-290", "depends_on": ["sim"]}]}
 
 
 @pytest.fixture
@@ -64,21 +66,21 @@ def test_the_frames_view_of_a_multi_page_job_shows_every_row(qtbot, qtmodelteste
     client = farm.client()
     [job_id] = client.submit(JOB)
     expected = client.frames(job_id)
-    assert len(expected) == 1400
+    assert len(expected) == TOTAL
     wait(qtbot, lambda: win.jobs_model.get(job_id) is not None)
     assert win.jobs_view.select_id(job_id)
     wait(qtbot, lambda: win.pages and win.pages[-1].done)
-    wait(qtbot, lambda: not model.loading and model.total == 1400)
+    wait(qtbot, lambda: not model.loading and model.total == TOTAL)
     first = win.loaded[-1]
     assert len(first.frames) == FIRST and not first.complete
-    assert [len(pg.frames) for pg in win.pages] == [PAGE] * 6 + [100]
+    assert [len(pg.frames) for pg in win.pages] == [PAGE] * 6 + [LAST]
     # Every row, once, in the supervisor's order (the view is unsorted), with its data.
     assert model.ids() == [f["id"] for f in expected]
-    assert model.rowCount() == 1400 and log.resets == 1
-    last = model.index(1399, model.column_index("layer"))
+    assert model.rowCount() == TOTAL and log.resets == 1
+    last = model.index(TOTAL - 1, model.column_index("layer"))
     assert last.data() == "render" and last.data(IdRole) == expected[-1]["id"]
     assert not model.paging and "loading" not in win.frames_panel.caption.text()
-    assert "1400 frames" in win.frames_panel.caption.text()
+    assert f"{TOTAL} frames" in win.frames_panel.caption.text()
 
 
 def test_a_resync_pages_through_the_job_in_place(qtbot, qtmodeltester, window):
@@ -88,10 +90,10 @@ def test_a_resync_pages_through_the_job_in_place(qtbot, qtmodeltester, window):
     [job_id] = client.submit(JOB)
     wait(qtbot, lambda: win.jobs_model.get(job_id) is not None)
     assert win.jobs_view.select_id(job_id)
-    wait(qtbot, lambda: win.pages and win.pages[-1].done and model.total == 1400)
+    wait(qtbot, lambda: win.pages and win.pages[-1].done and model.total == TOTAL)
     qtmodeltester.check(model, force_py=True)
     log = SignalLog(model)
-    late = QPersistentModelIndex(model.index(1350, 0))      # a row from the last page
+    late = QPersistentModelIndex(model.index(TOTAL - 10, 0))  # a row from the last page
     late_id = late.data(IdRole)
     client.pause(job_id)                                    # the job row changes, not frames
     pages_before, snapshots_before = len(win.pages), len(win.snapshots)
@@ -100,7 +102,7 @@ def test_a_resync_pages_through_the_job_in_place(qtbot, qtmodeltester, window):
     assert not win.snapshots[-1].frames_complete and len(win.snapshots[-1].frames) == FIRST
     wait(qtbot, lambda: len(win.pages) > pages_before and win.pages[-1].done
          and not model.paging and not model.loading)
-    assert model.total == 1400 and model.ids() == [f["id"] for f in client.frames(job_id)]
+    assert model.total == TOTAL and model.ids() == [f["id"] for f in client.frames(job_id)]
     assert log.resets == 0 and log.removed == []            # in place: nothing came or went
     assert late.isValid() and late.data(IdRole) == late_id
 

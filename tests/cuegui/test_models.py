@@ -368,48 +368,48 @@ LOAD_WAIT = 60_000
 def test_large_loads_are_prepared_off_the_ui_thread(qtbot, qtmodeltester, monkeypatch):
     """At the async threshold a reset, a resync, a sort and a filter change are prepared on a
     helper thread; batches arriving meanwhile wait and are applied after, in order."""
-    monkeypatch.setattr(FramesModel, "async_threshold", 250)
+    monkeypatch.setattr(FramesModel, "async_threshold", 100)
     model = FramesModel()
     qtmodeltester.check(model, force_py=True)
     states = []
     model.loading_changed.connect(states.append)
     log = SignalLog(model)
-    frames = [rows.frame(i) for i in range(1, 1001)]
+    frames = [rows.frame(i) for i in range(1, 401)]
     with qtbot.waitSignal(model.loading_changed, timeout=LOAD_WAIT,
                           check_params_cb=lambda on: not on):
         model.show_job(1, frames)
         assert model.loading and model.rowCount() == 0
         model.apply_job(1, [{"id": 5, "state": "RUNNING"}])     # waits for the load
-    assert model.rowCount() == 1000 and model.get(5)["state"] == "RUNNING"
+    assert model.rowCount() == 400 and model.get(5)["state"] == "RUNNING"
     assert log.resets == 1
-    pidx = QPersistentModelIndex(model.index(model.position(750), 0))
+    pidx = QPersistentModelIndex(model.index(model.position(300), 0))
     with qtbot.waitSignal(model.loading_changed, timeout=LOAD_WAIT,
                           check_params_cb=lambda on: not on):
         model.sort(model.column_index("frame"), DESC)
-    assert model.ids()[:3] == [1000, 999, 998] and pidx.data(IdRole) == 750
+    assert model.ids()[:3] == [400, 399, 398] and pidx.data(IdRole) == 300
     with qtbot.waitSignal(model.loading_changed, timeout=LOAD_WAIT,
                           check_params_cb=lambda on: not on):
-        model.set_predicate(lambda r: r["number"] <= 50)
-    assert model.rowCount() == 50 and not pidx.isValid()
+        model.set_predicate(lambda r: r["number"] <= 20)
+    assert model.rowCount() == 20 and not pidx.isValid()
     resync = [rows.frame(i, state="SUCCEEDED" if i <= 10 else "WAITING")
-              for i in range(1, 951)]
+              for i in range(1, 381)]
     with qtbot.waitSignal(model.loading_changed, timeout=LOAD_WAIT,
                           check_params_cb=lambda on: not on):
         model.show_job(1, resync)                 # the same job: a resync, in place
-    assert model.total == 950 and model.get(5)["state"] == "SUCCEEDED"
-    assert model.rowCount() == 50 and log.resets == 1
+    assert model.total == 380 and model.get(5)["state"] == "SUCCEEDED"
+    assert model.rowCount() == 20 and log.resets == 1
     # A large batch: changes in place, rows coming and going, planned off the UI thread.
     model.set_predicate(None)
     model.sort(model.column_index("state"), ASC)
     qtbot.waitUntil(lambda: not model.loading, timeout=LOAD_WAIT)
-    batch = [{"id": i, "state": "DEAD"} for i in range(1, 351)] + \
-        [rows.frame(i, state="RUNNING") for i in range(3000, 3050)]
+    batch = [{"id": i, "state": "DEAD"} for i in range(1, 141)] + \
+        [rows.frame(i, state="RUNNING") for i in range(3000, 3020)]
     with qtbot.waitSignal(model.loading_changed, timeout=LOAD_WAIT,
                           check_params_cb=lambda on: not on):
-        model.apply(batch, deleted=[900, 901])
+        model.apply(batch, deleted=[360, 361])
         model.apply([{"id": 3000, "state": "EATEN"}])          # held back, then applied
-    assert model.total == 998 and model.get(3)["state"] == "DEAD"
-    assert model.get(3000)["state"] == "EATEN" and model.rowCount() == 998
+    assert model.total == 398 and model.get(3)["state"] == "DEAD"
+    assert model.get(3000)["state"] == "EATEN" and model.rowCount() == 398
     order = [table_mod._normal(r["state"]) + (r["id"],) for r in model.rows()]
     assert order == sorted(order) and log.resets == 1
     assert states[0] is True and states[-1] is False
