@@ -25,8 +25,13 @@ from cuefarm.client import current_user
 from cuefarm import keys as keyfiles
 from cuefarm.cli import cli
 from rqd.fleet import Fleet
+from tests import forkstart
 
 PYTHON = sys.executable
+SUPERVISOR = ["-m", "supervisor"]
+# Supervisors are forked from a process that has imported them (tests/forkstart.py) unless
+# CUEFARM_TEST_FORK=0: then each is started as `python -m supervisor`.
+FORK = os.environ.get("CUEFARM_TEST_FORK", "1") != "0"
 PG_ADMIN = os.environ.get("CUEFARM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -239,8 +244,8 @@ class Farm:
         self.port = free_port_block()
         self.address = f"127.0.0.1:{self.port}"
         self.host_expiry, self.release_after, self.heartbeat = host_expiry, release_after, heartbeat
-        self.supervisor: subprocess.Popen | None = None
-        self.launcher = ["-m", "supervisor"]     # how to start the supervisor with PYTHON
+        self.supervisor: subprocess.Popen | forkstart.Forked | None = None
+        self.launcher = SUPERVISOR     # how to start the supervisor with PYTHON
         self.workers: dict[str, subprocess.Popen] = {}
         self._clients: list[Client] = []
         self.env = {**os.environ, "CUEFARM_DATA_DIR": str(self.workdir / "data"),
@@ -276,13 +281,18 @@ class Farm:
         if first:
             seed_database(self.db_url)
         for _ in range(3):
-            log = open(self.workdir / "supervisor.log", "ab")
-            self.supervisor = subprocess.Popen(
-                [PYTHON, *self.launcher, "--port", str(self.port), "--db", self.db_url,
-                 "--host-expiry", str(self.host_expiry), "--release-after",
-                 str(self.release_after), "--heartbeat", str(self.heartbeat), *extra],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env)
-            log.close()
+            args = ["--port", str(self.port), "--db", self.db_url, "--host-expiry",
+                    str(self.host_expiry), "--release-after", str(self.release_after),
+                    "--heartbeat", str(self.heartbeat), *extra]
+            if self.launcher == SUPERVISOR and FORK:
+                # `python -m supervisor`, forked from a process that has imported it
+                self.supervisor = forkstart.start(args, self.env,
+                                                  self.workdir / "supervisor.log")
+            else:
+                log = open(self.workdir / "supervisor.log", "ab")
+                self.supervisor = subprocess.Popen([PYTHON, *self.launcher, *args], stdout=log,
+                                                   stderr=subprocess.STDOUT, env=self.env)
+                log.close()
             try:
                 wait_until(self._answers, 30, message="the supervisor to answer")
                 return self.supervisor
