@@ -284,10 +284,12 @@ class Farm:
             args = ["--port", str(self.port), "--db", self.db_url, "--host-expiry",
                     str(self.host_expiry), "--release-after", str(self.release_after),
                     "--heartbeat", str(self.heartbeat), *extra]
-            if self.launcher == SUPERVISOR and FORK:
-                # `python -m supervisor`, forked from a process that has imported it
-                self.supervisor = forkstart.start(args, self.env,
-                                                  self.workdir / "supervisor.log")
+            fast = self.launcher[:2] == ["-m", "tests.fastclock"]
+            if FORK and (self.launcher == SUPERVISOR or fast):
+                # `python -m supervisor` (or tests.fastclock), forked from a process that has
+                # imported it
+                self.supervisor = forkstart.start(args, self.env, self.workdir / "supervisor.log",
+                                                  clock=self.launcher[2] if fast else None)
             else:
                 log = open(self.workdir / "supervisor.log", "ab")
                 self.supervisor = subprocess.Popen([PYTHON, *self.launcher, *args], stdout=log,

@@ -99,8 +99,12 @@ def _child(req: dict[str, Any], wake: list[int]) -> None:
     os.environ.clear()
     os.environ.update(req["env"])
     from supervisor.main import command
+    obj = None
+    if req.get("clock"):        # as `python -m tests.fastclock SPEC ...` runs it
+        from tests.fastclock import FastClock
+        obj = {"clock": FastClock.parse(req["clock"])}
     sys.argv = ["supervisor", *req["args"]]
-    command.main(args=req["args"], prog_name="supervisor")   # exits (SystemExit)
+    command.main(args=req["args"], prog_name="supervisor", obj=obj)   # exits (SystemExit)
     raise SystemExit(0)
 
 
@@ -169,13 +173,14 @@ class _Helper:
             self.gone = True
             self.cond.notify_all()
 
-    def spawn(self, args: list[str], env: dict[str, str], log: Path) -> Forked:
+    def spawn(self, args: list[str], env: dict[str, str], log: Path,
+              clock: str | None) -> Forked:
         with self.lock:
             with self.cond:
                 if self.gone:
                     raise RuntimeError("the supervisor fork helper has exited")
-            self.proc.stdin.write(json.dumps({"args": args, "env": env,
-                                              "log": str(log)}).encode() + b"\n")
+            self.proc.stdin.write(json.dumps({"args": args, "env": env, "log": str(log),
+                                              "clock": clock}).encode() + b"\n")
             self.proc.stdin.flush()
             with self.cond:
                 if not self.cond.wait_for(lambda: self.pids or self.gone, 60):
@@ -201,14 +206,16 @@ _helper: _Helper | None = None
 _helper_lock = threading.Lock()
 
 
-def start(args: list[str], env: dict[str, str], log: Path) -> Forked:
-    """`python -m supervisor ARGS` with `env`, its output appended to `log`, forked."""
+def start(args: list[str], env: dict[str, str], log: Path, clock: str | None = None
+          ) -> Forked:
+    """`python -m supervisor ARGS` with `env`, its output appended to `log`, forked; given a
+    `clock`, as `python -m tests.fastclock CLOCK ARGS` would run it."""
     global _helper
     with _helper_lock:
         if _helper is None or _helper.gone:
             _helper = _Helper()
         helper = _helper
-    return helper.spawn(args, env, log)
+    return helper.spawn(args, env, log, clock)
 
 
 if __name__ == "__main__":
