@@ -19,7 +19,8 @@ def split_farm(db_url, tmp_path):
 
 def test_a_split_longer_than_the_release_time_never_runs_a_frame_twice(split_farm, tmp_path):
     farm = split_farm
-    cmd, book = ledger.command(tmp_path, 12.0)
+    gate = tmp_path / "gate"        # the frame runs until the test opens it
+    cmd, book = ledger.command(tmp_path, 0.0, gate)
     farm.start_rqd("cut", 1)
     farm.wait_hosts_up(["cut"])
     c = farm.client()
@@ -35,6 +36,9 @@ def test_a_split_longer_than_the_release_time_never_runs_a_frame_twice(split_far
     farm.address = f"127.0.0.1:{farm.port}"
     farm.start_supervisor()
     farm.start_rqd("other", 1)
+    wait_until(lambda: ledger.attempts(book)[first]["how"] is not None, 60,
+               message="the cut-off worker to stop its own frame")
+    gate.touch()                    # from now on a run of the frame ends at once
     c = farm.client()
     job = c.wait(job_id, timeout=120)
     assert job["succeeded"] == 1, job
