@@ -88,9 +88,15 @@ class Billing:
                 busy = busy_workers(conn) if terms.installed is not None else 0
                 if self.first_minute is None:     # before this meter moves it
                     self.watermark_at_start = metering.meter_watermark(conn)
-                # Minutes closed by a pass whose transaction failed are written by this one.
-                self.unrecorded = (self.unrecorded
-                                   + self.meter.sample(now, busy, terms.metering_active))[-1440:]
+                # After a restart the meter starts counting only once the workers had time to
+                # re-register and hand in what ended while no supervisor ran: until then a
+                # frame that ended unseen would count as running, and the minutes up to the
+                # meter's first are rebuilt from the attempts' own times instead.
+                if not (self.first_minute is None and self.watermark_at_start is not None
+                        and mono < self.rebuild_after):
+                    # Minutes closed by a pass whose transaction failed are written by this one.
+                    self.unrecorded = (self.unrecorded + self.meter.sample(
+                        now, busy, terms.metering_active))[-1440:]
                 first_minute = self.first_minute or self.meter.minute
                 metering.record_minutes(conn, self.unrecorded, terms.installed, terms.rate)
                 metering.advance_watermark(conn, self.unrecorded)
