@@ -28,9 +28,8 @@ from rqd.fleet import Fleet
 from tests import forkstart
 
 PYTHON = sys.executable
-SUPERVISOR = ["-m", "supervisor"]
-# Supervisors are forked from a process that has imported them (tests/forkstart.py) unless
-# CUEFARM_TEST_FORK=0: then each is started as `python -m supervisor`.
+# Supervisors (a launcher `-m MODULE ...`) are forked from a process that has imported them
+# (tests/forkstart.py) unless CUEFARM_TEST_FORK=0: then each is started as its own process.
 FORK = os.environ.get("CUEFARM_TEST_FORK", "1") != "0"
 PG_ADMIN = os.environ.get("CUEFARM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -245,7 +244,7 @@ class Farm:
         self.address = f"127.0.0.1:{self.port}"
         self.host_expiry, self.release_after, self.heartbeat = host_expiry, release_after, heartbeat
         self.supervisor: subprocess.Popen | forkstart.Forked | None = None
-        self.launcher = SUPERVISOR     # how to start the supervisor with PYTHON
+        self.launcher = ["-m", "supervisor"]     # how to start the supervisor with PYTHON
         self.workers: dict[str, subprocess.Popen] = {}
         self._clients: list[Client] = []
         self.env = {**os.environ, "CUEFARM_DATA_DIR": str(self.workdir / "data"),
@@ -284,12 +283,10 @@ class Farm:
             args = ["--port", str(self.port), "--db", self.db_url, "--host-expiry",
                     str(self.host_expiry), "--release-after", str(self.release_after),
                     "--heartbeat", str(self.heartbeat), *extra]
-            fast = self.launcher[:2] == ["-m", "tests.fastclock"]
-            if FORK and (self.launcher == SUPERVISOR or fast):
-                # `python -m supervisor` (or tests.fastclock), forked from a process that has
-                # imported it
-                self.supervisor = forkstart.start(args, self.env, self.workdir / "supervisor.log",
-                                                  clock=self.launcher[2] if fast else None)
+            if FORK and self.launcher[0] == "-m":
+                # `python -m MODULE ...`, forked from a process that has imported the supervisor
+                self.supervisor = forkstart.start([*self.launcher[1:], *args], self.env,
+                                                  self.workdir / "supervisor.log")
             else:
                 log = open(self.workdir / "supervisor.log", "ab")
                 self.supervisor = subprocess.Popen([PYTHON, *self.launcher, *args], stdout=log,

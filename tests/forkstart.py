@@ -3,14 +3,14 @@
 A test farm's supervisor spends most of its start importing (SQLAlchemy, the models, the
 protocol): about a second of CPU, several hundred times a suite.  Each test process keeps one
 helper process (`python -m tests.forkstart`) that imports the supervisor once and then forks
-a real supervisor process per request, with the farm's own arguments, environment and log
-file.  The test sees a `Forked` process with the parts of `subprocess.Popen` the farm uses
+a real process per request, which runs `python -m MODULE ARGS` (the supervisor, or a module
+that wraps it) with the farm's own arguments, environment and log file.  The test sees a `Forked` process with the parts of `subprocess.Popen` the farm uses
 (pid, poll, wait, send_signal, terminate, kill, returncode): signals go straight to the
 supervisor's pid; its exit status comes from the helper, which is its parent.
 
 The helper imports nothing that starts a thread, so forking it is safe; a child restores the
-default signal handling and runs `python -m supervisor`'s command as a started process would,
-exiting through the interpreter's own shutdown.  When the test process ends (its pipe to the
+default signal handling and runs the module as `python -m` would (runpy), exiting through the
+interpreter's own shutdown.  When the test process ends (its pipe to the
 helper closes) the helper kills the supervisors it forked and exits.
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -98,13 +99,9 @@ def _child(req: dict[str, Any], wake: list[int]) -> None:
     os.close(log)
     os.environ.clear()
     os.environ.update(req["env"])
-    from supervisor.main import command
-    obj = None
-    if req.get("clock"):        # as `python -m tests.fastclock SPEC ...` runs it
-        from tests.fastclock import FastClock
-        obj = {"clock": FastClock.parse(req["clock"])}
-    sys.argv = ["supervisor", *req["args"]]
-    command.main(args=req["args"], prog_name="supervisor", obj=obj)   # exits (SystemExit)
+    module, *args = req["argv"]
+    sys.argv = [module, *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)    # exits (SystemExit)
     raise SystemExit(0)
 
 
@@ -173,21 +170,20 @@ class _Helper:
             self.gone = True
             self.cond.notify_all()
 
-    def spawn(self, args: list[str], env: dict[str, str], log: Path,
-              clock: str | None) -> Forked:
+    def spawn(self, argv: list[str], env: dict[str, str], log: Path) -> Forked:
         with self.lock:
             with self.cond:
                 if self.gone:
                     raise RuntimeError("the supervisor fork helper has exited")
-            self.proc.stdin.write(json.dumps({"args": args, "env": env, "log": str(log),
-                                              "clock": clock}).encode() + b"\n")
+            self.proc.stdin.write(json.dumps({"argv": argv, "env": env,
+                                              "log": str(log)}).encode() + b"\n")
             self.proc.stdin.flush()
             with self.cond:
                 if not self.cond.wait_for(lambda: self.pids or self.gone, 60):
                     raise RuntimeError("the supervisor fork helper did not answer")
                 if not self.pids:
                     raise RuntimeError("the supervisor fork helper has exited")
-                return Forked(self, self.pids.pop(0), args)
+                return Forked(self, self.pids.pop(0), argv)
 
     def exit_code(self, pid: int, timeout: float | None) -> int | None:
         with self.cond:
@@ -206,16 +202,15 @@ _helper: _Helper | None = None
 _helper_lock = threading.Lock()
 
 
-def start(args: list[str], env: dict[str, str], log: Path, clock: str | None = None
-          ) -> Forked:
-    """`python -m supervisor ARGS` with `env`, its output appended to `log`, forked; given a
-    `clock`, as `python -m tests.fastclock CLOCK ARGS` would run it."""
+def start(argv: list[str], env: dict[str, str], log: Path) -> Forked:
+    """`python -m MODULE ARGS...` (argv: [MODULE, ARGS...]) with `env`, its output appended
+    to `log`, forked."""
     global _helper
     with _helper_lock:
         if _helper is None or _helper.gone:
             _helper = _Helper()
         helper = _helper
-    return helper.spawn(args, env, log, clock)
+    return helper.spawn(argv, env, log)
 
 
 if __name__ == "__main__":
