@@ -47,26 +47,15 @@ def update_from_arrays(conn: Connection, table: str, key: tuple[str, str, str],
     if defer is not None:
         defer.defer(conn, stmt, values)
         return None
-    if ahead:       # one query string, one round trip: the result is the last statement's
-        return conn.exec_driver_sql(_rendered(ahead) + driver_sql(conn, stmt), values)
-    return conn.execute(stmt, values)
+    if ahead and conn.dialect.driver == "psycopg2":
+        # One query string, one round trip: the rows are the last statement's.
+        return direct.run(conn, "".join(f"{a};\n" for a in ahead)
+                          + direct.render(conn, stmt, values))
+    for statement in ahead or ():
+        conn.exec_driver_sql(statement)
+    return direct.execute(conn, stmt, values)
 
 
-def driver_sql(conn: Connection, stmt) -> str:
-    """A text() statement as the driver takes it (parameters as %(name)s), compiled once."""
-    sql = _DRIVER_SQL.get(stmt)
-    if sql is None:
-        sql = _DRIVER_SQL[stmt] = str(stmt.compile(dialect=conn.dialect))
-    return sql
-
-
-def _rendered(statements: list[str]) -> str:
-    """Statements rendered by the driver, to go ahead of others in one query string (their
-    percent signs escaped: the driver binds the string's parameters, if any, once more)."""
-    return "".join(f"{s};\n" for s in statements).replace("%", "%%")
-
-
-_DRIVER_SQL: dict[Any, str] = {}
 _STATEMENTS: dict[str, Any] = {}
 
 
@@ -125,20 +114,13 @@ class Deltas:
         if conn.dialect.driver != "psycopg2":
             conn.execute(stmt, params)
             return
-        # Here, not at the top: a SQLite-only installation has no psycopg2.
-        from psycopg2.extensions import encodings as PG_ENCODINGS
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            self.pending.append(cursor.mogrify(driver_sql(conn, stmt), params)
-                                .decode(PG_ENCODINGS[conn.connection.dbapi_connection.encoding]))
-        finally:
-            cursor.close()
+        self.pending.append(direct.render(conn, stmt, params))
 
     def flush(self, conn: Connection) -> None:
         """Send the deferred statements now (before something reads what they change)."""
         if self.pending:
             ahead, self.pending = self.pending, []
-            conn.exec_driver_sql(_rendered(ahead))
+            direct.run(conn, ";\n".join(ahead))
 
     def write(self, conn: Connection) -> list[Any] | None:
         """Write the deferred statements and the deltas.  PostgreSQL returns each updated
@@ -153,16 +135,20 @@ class Deltas:
             # The rows are taken in id order first: the update alone locks them in whatever
             # order its join visits them, and two supervisors' passes over the same jobs then
             # deadlock.  Same round trip.
-            ids = ",".join(str(int(lid)) for lid in sorted(r["lid"] for r in rows))
             ahead, self.pending = self.pending, []
-            ahead.append(f"SELECT 1 FROM layer WHERE id = ANY('{{{ids}}}'::bigint[]) "
-                         f"ORDER BY id FOR UPDATE")
+            if conn.dialect.driver == "psycopg2":
+                ahead.append(direct.render(conn, _LOCK_LAYERS_PG,
+                                           {"ids": sorted(r["lid"] for r in rows)}))
+            else:
+                ids = ",".join(str(int(lid)) for lid in sorted(r["lid"] for r in rows))
+                ahead.append(f"SELECT 1 FROM layer WHERE id = ANY('{{{ids}}}'::bigint[]) "
+                             f"ORDER BY id FOR UPDATE")
             return update_from_arrays(conn, "layer", ("lid", "bigint", "id"),
                                       {f"d_{k}": ("integer", f"{k} = layer.{k} + t.d_{k}")
                                        for k in DELTA_COLUMNS}, rows,
                                       returning="layer.id, layer.job_id, layer.waiting,"
                                       " layer.running, layer.depend, layer.dead",
-                                      ahead=ahead).all()
+                                      ahead=ahead)
         if direct.can_many(conn):
             direct.many_rows(conn, _ADD_DELTAS_SQLITE, [
                 (r["lid"], *(r[f"d_{k}"] for k in DELTA_COLUMNS)) for r in rows])
@@ -171,6 +157,8 @@ class Deltas:
         return None
 
 
+_LOCK_LAYERS_PG = text("SELECT 1 FROM layer WHERE id = ANY(CAST(:ids AS bigint[]))"
+                       " ORDER BY id FOR UPDATE")
 # Built once, on the tables (not the mapped classes: an ORM-enabled UPDATE costs more to run).
 _LAYER_T, _FRAME_T = Layer.__table__, Frame.__table__
 _ADD_DELTAS = (update(_LAYER_T).where(_LAYER_T.c.id == bindparam("lid"))

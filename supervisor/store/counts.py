@@ -8,7 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, literal_column, select, text
+from sqlalchemy import (ARRAY, Connection, Text, any_, bindparam, cast, func,
+                        literal_column, select, text)
 
 from cuefarm.states import AttemptState
 from supervisor.store import direct
@@ -52,12 +53,18 @@ _LIMIT_HOLDERS = (select(LayerLimit.limit_id, Attempt.host_id).distinct()
                          LayerLimit.limit_id.in_(bindparam("ids", expanding=True))))
 # Each named limit with the frames holding it: the running counters of the busy layers that
 # need it (one statement).
-_LIMITS = (select(Limit.id, Limit.name, Limit.max, Limit.per_host,
-                  select(func.coalesce(func.sum(Layer.running), 0))
-                  .select_from(LayerLimit).join(Layer, Layer.id == LayerLimit.layer_id)
-                  .where(BUSY, LayerLimit.limit_id == Limit.id)
-                  .scalar_subquery().label("frames"))
-           .where(Limit.name.in_(bindparam("names", expanding=True))))
+def _limits(named):
+    return (select(Limit.id, Limit.name, Limit.max, Limit.per_host,
+                   select(func.coalesce(func.sum(Layer.running), 0))
+                   .select_from(LayerLimit).join(Layer, Layer.id == LayerLimit.layer_id)
+                   .where(BUSY, LayerLimit.limit_id == Limit.id)
+                   .scalar_subquery().label("frames"))
+            .where(named))
+
+
+_LIMITS = _limits(Limit.name.in_(bindparam("names", expanding=True)))
+# PostgreSQL: the names as one array, so the statement has one shape (prepared once).
+_LIMITS_PG = _limits(Limit.name == any_(cast(bindparam("names"), ARRAY(Text))))
 
 
 # Farm-wide counts a pass spends are taken in turn by supervisors sharing a PostgreSQL
@@ -102,8 +109,9 @@ def hold_counts(conn: Connection, limits: set[str], jobs: set[int],
     keys = sorted([_JOB_KEY + j for j in jobs] + [_PROJECT_KEY + p for p in projects])
     found: dict[str, bool] = {}
     held_keys: set[int] = set()
-    for name, key, got in conn.execute(_TRY_HOLD_PG, {"lk": _LIMIT_KEY,
-                                                      "names": sorted(limits), "keys": keys}):
+    for name, key, got in direct.execute(conn, _TRY_HOLD_PG, {"lk": _LIMIT_KEY,
+                                                              "names": sorted(limits),
+                                                              "keys": keys}):
         if name is not None:
             found[name] = got
         elif got:
@@ -128,7 +136,9 @@ def limit_usage(conn: Connection, names: set[str],
         return {}
     # Several supervisors: a pass spends only the limits it holds (hold_counts, before this)
     out = {r.name: {"id": r.id, "max": r.max, "per_host": r.per_host, "used": int(r.frames),
-                    "hosts": set()} for r in conn.execute(_LIMITS, {"names": sorted(names)})}
+                    "hosts": set()}
+           for r in direct.execute(conn, _LIMITS_PG if conn.dialect.name == "postgresql"
+                                   else _LIMITS, {"names": sorted(names)})}
     by_id = {v["id"]: v for v in out.values()}
     exact = [i for i, v in by_id.items() if v["per_host"]
              and (hosts is None or v["used"] + len(hosts) > v["max"])]
@@ -137,7 +147,7 @@ def limit_usage(conn: Connection, names: set[str],
     for limit_id in exact:
         by_id[limit_id]["used"] = 0
     wanted = None if hosts is None else set(hosts)
-    rows = conn.execute(_LIMIT_HOLDERS_PG if conn.dialect.name == "postgresql"
+    rows = direct.execute(conn, _LIMIT_HOLDERS_PG if conn.dialect.name == "postgresql"
                         else _LIMIT_HOLDERS, {"ids": exact})
     for limit_id, host_id in rows:
         entry = by_id[limit_id]

@@ -210,9 +210,9 @@ def claim(conn: Connection, wants: list[tuple[dict[str, Any], list[tuple[int, st
     """
     found: dict[int, list[Any]] = defaultdict(list)
     if conn.dialect.name == "postgresql":
-        for r in conn.execute(_CLAIM_PG, {"lids": [lay["id"] for lay, _ in wants],
-                                          "ns": [len(h) for _, h in wants],
-                                          "waiting": F.WAITING.value}):
+        for r in direct.execute(conn, _CLAIM_PG, {"lids": [lay["id"] for lay, _ in wants],
+                                                  "ns": [len(h) for _, h in wants],
+                                                  "waiting": F.WAITING.value}):
             found[r.layer_id].append(r)
     else:
         for lay, hosts in wants:
@@ -294,9 +294,9 @@ _LOCK_RUNNING_PG = text(
 def _lock_running(conn: Connection, keys: list[tuple[int, int]]):
     if conn.dialect.name == "postgresql":    # one plan whatever the number of keys
         keys = sorted(keys)
-        return conn.execute(_LOCK_RUNNING_PG, {"f": [k[0] for k in keys],
-                                               "n": [k[1] for k in keys],
-                                               "running": A.RUNNING.value}).all()
+        return direct.execute(conn, _LOCK_RUNNING_PG, {"f": [k[0] for k in keys],
+                                                       "n": [k[1] for k in keys],
+                                                       "running": A.RUNNING.value})
     # By frame (a search of the attempt key's first column), then the numbers asked for: a
     # row-value IN made SQLite scan every attempt ever made, in key order.
     wanted = set(keys)

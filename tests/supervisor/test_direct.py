@@ -169,3 +169,79 @@ def test_many_rows_in_one_statement_end_attempts_and_move_frames_in_chunks(store
         got = conn.execute(select(Frame.id, Frame.state, Frame.attempt, Frame.updated_at)
                            .where(Frame.id >= 100_000).order_by(Frame.id)).all()
         assert [tuple(r) for r in got] == [(fid, "EATEN", n % 5, 105.0) for fid, n in many]
+
+
+def postgres_only(engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+
+
+def prepared_here(conn) -> set[str]:
+    return set(conn.execute(text("SELECT name FROM pg_prepared_statements")).scalars())
+
+
+def test_postgresql_prepares_each_hot_statement_once_per_connection(store):
+    """The pass's statements are prepared on the server the first time a connection runs
+    them and then run by name: a second pass on the same connection prepares nothing more,
+    and its rows are the same as the first's."""
+    engine, job_id = store
+    postgres_only(engine)
+    names = set()
+    with engine.begin() as conn:
+        first = claim_three(conn, job_id)
+        cands = direct.execute(conn, work._CANDIDATES, {"n": 10})
+        names = prepared_here(conn)
+        ours = conn.connection.info[direct.PREPARED]
+        assert ours and ours <= names
+        for stmt in (work._CANDIDATES, work._CLAIM_PG, work._LOCK_RUNNING_PG,
+                     counts._SLOTS_IN_USE):
+            assert direct._pg_plan(conn, stmt).usable
+        assert direct._pg_plan(conn, work._CANDIDATES).name in names
+    with engine.begin() as conn:
+        assert prepared_here(conn) == names     # the pool's one connection, as it was
+        again = direct.execute(conn, work._CANDIDATES, {"n": 10})
+        assert again == cands and again[0].job_id == job_id
+        second = claim_three(conn, job_id)
+        assert prepared_here(conn) == names
+    assert {c.frame_id for c in first}.isdisjoint(c.frame_id for c in second)
+
+
+def test_postgresql_statements_lost_by_the_session_are_prepared_again(store):
+    """A session that lost its prepared statements (DISCARD, a pooler handing out another
+    session): the transaction that finds out fails with SQLAlchemy's error and keeps
+    nothing; the next one prepares them again and goes through."""
+    engine, job_id = store
+    postgres_only(engine)
+    with engine.begin() as conn:
+        direct.execute(conn, work._CANDIDATES, {"n": 10})
+    with engine.connect() as conn:
+        conn.exec_driver_sql("DEALLOCATE ALL")
+        conn.commit()
+    with pytest.raises(exc.DBAPIError, match="does not exist"):
+        with engine.begin() as conn:
+            claim_three(conn, job_id)
+    with engine.begin() as conn:
+        assert conn.execute(select(Frame.id).where(Frame.state == "RUNNING")).all() == []
+        claims = claim_three(conn, job_id)
+        assert len(claims) == 3
+        assert direct._pg_plan(conn, work._CANDIDATES).name in prepared_here(conn)
+
+
+def test_a_refused_deferred_write_on_postgresql_is_sqlalchemys_error(store):
+    """The claim's attempt rows go ahead of the counters' write, by name, in one round trip:
+    a trigger refusing them fails that write with SQLAlchemy's error, and the frame moves
+    of the transaction roll back with it."""
+    engine, job_id = store
+    postgres_only(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE FUNCTION no_attempts() RETURNS trigger LANGUAGE plpgsql"
+                             " AS $$ BEGIN RAISE EXCEPTION 'no new attempts'; END $$")
+        conn.exec_driver_sql("CREATE TRIGGER no_attempts BEFORE INSERT ON attempt"
+                             " FOR EACH ROW EXECUTE FUNCTION no_attempts()")
+    with pytest.raises(exc.DBAPIError, match="no new attempts"):
+        with engine.begin() as conn:
+            claim_three(conn, job_id)
+    with engine.connect() as conn:
+        assert conn.execute(select(Frame.id).where(Frame.state == "RUNNING")).all() == []
+        assert conn.execute(select(Layer.running).where(Layer.job_id == job_id)).scalars() \
+            .all() == [0, 0]
