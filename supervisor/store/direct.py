@@ -254,6 +254,9 @@ def render(conn: Connection, stmt: ClauseElement, params: dict[str, Any]) -> str
         cursor.close()
 
 
+_rows: dict[tuple[str, ...], type] = {}     # a row type per list of column names (a handful)
+
+
 def run(conn: Connection, sql: str) -> list:
     """PostgreSQL: a query string of one or more statements (`render`'s, joined by ";"),
     sent as it is in one round trip: the rows of its last statement, named tuples."""
@@ -262,7 +265,10 @@ def run(conn: Connection, sql: str) -> list:
         cursor.execute(sql)
         if cursor.description is None:
             return []
-        row = namedtuple("Row", [d[0] for d in cursor.description], rename=True)
+        keys = tuple(d[0] for d in cursor.description)
+        row = _rows.get(keys)
+        if row is None:
+            row = _rows[keys] = namedtuple("Row", keys, rename=True)
         return [row._make(r) for r in cursor.fetchall()]
     except conn.dialect.loaded_dbapi.Error as e:
         raise _pg_error(conn, e, sql, ()) from e
