@@ -326,7 +326,8 @@ class Loop:
             self.stopwatch.lap("client requests")
         if self.publisher.sock in ready:
             self.publisher.on_subscription()
-        if self.listener is not None and self.listener.fileno() in ready:
+        if self.listener is not None and (self.listener.fileno() in ready
+                                          or self.listener.lost()):
             self._farm_notices()
         for monitor, domain in self.monitors.items():
             if monitor in ready:

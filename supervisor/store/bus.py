@@ -42,6 +42,7 @@ class Listener:
     def __init__(self, engine: Engine):
         self.engine = engine
         self.conn: Any = None
+        self.fd = -1
         self.held: set[str] = set()    # duties whose advisory lock this connection holds
         self._open()
 
@@ -53,6 +54,7 @@ class Listener:
         with conn.cursor() as cur:
             cur.execute(f"LISTEN {CHANNEL}")
         self.conn = conn
+        self.fd = conn.fileno()
         self.held = set()
 
     def hold(self, duty: str) -> bool:
@@ -75,7 +77,14 @@ class Listener:
         return bool(self.conn is not None and self.conn.notifies)
 
     def fileno(self) -> int:
-        return self.conn.fileno()
+        """The socket of the connection listening now (or last, once it is lost): what the
+        loop polls."""
+        return self.fd
+
+    def lost(self) -> bool:
+        """Whether the connection is gone (a query on it failed: the server went away), so
+        that `take()` listens again whether or not its socket says anything."""
+        return self.conn is None or bool(self.conn.closed)
 
     def take(self) -> list[str | None]:
         try:

@@ -142,3 +142,23 @@ def test_a_failed_claim_undoes_the_completion_recorded_with_it(farm):
     ledger = Ledger.of(farm.ledger)
     assert len(ledger.runs) == 3               # nothing ran twice
     assert ledger.peak(lambda r: r.worker, lambda r: 1)["h0"] == 1
+
+
+def test_a_farm_duty_asked_on_a_lost_bus_connection_listens_again(farm):
+    """The farm bus's own connection is cut and the first to find out is a farm duty's
+    lock query: the duty is not taken then, the loop goes on, and its next turn listens
+    again on a new connection, where the duty is taken."""
+    needs_postgres(farm)
+    loop = farm.loop
+    loop.step(0)
+    assert loop.holds("test duty")
+    assert end_sessions(farm.db) >= 1
+    assert loop.holds("another duty") is False
+    assert loop.listener.lost()
+    loop.step(0)
+    assert loop.listener is not None and not loop.listener.lost()
+    assert loop.holds("another duty")
+    c = farm.client()
+    farm.add_worker("h0", slots=1, runtime=0.05)
+    [jid] = c.submit([frames_job("after", 2)])
+    assert farm.run_until_done([jid])[0]["succeeded"] == 2
