@@ -27,7 +27,7 @@ import re
 import sqlite3
 from collections import namedtuple
 from keyword import iskeyword
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from sqlalchemy import Connection, exc
 from sqlalchemy.sql import ClauseElement
@@ -207,15 +207,30 @@ def _prepared(conn: Connection, plan: _PgPlan, cursor) -> None:
     """Make sure `plan` is prepared on this connection (one round trip the first time)."""
     done = conn.connection.info.setdefault(PREPARED, set())
     if plan.name not in done:
-        cursor.execute(f"PREPARE {plan.name} AS {plan.body}")    # no values: sent as is
+        _cursor_execute(conn, cursor, f"PREPARE {plan.name} AS {plan.body}", None)
         done.add(plan.name)
 
 
-def _pg_error(conn: Connection, e: Exception, sql: str, args: tuple) -> Exception:
+def _cursor_execute(conn: Connection, cursor, sql: str, args: tuple | None) -> None:
+    """cursor.execute, seen by the engine's cursor listeners as SQLAlchemy's own execution
+    shows them a statement (without an execution context: they are given None)."""
+    if not (conn._has_events or conn.engine._has_events):
+        cursor.execute(sql, args)       # args None: the text is sent as it is
+        return
+    for fn in conn.dispatch.before_cursor_execute:
+        sql, args = fn(conn, cursor, sql, args, None, False)
+    cursor.execute(sql, args)
+    for fn in conn.dispatch.after_cursor_execute:
+        fn(conn, cursor, sql, args, None, False)
+
+
+def _raise(conn: Connection, e: Exception, sql: str, args: tuple | None, cursor) -> NoReturn:
+    """Raise a driver error as SQLAlchemy's execution does, with its handling of a lost
+    connection (the connection, and the pool's older ones, are replaced)."""
     if getattr(e, "pgcode", None) == "26000":    # no such prepared statement: prepare anew
         conn.connection.info.pop(PREPARED, None)
-    return exc.DBAPIError.instance(sql, args, e, conn.dialect.loaded_dbapi.Error,
-                                   dialect=conn.dialect)
+    conn._handle_dbapi_exception(e, sql, args, cursor, None)
+    raise e     # not reached: the call above raises
 
 
 def _pg_execute(conn: Connection, stmt: ClauseElement, params: dict[str, Any] | None) -> list:
@@ -226,10 +241,10 @@ def _pg_execute(conn: Connection, stmt: ClauseElement, params: dict[str, Any] | 
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         _prepared(conn, plan, cursor)
-        cursor.execute(plan.call, args)
+        _cursor_execute(conn, cursor, plan.call, args)
         return plan.rows(cursor)
     except conn.dialect.loaded_dbapi.Error as e:
-        raise _pg_error(conn, e, plan.call, args) from e
+        _raise(conn, e, plan.call, args, cursor)
     finally:
         cursor.close()
 
@@ -249,7 +264,7 @@ def render(conn: Connection, stmt: ClauseElement, params: dict[str, Any]) -> str
             sql, args = str(stmt.compile(dialect=conn.dialect)), params
         return cursor.mogrify(sql, args).decode(_encoding(dbapi))
     except conn.dialect.loaded_dbapi.Error as e:
-        raise _pg_error(conn, e, plan.call, ()) from e
+        _raise(conn, e, plan.call, None, cursor)
     finally:
         cursor.close()
 
@@ -262,7 +277,7 @@ def run(conn: Connection, sql: str) -> list:
     sent as it is in one round trip: the rows of its last statement, named tuples."""
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.execute(sql)
+        _cursor_execute(conn, cursor, sql, None)
         if cursor.description is None:
             return []
         keys = tuple(d[0] for d in cursor.description)
@@ -271,7 +286,7 @@ def run(conn: Connection, sql: str) -> list:
             row = _rows[keys] = namedtuple("Row", keys, rename=True)
         return [row._make(r) for r in cursor.fetchall()]
     except conn.dialect.loaded_dbapi.Error as e:
-        raise _pg_error(conn, e, sql, ()) from e
+        _raise(conn, e, sql, None, cursor)
     finally:
         cursor.close()
 
