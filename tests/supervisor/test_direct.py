@@ -245,3 +245,23 @@ def test_a_refused_deferred_write_on_postgresql_is_sqlalchemys_error(store):
         assert conn.execute(select(Frame.id).where(Frame.state == "RUNNING")).all() == []
         assert conn.execute(select(Layer.running).where(Layer.job_id == job_id)).scalars() \
             .all() == [0, 0]
+
+
+def test_a_cut_postgresql_connection_is_replaced_as_sqlalchemy_replaces_it(store):
+    """The server ends the session under a prepared statement's run: the error is
+    SQLAlchemy's, saying the connection was invalidated, and the next transaction gets a
+    new connection, where the statements are prepared again."""
+    from tests.farm import end_sessions
+    engine, job_id = store
+    postgres_only(engine)
+    with engine.begin() as conn:
+        direct.execute(conn, work._CANDIDATES, {"n": 10})
+    with pytest.raises(exc.DBAPIError) as cut:
+        with engine.begin() as conn:
+            conn.execute(select(Layer.id)).all()          # checked out, transaction begun
+            assert end_sessions(engine.url.render_as_string(hide_password=False)) >= 1
+            direct.execute(conn, work._CANDIDATES, {"n": 10})
+    assert cut.value.connection_invalidated
+    with engine.begin() as conn:
+        assert [r.job_id for r in direct.execute(conn, work._CANDIDATES, {"n": 10})] == [job_id]
+        assert direct._pg_plan(conn, work._CANDIDATES).name in prepared_here(conn)
