@@ -122,6 +122,8 @@ _plans: dict[int, tuple[ClauseElement, _Plan]] = {}
 # PostgreSQL: where a pooled connection notes the statements prepared on it (its `info` lasts
 # as long as the DBAPI connection and is emptied when that is replaced).
 PREPARED = "cuefarm_prepared"
+# invalid_sql_statement_name; feature_not_supported ("cached plan must not change result type")
+_STALE = {"26000", "0A000"}
 _PARAM = re.compile(r"%\((\w+)\)s")
 _names = itertools.count(1)
 
@@ -205,7 +207,11 @@ def _pg_plan(conn: Connection, stmt: ClauseElement) -> _PgPlan:
 
 def _prepared(conn: Connection, plan: _PgPlan, cursor) -> None:
     """Make sure `plan` is prepared on this connection (one round trip the first time)."""
-    done = conn.connection.info.setdefault(PREPARED, set())
+    done = conn.connection.info.get(PREPARED)
+    if done is None:        # a new connection, or one whose statements went wrong
+        if PREPARED in conn.connection.info:
+            _cursor_execute(conn, cursor, "DEALLOCATE ALL", None)
+        done = conn.connection.info[PREPARED] = set()
     if plan.name not in done:
         _cursor_execute(conn, cursor, f"PREPARE {plan.name} AS {plan.body}", None)
         done.add(plan.name)
@@ -227,8 +233,10 @@ def _cursor_execute(conn: Connection, cursor, sql: str, args: tuple | None) -> N
 def _raise(conn: Connection, e: Exception, sql: str, args: tuple | None, cursor) -> NoReturn:
     """Raise a driver error as SQLAlchemy's execution does, with its handling of a lost
     connection (the connection, and the pool's older ones, are replaced)."""
-    if getattr(e, "pgcode", None) == "26000":    # no such prepared statement: prepare anew
-        conn.connection.info.pop(PREPARED, None)
+    # No such prepared statement (the session lost them), or one whose rows changed shape
+    # (the schema changed under it): this connection's are dropped and made anew.
+    if getattr(e, "pgcode", None) in _STALE and PREPARED in conn.connection.info:
+        conn.connection.info[PREPARED] = None
     conn._handle_dbapi_exception(e, sql, args, cursor, None)
     raise e     # not reached: the call above raises
 

@@ -265,3 +265,22 @@ def test_a_cut_postgresql_connection_is_replaced_as_sqlalchemy_replaces_it(store
     with engine.begin() as conn:
         assert [r.job_id for r in direct.execute(conn, work._CANDIDATES, {"n": 10})] == [job_id]
         assert direct._pg_plan(conn, work._CANDIDATES).name in prepared_here(conn)
+
+
+def test_postgresql_statements_whose_rows_changed_shape_are_prepared_again(store):
+    """The schema changes under a prepared statement (another supervisor's upgrade altered a
+    column it returns): the transaction that finds out fails with SQLAlchemy's error, and
+    the next one drops the connection's statements and prepares them again."""
+    engine, job_id = store
+    postgres_only(engine)
+    with engine.begin() as conn:
+        assert direct.execute(conn, work._CANDIDATES, {"n": 10})[0].job_id == job_id
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE layer ALTER COLUMN waiting TYPE bigint")
+    with pytest.raises(exc.DBAPIError, match="result type"):
+        with engine.begin() as conn:
+            direct.execute(conn, work._CANDIDATES, {"n": 10})
+    with engine.begin() as conn:
+        [row] = direct.execute(conn, work._CANDIDATES, {"n": 10})
+        assert row.job_id == job_id and row.waiting == 6
+        assert direct._pg_plan(conn, work._CANDIDATES).name in prepared_here(conn)
