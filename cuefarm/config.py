@@ -165,6 +165,13 @@ class RqdConfig:
         """Fill in defaults that depend on the machine."""
         if not self.name:
             self.name = socket.gethostname().split(".")[0] or "localhost"
+        # As the supervisor keeps them (cuefarm.protocol.Register): it refuses longer ones.
+        if len(self.name) > 256:
+            raise ConfigError(f"[rqd] name is {len(self.name)} characters long; at most 256")
+        for tag in self.tags:
+            if len(tag) > 64:
+                raise ConfigError(f"[rqd] tags: {tag[:20]!r}... is {len(tag)} characters long;"
+                                  " a tag has at most 64")
         if not self.state_dir:
             self.state_dir = str(data_dir() / "rqd" / self.name)
         if not self.log_dir:

@@ -297,10 +297,18 @@ class ClearBadHosts(Body):
 
 # A frame's progress: a whole percentage.
 Percent = Annotated[int, msgspec.Meta(ge=0, le=100)]
+# What a worker says about itself is kept (the host's row, the supervisor's registry, every
+# event batch): text longer than the database holds is refused when the message is decoded,
+# so a host named with a megabyte never gets in.
+HostText = Annotated[str, msgspec.Meta(max_length=256)]    # a host's name and hostname
+ShortText = Annotated[str, msgspec.Meta(max_length=32)]    # its os, its rqd's version
+AttemptId = Annotated[str, msgspec.Meta(max_length=64)]    # "<frame id>.<attempt>"
+WorkerTag = Annotated[str, msgspec.Meta(max_length=64)]    # as a job's tags are
+Token = Annotated[str, msgspec.Meta(max_length=64)]        # a farm's id, a drain's end
 
 
 class RunningAttempt(Body):
-    attempt_id: str
+    attempt_id: AttemptId
     pid: Int = 0
     rss: Int = 0                    # bytes, the whole process tree
     peak_rss: Int = 0
@@ -312,7 +320,7 @@ class RunningAttempt(Body):
 
 
 class Completion(Body):
-    attempt_id: str
+    attempt_id: AttemptId
     exit_status: Int                # 0 is success; -N killed by signal N
     started: float
     stopped: float
@@ -329,32 +337,32 @@ class PathRule(Body):
 
 
 class Register(Body):
-    name: str
-    hostname: str
-    os: str
+    name: HostText
+    hostname: HostText
+    os: ShortText
     cores: Int
     memory_mb: Int
     slots: Int
-    version: str
+    version: ShortText
     running: list[RunningAttempt] = []
     completions: list[Completion] = []
-    tags: list[str] = []            # from rqd's config plus hardware tags (os, gpu)
+    tags: list[WorkerTag] = []      # from rqd's config plus hardware tags (os, gpu)
     gpus: Int = 0
     disk_free_mb: Int = 0
     nimby: bool = False             # locked locally because someone is using the machine
     path_maps: list[PathRule] = []  # the worker's own rules (override the supervisor's)
     # Attempt ids of further kept completions that did not fit in `completions`: they follow
     # in Complete messages, and the supervisor must not take those attempts for lost.
-    kept: list[str] = []
+    kept: list[AttemptId] = []
     # The previous run of this rqd ended a drain this way ("exit" or "reboot"): the drain is
     # done and must not be asked again.  "" for none.
-    drained: str = ""
+    drained: Token = ""
     # The highest Launch.seq received since the worker last got Registered, as in heartbeats:
     # the running list proves an absence only for launches at or below it.
     launch_seq: Int = 0
     # The farm (Registered.farm_id) that `running`, `completions` and `kept` belong to; a
     # supervisor of another farm takes none of them.  "" when the worker has served no farm.
-    farm_id: str = ""
+    farm_id: Token = ""
 
 
 class Registered(Body):
@@ -382,7 +390,7 @@ class Heartbeat(Body):
     gpus: Int = 0
     nimby: bool = False
     draining: bool = False
-    kept: list[str] = []            # attempt ids of completions kept, not yet acknowledged
+    kept: list[AttemptId] = []      # attempt ids of completions kept, not yet acknowledged
     # The highest Launch.seq received since the worker last registered: a launch at or below
     # it that the worker neither runs nor keeps was received and lost, or never arrived.
     launch_seq: Int = 0

@@ -95,7 +95,10 @@ def test_the_supervisor_survives_hostile_input_and_then_runs_a_job(sqlite_url, t
         assert after.get("internal", 0) == before.get("internal", 0), farm.supervisor_log()
         # Consistent: it lists what it has, and a normal job runs to the end on a real rqd.
         c.jobs()
-        c.hosts()
+        # What the workers said of themselves is kept only within what the database holds.
+        for h in c.hosts():
+            assert len(h["name"]) <= 256 and len(h["hostname"]) <= 256, len(h["name"])
+            assert len(h["os"]) <= 32 and all(len(t) <= 64 for t in h["tags"]), h["os"][:80]
         farm.start_rqd("after-fuzz", 2)
         [job_id] = c.submit([{"name": "after", "project": "p", "layers": [
             {"name": "r", "command": ["true"], "range": "1-4", "hosts": ["after-fuzz"]}]}])

@@ -162,3 +162,11 @@ def test_parse_address_refuses(text):
 ])
 def test_database_url_reads_postgres_as_postgresql(given, read):
     assert config.database_url(given) == read
+
+
+def test_an_rqd_name_or_tag_longer_than_the_supervisor_keeps_is_refused_at_start():
+    with pytest.raises(ConfigError, match="name is 257 characters long; at most 256"):
+        RqdConfig(name="n" * 257).resolve()
+    with pytest.raises(ConfigError, match="tags: 'tttt.*65 characters long"):
+        RqdConfig(name="node1", tags=["gpu", "t" * 65]).resolve()
+    assert RqdConfig(name="n" * 256, tags=["t" * 64]).resolve().tags == ["t" * 64]

@@ -331,3 +331,26 @@ def test_an_unknown_type_name_is_not_echoed_whole():
         p.decode(data)
     assert info.value.code == "unknown_type" and info.value.request_id == 5
     assert len(info.value.message) < 200
+
+
+@pytest.mark.parametrize("field, value", [
+    ("name", "h" * 257), ("hostname", "h" * 1_000_000), ("os", "linux" * 7),
+    ("version", "1" * 33), ("tags", ["t" * 65]), ("kept", ["1." + "1" * 63]),
+    ("farm_id", "f" * 65), ("running", [{"attempt_id": "9" * 65}])])
+def test_what_a_worker_says_of_itself_is_bounded_as_the_database_keeps_it(field, value):
+    """A host named with a megabyte was stored, kept in the supervisor's memory and sent in
+    every event batch: text past what the database holds is refused when decoded."""
+    body = {"name": "w1", "hostname": "w1", "os": "linux", "cores": 4, "memory_mb": 1024,
+            "slots": 4, "version": "1.0", field: value}
+    err = assert_rejected(raw_envelope(type_name="register", body=body), "malformed")
+    assert field in err.message and len(err.message) < 300
+
+
+def test_the_longest_texts_a_database_holds_are_taken():
+    reg = p.Register(name="h" * 256, hostname="h" * 256, os="o" * 32, cores=1, memory_mb=1,
+                     slots=1, version="v" * 32, tags=["t" * 64], kept=["1." + "1" * 62],
+                     farm_id="f" * 64)
+    _, body = p.decode(p.encode(reg), p.MAX_WORKER_MESSAGE)
+    assert body == reg
+    done = p.Complete([p.Completion("2." + "2" * 62, 0, 1.0, 2.0)])
+    assert p.decode(p.encode(done), p.MAX_WORKER_MESSAGE)[1] == done
