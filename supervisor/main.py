@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import signal
 import sys
@@ -17,6 +18,25 @@ from supervisor.server import Supervisor
 from supervisor.store.engine import make_engine
 
 log = logging.getLogger("supervisor")
+# Buffers this big or bigger are mapped on their own and given back to the system when freed.
+BIG_BUFFER = 256 * 1024
+_M_MMAP_THRESHOLD = -3      # glibc's mallopt parameter
+
+
+def return_big_buffers() -> bool:
+    """glibc raises its threshold for mapping a buffer on its own each time such a buffer is
+    freed, so after one large message (a 50 MB string, a big event batch) later ones come from
+    the heap, which does not shrink: a supervisor fed hostile megabytes grew by 100 MB and
+    kept it.  A fixed threshold keeps every big buffer mapped on its own.  True when set
+    (glibc); elsewhere nothing is changed."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt(_M_MMAP_THRESHOLD, BIG_BUFFER) == 1
 
 
 def default_db() -> str:
@@ -90,6 +110,7 @@ def command(ctx: click.Context, **flags) -> None:
     # Run as `cuefarm supervisor`, the obj is the command line's settings: not a dict.
     given = ctx.obj if isinstance(ctx.obj, dict) else {}
     clock = given.get("clock", time.time)
+    return_big_buffers()
     sv = Supervisor(cfg, engine, clock=clock, pipeline=pipeline)
     try:
         sv.start()
