@@ -82,12 +82,15 @@ def run_supervisor(seed: int, count: int, hang: float, tmp: Path) -> None:
                 peak = max(peak, _rss(farm.supervisor))
             cs.close(0)
             ws.close(0)
-            print(f"  supervisor {category}: {done} x 2 sockets", flush=True)
+            print(f"  supervisor {category}: {done} x 2 sockets, rss now "
+                  f"{_rss(farm.supervisor) / 2**20:.0f} MB", flush=True)
+        end = _rss(farm.supervisor)
     finally:
         farm.stop()
     print(f"supervisor: sent={sent} crashes={crashes} hangs={hangs} "
           f"rss start={rss0 / 2**20:.0f} MB peak={peak / 2**20:.0f} MB "
-          f"growth={(peak - rss0) / 2**20:.0f} MB time={time.monotonic() - t0:.0f} s")
+          f"growth={(peak - rss0) / 2**20:.0f} MB end={end / 2**20:.0f} MB "
+          f"time={time.monotonic() - t0:.0f} s")
 
 
 def run_rqd(seed: int, count: int, hang: float, tmp: Path) -> None:
