@@ -101,16 +101,26 @@ class _Plan:
         return sql, tuple(out)
 
     def rows(self, cursor) -> list:
-        make = self.row._make
-        if not self.convert:
-            return [make(r) for r in cursor.fetchall()]
-        out = []
-        for r in cursor.fetchall():
-            r = list(r)
-            for i, proc in self.convert:
-                r[i] = proc(r[i])
-            out.append(make(r))
-        return out
+        return _made(cursor, self.row._make, self.convert)
+
+
+def _usual(conn: Connection, stmt: ClauseElement, params: dict[str, Any] | None) -> list:
+    """The statement through SQLAlchemy's own execution: its rows (none for a write)."""
+    result = conn.execute(stmt, params)
+    return result.all() if result.returns_rows else []
+
+
+def _made(cursor, make: Callable, convert: list[tuple[int, Callable[[Any], Any]]]) -> list:
+    """The cursor's rows made by `make`, each column in `convert` converted first."""
+    if not convert:
+        return [make(r) for r in cursor.fetchall()]
+    out = []
+    for r in cursor.fetchall():
+        r = list(r)
+        for i, proc in convert:
+            r[i] = proc(r[i])
+        out.append(make(r))
+    return out
 
 
 class _Empty(Exception):
@@ -181,16 +191,7 @@ class _PgPlan:
         if self.row is None:
             keys = [d[0] for d in cursor.description]
             self.row = namedtuple("Row", keys, rename=True)
-        make = self.row._make
-        if not self.convert:
-            return [make(r) for r in cursor.fetchall()]
-        out = []
-        for r in cursor.fetchall():
-            r = list(r)
-            for i, proc in self.convert:
-                r[i] = proc(r[i])
-            out.append(make(r))
-        return out
+        return _made(cursor, self.row._make, self.convert)
 
 
 _pg_plans: dict[int, tuple[ClauseElement, _PgPlan]] = {}
@@ -244,7 +245,7 @@ def _raise(conn: Connection, e: Exception, sql: str, args: tuple | None, cursor)
 def _pg_execute(conn: Connection, stmt: ClauseElement, params: dict[str, Any] | None) -> list:
     plan = _pg_plan(conn, stmt)
     if not plan.usable:
-        return conn.execute(stmt, params).all()
+        return _usual(conn, stmt, params)
     args = plan.args(params or {})
     cursor = conn.connection.dbapi_connection.cursor()
     try:
@@ -309,11 +310,11 @@ def execute(conn: Connection, stmt: ClauseElement,
     """Run one of the hot path's prebuilt statements in `conn`'s transaction: its rows (named
     tuples, as `Result.all()` gives them).  SQLite: SELECTs only."""
     if not conn.in_transaction():
-        return conn.execute(stmt, params).all()
+        return _usual(conn, stmt, params)
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2":
         return _pg_execute(conn, stmt, params)
     if conn.dialect.name != "sqlite":
-        return conn.execute(stmt, params).all()
+        return _usual(conn, stmt, params)
     entry = _plans.get(id(stmt))
     if entry is None or entry[0] is not stmt:
         if len(_plans) > 256:       # meant for module constants; anything else is not kept
@@ -321,11 +322,11 @@ def execute(conn: Connection, stmt: ClauseElement,
         entry = _plans[id(stmt)] = (stmt, _Plan(stmt, conn))
     plan = entry[1]
     if not plan.usable:
-        return conn.execute(stmt, params).all()
+        return _usual(conn, stmt, params)
     try:
         sql, args = plan.args(params or {})
     except _Empty:
-        return conn.execute(stmt, params).all()
+        return _usual(conn, stmt, params)
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         cursor.execute(sql, args)
