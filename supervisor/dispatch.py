@@ -58,9 +58,8 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
     are recorded first in the same transaction, and the slots they free are filled in it."""
     live = cx.live
     registry = live.registry
-    # Without a batch nothing frees a slot before planning: the workers with room are these.
-    workers = None if batch is not None else registry.dispatchable(cx.mono())
-    if workers is not None and not workers:
+    # Without a batch nothing frees a slot before planning: with none free, nothing to do.
+    if batch is None and not registry.has_room():
         return 0
     now = cx.clock()
     version = registry.version
@@ -83,14 +82,17 @@ def run_pass(cx: Context, batch: Batch | None = None) -> int:
                 # supervisor's workers.
                 out.farm_wake = True
                 batch.release(live)               # undone if this fails
-                workers = registry.dispatchable(cx.mono())
+            # The work first, then the rooms for it: a farm of thousands of idle workers and
+            # nothing waiting (a pass on a timer, on a shared database) builds no rooms.
+            layers = (work.candidate_layers(conn, LAYERS_PER_PASS) if registry.has_room()
+                      else [])
+            workers = registry.dispatchable(cx.mono()) if layers else []
             rooms = [Room(w, w.free, w.memory_free, w.gpus_free, w.used == 0, w.used == 0)
                      for w in workers]
             free = sum(r.slots for r in rooms)
             cap = min(cx.cfg.dispatch_batch, free)
             more = cx.cfg.dispatch_batch < free
-            layers = work.candidate_layers(conn, LAYERS_PER_PASS) if rooms else []
-            static = static_of(live, conn, layers) if layers else {}
+            static = static_of(live, conn, layers) if rooms else {}
             layers = [lay for lay in layers if lay["id"] in static]
             if layers:
                 # The farm-wide counts this pass may spend (limits, job and project caps)

@@ -173,8 +173,18 @@ class Registry:
         self.version += 1
 
     def dispatchable(self, now: float) -> list[Worker]:
-        """Connected workers with a free slot, not backing off a refusal, in host id order.
-        Only the workers changed since the last call are looked at again (the test is
+        """Connected workers with a free slot, not backing off a refusal, in host id order."""
+        self._look_again()
+        return [w for _, w in sorted(self.room.items()) if w.refuse_until <= now]
+
+    def has_room(self) -> bool:
+        """Whether some connected worker has a free slot (backing off a refusal or not): cheap,
+        whatever the number of workers."""
+        self._look_again()
+        return bool(self.room)
+
+    def _look_again(self) -> None:
+        """Only the workers changed since the last look are looked at again (the test is
         Worker.total spelled out, without the property calls)."""
         if self.changed:
             room, by_id = self.room, self.by_id
@@ -186,4 +196,3 @@ class Registry:
                 else:
                     room[hid] = w
             self.changed.clear()
-        return [w for _, w in sorted(self.room.items()) if w.refuse_until <= now]
