@@ -31,8 +31,8 @@ def update_from_arrays(conn: Connection, table: str, key: tuple[str, str, str],
     other field to (SQL type, SET expression using t.<field>); `also` adds SET expressions
     with bound `params`; `returning`, columns of the updated rows to return.  Each key must
     appear once in `rows`.  With `defer`, the UPDATE is not sent now but ahead of that
-    Deltas' write (see Deltas.defer); `ahead` are statements to send before this one, in
-    the same round trip."""
+    Deltas' write (see Deltas.defer); `ahead` are statements rendered by `direct.render`
+    (psycopg2) to send before this one, in the same round trip."""
     field, typ, col = key
     names = [field, *columns]
     types = [typ, *(t for t, _ in columns.values())]
@@ -47,12 +47,9 @@ def update_from_arrays(conn: Connection, table: str, key: tuple[str, str, str],
     if defer is not None:
         defer.defer(conn, stmt, values)
         return None
-    if ahead and conn.dialect.driver == "psycopg2":
-        # One query string, one round trip: the rows are the last statement's.
+    if ahead:       # one query string, one round trip: the rows are the last statement's
         return direct.run(conn, "".join(f"{a};\n" for a in ahead)
                           + direct.render(conn, stmt, values))
-    for statement in ahead or ():
-        conn.exec_driver_sql(statement)
     return direct.execute(conn, stmt, values)
 
 
@@ -136,13 +133,11 @@ class Deltas:
             # order its join visits them, and two supervisors' passes over the same jobs then
             # deadlock.  Same round trip.
             ahead, self.pending = self.pending, []
+            lock = {"ids": sorted(r["lid"] for r in rows)}
             if conn.dialect.driver == "psycopg2":
-                ahead.append(direct.render(conn, _LOCK_LAYERS_PG,
-                                           {"ids": sorted(r["lid"] for r in rows)}))
-            else:
-                ids = ",".join(str(int(lid)) for lid in sorted(r["lid"] for r in rows))
-                ahead.append(f"SELECT 1 FROM layer WHERE id = ANY('{{{ids}}}'::bigint[]) "
-                             f"ORDER BY id FOR UPDATE")
+                ahead.append(direct.render(conn, _LOCK_LAYERS_PG, lock))
+            else:       # nothing was deferred (see defer): a round trip of its own
+                conn.execute(_LOCK_LAYERS_PG, lock)
             return update_from_arrays(conn, "layer", ("lid", "bigint", "id"),
                                       {f"d_{k}": ("integer", f"{k} = layer.{k} + t.d_{k}")
                                        for k in DELTA_COLUMNS}, rows,

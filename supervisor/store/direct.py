@@ -261,17 +261,16 @@ def _pg_execute(conn: Connection, stmt: ClauseElement, params: dict[str, Any] | 
 def render(conn: Connection, stmt: ClauseElement, params: dict[str, Any]) -> str:
     """PostgreSQL: `stmt` with `params` as one statement of text, to go ahead of others in
     one round trip: EXECUTE of the prepared statement (prepared now if this connection has
-    not got it yet), its values inlined as the driver quotes them."""
+    not got it yet), its values inlined as the driver quotes them.  A statement of one shape
+    only (no expanding IN)."""
     plan = _pg_plan(conn, stmt)
+    if not plan.usable:
+        raise ValueError("a statement with an expanding IN cannot be sent ahead")
     dbapi = conn.connection.dbapi_connection
     cursor = dbapi.cursor()
     try:
-        if plan.usable:
-            _prepared(conn, plan, cursor)
-            sql, args = plan.call, plan.args(params)
-        else:
-            sql, args = str(stmt.compile(dialect=conn.dialect)), params
-        return cursor.mogrify(sql, args).decode(_encoding(dbapi))
+        _prepared(conn, plan, cursor)
+        return cursor.mogrify(plan.call, plan.args(params)).decode(_encoding(dbapi))
     except conn.dialect.loaded_dbapi.Error as e:
         _raise(conn, e, plan.call, None, cursor)
     finally:

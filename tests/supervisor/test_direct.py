@@ -194,7 +194,6 @@ def test_postgresql_prepares_each_hot_statement_once_per_connection(store):
     and its rows are the same as the first's."""
     engine, job_id = store
     postgres_only(engine)
-    names = set()
     with engine.begin() as conn:
         first = claim_three(conn, job_id)
         cands = direct.execute(conn, work._CANDIDATES, {"n": 10})
