@@ -1,4 +1,4 @@
-"""Submits of more than bigsubmit.HUGE frames are stored off the loop (on SQLite in slices)
+"""Submits costing more than bigsubmit.HUGE frames are stored off the loop (on SQLite in slices)
 and keep a submit's promises: answered once stored, a retried submission id answered with the
 first one's jobs, nothing dispatched before it is all stored, nothing half stored left."""
 
@@ -27,6 +27,30 @@ def test_rough_frames_counts_ranges_without_expanding_them():
     assert bigsubmit.rough_frames([{"layers": [{"range": "1-100x2,5,200-101"}]}]) == 151
     assert bigsubmit.rough_frames([{"layers": [{"range": "nonsense"}, {}]}, "x", None]) == 2
     assert bigsubmit.rough_frames("not a list") == 0
+
+
+def test_many_small_jobs_or_layers_cost_as_much_as_many_frames():
+    shot = {"name": "s", "layers": [{"name": "r", "range": "1-5"}]}
+    assert bigsubmit.rough_cost([shot]) == 5 + bigsubmit.JOB_COST + bigsubmit.LAYER_COST
+    assert bigsubmit.rough_cost([shot]) < bigsubmit.HUGE < bigsubmit.rough_cost([shot] * 20)
+    wide = {"name": "w", "layers": [{"name": f"r{k}", "range": "1"} for k in range(40)]}
+    assert bigsubmit.rough_cost([wide]) > bigsubmit.HUGE
+    assert bigsubmit.rough_cost([huge(frames=bigsubmit.HUGE)]) > bigsubmit.HUGE
+    assert bigsubmit.rough_cost("not a list") == 0
+    assert bigsubmit.rough_cost([{"layers": "x"}, None]) == 2 * bigsubmit.JOB_COST
+
+
+def test_a_submit_of_many_small_jobs_is_stored_off_the_loop_in_order(farm):
+    c = farm.client(timeout=120)
+    shots = [{"name": f"shot{i:02d}", "project": "p", "layers": [
+        {"name": "r", "command": ["true"], "range": "1-5"}]} for i in range(40)]
+    ids = c.submit(shots)
+    assert ids == sorted(ids) and len(ids) == 40
+    jobs = {j["id"]: j for j in c.jobs()}
+    assert [jobs[i]["name"] for i in ids] == [f"shot{i:02d}" for i in range(40)]
+    assert all(jobs[i]["state"] == "ACTIVE" and jobs[i]["flagged"] == ""
+               and jobs[i]["waiting"] == 5 for i in ids)
+    assert "(200 frames, stored off the loop" in farm.supervisor_log()
 
 
 def test_a_huge_submit_is_stored_whole_and_a_retry_gets_its_jobs(farm):
