@@ -20,7 +20,7 @@ from supervisor.store.models import (Dependency, Frame, FrameDep, Job, Layer, La
                                      Project, Submission)
 
 FRAME_INSERT_BATCH = 10_000
-SLICE_BATCH = 4_000        # frames per slice when stored in slices (a few tens of ms each)
+SLICE_BATCH = 1_000        # frames per statement when stored in slices (a few ms each)
 # The `flagged` of a job stored in slices (supervisor.bigsubmit): paused, so never dispatched,
 # until its last frame is stored and it is made what was asked.
 STORING = "being stored"
