@@ -219,7 +219,7 @@ def _store_in_slices(cx: Context, specs: list, user: str, now: float, sid: str |
             for k, spec in enumerate(specs):
                 # Its frames worked out before its transaction: the loop writes meanwhile.
                 prepared = submit_store.prepare(spec)
-                # One job at a time, so a failure knows every job stored so far.
+                # One job at a time: each is checked as it is stored.
                 ids += submit_store.submit(conn, [spec], user, now, hidden(conn), None,
                                            between, [prepared])
                 between()
@@ -250,10 +250,10 @@ def _store_in_slices(cx: Context, specs: list, user: str, now: float, sid: str |
 
 
 def _forget(cx: Context, ids: list[int]) -> None:
-    """Delete jobs stored in part (their submit failed)."""
-    if ids:
-        with cx.engine.begin() as conn:
-            archive.delete_jobs(conn, ids)
+    """Delete the jobs of a submit that failed: `ids` and any job still being stored (one
+    whose slices were committed before its submit failed; submits are stored one at a time)."""
+    with cx.engine.begin() as conn:
+        archive.delete_jobs(conn, sorted(set(ids) | set(submit_store.half_stored(conn))))
 
 
 def forget_unfinished(conn: Connection) -> int:
