@@ -80,13 +80,16 @@ def test_a_frame_that_exits_0_when_timed_out_still_fails(supervisor, start_rqd, 
     helpers.wait_until(lambda: helpers.gone(tree_pids(text)), message="the tree to vanish")
 
 
-def test_a_kill_before_the_timeout_stays_a_kill(supervisor, start_rqd, helpers):
+def test_a_kill_before_the_timeout_stays_a_kill(supervisor, start_rqd, helpers, tmp_path):
     # The frame ignores SIGTERM, so its no-output deadline passes during the kill's grace
     # period (2 s in these tests): the completion must still name the kill, not a timeout.
     start_rqd(supervisor)
     supervisor.register()
-    supervisor.send(helpers.launch("35.1", ["sh", "-c", "trap '' TERM; sleep 60"],
+    ready = tmp_path / "trap-set"
+    supervisor.send(helpers.launch("35.1", ["sh", "-c", f"trap '' TERM; touch {ready}; sleep 60"],
                                    timeout_no_output=2))
+    # Killed before the shell set its trap, it would end by SIGTERM at once.
+    helpers.wait_until(ready.exists, message="the frame to ignore SIGTERM")
     supervisor.send(p.Kill(["35.1"], "by wrangler"))
     c = supervisor.completion("35.1")
     assert c.reason == "killed: by wrangler" and c.exit_status == -signal.SIGKILL
