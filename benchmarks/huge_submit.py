@@ -12,6 +12,7 @@ turn over 100 ms; goal: none).
 from __future__ import annotations
 
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -95,6 +96,7 @@ def main(frames: int, workers: int, db: str) -> None:
         farm.stop()
         if pg:
             pg.drop()
+        shutil.rmtree(tmp, ignore_errors=True)     # its database holds 3,000,000 frames
 
 
 if __name__ == "__main__":
