@@ -7,7 +7,7 @@ any checking, plus a weight for each job and layer: `rough_cost`) is checked and
 thread of its own, and answered when it is stored:
 
 - PostgreSQL: in one transaction, as on the loop (others write beside it);
-- SQLite (one writer at a time): in slices of SLICE_BATCH frames or of whole jobs, committed
+- SQLite (one writer at a time): in slices of submit.SLICE_BATCH frames or of whole jobs, committed
   after every SLICE_WORK seconds of writing, with a pause in which the loop's writes take the
   lock: the loop waits for a slice at most, never for a whole submit.  Meanwhile the jobs are
   paused and flagged STORING, so nothing dispatches them; the last transaction records the
@@ -39,7 +39,6 @@ from supervisor.requests import Request, RequestError
 from supervisor.store import archive, work
 from supervisor.store import notifications as notify_store
 from supervisor.store import submit as submit_store
-from supervisor.store.submit import SLICE_BATCH
 
 log = logging.getLogger(__name__)
 # What a submit may cost on the loop, in frames: beyond it, it is stored off the loop.  A job
@@ -220,7 +219,7 @@ def _store_in_slices(cx: Context, specs: list, user: str, now: float, sid: str |
             for k, spec in enumerate(specs):
                 # A big job's frames are worked out outside a transaction (a million take a
                 # fifth of a second): the writer is free for the loop meanwhile.
-                if sum(len(layer.frames) for layer in spec.layers) >= SLICE_BATCH:
+                if sum(len(layer.frames) for layer in spec.layers) >= submit_store.SLICE_BATCH:
                     conn.commit()
                 prepared = submit_store.prepare(spec)
                 # One job at a time: each is checked as it is stored.
