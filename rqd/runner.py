@@ -19,6 +19,7 @@ import logging
 import os
 import queue
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -42,6 +43,8 @@ from rqd.timeouts import FrameTimeouts
 log = logging.getLogger(__name__)
 
 SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)
+# Empty working directories kept for reuse (at most): more than a host has slots is waste.
+MAX_SPARE_CWDS = 64
 LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
 
 
@@ -177,6 +180,11 @@ class Runner:
         self.poller = poller if hasattr(os, "pidfd_open") else None
         self.pidfds: dict[int, tuple[str, subprocess.Popen]] = {}
         self._made_dirs: set[Path] = set()
+        # Empty working directories of ended attempts, (path, owner uid), kept as
+        # <work dir>/.spare-N and renamed into place for the next attempt of that user
+        # instead of made anew (see _own_cwd).
+        self._spare_cwds: list[tuple[str, int]] = []
+        self._cwd_look: tuple | None = None    # what a new working directory looks like here
         self._null: int | None = None        # /dev/null, every frame's stdin
         self._dirs: tuple[str, Path, Path] = ("", self.root_log_dir, self.root_work_dir)
         # rqd's environment does not change while it runs: pick what frames inherit once.
@@ -220,6 +228,58 @@ class Runner:
         self._made_dirs.add(directory)
         return make()
 
+    def _own_cwd(self, cwd: str, uid: int) -> None:
+        """Make `cwd`, a new attempt's own empty working directory for user `uid`.
+
+        Making a directory allocates an inode, which on some file systems costs far more than
+        the rest of a launch; so an empty directory an earlier attempt of the same user left
+        is renamed to `cwd` instead.  `_retire_cwd` only keeps directories that cannot be told
+        from a new one: empty, a real directory, owned by that user, the usual mode and no
+        extended attributes (no ACLs; a security label must be the one a new directory gets).
+        Only the same user's: a process the earlier frame left behind may still have the
+        directory as its own working directory.
+        """
+        parent = str(self.work_dir)
+        for i in range(len(self._spare_cwds) - 1, -1, -1):
+            spare, owner = self._spare_cwds[i]
+            if owner == uid and os.path.dirname(spare) == parent:
+                del self._spare_cwds[i]
+                try:
+                    os.rename(spare, cwd)
+                    return
+                except OSError:
+                    _remove_if_empty(spare)
+                break
+        self._open_in(self.work_dir, lambda: _mkdir(cwd))
+        if self._cwd_look is None and hasattr(os, "listxattr"):
+            try:
+                self._cwd_look = _look(cwd, os.lstat(cwd))
+            except OSError:
+                pass
+
+    def _retire_cwd(self, cwd: str) -> None:
+        """An ended attempt's own working directory: gone from its place either way.  Kept
+        as a spare for `_own_cwd` when empty and as new; otherwise removed if empty (what a
+        frame left stays for whoever wants it)."""
+        if self._cwd_look is not None and len(self._spare_cwds) < MAX_SPARE_CWDS:
+            try:
+                st = os.lstat(cwd)
+                if stat.S_ISDIR(st.st_mode) and _look(cwd, st) == self._cwd_look:
+                    with os.scandir(cwd) as entries:
+                        empty = next(entries, None) is None
+                    if empty:
+                        # Fixed names: a restarted rqd's spares replace what a killed one left.
+                        taken = {os.path.basename(path) for path, _ in self._spare_cwds}
+                        name = next(f".spare-{i}" for i in range(MAX_SPARE_CWDS + 1)
+                                    if f".spare-{i}" not in taken)
+                        spare = os.path.join(os.path.dirname(cwd), name)
+                        os.rename(cwd, spare)      # onto an empty leftover spare, if any
+                        self._spare_cwds.append((spare, st.st_uid))
+                        return
+            except OSError:
+                pass
+        _remove_if_empty(cwd)
+
     def launch(self, launch: p.Launch, run_as: RunAs | None = None,
                submitted_command: list[str] | str | None = None) -> Attempt:
         """Start the frame's process; raise LaunchError when it cannot start.
@@ -243,7 +303,7 @@ class Runner:
         cwd = launch.cwd or str(self.work_dir / launch.attempt_id)
         try:
             if launch.cwd is None:
-                self._open_in(self.work_dir, lambda: _mkdir(cwd))
+                self._own_cwd(cwd, run_as.uid if run_as is not None else _uid())
                 if run_as is not None:
                     os.chown(cwd, run_as.uid, run_as.gid)
             elif not os.path.isdir(cwd):
@@ -363,6 +423,9 @@ class Runner:
                 self.poller.unregister(fd)
             os.close(fd)
         self.pidfds.clear()
+        for spare, _ in self._spare_cwds:
+            _remove_if_empty(spare)
+        self._spare_cwds.clear()
         if self._null is not None:
             os.close(self._null)
             self._null = None
@@ -440,7 +503,7 @@ class Runner:
         # outlive it and overlap a rerun.
         self.kill_tree(attempt)
         if attempt.own_cwd:
-            _remove_if_empty(attempt.own_cwd)
+            self._retire_cwd(attempt.own_cwd)
         peak = max(attempt.peak_rss, ex.max_rss)
         cpu = round(max(attempt.cpu_time, ex.cpu_time), 3)
         exit_status = ex.exit_status
@@ -522,6 +585,18 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _uid() -> int:
+    return os.getuid() if hasattr(os, "getuid") else -1
+
+
+def _look(path: str, st: os.stat_result) -> tuple:
+    """What tells a directory from another of the same owner: its mode and extended
+    attributes (ACLs, security labels), names and values."""
+    names = sorted(os.listxattr(path, follow_symlinks=False))
+    return (stat.S_IMODE(st.st_mode),
+            tuple((n, os.getxattr(path, n, follow_symlinks=False)) for n in names))
 
 
 def _mkdir(path: str) -> None:

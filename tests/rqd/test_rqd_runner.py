@@ -12,10 +12,13 @@ import time
 import psutil
 import pytest
 
+from rqd import accounts
 from rqd import runner as rn
 from rqd.state import RunningRecord, StateDir
 
 PY = sys.executable
+needs_root_here = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                                     reason="switching users needs the test to run as root")
 
 
 @pytest.fixture
@@ -156,6 +159,77 @@ def test_a_frame_without_cwd_runs_in_a_directory_of_its_own(helpers, tmp_path):
     keep = "open('out.txt', 'w').write('x')"
     run(runner, helpers.launch("34.2", [PY, "-c", keep]))
     assert (tmp_path / "work" / "farm1" / "34.2" / "out.txt").read_text() == "x"
+
+
+LOOK = ("import os; print('INO=%d EMPTY=%s CWD=%s' % "
+        "(os.stat('.').st_ino, os.listdir('.') == [], os.getcwd()))")
+
+
+def _look(text: str) -> tuple[int, bool, str]:
+    line = next(x for x in text.splitlines() if x.startswith("INO="))
+    ino, empty, cwd = (part.split("=", 1)[1] for part in line.split(" "))
+    return int(ino), empty == "True", cwd
+
+
+def test_an_empty_working_directory_is_used_again_and_looks_new(helpers, tmp_path):
+    # Making a directory per frame allocates an inode; an empty one an earlier frame left is
+    # renamed into place instead, and only when nothing tells it from a new one.
+    runner = rn.Runner("w1", tmp_path / "logs", work_dir=tmp_path / "work")
+    runner.farm = "f"
+    work = tmp_path / "work" / "f"
+    spares = lambda: sorted(p.name for p in work.glob(".spare-*"))  # noqa: E731
+    _, done, text = run(runner, helpers.launch("35.1", [PY, "-c", LOOK]))
+    first, empty, cwd = _look(text)
+    assert done.exit_status == 0 and empty and cwd == str(work / "35.1")
+    assert not (work / "35.1").exists() and spares() == [".spare-0"]
+    assert (work / ".spare-0").stat().st_ino == first
+    _, _, text = run(runner, helpers.launch("35.2", [PY, "-c", LOOK]))
+    assert _look(text) == (first, True, str(work / "35.2"))
+    assert spares() == [".spare-0"]
+    # Its mode changed: removed, not kept (the next frame gets a new directory).
+    run(runner, helpers.launch("35.3", [PY, "-c", "import os; os.chmod('.', 0o700)"]))
+    assert spares() == [] and not (work / "35.3").exists()
+    _, _, text = run(runner, helpers.launch("35.4", [PY, "-c", LOOK]))
+    fresh, empty, _ = _look(text)
+    assert empty and fresh != first and spares() == [".spare-0"]
+    # Something left in it: it stays where it is, and is not handed to anyone.
+    run(runner, helpers.launch("35.5", [PY, "-c", "open('out.txt', 'w').write('x')"]))
+    assert (work / "35.5" / "out.txt").read_text() == "x" and spares() == []
+    # Replaced by a symlink elsewhere: the next frame still gets a real, empty directory.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "secret").write_text("s")
+    swap = (f"import os; d = os.getcwd(); os.chdir('/'); os.rmdir(d); "
+            f"os.symlink({str(elsewhere)!r}, d)")
+    run(runner, helpers.launch("35.6", [PY, "-c", swap]))
+    assert (work / "35.6").is_symlink() and spares() == []
+    _, _, text = run(runner, helpers.launch("35.7", [PY, "-c", LOOK]))
+    assert _look(text)[1:] == (True, str(work / "35.7"))
+    assert not (work / "35.7").is_symlink() and (elsewhere / "secret").read_text() == "s"
+    assert spares() == [".spare-0"]
+    runner.close()
+    assert spares() == []
+
+
+@needs_root_here
+def test_a_spare_working_directory_goes_only_to_its_own_user(helpers, tmp_path):
+    # A process the earlier frame left may still sit in the directory: another user's frame
+    # must never get it.
+    nobody = accounts.resolve("nobody", 0)
+    runner = rn.Runner("w1", tmp_path / "logs", work_dir=tmp_path / "work")
+    work = tmp_path / "work"
+    os.chmod(tmp_path, 0o755)
+    a = runner.launch(helpers.launch("36.1", ["true"]), nobody)
+    runner.finish(a, wait_exit(runner, a))
+    [spare] = work.glob(".spare-*")
+    assert spare.stat().st_uid == nobody.uid
+    ino = spare.stat().st_ino
+    mine = runner.launch(helpers.launch("36.2", ["sleep", "2"]))
+    assert (work / "36.2").stat().st_ino != ino and (work / "36.2").stat().st_uid == 0
+    theirs = runner.launch(helpers.launch("36.3", ["sleep", "2"]), nobody)
+    assert (work / "36.3").stat().st_ino == ino and (work / "36.3").stat().st_uid == nobody.uid
+    for attempt in (mine, theirs):
+        runner.finish(attempt, wait_exit(runner, attempt))
 
 
 def _tree_pids(attempt: rn.Attempt, want: int) -> list[int]:
