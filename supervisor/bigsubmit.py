@@ -22,6 +22,7 @@ stored waits for it), and a job is dispatched only once it is all stored.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Callable
 
@@ -53,6 +54,11 @@ LAYER_COST = 200
 # threads of this process take turns on it).
 SLICE_WORK = 0.02
 SLICE_PAUSE = 0.03
+# PostgreSQL: the submit thread, between chunks of its Python work on frames, waits for the
+# loop's turn to end (at most this long): beside a thread busy in Python, every time the loop
+# let go of the GIL (a socket, a statement) it waited up to the switch interval to get it
+# back, and turns of 5 ms took 300-700 ms.
+PACE_WAIT = 0.05
 
 
 def rough_frames(jobs: Any) -> int:
@@ -93,6 +99,12 @@ class BigSubmits:
         # submission id join its first request here.
         self.waiting: dict[Any, list[tuple[list[bytes], int]]] = {}
         self.audit: dict[Any, tuple[p.Submit, str, list[bytes]]] = {}
+        # Set while the loop waits for something to do, clear during its turns (the loop's).
+        self.between_turns = threading.Event()
+
+    def pace(self) -> None:
+        """On the submit thread: wait for the loop's turn to end, if one is under way."""
+        self.between_turns.wait(PACE_WAIT)
 
     def start(self, cx: Context, req: Request,
               check: Callable[[list], None]) -> None:
@@ -117,7 +129,8 @@ class BigSubmits:
         hidden = access.hidden_projects
         policy = cx.policy
         self.background.submit(key, lambda: _store(cx, body, req.user, check,
-                                                   lambda conn: hidden(policy, conn, req.user)))
+                                                   lambda conn: hidden(policy, conn, req.user),
+                                                   self.pace))
 
     def collect(self, cx: Context, ready=None) -> None:
         """On the loop: answer the submits stored since the last call (`ready`: as
@@ -144,7 +157,8 @@ class BigSubmits:
 
 
 def _store(cx: Context, body: p.Submit, user: str, check: Callable[[list], None],
-           hidden: Callable[[Connection], frozenset[str]]) -> tuple[list[int], work.Touched]:
+           hidden: Callable[[Connection], frozenset[str]],
+           pace: Callable[[], None] | None = None) -> tuple[list[int], work.Touched]:
     """On the submit thread: check and store; (job ids, what changed)."""
     t0 = time.monotonic()
     try:
@@ -156,7 +170,7 @@ def _store(cx: Context, body: p.Submit, user: str, check: Callable[[list], None]
     if cx.engine.dialect.name == "sqlite":
         ids = _store_in_slices(cx, specs, user, now, sid, hidden)
     else:
-        ids = _store_at_once(cx, specs, user, now, sid, hidden)
+        ids = _store_at_once(cx, specs, user, now, sid, hidden, pace)
     log.info("%s submitted jobs %s (%d frames, stored off the loop in %.1f s)", user, ids,
              sum(len(layer.frames) for s in specs for layer in s.layers),
              time.monotonic() - t0)
@@ -174,10 +188,11 @@ def set_rules(cx: Context, conn: Connection, ids: list[int], specs: list) -> Non
 
 
 def _store_at_once(cx: Context, specs: list, user: str, now: float, sid: str | None,
-                   hidden: Callable[[Connection], frozenset[str]]) -> list[int]:
+                   hidden: Callable[[Connection], frozenset[str]],
+                   pace: Callable[[], None] | None = None) -> list[int]:
     try:
         with cx.begin() as (conn, staged):
-            ids = submit_store.submit(conn, specs, user, now, hidden(conn), sid)
+            ids = submit_store.submit(conn, specs, user, now, hidden(conn), sid, pace=pace)
             set_rules(cx, conn, ids, specs)
             staged.note(work.Touched(jobs=set(ids)))
             staged.wake()

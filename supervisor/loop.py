@@ -310,7 +310,12 @@ class Loop:
                 self.poller.register(monitor, zmq.POLLIN)
             if self.listener is not None:
                 self.poller.register(self.listener.fileno(), zmq.POLLIN)
+        between = self.big_submits.between_turns if self.big_submits is not None else None
+        if between is not None:
+            between.set()
         ready = self.ready = dict(self.poller.poll(timeout_ms))
+        if between is not None:
+            between.clear()
         if self._wake_r.fileno() in ready:
             self._drain_wake()
             if self.stopping:

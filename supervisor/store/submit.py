@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable
@@ -21,6 +20,7 @@ from supervisor.store.models import (Dependency, Frame, FrameDep, Job, Layer, La
 
 FRAME_INSERT_BATCH = 10_000
 SLICE_BATCH = 1_000        # frames per statement when stored in slices (a few ms each)
+COPY_CHUNK = 5_000         # frames made into COPY text at a time (a few ms of Python each)
 # The `flagged` of a job stored in slices (supervisor.bigsubmit): paused, so never dispatched,
 # until its last frame is stored and it is made what was asked.
 STORING = "being stored"
@@ -105,7 +105,8 @@ def _frame_targets(layer: LayerSpec, target: LayerSpec) -> list[list[int]]:
 def submit(conn: Connection, specs: list[JobSpec], user: str, now: float,
            hidden: frozenset[str] = frozenset(), submission: str | None = None,
            between: Callable[[], None] | None = None,
-           prepared: list[Prepared] | None = None) -> list[int]:
+           prepared: list[Prepared] | None = None,
+           pace: Callable[[], None] | None = None) -> list[int]:
     """Store validated jobs with all their frames; return the new job ids.
 
     `hidden` names the projects `user` may neither submit to nor depend on (restricted
@@ -118,14 +119,16 @@ def submit(conn: Connection, specs: list[JobSpec], user: str, now: float,
     commit, is called after each batch of frames (supervisor.bigsubmit stores huge jobs in
     slices that way); the caller makes them what was asked once all is stored.  `prepared`
     (`prepare(spec)` of each spec) is the frames' columns worked out before: a caller holding
-    others off while it writes works them out first."""
+    others off while it writes works them out first.  `pace()`, when given, is called every
+    few milliseconds of Python work on frames (PostgreSQL): a thread storing beside the
+    supervisor's loop waits there for the loop's turn to end."""
     if submission is not None:
         stored = stored_submission(conn, submission, user)
         if stored is not None:
             return stored
     if prepared is None:
         prepared = [prepare(spec) for spec in specs]
-    ids = [_submit_one(conn, spec, f"jobs[{k}]", user, now, hidden, between, ready)
+    ids = [_submit_one(conn, spec, f"jobs[{k}]", user, now, hidden, between, ready, pace)
            for k, (spec, ready) in enumerate(zip(specs, prepared))]
     if submission is not None:
         # In the jobs' transaction: both are stored, or neither.  Two retries racing on two
@@ -208,7 +211,7 @@ def prepare(spec: JobSpec) -> Prepared:
 
 def _submit_one(conn: Connection, spec: JobSpec, path: str, user: str, now: float,
                 hidden: frozenset[str], between: Callable[[], None] | None,
-                prepared: Prepared) -> int:
+                prepared: Prepared, pace: Callable[[], None] | None = None) -> int:
     if spec.project in hidden:
         raise SubmitError(f"{path}.project", f"project {spec.project!r} is restricted to its "
                                              "members (you are not one)")
@@ -245,7 +248,7 @@ def _submit_one(conn: Connection, spec: JobSpec, path: str, user: str, now: floa
             frames_total=len(starts), **counters).returning(Layer.id)).scalar_one()
         layer_ids[layer.name] = lid
         _insert_frames(conn, job_id, lid, starts, ends, labels, states, per_frame, now,
-                       between)
+                       between, pace)
         if layer.limits:
             conn.execute(insert(LayerLimit), [{"layer_id": lid, "limit_id": limit_ids[n]}
                                               for n in layer.limits])
@@ -290,13 +293,15 @@ def _insert_frame_deps(conn: Connection, layer_ids: dict[str, int],
 
 def _insert_frames(conn: Connection, job_id: int, layer_id: int, starts: list[int],
                    ends: list[int], labels: list[str], states: list[str], deps_left: list[int],
-                   now: float, between: Callable[[], None] | None = None) -> None:
+                   now: float, between: Callable[[], None] | None = None,
+                   pace: Callable[[], None] | None = None) -> None:
     """Insert a layer's frames (calling between() after each batch, when given).  PostgreSQL
     gets them by COPY, in the same transaction: a third of the time of one INSERT over unnested
     arrays for 100,000 frames, a fraction of that of a million bound parameters.  SQLite gets
     each batch as one statement over a JSON array of its rows."""
     if conn.dialect.name == "postgresql" and between is None:
-        _copy_frames(conn, job_id, layer_id, starts, ends, labels, states, deps_left, now)
+        _copy_frames(conn, job_id, layer_id, starts, ends, labels, states, deps_left, now,
+                     pace)
         return
     batch = SLICE_BATCH if between is not None else FRAME_INSERT_BATCH
     sqlite = conn.dialect.name == "sqlite"
@@ -332,19 +337,41 @@ _SQLITE_FRAMES = ("INSERT INTO frame (job_id, layer_id, idx, number, frame_end, 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+class _CopyRows:
+    """The frames in PostgreSQL's COPY text format, made COPY_CHUNK rows at a time as the
+    driver reads them (it sends each chunk with the GIL released), `pace()` before each."""
+
+    def __init__(self, job_id: int, layer_id: int, columns: tuple, now: float,
+                 pace: Callable[[], None] | None) -> None:
+        self.row = f"{job_id}\t{layer_id}\t%d\t%d\t%d\t%s\t%s\t0\t0\t%d\t{float(now)!r}\n"
+        self.columns, self.pace, self.at = columns, pace, 0
+
+    def read(self, size: int = -1) -> str:
+        starts, ends, labels, states, deps_left = self.columns
+        i0 = self.at
+        i1 = self.at = min(len(starts), i0 + COPY_CHUNK)
+        if i0 == i1:
+            return ""
+        if self.pace is not None:
+            self.pace()
+        chunk = labels[i0:i1]
+        text = "\0".join(chunk)
+        if any(c in text for c in "\\\t\n\r"):   # a tab or backslash must not shift columns
+            chunk = [lab.translate(_COPY_ESCAPES) for lab in chunk]
+        return "".join(map(self.row.__mod__, zip(range(i0, i1), starts[i0:i1], ends[i0:i1],
+                                                  chunk, states[i0:i1], deps_left[i0:i1])))
+
+
 def _copy_frames(conn: Connection, job_id: int, layer_id: int, starts: list[int],
                  ends: list[int], labels: list[str], states: list[str], deps_left: list[int],
-                 now: float) -> None:
-    """COPY the frames in PostgreSQL's text format (labels escaped: a tab or backslash in
-    one must not shift the columns)."""
-    head, at = f"{job_id}\t{layer_id}\t", repr(float(now))
-    data = "".join(
-        f"{head}{i}\t{n}\t{e}\t{lab.translate(_COPY_ESCAPES)}\t{st}\t0\t0\t{d}\t{at}\n"
-        for i, (n, e, lab, st, d) in enumerate(zip(starts, ends, labels, states, deps_left)))
+                 now: float, pace: Callable[[], None] | None = None) -> None:
+    """COPY the frames (labels escaped: a tab or backslash in one must not shift the
+    columns)."""
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         cursor.copy_expert("COPY frame (job_id, layer_id, idx, number, frame_end, label, state,"
                            " retries, attempt, deps_left, updated_at) FROM STDIN",
-                           io.StringIO(data))
+                           _CopyRows(job_id, layer_id, (starts, ends, labels, states, deps_left),
+                                     now, pace))
     finally:
         cursor.close()

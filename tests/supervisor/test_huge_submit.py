@@ -4,6 +4,8 @@ first one's jobs, nothing dispatched before it is all stored, nothing half store
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import zmq
 
@@ -121,3 +123,36 @@ def test_jobs_left_half_stored_are_deleted_and_cannot_be_resumed(engine):
         assert bigsubmit.forget_unfinished(conn) == 1
         assert conn.exec_driver_sql("SELECT count(*) FROM frame").scalar() == 0
         assert conn.exec_driver_sql("SELECT count(*) FROM job").scalar() == 0
+
+
+def test_the_submit_thread_waits_while_a_loop_turn_is_under_way(sqlite_url, monkeypatch):
+    # Beside a thread busy in Python the loop waited for the GIL every time it let go of it;
+    # the submit thread's pace() waits instead while a turn is under way.
+    from tests.simfarm import SimFarm
+    monkeypatch.setattr(bigsubmit, "PACE_WAIT", 60.0)
+    farm = SimFarm(sqlite_url)
+    try:
+        big = farm.loop.big_submits
+        seen: list[bool] = []
+
+        def ask_while_waiting() -> None:
+            seen.append(big.between_turns.wait(60))   # the loop is waiting in its poll
+            sock = farm.ctx.socket(zmq.DEALER)
+            sock.connect(farm.endpoints[0])
+            sock.send_multipart([b"", b"not a request"])   # something to wake it
+            sock.close(linger=1000)
+
+        asker = threading.Thread(target=ask_while_waiting)
+        asker.start()
+        farm.loop.step(60_000)
+        asker.join(60)
+        assert seen == [True] and not big.between_turns.is_set()
+        paced = threading.Thread(target=big.pace)
+        paced.start()
+        paced.join(0.5)
+        assert paced.is_alive()           # a turn is under way (the last one has not ended)
+        farm.loop.step(0)                 # back in the poll, if only for a moment
+        paced.join(60)
+        assert not paced.is_alive()
+    finally:
+        farm.close()

@@ -42,3 +42,19 @@ def test_frames_are_stored_in_order_with_their_labels_and_states(db_url):
     assert [tuple(r) for r in comp] == [
         (1, "1", "DEPEND"), (2, "2", "DEPEND"), (3, "3", "DEPEND"),
         (7, "a\tb", "WAITING"), (8, "c\\d", "WAITING"), (9, "e\nf", "WAITING")]
+
+
+def test_a_paced_submit_stores_the_same_frames(engine):
+    # pace() is how a submit stored beside the supervisor's loop lets the loop's turns go
+    # first: on PostgreSQL it is called before each COPY_CHUNK frames are made into COPY text.
+    calls = []
+    frames = 2 * submit_store.COPY_CHUNK + 1
+    specs = validate_submission([{"name": "big", "project": "p", "layers": [
+        {"name": "r", "command": ["true"], "range": f"1-{frames}"}]}])
+    with engine.begin() as conn:
+        [job_id] = submit_store.submit(conn, specs, "ann", 100.5,
+                                       pace=lambda: calls.append(1))
+        rows = conn.execute(select(Frame.idx, Frame.number, Frame.label, Frame.state)
+                            .where(Frame.job_id == job_id).order_by(Frame.idx)).all()
+    assert [tuple(r) for r in rows] == [(i, i + 1, str(i + 1), "WAITING") for i in range(frames)]
+    assert len(calls) == (3 if engine.dialect.name == "postgresql" else 0)
