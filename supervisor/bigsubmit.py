@@ -6,7 +6,8 @@ long.  A submit that costs more than HUGE (its frames, counted roughly from its 
 any checking, plus a weight for each job and layer: `rough_cost`) is checked and stored on a
 thread of its own, and answered when it is stored:
 
-- PostgreSQL: in one transaction, as on the loop (others write beside it);
+- PostgreSQL: in one transaction, as on the loop (others write beside it); the thread waits
+  for the loop's turn to end before each chunk of its Python work on frames (`pace`);
 - SQLite (one writer at a time): in slices of submit.SLICE_BATCH frames or of whole jobs, committed
   after every SLICE_WORK seconds of writing, with a pause in which the loop's writes take the
   lock: the loop waits for a slice at most, never for a whole submit.  Meanwhile the jobs are
