@@ -100,12 +100,16 @@ class BigSubmits:
         # submission id join its first request here.
         self.waiting: dict[Any, list[tuple[list[bytes], int]]] = {}
         self.audit: dict[Any, tuple[p.Submit, str, list[bytes]]] = {}
-        # Set while the loop waits for something to do, clear during its turns (the loop's).
+        # Set while the loop waits for something to do, clear during its turns (the loop's),
+        # and the thread the loop runs on.
         self.between_turns = threading.Event()
+        self.loop_thread: int | None = None
 
     def pace(self) -> None:
-        """On the submit thread: wait for the loop's turn to end, if one is under way."""
-        self.between_turns.wait(PACE_WAIT)
+        """On the submit thread: wait for the loop's turn to end, if one is under way.  (On
+        the loop's own thread, where a farm without threads stores it, nothing to wait for.)"""
+        if threading.get_ident() != self.loop_thread:
+            self.between_turns.wait(PACE_WAIT)
 
     def start(self, cx: Context, req: Request,
               check: Callable[[list], None]) -> None:

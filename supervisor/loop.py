@@ -17,6 +17,7 @@ import logging
 from collections import deque
 import socket
 import sys
+import threading
 import time
 from typing import Any, Callable
 
@@ -310,8 +311,10 @@ class Loop:
                 self.poller.register(monitor, zmq.POLLIN)
             if self.listener is not None:
                 self.poller.register(self.listener.fileno(), zmq.POLLIN)
-        between = self.big_submits.between_turns if self.big_submits is not None else None
-        if between is not None:
+        between = None
+        if self.big_submits is not None:
+            self.big_submits.loop_thread = threading.get_ident()
+            between = self.big_submits.between_turns
             between.set()
         ready = self.ready = dict(self.poller.poll(timeout_ms))
         if between is not None:

@@ -154,5 +154,20 @@ def test_the_submit_thread_waits_while_a_loop_turn_is_under_way(sqlite_url, monk
         farm.loop.step(0)                 # back in the poll, if only for a moment
         paced.join(60)
         assert not paced.is_alive()
+        # A farm without threads stores huge submits on the loop's own thread: no waiting.
+        big.between_turns.clear()
+        returned, rescued = threading.Event(), []
+
+        def rescue() -> None:
+            if not returned.wait(20):
+                rescued.append(True)
+                big.between_turns.set()
+
+        rescuer = threading.Thread(target=rescue)
+        rescuer.start()
+        big.pace()
+        returned.set()
+        rescuer.join()
+        assert not rescued
     finally:
         farm.close()
