@@ -171,3 +171,14 @@ def test_the_submit_thread_waits_while_a_loop_turn_is_under_way(sqlite_url, monk
         assert not rescued
     finally:
         farm.close()
+
+
+def test_a_huge_submit_is_worked_on_with_the_collector_off():
+    # Its million-frame lists would be walked by every collection meanwhile, on any thread.
+    import gc
+    assert gc.isenabled()
+    assert bigsubmit._without_gc(gc.isenabled) is False
+    assert gc.isenabled()
+    with pytest.raises(ZeroDivisionError):
+        bigsubmit._without_gc(lambda: 1 / 0)
+    assert gc.isenabled()
