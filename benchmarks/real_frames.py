@@ -13,8 +13,8 @@ from the frames' own start and stop times.
 The supervisor's database and each rqd's state and logs go into a new directory under `--dir`
 (default: the data directory, where rqd keeps them when not told otherwise). Each frame creates
 its log and working directory there, so the file system counts in rqd's CPU: the script prints
-what creating a file costs there and in the system's temporary directory (on one machine here
-/tmp cost 160 µs of CPU per file against 25 µs elsewhere on the same disk).
+what creating a file costs there and in the system's temporary directory (on one virtual
+machine here it went from 20 to 800 µs of CPU a file within an hour, on the same disk).
 
 `--py-spy DIR` records each process with py-spy (if installed) into DIR as collapsed stacks
 (flamegraph.pl input), sampling only the thread holding the GIL: where the CPU goes, not
