@@ -178,7 +178,7 @@ def _without_gc(store: Callable[[], Any]) -> Any:
 
 def _store(cx: Context, body: p.Submit, user: str, check: Callable[[list], None],
            hidden: Callable[[Connection], frozenset[str]],
-           pace: Callable[[], None] | None = None) -> tuple[list[int], work.Touched]:
+           pace: Callable[[], None]) -> tuple[list[int], work.Touched]:
     """On the submit thread: check and store; (job ids, what changed)."""
     t0 = time.monotonic()
     try:
@@ -209,7 +209,7 @@ def set_rules(cx: Context, conn: Connection, ids: list[int], specs: list) -> Non
 
 def _store_at_once(cx: Context, specs: list, user: str, now: float, sid: str | None,
                    hidden: Callable[[Connection], frozenset[str]],
-                   pace: Callable[[], None] | None = None) -> list[int]:
+                   pace: Callable[[], None]) -> list[int]:
     try:
         with cx.begin() as (conn, staged):
             ids = submit_store.submit(conn, specs, user, now, hidden(conn), sid, pace=pace)

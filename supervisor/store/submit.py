@@ -211,7 +211,7 @@ def prepare(spec: JobSpec) -> Prepared:
 
 def _submit_one(conn: Connection, spec: JobSpec, path: str, user: str, now: float,
                 hidden: frozenset[str], between: Callable[[], None] | None,
-                prepared: Prepared, pace: Callable[[], None] | None = None) -> int:
+                prepared: Prepared, pace: Callable[[], None] | None) -> int:
     if spec.project in hidden:
         raise SubmitError(f"{path}.project", f"project {spec.project!r} is restricted to its "
                                              "members (you are not one)")
@@ -364,7 +364,7 @@ class _CopyRows:
 
 def _copy_frames(conn: Connection, job_id: int, layer_id: int, starts: list[int],
                  ends: list[int], labels: list[str], states: list[str], deps_left: list[int],
-                 now: float, pace: Callable[[], None] | None = None) -> None:
+                 now: float, pace: Callable[[], None] | None) -> None:
     """COPY the frames (labels escaped: a tab or backslash in one must not shift the
     columns)."""
     cursor = conn.connection.dbapi_connection.cursor()
