@@ -305,15 +305,20 @@ ShortText = Annotated[str, msgspec.Meta(max_length=32)]    # its os, its rqd's v
 AttemptId = Annotated[str, msgspec.Meta(max_length=64)]    # "<frame id>.<attempt>"
 WorkerTag = Annotated[str, msgspec.Meta(max_length=64)]    # as a job's tags are
 Token = Annotated[str, msgspec.Meta(max_length=64)]        # a farm's id, a drain's end
+# Its measures too: never negative, never NaN or infinite (SQLite stores a NaN as NULL, and
+# either database would keep it in every sum and chart), and small enough that the sums and
+# differences made of them stay within what the databases hold.
+Amount = Annotated[int, msgspec.Meta(ge=0, le=2**48)]      # a count, MB, bytes, a pid
+Measure = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]  # seconds, epoch seconds, a load
 
 
 class RunningAttempt(Body):
     attempt_id: AttemptId
-    pid: Int = 0
-    rss: Int = 0                    # bytes, the whole process tree
-    peak_rss: Int = 0
-    cpu_time: float = 0.0           # seconds, user + system, the whole tree
-    started: float = 0.0            # wall-clock epoch seconds
+    pid: Amount = 0
+    rss: Amount = 0                 # bytes, the whole process tree
+    peak_rss: Amount = 0
+    cpu_time: Measure = 0.0         # seconds, user + system, the whole tree
+    started: Measure = 0.0          # wall-clock epoch seconds
     # How far the frame is, from the progress lines it printed (rqd.progress); None: it
     # printed none yet.
     progress: Percent | None = None
@@ -322,10 +327,10 @@ class RunningAttempt(Body):
 class Completion(Body):
     attempt_id: AttemptId
     exit_status: Int                # 0 is success; -N killed by signal N
-    started: float
-    stopped: float
-    peak_rss: Int = 0
-    cpu_time: float = 0.0
+    started: Measure
+    stopped: Measure
+    peak_rss: Amount = 0
+    cpu_time: Measure = 0.0
     reason: str = ""                # "killed", "launch failed: ...", ... when not a plain exit
 
 
@@ -340,15 +345,15 @@ class Register(Body):
     name: HostText
     hostname: HostText
     os: ShortText
-    cores: Int
-    memory_mb: Int
-    slots: Int
+    cores: Amount
+    memory_mb: Amount
+    slots: Amount
     version: ShortText
     running: list[RunningAttempt] = []
     completions: list[Completion] = []
     tags: list[WorkerTag] = []      # from rqd's config plus hardware tags (os, gpu)
-    gpus: Int = 0
-    disk_free_mb: Int = 0
+    gpus: Amount = 0
+    disk_free_mb: Amount = 0
     nimby: bool = False             # locked locally because someone is using the machine
     path_maps: list[PathRule] = []  # the worker's own rules (override the supervisor's)
     # Attempt ids of further kept completions that did not fit in `completions`: they follow
@@ -383,11 +388,11 @@ class Refused(Body):
 
 class Heartbeat(Body):
     running: list[RunningAttempt] = []
-    load: float = 0.0
-    cpu_percent: float = 0.0
-    memory_free_mb: Int = 0
-    disk_free_mb: Int = 0
-    gpus: Int = 0
+    load: Measure = 0.0
+    cpu_percent: Measure = 0.0
+    memory_free_mb: Amount = 0
+    disk_free_mb: Amount = 0
+    gpus: Amount = 0
     nimby: bool = False
     draining: bool = False
     kept: list[AttemptId] = []      # attempt ids of completions kept, not yet acknowledged

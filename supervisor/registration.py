@@ -46,8 +46,8 @@ def _precheck(cx: Context, identity: bytes, reg: p.Register, mono: float) -> str
     if (existing is not None and existing.identity not in (None, identity)
             and mono - existing.last_seen < cx.cfg.host_expiry):
         return f"a worker named {reg.name!r} is already connected; give this one another --name"
-    if reg.slots < 0 or reg.cores < 0 or reg.memory_mb < 0 or not reg.name.strip():
-        return "registration with a negative count or empty name"
+    if not reg.name.strip():     # (negative counts are refused when the message is decoded)
+        return "registration with an empty name"
     return None
 
 

@@ -303,8 +303,27 @@ def test_a_number_no_database_can_hold_is_refused_when_decoded():
             p.decode(data, p.MAX_WORKER_MESSAGE)
         assert info.value.code == "malformed"
     # The largest that fits is taken.
-    _, body = p.decode(p.encode(p.Heartbeat(memory_free_mb=2**63 - 1)), p.MAX_WORKER_MESSAGE)
-    assert body.memory_free_mb == 2**63 - 1
+    _, body = p.decode(p.encode(p.Heartbeat(launch_seq=2**63 - 1)), p.MAX_WORKER_MESSAGE)
+    assert body.launch_seq == 2**63 - 1
+
+
+@pytest.mark.parametrize("field,value", [
+    ("load", float("nan")), ("load", float("inf")), ("load", -0.5), ("cpu_percent", 1e300),
+    ("memory_free_mb", -1), ("memory_free_mb", 2**63 - 1), ("disk_free_mb", 2**48 + 1),
+    ("gpus", -1)])
+def test_a_workers_figures_are_finite_and_not_negative(field, value):
+    """A worker's measures are summed, subtracted and charted: one that is negative, NaN,
+    infinite or past what those sums hold is refused when decoded."""
+    with pytest.raises(p.ProtocolError, match=field) as info:
+        p.decode(p.encode(p.Heartbeat(**{field: value})), p.MAX_WORKER_MESSAGE)
+    assert info.value.code == "malformed"
+
+
+def test_a_workers_figures_up_to_their_bounds_are_taken():
+    beat = p.Heartbeat(load=1e12, cpu_percent=0.0, memory_free_mb=2**48, disk_free_mb=0,
+                       running=[p.RunningAttempt("1.1", rss=2**48, cpu_time=5e-324,
+                                                 started=1.8e9)])
+    assert p.decode(p.encode(beat), p.MAX_WORKER_MESSAGE)[1] == beat
 
 
 @pytest.mark.parametrize("progress", [-1, 101, 2**40, 45.5, "45"])

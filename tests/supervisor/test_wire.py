@@ -189,6 +189,47 @@ def test_heartbeat_figures_are_stored_as_sent(farm):
     w.close()
 
 
+def test_figures_no_database_holds_are_refused_when_they_come_in(farm):
+    """A NaN, an infinity, a negative or a huge figure is answered as malformed where it comes
+    in: never stored (SQLite keeps a NaN as NULL in a NOT NULL column), never a failed write
+    of the figures that spoils the other hosts' (once a fuzz run's count of internal errors)."""
+    w = Peer(farm.port + 1)
+    register(w, "fig", slots=1)
+    c = farm.client()
+    internal = {m["name"]: m["value"] for m in c.metrics()}.get("errors.internal", 0)
+    bad = [p.Heartbeat(load=float("nan")), p.Heartbeat(load=float("inf")),
+           p.Heartbeat(cpu_percent=float("nan")), p.Heartbeat(cpu_percent=-1.0),
+           p.Heartbeat(memory_free_mb=2**63 - 1), p.Heartbeat(disk_free_mb=-1),
+           p.Heartbeat(running=[p.RunningAttempt("1.1", rss=2**62)]),
+           p.Heartbeat(running=[p.RunningAttempt("1.1", cpu_time=float("-inf"))]),
+           p.Complete([p.Completion("1.1", 0, started=float("nan"), stopped=1.0)]),
+           p.Register(name="fig2", hostname="fig2", os="linux", cores=1, memory_mb=2**63 - 1,
+                      slots=1, version=cuefarm.__version__),
+           p.Register(name="fig3", hostname="fig3", os="linux", cores=1, memory_mb=1,
+                      slots=-1, version=cuefarm.__version__)]
+    for body in bad:
+        w.send(body)
+        reply = w.recv_type(p.Error)
+        assert reply.code == "malformed", (body, reply)
+    w.send(p.Heartbeat(load=1.5, cpu_percent=12.5, memory_free_mb=1234))
+    engine = make_engine(farm.db_url)
+
+    def stored():
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT load, cpu_percent, memory_free_mb FROM host"
+                                     " WHERE name = 'fig'")).one() == (1.5, 12.5, 1234)
+    try:
+        wait_until(stored, 30, message="the good heartbeat's figures to be written")
+        with engine.connect() as conn:
+            names = set(conn.execute(text("SELECT name FROM host")).scalars())
+    finally:
+        engine.dispose()
+    assert names == {"fig"}
+    after = {m["name"]: m["value"] for m in c.metrics()}
+    assert after.get("errors.internal", 0) == internal, after
+    w.close()
+
+
 def test_refused_launch_goes_elsewhere_without_spending_a_retry(farm):
     a = Peer(farm.port + 1)
     register(a, "refuser", slots=1)
