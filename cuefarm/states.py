@@ -82,6 +82,9 @@ class IllegalTransition(ValueError):
 
 def next_state(state: FrameState | str, event: Event | str) -> FrameState:
     """Return the state a frame in `state` moves to on `event`, or raise IllegalTransition."""
+    new = TRANSITIONS.get((state, event))     # the members themselves: no conversion
+    if new is not None:
+        return new
     key = (FrameState(state), Event(event))
     try:
         return TRANSITIONS[key]

@@ -100,10 +100,11 @@ class Deltas:
 
     def move(self, layer_id: int, old: FrameState | None, new: FrameState | None, n: int = 1) -> None:
         d = self.by_layer[layer_id]
+        # (A state's name is its value: COUNTER takes the plain string as well.)
         if old is not None:
-            d[COUNTER[FrameState(old)]] -= n
+            d[COUNTER[old]] -= n
         if new is not None:
-            d[COUNTER[FrameState(new)]] += n
+            d[COUNTER[new]] += n
 
     def defer(self, conn: Connection, stmt, params: dict[str, Any]) -> None:
         """PostgreSQL: send `stmt` (a text() statement) ahead of the next write or flush,

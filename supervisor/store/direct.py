@@ -363,7 +363,7 @@ def many_rows(conn: Connection, sql: str, rows: list[tuple]) -> None:
         for o in range(0, len(rows), per):
             chunk = rows[o:o + per]
             text = sql.format(values=", ".join([one] * len(chunk)))
-            args = tuple(v for row in chunk for v in row)
+            args = tuple(itertools.chain.from_iterable(chunk))
             try:
                 cursor.execute(text, args)
             except sqlite3.Error as e:
