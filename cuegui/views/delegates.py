@@ -10,7 +10,7 @@ from qtpy.QtGui import QColor, QFontMetrics, QPainter, QPalette, QPen, QStaticTe
 from qtpy.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from cuegui import theme
-from cuegui.models.table import RowRole, SortRole
+from cuegui.models.table import RowRole, RowTableModel, SortRole
 
 
 @functools.lru_cache(maxsize=256)
@@ -226,7 +226,9 @@ class ProgressDelegate(_Painted):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
         self.background(painter, option, index)
-        job = index.data(RowRole) or {}
+        model = index.model()     # the row itself, not a copy made through data(RowRole)
+        job = (model.row(index.row()) if isinstance(model, RowTableModel)
+               else index.data(RowRole)) or {}
         total = job.get("frames_total") or 0
         segments = [((job.get(key) or 0) / total, colour)
                     for key, colour in theme.PROGRESS_COLORS.items()

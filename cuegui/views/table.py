@@ -11,7 +11,7 @@ from qtpy.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel,
                             QMenu, QTableView, QToolBar, QVBoxLayout, QWidget)
 
 from cuegui import theme
-from cuegui.models.table import RowRole, RowTableModel
+from cuegui.models.table import RowTableModel
 from cuegui.views.cellpaint import paint_cells
 from cuegui.views.delegates import TextDelegate
 
@@ -110,12 +110,14 @@ class TableView(QTableView):
 
     def selected_rows(self) -> list[dict]:
         """The selected rows' dicts, in display order."""
-        rows = sorted(i.row() for i in self.selectionModel().selectedRows())
-        return [self.model().index(r, 0).data(RowRole) for r in rows]
+        model = self.table_model()
+        return [model.row(r) for r in sorted(i.row() for i in self.selectionModel().selectedRows())]
 
     def current_row(self) -> dict | None:
         index = self.currentIndex()
-        return index.data(RowRole) if index.isValid() else None
+        # From the model itself, not through data(RowRole): Qt copies a dict it hands over
+        # deeply, twice (a layer's 30,000 run times took 7 ms).
+        return self.table_model().row(index.row()) if index.isValid() else None
 
     def select_id(self, row_id: Any) -> bool:
         """Make the row with this id current and selected; False when it is not shown."""
