@@ -110,8 +110,8 @@ class TableView(QTableView):
 
     def selected_rows(self) -> list[dict]:
         """The selected rows' dicts, in display order."""
-        model = self.table_model()
-        return [model.row(r) for r in sorted(i.row() for i in self.selectionModel().selectedRows())]
+        model, chosen = self.table_model(), self.selectionModel().selectedRows()
+        return [model.row(r) for r in sorted(i.row() for i in chosen)]
 
     def current_row(self) -> dict | None:
         index = self.currentIndex()
