@@ -306,15 +306,17 @@ AttemptId = Annotated[str, msgspec.Meta(max_length=64)]    # "<frame id>.<attemp
 WorkerTag = Annotated[str, msgspec.Meta(max_length=64)]    # as a job's tags are
 Token = Annotated[str, msgspec.Meta(max_length=64)]        # a farm's id, a drain's end
 # Its measures too: never negative, never NaN or infinite (SQLite stores a NaN as NULL, and
-# either database would keep it in every sum and chart), and small enough that the sums and
-# differences made of them stay within what the databases hold.
-Amount = Annotated[int, msgspec.Meta(ge=0, le=2**48)]      # a count, MB, bytes, a pid
+# either database would keep it in every sum and chart), and within the columns they go to
+# (PostgreSQL refuses the whole write of a batch of rows for one value past its column).
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]   # cores, slots, GPUs, a pid
+Amount = Annotated[int, msgspec.Meta(ge=0, le=2**48)]      # MB, bytes (64-bit columns)
 Measure = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]  # seconds, epoch seconds, a load
+ExitStatus = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
 
 
 class RunningAttempt(Body):
     attempt_id: AttemptId
-    pid: Amount = 0
+    pid: Count = 0
     rss: Amount = 0                 # bytes, the whole process tree
     peak_rss: Amount = 0
     cpu_time: Measure = 0.0         # seconds, user + system, the whole tree
@@ -326,7 +328,7 @@ class RunningAttempt(Body):
 
 class Completion(Body):
     attempt_id: AttemptId
-    exit_status: Int                # 0 is success; -N killed by signal N
+    exit_status: ExitStatus         # 0 is success; -N killed by signal N
     started: Measure
     stopped: Measure
     peak_rss: Amount = 0
@@ -345,14 +347,14 @@ class Register(Body):
     name: HostText
     hostname: HostText
     os: ShortText
-    cores: Amount
+    cores: Count
     memory_mb: Amount
-    slots: Amount
+    slots: Count
     version: ShortText
     running: list[RunningAttempt] = []
     completions: list[Completion] = []
     tags: list[WorkerTag] = []      # from rqd's config plus hardware tags (os, gpu)
-    gpus: Amount = 0
+    gpus: Count = 0
     disk_free_mb: Amount = 0
     nimby: bool = False             # locked locally because someone is using the machine
     path_maps: list[PathRule] = []  # the worker's own rules (override the supervisor's)
@@ -392,7 +394,7 @@ class Heartbeat(Body):
     cpu_percent: Measure = 0.0
     memory_free_mb: Amount = 0
     disk_free_mb: Amount = 0
-    gpus: Amount = 0
+    gpus: Count = 0
     nimby: bool = False
     draining: bool = False
     kept: list[AttemptId] = []      # attempt ids of completions kept, not yet acknowledged

@@ -178,3 +178,52 @@ def test_rqd_survives_a_hostile_supervisor_and_then_works_with_a_real_one(sqlite
     finally:
         router.close(0)
         farm.stop()
+
+
+FIGURES = 0.5       # seconds between writes of the hosts' figures in the test below
+HOSTILE_VALUES = (hostile.HOSTILE_INTS + [1e30, -1e30, 2.0**70] + hostile.HOSTILE_FLOATS
+                  + hostile.WRONG_VALUES + hostile.ODD_STRINGS)
+
+
+def test_no_hostile_heartbeat_field_fails_the_write_of_the_hosts_figures(db_url, tmp_path):
+    """Every field of a heartbeat with every hostile value, one registered worker each: a
+    heartbeat is either refused when it comes in or stored at the next write of the figures.
+    (A NaN load, or a free memory whose difference from the total overflowed, once reached
+    that background write and failed it for every host of its slice; the random fuzz above
+    met it only when a write fell between that heartbeat and the next.)"""
+    (tmp_path / "figures.toml").write_text(f"[supervisor]\nfigures_interval = {FIGURES}\n")
+    farm = Farm(db_url, tmp_path)
+    farm.env["CUEFARM_CONFIG"] = str(tmp_path / "figures.toml")
+    farm.start_supervisor()
+    msgs = hostile.Messages(p.WORKER_MESSAGES, random.Random(0))
+    cases = [(path, v) for path, _ in hostile._leaves(msgs.info["heartbeat"])
+             for v in HOSTILE_VALUES] + [((), None)]       # the last: a plain heartbeat
+    socks = [dealer(farm.port + 1) for _ in cases]
+    try:
+        c = farm.client(timeout=30)
+        for i, s in enumerate(socks):
+            reg = msgs.sample("register")
+            reg.update(name=f"h{i}", hostname=f"h{i}", memory_mb=64_000, running=[],
+                       completions=[], kept=[], drained="", farm_id="")
+            s.send(msgs.envelope("register", reg))
+        wait_until(lambda: len(c.hosts()) == len(cases), 60, message="every worker registered")
+        before = error_counts(c)
+        for s, (path, value) in zip(socks, cases):
+            beat = msgs.sample("heartbeat")
+            beat["memory_free_mb"] = 1234
+            s.send(msgs.envelope("heartbeat", hostile._set(beat, path, value) if path else beat))
+        control = f"h{len(cases) - 1}"
+        wait_until(lambda: next(h for h in c.hosts() if h["name"] == control)["memory_free_mb"]
+                   == 1234, 30, message="the plain heartbeat's figures written")
+        time.sleep(2 * FIGURES)        # every slice of hosts written once more
+        after = error_counts(c)
+        assert after.get("internal", 0) == before.get("internal", 0), farm.supervisor_log()
+        assert after.get("malformed", 0) > before.get("malformed", 0)
+        # What was taken is what the databases hold: finite, not negative.
+        for h in c.hosts():
+            assert 0 <= h["load"] < 1e13 and 0 <= h["cpu_percent"] < 1e13, h
+            assert 0 <= h["memory_free_mb"] <= 2**48 and 0 <= h["disk_free_mb"] <= 2**48, h
+    finally:
+        for s in socks:
+            s.close(0)
+        farm.stop()

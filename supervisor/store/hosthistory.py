@@ -23,7 +23,7 @@ def write_samples(conn: Connection, samples: list[dict[str, Any]]) -> None:
         conn.execute(text(
             "INSERT INTO host_sample (host_id, t, load, memory_used_mb, running)"
             " SELECT * FROM unnest(CAST(:hid AS bigint[]), CAST(:t AS float8[]),"
-            " CAST(:load AS float8[]), CAST(:mem AS integer[]), CAST(:running AS integer[]))"
+            " CAST(:load AS float8[]), CAST(:mem AS bigint[]), CAST(:running AS integer[]))"
             " ON CONFLICT DO NOTHING"), cols)
         return
     conn.execute(sqlite.insert(HostSample).on_conflict_do_nothing(), [

@@ -72,7 +72,7 @@ def write_figures(conn: Connection, figures: list[dict[str, Any]]) -> None:
             " memory_free_mb = t.free, disk_free_mb = t.disk, nimby = t.nimby,"
             " draining = t.draining FROM unnest(CAST(:hid AS bigint[]),"
             " CAST(:seen AS float8[]), CAST(:load AS float8[]), CAST(:cpu AS float8[]),"
-            " CAST(:free AS integer[]), CAST(:disk AS integer[]), CAST(:nimby AS boolean[]),"
+            " CAST(:free AS bigint[]), CAST(:disk AS bigint[]), CAST(:nimby AS boolean[]),"
             " CAST(:draining AS boolean[])) AS t(hid, seen, load, cpu, free, disk, nimby,"
             " draining) WHERE host.id = t.hid"), cols)
         return

@@ -219,14 +219,15 @@ class Host(Base):
     hostname: Mapped[str] = mapped_column(String(256))
     os: Mapped[str] = mapped_column(String(32))
     cores: Mapped[int] = mapped_column(Integer)
-    memory_mb: Mapped[int] = mapped_column(Integer)
-    memory_free_mb: Mapped[int] = mapped_column(Integer, default=0)
+    # Megabytes in 64 bits: a petabyte file system's free space is past 2^31 MB.
+    memory_mb: Mapped[int] = mapped_column(BigInteger)
+    memory_free_mb: Mapped[int] = mapped_column(BigInteger, default=0)
     gpus: Mapped[int] = mapped_column(Integer, default=0)
     tags: Mapped[Any] = mapped_column(JSON, default=list)           # as the worker reports them
     tags_added: Mapped[Any] = mapped_column(JSON, default=list)     # by an admin
     tags_removed: Mapped[Any] = mapped_column(JSON, default=list)   # by an admin
     address: Mapped[str] = mapped_column(String(64), default="")
-    disk_free_mb: Mapped[int] = mapped_column(Integer, default=0)
+    disk_free_mb: Mapped[int] = mapped_column(BigInteger, default=0)
     slots_override: Mapped[int | None] = mapped_column(Integer, nullable=True)  # set by an admin
     lock_kind: Mapped[str] = mapped_column(String(16), default="")  # manual | schedule
     lock_slots: Mapped[int | None] = mapped_column(Integer, nullable=True)  # partial lock
@@ -380,7 +381,7 @@ class HostSample(Base):
                                          primary_key=True)
     t: Mapped[float] = mapped_column(Float, primary_key=True)     # epoch seconds, step start
     load: Mapped[float] = mapped_column(Float, default=0.0)
-    memory_used_mb: Mapped[int] = mapped_column(Integer, default=0)
+    memory_used_mb: Mapped[int] = mapped_column(BigInteger, default=0)
     running: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_host_sample_t", "t"),)

@@ -1,5 +1,5 @@
-"""Migration 0003 (money as micro-dollars) from a database at 0002 holding data, on SQLite and
-PostgreSQL."""
+"""Migrations from a database holding data, on SQLite and PostgreSQL: 0003 (money as
+micro-dollars) and 0020 (a host's megabytes in 64 bits)."""
 
 from __future__ import annotations
 
@@ -105,3 +105,29 @@ def test_a_supervisor_start_on_a_current_database_loads_no_alembic(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_0020_keeps_a_hosts_figures_and_takes_petabytes_after(db_url):
+    from supervisor.store.hosts import write_figures
+    from supervisor.store.models import Host
+    engine = make_engine(db_url)
+    try:
+        upgrade_to(engine, "0019")
+        with engine.begin() as conn:
+            conn.execute(Host.__table__.insert().values(
+                name="w1", hostname="w1", os="linux", cores=8, memory_mb=64_000,
+                memory_free_mb=60_000, disk_free_mb=2**31 - 1, slots_configured=8, state="UP",
+                last_seen=1.0, registered_at=1.0))
+        migrate(engine)
+        with engine.begin() as conn:
+            kept = conn.execute(select(Host.memory_mb, Host.memory_free_mb,
+                                       Host.disk_free_mb)).one()
+            hid = conn.execute(select(Host.id)).scalar()
+            write_figures(conn, [{"hid": hid, "seen": 2.0, "load": 0.5, "cpu": 1.0,
+                                  "free": 60_000, "disk": 5 * 2**30, "nimby": False,
+                                  "draining": False}])
+            disk = conn.execute(select(Host.disk_free_mb)).scalar()
+        assert tuple(kept) == (64_000, 60_000, 2**31 - 1)
+        assert disk == 5 * 2**30
+    finally:
+        engine.dispose()

@@ -310,7 +310,7 @@ def test_a_number_no_database_can_hold_is_refused_when_decoded():
 @pytest.mark.parametrize("field,value", [
     ("load", float("nan")), ("load", float("inf")), ("load", -0.5), ("cpu_percent", 1e300),
     ("memory_free_mb", -1), ("memory_free_mb", 2**63 - 1), ("disk_free_mb", 2**48 + 1),
-    ("gpus", -1)])
+    ("gpus", -1), ("gpus", 2**31)])
 def test_a_workers_figures_are_finite_and_not_negative(field, value):
     """A worker's measures are summed, subtracted and charted: one that is negative, NaN,
     infinite or past what those sums hold is refused when decoded."""

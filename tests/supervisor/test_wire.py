@@ -203,21 +203,27 @@ def test_figures_no_database_holds_are_refused_when_they_come_in(farm):
            p.Heartbeat(running=[p.RunningAttempt("1.1", rss=2**62)]),
            p.Heartbeat(running=[p.RunningAttempt("1.1", cpu_time=float("-inf"))]),
            p.Complete([p.Completion("1.1", 0, started=float("nan"), stopped=1.0)]),
+           p.Complete([p.Completion("1.1", 2**40, started=1.0, stopped=2.0)]),
            p.Register(name="fig2", hostname="fig2", os="linux", cores=1, memory_mb=2**63 - 1,
                       slots=1, version=cuefarm.__version__),
            p.Register(name="fig3", hostname="fig3", os="linux", cores=1, memory_mb=1,
-                      slots=-1, version=cuefarm.__version__)]
+                      slots=-1, version=cuefarm.__version__),
+           p.Register(name="fig4", hostname="fig4", os="linux", cores=2**31, memory_mb=1,
+                      slots=1, version=cuefarm.__version__)]
     for body in bad:
         w.send(body)
         reply = w.recv_type(p.Error)
         assert reply.code == "malformed", (body, reply)
-    w.send(p.Heartbeat(load=1.5, cpu_percent=12.5, memory_free_mb=1234))
+    # Five petabytes free where the logs go: more megabytes than 32 bits hold, stored.
+    w.send(p.Heartbeat(load=1.5, cpu_percent=12.5, memory_free_mb=1234,
+                       disk_free_mb=5 * 2**30))
     engine = make_engine(farm.db_url)
 
     def stored():
         with engine.connect() as conn:
-            return conn.execute(text("SELECT load, cpu_percent, memory_free_mb FROM host"
-                                     " WHERE name = 'fig'")).one() == (1.5, 12.5, 1234)
+            return conn.execute(text(
+                "SELECT load, cpu_percent, memory_free_mb, disk_free_mb FROM host"
+                " WHERE name = 'fig'")).one() == (1.5, 12.5, 1234, 5 * 2**30)
     try:
         wait_until(stored, 30, message="the good heartbeat's figures to be written")
         with engine.connect() as conn:
