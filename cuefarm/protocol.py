@@ -300,11 +300,14 @@ Percent = Annotated[int, msgspec.Meta(ge=0, le=100)]
 # What a worker says about itself is kept (the host's row, the supervisor's registry, every
 # event batch): text longer than the database holds is refused when the message is decoded,
 # so a host named with a megabyte never gets in.
-HostText = Annotated[str, msgspec.Meta(max_length=256)]    # a host's name and hostname
-ShortText = Annotated[str, msgspec.Meta(max_length=32)]    # its os, its rqd's version
-AttemptId = Annotated[str, msgspec.Meta(max_length=64)]    # "<frame id>.<attempt>"
-WorkerTag = Annotated[str, msgspec.Meta(max_length=64)]    # as a job's tags are
-Token = Annotated[str, msgspec.Meta(max_length=64)]        # a farm's id, a drain's end
+# No NUL character either: PostgreSQL's driver refuses one in any text, outside any database
+# error (a worker named with one stopped the supervisor when it registered).
+_NO_NUL = "^[^\x00]*$"
+HostText = Annotated[str, msgspec.Meta(max_length=256, pattern=_NO_NUL)]  # name, hostname
+ShortText = Annotated[str, msgspec.Meta(max_length=32, pattern=_NO_NUL)]  # os, rqd's version
+AttemptId = Annotated[str, msgspec.Meta(max_length=64, pattern=_NO_NUL)]  # "<frame>.<attempt>"
+WorkerTag = Annotated[str, msgspec.Meta(max_length=64, pattern=_NO_NUL)]  # as a job's tags are
+Token = Annotated[str, msgspec.Meta(max_length=64, pattern=_NO_NUL)]      # farm id, drain's end
 # Its measures too: never negative, never NaN or infinite (SQLite stores a NaN as NULL, and
 # either database would keep it in every sum and chart), and within the columns they go to
 # (PostgreSQL refuses the whole write of a batch of rows for one value past its column).
@@ -443,7 +446,7 @@ class Drain(Body):
 
 
 class Refuse(Body):
-    attempt_id: str
+    attempt_id: AttemptId
     reason: str
 
 

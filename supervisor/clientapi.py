@@ -37,6 +37,7 @@ from supervisor.store import submit as submit_store
 from supervisor.store import work
 
 log = logging.getLogger(__name__)
+_NUL_REFUSED = "cannot contain NUL (0x00)"   # psycopg2's words for a NUL in a text
 # The other modules declaring requests, imported here so that loading the client API
 # registers every request type.
 DECLARING = (access, auditing, billing_api, comments, presence, stats, why, wrangling, exports,
@@ -115,10 +116,18 @@ def serve(cx: Context, env: p.Envelope, body: p.Body, route: list[bytes]) -> p.B
         cx.live.errors["database"] += 1
         log.exception("database error serving %s", env.type)
         reply = p.Error("database", f"database error: {type(exc).__name__}")
-    except Exception:   # a bug: the client still gets an answer, the log gets the trace
-        cx.live.errors["internal"] += 1
-        log.exception("internal error serving %s", env.type)
-        reply = p.Error("internal", f"internal error serving {env.type}; see the supervisor log")
+    except Exception as exc:   # a bug: the client still gets an answer, the log gets the trace
+        if isinstance(exc, ValueError) and _NUL_REFUSED in str(exc):
+            # PostgreSQL's driver refuses a NUL character in any text (outside any database
+            # error): whatever field the client put it in, it is the client's input.
+            cx.live.errors["invalid"] += 1
+            reply = p.Error("invalid", "text with a NUL character (0x00) cannot be stored or "
+                                       "searched for")
+        else:
+            cx.live.errors["internal"] += 1
+            log.exception("internal error serving %s", env.type)
+            reply = p.Error("internal",
+                            f"internal error serving {env.type}; see the supervisor log")
     if reply is not None and auditing.audited(env.type, declared.read):
         auditing.note(cx, env.type, body, req.user, route, reply)
     return reply

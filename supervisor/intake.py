@@ -15,7 +15,7 @@ from supervisor.live import Live
 from supervisor.outbox import Outbox
 from supervisor.store import work
 from supervisor.store.counters import Deltas
-from supervisor.store.models import parse_attempt_id
+from supervisor.store.models import parse_attempt_id, storable
 
 log = logging.getLogger(__name__)
 REFUSAL_BACKOFF = 2.0           # seconds a host that refused a launch is left alone
@@ -82,7 +82,7 @@ class Intake:
             w = live.registry.by_identity.get(identity)
             key = parse_attempt_id(aid)
             if key and w is not None:
-                b.results[key] = f"lost: refused by the worker: {reason}"[:1000]
+                b.results[key] = storable(f"lost: refused by the worker: {reason}")[:1000]
                 b.hosts[key] = w.host_id
                 if reason.startswith("user "):
                     b.cannot[aid] = reason

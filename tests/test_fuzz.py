@@ -180,32 +180,57 @@ def test_rqd_survives_a_hostile_supervisor_and_then_works_with_a_real_one(sqlite
         farm.stop()
 
 
-FIGURES = 0.5       # seconds between writes of the hosts' figures in the test below
+FIGURES = 0.5       # seconds between writes of the hosts' figures in the tests below
+REGISTER_ROUND = 500
 HOSTILE_VALUES = (hostile.HOSTILE_INTS + [1e30, -1e30, 2.0**70] + hostile.HOSTILE_FLOATS
                   + hostile.WRONG_VALUES + hostile.ODD_STRINGS)
+
+
+def hostile_fields(msgs: hostile.Messages, type_name: str) -> list[tuple[tuple, object]]:
+    """(field path, value): every field of a message type with every hostile value."""
+    return [(path, v) for path, _ in hostile._leaves(msgs.info[type_name])
+            for v in HOSTILE_VALUES]
+
+
+def plain_register(msgs: hostile.Messages, name: str) -> dict:
+    reg = msgs.sample("register")
+    reg.update(name=name, hostname=name, memory_mb=64_000, running=[], completions=[],
+               kept=[], drained="", farm_id="")
+    return reg
+
+
+def figures_farm(db_url: str, tmp_path) -> Farm:
+    """A farm whose supervisor writes the hosts' figures every FIGURES seconds."""
+    (tmp_path / "figures.toml").write_text(f"[supervisor]\nfigures_interval = {FIGURES}\n")
+    farm = Farm(db_url, tmp_path)
+    farm.env["CUEFARM_CONFIG"] = str(tmp_path / "figures.toml")
+    farm.start_supervisor()
+    return farm
+
+
+def assert_hosts_hold_sane_figures(c) -> None:
+    """What was taken is what the databases hold: finite, not negative."""
+    for h in c.hosts():
+        assert 0 <= h["load"] < 1e13 and 0 <= h["cpu_percent"] < 1e13, h
+        assert 0 <= h["memory_free_mb"] <= 2**48 and 0 <= h["disk_free_mb"] <= 2**48, h
+        assert 0 <= h["cores"] < 2**31 and 0 <= h["memory_mb"] <= 2**48, h
 
 
 def test_no_hostile_heartbeat_field_fails_the_write_of_the_hosts_figures(db_url, tmp_path):
     """Every field of a heartbeat with every hostile value, one registered worker each: a
     heartbeat is either refused when it comes in or stored at the next write of the figures.
-    (A NaN load, or a free memory whose difference from the total overflowed, once reached
-    that background write and failed it for every host of its slice; the random fuzz above
-    met it only when a write fell between that heartbeat and the next.)"""
-    (tmp_path / "figures.toml").write_text(f"[supervisor]\nfigures_interval = {FIGURES}\n")
-    farm = Farm(db_url, tmp_path)
-    farm.env["CUEFARM_CONFIG"] = str(tmp_path / "figures.toml")
-    farm.start_supervisor()
+    (A NaN load, a free memory whose difference from the total overflowed, or free disk past
+    32 bits on PostgreSQL once reached that background write and failed it for every host of
+    its slice; the random fuzz above met it only when a write fell between that heartbeat and
+    the next.)"""
+    farm = figures_farm(db_url, tmp_path)
     msgs = hostile.Messages(p.WORKER_MESSAGES, random.Random(0))
-    cases = [(path, v) for path, _ in hostile._leaves(msgs.info["heartbeat"])
-             for v in HOSTILE_VALUES] + [((), None)]       # the last: a plain heartbeat
+    cases = hostile_fields(msgs, "heartbeat") + [((), None)]      # the last: a plain one
     socks = [dealer(farm.port + 1) for _ in cases]
     try:
         c = farm.client(timeout=30)
         for i, s in enumerate(socks):
-            reg = msgs.sample("register")
-            reg.update(name=f"h{i}", hostname=f"h{i}", memory_mb=64_000, running=[],
-                       completions=[], kept=[], drained="", farm_id="")
-            s.send(msgs.envelope("register", reg))
+            s.send(msgs.envelope("register", plain_register(msgs, f"h{i}")))
         wait_until(lambda: len(c.hosts()) == len(cases), 60, message="every worker registered")
         before = error_counts(c)
         for s, (path, value) in zip(socks, cases):
@@ -219,11 +244,43 @@ def test_no_hostile_heartbeat_field_fails_the_write_of_the_hosts_figures(db_url,
         after = error_counts(c)
         assert after.get("internal", 0) == before.get("internal", 0), farm.supervisor_log()
         assert after.get("malformed", 0) > before.get("malformed", 0)
-        # What was taken is what the databases hold: finite, not negative.
-        for h in c.hosts():
-            assert 0 <= h["load"] < 1e13 and 0 <= h["cpu_percent"] < 1e13, h
-            assert 0 <= h["memory_free_mb"] <= 2**48 and 0 <= h["disk_free_mb"] <= 2**48, h
+        assert_hosts_hold_sane_figures(c)
     finally:
         for s in socks:
             s.close(0)
+        farm.stop()
+
+
+def test_no_hostile_registration_field_keeps_the_others_out(db_url, tmp_path):
+    """Every field of a registration with every hostile value, one worker each, and a plain
+    one last: the workers registering in one turn are stored in one write, so a value past
+    its column would have kept every one of them out.  Each is refused or registered, and
+    the plain one is.  (In rounds of REGISTER_ROUND workers: a ZeroMQ context holds about a
+    thousand sockets.)"""
+    farm = figures_farm(db_url, tmp_path)
+    msgs = hostile.Messages(p.WORKER_MESSAGES, random.Random(1))
+    cases = hostile_fields(msgs, "register")
+    try:
+        c = farm.client(timeout=30)
+        before = error_counts(c)
+        for start in range(0, len(cases), REGISTER_ROUND):
+            socks = [dealer(farm.port + 1) for _ in range(REGISTER_ROUND + 1)]
+            try:
+                for i, (path, value) in enumerate(cases[start:start + REGISTER_ROUND]):
+                    reg = msgs.sample("register")     # its lists too, for their fields
+                    reg.update(name=f"r{start + i}", hostname=f"r{start + i}")
+                    reg = hostile._set(reg, path, value)
+                    socks[i].send(msgs.envelope("register", reg))
+                plain = f"plain{start}"
+                socks[-1].send(msgs.envelope("register", plain_register(msgs, plain)))
+                wait_until(lambda: any(h["name"] == plain for h in c.hosts()), 30,
+                           message=f"{plain} registered")
+            finally:
+                for s in socks:
+                    s.close(0)
+        after = error_counts(c)
+        assert after.get("internal", 0) == before.get("internal", 0), farm.supervisor_log()
+        assert "could not register" not in farm.supervisor_log()
+        assert_hosts_hold_sane_figures(c)
+    finally:
         farm.stop()

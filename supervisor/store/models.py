@@ -391,6 +391,13 @@ def attempt_id(frame_id: int, number: int) -> str:
     return f"{frame_id}.{number}"
 
 
+def storable(text: str) -> str:
+    """Free text from the network (a worker's reason for an end) as both databases take it:
+    a NUL character, which PostgreSQL's driver refuses outside any database error, becomes
+    U+FFFD."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def parse_attempt_id(text_id: str) -> tuple[int, int] | None:
     """Split "<frame_id>.<number>"; None when it is not one (input from the network)."""
     head, sep, tail = text_id.partition(".")

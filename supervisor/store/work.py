@@ -21,7 +21,7 @@ from supervisor.store import direct, notifications
 from supervisor.store.counters import Deltas, FrameMove, apply_moves
 from supervisor.store.hosts import capable_hosts
 from supervisor.store.models import (Attempt, Dependency, Frame, FrameDep, Host, Job, JobHost,
-                                     Layer, Project)
+                                     Layer, Project, storable)
 from supervisor.store.telemetry import array_literal, relaxed_commit
 
 A, F = AttemptState, FrameState
@@ -364,7 +364,7 @@ def end_attempts(conn: Connection, results: dict[tuple[int, int], p.Completion |
             continue
         res = results[key]
         comp = res if isinstance(res, p.Completion) else None
-        reason = comp.reason if comp else res
+        reason = storable(comp.reason if comp else res)
         if r.kill_pending == "eat":
             astate, event = A.KILLED, Event.KILL_EAT
         elif r.kill_pending == "requeue" or comp is None or reason.startswith("lost"):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 import zmq
 
 import cuefarm
 from cuefarm import protocol as p
+from cuefarm.client import CueFarmError
 from sqlalchemy import text
 from supervisor.store.engine import make_engine
 from tests.farm import wait_until
@@ -107,6 +109,54 @@ def test_each_completion_is_accepted_once(farm):
     [frame] = c.frames(job_id)
     assert job["succeeded"] == 1 and frame["retries"] == 1 and frame["attempt"] == 2
     w.close()
+
+
+def test_a_nul_in_a_workers_words_is_kept_out_of_the_database(farm):
+    """A NUL character, which PostgreSQL's driver refuses outside any database error: in a
+    worker's name it is refused when the message comes in (it once stopped the supervisor
+    as the worker registered), in the reason an attempt ended or a launch was refused it is
+    stored as U+FFFD."""
+    w = Peer(farm.port + 1)
+    w.send(p.Register(name="nul\x00", hostname="nul", os="linux", cores=1, memory_mb=1,
+                      slots=1, version=cuefarm.__version__))
+    assert w.recv_type(p.Error).code == "malformed"
+    register(w, "sim", slots=1)
+    c = farm.client()
+    [job_id] = c.submit([{"name": "nul", "layers": [
+        {"name": "r", "command": "x", "range": "1-2", "max_retries": 0}]}])
+    first = w.recv_type(p.Launch)
+    w.send(p.Complete([p.Completion(first.attempt_id, 1, 1.0, 2.0, reason="bad\x00end")]))
+    second = w.recv_type(p.Launch)
+    w.send(p.Refuse(second.attempt_id, "no\x00thanks"))
+    engine = make_engine(farm.db_url)
+
+    def reasons():
+        with engine.connect() as conn:
+            got = dict(conn.execute(text("SELECT frame_id, reason FROM attempt WHERE"
+                                         " state <> 'RUNNING'")).all())
+        return got if len(got) == 2 else None
+    try:
+        got = wait_until(reasons, 30, message="both attempts ended")
+    finally:
+        engine.dispose()
+    assert got[first.frame_id] == "bad\ufffdend"
+    assert got[second.frame_id] == "lost: refused by the worker: no\ufffdthanks"
+    assert c.ping()["version"] == cuefarm.__version__
+    w.close()
+
+
+def test_a_nul_in_a_clients_text_is_its_input_not_an_internal_error(farm):
+    """PostgreSQL's driver refuses a NUL character in any text: a client's filter holding
+    one is invalid input there (it was an internal error); SQLite finds nothing."""
+    c = farm.client()
+    if farm.db_url.startswith("postgresql"):
+        with pytest.raises(CueFarmError) as info:
+            c.jobs(user="x\x00")
+        assert info.value.code == "invalid" and "NUL" in str(info.value)
+    else:
+        assert c.jobs(user="x\x00") == []
+    errors = {m["name"]: m["value"] for m in c.metrics()}
+    assert errors.get("errors.internal", 0) == 0, errors
 
 
 def test_what_a_worker_reports_is_stored_as_sent(farm):
