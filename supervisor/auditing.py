@@ -15,6 +15,7 @@ from supervisor.context import Context
 from supervisor.requests import Request, RequestError, request
 from supervisor.roles import ARTIST, RANK, WRANGLER
 from supervisor.store import audit as store
+from supervisor.store.models import storable
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,15 @@ def audited(type_name: str, read: bool) -> bool:
 def _short(value: Any, depth: int = 0) -> Any:
     """The request as stored: long strings and lists cut, nothing deeper than a few levels."""
     if isinstance(value, str):
-        return value if len(value) <= 200 else value[:200] + "…"
+        return storable(value if len(value) <= 200 else value[:200] + "…")
     if isinstance(value, list):
         items = [_short(v, depth + 1) for v in value[:50]]
         return items + [f"… {len(value) - 50} more"] if len(value) > 50 else items
     if isinstance(value, dict):
         if depth > 3:
             return "…"
-        return {str(k)[:100]: _short(v, depth + 1) for k, v in list(value.items())[:50]}
+        return {storable(str(k)[:100]): _short(v, depth + 1)
+                for k, v in list(value.items())[:50]}
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
@@ -84,10 +86,13 @@ def note(cx: Context, type_name: str, body: Any, user: str, route: list[bytes],
     if len(pending) >= PENDING_MAX:
         del pending[:len(pending) // 10]
         log.error("the audit trail could not be written for a while; oldest entries dropped")
-    pending.append({"at": cx.clock(), "user": user[:128],
+    # Text as the databases take it: one entry PostgreSQL refused failed the write of all
+    # the others, turn after turn.
+    pending.append({"at": cx.clock(), "user": storable(user[:128]),
                     "address": cx.live.client_addresses.get(peer, "")[:128],
-                    "action": type_name[:64], "objects": objects_of(type_name, body, reply),
-                    "detail": detail, "outcome": outcome, "message": message[:1000]})
+                    "action": storable(type_name[:64]),
+                    "objects": storable(objects_of(type_name, body, reply)),
+                    "detail": detail, "outcome": outcome, "message": storable(message[:1000])})
 
 
 def flush(cx: Context) -> None:

@@ -18,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 import cuefarm
 from cuefarm import loaderenv
 from cuefarm import protocol as p
-from cuefarm.spec import (SpecError, validate_job_changes, validate_layer_changes,
+from cuefarm.jobkeys import NAME_WORDS
+from cuefarm.spec import (NAME_RE, SpecError, validate_job_changes, validate_layer_changes,
                           validate_submission)
 from cuefarm import pathmap
 from supervisor import (access, archive_api, auditing, bigsubmit, billing_api, comments,
@@ -368,6 +369,8 @@ def _clear_bad_hosts(cx: Context, req: Request) -> p.Body:
 @request("set_project", role=WRANGLER, what="Changing a project (projects set)")
 def _set_project(cx: Context, req: Request) -> p.Body:
     body: p.SetProject = req.body
+    if not NAME_RE.fullmatch(body.name):     # as a job's project is named
+        raise RequestError("invalid", NAME_WORDS.format(value=repr(body.name)[:140]), "name")
     _apply(cx, lambda c, o: admin.set_project(c, body.name, body.guaranteed, body.max_slots,
                                               body.unlimited))
     log.info("%s: project %s guaranteed=%s max=%s", req.user, body.name, body.guaranteed,

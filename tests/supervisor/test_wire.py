@@ -155,8 +155,24 @@ def test_a_nul_in_a_clients_text_is_its_input_not_an_internal_error(farm):
         assert info.value.code == "invalid" and "NUL" in str(info.value)
     else:
         assert c.jobs(user="x\x00") == []
+    # A project named as no job's project can be, refused by name (PostgreSQL refused the
+    # long one as a database error), and both refusals kept in the audit trail: an entry
+    # holding a NUL once failed every write of the trail after it.
+    for name in ("x\x00", "a" * 300):
+        with pytest.raises(CueFarmError) as info:
+            c.set_project(name, guaranteed=1)
+        assert info.value.code == "invalid" and info.value.field == "name", info.value
+    c.set_project("fine", guaranteed=1)
+    try:        # the host it names goes into the entry's objects as it is
+        c.lock("no\x00such")
+    except CueFarmError as exc:
+        assert exc.code in ("not_found", "invalid"), exc
+    audit = wait_until(lambda: len(got := c.audit()) == 4 and got, 15,
+                       message="the four requests in the audit trail")
+    assert sorted(e["action"] for e in audit) == ["host_control"] + ["set_project"] * 3
     errors = {m["name"]: m["value"] for m in c.metrics()}
     assert errors.get("errors.internal", 0) == 0, errors
+    assert errors.get("errors.database", 0) == 0, errors
 
 
 def test_what_a_worker_reports_is_stored_as_sent(farm):
