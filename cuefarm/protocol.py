@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import msgspec
 
 from cuefarm.body import Body, Int  # noqa: F401 - every body type is protocol.X
+from cuefarm.jobkeys import NO_NUL
 from cuefarm.operations import (  # noqa: F401 - named here with every other type
     AddComment, AddDependency, DeleteComment, FrameOrder, GetProjectNotify, HostHistory,
     AddKey, ListKeys, RevokeKey,
@@ -302,12 +303,11 @@ Percent = Annotated[int, msgspec.Meta(ge=0, le=100)]
 # so a host named with a megabyte never gets in.
 # No NUL character either: PostgreSQL's driver refuses one in any text, outside any database
 # error (a worker named with one stopped the supervisor when it registered).
-_NO_NUL = "^[^\x00]*$"
-HostText = Annotated[str, msgspec.Meta(max_length=256, pattern=_NO_NUL)]  # name, hostname
-ShortText = Annotated[str, msgspec.Meta(max_length=32, pattern=_NO_NUL)]  # os, rqd's version
-AttemptId = Annotated[str, msgspec.Meta(max_length=64, pattern=_NO_NUL)]  # "<frame>.<attempt>"
-WorkerTag = Annotated[str, msgspec.Meta(max_length=64, pattern=_NO_NUL)]  # as a job's tags are
-Token = Annotated[str, msgspec.Meta(max_length=64, pattern=_NO_NUL)]      # farm id, drain's end
+HostText = Annotated[str, msgspec.Meta(max_length=256, pattern=NO_NUL)]  # name, hostname
+ShortText = Annotated[str, msgspec.Meta(max_length=32, pattern=NO_NUL)]  # os, rqd's version
+AttemptId = Annotated[str, msgspec.Meta(max_length=64, pattern=NO_NUL)]  # "<frame>.<attempt>"
+WorkerTag = Annotated[str, msgspec.Meta(max_length=64, pattern=NO_NUL)]  # as a job's tags are
+Token = Annotated[str, msgspec.Meta(max_length=64, pattern=NO_NUL)]      # farm id, drain's end
 # Its measures too: never negative, never NaN or infinite (SQLite stores a NaN as NULL, and
 # either database would keep it in every sum and chart), and within the columns they go to
 # (PostgreSQL refuses the whole write of a batch of rows for one value past its column).
