@@ -311,14 +311,11 @@ class Loop:
                 self.poller.register(monitor, zmq.POLLIN)
             if self.listener is not None:
                 self.poller.register(self.listener.fileno(), zmq.POLLIN)
-        between = None
-        if self.big_submits is not None:
-            self.big_submits.loop_thread = threading.get_ident()
-            between = self.big_submits.between_turns
-            between.set()
+            self.big_submits.loop_thread = threading.get_ident()   # it need not pace itself
+        between = self.big_submits.between_turns
+        between.set()
         ready = self.ready = dict(self.poller.poll(timeout_ms))
-        if between is not None:
-            between.clear()
+        between.clear()
         if self._wake_r.fileno() in ready:
             self._drain_wake()
             if self.stopping:

@@ -26,8 +26,11 @@ HOSTILE_INTS = [-1, -2**31, -2**63, 2**63 - 1, 2**63, 2**64 - 1, 2**32, -(2**62)
 HOSTILE_FLOATS = [float("nan"), float("inf"), float("-inf"), -0.0, 1e308, -1e308, 5e-324]
 ODD_STRINGS = ["", "\x00", "../../../../etc/passwd", "..", "/", "\u202e\ufeff", "%s%n",
                "\ud7ff", "a" * 300, "'; DROP TABLE jobs; --"]
+HUGE_NUMBERS = [1e30, -1e30, 2.0**70]     # past any integer msgpack holds: floats
 WRONG_VALUES: list[Any] = [None, True, 1, -1, 1.5, "x", b"\x00", [], [1, "a"], {}, {"a": 1},
                            {"": None}, [[[]]], 2**64 - 1]
+# Every kind of value above, for tests that try each of them in each field of a message.
+EVERY_VALUE = HOSTILE_INTS + HUGE_NUMBERS + HOSTILE_FLOATS + WRONG_VALUES + ODD_STRINGS
 
 
 def seed_from_env(name: str = "CUEFARM_FUZZ_SEED") -> int:
@@ -200,7 +203,7 @@ class Messages:
     def int_range(self) -> bytes:
         def number(t: mi.Type) -> Any:
             # msgpack holds integers up to 2**64 - 1; "huge" beyond that is a float.
-            return self.rnd.choice(HOSTILE_INTS + [1e30, -1e30, 2.0**70])
+            return self.rnd.choice(HOSTILE_INTS + HUGE_NUMBERS)
         if self.rnd.random() < 0.1:       # the request id itself
             return self.envelope(self.rnd.choice(self.acted_types), {},
                                  request_id=self.rnd.choice(HOSTILE_INTS))

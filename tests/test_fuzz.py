@@ -182,14 +182,12 @@ def test_rqd_survives_a_hostile_supervisor_and_then_works_with_a_real_one(sqlite
 
 FIGURES = 0.5       # seconds between writes of the hosts' figures in the tests below
 REGISTER_ROUND = 500
-HOSTILE_VALUES = (hostile.HOSTILE_INTS + [1e30, -1e30, 2.0**70] + hostile.HOSTILE_FLOATS
-                  + hostile.WRONG_VALUES + hostile.ODD_STRINGS)
 
 
 def hostile_fields(msgs: hostile.Messages, type_name: str) -> list[tuple[tuple, object]]:
     """(field path, value): every field of a message type with every hostile value."""
     return [(path, v) for path, _ in hostile._leaves(msgs.info[type_name])
-            for v in HOSTILE_VALUES]
+            for v in hostile.EVERY_VALUE]
 
 
 def plain_register(msgs: hostile.Messages, name: str) -> dict:
