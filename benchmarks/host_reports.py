@@ -45,14 +45,19 @@ def _register(s: zmq.Socket, name: str) -> None:
 
 
 def simulate(port: int, names: list[str], seconds: float, grace: float, out: mp.Queue,
-             go) -> None:
+             go, done) -> None:
     """One process of simulated workers: register, then heartbeat each once per second.
 
     The supervisor answers every heartbeat with exactly one message (Ack, or Reregister when
     it no longer knows the worker) and a DEALER socket keeps order, so each answer belongs to
     the oldest unanswered heartbeat of that worker: latencies are timed from the heartbeat
     they answer, never from a newer one.  After `seconds`, answers are awaited for `grace`
-    seconds more; heartbeats still unanswered then are counted as missing acks."""
+    seconds more; heartbeats still unanswered then are counted as missing acks.
+
+    The timed run starts once the keep-alives sent while the others registered are answered
+    (up to 5,000 of them at once: the first timed heartbeats queued behind them), and the
+    results go out only when every simulator's run is over (`done`, a barrier): one process
+    sending its results while another still times its last answers took a core from it."""
     raise_fd_limit()
     ctx = zmq.Context()
     ctx.set(zmq.MAX_SOCKETS, len(names) + 100)
@@ -70,14 +75,19 @@ def simulate(port: int, names: list[str], seconds: float, grace: float, out: mp.
     # Per worker: the send times of its unanswered heartbeats, oldest first (by sequence);
     # None for a keep-alive sent while the others registered.
     pending: list[deque[float | None]] = [deque() for _ in socks]
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []      # (latency, seconds into the run)
     counts = {"sent": 0, "acked": 0, "reregister": 0, "registered_again": 0, "errors": 0}
     n = len(socks)
     beat = p.encode(p.Heartbeat(load=0.5, memory_free_mb=16000))
     # Until every worker is registered: read what comes back and keep each worker alive with
     # a heartbeat a second (not timed), so the first to register do not expire meanwhile.
     keepalive = time.monotonic() + 1.0
-    while not go.is_set():
+    settled: float | None = None
+    while True:
+        if go.is_set():
+            settled = settled or time.monotonic() + 10.0
+            if not any(pending) or time.monotonic() > settled:
+                break
         for s, _ in poller.poll(100):
             while True:
                 try:
@@ -89,7 +99,7 @@ def simulate(port: int, names: list[str], seconds: float, grace: float, out: mp.
                     pending[i].popleft()
                 if isinstance(body, p.Reregister):
                     _register(s, names[i])
-        if time.monotonic() >= keepalive:
+        if not go.is_set() and time.monotonic() >= keepalive:
             keepalive += 1.0
             for i, s in enumerate(socks):
                 s.send(p.encode(p.Heartbeat(load=0.5, memory_free_mb=16000)))
@@ -142,7 +152,7 @@ def simulate(port: int, names: list[str], seconds: float, grace: float, out: mp.
                     pass
                 elif isinstance(body, p.Ack):
                     counts["acked"] += 1
-                    latencies.append(time.monotonic() - sent)
+                    latencies.append((time.monotonic() - sent, sent - start))
                 elif isinstance(body, p.Reregister):
                     counts["reregister"] += 1
                     _register(s, names[i])
@@ -151,6 +161,7 @@ def simulate(port: int, names: list[str], seconds: float, grace: float, out: mp.
                 if not pending[i]:
                     waiting.discard(s)
     counts["missing"] = sum(1 for q in pending for t in q if t is not None)
+    done.wait(60)
     out.put((latencies, counts))
     for s in socks:
         s.close(0)
@@ -206,9 +217,9 @@ def main(hosts: int, seconds: float, procs: int, db: str, grace: float,
                                                                                    port):
         names = [f"bench-{i:05d}" for i in range(hosts)]
         q: mp.Queue = mp.Queue()
-        go = mp.Event()
+        go, done = mp.Event(), mp.Barrier(procs)
         workers = [mp.Process(target=simulate,
-                              args=(port, names[k::procs], seconds, grace, q, go))
+                              args=(port, names[k::procs], seconds, grace, q, go, done))
                    for k in range(procs)]
         proc = psutil.Process(sv.pid)
         t_reg = time.monotonic()
@@ -241,13 +252,15 @@ def main(hosts: int, seconds: float, procs: int, db: str, grace: float,
         def pct(q_: float) -> float:
             if not latencies:
                 return float("nan")
-            return 1000 * latencies[min(len(latencies) - 1, int(q_ * len(latencies)))]
+            return 1000 * latencies[min(len(latencies) - 1, int(q_ * len(latencies)))][0]
         print(f"{db}: {hosts} hosts x 1 report/s for {seconds:g} s: {counts['sent']} sent, "
               f"{counts['acked']} acked, {counts['missing']} acks missing, "
               f"{counts['reregister']} told to re-register ({counts['registered_again']} "
               f"re-registrations), {counts['errors']} errors; "
               f"{counts['acked'] / seconds:.0f} reports/s; ack latency p50 {pct(0.5):.1f} ms, "
-              f"p99 {pct(0.99):.1f} ms, max {1000 * (latencies[-1] if latencies else 0):.1f} ms;"
+              f"p99 {pct(0.99):.1f} ms, max {pct(1.0):.1f} ms "
+              f"({latencies[-1][1] if latencies else 0:.1f} s into the run; next "
+              f"{', '.join(f'{1000 * a:.0f} ms at {b:.1f} s' for a, b in latencies[-6:-1][::-1])});"
               f" supervisor CPU {100 * cpu / wall:.0f}% of a core; hosts registered {len(rows)};"
               f" DOWN transitions seen during the run {sum(went_down.values())} "
               f"({len(went_down)} hosts), DOWN at the end {len(down_now)}; "
