@@ -7,11 +7,15 @@
 - throughput: frames/s end to end with the simulated workers split over 1, 2, ... supervisor
   processes (the scheduling benchmark's jobs: fair share, tags, requirements, limits, which
   count for the whole farm), and, in the same run, refill: how long a freed slot stood empty
-  until its next frame arrived (p50/p99, as the workers saw it, while frames were waiting).
+  until its next frame arrived (p50/p99, as the workers saw it, while frames were waiting);
+- refill: frames of 20 s (+-50%) behind a full farm, the workers split over 1, 2, ...
+  supervisors: how long a freed slot stands empty in the steady state (p50/p99/max), measured
+  as `scheduling.py` measures it for one supervisor (nobody asking anything meanwhile).
 
     python benchmarks/farm_bus.py [--jobs 200] [--workers 4000] [--frames 60000]
                                   [--runtime 0] [--jitter 0]
-                                  [--supervisors 1,2] [--cases wakeup,throughput]
+                                  [--supervisors 1,2] [--refill-runtime 20] [--window 20]
+                                  [--cases wakeup,throughput,refill]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -92,8 +97,12 @@ def wakeup(count: int) -> None:
         fleet.close()
 
 
-def throughput(count: int, workers: int, frames: int, procs: int, runtime: float = 0.0,
-               jitter: float = 0.0) -> float:
+@contextmanager
+def split_farm(count: int, workers: int, procs: int, runtime: float, jitter: float):
+    """`count` supervisors and `workers` simulated workers split over them in `procs`
+    processes, the scheduling benchmark's projects and limits set, every worker UP: yields
+    (a client of the first supervisor, the fleets' results: [(completed, refills)] once the
+    fleets stopped, a function stopping them)."""
     raise_fd_limit()
     with supervisors(count) as svs:
         client = svs[0][0]
@@ -115,39 +124,80 @@ def throughput(count: int, workers: int, frames: int, procs: int, runtime: float
                                                              jitter, stop, out)))
         for f in fleets:
             f.start()
+        results: list = []
+
+        def finish() -> list:
+            stop.set()
+            results.extend(out.get(timeout=120) for _ in fleets)
+            return results
         try:
             while sum(h["state"] == "UP" for h in client.hosts()) < workers:
                 time.sleep(0.5)
-            t0, lo = time.perf_counter(), time.monotonic()
-            ids, _ = submit(client, jobs(30, frames // 30))
-            # Refills count while frames still wait (at the end, a freed slot has none to get).
-            hi = None
-            while True:
-                rows = [client.job(i) for i in ids]
-                if hi is None and sum(r["waiting"] for r in rows) == 0:
-                    hi = time.monotonic()
-                if all(r["state"] == "FINISHED" for r in rows):
-                    break
-                time.sleep(0.1)
-            elapsed = time.perf_counter() - t0
-            done = sum(client.job(i)["succeeded"] for i in ids)
-            stop.set()
-            refills = []
-            for _ in fleets:
-                refills += out.get(timeout=120)[1]
+            yield client, finish
         finally:
             stop.set()
             for f in fleets:
                 f.join(timeout=30)
                 if f.is_alive():
                     f.terminate()
+
+
+def throughput(count: int, workers: int, frames: int, procs: int, runtime: float = 0.0,
+               jitter: float = 0.0) -> float:
+    with split_farm(count, workers, procs, runtime, jitter) as (client, finish):
+        t0, lo = time.perf_counter(), time.monotonic()
+        busy0 = _busy()
+        ids, _ = submit(client, jobs(30, frames // 30))
+        # Refills count while frames still wait (at the end, a freed slot has none to get).
+        hi = None
+        while True:
+            rows = [client.job(i) for i in ids]
+            if hi is None and sum(r["waiting"] for r in rows) == 0:
+                hi = time.monotonic()
+            if all(r["state"] == "FINISHED" for r in rows):
+                break
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - t0
+        busy = (_busy() - busy0) / elapsed / (os.cpu_count() or 1)
+        done = sum(client.job(i)["succeeded"] for i in ids)
+        refills = [r for _, times in finish() for r in times]
     rate = done / elapsed
     times = sorted(dt for t, dt in refills if lo <= t <= (hi or float("inf")))
     print(f"throughput with {count} supervisor(s): {workers} workers, {done} frames in 30 jobs "
           f"(runtimes {runtime:g} s +-{100 * jitter:.0f}%): {rate:.0f} frames/s end to end; "
           f"refill (slot freed -> next launch, {len(times)} refills while frames waited) p50 "
-          f"{pct(times, 0.5):.1f} ms, p99 {pct(times, 0.99):.1f} ms", flush=True)
+          f"{pct(times, 0.5):.1f} ms, p99 {pct(times, 0.99):.1f} ms; the machine's "
+          f"{os.cpu_count()} cores {100 * busy:.0f}% busy (supervisors, PostgreSQL, simulators)",
+          flush=True)
     return rate
+
+
+def _busy() -> float:
+    """Seconds of CPU the whole machine has spent busy since boot, all cores together."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
+
+
+def refill(count: int, workers: int, procs: int, runtime: float, jitter: float,
+           window: float) -> None:
+    """Steady-state refill with the workers split over `count` supervisors, as the scheduling
+    benchmark's refill case measures it for one: a deep queue, the first wave let end, then
+    `window` seconds measured with nothing else asking the supervisors anything."""
+    settle = runtime * (1 + jitter) + 5
+    per_job = int(workers * (2 + (settle + window) / max(runtime, 0.1))) // 100 + 1
+    with split_farm(count, workers, procs, runtime, jitter) as (client, finish):
+        submit(client, jobs(100, per_job))
+        time.sleep(settle)
+        lo = time.monotonic()
+        time.sleep(window)
+        hi = time.monotonic()
+        left = sum(j["waiting"] for j in client.jobs())
+        refills = [r for _, times in finish() for r in times]
+    times = sorted(dt for t, dt in refills if lo <= t <= hi)
+    print(f"refill with {count} supervisor(s): {workers} workers, runtimes {runtime:g} s "
+          f"+-{100 * jitter:.0f}%, {len(times)} refills in {window:g} s, {left} frames still "
+          f"waiting: slot free for p50 {pct(times, 0.5):.1f} ms, p99 {pct(times, 0.99):.1f} ms, "
+          f"max {pct(times, 1.0):.1f} ms", flush=True)
 
 
 @click.command()
@@ -159,8 +209,12 @@ def throughput(count: int, workers: int, frames: int, procs: int, runtime: float
 @click.option("--jitter", type=float, default=0.0,
               help="frame runtimes spread over runtime * (1 +- jitter)")
 @click.option("--supervisors", default="1,2", help="supervisor counts for the throughput case")
-@click.option("--cases", default="wakeup,throughput")
-def main(count, workers, frames, procs, runtime, jitter, supervisors, cases):
+@click.option("--refill-runtime", type=float, default=20.0,
+              help="frame runtime in the refill case (spread +-50%)")
+@click.option("--window", type=float, default=20.0, help="seconds measured in the refill case")
+@click.option("--cases", default="wakeup,throughput,refill")
+def main(count, workers, frames, procs, runtime, jitter, supervisors, refill_runtime, window,
+         cases):
     wanted = set(cases.split(","))
     if "wakeup" in wanted:
         wakeup(count)
@@ -171,6 +225,9 @@ def main(count, workers, frames, procs, runtime, jitter, supervisors, cases):
             for n, r in rates.items():
                 if n != 1:
                     print(f"{n} supervisors: {r / rates[1]:.2f}x one supervisor's throughput")
+    if "refill" in wanted:
+        for n in map(int, supervisors.split(",")):
+            refill(n, workers, max(procs, n), refill_runtime, 0.5, window)
 
 
 if __name__ == "__main__":
