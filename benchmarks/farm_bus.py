@@ -43,7 +43,8 @@ from rqd.fleet import Fleet  # noqa: E402
 
 @contextmanager
 def supervisors(count: int):
-    """`count` supervisor processes on one new PostgreSQL database: yields [(client, port)]."""
+    """`count` supervisor processes on one new PostgreSQL database: yields
+    [(client, port, process)]."""
     tmp = Path(tempfile.mkdtemp(prefix="cuefarm-bench-"))
     env = {**os.environ, "CUEFARM_CONFIG": str(tmp / "none.toml")}
     with database("postgres", tmp) as url, ExitStack() as stack:
@@ -52,7 +53,7 @@ def supervisors(count: int):
             proc, client, port = start_supervisor(url, env, "--heartbeat", "2", wait=60.0)
             stack.callback(proc.wait)
             stack.callback(proc.terminate)
-            out.append((client, port))
+            out.append((client, port, proc))
         yield out
 
 
@@ -62,7 +63,7 @@ def one_frame(i: int) -> dict:
 
 
 def wakeup(count: int) -> None:
-    with supervisors(2) as [(a, _), (b, port_b)]:
+    with supervisors(2) as [(a, _, _), (b, port_b, _)]:
         fleet = Fleet(f"127.0.0.1:{port_b}", 4, record=True, runtime=0.0)
         stop = threading.Event()
         thread = threading.Thread(target=fleet.run, kwargs={"until": stop.is_set}, daemon=True)
@@ -101,8 +102,8 @@ def wakeup(count: int) -> None:
 def split_farm(count: int, workers: int, procs: int, runtime: float, jitter: float):
     """`count` supervisors and `workers` simulated workers split over them in `procs`
     processes, the scheduling benchmark's projects and limits set, every worker UP: yields
-    (a client of the first supervisor, the fleets' results: [(completed, refills)] once the
-    fleets stopped, a function stopping them)."""
+    (a client of the first supervisor, a function stopping the fleets and returning their
+    results [(completed, refills)], the supervisor and simulator processes as psutil's)."""
     raise_fd_limit()
     with supervisors(count) as svs:
         client = svs[0][0]
@@ -133,7 +134,8 @@ def split_farm(count: int, workers: int, procs: int, runtime: float, jitter: flo
         try:
             while sum(h["state"] == "UP" for h in client.hosts()) < workers:
                 time.sleep(0.5)
-            yield client, finish
+            yield client, finish, ([psutil.Process(proc.pid) for _, _, proc in svs],
+                                   [psutil.Process(f.pid) for f in fleets])
         finally:
             stop.set()
             for f in fleets:
@@ -144,9 +146,9 @@ def split_farm(count: int, workers: int, procs: int, runtime: float, jitter: flo
 
 def throughput(count: int, workers: int, frames: int, procs: int, runtime: float = 0.0,
                jitter: float = 0.0) -> float:
-    with split_farm(count, workers, procs, runtime, jitter) as (client, finish):
+    with split_farm(count, workers, procs, runtime, jitter) as (client, finish, (svs, sims)):
         t0, lo = time.perf_counter(), time.monotonic()
-        busy0 = _busy()
+        busy0, svs0, sims0 = _busy(), _cpu(svs), _cpu(sims)
         ids, _ = submit(client, jobs(30, frames // 30))
         # Refills count while frames still wait (at the end, a freed slot has none to get).
         hi = None
@@ -158,7 +160,9 @@ def throughput(count: int, workers: int, frames: int, procs: int, runtime: float
                 break
             time.sleep(0.1)
         elapsed = time.perf_counter() - t0
-        busy = (_busy() - busy0) / elapsed / (os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+        busy = (_busy() - busy0) / elapsed / cores
+        sv_cpu, sim_cpu = (_cpu(svs) - svs0) / elapsed / cores, (_cpu(sims) - sims0) / elapsed / cores
         done = sum(client.job(i)["succeeded"] for i in ids)
         refills = [r for _, times in finish() for r in times]
     rate = done / elapsed
@@ -167,9 +171,15 @@ def throughput(count: int, workers: int, frames: int, procs: int, runtime: float
           f"(runtimes {runtime:g} s +-{100 * jitter:.0f}%): {rate:.0f} frames/s end to end; "
           f"refill (slot freed -> next launch, {len(times)} refills while frames waited) p50 "
           f"{pct(times, 0.5):.1f} ms, p99 {pct(times, 0.99):.1f} ms; the machine's "
-          f"{os.cpu_count()} cores {100 * busy:.0f}% busy (supervisors, PostgreSQL, simulators)",
+          f"{cores} cores {100 * busy:.0f}% busy: supervisors {100 * sv_cpu:.0f}%, simulated "
+          f"workers {100 * sim_cpu:.0f}%, the rest (PostgreSQL, this script) {100 * (busy - sv_cpu - sim_cpu):.0f}%",
           flush=True)
     return rate
+
+
+def _cpu(procs: list) -> float:
+    """Seconds of CPU `procs` (psutil's) have spent, children not counted."""
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
 
 
 def _busy() -> float:
@@ -185,7 +195,7 @@ def refill(count: int, workers: int, procs: int, runtime: float, jitter: float,
     `window` seconds measured with nothing else asking the supervisors anything."""
     settle = runtime * (1 + jitter) + 5
     per_job = int(workers * (2 + (settle + window) / max(runtime, 0.1))) // 100 + 1
-    with split_farm(count, workers, procs, runtime, jitter) as (client, finish):
+    with split_farm(count, workers, procs, runtime, jitter) as (client, finish, _):
         submit(client, jobs(100, per_job))
         time.sleep(settle)
         lo = time.monotonic()
