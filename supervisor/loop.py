@@ -50,6 +50,12 @@ _NOBLOCK, _NOBLOCK_MORE = int(zmq.NOBLOCK), int(zmq.NOBLOCK | zmq.SNDMORE)
 FIGURE_SLICE = 0.2
 FIGURES = "heartbeat figures"   # the key of their writes on the figures thread
 SWITCH_INTERVAL = 0.0001   # seconds; see run()
+# Connections the kernel holds for each listening socket until ZeroMQ accepts them.  ZeroMQ's
+# default is 100: thousands of workers reconnecting at once (a supervisor restarted) overflowed
+# it, the kernel dropped their connection requests, and each one dropped waited for TCP to try
+# again, 1, 3, 7, 15, 31 s later (5,000 workers took 4 s to register in some runs, 30 in
+# others).  The kernel takes at most net.core.somaxconn of it.
+LISTEN_BACKLOG = 8192
 SLOW_TURN = 0.1       # seconds; a whole loop turn taking longer is logged with its slow steps
 SUBMIT_GRACE = 20.0   # seconds a stopping supervisor gives huge submits being stored to finish
 # Python's full garbage collection walks every live object: with thousands of workers in the
@@ -118,6 +124,43 @@ class GarbageCollector:
         gc.freeze()
 
 
+def _raise_fd_limit() -> int | None:
+    """Lift this process's soft limit on open files to its hard limit: each connected worker,
+    client and subscriber holds one, and the common soft limit of 1,024 left a farm of more
+    workers than that unable to connect.  Returns the soft limit now (None: no such limit
+    here)."""
+    try:
+        import resource
+    except ImportError:       # Windows
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (OSError, ValueError) as exc:
+            log.warning("could not raise the open files limit from %d to %d: %s", soft, want,
+                        exc)
+    return soft
+
+
+def _check_somaxconn(path: str = "/proc/sys/net/core/somaxconn") -> int | None:
+    """Warn when the kernel holds fewer waiting connections than a farm reconnecting at once
+    needs (see LISTEN_BACKLOG); the kernel's limit, None where it cannot be read."""
+    try:
+        with open(path) as f:
+            most = int(f.read())
+    except (OSError, ValueError):
+        return None
+    if most < 1024:
+        log.warning("net.core.somaxconn is %d: at most %d workers reconnecting at once are "
+                    "held until accepted, the rest try again seconds later; raise it (sysctl "
+                    "-w net.core.somaxconn=%d) on a farm of thousands", most, most,
+                    LISTEN_BACKLOG)
+    return most
+
+
 def _name(fn) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
@@ -180,6 +223,7 @@ class Loop:
         pub.setsockopt(zmq.LINGER, 0)
         pub.setsockopt(zmq.SNDHWM, 10_000)
         pub.setsockopt(zmq.XPUB_VERBOSER, 1)   # count every subscriber, not distinct topics
+        pub.setsockopt(zmq.BACKLOG, LISTEN_BACKLOG)
         if gate is not None:
             gate.secure(pub, trust.EVENTS)
             pub.setsockopt(zmq.XPUB_MANUAL, 1)     # each subscriber gets its view's topic
@@ -192,6 +236,8 @@ class Loop:
                                      | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL): domain
                 for s, domain in ((self.client_sock, trust.CLIENT),
                                   (self.worker_sock, trust.WORKER), (pub, trust.EVENTS))}
+        _check_somaxconn()
+        _raise_fd_limit()
         self.housekeeping = Background(self.ctx, "housekeeping", self.threads)
         self.figures = Background(self.ctx, "figures", self.threads)
         self.reader = Background(self.ctx, "reader", self.threads)
@@ -214,6 +260,7 @@ class Loop:
         s.setsockopt(zmq.MAXMSGSIZE, 2 * max_size)
         s.setsockopt(zmq.SNDHWM, 100_000)
         s.setsockopt(zmq.RCVHWM, 100_000)
+        s.setsockopt(zmq.BACKLOG, LISTEN_BACKLOG)
         s.bind(endpoint)
         return s
 

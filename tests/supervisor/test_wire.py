@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import resource
+import socket
+import subprocess
+from pathlib import Path
+
 import msgspec
 import pytest
 import zmq
 
 import cuefarm
 from cuefarm import protocol as p
-from cuefarm.client import CueFarmError
+from cuefarm.client import Client, CueFarmError
 from sqlalchemy import text
 from supervisor.store.engine import make_engine
-from tests.farm import wait_until
+from tests.farm import PYTHON, free_port_block, wait_until
 
 
 class Peer:
@@ -383,3 +388,106 @@ def test_a_worker_cannot_end_an_attempt_sent_to_another(farm):
     assert frame["state"] == "DEAD" and frame["exit_status"] == 3
     for peer in (real, rogue, rogue2):
         peer.close()
+
+
+def _listen_overflows() -> int | None:
+    """How many connection requests this machine's kernel has dropped because a listening
+    socket's queue of connections waiting to be accepted was full (None: not Linux)."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return None
+    for head, values in zip(lines[::2], lines[1::2]):
+        if head.startswith("TcpExt:"):
+            counts = dict(zip(head.split()[1:], values.split()[1:]))
+            return int(counts["ListenOverflows"]) if "ListenOverflows" in counts else None
+    return None
+
+
+def _connected(s: socket.socket) -> bool:
+    try:
+        s.getpeername()
+        return True
+    except OSError:      # still connecting: its request was not taken yet
+        return False
+
+
+def test_a_farm_connecting_at_once_is_held_until_accepted_not_turned_away(sqlite_farm):
+    """Thousands of workers connect at once when a supervisor restarts.  With ZeroMQ's
+    listen queue of 100 the kernel dropped most of their requests and each dropped worker
+    waited for TCP to try again, up to 31 s later; the supervisor's queue holds them all."""
+    before = _listen_overflows()
+    if before is None:
+        pytest.skip("this system does not count dropped connection requests")
+    most = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    n = 1500
+    if most < 2 * n:
+        pytest.skip(f"net.core.somaxconn is {most}: the kernel queues fewer than {n}")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < n + 500:
+        pytest.skip(f"this process may open at most {hard} files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, n + 500), hard))
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", sqlite_farm.port + 1))
+            socks.append(s)
+        wait_until(lambda: all(_connected(s) for s in socks), 60,
+                   message="every connection established")
+        assert _listen_overflows() == before
+    finally:
+        for s in socks:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    peer = Peer(sqlite_farm.port + 1)
+    assert isinstance(register(peer, "after-the-crowd"), p.Registered)
+    peer.close()
+
+
+def test_the_supervisor_lifts_its_open_files_limit_to_the_hard_one(tmp_path):
+    """Every connected worker holds a file: started with the common soft limit of 1,024, a
+    supervisor lifts it to the hard limit before it listens."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 1024:
+        pytest.skip(f"the hard limit is {hard}: nothing to lift")
+
+    def low() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), hard))
+    port = free_port_block()
+    sv = subprocess.Popen([PYTHON, "-m", "supervisor", "--port", str(port), "--db",
+                           f"sqlite:///{tmp_path / 'fd.db'}"], preexec_fn=low,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with Client(f"127.0.0.1:{port}", timeout=0.5) as c:
+            wait_until(lambda: _answers(c), 30, message="the supervisor to answer")
+        limits = Path(f"/proc/{sv.pid}/limits").read_text()
+        line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+        want = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+        assert line.split()[3] == want, line
+    finally:
+        sv.terminate()
+        sv.wait(10)
+
+
+def _answers(c: Client) -> bool:
+    try:
+        c.ping()
+        return True
+    except CueFarmError:
+        return False
+
+
+def test_a_small_kernel_queue_for_waiting_connections_is_named(tmp_path, caplog):
+    from supervisor.loop import LISTEN_BACKLOG, _check_somaxconn
+    small, big = tmp_path / "small", tmp_path / "big"
+    small.write_text("128\n")
+    big.write_text(f"{LISTEN_BACKLOG}\n")
+    with caplog.at_level("WARNING", logger="supervisor.loop"):
+        assert _check_somaxconn(str(big)) == LISTEN_BACKLOG
+        assert not caplog.records
+        assert _check_somaxconn(str(small)) == 128
+    [record] = caplog.records
+    assert "net.core.somaxconn is 128" in record.getMessage()
+    assert _check_somaxconn(str(tmp_path / "missing")) is None
