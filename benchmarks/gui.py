@@ -14,9 +14,8 @@ Throughout, a 5 ms QTimer heartbeat measures how late the UI thread gets to it: 
 stalls are the longest times the UI could not respond.  A batch's time runs from its arrival
 until the models are done with it (slices, and the paints between them, included); its CPU is
 the UI thread's CPU time meanwhile.  The longest stalls are printed as "ms late (ms of UI
-thread CPU/ms of the whole GUI process's CPU in that gap)", with the machine's load average:
-on a shared machine, waiting for a core shows up as stalls too, with little CPU of our own
-(and little of the process's: its other threads did not hold the GIL meanwhile either).
+thread CPU in that gap)", with the machine's load average: on a shared machine, waiting for a
+core shows up as stalls too, with little CPU of our own.
 
     python benchmarks/gui.py [--part synthetic|live|both] [--jobs 10000] [--frames 100000]
                              [--workers 4000] [--db sqlite|postgres] [--seconds 30]
@@ -131,37 +130,32 @@ class Heartbeat:
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self._tick)
         self.last = time.perf_counter()
-        self.last_cpu, self.last_all = time.thread_time(), time.process_time()
+        self.last_cpu = time.thread_time()
         self.worst: dict[str, float] = {}
-        # Every stall over 16 ms, by phase: (lateness, UI-thread CPU time meanwhile, the whole
-        # process's CPU time meanwhile).  A stall with little CPU of the UI thread is the
-        # thread waiting: for the GIL if the process's other threads were busy meanwhile, for
-        # a core if they were not.
-        self.stalls: dict[str, list[tuple[float, float, float]]] = {}
+        # Every stall over 16 ms, by phase: (lateness, UI-thread CPU time meanwhile).  A stall
+        # with little CPU is the thread waiting for a core (or the GIL), not working.
+        self.stalls: dict[str, list[tuple[float, float]]] = {}
         self.phase = "idle"
         self.timer.start()
 
     def _tick(self) -> None:
-        now, cpu, every = time.perf_counter(), time.thread_time(), time.process_time()
+        now, cpu = time.perf_counter(), time.thread_time()
         late = now - self.last - self.interval
         self.worst[self.phase] = max(self.worst.get(self.phase, 0.0), late)
         if late > 0.016:
-            self.stalls.setdefault(self.phase, []).append(
-                (late, cpu - self.last_cpu, every - self.last_all))
-        self.last, self.last_cpu, self.last_all = now, cpu, every
+            self.stalls.setdefault(self.phase, []).append((late, cpu - self.last_cpu))
+        self.last, self.last_cpu = now, cpu
 
     def longest(self, phase: str, n: int = 5) -> str:
-        """The phase's `n` longest stalls: milliseconds late (milliseconds of UI CPU/of the
-        whole process's CPU)."""
+        """The phase's `n` longest stalls: milliseconds late (milliseconds of UI CPU)."""
         worst = sorted(self.stalls.get(phase, []), reverse=True)[:n]
-        return (", ".join(f"{x * 1000:.0f} ({c * 1000:.0f}/{a * 1000:.0f})" for x, c, a in worst)
+        return (", ".join(f"{x * 1000:.0f} ({c * 1000:.0f})" for x, c in worst)
                 or "none over 16")
 
     def begin(self, phase: str) -> None:
         self.pump(0.02)
         self.phase = phase
         self.last, self.last_cpu = time.perf_counter(), time.thread_time()
-        self.last_all = time.process_time()
 
     @staticmethod
     def pump(seconds: float) -> None:
