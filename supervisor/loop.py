@@ -216,6 +216,8 @@ class Loop:
         cfg = self.cx.cfg
         if endpoints is None:
             endpoints = tuple(f"tcp://{cfg.bind}:{cfg.port + i}" for i in range(3))
+        _check_somaxconn()
+        _raise_fd_limit()       # before anyone can connect
         gate = self.cx.gate
         self.client_sock = self._router(p.MAX_CLIENT_MESSAGE, endpoints[0], trust.CLIENT)
         self.worker_sock = self._router(p.MAX_WORKER_MESSAGE, endpoints[1], trust.WORKER)
@@ -236,8 +238,6 @@ class Loop:
                                      | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL): domain
                 for s, domain in ((self.client_sock, trust.CLIENT),
                                   (self.worker_sock, trust.WORKER), (pub, trust.EVENTS))}
-        _check_somaxconn()
-        _raise_fd_limit()
         self.housekeeping = Background(self.ctx, "housekeeping", self.threads)
         self.figures = Background(self.ctx, "figures", self.threads)
         self.reader = Background(self.ctx, "reader", self.threads)
