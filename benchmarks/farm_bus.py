@@ -162,7 +162,9 @@ def throughput(count: int, workers: int, frames: int, procs: int, runtime: float
         elapsed = time.perf_counter() - t0
         cores = os.cpu_count() or 1
         busy = (_busy() - busy0) / elapsed / cores
-        sv_cpu, sim_cpu = (_cpu(svs) - svs0) / elapsed / cores, (_cpu(sims) - sims0) / elapsed / cores
+        sv_cpu = (_cpu(svs) - svs0) / elapsed / cores
+        sim_cpu = (_cpu(sims) - sims0) / elapsed / cores
+        rest = busy - sv_cpu - sim_cpu
         done = sum(client.job(i)["succeeded"] for i in ids)
         refills = [r for _, times in finish() for r in times]
     rate = done / elapsed
@@ -172,7 +174,7 @@ def throughput(count: int, workers: int, frames: int, procs: int, runtime: float
           f"refill (slot freed -> next launch, {len(times)} refills while frames waited) p50 "
           f"{pct(times, 0.5):.1f} ms, p99 {pct(times, 0.99):.1f} ms; the machine's "
           f"{cores} cores {100 * busy:.0f}% busy: supervisors {100 * sv_cpu:.0f}%, simulated "
-          f"workers {100 * sim_cpu:.0f}%, the rest (PostgreSQL, this script) {100 * (busy - sv_cpu - sim_cpu):.0f}%",
+          f"workers {100 * sim_cpu:.0f}%, the rest (PostgreSQL, this script) {100 * rest:.0f}%",
           flush=True)
     return rate
 

@@ -83,6 +83,15 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, interval:
         time.sleep(interval)
 
 
+def answers(client: Client, timeout: float = 1.0) -> bool:
+    """Whether the supervisor `client` speaks to answers a ping within `timeout` seconds."""
+    try:
+        client.ping(timeout=timeout)
+        return True
+    except CueFarmError:
+        return False
+
+
 def user_with_uid_over(min_uid: int) -> Any:
     """An account a frame may run as under `min_uid`: `nobody` where its uid is high enough,
     else any such account (None: there is none)."""

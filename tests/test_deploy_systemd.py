@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from cuefarm import Client, CueFarmError
-from tests.farm import free_port_block, wait_until
+from cuefarm import Client
+from tests.farm import answers, free_port_block, wait_until
 from tests.wheel import build_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,14 +163,6 @@ def unit_command(name: str, sysroot: Path, tmp: Path) -> tuple[list[str], dict[s
 
 
 @pytest.mark.timeout(600)
-def _answers(client: Client) -> bool:
-    try:
-        client.ping(timeout=1.0)
-        return True
-    except CueFarmError:
-        return False
-
-
 def test_unit_commands_run_a_farm(sysroot, tmp_path):
     [wheel] = (sysroot / "wheel").glob("cuefarm-*.whl")
     subprocess.run([str(sysroot / "opt/cuefarm/bin/python"), "-m", "pip", "install", "-q",
@@ -187,7 +179,7 @@ def test_unit_commands_run_a_farm(sysroot, tmp_path):
             sup = subprocess.Popen(sup_argv, env=sup_env, cwd=cwd, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)
             with Client(f"127.0.0.1:{port}", timeout=2) as probe:
-                wait_until(lambda: sup.poll() is not None or _answers(probe), 120, 0.2,
+                wait_until(lambda: sup.poll() is not None or answers(probe), 120, 0.2,
                            "the supervisor to answer")
             # Exit 4: a test running beside this one took a port between the look and the
             # bind; take others.

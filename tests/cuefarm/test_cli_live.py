@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from cuefarm import Client, CueFarmError
-from tests.farm import PostgresDatabase, free_port_block, marked_processes, wait_until
+from tests.farm import PostgresDatabase, answers, free_port_block, marked_processes, wait_until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX signals")
 
@@ -397,12 +397,8 @@ def test_up_takes_a_postgres_url_as_postgresql(require_postgres, tmp_path):
 
 
 def _answers(address: str) -> bool:
-    try:
-        with Client(address, timeout=1) as client:
-            client.ping()
-            return True
-    except CueFarmError:
-        return False
+    with Client(address, timeout=1) as client:
+        return answers(client)
 
 
 # --- however `up` ends, nothing of its farm is left running ------------------------------

@@ -16,7 +16,7 @@ from cuefarm import Client, CueFarmError, Events
 from cuefarm import keys as keyfiles
 from cuefarm import protocol as p
 from cuefarm.client import current_user
-from tests.farm import (PYTHON, Farm, free_port_block, run_cli, user_with_uid_over,
+from tests.farm import (PYTHON, Farm, answers, free_port_block, run_cli, user_with_uid_over,
                         wait_until)
 
 
@@ -258,7 +258,7 @@ def test_a_supervisor_beyond_this_machine_needs_keys_or_says_insecure(tmp_path, 
     proc = subprocess.Popen([*args, "--insecure"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         client = Client(f"127.0.0.1:{port}", timeout=5)
-        wait_until(lambda: _pings(client), 30, message="the insecure supervisor answers")
+        wait_until(lambda: answers(client), 30, message="the insecure supervisor answers")
         me = client.whoami()
         assert me["insecure"] is True and me["keys"] is False
         out = run_cli(f"127.0.0.1:{port}", "whoami")
@@ -270,12 +270,6 @@ def test_a_supervisor_beyond_this_machine_needs_keys_or_says_insecure(tmp_path, 
         proc.wait(30)
 
 
-def _pings(client: Client) -> bool:
-    try:
-        client.ping()
-        return True
-    except CueFarmError:
-        return False
 
 
 def test_keys_commands(keyed_farm, tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from cuefarm import protocol as p
 from cuefarm.client import Client, CueFarmError
 from sqlalchemy import text
 from supervisor.store.engine import make_engine
-from tests.farm import PYTHON, free_port_block, wait_until
+from tests.farm import PYTHON, answers, free_port_block, wait_until
 
 
 class Peer:
@@ -461,7 +461,7 @@ def test_the_supervisor_lifts_its_open_files_limit_to_the_hard_one(tmp_path):
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with Client(f"127.0.0.1:{port}", timeout=0.5) as c:
-            wait_until(lambda: _answers(c), 30, message="the supervisor to answer")
+            wait_until(lambda: answers(c), 30, message="the supervisor to answer")
         limits = Path(f"/proc/{sv.pid}/limits").read_text()
         line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
         want = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
@@ -469,14 +469,6 @@ def test_the_supervisor_lifts_its_open_files_limit_to_the_hard_one(tmp_path):
     finally:
         sv.terminate()
         sv.wait(10)
-
-
-def _answers(c: Client) -> bool:
-    try:
-        c.ping()
-        return True
-    except CueFarmError:
-        return False
 
 
 def test_a_small_kernel_queue_for_waiting_connections_is_named(tmp_path, caplog):
