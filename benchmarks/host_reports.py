@@ -161,7 +161,10 @@ def simulate(port: int, names: list[str], seconds: float, grace: float, out: mp.
                 if not pending[i]:
                     waiting.discard(s)
     counts["missing"] = sum(1 for q in pending for t in q if t is not None)
-    done.wait(60)
+    try:
+        done.wait(60)
+    except threading.BrokenBarrierError:     # another simulator died: report regardless
+        pass
     out.put((latencies, counts))
     for s in socks:
         s.close(0)
