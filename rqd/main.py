@@ -8,7 +8,7 @@ import sys
 import click
 
 from cuefarm import config as cfgmod
-from cuefarm import pathmap, watchdog
+from cuefarm import openfiles, pathmap, watchdog
 from cuefarm.config import ConfigError, RqdConfig
 
 
@@ -86,6 +86,7 @@ def command(supervisors: tuple[str, ...], name: str | None, slots: int | None,
     logging.basicConfig(level=cfg.log_level.upper() if isinstance(cfg.log_level, str) else "INFO",
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from rqd.daemon import Daemon     # after logging is set up
+    openfiles.lift_limit()      # a file or more for each running frame
     watchdog.watch_parent()     # started by `cuefarm up`: stop (killing frames) when it is gone
     sys.exit(Daemon(cfg, kill_grace=cfg.kill_grace).run())
 

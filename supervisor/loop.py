@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import zmq
 
+from cuefarm import openfiles
 from cuefarm import protocol as p
 from supervisor import (access, auditing, bigsubmit, clientapi, dispatch, farmlink,
                         registration, trust, workerlink)
@@ -124,27 +125,6 @@ class GarbageCollector:
         gc.freeze()
 
 
-def _raise_fd_limit() -> int | None:
-    """Lift this process's soft limit on open files to its hard limit: each connected worker,
-    client and subscriber holds one, and the common soft limit of 1,024 left a farm of more
-    workers than that unable to connect.  Returns the soft limit now (None: no such limit
-    here)."""
-    try:
-        import resource
-    except ImportError:       # Windows
-        return None
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-    if soft != resource.RLIM_INFINITY and soft < want:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-            soft = want
-        except (OSError, ValueError) as exc:
-            log.warning("could not raise the open files limit from %d to %d: %s", soft, want,
-                        exc)
-    return soft
-
-
 def _check_somaxconn(path: str = "/proc/sys/net/core/somaxconn") -> int | None:
     """Warn when the kernel holds fewer waiting connections than a farm reconnecting at once
     needs (see LISTEN_BACKLOG); the kernel's limit, None where it cannot be read."""
@@ -217,7 +197,7 @@ class Loop:
         if endpoints is None:
             endpoints = tuple(f"tcp://{cfg.bind}:{cfg.port + i}" for i in range(3))
         _check_somaxconn()
-        _raise_fd_limit()       # before anyone can connect
+        openfiles.lift_limit()      # before anyone can connect
         gate = self.cx.gate
         self.client_sock = self._router(p.MAX_CLIENT_MESSAGE, endpoints[0], trust.CLIENT)
         self.worker_sock = self._router(p.MAX_WORKER_MESSAGE, endpoints[1], trust.WORKER)

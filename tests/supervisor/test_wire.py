@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import resource
 import socket
-import subprocess
 from pathlib import Path
 
 import msgspec
@@ -13,10 +12,10 @@ import zmq
 
 import cuefarm
 from cuefarm import protocol as p
-from cuefarm.client import Client, CueFarmError
+from cuefarm.client import CueFarmError
 from sqlalchemy import text
 from supervisor.store.engine import make_engine
-from tests.farm import PYTHON, answers, free_port_block, wait_until
+from tests.farm import wait_until
 
 
 class Peer:
@@ -444,31 +443,6 @@ def test_a_farm_connecting_at_once_is_held_until_accepted_not_turned_away(sqlite
     peer = Peer(sqlite_farm.port + 1)
     assert isinstance(register(peer, "after-the-crowd"), p.Registered)
     peer.close()
-
-
-def test_the_supervisor_lifts_its_open_files_limit_to_the_hard_one(tmp_path):
-    """Every connected worker holds a file: started with the common soft limit of 1,024, a
-    supervisor lifts it to the hard limit before it listens."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard <= 1024:
-        pytest.skip(f"the hard limit is {hard}: nothing to lift")
-
-    def low() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024), hard))
-    port = free_port_block()
-    sv = subprocess.Popen([PYTHON, "-m", "supervisor", "--port", str(port), "--db",
-                           f"sqlite:///{tmp_path / 'fd.db'}"], preexec_fn=low,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with Client(f"127.0.0.1:{port}", timeout=0.5) as c:
-            wait_until(lambda: answers(c), 30, message="the supervisor to answer")
-        limits = Path(f"/proc/{sv.pid}/limits").read_text()
-        line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
-        want = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
-        assert line.split()[3] == want, line
-    finally:
-        sv.terminate()
-        sv.wait(10)
 
 
 def test_a_small_kernel_queue_for_waiting_connections_is_named(tmp_path, caplog):
