@@ -82,7 +82,8 @@ class Intake:
             w = live.registry.by_identity.get(identity)
             key = parse_attempt_id(aid)
             if key and w is not None:
-                b.results[key] = storable(f"lost: refused by the worker: {reason}")[:1000]
+                reason = storable(reason)    # kept with the attempt, and with a ban
+                b.results[key] = f"lost: refused by the worker: {reason}"[:1000]
                 b.hosts[key] = w.host_id
                 if reason.startswith("user "):
                     b.cannot[aid] = reason

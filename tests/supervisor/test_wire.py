@@ -119,7 +119,8 @@ def test_a_nul_in_a_workers_words_is_kept_out_of_the_database(farm):
     """A NUL character, which PostgreSQL's driver refuses outside any database error: in a
     worker's name it is refused when the message comes in (it once stopped the supervisor
     as the worker registered), in the reason an attempt ended or a launch was refused it is
-    stored as U+FFFD."""
+    stored as U+FFFD, and so where a refusal to run as a user is kept (the only host refused
+    it: the job is paused, flagged with the refusal)."""
     w = Peer(farm.port + 1)
     w.send(p.Register(name="nul\x00", hostname="nul", os="linux", cores=1, memory_mb=1,
                       slots=1, version=cuefarm.__version__))
@@ -127,24 +128,29 @@ def test_a_nul_in_a_workers_words_is_kept_out_of_the_database(farm):
     register(w, "sim", slots=1)
     c = farm.client()
     [job_id] = c.submit([{"name": "nul", "layers": [
-        {"name": "r", "command": "x", "range": "1-2", "max_retries": 0}]}])
+        {"name": "r", "command": "x", "range": "1-3", "max_retries": 0}]}])
     first = w.recv_type(p.Launch)
     w.send(p.Complete([p.Completion(first.attempt_id, 1, 1.0, 2.0, reason="bad\x00end")]))
     second = w.recv_type(p.Launch)
     w.send(p.Refuse(second.attempt_id, "no\x00thanks"))
+    third = w.recv_type(p.Launch)
+    w.send(p.Refuse(third.attempt_id, "user nul\x00 may not run here"))
     engine = make_engine(farm.db_url)
 
     def reasons():
         with engine.connect() as conn:
-            got = dict(conn.execute(text("SELECT frame_id, reason FROM attempt WHERE"
-                                         " state <> 'RUNNING'")).all())
-        return got if len(got) == 2 else None
+            got = conn.execute(text("SELECT reason FROM attempt WHERE state <> 'RUNNING'")
+                               ).scalars().all()
+            flagged = conn.execute(text("SELECT flagged FROM job")).scalar()
+        return (got, flagged) if len(got) == 3 and flagged else None
     try:
-        got = wait_until(reasons, 30, message="both attempts ended")
+        got, flagged = wait_until(reasons, 30, message="three attempts ended, the job flagged")
     finally:
         engine.dispose()
-    assert got[first.frame_id] == "bad\ufffdend"
-    assert got[second.frame_id] == "lost: refused by the worker: no\ufffdthanks"
+    assert sorted(got) == sorted([
+        "bad\ufffdend", "lost: refused by the worker: no\ufffdthanks",
+        "lost: refused by the worker: user nul\ufffd may not run here"])
+    assert flagged.endswith(": refused: user nul\ufffd may not run here"), flagged
     assert c.ping()["version"] == cuefarm.__version__
     w.close()
 
