@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable
@@ -61,6 +62,9 @@ SLICE_PAUSE = 0.03
 # let go of the GIL (a socket, a statement) it waited up to the switch interval to get it
 # back, and turns of 5 ms took 300-700 ms.
 PACE_WAIT = 0.05
+# The submit thread's nice value (Linux gives each thread its own): on a busy machine, the
+# loop's thread, back from a statement, gets a core before this bulk work.
+SUBMIT_NICE = 10
 
 
 def rough_frames(jobs: Any) -> int:
@@ -112,6 +116,18 @@ class BigSubmits:
         if threading.get_ident() != self.loop_thread:
             self.between_turns.wait(PACE_WAIT)
 
+    def yield_cpu(self) -> None:
+        """On the submit thread: lower its CPU priority to SUBMIT_NICE (not on the loop's
+        own thread, nor where threads have no priorities of their own)."""
+        if threading.get_ident() == self.loop_thread or not hasattr(os, "setpriority"):
+            return
+        tid = threading.get_native_id()
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < SUBMIT_NICE:
+                os.setpriority(os.PRIO_PROCESS, tid, SUBMIT_NICE)
+        except OSError:
+            pass        # not allowed here: it runs at the loop's priority
+
     def start(self, cx: Context, req: Request,
               check: Callable[[list], None]) -> None:
         """Store `req`'s submit off the loop; `check(specs)` refuses what the loop would
@@ -134,7 +150,7 @@ class BigSubmits:
         self.audit[key] = (body, req.user, req.route)
         hidden = access.hidden_projects
         policy = cx.policy
-        self.background.submit(key, lambda: _without_gc(
+        self.background.submit(key, lambda: self.yield_cpu() or _without_gc(
             lambda: _store(cx, body, req.user, check,
                            lambda conn: hidden(policy, conn, req.user), self.pace)))
 
@@ -194,6 +210,7 @@ def _store(cx: Context, body: p.Submit, user: str, check: Callable[[list], None]
     log.info("%s submitted jobs %s (%d frames, stored off the loop in %.1f s)", user, ids,
              sum(len(layer.frames) for s in specs for layer in s.layers),
              time.monotonic() - t0)
+    submit_store.free_gradually([layer.frames for s in specs for layer in s.layers], pace)
     return ids, work.Touched(jobs=set(ids))
 
 

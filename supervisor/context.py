@@ -3,6 +3,7 @@ and the outbox, and nothing of the loop (sockets, threads, timers)."""
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Protocol
@@ -36,6 +37,9 @@ class Context:
     farm_id: str = ""               # the database's identity (supervisor.store.farm)
     pipeline: Any = None            # notifications and retention (supervisor.pipeline)
     gate: Any = None                # keys and their authenticator (supervisor.trust); None: none
+    # Told how long each commit made through begin() took, in seconds (the loop's stopwatch:
+    # a slow turn's log says how much of it the disk's flushes took).
+    on_commit: Callable[[float], None] | None = None
 
     @property
     def stale_after(self) -> float:
@@ -48,11 +52,15 @@ class Context:
         """A transaction and the effects staged with it: they reach the loop's outbox only if
         it commits."""
         staged = Outbox()
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn, conn.begin() as transaction:
             yield conn, staged
             if bus.shared(self.engine):   # delivered to the other supervisors on commit
                 for notice in farmbus.notices_of(self.id, staged):
                     bus.announce(conn, notice)
+            t0 = time.perf_counter()
+            transaction.commit()
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - t0)
         self.out.merge(staged)
 
     def kill(self, out: Outbox, kills: list[tuple[str, int]], reason: str = "requested") -> None:

@@ -82,10 +82,20 @@ class Stopwatch:
         self.t0 = self.last = clock()
         self.steps: list[tuple[str, float]] = []
         self.longest = 0.0         # seconds, since take_longest()
+        self.committing = 0.0      # seconds of this turn spent in commits, on the loop's thread
+        self.cpu0 = 0.0            # the loop thread's CPU time when the turn started
+        self.thread = threading.get_ident()
 
     def start_turn(self) -> None:
         self.t0 = self.last = self.clock()
+        self.cpu0 = time.thread_time()
         self.steps.clear()
+        self.committing = 0.0
+
+    def note_commit(self, seconds: float) -> None:
+        """A commit took `seconds` (Context.on_commit): counted if it was the loop's."""
+        if threading.get_ident() == self.thread:
+            self.committing += seconds
 
     def lap(self, step: str) -> None:
         now = self.clock()
@@ -97,8 +107,10 @@ class Stopwatch:
         self.longest = max(self.longest, took)
         if took > SLOW_TURN:
             worst = sorted(self.steps, key=lambda s: -s[1])[:3]
-            log.warning("a loop turn took %.0f ms (%s)", 1000 * took,
-                        ", ".join(f"{name} {1000 * t:.0f} ms" for name, t in worst))
+            log.warning("a loop turn took %.0f ms (%s; commits %.0f ms, on a CPU %.0f ms)",
+                        1000 * took,
+                        ", ".join(f"{name} {1000 * t:.0f} ms" for name, t in worst),
+                        1000 * self.committing, 1000 * (time.thread_time() - self.cpu0))
 
     def take_longest(self) -> float:
         out, self.longest = self.longest, 0.0
@@ -177,6 +189,7 @@ class Loop:
         # [next due (monotonic), interval, fn(cx), runs in the background]
         self.periodic: list[list] = []
         self.stopwatch = Stopwatch()
+        cx.on_commit = self.stopwatch.note_commit
         self.stopping = False
         self.poller: zmq.Poller | None = None    # made at the first step
         # Notices of the other supervisors sharing the database (PostgreSQL), and when this
@@ -339,6 +352,7 @@ class Loop:
             if self.listener is not None:
                 self.poller.register(self.listener.fileno(), zmq.POLLIN)
             self.big_submits.loop_thread = threading.get_ident()   # it need not pace itself
+            self.stopwatch.thread = threading.get_ident()
         between = self.big_submits.between_turns
         between.set()
         ready = self.ready = dict(self.poller.poll(timeout_ms))

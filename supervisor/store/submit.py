@@ -21,6 +21,9 @@ from supervisor.store.models import (Dependency, Frame, FrameDep, Job, Layer, La
 FRAME_INSERT_BATCH = 10_000
 SLICE_BATCH = 1_000        # frames per statement when stored in slices (a few ms each)
 COPY_CHUNK = 5_000         # frames made into COPY text at a time (a few ms of Python each)
+# Objects freed at a time when a huge job's columns go (about a millisecond's work): freeing a
+# million at once is one call that holds the GIL for 25-50 ms, and the loop's turn with it.
+FREE_SLICE = 50_000
 # The `flagged` of a job stored in slices (supervisor.bigsubmit): paused, so never dispatched,
 # until its last frame is stored and it is made what was asked.
 STORING = "being stored"
@@ -128,13 +131,26 @@ def submit(conn: Connection, specs: list[JobSpec], user: str, now: float,
             return stored
     if prepared is None:
         prepared = [prepare(spec) for spec in specs]
-    ids = [_submit_one(conn, spec, f"jobs[{k}]", user, now, hidden, between, ready, pace)
-           for k, (spec, ready) in enumerate(zip(specs, prepared))]
+    ids = []
+    for k, (spec, ready) in enumerate(zip(specs, prepared)):
+        ids.append(_submit_one(conn, spec, f"jobs[{k}]", user, now, hidden, between, ready,
+                               pace))
+        free_gradually([column for columns in ready.columns for column in columns], pace)
     if submission is not None:
         # In the jobs' transaction: both are stored, or neither.  Two retries racing on two
         # supervisors: the second insert fails on the key and its transaction is undone.
         record_submission(conn, submission, user, ids, now)
     return ids
+
+
+def free_gradually(lists: list[list], pace: Callable[[], None] | None = None) -> None:
+    """Empty `lists` FREE_SLICE items at a time, `pace()` between slices: what they held is
+    freed in calls of a millisecond, the GIL free for the loop between them."""
+    for items in lists:
+        while items:
+            del items[-FREE_SLICE:]
+            if pace is not None:
+                pace()
 
 
 def finish_storing(conn: Connection, job_id: int, state: str) -> None:

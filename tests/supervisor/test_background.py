@@ -107,3 +107,21 @@ def test_stopwatch_names_the_slow_step_and_keeps_the_longest_turn(caplog):
     assert caplog.text.count("a loop turn took") == 1
     assert abs(sw.take_longest() - (SLOW_TURN + 0.052)) < 1e-9
     assert sw.take_longest() == 0.0     # taken: starts again
+
+
+def test_a_slow_turn_says_how_long_its_commits_and_its_cpu_took(caplog):
+    now = [0.0]
+    sw = Stopwatch(clock=lambda: now[0])
+    sw.start_turn()
+    sw.note_commit(0.120)                 # the loop's own commit: counted
+    elsewhere = threading.Thread(target=sw.note_commit, args=(5.0,))
+    elsewhere.start()                     # another thread's: not this turn's
+    elsewhere.join()
+    now[0] += SLOW_TURN + 0.05
+    sw.lap("completions and dispatch")
+    with caplog.at_level(logging.WARNING, logger="supervisor.loop"):
+        sw.end_turn()
+    assert "commits 120 ms" in caplog.text
+    assert "on a CPU " in caplog.text
+    sw.start_turn()                       # counted per turn
+    assert sw.committing == 0.0

@@ -5,6 +5,7 @@ first one's jobs, nothing dispatched before it is all stored, nothing half store
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 import zmq
@@ -182,3 +183,34 @@ def test_a_huge_submit_is_worked_on_with_the_collector_off():
     with pytest.raises(ZeroDivisionError):
         bigsubmit._without_gc(lambda: 1 / 0)
     assert gc.isenabled()
+
+
+def test_a_huge_jobs_columns_are_freed_a_slice_at_a_time():
+    columns = [list(range(2 * submit_store.FREE_SLICE + 7)), [str(n) for n in range(10)], []]
+    sizes: list[list[int]] = []
+    submit_store.free_gradually(columns, lambda: sizes.append([len(c) for c in columns]))
+    assert columns == [[], [], []]
+    # Between two slices the loop may run: never more than FREE_SLICE freed in one go.
+    assert sizes[0] == [submit_store.FREE_SLICE + 7, 10, 0]
+    assert sizes[1] == [7, 10, 0]
+    assert sizes[2:] == [[0, 10, 0], [0, 0, 0]]
+
+
+def _nice_values(pid: int) -> dict[int, int]:
+    """Each thread of `pid`: its nice value (field 19 of /proc/PID/task/TID/stat)."""
+    out = {}
+    for task in (Path("/proc") / str(pid) / "task").iterdir():
+        stat = (task / "stat").read_text()
+        out[int(task.name)] = int(stat[stat.rindex(")") + 2:].split()[16])
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="Linux thread priorities")
+def test_the_thread_storing_a_huge_submit_yields_the_cpu_to_the_loop(farm):
+    pid = farm.supervisor.pid
+    before = _nice_values(pid)
+    assert set(before.values()) == {0}
+    farm.client(timeout=120).submit([huge("a")])
+    after = _nice_values(pid)
+    assert after[pid] == 0                                  # the loop's thread
+    assert sorted(after.values()).count(bigsubmit.SUBMIT_NICE) == 1   # the submit thread only
