@@ -3,8 +3,9 @@
 A supervisor with --workers simulated workers heartbeating and running frames, and a client
 asking `jobs` in a loop; then one job of --frames frames is submitted, then two such jobs in
 one submit.  Prints how long each submit took to be answered, the other client's `jobs`
-latency (p50, max) meanwhile, and the longest loop turn the supervisor logged (it logs every
-turn over 100 ms; goal: none).
+latency (p50, max) meanwhile, the longest loop turn the supervisor logged (it logs every turn
+over 100 ms, with how long its commits and its CPU took; goal: none), and the supervisor's
+memory before and after.
 
     python benchmarks/huge_submit.py [--frames 1000000] [--workers 100] [--db sqlite|postgres]
 """
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 import click
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -70,6 +72,8 @@ def main(frames: int, workers: int, db: str) -> None:
         asker.start()
         time.sleep(2)
         log_start = len((farm.workdir / "supervisor.log").read_bytes())
+        supervisor = psutil.Process(farm.supervisor.pid)
+        rss_before = supervisor.memory_info().rss
         for label, jobs in ((f"1 x {frames}", [_job("huge", frames)]),
                             (f"2 x {frames}", [_job("huge-a", frames), _job("huge-b", frames)])):
             t0 = time.monotonic()
@@ -86,6 +90,8 @@ def main(frames: int, workers: int, db: str) -> None:
         for line in text.splitlines():
             if TURN.search(line):
                 print("  ", line[11:23], TURN.search(line).group(0))
+        print(f"supervisor RSS: {rss_before / 2**20:.0f} MB before the submits, "
+              f"{supervisor.memory_info().rss / 2**20:.0f} MB after")
         print(f"other client's jobs: n={len(latencies)} "
               f"p50={1000 * statistics.median(latencies):.0f} ms "
               f"max={1000 * max(latencies):.0f} ms")

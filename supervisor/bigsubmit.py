@@ -62,6 +62,10 @@ SLICE_PAUSE = 0.03
 # let go of the GIL (a socket, a statement) it waited up to the switch interval to get it
 # back, and turns of 5 ms took 300-700 ms.
 PACE_WAIT = 0.05
+# Frames (counted from the ranges) from which a submit on PostgreSQL is stored by a child
+# process, when the loop gives BigSubmits one (supervisor.submitproc): starting one costs
+# some 0.7 s, about what the thread spends on 200,000 frames.
+CHILD_FRAMES = 200_000
 # The submit thread's nice value (Linux gives each thread its own): on a busy machine, the
 # loop's thread, back from a statement, gets a core before this bulk work.
 SUBMIT_NICE = 10
@@ -98,8 +102,13 @@ def huge(cx: Context, body: p.Submit) -> bool:
 class BigSubmits:
     """The thread storing huge submits, and the requests waiting for them (on the loop)."""
 
-    def __init__(self, background: Background):
+    def __init__(self, background: Background,
+                 child: Callable[[Context, p.Submit, str], tuple] | None = None):
+        """`child(cx, body, user)`, when given, stores a submit of CHILD_FRAMES frames or more
+        on PostgreSQL in a process of its own (called on the submit thread, answers as
+        `store`)."""
         self.background = background
+        self.child = child
         self.seq = 0
         # key -> [(route, request id)] waiting for that submit's reply; retries of an unsent
         # submission id join its first request here.
@@ -148,10 +157,15 @@ class BigSubmits:
             key = ("request", self.seq)
         self.waiting[key] = [(req.route, req.request_id)]
         self.audit[key] = (body, req.user, req.route)
+        if (self.child is not None and cx.engine.dialect.name == "postgresql"
+                and rough_frames(body.jobs) >= CHILD_FRAMES):
+            child, user = self.child, req.user
+            self.background.submit(key, lambda: child(cx, body, user))
+            return
         hidden = access.hidden_projects
         policy = cx.policy
         self.background.submit(key, lambda: self.yield_cpu() or _without_gc(
-            lambda: _store(cx, body, req.user, check,
+            lambda: store(cx, body, req.user, check,
                            lambda conn: hidden(policy, conn, req.user), self.pace)))
 
     def collect(self, cx: Context, ready=None) -> None:
@@ -192,10 +206,11 @@ def _without_gc(store: Callable[[], Any]) -> Any:
             gc.enable()
 
 
-def _store(cx: Context, body: p.Submit, user: str, check: Callable[[list], None],
-           hidden: Callable[[Connection], frozenset[str]],
-           pace: Callable[[], None]) -> tuple[list[int], work.Touched]:
-    """On the submit thread: check and store; (job ids, what changed)."""
+def store(cx: Context, body: p.Submit, user: str, check: Callable[[list], None],
+          hidden: Callable[[Connection], frozenset[str]],
+          pace: Callable[[], None]) -> tuple[list[int], work.Touched]:
+    """On the submit thread (or in the child process storing the hugest: see
+    supervisor.submitproc): check and store; (job ids, what changed)."""
     t0 = time.monotonic()
     try:
         specs = validate_submission(body.jobs, cx.cfg.max_frames_per_job)

@@ -148,14 +148,14 @@ def _ping(cx: Context, req: Request) -> p.Body:
 def _submit(cx: Context, req: Request) -> p.Body:
     body: p.Submit = req.body
     if bigsubmit.huge(cx, body):     # stored off the loop, answered once stored
-        cx.live.big_submits.start(cx, req, lambda specs: _check_loader_env(
+        cx.live.big_submits.start(cx, req, lambda specs: check_loader_env(
             specs, cx.cfg.loader_env_allow))
         return None
     try:
         specs = validate_submission(body.jobs, cx.cfg.max_frames_per_job)
     except SpecError as exc:
         raise RequestError("invalid", exc.message, exc.field) from None
-    _check_loader_env(specs, cx.cfg.loader_env_allow)
+    check_loader_env(specs, cx.cfg.loader_env_allow)
     sid = body.submission
     if sid is not None and not (0 < len(sid) <= 64 and sid.isascii() and sid.isprintable()):
         raise RequestError("invalid", "a submission id is 1 to 64 printable ASCII characters",
@@ -179,7 +179,7 @@ def _submit(cx: Context, req: Request) -> p.Body:
     return p.JobIds(ids)
 
 
-def _check_loader_env(specs, allow: list[str]) -> None:
+def check_loader_env(specs, allow: list[str]) -> None:
     """Refuse variables that change how programs load, unless the settings allow them."""
     for i, spec in enumerate(specs):
         for j, layer in enumerate(spec.layers):

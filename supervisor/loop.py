@@ -26,7 +26,7 @@ import zmq
 from cuefarm import openfiles
 from cuefarm import protocol as p
 from supervisor import (access, auditing, bigsubmit, clientapi, dispatch, farmlink,
-                        registration, trust, workerlink)
+                        registration, submitproc, trust, workerlink)
 from supervisor.background import Background
 from supervisor.context import Context
 from supervisor.events import Publisher
@@ -234,7 +234,8 @@ class Loop:
         self.housekeeping = Background(self.ctx, "housekeeping", self.threads)
         self.figures = Background(self.ctx, "figures", self.threads)
         self.reader = Background(self.ctx, "reader", self.threads)
-        self.big_submits = bigsubmit.BigSubmits(Background(self.ctx, "submits", self.threads))
+        self.big_submits = bigsubmit.BigSubmits(Background(self.ctx, "submits", self.threads),
+                                                submitproc.store if self.threads else None)
         self.cx.live.big_submits = self.big_submits
         self.publisher = Publisher(pub, self.cx.id,
                                    builder=Background(self.ctx, "events", self.threads),

@@ -4,9 +4,12 @@ first one's jobs, nothing dispatched before it is all stored, nothing half store
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import zmq
 
@@ -16,6 +19,7 @@ from supervisor import bigsubmit
 from supervisor.store import submit as submit_store
 from supervisor.store.control import Outcome, resume
 from cuefarm.spec import validate_submission
+from tests.farm import running_farm
 
 FRAMES = bigsubmit.HUGE + 5_000
 
@@ -214,3 +218,88 @@ def test_the_thread_storing_a_huge_submit_yields_the_cpu_to_the_loop(farm):
     after = _nice_values(pid)
     assert after[pid] == 0                                  # the loop's thread
     assert sorted(after.values()).count(bigsubmit.SUBMIT_NICE) == 1   # the submit thread only
+
+
+def _storing_children(pid: int) -> list[psutil.Process]:
+    return [c for c in psutil.Process(pid).children()
+            if "supervisor.submitproc" in " ".join(c.cmdline())]
+
+
+def test_the_hugest_submits_on_postgresql_are_stored_by_a_process_of_their_own(
+        postgres_url, tmp_path):
+    with running_farm(postgres_url, tmp_path) as farm:
+        c = farm.client(timeout=120)
+        frames = bigsubmit.CHILD_FRAMES
+        first = list(c.request(p.Submit(jobs=[huge("a", frames)], submission="child-1"))
+                     .job_ids)
+        [job] = c.jobs()
+        assert job["id"] == first[0] and job["frames_total"] == job["waiting"] == frames
+        assert job["state"] == "ACTIVE" and job["flagged"] == ""
+        log = farm.supervisor_log()
+        assert f"jobs {first} were stored by process" in log
+        child = int(log.split(f"jobs {first} were stored by process ")[1].split(",")[0])
+        assert child != farm.supervisor.pid
+        # Its promises hold as on the thread: a retry gets the first one's jobs ...
+        again = c.request(p.Submit(jobs=[huge("a", frames)], submission="child-1")).job_ids
+        assert list(again) == first and len(c.jobs()) == 1
+        # ... and a refusal names what it refuses, and stores nothing.
+        with pytest.raises(CueFarmError, match="no limit named") as err:
+            c.submit([huge("ok", frames), huge("bad", limits=["nolimit"])])
+        assert err.value.field == "jobs[1].layers[0].limits[0]"
+        with pytest.raises(CueFarmError, match="LD_PRELOAD") as err:
+            c.submit([huge("env", frames, env={"LD_PRELOAD": "/tmp/x.so"})])
+        assert len(c.jobs()) == 1
+        assert not _storing_children(farm.supervisor.pid)    # each leaves once it answered
+
+
+def test_a_submit_being_stored_by_a_process_dies_with_the_supervisor(postgres_url, tmp_path):
+    with running_farm(postgres_url, tmp_path) as farm:
+        pid = farm.supervisor.pid
+        def send() -> None:
+            try:
+                farm.client(timeout=8).submit([huge("a", 4 * bigsubmit.CHILD_FRAMES)])
+            except CueFarmError:
+                pass            # unanswered: the supervisor is killed
+        sent = threading.Thread(target=send, daemon=True)
+        sent.start()
+        deadline = time.monotonic() + 60
+        while not (children := _storing_children(pid)):
+            assert time.monotonic() < deadline, "no process stores the submit"
+            time.sleep(0.05)
+        time.sleep(1.0)                     # well into its work
+        farm.kill_supervisor()
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, "the storing process outlived the supervisor"
+        sent.join(30)             # the client gave up: it sends nothing to the next one
+        farm.start_supervisor()
+        assert farm.client(timeout=30).jobs() == []   # never answered: never stored
+
+
+def test_a_stop_sent_to_the_storing_process_too_still_finishes_the_submit(
+        postgres_url, tmp_path):
+    """systemd signals every process of the service; a terminal's Ctrl-C the whole group."""
+    with running_farm(postgres_url, tmp_path) as farm:
+        pid = farm.supervisor.pid
+        replies: list = []
+
+        def send() -> None:
+            try:
+                replies.append(farm.client(timeout=60).submit(
+                    [huge("a", bigsubmit.CHILD_FRAMES)]))
+            except CueFarmError as exc:
+                replies.append(exc)
+        sent = threading.Thread(target=send, daemon=True)
+        sent.start()
+        deadline = time.monotonic() + 60
+        while not (children := _storing_children(pid)):
+            assert time.monotonic() < deadline, "no process stores the submit"
+            time.sleep(0.02)
+        for proc in children:
+            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGINT)
+        farm.supervisor.send_signal(signal.SIGTERM)
+        farm.supervisor.wait(60)
+        sent.join(60)
+        assert replies and isinstance(replies[0], list), (replies, farm.supervisor_log())
+        farm.start_supervisor()
+        assert farm.client().job(replies[0][0])["frames_total"] == bigsubmit.CHILD_FRAMES

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                   "supervisor.presence", "supervisor.auditing", "supervisor.wrangling",
                   "supervisor.exports", "supervisor.notify_api", "supervisor.archive_api",
                   "supervisor.comments", "supervisor.stats", "supervisor.keys_api",
-                  "supervisor.bigsubmit"}),
+                  "supervisor.bigsubmit", "supervisor.submitproc"}),
     ("the loop", {"supervisor.loop"}),
     ("assembly", {"supervisor.server", "supervisor.pipeline"}),
     ("program", {"supervisor.main", "supervisor.__main__"}),
