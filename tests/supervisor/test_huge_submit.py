@@ -252,20 +252,33 @@ def test_the_hugest_submits_on_postgresql_are_stored_by_a_process_of_their_own(
         assert not _storing_children(farm.supervisor.pid)    # each leaves once it answered
 
 
+def _submitting(farm, frames: int, timeout: float) -> tuple[threading.Thread, list]:
+    """A submit of `frames` frames sent on a thread of its own, and the child process storing
+    it once there is one: (the thread, its reply or error in a list)."""
+    replies: list = []
+
+    def send() -> None:
+        try:
+            replies.append(farm.client(timeout=timeout).submit([huge("a", frames)]))
+        except CueFarmError as exc:
+            replies.append(exc)
+    sent = threading.Thread(target=send, daemon=True)
+    sent.start()
+    return sent, replies
+
+
+def _storing_child(pid: int) -> list[psutil.Process]:
+    deadline = time.monotonic() + 60
+    while not (children := _storing_children(pid)):
+        assert time.monotonic() < deadline, "no process stores the submit"
+        time.sleep(0.02)
+    return children
+
+
 def test_a_submit_being_stored_by_a_process_dies_with_the_supervisor(postgres_url, tmp_path):
     with running_farm(postgres_url, tmp_path) as farm:
-        pid = farm.supervisor.pid
-        def send() -> None:
-            try:
-                farm.client(timeout=8).submit([huge("a", 4 * bigsubmit.CHILD_FRAMES)])
-            except CueFarmError:
-                pass            # unanswered: the supervisor is killed
-        sent = threading.Thread(target=send, daemon=True)
-        sent.start()
-        deadline = time.monotonic() + 60
-        while not (children := _storing_children(pid)):
-            assert time.monotonic() < deadline, "no process stores the submit"
-            time.sleep(0.05)
+        sent, _ = _submitting(farm, 4 * bigsubmit.CHILD_FRAMES, timeout=8)
+        children = _storing_child(farm.supervisor.pid)
         time.sleep(1.0)                     # well into its work
         farm.kill_supervisor()
         gone, alive = psutil.wait_procs(children, timeout=10)
@@ -279,22 +292,8 @@ def test_a_stop_sent_to_the_storing_process_too_still_finishes_the_submit(
         postgres_url, tmp_path):
     """systemd signals every process of the service; a terminal's Ctrl-C the whole group."""
     with running_farm(postgres_url, tmp_path) as farm:
-        pid = farm.supervisor.pid
-        replies: list = []
-
-        def send() -> None:
-            try:
-                replies.append(farm.client(timeout=60).submit(
-                    [huge("a", bigsubmit.CHILD_FRAMES)]))
-            except CueFarmError as exc:
-                replies.append(exc)
-        sent = threading.Thread(target=send, daemon=True)
-        sent.start()
-        deadline = time.monotonic() + 60
-        while not (children := _storing_children(pid)):
-            assert time.monotonic() < deadline, "no process stores the submit"
-            time.sleep(0.02)
-        for proc in children:
+        sent, replies = _submitting(farm, bigsubmit.CHILD_FRAMES, timeout=60)
+        for proc in _storing_child(farm.supervisor.pid):
             proc.send_signal(signal.SIGTERM)
             proc.send_signal(signal.SIGINT)
         farm.supervisor.send_signal(signal.SIGTERM)
