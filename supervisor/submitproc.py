@@ -40,7 +40,7 @@ from supervisor.requests import RequestError
 from supervisor.roles import Policy
 from supervisor.store.engine import make_engine
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("supervisor.submitproc")     # also when run as __main__
 PARENT_WATCH = 0.2     # seconds between the child's looks at whether the supervisor still runs
 # A stop is the supervisor's to handle: it waits for the submit (bigsubmit: SUBMIT_GRACE) and
 # answers it.  systemd signals every process of the service, a terminal's Ctrl-C the whole
