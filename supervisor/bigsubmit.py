@@ -157,16 +157,20 @@ class BigSubmits:
             key = ("request", self.seq)
         self.waiting[key] = [(req.route, req.request_id)]
         self.audit[key] = (body, req.user, req.route)
+        user = req.user
         if (self.child is not None and cx.engine.dialect.name == "postgresql"
                 and rough_frames(body.jobs) >= CHILD_FRAMES):
-            child, user = self.child, req.user
+            child = self.child
             self.background.submit(key, lambda: child(cx, body, user))
             return
-        hidden = access.hidden_projects
-        policy = cx.policy
-        self.background.submit(key, lambda: self.yield_cpu() or _without_gc(
-            lambda: store(cx, body, req.user, check,
-                           lambda conn: hidden(policy, conn, req.user), self.pace)))
+        hidden, policy = access.hidden_projects, cx.policy
+
+        def stored() -> tuple[list[int], work.Touched]:
+            self.yield_cpu()
+            return _without_gc(lambda: store(cx, body, user, check,
+                                             lambda conn: hidden(policy, conn, user),
+                                             self.pace))
+        self.background.submit(key, stored)
 
     def collect(self, cx: Context, ready=None) -> None:
         """On the loop: answer the submits stored since the last call (`ready`: as
