@@ -73,6 +73,10 @@ class SupervisorConfig:
     host_expiry: float = 10.0         # silent this long -> DOWN
     release_after: float = 60.0       # frames of a DOWN host go back to WAITING after this
     max_frames_per_job: int = 1_000_000
+    # What one submit may hold at most: beyond, it is refused (to be sent in parts).  A few
+    # bytes of ranges can ask for billions of frames; a submit is checked and stored whole.
+    max_frames_per_submit: int = 5_000_000
+    max_layers_per_submit: int = 10_000
     dispatch_batch: int = 2000        # frames claimed per pass at most
     bad_host_failures: int = 3        # failures of one job on one host before it is kept off
     bad_host_period: float = 600.0    # for this long

@@ -29,7 +29,7 @@ __all__ = ["DEFAULT_MAX_FRAMES", "DEPENDENCY_FIELDS", "ENV_NAME_RE", "INT_RE", "
            "JOB_FIELDS", "JOB_KEYS", "LAYER_EDITABLE", "LAYER_FIELDS", "LAYER_KEYS",
            "MAX_OUTPUTS", "MAX_SECONDS", "NAME_RE", "OS_NAMES", "PATTERN_RE", "REQUIRED",
            "SLOTS_RE", "TAG_RE", "Dependency", "JobSpec", "Key", "LayerSpec", "SpecError",
-           "default_text", "describe_dependency", "reference", "validate_job",
+           "default_text", "describe_dependency", "expand_frames", "reference", "validate_job",
            "validate_job_changes", "validate_layer_changes", "validate_submission",
            "value_text"]
 
@@ -351,11 +351,8 @@ def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES
                          for layer in layers})
     if cycle:
         raise SpecError(f"{path}.layers", "dependency cycle: " + " -> ".join(cycle))
-    for i, layer in enumerate(layers if expand else ()):
-        try:
-            layer.frames = franges.expand(layer.range, max_frames)
-        except franges.RangeError as exc:
-            raise SpecError(f"{path}.layers[{i}].range", str(exc)) from None
+    if expand:
+        expand_frames(layers, path, max_frames)
     notify = None
     if job.notify is not None:
         from cuefarm import notify_rules
@@ -367,6 +364,22 @@ def validate_job(d: Any, path: str = "job", max_frames: int = DEFAULT_MAX_FRAMES
     return JobSpec(name=job.name, project=job.project, priority=job.priority, layers=layers,
                    min_slots=job.min_slots, max_slots=job.max_slots, notify=notify,
                    paused=job.paused)
+
+
+def expand_frames(layers: list[LayerSpec], path: str = "job",
+                  max_frames: int = DEFAULT_MAX_FRAMES) -> list[LayerSpec]:
+    """Expand the ranges of `layers` (checked by validate_job) that are not yet into their
+    frame numbers; return the layers expanded now."""
+    expanded = []
+    for i, layer in enumerate(layers):
+        if layer.frames:
+            continue
+        try:
+            layer.frames = franges.expand(layer.range, max_frames)
+        except franges.RangeError as exc:
+            raise SpecError(f"{path}.layers[{i}].range", str(exc)) from None
+        expanded.append(layer)
+    return expanded
 
 
 def validate_submission(jobs: Any, max_frames: int = DEFAULT_MAX_FRAMES,

@@ -85,6 +85,25 @@ def rough_frames(jobs: Any) -> int:
     return total
 
 
+def check_size(jobs: Any, max_frames: int, max_layers: int, max_per_job: int) -> None:
+    """Refuse (RequestError) a submit of more than `max_layers` layers or `max_frames` frames
+    (counted from the ranges, on the loop, before anything is checked or expanded): a few
+    bytes of ranges may ask for billions of frames, and a submit is checked and stored whole.
+    A job over `max_per_job` is left to the job's own check, which names its layer."""
+    jobs = jobs if isinstance(jobs, list) else []
+    layers = sum(len(j["layers"]) for j in jobs
+                 if isinstance(j, dict) and isinstance(j.get("layers"), list))
+    if layers > max_layers:
+        raise RequestError("invalid", f"a submission may have at most {max_layers:,} layers "
+                                      f"(max_layers_per_submit); this one has {layers:,} in "
+                                      f"{len(jobs):,} jobs: submit them in parts", "jobs")
+    per_job = [rough_frames([job]) for job in jobs]
+    if max(per_job, default=0) <= max_per_job and sum(per_job) > max_frames:
+        raise RequestError("invalid", f"a submission may have at most {max_frames:,} frames "
+                                      f"(max_frames_per_submit); this one has {sum(per_job):,} "
+                                      f"in {len(jobs):,} jobs: submit them in parts", "jobs")
+
+
 def rough_cost(jobs: Any) -> int:
     """What storing `jobs` (a submit's raw job dicts) costs, in frames: its frames (roughly,
     from their ranges) and JOB_COST for each job and LAYER_COST for each layer."""
@@ -217,7 +236,9 @@ def store(cx: Context, body: p.Submit, user: str, check: Callable[[list], None],
     supervisor.submitproc): check and store; (job ids, what changed)."""
     t0 = time.monotonic()
     try:
-        specs = validate_submission(body.jobs, cx.cfg.max_frames_per_job)
+        # Checked whole, but each job's ranges are expanded only when it is stored, and its
+        # frame numbers freed once it is (submit_store.prepare): the thread holds one job's.
+        specs = validate_submission(body.jobs, cx.cfg.max_frames_per_job, expand=False)
     except SpecError as exc:
         raise RequestError("invalid", exc.message, exc.field) from None
     check(specs)
@@ -227,9 +248,7 @@ def store(cx: Context, body: p.Submit, user: str, check: Callable[[list], None],
     else:
         ids = _store_at_once(cx, specs, user, now, sid, hidden, pace)
     log.info("%s submitted jobs %s (%d frames, stored off the loop in %.1f s)", user, ids,
-             sum(len(layer.frames) for s in specs for layer in s.layers),
-             time.monotonic() - t0)
-    submit_store.free_gradually([layer.frames for s in specs for layer in s.layers], pace)
+             rough_frames(body.jobs), time.monotonic() - t0)
     return ids, work.Touched(jobs=set(ids))
 
 
@@ -290,7 +309,8 @@ def _store_in_slices(cx: Context, specs: list, user: str, now: float, sid: str |
             for k, spec in enumerate(specs):
                 # A big job's frames are worked out outside a transaction (a million take a
                 # fifth of a second): the writer is free for the loop meanwhile.
-                if sum(len(layer.frames) for layer in spec.layers) >= submit_store.SLICE_BATCH:
+                if sum(count_frames(layer.range) for layer in spec.layers) >= \
+                        submit_store.SLICE_BATCH:
                     conn.commit()
                 prepared = submit_store.prepare(spec)
                 # One job at a time: each is checked as it is stored.

@@ -147,6 +147,8 @@ def _ping(cx: Context, req: Request) -> p.Body:
 @request("submit", role=ARTIST, what="submitting jobs")
 def _submit(cx: Context, req: Request) -> p.Body:
     body: p.Submit = req.body
+    bigsubmit.check_size(body.jobs, cx.cfg.max_frames_per_submit, cx.cfg.max_layers_per_submit,
+                         cx.cfg.max_frames_per_job)
     if bigsubmit.huge(cx, body):     # stored off the loop, answered once stored
         cx.live.big_submits.start(cx, req, lambda specs: check_loader_env(
             specs, cx.cfg.loader_env_allow))

@@ -60,6 +60,10 @@ def check_settings(cfg: SupervisorConfig) -> None:
         raise click.UsageError(f"[supervisor] heartbeat_interval: {cfg.heartbeat_interval} is not "
                                f"a number of seconds above 0 and at most {HEARTBEAT_MAX:g} "
                                f"(workers take no longer one)")
+    for setting in ("max_frames_per_job", "max_frames_per_submit", "max_layers_per_submit"):
+        if getattr(cfg, setting) < 1:
+            raise click.UsageError(f"[supervisor] {setting}: {getattr(cfg, setting)} is not a "
+                                   "whole number above 0")
     if cfg.admission_retry <= 0:
         raise click.UsageError(f"[supervisor] admission_retry: {cfg.admission_retry} "
                                "is not a positive number of seconds")

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cuefarm import frames as franges
-from cuefarm.spec import JobSpec, LayerSpec
+from cuefarm.spec import JobSpec, LayerSpec, SpecError, expand_frames
 from cuefarm.states import COMPLETE_STATES, FrameState, JobState
 from supervisor.store.counters import COUNTER_NAMES
 from supervisor.store.models import (Dependency, Frame, FrameDep, Job, Layer, LayerLimit, Limit,
@@ -129,13 +129,15 @@ def submit(conn: Connection, specs: list[JobSpec], user: str, now: float,
         stored = stored_submission(conn, submission, user)
         if stored is not None:
             return stored
-    if prepared is None:
-        prepared = [prepare(spec) for spec in specs]
     ids = []
-    for k, (spec, ready) in enumerate(zip(specs, prepared)):
+    for k, spec in enumerate(specs):
+        # Without `prepared`, each job's frames are worked out as it comes (and freed once it
+        # is stored): a submit of several huge jobs holds one job's at a time.
+        ready = prepared[k] if prepared is not None else prepare(spec, f"jobs[{k}]")
         ids.append(_submit_one(conn, spec, f"jobs[{k}]", user, now, hidden, between, ready,
                                pace))
-        free_gradually([column for columns in ready.columns for column in columns], pace)
+        free_gradually([column for columns in ready.columns for column in columns]
+                       + ready.expanded, pace)
     if submission is not None:
         # In the jobs' transaction: both are stored, or neither.  Two retries racing on two
         # supervisors: the second insert fails on the key and its transaction is undone.
@@ -199,10 +201,18 @@ class Prepared:
     # starts, ends, labels, per_frame, and the states the frames start in when the layer
     # waits for no whole layer
     columns: list[tuple[list[int], list[int], list[str], list[int], list[str]]]
+    # The frame numbers prepare() expanded itself (from ranges left unexpanded when checked):
+    # freed with the columns once the job is stored.
+    expanded: list[list[int]]
 
 
-def prepare(spec: JobSpec) -> Prepared:
-    """Work out `spec`'s frames (no database: seconds of work for a million frames)."""
+def prepare(spec: JobSpec, path: str = "jobs[0]") -> Prepared:
+    """Work out `spec`'s frames (no database: seconds of work for a million frames), expanding
+    its ranges first if they were checked without (validate_job's `expand`)."""
+    try:
+        expanded = [layer.frames for layer in expand_frames(spec.layers, path)]
+    except SpecError as exc:
+        raise SubmitError(exc.field, exc.message) from None
     by_name = {layer.name: layer for layer in spec.layers}
     frame_deps: dict[str, list[tuple[str, list[list[int]]]]] = defaultdict(list)
     columns = []
@@ -222,7 +232,7 @@ def prepare(spec: JobSpec) -> Prepared:
         else:       # a million frames: the enum's value looked up once, not once a frame
             states = [waiting] * len(starts)
         columns.append((starts, ends, labels, per_frame, states))
-    return Prepared(frame_deps, columns)
+    return Prepared(frame_deps, columns, expanded)
 
 
 def _submit_one(conn: Connection, spec: JobSpec, path: str, user: str, now: float,

@@ -34,6 +34,8 @@ def start(db_url: str, tmp_path, toml: str = "", env: dict | None = None):
     ('[supervisor]\nadmission_retry = 0\n', {}, ["admission_retry"]),
     ('[supervisor]\nheartbeat_interval = 3600\n', {}, ["heartbeat_interval", "at most 60"]),
     ("", {"CUEFARM_SUPERVISOR_HEARTBEAT_INTERVAL": "0"}, ["heartbeat_interval"]),
+    ('[supervisor]\nmax_frames_per_submit = 0\n', {}, ["max_frames_per_submit", "above 0"]),
+    ("", {"CUEFARM_SUPERVISOR_MAX_LAYERS_PER_SUBMIT": "-5"}, ["max_layers_per_submit"]),
 ])
 def test_bad_host_settings_stop_the_supervisor_at_start(db_url, tmp_path, toml, env, names):
     result = start(db_url, tmp_path, toml, env)

@@ -16,6 +16,7 @@ import zmq
 from cuefarm import CueFarmError
 from cuefarm import protocol as p
 from supervisor import bigsubmit
+from supervisor.requests import RequestError
 from supervisor.store import submit as submit_store
 from supervisor.store.control import Outcome, resume
 from cuefarm.spec import validate_submission
@@ -34,6 +35,28 @@ def test_rough_frames_counts_ranges_without_expanding_them():
     assert bigsubmit.rough_frames([{"layers": [{"range": "1-100x2,5,200-101"}]}]) == 151
     assert bigsubmit.rough_frames([{"layers": [{"range": "nonsense"}, {}]}, "x", None]) == 2
     assert bigsubmit.rough_frames("not a list") == 0
+
+
+def test_a_submit_is_refused_past_the_supervisors_frames_or_layers_from_its_ranges():
+    def check(jobs):
+        bigsubmit.check_size(jobs, max_frames=3_000, max_layers=4, max_per_job=2_000)
+
+    check([huge("a", 1_500), huge("b", 1_500)])              # at both limits: taken
+    check([huge("a", 750)] * 4)
+    with pytest.raises(RequestError) as info:
+        check([huge("a", 1_500), huge("b", 1_501)])
+    assert (info.value.code, info.value.field) == ("invalid", "jobs")
+    assert "at most 3,000 frames (max_frames_per_submit); this one has 3,001 in 2 jobs" \
+        in info.value.message
+    with pytest.raises(RequestError) as info:
+        check([huge("a", 1)] * 5)
+    assert "at most 4 layers (max_layers_per_submit); this one has 5 in 5 jobs" \
+        in info.value.message
+    # A job over the supervisor's limit for one job is left to that job's own check, which
+    # names the layer; and what is no submit at all to validation, which says what it is.
+    check([huge("a", 1_500), huge("b", 10**9)])
+    check("not a list")
+    check([{"layers": "x"}, None])
 
 
 def test_many_small_jobs_or_layers_cost_as_much_as_many_frames():
@@ -105,6 +128,29 @@ def test_a_huge_submit_that_is_refused_stores_nothing(farm):
     assert c.jobs() == []
     errors = {r["name"]: r["value"] for r in c.metrics()}
     assert errors["errors.invalid"] >= 3
+
+
+def test_a_submit_past_the_supervisors_limits_is_refused_whole(db_url, tmp_path):
+    limits = {"CUEFARM_SUPERVISOR_MAX_FRAMES_PER_SUBMIT": str(2 * FRAMES),
+              "CUEFARM_SUPERVISOR_MAX_LAYERS_PER_SUBMIT": "3"}
+    with running_farm(db_url, tmp_path, limits) as farm:
+        c = farm.client(timeout=120)
+        with pytest.raises(CueFarmError, match="max_frames_per_submit") as err:
+            c.submit([huge("a"), huge("b", FRAMES + 1)])
+        assert err.value.field == "jobs"
+        assert f"this one has {2 * FRAMES + 1:,} in 2 jobs" in str(err.value)
+        with pytest.raises(CueFarmError, match="max_layers_per_submit"):
+            c.submit([huge(f"s{i}", 5) for i in range(4)])
+        # A billion frames in one job: refused by the job's own limit, naming its range.
+        with pytest.raises(CueFarmError, match="maximum of 1,000,000 frames") as err:
+            c.submit([huge("a", 5), huge("b", 10**9)])
+        assert err.value.field == "jobs[1].layers[0].range"
+        assert c.jobs() == []
+        # At the limits, taken whole (off the loop: each job's frames expanded as it is stored).
+        ids = c.submit([huge("a"), huge("b")])
+        assert [c.job(i)["frames_total"] for i in ids] == [FRAMES, FRAMES]
+        assert len(c.submit([huge(f"s{i}", 5) for i in range(3)])) == 3
+        assert {r["name"]: r["value"] for r in c.metrics()}["errors.invalid"] == 3
 
 
 def test_a_huge_job_runs(sqlite_farm):

@@ -59,3 +59,27 @@ def test_a_paced_submit_stores_the_same_frames(engine):
     assert [tuple(r) for r in rows] == [(i, i + 1, str(i + 1), "WAITING") for i in range(frames)]
     # And once after each slice of the job's columns freed (five columns, one slice each).
     assert len(calls) == (3 if engine.dialect.name == "postgresql" else 0) + 5
+
+
+def test_ranges_checked_unexpanded_are_expanded_one_job_at_a_time(engine):
+    # A huge submit is checked without expanding its ranges: each job's frame numbers are made
+    # as it is stored and freed once it is, so the submit holds one job's at a time.
+    jobs = [{"name": f"j{i}", "project": "p", "layers": [
+        {"name": "r", "command": ["true"], "range": "1-20x2", "chunk": 3}]} for i in range(2)]
+    lazy = validate_submission(jobs, expand=False)
+    eager = validate_submission(jobs)
+    assert [len(s.layers[0].frames) for s in lazy] == [0, 0]
+    held = []
+    with engine.begin() as conn:
+        ids = submit_store.submit(conn, lazy + eager, "ann", 1.0,
+                                  pace=lambda: held.append([len(s.layers[0].frames)
+                                                            for s in lazy]))
+        rows = {i: [tuple(r) for r in conn.execute(
+            select(Frame.idx, Frame.number, Frame.frame_end, Frame.label)
+            .where(Frame.job_id == i).order_by(Frame.idx))] for i in ids}
+    assert rows[ids[0]] == rows[ids[1]] == rows[ids[2]] == rows[ids[3]]
+    assert rows[ids[0]][:2] == [(0, 1, 5, "1-5x2"), (1, 7, 11, "7-11x2")]
+    assert [10, 0] in held and [0, 10] in held and [10, 10] not in held
+    # Frames expanded by the caller stay the caller's.
+    assert [len(s.layers[0].frames) for s in lazy] == [0, 0]
+    assert [len(s.layers[0].frames) for s in eager] == [10, 10]
