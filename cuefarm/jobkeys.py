@@ -92,7 +92,8 @@ class LayerFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: Annotated[Name, key("name", "The layer's name, unique in the job.", wrong=NAME_WORDS)]
     command: Annotated[Union[str, list[str]], key(
         "string or list of words", "What each frame runs: a list of words runs as is, a "
-        "string is run by the platform shell. Frame tokens are replaced (below).",
+        "string is run by the platform shell. Frame tokens are replaced (below). At most 128 "
+        "KiB a word, 1 MiB with `env` (what a program can be started with).",
         wrong="a command is a string (run by the shell) or a list of words",
         item="command words are strings, got {value}")]
     range: Annotated[str, key(
@@ -122,7 +123,8 @@ class LayerFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     env: Annotated[dict[EnvName, EnvValue], key(
         "mapping of names to strings", "Environment variables added to each frame's. Variables "
         "that change how programs load (LD_*, DYLD_*, PYTHONPATH, PERL5LIB, NODE_OPTIONS...) "
-        "are refused unless the supervisor's loader_env_allow allows them for the project.",
+        "are refused unless the supervisor's loader_env_allow allows them for the project. At "
+        "most 128 KiB a variable.",
         wrong="env is a mapping of variable names to strings",
         name="{value} is not a valid environment variable name",
         item="environment values are strings, got {value}",

@@ -256,6 +256,34 @@ def _unique(names: list[str]) -> list[str]:
     return names if len(names) < 2 else list(dict.fromkeys(names))
 
 
+# What a program can be started with: on Linux each argument and each NAME=value of its
+# environment is at most 128 KiB, and all of them at most ARG_MAX (2 MiB by default), which
+# the frame shares with the environment rqd passes on.  A frame past them could never start.
+MAX_EXEC_STRING = 128 * 1024
+MAX_EXEC_TOTAL = 1024 * 1024
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _exec_size(command: list[str] | str, env: dict[str, str], path: str) -> None:
+    """Refuse a command or environment too large to start a program with."""
+    strings = [(f"{path}.command", command)] if isinstance(command, str) else \
+        [(f"{path}.command[{i}]", word) for i, word in enumerate(command)]
+    strings += [(f"{path}.env.{name}", f"{name}={value}") for name, value in env.items()]
+    total = 0
+    for where, text in strings:
+        size = _utf8_len(text) + 1
+        if size > MAX_EXEC_STRING:
+            raise SpecError(where, f"{size:,} bytes: a program cannot be started with an "
+                                   f"argument or variable over {MAX_EXEC_STRING:,} bytes")
+        total += size
+    if total > MAX_EXEC_TOTAL:
+        raise SpecError(path, f"the command and env take {total:,} bytes: a program cannot be "
+                              f"started with more than {MAX_EXEC_TOTAL:,} of them")
+
+
 def _layer(lf: LayerFile, given: dict, path: str) -> tuple[LayerSpec, int]:
     """The rules msgspec cannot check of converted layer `lf` (`given` as written), and the
     normalised layer with the number of its frames."""
@@ -267,12 +295,13 @@ def _layer(lf: LayerFile, given: dict, path: str) -> tuple[LayerSpec, int]:
     from_reservations = "slots" not in given and "reservations" in given
     slots, mode = _slots(lf.slots, f"{path}.{'reservations' if from_reservations else 'slots'}")
     _requirements(lf.requirements, f"{path}.requirements")
+    env = {k: v if isinstance(v, str) else str(v) for k, v in lf.env.items()} if lf.env else {}
+    _exec_size(command, env, path)
     layer = LayerSpec(
         name=lf.name, command=command, range=lf.range, frames=[], chunk=lf.chunk,
         slots=slots, slots_mode=mode, memory=lf.memory, gpus=lf.gpus,
         max_retries=lf.max_retries,
-        env={k: v if isinstance(v, str) else str(v) for k, v in lf.env.items()} if lf.env
-        else {},
+        env=env,
         depends_on=_depends(lf.depends_on, f"{path}.depends_on"),
         cwd=lf.cwd, tags=_unique(lf.tags), os=lf.os, hosts=_unique(lf.hosts),
         omit_hosts=_unique(lf.omit_hosts), requirements=lf.requirements,

@@ -3,8 +3,9 @@
 Checking and storing a job of a million frames takes seconds, and a submit of 500 small jobs
 a second: on the loop, that would hold heartbeats, completions and every other client for as
 long.  A submit that costs more than HUGE (its frames, counted roughly from its ranges before
-any checking, plus a weight for each job and layer: `rough_cost`) is checked and stored on a
-thread of its own, and answered when it is stored:
+any checking, plus a weight for each job and layer: `rough_cost`), or that comes in a message
+of more than HUGE_MESSAGE bytes, is checked and stored on a thread of its own, and answered
+when it is stored:
 
 - PostgreSQL: in one transaction, as on the loop (others write beside it); the thread waits
   for the loop's turn to end before each chunk of its Python work on frames (`pace`);
@@ -45,11 +46,17 @@ from supervisor.store import notifications as notify_store
 from supervisor.store import submit as submit_store
 
 log = logging.getLogger(__name__)
+# The characters of frame ranges one submit may have (check_size).
+RANGE_TEXT = 100_000
 # What a submit may cost on the loop, in frames: beyond it, it is stored off the loop.  A job
 # costs about as much to check and store as JOB_COST frames, a layer LAYER_COST (measured on
 # both databases: a frame 4-13 us, a layer 1.3-2.1 ms, a job 1.9-3.3 ms), so the loop spends
 # at most some 50 ms on a submit.
 HUGE = 5_000
+# A submit whose message is larger than this many bytes is stored off the loop too, however
+# few its frames: its commands and environments are checked and stored as JSON, some 10 ms a
+# megabyte.
+HUGE_MESSAGE = 1 << 20
 JOB_COST = 300
 LAYER_COST = 200
 # SQLite: after this many seconds of writing, the submit thread commits and pauses SLICE_PAUSE
@@ -85,37 +92,52 @@ def rough_frames(jobs: Any) -> int:
     return total
 
 
-def check_size(jobs: Any, max_frames: int, max_layers: int, max_per_job: int) -> None:
-    """Refuse (RequestError) a submit of more than `max_layers` layers or `max_frames` frames
-    (counted from the ranges, on the loop, before anything is checked or expanded): a few
-    bytes of ranges may ask for billions of frames, and a submit is checked and stored whole.
+def check_size(jobs: Any, max_frames: int, max_layers: int, max_per_job: int) -> int:
+    """On the loop, before anything is checked or expanded: refuse (RequestError) a submit of
+    more than `max_layers` layers, RANGE_TEXT characters of frame ranges or `max_frames`
+    frames (counted from its ranges: a few bytes of ranges may ask for billions of frames,
+    and a submit is checked and stored whole); else return about how many frames it has.
     A job over `max_per_job` is left to the job's own check, which names its layer."""
     jobs = jobs if isinstance(jobs, list) else []
-    layers = sum(len(j["layers"]) for j in jobs
-                 if isinstance(j, dict) and isinstance(j.get("layers"), list))
-    if layers > max_layers:
+    layers = [layer for j in jobs if isinstance(j, dict) and isinstance(j.get("layers"), list)
+              for layer in j["layers"]]
+    if len(layers) > max_layers:
         raise RequestError("invalid", f"a submission may have at most {max_layers:,} layers "
-                                      f"(max_layers_per_submit); this one has {layers:,} in "
-                                      f"{len(jobs):,} jobs: submit them in parts", "jobs")
+                                      f"(max_layers_per_submit); this one has {len(layers):,} "
+                                      f"in {len(jobs):,} jobs: submit them in parts", "jobs")
+    # Counting a range takes a microsecond for each of its parts: the loop counts no more
+    # than RANGE_TEXT characters of them (some 40 ms).
+    text = sum(len(layer["range"]) for layer in layers
+               if isinstance(layer, dict) and isinstance(layer.get("range"), str))
+    if text > RANGE_TEXT:
+        raise RequestError("invalid", f"the frame ranges of a submission total at most "
+                                      f"{RANGE_TEXT:,} characters; this one's have {text:,}: "
+                                      "write frames as ranges (1-100, 1-100x2) or submit in "
+                                      "parts", "jobs")
     per_job = [rough_frames([job]) for job in jobs]
     if max(per_job, default=0) <= max_per_job and sum(per_job) > max_frames:
         raise RequestError("invalid", f"a submission may have at most {max_frames:,} frames "
                                       f"(max_frames_per_submit); this one has {sum(per_job):,} "
                                       f"in {len(jobs):,} jobs: submit them in parts", "jobs")
+    return sum(per_job)
 
 
-def rough_cost(jobs: Any) -> int:
+def rough_cost(jobs: Any, frames: int | None = None) -> int:
     """What storing `jobs` (a submit's raw job dicts) costs, in frames: its frames (roughly,
-    from their ranges) and JOB_COST for each job and LAYER_COST for each layer."""
+    from their ranges, unless counted already: `frames`) and JOB_COST for each job and
+    LAYER_COST for each layer."""
     jobs = jobs if isinstance(jobs, list) else []
     layers = sum(len(j["layers"]) for j in jobs
                  if isinstance(j, dict) and isinstance(j.get("layers"), list))
-    return rough_frames(jobs) + JOB_COST * len(jobs) + LAYER_COST * layers
+    frames = rough_frames(jobs) if frames is None else frames
+    return frames + JOB_COST * len(jobs) + LAYER_COST * layers
 
 
-def huge(cx: Context, body: p.Submit) -> bool:
-    """Whether this submit is stored off the loop (by the loop's BigSubmits)."""
-    return cx.live.big_submits is not None and rough_cost(body.jobs) > HUGE
+def huge(cx: Context, body: p.Submit, frames: int, size: int = 0) -> bool:
+    """Whether this submit of about `frames` frames, in a message of `size` bytes, is stored
+    off the loop (by the loop's BigSubmits)."""
+    return cx.live.big_submits is not None and (rough_cost(body.jobs, frames) > HUGE
+                                                or size > HUGE_MESSAGE)
 
 
 class BigSubmits:
@@ -156,10 +178,11 @@ class BigSubmits:
         except OSError:
             pass        # not allowed here: it runs at the loop's priority
 
-    def start(self, cx: Context, req: Request,
-              check: Callable[[list], None]) -> None:
-        """Store `req`'s submit off the loop; `check(specs)` refuses what the loop would
-        (raises RequestError).  The reply goes out when it is stored."""
+    def start(self, cx: Context, req: Request, check: Callable[[list], None],
+              frames: int) -> None:
+        """Store `req`'s submit (of about `frames` frames: check_size's count) off the loop;
+        `check(specs)` refuses what the loop would (raises RequestError).  The reply goes out
+        when it is stored."""
         body: p.Submit = req.body
         sid = body.submission
         if sid is not None and not (0 < len(sid) <= 64 and sid.isascii() and sid.isprintable()):
@@ -178,7 +201,7 @@ class BigSubmits:
         self.audit[key] = (body, req.user, req.route)
         user = req.user
         if (self.child is not None and cx.engine.dialect.name == "postgresql"
-                and rough_frames(body.jobs) >= CHILD_FRAMES):
+                and frames >= CHILD_FRAMES):
             child = self.child
             self.background.submit(key, lambda: child(cx, body, user))
             return

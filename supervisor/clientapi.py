@@ -65,9 +65,9 @@ def handle(cx: Context, frames: list[bytes],
     if declared is not None and (declared.read or declared.off_loop):
         # Reading 5,000 hosts or a page of 50,000 frames takes a while: on the reader thread,
         # so heartbeats and freed slots are not kept waiting.  The loop sends the reply.
-        off_loop(lambda: (route, env.id, serve(cx, env, body, route)))
+        off_loop(lambda: (route, env.id, serve(cx, env, body, route, len(data))))
         return
-    reply = serve(cx, env, body, route)
+    reply = serve(cx, env, body, route, len(data))
     if reply is not None:
         cx.out.reply(route, env.id, reply)
 
@@ -80,16 +80,17 @@ def sender(cx: Context, env: p.Envelope, route: list[bytes]) -> str:
     return env.user or "unknown"
 
 
-def serve(cx: Context, env: p.Envelope, body: p.Body, route: list[bytes]) -> p.Body | None:
-    """The reply to one decoded request (an Error for a refusal or a failure); None when the
-    reply comes later."""
+def serve(cx: Context, env: p.Envelope, body: p.Body, route: list[bytes],
+          size: int = 0) -> p.Body | None:
+    """The reply to one decoded request (`size` bytes; an Error for a refusal or a failure);
+    None when the reply comes later."""
     declared = DECLARED.get(env.type)
     if declared is None:
         # The decoder knows the type but nothing declares it: answered as the decoder answers
         # a type it does not know (a test keeps the two lists the same).
         cx.live.errors["unknown_type"] += 1
         return p.Error("unknown_type", f"unknown message type {env.type!r}")
-    req = Request(body, sender(cx, env, route), route, env.id)
+    req = Request(body, sender(cx, env, route), route, env.id, size)
 
     def answer():
         # Who may do what (supervisor.access): a refusal is the reply, the handler never runs.
@@ -147,11 +148,11 @@ def _ping(cx: Context, req: Request) -> p.Body:
 @request("submit", role=ARTIST, what="submitting jobs")
 def _submit(cx: Context, req: Request) -> p.Body:
     body: p.Submit = req.body
-    bigsubmit.check_size(body.jobs, cx.cfg.max_frames_per_submit, cx.cfg.max_layers_per_submit,
-                         cx.cfg.max_frames_per_job)
-    if bigsubmit.huge(cx, body):     # stored off the loop, answered once stored
+    frames = bigsubmit.check_size(body.jobs, cx.cfg.max_frames_per_submit,
+                                  cx.cfg.max_layers_per_submit, cx.cfg.max_frames_per_job)
+    if bigsubmit.huge(cx, body, frames, req.size):    # stored off the loop, answered once stored
         cx.live.big_submits.start(cx, req, lambda specs: check_loader_env(
-            specs, cx.cfg.loader_env_allow))
+            specs, cx.cfg.loader_env_allow), frames)
         return None
     try:
         specs = validate_submission(body.jobs, cx.cfg.max_frames_per_job)

@@ -54,6 +54,7 @@ class Request:
     user: str                   # who asks (the envelope's identity slot)
     route: list[bytes]          # the client's ROUTER route, to answer later
     request_id: int
+    size: int = 0               # bytes of the message it came in
 
 
 Handler = Callable[[Context, Request], p.Body | None]

@@ -344,3 +344,19 @@ def test_paused_is_true_or_false():
     with pytest.raises(SpecError) as err:
         validate_job({**base, "paused": "yes"})
     assert err.value.field == "jobs[0].paused" or err.value.field.endswith(".paused")
+
+
+def test_a_command_or_env_too_large_to_start_a_program_with_is_refused():
+    most = spec.MAX_EXEC_STRING - 1                     # and the NUL that ends it
+    validate_job(with_layer(0, command=["echo", "x" * most], env={"A": "y" * (most - 2)}))
+    for layer, field, message in [
+            ({"command": ["echo", "x" * (most + 1)]}, "command[1]", "131,073 bytes"),
+            ({"command": "é" * (most // 2 + 1)}, "command", "131,073 bytes"),   # UTF-8
+            ({"env": {"A": "y" * (most - 1)}}, "env.A", "131,073 bytes"),
+            ({"env": {f"V{i}": "y" * 100_000 for i in range(11)}}, "",
+             "the command and env take 1,100,0"),
+    ]:
+        with pytest.raises(SpecError) as info:
+            validate_job(with_layer(0, **layer))
+        assert info.value.field == f"job.layers[0]{'.' if field else ''}{field}"
+        assert message in info.value.message

@@ -39,10 +39,10 @@ def test_rough_frames_counts_ranges_without_expanding_them():
 
 def test_a_submit_is_refused_past_the_supervisors_frames_or_layers_from_its_ranges():
     def check(jobs):
-        bigsubmit.check_size(jobs, max_frames=3_000, max_layers=4, max_per_job=2_000)
+        return bigsubmit.check_size(jobs, max_frames=3_000, max_layers=4, max_per_job=2_000)
 
-    check([huge("a", 1_500), huge("b", 1_500)])              # at both limits: taken
-    check([huge("a", 750)] * 4)
+    assert check([huge("a", 1_500), huge("b", 1_500)]) == 3_000     # at both limits: taken
+    assert check([huge("a", 750)] * 4) == 3_000
     with pytest.raises(RequestError) as info:
         check([huge("a", 1_500), huge("b", 1_501)])
     assert (info.value.code, info.value.field) == ("invalid", "jobs")
@@ -52,6 +52,13 @@ def test_a_submit_is_refused_past_the_supervisors_frames_or_layers_from_its_rang
         check([huge("a", 1)] * 5)
     assert "at most 4 layers (max_layers_per_submit); this one has 5 in 5 jobs" \
         in info.value.message
+    # Ranges are counted on the loop, a part at a time: so much of them and no more.
+    listed = ",".join(["1"] * (bigsubmit.RANGE_TEXT // 2))          # 99,999 characters
+    assert check([{"layers": [{"range": listed}, {"range": "1"}, {"range": 7}]}]) == 50_002
+    with pytest.raises(RequestError) as info:
+        check([{"layers": [{"range": listed + ",1"}, {"range": "1"}]}])
+    assert "at most 100,000 characters; this one's have 100,002" in info.value.message
+    assert info.value.field == "jobs"
     # A job over the supervisor's limit for one job is left to that job's own check, which
     # names the layer; and what is no submit at all to validation, which says what it is.
     check([huge("a", 1_500), huge("b", 10**9)])
@@ -81,6 +88,23 @@ def test_a_submit_of_many_small_jobs_is_stored_off_the_loop_in_order(farm):
     assert all(jobs[i]["state"] == "ACTIVE" and jobs[i]["flagged"] == ""
                and jobs[i]["waiting"] == 5 for i in ids)
     assert "(200 frames, stored off the loop" in farm.supervisor_log()
+
+
+def test_a_submit_in_a_message_over_a_megabyte_is_stored_off_the_loop(farm):
+    # Nine frames, but 1.1 MB of environment to check and store as JSON.
+    env = {"BIG": "x" * 120_000}
+    layers = [{"name": f"r{k}", "command": ["true"], "range": "1", "env": env}
+              for k in range(9)]
+    job = {"name": "wide", "project": "p", "layers": layers}
+    assert bigsubmit.rough_cost([job]) < bigsubmit.HUGE
+    assert len(p.encode(p.Submit(jobs=[job]), 1, "u")) > bigsubmit.HUGE_MESSAGE
+    c = farm.client(timeout=120)
+    [jid] = c.submit([job])
+    assert "(9 frames, stored off the loop" in farm.supervisor_log()
+    assert c.job(jid)["frames_total"] == 9
+    # Under the size, on the loop as before.
+    c.submit([job | {"layers": layers[:1], "name": "narrow"}])
+    assert farm.supervisor_log().count("stored off the loop") == 1
 
 
 def test_a_huge_submit_is_stored_whole_and_a_retry_gets_its_jobs(farm):
@@ -141,6 +165,8 @@ def test_a_submit_past_the_supervisors_limits_is_refused_whole(db_url, tmp_path)
         assert f"this one has {2 * FRAMES + 1:,} in 2 jobs" in str(err.value)
         with pytest.raises(CueFarmError, match="max_layers_per_submit"):
             c.submit([huge(f"s{i}", 5) for i in range(4)])
+        with pytest.raises(CueFarmError, match="frame ranges of a submission total at most"):
+            c.submit([huge("a", range=",".join(["1"] * bigsubmit.RANGE_TEXT))])
         # A billion frames in one job: refused by the job's own limit, naming its range.
         with pytest.raises(CueFarmError, match="maximum of 1,000,000 frames") as err:
             c.submit([huge("a", 5), huge("b", 10**9)])
@@ -150,7 +176,7 @@ def test_a_submit_past_the_supervisors_limits_is_refused_whole(db_url, tmp_path)
         ids = c.submit([huge("a"), huge("b")])
         assert [c.job(i)["frames_total"] for i in ids] == [FRAMES, FRAMES]
         assert len(c.submit([huge(f"s{i}", 5) for i in range(3)])) == 3
-        assert {r["name"]: r["value"] for r in c.metrics()}["errors.invalid"] == 3
+        assert {r["name"]: r["value"] for r in c.metrics()}["errors.invalid"] == 4
 
 
 def test_a_huge_job_runs(sqlite_farm):
