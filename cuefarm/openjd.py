@@ -31,7 +31,8 @@ SPECIFICATION = "jobtemplate-2023-09"
 SUPPORTED_EXTENSIONS = ("TASK_CHUNKING",)
 # Tasks of a step mapped one command line per frame: each is written into the frame's command.
 MAX_LISTED_TASKS = 10_000
-MAX_SCRIPT_BYTES = 4 * 1024 * 1024
+# ...in one `sh -c` argument, as long as a program can be started with.
+MAX_SCRIPT_BYTES = spec.MAX_EXEC_STRING - 1
 # Stands for the frame's working directory while format strings are resolved.
 _WORKDIR = "\x01CUEFARM_WORKDIR\x01"
 _OS_FAMILIES = {"linux": "linux", "windows": "windows", "macos": "darwin"}
@@ -219,9 +220,11 @@ class _Mapper:
             lines.append((n, self._script(step, symbols, path)))
         body = "\n".join(f"{n}) {text}\n;;" for n, text in lines)
         script = f'case "$CUE_FRAME" in\n{body}\n*) echo "no task $CUE_FRAME" >&2; exit 2;;\nesac'
-        if len(script.encode()) > MAX_SCRIPT_BYTES:
-            raise spec.SpecError(f"{path}.parameterSpace", "the tasks' command lines are too "
-                                 "long to write into one layer")
+        size = len(script.encode())
+        if size > MAX_SCRIPT_BYTES:
+            raise spec.SpecError(f"{path}.parameterSpace", f"the tasks' command lines take "
+                                 f"{size:,} bytes; one layer's, in one shell argument, at most "
+                                 f"{MAX_SCRIPT_BYTES:,}: split the step")
         return {"range": f"1-{len(tasks)}", "command": ["sh", "-c", script, "sh"]}
 
     def _command(self, step: Any, task: dict[str, str], path: str) -> list[str]:

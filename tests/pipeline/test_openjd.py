@@ -68,6 +68,26 @@ def test_combination_expressions_are_enumerated():
     assert "1) exec echo 1ax" in script and "6) exec echo 3cy" in script
 
 
+def test_tasks_too_long_to_start_as_one_command_are_refused():
+    def template(takes: int) -> dict:       # 100 shots x `takes` takes, a task each
+        return {"specificationVersion": "jobtemplate-2023-09", "name": "many", "steps": [{
+            "name": "each",
+            "parameterSpace": {"taskParameterDefinitions": [
+                {"name": "S", "type": "STRING", "range": [f"shot{i:03d}" for i in range(100)]},
+                {"name": "T", "type": "STRING", "range": [f"take{i:02d}" for i in range(takes)]}]},
+            "script": {"actions": {"onRun": {"command": "render", "args": [
+                "--shot", "{{Task.Param.S}}", "--take", "{{Task.Param.T}}"]}}}}]}
+
+    [job] = native([template(10)])
+    spec.validate_submission([job])
+    assert job["layers"][0]["range"] == "1-1000"
+    assert len(job["layers"][0]["command"][2].encode()) <= openjd.MAX_SCRIPT_BYTES
+    with pytest.raises(spec.SpecError) as exc:
+        native([template(50)])
+    assert exc.value.field == "jobs[0].steps[0].parameterSpace"
+    assert f"at most {openjd.MAX_SCRIPT_BYTES:,}: split the step" in str(exc.value)
+
+
 @pytest.mark.parametrize("change, field, words", [
     (lambda t: t.update(specificationVersion="jobtemplate-2099-01"),
      "jobs[0].specificationVersion", "not supported"),
