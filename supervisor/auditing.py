@@ -4,6 +4,7 @@ where, on which jobs or hosts, and how it went; written once per loop turn, quer
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from typing import Any, Callable
@@ -34,20 +35,27 @@ def audited(type_name: str, read: bool) -> bool:
 
 
 def _short(value: Any, depth: int = 0) -> Any:
-    """The request as stored: long strings and lists cut, nothing deeper than a few levels."""
+    """The request as stored: long strings and lists cut, nothing deeper than a few levels.
+    Only what is kept is looked at: a request of millions of items costs no more than one
+    of fifty."""
+    if isinstance(value, msgspec.Struct):
+        value = {name: getattr(value, name) for name in value.__struct_fields__
+                 if getattr(value, name) is not msgspec.UNSET}
     if isinstance(value, str):
         return storable(value if len(value) <= 200 else value[:200] + "…")
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         items = [_short(v, depth + 1) for v in value[:50]]
         return items + [f"… {len(value) - 50} more"] if len(value) > 50 else items
     if isinstance(value, dict):
         if depth > 3:
             return "…"
         return {storable(str(k)[:100]): _short(v, depth + 1)
-                for k, v in list(value.items())[:50]}
+                for k, v in itertools.islice(value.items(), 50)}
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    return value
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return _short(msgspec.to_builtins(value), depth)      # bytes, enums...
 
 
 def objects_of(type_name: str, body: Any, reply: Any) -> str:
@@ -68,12 +76,14 @@ def objects_of(type_name: str, body: Any, reply: Any) -> str:
 def note(cx: Context, type_name: str, body: Any, user: str, route: list[bytes],
          reply: Any) -> None:
     """Keep one entry for the next write (the loop writes them every turn)."""
-    detail = _short(msgspec.to_builtins(body))
-    if type_name == "submit" and isinstance(detail, dict):
+    if type_name != "submit":
+        detail = _short(body)
+    else:
         jobs = body.jobs if isinstance(body.jobs, list) else []
-        detail = {"jobs": [{"name": str(j.get("name"))[:200],
-                            "project": str(j.get("project", ""))[:200],
-                            "layers": len(j.get("layers") or [])}
+        detail = {"jobs": [{"name": str(_short(j.get("name")))[:200],
+                            "project": str(_short(j.get("project", "")))[:200],
+                            "layers": len(layers) if isinstance(layers := j.get("layers"),
+                                                                  list) else 0}
                            for j in jobs[:50] if isinstance(j, dict)],
                   "submission": body.submission}
     if isinstance(reply, p.Error):

@@ -59,3 +59,36 @@ def test_actions_are_recorded_and_queryable(roles_farm):
     assert "job_control pause" in table and "refused: forbidden" in table
     bad = roles_farm.cli("audit", "--since", "yesterday", env={"LOGNAME": "boss", "USER": "boss"})
     assert bad.exit_code != 0 and "neither a duration ago" in bad.output
+
+
+def test_an_odd_submit_is_answered_and_recorded_as_refused(sqlite_farm):
+    c = sqlite_farm.client(timeout=20)
+    t0 = time.time()
+    odd = [[{"name": "a", "layers": 5}],                        # once left without any reply
+           [{"name": ["x"] * 200_000, "project": {"p": 1}, "layers": [{}]}],
+           [{"name": "a", "layers": [{"name": "r", "command": ["true"], "range": "1"}],
+             "junk": [None] * 3_000_000}]]
+    for jobs in odd:
+        with pytest.raises(CueFarmError) as err:
+            c.submit(jobs)
+        assert err.value.code == "invalid", err.value
+    wait_until(lambda: len(c.audit(since=t0)) == 3, 30, message="three refusals in the trail")
+    rows = list(reversed(c.audit(since=t0)))
+    assert [(r["action"], r["outcome"]) for r in rows] == [("submit", "refused")] * 3
+    assert rows[0]["detail"]["jobs"] == [{"name": "a", "project": "", "layers": 0}]
+    # What is kept of a long list is its first items: the name as the trail shows it.
+    assert rows[1]["detail"]["jobs"][0]["name"].startswith("['x', 'x',")
+    assert len(rows[1]["detail"]["jobs"][0]["name"]) == 200
+
+
+def test_what_the_trail_keeps_of_a_request_is_cut_short_without_reading_it_all():
+    from cuefarm import protocol as p
+    from supervisor.auditing import _short
+
+    assert _short(p.JobControl(job_ids=list(range(1_000_000)), action="kill")) == {
+        "action": "kill", "job_ids": [*range(50), "… 999950 more"], "value": None,
+        "clear_bans": False}
+    deep = {"a": {"b": {"c": {"d": {"e": 1}}}}}
+    assert _short(deep) == {"a": {"b": {"c": {"d": "…"}}}}
+    assert _short({str(i): i for i in range(100)}) == {str(i): i for i in range(50)}
+    assert _short([float("nan"), b"\x01", "x" * 300]) == ["nan", "AQ==", "x" * 200 + "…"]
