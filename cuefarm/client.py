@@ -224,7 +224,13 @@ class Client:
         while True:
             sock = self._socket()
             rid = next(self._ids)
-            sock.send(p.encode(body, rid, self.user, type_name=type_name))
+            data = p.encode(body, rid, self.user, type_name=type_name)
+            if len(data) > p.MAX_CLIENT_REQUEST:
+                raise CueFarmError(f"the request takes {len(data):,} bytes, more than the "
+                                   f"{p.MAX_CLIENT_REQUEST:,} a supervisor takes at once"
+                                   + (": submit fewer jobs at a time"
+                                      if isinstance(body, p.Submit) else ""), "oversized")
+            sock.send(data)
             if self._monitor is None:
                 break
             try:

@@ -22,8 +22,12 @@ from cuefarm.operations import (  # noqa: F401 - named here with every other typ
     RunRetention, SetLayerRange, SetProjectNotify)
 
 PROTOCOL_VERSION = 1
-# Client requests may carry a large submission; worker traffic is small.
+# Replies to clients may carry large pages (frames, logs); worker traffic is small.
 MAX_CLIENT_MESSAGE = 64 * 1024 * 1024
+# What a client may send in one request: a submission of thousands of jobs fits, and decoding
+# it, however it is made, holds the supervisor's loop no more than some 150 ms (16 MB of the
+# smallest items).
+MAX_CLIENT_REQUEST = 16 * 1024 * 1024
 MAX_WORKER_MESSAGE = 8 * 1024 * 1024
 MAX_FRAMES_PAGE = 50_000            # the largest `limit` of a list_frames request
 

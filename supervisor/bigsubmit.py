@@ -99,12 +99,15 @@ def check_size(jobs: Any, max_frames: int, max_layers: int, max_per_job: int) ->
     and a submit is checked and stored whole); else return about how many frames it has.
     A job over `max_per_job` is left to the job's own check, which names its layer."""
     jobs = jobs if isinstance(jobs, list) else []
+    # Each job has a layer at least: more jobs than that are refused before walking them.
+    count = len(jobs) if len(jobs) > max_layers else sum(
+        len(j["layers"]) for j in jobs if isinstance(j, dict) and isinstance(j.get("layers"), list))
+    if count > max_layers:
+        raise RequestError("invalid", f"a submission may have at most {max_layers:,} layers "
+                                      f"(max_layers_per_submit); this one has {count:,} in "
+                                      f"{len(jobs):,} jobs: submit them in parts", "jobs")
     layers = [layer for j in jobs if isinstance(j, dict) and isinstance(j.get("layers"), list)
               for layer in j["layers"]]
-    if len(layers) > max_layers:
-        raise RequestError("invalid", f"a submission may have at most {max_layers:,} layers "
-                                      f"(max_layers_per_submit); this one has {len(layers):,} "
-                                      f"in {len(jobs):,} jobs: submit them in parts", "jobs")
     # Counting a range takes a microsecond for each of its parts: the loop counts no more
     # than RANGE_TEXT characters of them (some 40 ms).
     text = sum(len(layer["range"]) for layer in layers

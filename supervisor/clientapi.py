@@ -55,7 +55,7 @@ def handle(cx: Context, frames: list[bytes],
         return
     route, data = frames[:-1], frames[-1]
     try:
-        env, body = p.decode(data, p.MAX_CLIENT_MESSAGE, p.CLIENT_REQUESTS)
+        env, body = p.decode(data, p.MAX_CLIENT_REQUEST, p.CLIENT_REQUESTS)
     except p.ProtocolError as exc:
         cx.live.errors[exc.code] += 1
         log.info("bad client request: %s", exc.message)

@@ -212,7 +212,7 @@ class Loop:
         _check_somaxconn()
         openfiles.lift_limit()      # before anyone can connect
         gate = self.cx.gate
-        self.client_sock = self._router(p.MAX_CLIENT_MESSAGE, endpoints[0], trust.CLIENT)
+        self.client_sock = self._router(p.MAX_CLIENT_REQUEST, endpoints[0], trust.CLIENT)
         self.worker_sock = self._router(p.MAX_WORKER_MESSAGE, endpoints[1], trust.WORKER)
         pub = self.ctx.socket(zmq.XPUB)
         pub.setsockopt(zmq.LINGER, 0)

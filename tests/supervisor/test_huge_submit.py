@@ -52,6 +52,9 @@ def test_a_submit_is_refused_past_the_supervisors_frames_or_layers_from_its_rang
         check([huge("a", 1)] * 5)
     assert "at most 4 layers (max_layers_per_submit); this one has 5 in 5 jobs" \
         in info.value.message
+    with pytest.raises(RequestError) as info:       # jobs of no layers (refused anyway)
+        check([{}] * 1_000_000)
+    assert "this one has 1,000,000 in 1,000,000 jobs" in info.value.message
     # Ranges are counted on the loop, a part at a time: so much of them and no more.
     listed = ",".join(["1"] * (bigsubmit.RANGE_TEXT // 2))          # 99,999 characters
     assert check([{"layers": [{"range": listed}, {"range": "1"}, {"range": 7}]}]) == 50_002

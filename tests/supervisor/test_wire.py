@@ -64,6 +64,7 @@ def test_malformed_unknown_and_oversized_input_get_error_replies(sqlite_farm):
         (client, p.encode(p.Ping(), type_name="submit"), "malformed"),
         (worker, b"\x93\x01", "malformed"),
         (worker, b"x" * (p.MAX_WORKER_MESSAGE + 10), "oversized"),
+        (client, b"x" * (p.MAX_CLIENT_REQUEST + 10), "oversized"),
     ]
     for peer, data, code in cases:
         peer.sock.send(data)
@@ -463,3 +464,14 @@ def test_a_small_kernel_queue_for_waiting_connections_is_named(tmp_path, caplog)
     [record] = caplog.records
     assert "net.core.somaxconn is 128" in record.getMessage()
     assert _check_somaxconn(str(tmp_path / "missing")) is None
+
+
+def test_a_client_refuses_to_send_a_request_the_supervisor_would_not_take(sqlite_farm):
+    c = sqlite_farm.client()
+    job = {"name": "j", "project": "p", "layers": [
+        {"name": "r", "command": ["true"], "range": "1", "env": {"A": "x" * 100_000}}]}
+    with pytest.raises(CueFarmError) as err:
+        c.submit([job | {"name": f"j{i}"} for i in range(170)])       # 17 MB
+    assert err.value.code == "oversized" and "submit fewer jobs at a time" in str(err.value)
+    assert c.jobs() == []
+    assert len(c.submit([job | {"name": f"j{i}"} for i in range(150)])) == 150    # 15 MB
