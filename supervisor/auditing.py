@@ -73,19 +73,27 @@ def objects_of(type_name: str, body: Any, reply: Any) -> str:
     return ", ".join(out)[:2000]
 
 
+def _detail(type_name: str, body: Any) -> Any:
+    """What the trail keeps of a request's body."""
+    if type_name != "submit":
+        return _short(body)
+    jobs = body.jobs if isinstance(body.jobs, list) else []
+    return {"jobs": [{"name": str(_short(j.get("name")))[:200],
+                      "project": str(_short(j.get("project", "")))[:200],
+                      "layers": len(layers) if isinstance(layers := j.get("layers"), list)
+                      else 0}
+                     for j in jobs[:50] if isinstance(j, dict)],
+            "submission": body.submission}
+
+
 def note(cx: Context, type_name: str, body: Any, user: str, route: list[bytes],
          reply: Any) -> None:
     """Keep one entry for the next write (the loop writes them every turn)."""
-    if type_name != "submit":
-        detail = _short(body)
-    else:
-        jobs = body.jobs if isinstance(body.jobs, list) else []
-        detail = {"jobs": [{"name": str(_short(j.get("name")))[:200],
-                            "project": str(_short(j.get("project", "")))[:200],
-                            "layers": len(layers) if isinstance(layers := j.get("layers"),
-                                                                  list) else 0}
-                           for j in jobs[:50] if isinstance(j, dict)],
-                  "submission": body.submission}
+    try:
+        detail = _detail(type_name, body)
+    except Exception:  # noqa: BLE001 - a bug here must not keep the reply from going out
+        log.exception("could not note the details of a %s request", type_name)
+        detail = "(not readable)"
     if isinstance(reply, p.Error):
         outcome = "refused" if reply.code in REFUSALS else "failed"
         message = f"{reply.code}: {reply.message}"
