@@ -113,8 +113,8 @@ def check_size(jobs: Any, max_frames: int, max_layers: int, max_per_job: int) ->
     text = sum(len(layer["range"]) for layer in layers
                if isinstance(layer, dict) and isinstance(layer.get("range"), str))
     if text > RANGE_TEXT:
-        raise RequestError("invalid", f"the frame ranges of a submission total at most "
-                                      f"{RANGE_TEXT:,} characters; this one's have {text:,}: "
+        raise RequestError("invalid", f"the frame ranges of a submission may total at most "
+                                      f"{RANGE_TEXT:,} characters; these total {text:,}: "
                                       "write frames as ranges (1-100, 1-100x2) or submit in "
                                       "parts", "jobs")
     per_job = [rough_frames([job]) for job in jobs]

@@ -60,7 +60,7 @@ def test_a_submit_is_refused_past_the_supervisors_frames_or_layers_from_its_rang
     assert check([{"layers": [{"range": listed}, {"range": "1"}, {"range": 7}]}]) == 50_002
     with pytest.raises(RequestError) as info:
         check([{"layers": [{"range": listed + ",1"}, {"range": "1"}]}])
-    assert "at most 100,000 characters; this one's have 100,002" in info.value.message
+    assert "may total at most 100,000 characters; these total 100,002" in info.value.message
     assert info.value.field == "jobs"
     # A job over the supervisor's limit for one job is left to that job's own check, which
     # names the layer; and what is no submit at all to validation, which says what it is.
@@ -168,7 +168,7 @@ def test_a_submit_past_the_supervisors_limits_is_refused_whole(db_url, tmp_path)
         assert f"this one has {2 * FRAMES + 1:,} in 2 jobs" in str(err.value)
         with pytest.raises(CueFarmError, match="max_layers_per_submit"):
             c.submit([huge(f"s{i}", 5) for i in range(4)])
-        with pytest.raises(CueFarmError, match="frame ranges of a submission total at most"):
+        with pytest.raises(CueFarmError, match="frame ranges of a submission may total"):
             c.submit([huge("a", range=",".join(["1"] * bigsubmit.RANGE_TEXT))])
         # A billion frames in one job: refused by the job's own limit, naming its range.
         with pytest.raises(CueFarmError, match="maximum of 1,000,000 frames") as err:
