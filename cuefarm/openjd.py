@@ -31,7 +31,7 @@ SPECIFICATION = "jobtemplate-2023-09"
 SUPPORTED_EXTENSIONS = ("TASK_CHUNKING",)
 # Tasks of a step mapped one command line per frame: each is written into the frame's command.
 MAX_LISTED_TASKS = 10_000
-# ...in one `sh -c` argument, as long as a program can be started with.
+# All of them go into one `sh -c` argument: at most what a program can be started with.
 MAX_SCRIPT_BYTES = spec.MAX_EXEC_STRING - 1
 # Stands for the frame's working directory while format strings are resolved.
 _WORKDIR = "\x01CUEFARM_WORKDIR\x01"
