@@ -101,7 +101,8 @@ def check_size(jobs: Any, max_frames: int, max_layers: int, max_per_job: int) ->
     jobs = jobs if isinstance(jobs, list) else []
     # Each job has a layer at least: more jobs than that are refused before walking them.
     count = len(jobs) if len(jobs) > max_layers else sum(
-        len(j["layers"]) for j in jobs if isinstance(j, dict) and isinstance(j.get("layers"), list))
+        len(j["layers"]) for j in jobs
+        if isinstance(j, dict) and isinstance(j.get("layers"), list))
     if count > max_layers:
         raise RequestError("invalid", f"a submission may have at most {max_layers:,} layers "
                                       f"(max_layers_per_submit); this one has {count:,} in "
