@@ -34,13 +34,29 @@ def audited(type_name: str, read: bool) -> bool:
             and not type_name.startswith(("list_", "get_")))
 
 
+def _fields(body: msgspec.Struct) -> dict[str, Any]:
+    """A struct's fields as msgspec.to_builtins gives them (unset ones left out, and those at
+    their default when the struct omits them), without converting their values."""
+    omit = body.__struct_config__.omit_defaults
+    out = {}
+    for f in msgspec.structs.fields(body):
+        value = getattr(body, f.name)
+        if value is msgspec.UNSET:
+            continue
+        if omit and ((f.default is not msgspec.NODEFAULT and value == f.default) or
+                     (f.default_factory is not msgspec.NODEFAULT
+                      and value == f.default_factory())):
+            continue
+        out[f.name] = value
+    return out
+
+
 def _short(value: Any, depth: int = 0) -> Any:
     """The request as stored: long strings and lists cut, nothing deeper than a few levels.
     Only what is kept is looked at: a request of millions of items costs no more than one
     of fifty."""
     if isinstance(value, msgspec.Struct):
-        value = {name: getattr(value, name) for name in value.__struct_fields__
-                 if getattr(value, name) is not msgspec.UNSET}
+        value = _fields(value)
     if isinstance(value, str):
         return storable(value if len(value) <= 200 else value[:200] + "…")
     if isinstance(value, (list, tuple)):
