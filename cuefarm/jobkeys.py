@@ -26,6 +26,10 @@ NO_NUL = r"^[^\x00]*\Z"
 OS_NAMES = ("linux", "windows", "darwin")
 MAX_SECONDS = 365 * 86400
 MAX_OUTPUTS = 16
+# A layer's lists of tags, host patterns, limits and dependencies: each is matched against
+# every host the layer may run on, at every dispatch.
+MAX_LISTED = 1_000
+LISTED = msgspec.Meta(max_length=MAX_LISTED)
 REQUIRED = object()         # the default of a key that must be given
 # Bounds the digits so int() never sees a huge string (it raises past 4300 digits).
 INT_RE = re.compile(r"-?[0-9]{1,18}", re.ASCII)
@@ -43,8 +47,9 @@ class SpecError(ValueError):
 def key(value: str, doc: str = "", **words: str) -> msgspec.Meta:
     """A key's description: `value` (its kind of value, in words) and `doc` (what it means) for
     the reference; `words` say what is wrong with a bad value where the generic words would
-    not do: `wrong` (the value), `item` (an entry of it), `item_pattern` (an entry that does
-    not match its pattern or length), `name` (a name in a mapping), `missing` (the key left
+    not do: `wrong` (the value), `wrong_pattern` (a value of the wrong length), `item` (an
+    entry of it), `item_pattern` (an entry that does not match its pattern or length), `name`
+    (a name in a mapping), `missing` (the key left
     out).  Each may use {value} (the bad value's repr, shortened)."""
     return msgspec.Meta(description=doc or None, extra={"value": value, **words})
 
@@ -133,31 +138,38 @@ class LayerFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         "path", "The directory a frame runs in (path maps apply). Not given: each attempt runs "
         "in a fresh directory of its own under the worker's data directory.",
         wrong="cwd is a directory path")] = None
-    depends_on: Annotated[list[Union[str, DependencyFile]], key(
+    depends_on: Annotated[list[Union[str, DependencyFile]], LISTED, key(
         "list of dependencies", "What the layer waits for (below).",
         wrong="depends_on is a list of layer names or dependency mappings",
+        wrong_pattern=f"at most {MAX_LISTED:,} dependencies",
         item="expected a layer name or a mapping, got {value}")] = []
-    tags: Annotated[list[Tag], key(
+    tags: Annotated[list[Tag], LISTED, key(
         "list of tags", "Only hosts with all these tags.", wrong="expected a list of tags",
+        wrong_pattern=f"at most {MAX_LISTED:,} tags",
         item="{value} is not a valid tag")] = []
     os: Annotated[Optional[Literal[OS_NAMES]], key(
         " or ".join(f"`{n}`" for n in OS_NAMES), "Only hosts running this OS.",
         wrong="{value} is not one of " + ", ".join(OS_NAMES))] = None
-    hosts: Annotated[list[HostPattern], key(
+    hosts: Annotated[list[HostPattern], LISTED, key(
         "list of name patterns", "Only hosts matching one of these, e.g. `render-*`.",
         wrong="expected a list of host name patterns",
+        wrong_pattern=f"at most {MAX_LISTED:,} patterns (one such as render-* or a tag "
+                      "names many hosts)",
         item="{value} is not a valid host name pattern")] = []
-    omit_hosts: Annotated[list[HostPattern], key(
+    omit_hosts: Annotated[list[HostPattern], LISTED, key(
         "list of name patterns", "Never hosts matching these.",
         wrong="expected a list of host name patterns",
+        wrong_pattern=f"at most {MAX_LISTED:,} patterns (one such as render-* names many "
+                      "hosts)",
         item="{value} is not a valid host name pattern")] = []
     requirements: Annotated[Optional[str], key(
         "host expression", "Only hosts for which it holds, e.g. `host.memory >= 32000 and "
         "\"gpu\" in host.tags`.", wrong="requirements are an expression (a string), got {value}")
     ] = None
-    limits: Annotated[list[Tag], key(
+    limits: Annotated[list[Tag], LISTED, key(
         "list of limit names", "Limits (e.g. licences) each running frame holds; see "
         "`cuefarm limits`.", wrong="expected a list of limit names",
+        wrong_pattern=f"at most {MAX_LISTED:,} limits",
         item="{value} is not a valid limit name")] = []
     outputs: Annotated[list[OutputPath], msgspec.Meta(max_length=MAX_OUTPUTS), key(
         "list of paths", "Images each frame writes, `#` standing for the frame number padded "

@@ -5,11 +5,11 @@ there."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
-from cuefarm.body import Body, Int
+from cuefarm.body import MAX_REQUEST_ITEMS, Body, Ids, Int
 
 
 class ListAudit(Body):
@@ -36,9 +36,9 @@ class FrameOrder(Body):
 
     how: str                        # front | stagger
     job_id: Int
-    frame_ids: list[Int] = []
+    frame_ids: Ids = []
     layer: str | None = None
-    numbers: list[Int] = []
+    numbers: Ids = []
     every: Int = 0                  # stagger: the step, 2 or more
 
 
@@ -49,9 +49,9 @@ class RetryMoreMemory(Body):
     after."""
 
     job_id: Int
-    frame_ids: list[Int] = []
+    frame_ids: Ids = []
     layer: str | None = None
-    numbers: list[Int] = []
+    numbers: Ids = []
     factor: float | None = None
     memory: Int | None = None
 
@@ -95,7 +95,7 @@ class RestoreArchive(Body):
     given: all) brought back, read-only."""
 
     file: str
-    job_ids: list[Int] = msgspec.field(default_factory=list)
+    job_ids: Ids = msgspec.field(default_factory=list)
 
 
 class RunRetention(Body):
@@ -112,7 +112,8 @@ class SetProjectNotify(Body):
     give none (empty: none; the supervisor's defaults apply)."""
 
     project: str
-    rules: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    rules: Annotated[list[dict[str, Any]], msgspec.Meta(max_length=MAX_REQUEST_ITEMS)] = \
+        msgspec.field(default_factory=list)
 
 
 class GetProjectNotify(Body):
@@ -126,14 +127,14 @@ class JobNotify(Body):
     to `rules` when given ([]: none of its own; its project's or the supervisor's apply)."""
 
     job_id: Int
-    rules: list[dict[str, Any]] | None = None
+    rules: Annotated[list[dict[str, Any]], msgspec.Meta(max_length=MAX_REQUEST_ITEMS)] | None = None
 
 
 class RetryNotifications(Body):
     """Answered with Done: failed notifications (those of `ids`; none given: all) are tried
     again."""
 
-    ids: list[Int] = msgspec.field(default_factory=list)
+    ids: Ids = msgspec.field(default_factory=list)
 
 
 # --- comments, layer statistics and host history (client -> supervisor) ------------------------

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from cuefarm.body import Body, Int  # noqa: F401 - every body type is protocol.X
+from cuefarm.body import (  # noqa: F401 - every body type is protocol.X
+    MAX_REQUEST_ITEMS, Body, Ids, Int, Names, Values)
 from cuefarm.jobkeys import NO_NUL
 from cuefarm.operations import (  # noqa: F401 - named here with every other type
     AddComment, AddDependency, DeleteComment, FrameOrder, GetProjectNotify, HostHistory,
@@ -111,7 +112,7 @@ class ListFrames(Body):
 
     job_id: Int | None = None
     layer: str | None = None
-    states: list[str] | None = None
+    states: Names | None = None
     offset: Int = 0                 # rows to skip, in the supervisor's order
     limit: Int | None = None        # at most this many (1..MAX_FRAMES_PAGE); None: all
     host: str | None = None         # instead of job_id: what runs on this host, every job
@@ -123,7 +124,7 @@ class ListHosts(Body):
 
 class JobControl(Body):
     action: str                     # pause | resume | kill | retry | eat | priority
-    job_ids: list[Int]
+    job_ids: Ids
     value: Int | None = None        # the new priority for "priority"
     clear_bans: bool = False        # retry, resume: forget the jobs' bad hosts first
 
@@ -135,16 +136,16 @@ class FrameControl(Body):
 
     action: str                     # retry | kill | eat
     job_id: Int
-    frame_ids: list[Int] = []
+    frame_ids: Ids = []
     layer: str | None = None
-    numbers: list[Int] = []
+    numbers: Ids = []
 
 
 class HostControl(Body):
     """Lock or unlock hosts: names, glob patterns ("render-*") or "tag:NAME"."""
 
     action: str                     # lock | unlock
-    hosts: list[str]
+    hosts: Names
     purge: bool = False
     slots: Int | None = None        # lock: leave this many slots (a partial lock)
 
@@ -156,19 +157,19 @@ class HostSlots(Body):
 
 class HostTags(Body):
     host: str
-    add: list[str] = []
-    remove: list[str] = []
+    add: Names = []
+    remove: Names = []
 
 
 class HostDrain(Body):
-    hosts: list[str]
+    hosts: Names
     then: str = "stay"              # exit | reboot | stay
     cancel: bool = False
 
 
 class AdmissionControl(Body):
     action: str                     # admit | ban | forget
-    names: list[str]
+    names: Names
     reason: str = ""
 
 
@@ -178,13 +179,13 @@ class ListAdmission(Body):
 
 class SetAdmission(Body):
     mode: str | None = None         # any | ranges | named
-    networks: list[str] | None = None
-    patterns: list[str] | None = None
+    networks: Names | None = None
+    patterns: Names | None = None
 
 
 class SetSchedule(Body):
     target: str                     # host name pattern, or tag:NAME
-    days: list[Int]                 # 0 = Monday .. 6 = Sunday
+    days: Annotated[list[Int], msgspec.Meta(max_length=7)]   # 0 = Monday .. 6 = Sunday
     start: str                      # "09:00"
     end: str                        # "19:00"
     purge: bool = False
@@ -240,7 +241,7 @@ class SetJob(Body):
     """Change a job after submission: priority, min_slots, max_slots, project."""
 
     job_id: Int
-    values: dict[str, Any]
+    values: Values
 
 
 class SetLayer(Body):
@@ -248,7 +249,7 @@ class SetLayer(Body):
 
     job_id: Int
     layer: str
-    values: dict[str, Any]
+    values: Values
 
 
 class SetProject(Body):
@@ -556,7 +557,7 @@ class SetProjectMembers(Body):
     an empty list opens it to everyone again."""
 
     name: str
-    members: list[str] = []
+    members: Names = []
 
 
 class ListSupervisors(Body):

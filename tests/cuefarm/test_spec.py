@@ -360,3 +360,21 @@ def test_a_command_or_env_too_large_to_start_a_program_with_is_refused():
             validate_job(with_layer(0, **layer))
         assert info.value.field == f"job.layers[0]{'.' if field else ''}{field}"
         assert message in info.value.message
+
+
+@pytest.mark.parametrize("key, words", [
+    ("tags", "at most 1,000 tags"), ("hosts", "at most 1,000 patterns"),
+    ("omit_hosts", "at most 1,000 patterns"), ("limits", "at most 1,000 limits"),
+    ("depends_on", "at most 1,000 dependencies")])
+def test_a_layers_lists_are_bounded(key, words):
+    # Each is matched against every host the layer may run on, at every dispatch.
+    with pytest.raises(SpecError) as info:
+        validate_job(with_layer(0, **{key: ["x"] * 1_001}))
+    assert info.value.field == f"job.layers[0].{key}" and info.value.message.startswith(words)
+    if key in spec.LAYER_EDITABLE:              # and when a layer is changed
+        with pytest.raises(SpecError) as info:
+            spec.validate_layer_changes({key: ["x"] * 1_000_000})
+        assert info.value.field == f"values.{key}" and info.value.message.startswith(words)
+    if key != "depends_on":                     # a thousand different ones are taken
+        taken = validate_job(with_layer(0, **{key: [f"x{i}" for i in range(1_000)]}))
+        assert len(getattr(taken.layers[0], key)) == 1_000

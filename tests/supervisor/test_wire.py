@@ -475,3 +475,24 @@ def test_a_client_refuses_to_send_a_request_the_supervisor_would_not_take(sqlite
     assert err.value.code == "oversized" and "submit fewer jobs at a time" in str(err.value)
     assert c.jobs() == []
     assert len(c.submit([job | {"name": f"j{i}"} for i in range(150)])) == 150    # 15 MB
+
+
+def test_a_request_naming_too_many_jobs_hosts_or_frames_is_refused_whole(sqlite_farm):
+    c = sqlite_farm.client()
+    [jid] = c.submit([{"name": "j", "project": "p", "layers": [
+        {"name": "r", "command": ["sleep", "60"], "range": "1-3"}]}])
+    too_many = p.MAX_REQUEST_ITEMS + 1
+    for body, type_name, where in [
+            (p.JobControl(action="pause", job_ids=[jid] * too_many), None, "$.job_ids"),
+            (p.FrameControl(action="kill", job_id=jid, numbers=[1] * too_many), None,
+             "$.numbers"),
+            (p.HostControl(action="lock", hosts=["w"] * too_many), None, "$.hosts"),
+            (p.SetLayer(job_id=jid, layer="r", values={f"k{i}": 1 for i in range(65)}),
+             "set_layer", "$.values")]:
+        with pytest.raises(CueFarmError) as err:
+            c.request(body, type_name=type_name)
+        assert err.value.code == "malformed" and where in str(err.value), err.value
+    assert c.job(jid)["state"] == "ACTIVE"
+    # As many as allowed are taken.
+    c.request(p.JobControl(action="pause", job_ids=[jid] * p.MAX_REQUEST_ITEMS))
+    assert c.job(jid)["state"] == "PAUSED"
