@@ -17,7 +17,7 @@ import itertools
 import os
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import zmq
 
@@ -29,6 +29,16 @@ from cuefarm.config import DEFAULT_ADDRESS, ConfigError, parse_address
 # How long a client waits for a connection to the supervisor before saying nothing answers.
 CONNECT_TIMEOUT = 2.5
 SUBMIT_RETRIES = 2        # resends of a submit that got no reply (same submission id)
+
+
+def _parts(frame_ids: Iterable[int], numbers: Iterable[int]) -> list[tuple[list, list]]:
+    """(frame ids, numbers) of requests naming at most MAX_REQUEST_ITEMS frames each, which
+    together name all of `frame_ids` and `numbers` (one request when they fit in one)."""
+    ids, nums, most = list(frame_ids), list(numbers), p.MAX_REQUEST_ITEMS
+    if len(ids) <= most and len(nums) <= most:
+        return [(ids, nums)]
+    return ([(ids[i:i + most], []) for i in range(0, len(ids), most)]
+            + [([], nums[i:i + most]) for i in range(0, len(nums), most)])
 
 
 class CueFarmError(Exception):
@@ -408,7 +418,10 @@ class Client:
     def _job_control(self, action: str, job_ids: int | list[int], value: int | None = None,
                      clear_bans: bool = False) -> int:
         ids = [job_ids] if isinstance(job_ids, int) else list(job_ids)
-        return self.request(p.JobControl(action, ids, value, clear_bans)).count
+        # A request names at most MAX_REQUEST_ITEMS jobs: more are acted on in parts.
+        return sum(self.request(p.JobControl(action, ids[i:i + p.MAX_REQUEST_ITEMS], value,
+                                             clear_bans)).count
+                   for i in range(0, max(len(ids), 1), p.MAX_REQUEST_ITEMS))
 
     def pause(self, job_id: int | list[int]) -> int:
         return self._job_control("pause", job_id)
@@ -437,9 +450,10 @@ class Client:
                       layer: str | None = None, numbers: list[int] = ()) -> int:
         """retry | kill | eat frames of a job: by id (`frame_ids`, from frames()), or by frame
         number (`numbers`: the frames, or chunks, that run them) in `layer` (needed when the
-        job has several).  Ids and numbers not in the job are refused (CueFarmError)."""
-        return self.request(p.FrameControl(action, job_id, list(frame_ids), layer,
-                                           list(numbers))).count
+        job has several).  Ids and numbers not in the job are refused (CueFarmError).  More
+        than a request may name (MAX_REQUEST_ITEMS) are acted on in parts."""
+        return sum(self.request(p.FrameControl(action, job_id, ids, layer, part)).count
+                   for ids, part in _parts(frame_ids, numbers))
 
     def frames_to_front(self, job_id: int, frame_ids: list[int] = (), *,
                         layer: str | None = None, numbers: list[int] = ()) -> int:

@@ -278,3 +278,32 @@ def test_a_layer_gets_a_new_range_and_chunk_while_none_of_its_frames_has_run(far
     c.frame_control("done", job_id, layer="a", numbers=[1, 2, 3, 4])
     wait_until(lambda: "DEPEND" not in states(c, job_id, "b").values(), message="b released")
     w.close()
+
+
+def test_frames_past_what_one_request_names_are_sent_in_parts(farm, monkeypatch):
+    c = farm.client()
+    [job_id] = c.submit({"name": "parts", "layers": [
+        {"name": "r", "command": "x", "range": "1-10"}]})
+    # The supervisor takes MAX_REQUEST_ITEMS at a time; this client splits at 3.
+    monkeypatch.setattr(p, "MAX_REQUEST_ITEMS", 3)
+    assert c.frame_control("eat", job_id, layer="r", numbers=list(range(1, 8))) == 7
+    assert sorted(n for n, s in states(c, job_id).items() if s == "EATEN") == [1, 2, 3, 4, 5,
+                                                                              6, 7]
+    ids = [f["id"] for f in c.frames(job_id)]
+    assert c.frame_control("eat", job_id, ids) == 3          # 8, 9, 10; the rest were eaten
+    assert set(states(c, job_id).values()) == {"EATEN"}
+
+
+def test_a_whole_layer_over_what_one_request_names_is_marked_done(sqlite_farm):
+    c = sqlite_farm.client(timeout=60)
+    frames = p.MAX_REQUEST_ITEMS * 2 + 500
+    [job_id] = c.submit({"name": "wide", "layers": [
+        {"name": "r", "command": "x", "range": f"1-{frames}"}]})
+    # As cuegui's "mark layer done" sends it: every number of the layer's range.
+    assert c.frame_control("done", job_id, layer="r", numbers=range(1, frames + 1)) == frames
+    assert c.job(job_id)["state"] == "FINISHED"
+    # Jobs too (a list past what one request names: the same job over and over here).
+    [other] = c.submit({"name": "other", "layers": [{"name": "r", "command": "x",
+                                                     "range": "1"}]})
+    assert c.pause([other] * (p.MAX_REQUEST_ITEMS + 1)) >= 1
+    assert c.job(other)["state"] == "PAUSED"
