@@ -20,3 +20,9 @@ Values = Annotated[dict[str, Any], msgspec.Meta(max_length=64)]
 
 class Body(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Base of every message body."""
+
+
+def in_parts(items: list, most: int) -> list[list]:
+    """`items` in lists of at most `most` (one, maybe empty, when they fit): requests naming
+    them all, a part each."""
+    return [items[i:i + most] for i in range(0, max(len(items), 1), most)]

@@ -17,7 +17,7 @@ import itertools
 import os
 import time
 import uuid
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import zmq
 
@@ -29,16 +29,6 @@ from cuefarm.config import DEFAULT_ADDRESS, ConfigError, parse_address
 # How long a client waits for a connection to the supervisor before saying nothing answers.
 CONNECT_TIMEOUT = 2.5
 SUBMIT_RETRIES = 2        # resends of a submit that got no reply (same submission id)
-
-
-def _parts(frame_ids: Iterable[int], numbers: Iterable[int]) -> list[tuple[list, list]]:
-    """(frame ids, numbers) of requests naming at most MAX_REQUEST_ITEMS frames each, which
-    together name all of `frame_ids` and `numbers` (one request when they fit in one)."""
-    ids, nums, most = list(frame_ids), list(numbers), p.MAX_REQUEST_ITEMS
-    if len(ids) <= most and len(nums) <= most:
-        return [(ids, nums)]
-    return ([(ids[i:i + most], []) for i in range(0, len(ids), most)]
-            + [([], nums[i:i + most]) for i in range(0, len(nums), most)])
 
 
 class CueFarmError(Exception):
@@ -418,10 +408,8 @@ class Client:
     def _job_control(self, action: str, job_ids: int | list[int], value: int | None = None,
                      clear_bans: bool = False) -> int:
         ids = [job_ids] if isinstance(job_ids, int) else list(job_ids)
-        # A request names at most MAX_REQUEST_ITEMS jobs: more are acted on in parts.
-        return sum(self.request(p.JobControl(action, ids[i:i + p.MAX_REQUEST_ITEMS], value,
-                                             clear_bans)).count
-                   for i in range(0, max(len(ids), 1), p.MAX_REQUEST_ITEMS))
+        return sum(self.request(p.JobControl(action, part, value, clear_bans)).count
+                   for part in p.in_parts(ids, p.MAX_REQUEST_ITEMS))
 
     def pause(self, job_id: int | list[int]) -> int:
         return self._job_control("pause", job_id)
@@ -452,8 +440,12 @@ class Client:
         number (`numbers`: the frames, or chunks, that run them) in `layer` (needed when the
         job has several).  Ids and numbers not in the job are refused (CueFarmError).  More
         than a request may name (MAX_REQUEST_ITEMS) are acted on in parts."""
-        return sum(self.request(p.FrameControl(action, job_id, ids, layer, part)).count
-                   for ids, part in _parts(frame_ids, numbers))
+        ids, nums, most = list(frame_ids), list(numbers), p.MAX_REQUEST_ITEMS
+        parts = [(ids, nums)] if len(ids) <= most and len(nums) <= most else [
+            *((i, []) for i in p.in_parts(ids, most) if i),
+            *(([], n) for n in p.in_parts(nums, most) if n)]
+        return sum(self.request(p.FrameControl(action, job_id, i, layer, n)).count
+                   for i, n in parts)
 
     def frames_to_front(self, job_id: int, frame_ids: list[int] = (), *,
                         layer: str | None = None, numbers: list[int] = ()) -> int:

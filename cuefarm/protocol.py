@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import msgspec
 
 from cuefarm.body import (  # noqa: F401 - every body type is protocol.X
-    MAX_REQUEST_ITEMS, Body, Ids, Int, Names, Values)
+    MAX_REQUEST_ITEMS, Body, Ids, Int, Names, Values, in_parts)
 from cuefarm.jobkeys import NO_NUL
 from cuefarm.operations import (  # noqa: F401 - named here with every other type
     AddComment, AddDependency, DeleteComment, FrameOrder, GetProjectNotify, HostHistory,

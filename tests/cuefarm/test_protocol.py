@@ -373,3 +373,9 @@ def test_the_longest_texts_a_database_holds_are_taken():
     assert body == reg
     done = p.Complete([p.Completion("2." + "2" * 62, 0, 1.0, 2.0)])
     assert p.decode(p.encode(done), p.MAX_WORKER_MESSAGE)[1] == done
+
+
+def test_a_list_is_cut_in_parts_a_request_can_name():
+    assert p.in_parts([], 3) == [[]]
+    assert p.in_parts([1, 2, 3], 3) == [[1, 2, 3]]
+    assert p.in_parts(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
