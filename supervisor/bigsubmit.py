@@ -100,15 +100,12 @@ def check_size(jobs: Any, max_frames: int, max_layers: int, max_per_job: int) ->
     A job over `max_per_job` is left to the job's own check, which names its layer."""
     jobs = jobs if isinstance(jobs, list) else []
     # Each job has a layer at least: more jobs than that are refused before walking them.
-    count = len(jobs) if len(jobs) > max_layers else sum(
-        len(j["layers"]) for j in jobs
-        if isinstance(j, dict) and isinstance(j.get("layers"), list))
+    count = len(jobs) if len(jobs) > max_layers else sum(map(len, _layer_lists(jobs)))
     if count > max_layers:
         raise RequestError("invalid", f"a submission may have at most {max_layers:,} layers "
                                       f"(max_layers_per_submit); this one has {count:,} in "
                                       f"{len(jobs):,} jobs: submit them in parts", "jobs")
-    layers = [layer for j in jobs if isinstance(j, dict) and isinstance(j.get("layers"), list)
-              for layer in j["layers"]]
+    layers = [layer for listed in _layer_lists(jobs) for layer in listed]
     # Counting a range takes a microsecond for each of its parts: the loop counts no more
     # than RANGE_TEXT characters of them (some 40 ms).
     text = sum(len(layer["range"]) for layer in layers
@@ -131,10 +128,13 @@ def rough_cost(jobs: Any, frames: int | None = None) -> int:
     from their ranges, unless counted already: `frames`) and JOB_COST for each job and
     LAYER_COST for each layer."""
     jobs = jobs if isinstance(jobs, list) else []
-    layers = sum(len(j["layers"]) for j in jobs
-                 if isinstance(j, dict) and isinstance(j.get("layers"), list))
     frames = rough_frames(jobs) if frames is None else frames
-    return frames + JOB_COST * len(jobs) + LAYER_COST * layers
+    return frames + JOB_COST * len(jobs) + LAYER_COST * sum(map(len, _layer_lists(jobs)))
+
+
+def _layer_lists(jobs: list) -> list[list]:
+    """The `layers` lists of a submit's raw job dicts (where they are lists)."""
+    return [j["layers"] for j in jobs if isinstance(j, dict) and isinstance(j.get("layers"), list)]
 
 
 def huge(cx: Context, body: p.Submit, frames: int, size: int = 0) -> bool:
